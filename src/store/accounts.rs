@@ -1,0 +1,231 @@
+//! Accounts on assets and account templates. Secrets arrive here already
+//! sealed by the vault and leave sealed; this file never sees plaintext.
+
+use jiff::Timestamp;
+use sqlx::sqlite::SqliteRow;
+use sqlx::{Row, SqliteConnection};
+
+use super::{Result, StoreError, bool_i, parsed, ts};
+use crate::model::{Account, SecretKind};
+
+#[derive(Debug, Clone)]
+pub struct NewAccount {
+    pub id: String,
+    pub asset_id: String,
+    pub username: String,
+    pub secret_kind: SecretKind,
+    pub sealed_secret: Option<String>,
+    pub privileged: bool,
+    pub template_id: Option<String>,
+}
+
+pub async fn insert(
+    conn: &mut SqliteConnection,
+    asset_name: &str,
+    new: &NewAccount,
+    now: Timestamp,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO accounts (id, asset_id, username, secret_kind, secret, privileged, active,
+                               template_id, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, 1, $7, $8, $8)",
+    )
+    .bind(&new.id)
+    .bind(&new.asset_id)
+    .bind(&new.username)
+    .bind(new.secret_kind.as_str())
+    .bind(&new.sealed_secret)
+    .bind(bool_i(new.privileged))
+    .bind(&new.template_id)
+    .bind(ts(now))
+    .execute(conn)
+    .await
+    .map_err(|e| match &e {
+        sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Duplicate {
+            kind: "account",
+            name: format!("{}@{asset_name}", new.username),
+        },
+        _ => StoreError::from(e),
+    })?;
+    Ok(())
+}
+
+fn account(row: &SqliteRow) -> Result<Account> {
+    Ok(Account {
+        id: row.try_get("id")?,
+        asset_id: row.try_get("asset_id")?,
+        asset: row.try_get("asset")?,
+        username: row.try_get("username")?,
+        secret_kind: parsed(row, "secret_kind")?,
+        privileged: row.try_get::<i64, _>("privileged")? != 0,
+        active: row.try_get::<i64, _>("active")? != 0,
+    })
+}
+
+const SELECT: &str = "SELECT ac.id, ac.asset_id, a.name AS asset, ac.username, ac.secret_kind,
+     ac.privileged, ac.active FROM accounts ac JOIN assets a ON a.id = ac.asset_id";
+
+pub async fn list(conn: &mut SqliteConnection, asset_id: Option<&str>) -> Result<Vec<Account>> {
+    let rows = match asset_id {
+        Some(id) => {
+            let sql = format!("{SELECT} WHERE ac.asset_id = $1 ORDER BY ac.username");
+            sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(id)
+                .fetch_all(conn)
+                .await?
+        }
+        None => {
+            let sql = format!("{SELECT} ORDER BY a.name, ac.username");
+            sqlx::query(sqlx::AssertSqlSafe(sql))
+                .fetch_all(conn)
+                .await?
+        }
+    };
+    rows.iter().map(account).collect()
+}
+
+pub async fn find(
+    conn: &mut SqliteConnection,
+    asset_id: &str,
+    username: &str,
+) -> Result<Option<Account>> {
+    let sql = format!("{SELECT} WHERE ac.asset_id = $1 AND ac.username = $2");
+    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(asset_id)
+        .bind(username)
+        .fetch_optional(conn)
+        .await?;
+    row.as_ref().map(account).transpose()
+}
+
+/// The sealed secret of an account, for `upstream` (which opens it with the
+/// vault only when it connects).
+pub async fn sealed_secret(
+    conn: &mut SqliteConnection,
+    account_id: &str,
+) -> Result<Option<String>> {
+    Ok(
+        sqlx::query_scalar::<_, Option<String>>("SELECT secret FROM accounts WHERE id = $1")
+            .bind(account_id)
+            .fetch_optional(conn)
+            .await?
+            .flatten(),
+    )
+}
+
+pub async fn set_secret(
+    conn: &mut SqliteConnection,
+    account_id: &str,
+    kind: SecretKind,
+    sealed: Option<&str>,
+    now: Timestamp,
+) -> Result<()> {
+    sqlx::query("UPDATE accounts SET secret_kind = $2, secret = $3, updated_at = $4 WHERE id = $1")
+        .bind(account_id)
+        .bind(kind.as_str())
+        .bind(sealed)
+        .bind(ts(now))
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+pub async fn set_active(
+    conn: &mut SqliteConnection,
+    account_id: &str,
+    active: bool,
+    now: Timestamp,
+) -> Result<()> {
+    sqlx::query("UPDATE accounts SET active = $2, updated_at = $3 WHERE id = $1")
+        .bind(account_id)
+        .bind(bool_i(active))
+        .bind(ts(now))
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+pub async fn delete(conn: &mut SqliteConnection, account_id: &str) -> Result<()> {
+    sqlx::query("DELETE FROM accounts WHERE id = $1")
+        .bind(account_id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+// ------------------------------------------------------------- templates --
+
+/// An account template: a username and secret to stamp onto many assets.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Template {
+    pub id: String,
+    pub name: String,
+    pub username: String,
+    pub secret_kind: SecretKind,
+    pub privileged: bool,
+    #[serde(skip)]
+    pub sealed_secret: Option<String>,
+}
+
+pub async fn insert_template(
+    conn: &mut SqliteConnection,
+    t: &Template,
+    now: Timestamp,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO account_templates (id, name, username, secret_kind, secret, privileged,
+                                        created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(&t.id)
+    .bind(&t.name)
+    .bind(&t.username)
+    .bind(t.secret_kind.as_str())
+    .bind(&t.sealed_secret)
+    .bind(bool_i(t.privileged))
+    .bind(ts(now))
+    .execute(conn)
+    .await
+    .map_err(super::unique("account template", &t.name))?;
+    Ok(())
+}
+
+fn template(row: &SqliteRow) -> Result<Template> {
+    Ok(Template {
+        id: row.try_get("id")?,
+        name: row.try_get("name")?,
+        username: row.try_get("username")?,
+        secret_kind: parsed(row, "secret_kind")?,
+        privileged: row.try_get::<i64, _>("privileged")? != 0,
+        sealed_secret: row.try_get("secret")?,
+    })
+}
+
+pub async fn find_template(conn: &mut SqliteConnection, name: &str) -> Result<Option<Template>> {
+    let row = sqlx::query(
+        "SELECT id, name, username, secret_kind, secret, privileged FROM account_templates
+         WHERE name = $1",
+    )
+    .bind(name)
+    .fetch_optional(conn)
+    .await?;
+    row.as_ref().map(template).transpose()
+}
+
+pub async fn list_templates(conn: &mut SqliteConnection) -> Result<Vec<Template>> {
+    let rows = sqlx::query(
+        "SELECT id, name, username, secret_kind, secret, privileged FROM account_templates
+         ORDER BY name",
+    )
+    .fetch_all(conn)
+    .await?;
+    rows.iter().map(template).collect()
+}
+
+pub async fn delete_template(conn: &mut SqliteConnection, id: &str) -> Result<()> {
+    sqlx::query("DELETE FROM account_templates WHERE id = $1")
+        .bind(id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,374 @@
+//! The audit tables (login, operation, session, command and transfer logs)
+//! and the end of their shared hash chain. The chain arithmetic lives in
+//! `audit`; this file only moves rows. Rows are handled generically, as
+//! lists of (column, value), so the writer and `audit verify` read exactly
+//! the same representation of a row.
+
+use jiff::Timestamp;
+use serde::Serialize;
+use sqlx::sqlite::SqliteRow;
+use sqlx::{Column, Row, SqliteConnection, TypeInfo, ValueRef};
+
+use super::{Result, StoreError, parse_ts, ts};
+
+/// The tables that carry the chain.
+pub const CHAINED_TABLES: &[&str] = &[
+    "login_log",
+    "operation_log",
+    "sessions",
+    "commands",
+    "transfers",
+];
+
+fn checked(table: &str) -> Result<&'static str> {
+    CHAINED_TABLES
+        .iter()
+        .find(|t| **t == table)
+        .copied()
+        .ok_or_else(|| StoreError::Corrupt(format!("{table} is not an audit table")))
+}
+
+/// One column value, as SQLite stores it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum Value {
+    Null,
+    Int(i64),
+    Text(String),
+}
+
+impl From<&str> for Value {
+    fn from(s: &str) -> Self {
+        Value::Text(s.to_string())
+    }
+}
+impl From<String> for Value {
+    fn from(s: String) -> Self {
+        Value::Text(s)
+    }
+}
+impl From<i64> for Value {
+    fn from(n: i64) -> Self {
+        Value::Int(n)
+    }
+}
+impl<T: Into<Value>> From<Option<T>> for Value {
+    fn from(v: Option<T>) -> Self {
+        v.map_or(Value::Null, Into::into)
+    }
+}
+impl From<Timestamp> for Value {
+    fn from(t: Timestamp) -> Self {
+        Value::Text(ts(t))
+    }
+}
+
+/// A row read generically: its columns in table order.
+pub type Fields = Vec<(String, Value)>;
+
+fn fields(row: &SqliteRow) -> Result<Fields> {
+    let mut out = Vec::with_capacity(row.columns().len());
+    for (i, column) in row.columns().iter().enumerate() {
+        let raw = row.try_get_raw(i)?;
+        let value = if raw.is_null() {
+            Value::Null
+        } else {
+            // The storage class of this value, not the declared column type.
+            match raw.type_info().name() {
+                "INTEGER" | "BIGINT" | "INT8" | "BOOLEAN" => Value::Int(row.try_get(i)?),
+                "TEXT" => Value::Text(row.try_get(i)?),
+                other => {
+                    return Err(StoreError::Corrupt(format!(
+                        "column {} holds a {other} value",
+                        column.name()
+                    )));
+                }
+            }
+        };
+        out.push((column.name().to_string(), value));
+    }
+    Ok(out)
+}
+
+/// The end of the chain: the last sequence number and its hash.
+pub async fn head(conn: &mut SqliteConnection) -> Result<(i64, String)> {
+    let row = sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1")
+        .fetch_one(conn)
+        .await?;
+    Ok((row.try_get("seq")?, row.try_get("hash")?))
+}
+
+pub async fn set_head(conn: &mut SqliteConnection, seq: i64, hash: &str) -> Result<()> {
+    sqlx::query("UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1")
+        .bind(seq)
+        .bind(hash)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Inserts a row given as (column, value) pairs.
+pub async fn insert(conn: &mut SqliteConnection, table: &str, row: &[(&str, Value)]) -> Result<()> {
+    let table = checked(table)?;
+    for (column, _) in row {
+        if !column
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b == b'_' || b.is_ascii_digit())
+        {
+            return Err(StoreError::Corrupt(format!("column name {column:?}")));
+        }
+    }
+    let columns: Vec<&str> = row.iter().map(|(c, _)| *c).collect();
+    let params: Vec<String> = (1..=row.len()).map(|i| format!("${i}")).collect();
+    // Table and column names come from the allow-list and the check above,
+    // never from input.
+    let sql = format!(
+        "INSERT INTO {table} ({}) VALUES ({})",
+        columns.join(", "),
+        params.join(", ")
+    );
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for (_, value) in row {
+        q = match value {
+            Value::Null => q.bind(None::<String>),
+            Value::Int(n) => q.bind(*n),
+            Value::Text(s) => q.bind(s.clone()),
+        };
+    }
+    q.execute(conn).await?;
+    Ok(())
+}
+
+/// Reads one row by id, generically.
+pub async fn read(conn: &mut SqliteConnection, table: &str, id: &str) -> Result<Fields> {
+    let table = checked(table)?;
+    let sql = format!("SELECT * FROM {table} WHERE id = $1");
+    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(id)
+        .fetch_optional(conn)
+        .await?
+        .ok_or_else(|| StoreError::NotFound {
+            kind: "audit row",
+            name: format!("{table}/{id}"),
+        })?;
+    fields(&row)
+}
+
+/// Puts a row into the chain: its sequence number, previous hash and hash.
+pub async fn seal(
+    conn: &mut SqliteConnection,
+    table: &str,
+    id: &str,
+    seq: i64,
+    prev_hash: &str,
+    hash: &str,
+) -> Result<()> {
+    let table = checked(table)?;
+    let sql = format!("UPDATE {table} SET seq = $2, prev_hash = $3, hash = $4 WHERE id = $1");
+    sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(id)
+        .bind(seq)
+        .bind(prev_hash)
+        .bind(hash)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Every sealed row of one table, in chain order.
+pub async fn sealed_rows(conn: &mut SqliteConnection, table: &str) -> Result<Vec<Fields>> {
+    let table = checked(table)?;
+    let sql = format!("SELECT * FROM {table} WHERE seq IS NOT NULL ORDER BY seq");
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .fetch_all(conn)
+        .await?;
+    rows.iter().map(fields).collect()
+}
+
+// ----------------------------------------------------------- the queries --
+
+/// Filters shared by the `audit` listings.
+#[derive(Debug, Clone, Default)]
+pub struct Query {
+    pub user: Option<String>,
+    pub asset: Option<String>,
+    pub since: Option<Timestamp>,
+    pub limit: Option<i64>,
+}
+
+impl Query {
+    fn limit(&self) -> i64 {
+        self.limit.unwrap_or(i64::MAX)
+    }
+    fn since(&self) -> String {
+        self.since.map(ts).unwrap_or_default()
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LoginRow {
+    pub at: Timestamp,
+    pub user: String,
+    pub source: String,
+    pub method: String,
+    pub result: String,
+    pub reason: String,
+}
+
+pub async fn logins(conn: &mut SqliteConnection, q: &Query) -> Result<Vec<LoginRow>> {
+    let rows = sqlx::query(
+        "SELECT at, user_name, source, method, result, reason FROM login_log
+         WHERE ($1 IS NULL OR user_name = $1) AND at >= $2
+         ORDER BY at DESC, seq DESC LIMIT $3",
+    )
+    .bind(&q.user)
+    .bind(q.since())
+    .bind(q.limit())
+    .fetch_all(conn)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(LoginRow {
+                at: parse_ts(&r.try_get::<String, _>("at")?)?,
+                user: r.try_get("user_name")?,
+                source: r.try_get("source")?,
+                method: r.try_get("method")?,
+                result: r.try_get("result")?,
+                reason: r.try_get("reason")?,
+            })
+        })
+        .collect()
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct OperationRow {
+    pub at: Timestamp,
+    pub actor: String,
+    pub role: String,
+    pub via: String,
+    pub verb: String,
+    pub object: String,
+    pub before: Option<serde_json::Value>,
+    pub after: Option<serde_json::Value>,
+}
+
+fn json(text: Option<String>) -> Result<Option<serde_json::Value>> {
+    text.map(|t| {
+        serde_json::from_str(&t).map_err(|e| StoreError::Corrupt(format!("operation detail: {e}")))
+    })
+    .transpose()
+}
+
+pub async fn operations(conn: &mut SqliteConnection, q: &Query) -> Result<Vec<OperationRow>> {
+    let rows = sqlx::query(
+        "SELECT at, actor, actor_role, via, verb, object, before, after FROM operation_log
+         WHERE ($1 IS NULL OR actor = $1) AND at >= $2
+         ORDER BY seq DESC LIMIT $3",
+    )
+    .bind(&q.user)
+    .bind(q.since())
+    .bind(q.limit())
+    .fetch_all(conn)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(OperationRow {
+                at: parse_ts(&r.try_get::<String, _>("at")?)?,
+                actor: r.try_get("actor")?,
+                role: r.try_get("actor_role")?,
+                via: r.try_get("via")?,
+                verb: r.try_get("verb")?,
+                object: r.try_get("object")?,
+                before: json(r.try_get("before")?)?,
+                after: json(r.try_get("after")?)?,
+            })
+        })
+        .collect()
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CommandRow {
+    pub at: Timestamp,
+    pub session: String,
+    pub user: String,
+    pub asset: String,
+    pub account: String,
+    pub command: String,
+    pub action: String,
+    pub rule: Option<String>,
+}
+
+pub async fn commands(conn: &mut SqliteConnection, q: &Query) -> Result<Vec<CommandRow>> {
+    let rows = sqlx::query(
+        "SELECT at, session_id, user_name, asset_name, account, command, action, rule
+         FROM commands
+         WHERE ($1 IS NULL OR user_name = $1) AND ($2 IS NULL OR asset_name = $2) AND at >= $3
+         ORDER BY at DESC LIMIT $4",
+    )
+    .bind(&q.user)
+    .bind(&q.asset)
+    .bind(q.since())
+    .bind(q.limit())
+    .fetch_all(conn)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(CommandRow {
+                at: parse_ts(&r.try_get::<String, _>("at")?)?,
+                session: r.try_get("session_id")?,
+                user: r.try_get("user_name")?,
+                asset: r.try_get("asset_name")?,
+                account: r.try_get("account")?,
+                command: r.try_get("command")?,
+                action: r.try_get("action")?,
+                rule: r.try_get("rule")?,
+            })
+        })
+        .collect()
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TransferRow {
+    pub at: Timestamp,
+    pub session: String,
+    pub user: String,
+    pub asset: String,
+    pub account: String,
+    pub operation: String,
+    pub path: String,
+    pub size: i64,
+    pub result: String,
+    pub sha256: Option<String>,
+}
+
+pub async fn transfers(conn: &mut SqliteConnection, q: &Query) -> Result<Vec<TransferRow>> {
+    let rows = sqlx::query(
+        "SELECT at, session_id, user_name, asset_name, account, operation, path, size, result,
+                sha256
+         FROM transfers
+         WHERE ($1 IS NULL OR user_name = $1) AND ($2 IS NULL OR asset_name = $2) AND at >= $3
+         ORDER BY at DESC LIMIT $4",
+    )
+    .bind(&q.user)
+    .bind(&q.asset)
+    .bind(q.since())
+    .bind(q.limit())
+    .fetch_all(conn)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(TransferRow {
+                at: parse_ts(&r.try_get::<String, _>("at")?)?,
+                session: r.try_get("session_id")?,
+                user: r.try_get("user_name")?,
+                asset: r.try_get("asset_name")?,
+                account: r.try_get("account")?,
+                operation: r.try_get("operation")?,
+                path: r.try_get("path")?,
+                size: r.try_get("size")?,
+                result: r.try_get("result")?,
+                sha256: r.try_get("sha256")?,
+            })
+        })
+        .collect()
+}
