@@ -169,7 +169,7 @@ pub fn parent_node_path(path: &str) -> Option<&str> {
 }
 
 /// A protocol an asset speaks, with its port (`ssh/22`).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Protocol {
     pub name: String,
     pub port: u16,
@@ -315,7 +315,7 @@ pub struct Account {
 }
 
 /// Which accounts of an asset a permission grants.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct AccountSpec {
     /// `@ALL`: every account of the asset.
     pub all: bool,
@@ -389,7 +389,7 @@ impl fmt::Display for AccountSpec {
 }
 
 /// Which protocols a permission grants: `all` or named ones.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ProtocolSpec {
     All,
     Named(Vec<String>),
@@ -517,6 +517,19 @@ impl FromStr for Action {
             })
     }
 }
+
+/// Types whose text form is their serialised form (`ssh/22`, `@ALL,root`,
+/// `all`), so JSON output reads like the CLI input.
+macro_rules! serialize_as_text {
+    ($($t:ty),*) => {$(
+        impl Serialize for $t {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.collect_str(self)
+            }
+        }
+    )*};
+}
+serialize_as_text!(Protocol, AccountSpec, ProtocolSpec);
 
 /// A set of actions, as a small bit set.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]

@@ -292,6 +292,41 @@ fn chain_hash(prev_hash: &str, table: &str, fields: &Fields) -> String {
     hex::encode(h.finalize())
 }
 
+/// The fields that differ between an operation's before and after, as
+/// `field: old -> new` lines (`field: new` when created, `field: old -> ∅`
+/// when removed). Ids are left out: they only add noise for a reader.
+pub fn changes(
+    before: Option<&serde_json::Value>,
+    after: Option<&serde_json::Value>,
+) -> Vec<String> {
+    use serde_json::Value as J;
+    fn text(v: &J) -> String {
+        match v {
+            J::String(s) => s.clone(),
+            other => other.to_string(),
+        }
+    }
+    let empty = serde_json::Map::new();
+    let object = |v: Option<&J>| match v {
+        Some(J::Object(m)) => m.clone(),
+        _ => empty.clone(),
+    };
+    let (b, a) = (object(before), object(after));
+    let mut keys: Vec<&String> = b.keys().chain(a.keys()).collect();
+    keys.sort();
+    keys.dedup();
+    keys.into_iter()
+        .filter(|k| !k.ends_with("id"))
+        .filter_map(|k| match (b.get(k), a.get(k)) {
+            (Some(x), Some(y)) if x == y => None,
+            (Some(x), Some(y)) => Some(format!("{k}: {} -> {}", text(x), text(y))),
+            (None, Some(y)) => Some(format!("{k}: {}", text(y))),
+            (Some(x), None) => Some(format!("{k}: {} -> ∅", text(x))),
+            (None, None) => None,
+        })
+        .collect()
+}
+
 /// What `audit verify` found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VerifyReport {

@@ -240,6 +240,45 @@ pub async fn logins(conn: &mut SqliteConnection, q: &Query) -> Result<Vec<LoginR
         .collect()
 }
 
+/// The successful login before the latest one (time, source) and the
+/// failures between them: the notice shown right after a login.
+pub async fn login_notice(
+    conn: &mut SqliteConnection,
+    user: &str,
+) -> Result<(Option<(Timestamp, String)>, i64)> {
+    let oks = sqlx::query(
+        "SELECT seq, at, source FROM login_log WHERE user_name = $1 AND result = 'ok'
+         ORDER BY seq DESC LIMIT 2",
+    )
+    .bind(user)
+    .fetch_all(&mut *conn)
+    .await?;
+    let latest: i64 = match oks.first() {
+        Some(r) => r.try_get("seq")?,
+        None => i64::MAX,
+    };
+    let (previous, after_seq) = match oks.get(1) {
+        Some(r) => (
+            Some((
+                parse_ts(&r.try_get::<String, _>("at")?)?,
+                r.try_get("source")?,
+            )),
+            r.try_get::<i64, _>("seq")?,
+        ),
+        None => (None, 0),
+    };
+    let failures: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM login_log WHERE user_name = $1 AND result = 'failed'
+         AND seq > $2 AND seq < $3",
+    )
+    .bind(user)
+    .bind(after_seq)
+    .bind(latest)
+    .fetch_one(conn)
+    .await?;
+    Ok((previous, failures))
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct OperationRow {
     pub at: Timestamp,
@@ -250,6 +289,8 @@ pub struct OperationRow {
     pub object: String,
     pub before: Option<serde_json::Value>,
     pub after: Option<serde_json::Value>,
+    /// `field: old -> new` for each top-level field that differs.
+    pub changes: Vec<String>,
 }
 
 fn json(text: Option<String>) -> Result<Option<serde_json::Value>> {
@@ -281,6 +322,11 @@ pub async fn operations(conn: &mut SqliteConnection, q: &Query) -> Result<Vec<Op
                 object: r.try_get("object")?,
                 before: json(r.try_get("before")?)?,
                 after: json(r.try_get("after")?)?,
+                changes: Vec::new(),
+            })
+            .map(|mut row: OperationRow| {
+                row.changes = crate::audit::changes(row.before.as_ref(), row.after.as_ref());
+                row
             })
         })
         .collect()

@@ -1,0 +1,425 @@
+//! The ops CLI: argument definitions (clap derive) and output formatting.
+//! Every verb runs through `ops` with the caller's identity, so the same
+//! definitions serve the local binary and, later, `ssh bastion rampart ...`.
+//! `man/rampart.8` is generated from these definitions (see
+//! `tests/man.rs`).
+
+mod output;
+mod run;
+
+pub use run::{Outcome, run};
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// The binary's arguments.
+#[derive(Debug, Parser)]
+#[command(
+    name = "rampart",
+    version,
+    about = "A terminal-native bastion host: SSH access that is authenticated, authorised, accounted for and audited",
+    long_about = "rampart is a terminal-native bastion host. People reach the servers they are \
+allowed to through one SSH endpoint; rampart holds the target credentials, checks permissions, \
+records every session and logs every command, login, transfer and admin change in a \
+tamper-evident chain. This command runs the server and the ops verbs that manage it.",
+    after_help = "Configuration: --config FILE, else $RAMPART_CONFIG, else ./rampart.toml, else \
+built-in defaults with data in ./rampart-data. See rampart.toml(5).\n\
+Exit status: 0 on success, 1 when an operation is refused or fails (one line on stderr), \
+2 on a usage error."
+)]
+pub struct Cli {
+    /// Configuration file (default: $RAMPART_CONFIG, else ./rampart.toml if present)
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Print lists as one JSON object per line instead of a table
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+impl Cli {
+    /// The clap command, for man page generation and tests.
+    pub fn command() -> clap::Command {
+        <Cli as clap::CommandFactory>::command()
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Initialise the data dir: database, master key, host key and an admin user
+    Init,
+    /// Manage users, their keys, passwords and MFA
+    #[command(subcommand)]
+    User(UserCmd),
+    /// Manage user groups and their members
+    #[command(subcommand)]
+    Group(GroupCmd),
+    /// Manage the node tree assets are filed under
+    #[command(subcommand)]
+    Node(NodeCmd),
+    /// Manage assets (servers, databases, desktops)
+    #[command(subcommand)]
+    Asset(AssetCmd),
+    /// Manage the accounts the bastion holds on assets
+    #[command(subcommand)]
+    Account(AccountCmd),
+    /// Manage permissions: who may reach which assets, how and when
+    #[command(subcommand)]
+    Perm(PermCmd),
+    /// Manage command filters (deny, allow, warn, review)
+    #[command(subcommand)]
+    Filter(FilterCmd),
+    /// Manage login ACLs (source addresses and time windows)
+    #[command(subcommand)]
+    Acl(AclCmd),
+    /// List sessions
+    #[command(subcommand)]
+    Session(SessionCmd),
+    /// Import assets or users from CSV or XLSX, all rows or none
+    #[command(subcommand)]
+    Import(ImportCmd),
+    /// Read the audit logs and verify the hash chain
+    #[command(subcommand)]
+    Audit(AuditCmd),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCmd {
+    /// Add a user; without --password-stdin or --key a one-time password is printed once
+    Add {
+        name: String,
+        #[arg(long, default_value = "user", value_parser = ["admin", "auditor", "user"])]
+        role: String,
+        #[arg(long)]
+        email: Option<String>,
+        /// Read the password from the first line of standard input
+        #[arg(long)]
+        password_stdin: bool,
+        /// An OpenSSH public key line ("ssh-ed25519 AAAA... comment")
+        #[arg(long, value_name = "LINE")]
+        key: Vec<String>,
+        /// A public key file (.pub or one authorized_keys line)
+        #[arg(long, value_name = "FILE")]
+        key_file: Vec<PathBuf>,
+        /// Add the user to this group (repeatable)
+        #[arg(long, value_name = "GROUP")]
+        group: Vec<String>,
+        /// The account stops working at this time (RFC 3339, 'YYYY-MM-DD HH:MM' or 'YYYY-MM-DD')
+        #[arg(long, value_name = "TIME")]
+        expires: Option<String>,
+    },
+    /// List users
+    List,
+    /// Show a user with groups and keys
+    Show { name: String },
+    /// Change a user's role, email or expiry
+    Edit {
+        name: String,
+        #[arg(long, value_parser = ["admin", "auditor", "user"])]
+        role: Option<String>,
+        /// New email ("" to clear)
+        #[arg(long)]
+        email: Option<String>,
+        /// New expiry, or "never"
+        #[arg(long, value_name = "TIME")]
+        expires: Option<String>,
+    },
+    /// Disable a user: they can no longer log in
+    Disable { name: String },
+    /// Enable a disabled user
+    Enable { name: String },
+    /// Remove a user and their keys and group memberships
+    Remove { name: String },
+    /// Set a password (--password-stdin) or print a new one-time password
+    Passwd {
+        name: String,
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Lift a lockout and clear the failure count
+    Unlock { name: String },
+    /// Remove a user's TOTP enrolment; they enrol again at next login
+    MfaReset { name: String },
+    /// Manage a user's SSH public keys
+    #[command(subcommand)]
+    Key(KeyCmd),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeyCmd {
+    /// Add a public key to a user
+    Add {
+        name: String,
+        #[arg(
+            long,
+            value_name = "LINE",
+            conflicts_with = "key_file",
+            required_unless_present = "key_file"
+        )]
+        key: Option<String>,
+        #[arg(long, value_name = "FILE")]
+        key_file: Option<PathBuf>,
+    },
+    /// Remove a key by its SHA256 fingerprint
+    Remove { name: String, fingerprint: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum GroupCmd {
+    /// Add a group
+    Add { name: String },
+    /// Remove a group (its members stay)
+    Remove { name: String },
+    /// List groups with their members
+    List,
+    /// Add or remove members
+    #[command(subcommand)]
+    Members(MembersCmd),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MembersCmd {
+    /// Add users to a group
+    Add {
+        group: String,
+        #[arg(required = true)]
+        users: Vec<String>,
+    },
+    /// Remove users from a group
+    Remove {
+        group: String,
+        #[arg(required = true)]
+        users: Vec<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum NodeCmd {
+    /// Add a node (and its missing parents), e.g. /DEFAULT/prod/web
+    Add { path: String },
+    /// Remove an empty node
+    Remove { path: String },
+    /// List nodes with their asset counts
+    List,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AssetCmd {
+    /// Add an asset
+    Add {
+        name: String,
+        /// Host name or IP address
+        #[arg(long)]
+        address: String,
+        /// A protocol with its port, e.g. ssh/22 (repeatable)
+        #[arg(long = "protocol", value_name = "NAME/PORT", required = true)]
+        protocols: Vec<String>,
+        /// A node path to file it under (repeatable; default /DEFAULT)
+        #[arg(long = "node", value_name = "PATH")]
+        nodes: Vec<String>,
+        #[arg(long, default_value = "linux")]
+        platform: String,
+        #[arg(long, default_value = "")]
+        comment: String,
+        /// Add it disabled
+        #[arg(long)]
+        inactive: bool,
+    },
+    /// List assets
+    List,
+    /// Show an asset with its accounts and pinned host keys
+    Show { name: String },
+    /// Remove an asset and its accounts
+    Remove { name: String },
+    /// Re-pin the target host key: the given key, or whatever the next connection presents
+    Trust {
+        name: String,
+        /// The target's public host key line (as in known_hosts, without the host name)
+        #[arg(long, value_name = "LINE")]
+        key: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AccountCmd {
+    /// Add an account on an asset; the secret is sealed in the vault
+    Add {
+        asset: String,
+        username: String,
+        /// Read the password from the first line of standard input
+        #[arg(long, conflicts_with = "key_file")]
+        password_stdin: bool,
+        /// The private key file used to reach the target
+        #[arg(long, value_name = "FILE")]
+        key_file: Option<PathBuf>,
+        #[arg(long)]
+        privileged: bool,
+    },
+    /// List accounts, of one asset or all
+    List { asset: Option<String> },
+    /// Remove an account
+    Remove { asset: String, username: String },
+}
+
+/// Who a permission or filter applies to and what it covers.
+#[derive(Debug, Args)]
+pub struct Bindings {
+    /// A user (repeatable)
+    #[arg(long = "user", value_name = "USER")]
+    pub users: Vec<String>,
+    /// A group (repeatable)
+    #[arg(long = "group", value_name = "GROUP")]
+    pub groups: Vec<String>,
+    /// An asset (repeatable)
+    #[arg(long = "asset", value_name = "ASSET")]
+    pub assets: Vec<String>,
+    /// A node path, covering every asset below it (repeatable)
+    #[arg(long = "node", value_name = "PATH")]
+    pub nodes: Vec<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PermCmd {
+    /// Add a permission
+    Add {
+        name: String,
+        #[command(flatten)]
+        bindings: Bindings,
+        /// @ALL, @INPUT, @USER or account usernames, comma separated
+        #[arg(long, default_value = "@ALL")]
+        accounts: String,
+        /// all, or protocol names, comma separated
+        #[arg(long, default_value = "all")]
+        protocols: String,
+        /// all (everything but tunnel), or connect,upload,download,delete,copy,paste,share,tunnel
+        #[arg(long, default_value = "all")]
+        actions: String,
+        /// Valid from (RFC 3339, 'YYYY-MM-DD HH:MM' or 'YYYY-MM-DD')
+        #[arg(long, value_name = "TIME")]
+        from: Option<String>,
+        /// Valid until (exclusive)
+        #[arg(long, value_name = "TIME")]
+        until: Option<String>,
+        #[arg(long, default_value = "")]
+        comment: String,
+    },
+    /// List permissions
+    List,
+    /// Show a permission
+    Show { name: String },
+    /// Remove a permission
+    Remove { name: String },
+    /// Who can reach an asset now, and through which permission
+    Who { asset: String },
+    /// What a user can reach now, and through which permission
+    What { user: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum FilterCmd {
+    /// Add a command filter rule
+    Add {
+        name: String,
+        /// A regular expression matched against each command line
+        #[arg(long)]
+        pattern: String,
+        #[arg(long, value_parser = ["deny", "allow", "warn", "review"])]
+        action: String,
+        /// Lower numbers win among non-deny rules
+        #[arg(long, default_value_t = 50)]
+        priority: i32,
+        #[command(flatten)]
+        bindings: Bindings,
+        /// @ALL, @INPUT, @USER or account usernames, comma separated
+        #[arg(long, default_value = "@ALL")]
+        accounts: String,
+    },
+    /// List command filters
+    List,
+    /// Show a command filter
+    Show { name: String },
+    /// Remove a command filter
+    Remove { name: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AclCmd {
+    /// Add a login ACL: allow or deny logins by source address and time
+    Add {
+        name: String,
+        #[arg(long, value_parser = ["allow", "deny"])]
+        action: String,
+        /// Lower numbers are tried first; the first matching ACL decides
+        #[arg(long, default_value_t = 50)]
+        priority: i32,
+        #[arg(long = "user", value_name = "USER")]
+        users: Vec<String>,
+        #[arg(long = "group", value_name = "GROUP")]
+        groups: Vec<String>,
+        /// A source address or CIDR block (repeatable; none = any)
+        #[arg(long = "source", value_name = "CIDR")]
+        sources: Vec<String>,
+        /// A weekly window such as "Mon-Fri 08:00-18:00" (repeatable; none = always)
+        #[arg(long = "window", value_name = "WINDOW")]
+        windows: Vec<String>,
+    },
+    /// List login ACLs
+    List,
+    /// Remove a login ACL
+    Remove { name: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SessionCmd {
+    /// List sessions, newest first
+    List {
+        /// Only sessions still running
+        #[arg(long)]
+        live: bool,
+        #[command(flatten)]
+        filter: AuditFilter,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ImportCmd {
+    /// Import assets: columns name,address,protocols[,platform,nodes,active,comment]
+    Assets { file: PathBuf },
+    /// Import users: columns name,role[,email,groups,active,key,expires]
+    Users { file: PathBuf },
+}
+
+/// Filters shared by the audit listings.
+#[derive(Debug, Args)]
+pub struct AuditFilter {
+    #[arg(long)]
+    pub user: Option<String>,
+    #[arg(long)]
+    pub asset: Option<String>,
+    /// Only rows at or after this time (RFC 3339, date, or a duration ago such as 24h or 7d)
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<String>,
+    /// At most this many rows
+    #[arg(long)]
+    pub limit: Option<i64>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCmd {
+    /// Login attempts with their method, source and result
+    Logins(AuditFilter),
+    /// Sessions
+    Sessions(AuditFilter),
+    /// Commands typed in sessions and the action taken
+    Commands(AuditFilter),
+    /// File transfers with their digests
+    Transfers(AuditFilter),
+    /// Admin changes with before and after
+    Operations(AuditFilter),
+    /// Recompute the hash chain and recording digests; name the first broken row
+    Verify,
+}

@@ -1,0 +1,663 @@
+//! Runs a parsed command line: opens the services, calls the ops verb as the
+//! local admin, prints the result.
+
+use std::io::BufRead;
+use std::path::Path;
+
+use anyhow::{Context, anyhow, bail};
+use jiff::Timestamp;
+use jiff::tz::TimeZone;
+
+use super::output::{self, Column};
+use super::*;
+use crate::config::Config;
+use crate::model::{AccountSpec, AclAction, Actions, FilterAction, Protocol, ProtocolSpec, Role};
+use crate::ops::{
+    self, AccountSecret, AclSpec, AssetSpec, Caller, FilterSpec, PermSpec, UserEdit, UserSpec,
+};
+use crate::services::Services;
+use crate::store::audit_log::Query;
+use crate::vault::Secret;
+
+/// What the process should exit with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Success,
+    /// The command ran and found a problem (e.g. `audit verify` on a broken chain).
+    Failure,
+}
+
+fn read_secret_line(what: &str) -> anyhow::Result<Secret<String>> {
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .with_context(|| format!("cannot read the {what} from standard input"))?;
+    let trimmed = line.trim_end_matches(['\n', '\r']).to_string();
+    // Overwrite the buffer that held the secret before it is dropped.
+    zeroize::Zeroize::zeroize(&mut line);
+    if trimmed.is_empty() {
+        bail!(
+            "no {what} on standard input: pipe it in, e.g. `printf '%s\\n' \"$PW\" | rampart ...`"
+        );
+    }
+    Ok(Secret::new(trimmed))
+}
+
+fn read_file(path: &Path, what: &str) -> anyhow::Result<String> {
+    std::fs::read_to_string(path).with_context(|| format!("cannot read {what} {}", path.display()))
+}
+
+/// `--since`: a time, or a duration ago (`30m`, `24h`, `7d`, `2w`).
+fn parse_since(text: &str, tz: &TimeZone, now: Timestamp) -> anyhow::Result<Timestamp> {
+    let ago = text
+        .strip_suffix(['s', 'm', 'h', 'd', 'w'])
+        .and_then(|n| n.parse::<i64>().ok())
+        .filter(|n| *n >= 0);
+    if let (Some(n), Some(unit)) = (ago, text.chars().last()) {
+        let seconds = match unit {
+            's' => 1,
+            'm' => 60,
+            'h' => 3600,
+            'd' => 86_400,
+            _ => 7 * 86_400,
+        };
+        let span = jiff::SignedDuration::from_secs(n.saturating_mul(seconds));
+        return Ok(now.checked_sub(span).unwrap_or(Timestamp::MIN));
+    }
+    ops::parse_time(text, tz)
+        .map_err(|e| anyhow!("--since: {e} (or a duration ago such as 24h, 7d)"))
+}
+
+fn query(f: &AuditFilter, tz: &TimeZone, now: Timestamp) -> anyhow::Result<Query> {
+    Ok(Query {
+        user: f.user.clone(),
+        asset: f.asset.clone(),
+        since: f
+            .since
+            .as_deref()
+            .map(|s| parse_since(s, tz, now))
+            .transpose()?,
+        limit: f.limit,
+    })
+}
+
+fn time_opt(text: Option<&str>, tz: &TimeZone, flag: &str) -> anyhow::Result<Option<Timestamp>> {
+    text.map(|t| ops::parse_time(t, tz).map_err(|e| anyhow!("{flag}: {e}")))
+        .transpose()
+}
+
+const USER_COLUMNS: &[Column] = &[
+    ("NAME", "name"),
+    ("ROLE", "role"),
+    ("EMAIL", "email"),
+    ("ACTIVE", "active"),
+    ("EXPIRES", "expires_at"),
+    ("LOCKED_UNTIL", "locked_until"),
+    ("LAST_LOGIN", "last_login_at"),
+];
+const GROUP_COLUMNS: &[Column] = &[("NAME", "name"), ("MEMBERS", "members")];
+const NODE_COLUMNS: &[Column] = &[("PATH", "path"), ("ASSETS", "assets")];
+const ASSET_COLUMNS: &[Column] = &[
+    ("NAME", "name"),
+    ("ADDRESS", "address"),
+    ("PLATFORM", "platform"),
+    ("PROTOCOLS", "protocols"),
+    ("NODES", "nodes"),
+    ("ACTIVE", "active"),
+];
+const ACCOUNT_COLUMNS: &[Column] = &[
+    ("ASSET", "asset"),
+    ("USERNAME", "username"),
+    ("SECRET", "secret_kind"),
+    ("PRIVILEGED", "privileged"),
+    ("ACTIVE", "active"),
+];
+const PERM_COLUMNS: &[Column] = &[
+    ("NAME", "name"),
+    ("USERS", "users"),
+    ("GROUPS", "groups"),
+    ("ASSETS", "assets"),
+    ("NODES", "nodes"),
+    ("ACCOUNTS", "accounts"),
+    ("PROTOCOLS", "protocols"),
+    ("ACTIONS", "actions"),
+    ("FROM", "valid_from"),
+    ("UNTIL", "valid_until"),
+];
+const REACH_COLUMNS: &[Column] = &[
+    ("USER", "user"),
+    ("ASSET", "asset"),
+    ("ACCOUNTS", "accounts"),
+    ("PROTOCOLS", "protocols"),
+    ("ACTIONS", "actions"),
+    ("PERMISSION", "permission"),
+    ("VIA_GROUP", "group"),
+];
+const FILTER_COLUMNS: &[Column] = &[
+    ("NAME", "name"),
+    ("PRIORITY", "priority"),
+    ("ACTION", "action"),
+    ("PATTERN", "pattern"),
+    ("USERS", "users"),
+    ("GROUPS", "groups"),
+    ("ASSETS", "assets"),
+    ("NODES", "nodes"),
+    ("ACCOUNTS", "accounts"),
+];
+const ACL_COLUMNS: &[Column] = &[
+    ("NAME", "name"),
+    ("PRIORITY", "priority"),
+    ("ACTION", "action"),
+    ("USERS", "users"),
+    ("GROUPS", "groups"),
+    ("SOURCES", "sources"),
+    ("WINDOWS", "windows"),
+];
+const SESSION_COLUMNS: &[Column] = &[
+    ("ID", "id"),
+    ("USER", "user"),
+    ("ASSET", "asset"),
+    ("ACCOUNT", "account"),
+    ("PROTOCOL", "protocol"),
+    ("SOURCE", "source"),
+    ("STARTED", "started_at"),
+    ("ENDED", "ended_at"),
+    ("STATUS", "status"),
+];
+const LOGIN_COLUMNS: &[Column] = &[
+    ("AT", "at"),
+    ("USER", "user"),
+    ("SOURCE", "source"),
+    ("METHOD", "method"),
+    ("RESULT", "result"),
+    ("REASON", "reason"),
+];
+const COMMAND_COLUMNS: &[Column] = &[
+    ("AT", "at"),
+    ("USER", "user"),
+    ("ASSET", "asset"),
+    ("ACCOUNT", "account"),
+    ("ACTION", "action"),
+    ("COMMAND", "command"),
+];
+const TRANSFER_COLUMNS: &[Column] = &[
+    ("AT", "at"),
+    ("USER", "user"),
+    ("ASSET", "asset"),
+    ("OPERATION", "operation"),
+    ("PATH", "path"),
+    ("SIZE", "size"),
+    ("RESULT", "result"),
+    ("SHA256", "sha256"),
+];
+const OPERATION_COLUMNS: &[Column] = &[
+    ("AT", "at"),
+    ("ACTOR", "actor"),
+    ("VIA", "via"),
+    ("VERB", "verb"),
+    ("OBJECT", "object"),
+    ("CHANGES", "changes"),
+];
+
+/// Runs one command line to completion.
+pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
+    let env_config = std::env::var("RAMPART_CONFIG").ok();
+    let config = Config::load(cli.config.as_deref(), env_config.as_deref())?;
+    let json = cli.json;
+
+    if let Command::Init = cli.command {
+        let (services, init) = Services::init(config).await?;
+        eprintln!("initialised {}", init.data_dir.display());
+        for key in &init.host_keys {
+            eprintln!("host key: {}", key.display());
+        }
+        eprintln!(
+            "user {:?} created with the one-time password: {}",
+            init.admin,
+            init.admin_password.expose()
+        );
+        eprintln!("it is shown only now and must be changed at the first login");
+        services.store.close().await;
+        return Ok(Outcome::Success);
+    }
+
+    let services = Services::open(config).await?;
+    let tz = services.config.auth.time_zone.clone();
+    let now = services.clock.now();
+    let outcome = dispatch(&services, &Caller::local(), cli.command, json, &tz, now).await;
+    services.store.close().await;
+    outcome
+}
+
+async fn dispatch(
+    services: &Services,
+    caller: &Caller,
+    command: Command,
+    json: bool,
+    tz: &TimeZone,
+    now: Timestamp,
+) -> anyhow::Result<Outcome> {
+    let ops = &services.ops;
+    match command {
+        Command::Init => bail!("the data dir is already initialised"),
+        Command::User(cmd) => match cmd {
+            UserCmd::Add {
+                name,
+                role,
+                email,
+                password_stdin,
+                key,
+                key_file,
+                group,
+                expires,
+            } => {
+                let mut keys = key;
+                for file in &key_file {
+                    keys.push(read_file(file, "public key file")?.trim().to_string());
+                }
+                let password = if password_stdin {
+                    Some(read_secret_line("password")?)
+                } else {
+                    None
+                };
+                let added = ops
+                    .user_add(
+                        caller,
+                        UserSpec {
+                            name,
+                            role: Some(role.parse::<Role>()?),
+                            email,
+                            password,
+                            keys,
+                            groups: group,
+                            expires_at: time_opt(expires.as_deref(), tz, "--expires")?,
+                        },
+                    )
+                    .await?;
+                if json {
+                    output::show(&added.user, true)?;
+                } else {
+                    println!("user {} added ({})", added.user.name, added.user.role);
+                }
+                if let Some(otp) = added.one_time_password {
+                    eprintln!(
+                        "one-time password for {}: {}  (shown once; to be changed at first login)",
+                        added.user.name,
+                        otp.expose()
+                    );
+                }
+            }
+            UserCmd::List => output::list(&ops.user_list(caller).await?, USER_COLUMNS, json)?,
+            UserCmd::Show { name } => output::show(&ops.user_show(caller, &name).await?, json)?,
+            UserCmd::Edit {
+                name,
+                role,
+                email,
+                expires,
+            } => {
+                let expires_at = match expires.as_deref() {
+                    None => None,
+                    Some("never") => Some(None),
+                    Some(t) => Some(Some(
+                        ops::parse_time(t, tz).map_err(|e| anyhow!("--expires: {e}"))?,
+                    )),
+                };
+                let user = ops
+                    .user_edit(
+                        caller,
+                        &name,
+                        UserEdit {
+                            role: role.as_deref().map(str::parse).transpose()?,
+                            email: email.map(|e| if e.is_empty() { None } else { Some(e) }),
+                            expires_at,
+                        },
+                    )
+                    .await?;
+                println!("user {} updated", user.name);
+            }
+            UserCmd::Disable { name } => {
+                ops.user_set_active(caller, &name, false).await?;
+                println!("user {name} disabled");
+            }
+            UserCmd::Enable { name } => {
+                ops.user_set_active(caller, &name, true).await?;
+                println!("user {name} enabled");
+            }
+            UserCmd::Remove { name } => {
+                ops.user_remove(caller, &name).await?;
+                println!("user {name} removed");
+            }
+            UserCmd::Passwd {
+                name,
+                password_stdin,
+            } => {
+                let password = if password_stdin {
+                    Some(read_secret_line("password")?)
+                } else {
+                    None
+                };
+                match ops.user_passwd(caller, &name, password).await? {
+                    Some(otp) => eprintln!(
+                        "one-time password for {name}: {}  (shown once; to be changed at next login)",
+                        otp.expose()
+                    ),
+                    None => println!("password of {name} changed"),
+                }
+            }
+            UserCmd::Unlock { name } => {
+                ops.user_unlock(caller, &name).await?;
+                println!("user {name} unlocked");
+            }
+            UserCmd::MfaReset { name } => {
+                ops.user_mfa_reset(caller, &name).await?;
+                println!("MFA of {name} reset: they enrol again at the next login");
+            }
+            UserCmd::Key(KeyCmd::Add {
+                name,
+                key,
+                key_file,
+            }) => {
+                let line = match (key, key_file) {
+                    (Some(line), _) => line,
+                    (None, Some(file)) => read_file(&file, "public key file")?.trim().to_string(),
+                    (None, None) => bail!("give --key LINE or --key-file FILE"),
+                };
+                let key = ops.user_key_add(caller, &name, &line).await?;
+                println!("key {} added to {name}", key.fingerprint);
+            }
+            UserCmd::Key(KeyCmd::Remove { name, fingerprint }) => {
+                ops.user_key_remove(caller, &name, &fingerprint).await?;
+                println!("key {fingerprint} removed from {name}");
+            }
+        },
+        Command::Group(cmd) => match cmd {
+            GroupCmd::Add { name } => {
+                ops.group_add(caller, &name).await?;
+                println!("group {name} added");
+            }
+            GroupCmd::Remove { name } => {
+                ops.group_remove(caller, &name).await?;
+                println!("group {name} removed");
+            }
+            GroupCmd::List => output::list(&ops.group_list(caller).await?, GROUP_COLUMNS, json)?,
+            GroupCmd::Members(MembersCmd::Add { group, users }) => {
+                let g = ops.group_members(caller, &group, &users, true).await?;
+                println!("group {group}: {}", g.members.join(", "));
+            }
+            GroupCmd::Members(MembersCmd::Remove { group, users }) => {
+                let g = ops.group_members(caller, &group, &users, false).await?;
+                println!("group {group}: {}", g.members.join(", "));
+            }
+        },
+        Command::Node(cmd) => match cmd {
+            NodeCmd::Add { path } => {
+                let node = ops.node_add(caller, &path).await?;
+                println!("node {} added", node.path);
+            }
+            NodeCmd::Remove { path } => {
+                ops.node_remove(caller, &path).await?;
+                println!("node {path} removed");
+            }
+            NodeCmd::List => output::list(&ops.node_list(caller).await?, NODE_COLUMNS, json)?,
+        },
+        Command::Asset(cmd) => match cmd {
+            AssetCmd::Add {
+                name,
+                address,
+                protocols,
+                nodes,
+                platform,
+                comment,
+                inactive,
+            } => {
+                let protocols = protocols
+                    .iter()
+                    .map(|p| p.parse::<Protocol>())
+                    .collect::<Result<Vec<_>, _>>()?;
+                let asset = ops
+                    .asset_add(
+                        caller,
+                        AssetSpec {
+                            name,
+                            address,
+                            protocols,
+                            nodes,
+                            platform: Some(platform),
+                            comment,
+                            active: !inactive,
+                        },
+                    )
+                    .await?;
+                println!("asset {} added", asset.name);
+            }
+            AssetCmd::List => output::list(&ops.asset_list(caller).await?, ASSET_COLUMNS, json)?,
+            AssetCmd::Show { name } => output::show(&ops.asset_show(caller, &name).await?, json)?,
+            AssetCmd::Remove { name } => {
+                ops.asset_remove(caller, &name).await?;
+                println!("asset {name} removed");
+            }
+            AssetCmd::Trust { name, key } => {
+                let keys = ops.asset_trust(caller, &name, key.as_deref()).await?;
+                if keys.is_empty() {
+                    println!(
+                        "host keys of {name} forgotten: the next connection pins the key it sees"
+                    );
+                } else {
+                    for k in keys {
+                        println!("{name}: pinned {} {}", k.algorithm, k.fingerprint);
+                    }
+                }
+            }
+        },
+        Command::Account(cmd) => match cmd {
+            AccountCmd::Add {
+                asset,
+                username,
+                password_stdin,
+                key_file,
+                privileged,
+            } => {
+                let secret = match (password_stdin, key_file) {
+                    (true, _) => AccountSecret::Password(read_secret_line("password")?),
+                    (false, Some(file)) => AccountSecret::PrivateKey(Secret::new(read_file(
+                        &file,
+                        "private key file",
+                    )?)),
+                    (false, None) => AccountSecret::None,
+                };
+                let account = ops
+                    .account_add(caller, &asset, &username, secret, privileged)
+                    .await?;
+                println!(
+                    "account {}@{} added (secret: {})",
+                    account.username,
+                    account.asset,
+                    account.secret_kind.as_str()
+                );
+            }
+            AccountCmd::List { asset } => output::list(
+                &ops.account_list(caller, asset.as_deref()).await?,
+                ACCOUNT_COLUMNS,
+                json,
+            )?,
+            AccountCmd::Remove { asset, username } => {
+                ops.account_remove(caller, &asset, &username).await?;
+                println!("account {username}@{asset} removed");
+            }
+        },
+        Command::Perm(cmd) => match cmd {
+            PermCmd::Add {
+                name,
+                bindings,
+                accounts,
+                protocols,
+                actions,
+                from,
+                until,
+                comment,
+            } => {
+                let perm = ops
+                    .perm_add(
+                        caller,
+                        PermSpec {
+                            name,
+                            users: bindings.users,
+                            groups: bindings.groups,
+                            assets: bindings.assets,
+                            nodes: bindings.nodes,
+                            accounts: accounts.parse::<AccountSpec>()?,
+                            protocols: protocols.parse::<ProtocolSpec>()?,
+                            actions: actions.parse::<Actions>()?,
+                            valid_from: time_opt(from.as_deref(), tz, "--from")?,
+                            valid_until: time_opt(until.as_deref(), tz, "--until")?,
+                            comment,
+                        },
+                    )
+                    .await?;
+                println!("permission {} added", perm.name);
+            }
+            PermCmd::List => output::list(&ops.perm_list(caller).await?, PERM_COLUMNS, json)?,
+            PermCmd::Show { name } => output::show(&ops.perm_show(caller, &name).await?, json)?,
+            PermCmd::Remove { name } => {
+                ops.perm_remove(caller, &name).await?;
+                println!("permission {name} removed");
+            }
+            PermCmd::Who { asset } => {
+                output::list(&ops.perm_who(caller, &asset).await?, REACH_COLUMNS, json)?
+            }
+            PermCmd::What { user } => {
+                output::list(&ops.perm_what(caller, &user).await?, REACH_COLUMNS, json)?
+            }
+        },
+        Command::Filter(cmd) => match cmd {
+            FilterCmd::Add {
+                name,
+                pattern,
+                action,
+                priority,
+                bindings,
+                accounts,
+            } => {
+                let filter = ops
+                    .filter_add(
+                        caller,
+                        FilterSpec {
+                            name,
+                            pattern,
+                            action: action.parse::<FilterAction>()?,
+                            priority,
+                            users: bindings.users,
+                            groups: bindings.groups,
+                            assets: bindings.assets,
+                            nodes: bindings.nodes,
+                            accounts: accounts.parse::<AccountSpec>()?,
+                        },
+                    )
+                    .await?;
+                println!("filter {} added", filter.name);
+            }
+            FilterCmd::List => output::list(&ops.filter_list(caller).await?, FILTER_COLUMNS, json)?,
+            FilterCmd::Show { name } => output::show(&ops.filter_show(caller, &name).await?, json)?,
+            FilterCmd::Remove { name } => {
+                ops.filter_remove(caller, &name).await?;
+                println!("filter {name} removed");
+            }
+        },
+        Command::Acl(cmd) => match cmd {
+            AclCmd::Add {
+                name,
+                action,
+                priority,
+                users,
+                groups,
+                sources,
+                windows,
+            } => {
+                let acl = ops
+                    .acl_add(
+                        caller,
+                        AclSpec {
+                            name,
+                            action: action.parse::<AclAction>()?,
+                            priority,
+                            users,
+                            groups,
+                            sources,
+                            windows,
+                        },
+                    )
+                    .await?;
+                println!("login acl {} added", acl.name);
+            }
+            AclCmd::List => output::list(&ops.acl_list(caller).await?, ACL_COLUMNS, json)?,
+            AclCmd::Remove { name } => {
+                ops.acl_remove(caller, &name).await?;
+                println!("login acl {name} removed");
+            }
+        },
+        Command::Session(SessionCmd::List { live, filter }) => output::list(
+            &ops.session_list(caller, &query(&filter, tz, now)?, live)
+                .await?,
+            SESSION_COLUMNS,
+            json,
+        )?,
+        Command::Import(cmd) => {
+            let summary = match cmd {
+                ImportCmd::Assets { file } => ops.import_assets(caller, &file).await?,
+                ImportCmd::Users { file } => ops.import_users(caller, &file).await?,
+            };
+            if json {
+                output::show(&summary, true)?;
+            } else {
+                println!("{summary}");
+            }
+        }
+        Command::Audit(cmd) => match cmd {
+            AuditCmd::Logins(f) => output::list(
+                &ops.audit_logins(caller, &query(&f, tz, now)?).await?,
+                LOGIN_COLUMNS,
+                json,
+            )?,
+            AuditCmd::Sessions(f) => output::list(
+                &ops.session_list(caller, &query(&f, tz, now)?, false)
+                    .await?,
+                SESSION_COLUMNS,
+                json,
+            )?,
+            AuditCmd::Commands(f) => output::list(
+                &ops.audit_commands(caller, &query(&f, tz, now)?).await?,
+                COMMAND_COLUMNS,
+                json,
+            )?,
+            AuditCmd::Transfers(f) => output::list(
+                &ops.audit_transfers(caller, &query(&f, tz, now)?).await?,
+                TRANSFER_COLUMNS,
+                json,
+            )?,
+            AuditCmd::Operations(f) => output::list(
+                &ops.audit_operations(caller, &query(&f, tz, now)?).await?,
+                OPERATION_COLUMNS,
+                json,
+            )?,
+            AuditCmd::Verify => {
+                let report = ops
+                    .audit_verify(caller, &services.config.recording_dir())
+                    .await?;
+                match report.broken {
+                    None => {
+                        println!(
+                            "audit chain intact: {} rows, {} recordings verified",
+                            report.rows, report.recordings
+                        );
+                    }
+                    Some(problem) => {
+                        eprintln!("rampart: audit chain broken: {problem}");
+                        return Ok(Outcome::Failure);
+                    }
+                }
+            }
+        },
+    }
+    Ok(Outcome::Success)
+}

@@ -1,0 +1,399 @@
+//! Access verbs: permissions, command filters, login ACLs, and the two
+//! questions admins ask every day ("who can reach X", "what can Y reach").
+
+use jiff::Timestamp;
+
+use super::{Caller, Ops, OpsError, Result, check_name, require_admin, require_auditor, snapshot};
+use crate::model::{
+    self, AccountSpec, AclAction, Actions, CommandFilter, FilterAction, Id, LoginAcl, Permission,
+    ProtocolSpec, new_id,
+};
+use crate::policy::{Reach, Snapshot};
+use crate::store::{self, Conn, StoreError};
+
+/// What `perm add` takes.
+#[derive(Debug, Clone)]
+pub struct PermSpec {
+    pub name: String,
+    pub users: Vec<String>,
+    pub groups: Vec<String>,
+    pub assets: Vec<String>,
+    pub nodes: Vec<String>,
+    pub accounts: AccountSpec,
+    pub protocols: ProtocolSpec,
+    pub actions: Actions,
+    pub valid_from: Option<Timestamp>,
+    pub valid_until: Option<Timestamp>,
+    pub comment: String,
+}
+
+/// What `filter add` takes. Empty binding lists mean "any".
+#[derive(Debug, Clone)]
+pub struct FilterSpec {
+    pub name: String,
+    pub pattern: String,
+    pub action: FilterAction,
+    pub priority: i32,
+    pub users: Vec<String>,
+    pub groups: Vec<String>,
+    pub assets: Vec<String>,
+    pub nodes: Vec<String>,
+    pub accounts: AccountSpec,
+}
+
+/// What `acl add` takes.
+#[derive(Debug, Clone)]
+pub struct AclSpec {
+    pub name: String,
+    pub action: AclAction,
+    pub priority: i32,
+    pub users: Vec<String>,
+    pub groups: Vec<String>,
+    pub sources: Vec<String>,
+    pub windows: Vec<String>,
+}
+
+/// Ids of the named users, groups, assets and nodes; the first unknown name
+/// is an error and nothing is changed.
+struct Resolved {
+    users: Vec<Id>,
+    groups: Vec<Id>,
+    assets: Vec<Id>,
+    nodes: Vec<Id>,
+}
+
+async fn resolve(
+    conn: &mut Conn,
+    users: &[String],
+    groups: &[String],
+    assets: &[String],
+    nodes: &[String],
+) -> Result<Resolved> {
+    let mut r = Resolved {
+        users: Vec::new(),
+        groups: Vec::new(),
+        assets: Vec::new(),
+        nodes: Vec::new(),
+    };
+    for name in users {
+        r.users.push(store::users::get(conn, name).await?.user.id);
+    }
+    for name in groups {
+        r.groups.push(store::groups::get(conn, name).await?.id);
+    }
+    for name in assets {
+        r.assets.push(store::assets::get(conn, name).await?.id);
+    }
+    for path in nodes {
+        let path = model::normalize_node_path(path)?;
+        r.nodes.push(store::nodes::get(conn, &path).await?.id);
+    }
+    Ok(r)
+}
+
+impl Ops {
+    pub async fn perm_add(&self, caller: &Caller, spec: PermSpec) -> Result<Permission> {
+        require_admin(caller, "adding a permission")?;
+        check_name("permission name", &spec.name)?;
+        if spec.users.is_empty() && spec.groups.is_empty() {
+            return Err(OpsError::Invalid(
+                "a permission needs at least one --user or --group".into(),
+            ));
+        }
+        if spec.assets.is_empty() && spec.nodes.is_empty() {
+            return Err(OpsError::Invalid(
+                "a permission needs at least one --asset or --node".into(),
+            ));
+        }
+        let now = self.now();
+        if let (Some(from), Some(until)) = (spec.valid_from, spec.valid_until)
+            && until <= from
+        {
+            return Err(OpsError::Invalid(format!(
+                "--until {until} is not after --from {from}"
+            )));
+        }
+        if let Some(until) = spec.valid_until
+            && until <= now
+        {
+            return Err(OpsError::Invalid(format!(
+                "--until {until} is already past: the permission would never hold"
+            )));
+        }
+        let mut tx = self.store.begin().await?;
+        let ids = resolve(
+            &mut tx,
+            &spec.users,
+            &spec.groups,
+            &spec.assets,
+            &spec.nodes,
+        )
+        .await?;
+        let new = store::permissions::NewPermission {
+            permission: Permission {
+                id: new_id(),
+                name: spec.name.clone(),
+                users: spec.users.clone(),
+                groups: spec.groups.clone(),
+                assets: spec.assets.clone(),
+                nodes: spec.nodes.clone(),
+                accounts: spec.accounts.clone(),
+                protocols: spec.protocols.clone(),
+                actions: spec.actions,
+                valid_from: spec.valid_from,
+                valid_until: spec.valid_until,
+                active: true,
+                comment: spec.comment.clone(),
+            },
+            user_ids: ids.users,
+            group_ids: ids.groups,
+            asset_ids: ids.assets,
+            node_ids: ids.nodes,
+        };
+        store::permissions::insert(&mut tx, &new, now).await?;
+        let perm = store::permissions::get(&mut tx, &spec.name).await?;
+        self.log(
+            &mut tx,
+            caller,
+            "perm.add",
+            format!("permission {}", spec.name),
+            None,
+            snapshot(&perm),
+        )
+        .await?;
+        store::bump_change_counter(&mut tx).await?;
+        self.store.commit(tx).await?;
+        Ok(perm)
+    }
+
+    pub async fn perm_list(&self, caller: &Caller) -> Result<Vec<Permission>> {
+        require_auditor(caller, "listing permissions")?;
+        let mut conn = self.store.conn().await?;
+        Ok(store::permissions::list(&mut conn).await?)
+    }
+
+    pub async fn perm_show(&self, caller: &Caller, name: &str) -> Result<Permission> {
+        require_auditor(caller, "showing a permission")?;
+        let mut conn = self.store.conn().await?;
+        Ok(store::permissions::get(&mut conn, name).await?)
+    }
+
+    pub async fn perm_remove(&self, caller: &Caller, name: &str) -> Result<()> {
+        require_admin(caller, "removing a permission")?;
+        let mut tx = self.store.begin().await?;
+        let perm = store::permissions::get(&mut tx, name).await?;
+        store::permissions::delete(&mut tx, &perm.id).await?;
+        self.log(
+            &mut tx,
+            caller,
+            "perm.remove",
+            format!("permission {name}"),
+            snapshot(&perm),
+            None,
+        )
+        .await?;
+        store::bump_change_counter(&mut tx).await?;
+        self.store.commit(tx).await?;
+        Ok(())
+    }
+
+    /// The policy as it stands now, built from the database.
+    pub async fn policy_snapshot(&self) -> Result<Snapshot> {
+        let mut conn = self.store.conn().await?;
+        let data = store::policy::load(&mut conn).await?;
+        Snapshot::build(data).map_err(|e| OpsError::Invalid(e.to_string()))
+    }
+
+    /// Who can reach an asset now, and through which permission.
+    pub async fn perm_who(&self, caller: &Caller, asset: &str) -> Result<Vec<Reach>> {
+        require_auditor(caller, "asking who can reach an asset")?;
+        let snapshot = self.policy_snapshot().await?;
+        snapshot.who_can_reach(asset, self.now()).ok_or_else(|| {
+            StoreError::NotFound {
+                kind: "asset",
+                name: asset.to_string(),
+            }
+            .into()
+        })
+    }
+
+    /// What a user can reach now, and through which permission.
+    pub async fn perm_what(&self, caller: &Caller, user: &str) -> Result<Vec<Reach>> {
+        if caller.name != user {
+            require_auditor(caller, "asking what another user can reach")?;
+        }
+        let snapshot = self.policy_snapshot().await?;
+        snapshot.what_can_reach(user, self.now()).ok_or_else(|| {
+            StoreError::NotFound {
+                kind: "user",
+                name: user.to_string(),
+            }
+            .into()
+        })
+    }
+
+    // ------------------------------------------------------------- filters --
+
+    pub async fn filter_add(&self, caller: &Caller, spec: FilterSpec) -> Result<CommandFilter> {
+        require_admin(caller, "adding a command filter")?;
+        check_name("filter name", &spec.name)?;
+        crate::policy::check_pattern(&spec.pattern).map_err(|reason| {
+            OpsError::Invalid(format!(
+                "pattern {:?} is not a valid regex: {reason}",
+                spec.pattern
+            ))
+        })?;
+        let mut tx = self.store.begin().await?;
+        let ids = resolve(
+            &mut tx,
+            &spec.users,
+            &spec.groups,
+            &spec.assets,
+            &spec.nodes,
+        )
+        .await?;
+        let filter = CommandFilter {
+            id: new_id(),
+            name: spec.name.clone(),
+            pattern: spec.pattern.clone(),
+            action: spec.action,
+            priority: spec.priority,
+            users: spec.users.clone(),
+            groups: spec.groups.clone(),
+            assets: spec.assets.clone(),
+            nodes: spec.nodes.clone(),
+            accounts: spec.accounts.clone(),
+            active: true,
+        };
+        let bindings: Vec<(&'static str, Id)> = ids
+            .users
+            .into_iter()
+            .map(|id| (store::filters::USER, id))
+            .chain(ids.groups.into_iter().map(|id| (store::filters::GROUP, id)))
+            .chain(ids.assets.into_iter().map(|id| (store::filters::ASSET, id)))
+            .chain(ids.nodes.into_iter().map(|id| (store::filters::NODE, id)))
+            .collect();
+        store::filters::insert(&mut tx, &filter, &bindings, self.now()).await?;
+        let stored = store::filters::get(&mut tx, &spec.name).await?;
+        self.log(
+            &mut tx,
+            caller,
+            "filter.add",
+            format!("filter {}", spec.name),
+            None,
+            snapshot(&stored),
+        )
+        .await?;
+        store::bump_change_counter(&mut tx).await?;
+        self.store.commit(tx).await?;
+        Ok(stored)
+    }
+
+    pub async fn filter_list(&self, caller: &Caller) -> Result<Vec<CommandFilter>> {
+        require_auditor(caller, "listing command filters")?;
+        let mut conn = self.store.conn().await?;
+        Ok(store::filters::list(&mut conn).await?)
+    }
+
+    pub async fn filter_show(&self, caller: &Caller, name: &str) -> Result<CommandFilter> {
+        require_auditor(caller, "showing a command filter")?;
+        let mut conn = self.store.conn().await?;
+        Ok(store::filters::get(&mut conn, name).await?)
+    }
+
+    pub async fn filter_remove(&self, caller: &Caller, name: &str) -> Result<()> {
+        require_admin(caller, "removing a command filter")?;
+        let mut tx = self.store.begin().await?;
+        let filter = store::filters::get(&mut tx, name).await?;
+        store::filters::delete(&mut tx, &filter.id).await?;
+        self.log(
+            &mut tx,
+            caller,
+            "filter.remove",
+            format!("filter {name}"),
+            snapshot(&filter),
+            None,
+        )
+        .await?;
+        store::bump_change_counter(&mut tx).await?;
+        self.store.commit(tx).await?;
+        Ok(())
+    }
+
+    // ---------------------------------------------------------- login ACLs --
+
+    pub async fn acl_add(&self, caller: &Caller, spec: AclSpec) -> Result<LoginAcl> {
+        require_admin(caller, "adding a login ACL")?;
+        check_name("acl name", &spec.name)?;
+        if spec.users.is_empty() && spec.groups.is_empty() {
+            return Err(OpsError::Invalid(
+                "a login ACL needs at least one --user or --group".into(),
+            ));
+        }
+        crate::auth::parse_sources(&spec.sources)?;
+        for window in &spec.windows {
+            crate::auth::WeeklyWindow::parse(window)?;
+        }
+        let mut tx = self.store.begin().await?;
+        let ids = resolve(&mut tx, &spec.users, &spec.groups, &[], &[]).await?;
+        let acl = LoginAcl {
+            id: new_id(),
+            name: spec.name.clone(),
+            action: spec.action,
+            priority: spec.priority,
+            users: spec.users.clone(),
+            groups: spec.groups.clone(),
+            sources: spec.sources.clone(),
+            windows: spec.windows.clone(),
+            active: true,
+        };
+        store::acls::insert(&mut tx, &acl, &ids.users, &ids.groups, self.now()).await?;
+        let stored = store::acls::list(&mut tx)
+            .await?
+            .into_iter()
+            .find(|a| a.id == acl.id)
+            .ok_or_else(|| StoreError::Corrupt("login ACL just added is missing".into()))?;
+        self.log(
+            &mut tx,
+            caller,
+            "acl.add",
+            format!("login acl {}", spec.name),
+            None,
+            snapshot(&stored),
+        )
+        .await?;
+        self.store.commit(tx).await?;
+        Ok(stored)
+    }
+
+    pub async fn acl_list(&self, caller: &Caller) -> Result<Vec<LoginAcl>> {
+        require_auditor(caller, "listing login ACLs")?;
+        let mut conn = self.store.conn().await?;
+        Ok(store::acls::list(&mut conn).await?)
+    }
+
+    pub async fn acl_remove(&self, caller: &Caller, name: &str) -> Result<()> {
+        require_admin(caller, "removing a login ACL")?;
+        let mut tx = self.store.begin().await?;
+        let acl = store::acls::list(&mut tx)
+            .await?
+            .into_iter()
+            .find(|a| a.name == name)
+            .ok_or_else(|| StoreError::NotFound {
+                kind: "login acl",
+                name: name.to_string(),
+            })?;
+        store::acls::delete(&mut tx, &acl.id).await?;
+        self.log(
+            &mut tx,
+            caller,
+            "acl.remove",
+            format!("login acl {name}"),
+            snapshot(&acl),
+            None,
+        )
+        .await?;
+        self.store.commit(tx).await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,430 @@
+//! Asset verbs: the node tree, assets, their accounts and pinned host keys.
+
+use serde::Serialize;
+use serde_json::json;
+
+use super::{
+    Caller, Ops, OpsError, Result, check_name, require_admin, require_auditor, snapshot, with,
+};
+use crate::model::{self, Account, Asset, HostKey, Node, Protocol, SecretKind, new_id};
+use crate::store::{self, StoreError, accounts, assets, nodes};
+use crate::vault::Secret;
+
+/// The asset name `ssh bastion rampart ...` is routed to (DESIGN.md §2).
+pub const RESERVED_ASSET: &str = "rampart";
+
+/// What `asset add` takes.
+#[derive(Debug, Clone, Default)]
+pub struct AssetSpec {
+    pub name: String,
+    pub address: String,
+    pub protocols: Vec<Protocol>,
+    /// Node paths; empty means `/DEFAULT`.
+    pub nodes: Vec<String>,
+    pub platform: Option<String>,
+    pub comment: String,
+    pub active: bool,
+}
+
+/// The secret an account is created with.
+#[derive(Debug)]
+pub enum AccountSecret {
+    None,
+    Password(Secret<String>),
+    /// An OpenSSH (or PEM) private key, unencrypted.
+    PrivateKey(Secret<String>),
+}
+
+/// An asset with its accounts and host keys, for `asset show`.
+#[derive(Debug, Clone, Serialize)]
+pub struct AssetView {
+    #[serde(flatten)]
+    pub asset: Asset,
+    pub accounts: Vec<Account>,
+    pub host_keys: Vec<HostKey>,
+}
+
+/// A node and how many assets are filed directly under it.
+#[derive(Debug, Clone, Serialize)]
+pub struct NodeView {
+    pub path: String,
+    pub assets: i64,
+}
+
+/// A host name or an IP address; nothing that could smuggle options into
+/// a client command line.
+fn check_address(address: &str) -> Result<()> {
+    let host_ok = !address.is_empty()
+        && address.len() <= 253
+        && !address.starts_with('-')
+        && address.chars().all(|c| {
+            c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | ':' | '[' | ']' | '%')
+        });
+    if host_ok {
+        Ok(())
+    } else {
+        Err(OpsError::Invalid(format!(
+            "address {address:?} is not a host name or IP address"
+        )))
+    }
+}
+
+fn check_protocols(protocols: &[Protocol]) -> Result<()> {
+    if protocols.is_empty() {
+        return Err(OpsError::Invalid(
+            "an asset needs at least one --protocol, e.g. --protocol ssh/22".into(),
+        ));
+    }
+    for (i, p) in protocols.iter().enumerate() {
+        if protocols[..i].iter().any(|q| q.name == p.name) {
+            return Err(OpsError::Invalid(format!(
+                "protocol {} is given twice",
+                p.name
+            )));
+        }
+    }
+    Ok(())
+}
+
+impl Ops {
+    pub async fn node_add(&self, caller: &Caller, path: &str) -> Result<Node> {
+        require_admin(caller, "adding a node")?;
+        let path = model::normalize_node_path(path)?;
+        let mut tx = self.store.begin().await?;
+        let (node, created) = nodes::ensure(&mut tx, &path, self.now()).await?;
+        if created.is_empty() {
+            return Err(StoreError::Duplicate {
+                kind: "node",
+                name: path,
+            }
+            .into());
+        }
+        self.log(
+            &mut tx,
+            caller,
+            "node.add",
+            format!("node {path}"),
+            None,
+            Some(json!({"created": created})),
+        )
+        .await?;
+        self.store.commit(tx).await?;
+        Ok(node)
+    }
+
+    pub async fn node_remove(&self, caller: &Caller, path: &str) -> Result<()> {
+        require_admin(caller, "removing a node")?;
+        let path = model::normalize_node_path(path)?;
+        if path == model::DEFAULT_NODE {
+            return Err(OpsError::Invalid(format!(
+                "{path} is the root node and cannot be removed"
+            )));
+        }
+        let mut tx = self.store.begin().await?;
+        let node = nodes::get(&mut tx, &path).await?;
+        let (assets, children) = nodes::usage(&mut tx, &node.id).await?;
+        if assets > 0 || children > 0 {
+            return Err(OpsError::Invalid(format!(
+                "node {path} still holds {assets} asset(s) and {children} child node(s): move or remove them first"
+            )));
+        }
+        nodes::delete(&mut tx, &node.id).await?;
+        store::filters::forget_target(&mut tx, &node.id).await?;
+        self.log(
+            &mut tx,
+            caller,
+            "node.remove",
+            format!("node {path}"),
+            snapshot(&node),
+            None,
+        )
+        .await?;
+        store::bump_change_counter(&mut tx).await?;
+        self.store.commit(tx).await?;
+        Ok(())
+    }
+
+    pub async fn node_list(&self, caller: &Caller) -> Result<Vec<NodeView>> {
+        require_auditor(caller, "listing nodes")?;
+        let mut conn = self.store.conn().await?;
+        Ok(nodes::asset_counts(&mut conn)
+            .await?
+            .into_iter()
+            .map(|(path, assets)| NodeView { path, assets })
+            .collect())
+    }
+
+    pub async fn asset_add(&self, caller: &Caller, spec: AssetSpec) -> Result<Asset> {
+        require_admin(caller, "adding an asset")?;
+        let mut tx = self.store.begin().await?;
+        let asset = self.insert_asset(&mut tx, caller, &spec).await?;
+        store::bump_change_counter(&mut tx).await?;
+        self.store.commit(tx).await?;
+        Ok(asset)
+    }
+
+    /// Validates and inserts one asset and logs it, in the caller's
+    /// transaction (shared by `asset add` and `import assets`).
+    pub(super) async fn insert_asset(
+        &self,
+        tx: &mut store::Conn,
+        caller: &Caller,
+        spec: &AssetSpec,
+    ) -> Result<Asset> {
+        check_name("asset name", &spec.name)?;
+        if spec.name == RESERVED_ASSET {
+            return Err(OpsError::Invalid(format!(
+                "{RESERVED_ASSET:?} is reserved for `ssh bastion rampart ...`: choose another asset name"
+            )));
+        }
+        check_address(&spec.address)?;
+        check_protocols(&spec.protocols)?;
+        let paths = if spec.nodes.is_empty() {
+            vec![model::DEFAULT_NODE.to_string()]
+        } else {
+            spec.nodes
+                .iter()
+                .map(|p| model::normalize_node_path(p))
+                .collect::<Result<Vec<_>, _>>()?
+        };
+        let platform = spec.platform.clone().unwrap_or_else(|| "linux".to_string());
+        check_name("platform", &platform)?;
+        let now = self.now();
+        let id = new_id();
+        let mut node_ids = Vec::new();
+        for path in &paths {
+            node_ids.push(nodes::get(tx, path).await?.id);
+        }
+        let fields = assets::AssetFields {
+            name: spec.name.clone(),
+            address: spec.address.clone(),
+            platform,
+            active: spec.active,
+            comment: spec.comment.clone(),
+        };
+        assets::insert(tx, &id, &fields, now).await?;
+        assets::set_protocols(tx, &id, &spec.protocols).await?;
+        assets::set_nodes(tx, &id, &node_ids).await?;
+        let asset = assets::get(tx, &spec.name).await?;
+        self.log(
+            tx,
+            caller,
+            "asset.add",
+            format!("asset {}", spec.name),
+            None,
+            snapshot(&asset),
+        )
+        .await?;
+        Ok(asset)
+    }
+
+    pub async fn asset_list(&self, caller: &Caller) -> Result<Vec<Asset>> {
+        require_auditor(caller, "listing all assets")?;
+        let mut conn = self.store.conn().await?;
+        Ok(assets::list(&mut conn).await?)
+    }
+
+    pub async fn asset_show(&self, caller: &Caller, name: &str) -> Result<AssetView> {
+        require_auditor(caller, "showing an asset")?;
+        let mut conn = self.store.conn().await?;
+        let asset = assets::get(&mut conn, name).await?;
+        let accounts = accounts::list(&mut conn, Some(&asset.id)).await?;
+        let host_keys = assets::host_keys(&mut conn, &asset.id).await?;
+        Ok(AssetView {
+            asset,
+            accounts,
+            host_keys,
+        })
+    }
+
+    pub async fn asset_remove(&self, caller: &Caller, name: &str) -> Result<()> {
+        require_admin(caller, "removing an asset")?;
+        let mut tx = self.store.begin().await?;
+        let asset = assets::get(&mut tx, name).await?;
+        let accounts = accounts::list(&mut tx, Some(&asset.id)).await?;
+        assets::delete(&mut tx, &asset.id).await?;
+        store::filters::forget_target(&mut tx, &asset.id).await?;
+        let before = with(snapshot(&asset), json!({ "accounts": accounts }));
+        self.log(
+            &mut tx,
+            caller,
+            "asset.remove",
+            format!("asset {name}"),
+            before,
+            None,
+        )
+        .await?;
+        store::bump_change_counter(&mut tx).await?;
+        self.store.commit(tx).await?;
+        Ok(())
+    }
+
+    /// Re-pins the target's host key: with a key line, pins exactly that
+    /// key; without, forgets the pinned keys so the next connection pins
+    /// what the target presents (trust on first use, audited here).
+    pub async fn asset_trust(
+        &self,
+        caller: &Caller,
+        name: &str,
+        key_line: Option<&str>,
+    ) -> Result<Vec<HostKey>> {
+        require_admin(caller, "trusting a host key")?;
+        let parsed = key_line
+            .map(crate::auth::parse_public_key_line)
+            .transpose()
+            .map_err(|e| OpsError::Invalid(format!("host key: {e}")))?;
+        let mut tx = self.store.begin().await?;
+        let asset = assets::get(&mut tx, name).await?;
+        let before = assets::host_keys(&mut tx, &asset.id).await?;
+        match &parsed {
+            Some(key) => {
+                assets::pin_host_key(
+                    &mut tx,
+                    &asset.id,
+                    &key.algorithm,
+                    &key.fingerprint,
+                    &key.openssh,
+                    self.now(),
+                )
+                .await?
+            }
+            None => {
+                assets::clear_host_keys(&mut tx, &asset.id).await?;
+            }
+        }
+        let after = assets::host_keys(&mut tx, &asset.id).await?;
+        self.log(
+            &mut tx,
+            caller,
+            "asset.trust",
+            format!("asset {name}"),
+            snapshot(&before),
+            snapshot(&after),
+        )
+        .await?;
+        self.store.commit(tx).await?;
+        Ok(after)
+    }
+
+    // ------------------------------------------------------------ accounts --
+
+    pub async fn account_add(
+        &self,
+        caller: &Caller,
+        asset: &str,
+        username: &str,
+        secret: AccountSecret,
+        privileged: bool,
+    ) -> Result<Account> {
+        require_admin(caller, "adding an account")?;
+        check_name("account username", username)?;
+        let (kind, sealed) = match &secret {
+            AccountSecret::None => (SecretKind::None, None),
+            AccountSecret::Password(pw) => {
+                if pw.expose().is_empty() {
+                    return Err(OpsError::Invalid("the account password is empty".into()));
+                }
+                (
+                    SecretKind::Password,
+                    Some(self.vault()?.seal_str(pw.expose())),
+                )
+            }
+            AccountSecret::PrivateKey(pem) => {
+                check_private_key(pem)?;
+                (
+                    SecretKind::PrivateKey,
+                    Some(self.vault()?.seal_str(pem.expose())),
+                )
+            }
+        };
+        let now = self.now();
+        let mut tx = self.store.begin().await?;
+        let target = assets::get(&mut tx, asset).await?;
+        if sealed.is_some() {
+            store::register_vault_key(&mut tx, self.vault()?.key_id(), now).await?;
+        }
+        let new = accounts::NewAccount {
+            id: new_id(),
+            asset_id: target.id.clone(),
+            username: username.to_string(),
+            secret_kind: kind,
+            sealed_secret: sealed,
+            privileged,
+            template_id: None,
+        };
+        accounts::insert(&mut tx, asset, &new, now).await?;
+        let account = accounts::find(&mut tx, &target.id, username)
+            .await?
+            .ok_or_else(|| StoreError::Corrupt("account just added is missing".into()))?;
+        // The secret itself never enters the log: only that one was set.
+        let after = with(snapshot(&account), json!({ "secret": kind.as_str() }));
+        self.log(
+            &mut tx,
+            caller,
+            "account.add",
+            format!("account {username}@{asset}"),
+            None,
+            after,
+        )
+        .await?;
+        store::bump_change_counter(&mut tx).await?;
+        self.store.commit(tx).await?;
+        Ok(account)
+    }
+
+    pub async fn account_list(&self, caller: &Caller, asset: Option<&str>) -> Result<Vec<Account>> {
+        require_auditor(caller, "listing accounts")?;
+        let mut conn = self.store.conn().await?;
+        let asset_id = match asset {
+            Some(name) => Some(assets::get(&mut conn, name).await?.id),
+            None => None,
+        };
+        Ok(accounts::list(&mut conn, asset_id.as_deref()).await?)
+    }
+
+    pub async fn account_remove(&self, caller: &Caller, asset: &str, username: &str) -> Result<()> {
+        require_admin(caller, "removing an account")?;
+        let mut tx = self.store.begin().await?;
+        let target = assets::get(&mut tx, asset).await?;
+        let account = accounts::find(&mut tx, &target.id, username)
+            .await?
+            .ok_or_else(|| StoreError::NotFound {
+                kind: "account",
+                name: format!("{username}@{asset}"),
+            })?;
+        accounts::delete(&mut tx, &account.id).await?;
+        self.log(
+            &mut tx,
+            caller,
+            "account.remove",
+            format!("account {username}@{asset}"),
+            snapshot(&account),
+            None,
+        )
+        .await?;
+        store::bump_change_counter(&mut tx).await?;
+        self.store.commit(tx).await?;
+        Ok(())
+    }
+}
+
+/// Refuses what is not an unencrypted private key, without echoing it.
+fn check_private_key(pem: &Secret<String>) -> Result<()> {
+    let text = pem.expose();
+    if text.contains("ENCRYPTED") {
+        return Err(OpsError::Invalid(
+            "the private key is encrypted: give an unencrypted copy (ssh-keygen -p -N '' -f COPY)"
+                .into(),
+        ));
+    }
+    match russh::keys::decode_secret_key(text, None) {
+        Ok(_) => Ok(()),
+        Err(russh::keys::Error::KeyIsEncrypted) => Err(OpsError::Invalid(
+            "the private key is encrypted: give an unencrypted copy (ssh-keygen -p -N '' -f COPY)"
+                .into(),
+        )),
+        Err(_) => Err(OpsError::Invalid(
+            "not a private key: expected an OpenSSH or PEM private key file".into(),
+        )),
+    }
+}

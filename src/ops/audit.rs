@@ -1,0 +1,55 @@
+//! Auditor verbs: the audit listings, session list and chain verification.
+
+use std::path::Path;
+
+use super::{Caller, Ops, Result, require_auditor};
+use crate::audit::{self, VerifyReport};
+use crate::store::audit_log::{self, CommandRow, LoginRow, OperationRow, Query, TransferRow};
+use crate::store::sessions::{self, SessionRow};
+
+impl Ops {
+    pub async fn audit_logins(&self, caller: &Caller, q: &Query) -> Result<Vec<LoginRow>> {
+        require_auditor(caller, "reading the login log")?;
+        let mut conn = self.store.conn().await?;
+        Ok(audit_log::logins(&mut conn, q).await?)
+    }
+
+    pub async fn audit_operations(&self, caller: &Caller, q: &Query) -> Result<Vec<OperationRow>> {
+        require_auditor(caller, "reading the operation log")?;
+        let mut conn = self.store.conn().await?;
+        Ok(audit_log::operations(&mut conn, q).await?)
+    }
+
+    pub async fn audit_commands(&self, caller: &Caller, q: &Query) -> Result<Vec<CommandRow>> {
+        require_auditor(caller, "reading the command log")?;
+        let mut conn = self.store.conn().await?;
+        Ok(audit_log::commands(&mut conn, q).await?)
+    }
+
+    pub async fn audit_transfers(&self, caller: &Caller, q: &Query) -> Result<Vec<TransferRow>> {
+        require_auditor(caller, "reading the transfer log")?;
+        let mut conn = self.store.conn().await?;
+        Ok(audit_log::transfers(&mut conn, q).await?)
+    }
+
+    pub async fn session_list(
+        &self,
+        caller: &Caller,
+        q: &Query,
+        live_only: bool,
+    ) -> Result<Vec<SessionRow>> {
+        require_auditor(caller, "listing sessions")?;
+        let mut conn = self.store.conn().await?;
+        Ok(sessions::list(&mut conn, q, live_only).await?)
+    }
+
+    /// Recomputes the hash chain and the recordings' digests.
+    pub async fn audit_verify(
+        &self,
+        caller: &Caller,
+        recording_dir: &Path,
+    ) -> Result<VerifyReport> {
+        require_auditor(caller, "verifying the audit chain")?;
+        Ok(audit::verify(&self.store, recording_dir).await?)
+    }
+}

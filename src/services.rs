@@ -1,0 +1,274 @@
+//! The bundle every task is handed: configuration, store, vault, clock and
+//! the ops verbs over them; and the two ways to get one, initialising an
+//! empty data dir ([`Services::init`]) or opening an existing one
+//! ([`Services::open`]).
+//!
+//! Opening enforces the vault's one hard rule: a missing or different master
+//! key while sealed secrets are stored is a refusal to start, never a new key.
+
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::clock::{Clock, SystemClock};
+use crate::config::Config;
+use crate::model::Role;
+use crate::ops::{Caller, Ops, OpsSettings, UserSpec};
+use crate::store::{self, Store};
+use crate::vault::{self, MasterKey, Secret, Vault};
+
+/// Why the data dir could not be opened or initialised; one line each.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("{0}")]
+    Refused(String),
+    #[error(transparent)]
+    Store(#[from] store::StoreError),
+    #[error(transparent)]
+    Vault(#[from] vault::VaultError),
+    #[error(transparent)]
+    Ops(#[from] crate::ops::OpsError),
+    #[error("{path}: {error}")]
+    Io { path: String, error: std::io::Error },
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StartError + '_ {
+    move |error| StartError::Io {
+        path: path.display().to_string(),
+        error,
+    }
+}
+
+/// What `init` created, for the caller to report once.
+#[derive(Debug)]
+pub struct Initialised {
+    pub data_dir: PathBuf,
+    pub admin: String,
+    pub admin_password: Secret<String>,
+    pub host_keys: Vec<PathBuf>,
+}
+
+#[derive(Clone)]
+pub struct Services {
+    pub config: Arc<Config>,
+    pub store: Store,
+    pub vault: Option<Vault>,
+    pub clock: Arc<dyn Clock>,
+    pub ops: Ops,
+}
+
+impl Services {
+    /// Whether the data dir already holds a rampart database.
+    pub fn is_initialised(config: &Config) -> bool {
+        config.database_path().is_some_and(|p| p.exists())
+    }
+
+    /// Opens an initialised data dir.
+    pub async fn open(config: Config) -> Result<Services, StartError> {
+        let db_path = database_path(&config)?;
+        if !db_path.exists() {
+            return Err(StartError::Refused(format!(
+                "no rampart database at {}: run `rampart init` first (or check data_dir in your config)",
+                db_path.display()
+            )));
+        }
+        let store = Store::open(
+            &db_path,
+            false,
+            config.database.busy_timeout,
+            config.database.max_connections,
+        )
+        .await?;
+        let env = std::env::var("RAMPART_MASTER_KEY").ok();
+        let key = vault::resolve_master_key(config.data_dir(), env.as_deref())?;
+        let vault = check_key(&store, key, &config.master_key_path()).await?;
+        Ok(Services::assemble(
+            config,
+            store,
+            vault,
+            Arc::new(SystemClock),
+        ))
+    }
+
+    fn assemble(
+        config: Config,
+        store: Store,
+        vault: Option<Vault>,
+        clock: Arc<dyn Clock>,
+    ) -> Services {
+        let settings = OpsSettings {
+            password_min_length: config.auth.password_min_length as usize,
+            time_zone: config.auth.time_zone.clone(),
+        };
+        let ops = Ops::new(store.clone(), vault.clone(), clock.clone(), settings);
+        Services {
+            config: Arc::new(config),
+            store,
+            vault,
+            clock,
+            ops,
+        }
+    }
+
+    /// Initialises an empty data dir: directory (0700), master key (0600,
+    /// unless `RAMPART_MASTER_KEY` provides it), database, ed25519 host key,
+    /// and an `admin` user with a one-time password to change at first login.
+    pub async fn init(config: Config) -> Result<(Services, Initialised), StartError> {
+        let data_dir = config.data_dir().to_path_buf();
+        let db_path = database_path(&config)?;
+        if db_path.exists() {
+            return Err(StartError::Refused(format!(
+                "{} is already initialised (database {} exists)",
+                data_dir.display(),
+                db_path.display()
+            )));
+        }
+        create_private_dir(&data_dir)?;
+        if let Some(parent) = db_path.parent() {
+            create_private_dir(parent)?;
+        }
+        create_private_dir(&config.recording_dir())?;
+
+        let env = std::env::var("RAMPART_MASTER_KEY").ok();
+        let key = match vault::resolve_master_key(&data_dir, env.as_deref())? {
+            Some(key) => key,
+            None => {
+                let key = MasterKey::generate();
+                key.write_new_file(&config.master_key_path())?;
+                key
+            }
+        };
+        let host_keys = config.host_key_paths();
+        for path in &host_keys {
+            if !path.exists() {
+                write_host_key(path)?;
+            }
+        }
+        let store = Store::open(
+            &db_path,
+            true,
+            config.database.busy_timeout,
+            config.database.max_connections,
+        )
+        .await?;
+        restrict_file(&db_path)?;
+        let vault = Vault::new(key);
+        let services = Services::assemble(config, store, Some(vault), Arc::new(SystemClock));
+        let added = services
+            .ops
+            .user_add(
+                &Caller::local(),
+                UserSpec {
+                    name: "admin".into(),
+                    role: Some(Role::Admin),
+                    ..Default::default()
+                },
+            )
+            .await?;
+        let admin_password = added.one_time_password.ok_or_else(|| {
+            StartError::Refused("the admin user was created without a password".into())
+        })?;
+        Ok((
+            services,
+            Initialised {
+                data_dir,
+                admin: added.user.name,
+                admin_password,
+                host_keys,
+            },
+        ))
+    }
+}
+
+fn database_path(config: &Config) -> Result<PathBuf, StartError> {
+    config.database_path().ok_or_else(|| {
+        StartError::Refused(format!(
+            "database.url {:?} is not supported yet: use sqlite://FILE (PostgreSQL arrives with multi-node)",
+            config.database.url
+        ))
+    })
+}
+
+/// Checks the master key against the key ids recorded beside the sealed
+/// secrets, refusing to start rather than running with the wrong key.
+async fn check_key(
+    store: &Store,
+    key: Option<MasterKey>,
+    key_path: &Path,
+) -> Result<Option<Vault>, StartError> {
+    let mut conn = store.conn().await?;
+    let known = store::vault_key_ids(&mut conn).await?;
+    let sealed = store::has_sealed_rows(&mut conn).await?;
+    match key {
+        None if sealed || !known.is_empty() => Err(StartError::Refused(format!(
+            "the master key is missing ({} does not exist and RAMPART_MASTER_KEY is not set) \
+             but the database holds secrets sealed with it: restore the key; rampart will not \
+             create a new one over existing secrets",
+            key_path.display()
+        ))),
+        None => Ok(None),
+        Some(key) => {
+            let id = key.key_id();
+            if !known.is_empty() && !known.contains(&id) {
+                return Err(StartError::Refused(format!(
+                    "the master key (id {id}) is not the key that sealed the stored secrets \
+                     (id {}): restore the right key file or RAMPART_MASTER_KEY",
+                    known.join(", ")
+                )));
+            }
+            Ok(Some(Vault::new(key)))
+        }
+    }
+}
+
+/// Creates a directory readable only by its owner (0700); an existing one is
+/// checked for being writable, with a clear message if not.
+fn create_private_dir(path: &Path) -> Result<(), StartError> {
+    if path.is_dir() {
+        let probe = path.join(".rampart-write-test");
+        fs::File::create(&probe).map_err(|e| {
+            StartError::Refused(format!(
+                "data directory {} is not writable: {e}",
+                path.display()
+            ))
+        })?;
+        let _ = fs::remove_file(&probe);
+        return Ok(());
+    }
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(path)
+        .map_err(|e| {
+            StartError::Refused(format!("cannot create directory {}: {e}", path.display()))
+        })
+}
+
+fn restrict_file(path: &Path) -> Result<(), StartError> {
+    fs::set_permissions(path, fs::Permissions::from_mode(0o600)).map_err(io(path))
+}
+
+/// Writes a new ed25519 host key in OpenSSH format, mode 0600.
+pub fn write_host_key(path: &Path) -> Result<(), StartError> {
+    use russh::keys::ssh_key::private::Ed25519Keypair;
+    use russh::keys::ssh_key::{LineEnding, PrivateKey};
+    let mut seed = zeroize::Zeroizing::new([0u8; 32]);
+    rand::fill(&mut seed[..]);
+    let key = PrivateKey::from(Ed25519Keypair::from_seed(&seed));
+    let text = key
+        .to_openssh(LineEnding::LF)
+        .map_err(|e| StartError::Refused(format!("cannot encode the host key: {e}")))?;
+    if let Some(parent) = path.parent() {
+        create_private_dir(parent)?;
+    }
+    let mut file = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(io(path))?;
+    file.write_all(text.as_bytes()).map_err(io(path))?;
+    Ok(())
+}

@@ -1,0 +1,567 @@
+//! The ops CLI through the real binary, in a temp dir: the newcomer's path
+//! (init, a user with a key, an asset, an account with a password from
+//! stdin, a permission), the audit trail it leaves, and bad input.
+
+mod support;
+
+use std::os::unix::fs::PermissionsExt;
+
+use support::{ALICE_KEY, Bastion, all_bytes, contains};
+
+const TARGET_PASSWORD: &str = "Tr0ub4dor&3-horse-battery";
+
+/// The newcomer's path, with what an auditor then sees.
+fn newcomer() -> Bastion {
+    let b = Bastion::new();
+    let init = b.run(&["init"]);
+    assert_eq!(init.status, 0, "{}", init.stderr);
+    assert!(init.stderr.contains("one-time password"), "{}", init.stderr);
+
+    std::fs::write(b.path().join("alice.pub"), format!("{ALICE_KEY}\n")).unwrap();
+    b.run(&[
+        "user",
+        "add",
+        "alice",
+        "--key-file",
+        "alice.pub",
+        "--email",
+        "alice@example.com",
+    ])
+    .ok();
+    b.run(&["node", "add", "/DEFAULT/prod/web"]).ok();
+    b.run(&[
+        "asset",
+        "add",
+        "web1",
+        "--address",
+        "10.0.0.5",
+        "--protocol",
+        "ssh/22",
+        "--protocol",
+        "sftp",
+        "--node",
+        "/DEFAULT/prod/web",
+    ])
+    .ok();
+    b.run_stdin(
+        &[
+            "account",
+            "add",
+            "web1",
+            "root",
+            "--password-stdin",
+            "--privileged",
+        ],
+        &format!("{TARGET_PASSWORD}\n"),
+    )
+    .ok();
+    b.run(&[
+        "perm",
+        "add",
+        "web-ops",
+        "--user",
+        "alice",
+        "--node",
+        "/DEFAULT/prod",
+        "--accounts",
+        "root",
+        "--protocols",
+        "ssh,sftp",
+        "--actions",
+        "connect,upload",
+    ])
+    .ok();
+    b
+}
+
+#[test]
+fn the_newcomer_path_is_audited_without_the_password() {
+    let b = newcomer();
+
+    let ops = b.json_lines(&["audit", "operations"]);
+    let verbs: Vec<&str> = ops.iter().map(|o| o["verb"].as_str().unwrap()).collect();
+    // Newest first; init's admin creation is the oldest.
+    assert_eq!(
+        verbs,
+        [
+            "perm.add",
+            "account.add",
+            "asset.add",
+            "node.add",
+            "user.add",
+            "user.add"
+        ]
+    );
+    let account = &ops[1];
+    assert_eq!(account["object"], "account root@web1");
+    assert_eq!(account["after"]["secret"], "password");
+    assert!(
+        ops.iter()
+            .all(|o| o["actor"].as_str().unwrap().starts_with("local:"))
+    );
+
+    // The target password is nowhere: not in any output, not in clear in
+    // any file of the data dir (the database holds it sealed).
+    let table = b.run(&["audit", "operations"]).ok();
+    assert!(!table.contains(TARGET_PASSWORD));
+    for args in [
+        &["account", "list"][..],
+        &["asset", "show", "web1"],
+        &["asset", "show", "web1", "--json"],
+        &["audit", "operations", "--json"],
+    ] {
+        let out = b.run(args).ok();
+        assert!(
+            !out.contains(TARGET_PASSWORD),
+            "{args:?} shows the password"
+        );
+    }
+    for (path, bytes) in all_bytes(&b.data_dir()) {
+        assert!(
+            !contains(&bytes, TARGET_PASSWORD),
+            "{} holds the password in clear",
+            path.display()
+        );
+    }
+
+    // What the admin asks every day.
+    let who = b.json_lines(&["perm", "who", "web1"]);
+    assert_eq!(who.len(), 1, "{who:?}");
+    assert_eq!(who[0]["user"], "alice");
+    assert_eq!(who[0]["permission"], "web-ops");
+    let what = b.json_lines(&["perm", "what", "alice"]);
+    assert_eq!(what.len(), 1);
+    assert_eq!(what[0]["asset"], "web1");
+
+    let verify = b.run(&["audit", "verify"]).ok();
+    assert!(verify.contains("audit chain intact: 6 rows"), "{verify}");
+}
+
+#[tokio::test]
+async fn audit_verify_names_a_row_changed_by_hand() {
+    let b = newcomer();
+    b.run(&["audit", "verify"]).ok();
+
+    // Someone with write access to the database rewrites history.
+    let url = format!("sqlite://{}", b.db_path().display());
+    let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+    let id: String = sqlx::query_scalar("SELECT id FROM operation_log WHERE verb = 'perm.add'")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE operation_log SET actor = 'nobody' WHERE id = $1")
+        .bind(&id)
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+
+    let line = b.run(&["audit", "verify"]).refused();
+    assert!(line.contains("audit chain broken"), "{line}");
+    assert!(line.contains(&format!("operation_log row {id}")), "{line}");
+}
+
+#[test]
+fn data_files_are_private() {
+    let b = Bastion::initialised();
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&b.data_dir()), 0o700);
+    for (path, _) in all_bytes(&b.data_dir()) {
+        assert_eq!(
+            mode(&path) & 0o077,
+            0,
+            "{} is readable by others",
+            path.display()
+        );
+    }
+    assert_eq!(mode(&b.data_dir().join("master.key")), 0o600);
+}
+
+#[test]
+fn init_twice_is_refused_and_changes_nothing() {
+    let b = Bastion::initialised();
+    let key = std::fs::read(b.data_dir().join("master.key")).unwrap();
+    let line = b.run(&["init"]).refused();
+    assert!(line.contains("already initialised"), "{line}");
+    assert_eq!(std::fs::read(b.data_dir().join("master.key")).unwrap(), key);
+}
+
+#[test]
+fn commands_before_init_say_what_to_do() {
+    let b = Bastion::new();
+    let line = b.run(&["user", "list"]).refused();
+    assert!(line.contains("rampart init"), "{line}");
+}
+
+/// Each bad input: one line naming the problem, exit 1, and nothing changed.
+#[test]
+fn bad_input_is_refused_with_one_line_and_leaves_nothing() {
+    let b = newcomer();
+    let before = b.json_lines(&["audit", "operations"]).len();
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["perm", "add", "p1", "--user", "mallory", "--asset", "web1"],
+            "user \"mallory\" does not exist",
+        ),
+        (
+            &["perm", "add", "p1", "--user", "alice", "--asset", "nope"],
+            "asset \"nope\" does not exist",
+        ),
+        (
+            &["perm", "add", "p1", "--group", "nope", "--asset", "web1"],
+            "group \"nope\" does not exist",
+        ),
+        (
+            &[
+                "perm",
+                "add",
+                "p1",
+                "--user",
+                "alice",
+                "--node",
+                "/DEFAULT/nope",
+            ],
+            "node \"/DEFAULT/nope\" does not exist",
+        ),
+        (
+            &[
+                "perm",
+                "add",
+                "p1",
+                "--user",
+                "alice",
+                "--node",
+                "DEFAULT/prod",
+            ],
+            "node path \"DEFAULT/prod\" is not valid",
+        ),
+        (
+            &[
+                "perm", "add", "web-ops", "--user", "alice", "--asset", "web1",
+            ],
+            "permission \"web-ops\" already exists",
+        ),
+        (
+            &[
+                "perm",
+                "add",
+                "p1",
+                "--user",
+                "alice",
+                "--asset",
+                "web1",
+                "--from",
+                "2030-01-02",
+                "--until",
+                "2030-01-01",
+            ],
+            "is not after --from",
+        ),
+        (
+            &[
+                "perm",
+                "add",
+                "p1",
+                "--user",
+                "alice",
+                "--asset",
+                "web1",
+                "--until",
+                "2001-01-01",
+            ],
+            "already past",
+        ),
+        (
+            &[
+                "perm",
+                "add",
+                "p1",
+                "--user",
+                "alice",
+                "--asset",
+                "web1",
+                "--actions",
+                "fly",
+            ],
+            "actions \"fly\" is not valid",
+        ),
+        (&["user", "add", "alice"], "user \"alice\" already exists"),
+        (
+            &["user", "add", "bob", "--key", "ssh-ed25519 AAAA-not-base64"],
+            "ssh-ed25519",
+        ),
+        (
+            &["user", "add", "bob@web1"],
+            "user name \"bob@web1\" is not valid",
+        ),
+        (&["node", "add", "prod"], "node path \"prod\" is not valid"),
+        (
+            &["node", "add", "/DEFAULT/prod/web"],
+            "node \"/DEFAULT/prod/web\" already exists",
+        ),
+        (
+            &["node", "remove", "/DEFAULT/prod/web"],
+            "still holds 1 asset(s)",
+        ),
+        (
+            &[
+                "asset",
+                "add",
+                "web2",
+                "--address",
+                "10.0.0.6",
+                "--protocol",
+                "gopher/70",
+            ],
+            "protocol \"gopher/70\" is not valid",
+        ),
+        (
+            &[
+                "asset",
+                "add",
+                "rampart",
+                "--address",
+                "10.0.0.6",
+                "--protocol",
+                "ssh",
+            ],
+            "reserved",
+        ),
+        (
+            &[
+                "asset",
+                "add",
+                "web1",
+                "--address",
+                "10.0.0.6",
+                "--protocol",
+                "ssh",
+            ],
+            "asset \"web1\" already exists",
+        ),
+        (
+            &["account", "add", "web1", "root"],
+            "account \"root@web1\" already exists",
+        ),
+        (
+            &["account", "add", "nope", "root"],
+            "asset \"nope\" does not exist",
+        ),
+        (
+            &[
+                "filter",
+                "add",
+                "f1",
+                "--pattern",
+                "rm (-rf",
+                "--action",
+                "deny",
+            ],
+            "is not a valid regex",
+        ),
+        (
+            &[
+                "acl",
+                "add",
+                "a1",
+                "--action",
+                "deny",
+                "--user",
+                "alice",
+                "--source",
+                "10.0.0.0/33",
+            ],
+            "10.0.0.0/33",
+        ),
+        (
+            &[
+                "acl",
+                "add",
+                "a1",
+                "--action",
+                "deny",
+                "--user",
+                "alice",
+                "--window",
+                "Funday 08:00-18:00",
+            ],
+            "Funday",
+        ),
+        (
+            &["group", "members", "add", "nope", "alice"],
+            "group \"nope\" does not exist",
+        ),
+        (&["user", "remove", "admin"], "last active admin"),
+    ];
+    for (args, expected) in cases {
+        let line = b.run(args).refused();
+        assert!(
+            line.contains(expected),
+            "{args:?}: expected {expected:?} in {line:?}"
+        );
+        assert!(line.starts_with("rampart: "), "{line}");
+    }
+    // The regex error is quoted, not paraphrased.
+    let line = b
+        .run(&[
+            "filter",
+            "add",
+            "f1",
+            "--pattern",
+            "rm (-rf",
+            "--action",
+            "deny",
+        ])
+        .refused();
+    assert!(line.contains("unclosed group"), "{line}");
+    assert_eq!(
+        b.json_lines(&["audit", "operations"]).len(),
+        before,
+        "a refused verb left a row"
+    );
+    assert_eq!(b.json_lines(&["perm", "list"]).len(), 1);
+    assert!(b.json_lines(&["filter", "list"]).is_empty());
+    b.run(&["audit", "verify"]).ok();
+}
+
+#[test]
+fn a_usage_error_exits_2() {
+    let b = Bastion::initialised();
+    assert_eq!(b.run(&["user", "add"]).status, 2);
+    assert_eq!(b.run(&["frobnicate"]).status, 2);
+    assert_eq!(
+        b.run(&["asset", "add", "x", "--address", "h"]).status,
+        2,
+        "--protocol is required"
+    );
+}
+
+#[test]
+fn group_membership_reaches_permissions() {
+    let b = newcomer();
+    b.run(&["user", "add", "bob", "--key", ALICE_KEY]).ok();
+    b.run(&["group", "add", "dba"]).ok();
+    b.run(&["group", "members", "add", "dba", "bob"]).ok();
+    b.run(&[
+        "perm",
+        "add",
+        "dba-web",
+        "--group",
+        "dba",
+        "--asset",
+        "web1",
+        "--accounts",
+        "@ALL",
+    ])
+    .ok();
+    let what = b.json_lines(&["perm", "what", "bob"]);
+    assert_eq!(what.len(), 1, "{what:?}");
+    assert_eq!(what[0]["group"], "dba");
+    b.run(&["group", "members", "remove", "dba", "bob"]).ok();
+    assert!(b.json_lines(&["perm", "what", "bob"]).is_empty());
+}
+
+#[test]
+fn a_missing_or_wrong_master_key_refuses_to_start() {
+    let b = newcomer();
+    let key_path = b.data_dir().join("master.key");
+    let key = std::fs::read_to_string(&key_path).unwrap();
+    std::fs::remove_file(&key_path).unwrap();
+
+    let line = b.run(&["user", "list"]).refused();
+    assert!(line.contains("master key is missing"), "{line}");
+    assert!(
+        !key_path.exists(),
+        "a new key was created over existing secrets"
+    );
+
+    let wrong = "11".repeat(32);
+    let line = b
+        .run_env(&["user", "list"], &[("RAMPART_MASTER_KEY", &wrong)])
+        .refused();
+    assert!(line.contains("is not the key that sealed"), "{line}");
+
+    // The right key in the environment works.
+    b.run_env(&["user", "list"], &[("RAMPART_MASTER_KEY", key.trim())])
+        .ok();
+}
+
+#[tokio::test]
+async fn a_locked_database_waits_then_says_so() {
+    let b = Bastion::with_config("[database]\nbusy_timeout = \"300ms\"\n");
+    b.run(&["init"]).ok();
+    let url = format!("sqlite://{}", b.db_path().display());
+    let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+    let mut conn = pool.acquire().await.unwrap();
+    sqlx::query("BEGIN IMMEDIATE")
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+
+    let started = std::time::Instant::now();
+    let line = b.run(&["group", "add", "ops"]).refused();
+    assert!(line.contains("database is locked"), "{line}");
+    assert!(started.elapsed() >= std::time::Duration::from_millis(300));
+
+    sqlx::query("ROLLBACK").execute(&mut *conn).await.unwrap();
+    drop(conn);
+    pool.close().await;
+    b.run(&["group", "add", "ops"]).ok();
+}
+
+#[test]
+fn a_data_dir_that_cannot_be_created_is_named() {
+    let b = Bastion::with_config("");
+    std::fs::write(
+        b.path().join("rampart.toml"),
+        "data_dir = \"/dev/null/rampart\"\n",
+    )
+    .unwrap();
+    let line = b.run(&["init"]).refused();
+    assert!(line.contains("/dev/null/rampart"), "{line}");
+}
+
+#[test]
+fn lists_print_tables_and_json_lines_with_the_same_fields() {
+    let b = newcomer();
+    let table = b.run(&["asset", "list"]).ok();
+    let mut lines = table.lines();
+    let header = lines.next().unwrap();
+    assert!(
+        header.starts_with("NAME") && header.contains("PROTOCOLS"),
+        "{header}"
+    );
+    let row = lines.next().unwrap();
+    assert!(row.contains("web1") && row.contains("ssh/22"), "{row}");
+    let json = b.json_lines(&["asset", "list"]);
+    assert_eq!(json[0]["name"], "web1");
+    assert_eq!(
+        json[0]["protocols"],
+        serde_json::json!(["sftp/22", "ssh/22"])
+    );
+}
+
+#[test]
+fn disable_enable_and_passwords() {
+    let b = newcomer();
+    b.run(&["user", "disable", "alice"]).ok();
+    assert_eq!(b.json_lines(&["user", "show", "alice"])[0]["active"], false);
+    // A disabled user reaches nothing.
+    assert!(b.json_lines(&["perm", "what", "alice"]).is_empty());
+    b.run(&["user", "enable", "alice"]).ok();
+    assert_eq!(b.json_lines(&["perm", "what", "alice"]).len(), 1);
+
+    let weak = b.run_stdin(&["user", "passwd", "alice", "--password-stdin"], "short\n");
+    assert!(weak.refused().contains("too short"));
+    let out = b.run(&["user", "passwd", "alice"]);
+    assert_eq!(out.status, 0);
+    assert!(
+        out.stderr.contains("one-time password for alice"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(
+        b.json_lines(&["user", "show", "alice"])[0]["must_change_password"],
+        true
+    );
+}

@@ -1,0 +1,826 @@
+//! DESIGN.md §2 "Permission semantics" and the command filter rules, as
+//! tables: each row names the rule it checks, so a reader can hold it against
+//! the design, and a failing row says which one it is.
+
+use jiff::Timestamp;
+use rampart::model::{AccountSpec, Action, Actions, FilterAction, Identity, Role};
+use rampart::policy::data::{
+    AccountEntry, AssetEntry, FilterEntry, GroupEntry, NodeEntry, PermissionEntry, PolicyData,
+    UserEntry,
+};
+use rampart::policy::{GrantAccount, PolicyError, Snapshot};
+
+const NOW: &str = "2030-01-01T00:00:00Z";
+
+fn ts(s: &str) -> Timestamp {
+    s.parse()
+        .unwrap_or_else(|e| panic!("bad timestamp {s}: {e}"))
+}
+
+/// The identity `auth` would hand over; `groups` is deliberately empty so the
+/// tests prove membership comes from the snapshot.
+fn who(name: &str) -> Identity {
+    Identity {
+        user_id: format!("u-{name}"),
+        name: name.to_string(),
+        role: Role::User,
+        groups: Vec::new(),
+    }
+}
+
+fn user(name: &str, active: bool, expires_at: Option<&str>) -> UserEntry {
+    UserEntry {
+        id: format!("u-{name}"),
+        name: name.to_string(),
+        active,
+        expires_at: expires_at.map(ts),
+    }
+}
+
+fn group(name: &str, members: &[&str]) -> GroupEntry {
+    GroupEntry {
+        id: format!("g-{name}"),
+        name: name.to_string(),
+        member_ids: members.iter().map(|m| format!("u-{m}")).collect(),
+    }
+}
+
+fn node(path: &str) -> NodeEntry {
+    NodeEntry {
+        id: format!("n-{path}"),
+        path: path.to_string(),
+    }
+}
+
+fn asset(name: &str, nodes: &[&str], protocols: &[&str], active: bool) -> AssetEntry {
+    AssetEntry {
+        id: format!("a-{name}"),
+        name: name.to_string(),
+        address: format!("{name}.example.net"),
+        platform: "linux".to_string(),
+        comment: String::new(),
+        active,
+        protocols: protocols.iter().map(|p| p.parse().unwrap()).collect(),
+        node_ids: nodes.iter().map(|n| format!("n-{n}")).collect(),
+    }
+}
+
+fn account(asset: &str, username: &str, privileged: bool, active: bool) -> AccountEntry {
+    AccountEntry {
+        id: format!("acc-{asset}-{username}"),
+        asset_id: format!("a-{asset}"),
+        username: username.to_string(),
+        privileged,
+        active,
+    }
+}
+
+/// `targets` are asset names, or node paths when they start with '/';
+/// `subjects` are user names, or group names when they start with '+'.
+fn perm(
+    name: &str,
+    subjects: &[&str],
+    targets: &[&str],
+    accounts: &str,
+    protocols: &str,
+    actions: &str,
+) -> PermissionEntry {
+    PermissionEntry {
+        id: format!("p-{name}"),
+        name: name.to_string(),
+        user_ids: subjects
+            .iter()
+            .filter(|s| !s.starts_with('+'))
+            .map(|s| format!("u-{s}"))
+            .collect(),
+        group_ids: subjects
+            .iter()
+            .filter_map(|s| s.strip_prefix('+'))
+            .map(|s| format!("g-{s}"))
+            .collect(),
+        asset_ids: targets
+            .iter()
+            .filter(|t| !t.starts_with('/'))
+            .map(|t| format!("a-{t}"))
+            .collect(),
+        node_ids: targets
+            .iter()
+            .filter(|t| t.starts_with('/'))
+            .map(|t| format!("n-{t}"))
+            .collect(),
+        accounts: accounts.parse().unwrap(),
+        protocols: protocols.parse().unwrap(),
+        actions: actions.parse().unwrap(),
+        valid_from: None,
+        valid_until: None,
+        active: true,
+    }
+}
+
+/// Subjects and targets as for [`perm`]; `accounts` empty means unbound.
+fn filter(
+    name: &str,
+    pattern: &str,
+    action: FilterAction,
+    priority: i32,
+    subjects: &[&str],
+    targets: &[&str],
+    accounts: &str,
+) -> FilterEntry {
+    let p = perm(name, subjects, targets, "@ALL", "all", "all");
+    FilterEntry {
+        id: format!("f-{name}"),
+        name: name.to_string(),
+        pattern: pattern.to_string(),
+        action,
+        priority,
+        user_ids: p.user_ids,
+        group_ids: p.group_ids,
+        asset_ids: p.asset_ids,
+        node_ids: p.node_ids,
+        accounts: if accounts.is_empty() {
+            AccountSpec::default()
+        } else {
+            accounts.parse().unwrap()
+        },
+        active: true,
+    }
+}
+
+fn fixture() -> PolicyData {
+    let users = vec![
+        user("alice", true, None),
+        user("bob", true, None),
+        user("carol", true, None),
+        user("dave", false, None),
+        user("erin", true, Some("2029-12-01T00:00:00Z")),
+        user("frank", true, None),
+        user("gina", true, None),
+        user("hank", true, None),
+        user("ivan", true, None),
+        user("judy", true, None),
+        user("kate", true, Some("2030-02-01T00:00:00Z")),
+        user("liam", true, None),
+        user("mia", true, None),
+        user("nick", true, None),
+    ];
+    let groups = vec![group("ops", &["bob"]), group("devs", &["frank"])];
+    let nodes = [
+        "/DEFAULT",
+        "/DEFAULT/pro",
+        "/DEFAULT/prod",
+        "/DEFAULT/prod/web",
+        "/DEFAULT/staging",
+    ]
+    .map(node)
+    .to_vec();
+    let assets = vec![
+        asset("web1", &["/DEFAULT/prod/web"], &["ssh/22", "sftp/22"], true),
+        asset(
+            "db1",
+            &["/DEFAULT/prod"],
+            &["ssh/2222", "postgresql/5432"],
+            true,
+        ),
+        asset("off1", &["/DEFAULT/prod"], &["ssh/22"], false),
+        asset("pro1", &["/DEFAULT/pro"], &["ssh/22"], true),
+        asset("stg1", &["/DEFAULT/staging"], &["ssh/22"], true),
+    ];
+    let accounts = vec![
+        account("web1", "root", true, true),
+        account("web1", "deploy", false, true),
+        account("web1", "carol", false, true),
+        account("web1", "olduser", false, false),
+        account("db1", "root", true, true),
+        account("db1", "postgres", false, true),
+        account("off1", "root", true, true),
+        account("pro1", "root", true, true),
+        account("stg1", "root", true, true),
+    ];
+    let window = |mut p: PermissionEntry, from: Option<&str>, until: Option<&str>| {
+        p.valid_from = from.map(ts);
+        p.valid_until = until.map(ts);
+        p
+    };
+    let mut disabled = perm("liam-disabled", &["liam"], &["web1"], "@ALL", "all", "all");
+    disabled.active = false;
+    let permissions = vec![
+        perm(
+            "alice-connect",
+            &["alice"],
+            &["web1"],
+            "deploy",
+            "ssh",
+            "connect",
+        ),
+        perm(
+            "alice-upload",
+            &["alice"],
+            &["web1"],
+            "deploy",
+            "all",
+            "upload",
+        ),
+        perm(
+            "ops-prod",
+            &["+ops"],
+            &["/DEFAULT/prod"],
+            "@ALL",
+            "all",
+            "all",
+        ),
+        perm(
+            "devs-pro",
+            &["+devs"],
+            &["/DEFAULT/pro"],
+            "@ALL",
+            "all",
+            "connect",
+        ),
+        perm(
+            "frank-typed",
+            &["frank"],
+            &["pro1"],
+            "@INPUT",
+            "ssh",
+            "download",
+        ),
+        perm(
+            "carol-self",
+            &["carol"],
+            &["/DEFAULT"],
+            "@USER",
+            "ssh",
+            "connect",
+        ),
+        perm(
+            "carol-typed",
+            &["carol"],
+            &["stg1"],
+            "@INPUT",
+            "ssh",
+            "connect,download",
+        ),
+        perm(
+            "gina-tunnel",
+            &["gina"],
+            &["db1"],
+            "postgres",
+            "postgresql",
+            "connect,tunnel",
+        ),
+        perm(
+            "hank-all",
+            &["hank"],
+            &["db1"],
+            "postgres",
+            "postgresql",
+            "all",
+        ),
+        perm("dave-all", &["dave"], &["web1"], "@ALL", "all", "all"),
+        perm("erin-all", &["erin"], &["web1"], "@ALL", "all", "all"),
+        window(
+            perm(
+                "ivan-window",
+                &["ivan"],
+                &["web1"],
+                "root",
+                "ssh",
+                "connect",
+            ),
+            Some("2029-06-01T00:00:00Z"),
+            Some("2030-06-01T00:00:00Z"),
+        ),
+        window(
+            perm(
+                "judy-until-june",
+                &["judy"],
+                &["web1"],
+                "root",
+                "ssh",
+                "connect",
+            ),
+            None,
+            Some("2030-06-01T00:00:00Z"),
+        ),
+        window(
+            perm(
+                "judy-until-march",
+                &["judy"],
+                &["web1"],
+                "root",
+                "ssh",
+                "connect,upload",
+            ),
+            None,
+            Some("2030-03-01T00:00:00Z"),
+        ),
+        perm("kate-open", &["kate"], &["web1"], "root", "ssh", "connect"),
+        disabled,
+        perm(
+            "mia-olduser",
+            &["mia"],
+            &["web1"],
+            "olduser",
+            "all",
+            "connect",
+        ),
+        perm("nick-rdp", &["nick"], &["web1"], "@ALL", "rdp", "connect"),
+    ];
+    use FilterAction::{Allow, Deny, Review, Warn};
+    let mut off = filter("off-date", "^date", Deny, 1, &[], &[], "");
+    off.active = false;
+    let mut ghost = filter("ghost-whoami", "^whoami", Deny, 40, &[], &[], "");
+    ghost.user_ids = vec!["u-removed-long-ago".to_string()];
+    let filters = vec![
+        filter("deny-rm-root", r"rm\s+-rf\s+/", Deny, 50, &[], &[], ""),
+        filter("allow-rm-tmp", r"^rm -rf /tmp/", Allow, 10, &[], &[], ""),
+        filter("review-sudo-su", r"^sudo\s+su\b", Review, 10, &[], &[], ""),
+        filter("warn-sudo", r"^sudo\b", Warn, 20, &[], &[], ""),
+        filter("tie-b-review", "^reboot", Review, 30, &[], &[], ""),
+        filter("tie-a-warn", "^reboot", Warn, 30, &[], &[], ""),
+        filter("alice-ls", "^ls", Warn, 40, &["alice"], &[], ""),
+        filter("ops-shutdown", "^shutdown", Deny, 40, &["+ops"], &[], ""),
+        filter(
+            "prod-drop",
+            r"(?i)drop\s+table",
+            Deny,
+            40,
+            &[],
+            &["/DEFAULT/prod"],
+            "",
+        ),
+        filter("db1-psql", "^psql", Review, 40, &[], &["db1"], ""),
+        filter("root-passwd", "^passwd", Review, 40, &[], &[], "root"),
+        filter("input-curl", "curl", Warn, 40, &[], &[], "@INPUT"),
+        filter("self-kill", "^kill", Warn, 40, &[], &[], "@USER"),
+        ghost,
+        off,
+    ];
+    PolicyData {
+        users,
+        groups,
+        nodes,
+        assets,
+        accounts,
+        permissions,
+        filters,
+    }
+}
+
+fn snapshot() -> Snapshot {
+    Snapshot::build(fixture()).unwrap_or_else(|e| panic!("fixture does not build: {e}"))
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Expect {
+    Denied,
+    /// A stored account, with the union of granted actions.
+    Stored(&'static str),
+    /// A typed-in (`@INPUT`) account, with the union of granted actions.
+    Input(&'static str),
+}
+use Expect::{Denied, Input, Stored};
+
+const ALL_BUT_TUNNEL: &str = "connect,upload,download,delete,copy,paste,share";
+
+#[test]
+fn authorize_follows_the_permission_semantics() {
+    use Action::{Connect, Download, Tunnel, Upload};
+    #[rustfmt::skip]
+    let rows: &[(&str, &str, &str, &str, &str, Action, &str, Expect)] = &[
+        // rule,                                                  user,    asset,   account,    protocol,     action,   now,  expect
+        ("perm listing the user grants",                          "alice", "web1", "deploy",   "ssh",        Connect,  NOW, Stored("connect,upload")),
+        ("account not in the names list is not granted",          "alice", "web1", "root",     "ssh",        Connect,  NOW, Denied),
+        ("union: upload from one perm, connect from another",     "alice", "web1", "deploy",   "ssh",        Upload,   NOW, Stored("connect,upload")),
+        ("union is per protocol: connect perm is ssh only",       "alice", "web1", "deploy",   "sftp",       Connect,  NOW, Denied),
+        ("upload perm covers sftp via protocols=all",             "alice", "web1", "deploy",   "sftp",       Upload,   NOW, Stored("upload")),
+        ("perm on a group grants its members",                    "bob",   "db1",  "root",     "ssh",        Connect,  NOW, Stored(ALL_BUT_TUNNEL)),
+        ("not a member of the group: nothing",                    "alice", "db1",  "root",     "ssh",        Connect,  NOW, Denied),
+        ("perm on /DEFAULT/prod covers asset in /DEFAULT/prod/web","bob",  "web1", "root",     "ssh",        Connect,  NOW, Stored(ALL_BUT_TUNNEL)),
+        ("perm on /DEFAULT covers asset in /DEFAULT/prod/web",    "carol", "web1", "carol",    "ssh",        Connect,  NOW, Stored("connect")),
+        ("/DEFAULT/pro is not an ancestor of /DEFAULT/prod/web",  "frank", "web1", "root",     "ssh",        Connect,  NOW, Denied),
+        ("/DEFAULT/pro covers its own asset",                     "frank", "pro1", "root",     "ssh",        Connect,  NOW, Stored("connect")),
+        ("@ALL grants every active account",                      "bob",   "db1",  "postgres", "postgresql", Connect,  NOW, Stored(ALL_BUT_TUNNEL)),
+        ("@ALL skips an inactive account",                        "bob",   "web1", "olduser",  "ssh",        Connect,  NOW, Denied),
+        ("a named inactive account grants nothing",               "mia",   "web1", "olduser",  "ssh",        Connect,  NOW, Denied),
+        ("@USER grants the account named like the person",        "carol", "web1", "carol",    "ssh",        Connect,  NOW, Stored("connect")),
+        ("@USER grants no other account",                         "carol", "web1", "root",     "ssh",        Connect,  NOW, Denied),
+        ("@USER on an asset without such an account: nothing",    "carol", "db1",  "carol",    "ssh",        Connect,  NOW, Denied),
+        ("@INPUT: any typed username",                            "carol", "stg1", "ubuntu",   "ssh",        Connect,  NOW, Input("connect,download")),
+        ("@INPUT: a stored name not granted is typed in",         "carol", "stg1", "root",     "ssh",        Download, NOW, Input("connect,download")),
+        ("@INPUT: an empty username is refused",                  "carol", "stg1", "",         "ssh",        Connect,  NOW, Denied),
+        ("@INPUT actions never mix with stored ones",             "frank", "pro1", "root",     "ssh",        Download, NOW, Input("download")),
+        ("stored account granted: stored wins",                   "frank", "pro1", "root",     "ssh",        Connect,  NOW, Stored("connect")),
+        ("@INPUT perm grants only its own actions",               "frank", "pro1", "ubuntu",   "ssh",        Connect,  NOW, Denied),
+        ("protocol the asset does not declare (protocols=all)",   "bob",   "web1", "root",     "rdp",        Connect,  NOW, Denied),
+        ("perm naming only an undeclared protocol",               "nick",  "web1", "root",     "ssh",        Connect,  NOW, Denied),
+        ("perm naming only an undeclared protocol, asked for it", "nick",  "web1", "root",     "rdp",        Connect,  NOW, Denied),
+        ("protocol not in the perm's list",                       "hank",  "db1",  "postgres", "ssh",        Connect,  NOW, Denied),
+        ("`all` does not include tunnel",                         "hank",  "db1",  "postgres", "postgresql", Tunnel,   NOW, Denied),
+        ("`all` includes the rest",                               "hank",  "db1",  "postgres", "postgresql", Download, NOW, Stored(ALL_BUT_TUNNEL)),
+        ("explicit tunnel is granted",                            "gina",  "db1",  "postgres", "postgresql", Tunnel,   NOW, Stored("connect,tunnel")),
+        ("before valid_from",                                     "ivan",  "web1", "root",     "ssh",        Connect,  "2029-05-31T23:59:59Z", Denied),
+        ("at valid_from",                                         "ivan",  "web1", "root",     "ssh",        Connect,  "2029-06-01T00:00:00Z", Stored("connect")),
+        ("just before valid_until",                               "ivan",  "web1", "root",     "ssh",        Connect,  "2030-05-31T23:59:59Z", Stored("connect")),
+        ("at valid_until",                                        "ivan",  "web1", "root",     "ssh",        Connect,  "2030-06-01T00:00:00Z", Denied),
+        ("after valid_until",                                     "ivan",  "web1", "root",     "ssh",        Connect,  "2031-01-01T00:00:00Z", Denied),
+        ("one of two perms expired: the other still grants",      "judy",  "web1", "root",     "ssh",        Connect,  "2030-04-01T00:00:00Z", Stored("connect")),
+        ("one of two perms expired: its action is gone",          "judy",  "web1", "root",     "ssh",        Upload,   "2030-04-01T00:00:00Z", Denied),
+        ("inactive permission",                                   "liam",  "web1", "root",     "ssh",        Connect,  NOW, Denied),
+        ("inactive user",                                         "dave",  "web1", "root",     "ssh",        Connect,  NOW, Denied),
+        ("expired user",                                          "erin",  "web1", "root",     "ssh",        Connect,  NOW, Denied),
+        ("user before expiry",                                    "erin",  "web1", "root",     "ssh",        Connect,  "2029-11-30T00:00:00Z", Stored(ALL_BUT_TUNNEL)),
+        ("inactive asset",                                        "bob",   "off1", "root",     "ssh",        Connect,  NOW, Denied),
+        ("unknown asset looks like a refusal",                    "bob",   "nope", "root",     "ssh",        Connect,  NOW, Denied),
+        ("unknown user",                                          "ghost", "web1", "root",     "ssh",        Connect,  NOW, Denied),
+    ];
+    let snap = snapshot();
+    for &(rule, u, a, acc, proto, action, now, expect) in rows {
+        let got = snap.authorize(&who(u), a, acc, proto, action, ts(now));
+        match (expect, &got) {
+            (Denied, None) => {}
+            (Stored(actions), Some(g)) | (Input(actions), Some(g)) => {
+                let typed = matches!(expect, Input(_));
+                assert_eq!(
+                    g.account().is_typed_in(),
+                    typed,
+                    "row {rule:?}: account kind of {g:?}"
+                );
+                assert_eq!(g.account().username(), acc, "row {rule:?}: username");
+                assert_eq!(g.actions().to_string(), actions, "row {rule:?}: actions");
+                assert!(g.allows(action), "row {rule:?}: asked action missing");
+                assert_eq!(
+                    (g.user_name(), g.asset_name(), g.protocol().name.as_str()),
+                    (u, a, proto),
+                    "row {rule:?}"
+                );
+            }
+            _ => panic!("row {rule:?}: expected {expect:?}, got {got:?}"),
+        }
+    }
+}
+
+#[test]
+fn identity_groups_cannot_widen_access() {
+    let snap = snapshot();
+    let mut stale = who("carol");
+    stale.groups = vec!["g-ops".to_string()];
+    assert!(
+        snap.authorize(&stale, "db1", "root", "ssh", Action::Connect, ts(NOW))
+            .is_none(),
+        "a group listed only in the Identity granted access"
+    );
+    let mut bob = who("bob");
+    bob.groups.clear();
+    assert!(
+        snap.authorize(&bob, "db1", "root", "ssh", Action::Connect, ts(NOW))
+            .is_some(),
+        "snapshot membership was not used"
+    );
+}
+
+#[test]
+fn grant_details() {
+    let snap = snapshot();
+    let now = ts(NOW);
+    #[rustfmt::skip]
+    let rows: &[(&str, &str, &str, &str, &str, Action, Option<&str>, &[&str])] = &[
+        // rule,                                              user,   asset,  account, protocol, action, valid_until, permissions
+        ("open-ended perm: no end",                           "alice", "web1", "deploy", "ssh", Action::Connect, None, &["alice-connect", "alice-upload"]),
+        ("latest end among the perms granting the action",    "judy",  "web1", "root",   "ssh", Action::Connect, Some("2030-06-01T00:00:00Z"), &["judy-until-june", "judy-until-march"]),
+        ("only the perm granting upload decides its end",     "judy",  "web1", "root",   "ssh", Action::Upload,  Some("2030-03-01T00:00:00Z"), &["judy-until-june", "judy-until-march"]),
+        ("open-ended perm, expiring user: the user's expiry", "kate",  "web1", "root",   "ssh", Action::Connect, Some("2030-02-01T00:00:00Z"), &["kate-open"]),
+    ];
+    for &(rule, u, a, acc, proto, action, until, perms) in rows {
+        let g = snap
+            .authorize(&who(u), a, acc, proto, action, now)
+            .unwrap_or_else(|| panic!("row {rule:?}: no grant"));
+        assert_eq!(g.valid_until(), until.map(ts), "row {rule:?}: valid_until");
+        assert_eq!(g.permissions(), perms, "row {rule:?}: permissions");
+    }
+
+    let g = snap
+        .authorize(&who("bob"), "db1", "root", "ssh", Action::Connect, now)
+        .expect("bob reaches db1");
+    assert_eq!(
+        g.protocol().port,
+        2222,
+        "the grant carries the asset's port"
+    );
+    assert_eq!(g.address(), "db1.example.net");
+    assert_eq!((g.user_id(), g.asset_id()), ("u-bob", "a-db1"));
+    assert_eq!(
+        g.account(),
+        &GrantAccount::Stored {
+            account_id: "acc-db1-root".into(),
+            username: "root".into()
+        }
+    );
+}
+
+type Row = (&'static str, &'static str, &'static str, bool, &'static str);
+
+#[test]
+fn visible_assets_lists_what_the_person_may_use() {
+    #[rustfmt::skip]
+    let rows: &[(&str, &str, &[Row], &str)] = &[
+        // rule, user, [(asset, protocols, accounts, @INPUT, actions)], joined nodes of the first
+        ("group perm on a node: its subtree, not inactive assets", "bob", &[
+            ("db1", "ssh/2222,postgresql/5432", "postgres,root*", false, ALL_BUT_TUNNEL),
+            ("web1", "ssh/22,sftp/22", "carol,deploy,root*", false, ALL_BUT_TUNNEL),
+        ], "/DEFAULT/prod"),
+        ("union of two perms on one asset", "alice", &[
+            ("web1", "ssh/22,sftp/22", "deploy", false, "connect,upload"),
+        ], "/DEFAULT/prod/web"),
+        ("@INPUT-only asset is listed with no stored account", "carol", &[
+            ("stg1", "ssh/22", "", true, "connect,download"),
+            ("web1", "ssh/22", "carol", false, "connect"),
+        ], "/DEFAULT/staging"),
+        ("stored and @INPUT on one asset", "frank", &[
+            ("pro1", "ssh/22", "root*", true, "connect,download"),
+        ], "/DEFAULT/pro"),
+        ("only an undeclared protocol: nothing visible", "nick", &[], ""),
+        ("only an inactive account: nothing visible", "mia", &[], ""),
+        ("inactive user sees nothing", "dave", &[], ""),
+        ("inactive perm shows nothing", "liam", &[], ""),
+        ("unknown user sees nothing", "ghost", &[], ""),
+    ];
+    let snap = snapshot();
+    for &(rule, u, expected, nodes) in rows {
+        let got = snap.visible_assets(&who(u), ts(NOW));
+        let got_rows: Vec<(String, String, String, bool, String)> = got
+            .iter()
+            .map(|v| {
+                (
+                    v.name().to_string(),
+                    v.protocols()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join(","),
+                    v.accounts()
+                        .map(|a| {
+                            format!("{}{}", a.username(), if a.privileged() { "*" } else { "" })
+                        })
+                        .collect::<Vec<_>>()
+                        .join(","),
+                    v.input_allowed(),
+                    v.actions().to_string(),
+                )
+            })
+            .collect();
+        let want: Vec<(String, String, String, bool, String)> = expected
+            .iter()
+            .map(|&(a, p, acc, i, act)| (a.into(), p.into(), acc.into(), i, act.into()))
+            .collect();
+        assert_eq!(got_rows, want, "row {rule:?}");
+        if let Some(first) = got.first() {
+            assert_eq!(first.nodes().join(","), nodes, "row {rule:?}: nodes");
+            assert_eq!(
+                first.address(),
+                format!("{}.example.net", first.name()),
+                "row {rule:?}"
+            );
+            assert_eq!(first.id(), format!("a-{}", first.name()), "row {rule:?}");
+            assert_eq!(first.platform(), "linux", "row {rule:?}");
+        }
+        for v in &got {
+            let one = snap.visible_asset(&who(u), v.name(), ts(NOW));
+            assert_eq!(
+                format!("{one:?}"),
+                format!("{:?}", Some(v)),
+                "row {rule:?}: visible_asset({})",
+                v.name()
+            );
+        }
+    }
+    assert!(
+        snap.visible_asset(&who("alice"), "db1", ts(NOW)).is_none(),
+        "alice does not see db1"
+    );
+}
+
+fn reach_rows(rows: &[rampart::policy::Reach]) -> Vec<String> {
+    rows.iter()
+        .map(|r| {
+            let protos: Vec<String> = r.protocols.iter().map(ToString::to_string).collect();
+            format!(
+                "{} {} {} via {}{} [{}] [{}]",
+                r.user,
+                r.asset,
+                r.accounts.join(","),
+                r.permission,
+                r.group
+                    .as_deref()
+                    .map(|g| format!(" (group {g})"))
+                    .unwrap_or_default(),
+                protos.join(","),
+                r.actions
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn who_and_what_can_reach() {
+    let snap = snapshot();
+    let now = ts(NOW);
+    #[rustfmt::skip]
+    let who_rows: &[(&str, &str, &[&str])] = &[
+        ("who: direct, group, @USER, windows; no inactive user/perm/account, no undeclared protocol", "web1", &[
+            "alice web1 deploy via alice-connect [ssh/22] [connect]",
+            "alice web1 deploy via alice-upload [ssh/22,sftp/22] [upload]",
+            "bob web1 carol,deploy,root via ops-prod (group ops) [ssh/22,sftp/22] [connect,upload,download,delete,copy,paste,share]",
+            "carol web1 carol via carol-self [ssh/22] [connect]",
+            "ivan web1 root via ivan-window [ssh/22] [connect]",
+            "judy web1 root via judy-until-june [ssh/22] [connect]",
+            "judy web1 root via judy-until-march [ssh/22] [connect,upload]",
+            "kate web1 root via kate-open [ssh/22] [connect]",
+        ]),
+        ("who: @INPUT shown as such", "stg1", &[
+            "carol stg1 @INPUT via carol-typed [ssh/22] [connect,download]",
+        ]),
+        ("who: inactive asset", "off1", &[]),
+    ];
+    for &(rule, asset, want) in who_rows {
+        let got = snap
+            .who_can_reach(asset, now)
+            .unwrap_or_else(|| panic!("row {rule:?}: unknown asset"));
+        assert_eq!(reach_rows(&got), want, "row {rule:?}");
+    }
+    #[rustfmt::skip]
+    let what_rows: &[(&str, &str, &[&str])] = &[
+        ("what: via group, through the node tree", "bob", &[
+            "bob db1 postgres,root via ops-prod (group ops) [ssh/2222,postgresql/5432] [connect,upload,download,delete,copy,paste,share]",
+            "bob web1 carol,deploy,root via ops-prod (group ops) [ssh/22,sftp/22] [connect,upload,download,delete,copy,paste,share]",
+        ]),
+        ("what: sorted by asset, @USER and @INPUT", "carol", &[
+            "carol stg1 @INPUT via carol-typed [ssh/22] [connect,download]",
+            "carol web1 carol via carol-self [ssh/22] [connect]",
+        ]),
+        ("what: stored and typed on one asset, one row per perm", "frank", &[
+            "frank pro1 root via devs-pro (group devs) [ssh/22] [connect]",
+            "frank pro1 @INPUT via frank-typed [ssh/22] [download]",
+        ]),
+        ("what: inactive user reaches nothing", "dave", &[]),
+    ];
+    for &(rule, u, want) in what_rows {
+        let got = snap
+            .what_can_reach(u, now)
+            .unwrap_or_else(|| panic!("row {rule:?}: unknown user"));
+        assert_eq!(reach_rows(&got), want, "row {rule:?}");
+    }
+    assert!(
+        snap.who_can_reach("nope", now).is_none(),
+        "unknown asset must be None"
+    );
+    assert!(
+        snap.what_can_reach("ghost", now).is_none(),
+        "unknown user must be None"
+    );
+}
+
+fn stored(asset: &str, username: &str) -> GrantAccount {
+    GrantAccount::Stored {
+        account_id: format!("acc-{asset}-{username}"),
+        username: username.into(),
+    }
+}
+
+fn typed(username: &str) -> GrantAccount {
+    GrantAccount::Input {
+        username: username.into(),
+    }
+}
+
+#[test]
+fn command_filters() {
+    use FilterAction::{Allow, Deny, Review, Warn};
+    let snap = snapshot();
+    #[rustfmt::skip]
+    let rows: Vec<(&str, &str, &str, GrantAccount, &str, FilterAction, Option<&str>)> = vec![
+        // rule,                                          user,    asset,  account,                command,               verdict, deciding rule
+        ("no filter matches: allow, no rule",             "alice", "web1", stored("web1", "deploy"), "uptime",            Allow,  None),
+        ("unbound filter applies to everyone",            "carol", "stg1", typed("ubuntu"),        "rm -rf /etc",         Deny,   Some("deny-rm-root")),
+        ("patterns match anywhere in the command",        "alice", "web1", stored("web1", "deploy"), "cd / && rm -rf /var", Deny,  Some("deny-rm-root")),
+        ("anchored pattern does not match mid-command",   "alice", "web1", stored("web1", "deploy"), "echo sudo",         Allow,  None),
+        ("deny wins over a lower-numbered allow",         "alice", "web1", stored("web1", "deploy"), "rm -rf /tmp/x",     Deny,   Some("deny-rm-root")),
+        ("lowest priority number wins: review 10",        "alice", "web1", stored("web1", "deploy"), "sudo su -",         Review, Some("review-sudo-su")),
+        ("only the warn rule matches",                    "alice", "web1", stored("web1", "deploy"), "sudo ls",           Warn,   Some("warn-sudo")),
+        ("equal priorities: first by name",               "alice", "web1", stored("web1", "deploy"), "reboot",            Warn,   Some("tie-a-warn")),
+        ("bound to a user: applies to that user",         "alice", "web1", stored("web1", "deploy"), "ls -l",             Warn,   Some("alice-ls")),
+        ("bound to a user: not to others",                "bob",   "web1", stored("web1", "root"),   "ls -l",             Allow,  None),
+        ("bound to a group: applies to members",          "bob",   "web1", stored("web1", "root"),   "shutdown -h now",   Deny,   Some("ops-shutdown")),
+        ("bound to a group: not to others",               "alice", "web1", stored("web1", "deploy"), "shutdown -h now",   Allow,  None),
+        ("bound to a node: applies to descendants",       "bob",   "web1", stored("web1", "root"),   "DROP TABLE users",  Deny,   Some("prod-drop")),
+        ("bound to a node: applies to its own assets",    "bob",   "db1",  stored("db1", "root"),    "drop table users",  Deny,   Some("prod-drop")),
+        ("bound to a node: not to other subtrees",        "carol", "stg1", typed("ubuntu"),        "drop table users",    Allow,  None),
+        ("bound to /DEFAULT/prod: /DEFAULT/pro is outside","frank", "pro1", stored("pro1", "root"),   "drop table users",  Allow,  None),
+        ("bound to an asset: applies there",              "bob",   "db1",  stored("db1", "postgres"), "psql -l",          Review, Some("db1-psql")),
+        ("bound to an asset: not elsewhere",              "bob",   "web1", stored("web1", "root"),   "psql -l",           Allow,  None),
+        ("bound to account root: stored root",            "bob",   "web1", stored("web1", "root"),   "passwd",            Review, Some("root-passwd")),
+        ("bound to account root: typed-in root too",      "carol", "stg1", typed("root"),          "passwd",              Review, Some("root-passwd")),
+        ("bound to account root: not other accounts",     "alice", "web1", stored("web1", "deploy"), "passwd",            Allow,  None),
+        ("@INPUT binding: typed-in accounts",             "carol", "stg1", typed("ubuntu"),        "curl http://x",       Warn,   Some("input-curl")),
+        ("@INPUT binding: not stored accounts",           "alice", "web1", stored("web1", "deploy"), "curl http://x",     Allow,  None),
+        ("@USER binding: account named like the person",  "carol", "web1", stored("web1", "carol"),  "kill 1",            Warn,   Some("self-kill")),
+        ("@USER binding: not other accounts",             "bob",   "web1", stored("web1", "root"),   "kill 1",            Allow,  None),
+        ("bound only to a removed user: binds nobody",    "alice", "web1", stored("web1", "deploy"), "whoami",            Allow,  None),
+        ("inactive filter does nothing",                  "alice", "web1", stored("web1", "deploy"), "date",              Allow,  None),
+    ];
+    for (rule, u, asset, account, command, action, by) in &rows {
+        let got = snap.check_command(&who(u), asset, account, command);
+        assert_eq!(
+            (got.action, got.rule.as_deref()),
+            (*action, *by),
+            "row {rule:?}"
+        );
+    }
+
+    let grant = snap
+        .authorize(&who("bob"), "web1", "root", "ssh", Action::Connect, ts(NOW))
+        .expect("bob reaches web1");
+    let v = snap.check_grant_command(&grant, "DROP TABLE users");
+    assert_eq!(
+        (v.action, v.rule.as_deref()),
+        (Deny, Some("prod-drop")),
+        "check_grant_command uses the grant's bindings"
+    );
+}
+
+#[test]
+fn build_errors_name_the_culprit() {
+    let mut data = fixture();
+    data.filters.push(FilterEntry {
+        pattern: "([a-z".into(),
+        ..data.filters[0].clone()
+    });
+    let last = data.filters.len() - 1;
+    data.filters[last].id = "f-broken".into();
+    data.filters[last].name = "broken-rule".into();
+    let err = Snapshot::build(data).expect_err("a bad regex must fail the build");
+    let text = err.to_string();
+    assert!(
+        matches!(&err, PolicyError::BadPattern { filter, .. } if filter == "broken-rule"),
+        "{err:?}"
+    );
+    assert!(
+        text.contains("broken-rule") && text.contains("([a-z") && text.contains("unclosed"),
+        "{text}"
+    );
+
+    let mut data = fixture();
+    let mut inactive = data.filters[0].clone();
+    (
+        inactive.id,
+        inactive.name,
+        inactive.pattern,
+        inactive.active,
+    ) = ("f-x".into(), "x".into(), "(".into(), false);
+    data.filters.push(inactive);
+    assert!(
+        Snapshot::build(data).is_ok(),
+        "an inactive filter's pattern is not compiled"
+    );
+
+    let mut data = fixture();
+    let mut twin = data.assets[0].clone();
+    twin.id = "a-twin".into();
+    data.assets.push(twin);
+    assert_eq!(
+        Snapshot::build(data).err(),
+        Some(PolicyError::Duplicate {
+            kind: "asset name",
+            key: "web1".into()
+        })
+    );
+}
+
+#[test]
+fn snapshot_is_shareable_and_counts() {
+    fn shareable<T: Send + Sync + 'static>() {}
+    shareable::<Snapshot>();
+    shareable::<rampart::policy::Grant>();
+    let snap = snapshot();
+    let stats = snap.stats();
+    assert_eq!(
+        (stats.users, stats.groups, stats.nodes, stats.assets),
+        (14, 2, 5, 5)
+    );
+    assert_eq!(
+        (stats.accounts, stats.permissions, stats.filters),
+        (8, 18, 14)
+    );
+    assert_eq!(
+        snap.asset_by_name("web1").map(|a| a.accounts().len()),
+        Some(3)
+    );
+    let bob = snap.user_by_name("bob").expect("bob");
+    assert_eq!(bob.groups, ["ops"]);
+    assert!(
+        Snapshot::default()
+            .visible_assets(&who("bob"), ts(NOW))
+            .is_empty()
+    );
+    assert_eq!(Actions::all_but_tunnel().to_string(), ALL_BUT_TUNNEL);
+}

@@ -1,0 +1,169 @@
+//! Helpers shared by the integration tests: a temporary bastion data dir
+//! driven through the real `rampart` binary, the way a newcomer uses it.
+
+#![allow(dead_code)]
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+/// An ed25519 public key line for tests (its private half is not needed:
+/// these tests only register keys).
+pub const ALICE_KEY: &str =
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAILM+rvN+ot98qgEN796jTiQfZfG1KaT0PtFDJ/XFSqti alice@laptop";
+
+/// A data dir in a temp dir, and the binary run against it.
+pub struct Bastion {
+    pub dir: tempfile::TempDir,
+}
+
+/// What one run of the binary gave.
+pub struct Run {
+    pub status: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    fn from(out: Output) -> Run {
+        Run {
+            status: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    /// Asserts success and returns stdout.
+    #[track_caller]
+    pub fn ok(self) -> String {
+        assert_eq!(self.status, 0, "expected success; stderr: {}", self.stderr);
+        self.stdout
+    }
+
+    /// Asserts a refusal (exit 1 with exactly one line on stderr) and
+    /// returns that line.
+    #[track_caller]
+    pub fn refused(self) -> String {
+        assert_eq!(
+            self.status, 1,
+            "expected exit 1; stdout: {} stderr: {}",
+            self.stdout, self.stderr
+        );
+        let lines: Vec<&str> = self.stderr.lines().collect();
+        assert_eq!(
+            lines.len(),
+            1,
+            "expected one line on stderr, got: {:?}",
+            self.stderr
+        );
+        lines[0].to_string()
+    }
+}
+
+impl Bastion {
+    /// A fresh, uninitialised directory with a config file pointing at it.
+    pub fn new() -> Bastion {
+        Bastion::with_config("")
+    }
+
+    /// Same, with extra config text appended after `data_dir`.
+    pub fn with_config(extra: &str) -> Bastion {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let config = format!("data_dir = \"data\"\n{extra}");
+        std::fs::write(dir.path().join("rampart.toml"), config).expect("write config");
+        Bastion { dir }
+    }
+
+    /// Initialised, with the admin's one-time password discarded.
+    pub fn initialised() -> Bastion {
+        let b = Bastion::new();
+        b.run(&["init"]).ok();
+        b
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    pub fn db_path(&self) -> PathBuf {
+        self.data_dir().join("rampart.db")
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_rampart"));
+        cmd.args(args)
+            .current_dir(self.dir.path())
+            .env_remove("RAMPART_CONFIG")
+            .env_remove("RAMPART_MASTER_KEY")
+            .env_remove("RUST_LOG");
+        cmd
+    }
+
+    pub fn run(&self, args: &[&str]) -> Run {
+        self.run_env(args, &[])
+    }
+
+    pub fn run_env(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
+        let mut cmd = self.command(args);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        Run::from(cmd.stdin(Stdio::null()).output().expect("run rampart"))
+    }
+
+    /// Runs with `input` on stdin (for --password-stdin).
+    pub fn run_stdin(&self, args: &[&str], input: &str) -> Run {
+        let mut child = self
+            .command(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn rampart");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(input.as_bytes())
+            .expect("write stdin");
+        Run::from(child.wait_with_output().expect("wait rampart"))
+    }
+
+    /// Every line of `--json` output, parsed.
+    pub fn json_lines(&self, args: &[&str]) -> Vec<serde_json::Value> {
+        let mut all = args.to_vec();
+        all.push("--json");
+        self.run(&all)
+            .ok()
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("a JSON line"))
+            .collect()
+    }
+}
+
+/// Every file under a directory, read as bytes (for secret greps).
+pub fn all_bytes(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).expect("read dir") {
+            let path = entry.expect("entry").path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                out.push((path.clone(), std::fs::read(&path).unwrap_or_default()));
+            }
+        }
+    }
+    out
+}
+
+pub fn contains(haystack: &[u8], needle: &str) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|w| w == needle.as_bytes())
+}
