@@ -1,4 +1,46 @@
-//! rampart (lib root; module map written once all modules land)
+//! rampart: a terminal-native bastion host.
+//!
+//! Every access to a server goes through one SSH endpoint that
+//! authenticates the person, authorises the target, holds the credentials,
+//! and records and audits what happens. The data flow is a straight line and
+//! the modules follow it:
+//!
+//! ```text
+//!  TCP accept ─▶ ssh ─▶ auth ─▶ route ─▶ tui (menu) ─▶ policy ─▶ upstream ─▶ relay
+//!                        │                              │           │          │
+//!                        ▼                              ▼           ▼          ▼
+//!                      store ◀──────── audit ◀──────── Grant      vault    record + audit
+//!
+//!  rampart CLI / console ─▶ ops ─▶ store (one transaction per verb + its audit row)
+//! ```
+//!
+//! What exists today, and what each module owns:
+//!
+//! | module | owns |
+//! |---|---|
+//! | [`model`] | plain domain types (users, assets, accounts, permissions, actions) and their text forms; no I/O |
+//! | [`config`] | `rampart.toml`: lookup order, schema, defaults, validation with file/key/reason errors |
+//! | [`clock`] | time as a dependency, so lockout, TOTP and validity are testable |
+//! | [`store`] | the only place with SQL: pool, embedded migrations, one file per aggregate |
+//! | [`vault`] | the master key, [`vault::Secret`], sealing of account secrets and TOTP seeds |
+//! | [`auth`] | passwords (argon2id), TOTP, public keys, lockout, login ACLs, and the login decision ([`auth::login`]) |
+//! | [`policy`] | the permission semantics: [`policy::Snapshot`] answers `authorize`, `visible_assets`, who/what, command filters; the only builder of a [`policy::Grant`] |
+//! | [`audit`] | the typed [`audit::AuditEvent`], the hash chain across all audit tables, `verify` |
+//! | [`ops`] | the admin and auditor verbs, taking the caller's identity: role checks and an operation-log row for every change |
+//! | [`import`] | CSV/XLSX parsing for `import assets|users` (the database side is in `ops`) |
+//! | [`services`] | the bundle handed to every task; initialising and opening a data dir, the master-key refusal rules |
+//! | [`cli`] | clap definitions, output as tables or JSON lines; `man/rampart.8` is generated from it |
+//!
+//! Still to come, in this order: `ssh` (the russh front door), `route`
+//! (login names and exec commands to an intent), `tui` (the menu, console
+//! and audit screens), `upstream` (connectors that take a `Grant`), `relay`,
+//! `record` (asciicast), `live` (running sessions), `http`, `rdp`.
+//!
+//! Rules the modules keep: SQL only in `store`; a `Grant` only from
+//! `policy`; secrets only inside `Secret` and sealed at rest, never in logs,
+//! errors or output; every admin change through `ops`, with its audit row in
+//! the same transaction.
+
 pub mod audit;
 pub mod auth;
 pub mod cli;

@@ -565,3 +565,61 @@ fn disable_enable_and_passwords() {
         true
     );
 }
+
+#[test]
+fn import_is_all_rows_or_none() {
+    let b = Bastion::initialised();
+    b.run(&["node", "add", "/DEFAULT/db"]).ok();
+    let bad = "name,address,protocols,nodes\n\
+               db1,10.0.1.1,ssh/22,/DEFAULT/db\n\
+               db2,10.0.1.2,ssh/22;postgresql/5432,/DEFAULT/db\n\
+               db3,10.0.1.3,,/DEFAULT/db\n";
+    std::fs::write(b.path().join("bad.csv"), bad).unwrap();
+    let line = b.run(&["import", "assets", "bad.csv"]).refused();
+    assert!(
+        line.contains("row 4") && line.contains("protocols"),
+        "{line}"
+    );
+    assert!(
+        b.json_lines(&["asset", "list"]).is_empty(),
+        "a failed import left assets behind"
+    );
+
+    // A row the database refuses (an unknown node) is named by its row too.
+    let unknown_node = "name,address,protocols,nodes\n\
+                        db1,10.0.1.1,ssh/22,/DEFAULT/db\n\
+                        db2,10.0.1.2,ssh/22,/DEFAULT/nowhere\n";
+    std::fs::write(b.path().join("node.csv"), unknown_node).unwrap();
+    let line = b.run(&["import", "assets", "node.csv"]).refused();
+    assert!(
+        line.contains("row 3") && line.contains("/DEFAULT/nowhere"),
+        "{line}"
+    );
+    assert!(b.json_lines(&["asset", "list"]).is_empty());
+
+    let good = "name,address,protocols,nodes,comment\n\
+                db1,10.0.1.1,ssh/22,/DEFAULT/db,primary\n\
+                db2,10.0.1.2,ssh/22;postgresql/5432,/DEFAULT/db,replica\n";
+    std::fs::write(b.path().join("good.csv"), good).unwrap();
+    let out = b.run(&["import", "assets", "good.csv"]).ok();
+    assert!(out.contains("imported 2 assets"), "{out}");
+    let assets = b.json_lines(&["asset", "list"]);
+    assert_eq!(assets.len(), 2);
+    assert_eq!(
+        assets[1]["protocols"],
+        serde_json::json!(["postgresql/5432", "ssh/22"])
+    );
+
+    let users = format!("name,role,groups,key\nbob,user,,{ALICE_KEY}\ncarol,auditor,,\n");
+    std::fs::write(b.path().join("users.csv"), users).unwrap();
+    let out = b.run(&["import", "users", "users.csv"]).ok();
+    assert!(
+        out.contains("imported 2 users") && out.contains("carol"),
+        "{out}"
+    );
+    assert_eq!(
+        b.json_lines(&["user", "show", "bob"])[0]["keys"][0]["algorithm"],
+        "ssh-ed25519"
+    );
+    b.run(&["audit", "verify"]).ok();
+}

@@ -8,7 +8,7 @@ use rampart::policy::data::{
     AccountEntry, AssetEntry, FilterEntry, GroupEntry, NodeEntry, PermissionEntry, PolicyData,
     UserEntry,
 };
-use rampart::policy::{GrantAccount, PolicyError, Snapshot};
+use rampart::policy::{GrantAccount, Snapshot};
 
 const NOW: &str = "2030-01-01T00:00:00Z";
 
@@ -382,13 +382,46 @@ enum Expect {
 }
 use Expect::{Denied, Input, Stored};
 
+/// (rule, user, asset, account, protocol, action, now, expected)
+type AuthRow = (
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    Action,
+    &'static str,
+    Expect,
+);
+/// (rule, user, asset, account, protocol, action, valid_until, permissions)
+type DetailRow = (
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    Action,
+    Option<&'static str>,
+    &'static [&'static str],
+);
+/// (rule, user, asset, account, command, verdict, deciding rule)
+type FilterRow = (
+    &'static str,
+    &'static str,
+    &'static str,
+    GrantAccount,
+    &'static str,
+    FilterAction,
+    Option<&'static str>,
+);
+
 const ALL_BUT_TUNNEL: &str = "connect,upload,download,delete,copy,paste,share";
 
 #[test]
 fn authorize_follows_the_permission_semantics() {
     use Action::{Connect, Download, Tunnel, Upload};
     #[rustfmt::skip]
-    let rows: &[(&str, &str, &str, &str, &str, Action, &str, Expect)] = &[
+    let rows: &[AuthRow] = &[
         // rule,                                                  user,    asset,   account,    protocol,     action,   now,  expect
         ("perm listing the user grants",                          "alice", "web1", "deploy",   "ssh",        Connect,  NOW, Stored("connect,upload")),
         ("account not in the names list is not granted",          "alice", "web1", "root",     "ssh",        Connect,  NOW, Denied),
@@ -485,7 +518,7 @@ fn grant_details() {
     let snap = snapshot();
     let now = ts(NOW);
     #[rustfmt::skip]
-    let rows: &[(&str, &str, &str, &str, &str, Action, Option<&str>, &[&str])] = &[
+    let rows: &[DetailRow] = &[
         // rule,                                              user,   asset,  account, protocol, action, valid_until, permissions
         ("open-ended perm: no end",                           "alice", "web1", "deploy", "ssh", Action::Connect, None, &["alice-connect", "alice-upload"]),
         ("latest end among the perms granting the action",    "judy",  "web1", "root",   "ssh", Action::Connect, Some("2030-06-01T00:00:00Z"), &["judy-until-june", "judy-until-march"]),
@@ -698,7 +731,7 @@ fn command_filters() {
     use FilterAction::{Allow, Deny, Review, Warn};
     let snap = snapshot();
     #[rustfmt::skip]
-    let rows: Vec<(&str, &str, &str, GrantAccount, &str, FilterAction, Option<&str>)> = vec![
+    let rows: Vec<FilterRow> = vec![
         // rule,                                          user,    asset,  account,                command,               verdict, deciding rule
         ("no filter matches: allow, no rule",             "alice", "web1", stored("web1", "deploy"), "uptime",            Allow,  None),
         ("unbound filter applies to everyone",            "carol", "stg1", typed("ubuntu"),        "rm -rf /etc",         Deny,   Some("deny-rm-root")),
@@ -750,24 +783,43 @@ fn command_filters() {
 
 #[test]
 fn build_errors_name_the_culprit() {
-    let mut data = fixture();
-    data.filters.push(FilterEntry {
-        pattern: "([a-z".into(),
-        ..data.filters[0].clone()
-    });
-    let last = data.filters.len() - 1;
-    data.filters[last].id = "f-broken".into();
-    data.filters[last].name = "broken-rule".into();
-    let err = Snapshot::build(data).expect_err("a bad regex must fail the build");
-    let text = err.to_string();
-    assert!(
-        matches!(&err, PolicyError::BadPattern { filter, .. } if filter == "broken-rule"),
-        "{err:?}"
-    );
-    assert!(
-        text.contains("broken-rule") && text.contains("([a-z") && text.contains("unclosed"),
-        "{text}"
-    );
+    fn bad_regex(d: &mut PolicyData) {
+        let mut f = d.filters[0].clone();
+        (f.id, f.name, f.pattern) = ("f-broken".into(), "broken-rule".into(), "([a-z".into());
+        d.filters.push(f);
+    }
+    fn twin_asset(d: &mut PolicyData) {
+        let mut a = d.assets[0].clone();
+        a.id = "a-twin".into();
+        d.assets.push(a);
+    }
+    fn twin_account(d: &mut PolicyData) {
+        let mut a = d.accounts[0].clone();
+        (a.id, a.active) = ("acc-twin".into(), false);
+        d.accounts.push(a);
+    }
+    fn twin_node(d: &mut PolicyData) {
+        let mut n = d.nodes[1].clone();
+        n.id = "n-twin".into();
+        d.nodes.push(n);
+    }
+    #[rustfmt::skip]
+    let rows: &[(&str, fn(&mut PolicyData), &str)] = &[
+        ("bad regex: names the filter, quotes the pattern and the regex error, one line", bad_regex,
+            r#"command filter "broken-rule": pattern "([a-z" does not compile: unclosed character class (at character 2)"#),
+        ("two assets with one name", twin_asset, r#"duplicate asset name "web1" in the policy data"#),
+        ("two accounts with one username on an asset, even if one is inactive", twin_account,
+            r#"duplicate account "root@web1" in the policy data"#),
+        ("two nodes with one path", twin_node, r#"duplicate node path "/DEFAULT/pro" in the policy data"#),
+    ];
+    for &(rule, break_it, want) in rows {
+        let mut data = fixture();
+        break_it(&mut data);
+        match Snapshot::build(data) {
+            Ok(_) => panic!("row {rule:?}: built"),
+            Err(e) => assert_eq!(e.to_string(), want, "row {rule:?}"),
+        }
+    }
 
     let mut data = fixture();
     let mut inactive = data.filters[0].clone();
@@ -781,18 +833,6 @@ fn build_errors_name_the_culprit() {
     assert!(
         Snapshot::build(data).is_ok(),
         "an inactive filter's pattern is not compiled"
-    );
-
-    let mut data = fixture();
-    let mut twin = data.assets[0].clone();
-    twin.id = "a-twin".into();
-    data.assets.push(twin);
-    assert_eq!(
-        Snapshot::build(data).err(),
-        Some(PolicyError::Duplicate {
-            kind: "asset name",
-            key: "web1".into()
-        })
     );
 }
 

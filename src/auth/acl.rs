@@ -111,24 +111,29 @@ impl fmt::Display for WeeklyWindow {
         if self.days.iter().all(|d| *d) {
             f.write_str("*")?;
         } else {
-            let mut parts: Vec<String> = Vec::new();
-            let mut i = 0;
-            while i < 7 {
-                if !self.days[i] {
-                    i += 1;
-                    continue;
-                }
-                let first = i;
-                while i + 1 < 7 && self.days[i + 1] {
-                    i += 1;
-                }
-                parts.push(match i - first {
-                    0 => DAY_NAMES[first].to_string(),
-                    1 => format!("{},{}", DAY_NAMES[first], DAY_NAMES[i]),
-                    _ => format!("{}-{}", DAY_NAMES[first], DAY_NAMES[i]),
-                });
-                i += 1;
+            // Runs of consecutive days, as (first, last) names.
+            let mut runs: Vec<(&str, &str, usize)> = Vec::new();
+            let mut open: Option<(&str, &str, usize)> = None;
+            for (on, name) in self.days.iter().zip(DAY_NAMES) {
+                open = match (open, on) {
+                    (Some((first, _, len)), true) => Some((first, name, len + 1)),
+                    (None, true) => Some((name, name, 1)),
+                    (Some(run), false) => {
+                        runs.push(run);
+                        None
+                    }
+                    (None, false) => None,
+                };
             }
+            runs.extend(open);
+            let parts: Vec<String> = runs
+                .into_iter()
+                .map(|(first, last, len)| match len {
+                    1 => first.to_string(),
+                    2 => format!("{first},{last}"),
+                    _ => format!("{first}-{last}"),
+                })
+                .collect();
             f.write_str(&parts.join(","))?;
         }
         write!(
@@ -170,7 +175,10 @@ fn parse_days(text: &str) -> Result<[bool; 7], String> {
         // Ranges may wrap the week end: Fri-Mon is Fri, Sat, Sun, Mon.
         let mut d = from;
         loop {
-            days[d] = true;
+            // `d` is a position in the 7-day table, kept below 7 by `% 7`.
+            if let Some(slot) = days.get_mut(d) {
+                *slot = true;
+            }
             if d == to {
                 break;
             }

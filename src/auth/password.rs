@@ -99,9 +99,12 @@ pub fn generate_one_time_password() -> Secret<String> {
     loop {
         let mut text = String::with_capacity(ONE_TIME_PASSWORD_LEN);
         for _ in 0..ONE_TIME_PASSWORD_LEN {
-            // The index is drawn below the alphabet's length: in bounds.
             let index = rng.random_range(0..OTP_ALPHABET.len());
-            text.push(char::from(OTP_ALPHABET[index]));
+            // The index is drawn below the alphabet's length, so `get`
+            // always succeeds.
+            if let Some(c) = OTP_ALPHABET.get(index) {
+                text.push(char::from(*c));
+            }
         }
         let candidate = Secret::new(text);
         // Drawing a single character class twenty times in a row is
@@ -123,20 +126,24 @@ pub fn check_password_strength(password: &str) -> Result<(), String> {
              (a few unrelated words make a good passphrase)"
         ));
     }
-    let mut classes = [false; 4];
+    let (mut lower, mut upper, mut digit, mut other) = (false, false, false, false);
     for c in password.chars() {
-        let class = if c.is_lowercase() {
-            0
+        if c.is_lowercase() {
+            lower = true;
         } else if c.is_uppercase() {
-            1
+            upper = true;
         } else if c.is_numeric() {
-            2
+            digit = true;
         } else {
-            3
-        };
-        classes[class] = true;
+            other = true;
+        }
     }
-    if classes.iter().filter(|seen| **seen).count() < 2 {
+    if [lower, upper, digit, other]
+        .into_iter()
+        .filter(|seen| *seen)
+        .count()
+        < 2
+    {
         return Err(
             "password uses only one kind of character: mix in upper case letters, \
                     digits, symbols or spaces"

@@ -254,10 +254,10 @@ fn decode_base64(text: &str) -> Option<Vec<u8>> {
 
 /// Bit length of a big-endian positive integer.
 fn significant_bits(bytes: &[u8]) -> u32 {
-    let bytes = match bytes.iter().position(|b| *b != 0) {
-        Some(first) => &bytes[first..],
-        None => return 0,
+    let Some(start) = bytes.iter().position(|b| *b != 0) else {
+        return 0;
     };
+    let bytes = bytes.get(start..).unwrap_or_default();
     let Some(first) = bytes.first() else {
         return 0;
     };

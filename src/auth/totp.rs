@@ -18,7 +18,7 @@ use crate::vault::Secret;
 /// Seconds per step.
 pub const STEP_SECONDS: u64 = 30;
 /// Digits per code.
-pub const DIGITS: usize = 6;
+pub const DIGITS: u8 = 6;
 /// Steps accepted before and after the current one (RFC 6238 §5.2 advises
 /// one: enough for a slow typist or a phone a few seconds off).
 pub const SKEW_STEPS: u64 = 1;
@@ -64,7 +64,7 @@ pub fn otpauth_url(
     let seed = decode_secret(secret.expose())?;
     let totp = Builder::new()
         .with_algorithm(Algorithm::SHA1)
-        .with_digits(DIGITS as u8)
+        .with_digits(DIGITS)
         .with_step_duration(STEP_SECONDS)
         .with_skew(0)
         .with_secret(seed.to_vec())
@@ -93,7 +93,7 @@ pub fn check(
     let totp = single_step_totp(&seed)?;
     let code: Zeroizing<String> =
         Zeroizing::new(code.chars().filter(|c| !c.is_whitespace()).collect());
-    if code.len() != DIGITS || !code.bytes().all(|b| b.is_ascii_digit()) {
+    if code.len() != usize::from(DIGITS) || !code.bytes().all(|b| b.is_ascii_digit()) {
         return Err(TotpError::Invalid);
     }
     // A clock before 1970 cannot match any code a phone shows.
@@ -155,7 +155,7 @@ fn decode_secret(secret_b32: &str) -> Result<Zeroizing<Vec<u8>>, TotpError> {
 fn single_step_totp(seed: &[u8]) -> Result<totp_rs::Totp, TotpError> {
     Builder::new()
         .with_algorithm(Algorithm::SHA1)
-        .with_digits(DIGITS as u8)
+        .with_digits(DIGITS)
         .with_step_duration(STEP_SECONDS)
         .with_skew(0)
         .with_secret(seed.to_vec())

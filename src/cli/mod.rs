@@ -288,7 +288,7 @@ pub enum PermCmd {
     Add {
         name: String,
         #[command(flatten)]
-        bindings: Bindings,
+        bindings: Box<Bindings>,
         /// @ALL, @INPUT, @USER or account usernames, comma separated
         #[arg(long, default_value = "@ALL")]
         accounts: String,

@@ -74,7 +74,7 @@ pub(super) fn build(
                 .map_err(|e| PolicyError::BadPattern {
                     filter: f.name.clone(),
                     pattern: f.pattern.clone(),
-                    reason: e.to_string(),
+                    reason: one_line(&e),
                 })?;
             let subjects = if f.user_ids.is_empty() && f.group_ids.is_empty() {
                 Binding::Any

@@ -220,11 +220,11 @@ pub(super) fn build(data: PolicyData) -> Result<Snapshot, PolicyError> {
         }
     }
 
-    let users = sorted(users, |a, b| a.name.cmp(&b.name));
+    let users = sorted(users, |u| (0, &u.name, ""));
     let user_by_id = positions(users.iter().map(|u| u.id.as_str()), "user id")?;
     let user_by_name = positions(users.iter().map(|u| u.name.as_str()), "user name")?;
 
-    let groups = sorted(groups, |a, b| a.name.cmp(&b.name));
+    let groups = sorted(groups, |g| (0, &g.name, ""));
     let group_by_id = positions(groups.iter().map(|g| g.id.as_str()), "group id")?;
     positions(groups.iter().map(|g| g.name.as_str()), "group name")?;
     let group_recs: Vec<GroupRec> = groups
@@ -235,9 +235,13 @@ pub(super) fn build(data: PolicyData) -> Result<Snapshot, PolicyError> {
         })
         .collect();
 
-    let (node_recs, node_by_id, node_paths) = build_nodes(nodes)?;
+    let NodeTree {
+        recs: node_recs,
+        by_id: node_by_id,
+        paths: node_paths,
+    } = build_nodes(nodes)?;
 
-    let assets = sorted(assets, |a, b| a.name.cmp(&b.name));
+    let assets = sorted(assets, |a| (0, &a.name, ""));
     let asset_by_id = positions(assets.iter().map(|a| a.id.as_str()), "asset id")?;
     let asset_by_name = positions(assets.iter().map(|a| a.name.as_str()), "asset name")?;
 
@@ -288,7 +292,7 @@ pub(super) fn build(data: PolicyData) -> Result<Snapshot, PolicyError> {
     };
 
     unique(permissions.iter().map(|p| p.id.as_str()), "permission id")?;
-    let permissions = sorted(permissions, |a, b| (&a.name, &a.id).cmp(&(&b.name, &b.id)));
+    let permissions = sorted(permissions, |p| (0, &p.name, &p.id));
     let perm_recs: Vec<PermRec> = permissions
         .into_iter()
         .map(|p| {
@@ -404,17 +408,21 @@ impl Interner {
     }
 }
 
+/// The nodes in depth-first order: records, id -> position, path of each
+/// position.
+struct NodeTree {
+    recs: Vec<NodeRec>,
+    by_id: Map<String, u32>,
+    paths: Vec<String>,
+}
+
 /// Lays the nodes out depth first. A node's parent is its nearest ancestor
 /// path that is itself a node, so ancestry follows path segments even if an
-/// intermediate node is missing. Returns the records, id -> position, and the
-/// path of each position.
-fn build_nodes(
-    nodes: Vec<super::data::NodeEntry>,
-) -> Result<(Vec<NodeRec>, Map<String, u32>, Vec<String>), PolicyError> {
-    let mut nodes = nodes;
+/// intermediate node is missing.
+fn build_nodes(nodes: Vec<super::data::NodeEntry>) -> Result<NodeTree, PolicyError> {
     unique(nodes.iter().map(|n| n.id.as_str()), "node id")?;
     unique(nodes.iter().map(|n| n.path.as_str()), "node path")?;
-    nodes.sort_by(|a, b| a.path.cmp(&b.path));
+    let nodes = sorted(nodes, |n| (0, &n.path, ""));
     let by_path: Map<&str, usize> = nodes
         .iter()
         .enumerate()
@@ -473,32 +481,49 @@ fn build_nodes(
     for (i, n) in nodes.into_iter().enumerate() {
         paths[pos[i] as usize] = n.path;
     }
-    Ok((recs, by_id, paths))
+    Ok(NodeTree { recs, by_id, paths })
 }
 
-/// Sorts by moving positions rather than the (large) entries themselves.
-fn sorted<T>(items: Vec<T>, cmp: impl Fn(&T, &T) -> std::cmp::Ordering) -> Vec<T> {
-    let mut order: Vec<usize> = (0..items.len()).collect();
-    order.sort_unstable_by(|&a, &b| cmp(&items[a], &items[b]));
+/// Sorts by `key`, ties in input order. Sorting compact (key, position)
+/// pairs and moving each entry once is several times faster than sorting the
+/// large entries in place.
+fn sorted<T>(items: Vec<T>, key: impl Fn(&T) -> (u32, &str, &str)) -> Vec<T> {
+    let order: Vec<usize> = {
+        let mut keyed: Vec<((u32, &str, &str), usize)> =
+            items.iter().enumerate().map(|(i, t)| (key(t), i)).collect();
+        keyed.sort_unstable();
+        keyed.into_iter().map(|(_, i)| i).collect()
+    };
     let mut slots: Vec<Option<T>> = items.into_iter().map(Some).collect();
     order.iter().filter_map(|&i| slots[i].take()).collect()
 }
 
 /// The active accounts of known assets, ordered by asset position then
-/// username, and how many each asset has (its run).
+/// username, and how many each asset has (its run). Accounts are told apart
+/// by (asset, username) here; their ids are only carried into grants.
 fn group_accounts(
     accounts: Vec<AccountEntry>,
     assets: &[AssetEntry],
     asset_by_id: &Map<String, u32>,
 ) -> Result<(Vec<AccountEntry>, Vec<u32>), PolicyError> {
-    unique(accounts.iter().map(|a| a.id.as_str()), "account id")?;
-    let mut keyed: Vec<(u32, AccountEntry)> = accounts
-        .into_iter()
-        .filter_map(|acc| Some((*asset_by_id.get(&acc.asset_id)?, acc)))
-        .collect();
-    keyed = sorted(keyed, |(a, x), (b, y)| {
-        (a, &x.username).cmp(&(b, &y.username))
-    });
+    // The store lists an asset's accounts together: remembering the last
+    // lookup saves most of them.
+    let mut last: Option<(String, u32)> = None;
+    let mut keyed: Vec<(u32, AccountEntry)> = Vec::with_capacity(accounts.len());
+    for acc in accounts {
+        let a = match &last {
+            Some((id, a)) if *id == acc.asset_id => *a,
+            _ => match asset_by_id.get(&acc.asset_id) {
+                Some(&a) => {
+                    last = Some((acc.asset_id.clone(), a));
+                    a
+                }
+                None => continue,
+            },
+        };
+        keyed.push((a, acc));
+    }
+    keyed = sorted(keyed, |(a, acc)| (*a, &acc.username, ""));
     if let Some(twin) = keyed
         .windows(2)
         .find(|w| w[0].0 == w[1].0 && w[0].1.username == w[1].1.username)

@@ -165,7 +165,7 @@ impl MasterKey {
         hasher.update(KEY_ID_DOMAIN);
         hasher.update(self.bytes.as_slice());
         let digest = hasher.finalize();
-        hex::encode(&digest[..8])
+        hex::encode(digest.get(..8).unwrap_or_default())
     }
 
     pub(super) fn bytes(&self) -> &[u8; KEY_LEN] {

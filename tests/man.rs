@@ -1,0 +1,118 @@
+//! The man pages stay true: `man/rampart.8` is generated from the clap
+//! definitions and must match them (run with `RAMPART_UPDATE_MAN=1` to
+//! regenerate), and `man/rampart.toml.5` must describe every config key.
+
+use std::path::Path;
+
+use clap::Command;
+use rampart::cli::Cli;
+
+/// Renders the page: the top-level sections clap_mangen writes, then one
+/// subsection per verb with its synopsis, description and options.
+fn render() -> String {
+    let cmd = Cli::command();
+    let man = clap_mangen::Man::new(cmd.clone())
+        .title("RAMPART")
+        .section("8")
+        .manual("rampart manual")
+        .source(format!("rampart {}", env!("CARGO_PKG_VERSION")));
+    let mut out = Vec::new();
+    man.render_title(&mut out).unwrap();
+    man.render_name_section(&mut out).unwrap();
+    man.render_synopsis_section(&mut out).unwrap();
+    man.render_description_section(&mut out).unwrap();
+    man.render_options_section(&mut out).unwrap();
+    out.extend_from_slice(b".SH COMMANDS\n");
+    for (path, sub) in leaves(&cmd, "rampart") {
+        let sub = sub.bin_name(&path);
+        let sub_man = clap_mangen::Man::new(sub.clone());
+        let mut part = Vec::new();
+        sub_man.render_synopsis_section(&mut part).unwrap();
+        out.extend_from_slice(format!(".SS \"{path}\"\n").as_bytes());
+        out.extend_from_slice(body(part).as_bytes());
+        if let Some(about) = sub.get_about() {
+            out.extend_from_slice(format!(".PP\n{}\n", escape(&about.to_string())).as_bytes());
+        }
+        let mut opts = Vec::new();
+        sub_man.render_options_section(&mut opts).unwrap();
+        out.extend_from_slice(body(opts).as_bytes());
+    }
+    out.extend_from_slice(
+        b".SH FILES\n.TP\n\\fIrampart.toml\\fR\nconfiguration, see \\fBrampart.toml\\fR(5)\n\
+.TP\n\\fIDATA_DIR/rampart.db\\fR\nthe SQLite database (mode 0600)\n\
+.TP\n\\fIDATA_DIR/master.key\\fR\nthe vault's master key (mode 0600), unless RAMPART_MASTER_KEY is set\n\
+.SH ENVIRONMENT\n.TP\nRAMPART_CONFIG\nconfiguration file when \\-\\-config is not given\n\
+.TP\nRAMPART_MASTER_KEY\nthe master key as 64 hex characters, instead of DATA_DIR/master.key\n\
+.SH EXIT STATUS\n0 on success, 1 when an operation is refused or fails (one line on standard error), \
+2 on a usage error.\n.SH SEE ALSO\n\\fBrampart.toml\\fR(5)\n",
+    );
+    String::from_utf8(out).unwrap()
+}
+
+/// A rendered section without its heading and the string definitions
+/// clap_mangen repeats before each one: it becomes part of a subsection.
+fn body(section: Vec<u8>) -> String {
+    String::from_utf8(section)
+        .unwrap()
+        .lines()
+        .filter(|l| {
+            !l.starts_with(".SH ") && !l.starts_with(".ie \\n(.g") && !l.starts_with(".el .ds Aq")
+        })
+        .map(|l| format!("{l}\n"))
+        .collect()
+}
+
+/// Every runnable verb, depth first, with its full command path.
+fn leaves(cmd: &Command, path: &str) -> Vec<(String, Command)> {
+    let mut out = Vec::new();
+    for sub in cmd.get_subcommands().filter(|s| s.get_name() != "help") {
+        let sub_path = format!("{path} {}", sub.get_name());
+        if sub.has_subcommands() {
+            out.extend(leaves(sub, &sub_path));
+        } else {
+            out.push((sub_path, sub.clone()));
+        }
+    }
+    out
+}
+
+fn escape(text: &str) -> String {
+    text.replace('\\', "\\\\").replace('-', "\\-")
+}
+
+#[test]
+fn rampart_8_matches_the_cli() {
+    let page = Path::new(env!("CARGO_MANIFEST_DIR")).join("man/rampart.8");
+    let fresh = render();
+    if std::env::var_os("RAMPART_UPDATE_MAN").is_some() {
+        std::fs::write(&page, &fresh).unwrap();
+    }
+    let committed = std::fs::read_to_string(&page).unwrap_or_default();
+    assert!(
+        committed == fresh,
+        "man/rampart.8 is stale: run `RAMPART_UPDATE_MAN=1 cargo test --test man` and commit it"
+    );
+    for verb in [
+        "rampart user add",
+        "rampart perm who",
+        "rampart audit verify",
+    ] {
+        assert!(committed.contains(verb), "{verb} missing from the page");
+    }
+}
+
+#[test]
+fn rampart_toml_5_describes_every_config_key() {
+    let page =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("man/rampart.toml.5"))
+            .unwrap();
+    let missing: Vec<&str> = rampart::config::KEYS
+        .iter()
+        .filter(|key| !page.contains(&format!(".B {key}\n")))
+        .copied()
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "keys not described in man/rampart.toml.5: {missing:?}"
+    );
+}
