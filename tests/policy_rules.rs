@@ -147,216 +147,109 @@ fn filter(
     }
 }
 
+type Str = &'static str;
+type List = &'static [Str];
+
+/// (name, subjects, targets, accounts, protocols, actions, valid_from, valid_until, active)
+#[rustfmt::skip]
+type PermSpec = (Str, List, List, Str, Str, Str, Option<Str>, Option<Str>, bool);
+/// (name, pattern, action, priority, subjects, targets, accounts, active)
+type FilterSpec = (Str, Str, FilterAction, i32, List, List, Str, bool);
+
+#[rustfmt::skip]
+const PERMISSIONS: &[PermSpec] = &[
+    // name,              subjects,   targets,           accounts,  protocols,    actions,           from,                   until,                  active
+    ("alice-connect",    &["alice"], &["web1"],          "deploy",  "ssh",        "connect",         None,                   None,                   true),
+    ("alice-upload",     &["alice"], &["web1"],          "deploy",  "all",        "upload",          None,                   None,                   true),
+    ("ops-prod",         &["+ops"],  &["/DEFAULT/prod"], "@ALL",    "all",        "all",             None,                   None,                   true),
+    ("devs-pro",         &["+devs"], &["/DEFAULT/pro"],  "@ALL",    "all",        "connect",         None,                   None,                   true),
+    ("frank-typed",      &["frank"], &["pro1"],          "@INPUT",  "ssh",        "download",        None,                   None,                   true),
+    ("carol-self",       &["carol"], &["/DEFAULT"],      "@USER",   "ssh",        "connect",         None,                   None,                   true),
+    ("carol-typed",      &["carol"], &["stg1"],          "@INPUT",  "ssh",        "connect,download", None,                  None,                   true),
+    ("gina-tunnel",      &["gina"],  &["db1"],           "postgres", "postgresql", "connect,tunnel",  None,                  None,                   true),
+    ("hank-all",         &["hank"],  &["db1"],           "postgres", "postgresql", "all",             None,                  None,                   true),
+    ("dave-all",         &["dave"],  &["web1"],          "@ALL",    "all",        "all",             None,                   None,                   true),
+    ("erin-all",         &["erin"],  &["web1"],          "@ALL",    "all",        "all",             None,                   None,                   true),
+    ("ivan-window",      &["ivan"],  &["web1"],          "root",    "ssh",        "connect",         Some("2029-06-01T00:00:00Z"), Some("2030-06-01T00:00:00Z"), true),
+    ("judy-until-june",  &["judy"],  &["web1"],          "root",    "ssh",        "connect",         None,                   Some("2030-06-01T00:00:00Z"), true),
+    ("judy-until-march", &["judy"],  &["web1"],          "root",    "ssh",        "connect,upload",  None,                   Some("2030-03-01T00:00:00Z"), true),
+    ("kate-open",        &["kate"],  &["web1"],          "root",    "ssh",        "connect",         None,                   None,                   true),
+    ("liam-disabled",    &["liam"],  &["web1"],          "@ALL",    "all",        "all",             None,                   None,                   false),
+    ("mia-olduser",      &["mia"],   &["web1"],          "olduser", "all",        "connect",         None,                   None,                   true),
+    ("nick-rdp",         &["nick"],  &["web1"],          "@ALL",    "rdp",        "connect",         None,                   None,                   true),
+];
+
+#[rustfmt::skip]
+const FILTERS: &[FilterSpec] = &[
+    // name,            pattern,                action,               prio, subjects,                targets,           accounts, active
+    ("deny-rm-root",   r"rm\s+-rf\s+/",        FilterAction::Deny,   50, &[],                     &[],               "",       true),
+    ("allow-rm-tmp",   r"^rm -rf /tmp/",       FilterAction::Allow,  10, &[],                     &[],               "",       true),
+    ("review-sudo-su", r"^sudo\s+su\b",        FilterAction::Review, 10, &[],                     &[],               "",       true),
+    ("warn-sudo",      r"^sudo\b",             FilterAction::Warn,   20, &[],                     &[],               "",       true),
+    ("tie-b-review",   "^reboot",              FilterAction::Review, 30, &[],                     &[],               "",       true),
+    ("tie-a-warn",     "^reboot",              FilterAction::Warn,   30, &[],                     &[],               "",       true),
+    ("alice-ls",       "^ls",                  FilterAction::Warn,   40, &["alice"],              &[],               "",       true),
+    ("ops-shutdown",   "^shutdown",            FilterAction::Deny,   40, &["+ops"],               &[],               "",       true),
+    ("prod-drop",      r"(?i)drop\s+table",    FilterAction::Deny,   40, &[],                     &["/DEFAULT/prod"], "",      true),
+    ("db1-psql",       "^psql",                FilterAction::Review, 40, &[],                     &["db1"],          "",       true),
+    ("root-passwd",    "^passwd",              FilterAction::Review, 40, &[],                     &[],               "root",   true),
+    ("input-curl",     "curl",                 FilterAction::Warn,   40, &[],                     &[],               "@INPUT", true),
+    ("self-kill",      "^kill",                FilterAction::Warn,   40, &[],                     &[],               "@USER",  true),
+    ("ghost-whoami",   "^whoami",              FilterAction::Deny,   40, &["removed-long-ago"],   &[],               "",       true),
+    ("off-date",       "^date",                FilterAction::Deny,   1,  &[],                     &[],               "",       false),
+];
+
 fn fixture() -> PolicyData {
+    #[rustfmt::skip]
     let users = vec![
-        user("alice", true, None),
-        user("bob", true, None),
-        user("carol", true, None),
-        user("dave", false, None),
-        user("erin", true, Some("2029-12-01T00:00:00Z")),
-        user("frank", true, None),
-        user("gina", true, None),
-        user("hank", true, None),
-        user("ivan", true, None),
-        user("judy", true, None),
-        user("kate", true, Some("2030-02-01T00:00:00Z")),
-        user("liam", true, None),
-        user("mia", true, None),
-        user("nick", true, None),
+        user("alice", true, None), user("bob", true, None), user("carol", true, None),
+        user("dave", false, None), user("erin", true, Some("2029-12-01T00:00:00Z")),
+        user("frank", true, None), user("gina", true, None), user("hank", true, None),
+        user("ivan", true, None), user("judy", true, None),
+        user("kate", true, Some("2030-02-01T00:00:00Z")), user("liam", true, None),
+        user("mia", true, None), user("nick", true, None),
     ];
     let groups = vec![group("ops", &["bob"]), group("devs", &["frank"])];
-    let nodes = [
-        "/DEFAULT",
-        "/DEFAULT/pro",
-        "/DEFAULT/prod",
-        "/DEFAULT/prod/web",
-        "/DEFAULT/staging",
-    ]
-    .map(node)
-    .to_vec();
+    #[rustfmt::skip]
+    let nodes = ["/DEFAULT", "/DEFAULT/pro", "/DEFAULT/prod", "/DEFAULT/prod/web", "/DEFAULT/staging"]
+        .map(node)
+        .to_vec();
+    #[rustfmt::skip]
     let assets = vec![
         asset("web1", &["/DEFAULT/prod/web"], &["ssh/22", "sftp/22"], true),
-        asset(
-            "db1",
-            &["/DEFAULT/prod"],
-            &["ssh/2222", "postgresql/5432"],
-            true,
-        ),
+        asset("db1", &["/DEFAULT/prod"], &["ssh/2222", "postgresql/5432"], true),
         asset("off1", &["/DEFAULT/prod"], &["ssh/22"], false),
         asset("pro1", &["/DEFAULT/pro"], &["ssh/22"], true),
         asset("stg1", &["/DEFAULT/staging"], &["ssh/22"], true),
     ];
+    #[rustfmt::skip]
     let accounts = vec![
-        account("web1", "root", true, true),
-        account("web1", "deploy", false, true),
-        account("web1", "carol", false, true),
-        account("web1", "olduser", false, false),
-        account("db1", "root", true, true),
-        account("db1", "postgres", false, true),
-        account("off1", "root", true, true),
-        account("pro1", "root", true, true),
+        account("web1", "root", true, true), account("web1", "deploy", false, true),
+        account("web1", "carol", false, true), account("web1", "olduser", false, false),
+        account("db1", "root", true, true), account("db1", "postgres", false, true),
+        account("off1", "root", true, true), account("pro1", "root", true, true),
         account("stg1", "root", true, true),
     ];
-    let window = |mut p: PermissionEntry, from: Option<&str>, until: Option<&str>| {
-        p.valid_from = from.map(ts);
-        p.valid_until = until.map(ts);
-        p
-    };
-    let mut disabled = perm("liam-disabled", &["liam"], &["web1"], "@ALL", "all", "all");
-    disabled.active = false;
-    let permissions = vec![
-        perm(
-            "alice-connect",
-            &["alice"],
-            &["web1"],
-            "deploy",
-            "ssh",
-            "connect",
-        ),
-        perm(
-            "alice-upload",
-            &["alice"],
-            &["web1"],
-            "deploy",
-            "all",
-            "upload",
-        ),
-        perm(
-            "ops-prod",
-            &["+ops"],
-            &["/DEFAULT/prod"],
-            "@ALL",
-            "all",
-            "all",
-        ),
-        perm(
-            "devs-pro",
-            &["+devs"],
-            &["/DEFAULT/pro"],
-            "@ALL",
-            "all",
-            "connect",
-        ),
-        perm(
-            "frank-typed",
-            &["frank"],
-            &["pro1"],
-            "@INPUT",
-            "ssh",
-            "download",
-        ),
-        perm(
-            "carol-self",
-            &["carol"],
-            &["/DEFAULT"],
-            "@USER",
-            "ssh",
-            "connect",
-        ),
-        perm(
-            "carol-typed",
-            &["carol"],
-            &["stg1"],
-            "@INPUT",
-            "ssh",
-            "connect,download",
-        ),
-        perm(
-            "gina-tunnel",
-            &["gina"],
-            &["db1"],
-            "postgres",
-            "postgresql",
-            "connect,tunnel",
-        ),
-        perm(
-            "hank-all",
-            &["hank"],
-            &["db1"],
-            "postgres",
-            "postgresql",
-            "all",
-        ),
-        perm("dave-all", &["dave"], &["web1"], "@ALL", "all", "all"),
-        perm("erin-all", &["erin"], &["web1"], "@ALL", "all", "all"),
-        window(
-            perm(
-                "ivan-window",
-                &["ivan"],
-                &["web1"],
-                "root",
-                "ssh",
-                "connect",
-            ),
-            Some("2029-06-01T00:00:00Z"),
-            Some("2030-06-01T00:00:00Z"),
-        ),
-        window(
-            perm(
-                "judy-until-june",
-                &["judy"],
-                &["web1"],
-                "root",
-                "ssh",
-                "connect",
-            ),
-            None,
-            Some("2030-06-01T00:00:00Z"),
-        ),
-        window(
-            perm(
-                "judy-until-march",
-                &["judy"],
-                &["web1"],
-                "root",
-                "ssh",
-                "connect,upload",
-            ),
-            None,
-            Some("2030-03-01T00:00:00Z"),
-        ),
-        perm("kate-open", &["kate"], &["web1"], "root", "ssh", "connect"),
-        disabled,
-        perm(
-            "mia-olduser",
-            &["mia"],
-            &["web1"],
-            "olduser",
-            "all",
-            "connect",
-        ),
-        perm("nick-rdp", &["nick"], &["web1"], "@ALL", "rdp", "connect"),
-    ];
-    use FilterAction::{Allow, Deny, Review, Warn};
-    let mut off = filter("off-date", "^date", Deny, 1, &[], &[], "");
-    off.active = false;
-    let mut ghost = filter("ghost-whoami", "^whoami", Deny, 40, &[], &[], "");
-    ghost.user_ids = vec!["u-removed-long-ago".to_string()];
-    let filters = vec![
-        filter("deny-rm-root", r"rm\s+-rf\s+/", Deny, 50, &[], &[], ""),
-        filter("allow-rm-tmp", r"^rm -rf /tmp/", Allow, 10, &[], &[], ""),
-        filter("review-sudo-su", r"^sudo\s+su\b", Review, 10, &[], &[], ""),
-        filter("warn-sudo", r"^sudo\b", Warn, 20, &[], &[], ""),
-        filter("tie-b-review", "^reboot", Review, 30, &[], &[], ""),
-        filter("tie-a-warn", "^reboot", Warn, 30, &[], &[], ""),
-        filter("alice-ls", "^ls", Warn, 40, &["alice"], &[], ""),
-        filter("ops-shutdown", "^shutdown", Deny, 40, &["+ops"], &[], ""),
-        filter(
-            "prod-drop",
-            r"(?i)drop\s+table",
-            Deny,
-            40,
-            &[],
-            &["/DEFAULT/prod"],
-            "",
-        ),
-        filter("db1-psql", "^psql", Review, 40, &[], &["db1"], ""),
-        filter("root-passwd", "^passwd", Review, 40, &[], &[], "root"),
-        filter("input-curl", "curl", Warn, 40, &[], &[], "@INPUT"),
-        filter("self-kill", "^kill", Warn, 40, &[], &[], "@USER"),
-        ghost,
-        off,
-    ];
+    let permissions = PERMISSIONS
+        .iter()
+        .map(
+            |&(name, subjects, targets, accounts, protocols, actions, from, until, active)| {
+                let mut p = perm(name, subjects, targets, accounts, protocols, actions);
+                (p.valid_from, p.valid_until, p.active) = (from.map(ts), until.map(ts), active);
+                p
+            },
+        )
+        .collect();
+    let filters = FILTERS
+        .iter()
+        .map(
+            |&(name, pattern, action, priority, subjects, targets, accounts, active)| {
+                let mut f = filter(name, pattern, action, priority, subjects, targets, accounts);
+                f.active = active;
+                f
+            },
+        )
+        .collect();
     PolicyData {
         users,
         groups,
@@ -383,37 +276,11 @@ enum Expect {
 use Expect::{Denied, Input, Stored};
 
 /// (rule, user, asset, account, protocol, action, now, expected)
-type AuthRow = (
-    &'static str,
-    &'static str,
-    &'static str,
-    &'static str,
-    &'static str,
-    Action,
-    &'static str,
-    Expect,
-);
+type AuthRow = (Str, Str, Str, Str, Str, Action, Str, Expect);
 /// (rule, user, asset, account, protocol, action, valid_until, permissions)
-type DetailRow = (
-    &'static str,
-    &'static str,
-    &'static str,
-    &'static str,
-    &'static str,
-    Action,
-    Option<&'static str>,
-    &'static [&'static str],
-);
+type DetailRow = (Str, Str, Str, Str, Str, Action, Option<Str>, List);
 /// (rule, user, asset, account, command, verdict, deciding rule)
-type FilterRow = (
-    &'static str,
-    &'static str,
-    &'static str,
-    GrantAccount,
-    &'static str,
-    FilterAction,
-    Option<&'static str>,
-);
+type FilterRow = (Str, Str, Str, GrantAccount, Str, FilterAction, Option<Str>);
 
 const ALL_BUT_TUNNEL: &str = "connect,upload,download,delete,copy,paste,share";
 
@@ -552,12 +419,13 @@ fn grant_details() {
     );
 }
 
-type Row = (&'static str, &'static str, &'static str, bool, &'static str);
+/// (asset, protocols, accounts (* = privileged), @INPUT, actions)
+type VisibleRow = (Str, Str, Str, bool, Str);
 
 #[test]
 fn visible_assets_lists_what_the_person_may_use() {
     #[rustfmt::skip]
-    let rows: &[(&str, &str, &[Row], &str)] = &[
+    let rows: &[(&str, &str, &[VisibleRow], &str)] = &[
         // rule, user, [(asset, protocols, accounts, @INPUT, actions)], joined nodes of the first
         ("group perm on a node: its subtree, not inactive assets", "bob", &[
             ("db1", "ssh/2222,postgresql/5432", "postgres,root*", false, ALL_BUT_TUNNEL),
@@ -631,6 +499,70 @@ fn visible_assets_lists_what_the_person_may_use() {
         snap.visible_asset(&who("alice"), "db1", ts(NOW)).is_none(),
         "alice does not see db1"
     );
+}
+
+#[test]
+fn recheck_after_a_rebuild() {
+    type Change = fn(&mut PolicyData);
+    fn nothing(_: &mut PolicyData) {}
+    fn drop_perm(d: &mut PolicyData) {
+        d.permissions.retain(|p| p.name != "ops-prod");
+    }
+    fn leave_group(d: &mut PolicyData) {
+        d.groups[0].member_ids.clear();
+    }
+    fn disable_user(d: &mut PolicyData) {
+        d.users
+            .iter_mut()
+            .filter(|u| u.name == "bob")
+            .for_each(|u| u.active = false);
+    }
+    fn rename_asset(d: &mut PolicyData) {
+        d.assets[0].name = "web-one".into();
+    }
+    fn recreate_account(d: &mut PolicyData) {
+        d.accounts[0].id = "acc-web1-root-new".into();
+    }
+    fn grant_stored_root(d: &mut PolicyData) {
+        d.permissions.push(perm(
+            "carol-root",
+            &["carol"],
+            &["stg1"],
+            "root",
+            "ssh",
+            "all",
+        ));
+    }
+    #[rustfmt::skip]
+    let rows: &[(Str, Str, Str, Str, Change, Str, bool)] = &[
+        // rule,                                            user,    asset,  account, change,            recheck at, still holds
+        ("nothing changed",                                 "bob",   "web1", "root",  nothing,           NOW,        true),
+        ("the permission was removed",                      "bob",   "web1", "root",  drop_perm,         NOW,        false),
+        ("the user left the group the permission names",    "bob",   "web1", "root",  leave_group,       NOW,        false),
+        ("the user was disabled",                           "bob",   "web1", "root",  disable_user,      NOW,        false),
+        ("the asset was renamed: same asset id",            "bob",   "web1", "root",  rename_asset,      NOW,        true),
+        ("the account was re-created: another secret",      "bob",   "web1", "root",  recreate_account,  NOW,        false),
+        ("valid_until passed",                              "ivan",  "web1", "root",  nothing,           "2030-06-01T00:00:00Z", false),
+        ("a typed-in grant stays typed-in when stored root is granted too", "carol", "stg1", "root", grant_stored_root, NOW, true),
+    ];
+    let before = snapshot();
+    for &(rule, u, asset, account, change, at, holds) in rows {
+        let grant = before
+            .authorize(&who(u), asset, account, "ssh", Action::Connect, ts(NOW))
+            .unwrap_or_else(|| panic!("row {rule:?}: no grant to start with"));
+        let mut data = fixture();
+        change(&mut data);
+        let after = Snapshot::build(data).unwrap_or_else(|e| panic!("row {rule:?}: {e}"));
+        let renewed = after.recheck(&grant, Action::Connect, ts(at));
+        assert_eq!(renewed.is_some(), holds, "row {rule:?}: {renewed:?}");
+        if let Some(r) = renewed {
+            assert_eq!(
+                r.account(),
+                grant.account(),
+                "row {rule:?}: account changed"
+            );
+        }
+    }
 }
 
 fn reach_rows(rows: &[rampart::policy::Reach]) -> Vec<String> {
@@ -783,6 +715,7 @@ fn command_filters() {
 
 #[test]
 fn build_errors_name_the_culprit() {
+    type Breakage = fn(&mut PolicyData);
     fn bad_regex(d: &mut PolicyData) {
         let mut f = d.filters[0].clone();
         (f.id, f.name, f.pattern) = ("f-broken".into(), "broken-rule".into(), "([a-z".into());
@@ -804,7 +737,7 @@ fn build_errors_name_the_culprit() {
         d.nodes.push(n);
     }
     #[rustfmt::skip]
-    let rows: &[(&str, fn(&mut PolicyData), &str)] = &[
+    let rows: &[(Str, Breakage, Str)] = &[
         ("bad regex: names the filter, quotes the pattern and the regex error, one line", bad_regex,
             r#"command filter "broken-rule": pattern "([a-z" does not compile: unclosed character class (at character 2)"#),
         ("two assets with one name", twin_asset, r#"duplicate asset name "web1" in the policy data"#),
@@ -822,14 +755,13 @@ fn build_errors_name_the_culprit() {
     }
 
     let mut data = fixture();
-    let mut inactive = data.filters[0].clone();
-    (
-        inactive.id,
-        inactive.name,
-        inactive.pattern,
-        inactive.active,
-    ) = ("f-x".into(), "x".into(), "(".into(), false);
-    data.filters.push(inactive);
+    data.filters.push(FilterEntry {
+        id: "f-x".into(),
+        name: "x".into(),
+        pattern: "(".into(),
+        active: false,
+        ..data.filters[0].clone()
+    });
     assert!(
         Snapshot::build(data).is_ok(),
         "an inactive filter's pattern is not compiled"

@@ -99,6 +99,13 @@ pub enum AuditEvent {
         action: String,
         rule: Option<String>,
     },
+    /// A request refused after login (forwarding, x11, agent, env, ...).
+    Refusal {
+        user_name: String,
+        source: String,
+        request: String,
+        reason: String,
+    },
     Transfer {
         session_id: String,
         user_name: String,
@@ -217,6 +224,28 @@ pub async fn record(
             )
             .await?;
             ("commands", id)
+        }
+        AuditEvent::Refusal {
+            user_name,
+            source,
+            request,
+            reason,
+        } => {
+            tracing::info!(target: "audit", user = %user_name, %source, %request, %reason, "refused");
+            audit_log::insert(
+                conn,
+                "refusals",
+                &[
+                    ("id", id.as_str().into()),
+                    ("at", now.into()),
+                    ("user_name", user_name.as_str().into()),
+                    ("source", source.as_str().into()),
+                    ("request", request.as_str().into()),
+                    ("reason", reason.as_str().into()),
+                ],
+            )
+            .await?;
+            ("refusals", id)
         }
         AuditEvent::Transfer {
             session_id,
@@ -468,6 +497,7 @@ pub async fn interrupt_stale_sessions(store: &Store, now: Timestamp) -> Result<u
                 recording_sha256: None,
                 bytes_in: 0,
                 bytes_out: 0,
+                exit_status: None,
             },
             now,
         )

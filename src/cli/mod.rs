@@ -7,7 +7,7 @@
 mod output;
 mod run;
 
-pub use run::{Outcome, run};
+pub use run::{Io, Outcome, dispatch, run};
 
 use std::path::PathBuf;
 
@@ -52,6 +52,33 @@ impl Cli {
 pub enum Command {
     /// Initialise the data dir: database, master key, host key and an admin user
     Init,
+    /// Run the SSH front door (initialising an empty data dir first)
+    Serve {
+        /// Also start a demo SSH target on loopback, registered as asset `demo` for `admin`
+        #[arg(long)]
+        demo: bool,
+    },
+    /// Play a session's recording in this terminal
+    Replay {
+        /// The session id (see `rampart audit sessions`)
+        session: String,
+        /// Playback speed, 0.25 to 16
+        #[arg(long, default_value_t = 1.0)]
+        speed: f64,
+        /// Shorten pauses longer than this many seconds
+        #[arg(long, value_name = "SECONDS", default_value_t = 2.0)]
+        idle_cap: f64,
+    },
+    /// Write a session's recording: the asciicast, or with --raw exactly the bytes the client received
+    Export {
+        session: String,
+        /// Output file (default: standard output)
+        #[arg(short, long, value_name = "FILE")]
+        output: Option<PathBuf>,
+        /// Write the exact output bytes instead of the asciicast file
+        #[arg(long)]
+        raw: bool,
+    },
     /// Manage users, their keys, passwords and MFA
     #[command(subcommand)]
     User(UserCmd),
@@ -375,13 +402,19 @@ pub enum AclCmd {
 
 #[derive(Debug, Subcommand)]
 pub enum SessionCmd {
-    /// List sessions, newest first
+    /// List sessions, newest first; --live asks the running server
     List {
-        /// Only sessions still running
+        /// Only sessions running now, from the running server
         #[arg(long)]
         live: bool,
         #[command(flatten)]
         filter: AuditFilter,
+    },
+    /// End a running session; the person sees the reason
+    Kill {
+        id: String,
+        #[arg(long, default_value = "ended by an administrator")]
+        reason: String,
     },
 }
 
@@ -420,6 +453,8 @@ pub enum AuditCmd {
     Transfers(AuditFilter),
     /// Admin changes with before and after
     Operations(AuditFilter),
+    /// Requests refused after login (forwarding, x11, agent, env, subsystems)
+    Refusals(AuditFilter),
     /// Recompute the hash chain and recording digests; name the first broken row
     Verify,
 }

@@ -51,8 +51,12 @@ fn fit(s: String) -> String {
     cut
 }
 
-pub fn list<T: Serialize>(items: &[T], columns: &[Column], json: bool) -> io::Result<()> {
-    let mut out = io::stdout().lock();
+pub fn list<T: Serialize>(
+    out: &mut (dyn Write + Send),
+    items: &[T],
+    columns: &[Column],
+    json: bool,
+) -> io::Result<()> {
     let values: Vec<Value> = items
         .iter()
         .map(|i| serde_json::to_value(i).unwrap_or(Value::Null))
@@ -98,8 +102,7 @@ pub fn list<T: Serialize>(items: &[T], columns: &[Column], json: bool) -> io::Re
 }
 
 /// One object: `key: value` lines, or one JSON line.
-pub fn show<T: Serialize>(item: &T, json: bool) -> io::Result<()> {
-    let mut out = io::stdout().lock();
+pub fn show<T: Serialize>(out: &mut (dyn Write + Send), item: &T, json: bool) -> io::Result<()> {
     let value = serde_json::to_value(item).unwrap_or(Value::Null);
     if json {
         writeln!(out, "{value}")?;

@@ -1,7 +1,7 @@
 //! Runs a parsed command line: opens the services, calls the ops verb as the
 //! local admin, prints the result.
 
-use std::io::BufRead;
+use std::io::{BufRead, Write};
 use std::path::Path;
 
 use anyhow::{Context, anyhow, bail};
@@ -165,6 +165,17 @@ const SESSION_COLUMNS: &[Column] = &[
     ("ENDED", "ended_at"),
     ("STATUS", "status"),
 ];
+const LIVE_COLUMNS: &[Column] = &[
+    ("ID", "id"),
+    ("USER", "user"),
+    ("ASSET", "asset"),
+    ("ACCOUNT", "account"),
+    ("PROTOCOL", "protocol"),
+    ("SOURCE", "source"),
+    ("STARTED", "started_at"),
+    ("IN", "bytes_in"),
+    ("OUT", "bytes_out"),
+];
 const LOGIN_COLUMNS: &[Column] = &[
     ("AT", "at"),
     ("USER", "user"),
@@ -191,6 +202,13 @@ const TRANSFER_COLUMNS: &[Column] = &[
     ("RESULT", "result"),
     ("SHA256", "sha256"),
 ];
+const REFUSAL_COLUMNS: &[Column] = &[
+    ("AT", "at"),
+    ("USER", "user"),
+    ("SOURCE", "source"),
+    ("REQUEST", "request"),
+    ("REASON", "reason"),
+];
 const OPERATION_COLUMNS: &[Column] = &[
     ("AT", "at"),
     ("ACTOR", "actor"),
@@ -200,47 +218,154 @@ const OPERATION_COLUMNS: &[Column] = &[
     ("CHANGES", "changes"),
 ];
 
+fn report_init(init: &crate::services::Initialised) {
+    eprintln!("initialised {}", init.data_dir.display());
+    for key in &init.host_keys {
+        eprintln!("host key: {}", key.display());
+    }
+    eprintln!(
+        "user {:?} created with the one-time password: {}",
+        init.admin,
+        init.admin_password.expose()
+    );
+    eprintln!("it is shown only now and must be changed at the first login");
+}
+
 /// Runs one command line to completion.
 pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
     let env_config = std::env::var("RAMPART_CONFIG").ok();
     let config = Config::load(cli.config.as_deref(), env_config.as_deref())?;
     let json = cli.json;
 
-    if let Command::Init = cli.command {
-        let (services, init) = Services::init(config).await?;
-        eprintln!("initialised {}", init.data_dir.display());
-        for key in &init.host_keys {
-            eprintln!("host key: {}", key.display());
+    match cli.command {
+        Command::Init => {
+            let (services, init) = Services::init(config).await?;
+            report_init(&init);
+            services.store.close().await;
+            return Ok(Outcome::Success);
         }
-        eprintln!(
-            "user {:?} created with the one-time password: {}",
-            init.admin,
-            init.admin_password.expose()
-        );
-        eprintln!("it is shown only now and must be changed at the first login");
-        services.store.close().await;
-        return Ok(Outcome::Success);
+        Command::Serve { demo } => {
+            let services = if Services::is_initialised(&config) {
+                Services::open(config).await?
+            } else {
+                let (services, init) = Services::init(config).await?;
+                report_init(&init);
+                services
+            };
+            crate::serve::serve(services, demo).await?;
+            return Ok(Outcome::Success);
+        }
+        Command::Replay {
+            session,
+            speed,
+            idle_cap,
+        } => {
+            let services = Services::open(config).await?;
+            let path = services
+                .ops
+                .session_recording(
+                    &Caller::local(),
+                    &session,
+                    "session.replay",
+                    &services.config.recording_dir(),
+                )
+                .await?;
+            let speed = speed.clamp(0.25, 16.0);
+            let idle = (idle_cap > 0.0).then_some(idle_cap);
+            tokio::task::spawn_blocking(move || {
+                let mut out = std::io::stdout().lock();
+                crate::record::replay(
+                    &path,
+                    &mut out,
+                    crate::record::ReplayOptions {
+                        speed,
+                        idle_cap: idle,
+                    },
+                )
+            })
+            .await??;
+            return Ok(Outcome::Success);
+        }
+        _ => {}
     }
 
     let services = Services::open(config).await?;
-    let tz = services.config.auth.time_zone.clone();
-    let now = services.clock.now();
-    let outcome = dispatch(&services, &Caller::local(), cli.command, json, &tz, now).await;
+    let mut stdout = std::io::stdout();
+    let mut stderr = std::io::stderr();
+    let mut io = Io {
+        out: &mut stdout,
+        err: &mut stderr,
+        stdin: true,
+    };
+    let outcome = dispatch(&services, &Caller::local(), cli.command, json, &mut io).await;
     services.store.close().await;
     outcome
 }
 
-async fn dispatch(
+/// Where a verb's output goes: the terminal for the local CLI, the SSH
+/// channel for `ssh bastion rampart ...`.
+pub struct Io<'a> {
+    pub out: &'a mut (dyn Write + Send),
+    pub err: &'a mut (dyn Write + Send),
+    /// Whether standard input can be read (`--password-stdin`).
+    pub stdin: bool,
+}
+
+/// Runs one verb as `caller`, writing to `io`.
+pub async fn dispatch(
     services: &Services,
     caller: &Caller,
     command: Command,
     json: bool,
-    tz: &TimeZone,
-    now: Timestamp,
+    io: &mut Io<'_>,
 ) -> anyhow::Result<Outcome> {
+    let tz = &services.config.auth.time_zone.clone();
+    let now = services.clock.now();
     let ops = &services.ops;
+    let stdin = io.stdin;
+    let read_secret_line = |what: &str| {
+        if stdin {
+            read_secret_line(what)
+        } else {
+            Err(anyhow!(
+                "--password-stdin is only available in the local CLI on the bastion"
+            ))
+        }
+    };
     match command {
         Command::Init => bail!("the data dir is already initialised"),
+        Command::Serve { .. } | Command::Replay { .. } => {
+            bail!("this verb runs only in the local CLI on the bastion")
+        }
+        Command::Export {
+            session,
+            output: file,
+            raw,
+        } => {
+            let path = ops
+                .session_recording(
+                    caller,
+                    &session,
+                    "session.export",
+                    &services.config.recording_dir(),
+                )
+                .await?;
+            let mut buf: Vec<u8> = Vec::new();
+            if raw {
+                crate::record::export(&path, &mut buf)?;
+            } else {
+                buf = std::fs::read(&path)
+                    .with_context(|| format!("cannot read {}", path.display()))?;
+            }
+            match file {
+                Some(f) if stdin => std::fs::write(&f, &buf)
+                    .with_context(|| format!("cannot write {}", f.display()))?,
+                Some(_) => bail!(
+                    "-o writes a file on the bastion: only in the local CLI; over SSH the recording goes to standard output"
+                ),
+                None => io.out.write_all(&buf)?,
+            }
+        }
         Command::User(cmd) => match cmd {
             UserCmd::Add {
                 name,
@@ -276,20 +401,29 @@ async fn dispatch(
                     )
                     .await?;
                 if json {
-                    output::show(&added.user, true)?;
+                    output::show(io.out, &added.user, true)?;
                 } else {
-                    println!("user {} added ({})", added.user.name, added.user.role);
+                    writeln!(
+                        io.out,
+                        "user {} added ({})",
+                        added.user.name, added.user.role
+                    )?;
                 }
                 if let Some(otp) = added.one_time_password {
-                    eprintln!(
+                    writeln!(
+                        io.err,
                         "one-time password for {}: {}  (shown once; to be changed at first login)",
                         added.user.name,
                         otp.expose()
-                    );
+                    )?;
                 }
             }
-            UserCmd::List => output::list(&ops.user_list(caller).await?, USER_COLUMNS, json)?,
-            UserCmd::Show { name } => output::show(&ops.user_show(caller, &name).await?, json)?,
+            UserCmd::List => {
+                output::list(io.out, &ops.user_list(caller).await?, USER_COLUMNS, json)?
+            }
+            UserCmd::Show { name } => {
+                output::show(io.out, &ops.user_show(caller, &name).await?, json)?
+            }
             UserCmd::Edit {
                 name,
                 role,
@@ -314,19 +448,19 @@ async fn dispatch(
                         },
                     )
                     .await?;
-                println!("user {} updated", user.name);
+                writeln!(io.out, "user {} updated", user.name)?;
             }
             UserCmd::Disable { name } => {
                 ops.user_set_active(caller, &name, false).await?;
-                println!("user {name} disabled");
+                writeln!(io.out, "user {name} disabled")?;
             }
             UserCmd::Enable { name } => {
                 ops.user_set_active(caller, &name, true).await?;
-                println!("user {name} enabled");
+                writeln!(io.out, "user {name} enabled")?;
             }
             UserCmd::Remove { name } => {
                 ops.user_remove(caller, &name).await?;
-                println!("user {name} removed");
+                writeln!(io.out, "user {name} removed")?;
             }
             UserCmd::Passwd {
                 name,
@@ -338,20 +472,24 @@ async fn dispatch(
                     None
                 };
                 match ops.user_passwd(caller, &name, password).await? {
-                    Some(otp) => eprintln!(
+                    Some(otp) => writeln!(
+                        io.err,
                         "one-time password for {name}: {}  (shown once; to be changed at next login)",
                         otp.expose()
-                    ),
-                    None => println!("password of {name} changed"),
+                    )?,
+                    None => writeln!(io.out, "password of {name} changed")?,
                 }
             }
             UserCmd::Unlock { name } => {
                 ops.user_unlock(caller, &name).await?;
-                println!("user {name} unlocked");
+                writeln!(io.out, "user {name} unlocked")?;
             }
             UserCmd::MfaReset { name } => {
                 ops.user_mfa_reset(caller, &name).await?;
-                println!("MFA of {name} reset: they enrol again at the next login");
+                writeln!(
+                    io.out,
+                    "MFA of {name} reset: they enrol again at the next login"
+                )?;
             }
             UserCmd::Key(KeyCmd::Add {
                 name,
@@ -364,42 +502,46 @@ async fn dispatch(
                     (None, None) => bail!("give --key LINE or --key-file FILE"),
                 };
                 let key = ops.user_key_add(caller, &name, &line).await?;
-                println!("key {} added to {name}", key.fingerprint);
+                writeln!(io.out, "key {} added to {name}", key.fingerprint)?;
             }
             UserCmd::Key(KeyCmd::Remove { name, fingerprint }) => {
                 ops.user_key_remove(caller, &name, &fingerprint).await?;
-                println!("key {fingerprint} removed from {name}");
+                writeln!(io.out, "key {fingerprint} removed from {name}")?;
             }
         },
         Command::Group(cmd) => match cmd {
             GroupCmd::Add { name } => {
                 ops.group_add(caller, &name).await?;
-                println!("group {name} added");
+                writeln!(io.out, "group {name} added")?;
             }
             GroupCmd::Remove { name } => {
                 ops.group_remove(caller, &name).await?;
-                println!("group {name} removed");
+                writeln!(io.out, "group {name} removed")?;
             }
-            GroupCmd::List => output::list(&ops.group_list(caller).await?, GROUP_COLUMNS, json)?,
+            GroupCmd::List => {
+                output::list(io.out, &ops.group_list(caller).await?, GROUP_COLUMNS, json)?
+            }
             GroupCmd::Members(MembersCmd::Add { group, users }) => {
                 let g = ops.group_members(caller, &group, &users, true).await?;
-                println!("group {group}: {}", g.members.join(", "));
+                writeln!(io.out, "group {group}: {}", g.members.join(", "))?;
             }
             GroupCmd::Members(MembersCmd::Remove { group, users }) => {
                 let g = ops.group_members(caller, &group, &users, false).await?;
-                println!("group {group}: {}", g.members.join(", "));
+                writeln!(io.out, "group {group}: {}", g.members.join(", "))?;
             }
         },
         Command::Node(cmd) => match cmd {
             NodeCmd::Add { path } => {
                 let node = ops.node_add(caller, &path).await?;
-                println!("node {} added", node.path);
+                writeln!(io.out, "node {} added", node.path)?;
             }
             NodeCmd::Remove { path } => {
                 ops.node_remove(caller, &path).await?;
-                println!("node {path} removed");
+                writeln!(io.out, "node {path} removed")?;
             }
-            NodeCmd::List => output::list(&ops.node_list(caller).await?, NODE_COLUMNS, json)?,
+            NodeCmd::List => {
+                output::list(io.out, &ops.node_list(caller).await?, NODE_COLUMNS, json)?
+            }
         },
         Command::Asset(cmd) => match cmd {
             AssetCmd::Add {
@@ -429,23 +571,28 @@ async fn dispatch(
                         },
                     )
                     .await?;
-                println!("asset {} added", asset.name);
+                writeln!(io.out, "asset {} added", asset.name)?;
             }
-            AssetCmd::List => output::list(&ops.asset_list(caller).await?, ASSET_COLUMNS, json)?,
-            AssetCmd::Show { name } => output::show(&ops.asset_show(caller, &name).await?, json)?,
+            AssetCmd::List => {
+                output::list(io.out, &ops.asset_list(caller).await?, ASSET_COLUMNS, json)?
+            }
+            AssetCmd::Show { name } => {
+                output::show(io.out, &ops.asset_show(caller, &name).await?, json)?
+            }
             AssetCmd::Remove { name } => {
                 ops.asset_remove(caller, &name).await?;
-                println!("asset {name} removed");
+                writeln!(io.out, "asset {name} removed")?;
             }
             AssetCmd::Trust { name, key } => {
                 let keys = ops.asset_trust(caller, &name, key.as_deref()).await?;
                 if keys.is_empty() {
-                    println!(
+                    writeln!(
+                        io.out,
                         "host keys of {name} forgotten: the next connection pins the key it sees"
-                    );
+                    )?;
                 } else {
                     for k in keys {
-                        println!("{name}: pinned {} {}", k.algorithm, k.fingerprint);
+                        writeln!(io.out, "{name}: pinned {} {}", k.algorithm, k.fingerprint)?;
                     }
                 }
             }
@@ -469,21 +616,23 @@ async fn dispatch(
                 let account = ops
                     .account_add(caller, &asset, &username, secret, privileged)
                     .await?;
-                println!(
+                writeln!(
+                    io.out,
                     "account {}@{} added (secret: {})",
                     account.username,
                     account.asset,
                     account.secret_kind.as_str()
-                );
+                )?;
             }
             AccountCmd::List { asset } => output::list(
+                io.out,
                 &ops.account_list(caller, asset.as_deref()).await?,
                 ACCOUNT_COLUMNS,
                 json,
             )?,
             AccountCmd::Remove { asset, username } => {
                 ops.account_remove(caller, &asset, &username).await?;
-                println!("account {username}@{asset} removed");
+                writeln!(io.out, "account {username}@{asset} removed")?;
             }
         },
         Command::Perm(cmd) => match cmd {
@@ -515,20 +664,30 @@ async fn dispatch(
                         },
                     )
                     .await?;
-                println!("permission {} added", perm.name);
+                writeln!(io.out, "permission {} added", perm.name)?;
             }
-            PermCmd::List => output::list(&ops.perm_list(caller).await?, PERM_COLUMNS, json)?,
-            PermCmd::Show { name } => output::show(&ops.perm_show(caller, &name).await?, json)?,
+            PermCmd::List => {
+                output::list(io.out, &ops.perm_list(caller).await?, PERM_COLUMNS, json)?
+            }
+            PermCmd::Show { name } => {
+                output::show(io.out, &ops.perm_show(caller, &name).await?, json)?
+            }
             PermCmd::Remove { name } => {
                 ops.perm_remove(caller, &name).await?;
-                println!("permission {name} removed");
+                writeln!(io.out, "permission {name} removed")?;
             }
-            PermCmd::Who { asset } => {
-                output::list(&ops.perm_who(caller, &asset).await?, REACH_COLUMNS, json)?
-            }
-            PermCmd::What { user } => {
-                output::list(&ops.perm_what(caller, &user).await?, REACH_COLUMNS, json)?
-            }
+            PermCmd::Who { asset } => output::list(
+                io.out,
+                &ops.perm_who(caller, &asset).await?,
+                REACH_COLUMNS,
+                json,
+            )?,
+            PermCmd::What { user } => output::list(
+                io.out,
+                &ops.perm_what(caller, &user).await?,
+                REACH_COLUMNS,
+                json,
+            )?,
         },
         Command::Filter(cmd) => match cmd {
             FilterCmd::Add {
@@ -555,13 +714,20 @@ async fn dispatch(
                         },
                     )
                     .await?;
-                println!("filter {} added", filter.name);
+                writeln!(io.out, "filter {} added", filter.name)?;
             }
-            FilterCmd::List => output::list(&ops.filter_list(caller).await?, FILTER_COLUMNS, json)?,
-            FilterCmd::Show { name } => output::show(&ops.filter_show(caller, &name).await?, json)?,
+            FilterCmd::List => output::list(
+                io.out,
+                &ops.filter_list(caller).await?,
+                FILTER_COLUMNS,
+                json,
+            )?,
+            FilterCmd::Show { name } => {
+                output::show(io.out, &ops.filter_show(caller, &name).await?, json)?
+            }
             FilterCmd::Remove { name } => {
                 ops.filter_remove(caller, &name).await?;
-                println!("filter {name} removed");
+                writeln!(io.out, "filter {name} removed")?;
             }
         },
         Command::Acl(cmd) => match cmd {
@@ -588,56 +754,82 @@ async fn dispatch(
                         },
                     )
                     .await?;
-                println!("login acl {} added", acl.name);
+                writeln!(io.out, "login acl {} added", acl.name)?;
             }
-            AclCmd::List => output::list(&ops.acl_list(caller).await?, ACL_COLUMNS, json)?,
+            AclCmd::List => output::list(io.out, &ops.acl_list(caller).await?, ACL_COLUMNS, json)?,
             AclCmd::Remove { name } => {
                 ops.acl_remove(caller, &name).await?;
-                println!("login acl {name} removed");
+                writeln!(io.out, "login acl {name} removed")?;
             }
         },
-        Command::Session(SessionCmd::List { live, filter }) => output::list(
-            &ops.session_list(caller, &query(&filter, tz, now)?, live)
+        Command::Session(SessionCmd::List { live: true, .. }) => {
+            let sessions = ops
+                .live_sessions(caller, &services.config.control_socket_path())
+                .await?;
+            output::list(io.out, &sessions, LIVE_COLUMNS, json)?
+        }
+        Command::Session(SessionCmd::List {
+            live: false,
+            filter,
+        }) => output::list(
+            io.out,
+            &ops.session_list(caller, &query(&filter, tz, now)?, false)
                 .await?,
             SESSION_COLUMNS,
             json,
         )?,
+        Command::Session(SessionCmd::Kill { id, reason }) => {
+            ops.session_kill(caller, &services.config.control_socket_path(), &id, &reason)
+                .await?;
+            writeln!(io.out, "session {id} ended: {reason}")?;
+        }
         Command::Import(cmd) => {
             let summary = match cmd {
                 ImportCmd::Assets { file } => ops.import_assets(caller, &file).await?,
                 ImportCmd::Users { file } => ops.import_users(caller, &file).await?,
             };
             if json {
-                output::show(&summary, true)?;
+                output::show(io.out, &summary, true)?;
             } else {
-                println!("{summary}");
+                writeln!(io.out, "{summary}")?;
             }
         }
         Command::Audit(cmd) => match cmd {
             AuditCmd::Logins(f) => output::list(
+                io.out,
                 &ops.audit_logins(caller, &query(&f, tz, now)?).await?,
                 LOGIN_COLUMNS,
                 json,
             )?,
             AuditCmd::Sessions(f) => output::list(
+                io.out,
                 &ops.session_list(caller, &query(&f, tz, now)?, false)
                     .await?,
                 SESSION_COLUMNS,
                 json,
             )?,
             AuditCmd::Commands(f) => output::list(
+                io.out,
                 &ops.audit_commands(caller, &query(&f, tz, now)?).await?,
                 COMMAND_COLUMNS,
                 json,
             )?,
             AuditCmd::Transfers(f) => output::list(
+                io.out,
                 &ops.audit_transfers(caller, &query(&f, tz, now)?).await?,
                 TRANSFER_COLUMNS,
                 json,
             )?,
             AuditCmd::Operations(f) => output::list(
+                io.out,
                 &ops.audit_operations(caller, &query(&f, tz, now)?).await?,
                 OPERATION_COLUMNS,
+                json,
+            )?,
+            AuditCmd::Refusals(f) => output::list(
+                io.out,
+                &ops.audit_refusals(caller, &query(&f, tz, now)?).await?,
+                REFUSAL_COLUMNS,
                 json,
             )?,
             AuditCmd::Verify => {
@@ -646,13 +838,14 @@ async fn dispatch(
                     .await?;
                 match report.broken {
                     None => {
-                        println!(
+                        writeln!(
+                            io.out,
                             "audit chain intact: {} rows, {} recordings verified",
                             report.rows, report.recordings
-                        );
+                        )?;
                     }
                     Some(problem) => {
-                        eprintln!("rampart: audit chain broken: {problem}");
+                        writeln!(io.err, "rampart: audit chain broken: {problem}")?;
                         return Ok(Outcome::Failure);
                     }
                 }

@@ -4,7 +4,9 @@ use std::path::Path;
 
 use super::{Caller, Ops, Result, require_auditor};
 use crate::audit::{self, VerifyReport};
-use crate::store::audit_log::{self, CommandRow, LoginRow, OperationRow, Query, TransferRow};
+use crate::store::audit_log::{
+    self, CommandRow, LoginRow, OperationRow, Query, RefusalRow, TransferRow,
+};
 use crate::store::sessions::{self, SessionRow};
 
 impl Ops {
@@ -30,6 +32,12 @@ impl Ops {
         require_auditor(caller, "reading the transfer log")?;
         let mut conn = self.store.conn().await?;
         Ok(audit_log::transfers(&mut conn, q).await?)
+    }
+
+    pub async fn audit_refusals(&self, caller: &Caller, q: &Query) -> Result<Vec<RefusalRow>> {
+        require_auditor(caller, "reading refused requests")?;
+        let mut conn = self.store.conn().await?;
+        Ok(audit_log::refusals(&mut conn, q).await?)
     }
 
     pub async fn session_list(

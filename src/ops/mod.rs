@@ -12,11 +12,14 @@
 mod access;
 mod assets;
 mod audit;
+mod demo;
 mod import;
+mod sessions;
 mod users;
 
 pub use access::{AclSpec, FilterSpec, PermSpec};
 pub use assets::{AccountSecret, AssetSpec};
+pub use demo::{DEMO_ACCOUNT, DEMO_ASSET};
 pub use import::ImportSummary;
 pub use users::{UserAdded, UserEdit, UserSpec, UserView};
 

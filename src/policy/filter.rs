@@ -144,9 +144,14 @@ impl Snapshot {
     /// The verdict on `command` typed into the session `grant` opened. By
     /// ids, so it holds across renames and snapshot rebuilds.
     pub fn check_grant_command(&self, grant: &Grant, command: &str) -> FilterVerdict {
+        let user = self.user_by_id.get(grant.user_id()).copied();
+        let person = match user {
+            Some(u) => self.users[u as usize].name.as_str(),
+            None => grant.user_name(),
+        };
         let session = Session {
-            user: self.user_by_id.get(grant.user_id()).copied(),
-            person: grant.user_name(),
+            user,
+            person,
             asset: self.asset_by_id.get(grant.asset_id()).copied(),
             account: grant.account(),
         };

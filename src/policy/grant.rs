@@ -100,7 +100,11 @@ impl Grant {
 /// their permissions (ask [`Snapshot::authorize`] for one exact choice).
 #[derive(Clone)]
 pub struct VisibleAsset {
-    info: Arc<AssetInfo>,
+    /// Every asset's info, shared: one reference count for the whole list
+    /// instead of one per asset, each a cache miss when listing 100k assets.
+    infos: Arc<[AssetInfo]>,
+    /// Position in `infos`; set by the snapshot that made `infos`.
+    at: usize,
     protocols: u64,
     accounts: LocalBits,
     input: bool,
@@ -108,36 +112,39 @@ pub struct VisibleAsset {
 }
 
 impl VisibleAsset {
+    fn info(&self) -> &AssetInfo {
+        &self.infos[self.at]
+    }
     pub fn name(&self) -> &str {
-        self.info.name()
+        self.info().name()
     }
     pub fn id(&self) -> &str {
-        self.info.id()
+        self.info().id()
     }
     pub fn address(&self) -> &str {
-        self.info.address()
+        self.info().address()
     }
     pub fn platform(&self) -> &str {
-        self.info.platform()
+        self.info().platform()
     }
     pub fn comment(&self) -> &str {
-        self.info.comment()
+        self.info().comment()
     }
     pub fn nodes(&self) -> &[String] {
-        self.info.nodes()
+        self.info().nodes()
     }
     /// Granted protocols with their ports, in the asset's declared order.
     pub fn protocols(&self) -> impl Iterator<Item = &Protocol> {
-        self.info
-            .protocols()
+        let info = self.info();
+        info.protocols()
             .iter()
-            .zip(&self.info.proto_ids)
+            .zip(&info.proto_ids)
             .filter(|(_, id)| self.protocols & (1 << **id) != 0)
             .map(|(p, _)| p)
     }
     /// Granted stored accounts, sorted by username.
     pub fn accounts(&self) -> impl Iterator<Item = &AccountInfo> {
-        self.info
+        self.info()
             .accounts
             .iter()
             .enumerate()
@@ -193,6 +200,24 @@ impl Slot {
     }
 }
 
+/// Which kind of account a decision may grant.
+#[derive(Clone, Copy)]
+enum Kind {
+    /// A granted stored account first, else `@INPUT`.
+    Either,
+    Stored,
+    Input,
+}
+
+/// One authorization question, for `Snapshot::decide`.
+struct Ask<'a> {
+    account: &'a str,
+    protocol: &'a str,
+    action: Action,
+    now: Timestamp,
+    kind: Kind,
+}
+
 /// Permissions granting one kind of account, for [`Snapshot::authorize`].
 #[derive(Default)]
 struct Contrib<'a> {
@@ -211,7 +236,8 @@ impl Snapshot {
     /// May `who` use `account` on `asset` over `protocol` for `action` at
     /// `now`? `None` both when the asset does not exist and when it is not
     /// permitted. A stored account the person is granted wins over `@INPUT`;
-    /// when only `@INPUT` grants the action the account is typed in.
+    /// when only `@INPUT` grants the action the account is typed in. Only
+    /// `who.user_id` is read: name and groups come from the snapshot.
     pub fn authorize(
         &self,
         who: &Identity,
@@ -221,20 +247,58 @@ impl Snapshot {
         action: Action,
         now: Timestamp,
     ) -> Option<Grant> {
-        let (_, user) = self.live_user(&who.user_id, now)?;
         let &a = self.asset_by_name.get(asset)?;
+        let user = self.live_user(&who.user_id, now)?;
+        let ask = Ask {
+            account,
+            protocol,
+            action,
+            now,
+            kind: Kind::Either,
+        };
+        self.decide(user, a, &ask)
+    }
+
+    /// Does `grant`, made by an earlier snapshot, still hold for `action` at
+    /// `now`? The same user, asset (by id, so a rename changes nothing),
+    /// account of the same kind and protocol; the server asks this after
+    /// every rebuild and ends the session on `None`.
+    pub fn recheck(&self, grant: &Grant, action: Action, now: Timestamp) -> Option<Grant> {
+        let &a = self.asset_by_id.get(grant.asset_id())?;
+        let user = self.live_user(grant.user_id(), now)?;
+        let kind = match grant.account() {
+            GrantAccount::Stored { .. } => Kind::Stored,
+            GrantAccount::Input { .. } => Kind::Input,
+        };
+        let ask = Ask {
+            account: grant.account().username(),
+            protocol: &grant.protocol().name,
+            action,
+            now,
+            kind,
+        };
+        let renewed = self.decide(user, a, &ask)?;
+        // A stored account re-created under the same name is another
+        // account (another secret): the session's grant does not carry over.
+        (renewed.account == grant.account).then_some(renewed)
+    }
+
+    fn decide(&self, user: &UserRec, a: u32, ask: &Ask<'_>) -> Option<Grant> {
+        let &Ask {
+            account,
+            protocol,
+            action,
+            now,
+            kind,
+        } = ask;
         let rec = &self.assets[a as usize];
-        if !rec.info.active {
+        let info = &self.infos[a as usize];
+        if !rec.active {
             return None;
         }
-        let pos = rec
-            .info
-            .protocols()
-            .iter()
-            .position(|p| p.name == protocol)?;
-        let proto_bit = 1u64 << rec.info.proto_ids[pos];
-        let stored = rec
-            .info
+        let pos = info.protocols().iter().position(|p| p.name == protocol)?;
+        let proto_bit = 1u64 << info.proto_ids[pos];
+        let stored = info
             .accounts
             .binary_search_by(|acc| acc.username().cmp(account))
             .ok();
@@ -255,30 +319,38 @@ impl Snapshot {
             }
         }
 
-        let (contrib, granted) = match stored {
-            Some(i) if by_stored.actions.contains(action) => {
-                let acc = &rec.info.accounts[i];
+        let use_stored = match kind {
+            Kind::Either | Kind::Stored => stored.filter(|_| by_stored.actions.contains(action)),
+            Kind::Input => None,
+        };
+        let use_input = match kind {
+            Kind::Either | Kind::Input => by_input.actions.contains(action) && typeable(account),
+            Kind::Stored => false,
+        };
+        let (contrib, granted) = match use_stored {
+            Some(i) => {
+                let acc = &info.accounts[i];
                 let granted = GrantAccount::Stored {
                     account_id: acc.id().to_string(),
                     username: acc.username().to_string(),
                 };
                 (by_stored, granted)
             }
-            _ if by_input.actions.contains(action) && typeable(account) => {
+            None if use_input => {
                 let granted = GrantAccount::Input {
                     username: account.to_string(),
                 };
                 (by_input, granted)
             }
-            _ => return None,
+            None => return None,
         };
         Some(Grant {
             user_id: user.id.clone(),
             user_name: user.name.clone(),
-            asset_id: rec.info.id().to_string(),
-            asset_name: rec.info.name().to_string(),
-            address: rec.info.address().to_string(),
-            protocol: rec.info.protocols()[pos].clone(),
+            asset_id: info.id().to_string(),
+            asset_name: info.name().to_string(),
+            address: info.address().to_string(),
+            protocol: info.protocols()[pos].clone(),
             account: granted,
             actions: contrib.actions,
             valid_until: ends(&contrib.perms, action, user),
@@ -288,7 +360,7 @@ impl Snapshot {
 
     /// Every asset `who` may use at `now` in any way, sorted by name.
     pub fn visible_assets(&self, who: &Identity, now: Timestamp) -> Vec<VisibleAsset> {
-        let Some((_, user)) = self.live_user(&who.user_id, now) else {
+        let Some(user) = self.live_user(&who.user_id, now) else {
             return Vec::new();
         };
         let mut slots = vec![Slot::default(); self.assets.len()];
@@ -310,10 +382,11 @@ impl Snapshot {
         }
         // Assets are indexed in name order, so this is already sorted.
         let mut out = Vec::with_capacity(slots.iter().filter(|s| s.protocols != 0).count());
-        for (slot, rec) in slots.iter().zip(&self.assets) {
+        for (at, (slot, rec)) in slots.iter().zip(&self.assets).enumerate() {
             if slot.protocols != 0 {
                 out.push(VisibleAsset {
-                    info: Arc::clone(&rec.info),
+                    infos: Arc::clone(&self.infos),
+                    at,
                     protocols: slot.protocols,
                     accounts: LocalBits::slice(
                         &granted,
@@ -336,11 +409,11 @@ impl Snapshot {
         asset: &str,
         now: Timestamp,
     ) -> Option<VisibleAsset> {
-        let (_, user) = self.live_user(&who.user_id, now)?;
+        let user = self.live_user(&who.user_id, now)?;
         let &a = self.asset_by_name.get(asset)?;
         let rec = &self.assets[a as usize];
         let mut slot = Slot::default();
-        let mut granted = BitSet::new(rec.info.accounts.len());
+        let mut granted = BitSet::new(rec.acc_len as usize);
         for &pi in &user.perms {
             let p = &self.perms[pi as usize];
             if !p.live(now) || !self.perm_covers(p, a) {
@@ -351,9 +424,10 @@ impl Snapshot {
             }
         }
         (slot.protocols != 0).then(|| VisibleAsset {
-            info: Arc::clone(&rec.info),
+            infos: Arc::clone(&self.infos),
+            at: a as usize,
             protocols: slot.protocols,
-            accounts: LocalBits::slice(&granted, 0, rec.info.accounts.len()),
+            accounts: LocalBits::slice(&granted, 0, rec.acc_len as usize),
             input: slot.input,
             actions: slot.actions,
         })

@@ -3,8 +3,6 @@
 //! first so that a subtree is one contiguous range, and account usernames and
 //! protocol names are interned so the hot paths compare integers.
 
-use std::sync::Arc;
-
 use jiff::Timestamp;
 
 use super::data::{AccountEntry, AssetEntry, PermissionEntry, PolicyData};
@@ -12,8 +10,8 @@ use super::hash::{Map, Set};
 use super::{PolicyError, Snapshot, filter};
 use crate::model::{AccountSpec, Actions, Id, Protocol, ProtocolSpec, parent_node_path};
 
-/// An asset as shown to people and admins. Shared (`Arc`) between the
-/// snapshot and every [`super::VisibleAsset`] handed out.
+/// An asset as shown to people and admins. Shared between the snapshot and
+/// every [`super::VisibleAsset`] handed out.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AssetInfo {
     id: Id,
@@ -118,14 +116,14 @@ pub(super) struct NodeRec {
 
 #[derive(Debug)]
 pub(super) struct AssetRec {
-    pub(super) info: Arc<AssetInfo>,
+    pub(super) active: bool,
     /// Nodes the asset is filed under; sorted.
     pub(super) nodes: Vec<u32>,
     /// Interned names of the declared protocols.
     pub(super) proto_mask: u64,
-    /// The asset's run in `Snapshot::account_syms`. Kept here rather than
-    /// read from `info` because the menu query visits every asset and the
-    /// extra pointer chase doubled its time.
+    /// The asset's run in `Snapshot::account_syms`. Kept here, beside the
+    /// other fields the menu query reads for every asset, rather than read
+    /// from the asset's info: that extra pointer chase doubled its time.
     pub(super) acc_start: u32,
     pub(super) acc_len: u32,
 }
@@ -251,8 +249,9 @@ pub(super) fn build(data: PolicyData) -> Result<Snapshot, PolicyError> {
     let mut protocol_names: Map<String, u8> = Map::default();
     let mut account_syms = Vec::new();
     let mut asset_recs = Vec::with_capacity(assets.len());
+    let mut infos = Vec::with_capacity(assets.len());
     for (asset, run) in assets.into_iter().zip(runs) {
-        let rec = build_asset(
+        let (rec, info) = build_asset(
             asset,
             accounts.by_ref().take(run as usize),
             &node_by_id,
@@ -262,11 +261,22 @@ pub(super) fn build(data: PolicyData) -> Result<Snapshot, PolicyError> {
             &mut account_syms,
         )?;
         asset_recs.push(rec);
+        infos.push(info);
     }
 
     // Active assets per node, in node order, cut by `node_asset_start`.
+    let placed: usize = asset_recs
+        .iter()
+        .filter(|a| a.active)
+        .map(|a| a.nodes.len())
+        .sum();
+    if placed >= u32::MAX as usize {
+        return Err(PolicyError::TooLarge {
+            kind: "asset placements in nodes",
+        });
+    }
     let mut per_node = vec![0u32; node_recs.len() + 1];
-    for a in asset_recs.iter().filter(|a| a.info.active) {
+    for a in asset_recs.iter().filter(|a| a.active) {
         for &n in &a.nodes {
             per_node[n as usize + 1] += 1;
         }
@@ -275,8 +285,8 @@ pub(super) fn build(data: PolicyData) -> Result<Snapshot, PolicyError> {
         per_node[i] += per_node[i - 1];
     }
     let node_asset_start = per_node.clone();
-    let mut node_assets = vec![0u32; per_node.last().copied().unwrap_or(0) as usize];
-    for (i, a) in asset_recs.iter().enumerate().filter(|(_, a)| a.info.active) {
+    let mut node_assets = vec![0u32; placed];
+    for (i, a) in asset_recs.iter().enumerate().filter(|(_, a)| a.active) {
         for &n in &a.nodes {
             let slot = &mut per_node[n as usize];
             node_assets[*slot as usize] = i as u32;
@@ -346,6 +356,7 @@ pub(super) fn build(data: PolicyData) -> Result<Snapshot, PolicyError> {
         groups: group_recs,
         nodes: node_recs,
         assets: asset_recs,
+        infos: infos.into(),
         perms: perm_recs,
         filters: filter_recs,
         account_syms,
@@ -484,9 +495,11 @@ fn build_nodes(nodes: Vec<super::data::NodeEntry>) -> Result<NodeTree, PolicyErr
     Ok(NodeTree { recs, by_id, paths })
 }
 
-/// Sorts by `key`, ties in input order. Sorting compact (key, position)
-/// pairs and moving each entry once is several times faster than sorting the
-/// large entries in place.
+/// Sorts by `key`, ties in input order. The key is compared field by field
+/// and is wide enough for every sort here: (0, name, ""), (0, name, id) and
+/// (asset position, username, ""). Sorting compact (key, position) pairs and
+/// moving each entry once is several times faster than sorting the large
+/// entries in place.
 fn sorted<T>(items: Vec<T>, key: impl Fn(&T) -> (u32, &str, &str)) -> Vec<T> {
     let order: Vec<usize> = {
         let mut keyed: Vec<((u32, &str, &str), usize)> =
@@ -551,7 +564,7 @@ fn build_asset(
     protocol_names: &mut Map<String, u8>,
     usernames: &mut Interner,
     account_syms: &mut Vec<u32>,
-) -> Result<AssetRec, PolicyError> {
+) -> Result<(AssetRec, AssetInfo), PolicyError> {
     let nodes = Lookup::resolve(node_by_id, &asset.node_ids);
     let mut protocols: Vec<Protocol> = Vec::with_capacity(asset.protocols.len());
     let mut proto_ids = Vec::with_capacity(asset.protocols.len());
@@ -593,24 +606,26 @@ fn build_asset(
         .map(|&n| node_paths[n as usize].clone())
         .collect();
     node_list.sort();
-    Ok(AssetRec {
-        info: Arc::new(AssetInfo {
-            id: asset.id,
-            name: asset.name,
-            address: asset.address,
-            platform: asset.platform,
-            comment: asset.comment,
-            active: asset.active,
-            nodes: node_list,
-            protocols,
-            accounts,
-            proto_ids,
-        }),
+    let rec = AssetRec {
+        active: asset.active,
         nodes,
         proto_mask,
         acc_start,
         acc_len,
-    })
+    };
+    let info = AssetInfo {
+        id: asset.id,
+        name: asset.name,
+        address: asset.address,
+        platform: asset.platform,
+        comment: asset.comment,
+        active: asset.active,
+        nodes: node_list,
+        protocols,
+        accounts,
+        proto_ids,
+    };
+    Ok((rec, info))
 }
 
 fn build_perm(
@@ -622,7 +637,7 @@ fn build_perm(
     protocol_names: &Map<String, u8>,
 ) -> PermRec {
     let mut assets_of: Vec<u32> = Lookup::resolve(&lookup.assets, &p.asset_ids);
-    assets_of.retain(|&a| assets[a as usize].info.active);
+    assets_of.retain(|&a| assets[a as usize].active);
     // Sorted by position, a node inside an earlier kept node's range adds
     // nothing: drop it so no subtree is walked twice.
     let mut node_list = Vec::new();

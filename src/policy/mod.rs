@@ -31,6 +31,8 @@ mod hash;
 mod index;
 mod reach;
 
+use std::sync::Arc;
+
 use jiff::Timestamp;
 use serde::Serialize;
 
@@ -95,7 +97,8 @@ impl UserView<'_> {
 }
 
 /// The immutable policy index. Cheap to share (`Arc<Snapshot>`); rebuilt
-/// whole when the database changes.
+/// whole when the database changes. `Snapshot::default()` is the empty
+/// policy, which grants nothing.
 ///
 /// Every `u32` stored in the index fields below is a position in one of this
 /// snapshot's own vectors, produced by [`Snapshot::build`] from the same data,
@@ -110,6 +113,8 @@ pub struct Snapshot {
     nodes: Vec<NodeRec>,
     /// Sorted by name, so visiting them in index order yields sorted output.
     assets: Vec<AssetRec>,
+    /// What is shown of each asset, by the same position as `assets`.
+    infos: Arc<[AssetInfo]>,
     /// Sorted by name.
     perms: Vec<PermRec>,
     /// Active filters, sorted by (priority, name).
@@ -129,8 +134,9 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
-    /// Indexes `data`. Fails on duplicate ids or names and on a command
-    /// filter whose pattern does not compile; dangling references (a
+    /// Indexes `data`. Fails on duplicate ids or names (users, groups, nodes,
+    /// assets, permissions; an asset's account usernames) and on an active
+    /// command filter whose pattern does not compile. Dangling references (a
     /// permission naming a removed user) are ignored and grant nothing.
     pub fn build(data: PolicyData) -> Result<Snapshot, PolicyError> {
         index::build(data)
@@ -153,12 +159,12 @@ impl Snapshot {
     /// whether an asset exists.
     pub fn asset_by_name(&self, name: &str) -> Option<&AssetInfo> {
         let &a = self.asset_by_name.get(name)?;
-        Some(&self.assets[a as usize].info)
+        Some(&self.infos[a as usize])
     }
 
     pub fn asset_by_id(&self, id: &str) -> Option<&AssetInfo> {
         let &a = self.asset_by_id.get(id)?;
-        Some(&self.assets[a as usize].info)
+        Some(&self.infos[a as usize])
     }
 
     pub fn user_by_name(&self, name: &str) -> Option<UserView<'_>> {
@@ -187,10 +193,10 @@ impl Snapshot {
     }
 
     /// The user with that id if they may do anything at `now`.
-    fn live_user(&self, user_id: &str, now: Timestamp) -> Option<(u32, &UserRec)> {
+    fn live_user(&self, user_id: &str, now: Timestamp) -> Option<&UserRec> {
         let &u = self.user_by_id.get(user_id)?;
         let rec = &self.users[u as usize];
-        rec.live(now).then_some((u, rec))
+        rec.live(now).then_some(rec)
     }
 
     /// The active assets filed under node `n` or any of its descendants
@@ -219,7 +225,7 @@ impl Snapshot {
 
     fn perm_covers(&self, p: &PermRec, a: u32) -> bool {
         let rec = &self.assets[a as usize];
-        rec.info.active
+        rec.active
             && (p.assets.binary_search(&a).is_ok()
                 || p.nodes.iter().any(|&n| self.node_covers(n, rec)))
     }

@@ -6,7 +6,7 @@ use jiff::Timestamp;
 use serde::Serialize;
 
 use super::Snapshot;
-use super::index::{AssetRec, PermRec, UserRec};
+use super::index::{PermRec, UserRec};
 use crate::model::{Actions, Protocol};
 
 /// One way a user reaches an asset: through one permission.
@@ -31,7 +31,6 @@ impl Snapshot {
     /// `None` when no asset has that name.
     pub fn who_can_reach(&self, asset: &str, now: Timestamp) -> Option<Vec<Reach>> {
         let &a = self.asset_by_name.get(asset)?;
-        let rec = &self.assets[a as usize];
         let mut rows = Vec::new();
         for p in self.perms.iter().filter(|p| p.live(now)) {
             if !self.perm_covers(p, a) {
@@ -54,7 +53,7 @@ impl Snapshot {
             for (u, g) in subjects {
                 let user = &self.users[u as usize];
                 if user.live(now)
-                    && let Some(row) = self.reach_row(user, rec, p, g)
+                    && let Some(row) = self.reach_row(user, a, p, g)
                 {
                     rows.push(row);
                 }
@@ -94,7 +93,7 @@ impl Snapshot {
             targets.sort_unstable();
             targets.dedup();
             for &a in &targets {
-                if let Some(row) = self.reach_row(rec, &self.assets[a as usize], p, group) {
+                if let Some(row) = self.reach_row(rec, a, p, group) {
                     rows.push((a, pi, row));
                 }
             }
@@ -103,18 +102,14 @@ impl Snapshot {
         Some(rows.into_iter().map(|(_, _, row)| row).collect())
     }
 
-    fn reach_row(
-        &self,
-        user: &UserRec,
-        asset: &AssetRec,
-        p: &PermRec,
-        group: Option<u32>,
-    ) -> Option<Reach> {
+    fn reach_row(&self, user: &UserRec, a: u32, p: &PermRec, group: Option<u32>) -> Option<Reach> {
+        let info = &self.infos[a as usize];
         let mut granted = Vec::new();
-        let protocols = self.reach_on(p, asset, user.sym, |i| granted.push(i))?;
+        let protocols =
+            self.reach_on(p, &self.assets[a as usize], user.sym, |i| granted.push(i))?;
         let mut accounts: Vec<String> = granted
             .into_iter()
-            .filter_map(|i| asset.info.accounts().get(i))
+            .filter_map(|i| info.accounts().get(i))
             .map(|acc| acc.username().to_string())
             .collect();
         if p.accounts.input {
@@ -122,13 +117,12 @@ impl Snapshot {
         }
         Some(Reach {
             user: user.name.clone(),
-            asset: asset.info.name().to_string(),
+            asset: info.name().to_string(),
             accounts,
-            protocols: asset
-                .info
+            protocols: info
                 .protocols()
                 .iter()
-                .zip(&asset.info.proto_ids)
+                .zip(&info.proto_ids)
                 .filter(|(_, id)| protocols & (1 << **id) != 0)
                 .map(|(proto, _)| proto.clone())
                 .collect(),

@@ -113,6 +113,22 @@ pub async fn sealed_secret(
     )
 }
 
+/// The secret kind and sealed secret of an account.
+pub async fn secret(
+    conn: &mut SqliteConnection,
+    account_id: &str,
+) -> Result<(SecretKind, Option<String>)> {
+    let row = sqlx::query("SELECT secret_kind, secret FROM accounts WHERE id = $1")
+        .bind(account_id)
+        .fetch_optional(conn)
+        .await?
+        .ok_or_else(|| StoreError::NotFound {
+            kind: "account",
+            name: account_id.to_string(),
+        })?;
+    Ok((parsed(&row, "secret_kind")?, row.try_get("secret")?))
+}
+
 pub async fn set_secret(
     conn: &mut SqliteConnection,
     account_id: &str,

@@ -18,6 +18,7 @@ pub const CHAINED_TABLES: &[&str] = &[
     "sessions",
     "commands",
     "transfers",
+    "refusals",
 ];
 
 fn checked(table: &str) -> Result<&'static str> {
@@ -327,6 +328,39 @@ pub async fn operations(conn: &mut SqliteConnection, q: &Query) -> Result<Vec<Op
             .map(|mut row: OperationRow| {
                 row.changes = crate::audit::changes(row.before.as_ref(), row.after.as_ref());
                 row
+            })
+        })
+        .collect()
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RefusalRow {
+    pub at: Timestamp,
+    pub user: String,
+    pub source: String,
+    pub request: String,
+    pub reason: String,
+}
+
+pub async fn refusals(conn: &mut SqliteConnection, q: &Query) -> Result<Vec<RefusalRow>> {
+    let rows = sqlx::query(
+        "SELECT at, user_name, source, request, reason FROM refusals
+         WHERE ($1 IS NULL OR user_name = $1) AND at >= $2
+         ORDER BY seq DESC LIMIT $3",
+    )
+    .bind(&q.user)
+    .bind(q.since())
+    .bind(q.limit())
+    .fetch_all(conn)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(RefusalRow {
+                at: parse_ts(&r.try_get::<String, _>("at")?)?,
+                user: r.try_get("user_name")?,
+                source: r.try_get("source")?,
+                request: r.try_get("request")?,
+                reason: r.try_get("reason")?,
             })
         })
         .collect()

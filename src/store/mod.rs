@@ -38,8 +38,14 @@ pub use sqlx::SqliteConnection as Conn;
 pub type Tx = sqlx::Transaction<'static, sqlx::Sqlite>;
 
 /// The migrations, in order. Each is applied once, in its own transaction.
-const MIGRATIONS: &[(i64, &str, &str)] =
-    &[(1, "init", include_str!("../../migrations/0001_init.sql"))];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "init", include_str!("../../migrations/0001_init.sql")),
+    (
+        2,
+        "refusals",
+        include_str!("../../migrations/0002_refusals.sql"),
+    ),
+];
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

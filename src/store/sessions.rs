@@ -26,6 +26,7 @@ pub struct SessionRow {
     pub recording_sha256: Option<String>,
     pub bytes_in: i64,
     pub bytes_out: i64,
+    pub exit_status: Option<i64>,
 }
 
 /// What a starting session records.
@@ -73,6 +74,7 @@ pub struct Ending {
     pub recording_sha256: Option<String>,
     pub bytes_in: i64,
     pub bytes_out: i64,
+    pub exit_status: Option<i64>,
 }
 
 pub async fn finish(
@@ -83,7 +85,7 @@ pub async fn finish(
 ) -> Result<()> {
     sqlx::query(
         "UPDATE sessions SET ended_at = $2, status = $3, reason = $4, recording_sha256 = $5,
-                             bytes_in = $6, bytes_out = $7
+                             bytes_in = $6, bytes_out = $7, exit_status = $8
          WHERE id = $1",
     )
     .bind(id)
@@ -93,9 +95,26 @@ pub async fn finish(
     .bind(&ending.recording_sha256)
     .bind(ending.bytes_in)
     .bind(ending.bytes_out)
+    .bind(ending.exit_status)
     .execute(conn)
     .await?;
     Ok(())
+}
+
+/// The assets a user reached most recently, newest first, without repeats.
+pub async fn recent_assets(
+    conn: &mut SqliteConnection,
+    user: &str,
+    limit: i64,
+) -> Result<Vec<String>> {
+    Ok(sqlx::query_scalar(
+        "SELECT asset_name FROM sessions WHERE user_name = $1
+         GROUP BY asset_name ORDER BY MAX(started_at) DESC LIMIT $2",
+    )
+    .bind(user)
+    .bind(limit)
+    .fetch_all(conn)
+    .await?)
 }
 
 /// Ids of sessions still marked live (after a crash: to be interrupted).
@@ -124,7 +143,24 @@ fn session(r: &SqliteRow) -> Result<SessionRow> {
         recording_sha256: r.try_get("recording_sha256")?,
         bytes_in: r.try_get("bytes_in")?,
         bytes_out: r.try_get("bytes_out")?,
+        exit_status: r.try_get("exit_status")?,
     })
+}
+
+pub async fn get(conn: &mut SqliteConnection, id: &str) -> Result<SessionRow> {
+    let row = sqlx::query(
+        "SELECT id, user_name, asset_name, account, protocol, kind, source, started_at, ended_at,
+                status, reason, recording, recording_sha256, bytes_in, bytes_out, exit_status
+         FROM sessions WHERE id = $1",
+    )
+    .bind(id)
+    .fetch_optional(conn)
+    .await?
+    .ok_or_else(|| super::StoreError::NotFound {
+        kind: "session",
+        name: id.to_string(),
+    })?;
+    session(&row)
 }
 
 pub async fn list(
@@ -134,7 +170,7 @@ pub async fn list(
 ) -> Result<Vec<SessionRow>> {
     let rows = sqlx::query(
         "SELECT id, user_name, asset_name, account, protocol, kind, source, started_at, ended_at,
-                status, reason, recording, recording_sha256, bytes_in, bytes_out
+                status, reason, recording, recording_sha256, bytes_in, bytes_out, exit_status
          FROM sessions
          WHERE ($1 IS NULL OR user_name = $1) AND ($2 IS NULL OR asset_name = $2)
            AND started_at >= $3 AND ($4 = 0 OR status = 'live')

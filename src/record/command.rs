@@ -1,0 +1,633 @@
+//! Command extraction: which command line a person ran, read from a vt100
+//! model of their screen, decided before the Enter reaches the target so the
+//! relay can apply command filters.
+//!
+//! How: target output feeds a [`vt100::Parser`]. The first keystroke at a
+//! prompt marks the cursor as the prompt boundary; at Enter the command is
+//! the screen text from the boundary to the end of the (wrapped) line the
+//! cursor is on. History recall, tab completion and line editing are the
+//! shell's business and come for free, because what counts is what the
+//! shell drew. Nothing is extracted while the target shows the alternate
+//! screen (vim, less, top), and input typed with echo off (passwords) draws
+//! nothing, so it yields nothing.
+//!
+//! Timing: the screen can only show a line once the target has echoed it.
+//! When an Enter arrives before the echo of the keys before it (fast
+//! typing over a slow link, a pasted line, a password), [`CommandTracker::input`]
+//! returns [`Input::EnterUnseen`]: a relay that enforces filters holds that
+//! Enter (and the input after it), keeps feeding output, polls
+//! [`CommandTracker::pending_line`] for up to about 300 ms, then calls
+//! [`CommandTracker::resolve_pending`] once. `Some` is the command, as for a
+//! seen Enter; `None` means echo off (a password) or a line whose echo did
+//! not come in time: check the filter on the keystrokes (`typed`), forward,
+//! log nothing. Several Enters in one input chunk (typeahead, a paste
+//! without bracketed paste) are each an `EnterUnseen`, resolved in order;
+//! a line typed ahead is accepted once the shell has drawn exactly those
+//! keys at the cursor.
+//!
+//! Bracketed paste (`ESC[200~ ... ESC[201~`, only when the target enabled
+//! mode 2004): newlines inside a paste are not Enter keys (bash, zsh and
+//! readline insert them); the pasted lines become part of the line the next
+//! real Enter submits, and that command text contains them separated by
+//! `\n`: filters should check each line.
+//!
+//! Output capture: after [`CommandTracker::started`], the first
+//! [`OUTPUT_CAPTURE_LIMIT`] bytes of output are kept as plain text (escape
+//! sequences and control bytes removed by a small state machine, `\r\n` as
+//! `\n`); the next prompt and the echo of the next command are trimmed from
+//! the end when they can be recognised.
+//!
+//! Honest limits: a line longer than the screen whose start scrolled off the
+//! top is read from the top row (the start is lost); keys typed while a
+//! command still runs (typeahead) are read from where they were echoed and
+//! may include the prompt the shell redraws; REPLs (python, psql, mysql)
+//! are logged like shell commands, which is usually what an auditor wants;
+//! shell suggestions drawn after the cursor (zsh-autosuggestions, fish) are
+//! left out only when drawn dim or in bright black, their default; and
+//! obfuscation (`echo cm0gLXJmIC8= | base64 -d | sh`) defeats any filter:
+//! a filter is a guard-rail, not a sandbox.
+
+use std::collections::VecDeque;
+use std::num::NonZeroU16;
+use std::time::Duration;
+
+use super::strip::Stripper;
+
+/// How much of a command's output is kept, in bytes of plain text.
+pub const OUTPUT_CAPTURE_LIMIT: usize = 4096;
+/// The model's size is capped: a window-change to 65535×65535 must not
+/// allocate four billion cells. Real terminals stay well inside.
+const MAX_COLS: u16 = 500;
+const MAX_ROWS: u16 = 200;
+/// Longest line the keystroke model follows.
+const TYPED_LIMIT: usize = 16 * 1024;
+/// Unresolved [`Input::EnterUnseen`] kept, at most.
+const MAX_UNSEEN: usize = 64;
+/// Bracketed paste end, `ESC [ 2 0 1 ~`.
+const PASTE_END: &[u8] = b"\x1b[201~";
+
+/// What the relay does with a piece of the person's input.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Input {
+    /// Forward as is.
+    Data(Vec<u8>),
+    /// An Enter key whose line the screen shows: `command` is that line
+    /// (`None`: the alternate screen, an empty line, or a line typed with
+    /// echo off). Forward `raw` if the command is allowed.
+    Enter {
+        command: Option<String>,
+        raw: Vec<u8>,
+    },
+    /// An Enter that came before the echo of the keys typed before it, so
+    /// the screen does not show the line yet (see the module docs: hold it,
+    /// wait for output, then [`CommandTracker::resolve_pending`]). `typed` is
+    /// the line as rebuilt from the keystrokes when they were simple
+    /// (printable keys, backspace, paste), for a filter check only: it may
+    /// be a password typed with echo off, so never log or show it.
+    EnterUnseen { typed: Option<String>, raw: Vec<u8> },
+}
+
+/// A command with the output that followed it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CompletedCommand {
+    pub command: String,
+    /// When it started, since the session start (as given to `started`).
+    pub at: Duration,
+    /// The first [`OUTPUT_CAPTURE_LIMIT`] bytes of its output, plain text.
+    pub output: String,
+    /// More output followed than was kept.
+    pub output_truncated: bool,
+}
+
+/// Counts rows scrolled off the top of the main screen, to keep the prompt
+/// boundary on the row it was on.
+#[derive(Debug, Default)]
+struct Scrolls(u32);
+
+impl vt100::Callbacks for Scrolls {
+    fn on_scroll(&mut self, _: vt100::capture::RowContents<'_>, alternate_screen: bool) {
+        if !alternate_screen {
+            self.0 = self.0.saturating_add(1);
+        }
+    }
+}
+
+/// The line being typed at a prompt.
+#[derive(Debug)]
+struct Line {
+    /// Where the first keystroke found the cursor: (row, col).
+    boundary: (u16, u16),
+    /// Screen text left of the boundary: the prompt.
+    prompt: String,
+    /// Typed before the previous Enter was echoed: the boundary is not where
+    /// the shell will draw this line.
+    stale: bool,
+    typed: Vec<u8>,
+    /// `typed` follows the keys (no cursor motion, completion, history).
+    reliable: bool,
+}
+
+/// An Enter returned as [`Input::EnterUnseen`], until the relay resolves it.
+#[derive(Debug)]
+struct Held {
+    /// `None` for a line typed ahead: its place on the screen is unknown.
+    boundary: Option<(u16, u16)>,
+    prompt: String,
+    typed: Option<String>,
+}
+
+#[derive(Debug)]
+struct Running {
+    command: String,
+    at: Duration,
+    capture: Stripper,
+}
+
+/// Where the input parser is in an escape sequence of the keyboard.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Keys {
+    Ground,
+    Escape,
+    Csi(Vec<u8>),
+    Ss3,
+    /// Inside a bracketed paste; the number of bytes of [`PASTE_END`]
+    /// matched so far.
+    Paste(usize),
+}
+
+/// Follows one interactive session: output in, input in, commands out.
+pub struct CommandTracker {
+    parser: vt100::Parser<Scrolls>,
+    line: Option<Line>,
+    /// One per [`Input::EnterUnseen`] not yet resolved, oldest first.
+    unseen: VecDeque<Held>,
+    /// The prompt of the line whose command `started` is given next, to
+    /// trim it from the end of the previous command's output.
+    last_prompt: Option<String>,
+    keys: Keys,
+    /// Keys went to the target after the last output came back.
+    input_after_output: bool,
+    /// An Enter went to the target and no output came back since.
+    after_enter: bool,
+    running: Option<Running>,
+}
+
+impl std::fmt::Debug for CommandTracker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CommandTracker")
+            .field("line", &self.line)
+            .field("keys", &self.keys)
+            .finish_non_exhaustive()
+    }
+}
+
+fn size(cols: u16, rows: u16) -> (NonZeroU16, NonZeroU16) {
+    let clamp = |v: u16, max: u16| NonZeroU16::new(v.min(max)).unwrap_or(NonZeroU16::MIN);
+    (clamp(rows, MAX_ROWS), clamp(cols, MAX_COLS))
+}
+
+impl CommandTracker {
+    pub fn new(cols: u16, rows: u16) -> Self {
+        let (rows, cols) = size(cols, rows);
+        CommandTracker {
+            // No scrollback: rows leaving the top are reported (and counted)
+            // instead of kept.
+            parser: vt100::Parser::new_with_callbacks(rows, cols, 0, Scrolls::default()),
+            line: None,
+            unseen: VecDeque::new(),
+            last_prompt: None,
+            keys: Keys::Ground,
+            input_after_output: false,
+            after_enter: false,
+            running: None,
+        }
+    }
+
+    pub fn resize(&mut self, cols: u16, rows: u16) {
+        let (rows, cols) = size(cols, rows);
+        self.parser.set_size(rows, cols);
+        self.follow_scroll();
+    }
+
+    /// Output from the target, as the client receives it.
+    pub fn output(&mut self, bytes: &[u8]) {
+        self.parser.process(bytes);
+        self.follow_scroll();
+        if self.parser.screen().alternate_screen() {
+            self.line = None;
+        }
+        self.input_after_output = false;
+        self.after_enter = false;
+        if let Some(running) = &mut self.running
+            && !running.capture.done()
+        {
+            running.capture.feed(bytes);
+        }
+    }
+
+    /// Moves the boundaries up by the rows that scrolled away; a boundary
+    /// that left the screen is pinned to the top-left corner.
+    fn follow_scroll(&mut self) {
+        let scrolled = std::mem::take(&mut self.parser.callbacks_mut().0);
+        let (_, cols) = self.parser.screen().size();
+        let shift = |(row, col): (u16, u16)| {
+            let col = col.min(cols.get() - 1);
+            match u16::try_from(scrolled) {
+                Ok(s) if s <= row => (row - s, col),
+                _ => (0, 0),
+            }
+        };
+        if let Some(line) = &mut self.line {
+            line.boundary = shift(line.boundary);
+        }
+        for held in &mut self.unseen {
+            held.boundary = held.boundary.map(shift);
+        }
+    }
+
+    /// Input from the person: split at Enter keys, each with its command.
+    pub fn input(&mut self, bytes: &[u8]) -> Vec<Input> {
+        let mut out = Vec::new();
+        let mut data = Vec::new();
+        for &b in bytes {
+            // A CR or LF inside a key sequence is still an Enter: terminals
+            // execute C0 controls met inside a sequence (ECMA-48), and
+            // reporting an Enter too many is safe where one too few is not.
+            if (b == b'\r' || b == b'\n')
+                && matches!(self.keys, Keys::Escape | Keys::Csi(_) | Keys::Ss3)
+            {
+                self.keys = Keys::Ground;
+                self.unreliable();
+            }
+            match &mut self.keys {
+                Keys::Paste(matched) => {
+                    let matched = *matched;
+                    self.paste_byte(matched, b);
+                    data.push(b);
+                    continue;
+                }
+                Keys::Escape => {
+                    self.keys = match b {
+                        b'[' => Keys::Csi(Vec::new()),
+                        b'O' => Keys::Ss3,
+                        0x1b => Keys::Escape,
+                        // Alt-key: an editing command the model cannot follow.
+                        _ => {
+                            self.unreliable();
+                            Keys::Ground
+                        }
+                    };
+                    data.push(b);
+                    continue;
+                }
+                Keys::Csi(params) => {
+                    data.push(b);
+                    if (0x40..=0x7e).contains(&b) {
+                        // A paste counts only when the target asked for
+                        // bracketed paste: otherwise the target reads its
+                        // Enter keys as Enter keys, and so must we.
+                        let paste =
+                            b == b'~' && params == b"200" && self.parser.screen().bracketed_paste();
+                        self.keys = if paste { Keys::Paste(0) } else { Keys::Ground };
+                        if !paste {
+                            self.unreliable();
+                        }
+                    } else if params.len() < 16 {
+                        params.push(b);
+                    }
+                    continue;
+                }
+                Keys::Ss3 => {
+                    self.keys = Keys::Ground;
+                    self.unreliable();
+                    data.push(b);
+                    continue;
+                }
+                Keys::Ground => {}
+            }
+            if b == b'\r' || b == b'\n' {
+                // CR LF from one key press is one Enter.
+                if b == b'\n'
+                    && data.is_empty()
+                    && let Some(Input::Enter { raw, .. } | Input::EnterUnseen { raw, .. }) =
+                        out.last_mut()
+                    && raw.as_slice() == b"\r"
+                {
+                    raw.push(b'\n');
+                    continue;
+                }
+                if !data.is_empty() {
+                    out.push(Input::Data(std::mem::take(&mut data)));
+                }
+                out.push(self.enter(vec![b]));
+            } else {
+                self.keystroke(b);
+                data.push(b);
+            }
+        }
+        if !data.is_empty() {
+            out.push(Input::Data(data));
+        }
+        out
+    }
+
+    fn unreliable(&mut self) {
+        if let Some(line) = &mut self.line {
+            line.reliable = false;
+        }
+    }
+
+    /// A key other than Enter, outside escape sequences and pastes.
+    fn keystroke(&mut self, b: u8) {
+        self.input_after_output = true;
+        if b == 0x1b {
+            self.keys = Keys::Escape;
+        }
+        if self.parser.screen().alternate_screen() {
+            return;
+        }
+        if b == 0x03 {
+            // Ctrl-C abandons the line.
+            self.line = None;
+            return;
+        }
+        if self.line.is_none() {
+            self.start_line();
+        }
+        let Some(line) = &mut self.line else { return };
+        match b {
+            0x7f | 0x08 => {
+                while let Some(last) = line.typed.pop() {
+                    if last & 0xc0 != 0x80 {
+                        break;
+                    }
+                }
+            }
+            0x15 => line.typed.clear(),
+            0x17 => {
+                while line.typed.last().is_some_and(|c| *c == b' ') {
+                    line.typed.pop();
+                }
+                while line.typed.last().is_some_and(|c| *c != b' ') {
+                    line.typed.pop();
+                }
+            }
+            // Ctrl-L: the shell clears the screen and redraws the prompt
+            // and the line on the top row.
+            0x0c => line.boundary.0 = 0,
+            0x1b => {}
+            0x00..=0x1f => line.reliable = false,
+            _ => push_typed(line, b),
+        }
+    }
+
+    /// One byte inside a bracketed paste: text for the keystroke model,
+    /// until the end marker.
+    fn paste_byte(&mut self, matched: usize, b: u8) {
+        if PASTE_END.get(matched) == Some(&b) {
+            self.keys = if matched + 1 == PASTE_END.len() {
+                Keys::Ground
+            } else {
+                Keys::Paste(matched + 1)
+            };
+            return;
+        }
+        self.keys = Keys::Paste(usize::from(b == 0x1b));
+        self.input_after_output = true;
+        if self.parser.screen().alternate_screen() {
+            return;
+        }
+        if self.line.is_none() {
+            // A paste as the first key: the boundary is the cursor, like any key.
+            self.start_line();
+        }
+        if let Some(line) = &mut self.line {
+            // Bytes that looked like the start of the end marker were text.
+            for &p in PASTE_END.get(..matched).unwrap_or_default() {
+                paste_text(line, p);
+            }
+            paste_text(line, b);
+        }
+    }
+
+    /// The first key at a prompt: the cursor is the boundary.
+    fn start_line(&mut self) {
+        let screen = self.parser.screen();
+        let (row, col) = screen.cursor_position();
+        let prompt = screen.contents_between(row, 0, row, col).trim().to_string();
+        self.line = Some(Line {
+            boundary: (row, col),
+            prompt,
+            stale: self.after_enter,
+            typed: Vec::new(),
+            reliable: true,
+        });
+    }
+
+    fn enter(&mut self, raw: Vec<u8>) -> Input {
+        let echo_pending = std::mem::replace(&mut self.input_after_output, true);
+        self.after_enter = true;
+        let line = self.line.take();
+        if self.parser.screen().alternate_screen() {
+            return Input::Enter { command: None, raw };
+        }
+        let Some(line) = line else {
+            // Enter alone at a prompt: an empty line.
+            return Input::Enter { command: None, raw };
+        };
+        if line.stale || echo_pending {
+            let text = String::from_utf8_lossy(&line.typed).trim().to_string();
+            let typed = (line.reliable && !text.is_empty()).then_some(text);
+            // A relay that never resolves must not grow this without bound.
+            if self.unseen.len() >= MAX_UNSEEN {
+                self.unseen.pop_front();
+            }
+            self.unseen.push_back(Held {
+                boundary: (!line.stale).then_some(line.boundary),
+                prompt: line.prompt,
+                typed: typed.clone(),
+            });
+            return Input::EnterUnseen { typed, raw };
+        }
+        let command = self.read_line(line.boundary);
+        if command.is_some() {
+            self.last_prompt = Some(line.prompt);
+        }
+        Input::Enter { command, raw }
+    }
+
+    /// The screen as the model holds it, as the escape sequences that draw
+    /// it (vt100 `state_formatted`, cursor included): what a monitor shows first.
+    pub fn screen_formatted(&self) -> Vec<u8> {
+        self.parser.screen().state_formatted().into_bytes()
+    }
+
+    /// The line of the oldest unresolved [`Input::EnterUnseen`] as the
+    /// screen shows it now; poll it while holding that Enter (see the module
+    /// docs). `None` while nothing was echoed (echo off: a password), in the
+    /// alternate screen, or for a line typed ahead until the shell has
+    /// redrawn exactly the typed keys at the cursor.
+    pub fn pending_line(&self) -> Option<String> {
+        self.unseen
+            .front()
+            .and_then(|held| self.read_held(held).map(|(line, _)| line))
+    }
+
+    /// Ends the wait for the oldest [`Input::EnterUnseen`]: its line as the
+    /// screen shows it now (as [`Self::pending_line`]), and forgets it. Call
+    /// it once per `EnterUnseen`, in order.
+    pub fn resolve_pending(&mut self) -> Option<String> {
+        let held = self.unseen.pop_front()?;
+        let (line, prompt) = self.read_held(&held)?;
+        self.last_prompt = Some(prompt);
+        Some(line)
+    }
+
+    /// (command, prompt) for a held Enter.
+    fn read_held(&self, held: &Held) -> Option<(String, String)> {
+        let screen = self.parser.screen();
+        if screen.alternate_screen() {
+            return None;
+        }
+        if let Some(boundary) = held.boundary {
+            return self
+                .read_line(boundary)
+                .map(|line| (line, held.prompt.clone()));
+        }
+        // Typed ahead: trust the keystrokes only once the screen shows them
+        // at the end of the cursor's line, i.e. the shell echoed them (a
+        // password would not be echoed), and take what precedes as prompt.
+        let typed = held.typed.as_deref().filter(|t| !t.contains('\n'))?;
+        let (_, cols) = screen.size();
+        let (row, _) = screen.cursor_position();
+        let mut first = row;
+        while first > 0 && screen.row_wrapped(first - 1) {
+            first -= 1;
+        }
+        let shown = screen.contents_between(first, 0, row, cols.get());
+        let prompt = shown.trim_end().strip_suffix(typed)?;
+        Some((typed.to_string(), prompt.trim().to_string()))
+    }
+
+    /// Screen text from `boundary` to the end of the line holding the
+    /// cursor (following wrapped rows), without trailing suggestions.
+    fn read_line(&self, boundary: (u16, u16)) -> Option<String> {
+        let screen = self.parser.screen();
+        let (rows, cols) = screen.size();
+        let (rows, cols) = (rows.get(), cols.get());
+        let cursor = screen.cursor_position();
+        let mut end = cursor.0.max(boundary.0);
+        while end + 1 < rows && screen.row_wrapped(end) {
+            end += 1;
+        }
+        // (text, is a suggestion) per cell; None for a row break.
+        let mut cells: Vec<Option<(String, bool)>> = Vec::new();
+        for row in boundary.0..=end {
+            let start = if row == boundary.0 { boundary.1 } else { 0 };
+            for col in start..cols {
+                let Some(cell) = screen.cell(row, col) else {
+                    break;
+                };
+                if cell.is_wide_continuation() {
+                    continue;
+                }
+                if !cell.has_contents() {
+                    cells.push(Some((" ".to_string(), false)));
+                    continue;
+                }
+                let suggestion =
+                    (row, col) >= cursor && (cell.dim() || cell.fgcolor() == vt100::Color::Idx(8));
+                cells.push(Some((cell.contents().to_string(), suggestion)));
+            }
+            if row < end && !screen.row_wrapped(row) {
+                cells.push(None);
+            }
+        }
+        // Drop what trails the last real character: blanks and suggestions.
+        let keep = cells
+            .iter()
+            .rposition(|c| matches!(c, Some((text, false)) if text != " "))
+            .map_or(0, |i| i + 1);
+        cells.truncate(keep);
+        let mut text = String::new();
+        for cell in cells {
+            match cell {
+                Some((t, _)) => text.push_str(&t),
+                None => text.push('\n'),
+            }
+        }
+        let lines: Vec<&str> = text.lines().map(str::trim_end).collect();
+        let command = lines.join("\n").trim().to_string();
+        (!command.is_empty()).then_some(command)
+    }
+
+    /// The relay let `command` run (or logged it as refused): capture the
+    /// output that follows it. Returns the previous command, completed.
+    pub fn started(&mut self, command: String, at: Duration) -> Option<CompletedCommand> {
+        let prompt = self.last_prompt.take();
+        let previous = self
+            .running
+            .take()
+            .map(|r| complete(r, prompt.as_deref(), Some(&command)));
+        self.running = Some(Running {
+            command,
+            at,
+            capture: Stripper::new(OUTPUT_CAPTURE_LIMIT),
+        });
+        previous
+    }
+
+    /// The session ended: the last command, completed.
+    pub fn finish(&mut self) -> Option<CompletedCommand> {
+        self.running.take().map(|r| complete(r, None, None))
+    }
+}
+
+/// Pasted bytes as the line editor inserts them: newlines kept, other
+/// control bytes (and the ESC of a would-be end marker) left out.
+fn paste_text(line: &mut Line, b: u8) {
+    match b {
+        b'\r' | b'\n' => push_typed(line, b'\n'),
+        b'\t' => push_typed(line, b' '),
+        0x00..=0x1f | 0x7f => {}
+        _ => push_typed(line, b),
+    }
+}
+
+fn push_typed(line: &mut Line, b: u8) {
+    if line.typed.len() < TYPED_LIMIT {
+        line.typed.push(b);
+    } else {
+        line.reliable = false;
+    }
+}
+
+/// The captured output of `r`, without the echo of its own Enter at the
+/// start and, when it can be recognised, the next prompt and the echo of
+/// the next command at the end.
+fn complete(r: Running, prompt: Option<&str>, next: Option<&str>) -> CompletedCommand {
+    let truncated = r.capture.truncated();
+    let mut output = r.capture.text();
+    if output.starts_with('\n') {
+        output.remove(0);
+    }
+    if !truncated && let Some(prompt) = prompt.filter(|p| !p.is_empty()) {
+        // The last occurrence followed by nothing or by the next command is
+        // the prompt; an earlier one may be output or part of the command.
+        let cut = output.rmatch_indices(prompt).map(|(i, _)| i).find(|&i| {
+            let rest = output.get(i + prompt.len()..).unwrap_or_default().trim();
+            rest.is_empty() || next.is_some_and(|n| n.trim() == rest)
+        });
+        if let Some(i) = cut {
+            output.truncate(i);
+        }
+    }
+    let end = output.trim_end().len();
+    output.truncate(end);
+    CompletedCommand {
+        command: r.command,
+        at: r.at,
+        output,
+        output_truncated: truncated,
+    }
+}

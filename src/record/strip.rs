@@ -1,0 +1,193 @@
+//! Plain text out of terminal output, for the first bytes of a command's
+//! output and of an exec session: a small state machine after the DEC/ECMA-48
+//! parser's states (ground, escape, CSI, OSC and the other string
+//! sequences), so that what is logged is text a reader can search, not
+//! colour codes and cursor motion.
+//!
+//! Kept: printable text (UTF-8 passes through), LF and TAB. Dropped: every
+//! escape sequence, CR (so `\r\n` becomes `\n`; a progress bar's `\r`
+//! redraws run together), BS and every other control byte.
+
+/// Where in an escape sequence the last byte left the stripper.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Ground,
+    /// After ESC.
+    Escape,
+    /// After ESC and one or more intermediate bytes (`ESC ( B`).
+    EscapeIntermediate,
+    /// Inside `ESC [ ...` until a final byte.
+    Csi,
+    /// Inside `ESC ] ...` until BEL or ST.
+    Osc,
+    /// Inside DCS, SOS, PM or APC (`ESC P`, `ESC X`, `ESC ^`, `ESC _`) until ST.
+    Text,
+    /// ESC seen inside an OSC or string sequence: `\` ends it.
+    StringEscape,
+}
+
+/// Escape-free text from terminal output, at most `limit` bytes.
+#[derive(Debug, Clone)]
+pub(crate) struct Stripper {
+    state: State,
+    out: Vec<u8>,
+    limit: usize,
+    truncated: bool,
+    /// Input bytes still to look at: output that is all escapes or control
+    /// bytes (`/dev/zero`, a TUI) must not be scanned to its end.
+    budget: usize,
+}
+
+/// How many input bytes per byte of kept text are looked at, at most.
+const SCAN_FACTOR: usize = 64;
+
+impl Stripper {
+    pub(crate) fn new(limit: usize) -> Self {
+        Stripper {
+            state: State::Ground,
+            out: Vec::new(),
+            limit,
+            truncated: false,
+            budget: limit.saturating_mul(SCAN_FACTOR),
+        }
+    }
+
+    /// True once more text arrived than the limit keeps, or output went on
+    /// past the scan budget: nothing more is needed from the stream.
+    pub(crate) fn done(&self) -> bool {
+        self.truncated
+    }
+
+    pub(crate) fn truncated(&self) -> bool {
+        self.truncated
+    }
+
+    pub(crate) fn feed(&mut self, bytes: &[u8]) {
+        if self.truncated {
+            return;
+        }
+        if bytes.len() > self.budget {
+            self.truncated = true;
+        }
+        let bytes = bytes.get(..self.budget).unwrap_or(bytes);
+        self.budget -= bytes.len();
+        for &b in bytes {
+            if self.truncated {
+                return;
+            }
+            self.state = match self.state {
+                State::Ground => match b {
+                    0x1b => State::Escape,
+                    b'\n' | b'\t' => {
+                        self.push(b);
+                        State::Ground
+                    }
+                    0x00..=0x1f | 0x7f => State::Ground,
+                    _ => {
+                        self.push(b);
+                        State::Ground
+                    }
+                },
+                State::Escape => match b {
+                    b'[' => State::Csi,
+                    b']' => State::Osc,
+                    b'P' | b'X' | b'^' | b'_' => State::Text,
+                    0x20..=0x2f => State::EscapeIntermediate,
+                    0x1b => State::Escape,
+                    _ => State::Ground,
+                },
+                State::EscapeIntermediate => match b {
+                    0x20..=0x2f => State::EscapeIntermediate,
+                    _ => State::Ground,
+                },
+                State::Csi => match b {
+                    0x40..=0x7e => State::Ground,
+                    // A new ESC aborts the sequence (ECMA-48 "cancel").
+                    0x1b => State::Escape,
+                    0x18 | 0x1a => State::Ground,
+                    _ => State::Csi,
+                },
+                State::Osc => match b {
+                    0x07 => State::Ground,
+                    0x1b => State::StringEscape,
+                    _ => State::Osc,
+                },
+                State::Text => match b {
+                    0x1b => State::StringEscape,
+                    _ => State::Text,
+                },
+                // ESC \ is ST; anything else after ESC starts over as an
+                // escape, which is what terminals do with a broken string.
+                State::StringEscape => match b {
+                    b'\\' => State::Ground,
+                    b'[' => State::Csi,
+                    b']' => State::Osc,
+                    _ => State::Ground,
+                },
+            };
+        }
+    }
+
+    fn push(&mut self, b: u8) {
+        if self.out.len() < self.limit {
+            self.out.push(b);
+        } else {
+            self.truncated = true;
+        }
+    }
+
+    /// The text so far; a UTF-8 sequence cut by the limit is dropped rather
+    /// than shown as U+FFFD, other invalid bytes become U+FFFD.
+    pub(crate) fn text(&self) -> String {
+        let mut bytes = self.out.as_slice();
+        if let Err(e) = std::str::from_utf8(bytes)
+            && e.error_len().is_none()
+        {
+            bytes = bytes.get(..e.valid_up_to()).unwrap_or(bytes);
+        }
+        String::from_utf8_lossy(bytes).into_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Stripper;
+
+    fn strip(input: &[u8], limit: usize) -> (String, bool) {
+        let mut s = Stripper::new(limit);
+        // One byte at a time: sequences split across chunks must not leak.
+        for b in input {
+            s.feed(std::slice::from_ref(b));
+        }
+        (s.text(), s.truncated())
+    }
+
+    #[test]
+    fn colours_cursor_motion_titles_and_cr_are_removed() {
+        let input = b"\x1b]0;user@host: ~\x07\x1b[01;34mdir\x1b[0m  file\r\n\x1b(B\x1b[?2004lnext\x1bP1$r0m\x1b\\\tend\r\n";
+        assert_eq!(
+            strip(input, 4096),
+            ("dir  file\nnext\tend\n".to_string(), false)
+        );
+    }
+
+    #[test]
+    fn limit_cuts_on_a_character_boundary_and_reports_truncation() {
+        let (text, truncated) = strip("aé€".as_bytes(), 4);
+        assert_eq!(text, "aé");
+        assert!(truncated);
+        let (text, truncated) = strip(b"abcd\x1b[0m", 4);
+        assert_eq!(text, "abcd");
+        assert!(!truncated, "escape sequences after the limit are not text");
+    }
+
+    #[test]
+    fn output_without_text_is_not_scanned_to_its_end() {
+        let mut s = Stripper::new(16);
+        s.feed(&[0u8; 1000]);
+        assert!(!s.done());
+        s.feed(&[0u8; 1000]);
+        assert!(s.done() && s.truncated());
+        assert_eq!(s.text(), "");
+    }
+}

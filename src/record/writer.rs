@@ -1,0 +1,629 @@
+//! The synchronous writer behind [`super::RecorderHandle`]: the cast file,
+//! the raw sidecar, their digests. It runs on the recorder's own thread and
+//! is the only code here that writes recording files.
+
+use std::fs::{DirBuilder, File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::reader::{Env, Header, RampartHeader};
+use super::sidecar::{HashingFile, Sidecar};
+use super::strip::Stripper;
+use super::{CAST_SUFFIX, RecordError, SIDECAR_SUFFIX};
+
+/// The cast is written to disk in pieces of about this size between flushes.
+const CAST_BUFFER: usize = 64 * 1024;
+/// How much escape-free text [`Finished::first_output`] keeps.
+const FIRST_OUTPUT_LIMIT: usize = 4096;
+
+/// Whether the session was an interactive shell or an exec'd command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SessionKind {
+    Shell,
+    Exec,
+}
+
+/// What the header of a recording says about its session.
+#[derive(Debug, Clone)]
+pub struct RecordingMeta {
+    /// The session id (a UUID); it names the file, so anything but hex
+    /// digits and dashes is refused.
+    pub session: String,
+    /// The session start: the header's `timestamp` and the `YYYY/MM/DD`
+    /// directory (UTC).
+    pub started_at: Timestamp,
+    pub user: String,
+    pub asset: String,
+    pub account: String,
+    pub protocol: String,
+    pub kind: SessionKind,
+    /// Initial size; exec sessions without a pty use 80×24.
+    pub cols: u16,
+    pub rows: u16,
+    pub term: Option<String>,
+    pub shell: Option<String>,
+    pub title: Option<String>,
+    /// The exec'd command line, kept in the header's `rampart` object.
+    pub command: Option<String>,
+}
+
+/// The sidecar of a finished recording.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SidecarInfo {
+    /// Relative to the recording dir, like [`Finished::path`].
+    pub path: PathBuf,
+    /// SHA-256 (hex) of the compressed file, also named in the cast's last event.
+    pub sha256: String,
+    /// Size of the compressed file.
+    pub bytes: u64,
+    /// Output bytes it holds.
+    pub raw_bytes: u64,
+}
+
+/// A closed recording: what the session row and the audit chain need.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finished {
+    /// The cast, relative to the recording dir: `YYYY/MM/DD/<session>.cast`.
+    pub path: PathBuf,
+    /// SHA-256 (hex) of the whole cast file; it covers the sidecar through
+    /// the sidecar's digest in the cast's last event.
+    pub sha256: String,
+    /// Size of the cast file.
+    pub bytes: u64,
+    /// Event lines in the cast (the header not counted).
+    pub events: u64,
+    pub sidecar: Option<SidecarInfo>,
+    /// Output bytes relayed to the client (what `export` gives back).
+    pub output_bytes: u64,
+    /// The first 4 KiB of output as escape-free text: an exec'd command's
+    /// output for the command log.
+    pub first_output: String,
+}
+
+/// A write that failed, with the file it was for; the handle shares it with
+/// every later call.
+#[derive(Debug)]
+pub(crate) struct WriteFailure {
+    pub(crate) path: PathBuf,
+    pub(crate) source: io::Error,
+}
+
+/// Binary output waiting for its marker: the bytes are already in the
+/// sidecar, the marker is written when the segment closes.
+struct Segment {
+    at: Duration,
+    len: u64,
+}
+
+/// How a chunk of output is kept.
+#[derive(Debug, PartialEq, Eq)]
+enum Class {
+    /// `bytes[..complete]` is UTF-8 text for an `"o"` event; the rest is an
+    /// incomplete sequence to carry to the next chunk.
+    Text { complete: usize },
+    /// Text with a few invalid bytes: raw in the sidecar, lossy in the cast.
+    Mixed { complete: usize },
+    /// Everything to the sidecar.
+    Binary,
+}
+
+/// Control bytes that terminals use (BEL, BS, TAB, LF, VT, FF, CR, SO, SI,
+/// ESC) are text; the other C0 bytes (NUL above all) mean binary data and
+/// cost six bytes each as JSON `\u00XX`.
+fn unusual(bytes: &[u8]) -> usize {
+    // Branch-free and summed in u8 lanes over 255-byte runs (no run can
+    // overflow), so the loop vectorises: this scan sees every output byte.
+    let one =
+        |b: u8| u8::from(b < 0x07) | (u8::from(b.wrapping_sub(0x10) < 0x10) & u8::from(b != 0x1b));
+    bytes
+        .chunks(255)
+        .map(|run| usize::from(run.iter().fold(0u8, |n, &b| n.wrapping_add(one(b)))))
+        .sum()
+}
+
+fn classify(bytes: &[u8]) -> Class {
+    // One unusual or invalid byte in 32 is the line: a colourful `ls` or a
+    // TUI redraw stays far below it, `tar`, `gzip` and `/dev/zero` far above.
+    // A short chunk may have one: a stray byte in interactive output is
+    // still shown.
+    let limit = (bytes.len() / 32).max(1);
+    // Counting control bytes is one vectorised pass; random data (one byte
+    // in ten is such a control) stops here without the UTF-8 walk below,
+    // which would stop at an invalid sequence every few bytes.
+    let mut bad = unusual(bytes);
+    if bad > limit {
+        return Class::Binary;
+    }
+    let mut invalid = false;
+    let mut rest = bytes;
+    let mut complete = 0usize;
+    loop {
+        match std::str::from_utf8(rest) {
+            Ok(_) => {
+                complete += rest.len();
+                break;
+            }
+            Err(e) => {
+                let good = e.valid_up_to();
+                match e.error_len() {
+                    None => {
+                        complete += good;
+                        break;
+                    }
+                    Some(n) => {
+                        invalid = true;
+                        bad += n;
+                        complete += good + n;
+                        rest = rest.get(good + n..).unwrap_or_default();
+                    }
+                }
+            }
+        }
+        if bad > limit {
+            return Class::Binary;
+        }
+    }
+    if bad > limit {
+        Class::Binary
+    } else if invalid {
+        Class::Mixed { complete }
+    } else {
+        Class::Text { complete }
+    }
+}
+
+/// The marker for raw bytes; `export` parses it back.
+pub(crate) fn raw_marker(len: u64, as_text: bool) -> String {
+    if as_text {
+        format!("{RAW_PREFIX}{len} bytes as text")
+    } else {
+        format!("{RAW_PREFIX}{len} bytes")
+    }
+}
+
+pub(crate) const RAW_PREFIX: &str = "raw: ";
+pub(crate) const SIDECAR_PREFIX: &str = "sidecar: ";
+
+/// The writer: one per recording, owned by the recorder thread.
+pub(crate) struct CastWriter {
+    dir: PathBuf,
+    rel_dir: PathBuf,
+    stem: String,
+    cast_path: PathBuf,
+    cast: HashingFile,
+    /// Lines not yet written to the file: written at flush, or when it
+    /// passes [`CAST_BUFFER`], always after the sidecar bytes they refer to.
+    buf: Vec<u8>,
+    /// Created with the first raw bytes: most sessions never need one.
+    sidecar: Option<Sidecar>,
+    /// `buf` holds a `raw:` marker whose bytes may still sit in the encoder.
+    buf_refers_raw: bool,
+    segment: Option<Segment>,
+    /// An incomplete UTF-8 sequence (at most 3 bytes) from the end of the
+    /// previous output chunk.
+    carry: Vec<u8>,
+    last: Duration,
+    events: u64,
+    output_bytes: u64,
+    first_output: Stripper,
+}
+
+/// Recording ids name files: only what a UUID is made of.
+pub(crate) fn check_session_id(id: &str) -> Result<(), RecordError> {
+    if id.is_empty() || id.len() > 64 || !id.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-') {
+        return Err(RecordError::InvalidSession(id.to_string()));
+    }
+    Ok(())
+}
+
+/// Where a session's cast goes, relative to the recording dir.
+pub(crate) fn relative_dir(started_at: Timestamp) -> PathBuf {
+    let date = started_at.to_zoned(jiff::tz::TimeZone::UTC).date();
+    PathBuf::from(format!(
+        "{:04}/{:02}/{:02}",
+        date.year(),
+        date.month(),
+        date.day()
+    ))
+}
+
+pub(crate) fn create_file(path: &Path) -> io::Result<File> {
+    // create_new: a recording is never appended to or overwritten.
+    OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+}
+
+impl CastWriter {
+    /// Creates the directories (0700) and the cast (0600), and writes the
+    /// header, so the file is a valid (empty) recording from the start.
+    pub(crate) fn create(root: &Path, meta: &RecordingMeta) -> Result<Self, RecordError> {
+        check_session_id(&meta.session)?;
+        let rel_dir = relative_dir(meta.started_at);
+        let dir = root.join(&rel_dir);
+        DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&dir)
+            .map_err(|source| RecordError::Create {
+                path: dir.clone(),
+                source,
+            })?;
+        let cast_path = dir.join(format!("{}{CAST_SUFFIX}", meta.session));
+        let file = create_file(&cast_path).map_err(|source| RecordError::Create {
+            path: cast_path.clone(),
+            source,
+        })?;
+        let header = Header {
+            version: 2,
+            width: meta.cols.max(1),
+            height: meta.rows.max(1),
+            timestamp: Some(meta.started_at.as_second()),
+            env: Env {
+                term: meta.term.clone(),
+                shell: meta.shell.clone(),
+            },
+            title: meta.title.clone(),
+            rampart: Some(RampartHeader {
+                session: meta.session.clone(),
+                user: meta.user.clone(),
+                asset: meta.asset.clone(),
+                account: meta.account.clone(),
+                protocol: meta.protocol.clone(),
+                kind: meta.kind,
+                command: meta.command.clone(),
+            }),
+        };
+        let mut w = CastWriter {
+            dir,
+            rel_dir,
+            stem: meta.session.clone(),
+            cast_path: cast_path.clone(),
+            cast: HashingFile::new(file),
+            buf: Vec::with_capacity(CAST_BUFFER + 1024),
+            sidecar: None,
+            buf_refers_raw: false,
+            segment: None,
+            carry: Vec::new(),
+            last: Duration::ZERO,
+            events: 0,
+            output_bytes: 0,
+            first_output: Stripper::new(FIRST_OUTPUT_LIMIT),
+        };
+        serde_json::to_writer(&mut w.buf, &header).map_err(|e| RecordError::Create {
+            path: cast_path.clone(),
+            source: io::Error::other(e),
+        })?;
+        w.buf.push(b'\n');
+        w.write_buf().map_err(|f| RecordError::Create {
+            path: f.path,
+            source: f.source,
+        })?;
+        Ok(w)
+    }
+
+    pub(crate) fn relative_path(&self) -> PathBuf {
+        self.rel_dir.join(format!("{}{CAST_SUFFIX}", self.stem))
+    }
+
+    fn sidecar_path(&self) -> PathBuf {
+        self.dir.join(format!("{}{SIDECAR_SUFFIX}", self.stem))
+    }
+
+    fn cast_err(&self, source: io::Error) -> WriteFailure {
+        WriteFailure {
+            path: self.cast_path.clone(),
+            source,
+        }
+    }
+
+    fn sidecar_err(&self, source: io::Error) -> WriteFailure {
+        WriteFailure {
+            path: self.sidecar_path(),
+            source,
+        }
+    }
+
+    /// Event times never go backwards, even if two relay tasks race.
+    fn stamp(&mut self, at: Duration) -> Duration {
+        self.last = self.last.max(at);
+        self.last
+    }
+
+    fn event(&mut self, at: Duration, code: &str, data: &str) {
+        let micros = at.as_micros();
+        // Writing into a Vec cannot fail, and a str always serialises.
+        let _ = write!(
+            self.buf,
+            "[{}.{:06},\"{code}\",",
+            micros / 1_000_000,
+            micros % 1_000_000
+        );
+        let _ = serde_json::to_writer(&mut self.buf, data);
+        self.buf.extend_from_slice(b"]\n");
+        self.events += 1;
+    }
+
+    /// True when something is not yet on disk.
+    pub(crate) fn dirty(&self) -> bool {
+        !self.buf.is_empty()
+            || self.segment.is_some()
+            || self.sidecar.as_ref().is_some_and(Sidecar::dirty)
+    }
+
+    pub(crate) fn output(&mut self, at: Duration, data: &[u8]) -> Result<(), WriteFailure> {
+        if data.is_empty() {
+            return Ok(());
+        }
+        let at = self.stamp(at);
+        self.output_bytes += data.len() as u64;
+        if !self.first_output.done() {
+            self.first_output.feed(data);
+        }
+        let joined;
+        let bytes: &[u8] = if self.carry.is_empty() {
+            data
+        } else {
+            joined = [self.carry.as_slice(), data].concat();
+            self.carry.clear();
+            &joined
+        };
+        match classify(bytes) {
+            Class::Text { complete } => {
+                let (text, tail) = bytes.split_at(complete.min(bytes.len()));
+                if !text.is_empty() {
+                    self.close_segment();
+                    match std::str::from_utf8(text) {
+                        Ok(s) => self.event(at, "o", s),
+                        // classify checked it; should it ever disagree,
+                        // the raw path keeps the bytes anyway.
+                        Err(_) => self.raw(at, text, true)?,
+                    }
+                }
+                self.carry.extend_from_slice(tail);
+            }
+            Class::Mixed { complete } => {
+                let (text, tail) = bytes.split_at(complete.min(bytes.len()));
+                self.close_segment();
+                self.raw(at, text, true)?;
+                self.carry.extend_from_slice(tail);
+            }
+            Class::Binary => self.segment_append(at, bytes)?,
+        }
+        self.maybe_write_buf()
+    }
+
+    /// Keystrokes: lossy if not UTF-8 (input is not part of the export).
+    pub(crate) fn input(&mut self, at: Duration, data: &[u8]) -> Result<(), WriteFailure> {
+        if data.is_empty() {
+            return Ok(());
+        }
+        let at = self.stamp(at);
+        self.close_segment();
+        self.event(at, "i", &String::from_utf8_lossy(data));
+        self.maybe_write_buf()
+    }
+
+    pub(crate) fn resize(
+        &mut self,
+        at: Duration,
+        cols: u16,
+        rows: u16,
+    ) -> Result<(), WriteFailure> {
+        let at = self.stamp(at);
+        self.close_segment();
+        self.event(at, "r", &format!("{cols}x{rows}"));
+        self.maybe_write_buf()
+    }
+
+    /// A relay marker. Texts that would read as one of the writer's own
+    /// markers (`raw: `, `sidecar: `) get a `note: ` prefix so that export
+    /// can never be misled by what a relay (or a person's command) wrote.
+    pub(crate) fn marker(&mut self, at: Duration, text: &str) -> Result<(), WriteFailure> {
+        let at = self.stamp(at);
+        self.close_segment();
+        if text.starts_with(RAW_PREFIX.trim_end()) || text.starts_with(SIDECAR_PREFIX.trim_end()) {
+            self.event(at, "m", &format!("note: {text}"));
+        } else {
+            self.event(at, "m", text);
+        }
+        self.maybe_write_buf()
+    }
+
+    /// Stores `bytes` in the sidecar with a marker, and (as_text) a lossy
+    /// `"o"` stand-in right after it.
+    fn raw(&mut self, at: Duration, bytes: &[u8], as_text: bool) -> Result<(), WriteFailure> {
+        self.sidecar_write(bytes)?;
+        self.event(at, "m", &raw_marker(bytes.len() as u64, as_text));
+        if as_text {
+            self.event(at, "o", &String::from_utf8_lossy(bytes));
+        }
+        self.buf_refers_raw = true;
+        Ok(())
+    }
+
+    fn segment_append(&mut self, at: Duration, bytes: &[u8]) -> Result<(), WriteFailure> {
+        self.sidecar_write(bytes)?;
+        match &mut self.segment {
+            Some(seg) => seg.len += bytes.len() as u64,
+            None => {
+                self.segment = Some(Segment {
+                    at,
+                    len: bytes.len() as u64,
+                })
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes the marker of the open binary segment. Every other event
+    /// closes it first, so markers stay in time order with the rest.
+    fn close_segment(&mut self) {
+        if let Some(seg) = self.segment.take() {
+            self.event(seg.at, "m", &raw_marker(seg.len, false));
+            self.buf_refers_raw = true;
+        }
+    }
+
+    fn sidecar_write(&mut self, bytes: &[u8]) -> Result<(), WriteFailure> {
+        let result = match &mut self.sidecar {
+            Some(sidecar) => sidecar.write(bytes),
+            None => Sidecar::create(&self.sidecar_path()).and_then(|mut sidecar| {
+                let written = sidecar.write(bytes);
+                self.sidecar = Some(sidecar);
+                written
+            }),
+        };
+        result.map_err(|e| self.sidecar_err(e))
+    }
+
+    fn maybe_write_buf(&mut self) -> Result<(), WriteFailure> {
+        if self.buf.len() >= CAST_BUFFER {
+            self.write_buf()?;
+        }
+        Ok(())
+    }
+
+    /// Appends the buffered lines to the cast, after making the sidecar
+    /// bytes they refer to decodable on disk (a gzip sync flush).
+    fn write_buf(&mut self) -> Result<(), WriteFailure> {
+        if self.buf_refers_raw {
+            self.flush_sidecar()?;
+            self.buf_refers_raw = false;
+        }
+        if !self.buf.is_empty() {
+            let result = self.cast.write_all(&self.buf);
+            result.map_err(|e| self.cast_err(e))?;
+            self.buf.clear();
+        }
+        Ok(())
+    }
+
+    fn flush_sidecar(&mut self) -> Result<(), WriteFailure> {
+        let result = match &mut self.sidecar {
+            Some(sidecar) => sidecar.flush(),
+            None => Ok(()),
+        };
+        result.map_err(|e| self.sidecar_err(e))
+    }
+
+    /// The periodic flush: everything so far reaches the files (not
+    /// necessarily the disk; that is fsync at close).
+    pub(crate) fn flush(&mut self) -> Result<(), WriteFailure> {
+        self.close_segment();
+        self.flush_sidecar()?;
+        self.write_buf()
+    }
+
+    /// Closes the recording: carried bytes and the open segment, the gzip
+    /// trailer, fsync of the sidecar, the `sidecar:` marker, fsync of the
+    /// cast and (best effort) of the directory.
+    pub(crate) fn finish(mut self) -> Result<Finished, WriteFailure> {
+        if !self.carry.is_empty() {
+            // An incomplete sequence at the very end: not text, keep it raw.
+            let carry = std::mem::take(&mut self.carry);
+            let at = self.last;
+            self.segment_append(at, &carry)?;
+        }
+        self.close_segment();
+        let sidecar = match self.sidecar.take() {
+            Some(sidecar) => {
+                let raw_bytes = sidecar.raw_bytes();
+                let (sha256, bytes) = sidecar.finish().map_err(|e| self.sidecar_err(e))?;
+                let name = format!("{}{SIDECAR_SUFFIX}", self.stem);
+                let at = self.last;
+                self.event(
+                    at,
+                    "m",
+                    &format!("{SIDECAR_PREFIX}{name} sha256={sha256} bytes={bytes}"),
+                );
+                Some(SidecarInfo {
+                    path: self.rel_dir.join(name),
+                    sha256,
+                    bytes,
+                    raw_bytes,
+                })
+            }
+            None => None,
+        };
+        self.buf_refers_raw = false;
+        self.write_buf()?;
+        self.cast.file.sync_all().map_err(|e| self.cast_err(e))?;
+        // The new directory entries survive a power loss only once the
+        // directory itself is synced; some file systems refuse, which is
+        // not worth failing a finished recording for.
+        if let Err(e) = File::open(&self.dir).and_then(|d| d.sync_all()) {
+            tracing::debug!(dir = %self.dir.display(), "cannot fsync the recording dir: {e}");
+        }
+        Ok(Finished {
+            path: self.relative_path(),
+            bytes: self.cast.bytes(),
+            sha256: self.cast.digest(),
+            events: self.events,
+            sidecar,
+            output_bytes: self.output_bytes,
+            first_output: self.first_output.text(),
+        })
+    }
+}
+
+/// SHA-256 (hex) of a file, e.g. to check a cast against its session row.
+pub fn file_sha256(path: impl AsRef<Path>) -> Result<String, RecordError> {
+    let path = path.as_ref();
+    let read_err = |source| RecordError::Read {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut file = File::open(path).map_err(read_err)?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = match file.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(read_err(e)),
+        };
+        hasher.update(buf.get(..n).unwrap_or_default());
+    }
+    Ok(hex::encode(hasher.finalize()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Class, classify};
+
+    #[test]
+    fn chunks_are_classified_by_what_a_cast_can_hold() {
+        assert_eq!(
+            classify(b"\x1b[1mls\x1b[0m\r\n"),
+            Class::Text { complete: 12 }
+        );
+        // A split euro sign: the two bytes wait for the next chunk.
+        assert_eq!(classify(b"price: \xe2\x82"), Class::Text { complete: 7 });
+        // Latin-1 text: one bad byte in 40.
+        let latin1 = b"caf\xe9 au lait, a long line of plain text";
+        assert_eq!(
+            classify(latin1),
+            Class::Mixed {
+                complete: latin1.len()
+            }
+        );
+        assert_eq!(classify(&[0u8; 4096]), Class::Binary);
+        assert_eq!(classify(b"\x00"), Class::Text { complete: 1 });
+        assert_eq!(classify(b"\x00\x01"), Class::Binary);
+        assert_eq!(
+            classify(&[0x9f, 0x92, 0x96, 0xff, 0xfe, 0x80, 0x00, 0x01]),
+            Class::Binary
+        );
+    }
+}

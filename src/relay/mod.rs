@@ -1,0 +1,648 @@
+//! The two-way pump between a person's channel and a target's channel, for
+//! interactive and exec sessions: bytes both ways with backpressure (each
+//! direction awaits the other side's SSH window, so `cat /dev/zero` on the
+//! target cannot grow the bastion's memory), the command filter applied at
+//! Enter before the keystroke reaches the target, and a tee of the output to
+//! the recorder, the command tracker and the live registry.
+//!
+//! The two directions run as two futures polled together: one blocked on a
+//! slow side never stops the other from draining its channel, which would
+//! otherwise stall russh's connection loop (TECH-NOTES: undrained channels).
+//!
+//! Must never: drop output, reorder exit-status/EOF/close, or let a denied
+//! command's Enter reach the target.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use russh::client::Msg as ClientMsg;
+use russh::server::Msg as ServerMsg;
+use russh::{ChannelMsg, ChannelReadHalf, ChannelWriteHalf};
+
+use crate::audit::{self, AuditEvent};
+use crate::live;
+use crate::model::FilterAction;
+use crate::policy::{Grant, Snapshot};
+use crate::record::{CommandTracker, Input, RecorderHandle};
+use crate::services::Services;
+
+/// Why a relayed session ended, as the session row says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EndReason {
+    ClientClosed,
+    TargetClosed,
+    Killed(String),
+    IdleTimeout,
+    Shutdown,
+    GrantEnded,
+    Error(String),
+}
+
+impl EndReason {
+    pub fn as_str(&self) -> String {
+        match self {
+            EndReason::ClientClosed => "client closed".into(),
+            EndReason::TargetClosed => "target closed".into(),
+            EndReason::Killed(r) => format!("killed: {r}"),
+            EndReason::IdleTimeout => "idle timeout".into(),
+            EndReason::Shutdown => "bastion shutdown".into(),
+            EndReason::GrantEnded => "permission ended".into(),
+            EndReason::Error(e) => format!("error: {e}"),
+        }
+    }
+}
+
+/// What a relayed session ended with.
+#[derive(Debug)]
+pub struct Outcome {
+    pub reason: EndReason,
+    pub exit_status: Option<u32>,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    /// The client's channel is still open (the menu may come back).
+    pub client_open: bool,
+    /// The last window size the person sent, if any.
+    pub size: Option<(u32, u32)>,
+}
+
+/// Everything the pump needs besides the two channels.
+pub struct Hooks<'a> {
+    pub services: &'a Services,
+    pub policy: &'a (dyn Fn() -> Arc<Snapshot> + Sync),
+    pub grant: &'a Grant,
+    pub session_id: &'a str,
+    pub recorder: &'a RecorderHandle,
+    /// Interactive sessions track commands; exec sessions log their one
+    /// command instead.
+    pub tracker: Option<CommandTracker>,
+    pub live: &'a mut live::LiveSession,
+    pub shutdown: &'a tokio_util::sync::CancellationToken,
+    pub idle_timeout: Option<Duration>,
+    pub started: Instant,
+}
+
+/// State both directions touch, behind a mutex held only for short,
+/// non-awaiting sections.
+struct Shared {
+    tracker: Option<CommandTracker>,
+    last_activity: Instant,
+    bytes_in: u64,
+    bytes_out: u64,
+    exit_status: Option<u32>,
+    size: Option<(u32, u32)>,
+    /// Commands to write to the log, collected outside the lock.
+    pending_log: Vec<LoggedCommand>,
+    /// The filter verdict of the command now running (its row is written
+    /// when its output window closes).
+    running_verdict: (FilterAction, Option<String>),
+}
+
+struct LoggedCommand {
+    command: String,
+    output: String,
+    offset: Duration,
+    action: FilterAction,
+    rule: Option<String>,
+}
+
+/// How long an Enter typed before its echo is held for the echo to show
+/// the line on screen.
+const ECHO_WAIT: Duration = Duration::from_millis(300);
+/// When the typed line is unknown, a line that stayed the same this long is
+/// taken as fully echoed.
+const ECHO_STEADY: Duration = Duration::from_millis(40);
+
+const RED: &str = "\x1b[1;31m";
+const YELLOW: &str = "\x1b[1;33m";
+const RESET: &str = "\x1b[0m";
+
+/// Pumps until one side closes, the session is killed, idles out, or the
+/// bastion shuts down.
+pub async fn pump(
+    client_read: &mut ChannelReadHalf,
+    client_write: &ChannelWriteHalf<ServerMsg>,
+    client_handle: &russh::server::Handle,
+    client_id: russh::ChannelId,
+    target_read: &mut ChannelReadHalf,
+    target_write: &ChannelWriteHalf<ClientMsg>,
+    mut hooks: Hooks<'_>,
+) -> Outcome {
+    let shared = Mutex::new(Shared {
+        tracker: hooks.tracker.take(),
+        last_activity: Instant::now(),
+        bytes_in: 0,
+        bytes_out: 0,
+        exit_status: None,
+        size: None,
+        pending_log: Vec::new(),
+        running_verdict: (FilterAction::Allow, None),
+    });
+    let publish = hooks.live.publisher();
+    let recorder = hooks.recorder;
+
+    // Target -> person.
+    let up = async {
+        loop {
+            let Some(msg) = target_read.wait().await else {
+                return EndReason::TargetClosed;
+            };
+            match msg {
+                ChannelMsg::Data { data } => {
+                    {
+                        // Published under the same lock the tracker's screen is
+                        // fed under, so a monitor's snapshot never shows a chunk
+                        // twice or misses one.
+                        let mut s = lock(&shared);
+                        s.bytes_out += data.len() as u64;
+                        s.last_activity = Instant::now();
+                        if let Some(t) = s.tracker.as_mut() {
+                            t.output(&data);
+                        }
+                        publish.publish(data.clone());
+                    }
+                    if let Err(e) = recorder.output(data.clone()).await {
+                        return EndReason::Error(format!("recording failed: {e}"));
+                    }
+                    if client_write.data_bytes(data).await.is_err() {
+                        return EndReason::ClientClosed;
+                    }
+                }
+                ChannelMsg::ExtendedData { data, ext } => {
+                    lock(&shared).bytes_out += data.len() as u64;
+                    publish.publish(data.clone());
+                    if let Err(e) = recorder.output(data.clone()).await {
+                        return EndReason::Error(format!("recording failed: {e}"));
+                    }
+                    if client_write.extended_data_bytes(ext, data).await.is_err() {
+                        return EndReason::ClientClosed;
+                    }
+                }
+                ChannelMsg::ExitStatus { exit_status } => {
+                    lock(&shared).exit_status = Some(exit_status);
+                    let _ = client_write.exit_status(exit_status).await;
+                }
+                ChannelMsg::ExitSignal {
+                    signal_name,
+                    core_dumped,
+                    error_message,
+                    lang_tag,
+                } => {
+                    let _ = client_handle
+                        .exit_signal_request(
+                            client_id,
+                            signal_name,
+                            core_dumped,
+                            error_message,
+                            lang_tag,
+                        )
+                        .await;
+                }
+                ChannelMsg::Eof => {
+                    let _ = client_write.eof().await;
+                }
+                ChannelMsg::Close => return EndReason::TargetClosed,
+                // Requests a target sends towards the person are not passed on.
+                ChannelMsg::Open { .. }
+                | ChannelMsg::RequestPty { .. }
+                | ChannelMsg::RequestShell { .. }
+                | ChannelMsg::Exec { .. }
+                | ChannelMsg::Signal { .. }
+                | ChannelMsg::RequestSubsystem { .. }
+                | ChannelMsg::RequestX11 { .. }
+                | ChannelMsg::SetEnv { .. }
+                | ChannelMsg::WindowChange { .. }
+                | ChannelMsg::AgentForward { .. }
+                | ChannelMsg::XonXoff { .. }
+                | ChannelMsg::WindowAdjusted { .. }
+                | ChannelMsg::Success
+                | ChannelMsg::Failure
+                | ChannelMsg::OpenFailure(_) => {}
+                // ChannelMsg is non-exhaustive: unknown kinds are not passed on.
+                _ => {}
+            }
+        }
+    };
+
+    // Person -> target.
+    let grant = hooks.grant;
+    let policy = hooks.policy;
+    let down = async {
+        loop {
+            let Some(msg) = client_read.wait().await else {
+                return EndReason::ClientClosed;
+            };
+            match msg {
+                ChannelMsg::Data { data } => {
+                    let pieces = {
+                        let mut s = lock(&shared);
+                        s.bytes_in += data.len() as u64;
+                        s.last_activity = Instant::now();
+                        match s.tracker.as_mut() {
+                            Some(t) => t.input(&data),
+                            None => vec![Input::Data(data.to_vec())],
+                        }
+                    };
+                    for piece in pieces {
+                        let (command, raw) = match piece {
+                            Input::Data(bytes) => {
+                                if target_write.data_bytes(Bytes::from(bytes)).await.is_err() {
+                                    return EndReason::TargetClosed;
+                                }
+                                continue;
+                            }
+                            Input::Enter { command, raw } => (command, raw),
+                            Input::EnterUnseen { typed, raw } => {
+                                // The line was not echoed yet. What was typed is
+                                // checked now (a pasted `rm -rf /` + Enter must not
+                                // slip through) but never logged: it may be a
+                                // password typed with echo off. The Enter is held
+                                // until the echo shows the line.
+                                let denied = typed
+                                    .as_deref()
+                                    .map(|t| policy().check_grant_command(grant, t))
+                                    .filter(|v| {
+                                        matches!(
+                                            v.action,
+                                            FilterAction::Deny | FilterAction::Review
+                                        )
+                                    });
+                                let seen = wait_for_echo(&shared, typed.as_deref()).await;
+                                if let Some(verdict) = denied {
+                                    let rule = verdict.rule.as_deref().unwrap_or("?").to_string();
+                                    lock(&shared).pending_log.push(LoggedCommand {
+                                        command: seen.unwrap_or_else(|| {
+                                            "[a line typed without echo]".into()
+                                        }),
+                                        output: String::new(),
+                                        offset: recorder.elapsed(),
+                                        action: verdict.action,
+                                        rule: verdict.rule.clone(),
+                                    });
+                                    let text = format!(
+                                        "\r\n{RED}rampart: command refused by rule {rule}{RESET}\r\n"
+                                    );
+                                    if notify(client_write, recorder, &shared, text).await.is_err()
+                                    {
+                                        return EndReason::ClientClosed;
+                                    }
+                                    if target_write
+                                        .data_bytes(Bytes::from_static(b"\x03"))
+                                        .await
+                                        .is_err()
+                                    {
+                                        return EndReason::TargetClosed;
+                                    }
+                                    continue;
+                                }
+                                (seen, raw)
+                            }
+                        };
+                        let Some(command) = command else {
+                            if target_write.data_bytes(Bytes::from(raw)).await.is_err() {
+                                return EndReason::TargetClosed;
+                            }
+                            continue;
+                        };
+                        let verdict = policy().check_grant_command(grant, &command);
+                        let offset = recorder.elapsed();
+                        let rule = verdict.rule.as_deref().unwrap_or("?").to_string();
+                        let (forward, notice) = match verdict.action {
+                            FilterAction::Allow => (true, None),
+                            FilterAction::Warn => (
+                                true,
+                                Some(format!(
+                                    "\r\n{YELLOW}rampart: warning: this command matches rule {rule} and is flagged in the audit log{RESET}\r\n"
+                                )),
+                            ),
+                            FilterAction::Deny => (
+                                false,
+                                Some(format!(
+                                    "\r\n{RED}rampart: command refused by rule {rule}: {}{RESET}\r\n",
+                                    printable(&command)
+                                )),
+                            ),
+                            FilterAction::Review => (
+                                false,
+                                Some(format!(
+                                    "\r\n{RED}rampart: command requires approval (rule {rule}); it was not run{RESET}\r\n"
+                                )),
+                            ),
+                        };
+                        {
+                            let mut s = lock(&shared);
+                            if forward {
+                                let done = s
+                                    .tracker
+                                    .as_mut()
+                                    .and_then(|t| t.started(command.clone(), offset));
+                                let previous = std::mem::replace(
+                                    &mut s.running_verdict,
+                                    (verdict.action, verdict.rule.clone()),
+                                );
+                                if let Some(done) = done {
+                                    s.pending_log.push(LoggedCommand {
+                                        command: done.command,
+                                        output: done.output,
+                                        offset: done.at,
+                                        action: previous.0,
+                                        rule: previous.1,
+                                    });
+                                }
+                            } else {
+                                s.pending_log.push(LoggedCommand {
+                                    command: command.clone(),
+                                    output: String::new(),
+                                    offset,
+                                    action: verdict.action,
+                                    rule: verdict.rule.clone(),
+                                });
+                            }
+                        }
+                        let _ = recorder.command(&command).await;
+                        if let Some(n) = notice
+                            && notify(client_write, recorder, &shared, n).await.is_err()
+                        {
+                            return EndReason::ClientClosed;
+                        }
+                        let to_target = if forward {
+                            Bytes::from(raw)
+                        } else {
+                            Bytes::from_static(b"\x03")
+                        };
+                        if target_write.data_bytes(to_target).await.is_err() {
+                            return EndReason::TargetClosed;
+                        }
+                    }
+                    flush_log(hooks.services, grant, hooks.session_id, &shared).await;
+                }
+                ChannelMsg::WindowChange {
+                    col_width,
+                    row_height,
+                    pix_width,
+                    pix_height,
+                } => {
+                    {
+                        let mut s = lock(&shared);
+                        s.size = Some((col_width, row_height));
+                        if let Some(t) = s.tracker.as_mut() {
+                            t.resize(col_width as u16, row_height as u16);
+                        }
+                    }
+                    publish.resize(col_width as u16, row_height as u16);
+                    let _ = recorder.resize(col_width as u16, row_height as u16).await;
+                    let _ = target_write
+                        .window_change(col_width, row_height, pix_width, pix_height)
+                        .await;
+                }
+                ChannelMsg::Signal { signal } => {
+                    let _ = target_write.signal(signal).await;
+                }
+                ChannelMsg::Eof => {
+                    let _ = target_write.eof().await;
+                }
+                ChannelMsg::Close => return EndReason::ClientClosed,
+                ChannelMsg::RequestShell { .. }
+                | ChannelMsg::Exec { .. }
+                | ChannelMsg::RequestSubsystem { .. }
+                | ChannelMsg::RequestPty { .. } => {
+                    // A second shell on the same channel is refused.
+                    let _ = client_handle.channel_failure(client_id).await;
+                }
+                ChannelMsg::RequestX11 { .. }
+                | ChannelMsg::AgentForward { .. }
+                | ChannelMsg::SetEnv { .. } => {
+                    let _ = client_handle.channel_failure(client_id).await;
+                }
+                ChannelMsg::Open { .. }
+                | ChannelMsg::ExtendedData { .. }
+                | ChannelMsg::XonXoff { .. }
+                | ChannelMsg::ExitStatus { .. }
+                | ChannelMsg::ExitSignal { .. }
+                | ChannelMsg::WindowAdjusted { .. }
+                | ChannelMsg::Success
+                | ChannelMsg::Failure
+                | ChannelMsg::OpenFailure(_) => {}
+                // ChannelMsg is non-exhaustive: unknown kinds are not passed on.
+                _ => {}
+            }
+        }
+    };
+
+    let idle = async {
+        let Some(limit) = hooks.idle_timeout else {
+            return std::future::pending::<()>().await;
+        };
+        loop {
+            let since = lock(&shared).last_activity.elapsed();
+            if since >= limit {
+                return;
+            }
+            tokio::time::sleep(limit - since).await;
+        }
+    };
+
+    let grant_end = async {
+        // Re-checked every second against the current snapshot: a revoked
+        // permission, a disabled user or a passed --until ends the session.
+        loop {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            let now = hooks.services.clock.now();
+            if policy()
+                .recheck(grant, crate::model::Action::Connect, now)
+                .is_none()
+            {
+                return;
+            }
+        }
+    };
+
+    let live = &mut hooks.live;
+    let control = async {
+        loop {
+            match live.control().await {
+                Some(live::Control::Kill { reason, by }) => return (reason, by),
+                Some(live::Control::Input(bytes)) => {
+                    let _ = target_write.data_bytes(bytes).await;
+                }
+                Some(live::Control::Notice(text)) => {
+                    let _ = notify(
+                        client_write,
+                        recorder,
+                        &shared,
+                        format!("\r\n{YELLOW}rampart: {text}{RESET}\r\n"),
+                    )
+                    .await;
+                }
+                Some(live::Control::Snapshot(reply)) => {
+                    let screen = lock(&shared)
+                        .tracker
+                        .as_ref()
+                        .map(|t| t.screen_formatted())
+                        .unwrap_or_default();
+                    reply.send(screen);
+                }
+                None => std::future::pending::<()>().await,
+            }
+        }
+    };
+
+    let (reason, last_words) = tokio::select! {
+        r = up => (r, None),
+        r = down => (r, None),
+        () = idle => (EndReason::IdleTimeout, Some("session closed after the idle timeout".to_string())),
+        () = grant_end => (EndReason::GrantEnded, Some("your access to this asset has ended".to_string())),
+        (why, by) = control => {
+            let text = format!("session ended by {by}: {why}");
+            (EndReason::Killed(why), Some(text))
+        }
+        () = hooks.shutdown.cancelled() => (EndReason::Shutdown, Some("the bastion is shutting down".to_string())),
+    };
+    if let Some(text) = last_words {
+        let _ = notify(
+            client_write,
+            recorder,
+            &shared,
+            format!("\r\n{RED}rampart: {text}{RESET}\r\n"),
+        )
+        .await;
+    }
+
+    // The last command's output window closes with the session.
+    {
+        let mut s = lock(&shared);
+        if let Some(done) = s.tracker.as_mut().and_then(|t| t.finish()) {
+            let (action, rule) = s.running_verdict.clone();
+            s.pending_log.push(LoggedCommand {
+                command: done.command,
+                output: done.output,
+                offset: done.at,
+                action,
+                rule,
+            });
+        }
+    }
+    flush_log(hooks.services, grant, hooks.session_id, &shared).await;
+    let s = lock(&shared);
+    Outcome {
+        client_open: !matches!(reason, EndReason::ClientClosed),
+        reason,
+        exit_status: s.exit_status,
+        bytes_in: s.bytes_in,
+        bytes_out: s.bytes_out,
+        size: s.size,
+    }
+}
+
+/// Waits (up to [`ECHO_WAIT`]) for the target to echo the line of a held
+/// Enter, then takes it from the screen model: the typed line itself, or,
+/// when the keys were too complex to replay, a line that stopped changing.
+/// `None`: nothing was echoed (echo off) or the screen is not a prompt.
+async fn wait_for_echo(shared: &Mutex<Shared>, typed: Option<&str>) -> Option<String> {
+    let deadline = Instant::now() + ECHO_WAIT;
+    let mut last: Option<String> = None;
+    let mut steady_since = Instant::now();
+    while Instant::now() < deadline {
+        let line = lock(shared).tracker.as_ref().and_then(|t| t.pending_line());
+        if line.is_some() && line.as_deref() == typed {
+            break;
+        }
+        if line != last {
+            last = line;
+            steady_since = Instant::now();
+        } else if typed.is_none() && last.is_some() && steady_since.elapsed() >= ECHO_STEADY {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    lock(shared)
+        .tracker
+        .as_mut()
+        .and_then(|t| t.resolve_pending())
+}
+
+/// Text from the bastion to the person: sent, recorded and fed to the
+/// screen model like target output, so the recording stays exactly what the
+/// person saw.
+async fn notify(
+    client_write: &ChannelWriteHalf<ServerMsg>,
+    recorder: &RecorderHandle,
+    shared: &Mutex<Shared>,
+    text: String,
+) -> Result<(), ()> {
+    let bytes = Bytes::from(text);
+    if let Some(t) = lock(shared).tracker.as_mut() {
+        t.output(&bytes);
+    }
+    let _ = recorder.output(bytes.clone()).await;
+    client_write.data_bytes(bytes).await.map_err(|_| ())
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Control characters in a command must not reach the terminal raw.
+fn printable(s: &str) -> String {
+    s.chars()
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect()
+}
+
+/// Writes the commands waiting to be logged, each in its own transaction.
+async fn flush_log(services: &Services, grant: &Grant, session_id: &str, shared: &Mutex<Shared>) {
+    let pending = std::mem::take(&mut lock(shared).pending_log);
+    for c in pending {
+        let rule = c.rule;
+        let event = AuditEvent::Command {
+            session_id: session_id.to_string(),
+            offset_ms: i64::try_from(c.offset.as_millis()).unwrap_or(i64::MAX),
+            user_name: grant.user_name().to_string(),
+            asset_name: grant.asset_name().to_string(),
+            account: grant.account().username().to_string(),
+            command: c.command,
+            output: c.output,
+            action: c.action.as_str().to_string(),
+            rule,
+        };
+        let now = services.clock.now();
+        let result = async {
+            let mut tx = services.store.begin().await?;
+            audit::record(&mut tx, &event, now).await?;
+            services.store.commit(tx).await
+        }
+        .await;
+        if let Err(e) = result {
+            tracing::error!(session = %session_id, "cannot log a command: {e}");
+        }
+    }
+}
+
+/// Logs the command of an exec session with the first output it produced.
+pub async fn log_exec_command(
+    services: &Services,
+    grant: &Grant,
+    session_id: &str,
+    command: &str,
+    output: String,
+    action: FilterAction,
+    rule: Option<String>,
+) {
+    let shared = Mutex::new(Shared {
+        tracker: None,
+        last_activity: Instant::now(),
+        bytes_in: 0,
+        bytes_out: 0,
+        exit_status: None,
+        size: None,
+        running_verdict: (FilterAction::Allow, None),
+        pending_log: vec![LoggedCommand {
+            command: command.to_string(),
+            output,
+            offset: Duration::ZERO,
+            action,
+            rule,
+        }],
+    });
+    flush_log(services, grant, session_id, &shared).await;
+}

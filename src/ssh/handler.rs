@@ -1,0 +1,504 @@
+//! The russh `Handler`: authentication callbacks and channel opening. It
+//! stays thin: every decision is `auth::login::Authenticator`'s, and every
+//! accepted session channel is handed to its own task
+//! ([`super::channel::run`]) which drains it in order.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use russh::keys::PublicKey;
+use russh::server::{
+    Auth, ChannelOpenHandle, Msg, PublicKeyOffer, Response, Session, VerifiedPublicKey,
+};
+use russh::{Channel, ChannelOpenFailure, MethodKind, MethodSet};
+
+use super::{Conn, Shared, refuse_log};
+use crate::auth::login::{Accepted, LoginError, Next, Proof, Refusal};
+use crate::route;
+use crate::vault::Secret;
+
+/// Where a connection is in the login sequence.
+#[derive(Default)]
+enum Stage {
+    #[default]
+    Start,
+    /// First factor accepted; waiting for a TOTP code and/or a new password.
+    Second {
+        accepted: Accepted,
+        method: &'static str,
+        totp_done: bool,
+        password_done: bool,
+    },
+    Done,
+}
+
+pub struct Handler {
+    shared: Arc<Shared>,
+    peer: SocketAddr,
+    stage: Stage,
+    /// Set when authentication completes; channels get a clone.
+    conn: Option<Arc<Conn>>,
+    /// A new password typed once, waiting for its confirmation.
+    new_password: Option<Secret<String>>,
+    /// Set by a keyboard-interactive round: what the next answer is for.
+    asking: Asking,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Asking {
+    Nothing,
+    Password,
+    Totp,
+    NewPassword,
+}
+
+impl Handler {
+    pub fn new(shared: Arc<Shared>, peer: SocketAddr) -> Handler {
+        Handler {
+            shared,
+            peer,
+            stage: Stage::Start,
+            conn: None,
+            new_password: None,
+            asking: Asking::Nothing,
+        }
+    }
+
+    fn methods(&self) -> MethodSet {
+        let mut set = MethodSet::empty();
+        for m in &self.shared.services.config.auth.methods {
+            set.push(match m {
+                crate::config::AuthMethod::Password => MethodKind::Password,
+                crate::config::AuthMethod::PublicKey => MethodKind::PublicKey,
+                crate::config::AuthMethod::KeyboardInteractive => MethodKind::KeyboardInteractive,
+            });
+        }
+        set
+    }
+
+    fn reject(&self) -> Auth {
+        Auth::Reject {
+            proceed_with_methods: Some(self.methods()),
+            partial_success: false,
+        }
+    }
+
+    fn keyboard_only() -> Auth {
+        Auth::Reject {
+            proceed_with_methods: Some(MethodSet::from(&[MethodKind::KeyboardInteractive][..])),
+            partial_success: true,
+        }
+    }
+
+    /// The user part of a login name (`alice` of `alice@root@web1`).
+    fn user_of(login: &str) -> Option<String> {
+        route::parse_login(login).ok().map(|l| l.user)
+    }
+
+    /// What a first factor leads to: done, or a second round.
+    fn after_first(&mut self, login: &str, accepted: Accepted, method: &'static str) -> Auth {
+        let totp_done = accepted.next != Next::Totp;
+        let password_done = !accepted.must_change_password;
+        if totp_done && password_done {
+            self.finish(login, accepted, method);
+            return Auth::Accept;
+        }
+        self.stage = Stage::Second {
+            accepted,
+            method,
+            totp_done,
+            password_done,
+        };
+        Self::keyboard_only()
+    }
+
+    fn finish(&mut self, login: &str, accepted: Accepted, method: &'static str) {
+        let target = route::parse_login(login).ok();
+        self.conn = Some(Arc::new(Conn {
+            login: login.to_string(),
+            route: target,
+            identity: accepted.identity,
+            must_enrol: accepted.next == Next::Enrol,
+            peer: self.peer,
+            method,
+        }));
+        self.stage = Stage::Done;
+    }
+
+    async fn first_factor(&mut self, login: &str, proof: Proof<'_>, method: &'static str) -> Auth {
+        let Some(user) = Self::user_of(login) else {
+            return self.reject();
+        };
+        match self
+            .shared
+            .authenticator
+            .first_factor(&user, proof, self.peer.ip())
+            .await
+        {
+            Ok(accepted) => self.after_first(login, accepted, method),
+            Err(LoginError::Refused(_)) => self.reject(),
+            Err(e) => {
+                tracing::error!(user = %user, "login failed: {e}");
+                self.reject()
+            }
+        }
+    }
+
+    /// The next keyboard-interactive question, or acceptance.
+    fn next_question(&mut self, login: &str) -> Auth {
+        let Stage::Second {
+            totp_done,
+            password_done,
+            ..
+        } = &self.stage
+        else {
+            self.asking = Asking::Password;
+            return partial("rampart login", "", &[("Password: ", false)]);
+        };
+        if !totp_done {
+            self.asking = Asking::Totp;
+            return partial(
+                "rampart second factor",
+                "Enter the 6-digit code from your authenticator app.",
+                &[("Verification code: ", true)],
+            );
+        }
+        if !password_done {
+            self.asking = Asking::NewPassword;
+            let repeat = self.new_password.is_some();
+            return partial(
+                "rampart password change",
+                if repeat {
+                    "Type the new password again."
+                } else {
+                    "Your password must be changed before you continue."
+                },
+                &[(
+                    if repeat {
+                        "Retype new password: "
+                    } else {
+                        "New password: "
+                    },
+                    false,
+                )],
+            );
+        }
+        let Stage::Second {
+            accepted, method, ..
+        } = std::mem::take(&mut self.stage)
+        else {
+            return self.reject();
+        };
+        self.finish(login, accepted, method);
+        Auth::Accept
+    }
+}
+
+fn partial(
+    name: &'static str,
+    instructions: impl Into<std::borrow::Cow<'static, str>>,
+    prompts: &[(&'static str, bool)],
+) -> Auth {
+    Auth::Partial {
+        name: name.into(),
+        instructions: instructions.into(),
+        prompts: prompts
+            .iter()
+            .map(|(p, echo)| (std::borrow::Cow::Borrowed(*p), *echo))
+            .collect::<Vec<_>>()
+            .into(),
+    }
+}
+
+impl russh::server::Handler for Handler {
+    type Error = russh::Error;
+
+    async fn authentication_banner(&mut self) -> Result<Option<String>, Self::Error> {
+        Ok(self.shared.services.config.ssh.banner.clone())
+    }
+
+    async fn auth_none(&mut self, _user: &str) -> Result<Auth, Self::Error> {
+        Ok(self.reject())
+    }
+
+    async fn auth_password(&mut self, login: &str, password: &str) -> Result<Auth, Self::Error> {
+        if !matches!(self.stage, Stage::Start) {
+            return Ok(self.reject());
+        }
+        let secret = Secret::new(password.to_string());
+        Ok(self
+            .first_factor(login, Proof::Password(&secret), "password")
+            .await)
+    }
+
+    async fn auth_publickey_offered(
+        &mut self,
+        login: &str,
+        offer: PublicKeyOffer<'_>,
+    ) -> Result<Auth, Self::Error> {
+        let Some(user) = Self::user_of(login) else {
+            return Ok(self.reject());
+        };
+        // An offer is not a proof: it never counts and is not logged.
+        match self
+            .shared
+            .authenticator
+            .key_is_registered(&user, offer.public_key)
+            .await
+        {
+            Ok(true) => Ok(Auth::Accept),
+            Ok(false) | Err(_) => Ok(self.reject()),
+        }
+    }
+
+    async fn auth_publickey(
+        &mut self,
+        login: &str,
+        key: VerifiedPublicKey<'_>,
+    ) -> Result<Auth, Self::Error> {
+        if !matches!(self.stage, Stage::Start) {
+            return Ok(self.reject());
+        }
+        let key: PublicKey = key.public_key.clone();
+        Ok(self
+            .first_factor(login, Proof::PublicKey(&key), "publickey")
+            .await)
+    }
+
+    async fn auth_keyboard_interactive<'a>(
+        &'a mut self,
+        login: &str,
+        _submethods: &str,
+        response: Option<Response<'a>>,
+    ) -> Result<Auth, Self::Error> {
+        let Some(mut response) = response else {
+            return Ok(self.next_question(login));
+        };
+        let answer = Secret::new(
+            response
+                .next()
+                .map(|b| String::from_utf8_lossy(&b).into_owned())
+                .unwrap_or_default(),
+        );
+        match self.asking {
+            Asking::Nothing => Ok(self.next_question(login)),
+            Asking::Password => {
+                self.asking = Asking::Nothing;
+                let auth = self
+                    .first_factor(login, Proof::Password(&answer), "keyboard-interactive")
+                    .await;
+                match auth {
+                    // A second round within the same method: ask right away.
+                    Auth::Reject {
+                        partial_success: true,
+                        ..
+                    } => Ok(self.next_question(login)),
+                    other => Ok(other),
+                }
+            }
+            Asking::Totp => {
+                self.asking = Asking::Nothing;
+                let Stage::Second {
+                    accepted,
+                    totp_done,
+                    ..
+                } = &mut self.stage
+                else {
+                    return Ok(self.reject());
+                };
+                match self
+                    .shared
+                    .authenticator
+                    .totp(&accepted.identity, answer.expose(), self.peer.ip())
+                    .await
+                {
+                    Ok(()) => {
+                        *totp_done = true;
+                        Ok(self.next_question(login))
+                    }
+                    Err(e) => {
+                        if !matches!(
+                            e,
+                            LoginError::Refused(Refusal::WrongProof | Refusal::CodeReused)
+                        ) {
+                            tracing::error!("second factor failed: {e}");
+                        }
+                        self.stage = Stage::Start;
+                        Ok(self.reject())
+                    }
+                }
+            }
+            Asking::NewPassword => {
+                self.asking = Asking::Nothing;
+                let Stage::Second {
+                    accepted,
+                    password_done,
+                    ..
+                } = &mut self.stage
+                else {
+                    return Ok(self.reject());
+                };
+                match self.new_password.take() {
+                    None => {
+                        self.new_password = Some(answer);
+                        Ok(self.next_question(login))
+                    }
+                    Some(first) if first.expose() != answer.expose() => Ok(partial(
+                        "rampart password change",
+                        "The two passwords differ. Start again.",
+                        &[("New password: ", false)],
+                    ))
+                    .inspect(|_| self.asking = Asking::NewPassword),
+                    Some(first) => {
+                        let caller = crate::ops::Caller {
+                            name: accepted.identity.name.clone(),
+                            role: accepted.identity.role,
+                            via: crate::audit::Via::Ssh,
+                        };
+                        let name = accepted.identity.name.clone();
+                        match self
+                            .shared
+                            .services
+                            .ops
+                            .user_passwd(&caller, &name, Some(first))
+                            .await
+                        {
+                            Ok(_) => {
+                                *password_done = true;
+                                Ok(self.next_question(login))
+                            }
+                            // Too weak: ask again, saying why (the reason
+                            // never contains the password).
+                            Err(e) => {
+                                self.asking = Asking::NewPassword;
+                                let why = format!("{e}. Choose another.");
+                                Ok(partial(
+                                    "rampart password change",
+                                    why,
+                                    &[("New password: ", false)],
+                                ))
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    async fn channel_open_session(
+        &mut self,
+        channel: Channel<Msg>,
+        reply: ChannelOpenHandle,
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        let Some(conn) = self.conn.clone() else {
+            reply
+                .reject(ChannelOpenFailure::AdministrativelyProhibited)
+                .await;
+            return Ok(());
+        };
+        reply.accept().await;
+        let shared = self.shared.clone();
+        let handle = session.handle();
+        self.shared
+            .tracker
+            .spawn(super::channel::run(shared, conn, channel, handle));
+        Ok(())
+    }
+
+    async fn channel_open_direct_tcpip(
+        &mut self,
+        _channel: Channel<Msg>,
+        host: &str,
+        port: u32,
+        _originator_address: &str,
+        _originator_port: u32,
+        reply: ChannelOpenHandle,
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        reply
+            .reject(ChannelOpenFailure::AdministrativelyProhibited)
+            .await;
+        if let Some(conn) = &self.conn {
+            refuse_log(
+                &self.shared,
+                conn,
+                "direct-tcpip",
+                &format!("port forwarding to {host}:{port} is not available"),
+            )
+            .await;
+        }
+        Ok(())
+    }
+
+    async fn channel_open_direct_streamlocal(
+        &mut self,
+        _channel: Channel<Msg>,
+        socket_path: &str,
+        reply: ChannelOpenHandle,
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        reply
+            .reject(ChannelOpenFailure::AdministrativelyProhibited)
+            .await;
+        if let Some(conn) = &self.conn {
+            refuse_log(
+                &self.shared,
+                conn,
+                "direct-streamlocal",
+                &format!("forwarding to {socket_path} is refused"),
+            )
+            .await;
+        }
+        Ok(())
+    }
+
+    async fn channel_open_x11(
+        &mut self,
+        _channel: Channel<Msg>,
+        _originator_address: &str,
+        _originator_port: u32,
+        reply: ChannelOpenHandle,
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        reply
+            .reject(ChannelOpenFailure::AdministrativelyProhibited)
+            .await;
+        Ok(())
+    }
+
+    async fn tcpip_forward(
+        &mut self,
+        address: &str,
+        port: &mut u32,
+        _session: &mut Session,
+    ) -> Result<bool, Self::Error> {
+        if let Some(conn) = &self.conn {
+            refuse_log(
+                &self.shared,
+                conn,
+                "tcpip-forward",
+                &format!("remote forwarding of {address}:{port} is refused"),
+            )
+            .await;
+        }
+        Ok(false)
+    }
+
+    async fn streamlocal_forward(
+        &mut self,
+        socket_path: &str,
+        _session: &mut Session,
+    ) -> Result<bool, Self::Error> {
+        if let Some(conn) = &self.conn {
+            refuse_log(
+                &self.shared,
+                conn,
+                "streamlocal-forward",
+                &format!("remote forwarding of {socket_path} is refused"),
+            )
+            .await;
+        }
+        Ok(false)
+    }
+}

@@ -1,0 +1,279 @@
+//! The TUI over an SSH channel: first the TOTP enrolment when MFA is
+//! required and the person has none, then the asset menu; a choice runs a
+//! target session, after which the menu comes back.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use russh::server::{Handle, Msg};
+use russh::{ChannelMsg, ChannelReadHalf, ChannelWriteHalf};
+
+use super::target::{self, Choice, Pty, Run};
+use super::{Conn, Shared};
+use crate::auth::totp;
+use crate::store;
+use crate::tui::{
+    self, ColorMode, Enrol, EnrolOutcome, InputParser, Key, Menu, MenuOutcome, Screen, Theme,
+};
+
+/// What the person's terminal did while a screen was up.
+enum Event {
+    Keys(Vec<Key>),
+    Resize(u32, u32),
+    Gone,
+    Shutdown,
+}
+
+/// Reads the next input, resolving a lone Esc after a short silence.
+async fn next_event(
+    shared: &Shared,
+    read: &mut ChannelReadHalf,
+    input: &mut InputParser,
+    esc_pending: &mut bool,
+) -> Event {
+    loop {
+        let timer = async {
+            if *esc_pending {
+                tokio::time::sleep(tui::ESC_TIMEOUT).await
+            } else {
+                std::future::pending::<()>().await
+            }
+        };
+        tokio::select! {
+            msg = read.wait() => match msg {
+                Some(ChannelMsg::Data { data }) => {
+                    *esc_pending = data.last() == Some(&0x1b);
+                    let keys = input.feed(&data);
+                    if !keys.is_empty() {
+                        return Event::Keys(keys);
+                    }
+                }
+                Some(ChannelMsg::WindowChange { col_width, row_height, .. }) => {
+                    return Event::Resize(col_width.clamp(1, 1000), row_height.clamp(1, 1000));
+                }
+                Some(ChannelMsg::Eof | ChannelMsg::Close) | None => return Event::Gone,
+                Some(_) => {}
+            },
+            () = timer => {
+                *esc_pending = false;
+                let keys = input.flush();
+                if !keys.is_empty() {
+                    return Event::Keys(keys);
+                }
+            }
+            () = shared.shutdown.cancelled() => return Event::Shutdown,
+        }
+    }
+}
+
+async fn send(write: &ChannelWriteHalf<Msg>, bytes: Vec<u8>) -> bool {
+    bytes.is_empty() || write.data_bytes(Bytes::from(bytes)).await.is_ok()
+}
+
+/// Runs the menu until the person quits or goes; returns the exit status.
+#[allow(clippy::too_many_arguments)]
+pub async fn run(
+    shared: &Arc<Shared>,
+    conn: &Conn,
+    pty: Option<&Pty>,
+    no_color: bool,
+    read: &mut ChannelReadHalf,
+    write: &ChannelWriteHalf<Msg>,
+    handle: &Handle,
+    id: russh::ChannelId,
+) -> u32 {
+    let Some(pty) = pty else {
+        return 1;
+    };
+    let mut pty = pty.clone();
+    let theme: Theme = shared.theme.for_session(no_color, &pty.term);
+    let mode = ColorMode::detect(&pty.term, no_color);
+    let mut screen = Screen::new(pty.cols as u16, pty.rows as u16, mode);
+    let mut input = InputParser::new();
+    let mut esc = false;
+    if !send(write, screen.enter()).await {
+        return 0;
+    }
+
+    if conn.must_enrol
+        && !enrol(
+            shared,
+            conn,
+            &theme,
+            &mut screen,
+            &mut input,
+            &mut esc,
+            read,
+            write,
+        )
+        .await
+    {
+        let _ = send(write, screen.leave()).await;
+        return 1;
+    }
+
+    let now = shared.services.clock.now();
+    let assets = shared.policy().visible_assets(&conn.identity, now);
+    let mut menu =
+        Menu::new(assets, &conn.identity).with_recent(recent(shared, &conn.identity.name).await);
+    if let Some(text) = login_notice(shared, &conn.identity.name).await {
+        menu = menu.with_notice(tui::Severity::Info, text);
+    }
+    loop {
+        let frame = screen.draw(|f| menu.render(f, &theme));
+        if !send(write, frame).await {
+            return 0;
+        }
+        let keys = match next_event(shared, read, &mut input, &mut esc).await {
+            Event::Keys(keys) => keys,
+            Event::Resize(cols, rows) => {
+                pty.cols = cols;
+                pty.rows = rows;
+                screen.resize(cols as u16, rows as u16);
+                continue;
+            }
+            Event::Gone => return 0,
+            Event::Shutdown => {
+                let _ = send(write, screen.leave()).await;
+                let _ = write
+                    .data_bytes(Bytes::from_static(
+                        b"rampart: the bastion is shutting down\r\n",
+                    ))
+                    .await;
+                return 0;
+            }
+        };
+        for key in keys {
+            match menu.handle(key) {
+                None => {}
+                Some(MenuOutcome::Quit) => {
+                    let _ = send(write, screen.leave()).await;
+                    return 0;
+                }
+                Some(MenuOutcome::Connect { asset, account, .. }) => {
+                    let _ = send(write, screen.leave()).await;
+                    let (username, password) = match account {
+                        tui::Chosen::Stored(name) => (name, None),
+                        tui::Chosen::Input { username, password } => (username, Some(password)),
+                    };
+                    let choice = Choice {
+                        asset: asset.clone(),
+                        account: Some(username),
+                        input_password: password,
+                    };
+                    let (open, size) = target::run_session(
+                        shared,
+                        conn,
+                        choice,
+                        Run::Shell,
+                        Some(&pty),
+                        read,
+                        write,
+                        handle,
+                        id,
+                    )
+                    .await
+                    .into_menu();
+                    if !open {
+                        return 0;
+                    }
+                    if let Some((cols, rows)) = size {
+                        pty.cols = cols;
+                        pty.rows = rows;
+                    }
+                    // Back to the menu: a fresh screen, the current policy.
+                    screen = Screen::new(pty.cols as u16, pty.rows as u16, mode);
+                    if !send(write, screen.enter()).await {
+                        return 0;
+                    }
+                    let now = shared.services.clock.now();
+                    menu.set_assets(shared.policy().visible_assets(&conn.identity, now));
+                    menu.set_notice(Some((
+                        tui::Severity::Info,
+                        format!("session on {asset} ended"),
+                    )));
+                    break;
+                }
+            }
+        }
+    }
+}
+
+/// The enrolment screen: a QR code and the secret; succeeds when the person
+/// types a valid code from it.
+#[allow(clippy::too_many_arguments)]
+async fn enrol(
+    shared: &Shared,
+    conn: &Conn,
+    theme: &Theme,
+    screen: &mut Screen,
+    input: &mut InputParser,
+    esc: &mut bool,
+    read: &mut ChannelReadHalf,
+    write: &ChannelWriteHalf<Msg>,
+) -> bool {
+    let seed = totp::new_secret();
+    let Ok(url) = totp::otpauth_url(&seed, &conn.identity.name, totp::ISSUER) else {
+        return false;
+    };
+    let mut view = Enrol::new(&url, seed.clone());
+    loop {
+        let frame = screen.draw(|f| view.render(f, theme));
+        if !send(write, frame).await {
+            return false;
+        }
+        let keys = match next_event(shared, read, input, esc).await {
+            Event::Keys(keys) => keys,
+            Event::Resize(cols, rows) => {
+                screen.resize(cols as u16, rows as u16);
+                continue;
+            }
+            Event::Gone | Event::Shutdown => return false,
+        };
+        for key in keys {
+            match view.handle(key) {
+                None => {}
+                Some(EnrolOutcome::Cancel) => return false,
+                Some(EnrolOutcome::Code(code)) => {
+                    match shared
+                        .authenticator
+                        .enrol_totp(&conn.identity, &seed, &code, conn.peer.ip())
+                        .await
+                    {
+                        Ok(()) => return true,
+                        Err(_) => view.set_error("that code does not match: check the time on your phone and try the next one"),
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The last successful login before this one and the failures since.
+async fn login_notice(shared: &Shared, user: &str) -> Option<String> {
+    let notice = shared.authenticator.notice(user).await.ok()?;
+    let mut text = match notice.last_login {
+        Some((at, from)) => format!(
+            "last login {} from {from}",
+            at.strftime("%Y-%m-%d %H:%M UTC")
+        ),
+        None => "first login".to_string(),
+    };
+    if notice.failures_since > 0 {
+        text.push_str(&format!(
+            "; {} failed attempt(s) since",
+            notice.failures_since
+        ));
+    }
+    Some(text)
+}
+
+/// Assets the person used recently, most recent first.
+async fn recent(shared: &Shared, user: &str) -> Vec<String> {
+    match shared.services.store.conn().await {
+        Ok(mut conn) => store::sessions::recent_assets(&mut conn, user, 10)
+            .await
+            .unwrap_or_default(),
+        Err(_) => Vec::new(),
+    }
+}

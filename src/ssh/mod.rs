@@ -1,0 +1,417 @@
+//! The SSH front door: listeners, the connection cap, host keys, the russh
+//! configuration, the policy snapshot the sessions decide with, and
+//! graceful shutdown.
+//!
+//! Shape (STYLE.md "Services"): the russh [`handler::Handler`] only
+//! authenticates and accepts channels; each session channel is driven by
+//! its own task ([`channel::run`]) that drains the channel in order and owns
+//! everything about that session. A semaphore permit is taken before each
+//! accept; one cancellation token stops the listeners and tells the
+//! sessions; a task tracker lets shutdown wait for them up to a deadline.
+//!
+//! Must never: await a client write inside a russh callback, keep a channel
+//! it does not drain, or decide access itself (that is `policy`).
+
+pub mod admin;
+pub mod channel;
+pub mod handler;
+pub mod menu;
+pub mod target;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use russh::keys::PrivateKey;
+use russh::{MethodKind, MethodSet, Preferred, cipher, kex};
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::audit::{self, AuditEvent};
+use crate::auth::LockoutPolicy;
+use crate::auth::login::{Authenticator, MfaPolicy};
+use crate::live;
+use crate::model::Identity;
+use crate::policy::Snapshot;
+use crate::services::{Services, StartError};
+use crate::store;
+
+/// What every connection and session shares.
+pub struct Shared {
+    pub services: Services,
+    pub authenticator: Authenticator,
+    policy: RwLock<Arc<Snapshot>>,
+    pub live: live::Registry,
+    pub tracker: TaskTracker,
+    pub shutdown: CancellationToken,
+    pub theme: crate::tui::Theme,
+    pub upstream: crate::upstream::ConnectOptions,
+}
+
+impl Shared {
+    /// The policy as of the last rebuild (at most ~1 s old).
+    pub fn policy(&self) -> Arc<Snapshot> {
+        self.policy
+            .read()
+            .map(|p| p.clone())
+            .unwrap_or_else(|e| e.into_inner().clone())
+    }
+
+    /// Rebuilds the snapshot from the database now.
+    pub async fn reload_policy(&self) -> Result<(), String> {
+        let snapshot = self
+            .services
+            .ops
+            .policy_snapshot()
+            .await
+            .map_err(|e| e.to_string())?;
+        match self.policy.write() {
+            Ok(mut p) => *p = Arc::new(snapshot),
+            Err(e) => *e.into_inner() = Arc::new(snapshot),
+        }
+        Ok(())
+    }
+}
+
+/// An authenticated connection: who, from where, and the login name's
+/// target if it carried one.
+#[derive(Debug)]
+pub struct Conn {
+    pub login: String,
+    pub route: Option<crate::route::Login>,
+    pub identity: Identity,
+    /// MFA is required and the person has no seed yet.
+    pub must_enrol: bool,
+    pub peer: SocketAddr,
+    pub method: &'static str,
+}
+
+/// Writes the audit row for a refused request (one line went to the person).
+pub async fn refuse_log(shared: &Shared, conn: &Conn, request: &str, reason: &str) {
+    let services = &shared.services;
+    let now = services.clock.now();
+    let result = async {
+        let mut tx = services.store.begin().await?;
+        audit::record(
+            &mut tx,
+            &AuditEvent::Refusal {
+                user_name: conn.identity.name.clone(),
+                source: conn.peer.ip().to_string(),
+                request: request.to_string(),
+                reason: reason.to_string(),
+            },
+            now,
+        )
+        .await?;
+        services.store.commit(tx).await
+    }
+    .await;
+    if let Err(e) = result {
+        tracing::error!("cannot log a refusal: {e}");
+    }
+}
+
+/// The russh configuration: modern algorithms only, keepalives instead of
+/// an inactivity timeout, constant rejection time for real failures but
+/// none for OpenSSH's initial `none` probe.
+fn russh_config(services: &Services, keys: Vec<PrivateKey>) -> russh::server::Config {
+    let ssh = &services.config.ssh;
+    let mut methods = MethodSet::empty();
+    for m in &services.config.auth.methods {
+        methods.push(match m {
+            crate::config::AuthMethod::Password => MethodKind::Password,
+            crate::config::AuthMethod::PublicKey => MethodKind::PublicKey,
+            crate::config::AuthMethod::KeyboardInteractive => MethodKind::KeyboardInteractive,
+        });
+    }
+    russh::server::Config {
+        server_id: russh::SshId::Standard(
+            format!("SSH-2.0-rampart_{}", env!("CARGO_PKG_VERSION")).into(),
+        ),
+        methods,
+        auth_rejection_time: Duration::from_millis(500),
+        auth_rejection_time_initial: Some(Duration::ZERO),
+        keys,
+        inactivity_timeout: None,
+        keepalive_interval: ssh.keepalive_interval,
+        keepalive_max: 3,
+        nodelay: true,
+        max_auth_attempts: ssh.max_auth_attempts as usize,
+        window_size: 2 * 1024 * 1024,
+        maximum_packet_size: 32768,
+        preferred: Preferred {
+            kex: std::borrow::Cow::Borrowed(&[
+                kex::MLKEM768X25519_SHA256,
+                kex::CURVE25519,
+                kex::CURVE25519_PRE_RFC_8731,
+                kex::EXTENSION_SUPPORT_AS_SERVER,
+                kex::EXTENSION_OPENSSH_STRICT_KEX_AS_SERVER,
+            ]),
+            key: std::borrow::Cow::Borrowed(&[
+                russh::keys::Algorithm::Ed25519,
+                russh::keys::Algorithm::Ecdsa {
+                    curve: russh::keys::EcdsaCurve::NistP256,
+                },
+                russh::keys::Algorithm::Ecdsa {
+                    curve: russh::keys::EcdsaCurve::NistP384,
+                },
+                russh::keys::Algorithm::Ecdsa {
+                    curve: russh::keys::EcdsaCurve::NistP521,
+                },
+                russh::keys::Algorithm::Rsa {
+                    hash: Some(russh::keys::HashAlg::Sha512),
+                },
+                russh::keys::Algorithm::Rsa {
+                    hash: Some(russh::keys::HashAlg::Sha256),
+                },
+            ]),
+            cipher: std::borrow::Cow::Borrowed(&[
+                cipher::CHACHA20_POLY1305,
+                cipher::AES_256_GCM,
+                cipher::AES_128_GCM,
+            ]),
+            ..Preferred::default()
+        },
+        ..russh::server::Config::default()
+    }
+}
+
+/// Loads the configured host keys, generating missing ones (ed25519).
+fn host_keys(services: &Services) -> Result<Vec<PrivateKey>, StartError> {
+    let mut keys = Vec::new();
+    for path in services.config.host_key_paths() {
+        if !path.exists() {
+            crate::services::write_host_key(&path)?;
+            tracing::info!("generated host key {}", path.display());
+        }
+        let key = russh::keys::load_secret_key(&path, None).map_err(|e| {
+            StartError::Refused(format!("host key {} cannot be loaded: {e}", path.display()))
+        })?;
+        keys.push(key);
+    }
+    Ok(keys)
+}
+
+/// The SSH front door, ready to serve.
+pub struct Server {
+    shared: Arc<Shared>,
+    config: Arc<russh::server::Config>,
+    max_connections: usize,
+}
+
+impl Server {
+    pub async fn new(services: Services) -> Result<Server, StartError> {
+        let keys = host_keys(&services)?;
+        let config = Arc::new(russh_config(&services, keys));
+        let auth_cfg = &services.config.auth;
+        let lockout = LockoutPolicy {
+            max_failures_per_user: auth_cfg.max_failures,
+            max_failures_per_address: auth_cfg.max_failures_per_address,
+            window: jiff::SignedDuration::try_from(auth_cfg.failure_window)
+                .unwrap_or(jiff::SignedDuration::from_mins(15)),
+            lockout: jiff::SignedDuration::try_from(auth_cfg.lockout)
+                .unwrap_or(jiff::SignedDuration::from_mins(15)),
+        };
+        let mfa = match auth_cfg.mfa {
+            crate::config::Mfa::Optional => MfaPolicy::Optional,
+            crate::config::Mfa::Required => MfaPolicy::Required,
+        };
+        let authenticator = Authenticator::new(
+            services.store.clone(),
+            services.vault.clone(),
+            services.clock.clone(),
+            lockout,
+            mfa,
+            auth_cfg.time_zone.clone(),
+        );
+        let theme = crate::tui::Theme::load(&services.config.tui.theme)
+            .map_err(|e| StartError::Refused(e.to_string()))?;
+        let snapshot = services.ops.policy_snapshot().await?;
+        let interrupted =
+            audit::interrupt_stale_sessions(&services.store, services.clock.now()).await?;
+        if interrupted > 0 {
+            tracing::warn!(
+                "{interrupted} session(s) were running when the bastion last stopped: marked interrupted"
+            );
+        }
+        let max_connections = services.config.ssh.max_connections as usize;
+        let shared = Arc::new(Shared {
+            services,
+            authenticator,
+            policy: RwLock::new(Arc::new(snapshot)),
+            live: live::Registry::new(),
+            tracker: TaskTracker::new(),
+            shutdown: CancellationToken::new(),
+            theme,
+            upstream: crate::upstream::ConnectOptions::default(),
+        });
+        Ok(Server {
+            shared,
+            config,
+            max_connections,
+        })
+    }
+
+    pub fn shared(&self) -> Arc<Shared> {
+        self.shared.clone()
+    }
+
+    /// Binds the configured addresses.
+    pub async fn bind(&self) -> Result<Vec<TcpListener>, StartError> {
+        let mut listeners = Vec::new();
+        for addr in &self.shared.services.config.ssh.listen {
+            let l = TcpListener::bind(addr)
+                .await
+                .map_err(|e| StartError::Refused(format!("cannot listen on {addr}: {e}")))?;
+            listeners.push(l);
+        }
+        Ok(listeners)
+    }
+
+    /// Serves until `stop` resolves, then shuts down gracefully: stop
+    /// accepting, tell the sessions, give them `ssh.shutdown_grace`, close
+    /// what is left and wait for every recording to be finalised.
+    pub async fn run(
+        self,
+        listeners: Vec<TcpListener>,
+        stop: impl std::future::Future<Output = ()>,
+    ) -> Result<(), StartError> {
+        let shared = self.shared.clone();
+        let permits = Arc::new(Semaphore::new(self.max_connections.max(1)));
+        let watcher = tokio::spawn(watch_changes(shared.clone()));
+        let control = spawn_control(shared.clone());
+        let mut accepting = tokio::task::JoinSet::new();
+        for listener in listeners {
+            accepting.spawn(accept_loop(
+                listener,
+                shared.clone(),
+                self.config.clone(),
+                permits.clone(),
+            ));
+        }
+        stop.await;
+        tracing::info!("shutting down: no new connections");
+        shared.shutdown.cancel();
+        accepting.abort_all();
+        watcher.abort();
+        shared.tracker.close();
+        let grace = shared.services.config.ssh.shutdown_grace + Duration::from_secs(5);
+        if tokio::time::timeout(grace, shared.tracker.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("some sessions did not finish within the shutdown grace");
+        }
+        if let Some(control) = control {
+            control.abort();
+        }
+        Ok(())
+    }
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    config: Arc<russh::server::Config>,
+    permits: Arc<Semaphore>,
+) {
+    loop {
+        // Take the permit before accepting: beyond the cap, clients wait in
+        // the kernel's backlog instead of costing memory here.
+        let Ok(permit) = permits.clone().acquire_owned().await else {
+            return;
+        };
+        let (stream, peer) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    tracing::warn!("accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = shared.shutdown.cancelled() => return,
+        };
+        let _ = stream.set_nodelay(true);
+        let shared = shared.clone();
+        let config = config.clone();
+        shared.tracker.clone().spawn(async move {
+            let _permit = permit;
+            let handler = handler::Handler::new(shared.clone(), peer);
+            let login_timeout = shared.services.config.ssh.login_timeout;
+            match russh::server::run_stream(config, stream, handler).await {
+                Ok(session) => {
+                    let handle = session.handle();
+                    tokio::select! {
+                        r = session => {
+                            if let Err(e) = r {
+                                tracing::debug!(%peer, "connection ended: {e}");
+                            }
+                        }
+                        () = shutdown_after_sessions(&shared) => {
+                            let _ = handle
+                                .disconnect(russh::Disconnect::ByApplication, "the bastion is shutting down".into(), "en".into())
+                                .await;
+                        }
+                    }
+                    let _ = login_timeout;
+                }
+                Err(e) => tracing::debug!(%peer, "handshake failed: {e}"),
+            }
+        });
+    }
+}
+
+/// Resolves once shutdown began and the grace period has passed, so a
+/// connection whose sessions already ended is dropped at the deadline.
+async fn shutdown_after_sessions(shared: &Shared) {
+    shared.shutdown.cancelled().await;
+    tokio::time::sleep(shared.services.config.ssh.shutdown_grace + Duration::from_secs(1)).await;
+}
+
+/// Rebuilds the policy snapshot when the database says something changed
+/// (the CLI is another process: it bumps `change_counter`).
+async fn watch_changes(shared: Arc<Shared>) {
+    let mut last = None;
+    loop {
+        let counter = match shared.services.store.conn().await {
+            Ok(mut conn) => store::change_counter(&mut conn).await.ok(),
+            Err(_) => None,
+        };
+        if counter.is_some() && counter != last {
+            if last.is_some()
+                && let Err(e) = shared.reload_policy().await
+            {
+                tracing::error!("policy reload failed, keeping the previous one: {e}");
+            }
+            last = counter;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+/// Starts the control socket (`data_dir/control.sock`) for the CLI's
+/// `session list --live` and `session kill`.
+fn spawn_control(shared: Arc<Shared>) -> Option<tokio::task::JoinHandle<()>> {
+    let path = shared.services.config.control_socket_path();
+    let (reload_tx, mut reload_rx) = tokio::sync::mpsc::channel::<()>(4);
+    let reloader = shared.clone();
+    tokio::spawn(async move {
+        while reload_rx.recv().await.is_some() {
+            if let Err(e) = reloader.reload_policy().await {
+                tracing::error!("policy reload failed: {e}");
+            }
+        }
+    });
+    let registry = shared.live.clone();
+    let stop = shared.shutdown.clone();
+    Some(tokio::spawn(async move {
+        if let Err(e) =
+            live::control::serve_control(&path, registry, reload_tx, stop.cancelled_owned()).await
+        {
+            tracing::error!("control socket {}: {e}", path.display());
+        }
+    }))
+}

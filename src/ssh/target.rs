@@ -1,0 +1,510 @@
+//! One session on a target, from a choice to a closed, recorded, audited
+//! session: authorise (policy builds the Grant), open the secret, connect
+//! (host key pinned or checked), open the target channel with the person's
+//! pty, start the recording and the session row, pump, then finalise the
+//! recording, the row and the chain — whatever way the session ended.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use russh::server::Msg as ServerMsg;
+use russh::{ChannelReadHalf, ChannelWriteHalf};
+
+use super::{Conn, Shared};
+use crate::audit::{self, AuditEvent};
+use crate::model::{Action, FilterAction, new_id};
+use crate::policy::{Grant, GrantAccount};
+use crate::record::{CommandTracker, RecordOptions, RecorderHandle, RecordingMeta, SessionKind};
+use crate::relay::{self, EndReason, Hooks};
+use crate::store;
+use crate::upstream::{self, Credential};
+use crate::vault::Secret;
+
+/// The terminal the person has, if any.
+#[derive(Debug, Clone)]
+pub struct Pty {
+    pub term: String,
+    pub cols: u32,
+    pub rows: u32,
+    pub modes: Vec<(russh::Pty, u32)>,
+}
+
+/// What the person chose: asset, account (stored or typed in), protocol.
+pub struct Choice {
+    pub asset: String,
+    pub account: Option<String>,
+    /// The @INPUT password typed in the menu, when the account is typed in.
+    pub input_password: Option<Secret<String>>,
+}
+
+/// What to run on the target.
+pub enum Run {
+    Shell,
+    Exec(String),
+}
+
+/// The one message for "no such asset" and "not permitted" alike.
+pub fn no_access(asset: &str) -> String {
+    format!(
+        "rampart: {asset}: no such asset, or you may not use it (see `ssh bastion` for your list)"
+    )
+}
+
+/// Picks the account when the person did not name one: the only stored
+/// account granted, else a message listing the choices.
+pub fn pick_account(shared: &Shared, conn: &Conn, asset: &str) -> Result<String, String> {
+    let now = shared.services.clock.now();
+    let Some(visible) = shared.policy().visible_asset(&conn.identity, asset, now) else {
+        return Err(no_access(asset));
+    };
+    let accounts: Vec<String> = visible
+        .accounts()
+        .map(|a| a.username().to_string())
+        .collect();
+    match accounts.as_slice() {
+        [one] => Ok(one.clone()),
+        [] if visible.input_allowed() => Err(format!(
+            "rampart: {asset} needs a typed-in account: log in with `ssh -t bastion` and pick it in the menu"
+        )),
+        [] => Err(no_access(asset)),
+        many => Err(format!(
+            "rampart: {asset} has several accounts you may use ({}): name one, e.g. `{}@{asset}`",
+            many.join(", "),
+            many[0]
+        )),
+    }
+}
+
+/// How a target session ended, for the caller.
+#[derive(Debug, Clone, Copy)]
+pub struct Ended {
+    /// The person's channel is still open (so a menu can come back).
+    pub client_open: bool,
+    pub exit_status: Option<u32>,
+    /// The terminal size the person had at the end.
+    pub size: Option<(u32, u32)>,
+}
+
+impl Ended {
+    fn refused() -> Ended {
+        Ended {
+            client_open: true,
+            exit_status: Some(1),
+            size: None,
+        }
+    }
+
+    /// What the menu needs: whether to come back, and at which size.
+    pub fn into_menu(self) -> (bool, Option<(u32, u32)>) {
+        (self.client_open, self.size)
+    }
+}
+
+/// Runs a session on a target, whatever way it ends.
+#[allow(clippy::too_many_arguments)]
+pub async fn run_session(
+    shared: &Arc<Shared>,
+    conn: &Conn,
+    choice: Choice,
+    run: Run,
+    pty: Option<&Pty>,
+    client_read: &mut ChannelReadHalf,
+    client_write: &ChannelWriteHalf<ServerMsg>,
+    client_handle: &russh::server::Handle,
+    client_id: russh::ChannelId,
+) -> Ended {
+    let services = &shared.services;
+    let now = services.clock.now();
+    let say = |text: String| async move {
+        let line = if pty.is_some() {
+            format!("{text}\r\n")
+        } else {
+            format!("{text}\n")
+        };
+        let _ = client_write.extended_data_bytes(1, Bytes::from(line)).await;
+    };
+
+    let Some(account) = choice
+        .account
+        .clone()
+        .or_else(|| pick_account(shared, conn, &choice.asset).ok())
+    else {
+        match pick_account(shared, conn, &choice.asset) {
+            Err(msg) => say(msg).await,
+            Ok(_) => say(no_access(&choice.asset)).await,
+        }
+        return Ended::refused();
+    };
+    let policy = shared.policy();
+    let Some(grant) = policy.authorize(
+        &conn.identity,
+        &choice.asset,
+        &account,
+        "ssh",
+        Action::Connect,
+        now,
+    ) else {
+        say(no_access(&choice.asset)).await;
+        return Ended::refused();
+    };
+
+    // The secret: stored (sealed in the vault) or typed in.
+    let credential = match grant.account() {
+        GrantAccount::Stored { account_id, .. } => {
+            match stored_credential(shared, account_id).await {
+                Ok(c) => c,
+                Err(msg) => {
+                    say(format!("rampart: {}: {msg}", grant.asset_name())).await;
+                    return Ended::refused();
+                }
+            }
+        }
+        GrantAccount::Input { .. } => match choice.input_password {
+            Some(pw) => Credential::Password(pw),
+            None => {
+                say(format!(
+                    "rampart: {}: this account needs a password typed in the menu",
+                    grant.asset_name()
+                ))
+                .await;
+                return Ended::refused();
+            }
+        },
+    };
+    let pinned = match services.store.conn().await {
+        Ok(mut c) => store::assets::host_keys(&mut c, grant.asset_id())
+            .await
+            .unwrap_or_default(),
+        Err(_) => Vec::new(),
+    };
+    let username = grant.account().username().to_string();
+    let upstream = match upstream::connect_ssh(
+        &grant,
+        &username,
+        credential,
+        pinned.clone(),
+        &shared.upstream,
+    )
+    .await
+    {
+        Ok(u) => u,
+        Err(e) => {
+            say(format!("rampart: {e}")).await;
+            if matches!(e, upstream::UpstreamError::HostKeyChanged { .. }) {
+                super::refuse_log(
+                    shared,
+                    conn,
+                    &format!("connect {}", grant.asset_name()),
+                    &e.to_string(),
+                )
+                .await;
+            }
+            return Ended::refused();
+        }
+    };
+    if pinned.is_empty() {
+        pin_first_key(shared, &grant, &upstream).await;
+    }
+
+    let target = match upstream.open_session().await {
+        Ok(ch) => ch,
+        Err(e) => {
+            say(format!(
+                "rampart: {}: cannot open a session: {e}",
+                grant.asset_name()
+            ))
+            .await;
+            upstream.disconnect().await;
+            return Ended::refused();
+        }
+    };
+    let (mut target_read, target_write) = target.split();
+    if let Some(p) = pty {
+        let _ = target_write
+            .request_pty(false, &p.term, p.cols, p.rows, 0, 0, &p.modes)
+            .await;
+    }
+    let (kind, command) = match &run {
+        Run::Shell => ("shell", None),
+        Run::Exec(c) => ("exec", Some(c.clone())),
+    };
+    // An exec'd command is checked against the filters before it runs.
+    if let Some(cmd) = &command {
+        let verdict = policy.check_grant_command(&grant, cmd);
+        if matches!(verdict.action, FilterAction::Deny | FilterAction::Review) {
+            let session_id = new_id();
+            relay::log_exec_command(
+                services,
+                &grant,
+                &session_id,
+                cmd,
+                String::new(),
+                verdict.action,
+                verdict.rule.clone(),
+            )
+            .await;
+            say(format!(
+                "rampart: command refused by rule {}",
+                verdict.rule.as_deref().unwrap_or("?")
+            ))
+            .await;
+            upstream.disconnect().await;
+            return Ended::refused();
+        }
+    }
+
+    let session_id = new_id();
+    let (cols, rows) = pty.map(|p| (p.cols, p.rows)).unwrap_or((80, 24));
+    let meta = RecordingMeta {
+        session: session_id.clone(),
+        started_at: now,
+        user: grant.user_name().to_string(),
+        asset: grant.asset_name().to_string(),
+        account: username.clone(),
+        protocol: "ssh".into(),
+        kind: if command.is_some() {
+            SessionKind::Exec
+        } else {
+            SessionKind::Shell
+        },
+        cols: cols as u16,
+        rows: rows as u16,
+        term: pty.map(|p| p.term.clone()),
+        shell: None,
+        title: Some(format!("{}@{}", username, grant.asset_name())),
+        command: command.clone(),
+    };
+    let options = RecordOptions {
+        input: services.config.recording.input,
+        flush_interval: services.config.recording.flush_interval,
+        ..RecordOptions::default()
+    };
+    let recorder = match RecorderHandle::start(services.config.recording_dir(), meta, options).await
+    {
+        Ok(r) => Some(r),
+        Err(e) => {
+            tracing::error!("recording cannot start: {e}");
+            if services.config.recording.on_failure == crate::config::OnFailure::Deny {
+                say(
+                    "rampart: the session cannot be recorded, so it is refused; tell an admin"
+                        .into(),
+                )
+                .await;
+                upstream.disconnect().await;
+                return Ended::refused();
+            }
+            None
+        }
+    };
+    let Some(recorder) = recorder else {
+        upstream.disconnect().await;
+        return Ended::refused();
+    };
+
+    let new = store::sessions::NewSession {
+        id: session_id.clone(),
+        user_id: grant.user_id().to_string(),
+        user_name: grant.user_name().to_string(),
+        asset_id: grant.asset_id().to_string(),
+        asset_name: grant.asset_name().to_string(),
+        account: username.clone(),
+        protocol: "ssh".into(),
+        kind: kind.into(),
+        source: conn.peer.ip().to_string(),
+        recording: Some(recorder.relative_path().to_string_lossy().into_owned()),
+    };
+    if let Err(e) = insert_session(shared, &new).await {
+        tracing::error!("cannot write the session row: {e}");
+        say("rampart: the session cannot be audited, so it is refused; tell an admin".into()).await;
+        let _ = recorder.finish().await;
+        upstream.disconnect().await;
+        return Ended::refused();
+    }
+
+    let started = match &run {
+        Run::Shell => target_write.request_shell(true).await,
+        Run::Exec(c) => target_write.exec(true, c.as_bytes().to_vec()).await,
+    };
+    let mut live = shared.live.register(crate::live::SessionInfo {
+        id: session_id.clone(),
+        user: grant.user_name().to_string(),
+        asset: grant.asset_name().to_string(),
+        account: username.clone(),
+        protocol: "ssh".into(),
+        kind: kind.into(),
+        source: conn.peer.ip().to_string(),
+        started_at: now,
+        cols: cols as u16,
+        rows: rows as u16,
+    });
+    let outcome = if let Err(e) = started {
+        say(format!("rampart: {}: {e}", grant.asset_name())).await;
+        relay::Outcome {
+            reason: EndReason::Error(e.to_string()),
+            exit_status: Some(1),
+            bytes_in: 0,
+            bytes_out: 0,
+            client_open: true,
+            size: None,
+        }
+    } else {
+        let tracker = match (&run, pty) {
+            (Run::Shell, Some(p)) => Some(CommandTracker::new(p.cols as u16, p.rows as u16)),
+            _ => None,
+        };
+        let shared2 = shared.clone();
+        let policy_fn = move || shared2.policy();
+        relay::pump(
+            client_read,
+            client_write,
+            client_handle,
+            client_id,
+            &mut target_read,
+            &target_write,
+            Hooks {
+                services,
+                policy: &policy_fn,
+                grant: &grant,
+                session_id: &session_id,
+                recorder: &recorder,
+                tracker,
+                live: &mut live,
+                shutdown: &shared.shutdown,
+                idle_timeout: services.config.ssh.idle_timeout,
+                started: Instant::now(),
+            },
+        )
+        .await
+    };
+    drop(live);
+    let _ = target_write.close().await;
+    upstream.disconnect().await;
+
+    // The exec'd command is logged with the first output it produced.
+    let finished = recorder.finish().await;
+    if let Some(cmd) = &command {
+        let output = finished
+            .as_ref()
+            .map(|f| f.first_output.clone())
+            .unwrap_or_default();
+        relay::log_exec_command(
+            services,
+            &grant,
+            &session_id,
+            cmd,
+            output,
+            FilterAction::Allow,
+            None,
+        )
+        .await;
+    }
+    let digest = match &finished {
+        Ok(f) => Some(f.sha256.clone()),
+        Err(e) => {
+            tracing::error!(session = %session_id, "recording failed: {e}");
+            None
+        }
+    };
+    let status = match (&outcome.reason, &finished) {
+        (_, Err(_)) => "failed",
+        (EndReason::Error(_), _) => "failed",
+        _ => "closed",
+    };
+    let ending = store::sessions::Ending {
+        status: status.into(),
+        reason: outcome.reason.as_str(),
+        recording_sha256: digest,
+        bytes_in: i64::try_from(outcome.bytes_in).unwrap_or(i64::MAX),
+        bytes_out: i64::try_from(outcome.bytes_out).unwrap_or(i64::MAX),
+        exit_status: outcome.exit_status.map(i64::from),
+    };
+    if let Err(e) = end_session(shared, &session_id, &ending).await {
+        tracing::error!(session = %session_id, "cannot close the session row: {e}");
+    }
+    Ended {
+        client_open: outcome.client_open,
+        exit_status: outcome.exit_status,
+        size: outcome.size,
+    }
+}
+
+async fn stored_credential(shared: &Shared, account_id: &str) -> Result<Credential, String> {
+    let services = &shared.services;
+    let mut conn = services.store.conn().await.map_err(|e| e.to_string())?;
+    let (kind, sealed) = store::accounts::secret(&mut conn, account_id)
+        .await
+        .map_err(|e| e.to_string())?;
+    let secret = match (&services.vault, sealed) {
+        (Some(vault), Some(sealed)) => Some(vault.open_string(&sealed).map_err(|e| {
+            tracing::error!("account secret cannot be opened: {e}");
+            "the stored secret cannot be opened; tell an admin".to_string()
+        })?),
+        (None, Some(_)) => return Err("no master key is loaded; tell an admin".into()),
+        (_, None) => None,
+    };
+    Credential::from_secret(kind, secret).map_err(|e| e.to_string())
+}
+
+/// Pins the key a target presented on its first connection, with an audit
+/// row saying so.
+async fn pin_first_key(shared: &Shared, grant: &Grant, upstream: &upstream::Upstream) {
+    let (Some(key), Some(line)) = (&upstream.presented_key, &upstream.presented_key_line) else {
+        return;
+    };
+    let services = &shared.services;
+    let now = services.clock.now();
+    let result = async {
+        let mut tx = services.store.begin().await?;
+        store::assets::pin_host_key(&mut tx, grant.asset_id(), &key.algorithm, &key.fingerprint, line, now).await?;
+        audit::record(
+            &mut tx,
+            &AuditEvent::Operation {
+                actor: "rampart".into(),
+                actor_role: crate::model::Role::Admin,
+                via: audit::Via::Ssh,
+                verb: "asset.pin-host-key".into(),
+                object: format!("asset {}", grant.asset_name()),
+                before: None,
+                after: Some(serde_json::json!({ "algorithm": key.algorithm, "fingerprint": key.fingerprint, "first_use_by": grant.user_name() })),
+            },
+            now,
+        )
+        .await?;
+        services.store.commit(tx).await
+    }
+    .await;
+    if let Err(e) = result {
+        tracing::error!("cannot pin the host key of {}: {e}", grant.asset_name());
+    }
+}
+
+async fn insert_session(
+    shared: &Shared,
+    new: &store::sessions::NewSession,
+) -> Result<(), store::StoreError> {
+    let services = &shared.services;
+    let mut tx = services.store.begin().await?;
+    store::sessions::insert(&mut tx, new, services.clock.now()).await?;
+    services.store.commit(tx).await
+}
+
+async fn end_session(
+    shared: &Shared,
+    id: &str,
+    ending: &store::sessions::Ending,
+) -> Result<(), store::StoreError> {
+    let services = &shared.services;
+    let now = services.clock.now();
+    let mut tx = services.store.begin().await?;
+    store::sessions::finish(&mut tx, id, ending, now).await?;
+    audit::record(
+        &mut tx,
+        &AuditEvent::SessionEnd {
+            session_id: id.to_string(),
+        },
+        now,
+    )
+    .await?;
+    services.store.commit(tx).await
+}

@@ -1,0 +1,248 @@
+//! Bytes a terminal sends → [`Key`]s.
+//!
+//! The SSH channel hands us raw bytes in arbitrary chunks: an arrow key may
+//! arrive split across two reads, a UTF-8 character likewise, and a lone
+//! `ESC` is ambiguous (the Escape key, or the first byte of `Alt-x` / an
+//! escape sequence). `termwiz`'s parser handles the sequences; this wrapper
+//! turns its events into rampart's own [`Key`], so nothing outside this file
+//! depends on termwiz types, and it bounds how much the parser may buffer.
+//!
+//! The caller feeds every chunk with [`InputParser::feed`] and, when no byte
+//! has arrived for [`ESC_TIMEOUT`], calls [`InputParser::flush`] to resolve a
+//! pending `ESC` as the Escape key. Mouse reports (the menu never enables
+//! mouse tracking, but a client may still send them) are dropped.
+
+use std::fmt;
+use std::time::Duration;
+
+use termwiz::input::{InputEvent, InputParser as Termwiz, KeyCode, KeyEvent, Modifiers};
+
+/// How long to wait after a lone `ESC` before taking it as the Escape key
+/// rather than the start of `Alt-x` or an escape sequence. Terminals send a
+/// sequence in one write, so over SSH its bytes arrive together or within a
+/// few milliseconds; 50 ms is what vim's `ttimeoutlen` and tmux use, and a
+/// person does not notice it.
+pub const ESC_TIMEOUT: Duration = Duration::from_millis(50);
+
+/// The most bytes the parser may hold without producing a key: an
+/// unterminated bracketed paste (`ESC [200~` with no `ESC [201~`) would
+/// otherwise grow without bound on a hostile or broken client. Nothing in a
+/// menu needs a paste this large.
+const MAX_PENDING: usize = 64 * 1024;
+
+/// One key press (or paste) as the TUI understands it.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Key {
+    /// A printable character, already shifted (`A`, `?`, `é`).
+    Char(char),
+    Enter,
+    Tab,
+    /// Shift-Tab.
+    BackTab,
+    Backspace,
+    Delete,
+    Esc,
+    Up,
+    Down,
+    Left,
+    Right,
+    Home,
+    End,
+    PageUp,
+    PageDown,
+    Insert,
+    /// Function key `F1`..`F20`.
+    F(u8),
+    /// Ctrl with a letter, always lower case (`Ctrl('c')`), or one of the
+    /// other control characters a terminal can send (`Ctrl(' ')` for Ctrl-@).
+    Ctrl(char),
+    /// Alt (Meta) with a character: `ESC` immediately followed by it.
+    Alt(char),
+    /// A bracketed paste, delivered whole.
+    Paste(String),
+}
+
+/// Redacts paste contents: a paste into a password prompt is a password, and
+/// a `{:?}` of a key must not put it into a log line.
+impl fmt::Debug for Key {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Key::Char(c) => write!(f, "Char({c:?})"),
+            Key::Enter => f.write_str("Enter"),
+            Key::Tab => f.write_str("Tab"),
+            Key::BackTab => f.write_str("BackTab"),
+            Key::Backspace => f.write_str("Backspace"),
+            Key::Delete => f.write_str("Delete"),
+            Key::Esc => f.write_str("Esc"),
+            Key::Up => f.write_str("Up"),
+            Key::Down => f.write_str("Down"),
+            Key::Left => f.write_str("Left"),
+            Key::Right => f.write_str("Right"),
+            Key::Home => f.write_str("Home"),
+            Key::End => f.write_str("End"),
+            Key::PageUp => f.write_str("PageUp"),
+            Key::PageDown => f.write_str("PageDown"),
+            Key::Insert => f.write_str("Insert"),
+            Key::F(n) => write!(f, "F({n})"),
+            Key::Ctrl(c) => write!(f, "Ctrl({c:?})"),
+            Key::Alt(c) => write!(f, "Alt({c:?})"),
+            Key::Paste(text) => write!(f, "Paste([{} chars])", text.chars().count()),
+        }
+    }
+}
+
+/// A stateful parser for one session's input stream.
+pub struct InputParser {
+    inner: Termwiz,
+    /// Bytes fed since the last call that produced a key; an upper bound on
+    /// what the inner parser buffers.
+    pending: usize,
+}
+
+impl Default for InputParser {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Debug for InputParser {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("InputParser")
+            .field("pending", &self.pending)
+            .finish_non_exhaustive()
+    }
+}
+
+impl InputParser {
+    pub fn new() -> Self {
+        InputParser {
+            inner: Termwiz::new(),
+            pending: 0,
+        }
+    }
+
+    /// Parses one chunk as it came off the channel. Incomplete sequences
+    /// (half an arrow key, half a UTF-8 character, a lone `ESC`) are kept for
+    /// the next call or for [`InputParser::flush`].
+    pub fn feed(&mut self, bytes: &[u8]) -> Vec<Key> {
+        let keys = self.run(bytes, true);
+        if keys.is_empty() {
+            self.pending = self.pending.saturating_add(bytes.len());
+        } else {
+            self.pending = bytes.len();
+        }
+        if self.pending > MAX_PENDING {
+            // Drop whatever was buffered (see MAX_PENDING): the next bytes
+            // start from a clean state.
+            self.inner = Termwiz::new();
+            self.pending = 0;
+        }
+        keys
+    }
+
+    /// Called after [`ESC_TIMEOUT`] without input: whatever is still
+    /// buffered is taken as typed (a lone `ESC` becomes [`Key::Esc`]).
+    /// Harmless when nothing is pending.
+    pub fn flush(&mut self) -> Vec<Key> {
+        self.pending = 0;
+        self.run(&[], false)
+    }
+
+    fn run(&mut self, bytes: &[u8], maybe_more: bool) -> Vec<Key> {
+        let mut keys = Vec::new();
+        self.inner.parse(
+            bytes,
+            |event| {
+                if let Some(key) = convert(event) {
+                    keys.push(key);
+                }
+            },
+            maybe_more,
+        );
+        keys
+    }
+}
+
+fn convert(event: InputEvent) -> Option<Key> {
+    match event {
+        InputEvent::Key(key) => convert_key(key),
+        InputEvent::Paste(text) => Some(Key::Paste(text)),
+        // Mouse reports and the rest carry nothing the TUI acts on.
+        InputEvent::Mouse(_)
+        | InputEvent::PixelMouse(_)
+        | InputEvent::Resized { .. }
+        | InputEvent::Wake => None,
+    }
+}
+
+fn convert_key(KeyEvent { key, modifiers }: KeyEvent) -> Option<Key> {
+    let ctrl = modifiers.contains(Modifiers::CTRL);
+    let alt = modifiers.contains(Modifiers::ALT);
+    let shift = modifiers.contains(Modifiers::SHIFT);
+    Some(match key {
+        KeyCode::Char(c) => return Some(convert_char(c, ctrl, alt)),
+        KeyCode::Enter => Key::Enter,
+        KeyCode::Tab if shift => Key::BackTab,
+        KeyCode::Tab => Key::Tab,
+        KeyCode::Backspace => Key::Backspace,
+        KeyCode::Delete => Key::Delete,
+        KeyCode::Escape => Key::Esc,
+        KeyCode::UpArrow | KeyCode::ApplicationUpArrow => Key::Up,
+        KeyCode::DownArrow | KeyCode::ApplicationDownArrow => Key::Down,
+        KeyCode::LeftArrow | KeyCode::ApplicationLeftArrow => Key::Left,
+        KeyCode::RightArrow | KeyCode::ApplicationRightArrow => Key::Right,
+        KeyCode::Home | KeyCode::KeyPadHome => Key::Home,
+        KeyCode::End | KeyCode::KeyPadEnd => Key::End,
+        KeyCode::PageUp | KeyCode::KeyPadPageUp => Key::PageUp,
+        KeyCode::PageDown | KeyCode::KeyPadPageDown => Key::PageDown,
+        KeyCode::Insert => Key::Insert,
+        KeyCode::Function(n) => Key::F(n),
+        // Modifier-only presses, media keys and the like: a terminal over
+        // SSH does not send them, and the TUI would ignore them anyway.
+        _ => return None,
+    })
+}
+
+/// Maps a character with modifiers. Terminals send Ctrl-letter as a C0
+/// byte (Ctrl-C is 0x03), which termwiz reports either as the letter with
+/// CTRL or, for the bytes it has no name for, as the raw control character.
+fn convert_char(c: char, ctrl: bool, alt: bool) -> Key {
+    match c {
+        // Ctrl-@ (and Ctrl-Space) is NUL.
+        '\0' => Key::Ctrl(' '),
+        '\r' | '\n' => Key::Enter,
+        '\t' => Key::Tab,
+        '\u{8}' | '\u{7f}' => Key::Backspace,
+        '\u{1b}' => Key::Esc,
+        // Remaining C0 bytes: 0x01..=0x1a are Ctrl-a..Ctrl-z, 0x1c..=0x1f
+        // are Ctrl-\ ] ^ _ (the byte plus 0x40, as the terminal computed it).
+        c if (c as u32) < 0x20 => Key::Ctrl(char::from(c as u8 + 0x40).to_ascii_lowercase()),
+        c if ctrl => Key::Ctrl(c.to_ascii_lowercase()),
+        c if alt => Key::Alt(c),
+        c => Key::Char(c),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn raw_control_bytes_map_to_ctrl_letters() {
+        assert_eq!(convert_char('\u{3}', false, false), Key::Ctrl('c'));
+        assert_eq!(convert_char('\u{1c}', false, false), Key::Ctrl('\\'));
+        assert_eq!(convert_char('\0', false, false), Key::Ctrl(' '));
+    }
+
+    #[test]
+    fn unterminated_paste_is_bounded() {
+        let mut p = InputParser::new();
+        assert!(p.feed(b"\x1b[200~").is_empty());
+        let chunk = vec![b'a'; 16 * 1024];
+        for _ in 0..4 {
+            assert!(p.feed(&chunk).is_empty());
+        }
+        // The runaway paste was dropped; ordinary typing works again.
+        assert_eq!(p.feed(b"x"), vec![Key::Char('x')]);
+    }
+}

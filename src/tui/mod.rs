@@ -1,0 +1,89 @@
+//! `tui`: ratatui applications over an SSH channel.
+//!
+//! What this module owns:
+//! - [`input`]: the bytes a client's terminal sends, parsed into [`Key`]s
+//!   (arrows, Home/End, PgUp/PgDn, Alt- vs Esc, Ctrl-keys, UTF-8 split across
+//!   reads, bracketed paste);
+//! - [`screen`]: a ratatui terminal that renders into bytes for the channel,
+//!   sized from `pty-req` / `window-change` ([`Screen`], [`ColorMode`]);
+//! - [`theme`]: semantic colour roles from `themes/*.toml` ([`Theme`]);
+//! - the screens: the asset [`Menu`], TOTP enrolment ([`Enrol`]), the forced
+//!   password change ([`Passwd`]) and a [`MessageBox`] for refusals.
+//!
+//! Each screen follows Input → Action → state → render: `handle(Key)`
+//! changes plain state and may return an outcome for the caller,
+//! `render(&self, frame, &Theme)` draws it. State is testable without a
+//! terminal; tests drive it through [`Screen`] and read the bytes back with a
+//! terminal emulator, as the client would.
+//!
+//! What it must never do:
+//! - query the database, the vault or the network: the session task hands it
+//!   the person's assets (`policy::VisibleAsset`) and takes back what they
+//!   chose; `policy::authorize` still decides;
+//! - block or wait on I/O: every call returns at once, the caller writes the
+//!   bytes and owns timers (such as [`input::ESC_TIMEOUT`]);
+//! - echo a password: typed secrets are drawn as `*`, kept in
+//!   [`crate::vault::Secret`], and never appear in `Debug` output, in an
+//!   error or in any byte sent to the client.
+
+pub mod enrol;
+mod field;
+mod filter;
+pub mod input;
+pub mod menu;
+pub mod notice;
+pub mod passwd;
+pub mod screen;
+pub mod theme;
+mod tree;
+
+use ratatui::layout::Rect;
+use ratatui::style::Style;
+use ratatui::text::{Line, Span};
+
+pub use enrol::{Enrol, EnrolOutcome};
+pub use input::{ESC_TIMEOUT, InputParser, Key};
+pub use menu::{Chosen, Menu, MenuOutcome};
+pub use notice::MessageBox;
+pub use passwd::{Passwd, PasswdOutcome};
+pub use screen::{ColorMode, Screen};
+pub use theme::{Role, Theme, ThemeError};
+
+/// How serious a notice or message is; decides its style.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Severity {
+    Info,
+    Warning,
+    Danger,
+}
+
+pub(crate) fn severity_style(theme: &Theme, severity: Severity) -> Style {
+    match severity {
+        Severity::Info => theme.info(),
+        Severity::Warning => theme.warning(),
+        Severity::Danger => theme.danger(),
+    }
+}
+
+/// A `width`×`height` rectangle centred in `area`, shrunk to fit.
+pub(crate) fn centered(area: Rect, width: u16, height: u16) -> Rect {
+    let width = width.min(area.width);
+    let height = height.min(area.height);
+    Rect::new(
+        area.x + (area.width - width) / 2,
+        area.y + (area.height - height) / 2,
+        width,
+        height,
+    )
+}
+
+/// `Enter connect  Esc back` with the keys in the key-hint style.
+pub(crate) fn hint_line(theme: &Theme, hints: &[(&str, &str)]) -> Line<'static> {
+    let mut spans = Vec::with_capacity(hints.len() * 2 + 1);
+    spans.push(Span::raw(" "));
+    for (key, what) in hints {
+        spans.push(Span::styled(key.to_string(), theme.key_hint()));
+        spans.push(Span::raw(format!(" {what}  ")));
+    }
+    Line::from(spans)
+}

@@ -1,0 +1,326 @@
+//! Connectors to targets. Every connection starts from a [`Grant`]: there
+//! is no way to reach a target without one. Today: SSH via the russh
+//! client, with the account's secret opened from the vault (or the
+//! person's typed-in @INPUT pair), the target's host key pinned on first use
+//! and a changed key refused until an admin re-trusts it.
+//!
+//! Must never: log or return the secret, accept a changed host key, or let
+//! the target open channels towards the person (agent forwarding and the
+//! like are refused).
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use russh::client;
+use russh::keys::{HashAlg, PrivateKey, PrivateKeyWithHashAlg, PublicKey, PublicKeyOrCertificate};
+use russh::{ChannelOpenFailure, Preferred, cipher, kex};
+
+use crate::auth::fingerprint_of;
+use crate::model::HostKey;
+use crate::policy::Grant;
+use crate::vault::Secret;
+
+/// How the bastion proves itself to the target.
+pub enum Credential {
+    Password(Secret<String>),
+    PrivateKey(Box<PrivateKey>),
+    /// Nothing stored and nothing typed: only `none` auth can work.
+    None,
+}
+
+impl Credential {
+    /// Turns a vault-opened secret of the given kind into a credential.
+    pub fn from_secret(
+        kind: crate::model::SecretKind,
+        secret: Option<Secret<String>>,
+    ) -> Result<Credential, UpstreamError> {
+        use crate::model::SecretKind;
+        match (kind, secret) {
+            (SecretKind::Password, Some(pw)) => Ok(Credential::Password(pw)),
+            (SecretKind::PrivateKey, Some(pem)) => {
+                russh::keys::decode_secret_key(pem.expose(), None)
+                    .map(|k| Credential::PrivateKey(Box::new(k)))
+                    .map_err(|_| UpstreamError::BadSecret)
+            }
+            (SecretKind::None, _) => Ok(Credential::None),
+            (SecretKind::Password | SecretKind::PrivateKey, None) => Err(UpstreamError::BadSecret),
+        }
+    }
+}
+
+/// Why a target could not be reached; `Display` is what the person sees.
+#[derive(Debug, thiserror::Error)]
+pub enum UpstreamError {
+    #[error("cannot reach {asset} ({address}): {reason}")]
+    Unreachable {
+        asset: String,
+        address: String,
+        reason: String,
+    },
+    #[error(
+        "the host key of {asset} has changed (now {presented}, pinned {pinned}): refusing to connect; \
+         an admin must check it and run `rampart asset trust {asset}`"
+    )]
+    HostKeyChanged {
+        asset: String,
+        presented: String,
+        pinned: String,
+    },
+    #[error("{asset} refused the credentials of account {account}")]
+    AuthFailed { asset: String, account: String },
+    #[error("the stored secret of this account cannot be used; an admin must set it again")]
+    BadSecret,
+    #[error("{asset}: {reason}")]
+    Protocol { asset: String, reason: String },
+}
+
+/// Options for connecting.
+#[derive(Debug, Clone)]
+pub struct ConnectOptions {
+    pub connect_timeout: Duration,
+    pub keepalive_interval: Option<Duration>,
+}
+
+impl Default for ConnectOptions {
+    fn default() -> Self {
+        ConnectOptions {
+            connect_timeout: Duration::from_secs(10),
+            keepalive_interval: Some(Duration::from_secs(30)),
+        }
+    }
+}
+
+/// An authenticated connection to a target.
+pub struct Upstream {
+    handle: client::Handle<TargetHandler>,
+    /// The key the target presented, to pin when none was pinned.
+    pub presented_key: Option<HostKey>,
+    /// The key line (`ALGO BASE64`) to store when pinning.
+    pub presented_key_line: Option<String>,
+}
+
+impl Upstream {
+    /// Opens a session channel on the target.
+    pub async fn open_session(&self) -> Result<russh::Channel<client::Msg>, russh::Error> {
+        self.handle.channel_open_session().await
+    }
+
+    pub async fn disconnect(&self) {
+        let _ = self
+            .handle
+            .disconnect(russh::Disconnect::ByApplication, "session ended", "en")
+            .await;
+    }
+}
+
+/// What the target presented during key exchange.
+#[derive(Default)]
+struct Seen {
+    key: Option<(HostKey, String)>,
+    changed: Option<(String, String)>,
+}
+
+struct TargetHandler {
+    pinned: Vec<HostKey>,
+    seen: Arc<Mutex<Seen>>,
+}
+
+impl client::Handler for TargetHandler {
+    type Error = russh::Error;
+
+    async fn check_server_key(
+        &mut self,
+        key: &PublicKeyOrCertificate,
+    ) -> Result<bool, Self::Error> {
+        let key: &PublicKey = match key {
+            PublicKeyOrCertificate::PublicKey { key, .. } => key,
+            // Host certificates are not trusted by pinning: refuse.
+            PublicKeyOrCertificate::Certificate(_) => return Ok(false),
+        };
+        let algorithm = key.algorithm().as_str().to_string();
+        let fingerprint = fingerprint_of(key);
+        let line = key.to_openssh().unwrap_or_default();
+        let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        seen.key = Some((
+            HostKey {
+                algorithm: algorithm.clone(),
+                fingerprint: fingerprint.clone(),
+                pinned_at: jiff::Timestamp::now(),
+            },
+            line,
+        ));
+        if self.pinned.is_empty() {
+            // Trust on first use: the caller pins it after authentication.
+            return Ok(true);
+        }
+        if self.pinned.iter().any(|p| p.fingerprint == fingerprint) {
+            return Ok(true);
+        }
+        let pinned = self
+            .pinned
+            .iter()
+            .map(|p| p.fingerprint.clone())
+            .collect::<Vec<_>>()
+            .join(", ");
+        seen.changed = Some((fingerprint, pinned));
+        Ok(false)
+    }
+
+    async fn server_channel_open_agent_forward(
+        &mut self,
+        _channel: russh::Channel<client::Msg>,
+        reply: client::ChannelOpenHandle,
+        _session: &mut client::Session,
+    ) -> Result<(), Self::Error> {
+        // The person's agent never reaches the target.
+        reply
+            .reject(ChannelOpenFailure::AdministrativelyProhibited)
+            .await;
+        Ok(())
+    }
+}
+
+fn client_config(options: &ConnectOptions) -> client::Config {
+    client::Config {
+        inactivity_timeout: None,
+        keepalive_interval: options.keepalive_interval,
+        nodelay: true,
+        window_size: 2 * 1024 * 1024,
+        maximum_packet_size: 32768,
+        preferred: Preferred {
+            kex: std::borrow::Cow::Borrowed(&[
+                kex::MLKEM768X25519_SHA256,
+                kex::CURVE25519,
+                kex::CURVE25519_PRE_RFC_8731,
+                kex::DH_G16_SHA512,
+                kex::DH_G14_SHA256,
+                kex::EXTENSION_SUPPORT_AS_CLIENT,
+                kex::EXTENSION_OPENSSH_STRICT_KEX_AS_CLIENT,
+            ]),
+            cipher: std::borrow::Cow::Borrowed(&[
+                cipher::CHACHA20_POLY1305,
+                cipher::AES_256_GCM,
+                cipher::AES_128_GCM,
+                cipher::AES_256_CTR,
+                cipher::AES_128_CTR,
+            ]),
+            ..Preferred::default()
+        },
+        ..client::Config::default()
+    }
+}
+
+/// Connects to the target of `grant` on its SSH port and authenticates as
+/// `username` with `credential`. `pinned` are the host keys stored for the
+/// asset (empty: trust on first use; the caller pins `presented_key`).
+pub async fn connect_ssh(
+    grant: &Grant,
+    username: &str,
+    credential: Credential,
+    pinned: Vec<HostKey>,
+    options: &ConnectOptions,
+) -> Result<Upstream, UpstreamError> {
+    let asset = grant.asset_name().to_string();
+    let address = grant.address().to_string();
+    let port = grant.protocol().port;
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let handler = TargetHandler {
+        pinned,
+        seen: seen.clone(),
+    };
+    let config = Arc::new(client_config(options));
+    let target = (
+        address
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string(),
+        port,
+    );
+    let connecting = client::connect(config, target, handler);
+    let result = tokio::time::timeout(options.connect_timeout, connecting).await;
+    let mut handle = match result {
+        Err(_) => {
+            return Err(UpstreamError::Unreachable {
+                asset,
+                address,
+                reason: format!("no answer within {:?}", options.connect_timeout),
+            });
+        }
+        Ok(Err(e)) => {
+            let seen = seen.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some((presented, pinned)) = &seen.changed {
+                return Err(UpstreamError::HostKeyChanged {
+                    asset,
+                    presented: presented.clone(),
+                    pinned: pinned.clone(),
+                });
+            }
+            return Err(UpstreamError::Unreachable {
+                asset,
+                address,
+                reason: short_reason(&e),
+            });
+        }
+        Ok(Ok(handle)) => handle,
+    };
+
+    let auth = match credential {
+        Credential::Password(pw) => {
+            handle
+                .authenticate_password(username, pw.expose().as_str())
+                .await
+        }
+        Credential::PrivateKey(key) => {
+            let hash = match key.algorithm() {
+                russh::keys::Algorithm::Rsa { .. } => handle
+                    .best_supported_rsa_hash()
+                    .await
+                    .ok()
+                    .flatten()
+                    .flatten()
+                    .or(Some(HashAlg::Sha256)),
+                _ => None,
+            };
+            handle
+                .authenticate_publickey(username, PrivateKeyWithHashAlg::new(Arc::new(*key), hash))
+                .await
+        }
+        Credential::None => handle.authenticate_none(username).await,
+    };
+    match auth {
+        Ok(r) if r.success() => {}
+        Ok(_) => {
+            return Err(UpstreamError::AuthFailed {
+                asset,
+                account: username.to_string(),
+            });
+        }
+        Err(e) => {
+            return Err(UpstreamError::Protocol {
+                asset,
+                reason: short_reason(&e),
+            });
+        }
+    }
+    let (presented_key, presented_key_line) =
+        match seen.lock().unwrap_or_else(|e| e.into_inner()).key.take() {
+            Some((key, line)) => (Some(key), Some(line)),
+            None => (None, None),
+        };
+    Ok(Upstream {
+        handle,
+        presented_key,
+        presented_key_line,
+    })
+}
+
+/// The last line of an error chain, without internals a person cannot use.
+fn short_reason(e: &russh::Error) -> String {
+    match e {
+        russh::Error::IO(io) => io.to_string(),
+        russh::Error::ConnectionTimeout => "connection timed out".into(),
+        russh::Error::Disconnect => "the target closed the connection".into(),
+        russh::Error::UnknownKey => "the target's host key was refused".into(),
+        other => other.to_string(),
+    }
+}

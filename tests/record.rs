@@ -1,0 +1,783 @@
+//! Recordings as a person would check them: the bytes `export` gives back,
+//! the files on disk and their sizes, what a crash leaves, asciinema reading
+//! them, and the commands the tracker extracts from a simulated shell.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use rampart::record::{
+    CommandTracker, Elapsed, EventKind, Input, RecordError, RecordOptions, RecorderHandle,
+    RecordingMeta, ReplayOptions, SessionKind, export, file_sha256, read, replay_with,
+};
+
+/// A clock the test moves by hand.
+#[derive(Default)]
+struct TestClock(AtomicU64);
+
+impl TestClock {
+    fn set(&self, secs: f64) {
+        self.0.store((secs * 1e6) as u64, Ordering::SeqCst);
+    }
+}
+
+impl Elapsed for TestClock {
+    fn elapsed(&self) -> Duration {
+        Duration::from_micros(self.0.load(Ordering::SeqCst))
+    }
+}
+
+fn meta(session: &str) -> RecordingMeta {
+    RecordingMeta {
+        session: session.to_string(),
+        started_at: "2026-03-04T05:06:07Z".parse().expect("timestamp"),
+        user: "alice".into(),
+        asset: "web1".into(),
+        account: "root".into(),
+        protocol: "ssh".into(),
+        kind: SessionKind::Shell,
+        cols: 80,
+        rows: 24,
+        term: Some("xterm-256color".into()),
+        shell: None,
+        title: Some("root@web1".into()),
+        command: None,
+    }
+}
+
+const SESSION: &str = "0b4f6a52-3c1e-4d7a-9f00-5e2a1c0d9b11";
+
+/// Deterministic incompressible bytes (xorshift64*).
+fn random_bytes(len: usize, mut seed: u64) -> Vec<u8> {
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        seed ^= seed >> 12;
+        seed ^= seed << 25;
+        seed ^= seed >> 27;
+        out.extend_from_slice(&seed.wrapping_mul(0x2545_F491_4F6C_DD1D).to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+async fn start(dir: &Path, clock: Option<Arc<TestClock>>) -> RecorderHandle {
+    let options = RecordOptions {
+        clock: clock.map(|c| c as Arc<dyn Elapsed>),
+        ..RecordOptions::default()
+    };
+    RecorderHandle::start(dir, meta(SESSION), options)
+        .await
+        .expect("recording starts")
+}
+
+fn cast_lines(path: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .expect("cast is UTF-8")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("every line is JSON"))
+        .collect()
+}
+
+fn exported(path: &Path) -> Vec<u8> {
+    let mut out = Vec::new();
+    let report = export(path, &mut out).expect("export");
+    assert!(report.complete(), "{report:?}");
+    out
+}
+
+#[tokio::test]
+async fn a_mixed_session_exports_exactly_the_bytes_the_client_received() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clock = Arc::new(TestClock::default());
+    let rec = start(dir.path(), Some(clock.clone())).await;
+    let binary = random_bytes(5000, 7);
+    let chunks: Vec<(f64, Vec<u8>)> = vec![
+        (0.1, b"\x1b[1;32malice@web1\x1b[0m:~$ ".to_vec()),
+        (0.5, b"ls\r\nnotes.txt caf\xc3".to_vec()), // é split after its first byte
+        (0.6, b"\xa9.txt \xf0\x9f".to_vec()),       // the rest of é, half an emoji
+        (0.7, b"\x98\x80\r\n".to_vec()),            // the other half
+        (1.0, binary.clone()),
+        (1.1, binary[..100].to_vec()), // merged into the same segment
+        (
+            2.5,
+            b"caf\xe9 latin-1 text among plain text, and more\r\n".to_vec(),
+        ),
+        (3.0, b"bye\r\n\xe2\x82".to_vec()), // ends inside a euro sign
+    ];
+    let mut sent = Vec::new();
+    for (i, (at, data)) in chunks.iter().enumerate() {
+        clock.set(*at);
+        rec.output(Bytes::from(data.clone())).await.expect("output");
+        sent.extend_from_slice(data);
+        if i == 2 {
+            rec.resize(100, 30).await.expect("resize");
+            rec.command("ls").await.expect("marker");
+            rec.marker("raw: 99 bytes")
+                .await
+                .expect("a relay marker cannot forge a raw one");
+        }
+    }
+    clock.set(3.5);
+    rec.input(Bytes::from_static(b"secret\r"))
+        .await
+        .expect("input is accepted and dropped");
+    let done = rec.finish().await.expect("finish");
+
+    let cast = dir.path().join(&done.path);
+    assert_eq!(
+        done.path,
+        Path::new("2026/03/04").join(format!("{SESSION}.cast"))
+    );
+    assert_eq!(exported(&cast), sent, "export gives back every byte");
+    assert_eq!(done.output_bytes, sent.len() as u64);
+    assert_eq!(done.sha256, file_sha256(&cast).expect("digest"));
+    assert_eq!(done.bytes, std::fs::metadata(&cast).expect("cast").len());
+
+    let lines = cast_lines(&cast);
+    let header = &lines[0];
+    assert_eq!(header["version"], 2);
+    assert_eq!(header["width"], 80);
+    assert_eq!(header["timestamp"], 1_772_600_767);
+    assert_eq!(header["env"]["TERM"], "xterm-256color");
+    assert_eq!(header["rampart"]["session"], SESSION);
+    assert_eq!(header["rampart"]["user"], "alice");
+    assert_eq!(header["rampart"]["asset"], "web1");
+    assert_eq!(header["rampart"]["account"], "root");
+    assert_eq!(header["rampart"]["protocol"], "ssh");
+    assert_eq!(header["rampart"]["kind"], "shell");
+    let events = &lines[1..];
+    assert_eq!(done.events, events.len() as u64);
+    let times: Vec<f64> = events
+        .iter()
+        .map(|e| e[0].as_f64().expect("time"))
+        .collect();
+    assert!(
+        times.windows(2).all(|w| w[0] <= w[1]),
+        "time-ordered: {times:?}"
+    );
+    let has = |code: &str, data: &str| events.iter().any(|e| e[1] == code && e[2] == data);
+    assert!(
+        has("o", "ls\r\nnotes.txt caf"),
+        "text before the split stays text"
+    );
+    assert!(has("o", "é.txt "), "split UTF-8 joined: {events:?}");
+    assert!(has("o", "😀\r\n"));
+    assert!(has("r", "100x30"));
+    assert!(has("m", "cmd: ls"));
+    assert!(has("m", "note: raw: 99 bytes"));
+    assert!(
+        has("m", "raw: 5100 bytes"),
+        "consecutive binary chunks are one segment"
+    );
+    assert!(
+        has(
+            "o",
+            "caf\u{fffd} latin-1 text among plain text, and more\r\n"
+        ),
+        "shown lossily"
+    );
+    assert!(
+        events.iter().all(|e| e[1] != "i"),
+        "keystrokes are not recorded by default"
+    );
+
+    let sidecar = done.sidecar.expect("binary output has a sidecar");
+    let side_path = dir.path().join(&sidecar.path);
+    assert_eq!(sidecar.sha256, file_sha256(&side_path).expect("digest"));
+    let last = events.last().expect("events");
+    assert_eq!(last[1], "m");
+    assert!(
+        last[2]
+            .as_str()
+            .is_some_and(|m| m.contains(&format!("sha256={}", sidecar.sha256))),
+        "the cast's last event pins the sidecar: {last}"
+    );
+    // Binary, the Latin-1 line, and the incomplete euro sign at the end.
+    assert_eq!(sidecar.raw_bytes, 5100 + 46 + 2);
+
+    let mode = |p: &Path| std::fs::metadata(p).expect("metadata").permissions().mode() & 0o777;
+    assert_eq!(mode(&cast), 0o600);
+    assert_eq!(mode(&side_path), 0o600);
+    assert_eq!(mode(&dir.path().join("2026/03/04")), 0o700);
+    assert_eq!(mode(&dir.path().join("2026")), 0o700);
+
+    // The reader agrees with the raw JSON.
+    let reader = read(&cast).expect("read");
+    assert_eq!(
+        reader.header().rampart.as_ref().map(|r| r.user.as_str()),
+        Some("alice")
+    );
+    let resize = reader
+        .filter_map(Result::ok)
+        .find(|e| e.kind == EventKind::Resize)
+        .and_then(|e| e.size());
+    assert_eq!(resize, Some((100, 30)));
+}
+
+#[tokio::test]
+async fn keystrokes_are_recorded_only_when_input_recording_is_on() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let options = RecordOptions {
+        input: true,
+        ..RecordOptions::default()
+    };
+    let rec = RecorderHandle::start(dir.path(), meta(SESSION), options)
+        .await
+        .expect("start");
+    rec.input(Bytes::from_static(b"ls\r")).await.expect("input");
+    let done = rec.finish().await.expect("finish");
+    let lines = cast_lines(&dir.path().join(&done.path));
+    assert!(lines[1..].iter().any(|e| e[1] == "i" && e[2] == "ls\r"));
+}
+
+/// Bytes on disk: the cast and the sidecar.
+fn recorded_size(done: &rampart::record::Finished) -> u64 {
+    done.bytes + done.sidecar.as_ref().map_or(0, |s| s.bytes)
+}
+
+#[tokio::test]
+async fn binary_output_costs_at_most_a_tenth_more_and_text_is_not_stored_twice() {
+    const SIZE: usize = 10 * 1024 * 1024;
+    let random = random_bytes(SIZE, 42);
+    let line =
+        b"drwxr-xr-x  2 root root 4096 Mar  4 05:06 some-directory-name-of-a-certain-length\r\n";
+    let text: Vec<u8> = line.iter().copied().cycle().take(SIZE).collect();
+    for (name, data, max_ratio, sidecar) in [
+        ("random", &random, 1.1, true),
+        ("text", &text, 1.1, false),
+        ("zeros", &vec![0u8; SIZE], 0.01, true),
+    ] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let rec = start(dir.path(), None).await;
+        for chunk in data.chunks(32 * 1024) {
+            rec.output(Bytes::copy_from_slice(chunk))
+                .await
+                .expect("output");
+        }
+        let done = rec.finish().await.expect("finish");
+        let size = recorded_size(&done);
+        let ratio = size as f64 / SIZE as f64;
+        println!("{name}: {SIZE} bytes relayed, {size} recorded ({ratio:.4}×)");
+        assert!(ratio <= max_ratio, "{name}: {ratio}");
+        assert_eq!(done.sidecar.is_some(), sidecar, "{name}");
+        if let Some(s) = &done.sidecar {
+            assert_eq!(
+                s.raw_bytes, SIZE as u64,
+                "{name}: only binary goes to the sidecar"
+            );
+        }
+        assert!(
+            exported(&dir.path().join(&done.path)) == *data,
+            "{name}: export differs"
+        );
+    }
+}
+
+#[tokio::test]
+async fn events_reach_the_file_within_a_second_without_finish() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rec = start(dir.path(), None).await;
+    rec.output(Bytes::from_static(b"first line\r\n"))
+        .await
+        .expect("output");
+    rec.output(Bytes::from(random_bytes(3000, 1)))
+        .await
+        .expect("output");
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let cast = dir.path().join(rec.relative_path());
+    let lines = cast_lines(&cast);
+    assert!(
+        lines.iter().any(|e| e[2] == "first line\r\n"),
+        "flushed by the timer: {lines:?}"
+    );
+    assert!(lines.iter().any(|e| e[2] == "raw: 3000 bytes"));
+
+    // A crash now: the files as they are on disk, copied before finish.
+    let crash = tempfile::tempdir().expect("tempdir");
+    let copy = crash.path().join(format!("{SESSION}.cast"));
+    std::fs::copy(&cast, &copy).expect("copy cast");
+    std::fs::copy(
+        cast.with_file_name(format!("{SESSION}.raw.gz")),
+        crash.path().join(format!("{SESSION}.raw.gz")),
+    )
+    .expect("copy sidecar");
+    let mut out = Vec::new();
+    let report = export(&copy, &mut out).expect("export of a crashed recording");
+    let mut expected = b"first line\r\n".to_vec();
+    expected.extend(random_bytes(3000, 1));
+    assert_eq!(
+        out, expected,
+        "the sidecar was flushed before the marker: {report:?}"
+    );
+    assert!(!report.sidecar_verified, "no final marker after a crash");
+    rec.finish().await.expect("finish");
+}
+
+#[tokio::test]
+async fn a_recording_dropped_without_finish_is_still_closed_complete() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rec = start(dir.path(), None).await;
+    let cast = dir.path().join(rec.relative_path());
+    rec.output(Bytes::from_static(b"before the relay task died\r\n"))
+        .await
+        .expect("output");
+    rec.output(Bytes::from(random_bytes(2000, 4)))
+        .await
+        .expect("output");
+    drop(rec);
+    let mut last = String::new();
+    for _ in 0..100 {
+        last = std::fs::read_to_string(&cast).expect("cast");
+        if last.contains("sidecar: ") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        last.contains("sidecar: "),
+        "closed with its final marker: {last}"
+    );
+    let mut expected = b"before the relay task died\r\n".to_vec();
+    expected.extend(random_bytes(2000, 4));
+    assert_eq!(exported(&cast), expected);
+}
+
+#[tokio::test]
+async fn a_truncated_last_line_is_reported_and_the_events_before_it_are_kept() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rec = start(dir.path(), None).await;
+    for i in 0..5 {
+        rec.output(Bytes::from(format!("line {i}\r\n")))
+            .await
+            .expect("output");
+    }
+    let done = rec.finish().await.expect("finish");
+    let cast = dir.path().join(&done.path);
+    let mut bytes = std::fs::read(&cast).expect("cast");
+    bytes.extend_from_slice(b"[12.5,\"o\",\"half a li");
+    std::fs::write(&cast, &bytes).expect("write");
+
+    let mut reader = read(&cast).expect("read");
+    let events: Vec<_> = reader
+        .by_ref()
+        .collect::<Result<_, _>>()
+        .expect("complete lines parse");
+    assert_eq!(events.len(), 5);
+    assert_eq!(events[4].data, "line 4\r\n");
+    let cut = reader.truncated().expect("truncation reported");
+    assert_eq!(cut.line, 7);
+    let mut out = Vec::new();
+    let report = export(&cast, &mut out).expect("export");
+    assert_eq!(out, b"line 0\r\nline 1\r\nline 2\r\nline 3\r\nline 4\r\n");
+    assert!(report.truncated.is_some() && !report.complete());
+}
+
+#[tokio::test]
+async fn a_write_error_is_reported_on_the_next_call_and_at_finish() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // The recording dir cannot be created: refused at start.
+    let file = dir.path().join("not-a-dir");
+    std::fs::write(&file, b"").expect("file");
+    let err = RecorderHandle::start(&file, meta(SESSION), RecordOptions::default()).await;
+    assert!(matches!(err, Err(RecordError::Create { .. })), "{err:?}");
+
+    // The directory disappears mid-session (as good as a dead disk: the
+    // sidecar cannot be created when binary output arrives).
+    let rec = start(dir.path(), None).await;
+    rec.output(Bytes::from_static(b"text\r\n"))
+        .await
+        .expect("text");
+    std::fs::remove_dir_all(dir.path().join("2026")).expect("remove");
+    let mut failed = None;
+    for _ in 0..50 {
+        match rec.output(Bytes::from(random_bytes(4096, 3))).await {
+            Ok(()) => tokio::time::sleep(Duration::from_millis(20)).await,
+            Err(e) => {
+                failed = Some(e);
+                break;
+            }
+        }
+    }
+    let failed = failed.expect("the error surfaces on a later call");
+    assert!(matches!(failed, RecordError::Write { .. }), "{failed}");
+    assert!(
+        failed.to_string().contains(".raw.gz"),
+        "names the file: {failed}"
+    );
+    assert!(rec.failure().is_some());
+    assert!(matches!(rec.finish().await, Err(RecordError::Write { .. })));
+}
+
+#[tokio::test]
+async fn a_session_id_that_is_not_a_uuid_cannot_name_a_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let err = RecorderHandle::start(
+        dir.path(),
+        meta("../../etc/passwd"),
+        RecordOptions::default(),
+    )
+    .await;
+    assert!(matches!(err, Err(RecordError::InvalidSession(_))));
+}
+
+fn asciinema_available() -> bool {
+    let found = |cmd: &str| {
+        std::process::Command::new(cmd)
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    // `asciinema cat` opens /dev/tty: util-linux `script` gives it one.
+    let ok = found("asciinema") && found("script");
+    if !ok {
+        if std::env::var("RAMPART_REQUIRE_INTEROP").as_deref() == Ok("1") {
+            panic!("asciinema or script is missing and RAMPART_REQUIRE_INTEROP=1");
+        }
+        eprintln!("skipped: asciinema (and util-linux script) not on PATH");
+    }
+    ok
+}
+
+#[tokio::test]
+async fn asciinema_reads_the_recording() {
+    if !asciinema_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rec = start(dir.path(), None).await;
+    rec.output(Bytes::from_static(b"hello from \xc3"))
+        .await
+        .expect("output");
+    rec.output(Bytes::from_static(b"\xa9cole\r\n"))
+        .await
+        .expect("output");
+    rec.resize(120, 40).await.expect("resize");
+    rec.command("tar c /etc").await.expect("marker");
+    rec.output(Bytes::from(random_bytes(20_000, 9)))
+        .await
+        .expect("output");
+    rec.output(Bytes::from_static(b"caf\xe9 done\r\n"))
+        .await
+        .expect("output");
+    let done = rec.finish().await.expect("finish");
+    let cast = dir.path().join(&done.path);
+    let out = std::process::Command::new("script")
+        .args([
+            "-qec",
+            &format!("asciinema cat {}", cast.display()),
+            "/dev/null",
+        ])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run asciinema");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "asciinema cat failed: {stdout} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("hello from école"), "{stdout}");
+    assert!(stdout.contains("caf\u{fffd} done"), "{stdout}");
+}
+
+#[tokio::test]
+async fn replay_honours_speed_and_idle_cap() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clock = Arc::new(TestClock::default());
+    let rec = start(dir.path(), Some(clock.clone())).await;
+    for (at, text) in [(1.0, "a"), (2.0, "b"), (12.0, "c")] {
+        clock.set(at);
+        rec.output(Bytes::from(text)).await.expect("output");
+    }
+    clock.set(12.5);
+    rec.command("x").await.expect("marker");
+    let done = rec.finish().await.expect("finish");
+    let cast = dir.path().join(&done.path);
+
+    let mut waits = Vec::new();
+    let mut out = Vec::new();
+    let options = ReplayOptions {
+        speed: 2.0,
+        idle_cap: Some(3.0),
+    };
+    let report = replay_with(&cast, &mut out, options, |d| waits.push(d)).expect("replay");
+    assert_eq!(out, b"abc");
+    assert_eq!(report.events, 3);
+    assert_eq!(
+        waits,
+        [
+            Duration::from_millis(500),
+            Duration::from_millis(500),
+            Duration::from_millis(1500)
+        ],
+        "gaps 1, 1, 10 s capped at 3 and played twice as fast"
+    );
+    let bad = ReplayOptions {
+        speed: 100.0,
+        idle_cap: None,
+    };
+    assert!(matches!(
+        replay_with(&cast, &mut Vec::new(), bad, |_| {}),
+        Err(RecordError::Speed(_))
+    ));
+}
+
+// --- command extraction -------------------------------------------------
+
+/// A person at a terminal and a target that echoes.
+struct Shell {
+    tracker: CommandTracker,
+}
+
+impl Shell {
+    fn new() -> Self {
+        let mut tracker = CommandTracker::new(80, 24);
+        tracker.output(b"Last login: today\r\n\x1b[1;32malice@web1\x1b[0m:~$ ");
+        Shell { tracker }
+    }
+
+    /// Keys typed one at a time, each echoed by the target.
+    fn type_echoed(&mut self, text: &str) {
+        for c in text.chars() {
+            let mut buf = [0u8; 4];
+            let key = c.encode_utf8(&mut buf).as_bytes();
+            assert_eq!(self.tracker.input(key), vec![Input::Data(key.to_vec())]);
+            self.tracker.output(key);
+        }
+    }
+
+    fn enter(&mut self) -> Input {
+        let mut items = self.tracker.input(b"\r");
+        assert_eq!(items.len(), 1, "{items:?}");
+        items.remove(0)
+    }
+}
+
+fn command(input: Input) -> Option<String> {
+    match input {
+        Input::Enter { command, raw } => {
+            assert_eq!(raw, b"\r");
+            command
+        }
+        other => panic!("expected a seen Enter, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_typed_command_is_read_from_the_screen_at_enter() {
+    let mut sh = Shell::new();
+    sh.type_echoed("ls -l");
+    assert_eq!(command(sh.enter()), Some("ls -l".into()));
+}
+
+#[test]
+fn line_editing_and_history_recall_give_the_line_the_shell_shows() {
+    let mut sh = Shell::new();
+    sh.type_echoed("lss");
+    assert_eq!(
+        sh.tracker.input(b"\x7f"),
+        vec![Input::Data(b"\x7f".to_vec())]
+    );
+    sh.tracker.output(b"\x08\x1b[K");
+    sh.type_echoed(" /tmp");
+    assert_eq!(command(sh.enter()), Some("ls /tmp".into()));
+    sh.tracker.output(b"\r\nfile\r\nalice@web1:~$ ");
+
+    // Up arrow: the shell redraws the line from history.
+    sh.tracker.input(b"\x1b[A");
+    sh.tracker.output(b"ls /tmp");
+    // Left three times and Enter in the middle of the line: the whole line runs.
+    sh.tracker.input(b"\x1b[D\x1b[D\x1b[D");
+    sh.tracker.output(b"\x1b[3D");
+    assert_eq!(command(sh.enter()), Some("ls /tmp".into()));
+    sh.tracker.output(b"\r\nfile\r\nalice@web1:~$ ");
+
+    // Tab completion.
+    sh.type_echoed("cat /etc/hostn");
+    sh.tracker.input(b"\t");
+    sh.tracker.output(b"ame ");
+    assert_eq!(command(sh.enter()), Some("cat /etc/hostname".into()));
+}
+
+#[test]
+fn nothing_is_extracted_in_the_alternate_screen_or_with_echo_off() {
+    let mut sh = Shell::new();
+    sh.type_echoed("vim notes");
+    assert_eq!(command(sh.enter()), Some("vim notes".into()));
+    sh.tracker.output(b"\r\n\x1b[?1049h\x1b[H\x1b[2J~\r\n~\r\n");
+    sh.type_echoed(":wq");
+    assert_eq!(
+        command(sh.enter()),
+        None,
+        "vim's command line is not a shell command"
+    );
+    sh.tracker.output(b"\x1b[?1049l\r\nalice@web1:~$ ");
+
+    sh.type_echoed("sudo id");
+    assert_eq!(command(sh.enter()), Some("sudo id".into()));
+    sh.tracker.output(b"\r\n[sudo] password for alice: ");
+    // Typed slowly, echo off: nothing comes back after any key.
+    for key in [b"s", b"3", b"c"] {
+        sh.tracker.input(key);
+    }
+    match sh.enter() {
+        Input::EnterUnseen { raw, .. } => assert_eq!(raw, b"\r"),
+        other => panic!("{other:?}"),
+    }
+    // The relay waited: still nothing on the screen, so no command.
+    assert_eq!(sh.tracker.pending_line(), None);
+    assert_eq!(sh.tracker.resolve_pending(), None);
+}
+
+#[test]
+fn an_enter_before_the_echo_is_resolved_once_the_echo_arrives() {
+    let mut sh = Shell::new();
+    let items = sh.tracker.input(b"rm -rf /tmp/x\r");
+    assert_eq!(items[0], Input::Data(b"rm -rf /tmp/x".to_vec()));
+    assert_eq!(
+        items[1],
+        Input::EnterUnseen {
+            typed: Some("rm -rf /tmp/x".into()),
+            raw: b"\r".to_vec()
+        }
+    );
+    assert_eq!(sh.tracker.pending_line(), None, "not echoed yet");
+    sh.tracker.output(b"rm -rf /tmp/x");
+    assert_eq!(sh.tracker.pending_line(), Some("rm -rf /tmp/x".into()));
+    assert_eq!(sh.tracker.resolve_pending(), Some("rm -rf /tmp/x".into()));
+    assert_eq!(sh.tracker.resolve_pending(), None, "resolved once");
+}
+
+#[test]
+fn lines_typed_ahead_are_resolved_in_order_once_the_shell_draws_them() {
+    let mut sh = Shell::new();
+    let items = sh.tracker.input(b"ls\rpwd\r");
+    let unseen: Vec<_> = items
+        .iter()
+        .filter_map(|i| match i {
+            Input::EnterUnseen { typed, .. } => Some(typed.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(unseen, [Some("ls".to_string()), Some("pwd".to_string())]);
+    // The relay holds from the first Enter on; the target echoes "ls".
+    sh.tracker.output(b"ls");
+    let first = sh.tracker.resolve_pending().expect("first line");
+    assert_eq!(sh.tracker.started(first, Duration::from_secs(1)), None);
+    // Enter and "pwd" forwarded: output, the prompt, and the typed-ahead line.
+    sh.tracker
+        .output(b"\r\nfile\r\n\x1b[1;32malice@web1\x1b[0m:~$ pwd");
+    assert_eq!(sh.tracker.pending_line(), Some("pwd".into()));
+    let second = sh.tracker.resolve_pending().expect("second line");
+    let done = sh
+        .tracker
+        .started(second, Duration::from_secs(2))
+        .expect("ls completed");
+    assert_eq!(
+        (done.command.as_str(), done.output.as_str()),
+        ("ls", "file")
+    );
+}
+
+#[test]
+fn a_bracketed_paste_is_one_multi_line_command_at_the_next_enter() {
+    let mut tracker = CommandTracker::new(80, 24);
+    tracker.output(b"\x1b[?2004h$ ");
+    let items = tracker.input(b"\x1b[200~echo a\recho b\x1b[201~");
+    assert!(
+        items.iter().all(|i| matches!(i, Input::Data(_))),
+        "no Enter inside a paste: {items:?}"
+    );
+    tracker.output(b"echo a\r\n> echo b");
+    match tracker.input(b"\r").remove(0) {
+        Input::Enter { command, .. } => assert_eq!(command.as_deref(), Some("echo a\n> echo b")),
+        other => panic!("{other:?}"),
+    }
+
+    // Without mode 2004 the target would run each line: so are they Enters.
+    let mut tracker = CommandTracker::new(80, 24);
+    tracker.output(b"$ ");
+    let enters = tracker
+        .input(b"\x1b[200~echo a\recho b\x1b[201~")
+        .into_iter()
+        .filter(|i| !matches!(i, Input::Data(_)))
+        .count();
+    assert_eq!(enters, 1);
+}
+
+#[test]
+fn ctrl_c_abandons_the_line_and_long_lines_wrap() {
+    let mut tracker = CommandTracker::new(20, 5);
+    tracker.output(b"$ ");
+    tracker.input(b"ls");
+    tracker.output(b"ls");
+    tracker.input(b"\x03");
+    tracker.output(b"^C\r\n$ ");
+    let long = "echo 0123456789abcdefghijklmnopqrstuvwxyz";
+    for c in long.bytes() {
+        tracker.input(&[c]);
+        tracker.output(&[c]);
+    }
+    match tracker.input(b"\r").remove(0) {
+        Input::Enter { command, .. } => assert_eq!(command.as_deref(), Some(long)),
+        other => panic!("{other:?}"),
+    }
+    // An Enter glued to an escape sequence is still an Enter (unseen: the
+    // ESC key drew nothing yet), and resolves to the line on the screen.
+    tracker.output(b"\r\n$ ");
+    tracker.input(b"id");
+    tracker.output(b"id");
+    let items = tracker.input(b"\x1b\r");
+    assert!(
+        matches!(items.last(), Some(Input::EnterUnseen { .. })),
+        "{items:?}"
+    );
+    assert_eq!(tracker.resolve_pending().as_deref(), Some("id"));
+    // A window-change to an absurd size is clamped, not allocated.
+    tracker.resize(u16::MAX, u16::MAX);
+    tracker.output(b"\r\n$ ");
+}
+
+#[test]
+fn each_command_keeps_the_first_4_kib_of_its_output_as_plain_text() {
+    let mut sh = Shell::new();
+    sh.type_echoed("echo hi");
+    let cmd = command(sh.enter()).expect("command");
+    assert_eq!(sh.tracker.started(cmd, Duration::from_secs(1)), None);
+    sh.tracker.output(
+        b"\r\n\x1b[31mhi\x1b[0m\r\n\x1b]0;alice@web1: ~\x07\x1b[1;32malice@web1\x1b[0m:~$ ",
+    );
+
+    sh.type_echoed("cat big.log");
+    let cmd = command(sh.enter()).expect("command");
+    let done = sh
+        .tracker
+        .started(cmd, Duration::from_secs(2))
+        .expect("previous command");
+    assert_eq!(done.command, "echo hi");
+    assert_eq!(done.at, Duration::from_secs(1));
+    assert_eq!(
+        done.output, "hi",
+        "escapes, the next prompt and its echo are gone"
+    );
+    assert!(!done.output_truncated);
+
+    sh.tracker.output(b"\r\n");
+    for i in 0..500 {
+        sh.tracker
+            .output(format!("\x1b[2mline {i:04}\x1b[0m of the log\r\n").as_bytes());
+    }
+    let done = sh.tracker.finish().expect("last command");
+    assert_eq!(done.command, "cat big.log");
+    assert!(
+        done.output.len() <= 4096 && done.output.len() > 4000,
+        "{}",
+        done.output.len()
+    );
+    assert!(done.output.starts_with("line 0000 of the log\nline 0001"));
+    assert!(!done.output.contains('\x1b') && !done.output.contains('\r'));
+    assert!(done.output_truncated);
+}

@@ -1,0 +1,538 @@
+//! The SSH front door in-process: a russh client -> the bastion -> the
+//! in-process demo target, asserting what the person notices (bytes, screen
+//! text, exit status) and what the auditor finds (rows, recordings).
+
+mod support;
+
+use std::time::Duration;
+
+use rampart::model::{AccountSpec, Actions, FilterAction, Protocol, ProtocolSpec, Role};
+use rampart::ops::{AssetSpec, Caller, FilterSpec, PermSpec, UserSpec};
+use rampart::store::audit_log::Query;
+use rampart::vault::Secret;
+use support::ssh::{ADMIN_PASSWORD, Client, TestBastion};
+
+const T: Duration = Duration::from_secs(10);
+
+fn admin() -> Caller {
+    Caller::local()
+}
+
+async fn sessions(b: &TestBastion) -> Vec<rampart::store::sessions::SessionRow> {
+    b.services
+        .ops
+        .session_list(&admin(), &Query::default(), false)
+        .await
+        .unwrap()
+}
+
+async fn commands(b: &TestBastion) -> Vec<rampart::store::audit_log::CommandRow> {
+    b.services
+        .ops
+        .audit_commands(&admin(), &Query::default())
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exec_passes_output_and_exit_status_back() {
+    let mut b = TestBastion::start().await;
+    let c = Client::admin(b.addr).await;
+    let (out, err, status) = c.exec("demo echo hello from the target").await;
+    assert_eq!(
+        String::from_utf8_lossy(&out),
+        "hello from the target\n",
+        "stderr: {err}"
+    );
+    assert_eq!(status, Some(0));
+    let (_, _, status) = c.exec("demo exit 3").await;
+    assert_eq!(status, Some(3));
+    let (out, _, status) = c.exec("demo@demo whoami").await;
+    assert_eq!(
+        (String::from_utf8_lossy(&out).as_ref(), status),
+        ("demo\n", Some(0))
+    );
+    c.close().await;
+    b.shutdown().await;
+
+    // Each exec is a closed session with a verified recording and its command.
+    let rows = sessions(&b).await;
+    assert_eq!(rows.len(), 3, "{rows:?}");
+    assert!(
+        rows.iter()
+            .all(|r| r.status == "closed" && r.kind == "exec" && r.recording_sha256.is_some())
+    );
+    let cmds = commands(&b).await;
+    assert!(
+        cmds.iter()
+            .any(|c| c.command == "echo hello from the target")
+    );
+    let report = rampart::audit::verify(&b.services.store, &b.services.config.recording_dir())
+        .await
+        .unwrap();
+    assert_eq!(report.broken, None);
+    assert_eq!(report.recordings, 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missing_and_forbidden_assets_get_the_same_message() {
+    let mut b = TestBastion::start().await;
+    let ops = b.services.ops.clone();
+    ops.asset_add(
+        &admin(),
+        AssetSpec {
+            name: "secret-db".into(),
+            address: "127.0.0.1".into(),
+            protocols: vec![Protocol {
+                name: "ssh".into(),
+                port: 1,
+            }],
+            active: true,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    b.reload().await;
+    let c = Client::admin(b.addr).await;
+    let (_, missing, s1) = c.exec("nosuch uname").await;
+    let (_, forbidden, s2) = c.exec("secret-db uname").await;
+    assert_eq!(s1, Some(1));
+    assert_eq!(s2, Some(1));
+    assert_eq!(
+        missing.replace("nosuch", "X"),
+        forbidden.replace("secret-db", "X"),
+        "the two refusals must not differ"
+    );
+    assert!(
+        missing.contains("no such asset, or you may not use it"),
+        "{missing}"
+    );
+    c.close().await;
+    b.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_pty_and_command_the_person_gets_the_list_and_usage() {
+    let mut b = TestBastion::start().await;
+    let c = Client::admin(b.addr).await;
+    let mut ch = c.handle.channel_open_session().await.unwrap();
+    ch.request_shell(true).await.unwrap();
+    let mut out = Vec::new();
+    let mut status = None;
+    while let Some(msg) = ch.wait().await {
+        match msg {
+            russh::ChannelMsg::Data { data } => out.extend_from_slice(&data),
+            russh::ChannelMsg::ExitStatus { exit_status } => status = Some(exit_status),
+            russh::ChannelMsg::Close => break,
+            _ => {}
+        }
+    }
+    let text = String::from_utf8_lossy(&out);
+    assert_eq!(status, Some(0));
+    assert!(
+        text.contains("demo") && text.contains("127.0.0.1"),
+        "{text}"
+    );
+    assert!(text.contains("Usage:"), "{text}");
+    c.close().await;
+    b.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_direct_jump_is_interactive_recorded_and_audited() {
+    let mut b = TestBastion::start().await;
+    let c = Client::admin(b.addr).await;
+    let mut term = c.shell(80, 24, Some("demo")).await;
+    assert!(
+        term.wait_for(T, |s| s.contains("demo@demo:~$")).await,
+        "{}",
+        term.text()
+    );
+    term.send(b"echo jump-works\r").await;
+    assert!(
+        term.wait_for(T, |s| s.contains("jump-works\n")
+            || s.matches("jump-works").count() >= 2)
+            .await,
+        "{}",
+        term.text()
+    );
+    term.send(b"exit 5\r").await;
+    assert!(term.wait_close(T).await);
+    assert_eq!(term.exit, Some(5));
+    c.close().await;
+    b.shutdown().await;
+
+    let rows = sessions(&b).await;
+    assert_eq!(rows.len(), 1);
+    let row = &rows[0];
+    assert_eq!(
+        (row.user.as_str(), row.asset.as_str(), row.account.as_str()),
+        ("admin", "demo", "demo")
+    );
+    assert_eq!(row.exit_status, Some(5));
+    assert!(row.bytes_out > 0 && row.bytes_in > 0);
+    let cmds = commands(&b).await;
+    let echo = cmds
+        .iter()
+        .find(|c| c.command == "echo jump-works")
+        .expect("command logged");
+    assert_eq!(echo.action, "allow");
+
+    // The recording gives back exactly the bytes the client received.
+    let path = b
+        .services
+        .config
+        .recording_dir()
+        .join(row.recording.as_ref().unwrap());
+    let mut exported = Vec::new();
+    rampart::record::export(&path, &mut exported).unwrap();
+    assert_eq!(
+        exported, term.raw,
+        "export differs from what the client received"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_denied_command_never_reaches_the_target() {
+    let mut b = TestBastion::start().await;
+    b.services
+        .ops
+        .filter_add(
+            &admin(),
+            FilterSpec {
+                name: "no-secrets".into(),
+                pattern: r"^cat\s+README".into(),
+                action: FilterAction::Deny,
+                priority: 10,
+                users: vec![],
+                groups: vec![],
+                assets: vec![],
+                nodes: vec![],
+                accounts: AccountSpec::all(),
+            },
+        )
+        .await
+        .unwrap();
+    b.reload().await;
+    let c = Client::admin(b.addr).await;
+    let mut term = c.shell(80, 24, Some("demo")).await;
+    assert!(term.wait_for(T, |s| s.contains("demo@demo:~$")).await);
+    term.send(b"cat README\r").await;
+    assert!(
+        term.wait_for(T, |s| s.contains("command refused by rule no-secrets"))
+            .await,
+        "{}",
+        term.text()
+    );
+    term.send(b"echo still-here\r").await;
+    assert!(
+        term.wait_for(T, |s| s.matches("still-here").count() >= 2)
+            .await,
+        "{}",
+        term.text()
+    );
+    term.send(b"exit\r").await;
+    assert!(term.wait_close(T).await);
+    c.close().await;
+    b.shutdown().await;
+
+    let executed = b.demo.executed();
+    assert!(
+        !executed.iter().any(|l| l.contains("README")),
+        "the target ran it: {executed:?}"
+    );
+    assert!(executed.iter().any(|l| l == "echo still-here"));
+    let cmds = commands(&b).await;
+    let denied = cmds
+        .iter()
+        .find(|c| c.command == "cat README")
+        .expect("refusal logged");
+    assert_eq!(
+        (denied.action.as_str(), denied.rule.as_deref()),
+        ("deny", Some("no-secrets"))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lockout_over_ssh_and_the_login_log() {
+    let mut b = TestBastion::start_with("[auth]\nmax_failures = 3\n").await;
+    for _ in 0..3 {
+        assert!(
+            Client::password(b.addr, "admin", "wrong-password")
+                .await
+                .is_err()
+        );
+    }
+    // Locked: the right password no longer works.
+    assert!(
+        Client::password(b.addr, "admin", ADMIN_PASSWORD)
+            .await
+            .is_err()
+    );
+    let logins = b
+        .services
+        .ops
+        .audit_logins(&admin(), &Query::default())
+        .await
+        .unwrap();
+    assert!(
+        logins
+            .iter()
+            .any(|l| l.result == "failed" && l.reason.contains("user locked")),
+        "{logins:?}"
+    );
+    assert_eq!(logins[0].result, "denied");
+    assert!(
+        logins
+            .iter()
+            .all(|l| l.source == "127.0.0.1" && l.method == "password")
+    );
+    b.services.ops.user_unlock(&admin(), "admin").await.unwrap();
+    Client::admin(b.addr).await.close().await;
+    b.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_totp_second_factor_over_keyboard_interactive() {
+    let mut b = TestBastion::start().await;
+    let ops = b.services.ops.clone();
+    ops.user_add(
+        &admin(),
+        UserSpec {
+            name: "carol".into(),
+            role: Some(Role::User),
+            password: Some(Secret::new("carol-password-123".into())),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    // Enrol a seed as the SSH enrolment screen would.
+    let seed = rampart::auth::totp::new_secret();
+    let code = rampart::auth::totp::current_code(seed.expose(), jiff::Timestamp::now()).unwrap();
+    let identity = b
+        .shared
+        .authenticator
+        .first_factor(
+            "carol",
+            rampart::auth::login::Proof::Password(&Secret::new("carol-password-123".into())),
+            "127.0.0.1".parse().unwrap(),
+        )
+        .await
+        .unwrap()
+        .identity;
+    b.shared
+        .authenticator
+        .enrol_totp(&identity, &seed, &code, "127.0.0.1".parse().unwrap())
+        .await
+        .unwrap();
+
+    // The password alone is a partial success; then keyboard-interactive.
+    let mut handle = support::ssh::connect(b.addr).await;
+    let r = handle
+        .authenticate_password("carol", "carol-password-123")
+        .await
+        .unwrap();
+    assert!(
+        matches!(
+            r,
+            russh::client::AuthResult::Failure {
+                partial_success: true,
+                ..
+            }
+        ),
+        "{r:?}"
+    );
+    let reply = handle
+        .authenticate_keyboard_interactive_start("carol", None)
+        .await
+        .unwrap();
+    let russh::client::KeyboardInteractiveAuthResponse::InfoRequest { prompts, .. } = reply else {
+        panic!("expected a prompt, got {reply:?}");
+    };
+    assert!(prompts[0].prompt.contains("Verification code"));
+    // The enrolment code was already used: a replay is refused.
+    let reply = handle
+        .authenticate_keyboard_interactive_respond(vec![code.clone()])
+        .await
+        .unwrap();
+    assert!(
+        matches!(
+            reply,
+            russh::client::KeyboardInteractiveAuthResponse::Failure { .. }
+        ),
+        "{reply:?}"
+    );
+    b.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_changed_host_key_is_refused_until_trusted() {
+    let mut b = TestBastion::start().await;
+    let c = Client::admin(b.addr).await;
+    // First use pins the demo target's key.
+    let (_, _, status) = c.exec("demo true").await;
+    assert_eq!(
+        status,
+        Some(127),
+        "the demo shell has no `true`, but it ran"
+    );
+    let shown = b.services.ops.asset_show(&admin(), "demo").await.unwrap();
+    assert_eq!(shown.host_keys.len(), 1);
+
+    // Another target answers on the same address with a different key.
+    let other = rampart::demo::DemoTarget::start(
+        "127.0.0.1:0".parse().unwrap(),
+        "demo",
+        Secret::new("x-other-password".into()),
+        russh::keys::PrivateKey::from(russh::keys::ssh_key::private::Ed25519Keypair::from_seed(
+            &[7u8; 32],
+        )),
+    )
+    .await
+    .unwrap();
+    let mut conn = b.services.store.conn().await.unwrap();
+    let asset = rampart::store::assets::get(&mut conn, "demo")
+        .await
+        .unwrap();
+    rampart::store::assets::set_protocols(
+        &mut conn,
+        &asset.id,
+        &[Protocol {
+            name: "ssh".into(),
+            port: other.addr.port(),
+        }],
+    )
+    .await
+    .unwrap();
+    drop(conn);
+    b.reload().await;
+    let (_, err, status) = c.exec("demo echo hi").await;
+    assert_eq!(status, Some(1));
+    assert!(
+        err.contains("host key of demo has changed") && err.contains("rampart asset trust demo"),
+        "{err}"
+    );
+    assert!(other.executed().is_empty(), "nothing ran on the impostor");
+    let refusals = b
+        .services
+        .ops
+        .audit_refusals(&admin(), &Query::default())
+        .await
+        .unwrap();
+    assert!(refusals.iter().any(|r| r.reason.contains("host key")));
+
+    b.services
+        .ops
+        .asset_trust(&admin(), "demo", None)
+        .await
+        .unwrap();
+    // Now it pins the new key (it refuses the password, which is fine here).
+    let (_, err, _) = c.exec("demo echo hi").await;
+    assert!(!err.contains("has changed"), "{err}");
+    c.close().await;
+    other.stop();
+    b.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_vanishes_leaves_a_closed_session_and_recording() {
+    let mut b = TestBastion::start().await;
+    let c = Client::admin(b.addr).await;
+    let mut term = c.shell(80, 24, Some("demo")).await;
+    assert!(term.wait_for(T, |s| s.contains("demo@demo:~$")).await);
+    term.send(b"echo before-vanishing\r").await;
+    assert!(
+        term.wait_for(T, |s| s.matches("before-vanishing").count() >= 2)
+            .await
+    );
+    drop(term);
+    drop(c); // the TCP connection goes away without a goodbye
+    let mut closed = false;
+    for _ in 0..50 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if sessions(&b)
+            .await
+            .first()
+            .is_some_and(|s| s.status == "closed")
+        {
+            closed = true;
+            break;
+        }
+    }
+    assert!(closed, "{:?}", sessions(&b).await);
+    let row = &sessions(&b).await[0];
+    assert!(row.recording_sha256.is_some());
+    b.shutdown().await;
+    let report = rampart::audit::verify(&b.services.store, &b.services.config.recording_dir())
+        .await
+        .unwrap();
+    assert_eq!(report.broken, None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_ops_cli_runs_over_ssh_with_the_callers_role() {
+    let mut b = TestBastion::start().await;
+    let ops = b.services.ops.clone();
+    ops.user_add(
+        &admin(),
+        UserSpec {
+            name: "dave".into(),
+            role: Some(Role::User),
+            password: Some(Secret::new("dave-password-123".into())),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    ops.perm_add(
+        &admin(),
+        PermSpec {
+            name: "dave-demo".into(),
+            users: vec!["dave".into()],
+            groups: vec![],
+            assets: vec!["demo".into()],
+            nodes: vec![],
+            accounts: AccountSpec::all(),
+            protocols: ProtocolSpec::All,
+            actions: Actions::all_but_tunnel(),
+            valid_from: None,
+            valid_until: None,
+            comment: String::new(),
+        },
+    )
+    .await
+    .unwrap();
+    let a = Client::admin(b.addr).await;
+    let (out, err, status) = a.exec("rampart user list --json").await;
+    assert_eq!(status, Some(0), "{err}");
+    assert!(String::from_utf8_lossy(&out).contains("\"name\":\"dave\""));
+    let d = Client::password(b.addr, "dave", "dave-password-123")
+        .await
+        .unwrap();
+    let (_, err, status) = d.exec("rampart user list").await;
+    assert_eq!(status, Some(1));
+    assert!(err.contains("needs the auditor or admin role"), "{err}");
+    let (out, _, status) = d.exec("rampart perm what dave").await;
+    assert_eq!(status, Some(0));
+    assert!(String::from_utf8_lossy(&out).contains("demo"));
+    let (_, err, status) = d.exec("rampart frobnicate").await;
+    assert_eq!(status, Some(2), "{err}");
+    // The admin's change over SSH is logged as theirs, via ssh.
+    let (_, err, status) = a.exec("rampart group add ops").await;
+    assert_eq!(status, Some(0), "{err}");
+    let ops_rows = b
+        .services
+        .ops
+        .audit_operations(&admin(), &Query::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        (ops_rows[0].actor.as_str(), ops_rows[0].via.as_str()),
+        ("admin", "ssh")
+    );
+    a.close().await;
+    d.close().await;
+    b.shutdown().await;
+}
