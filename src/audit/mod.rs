@@ -140,8 +140,10 @@ pub async fn record(
             result,
             reason,
         } => {
-            tracing::info!(target: "audit", user = %user_name, %source, %method,
-                result = result.as_str(), %reason, "login {}", result.as_str());
+            // Field order and names are what contrib/fail2ban matches; the
+            // user name is quoted (Debug) so a crafted name cannot forge a line.
+            tracing::info!(target: "audit", user = ?user_name, %source, %method, %reason,
+                "login {}", result.as_str());
             audit_log::insert(
                 conn,
                 "login_log",

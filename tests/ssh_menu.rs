@@ -1,0 +1,242 @@
+//! The menu over SSH as the person sees it (screen text through a vt100
+//! parser), the forced password change, kill from the CLI's control socket,
+//! and a graceful shutdown with a session open.
+
+mod support;
+
+use std::time::Duration;
+
+use rampart::ops::Caller;
+use rampart::store::audit_log::Query;
+use support::ssh::{ADMIN_PASSWORD, Client, TestBastion};
+
+const T: Duration = Duration::from_secs(10);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_menu_lists_filters_connects_and_comes_back() {
+    let mut b = TestBastion::start().await;
+    let c = Client::admin(b.addr).await;
+    let mut term = c.shell(80, 24, None).await;
+    assert!(
+        term.wait_for(T, |s| s.contains("demo") && s.contains("admin"))
+            .await,
+        "{}",
+        term.text()
+    );
+    // Type-to-filter: a name that matches nothing empties the list.
+    term.send(b"zzz").await;
+    assert!(
+        term.wait_for(T, |s| !s.contains("127.0.0.1")).await,
+        "{}",
+        term.text()
+    );
+    term.send(b"\x7f\x7f\x7f").await;
+    term.send(b"dem").await;
+    assert!(
+        term.wait_for(T, |s| s.contains("127.0.0.1")).await,
+        "{}",
+        term.text()
+    );
+    // Enter connects (one account, one protocol: no chooser).
+    term.send(b"\r").await;
+    assert!(
+        term.wait_for(T, |s| s.contains("demo@demo:~$")).await,
+        "{}",
+        term.text()
+    );
+    term.send(b"echo from-the-menu\r").await;
+    assert!(
+        term.wait_for(T, |s| s.matches("from-the-menu").count() >= 2)
+            .await,
+        "{}",
+        term.text()
+    );
+    term.send(b"exit\r").await;
+    // The menu comes back, and says the session ended.
+    assert!(
+        term.wait_for(T, |s| s.contains("session on demo ended"))
+            .await,
+        "{}",
+        term.text()
+    );
+    // A resize repaints at the new size.
+    term.resize(100, 30).await;
+    term.parser.screen_mut().set_size(
+        std::num::NonZeroU16::new(30).unwrap(),
+        std::num::NonZeroU16::new(100).unwrap(),
+    );
+    assert!(term.wait_for(T, |s| s.contains("demo")).await);
+    // The filter survived the session; Esc clears it, then q quits.
+    term.send(b"\x1b").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    term.send(b"q").await;
+    assert!(term.wait_close(T).await, "{}", term.text());
+    assert_eq!(term.exit, Some(0));
+    c.close().await;
+    b.shutdown().await;
+    let cmds = b
+        .services
+        .ops
+        .audit_commands(&Caller::local(), &Query::default())
+        .await
+        .unwrap();
+    assert!(cmds.iter().any(|c| c.command == "echo from-the-menu"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_one_time_password_must_be_changed_at_first_login() {
+    let mut b = TestBastion::start().await;
+    let otp = b
+        .services
+        .ops
+        .user_passwd(&Caller::local(), "admin", None)
+        .await
+        .unwrap()
+        .unwrap();
+    let mut handle = support::ssh::connect(b.addr).await;
+    let r = handle
+        .authenticate_password("admin", otp.expose().as_str())
+        .await
+        .unwrap();
+    assert!(
+        matches!(
+            r,
+            russh::client::AuthResult::Failure {
+                partial_success: true,
+                ..
+            }
+        ),
+        "{r:?}"
+    );
+    use russh::client::KeyboardInteractiveAuthResponse as K;
+    let reply = handle
+        .authenticate_keyboard_interactive_start("admin", None)
+        .await
+        .unwrap();
+    let K::InfoRequest { prompts, .. } = reply else {
+        panic!("{reply:?}")
+    };
+    assert!(prompts[0].prompt.contains("New password"));
+    // A weak password is refused with the reason, and asked again.
+    let reply = handle
+        .authenticate_keyboard_interactive_respond(vec!["short".into()])
+        .await
+        .unwrap();
+    let K::InfoRequest { prompts, .. } = reply else {
+        panic!("{reply:?}")
+    };
+    assert!(prompts[0].prompt.contains("Retype"));
+    let reply = handle
+        .authenticate_keyboard_interactive_respond(vec!["short".into()])
+        .await
+        .unwrap();
+    let K::InfoRequest { instructions, .. } = reply else {
+        panic!("{reply:?}")
+    };
+    assert!(instructions.contains("too short"), "{instructions}");
+    let reply = handle
+        .authenticate_keyboard_interactive_respond(vec!["a-much-better-passphrase".into()])
+        .await
+        .unwrap();
+    assert!(matches!(reply, K::InfoRequest { .. }), "{reply:?}");
+    let reply = handle
+        .authenticate_keyboard_interactive_respond(vec!["a-much-better-passphrase".into()])
+        .await
+        .unwrap();
+    assert!(matches!(reply, K::Success), "{reply:?}");
+    // The new password works on its own; the one-time one no longer does.
+    Client::password(b.addr, "admin", "a-much-better-passphrase")
+        .await
+        .unwrap()
+        .close()
+        .await;
+    assert!(
+        Client::password(b.addr, "admin", otp.expose())
+            .await
+            .is_err()
+    );
+    b.shutdown().await;
+    let _ = ADMIN_PASSWORD;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_killed_from_the_cli_shows_the_reason() {
+    let mut b = TestBastion::start().await;
+    let c = Client::admin(b.addr).await;
+    let mut term = c.shell(80, 24, Some("demo")).await;
+    assert!(term.wait_for(T, |s| s.contains("demo@demo:~$")).await);
+    let socket = b.services.config.control_socket_path();
+    let mut live = Vec::new();
+    for _ in 0..50 {
+        live = b
+            .services
+            .ops
+            .live_sessions(&Caller::local(), &socket)
+            .await
+            .unwrap();
+        if !live.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(live.len(), 1);
+    let id = live[0].session.id.clone();
+    b.services
+        .ops
+        .session_kill(&Caller::local(), &socket, &id, "maintenance window")
+        .await
+        .unwrap();
+    assert!(
+        term.wait_for(T, |s| s.contains("maintenance window")).await,
+        "{}",
+        term.text()
+    );
+    assert!(term.wait_close(T).await);
+    c.close().await;
+    b.shutdown().await;
+    let rows = b
+        .services
+        .ops
+        .session_list(&Caller::local(), &Query::default(), false)
+        .await
+        .unwrap();
+    assert_eq!(rows[0].reason, "killed: maintenance window");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_tells_open_sessions_and_finalises_them() {
+    let mut b = TestBastion::start().await;
+    let c = Client::admin(b.addr).await;
+    let mut term = c.shell(80, 24, Some("demo")).await;
+    assert!(term.wait_for(T, |s| s.contains("demo@demo:~$")).await);
+    let started = std::time::Instant::now();
+    b.shutdown().await;
+    assert!(started.elapsed() < Duration::from_secs(15));
+    assert!(
+        term.wait_for(T, |s| s.contains("shutting down")).await,
+        "{}",
+        term.text()
+    );
+    let rows = b
+        .services
+        .ops
+        .session_list(&Caller::local(), &Query::default(), false)
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(
+        (rows[0].status.as_str(), rows[0].reason.as_str()),
+        ("closed", "bastion shutdown")
+    );
+    assert!(rows[0].recording_sha256.is_some());
+    // New connections are refused now.
+    assert!(
+        tokio::time::timeout(
+            Duration::from_secs(3),
+            tokio::net::TcpStream::connect(b.addr)
+        )
+        .await
+        .map(|r| r.is_err())
+        .unwrap_or(true)
+    );
+}
