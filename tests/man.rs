@@ -44,7 +44,7 @@ fn render() -> String {
 .SH ENVIRONMENT\n.TP\nRAMPART_CONFIG\nconfiguration file when \\-\\-config is not given\n\
 .TP\nRAMPART_MASTER_KEY\nthe master key as 64 hex characters, instead of DATA_DIR/master.key\n\
 .SH EXIT STATUS\n0 on success, 1 when an operation is refused or fails (one line on standard error), \
-2 on a usage error.\n.SH SEE ALSO\n\\fBrampart.toml\\fR(5)\n",
+2 on a usage error.\n.SH SEE ALSO\n\\fBrampart.toml\\fR(5), \\fBrampart\\-ssh\\fR(1)\n",
     );
     String::from_utf8(out).unwrap()
 }
