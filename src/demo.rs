@@ -202,7 +202,7 @@ impl Out<'_> {
 }
 
 const HELP: &str = "commands: help, echo TEXT, date, whoami, hostname, uname [-a], pwd, ls, cat FILE,\n\
-seq N, bytes N (N bytes of output), sleep SECONDS, fullscreen (press q to leave),\n\
+seq N, bytes N (N zero bytes, like head -c N /dev/zero), sleep SECONDS, fullscreen (press q to leave),\n\
 read-secret (asks for a secret without echo), exit [STATUS]\n";
 
 const FILES: &[(&str, &str)] = &[
@@ -286,7 +286,7 @@ async fn run(line: &str, user: &str, out: &mut Out<'_>) -> Ran {
         }
         "bytes" => {
             let mut left: u64 = rest.first().and_then(|n| n.parse().ok()).unwrap_or(0);
-            let chunk = Bytes::from(vec![b'x'; 32 * 1024]);
+            let chunk = Bytes::from(vec![0u8; 32 * 1024]);
             while left > 0 {
                 let n = left.min(chunk.len() as u64) as usize;
                 out.raw(chunk.slice(..n)).await;
