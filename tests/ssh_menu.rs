@@ -240,3 +240,55 @@ async fn shutdown_tells_open_sessions_and_finalises_them() {
         .unwrap_or(true)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revoking_the_permission_ends_the_running_session() {
+    let mut b = TestBastion::start().await;
+    let c = Client::admin(b.addr).await;
+    let mut term = c.shell(80, 24, Some("demo")).await;
+    assert!(term.wait_for(T, |s| s.contains("demo@demo:~$")).await);
+    // As the CLI would do it, from another process: the server notices the
+    // change within a second and re-checks the running sessions.
+    b.services
+        .ops
+        .perm_remove(&Caller::local(), "demo-admin")
+        .await
+        .unwrap();
+    assert!(
+        term.wait_for(T, |s| s.contains("your access to this asset has ended"))
+            .await,
+        "{}",
+        term.text()
+    );
+    assert!(term.wait_close(T).await);
+    c.close().await;
+    b.shutdown().await;
+    let rows = b
+        .services
+        .ops
+        .session_list(&Caller::local(), &Query::default(), false)
+        .await
+        .unwrap();
+    assert_eq!(rows[0].reason, "permission ended");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_never_logs_in_is_disconnected() {
+    let mut b = TestBastion::start_with("login_timeout = \"1s\"\n").await;
+    let mut stream = tokio::net::TcpStream::connect(b.addr).await.unwrap();
+    use tokio::io::AsyncReadExt;
+    let mut buf = vec![0u8; 4096];
+    // Read the server's banner, say nothing, and wait to be dropped.
+    let closed = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => return true,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await
+    .unwrap_or(false);
+    assert!(closed, "an idle unauthenticated connection was kept");
+    b.shutdown().await;
+}

@@ -79,7 +79,9 @@ pub struct Hooks<'a> {
     pub live: &'a mut live::LiveSession,
     pub shutdown: &'a tokio_util::sync::CancellationToken,
     pub idle_timeout: Option<Duration>,
-    pub started: Instant,
+    /// `recording.on_failure = allow`: a recording that fails mid-session
+    /// stops recording instead of ending the session.
+    pub recording_optional: bool,
 }
 
 /// State both directions touch, behind a mutex held only for short,
@@ -140,6 +142,7 @@ pub async fn pump(
     });
     let publish = hooks.live.publisher();
     let recorder = hooks.recorder;
+    let recording_optional = hooks.recording_optional;
 
     // Target -> person.
     let up = async {
@@ -161,7 +164,9 @@ pub async fn pump(
                         }
                         publish.publish(data.clone());
                     }
-                    if let Err(e) = recorder.output(data.clone()).await {
+                    if let Err(e) = recorder.output(data.clone()).await
+                        && !recording_optional
+                    {
                         return EndReason::Error(format!("recording failed: {e}"));
                     }
                     if client_write.data_bytes(data).await.is_err() {
@@ -171,7 +176,9 @@ pub async fn pump(
                 ChannelMsg::ExtendedData { data, ext } => {
                     lock(&shared).bytes_out += data.len() as u64;
                     publish.publish(data.clone());
-                    if let Err(e) = recorder.output(data.clone()).await {
+                    if let Err(e) = recorder.output(data.clone()).await
+                        && !recording_optional
+                    {
                         return EndReason::Error(format!("recording failed: {e}"));
                     }
                     if client_write.extended_data_bytes(ext, data).await.is_err() {
@@ -234,6 +241,9 @@ pub async fn pump(
             };
             match msg {
                 ChannelMsg::Data { data } => {
+                    // Keystrokes go into the cast only with `recording.input`
+                    // (the recorder drops them otherwise).
+                    let _ = recorder.input(data.clone()).await;
                     let pieces = {
                         let mut s = lock(&shared);
                         s.bytes_in += data.len() as u64;

@@ -42,6 +42,8 @@ pub struct Handler {
     new_password: Option<Secret<String>>,
     /// Set by a keyboard-interactive round: what the next answer is for.
     asking: Asking,
+    /// Tells the connection task the login deadline no longer applies.
+    authenticated: Arc<std::sync::atomic::AtomicBool>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,7 +55,11 @@ enum Asking {
 }
 
 impl Handler {
-    pub fn new(shared: Arc<Shared>, peer: SocketAddr) -> Handler {
+    pub fn new(
+        shared: Arc<Shared>,
+        peer: SocketAddr,
+        authenticated: Arc<std::sync::atomic::AtomicBool>,
+    ) -> Handler {
         Handler {
             shared,
             peer,
@@ -61,6 +67,7 @@ impl Handler {
             conn: None,
             new_password: None,
             asking: Asking::Nothing,
+            authenticated,
         }
     }
 
@@ -123,6 +130,8 @@ impl Handler {
             method,
         }));
         self.stage = Stage::Done;
+        self.authenticated
+            .store(true, std::sync::atomic::Ordering::Release);
     }
 
     async fn first_factor(&mut self, login: &str, proof: Proof<'_>, method: &'static str) -> Auth {

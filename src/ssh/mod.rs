@@ -339,16 +339,37 @@ async fn accept_loop(
         let config = config.clone();
         shared.tracker.clone().spawn(async move {
             let _permit = permit;
-            let handler = handler::Handler::new(shared.clone(), peer);
+            let authenticated = Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let handler = handler::Handler::new(shared.clone(), peer, authenticated.clone());
             let login_timeout = shared.services.config.ssh.login_timeout;
-            match russh::server::run_stream(config, stream, handler).await {
+            // The version exchange happens inside run_stream: a client that
+            // never sends its id is dropped at the same deadline.
+            let started = tokio::time::timeout(login_timeout, russh::server::run_stream(config, stream, handler)).await;
+            let Ok(started) = started else {
+                tracing::debug!(%peer, "no SSH version exchange within the login timeout");
+                return;
+            };
+            match started {
                 Ok(session) => {
                     let handle = session.handle();
+                    // A client that has not logged in by the deadline is let go:
+                    // unauthenticated connections must not hold a slot forever.
+                    let deadline = async {
+                        tokio::time::sleep(login_timeout).await;
+                        if authenticated.load(std::sync::atomic::Ordering::Acquire) {
+                            std::future::pending::<()>().await;
+                        }
+                    };
                     tokio::select! {
                         r = session => {
                             if let Err(e) = r {
                                 tracing::debug!(%peer, "connection ended: {e}");
                             }
+                        }
+                        () = deadline => {
+                            let _ = handle
+                                .disconnect(russh::Disconnect::ByApplication, "login timeout".into(), "en".into())
+                                .await;
                         }
                         () = shutdown_after_sessions(&shared) => {
                             let _ = handle
@@ -356,7 +377,6 @@ async fn accept_loop(
                                 .await;
                         }
                     }
-                    let _ = login_timeout;
                 }
                 Err(e) => tracing::debug!(%peer, "handshake failed: {e}"),
             }

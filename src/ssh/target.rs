@@ -5,7 +5,6 @@
 //! recording, the row and the chain — whatever way the session ended.
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use bytes::Bytes;
 use russh::server::Msg as ServerMsg;
@@ -372,7 +371,8 @@ pub async fn run_session(
                 live: &mut live,
                 shutdown: &shared.shutdown,
                 idle_timeout: services.config.ssh.idle_timeout,
-                started: Instant::now(),
+                recording_optional: services.config.recording.on_failure
+                    == crate::config::OnFailure::Allow,
             },
         )
         .await
