@@ -571,7 +571,7 @@ async fn a_gibibyte_streams_through_with_bounded_memory() {
             russh::ChannelMsg::Data { data } => {
                 received += data.len() as u64;
                 n += 1;
-                if n % 256 == 0 {
+                if n.is_multiple_of(256) {
                     peak = peak.max(rss_kib());
                 }
             }
