@@ -76,9 +76,16 @@ impl DemoTarget {
                 let stop = stop.clone();
                 tokio::spawn(async move {
                     if let Ok(session) = russh::server::run_stream(config, stream, handler).await {
+                        let handle = session.handle();
                         tokio::select! {
                             _ = session => {}
-                            () = stop.cancelled() => {}
+                            () = stop.cancelled() => {
+                                // The session runs in its own task: end it, as a
+                                // target that goes away would.
+                                let _ = handle
+                                    .disconnect(russh::Disconnect::ByApplication, "demo target stopped".into(), "en".into())
+                                    .await;
+                            }
                         }
                     }
                 });

@@ -292,3 +292,95 @@ async fn a_client_that_never_logs_in_is_disconnected() {
     assert!(closed, "an idle unauthenticated connection was kept");
     b.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_target_that_vanishes_leaves_a_finalised_session() {
+    let mut b = TestBastion::start().await;
+    let c = Client::admin(b.addr).await;
+    let mut term = c.shell(80, 24, Some("demo")).await;
+    assert!(term.wait_for(T, |s| s.contains("demo@demo:~$")).await);
+    term.send(b"echo before-the-target-went\r").await;
+    assert!(
+        term.wait_for(T, |s| s.matches("before-the-target-went").count() >= 2)
+            .await
+    );
+    b.demo.stop();
+    assert!(term.wait_close(T).await, "the person's channel stayed open");
+    c.close().await;
+    b.shutdown().await;
+    let rows = b
+        .services
+        .ops
+        .session_list(&Caller::local(), &Query::default(), false)
+        .await
+        .unwrap();
+    assert_eq!(
+        (rows[0].status.as_str(), rows[0].reason.as_str()),
+        ("closed", "target closed")
+    );
+    assert!(rows[0].recording_sha256.is_some());
+    let report = rampart::audit::verify(&b.services.store, &b.services.config.recording_dir())
+        .await
+        .unwrap();
+    assert_eq!(report.broken, None);
+    assert_eq!(report.recordings, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mfa_required_enrols_with_a_qr_code_then_opens_the_menu() {
+    let mut b = TestBastion::start_with("[auth]\nmfa = \"required\"\n").await;
+    let c = Client::admin(b.addr).await;
+    // Without a terminal the enrolment cannot happen: refused, with the way out.
+    let (_, err, status) = c.exec("demo echo hi").await;
+    assert_eq!(status, Some(1));
+    assert!(err.contains("enrolment is required"), "{err}");
+    let mut term = c.shell(100, 40, None).await;
+    assert!(
+        term.wait_for(T, |s| s.contains("▀") || s.contains("▄") || s.contains("█"))
+            .await,
+        "{}",
+        term.text()
+    );
+    // The secret is shown in text (groups of four) beside the code: read it
+    // off the screen, as a person would type it into their app.
+    let text = term.text();
+    let is_group = |w: &str| {
+        w.len() == 4
+            && w.chars()
+                .all(|c| c.is_ascii_uppercase() || ('2'..='7').contains(&c))
+    };
+    let line = text
+        .lines()
+        .find(|l| l.split_whitespace().filter(|w| is_group(w)).count() >= 6)
+        .expect("the base32 secret is on screen");
+    let secret: String = line.split_whitespace().filter(|w| is_group(w)).collect();
+    let code = rampart::auth::totp::current_code(&secret, jiff::Timestamp::now()).unwrap();
+    term.send(code.as_bytes()).await;
+    term.send(b"\r").await;
+    assert!(
+        term.wait_for(T, |s| s.contains("demo") && s.contains("127.0.0.1"))
+            .await,
+        "{}",
+        term.text()
+    );
+    term.send(b"q").await;
+    assert!(term.wait_close(T).await);
+    c.close().await;
+    // From now on the password alone is not enough.
+    let mut handle = support::ssh::connect(b.addr).await;
+    let r = handle
+        .authenticate_password("admin", ADMIN_PASSWORD)
+        .await
+        .unwrap();
+    assert!(
+        matches!(
+            r,
+            russh::client::AuthResult::Failure {
+                partial_success: true,
+                ..
+            }
+        ),
+        "{r:?}"
+    );
+    b.shutdown().await;
+}
