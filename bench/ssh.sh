@@ -133,6 +133,7 @@ PubkeyAuthentication yes
 PasswordAuthentication no
 KbdInteractiveAuthentication no
 AllowTcpForwarding yes
+PermitUserEnvironment SHLVL
 PrintMotd no
 PrintLastLog no
 EOF
@@ -214,7 +215,12 @@ setup() {
     ssh-keygen -q -t ed25519 -N '' -C bench-bastion -f "$TMP/target_key"
     # The target accepts the client (direct, ProxyJump) and rampart's account
     # key; the jump host needs the client key only, sharing the file is fine.
-    cat "$TMP/client_key.pub" "$TMP/target_key.pub" >"$TMP/authorized_keys"
+    # environment="SHLVL=1": bash sources ~/.bashrc for every command run
+    # over ssh when SHLVL is unset (a login shell still reads it). A heavy
+    # rc file (pyenv init, ~0.4 s here) would otherwise be added to every
+    # connect and transfer on all three paths alike and hide the differences
+    # this benchmark is about.
+    sed 's/^/environment="SHLVL=1" /' "$TMP/client_key.pub" "$TMP/target_key.pub" >"$TMP/authorized_keys"
     local ports target_port jump_port bastion_port
     ports=$(free_ports 3)
     { read -r target_port; read -r jump_port; read -r bastion_port; } <<<"$ports"

@@ -384,3 +384,47 @@ async fn mfa_required_enrols_with_a_qr_code_then_opens_the_menu() {
     );
     b.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_direct_jump_with_several_accounts_asks_which() {
+    let mut b = TestBastion::start().await;
+    b.services
+        .ops
+        .account_add(
+            &Caller::local(),
+            "demo",
+            "other",
+            rampart::ops::AccountSecret::Password(rampart::vault::Secret::new("other-pw".into())),
+            false,
+        )
+        .await
+        .unwrap();
+    b.reload().await;
+    let c = Client::admin(b.addr).await;
+    // Without a terminal there is nobody to ask: the choices are named.
+    let (_, err, status) = c.exec("demo whoami").await;
+    assert_eq!(status, Some(1));
+    assert!(
+        err.contains("several accounts") && err.contains("demo, other"),
+        "{err}"
+    );
+    // With one, the chooser for this asset opens; the first entry is `demo`.
+    let mut term = c.shell(80, 24, Some("demo")).await;
+    assert!(
+        term.wait_for(T, |s| s.contains("other")).await,
+        "{}",
+        term.text()
+    );
+    term.send(b"\r").await;
+    assert!(
+        term.wait_for(T, |s| s.contains("demo@demo:~$")).await,
+        "{}",
+        term.text()
+    );
+    term.send(b"whoami\r").await;
+    assert!(term.wait_for(T, |s| s.matches("demo").count() >= 3).await);
+    term.send(b"exit\r").await;
+    assert!(term.wait_close(T).await);
+    c.close().await;
+    b.shutdown().await;
+}

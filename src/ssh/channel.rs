@@ -204,11 +204,28 @@ async fn run_intent(
             super::menu::run(shared, conn, pty, no_color, read, write, handle, id).await
         }
         Intent::Jump { target, .. } => {
-            let choice = Choice {
+            let mut choice = Choice {
                 asset: target.asset,
                 account: target.account,
                 input_password: None,
             };
+            // Several accounts, or a typed-in one: with a terminal, the menu's
+            // chooser for just this asset (DESIGN.md §2: "a chooser if several").
+            if choice.account.is_none()
+                && let Some(p) = pty
+                && target::pick_account(shared, conn, &choice.asset).is_err()
+            {
+                let no_color = setup
+                    .env
+                    .iter()
+                    .any(|(k, v)| k == "NO_COLOR" && !v.is_empty());
+                match super::menu::choose(shared, conn, &choice.asset, p, no_color, read, write)
+                    .await
+                {
+                    Some(picked) => choice = picked,
+                    None => return 1,
+                }
+            }
             target::run_session(
                 shared,
                 conn,

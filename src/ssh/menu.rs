@@ -199,6 +199,77 @@ pub async fn run(
     }
 }
 
+/// The account chooser for one asset (a direct jump that did not name an
+/// account, where several, or a typed-in one, are possible). `None` when
+/// the person quits, or may not use the asset (they were told).
+pub async fn choose(
+    shared: &Arc<Shared>,
+    conn: &Conn,
+    asset: &str,
+    pty: &Pty,
+    no_color: bool,
+    read: &mut ChannelReadHalf,
+    write: &ChannelWriteHalf<Msg>,
+) -> Option<Choice> {
+    let now = shared.services.clock.now();
+    let Some(visible) = shared.policy().visible_asset(&conn.identity, asset, now) else {
+        let line = format!("{}\r\n", target::no_access(asset));
+        let _ = write.extended_data_bytes(1, Bytes::from(line)).await;
+        return None;
+    };
+    let theme: Theme = shared.theme.for_session(no_color, &pty.term);
+    let mut screen = Screen::new(
+        pty.cols as u16,
+        pty.rows as u16,
+        ColorMode::detect(&pty.term, no_color),
+    );
+    let mut input = InputParser::new();
+    let mut esc = false;
+    let mut menu = Menu::new(vec![visible], &conn.identity);
+    // Enter on the only asset opens its account chooser right away.
+    let mut outcome = menu.handle(Key::Enter);
+    if !send(write, screen.enter()).await {
+        return None;
+    }
+    loop {
+        match outcome.take() {
+            Some(MenuOutcome::Quit) => {
+                let _ = send(write, screen.leave()).await;
+                return None;
+            }
+            Some(MenuOutcome::Connect { asset, account, .. }) => {
+                let _ = send(write, screen.leave()).await;
+                let (username, password) = match account {
+                    tui::Chosen::Stored(name) => (name, None),
+                    tui::Chosen::Input { username, password } => (username, Some(password)),
+                };
+                return Some(Choice {
+                    asset,
+                    account: Some(username),
+                    input_password: password,
+                });
+            }
+            None => {}
+        }
+        let frame = screen.draw(|f| menu.render(f, &theme));
+        if !send(write, frame).await {
+            return None;
+        }
+        match next_event(shared, read, &mut input, &mut esc).await {
+            Event::Keys(keys) => {
+                for key in keys {
+                    outcome = menu.handle(key);
+                    if outcome.is_some() {
+                        break;
+                    }
+                }
+            }
+            Event::Resize(cols, rows) => screen.resize(cols as u16, rows as u16),
+            Event::Gone | Event::Shutdown => return None,
+        }
+    }
+}
+
 /// The enrolment screen: a QR code and the secret; succeeds when the person
 /// types a valid code from it.
 #[allow(clippy::too_many_arguments)]
