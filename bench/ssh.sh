@@ -19,7 +19,7 @@
 # rather than letting the run exceed ~10 minutes; failures are listed at the end.
 #
 # Tunables (environment): RAMPART (binary), SSHD, RUNS, BYTES, ECHO_KEYS,
-# CONNECTS, BULK_N, BULK_BYTES, BUDGET_SECONDS, KEEP_TMP.
+# CONNECTS, BULK_N, BULK_BYTES, BUDGET_SECONDS, KEX_ALGORITHMS, KEEP_TMP.
 set -euo pipefail
 export LC_ALL=C # EPOCHREALTIME and awk must use '.' as decimal separator
 
@@ -35,6 +35,9 @@ CONNECTS=${CONNECTS:-20}            # `ssh host true` per path (median)
 BULK_N=${BULK_N:-50}                # back-to-back transfers per path
 BULK_BYTES=${BULK_BYTES:-20000000}  # bytes per bulk transfer
 BUDGET_SECONDS=${BUDGET_SECONDS:-540}
+# Client key exchange for all paths, e.g. curve25519-sha256 to compare connect
+# times on equal terms; empty: the client's default preference.
+KEX_ALGORITHMS=${KEX_ALGORITHMS:-}
 
 THROUGHPUT_TIMEOUT=60 # per 200 MB run: below ~3.5 MB/s counts as a failure
 BULK_TIMEOUT=30       # per bulk transfer: a lost CHANNEL_CLOSE shows up here
@@ -45,6 +48,7 @@ PATHS=(direct proxyjump rampart)
 declare -A LABEL=([direct]=direct [proxyjump]=ProxyJump [rampart]=rampart)
 declare -A R=()     # results: R[path.metric]
 declare -A DEAD=()  # paths whose preflight failed
+declare -A KEX=()   # key exchange algorithms each path's client negotiated
 FAILURES=()
 PIDS=()             # processes this script started (sshd x2, rampart)
 TMP=""
@@ -180,6 +184,9 @@ Host *
     IgnoreUnknown ObscureKeystrokeTiming
     ObscureKeystrokeTiming no
 EOF
+    if [[ -n $KEX_ALGORITHMS ]]; then
+        printf '    KexAlgorithms %s\n' "$KEX_ALGORITHMS" >>"$TMP/ssh_config"
+    fi
 }
 
 rampart_cli() { "$RAMPART" "$@" >>"$TMP/rampart-cli.log" 2>&1; }
@@ -267,11 +274,14 @@ cpu_seconds() { # utime + stime of a process, in seconds
 }
 
 # Each path must carry a trivial command before it is measured; a broken
-# path is reported and skipped instead of timing out in every test.
+# path is reported and skipped instead of timing out in every test. With -v
+# it also tells which key exchange the client got (OpenSSH 9 prefers the
+# post-quantum sntrup761x25519, noticeably slower to set up than curve25519).
 preflight() {
     local path out
     for path in "${PATHS[@]}"; do
-        if out=$(run_ssh 30 "$path" -- echo preflight-ok </dev/null 2>&1) && [[ $out == *preflight-ok* ]]; then
+        if out=$(run_ssh 30 "$path" -v -- echo preflight-ok </dev/null 2>&1) && [[ $out == *preflight-ok* ]]; then
+            KEX[$path]=$(grep -o 'kex: algorithm: [^ ]*' <<<"$out" | awk '{ print $3 }' | sort -u | paste -sd, -)
             continue
         fi
         DEAD[$path]=1
@@ -287,6 +297,8 @@ measure_throughput() { # MODE (nopty|pty)
     local mode=$1 tty=() run path t0 t1 status
     [[ $mode == pty ]] && tty=(-tt)
     declare -A samples=() broken=()
+    local cpu0 bytes0=$RAMPART_BYTES
+    cpu0=$(cpu_seconds "$RAMPART_PID")
     for ((run = 1; run <= RUNS; run++)); do
         for path in "${PATHS[@]}"; do
             [[ -n ${DEAD[$path]:-} || -n ${broken[$path]:-} ]] && continue
@@ -311,6 +323,9 @@ measure_throughput() { # MODE (nopty|pty)
         R[$path.tput_$mode]=$(median ${samples[$path]})
         log "throughput $mode ${LABEL[$path]}: ${samples[$path]# } MB/s"
     done
+    # rampart's own CPU cost of relaying (and recording) one GB in this mode.
+    R[rampart.cpu_$mode]=$(awk -v a="$cpu0" -v b="$(cpu_seconds "$RAMPART_PID")" \
+        -v n="$((RAMPART_BYTES - bytes0))" 'BEGIN { if (n > 0) printf "%.1f", (b - a) / (n / 1e9); else print "n/a" }')
 }
 
 # Keystroke echo: see bench/echo_rtt.py; an interactive login shell on the
@@ -424,6 +439,8 @@ print_table() {
     echo
     echo "rampart SSH benchmark  ($(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg), $(ssh -V 2>&1 | cut -d, -f1))"
     echo "loopback; target = OpenSSH sshd; ProxyJump via a second sshd; rampart with recording on"
+    echo "client key exchange: direct ${KEX[direct]:-?}; ProxyJump ${KEX[proxyjump]:-?}; rampart ${KEX[rampart]:-?}"
+    awk -v l="$LOAD_AT_START" 'BEGIN { if (l + 0 > 0.7) printf "warning: load average was %s at start: other work on the machine makes these figures noisy\n", l }'
     echo
     # shellcheck disable=SC2059 # the format is a constant
     printf "$fmt" "" direct ProxyJump rampart "rampart vs" "aim (issue 3)"
@@ -455,7 +472,8 @@ print_table() {
     echo
     echo "rampart memory (VmRSS): ${MEM_BEFORE} kB before throughput, ${MEM_AFTER} kB after throughput," \
         "$(rss_kb "$RAMPART_PID" VmRSS) kB at the end; peak (VmHWM) $(rss_kb "$RAMPART_PID" VmHWM) kB"
-    echo "rampart CPU time during the throughput runs: ${CPU_TPUT} s; over the whole run: $(cpu_seconds "$RAMPART_PID") s"
+    echo "rampart CPU per GB relayed: ${R[rampart.cpu_nopty]:-n/a} s without pty, ${R[rampart.cpu_pty]:-n/a} s with pty;" \
+        "$(cpu_seconds "$RAMPART_PID") s over the whole run"
     local rec
     rec=$(du -sb "$TMP/data/recordings" 2>/dev/null | cut -f1)
     echo "recordings: ${rec:-0} bytes on disk for $RAMPART_BYTES bytes relayed by the measured rampart transfers" \
@@ -483,20 +501,18 @@ print_failures() {
 
 main() {
     check_prereqs
+    LOAD_AT_START=$(cut -d' ' -f1 /proc/loadavg)
     trap cleanup EXIT
     trap 'exit 130' INT TERM
     setup
     RAMPART_BYTES=0
     preflight
-    local cpu0
     MEM_BEFORE=$(rss_kb "$RAMPART_PID" VmRSS)
-    cpu0=$(cpu_seconds "$RAMPART_PID")
     log "throughput without pty ($RUNS x $((BYTES / 1000000)) MB per path)"
     measure_throughput nopty
     log "throughput with pty"
     measure_throughput pty
     MEM_AFTER=$(rss_kb "$RAMPART_PID" VmRSS)
-    CPU_TPUT=$(awk -v a="$cpu0" -v b="$(cpu_seconds "$RAMPART_PID")" 'BEGIN { printf "%.2f", b - a }')
     log "keystroke echo ($ECHO_KEYS keystrokes per path)"
     measure_echo
     log "connect time ($CONNECTS per path)"
