@@ -99,6 +99,22 @@ pub enum LoginError {
     Seed(String, String),
 }
 
+/// Argon2 costs tens of milliseconds of CPU: it runs on the blocking pool,
+/// so a login never stalls the runtime threads that pump other sessions.
+async fn verify(password: &Secret<String>, hash: &str) -> bool {
+    let (password, hash) = (password.clone(), hash.to_string());
+    tokio::task::spawn_blocking(move || password::verify_password(&password, &hash))
+        .await
+        .unwrap_or(false)
+}
+
+/// The same cost as [`verify`], spent on purpose when there is nothing to
+/// verify against (unknown or locked users), so timing tells nothing.
+async fn burn(password: &Secret<String>) {
+    let password = password.clone();
+    let _ = tokio::task::spawn_blocking(move || password::verify_against_dummy(&password)).await;
+}
+
 /// The proof a client presented.
 pub enum Proof<'a> {
     Password(&'a Secret<String>),
@@ -209,7 +225,7 @@ impl Authenticator {
             // Spend the same time as a real check, so the lock cannot be
             // told apart from a wrong password by timing.
             if let Proof::Password(p) = proof {
-                password::verify_against_dummy(p);
+                burn(p).await;
             }
             return self
                 .refuse(
@@ -229,7 +245,7 @@ impl Authenticator {
 
         let Some(record) = record else {
             if let Proof::Password(p) = proof {
-                password::verify_against_dummy(p);
+                burn(p).await;
             }
             return self
                 .refuse(
@@ -246,7 +262,7 @@ impl Authenticator {
 
         if let Some(until) = user_state(&record).locked_until(now) {
             if let Proof::Password(p) = proof {
-                password::verify_against_dummy(p);
+                burn(p).await;
             }
             return self
                 .refuse(
@@ -266,9 +282,9 @@ impl Authenticator {
 
         let proven = match proof {
             Proof::Password(p) => match &record.password_hash {
-                Some(hash) => password::verify_password(p, hash),
+                Some(hash) => verify(p, hash).await,
                 None => {
-                    password::verify_against_dummy(p);
+                    burn(p).await;
                     false
                 }
             },
