@@ -84,15 +84,19 @@ class Session:
 
     def settle(self, first_timeout, quiet):
         """Wait for the first output (the shell's greeting and prompt), then
-        until the session has been quiet for `quiet` seconds."""
-        if not self.read(first_timeout):
-            return False
+        until the session has been quiet for `quiet` seconds. Returns None
+        when settled, else why not."""
+        first = self.read(first_timeout)
+        if first is None:
+            return "session ended before a shell prompt"
+        if not first:
+            return f"no shell prompt within {first_timeout} s"
         while True:
             data = self.read(quiet)
             if data is None:
-                return False
+                return "session ended before a shell prompt"
             if not data:
-                return True
+                return None
 
     def write(self, data):
         os.write(self.fd, data)
@@ -146,8 +150,9 @@ def main():
 
     # The shell must be up before we type: keys sent while the session is
     # still being set up would race with the login.
-    if not s.settle(first_timeout=20, quiet=0.5):
-        fail("no shell prompt within 20 s")
+    problem = s.settle(first_timeout=20, quiet=0.5)
+    if problem:
+        fail(problem)
     # RE''ADY: the echoed command line itself must not contain the marker.
     marker = MARKER.decode()
     setup = (

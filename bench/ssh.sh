@@ -19,7 +19,8 @@
 # rather than letting the run exceed ~10 minutes; failures are listed at the end.
 #
 # Tunables (environment): RAMPART (binary), SSHD, RUNS, BYTES, ECHO_KEYS,
-# CONNECTS, BULK_N, BULK_BYTES, BUDGET_SECONDS, KEX_ALGORITHMS, KEEP_TMP.
+# CONNECTS, BULK_N, BULK_BYTES, BUDGET_SECONDS, KEX_ALGORITHMS, THROUGHPUT_TIMEOUT,
+# BULK_TIMEOUT, KEEP_TMP.
 set -euo pipefail
 export LC_ALL=C # EPOCHREALTIME and awk must use '.' as decimal separator
 
@@ -39,8 +40,8 @@ BUDGET_SECONDS=${BUDGET_SECONDS:-540}
 # times on equal terms; empty: the client's default preference.
 KEX_ALGORITHMS=${KEX_ALGORITHMS:-}
 
-THROUGHPUT_TIMEOUT=60 # per 200 MB run: below ~3.5 MB/s counts as a failure
-BULK_TIMEOUT=30       # per bulk transfer: a lost CHANNEL_CLOSE shows up here
+THROUGHPUT_TIMEOUT=${THROUGHPUT_TIMEOUT:-60} # per 200 MB run: below ~3.5 MB/s counts as a failure
+BULK_TIMEOUT=${BULK_TIMEOUT:-30}       # per bulk transfer: a lost CHANNEL_CLOSE shows up here
 BULK_MAX_TIMEOUTS=3   # stop a path's bulk series after this many hangs
 CONNECT_TIMEOUT=20
 
@@ -48,7 +49,7 @@ PATHS=(direct proxyjump rampart)
 declare -A LABEL=([direct]=direct [proxyjump]=ProxyJump [rampart]=rampart)
 declare -A R=()     # results: R[path.metric]
 declare -A DEAD=()  # paths whose preflight failed
-declare -A KEX=()   # key exchange algorithms each path's client negotiated
+declare -A KEX=()   # key exchange and cipher each path's client negotiated
 FAILURES=()
 PIDS=()             # processes this script started (sshd x2, rampart)
 TMP=""
@@ -281,7 +282,8 @@ preflight() {
     local path out
     for path in "${PATHS[@]}"; do
         if out=$(run_ssh 30 "$path" -v -- echo preflight-ok </dev/null 2>&1) && [[ $out == *preflight-ok* ]]; then
-            KEX[$path]=$(grep -o 'kex: algorithm: [^ ]*' <<<"$out" | awk '{ print $3 }' | sort -u | paste -sd, -)
+            KEX[$path]="$(grep -o 'kex: algorithm: [^ ]*' <<<"$out" | awk '{ print $3 }' | sort -u | paste -sd, -)"
+            KEX[$path]+=" $(grep -o 'server->client cipher: [^ ]*' <<<"$out" | awk '{ print $3 }' | sort -u | paste -sd, -)"
             continue
         fi
         DEAD[$path]=1
@@ -289,23 +291,33 @@ preflight() {
     done
 }
 
-# Throughput: wall time of the whole `ssh ... head -c BYTES /dev/zero`
-# (connection set-up included, as a person would time it), output to
-# /dev/null. Runs are interleaved across paths so that drift in machine load
-# hits all three alike.
+# Throughput of `head -c BYTES /dev/zero` with output to /dev/null, two ways:
+#   wall    the whole ssh command, connection set-up included, as a person
+#           would time it;
+#   stream  from the moment `head` starts on the target to ssh's exit: the
+#           data phase alone, so that differing connect times (rampart
+#           reuses its upstream connection; ProxyJump sets up two) do not
+#           blur the relay's own speed. The target is this machine, so the
+#           remote command simply writes its start time into a file here.
+# Runs are interleaved across paths so that drift in machine load hits all
+# three alike.
+mbps() { awk -v b="$BYTES" -v t="$(elapsed "$1" "$2")" 'BEGIN { printf "%.1f", b / 1e6 / t }'; }
+
 measure_throughput() { # MODE (nopty|pty)
-    local mode=$1 tty=() run path t0 t1 status
+    local mode=$1 tty=() run path t0 t1 ts status stamp=$TMP/stream-start
     [[ $mode == pty ]] && tty=(-tt)
-    declare -A samples=() broken=()
+    declare -A wall=() stream=() broken=()
     local cpu0 bytes0=$RAMPART_BYTES
     cpu0=$(cpu_seconds "$RAMPART_PID")
     for ((run = 1; run <= RUNS; run++)); do
         for path in "${PATHS[@]}"; do
             [[ -n ${DEAD[$path]:-} || -n ${broken[$path]:-} ]] && continue
             budget_ok || { fail "throughput $mode ${LABEL[$path]}: skipped, time budget spent"; continue; }
-            t0=$EPOCHREALTIME
+            rm -f "$stamp"
             status=0
-            run_ssh "$THROUGHPUT_TIMEOUT" "$path" "${tty[@]}" -- "head -c $BYTES /dev/zero" \
+            t0=$EPOCHREALTIME
+            run_ssh "$THROUGHPUT_TIMEOUT" "$path" "${tty[@]}" -- \
+                "date +%s.%N >$stamp; head -c $BYTES /dev/zero" \
                 </dev/null >/dev/null 2>>"$TMP/ssh-errors.log" || status=$?
             t1=$EPOCHREALTIME
             if ((status != 0)); then
@@ -313,15 +325,19 @@ measure_throughput() { # MODE (nopty|pty)
                 fail "throughput $mode ${LABEL[$path]} run $run: ssh exit $status (124: timed out after ${THROUGHPUT_TIMEOUT}s)"
                 continue
             fi
-            samples[$path]+=" $(awk -v b="$BYTES" -v t="$(elapsed "$t0" "$t1")" 'BEGIN { printf "%.1f", b / 1e6 / t }')"
+            wall[$path]+=" $(mbps "$t0" "$t1")"
+            ts=$(cat "$stamp" 2>/dev/null || true)
+            [[ -n $ts ]] && stream[$path]+=" $(mbps "$ts" "$t1")"
             [[ $path == rampart ]] && RAMPART_BYTES=$((RAMPART_BYTES + BYTES))
         done
     done
     for path in "${PATHS[@]}"; do
-        [[ -z ${broken[$path]:-} && -n ${samples[$path]:-} ]] || continue
+        [[ -z ${broken[$path]:-} && -n ${wall[$path]:-} ]] || continue
         # shellcheck disable=SC2086 # the samples are a space-separated list
-        R[$path.tput_$mode]=$(median ${samples[$path]})
-        log "throughput $mode ${LABEL[$path]}: ${samples[$path]# } MB/s"
+        R[$path.wall_$mode]=$(median ${wall[$path]})
+        # shellcheck disable=SC2086
+        [[ -n ${stream[$path]:-} ]] && R[$path.stream_$mode]=$(median ${stream[$path]})
+        log "throughput $mode ${LABEL[$path]}: wall${wall[$path]} MB/s; stream${stream[$path]:- ?} MB/s"
     done
     # rampart's own CPU cost of relaying (and recording) one GB in this mode.
     R[rampart.cpu_$mode]=$(awk -v a="$cpu0" -v b="$(cpu_seconds "$RAMPART_PID")" \
@@ -372,7 +388,7 @@ measure_connect() {
     for path in "${PATHS[@]}"; do
         [[ -n ${samples[$path]:-} ]] || continue
         # shellcheck disable=SC2086
-        R[$path.connect]=$(median ${samples[$path]})
+        R[$path.connect]=$(median ${samples[$path]} | awk '{ printf "%.1f", $1 }')
         log "connect ${LABEL[$path]}: median ${R[$path.connect]} ms over $(wc -w <<<"${samples[$path]}") runs"
     done
 }
@@ -437,19 +453,25 @@ print_table() {
     local fmt='%-34s %11s %11s %11s   %-24s %s\n'
     local mb=$((BYTES / 1000000)) bulk_mb=$((BULK_BYTES / 1000000))
     echo
-    echo "rampart SSH benchmark  ($(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg), $(ssh -V 2>&1 | cut -d, -f1))"
+    echo "rampart SSH benchmark  ($(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, load at start $LOAD_AT_START, $(ssh -V 2>&1 | cut -d, -f1))"
     echo "loopback; target = OpenSSH sshd; ProxyJump via a second sshd; rampart with recording on"
-    echo "client key exchange: direct ${KEX[direct]:-?}; ProxyJump ${KEX[proxyjump]:-?}; rampart ${KEX[rampart]:-?}"
+    echo "client kex + cipher: direct ${KEX[direct]:-?}; ProxyJump ${KEX[proxyjump]:-?}; rampart ${KEX[rampart]:-?}"
     awk -v l="$LOAD_AT_START" 'BEGIN { if (l + 0 > 0.7) printf "warning: load average was %s at start: other work on the machine makes these figures noisy\n", l }'
     echo
     # shellcheck disable=SC2059 # the format is a constant
     printf "$fmt" "" direct ProxyJump rampart "rampart vs" "aim (issue 3)"
     # shellcheck disable=SC2059
-    printf "$fmt" "throughput, no pty, ${mb} MB (MB/s)" "$(cell direct tput_nopty)" "$(cell proxyjump tput_nopty)" \
-        "$(cell rampart tput_nopty)" "$(ratio "$(cell rampart tput_nopty)" "$(cell proxyjump tput_nopty)") of ProxyJump" ">= 1.2x"
+    printf "$fmt" "throughput no pty, stream (MB/s)" "$(cell direct stream_nopty)" "$(cell proxyjump stream_nopty)" \
+        "$(cell rampart stream_nopty)" "$(ratio "$(cell rampart stream_nopty)" "$(cell proxyjump stream_nopty)") of ProxyJump" ">= 1.2x"
     # shellcheck disable=SC2059
-    printf "$fmt" "throughput, pty (-tt), ${mb} MB (MB/s)" "$(cell direct tput_pty)" "$(cell proxyjump tput_pty)" \
-        "$(cell rampart tput_pty)" "$(ratio "$(cell rampart tput_pty)" "$(cell proxyjump tput_pty)") of ProxyJump" ">= 1.0x"
+    printf "$fmt" "throughput no pty, wall (MB/s)" "$(cell direct wall_nopty)" "$(cell proxyjump wall_nopty)" \
+        "$(cell rampart wall_nopty)" "$(ratio "$(cell rampart wall_nopty)" "$(cell proxyjump wall_nopty)") of ProxyJump" ">= 1.2x"
+    # shellcheck disable=SC2059
+    printf "$fmt" "throughput pty, stream (MB/s)" "$(cell direct stream_pty)" "$(cell proxyjump stream_pty)" \
+        "$(cell rampart stream_pty)" "$(ratio "$(cell rampart stream_pty)" "$(cell proxyjump stream_pty)") of ProxyJump" ">= 1.0x"
+    # shellcheck disable=SC2059
+    printf "$fmt" "throughput pty, wall (MB/s)" "$(cell direct wall_pty)" "$(cell proxyjump wall_pty)" \
+        "$(cell rampart wall_pty)" "$(ratio "$(cell rampart wall_pty)" "$(cell proxyjump wall_pty)") of ProxyJump" ">= 1.0x"
     # shellcheck disable=SC2059
     printf "$fmt" "echo round-trip, median (ms)" "$(cell direct echo_med)" "$(cell proxyjump echo_med)" \
         "$(cell rampart echo_med)" "$(added_ms "$(cell rampart echo_med)" "$(cell direct echo_med)") vs direct" ""
@@ -466,7 +488,8 @@ print_table() {
     printf "$fmt" "bulk ${BULK_N} x ${bulk_mb} MB, total (s)" "$(cell direct bulk_s)" "$(cell proxyjump bulk_s)" \
         "$(cell rampart bulk_s)" "$(ratio "$(cell rampart bulk_s)" "$(cell proxyjump bulk_s)") of ProxyJump" ""
     echo
-    echo "throughput: median of $RUNS, wall time of the whole ssh command (connection set-up included)"
+    echo "throughput: head -c $mb MB /dev/zero, median of $RUNS; stream = from head's start on the target to ssh's exit," \
+        "wall = the whole ssh command, connection set-up included"
     echo "echo: $ECHO_KEYS keystrokes one at a time into dd bs=1 on a raw remote pty, login shell session"
     echo "connect: median of $CONNECTS"
     echo
