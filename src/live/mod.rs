@@ -116,7 +116,7 @@ pub enum Control {
     /// One line to show the person (someone joined or left...).
     Notice(String),
     /// A monitor asks for the current screen; answer with
-    /// [`SnapshotRequest::reply`], or drop it if the session keeps no screen.
+    /// [`SnapshotRequest::send`], or drop it if the session keeps no screen.
     Snapshot(SnapshotRequest),
 }
 
