@@ -214,8 +214,21 @@ impl Authenticator {
         proof: Proof<'_>,
         source: IpAddr,
     ) -> Result<Accepted, LoginError> {
-        let now = self.clock.now();
         let method = proof.method();
+        self.first_factor_via(user_name, proof, source, method).await
+    }
+
+    /// [`Self::first_factor`], naming the SSH method that carried the proof
+    /// in the login log (a password typed at a keyboard-interactive prompt
+    /// is logged as `keyboard-interactive`).
+    pub async fn first_factor_via(
+        &self,
+        user_name: &str,
+        proof: Proof<'_>,
+        source: IpAddr,
+        method: &str,
+    ) -> Result<Accepted, LoginError> {
+        let now = self.clock.now();
         let address = source.to_string();
         let mut tx = self.store.begin().await?;
         let addr_state = state(&users::address_failures(&mut tx, &address).await?);

@@ -141,7 +141,7 @@ impl Handler {
         match self
             .shared
             .authenticator
-            .first_factor(&user, proof, self.peer.ip())
+            .first_factor_via(&user, proof, self.peer.ip(), method)
             .await
         {
             Ok(accepted) => self.after_first(login, accepted, method),
