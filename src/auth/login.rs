@@ -215,7 +215,8 @@ impl Authenticator {
         source: IpAddr,
     ) -> Result<Accepted, LoginError> {
         let method = proof.method();
-        self.first_factor_via(user_name, proof, source, method).await
+        self.first_factor_via(user_name, proof, source, method)
+            .await
     }
 
     /// [`Self::first_factor`], naming the SSH method that carried the proof
