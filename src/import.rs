@@ -81,7 +81,7 @@ pub const USER_COLUMNS: &[Column] = &[
 ];
 
 /// Asset names the bastion keeps for itself (DESIGN.md §2).
-const RESERVED_ASSET_NAMES: &[&str] = &["rampart"];
+const RESERVED_ASSET_NAMES: &[&str] = &[crate::model::RESERVED_ASSET];
 
 /// What is wrong with an import file, and where:
 /// `FILE: row N, column COL: what is wrong`.

@@ -134,6 +134,10 @@ pub struct Node {
     pub parent_id: Option<Id>,
 }
 
+/// The name `ssh bastion rampart ...` is routed to: never an asset
+/// (DESIGN.md §2).
+pub const RESERVED_ASSET: &str = "rampart";
+
 /// The root node every fresh database has.
 pub const DEFAULT_NODE: &str = "/DEFAULT";
 

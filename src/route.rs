@@ -14,7 +14,7 @@ use std::fmt;
 /// The asset name kept for the bastion itself: `ssh bastion rampart ...`
 /// runs the ops CLI, so no asset may be called this (`ops` refuses to create
 /// one) and `alice@rampart` is not a target.
-pub const RESERVED_ASSET: &str = "rampart";
+pub use crate::model::RESERVED_ASSET;
 
 /// The only subsystem the front door offers.
 pub const SFTP: &str = "sftp";

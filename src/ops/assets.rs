@@ -6,12 +6,11 @@ use serde_json::json;
 use super::{
     Caller, Ops, OpsError, Result, check_name, require_admin, require_auditor, snapshot, with,
 };
-use crate::model::{self, Account, Asset, HostKey, Node, Protocol, SecretKind, new_id};
+use crate::model::{
+    self, Account, Asset, HostKey, Node, Protocol, RESERVED_ASSET, SecretKind, new_id,
+};
 use crate::store::{self, StoreError, accounts, assets, nodes};
 use crate::vault::Secret;
-
-/// The asset name `ssh bastion rampart ...` is routed to (DESIGN.md §2).
-pub const RESERVED_ASSET: &str = "rampart";
 
 /// What `asset add` takes.
 #[derive(Debug, Clone, Default)]
