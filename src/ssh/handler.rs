@@ -25,7 +25,6 @@ enum Stage {
     /// First factor accepted; waiting for a TOTP code and/or a new password.
     Second {
         accepted: Accepted,
-        method: &'static str,
         totp_done: bool,
         password_done: bool,
     },
@@ -103,23 +102,22 @@ impl Handler {
     }
 
     /// What a first factor leads to: done, or a second round.
-    fn after_first(&mut self, login: &str, accepted: Accepted, method: &'static str) -> Auth {
+    fn after_first(&mut self, login: &str, accepted: Accepted) -> Auth {
         let totp_done = accepted.next != Next::Totp;
         let password_done = !accepted.must_change_password;
         if totp_done && password_done {
-            self.finish(login, accepted, method);
+            self.finish(login, accepted);
             return Auth::Accept;
         }
         self.stage = Stage::Second {
             accepted,
-            method,
             totp_done,
             password_done,
         };
         Self::keyboard_only()
     }
 
-    fn finish(&mut self, login: &str, accepted: Accepted, method: &'static str) {
+    fn finish(&mut self, login: &str, accepted: Accepted) {
         let target = route::parse_login(login).ok();
         self.conn = Some(Arc::new(Conn {
             login: login.to_string(),
@@ -127,7 +125,6 @@ impl Handler {
             identity: accepted.identity,
             must_enrol: accepted.next == Next::Enrol,
             peer: self.peer,
-            method,
         }));
         self.stage = Stage::Done;
         self.authenticated
@@ -144,7 +141,7 @@ impl Handler {
             .first_factor_via(&user, proof, self.peer.ip(), method)
             .await
         {
-            Ok(accepted) => self.after_first(login, accepted, method),
+            Ok(accepted) => self.after_first(login, accepted),
             Err(LoginError::Refused(_)) => self.reject(),
             Err(e) => {
                 tracing::error!(user = %user, "login failed: {e}");
@@ -192,13 +189,10 @@ impl Handler {
                 )],
             );
         }
-        let Stage::Second {
-            accepted, method, ..
-        } = std::mem::take(&mut self.stage)
-        else {
+        let Stage::Second { accepted, .. } = std::mem::take(&mut self.stage) else {
             return self.reject();
         };
-        self.finish(login, accepted, method);
+        self.finish(login, accepted);
         Auth::Accept
     }
 }

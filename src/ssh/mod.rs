@@ -85,7 +85,6 @@ pub struct Conn {
     /// MFA is required and the person has no seed yet.
     pub must_enrol: bool,
     pub peer: SocketAddr,
-    pub method: &'static str,
 }
 
 /// Writes the audit row for a refused request (one line went to the person).
@@ -304,9 +303,7 @@ impl Server {
         {
             tracing::warn!("some sessions did not finish within the shutdown grace");
         }
-        if let Some(control) = control {
-            control.abort();
-        }
+        control.abort();
         Ok(())
     }
 }
@@ -414,7 +411,7 @@ async fn watch_changes(shared: Arc<Shared>) {
 
 /// Starts the control socket (`data_dir/control.sock`) for the CLI's
 /// `session list --live` and `session kill`.
-fn spawn_control(shared: Arc<Shared>) -> Option<tokio::task::JoinHandle<()>> {
+fn spawn_control(shared: Arc<Shared>) -> tokio::task::JoinHandle<()> {
     let path = shared.services.config.control_socket_path();
     let (reload_tx, mut reload_rx) = tokio::sync::mpsc::channel::<()>(4);
     let reloader = shared.clone();
@@ -427,11 +424,11 @@ fn spawn_control(shared: Arc<Shared>) -> Option<tokio::task::JoinHandle<()>> {
     });
     let registry = shared.live.clone();
     let stop = shared.shutdown.clone();
-    Some(tokio::spawn(async move {
+    tokio::spawn(async move {
         if let Err(e) =
             live::control::serve_control(&path, registry, reload_tx, stop.cancelled_owned()).await
         {
             tracing::error!("control socket {}: {e}", path.display());
         }
-    }))
+    })
 }
