@@ -264,17 +264,7 @@ async fn run_intent(
             .exit_status
             .unwrap_or(0)
         }
-        Intent::Sftp { .. } => {
-            refuse(
-                shared,
-                conn,
-                write,
-                "subsystem sftp",
-                "sftp through the bastion is not available yet on this server",
-            )
-            .await;
-            1
-        }
+        Intent::Sftp { target } => super::sftp::run(shared, conn, target, read, write).await,
         Intent::Admin { args } => super::admin::run(shared, conn, args, write).await,
         Intent::Refuse { reason } => {
             refuse(shared, conn, write, "request", &reason).await;

@@ -429,7 +429,10 @@ pub async fn run_session(
     }
 }
 
-async fn stored_credential(shared: &Shared, account_id: &str) -> Result<Credential, String> {
+pub(super) async fn stored_credential(
+    shared: &Shared,
+    account_id: &str,
+) -> Result<Credential, String> {
     let services = &shared.services;
     let mut conn = services.store.conn().await.map_err(|e| e.to_string())?;
     let (kind, sealed) = store::accounts::secret(&mut conn, account_id)
@@ -448,7 +451,7 @@ async fn stored_credential(shared: &Shared, account_id: &str) -> Result<Credenti
 
 /// Pins the key a target presented on its first connection, with an audit
 /// row saying so.
-async fn pin_first_key(shared: &Shared, grant: &Grant, upstream: &upstream::Upstream) {
+pub(super) async fn pin_first_key(shared: &Shared, grant: &Grant, upstream: &upstream::Upstream) {
     let (Some(key), Some(line)) = (&upstream.presented_key, &upstream.presented_key_line) else {
         return;
     };
@@ -479,7 +482,7 @@ async fn pin_first_key(shared: &Shared, grant: &Grant, upstream: &upstream::Upst
     }
 }
 
-async fn insert_session(
+pub(super) async fn insert_session(
     shared: &Shared,
     new: &store::sessions::NewSession,
 ) -> Result<(), store::StoreError> {
@@ -489,7 +492,7 @@ async fn insert_session(
     services.store.commit(tx).await
 }
 
-async fn end_session(
+pub(super) async fn end_session(
     shared: &Shared,
     id: &str,
     ending: &store::sessions::Ending,
