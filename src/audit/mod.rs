@@ -123,6 +123,22 @@ pub enum AuditEvent {
 /// The hash before the first row.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
+/// Records one event in a transaction of its own, for callers that cannot
+/// stop for a failure (a relay in mid-transfer): a failure is logged as an
+/// error instead of returned.
+pub async fn record_alone(services: &crate::services::Services, event: &AuditEvent) {
+    let now = services.clock.now();
+    let result = async {
+        let mut tx = services.store.begin().await?;
+        record(&mut tx, event, now).await?;
+        services.store.commit(tx).await
+    }
+    .await;
+    if let Err(e) = result {
+        tracing::error!("cannot write an audit row: {e}");
+    }
+}
+
 /// Writes an event into its table and seals it into the chain, inside the
 /// caller's transaction (which must be a write transaction: `Store::begin`).
 pub async fn record(

@@ -82,6 +82,19 @@ pub struct Hooks<'a> {
     /// `recording.on_failure = allow`: a recording that fails mid-session
     /// stops recording instead of ending the session.
     pub recording_optional: bool,
+    /// Watches the raw streams (legacy SCP's file log).
+    pub tap: Option<&'a dyn StreamTap>,
+    /// Whether the target's standard output goes into the recording. Off
+    /// for legacy SCP, whose output is file content (logged as transfers,
+    /// kept only with `recording.keep_files`); standard error is always
+    /// recorded.
+    pub record_stdout: bool,
+}
+
+/// Sees the bytes of an exec session as they pass, without changing them.
+pub trait StreamTap: Send + Sync {
+    fn person_sent(&self, data: &[u8]);
+    fn target_sent(&self, data: &[u8]);
 }
 
 /// State both directions touch, behind a mutex held only for short,
@@ -143,6 +156,8 @@ pub async fn pump(
     let publish = hooks.live.publisher();
     let recorder = hooks.recorder;
     let recording_optional = hooks.recording_optional;
+    let tap = hooks.tap;
+    let record_stdout = hooks.record_stdout;
 
     // Target -> person.
     let up = async {
@@ -164,7 +179,11 @@ pub async fn pump(
                         }
                         publish.publish(data.clone());
                     }
-                    if let Err(e) = recorder.output(data.clone()).await
+                    if let Some(tap) = tap {
+                        tap.target_sent(&data);
+                    }
+                    if record_stdout
+                        && let Err(e) = recorder.output(data.clone()).await
                         && !recording_optional
                     {
                         return EndReason::Error(format!("recording failed: {e}"));
@@ -243,7 +262,12 @@ pub async fn pump(
                 ChannelMsg::Data { data } => {
                     // Keystrokes go into the cast only with `recording.input`
                     // (the recorder drops them otherwise).
-                    let _ = recorder.input(data.clone()).await;
+                    if record_stdout {
+                        let _ = recorder.input(data.clone()).await;
+                    }
+                    if let Some(tap) = tap {
+                        tap.person_sent(&data);
+                    }
                     let pieces = {
                         let mut s = lock(&shared);
                         s.bytes_in += data.len() as u64;

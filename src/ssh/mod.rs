@@ -16,6 +16,7 @@ pub mod admin;
 pub mod channel;
 pub mod handler;
 pub mod menu;
+pub mod scp;
 pub mod sftp;
 pub mod target;
 

@@ -81,6 +81,7 @@ pub async fn run(
         to_client: BytesMut::new(),
         tx,
         stderr: Vec::new(),
+        writes: Vec::new(),
     };
     if let Some(target) = target {
         let account = match target.account.clone() {
@@ -198,6 +199,8 @@ struct Relay<'a> {
     tx: mpsc::Sender<Event>,
     /// Lines for the person's stderr (the reason a session ended).
     stderr: Vec<String>,
+    /// Transfer rows being written, awaited before the session rows close.
+    writes: Vec<tokio::task::JoinHandle<()>>,
 }
 
 /// Why a request is answered by the bastion instead of a target.
@@ -957,7 +960,7 @@ impl<'a> Relay<'a> {
     /// the relay.
     #[allow(clippy::too_many_arguments)]
     fn log(
-        &self,
+        &mut self,
         backend: usize,
         operation: &str,
         path: &str,
@@ -979,22 +982,15 @@ impl<'a> Relay<'a> {
             sha256,
             error: error.to_string(),
         };
-        let shared = self.shared.clone();
-        // Rows are written in order by one task per session would be nicer;
-        // the chain orders them by commit, which is what the audit needs.
-        self.shared.tracker.spawn(async move {
-            let services = &shared.services;
-            let now = services.clock.now();
-            let result = async {
-                let mut tx = services.store.begin().await?;
-                audit::record(&mut tx, &event, now).await?;
-                services.store.commit(tx).await
-            }
-            .await;
-            if let Err(e) = result {
-                tracing::error!("cannot log a transfer: {e}");
-            }
-        });
+        // Written by a task of its own so the relay never waits on the
+        // database; the chain orders rows by commit.
+        let services = self.shared.services.clone();
+        self.writes.retain(|w| !w.is_finished());
+        self.writes.push(
+            self.shared
+                .tracker
+                .spawn(async move { audit::record_alone(&services, &event).await }),
+        );
     }
 
     /// Connects `asset` as `account` for SFTP: grant, secret, connection,
@@ -1174,6 +1170,9 @@ impl<'a> Relay<'a> {
                     Some("the session ended before the target confirmed".into()),
                 );
             }
+        }
+        for w in std::mem::take(&mut self.writes) {
+            let _ = w.await;
         }
         for b in std::mem::take(&mut self.backends) {
             let _ = b.write.eof().await;

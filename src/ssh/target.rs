@@ -17,6 +17,7 @@ use crate::policy::{Grant, GrantAccount};
 use crate::record::{CommandTracker, RecordOptions, RecorderHandle, RecordingMeta, SessionKind};
 use crate::relay::{self, EndReason, Hooks};
 use crate::store;
+use crate::transfer::ExecTransfer;
 use crate::upstream::{self, Credential};
 use crate::vault::Secret;
 
@@ -136,17 +137,63 @@ pub async fn run_session(
         return Ended::refused();
     };
     let policy = shared.policy();
+    // scp and rsync move files: they need upload/download (and delete for
+    // rsync --delete), not connect.
+    let transfer = match &run {
+        Run::Exec(command) => ExecTransfer::classify(command),
+        Run::Shell => None,
+    };
+    let actions = transfer
+        .as_ref()
+        .map_or_else(|| vec![Action::Connect], ExecTransfer::actions);
     let Some(grant) = policy.authorize(
         &conn.identity,
         &choice.asset,
         &account,
         "ssh",
-        Action::Connect,
+        actions[0],
         now,
     ) else {
-        say(no_access(&choice.asset)).await;
+        let visible = policy
+            .authorize(
+                &conn.identity,
+                &choice.asset,
+                &account,
+                "ssh",
+                Action::Connect,
+                now,
+            )
+            .is_some()
+            || policy
+                .visible_asset(&conn.identity, &choice.asset, now)
+                .is_some();
+        if visible && transfer.is_some() {
+            let text = format!(
+                "rampart: {}: {} is not permitted to you there",
+                choice.asset, actions[0]
+            );
+            say(text.clone()).await;
+            super::refuse_log(shared, conn, &format!("exec on {}", choice.asset), &text).await;
+        } else {
+            say(no_access(&choice.asset)).await;
+        }
         return Ended::refused();
     };
+    if let Some(missing) = actions.iter().find(|a| !grant.allows(**a)) {
+        let text = format!(
+            "rampart: {}: {missing} is not permitted to you there",
+            grant.asset_name()
+        );
+        say(text.clone()).await;
+        super::refuse_log(
+            shared,
+            conn,
+            &format!("exec on {}", grant.asset_name()),
+            &text,
+        )
+        .await;
+        return Ended::refused();
+    }
 
     // The secret: stored (sealed in the vault) or typed in.
     let credential = match grant.account() {
@@ -354,7 +401,13 @@ pub async fn run_session(
         };
         let shared2 = shared.clone();
         let policy_fn = move || shared2.policy();
-        relay::pump(
+        let scp = match &transfer {
+            Some(ExecTransfer::Scp(c)) => {
+                Some(super::scp::ScpTap::new(c, services, &grant, &session_id))
+            }
+            _ => None,
+        };
+        let outcome = relay::pump(
             client_read,
             client_write,
             client_handle,
@@ -373,9 +426,15 @@ pub async fn run_session(
                 idle_timeout: services.config.ssh.idle_timeout,
                 recording_optional: services.config.recording.on_failure
                     == crate::config::OnFailure::Allow,
+                tap: scp.as_ref().map(|t| t as &dyn relay::StreamTap),
+                record_stdout: scp.is_none(),
             },
         )
-        .await
+        .await;
+        if let Some(tap) = &scp {
+            tap.finish().await;
+        }
+        outcome
     };
     drop(live);
     let _ = target_write.close().await;

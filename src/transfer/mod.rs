@@ -11,6 +11,62 @@ use std::collections::BTreeMap;
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
 
+use crate::model::Action;
+
+/// An exec'd command that moves files, recognised so it is checked against
+/// `upload`/`download`/`delete` rather than `connect`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExecTransfer {
+    /// Legacy SCP (`scp -O`): the bastion logs each file.
+    Scp(scp::ScpCommand),
+    /// The remote half of rsync over SSH: `rsync --server [--sender] ...`.
+    /// Relayed and recorded as an exec session; files are not logged one by
+    /// one (rsync's protocol is not parsed).
+    Rsync { sender: bool, deletes: bool },
+}
+
+impl ExecTransfer {
+    /// Recognises `scp -t|-f ...` and `rsync --server ...`.
+    pub fn classify(command: &str) -> Option<ExecTransfer> {
+        if let Some(c) = scp::parse_command(command) {
+            return Some(ExecTransfer::Scp(c));
+        }
+        let mut words = command.split_ascii_whitespace();
+        let program = words.next()?;
+        if program.rsplit('/').next() != Some("rsync") || words.next() != Some("--server") {
+            return None;
+        }
+        let mut sender = false;
+        let mut deletes = false;
+        for w in words {
+            sender |= w == "--sender";
+            deletes |= w.starts_with("--delete") || w == "--remove-source-files";
+        }
+        Some(ExecTransfer::Rsync { sender, deletes })
+    }
+
+    /// The actions the command needs, the first being the main one.
+    pub fn actions(&self) -> Vec<Action> {
+        match self {
+            ExecTransfer::Scp(c) => match c.direction {
+                scp::Direction::Upload => vec![Action::Upload],
+                scp::Direction::Download => vec![Action::Download],
+            },
+            ExecTransfer::Rsync { sender, deletes } => {
+                let mut actions = vec![if *sender {
+                    Action::Download
+                } else {
+                    Action::Upload
+                }];
+                if *deletes {
+                    actions.push(Action::Delete);
+                }
+                actions
+            }
+        }
+    }
+}
+
 /// How many bytes may arrive ahead of a gap (pipelined reads answered out of
 /// order) before the digest is given up for that file.
 const MAX_EARLY: usize = 64 * 1024 * 1024;
@@ -109,6 +165,38 @@ mod tests {
 
     fn sha(data: &[u8]) -> String {
         hex::encode(Sha256::digest(data))
+    }
+
+    #[test]
+    fn file_moving_commands_are_recognised() {
+        use Action::*;
+        let cases: &[(&str, Option<Vec<Action>>)] = &[
+            ("scp -t /tmp", Some(vec![Upload])),
+            ("scp -r -d -t -- /srv", Some(vec![Upload])),
+            ("scp -f /etc/hosts", Some(vec![Download])),
+            (
+                "rsync --server -vlogDtpre.iLsfxCIvu . /dst/",
+                Some(vec![Upload]),
+            ),
+            (
+                "rsync --server --sender -vlogDtpre.iLsfxCIvu . /src/",
+                Some(vec![Download]),
+            ),
+            (
+                "/usr/bin/rsync --server --delete-during -r . /d",
+                Some(vec![Upload, Delete]),
+            ),
+            ("rsync -av /a /b", None),
+            ("uname -a", None),
+            ("scp -t /a /b", None),
+        ];
+        for (command, actions) in cases {
+            assert_eq!(
+                ExecTransfer::classify(command).map(|e| e.actions()),
+                *actions,
+                "{command}"
+            );
+        }
     }
 
     #[test]

@@ -77,6 +77,8 @@ pub struct ScpCommand {
     pub direction: Direction,
     /// `-r`: directories may follow as `D`/`E` records.
     pub recursive: bool,
+    /// `-d`: the path must be a directory (the client sends several files).
+    pub directory: bool,
     /// The one path operand, unquoted as the remote shell would.
     pub path: String,
 }
@@ -108,6 +110,7 @@ pub fn parse_command(command: &str) -> Option<ScpCommand> {
     let mut sink = false;
     let mut source = false;
     let mut recursive = false;
+    let mut directory = false;
     let mut operands = arguments;
     while let Some((word, after)) = operands.split_first() {
         if word == "--" {
@@ -123,7 +126,8 @@ pub fn parse_command(command: &str) -> Option<ScpCommand> {
                 't' => sink = true,
                 'f' => source = true,
                 'r' => recursive = true,
-                'v' | 'p' | 'd' => {}
+                'd' => directory = true,
+                'v' | 'p' => {}
                 _ => return None,
             }
         }
@@ -144,6 +148,7 @@ pub fn parse_command(command: &str) -> Option<ScpCommand> {
     Some(ScpCommand {
         direction,
         recursive,
+        directory,
         path: path.clone(),
     })
 }
@@ -1127,6 +1132,7 @@ mod tests {
             let expected = ScpCommand {
                 direction,
                 recursive,
+                directory: command.contains(" -d "),
                 path: path.into(),
             };
             assert_eq!(parse_command(command), Some(expected), "{command}");

@@ -1,0 +1,183 @@
+//! Legacy SCP through the bastion (`scp -O` with the target in the login
+//! name): the exec of `scp -t`/`scp -f` is relayed like any exec, and this
+//! tap follows the source's stream to write one transfer row per file, with
+//! its size and SHA-256 (upload: the person's stream; download: the
+//! target's). The bytes are never held or changed here.
+
+use std::sync::{Mutex, MutexGuard};
+
+use crate::audit::{self, AuditEvent};
+use crate::policy::Grant;
+use crate::relay::StreamTap;
+use crate::services::Services;
+use crate::transfer::scp::{Direction, Event, ScpCommand, SourceParser, download_base};
+
+pub struct ScpTap {
+    direction: Direction,
+    state: Mutex<State>,
+    services: Services,
+    grant: Grant,
+    session_id: String,
+    /// The path to log for the one file of an upload to a named file
+    /// (`scp -O f host:/tmp/x.bin` runs `scp -t /tmp/x.bin`): the file lands
+    /// there, unless that is an existing directory, which the bastion cannot
+    /// know; the name the person gave is what the row shows.
+    named_file: Option<String>,
+    /// Row writes in flight, awaited by [`ScpTap::finish`].
+    writes: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+}
+
+struct State {
+    parser: SourceParser,
+    /// Bytes of the file in progress so far.
+    current: u64,
+    /// Set once the stream stopped being SCP; nothing more is logged.
+    broken: bool,
+}
+
+/// One row to write, collected under the lock and written outside it.
+struct Row {
+    path: String,
+    size: u64,
+    result: &'static str,
+    sha256: Option<String>,
+    error: String,
+}
+
+impl ScpTap {
+    pub fn new(
+        command: &ScpCommand,
+        services: &Services,
+        grant: &Grant,
+        session_id: &str,
+    ) -> ScpTap {
+        let base = match command.direction {
+            Direction::Upload => command.path.clone(),
+            Direction::Download => download_base(&command.path),
+        };
+        ScpTap {
+            direction: command.direction,
+            state: Mutex::new(State {
+                parser: SourceParser::new(&base),
+                current: 0,
+                broken: false,
+            }),
+            services: services.clone(),
+            grant: grant.clone(),
+            session_id: session_id.to_string(),
+            named_file: (command.direction == Direction::Upload
+                && !command.recursive
+                && !command.directory
+                && !command.path.ends_with('/')
+                && !matches!(command.path.as_str(), "." | "~"))
+            .then(|| command.path.clone()),
+            writes: Mutex::new(Vec::new()),
+        }
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn source(&self, data: &[u8]) {
+        let mut rows = Vec::new();
+        {
+            let mut guard = self.state();
+            let state = &mut *guard;
+            if state.broken {
+                return;
+            }
+            let current = &mut state.current;
+            let broken = &mut state.broken;
+            state.parser.feed(data, &mut |event| match event {
+                Event::FileStart { .. } => *current = 0,
+                Event::Data(bytes) => *current += bytes.len() as u64,
+                Event::FileEnd { path, size, sha256 } => rows.push(Row {
+                    path,
+                    size,
+                    result: "ok",
+                    sha256: Some(sha256),
+                    error: String::new(),
+                }),
+                Event::SourceError {
+                    path: Some(path),
+                    message,
+                    ..
+                } => rows.push(Row {
+                    path,
+                    size: *current,
+                    result: "failed",
+                    sha256: None,
+                    error: message,
+                }),
+                Event::Unparsable { reason } => {
+                    tracing::warn!("scp stream not followed any further: {reason}");
+                    *broken = true;
+                }
+                Event::SourceError { path: None, .. } | Event::DirStart { .. } | Event::DirEnd => {}
+            });
+        }
+        self.write(rows);
+    }
+
+    /// The session ended: a file still in progress is logged as failed with
+    /// the bytes that passed, and every row is written when this returns.
+    pub async fn finish(&self) {
+        let rows = match self.state().parser.finish() {
+            Some((path, size)) => vec![Row {
+                path,
+                size,
+                result: "failed",
+                sha256: None,
+                error: "the session ended in the middle of the file".into(),
+            }],
+            None => Vec::new(),
+        };
+        self.write(rows);
+        let writes = std::mem::take(&mut *self.writes.lock().unwrap_or_else(|e| e.into_inner()));
+        for w in writes {
+            let _ = w.await;
+        }
+    }
+
+    fn write(&self, rows: Vec<Row>) {
+        let operation = match self.direction {
+            Direction::Upload => "upload",
+            Direction::Download => "download",
+        };
+        for row in rows {
+            let event = AuditEvent::Transfer {
+                session_id: self.session_id.clone(),
+                user_name: self.grant.user_name().to_string(),
+                asset_name: self.grant.asset_name().to_string(),
+                account: self.grant.account().username().to_string(),
+                operation: operation.into(),
+                path: self.named_file.clone().unwrap_or(row.path),
+                size: i64::try_from(row.size).unwrap_or(i64::MAX),
+                result: row.result.into(),
+                sha256: row.sha256,
+                error: row.error,
+            };
+            let services = self.services.clone();
+            let write = tokio::spawn(async move { audit::record_alone(&services, &event).await });
+            self.writes
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(write);
+        }
+    }
+}
+
+impl StreamTap for ScpTap {
+    fn person_sent(&self, data: &[u8]) {
+        if self.direction == Direction::Upload {
+            self.source(data);
+        }
+    }
+
+    fn target_sent(&self, data: &[u8]) {
+        if self.direction == Direction::Download {
+            self.source(data);
+        }
+    }
+}
