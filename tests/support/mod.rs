@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod peers;
 pub mod ssh;
 
 use std::io::Write;
