@@ -10,8 +10,10 @@
 #   rampart    ssh to `rampart serve` (recording on, the default), exec/shell
 #              on asset `target`
 # and prints one table: throughput of `head -c 200000000 /dev/zero` without
-# and with a pty, keystroke echo round-trip, connect time for `true`, and 50
-# back-to-back bulk transfers that must all finish.
+# and with a pty, keystroke echo round-trip, connect time for `true`, 50
+# back-to-back bulk transfers that must all finish, and an sftp get and put
+# of a 1 GiB file (through rampart with the target in the login name,
+# `sftp bench@ACCOUNT@target@bastion`).
 #
 # Everything lives in a temp dir (two sshd configs and host keys, client and
 # target keys, a rampart data dir) and is removed on exit; KEEP_TMP=1 keeps it.
@@ -19,8 +21,8 @@
 # rather than letting the run exceed ~10 minutes; failures are listed at the end.
 #
 # Tunables (environment): RAMPART (binary), SSHD, RUNS, BYTES, ECHO_KEYS,
-# CONNECTS, BULK_N, BULK_BYTES, BUDGET_SECONDS, KEX_ALGORITHMS, THROUGHPUT_TIMEOUT,
-# BULK_TIMEOUT, KEEP_TMP.
+# CONNECTS, BULK_N, BULK_BYTES, SFTP_BYTES, BUDGET_SECONDS, KEX_ALGORITHMS,
+# THROUGHPUT_TIMEOUT, BULK_TIMEOUT, SFTP_TIMEOUT, KEEP_TMP.
 set -euo pipefail
 export LC_ALL=C # EPOCHREALTIME and awk must use '.' as decimal separator
 
@@ -35,6 +37,7 @@ ECHO_KEYS=${ECHO_KEYS:-1000}        # measured keystrokes per path
 CONNECTS=${CONNECTS:-20}            # `ssh host true` per path (median)
 BULK_N=${BULK_N:-50}                # back-to-back transfers per path
 BULK_BYTES=${BULK_BYTES:-20000000}  # bytes per bulk transfer
+SFTP_BYTES=${SFTP_BYTES:-1073741824} # size of the file each sftp get and put moves
 BUDGET_SECONDS=${BUDGET_SECONDS:-540}
 # Client key exchange for all paths, e.g. curve25519-sha256 to compare connect
 # times on equal terms; empty: the client's default preference.
@@ -42,6 +45,7 @@ KEX_ALGORITHMS=${KEX_ALGORITHMS:-}
 
 THROUGHPUT_TIMEOUT=${THROUGHPUT_TIMEOUT:-60} # per 200 MB run: below ~3.5 MB/s counts as a failure
 BULK_TIMEOUT=${BULK_TIMEOUT:-30}       # per bulk transfer: a lost CHANNEL_CLOSE shows up here
+SFTP_TIMEOUT=${SFTP_TIMEOUT:-180}      # per sftp transfer (1 GiB: below ~6 MB/s fails), capped by the budget
 BULK_MAX_TIMEOUTS=3   # stop a path's bulk series after this many hangs
 CONNECT_TIMEOUT=20
 
@@ -66,7 +70,7 @@ check_prereqs() {
     [[ -x $RAMPART ]] || die "$RAMPART not found: run 'cargo build --release' first"
     [[ -x $SSHD ]] || die "$SSHD not found: install openssh-server"
     local tool
-    for tool in ssh ssh-keygen python3 timeout awk sort; do
+    for tool in ssh sftp ssh-keygen python3 timeout awk sort stat df; do
         command -v "$tool" >/dev/null || die "$tool not found"
     done
 }
@@ -138,6 +142,7 @@ PubkeyAuthentication yes
 PasswordAuthentication no
 KbdInteractiveAuthentication no
 AllowTcpForwarding yes
+Subsystem sftp internal-sftp
 PermitUserEnvironment SHLVL
 PrintMotd no
 PrintLastLog no
@@ -205,7 +210,7 @@ listen = ["127.0.0.1:$1"]
 EOF
     rampart_cli init || die "rampart init failed: $(tail -5 "$TMP/rampart-cli.log")"
     if ! { rampart_cli user add bench --key-file "$TMP/client_key.pub" &&
-        rampart_cli asset add target --address 127.0.0.1 --protocol "ssh/$2" &&
+        rampart_cli asset add target --address 127.0.0.1 --protocol "ssh/$2" --protocol "sftp/$2" &&
         rampart_cli account add target "$USER_NAME" --key-file "$TMP/target_key" &&
         rampart_cli perm add bench-target --user bench --asset target; }; then
         die "rampart setup failed: $(tail -5 "$TMP/rampart-cli.log")"
@@ -433,6 +438,77 @@ measure_bulk() {
     done
 }
 
+# The sftp destination of each path. Through rampart the target is in the
+# login name, the way scp, sftp and rsync users reach it; the alias `rampart`
+# in the ssh_config gives host, port and options.
+sftp_destination() {
+    if [[ $1 == rampart ]]; then
+        echo "bench@$USER_NAME@target@rampart"
+    else
+        echo "$1"
+    fi
+}
+
+# One sftp get and one put of a SFTP_BYTES file per path, wall time of the
+# whole sftp command (connection set-up included, small next to the data).
+# The target is this machine, so a get and a put are the same batch line,
+# `get|put SOURCE DEST`, read from and written to $TMP. The file is random
+# (not /dev/zero: nothing along the way may gain from compressing it) and
+# made once; each copy is checked for its size and removed.
+measure_sftp() {
+    local src=$TMP/sftp-source op path dst status t0 t1 left limit size err why cpu0 need free
+    need=$(((2 * SFTP_BYTES) / 1024 + 65536))
+    free=$(df -Pk "$TMP" | awk 'NR == 2 { print $4 }')
+    if ((free < need)); then
+        fail "sftp: skipped, $free kB free in $TMP and $need kB needed (lower SFTP_BYTES)"
+        return
+    fi
+    budget_ok || { fail "sftp: skipped, time budget spent"; return; }
+    if ! head -c "$SFTP_BYTES" /dev/urandom >"$src"; then
+        fail "sftp: could not write the $SFTP_BYTES-byte source file"
+        return
+    fi
+    local rampart_cpu=0 rampart_bytes=0
+    for op in get put; do
+        for path in "${PATHS[@]}"; do
+            [[ -n ${DEAD[$path]:-} ]] && continue
+            left=$((DEADLINE - SECONDS))
+            if ((left < 10)); then
+                fail "sftp $op ${LABEL[$path]}: skipped, time budget spent"
+                continue
+            fi
+            limit=$((left < SFTP_TIMEOUT ? left : SFTP_TIMEOUT))
+            dst=$TMP/sftp-$op-$path
+            printf '%s %s %s\n' "$op" "$src" "$dst" >"$TMP/sftp-batch"
+            status=0
+            [[ $path == rampart ]] && cpu0=$(cpu_seconds "$RAMPART_PID")
+            t0=$EPOCHREALTIME
+            timeout -k 5 "$limit" sftp -F "$TMP/ssh_config" -b "$TMP/sftp-batch" "$(sftp_destination "$path")" \
+                </dev/null >/dev/null 2>"$TMP/sftp-errors.log" || status=$?
+            t1=$EPOCHREALTIME
+            size=$(stat -c %s "$dst" 2>/dev/null || echo 0)
+            rm -f "$dst"
+            cat "$TMP/sftp-errors.log" >>"$TMP/ssh-errors.log"
+            if ((status != 0 || size != SFTP_BYTES)); then
+                err=$(grep -v '^$' "$TMP/sftp-errors.log" | tail -n 2 | paste -sd ' ' - || true)
+                why="sftp exit $status"
+                ((status == 124 || status == 137)) && why="timed out after ${limit}s"
+                fail "sftp $op ${LABEL[$path]}: $why, $size of $SFTP_BYTES bytes${err:+: ${err:0:200}}"
+                continue
+            fi
+            R[$path.sftp_$op]=$(awk -v b="$SFTP_BYTES" -v t="$(elapsed "$t0" "$t1")" 'BEGIN { printf "%.1f", b / 1e6 / t }')
+            log "sftp $op ${LABEL[$path]}: ${R[$path.sftp_$op]} MB/s"
+            if [[ $path == rampart ]]; then
+                rampart_cpu=$(awk -v a="$rampart_cpu" -v b="$cpu0" -v c="$(cpu_seconds "$RAMPART_PID")" 'BEGIN { print a + c - b }')
+                rampart_bytes=$((rampart_bytes + SFTP_BYTES))
+            fi
+        done
+    done
+    rm -f "$src"
+    R[rampart.cpu_sftp]=$(awk -v c="$rampart_cpu" -v n="$rampart_bytes" \
+        'BEGIN { if (n > 0) printf "%.1f", c / (n / 1e9); else print "n/a" }')
+}
+
 # ----------------------------------------------------------- reporting ---
 
 cell() { echo "${R[$1.$2]:-FAIL}"; }
@@ -451,7 +527,8 @@ added_ms() { # RAMPART DIRECT -> +N.NN ms
 
 print_table() {
     local fmt='%-34s %11s %11s %11s   %-24s %s\n'
-    local mb=$((BYTES / 1000000)) bulk_mb=$((BULK_BYTES / 1000000))
+    local mb=$((BYTES / 1000000)) bulk_mb=$((BULK_BYTES / 1000000)) sftp_size
+    sftp_size=$(awk -v b="$SFTP_BYTES" 'BEGIN { if (b % 1048576 == 0) printf "%d MiB", b / 1048576; else printf "%.0f MB", b / 1e6 }')
     echo
     echo "rampart SSH benchmark  ($(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, load at start $LOAD_AT_START, $(ssh -V 2>&1 | cut -d, -f1))"
     echo "loopback; target = OpenSSH sshd; ProxyJump via a second sshd; rampart with recording on"
@@ -487,15 +564,24 @@ print_table() {
     # shellcheck disable=SC2059
     printf "$fmt" "bulk ${BULK_N} x ${bulk_mb} MB, total (s)" "$(cell direct bulk_s)" "$(cell proxyjump bulk_s)" \
         "$(cell rampart bulk_s)" "$(ratio "$(cell rampart bulk_s)" "$(cell proxyjump bulk_s)") of ProxyJump" ""
+    # shellcheck disable=SC2059
+    printf "$fmt" "sftp get ${sftp_size} (MB/s)" "$(cell direct sftp_get)" "$(cell proxyjump sftp_get)" \
+        "$(cell rampart sftp_get)" "$(ratio "$(cell rampart sftp_get)" "$(cell proxyjump sftp_get)") of ProxyJump" ""
+    # shellcheck disable=SC2059
+    printf "$fmt" "sftp put ${sftp_size} (MB/s)" "$(cell direct sftp_put)" "$(cell proxyjump sftp_put)" \
+        "$(cell rampart sftp_put)" "$(ratio "$(cell rampart sftp_put)" "$(cell proxyjump sftp_put)") of ProxyJump" ""
     echo
     echo "throughput: head -c $mb MB /dev/zero, median of $RUNS; stream = from head's start on the target to ssh's exit," \
         "wall = the whole ssh command, connection set-up included"
     echo "echo: $ECHO_KEYS keystrokes one at a time into dd bs=1 on a raw remote pty, login shell session"
     echo "connect: median of $CONNECTS"
+    echo "sftp: one get and one put of a $SFTP_BYTES-byte random file per path, wall time of the sftp command;" \
+        "rampart with the target in the login name (bench@$USER_NAME@target)"
     echo
     echo "rampart memory (VmRSS): ${MEM_BEFORE} kB before throughput, ${MEM_AFTER} kB after throughput," \
         "$(rss_kb "$RAMPART_PID" VmRSS) kB at the end; peak (VmHWM) $(rss_kb "$RAMPART_PID" VmHWM) kB"
-    echo "rampart CPU per GB relayed: ${R[rampart.cpu_nopty]:-n/a} s without pty, ${R[rampart.cpu_pty]:-n/a} s with pty;" \
+    echo "rampart CPU per GB relayed: ${R[rampart.cpu_nopty]:-n/a} s without pty, ${R[rampart.cpu_pty]:-n/a} s with pty," \
+        "${R[rampart.cpu_sftp]:-n/a} s over sftp;" \
         "$(cpu_seconds "$RAMPART_PID") s over the whole run"
     local rec
     rec=$(du -sb "$TMP/data/recordings" 2>/dev/null | cut -f1)
@@ -542,6 +628,8 @@ main() {
     measure_connect
     log "bulk: $BULK_N x $((BULK_BYTES / 1000000)) MB per path"
     measure_bulk
+    log "sftp: get and put of $SFTP_BYTES bytes per path"
+    measure_sftp
     kill -0 "$RAMPART_PID" 2>/dev/null || fail "rampart serve is no longer running"
     print_table
     echo
