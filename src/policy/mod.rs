@@ -30,6 +30,7 @@ mod grant;
 mod hash;
 mod index;
 mod reach;
+mod tunnel;
 
 use std::sync::Arc;
 
@@ -40,6 +41,7 @@ pub use filter::{FilterVerdict, check_pattern};
 pub use grant::{Grant, GrantAccount, VisibleAsset};
 pub use index::{AccountInfo, AssetInfo};
 pub use reach::Reach;
+pub use tunnel::TunnelGrant;
 
 use data::PolicyData;
 use filter::FilterRec;

@@ -411,7 +411,7 @@ impl russh::server::Handler for Handler {
 
     async fn channel_open_direct_tcpip(
         &mut self,
-        _channel: Channel<Msg>,
+        channel: Channel<Msg>,
         host: &str,
         port: u32,
         _originator_address: &str,
@@ -419,18 +419,40 @@ impl russh::server::Handler for Handler {
         reply: ChannelOpenHandle,
         _session: &mut Session,
     ) -> Result<(), Self::Error> {
-        reply
-            .reject(ChannelOpenFailure::AdministrativelyProhibited)
-            .await;
-        if let Some(conn) = &self.conn {
+        let Some(conn) = self.conn.clone() else {
+            reply
+                .reject(ChannelOpenFailure::AdministrativelyProhibited)
+                .await;
+            return Ok(());
+        };
+        let now = self.shared.services.clock.now();
+        let grant = u16::try_from(port).ok().and_then(|port| {
+            self.shared
+                .policy()
+                .authorize_tunnel(&conn.identity, host, port, now)
+        });
+        let Some(grant) = grant else {
+            // The person learns only "administratively prohibited", whatever
+            // the reason: a missing asset and a refused one look the same.
+            reply
+                .reject(ChannelOpenFailure::AdministrativelyProhibited)
+                .await;
             refuse_log(
                 &self.shared,
-                conn,
+                &conn,
                 "direct-tcpip",
-                &format!("port forwarding to {host}:{port} is not available"),
+                &format!(
+                    "tunnel to {host}:{port} refused: no such asset or declared port, or no tunnel permission"
+                ),
             )
             .await;
-        }
+            return Ok(());
+        };
+        reply.accept().await;
+        let shared = self.shared.clone();
+        self.shared
+            .tracker
+            .spawn(super::tunnel::run(shared, conn, channel, grant));
         Ok(())
     }
 

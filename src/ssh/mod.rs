@@ -19,6 +19,7 @@ pub mod menu;
 pub mod scp;
 pub mod sftp;
 pub mod target;
+pub mod tunnel;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
