@@ -30,18 +30,19 @@
 //! | [`import`] | CSV/XLSX parsing for `import assets|users` (the database side is in `ops`) |
 //! | [`services`] | the bundle handed to every task; initialising and opening a data dir, the master-key refusal rules |
 //! | [`cli`] | clap definitions, output as tables or JSON lines; the same verbs run locally and over SSH; `man/rampart.8` is generated from it |
-//! | [`ssh`] | the front door: listeners, cap, host keys, russh handler (auth only), one task per session channel, menu, target sessions, `rampart ...` over SSH, shutdown |
+//! | [`ssh`] | the front door: listeners, cap, host keys, russh handler (auth only), one task per session channel, menu, target sessions, SFTP relay, legacy SCP log, tunnels, `rampart ...` over SSH, shutdown |
 //! | [`route`] | login names and channel requests to an `Intent` (menu, jump, exec, sftp, admin, refuse); pure |
 //! | [`tui`] | ratatui apps over a channel: input parser, in-memory screen, themes, menu, enrolment, password and message screens; gets its data passed in |
 //! | [`upstream`] | connectors to targets, each taking a `Grant`: SSH via the russh client, host keys pinned |
+//! | [`sftp`] | the SFTP v3 wire format and the virtual `/ASSET/ACCOUNT/` tree; the relay that checks each operation is `ssh::sftp` |
+//! | [`transfer`] | file transfers as the audit sees them: bytes and SHA-256 in file order, kept copies, legacy SCP, which exec'd commands move files |
 //! | [`relay`] | the two-way pump with backpressure, command filters at Enter, tee to recorder, tracker and live registry |
 //! | [`record`] | asciicast writer/reader, the raw sidecar, export/replay, command extraction from a vt100 model |
 //! | [`live`] | running sessions (output broadcast, kill, join, notices) and the control socket the CLI talks to |
 //! | [`demo`] | the loopback demo target of `serve --demo` (also the in-process test target) |
 //! | [`serve`] | `rampart serve`: demo registration, signals |
 //!
-//! Still to come: SFTP and tunnels (file transfer issue), the console and
-//! audit screens, `http`, `rdp`.
+//! Still to come: the console and audit screens, `http`, `rdp`.
 //!
 //! Rules the modules keep: SQL only in `store`; a `Grant` only from
 //! `policy`; secrets only inside `Secret` and sealed at rest, never in logs,

@@ -536,3 +536,120 @@ async fn the_ops_cli_runs_over_ssh_with_the_callers_role() {
     d.close().await;
     b.shutdown().await;
 }
+
+/// An SFTP client that sends garbage gets an error status for each packet
+/// it can be answered, a closed channel for a stream that is not SFTP, and
+/// the bastion goes on serving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_sftp_packets_get_errors_or_a_closed_channel() {
+    use bytes::{BufMut, Bytes, BytesMut};
+    use rampart::sftp::wire::{self, Frames, ServerPacket, kind, status};
+    use russh::ChannelMsg;
+
+    let b = TestBastion::start().await;
+    let client = Client::admin(b.addr).await;
+    let mut ch = client.handle.channel_open_session().await.expect("channel");
+    ch.request_subsystem(true, "sftp").await.expect("subsystem");
+
+    // One raw packet: the body after the length.
+    fn raw(body: &[u8]) -> Bytes {
+        let mut out = BytesMut::new();
+        out.put_u32(body.len() as u32);
+        out.extend_from_slice(body);
+        out.freeze()
+    }
+    fn request(code: u8, id: u32, rest: &[u8]) -> Bytes {
+        let mut body = vec![code];
+        body.extend_from_slice(&id.to_be_bytes());
+        body.extend_from_slice(rest);
+        raw(&body)
+    }
+    fn string(s: &[u8]) -> Vec<u8> {
+        let mut out = (s.len() as u32).to_be_bytes().to_vec();
+        out.extend_from_slice(s);
+        out
+    }
+    let mut frames = Frames::default();
+    let mut next = async |ch: &mut russh::Channel<russh::client::Msg>| -> Option<ServerPacket> {
+        loop {
+            if let Some(p) = frames
+                .next_packet()
+                .expect("the bastion's packets are SFTP")
+            {
+                return Some(wire::parse_server(p).expect("parse"));
+            }
+            match tokio::time::timeout(Duration::from_secs(10), ch.wait()).await {
+                Ok(Some(ChannelMsg::Data { data })) => frames.push(&data),
+                Ok(Some(ChannelMsg::Close | ChannelMsg::Eof)) | Ok(None) => return None,
+                Ok(Some(_)) => {}
+                Err(_) => panic!("no answer within 10 s: the session is stuck"),
+            }
+        }
+    };
+    let status_of = |p: Option<ServerPacket>| match p {
+        Some(ServerPacket::Reply { code, id, body }) if code == kind::STATUS => {
+            (id, wire::status_of(&body).expect("status").0)
+        }
+        other => panic!("expected a status, got {other:?}"),
+    };
+
+    ch.data(&raw(&[kind::INIT, 0, 0, 0, 3])[..]).await.unwrap();
+    assert!(matches!(
+        next(&mut ch).await,
+        Some(ServerPacket::Version { version: 3, .. })
+    ));
+
+    // An unknown packet type, a READ cut short, an unknown extension, a
+    // handle that was never issued, a write to the read-only top level.
+    ch.data(&request(99, 5, b"junk")[..]).await.unwrap();
+    assert_eq!(status_of(next(&mut ch).await), (5, status::BAD_MESSAGE));
+    ch.data(&request(kind::READ, 6, &string(b"h"))[..])
+        .await
+        .unwrap();
+    assert_eq!(status_of(next(&mut ch).await), (6, status::BAD_MESSAGE));
+    let mut ext = string(b"copy-data");
+    ext.extend_from_slice(&string(b"x"));
+    ch.data(&request(kind::EXTENDED, 7, &ext)[..])
+        .await
+        .unwrap();
+    assert_eq!(status_of(next(&mut ch).await), (7, status::OP_UNSUPPORTED));
+    let mut read = string(b"\0\0\0\x2a");
+    read.extend_from_slice(&[0; 8]);
+    read.extend_from_slice(&32768u32.to_be_bytes());
+    ch.data(&request(kind::READ, 8, &read)[..]).await.unwrap();
+    assert_eq!(status_of(next(&mut ch).await), (8, status::FAILURE));
+    // Opening a file at the top level: an asset that does not exist (or
+    // may not be seen) is "no such file"; the read-only root refuses.
+    for (id, path, expected) in [
+        (9, &b"/x"[..], status::NO_SUCH_FILE),
+        (10, &b"/"[..], status::PERMISSION_DENIED),
+    ] {
+        let mut open = string(path);
+        open.extend_from_slice(&[0, 0, 0, 0x1a, 0, 0, 0, 0]);
+        ch.data(&request(kind::OPEN, id, &open)[..]).await.unwrap();
+        assert_eq!(status_of(next(&mut ch).await), (id, expected));
+    }
+
+    // A length no SFTP packet can have: the stream cannot be followed, so
+    // the channel is closed.
+    ch.data(&[0xff, 0xff, 0xff, 0xf0, kind::READ][..])
+        .await
+        .unwrap();
+    assert!(next(&mut ch).await.is_none(), "the channel is closed");
+
+    // The bastion is fine, and the refusal is an audit row.
+    let other = Client::admin(b.addr).await;
+    let (out, _, code) = other.exec("rampart user list").await;
+    assert_eq!(code, Some(0));
+    assert!(String::from_utf8_lossy(&out).contains("admin"));
+    let refusals = b
+        .services
+        .ops
+        .audit_refusals(&Caller::local(), &Query::default())
+        .await
+        .unwrap();
+    assert!(
+        refusals.iter().any(|r| r.reason.contains("malformed SFTP")),
+        "{refusals:#?}"
+    );
+}

@@ -99,7 +99,9 @@ impl Rig {
     /// is missing (a skip).
     async fn start(actions: Actions) -> Option<Rig> {
         let [ssh, sftp, scp, sshd_bin, _] = peers(["ssh", "sftp", "scp", "sshd", "ssh-keygen"])?;
-        let b = TestBastion::start().await;
+        // Every transfer test also keeps copies of the files (and the
+        // first one checks them).
+        let b = TestBastion::start_with("[recording]\nkeep_files = true\n").await;
         let keys = tempfile::tempdir().expect("temp dir");
         let (target_key, target_pub) = keypair(keys.path(), "target");
         let sshd = start_sshd(&sshd_bin, &target_pub);
@@ -258,28 +260,20 @@ impl Rig {
     /// `action` on `name`: a `transfers` row with a result other than "ok"
     /// for a path ending in `name`, or a `refusals` row naming the file or
     /// the action. Tighten here once the engineer's choice is known.
+    /// A refused SFTP operation is a `denied` transfer row naming the
+    /// operation and the file.
     async fn assert_refusal_recorded(&self, user: &str, action: &str, name: &str) {
         let deadline = tokio::time::Instant::now() + ROW_LIMIT;
         loop {
             let transfers = self.transfers(user).await;
-            let refusals = self.refusals(user).await;
-            let in_transfers = transfers
+            if transfers
                 .iter()
-                .any(|r| r.result != "ok" && r.path.ends_with(name));
-            let in_refusals = refusals.iter().any(|r| {
-                let text = format!("{} {}", r.request, r.reason);
-                // Not the blanket "subsystem sftp" refusal of a server
-                // without sftp: the row must be about this operation.
-                text.contains(name) || text.contains(action)
-            });
-            if in_transfers || in_refusals {
+                .any(|r| r.result == "denied" && r.operation == action && r.path.ends_with(name))
+            {
                 return;
             }
             if tokio::time::Instant::now() > deadline {
-                panic!(
-                    "nothing records that {user} was refused {action} of {name}; \
-                     transfers: {transfers:#?} refusals: {refusals:#?}"
-                );
+                panic!("no denied {action} row for {user} and {name}; transfers: {transfers:#?}");
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -368,6 +362,25 @@ async fn sftp_with_the_target_in_the_login_name() {
         );
         rig.assert_transfer("admin", "upload", &up, &sha).await;
         rig.assert_transfer("admin", "download", &up, &sha).await;
+    }
+
+    // recording.keep_files: a copy of each whole file, named by its digest,
+    // under recordings/files/SESSION/.
+    let files = rig.b.services.config.recording_dir().join("files");
+    let kept: Vec<PathBuf> = std::fs::read_dir(&files)
+        .expect("recordings/files")
+        .flat_map(|session| std::fs::read_dir(session.unwrap().path()).unwrap())
+        .map(|f| f.unwrap().path())
+        .collect();
+    assert!(!kept.is_empty(), "no kept copies in {}", files.display());
+    for copy in &kept {
+        assert_eq!(
+            copy.file_name().unwrap().to_str(),
+            Some(&*sha),
+            "{}",
+            copy.display()
+        );
+        assert_eq!(file_sha(copy).as_deref(), Some(&*sha));
     }
 }
 
@@ -985,6 +998,14 @@ async fn tunnels_need_the_tunnel_action_and_a_declared_port() {
     assert!(
         bob.iter().all(|s| s.kind != "tunnel"),
         "bob was refused every tunnel: {bob:#?}"
+    );
+    // Each refusal is an audit row.
+    let refusals = rig.refusals("bob").await;
+    assert!(
+        refusals
+            .iter()
+            .any(|r| r.request == "direct-tcpip" && r.reason.contains(&format!("real:{sshd_port}"))),
+        "the refused tunnel is logged: {refusals:#?}"
     );
 }
 

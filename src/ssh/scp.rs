@@ -6,10 +6,13 @@
 
 use std::sync::{Mutex, MutexGuard};
 
+use bytes::Bytes;
+
 use crate::audit::{self, AuditEvent};
 use crate::policy::Grant;
 use crate::relay::StreamTap;
 use crate::services::Services;
+use crate::transfer::Passing;
 use crate::transfer::scp::{Direction, Event, ScpCommand, SourceParser, download_base};
 
 pub struct ScpTap {
@@ -31,6 +34,10 @@ struct State {
     parser: SourceParser,
     /// Bytes of the file in progress so far.
     current: u64,
+    /// The kept copy of the file in progress (`recording.keep_files`).
+    keep: Option<Passing>,
+    /// Files seen, to name kept copies while they pass.
+    files: u64,
     /// Set once the stream stopped being SCP; nothing more is logged.
     broken: bool,
 }
@@ -60,6 +67,8 @@ impl ScpTap {
             state: Mutex::new(State {
                 parser: SourceParser::new(&base),
                 current: 0,
+                keep: None,
+                files: 0,
                 broken: false,
             }),
             services: services.clone(),
@@ -89,27 +98,49 @@ impl ScpTap {
             }
             let current = &mut state.current;
             let broken = &mut state.broken;
+            let keep = &mut state.keep;
+            let files = &mut state.files;
+            let keeping = self.services.config.recording.keep_files;
             state.parser.feed(data, &mut |event| match event {
-                Event::FileStart { .. } => *current = 0,
-                Event::Data(bytes) => *current += bytes.len() as u64,
-                Event::FileEnd { path, size, sha256 } => rows.push(Row {
-                    path,
-                    size,
-                    result: "ok",
-                    sha256: Some(sha256),
-                    error: String::new(),
-                }),
+                Event::FileStart { .. } => {
+                    *current = 0;
+                    *files += 1;
+                    *keep = keeping.then(|| self.keeping(*files));
+                }
+                Event::Data(bytes) => {
+                    if let Some(k) = keep.as_mut() {
+                        k.add(*current, Bytes::copy_from_slice(bytes));
+                    }
+                    *current += bytes.len() as u64;
+                }
+                Event::FileEnd { path, size, sha256 } => {
+                    if let Some(k) = keep.take() {
+                        k.finish(true);
+                    }
+                    rows.push(Row {
+                        path,
+                        size,
+                        result: "ok",
+                        sha256: Some(sha256),
+                        error: String::new(),
+                    })
+                }
                 Event::SourceError {
                     path: Some(path),
                     message,
                     ..
-                } => rows.push(Row {
-                    path,
-                    size: *current,
-                    result: "failed",
-                    sha256: None,
-                    error: message,
-                }),
+                } => {
+                    if let Some(k) = keep.take() {
+                        k.finish(false);
+                    }
+                    rows.push(Row {
+                        path,
+                        size: *current,
+                        result: "failed",
+                        sha256: None,
+                        error: message,
+                    })
+                }
                 Event::Unparsable { reason } => {
                     tracing::warn!("scp stream not followed any further: {reason}");
                     *broken = true;
@@ -120,9 +151,19 @@ impl ScpTap {
         self.write(rows);
     }
 
+    /// A kept copy for the `n`th file of the session.
+    fn keeping(&self, n: u64) -> Passing {
+        let config = &self.services.config;
+        let dir = config.recording_dir().join("files").join(&self.session_id);
+        Passing::keeping(&dir, &n.to_string(), config.recording.keep_files_max_size)
+    }
+
     /// The session ended: a file still in progress is logged as failed with
     /// the bytes that passed, and every row is written when this returns.
     pub async fn finish(&self) {
+        if let Some(k) = self.state().keep.take() {
+            k.finish(false);
+        }
         let rows = match self.state().parser.finish() {
             Some((path, size)) => vec![Row {
                 path,

@@ -31,7 +31,7 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use russh::server::Msg as ServerMsg;
 use russh::{ChannelMsg, ChannelReadHalf, ChannelWriteHalf};
-use tokio::sync::mpsc;
+use tokio::sync::{Semaphore, mpsc};
 
 use super::target::{no_access, pick_account, pin_first_key, stored_credential};
 use super::{Conn, Shared};
@@ -53,6 +53,8 @@ use crate::upstream::{self, Upstream};
 const MAX_PENDING: usize = 256;
 /// Files and directories open at once per session.
 const MAX_HANDLES: usize = 256;
+/// Bytes from the person taken in but not yet relayed, at most.
+const CLIENT_BUDGET: usize = 32 * 1024 * 1024;
 /// Bytes gathered before a write to either side.
 const BATCH: usize = 256 * 1024;
 /// What the relay answers to `limits@openssh.com` in the virtual tree:
@@ -68,7 +70,7 @@ pub async fn run(
     read: &mut ChannelReadHalf,
     write: &ChannelWriteHalf<ServerMsg>,
 ) -> u32 {
-    let (tx, rx) = mpsc::channel(256);
+    let (tx, rx) = mpsc::channel(1024);
     let mut relay = Relay {
         shared,
         conn,
@@ -228,57 +230,72 @@ impl<'a> Relay<'a> {
         write: &ChannelWriteHalf<ServerMsg>,
         mut rx: mpsc::Receiver<Event>,
     ) -> u32 {
-        let mut frames = Frames::default();
-        let mut tick = tokio::time::interval(Duration::from_secs(1));
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let shutdown = self.shared.shutdown.clone();
-        let exit = loop {
-            let can_read = self.pending.len() < MAX_PENDING;
-            tokio::select! {
-                msg = read.wait(), if can_read => match msg {
-                    Some(ChannelMsg::Data { data }) => {
-                        frames.push(&data);
-                        if let Err(e) = self.client_packets(&mut frames).await {
-                            self.stderr.push(format!("rampart: sftp: {e}; closing"));
-                            super::refuse_log(self.shared, self.conn, "sftp", &format!("malformed SFTP from the client: {e}")).await;
-                            break 1;
+        // The person's channel is drained by its own future, whatever the
+        // relay is waiting for: russh pushes every message of a channel
+        // into a queue of 100 and stops the whole connection (window
+        // adjustments included) when it is full, so a relay blocked on a
+        // write to the person must still take in their next requests.
+        // `budget` bounds what a flooding client can make the bastion hold.
+        let budget = Arc::new(Semaphore::new(CLIENT_BUDGET));
+        let (client_tx, mut client_rx) = mpsc::unbounded_channel();
+        let reader = drain_client(read, client_tx, budget.clone());
+        let engine = async {
+            let mut frames = Frames::default();
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let shutdown = self.shared.shutdown.clone();
+            loop {
+                let can_read = self.pending.len() < MAX_PENDING;
+                tokio::select! {
+                    chunk = client_rx.recv(), if can_read => match chunk {
+                        Some(Some((data, permits))) => {
+                            budget.add_permits(permits);
+                            frames.push(&data);
+                            if let Err(e) = self.client_packets(&mut frames).await {
+                                self.stderr.push(format!("rampart: sftp: {e}; closing"));
+                                super::refuse_log(self.shared, self.conn, "sftp", &format!("malformed SFTP from the client: {e}")).await;
+                                return 1;
+                            }
                         }
-                    }
-                    Some(ChannelMsg::Eof | ChannelMsg::Close) | None => break 0,
-                    Some(_) => {}
-                },
-                event = rx.recv() => {
-                    let Some(event) = event else { break 1 };
-                    self.backend_event(event).await;
-                    // Drain what else is ready so writes go out in batches.
-                    while self.to_client.len() < BATCH {
-                        match rx.try_recv() {
-                            Ok(event) => self.backend_event(event).await,
-                            Err(_) => break,
+                        Some(None) | None => return 0,
+                    },
+                    event = rx.recv() => {
+                        let Some(event) = event else { return 1 };
+                        self.backend_event(event).await;
+                        // Drain what else is ready so writes go out in batches.
+                        while self.to_client.len() < BATCH {
+                            match rx.try_recv() {
+                                Ok(event) => self.backend_event(event).await,
+                                Err(_) => break,
+                            }
                         }
-                    }
-                    if self.direct && self.backends.first().is_some_and(|b| b.gone.is_some()) {
-                        let _ = self.flush(write).await;
-                        break 1;
-                    }
-                }
-                _ = tick.tick() => {
-                    if let Some(reason) = self.check_live() {
-                        self.stderr.push(format!("rampart: {reason}"));
-                        if self.direct {
+                        if self.direct && self.backends.first().is_some_and(|b| b.gone.is_some()) {
                             let _ = self.flush(write).await;
-                            break 1;
+                            return 1;
                         }
                     }
+                    _ = tick.tick() => {
+                        if let Some(reason) = self.check_live() {
+                            self.stderr.push(format!("rampart: {reason}"));
+                            if self.direct {
+                                let _ = self.flush(write).await;
+                                return 1;
+                            }
+                        }
+                    }
+                    _ = shutdown.cancelled() => {
+                        self.stderr.push("rampart: the bastion is shutting down".into());
+                        return 1;
+                    }
                 }
-                _ = shutdown.cancelled() => {
-                    self.stderr.push("rampart: the bastion is shutting down".into());
-                    break 1;
+                if self.flush(write).await.is_err() {
+                    return 1;
                 }
             }
-            if self.flush(write).await.is_err() {
-                break 1;
-            }
+        };
+        let exit = tokio::select! {
+            exit = engine => exit,
+            () = reader => 1,
         };
         for line in std::mem::take(&mut self.stderr) {
             say(write, &line).await;
@@ -738,6 +755,24 @@ impl<'a> Relay<'a> {
         Ok(())
     }
 
+    /// Byte accounting for a file opened on `backend`, with a kept copy
+    /// under `recordings/files/SESSION/` when `recording.keep_files` is on.
+    fn passing(&self, backend: usize, handle: u32, way: &str) -> Passing {
+        let config = &self.shared.services.config;
+        if !config.recording.keep_files {
+            return Passing::new();
+        }
+        let dir = config
+            .recording_dir()
+            .join("files")
+            .join(&self.backends[backend].session_id);
+        Passing::keeping(
+            &dir,
+            &format!("{handle}{way}"),
+            config.recording.keep_files_max_size,
+        )
+    }
+
     fn new_handle(&mut self, open: Open) -> u32 {
         let handle = self.next_handle;
         self.next_handle = self.next_handle.wrapping_add(1).max(1);
@@ -859,14 +894,16 @@ impl<'a> Relay<'a> {
                 if code == kind::HANDLE
                     && let Ok(remote) = wire::first_string(&body)
                 {
-                    let handle = self.new_handle(Open::File(Box::new(FileState {
+                    let handle = self.next_handle;
+                    let file = FileState {
                         backend,
                         remote,
                         path,
-                        read: read.then(Passing::new),
-                        write: write.then(Passing::new),
+                        read: read.then(|| self.passing(backend, handle, "r")),
+                        write: write.then(|| self.passing(backend, handle, "w")),
                         error: None,
-                    })));
+                    };
+                    let handle = self.new_handle(Open::File(Box::new(file)));
                     wire::encode_handle(&mut self.to_client, id, &handle.to_be_bytes());
                     return;
                 }
@@ -947,12 +984,16 @@ impl<'a> Relay<'a> {
         for (operation, passing) in [("download", f.read), ("upload", f.write)] {
             let Some(passing) = passing else { continue };
             let size = passing.bytes();
-            let sha = if error.is_empty() {
-                passing.finish()
-            } else {
-                None
-            };
-            self.log(f.backend, operation, &f.path, size, result, sha, &error);
+            let passed = passing.finish(error.is_empty());
+            self.log(
+                f.backend,
+                operation,
+                &f.path,
+                size,
+                result,
+                passed.sha256,
+                &error,
+            );
         }
     }
 
@@ -1195,6 +1236,36 @@ impl<'a> Relay<'a> {
             }
         }
     }
+}
+
+/// Takes in the person's channel until it ends: each chunk with the budget
+/// permits it holds (`None` at the end). Never returns.
+async fn drain_client(
+    read: &mut ChannelReadHalf,
+    tx: mpsc::UnboundedSender<Option<(Bytes, usize)>>,
+    budget: Arc<Semaphore>,
+) {
+    loop {
+        match read.wait().await {
+            Some(ChannelMsg::Data { data }) => {
+                let permits = data.len().min(CLIENT_BUDGET);
+                // Only a client sending far more than it has asked answers
+                // for waits here; it then stalls its own connection only.
+                if let Ok(p) = budget.acquire_many(permits as u32).await {
+                    p.forget();
+                }
+                if tx.send(Some((data, permits))).is_err() {
+                    break;
+                }
+            }
+            Some(ChannelMsg::Eof | ChannelMsg::Close) | None => {
+                let _ = tx.send(None);
+                break;
+            }
+            Some(_) => {}
+        }
+    }
+    std::future::pending::<()>().await
 }
 
 /// Passes a target's SFTP bytes to the relay until the channel ends.

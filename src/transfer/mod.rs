@@ -7,6 +7,9 @@
 pub mod scp;
 
 use std::collections::BTreeMap;
+use std::io::Write;
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
@@ -82,6 +85,39 @@ pub struct Passing {
     early_bytes: usize,
     digest_lost: bool,
     bytes: u64,
+    keep: Option<Keep>,
+}
+
+/// A copy of the file being written as its bytes pass, in file order
+/// (`recording.keep_files`). It becomes `DIR/<sha256>` when the whole file
+/// passed; a file over the size limit, or without a digest, is not kept.
+struct Keep {
+    part: PathBuf,
+    file: std::fs::File,
+    written: u64,
+    limit: u64,
+}
+
+impl Keep {
+    fn write(&mut self, data: &[u8]) -> bool {
+        self.written += data.len() as u64;
+        // Writes go to the page cache: a short, bounded stall of the relay,
+        // like the recorder's own writes.
+        self.written <= self.limit && self.file.write_all(data).is_ok()
+    }
+
+    fn discard(self) {
+        let _ = std::fs::remove_file(&self.part);
+    }
+}
+
+/// What is known of a file once its transfer is over.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Passed {
+    /// Lowercase hex SHA-256, when the bytes were the whole file once each.
+    pub sha256: Option<String>,
+    /// The kept copy, with `recording.keep_files`.
+    pub kept: Option<PathBuf>,
 }
 
 impl Default for Passing {
@@ -99,7 +135,42 @@ impl Passing {
             early_bytes: 0,
             digest_lost: false,
             bytes: 0,
+            keep: None,
         }
+    }
+
+    /// Also keeps a copy of the file in `dir` (created 0700 if missing), up
+    /// to `limit` bytes; `name` is the temporary name while it passes. When
+    /// the copy cannot be started the transfer goes on without one (and a
+    /// warning is logged).
+    pub fn keeping(dir: &Path, name: &str, limit: u64) -> Passing {
+        let mut passing = Passing::new();
+        let part = dir.join(format!(".{name}.part"));
+        let opened = std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .and_then(|()| {
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .open(&part)
+            });
+        match opened {
+            Ok(file) => {
+                passing.keep = Some(Keep {
+                    part,
+                    file,
+                    written: 0,
+                    limit,
+                })
+            }
+            Err(e) => tracing::warn!(
+                "cannot keep a copy of a transferred file in {}: {e}",
+                dir.display()
+            ),
+        }
+        passing
     }
 
     /// `data` passed at `offset`.
@@ -139,12 +210,21 @@ impl Passing {
     fn take(&mut self, data: &[u8]) {
         self.hasher.update(data);
         self.next += data.len() as u64;
+        if let Some(keep) = self.keep.as_mut()
+            && !keep.write(data)
+            && let Some(keep) = self.keep.take()
+        {
+            keep.discard();
+        }
     }
 
     fn lose_digest(&mut self) {
         self.digest_lost = true;
         self.early.clear();
         self.early_bytes = 0;
+        if let Some(keep) = self.keep.take() {
+            keep.discard();
+        }
     }
 
     /// Bytes that passed, counting any that passed twice.
@@ -152,10 +232,31 @@ impl Passing {
         self.bytes
     }
 
-    /// The lowercase hex SHA-256 of the file, when the bytes that passed
-    /// were the whole of it from offset 0, once each.
-    pub fn finish(self) -> Option<String> {
-        (!self.digest_lost && self.early.is_empty()).then(|| hex::encode(self.hasher.finalize()))
+    /// The transfer is over: `complete` when it ended well. The digest is
+    /// there when the bytes that passed were the whole file from offset 0,
+    /// once each; a kept copy is renamed to its digest, or removed.
+    pub fn finish(self, complete: bool) -> Passed {
+        let sha256 = (complete && !self.digest_lost && self.early.is_empty())
+            .then(|| hex::encode(self.hasher.finalize()));
+        let kept = match (self.keep, &sha256) {
+            (Some(keep), Some(sha)) => {
+                let target = keep.part.with_file_name(sha);
+                match std::fs::rename(&keep.part, &target) {
+                    Ok(()) => Some(target),
+                    Err(e) => {
+                        tracing::warn!("cannot keep {}: {e}", target.display());
+                        keep.discard();
+                        None
+                    }
+                }
+            }
+            (Some(keep), None) => {
+                keep.discard();
+                None
+            }
+            (None, _) => None,
+        };
+        Passed { sha256, kept }
     }
 }
 
@@ -207,8 +308,8 @@ mod tests {
             p.add(i as u64 * 32768, Bytes::copy_from_slice(chunk));
         }
         assert_eq!(p.bytes(), data.len() as u64);
-        assert_eq!(p.finish(), Some(sha(&data)));
-        assert_eq!(Passing::new().finish(), Some(sha(b"")));
+        assert_eq!(p.finish(true).sha256, Some(sha(&data)));
+        assert_eq!(Passing::new().finish(true).sha256, Some(sha(b"")));
     }
 
     #[test]
@@ -224,7 +325,7 @@ mod tests {
             let (at, c) = chunks[i];
             p.add(at, Bytes::copy_from_slice(c));
         }
-        assert_eq!(p.finish(), Some(sha(&data)));
+        assert_eq!(p.finish(true).sha256, Some(sha(&data)));
     }
 
     #[test]
@@ -236,7 +337,33 @@ mod tests {
         p.add(0, Bytes::from_static(&data[..5]));
         p.add(8, Bytes::from_static(&data[8..]));
         p.add(5, Bytes::from_static(&data[5..8]));
-        assert_eq!(p.finish(), Some(sha(data)));
+        assert_eq!(p.finish(true).sha256, Some(sha(data)));
+    }
+
+    #[test]
+    fn kept_copies_are_named_by_digest_and_only_whole_files_are_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = dir.path().join("files").join("s1");
+        let mut whole = Passing::keeping(&files, "1", 1000);
+        whole.add(0, Bytes::from_static(b"hello "));
+        whole.add(6, Bytes::from_static(b"world"));
+        let passed = whole.finish(true);
+        let kept = passed.kept.expect("kept");
+        assert_eq!(kept, files.join(sha(b"hello world")));
+        assert_eq!(std::fs::read(&kept).unwrap(), b"hello world");
+
+        let mut big = Passing::keeping(&files, "2", 4);
+        big.add(0, Bytes::from_static(b"too big"));
+        assert_eq!(big.finish(true).kept, None);
+        let mut broken = Passing::keeping(&files, "3", 1000);
+        broken.add(0, Bytes::from_static(b"half"));
+        assert_eq!(broken.finish(false).kept, None);
+        // Nothing else is left behind.
+        let names: Vec<_> = std::fs::read_dir(&files)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names.len(), 1, "{names:?}");
     }
 
     #[test]
@@ -244,17 +371,17 @@ mod tests {
         let mut resumed = Passing::new();
         resumed.add(100, Bytes::from_static(b"tail"));
         assert_eq!(resumed.bytes(), 4);
-        assert_eq!(resumed.finish(), None);
+        assert_eq!(resumed.finish(true).sha256, None);
 
         let mut twice = Passing::new();
         twice.add(0, Bytes::from_static(b"abcd"));
         twice.add(0, Bytes::from_static(b"abcd"));
         assert_eq!(twice.bytes(), 8);
-        assert_eq!(twice.finish(), None);
+        assert_eq!(twice.finish(true).sha256, None);
 
         let mut overlap = Passing::new();
         overlap.add(4, Bytes::from_static(b"efgh"));
         overlap.add(0, Bytes::from_static(b"abcdef"));
-        assert_eq!(overlap.finish(), None);
+        assert_eq!(overlap.finish(true).sha256, None);
     }
 }
