@@ -33,6 +33,9 @@ const CHILD_LIMIT: Duration = Duration::from_secs(60);
 const ROW_LIMIT: Duration = Duration::from_secs(10);
 /// A size that is not a multiple of any buffer or SFTP packet size.
 const FILE_SIZE: usize = 4 * 1024 * 1024 + 12_345;
+/// Large enough that the relay's writes to the person wait on the SSH
+/// window while the client keeps its requests coming.
+const LARGE_SIZE: usize = 96 * 1024 * 1024;
 
 // ------------------------------------------------------------ content --
 
@@ -381,6 +384,79 @@ async fn sftp_with_the_target_in_the_login_name() {
             copy.display()
         );
         assert_eq!(file_sha(copy).as_deref(), Some(&*sha));
+    }
+}
+
+/// A large file both ways, then a target that dies in the middle of a
+/// download: the person gets an error, and the transfer row says failed
+/// with the bytes that passed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_sftp_transfers_and_a_target_dying_mid_transfer() {
+    let Some(rig) = Rig::start(Actions::all_but_tunnel()).await else {
+        return;
+    };
+    let login = format!("admin@{}@real", rig.account);
+    let source = rig.local("large.bin");
+    let sha = write_random(&source, LARGE_SIZE, 7);
+    let remote = rig.remote("large.bin");
+    let down = rig.local("large.down");
+    let ran = rig
+        .sftp(
+            "admin",
+            &login,
+            &format!(
+                "put {} {}\nget {} {}\n",
+                source.display(),
+                remote.display(),
+                remote.display(),
+                down.display()
+            ),
+        )
+        .await;
+    assert_ok("sftp put and get of a large file", &ran);
+    assert_eq!(file_sha(&remote).as_deref(), Some(&*sha));
+    assert_eq!(file_sha(&down).as_deref(), Some(&*sha));
+
+    let doomed = rig.local("doomed.down");
+    let killer = async {
+        // Once the download is under way, every sshd session process dies.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        while tokio::time::Instant::now() < deadline {
+            let size = std::fs::metadata(&doomed).map(|m| m.len()).unwrap_or(0);
+            if size > 1024 * 1024 {
+                return rig.sshd.kill_sessions();
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        0
+    };
+    let batch = format!("get {} {}\n", remote.display(), doomed.display());
+    let (ran, killed) = tokio::join!(rig.sftp("admin", &login, &batch), killer);
+    assert!(
+        killed > 0,
+        "the download ended before the target could be killed"
+    );
+    assert_failed("sftp get from a target that dies", &ran);
+
+    let deadline = tokio::time::Instant::now() + ROW_LIMIT;
+    loop {
+        let rows = rig.transfers("admin").await;
+        let failed = rows.iter().find(|r| {
+            r.operation == "download"
+                && r.path == remote.display().to_string()
+                && r.result == "failed"
+        });
+        if let Some(row) = failed {
+            assert!(row.size > 0 && (row.size as usize) < LARGE_SIZE, "{row:#?}");
+            assert!(!row.error.is_empty(), "{row:#?}");
+            assert_eq!(row.sha256, None, "{row:#?}");
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no failed download row: {rows:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 

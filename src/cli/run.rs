@@ -201,6 +201,7 @@ const TRANSFER_COLUMNS: &[Column] = &[
     ("SIZE", "size"),
     ("RESULT", "result"),
     ("SHA256", "sha256"),
+    ("ERROR", "error"),
 ];
 const REFUSAL_COLUMNS: &[Column] = &[
     ("AT", "at"),

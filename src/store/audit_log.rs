@@ -419,12 +419,14 @@ pub struct TransferRow {
     pub size: i64,
     pub result: String,
     pub sha256: Option<String>,
+    /// Why a transfer failed or was denied; empty when it went well.
+    pub error: String,
 }
 
 pub async fn transfers(conn: &mut SqliteConnection, q: &Query) -> Result<Vec<TransferRow>> {
     let rows = sqlx::query(
         "SELECT at, session_id, user_name, asset_name, account, operation, path, size, result,
-                sha256
+                sha256, error
          FROM transfers
          WHERE ($1 IS NULL OR user_name = $1) AND ($2 IS NULL OR asset_name = $2) AND at >= $3
          ORDER BY at DESC LIMIT $4",
@@ -448,6 +450,7 @@ pub async fn transfers(conn: &mut SqliteConnection, q: &Query) -> Result<Vec<Tra
                 size: r.try_get("size")?,
                 result: r.try_get("result")?,
                 sha256: r.try_get("sha256")?,
+                error: r.try_get("error")?,
             })
         })
         .collect()

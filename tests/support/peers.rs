@@ -171,6 +171,47 @@ pub struct Sshd {
     _dir: tempfile::TempDir,
 }
 
+impl Sshd {
+    /// Kills (SIGKILL) every process the sshd started for its connections,
+    /// leaving the listener: a target that dies in the middle of a session.
+    /// Returns how many were killed.
+    pub fn kill_sessions(&self) -> usize {
+        let mut parents = vec![self.child.id()];
+        let mut killed = 0;
+        while let Some(parent) = parents.pop() {
+            for child in children_of(parent) {
+                parents.push(child);
+                let _ = Command::new("kill")
+                    .arg("-9")
+                    .arg(child.to_string())
+                    .status();
+                killed += 1;
+            }
+        }
+        killed
+    }
+}
+
+/// The pids whose parent is `pid`, from /proc.
+fn children_of(pid: u32) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|p| {
+            std::fs::read_to_string(format!("/proc/{p}/stat"))
+                .ok()
+                .and_then(|stat| {
+                    // pid (comm) state ppid ...: comm may hold spaces.
+                    let after = &stat[stat.rfind(')')? + 1..];
+                    after.split_whitespace().nth(1)?.parse::<u32>().ok()
+                })
+                == Some(pid)
+        })
+        .collect()
+}
+
 impl Drop for Sshd {
     fn drop(&mut self) {
         let _ = self.child.kill();
