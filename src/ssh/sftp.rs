@@ -55,6 +55,8 @@ const MAX_PENDING: usize = 256;
 const MAX_HANDLES: usize = 256;
 /// Bytes from the person taken in but not yet relayed, at most.
 const CLIENT_BUDGET: usize = 32 * 1024 * 1024;
+/// Bytes of names per NAME packet of a virtual directory listing.
+const LISTING_PIECE: usize = 64 * 1024;
 /// Bytes gathered before a write to either side.
 const BATCH: usize = 256 * 1024;
 /// What the relay answers to `limits@openssh.com` in the virtual tree:
@@ -142,10 +144,11 @@ enum Open {
         backend: usize,
         remote: Bytes,
     },
-    /// A directory of the virtual tree, listed by the bastion.
+    /// A directory of the virtual tree, listed by the bastion; `next` is
+    /// the first entry not yet sent.
     Listing {
         entries: Vec<String>,
-        sent: bool,
+        next: usize,
     },
 }
 
@@ -452,18 +455,30 @@ impl<'a> Relay<'a> {
         let handle = our_handle(&req.fields[0]).ok_or_else(invalid_handle)?;
         let open = self.handles.get_mut(&handle).ok_or_else(invalid_handle)?;
         let (backend, remote) = match open {
-            Open::Listing { entries, sent } => {
+            Open::Listing { entries, next } => {
                 return match req.op {
-                    Op::Readdir if !*sent => {
-                        *sent = true;
-                        let rows: Vec<(&str, String, Attrs)> = entries
+                    Op::Readdir if *next < entries.len() => {
+                        // In pieces, so that no NAME packet outgrows what a
+                        // client accepts (100k assets would).
+                        let mut size = 0;
+                        let piece: Vec<(&str, String, Attrs)> = entries[*next..]
                             .iter()
+                            .take_while(|name| {
+                                // At least one entry per packet.
+                                let fits = size == 0 || size + 2 * name.len() + 96 < LISTING_PIECE;
+                                size += 2 * name.len() + 96;
+                                fits
+                            })
                             .map(|name| {
-                                (name.as_str(), format!("dr-xr-xr-x   1 rampart  rampart         0 Jan  1  1970 {name}"), Attrs::directory())
+                                let long = format!(
+                                    "dr-xr-xr-x   1 rampart  rampart         0 Jan  1  1970 {name}"
+                                );
+                                (name.as_str(), long, Attrs::directory())
                             })
                             .collect();
+                        *next += piece.len();
                         let rows: Vec<(&str, &str, Attrs)> =
-                            rows.iter().map(|(n, l, a)| (*n, l.as_str(), *a)).collect();
+                            piece.iter().map(|(n, l, a)| (*n, l.as_str(), *a)).collect();
                         wire::encode_name(&mut self.to_client, req.id, &rows);
                         Ok(())
                     }
@@ -581,7 +596,7 @@ impl<'a> Relay<'a> {
                 self.permit(backend, Action::Delete, "rename", &shown)?;
                 self.change(backend, Action::Upload, "rename", shown)?
             }
-            Op::Realpath if !self.direct => Await::Realpath,
+            Op::Realpath | Op::Extended(Extension::ExpandPath) if !self.direct => Await::Realpath,
             _ => Await::Plain,
         };
         self.forward(backend, req, what)
@@ -672,10 +687,7 @@ impl<'a> Relay<'a> {
                 if self.handles.len() >= MAX_HANDLES {
                     return Err(Refusal::new(status::FAILURE, "too many open directories"));
                 }
-                let handle = self.new_handle(Open::Listing {
-                    entries,
-                    sent: false,
-                });
+                let handle = self.new_handle(Open::Listing { entries, next: 0 });
                 wire::encode_handle(&mut self.to_client, id, &handle.to_be_bytes());
             }
             Op::Extended(Extension::Statvfs) => {
