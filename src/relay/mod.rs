@@ -27,6 +27,18 @@ use crate::policy::{Grant, Snapshot};
 use crate::record::{CommandTracker, Input, RecorderHandle};
 use crate::services::Services;
 
+/// The largest terminal the bastion models: a client may claim any size,
+/// but every screen model (command tracker, live monitor, menu) costs
+/// memory per cell, so claims are clamped to this (a 4K screen with a
+/// small font is about 400 x 120).
+pub const MAX_COLS: u32 = 512;
+pub const MAX_ROWS: u32 = 256;
+
+/// A claimed terminal size, clamped to what the bastion models.
+pub fn terminal_size(cols: u32, rows: u32) -> (u32, u32) {
+    (cols.clamp(1, MAX_COLS), rows.clamp(1, MAX_ROWS))
+}
+
 /// Why a relayed session ended, as the session row says.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EndReason {
@@ -416,6 +428,7 @@ pub async fn pump(
                     pix_width,
                     pix_height,
                 } => {
+                    let (col_width, row_height) = terminal_size(col_width, row_height);
                     {
                         let mut s = lock(&shared);
                         s.size = Some((col_width, row_height));

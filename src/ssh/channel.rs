@@ -44,10 +44,11 @@ pub async fn run(shared: Arc<Shared>, conn: Arc<Conn>, channel: Channel<Msg>, ha
                 ..
             } => {
                 // Absurd sizes are clamped rather than trusted.
+                let (cols, rows) = crate::relay::terminal_size(col_width, row_height);
                 setup.pty = Some(Pty {
                     term,
-                    cols: col_width.clamp(1, 1000),
-                    rows: row_height.clamp(1, 1000),
+                    cols,
+                    rows,
                     modes: terminal_modes,
                 });
                 let _ = handle.channel_success(id).await;
@@ -106,8 +107,7 @@ pub async fn run(shared: Arc<Shared>, conn: Arc<Conn>, channel: Channel<Msg>, ha
                 ..
             } => {
                 if let Some(p) = setup.pty.as_mut() {
-                    p.cols = col_width.clamp(1, 1000);
-                    p.rows = row_height.clamp(1, 1000);
+                    (p.cols, p.rows) = crate::relay::terminal_size(col_width, row_height);
                 }
                 continue;
             }

@@ -5,6 +5,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use russh::keys::PublicKey;
 use russh::server::{
@@ -43,6 +44,38 @@ pub struct Handler {
     asking: Asking,
     /// Tells the connection task the login deadline no longer applies.
     authenticated: Arc<std::sync::atomic::AtomicBool>,
+    /// Open session channels and tunnels of this connection.
+    sessions: Arc<AtomicUsize>,
+    tunnels: Arc<AtomicUsize>,
+    /// A refusal for too many channels is logged once per connection (a
+    /// client opening 10,000 must not write 10,000 audit rows).
+    over_cap_logged: bool,
+}
+
+/// Session channels per connection, as OpenSSH's `MaxSessions` default.
+pub const MAX_SESSIONS: usize = 10;
+/// Tunnel channels per connection (a browser behind `ssh -L` opens many).
+pub const MAX_TUNNELS: usize = 256;
+
+/// One open channel's place in its connection's count, given back when the
+/// channel's task ends.
+pub struct ChannelSlot(Arc<AtomicUsize>);
+
+impl ChannelSlot {
+    fn take(count: &Arc<AtomicUsize>, max: usize) -> Option<ChannelSlot> {
+        count
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < max).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| ChannelSlot(count.clone()))
+    }
+}
+
+impl Drop for ChannelSlot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,6 +100,25 @@ impl Handler {
             new_password: None,
             asking: Asking::Nothing,
             authenticated,
+            sessions: Arc::default(),
+            tunnels: Arc::default(),
+            over_cap_logged: false,
+        }
+    }
+
+    /// Refuses a channel over the cap: the reply, and one audit row per
+    /// connection.
+    async fn over_cap(&mut self, conn: &Conn, reply: ChannelOpenHandle, what: &str, max: usize) {
+        reply.reject(ChannelOpenFailure::ResourceShortage).await;
+        if !self.over_cap_logged {
+            self.over_cap_logged = true;
+            refuse_log(
+                &self.shared,
+                conn,
+                what,
+                &format!("more than {max} {what} channels at once on one connection (further ones refused silently)"),
+            )
+            .await;
         }
     }
 
@@ -400,12 +452,17 @@ impl russh::server::Handler for Handler {
                 .await;
             return Ok(());
         };
+        let Some(slot) = ChannelSlot::take(&self.sessions, MAX_SESSIONS) else {
+            self.over_cap(&conn, reply, "session", MAX_SESSIONS).await;
+            return Ok(());
+        };
         reply.accept().await;
         let shared = self.shared.clone();
         let handle = session.handle();
-        self.shared
-            .tracker
-            .spawn(super::channel::run(shared, conn, channel, handle));
+        self.shared.tracker.spawn(async move {
+            super::channel::run(shared, conn, channel, handle).await;
+            drop(slot);
+        });
         Ok(())
     }
 
@@ -448,11 +505,17 @@ impl russh::server::Handler for Handler {
             .await;
             return Ok(());
         };
+        let Some(slot) = ChannelSlot::take(&self.tunnels, MAX_TUNNELS) else {
+            self.over_cap(&conn, reply, "direct-tcpip", MAX_TUNNELS)
+                .await;
+            return Ok(());
+        };
         reply.accept().await;
         let shared = self.shared.clone();
-        self.shared
-            .tracker
-            .spawn(super::tunnel::run(shared, conn, channel, grant));
+        self.shared.tracker.spawn(async move {
+            super::tunnel::run(shared, conn, channel, grant).await;
+            drop(slot);
+        });
         Ok(())
     }
 

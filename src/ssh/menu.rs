@@ -49,7 +49,8 @@ async fn next_event(
                     }
                 }
                 Some(ChannelMsg::WindowChange { col_width, row_height, .. }) => {
-                    return Event::Resize(col_width.clamp(1, 1000), row_height.clamp(1, 1000));
+                    let (cols, rows) = crate::relay::terminal_size(col_width, row_height);
+                    return Event::Resize(cols, rows);
                 }
                 Some(ChannelMsg::Eof | ChannelMsg::Close) | None => return Event::Gone,
                 Some(_) => {}
