@@ -8,7 +8,7 @@ pub mod scp;
 
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::os::unix::fs::DirBuilderExt;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
@@ -154,6 +154,7 @@ impl Passing {
                 std::fs::OpenOptions::new()
                     .write(true)
                     .create_new(true)
+                    .mode(0o600)
                     .open(&part)
             });
         match opened {
@@ -351,6 +352,10 @@ mod tests {
         let kept = passed.kept.expect("kept");
         assert_eq!(kept, files.join(sha(b"hello world")));
         assert_eq!(std::fs::read(&kept).unwrap(), b"hello world");
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&kept), 0o600, "like the recordings");
+        assert_eq!(mode(&files), 0o700);
 
         let mut big = Passing::keeping(&files, "2", 4);
         big.add(0, Bytes::from_static(b"too big"));
