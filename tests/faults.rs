@@ -335,3 +335,60 @@ async fn kill_9_mid_session_leaves_a_valid_recording_and_an_interrupted_row() {
     let verified = b.run(&["audit", "verify"]);
     assert_eq!(verified.status, 0, "{}", verified.stderr);
 }
+
+/// A target that stops reading (`sleep` never reads its stdin) while the
+/// client floods input: the flood is held back by flow control all the way
+/// (the bastion buffers nothing of its own), and other people's sessions go
+/// on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_target_holds_back_a_flooding_client() {
+    use support::peers::{add_loopback_asset, keypair, peers, permit, start_sshd};
+    let Some([sshd_bin]) = peers(["sshd"]) else {
+        return;
+    };
+    let b = TestBastion::start().await;
+    let keys = tempfile::tempdir().unwrap();
+    let (target_key, target_pub) = keypair(keys.path(), "target");
+    let sshd = start_sshd(&sshd_bin, &target_pub);
+    add_loopback_asset(&b, "real", sshd.port, &["ssh"], &target_key).await;
+    permit(
+        &b,
+        "admin-real",
+        "admin",
+        &["real"],
+        Actions::all_but_tunnel(),
+    )
+    .await;
+    b.reload().await;
+
+    let flooder = Client::admin(b.addr).await;
+    let ch = flooder.handle.channel_open_session().await.unwrap();
+    ch.exec(true, "real sleep 60").await.unwrap();
+    const FLOOD: usize = 256 * 1024 * 1024;
+    let chunk = vec![b'x'; 32 * 1024];
+    let mut sent = 0usize;
+    let _ = tokio::time::timeout(Duration::from_secs(5), async {
+        while sent < FLOOD {
+            if ch.data(&chunk[..]).await.is_err() {
+                break;
+            }
+            sent += chunk.len();
+        }
+    })
+    .await;
+    eprintln!("the flood was held at {sent} bytes");
+    assert!(
+        sent < 64 * 1024 * 1024,
+        "{sent} bytes went into a target that reads nothing: something buffers without bound"
+    );
+
+    // Meanwhile, someone else works normally.
+    let other = Client::admin(b.addr).await;
+    let (out, err, code) = tokio::time::timeout(T, other.exec("demo echo unaffected"))
+        .await
+        .expect("another session is served");
+    assert_eq!(code, Some(0), "{err}");
+    assert!(String::from_utf8_lossy(&out).contains("unaffected"));
+    drop(ch);
+    flooder.close().await;
+}
