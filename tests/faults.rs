@@ -392,3 +392,48 @@ async fn a_stalled_target_holds_back_a_flooding_client() {
     drop(ch);
     flooder.close().await;
 }
+
+/// The recordings cannot be written (here the recordings dir is a file;
+/// a full or read-only disk fails the same way): with the default
+/// `on_failure = deny` the session is refused with one line and no row;
+/// with `allow` it runs, unrecorded, the person is told, and the row says
+/// so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recordings_that_cannot_be_written_refuse_or_run_unrecorded() {
+    for (config, allowed) in [("", false), ("[recording]\non_failure = \"allow\"\n", true)] {
+        let b = TestBastion::start_with(config).await;
+        let dir = b.services.config.recording_dir();
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::write(&dir, b"not a directory").unwrap();
+        let c = Client::admin(b.addr).await;
+        let (out, err, code) = c.exec("demo echo recorded-or-not").await;
+        let rows = b
+            .services
+            .ops
+            .session_list(&Caller::local(), &Query::default(), false)
+            .await
+            .unwrap();
+        if allowed {
+            assert_eq!(code, Some(0), "{err}");
+            assert!(String::from_utf8_lossy(&out).contains("recorded-or-not"));
+            assert!(err.contains("not recorded"), "{err}");
+            assert_eq!(rows.len(), 1, "{rows:#?}");
+            assert_eq!(rows[0].status, "closed", "{rows:#?}");
+            assert_eq!(rows[0].recording, None, "{rows:#?}");
+            assert_eq!(rows[0].recording_sha256, None, "{rows:#?}");
+        } else {
+            assert_eq!(code, Some(1));
+            assert!(out.is_empty());
+            assert_eq!(
+                err.trim_end(),
+                "rampart: the session cannot be recorded, so it is refused; tell an admin"
+            );
+            assert!(rows.is_empty(), "{rows:#?}");
+        }
+        // The audit chain holds either way.
+        let report = rampart::audit::verify(&b.services.store, &dir)
+            .await
+            .unwrap();
+        assert_eq!(report.broken, None);
+    }
+}

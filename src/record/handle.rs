@@ -181,6 +181,23 @@ impl RecorderHandle {
         })
     }
 
+    /// A handle that records nothing, for a session that
+    /// `recording.on_failure = allow` lets run although its recording
+    /// cannot be written: every call fails with [`RecordError::WriterGone`],
+    /// which the relay ignores when the recording is optional.
+    pub fn unrecorded() -> RecorderHandle {
+        let (tx, _) = mpsc::channel();
+        RecorderHandle {
+            tx,
+            budget: Arc::new(Semaphore::new(1)),
+            queue_bytes: 1,
+            failure: Arc::new(Failure::default()),
+            clock: Arc::new(Monotonic(Instant::now())),
+            input: false,
+            path: PathBuf::new(),
+        }
+    }
+
     /// The cast, relative to the recording dir (for the session row).
     pub fn relative_path(&self) -> &Path {
         &self.path

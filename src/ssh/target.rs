@@ -326,9 +326,14 @@ pub async fn run_session(
         flush_interval: services.config.recording.flush_interval,
         ..RecordOptions::default()
     };
-    let recorder = match RecorderHandle::start(services.config.recording_dir(), meta, options).await
+    let (recorder, recorded) = match RecorderHandle::start(
+        services.config.recording_dir(),
+        meta,
+        options,
+    )
+    .await
     {
-        Ok(r) => Some(r),
+        Ok(r) => (r, true),
         Err(e) => {
             tracing::error!("recording cannot start: {e}");
             if services.config.recording.on_failure == crate::config::OnFailure::Deny {
@@ -340,12 +345,11 @@ pub async fn run_session(
                 upstream.disconnect().await;
                 return Ended::refused();
             }
-            None
+            // `on_failure = allow`: the session runs, audited but not
+            // recorded, and the person is told.
+            say("rampart: warning: this session is not recorded (the recording cannot be written); it is still audited".into()).await;
+            (RecorderHandle::unrecorded(), false)
         }
-    };
-    let Some(recorder) = recorder else {
-        upstream.disconnect().await;
-        return Ended::refused();
     };
 
     let new = store::sessions::NewSession {
@@ -358,7 +362,7 @@ pub async fn run_session(
         protocol: "ssh".into(),
         kind: kind.into(),
         source: conn.peer.ip().to_string(),
-        recording: Some(recorder.relative_path().to_string_lossy().into_owned()),
+        recording: recorded.then(|| recorder.relative_path().to_string_lossy().into_owned()),
     };
     if let Err(e) = insert_session(shared, &new).await {
         tracing::error!("cannot write the session row: {e}");
@@ -441,12 +445,16 @@ pub async fn run_session(
     upstream.disconnect().await;
 
     // The exec'd command is logged with the first output it produced.
-    let finished = recorder.finish().await;
+    let finished = if recorded {
+        recorder.finish().await.map(Some)
+    } else {
+        Ok(None)
+    };
     if let Some(cmd) = &command {
-        let output = finished
-            .as_ref()
-            .map(|f| f.first_output.clone())
-            .unwrap_or_default();
+        let output = match &finished {
+            Ok(Some(f)) => f.first_output.clone(),
+            _ => String::new(),
+        };
         relay::log_exec_command(
             services,
             &grant,
@@ -459,7 +467,7 @@ pub async fn run_session(
         .await;
     }
     let digest = match &finished {
-        Ok(f) => Some(f.sha256.clone()),
+        Ok(f) => f.as_ref().map(|f| f.sha256.clone()),
         Err(e) => {
             tracing::error!(session = %session_id, "recording failed: {e}");
             None
