@@ -437,3 +437,45 @@ async fn recordings_that_cannot_be_written_refuse_or_run_unrecorded() {
         assert_eq!(report.broken, None);
     }
 }
+
+/// The database is locked by another writer (a backup, an admin's sqlite3)
+/// for longer than `database.busy_timeout`: a login that must write its
+/// login-log row is refused rather than let in unaudited, nothing hangs,
+/// and once the lock is gone everything works again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_locked_database_refuses_logins_until_it_is_free() {
+    use sqlx::Connection;
+    let b = TestBastion::start_with("[database]\nbusy_timeout = \"1s\"\n").await;
+    let db = b.services.config.database_path().expect("sqlite path");
+    let mut other = sqlx::SqliteConnection::connect(&format!("sqlite://{}", db.display()))
+        .await
+        .unwrap();
+    sqlx::query("BEGIN EXCLUSIVE")
+        .execute(&mut other)
+        .await
+        .unwrap();
+
+    let started = std::time::Instant::now();
+    let refused = tokio::time::timeout(
+        Duration::from_secs(30),
+        Client::password(b.addr, "admin", support::ssh::ADMIN_PASSWORD),
+    )
+    .await
+    .expect("the login attempt ends instead of hanging");
+    assert!(
+        refused.is_err(),
+        "a login that cannot be audited is refused"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        started.elapsed()
+    );
+
+    sqlx::query("ROLLBACK").execute(&mut other).await.unwrap();
+    drop(other);
+    let c = Client::admin(b.addr).await;
+    let (out, err, code) = c.exec("demo echo back").await;
+    assert_eq!(code, Some(0), "{err}");
+    assert!(String::from_utf8_lossy(&out).contains("back"));
+}
