@@ -266,6 +266,20 @@ async fn admin_verbs_are_refused_to_a_plain_user() {
         );
         assert!(err.contains("role"), "{command}: {err}");
     }
+    // Each refusal is an audit row naming the verb (not its arguments).
+    let rows = refusals(&b).await;
+    for verb in [
+        "rampart user add",
+        "rampart perm add",
+        "rampart user passwd",
+        "rampart session kill",
+    ] {
+        assert!(
+            rows.iter()
+                .any(|r| r.request == verb && r.reason.contains("role")),
+            "no refusal row for {verb}: {rows:#?}"
+        );
+    }
     // Nothing changed.
     let users = b.services.ops.user_list(&Caller::local()).await.unwrap();
     assert!(users.iter().all(|u| u.name != "eve"));

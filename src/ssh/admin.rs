@@ -10,7 +10,7 @@ use russh::server::Msg;
 use super::{Conn, Shared};
 use crate::audit::Via;
 use crate::cli::{Cli, Command, Io, Outcome, dispatch};
-use crate::ops::Caller;
+use crate::ops::{Caller, OpsError};
 
 pub async fn run(
     shared: &Shared,
@@ -20,7 +20,16 @@ pub async fn run(
 ) -> u32 {
     let mut out: Vec<u8> = Vec::new();
     let mut err: Vec<u8> = Vec::new();
-    let argv = std::iter::once("rampart".to_string()).chain(args);
+    // The verb as the audit row names it: `rampart user add`, no arguments
+    // (they may hold a password or key).
+    let verb: Vec<&str> = args
+        .iter()
+        .map(String::as_str)
+        .take_while(|a| !a.starts_with('-'))
+        .take(2)
+        .collect();
+    let request = format!("rampart {}", verb.join(" "));
+    let argv = std::iter::once("rampart".to_string()).chain(args.iter().cloned());
     let status = match Cli::try_parse_from(argv) {
         Err(e) => {
             // Help and version are successes with text; the rest are usage errors.
@@ -59,6 +68,11 @@ pub async fn run(
                 Ok(Outcome::Success) => 0,
                 Ok(Outcome::Failure) => 1,
                 Err(e) => {
+                    // A verb refused for the caller's role is an audit row,
+                    // like every other refusal at the front door.
+                    if let Some(OpsError::Forbidden(reason)) = e.downcast_ref::<OpsError>() {
+                        super::refuse_log(shared, conn, &request, reason).await;
+                    }
                     err.extend_from_slice(format!("rampart: {e:#}\n").as_bytes());
                     1
                 }
