@@ -479,3 +479,73 @@ async fn a_locked_database_refuses_logins_until_it_is_free() {
     assert_eq!(code, Some(0), "{err}");
     assert!(String::from_utf8_lossy(&out).contains("back"));
 }
+
+/// The recordings disk fills up in the middle of a session (a 64 KiB tmpfs
+/// mounted as the recordings dir; needs root, as in CI): with the default
+/// `on_failure = deny` the session ends with a line saying why, its row says
+/// `failed`, the chain still verifies, and new sessions are refused, not
+/// run unrecorded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recordings_disk_that_fills_up_ends_the_session_it_cannot_record() {
+    let b = TestBastion::start().await;
+    let dir = b.services.config.recording_dir();
+    std::fs::create_dir_all(&dir).unwrap();
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=64k", "tmpfs"])
+        .arg(&dir)
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !mounted {
+        assert!(
+            std::env::var("RAMPART_REQUIRE_INTEROP").as_deref() != Ok("1"),
+            "mounting a tmpfs is required in CI (run as root)"
+        );
+        eprintln!("skipped: cannot mount a tmpfs (not root?)");
+        return;
+    }
+    struct Unmount(PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+        }
+    }
+    let _unmount = Unmount(dir.clone());
+
+    let c = Client::admin(b.addr).await;
+    // Text the demo shell echoes back, far more than the disk holds.
+    let mut term = c.shell(200, 50, Some("demo")).await;
+    assert!(term.wait_for(T, |s| s.contains("demo@demo:~$")).await);
+    let line = format!("echo {}\r", "0123456789".repeat(40));
+    let mut ended = false;
+    for _ in 0..2000 {
+        term.send(line.as_bytes()).await;
+        if term.wait_close(Duration::from_millis(20)).await {
+            ended = true;
+            break;
+        }
+    }
+    assert!(ended, "the session went on without its recording");
+    assert!(
+        term.text()
+            .contains("rampart: the session was ended because it can no longer be recorded"),
+        "the person is told why: {}",
+        term.text()
+    );
+    let rows = b
+        .services
+        .ops
+        .session_list(&Caller::local(), &Query::default(), false)
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 1, "{rows:#?}");
+    assert_eq!(rows[0].status, "failed", "{rows:#?}");
+    assert!(rows[0].reason.contains("recording"), "{rows:#?}");
+    let (_, err, code) = c.exec("demo echo again").await;
+    assert_eq!(code, Some(1));
+    assert!(err.contains("cannot be recorded"), "{err}");
+    let report = rampart::audit::verify(&b.services.store, &dir)
+        .await
+        .unwrap();
+    assert_eq!(report.broken, None);
+}

@@ -48,6 +48,8 @@ pub enum EndReason {
     IdleTimeout,
     Shutdown,
     GrantEnded,
+    /// `recording.on_failure = deny` and the recording failed mid-session.
+    RecordingFailed(String),
     Error(String),
 }
 
@@ -60,6 +62,7 @@ impl EndReason {
             EndReason::IdleTimeout => "idle timeout".into(),
             EndReason::Shutdown => "bastion shutdown".into(),
             EndReason::GrantEnded => "permission ended".into(),
+            EndReason::RecordingFailed(e) => format!("recording failed: {e}"),
             EndReason::Error(e) => format!("error: {e}"),
         }
     }
@@ -198,7 +201,7 @@ pub async fn pump(
                         && let Err(e) = recorder.output(data.clone()).await
                         && !recording_optional
                     {
-                        return EndReason::Error(format!("recording failed: {e}"));
+                        return EndReason::RecordingFailed(e.to_string());
                     }
                     if client_write.data_bytes(data).await.is_err() {
                         return EndReason::ClientClosed;
@@ -210,7 +213,7 @@ pub async fn pump(
                     if let Err(e) = recorder.output(data.clone()).await
                         && !recording_optional
                     {
-                        return EndReason::Error(format!("recording failed: {e}"));
+                        return EndReason::RecordingFailed(e.to_string());
                     }
                     if client_write.extended_data_bytes(ext, data).await.is_err() {
                         return EndReason::ClientClosed;

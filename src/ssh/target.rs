@@ -443,6 +443,14 @@ pub async fn run_session(
     drop(live);
     let _ = target_write.close().await;
     upstream.disconnect().await;
+    if matches!(outcome.reason, EndReason::RecordingFailed(_)) && outcome.client_open {
+        // On a terminal, below whatever the target printed last.
+        let start = if pty.is_some() { "\r\n" } else { "" };
+        say(format!(
+            "{start}rampart: the session was ended because it can no longer be recorded; tell an admin"
+        ))
+        .await;
+    }
 
     // The exec'd command is logged with the first output it produced.
     let finished = if recorded {
@@ -475,7 +483,7 @@ pub async fn run_session(
     };
     let status = match (&outcome.reason, &finished) {
         (_, Err(_)) => "failed",
-        (EndReason::Error(_), _) => "failed",
+        (EndReason::Error(_) | EndReason::RecordingFailed(_), _) => "failed",
         _ => "closed",
     };
     let ending = store::sessions::Ending {
@@ -489,9 +497,15 @@ pub async fn run_session(
     if let Err(e) = end_session(shared, &session_id, &ending).await {
         tracing::error!(session = %session_id, "cannot close the session row: {e}");
     }
+    // A session the bastion had to end gives no target exit status: the
+    // person's exit status says it failed.
+    let failed = matches!(
+        outcome.reason,
+        EndReason::Error(_) | EndReason::RecordingFailed(_)
+    );
     Ended {
         client_open: outcome.client_open,
-        exit_status: outcome.exit_status,
+        exit_status: outcome.exit_status.or(failed.then_some(1)),
         size: outcome.size,
     }
 }
