@@ -1,0 +1,228 @@
+//! Target connections: opened on first use (grant, secret, SSH, the SFTP
+//! subsystem, version exchange, session row, live entry), read by a task
+//! of their own, and closed with their rows finished.
+
+use super::*;
+
+impl Relay<'_> {
+    /// Connects `asset` as `account` for SFTP: grant, secret, connection,
+    /// subsystem, version exchange, session row, reader task.
+    pub(super) async fn mount(&mut self, asset: &str, account: &str) -> Result<usize, String> {
+        let shared = self.shared;
+        let grant = sftp_grant(shared, self.conn, asset, account)
+            .ok_or_else(|| no_access(asset).trim_start_matches("rampart: ").to_string())?;
+        let credential = match grant.account() {
+            crate::policy::GrantAccount::Stored { account_id, .. } => {
+                stored_credential(shared, account_id)
+                    .await
+                    .map_err(|m| format!("{asset}: {m}"))?
+            }
+            crate::policy::GrantAccount::Input { .. } => {
+                return Err(format!(
+                    "{asset}: account {account} is typed in at connect time, which SFTP cannot ask for"
+                ));
+            }
+        };
+        let pinned = match shared.services.store.conn().await {
+            Ok(mut c) => store::assets::host_keys(&mut c, grant.asset_id())
+                .await
+                .unwrap_or_default(),
+            Err(_) => Vec::new(),
+        };
+        let upstream = upstream::connect_ssh(
+            &grant,
+            account,
+            credential,
+            pinned.clone(),
+            &shared.upstream,
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+        if pinned.is_empty() {
+            pin_first_key(shared, &grant, &upstream).await;
+        }
+        let opened = async {
+            let channel = upstream.open_session().await.map_err(|e| e.to_string())?;
+            let (mut read, write) = channel.split();
+            write
+                .request_subsystem(true, "sftp")
+                .await
+                .map_err(|e| e.to_string())?;
+            loop {
+                match read.wait().await {
+                    Some(ChannelMsg::Success) => break,
+                    Some(ChannelMsg::Failure)
+                    | None
+                    | Some(ChannelMsg::Close | ChannelMsg::Eof) => {
+                        return Err("the target does not offer SFTP".to_string());
+                    }
+                    Some(_) => {}
+                }
+            }
+            let mut hello = BytesMut::new();
+            wire::encode_init(&mut hello, 3);
+            write
+                .data_bytes(hello.freeze())
+                .await
+                .map_err(|e| e.to_string())?;
+            let mut frames = Frames::default();
+            let version = loop {
+                match read.wait().await {
+                    Some(ChannelMsg::Data { data }) => {
+                        frames.push(&data);
+                        match frames.next_packet() {
+                            Ok(Some(p)) => {
+                                break wire::parse_server(p).map_err(|e| e.to_string())?;
+                            }
+                            Ok(None) => {}
+                            Err(e) => return Err(e.to_string()),
+                        }
+                    }
+                    Some(ChannelMsg::ExtendedData { .. } | ChannelMsg::WindowAdjusted { .. }) => {}
+                    _ => return Err("the target closed SFTP at the start".to_string()),
+                }
+            };
+            let ServerPacket::Version {
+                version,
+                extensions,
+            } = version
+            else {
+                return Err("the target did not answer with its SFTP version".to_string());
+            };
+            if version < 3 {
+                return Err(format!("the target speaks SFTP version {version}, not 3"));
+            }
+            Ok((read, write, frames, extensions))
+        };
+        let (read, write, frames, extensions) =
+            match tokio::time::timeout(Duration::from_secs(20), opened).await {
+                Ok(Ok(x)) => x,
+                Ok(Err(e)) => {
+                    upstream.disconnect().await;
+                    return Err(format!("{asset}: {e}"));
+                }
+                Err(_) => {
+                    upstream.disconnect().await;
+                    return Err(format!("{asset}: no SFTP answer within 20 s"));
+                }
+            };
+
+        let now = shared.services.clock.now();
+        let session_id = new_id();
+        let new = store::sessions::NewSession {
+            id: session_id.clone(),
+            user_id: grant.user_id().to_string(),
+            user_name: grant.user_name().to_string(),
+            asset_id: grant.asset_id().to_string(),
+            asset_name: grant.asset_name().to_string(),
+            account: account.to_string(),
+            protocol: "sftp".into(),
+            kind: "sftp".into(),
+            source: self.conn.peer.ip().to_string(),
+            recording: None,
+        };
+        if let Err(e) = crate::ssh::target::insert_session(shared, &new).await {
+            tracing::error!("cannot write the session row: {e}");
+            upstream.disconnect().await;
+            return Err("the session cannot be audited, so it is refused; tell an admin".into());
+        }
+        let live = shared.live.register(crate::live::SessionInfo {
+            id: session_id.clone(),
+            user: grant.user_name().to_string(),
+            asset: grant.asset_name().to_string(),
+            account: account.to_string(),
+            protocol: "sftp".into(),
+            kind: "sftp".into(),
+            source: self.conn.peer.ip().to_string(),
+            started_at: now,
+            cols: 0,
+            rows: 0,
+        });
+        let index = self.backends.len();
+        let tx = self.tx.clone();
+        tokio::spawn(read_target(index, read, tx));
+        self.backends.push(Backend {
+            asset: asset.to_string(),
+            account: account.to_string(),
+            grant,
+            upstream,
+            write,
+            frames,
+            out: BytesMut::new(),
+            extensions,
+            session_id,
+            live,
+            bytes_in: 0,
+            bytes_out: 0,
+            gone: None,
+        });
+        self.mounts
+            .insert((asset.to_string(), account.to_string()), index);
+        Ok(index)
+    }
+
+    /// Closes every target: files still open are logged as failed, and
+    /// each session row is finished.
+    pub(super) async fn finish(&mut self) {
+        let open: Vec<u32> = self.handles.keys().copied().collect();
+        for h in open {
+            if let Some(Open::File(f)) = self.handles.remove(&h) {
+                self.log_file(*f, Some("the session ended with the file open".into()));
+            }
+        }
+        let ids: Vec<u32> = self.pending.keys().copied().collect();
+        for id in ids {
+            if let Some(Pending {
+                what: Await::Close(f),
+                ..
+            }) = self.pending.remove(&id)
+            {
+                self.log_file(
+                    *f,
+                    Some("the session ended before the target confirmed".into()),
+                );
+            }
+        }
+        for w in std::mem::take(&mut self.writes) {
+            let _ = w.await;
+        }
+        for b in std::mem::take(&mut self.backends) {
+            let _ = b.write.eof().await;
+            let _ = b.write.close().await;
+            b.upstream.disconnect().await;
+            let (status, reason) = match &b.gone {
+                Some(reason) => ("closed", reason.clone()),
+                None => ("closed", "client closed".to_string()),
+            };
+            let ending = store::sessions::Ending {
+                status: status.into(),
+                reason,
+                recording_sha256: None,
+                bytes_in: i64::try_from(b.bytes_in).unwrap_or(i64::MAX),
+                bytes_out: i64::try_from(b.bytes_out).unwrap_or(i64::MAX),
+                exit_status: None,
+            };
+            if let Err(e) =
+                crate::ssh::target::end_session(self.shared, &b.session_id, &ending).await
+            {
+                tracing::error!(session = %b.session_id, "cannot close the session row: {e}");
+            }
+        }
+    }
+}
+
+/// Passes a target's SFTP bytes to the relay until the channel ends.
+async fn read_target(index: usize, mut read: ChannelReadHalf, tx: mpsc::Sender<Event>) {
+    loop {
+        match read.wait().await {
+            Some(ChannelMsg::Data { data }) => {
+                if tx.send(Event::Data(index, data)).await.is_err() {
+                    return;
+                }
+            }
+            Some(ChannelMsg::Eof | ChannelMsg::Close) | None => break,
+            Some(_) => {}
+        }
+    }
+    let _ = tx.send(Event::Closed(index)).await;
+}

@@ -1,0 +1,437 @@
+//! SFTP through the bastion. The bastion terminates the person's SFTP
+//! channel and speaks SFTP to each target itself, relaying packet by packet:
+//! requests are pipelined (the person's client keeps many reads or writes
+//! outstanding and the relay never waits for one answer before passing the
+//! next request on), and every request is checked on the way:
+//!
+//! - `upload` for anything that writes or creates (open for write, mkdir,
+//!   setstat, symlink, hardlink, rename), `download` for open for read,
+//!   `delete` for remove, rmdir and a rename that replaces (posix-rename);
+//!   listing and stat need only the session's grant. A refused request gets
+//!   the SFTP permission-denied status with a one-line message, never
+//!   reaches the target, and leaves a `denied` row in the transfer log.
+//! - Every file opened, and every change, is a row in `transfers` (in the
+//!   audit chain) with the bytes that passed and, for whole-file uploads and
+//!   downloads, their SHA-256 computed as they passed.
+//!
+//! Two ways in (DESIGN.md §2): the target in the login name
+//! (`alice@root@web1`: one target, paths passed as they are), or the virtual
+//! tree (`alice`: `/ASSET/ACCOUNT/...`, targets connected on first use and
+//! kept for the session). Handles the person sees are the bastion's own, so
+//! one target's handle can never be used against another.
+//!
+//! Each target connection is a session row (protocol `sftp`, kind `sftp`, no
+//! recording: the transfer rows are its audit) and a live session that an
+//! admin can see and kill. Revoking the grant ends it within a second.
+
+mod backend;
+mod reply;
+mod request;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use russh::server::Msg as ServerMsg;
+use russh::{ChannelMsg, ChannelReadHalf, ChannelWriteHalf};
+use tokio::sync::{Semaphore, mpsc};
+
+use super::target::{no_access, pick_account, pin_first_key, stored_credential};
+use super::{Conn, Shared};
+use crate::audit::{self, AuditEvent};
+use crate::model::{Action, new_id};
+use crate::policy::Grant;
+use crate::route::Target;
+use crate::sftp::tree::{self, Place};
+use crate::sftp::wire::{
+    self, Attrs, ClientPacket, Extension, Fields, Frames, Op, Request, ServerPacket, kind,
+    open_flags, status,
+};
+use crate::store;
+use crate::transfer::Passing;
+use crate::upstream::{self, Upstream};
+
+/// Requests in flight per session before the relay stops reading from the
+/// person: bounds memory and keeps a flood from starving other sessions.
+const MAX_PENDING: usize = 256;
+/// Files and directories open at once per session.
+const MAX_HANDLES: usize = 256;
+/// Bytes from the person taken in but not yet relayed, at most.
+const CLIENT_BUDGET: usize = 32 * 1024 * 1024;
+/// Bytes of names per NAME packet of a virtual directory listing.
+const LISTING_PIECE: usize = 64 * 1024;
+/// Bytes gathered before a write to either side.
+const BATCH: usize = 256 * 1024;
+/// What the relay answers to `limits@openssh.com` in the virtual tree:
+/// OpenSSH's own sftp-server limits.
+const READ_LIMIT: u64 = 256 * 1024 - 1024;
+
+/// Runs an SFTP subsystem channel until the person or the target ends it;
+/// returns the channel's exit status.
+pub async fn run(
+    shared: &Arc<Shared>,
+    conn: &Conn,
+    target: Option<Target>,
+    read: &mut ChannelReadHalf,
+    write: &ChannelWriteHalf<ServerMsg>,
+) -> u32 {
+    let (tx, rx) = mpsc::channel(1024);
+    let mut relay = Relay {
+        shared,
+        conn,
+        direct: target.is_some(),
+        backends: Vec::new(),
+        mounts: HashMap::new(),
+        handles: HashMap::new(),
+        next_handle: 1,
+        pending: HashMap::new(),
+        to_client: BytesMut::new(),
+        tx,
+        stderr: Vec::new(),
+        writes: Vec::new(),
+    };
+    if let Some(target) = target {
+        let account = match target.account.clone() {
+            Some(a) => a,
+            None => match pick_account(shared, conn, &target.asset) {
+                Ok(a) => a,
+                Err(msg) => {
+                    say(write, &msg).await;
+                    return 1;
+                }
+            },
+        };
+        if let Err(msg) = relay.mount(&target.asset, &account).await {
+            say(write, &format!("rampart: {msg}")).await;
+            return 1;
+        }
+    }
+    relay.serve(read, write, rx).await
+}
+
+async fn say(write: &ChannelWriteHalf<ServerMsg>, text: &str) {
+    let _ = write
+        .extended_data_bytes(1, Bytes::from(format!("{text}\n")))
+        .await;
+}
+
+/// One target connection with its SFTP channel.
+struct Backend {
+    asset: String,
+    account: String,
+    grant: Grant,
+    upstream: Upstream,
+    write: ChannelWriteHalf<russh::client::Msg>,
+    frames: Frames,
+    out: BytesMut,
+    /// The extensions the target offered, with their version strings.
+    extensions: Vec<(Bytes, Bytes)>,
+    session_id: String,
+    live: crate::live::LiveSession,
+    bytes_in: u64,
+    bytes_out: u64,
+    /// Set once the target closed or broke the protocol.
+    gone: Option<String>,
+}
+
+/// Something a backend's reader task saw.
+enum Event {
+    Data(usize, Bytes),
+    Closed(usize),
+}
+
+/// An open file or directory, under the bastion's handle.
+enum Open {
+    File(Box<FileState>),
+    Dir {
+        backend: usize,
+        remote: Bytes,
+    },
+    /// A directory of the virtual tree, listed by the bastion; `next` is
+    /// the first entry not yet sent.
+    Listing {
+        entries: Vec<String>,
+        next: usize,
+    },
+}
+
+struct FileState {
+    backend: usize,
+    remote: Bytes,
+    path: String,
+    read: Option<Passing>,
+    write: Option<Passing>,
+    error: Option<String>,
+}
+
+/// What the relay does with the answer to a request it passed on.
+enum Await {
+    Plain,
+    Open {
+        path: String,
+        read: bool,
+        write: bool,
+    },
+    Opendir,
+    Read {
+        handle: u32,
+        offset: u64,
+    },
+    Write {
+        handle: u32,
+    },
+    Close(Box<FileState>),
+    Realpath,
+    /// A change to the target's tree: logged with its result.
+    Change {
+        operation: &'static str,
+        path: String,
+    },
+}
+
+struct Pending {
+    backend: usize,
+    what: Await,
+}
+
+struct Relay<'a> {
+    shared: &'a Arc<Shared>,
+    conn: &'a Conn,
+    direct: bool,
+    backends: Vec<Backend>,
+    mounts: HashMap<(String, String), usize>,
+    handles: HashMap<u32, Open>,
+    next_handle: u32,
+    pending: HashMap<u32, Pending>,
+    to_client: BytesMut,
+    tx: mpsc::Sender<Event>,
+    /// Lines for the person's stderr (the reason a session ended).
+    stderr: Vec<String>,
+    /// Transfer rows being written, awaited before the session rows close.
+    writes: Vec<tokio::task::JoinHandle<()>>,
+}
+
+/// Why a request is answered by the bastion instead of a target.
+struct Refusal {
+    code: u32,
+    message: String,
+}
+
+impl Refusal {
+    fn new(code: u32, message: impl Into<String>) -> Refusal {
+        Refusal {
+            code,
+            message: message.into(),
+        }
+    }
+    fn no_such_file() -> Refusal {
+        Refusal::new(status::NO_SUCH_FILE, "No such file")
+    }
+}
+
+impl<'a> Relay<'a> {
+    async fn serve(
+        &mut self,
+        read: &mut ChannelReadHalf,
+        write: &ChannelWriteHalf<ServerMsg>,
+        mut rx: mpsc::Receiver<Event>,
+    ) -> u32 {
+        // The person's channel is drained by its own future, whatever the
+        // relay is waiting for: russh pushes every message of a channel
+        // into a queue of 100 and stops the whole connection (window
+        // adjustments included) when it is full, so a relay blocked on a
+        // write to the person must still take in their next requests.
+        // `budget` bounds what a flooding client can make the bastion hold.
+        let budget = Arc::new(Semaphore::new(CLIENT_BUDGET));
+        let (client_tx, mut client_rx) = mpsc::unbounded_channel();
+        let reader = drain_client(read, client_tx, budget.clone());
+        let engine = async {
+            let mut frames = Frames::default();
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let shutdown = self.shared.shutdown.clone();
+            loop {
+                let can_read = self.pending.len() < MAX_PENDING;
+                tokio::select! {
+                    chunk = client_rx.recv(), if can_read => match chunk {
+                        Some(Some((data, permits))) => {
+                            budget.add_permits(permits);
+                            frames.push(&data);
+                            if let Err(e) = self.client_packets(&mut frames).await {
+                                self.stderr.push(format!("rampart: sftp: {e}; closing"));
+                                crate::ssh::refuse_log(self.shared, self.conn, "sftp", &format!("malformed SFTP from the client: {e}")).await;
+                                return 1;
+                            }
+                        }
+                        Some(None) | None => return 0,
+                    },
+                    event = rx.recv() => {
+                        let Some(event) = event else { return 1 };
+                        self.backend_event(event).await;
+                        // Drain what else is ready so writes go out in batches.
+                        while self.to_client.len() < BATCH {
+                            match rx.try_recv() {
+                                Ok(event) => self.backend_event(event).await,
+                                Err(_) => break,
+                            }
+                        }
+                        if self.direct && self.backends.first().is_some_and(|b| b.gone.is_some()) {
+                            let _ = self.flush(write).await;
+                            return 1;
+                        }
+                    }
+                    _ = tick.tick() => {
+                        if let Some(reason) = self.check_live() {
+                            self.stderr.push(format!("rampart: {reason}"));
+                            if self.direct {
+                                let _ = self.flush(write).await;
+                                return 1;
+                            }
+                        }
+                    }
+                    _ = shutdown.cancelled() => {
+                        self.stderr.push("rampart: the bastion is shutting down".into());
+                        return 1;
+                    }
+                }
+                if self.flush(write).await.is_err() {
+                    return 1;
+                }
+            }
+        };
+        let exit = tokio::select! {
+            exit = engine => exit,
+            () = reader => 1,
+        };
+        for line in std::mem::take(&mut self.stderr) {
+            say(write, &line).await;
+        }
+        self.finish().await;
+        exit
+    }
+
+    /// Sends what is buffered for the person and for each target.
+    async fn flush(&mut self, write: &ChannelWriteHalf<ServerMsg>) -> Result<(), russh::Error> {
+        for b in &mut self.backends {
+            if !b.out.is_empty() {
+                let data = b.out.split().freeze();
+                b.bytes_in += data.len() as u64;
+                b.live.add_in(data.len() as u64);
+                if b.gone.is_none() && b.write.data_bytes(data).await.is_err() {
+                    b.gone = Some("the target closed the connection".into());
+                }
+            }
+        }
+        if !self.to_client.is_empty() {
+            let data = self.to_client.split().freeze();
+            write.data_bytes(data).await?;
+        }
+        Ok(())
+    }
+
+    /// Kill orders and revocations, once a second. In the virtual tree a
+    /// killed or revoked target is closed and the others go on.
+    fn check_live(&mut self) -> Option<String> {
+        let policy = self.shared.policy();
+        let now = self.shared.services.clock.now();
+        let mut ended = None;
+        for b in &mut self.backends {
+            if b.gone.is_some() {
+                continue;
+            }
+            let reason = if let Some(order) = b.live.killed() {
+                Some(format!(
+                    "{}: session ended by {}: {}",
+                    b.asset, order.by, order.reason
+                ))
+            } else if [Action::Download, Action::Upload, Action::Delete]
+                .into_iter()
+                .all(|a| policy.recheck(&b.grant, a, now).is_none())
+            {
+                Some(format!("{}: your access has been revoked", b.asset))
+            } else {
+                None
+            };
+            if let Some(reason) = reason {
+                b.gone = Some(reason.clone());
+                ended = Some(reason);
+            }
+        }
+        if ended.is_some() {
+            self.fail_gone();
+        }
+        ended
+    }
+}
+
+/// Takes in the person's channel until it ends: each chunk with the budget
+/// permits it holds (`None` at the end). Never returns.
+async fn drain_client(
+    read: &mut ChannelReadHalf,
+    tx: mpsc::UnboundedSender<Option<(Bytes, usize)>>,
+    budget: Arc<Semaphore>,
+) {
+    loop {
+        match read.wait().await {
+            Some(ChannelMsg::Data { data }) => {
+                let permits = data.len().min(CLIENT_BUDGET);
+                // Only a client sending far more than it has asked answers
+                // for waits here; it then stalls its own connection only.
+                if let Ok(p) = budget.acquire_many(permits as u32).await {
+                    p.forget();
+                }
+                if tx.send(Some((data, permits))).is_err() {
+                    break;
+                }
+            }
+            Some(ChannelMsg::Eof | ChannelMsg::Close) | None => {
+                let _ = tx.send(None);
+                break;
+            }
+            Some(_) => {}
+        }
+    }
+    std::future::pending::<()>().await
+}
+
+/// The grant for SFTP to `account` on `asset`: over the asset's `sftp`
+/// protocol if it declares one the person may use, else over its `ssh`
+/// protocol (SFTP is an SSH subsystem); with any of upload, download or
+/// delete. Typed-in (@INPUT) accounts cannot be used: SFTP has no prompt.
+pub fn sftp_grant(shared: &Shared, conn: &Conn, asset: &str, account: &str) -> Option<Grant> {
+    let policy = shared.policy();
+    let now = shared.services.clock.now();
+    for protocol in ["sftp", "ssh"] {
+        for action in [Action::Download, Action::Upload, Action::Delete] {
+            if let Some(g) = policy.authorize(&conn.identity, asset, account, protocol, action, now)
+                && !g.account().is_typed_in()
+            {
+                return Some(g);
+            }
+        }
+    }
+    None
+}
+
+/// The id of a request packet, when it is long enough to have one.
+fn request_id(packet: &[u8]) -> Option<u32> {
+    let id = packet.get(1..5)?;
+    (packet[0] != kind::INIT).then(|| u32::from_be_bytes([id[0], id[1], id[2], id[3]]))
+}
+
+fn our_handle(field: &[u8]) -> Option<u32> {
+    let bytes: [u8; 4] = field.try_into().ok()?;
+    Some(u32::from_be_bytes(bytes))
+}
+
+fn invalid_handle() -> Refusal {
+    Refusal::new(status::FAILURE, "invalid handle")
+}
+
+fn read_only() -> Refusal {
+    Refusal::new(
+        status::PERMISSION_DENIED,
+        "the bastion's top levels are read-only: files live under /ASSET/ACCOUNT/",
+    )
+}
