@@ -208,92 +208,123 @@ fn casts(dir: &Path) -> Vec<PathBuf> {
         .collect()
 }
 
+/// `rampart serve --demo` as a process of its own, with user `alice` (an
+/// ed25519 key) permitted on `demo`.
+struct Binary {
+    b: Bastion,
+    serve: Serve,
+    port: u16,
+    key: PathBuf,
+    _keys: tempfile::TempDir,
+}
+
+impl Binary {
+    /// `None` (a skip) when ssh-keygen is missing and interop is optional.
+    fn start() -> Option<Binary> {
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let b = Bastion::with_config(&format!(
+            "[ssh]\nlisten = [\"127.0.0.1:{port}\"]\nshutdown_grace = \"3s\"\n[recording]\nflush_interval = \"200ms\"\n"
+        ));
+        b.run(&["init"]).ok();
+        let keys = tempfile::tempdir().unwrap();
+        let key = keys.path().join("alice");
+        let status = Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+            .arg(&key)
+            .status();
+        if !status.is_ok_and(|s| s.success()) {
+            assert!(
+                std::env::var("RAMPART_REQUIRE_INTEROP").as_deref() != Ok("1"),
+                "ssh-keygen is required"
+            );
+            eprintln!("skipped: ssh-keygen is not installed");
+            return None;
+        }
+        let public = key.with_extension("pub");
+        b.run(&[
+            "user",
+            "add",
+            "alice",
+            "--key-file",
+            public.to_str().unwrap(),
+        ])
+        .ok();
+        let serve = Serve::start(&b, port, true);
+        // `serve --demo` registers the demo asset; then alice may use it.
+        for _ in 0..100 {
+            if b.run(&["asset", "show", "demo"]).status == 0 {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        b.run(&[
+            "perm",
+            "add",
+            "alice-demo",
+            "--user",
+            "alice",
+            "--asset",
+            "demo",
+        ])
+        .ok();
+        Some(Binary {
+            b,
+            serve,
+            port,
+            key,
+            _keys: keys,
+        })
+    }
+
+    async fn client(&self) -> Client {
+        let key = russh::keys::load_secret_key(&self.key, None).unwrap();
+        let config = Arc::new(russh::client::Config::default());
+        let mut handle = russh::client::connect(config, ("127.0.0.1", self.port), AcceptAll)
+            .await
+            .unwrap();
+        let auth = handle
+            .authenticate_publickey(
+                "alice",
+                russh::keys::PrivateKeyWithHashAlg::new(Arc::new(key), None),
+            )
+            .await
+            .unwrap();
+        assert!(auth.success());
+        Client { handle }
+    }
+
+    /// A shell on demo; waits out the policy watcher (a second or so) after
+    /// the permission was added.
+    async fn demo_shell(&self, client: &Client) -> support::ssh::Term {
+        for _ in 0..50 {
+            let mut t = client.shell(80, 24, Some("demo")).await;
+            if t.wait_for(Duration::from_secs(5), |s| {
+                s.contains("demo@demo:~$") || s.contains("no such asset")
+            })
+            .await
+                && t.text().contains("demo@demo:~$")
+            {
+                return t;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        panic!("alice never reached demo");
+    }
+}
+
 /// `kill -9` of the bastion in the middle of a session: the recording is a
 /// valid asciicast prefix with everything up to the last flush, and the
 /// next start marks the session interrupted; the chain still verifies.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_mid_session_leaves_a_valid_recording_and_an_interrupted_row() {
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
-    let b = Bastion::with_config(&format!(
-        "[ssh]\nlisten = [\"127.0.0.1:{port}\"]\n[recording]\nflush_interval = \"200ms\"\n"
-    ));
-    b.run(&["init"]).ok();
-    let keys = tempfile::tempdir().unwrap();
-    let key_path = keys.path().join("alice");
-    let status = Command::new("ssh-keygen")
-        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
-        .arg(&key_path)
-        .status();
-    if !status.is_ok_and(|s| s.success()) {
-        assert!(
-            std::env::var("RAMPART_REQUIRE_INTEROP").as_deref() != Ok("1"),
-            "ssh-keygen is required"
-        );
-        eprintln!("skipped: ssh-keygen is not installed");
+    let Some(mut bin) = Binary::start() else {
         return;
-    }
-    let public = key_path.with_extension("pub");
-    b.run(&[
-        "user",
-        "add",
-        "alice",
-        "--key-file",
-        public.to_str().unwrap(),
-    ])
-    .ok();
-
-    let mut serve = Serve::start(&b, port, true);
-    // `serve --demo` registers the demo asset; then alice may use it.
-    for _ in 0..100 {
-        if b.run(&["asset", "show", "demo"]).status == 0 {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    b.run(&[
-        "perm",
-        "add",
-        "alice-demo",
-        "--user",
-        "alice",
-        "--asset",
-        "demo",
-    ])
-    .ok();
-
-    let key = russh::keys::load_secret_key(&key_path, None).unwrap();
-    let config = Arc::new(russh::client::Config::default());
-    let mut handle = russh::client::connect(config, ("127.0.0.1", port), AcceptAll)
-        .await
-        .unwrap();
-    let auth = handle
-        .authenticate_publickey(
-            "alice",
-            russh::keys::PrivateKeyWithHashAlg::new(Arc::new(key), None),
-        )
-        .await
-        .unwrap();
-    assert!(auth.success());
-    let client = Client { handle };
-    // The policy watcher picks up the new permission within a second or so.
-    let mut term = None;
-    for _ in 0..50 {
-        let mut t = client.shell(80, 24, Some("demo")).await;
-        if t.wait_for(Duration::from_secs(5), |s| {
-            s.contains("demo@demo:~$") || s.contains("no such asset")
-        })
-        .await
-            && t.text().contains("demo@demo:~$")
-        {
-            term = Some(t);
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    let mut term = term.expect("alice reaches demo");
+    };
+    let client = bin.client().await;
+    let mut term = bin.demo_shell(&client).await;
     term.send(b"echo before-the-crash\r").await;
     assert!(
         term.wait_for(T, |s| s.contains("before-the-crash\n")
@@ -302,8 +333,9 @@ async fn kill_9_mid_session_leaves_a_valid_recording_and_an_interrupted_row() {
     );
     // Past the flush interval, then the crash.
     tokio::time::sleep(Duration::from_millis(800)).await;
-    serve.kill_9();
+    bin.serve.kill_9();
 
+    let b = &bin.b;
     let recordings = b.data_dir().join("recordings");
     let casts = casts(&recordings);
     assert_eq!(casts.len(), 1, "{casts:?}");
@@ -322,7 +354,7 @@ async fn kill_9_mid_session_leaves_a_valid_recording_and_an_interrupted_row() {
     assert!(output.contains("before-the-crash"), "{output}");
 
     // The next start marks the session interrupted; the chain verifies.
-    let serve2 = Serve::start(&b, port, false);
+    let serve2 = Serve::start(b, bin.port, false);
     let rows: Vec<serde_json::Value> = b
         .run(&["session", "list", "--json"])
         .ok()
@@ -545,6 +577,128 @@ async fn a_recordings_disk_that_fills_up_ends_the_session_it_cannot_record() {
     assert_eq!(code, Some(1));
     assert!(err.contains("cannot be recorded"), "{err}");
     let report = rampart::audit::verify(&b.services.store, &dir)
+        .await
+        .unwrap();
+    assert_eq!(report.broken, None);
+}
+
+/// SIGTERM to the `rampart serve` process with 100 sessions open (ten
+/// connections of ten): every person is told, the process exits 0 within
+/// the grace time, every row is closed with its recording's digest, and the
+/// chain verifies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_with_a_hundred_sessions_open() {
+    let Some(mut bin) = Binary::start() else {
+        return;
+    };
+    let mut clients = Vec::new();
+    let mut terms = Vec::new();
+    for _ in 0..10 {
+        let c = bin.client().await;
+        for _ in 0..10 {
+            terms.push(bin.demo_shell(&c).await);
+        }
+        clients.push(c);
+    }
+    let started = std::time::Instant::now();
+    let pid = bin.serve.child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    for term in &mut terms {
+        assert!(
+            term.wait_for(T, |s| s.contains("shutting down")).await,
+            "{}",
+            term.text()
+        );
+    }
+    let status = loop {
+        if let Some(status) = bin.serve.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "still running");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(status.success(), "{status:?}");
+    let rows: Vec<serde_json::Value> = bin
+        .b
+        .run(&["session", "list", "--json"])
+        .ok()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows.len(), 100);
+    for row in &rows {
+        assert_eq!(row["status"], "closed", "{row}");
+        assert_eq!(row["reason"], "bastion shutdown", "{row}");
+        assert!(row["recording_sha256"].is_string(), "{row}");
+    }
+    let verified = bin.b.run(&["audit", "verify"]);
+    assert_eq!(verified.status, 0, "{}", verified.stderr);
+}
+
+/// The person's TCP connection is reset (no SSH goodbye, not even a FIN)
+/// in the middle of a session: the session row is closed and its recording
+/// finalised, and the bastion goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_connection_reset_mid_session_finalises_it() {
+    let b = TestBastion::start().await;
+    // A relay between client and bastion that can reset the bastion's side.
+    let proxy = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let proxy_addr = proxy.local_addr().unwrap();
+    let bastion = b.addr;
+    let (reset_tx, reset_rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        let (mut client_side, _) = proxy.accept().await.unwrap();
+        let mut upstream = tokio::net::TcpStream::connect(bastion).await.unwrap();
+        tokio::select! {
+            _ = tokio::io::copy_bidirectional(&mut client_side, &mut upstream) => {}
+            _ = reset_rx => {
+                // SO_LINGER 0: close sends a RST.
+                let _ = upstream.set_zero_linger();
+                drop(upstream);
+            }
+        }
+    });
+    let c = Client::password(proxy_addr, "admin", support::ssh::ADMIN_PASSWORD)
+        .await
+        .unwrap();
+    let mut term = c.shell(80, 24, Some("demo")).await;
+    assert!(term.wait_for(T, |s| s.contains("demo@demo:~$")).await);
+    term.send(b"echo before-the-reset\r").await;
+    assert!(
+        term.wait_for(T, |s| s.matches("before-the-reset").count() >= 2)
+            .await
+    );
+    reset_tx.send(()).unwrap();
+
+    let deadline = tokio::time::Instant::now() + T;
+    let row = loop {
+        let rows = b
+            .services
+            .ops
+            .session_list(&Caller::local(), &Query::default(), false)
+            .await
+            .unwrap();
+        if let Some(row) = rows.into_iter().find(|r| r.status != "live") {
+            break row;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the session stays live"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(row.status, "closed", "{row:#?}");
+    assert!(row.recording_sha256.is_some(), "{row:#?}");
+    let other = Client::admin(b.addr).await;
+    let (_, _, code) = other.exec("demo echo fine").await;
+    assert_eq!(code, Some(0));
+    let report = rampart::audit::verify(&b.services.store, &b.services.config.recording_dir())
         .await
         .unwrap();
     assert_eq!(report.broken, None);
