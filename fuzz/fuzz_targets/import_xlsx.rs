@@ -1,0 +1,13 @@
+//! XLSX import of assets and users: a zip of XML parts, any bytes.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let path = std::env::temp_dir().join(format!("rampart-fuzz-{}.xlsx", std::process::id()));
+    if std::fs::write(&path, data).is_err() {
+        return;
+    }
+    let _ = rampart::import::read_assets(&path);
+    let _ = rampart::import::read_users(&path);
+});

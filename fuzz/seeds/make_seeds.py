@@ -1,0 +1,89 @@
+#!/usr/bin/env python3
+"""Writes the seed corpora of the fuzz targets into seeds/<target>/.
+
+cargo fuzz run TARGET fuzz/seeds/TARGET  (from fuzz/) starts from these; the
+corpus libFuzzer grows goes to corpus/TARGET (not committed).
+"""
+import os, struct, zipfile, io
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def put(target, name, data):
+    d = os.path.join(HERE, target)
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, name), "wb") as f:
+        f.write(data if isinstance(data, bytes) else data.encode())
+
+
+put("route", "exec", "alice\0web1 uname -a")
+put("route", "account", "alice@root@web1\0scp -t /tmp")
+put("route", "admin", "bob\0rampart user list --json")
+put("route", "quoted", "alice\0root@web1 'echo \"a b\"' \\\\ x")
+
+put("input", "arrows", "\x1b[A\x1b[B\x1b[C\x1b[D\x1bOA")
+put("input", "paste", "\x1b[200~pasted text\r\x1b[201~")
+put("input", "mouse", "\x1b[<0;10;5M\x1b[<0;10;5m")
+put("input", "keys", "abc\x7f\x15\x03\x1b\r\t\x1b[5~\x1b[1;5C")
+
+put("asciicast", "cast", '{"version": 2, "width": 80, "height": 24, "timestamp": 1700000000}\n'
+    '[0.1, "o", "hello\\r\\n"]\n[0.2, "i", "ls\\r"]\n[0.3, "r", "100x30"]\n[0.4, "m", "cmd: ls"]\n')
+
+put("import_csv", "assets.csv", "name,address,protocols,nodes,platform,active,comment\n"
+    "web1,10.0.0.1,ssh/22,/prod/web,linux,true,front\n\"db 1\",10.0.0.2,\"ssh/22 postgresql/5432\",,,0,\n")
+put("import_csv", "users.csv", "name,role,email,groups,key\nalice,user,a@example.com,ops,\nbob,auditor,,,\n")
+
+MAIN = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
+REL = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
+PKG = "http://schemas.openxmlformats.org/package/2006/relationships"
+sheet = (f'<worksheet xmlns="{MAIN}"><sheetData>'
+         '<row r="1"><c r="A1" t="inlineStr"><is><t>name</t></is></c><c r="B1" t="inlineStr"><is><t>address</t></is></c>'
+         '<c r="C1" t="inlineStr"><is><t>protocols</t></is></c></row>'
+         '<row r="2"><c r="A2" t="inlineStr"><is><t>web1</t></is></c><c r="B2" t="inlineStr"><is><t>10.0.0.1</t></is></c>'
+         '<c r="C2" t="inlineStr"><is><t>ssh/22</t></is></c></row>'
+         '</sheetData></worksheet>')
+parts = {
+    "[Content_Types].xml": '<Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types">'
+    '<Default Extension="rels" ContentType="application/vnd.openxmlformats-package.relationships+xml"/>'
+    '<Default Extension="xml" ContentType="application/xml"/>'
+    '<Override PartName="/xl/workbook.xml" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet.main+xml"/>'
+    '<Override PartName="/xl/worksheets/sheet1.xml" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.worksheet+xml"/>'
+    '</Types>',
+    "_rels/.rels": f'<Relationships xmlns="{PKG}"><Relationship Id="rId1" Type="{REL}/officeDocument" Target="xl/workbook.xml"/></Relationships>',
+    "xl/workbook.xml": f'<workbook xmlns="{MAIN}" xmlns:r="{REL}"><sheets><sheet name="Assets" sheetId="1" r:id="rId1"/></sheets></workbook>',
+    "xl/_rels/workbook.xml.rels": f'<Relationships xmlns="{PKG}"><Relationship Id="rId1" Type="{REL}/worksheet" Target="worksheets/sheet1.xml"/></Relationships>',
+    "xl/worksheets/sheet1.xml": sheet,
+}
+buf = io.BytesIO()
+with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as z:
+    for name, text in parts.items():
+        z.writestr(name, text)
+put("import_xlsx", "book.xlsx", buf.getvalue())
+
+with open(os.path.join(HERE, "..", "..", "contrib", "rampart.toml")) as f:
+    put("config", "contrib.toml", f.read())
+put("config", "small.toml", 'data_dir = "/var/lib/rampart"\n[ssh]\nlisten = ["127.0.0.1:2222"]\nidle_timeout = "30m"\n[recording]\nkeep_files = true\nkeep_files_max_size = "10MiB"\n')
+
+
+def packet(body):
+    return struct.pack(">I", len(body)) + body
+
+
+def string(b):
+    return struct.pack(">I", len(b)) + b
+
+
+init = packet(b"\x01" + struct.pack(">I", 3))
+opn = packet(b"\x03" + struct.pack(">I", 1) + string(b"/web1/root/etc/hosts") + struct.pack(">I", 1) + struct.pack(">I", 0))
+read = packet(b"\x05" + struct.pack(">I", 2) + string(b"\0\0\0\1") + struct.pack(">QI", 0, 32768))
+write = packet(b"\x06" + struct.pack(">I", 3) + string(b"\0\0\0\1") + struct.pack(">Q", 0) + string(b"data"))
+rename = packet(b"\xc8" + struct.pack(">I", 4) + string(b"posix-rename@openssh.com") + string(b"/a/b/x") + string(b"/a/b/y"))
+status = packet(b"\x65" + struct.pack(">II", 1, 0) + string(b"ok") + string(b"en"))
+name = packet(b"\x68" + struct.pack(">II", 5, 1) + string(b"/root") + string(b"/root") + struct.pack(">I", 0))
+version = packet(b"\x02" + struct.pack(">I", 3) + string(b"limits@openssh.com") + string(b"1"))
+put("sftp_wire", "client", init + opn + read + write + rename)
+put("sftp_wire", "server", version + status + name)
+
+put("scp", "file", "C0644 5 a.txt\nhello\0")
+put("scp", "tree", "T1700000000 0 1700000000 0\nD0755 0 d\nC0644 1 x\nx\0E\nC0600 0 empty\n\0")
+put("scp", "command", "scp -r -d -t -- '/srv/my dir'")
