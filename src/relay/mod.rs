@@ -99,8 +99,9 @@ pub struct Hooks<'a> {
     pub recording_optional: bool,
     /// Watches the raw streams (legacy SCP's file log).
     pub tap: Option<&'a dyn StreamTap>,
-    /// Whether the target's standard output goes into the recording. Off
-    /// for legacy SCP, whose output is file content (logged as transfers,
+    /// Whether the data streams go into the recording: the target's
+    /// standard output, and the person's keystrokes with `recording.input`.
+    /// Off for legacy SCP, whose data is file content (logged as transfers,
     /// kept only with `recording.keep_files`); standard error is always
     /// recorded.
     pub record_stdout: bool,
