@@ -57,6 +57,8 @@ pub struct Services {
     pub vault: Option<Vault>,
     pub clock: Arc<dyn Clock>,
     pub ops: Ops,
+    /// Batched writes of the rows that come at typing rate (commands).
+    pub audit: crate::audit::AuditWriter,
 }
 
 impl Services {
@@ -103,12 +105,14 @@ impl Services {
             time_zone: config.auth.time_zone.clone(),
         };
         let ops = Ops::new(store.clone(), vault.clone(), clock.clone(), settings);
+        let audit = crate::audit::AuditWriter::start(store.clone());
         Services {
             config: Arc::new(config),
             store,
             vault,
             clock,
             ops,
+            audit,
         }
     }
 

@@ -12,6 +12,10 @@
 //! before/after values), or write an audit row outside the caller's
 //! transaction (a change and its audit row land together).
 
+mod writer;
+
+pub use writer::AuditWriter;
+
 use std::collections::BTreeMap;
 use std::path::Path;
 

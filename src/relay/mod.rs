@@ -20,7 +20,7 @@ use russh::client::Msg as ClientMsg;
 use russh::server::Msg as ServerMsg;
 use russh::{ChannelMsg, ChannelReadHalf, ChannelWriteHalf};
 
-use crate::audit::{self, AuditEvent};
+use crate::audit::AuditEvent;
 use crate::live;
 use crate::model::FilterAction;
 use crate::policy::{Grant, Snapshot};
@@ -656,16 +656,9 @@ async fn flush_log(services: &Services, grant: &Grant, session_id: &str, shared:
             action: c.action.as_str().to_string(),
             rule,
         };
-        let now = services.clock.now();
-        let result = async {
-            let mut tx = services.store.begin().await?;
-            audit::record(&mut tx, &event, now).await?;
-            services.store.commit(tx).await
-        }
-        .await;
-        if let Err(e) = result {
-            tracing::error!(session = %session_id, "cannot log a command: {e}");
-        }
+        // Queued for the batching writer: the person's next keystroke
+        // never waits for the database.
+        services.audit.write(event, services.clock.now()).await;
     }
 }
 

@@ -306,6 +306,8 @@ impl Server {
         {
             tracing::warn!("some sessions did not finish within the shutdown grace");
         }
+        // Every queued audit row is written before the process exits.
+        shared.services.audit.flush().await;
         control.abort();
         Ok(())
     }

@@ -494,6 +494,8 @@ pub async fn run_session(
         bytes_out: i64::try_from(outcome.bytes_out).unwrap_or(i64::MAX),
         exit_status: outcome.exit_status.map(i64::from),
     };
+    // The session's command rows are in the chain before its own row closes.
+    services.audit.flush().await;
     if let Err(e) = end_session(shared, &session_id, &ending).await {
         tracing::error!(session = %session_id, "cannot close the session row: {e}");
     }
