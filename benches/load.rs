@@ -23,7 +23,9 @@
 //!
 //! Time is bounded: a global deadline (default 600 s), and a session that
 //! sees nothing for 60 s when it expects output counts as failed. The exit
-//! status is non-zero when a session failed or a recording differs.
+//! status is non-zero when a session failed, a recording differs, or a
+//! session row was not finalised within 120 s of the last close. The command
+//! audit (rows holding exactly a typed line) is reported, not judged.
 //! `RAMPART=PATH` names the binary too; `KEEP_TMP=1` keeps the scratch dir
 //! (with the bastion's log, `rampart.log`).
 
@@ -1083,6 +1085,8 @@ async fn run(opts: &Options) -> Result<bool, String> {
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
+    // A row still live now was never finalised (no digest in the chain).
+    let unfinalised = rows.iter().filter(|r| r["status"] == "live").count();
     let mut statuses: HashMap<String, usize> = HashMap::new();
     for r in &rows {
         let key = format!(
@@ -1276,7 +1280,11 @@ async fn run(opts: &Options) -> Result<bool, String> {
         count("WARN"),
         dir.join("rampart.log").display()
     );
-    let ok = failed == 0 && mismatched == 0 && unreadable.is_empty() && serve_alive;
+    if unfinalised > 0 {
+        println!("session rows never finalised (still live after the wait): {unfinalised}");
+    }
+    let ok =
+        failed == 0 && mismatched == 0 && unreadable.is_empty() && unfinalised == 0 && serve_alive;
     if !ok {
         for line in log_text
             .lines()
