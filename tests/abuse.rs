@@ -158,7 +158,7 @@ async fn channel_requests_the_front_door_does_not_offer_are_refused_and_logged()
     ch.exec(true, "demo").await.unwrap();
     let mut seen = Vec::new();
     let mut resized = false;
-    let alive = tokio::time::timeout(Duration::from_secs(20), async {
+    let alive = tokio::time::timeout(Duration::from_secs(60), async {
         while let Some(msg) = ch.wait().await {
             if let ChannelMsg::Data { data } = msg {
                 seen.extend_from_slice(&data);

@@ -81,7 +81,9 @@ pub async fn run(shared: Arc<Shared>, conn: Arc<Conn>, channel: Channel<Msg>, ha
                 continue;
             }
             ChannelMsg::AgentForward { .. } => {
-                let _ = handle.channel_failure(id).await;
+                // russh has already answered it (the handler's default
+                // `agent_request` refuses): a second answer would be taken
+                // by the client as the answer to its next request.
                 refuse(
                     &shared,
                     &conn,
