@@ -128,7 +128,7 @@ pub enum AuditEvent {
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
 /// Records one event in a transaction of its own, for callers that cannot
-/// stop for a failure (a relay in mid-transfer): a failure is logged as an
+/// stop for a failure (a refusal at the front door): a failure is logged as an
 /// error instead of returned.
 pub async fn record_alone(services: &crate::services::Services, event: &AuditEvent) {
     let now = services.clock.now();

@@ -1,5 +1,5 @@
 //! The writer for the audit rows that come at a person's typing rate
-//! (commands): one task that takes them from a queue and writes them in
+//! (commands) or a client's file rate (transfers): one task that takes them from a queue and writes them in
 //! batches, one transaction per batch, so that a thousand people typing do
 //! not make a thousand transactions queue for the database's one writer
 //! lock, and nobody's keystrokes wait for the database.
@@ -58,6 +58,26 @@ impl AuditWriter {
     pub async fn write(&self, event: AuditEvent, at: Timestamp) {
         if self.tx.send(Item::Row(Box::new(event), at)).await.is_err() {
             tracing::error!("the audit writer has stopped: a row is lost");
+        }
+    }
+
+    /// The same from code that cannot wait (a relay's callbacks): queued at
+    /// once, or, when the queue is full, by a task that waits for room (the
+    /// row keeps its time; only its place in the queue may move).
+    pub fn queue(&self, event: AuditEvent, at: Timestamp) {
+        match self.tx.try_send(Item::Row(Box::new(event), at)) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(item)) => {
+                let tx = self.tx.clone();
+                tokio::spawn(async move {
+                    if tx.send(item).await.is_err() {
+                        tracing::error!("the audit writer has stopped: a row is lost");
+                    }
+                });
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                tracing::error!("the audit writer has stopped: a row is lost");
+            }
         }
     }
 

@@ -92,27 +92,13 @@ pub struct Conn {
 
 /// Writes the audit row for a refused request (one line went to the person).
 pub async fn refuse_log(shared: &Shared, conn: &Conn, request: &str, reason: &str) {
-    let services = &shared.services;
-    let now = services.clock.now();
-    let result = async {
-        let mut tx = services.store.begin().await?;
-        audit::record(
-            &mut tx,
-            &AuditEvent::Refusal {
-                user_name: conn.identity.name.clone(),
-                source: conn.peer.ip().to_string(),
-                request: request.to_string(),
-                reason: reason.to_string(),
-            },
-            now,
-        )
-        .await?;
-        services.store.commit(tx).await
-    }
-    .await;
-    if let Err(e) = result {
-        tracing::error!("cannot log a refusal: {e}");
-    }
+    let event = AuditEvent::Refusal {
+        user_name: conn.identity.name.clone(),
+        source: conn.peer.ip().to_string(),
+        request: request.to_string(),
+        reason: reason.to_string(),
+    };
+    audit::record_alone(&shared.services, &event).await;
 }
 
 /// The russh configuration: modern algorithms only, keepalives instead of

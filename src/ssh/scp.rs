@@ -8,7 +8,7 @@ use std::sync::{Mutex, MutexGuard};
 
 use bytes::Bytes;
 
-use crate::audit::{self, AuditEvent};
+use crate::audit::AuditEvent;
 use crate::policy::Grant;
 use crate::relay::StreamTap;
 use crate::services::Services;
@@ -26,8 +26,6 @@ pub struct ScpTap {
     /// there, unless that is an existing directory, which the bastion cannot
     /// know; the name the person gave is what the row shows.
     named_file: Option<String>,
-    /// Row writes in flight, awaited by [`ScpTap::finish`].
-    writes: Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
 struct State {
@@ -80,7 +78,6 @@ impl ScpTap {
                 && !command.path.ends_with('/')
                 && !matches!(command.path.as_str(), "." | "~"))
             .then(|| command.path.clone()),
-            writes: Mutex::new(Vec::new()),
         }
     }
 
@@ -175,10 +172,7 @@ impl ScpTap {
             None => Vec::new(),
         };
         self.write(rows);
-        let writes = std::mem::take(&mut *self.writes.lock().unwrap_or_else(|e| e.into_inner()));
-        for w in writes {
-            let _ = w.await;
-        }
+        self.services.audit.flush().await;
     }
 
     fn write(&self, rows: Vec<Row>) {
@@ -199,12 +193,7 @@ impl ScpTap {
                 sha256: row.sha256,
                 error: row.error,
             };
-            let services = self.services.clone();
-            let write = tokio::spawn(async move { audit::record_alone(&services, &event).await });
-            self.writes
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .push(write);
+            self.services.audit.queue(event, self.services.clock.now());
         }
     }
 }

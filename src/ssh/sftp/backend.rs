@@ -183,9 +183,8 @@ impl Relay<'_> {
                 );
             }
         }
-        for w in std::mem::take(&mut self.writes) {
-            let _ = w.await;
-        }
+        // The transfer rows are in the chain before the session rows close.
+        self.shared.services.audit.flush().await;
         for b in std::mem::take(&mut self.backends) {
             let _ = b.write.eof().await;
             let _ = b.write.close().await;

@@ -39,7 +39,7 @@ use tokio::sync::{Semaphore, mpsc};
 
 use super::target::{no_access, pick_account, pin_first_key, stored_credential};
 use super::{Conn, Shared};
-use crate::audit::{self, AuditEvent};
+use crate::audit::AuditEvent;
 use crate::model::{Action, new_id};
 use crate::policy::Grant;
 use crate::route::Target;
@@ -89,7 +89,6 @@ pub async fn run(
         to_client: BytesMut::new(),
         tx,
         stderr: Vec::new(),
-        writes: Vec::new(),
     };
     if let Some(target) = target {
         let account = match target.account.clone() {
@@ -208,8 +207,6 @@ struct Relay<'a> {
     tx: mpsc::Sender<Event>,
     /// Lines for the person's stderr (the reason a session ended).
     stderr: Vec<String>,
-    /// Transfer rows being written, awaited before the session rows close.
-    writes: Vec<tokio::task::JoinHandle<()>>,
 }
 
 /// Why a request is answered by the bastion instead of a target.

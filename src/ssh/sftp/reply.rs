@@ -249,12 +249,7 @@ impl Relay<'_> {
         };
         // Written by a task of its own so the relay never waits on the
         // database; the chain orders rows by commit.
-        let services = self.shared.services.clone();
-        self.writes.retain(|w| !w.is_finished());
-        self.writes.push(
-            self.shared
-                .tracker
-                .spawn(async move { audit::record_alone(&services, &event).await }),
-        );
+        let services = &self.shared.services;
+        services.audit.queue(event, services.clock.now());
     }
 }
