@@ -6,11 +6,12 @@ mod support;
 
 use std::time::Duration;
 
-use rampart::model::{AccountSpec, Actions, Role};
-use rampart::ops::{Caller, PermSpec, UserSpec};
+use rampart::model::{Actions, Role};
+use rampart::ops::{Caller, UserSpec};
 use rampart::store::audit_log::{Query, RefusalRow};
 use rampart::vault::Secret;
 use russh::ChannelMsg;
+use support::peers::permit;
 use support::ssh::{Client, TestBastion};
 
 const PASSWORD: &str = "mallory-password-123";
@@ -32,24 +33,14 @@ async fn with_mallory() -> (TestBastion, Client) {
     )
     .await
     .unwrap();
-    ops.perm_add(
-        &admin,
-        PermSpec {
-            name: "mallory-demo".into(),
-            users: vec!["mallory".into()],
-            groups: vec![],
-            assets: vec!["demo".into()],
-            nodes: vec![],
-            accounts: AccountSpec::all(),
-            protocols: rampart::model::ProtocolSpec::All,
-            actions: Actions::all_but_tunnel(),
-            valid_from: None,
-            valid_until: None,
-            comment: String::new(),
-        },
+    permit(
+        &b,
+        "mallory-demo",
+        "mallory",
+        &["demo"],
+        Actions::all_but_tunnel(),
     )
-    .await
-    .unwrap();
+    .await;
     b.reload().await;
     let client = Client::password(b.addr, "mallory", PASSWORD)
         .await

@@ -10,10 +10,11 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-use rampart::model::{AccountSpec, Actions, Protocol, ProtocolSpec};
-use rampart::ops::{AssetSpec, Caller, PermSpec};
+use rampart::model::{Actions, Protocol};
+use rampart::ops::{AssetSpec, Caller};
 use rampart::store::audit_log::Query;
 use support::Bastion;
+use support::peers::permit;
 use support::ssh::{AcceptAll, Client, TestBastion};
 
 const T: Duration = Duration::from_secs(20);
@@ -51,24 +52,14 @@ async fn an_unreachable_target_is_one_line_and_no_session() {
     )
     .await
     .unwrap();
-    ops.perm_add(
-        &Caller::local(),
-        PermSpec {
-            name: "admin-gone".into(),
-            users: vec!["admin".into()],
-            groups: vec![],
-            assets: vec!["gone".into()],
-            nodes: vec![],
-            accounts: AccountSpec::all(),
-            protocols: ProtocolSpec::All,
-            actions: Actions::all_but_tunnel(),
-            valid_from: None,
-            valid_until: None,
-            comment: String::new(),
-        },
+    permit(
+        &b,
+        "admin-gone",
+        "admin",
+        &["gone"],
+        Actions::all_but_tunnel(),
     )
-    .await
-    .unwrap();
+    .await;
     b.reload().await;
     let c = Client::admin(b.addr).await;
     let (out, err, code) = c.exec("gone uname").await;
@@ -374,7 +365,7 @@ async fn kill_9_mid_session_leaves_a_valid_recording_and_an_interrupted_row() {
 /// on.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stalled_target_holds_back_a_flooding_client() {
-    use support::peers::{add_loopback_asset, keypair, peers, permit, start_sshd};
+    use support::peers::{add_loopback_asset, keypair, peers, start_sshd};
     let Some([sshd_bin]) = peers(["sshd"]) else {
         return;
     };

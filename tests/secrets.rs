@@ -10,9 +10,10 @@ mod support;
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
-use rampart::model::{AccountSpec, Actions, Protocol, ProtocolSpec, Role};
-use rampart::ops::{AccountSecret, AssetSpec, Caller, PermSpec, UserSpec};
+use rampart::model::{Actions, Protocol, Role};
+use rampart::ops::{AccountSecret, AssetSpec, Caller, UserSpec};
 use rampart::vault::Secret;
+use support::peers::permit;
 use support::ssh::{ADMIN_PASSWORD, Client, TestBastion};
 use support::{all_bytes, contains};
 
@@ -103,24 +104,14 @@ async fn no_artefact_of_a_full_run_holds_a_secret() {
     )
     .await
     .unwrap();
-    ops.perm_add(
-        &admin,
-        PermSpec {
-            name: "admin-vaulted".into(),
-            users: vec!["admin".into()],
-            groups: vec![],
-            assets: vec!["vaulted".into()],
-            nodes: vec![],
-            accounts: AccountSpec::all(),
-            protocols: ProtocolSpec::All,
-            actions: Actions::all_but_tunnel(),
-            valid_from: None,
-            valid_until: None,
-            comment: String::new(),
-        },
+    permit(
+        &b,
+        "admin-vaulted",
+        "admin",
+        &["vaulted"],
+        Actions::all_but_tunnel(),
     )
-    .await
-    .unwrap();
+    .await;
     b.reload().await;
 
     let mut sent_to_clients: Vec<u8> = Vec::new();
