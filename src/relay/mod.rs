@@ -266,13 +266,19 @@ pub async fn pump(
         }
     };
 
-    // Person -> target.
+    // Person -> target. What a joined admin types comes the same way, so it
+    // is filtered and logged like the person's own keystrokes.
     let grant = hooks.grant;
     let policy = hooks.policy;
+    let (joined_tx, mut joined_rx) = tokio::sync::mpsc::channel::<Bytes>(live::INPUT_QUEUE);
     let down = async {
         loop {
-            let Some(msg) = client_read.wait().await else {
-                return EndReason::ClientClosed;
+            let msg = tokio::select! {
+                msg = client_read.wait() => match msg {
+                    Some(msg) => msg,
+                    None => return EndReason::ClientClosed,
+                },
+                Some(data) = joined_rx.recv() => ChannelMsg::Data { data },
             };
             match msg {
                 ChannelMsg::Data { data } => {
@@ -514,7 +520,8 @@ pub async fn pump(
             match live.control().await {
                 Some(live::Control::Kill { reason, by }) => return (reason, by),
                 Some(live::Control::Input(bytes)) => {
-                    let _ = target_write.data_bytes(bytes).await;
+                    // The pump is gone only when the session is ending.
+                    let _ = joined_tx.send(bytes).await;
                 }
                 Some(live::Control::Notice(text)) => {
                     let _ = notify(
