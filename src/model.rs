@@ -37,6 +37,47 @@ impl ParseError {
     }
 }
 
+/// Names of users, groups, assets and accounts appear inside SSH login names
+/// (`alice@root@web1`), so they are kept to a safe, unambiguous alphabet.
+pub fn check_name(kind: &'static str, name: &str) -> Result<(), ParseError> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(ParseError::new(
+            kind,
+            name,
+            "1-64 letters, digits, '.', '_' or '-', starting with a letter, digit or '_'",
+        ))
+    }
+}
+
+/// A plausible email address: one `@`, a dotted domain, no spaces.
+pub fn check_email(email: &str) -> Result<(), ParseError> {
+    let ok = email.len() <= 254
+        && email
+            .split_once('@')
+            .is_some_and(|(l, d)| !l.is_empty() && d.contains('.') && !d.starts_with('.'))
+        && !email.chars().any(|c| c.is_whitespace() || c.is_control());
+    if ok {
+        Ok(())
+    } else {
+        Err(ParseError::new(
+            "email",
+            email,
+            "an address like alice@example.com",
+        ))
+    }
+}
+
 /// What a person may do on the bastion itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

@@ -200,28 +200,9 @@ fn with(base: Option<serde_json::Value>, extra: serde_json::Value) -> Option<ser
     }
 }
 
-/// Names of users, groups, assets and accounts appear inside SSH login names
-/// (`alice@root@web1`), so they are kept to a safe, unambiguous alphabet.
+/// See [`crate::model::check_name`].
 fn check_name(kind: &'static str, name: &str) -> Result<()> {
-    let ok = !name.is_empty()
-        && name.len() <= 64
-        && name
-            .chars()
-            .next()
-            .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
-    if ok {
-        Ok(())
-    } else {
-        Err(ParseError::new(
-            kind,
-            name,
-            "1-64 characters of letters, digits, '.', '_' or '-', starting with a letter, digit or '_'",
-        )
-        .into())
-    }
+    Ok(crate::model::check_name(kind, name)?)
 }
 
 /// Parses a time given on the command line: RFC 3339 (`2026-12-01T08:00:00Z`),

@@ -56,6 +56,16 @@ impl Ops {
             .map_err(|e| OpsError::Invalid(e.to_string()))
     }
 
+    /// The sessions running in this server (the console's live list).
+    pub fn live_list(
+        &self,
+        caller: &Caller,
+        registry: &live::Registry,
+    ) -> Result<Vec<live::LiveInfo>> {
+        require_auditor(caller, "listing live sessions")?;
+        Ok(registry.list())
+    }
+
     /// Ends a running session; the person sees `reason`.
     pub async fn session_kill(
         &self,
@@ -69,23 +79,116 @@ impl Ops {
             .await
             .map_err(|e| OpsError::Invalid(e.to_string()))?;
         if !found {
-            return Err(StoreError::NotFound {
-                kind: "live session",
-                name: id.to_string(),
-            }
-            .into());
+            return Err(not_live(id));
         }
+        self.log_session(caller, "session.kill", id, json!({ "reason": reason }))
+            .await
+    }
+
+    /// As [`Ops::session_kill`], from inside the running server (the
+    /// console), straight on its registry.
+    pub async fn live_kill(
+        &self,
+        caller: &Caller,
+        registry: &live::Registry,
+        id: &str,
+        reason: &str,
+    ) -> Result<()> {
+        require_admin(caller, "ending a session")?;
+        if !registry.kill(id, reason, &caller.name) {
+            return Err(not_live(id));
+        }
+        self.log_session(caller, "session.kill", id, json!({ "reason": reason }))
+            .await
+    }
+
+    /// Ends every running session of `user` (force logout); returns how
+    /// many there were.
+    pub async fn live_kill_user(
+        &self,
+        caller: &Caller,
+        registry: &live::Registry,
+        user: &str,
+        reason: &str,
+    ) -> Result<usize> {
+        require_admin(caller, "logging a user out")?;
+        let ended = registry.kill_user(user, reason, &caller.name);
         let mut tx = self.store.begin().await?;
         self.log(
             &mut tx,
             caller,
-            "session.kill",
+            "user.logout",
+            format!("user {user}"),
+            None,
+            Some(json!({ "reason": reason, "sessions": ended })),
+        )
+        .await?;
+        self.store.commit(tx).await?;
+        Ok(ended)
+    }
+
+    /// Starts watching a running session (auditors and admins); the
+    /// operation log says who watched what.
+    pub async fn live_monitor(
+        &self,
+        caller: &Caller,
+        registry: &live::Registry,
+        id: &str,
+    ) -> Result<live::Monitor> {
+        require_auditor(caller, "monitoring a session")?;
+        let monitor = registry.subscribe(id).ok_or_else(|| not_live(id))?;
+        let info = &monitor.info().session;
+        let detail = json!({ "user": info.user, "asset": info.asset });
+        self.log_session(caller, "session.monitor", id, detail)
+            .await?;
+        Ok(monitor)
+    }
+
+    /// Joins a running session (admins): the monitor to watch it and the
+    /// handle that types into it. The session's person is told.
+    pub async fn live_join(
+        &self,
+        caller: &Caller,
+        registry: &live::Registry,
+        id: &str,
+    ) -> Result<(live::Monitor, live::Joined)> {
+        require_admin(caller, "joining a session")?;
+        let monitor = registry.subscribe(id).ok_or_else(|| not_live(id))?;
+        let joined = registry
+            .join(id, &caller.name)
+            .map_err(|e| OpsError::Invalid(e.to_string()))?;
+        let info = &monitor.info().session;
+        let detail = json!({ "user": info.user, "asset": info.asset });
+        self.log_session(caller, "session.join", id, detail).await?;
+        Ok((monitor, joined))
+    }
+
+    async fn log_session(
+        &self,
+        caller: &Caller,
+        verb: &str,
+        id: &str,
+        detail: serde_json::Value,
+    ) -> Result<()> {
+        let mut tx = self.store.begin().await?;
+        self.log(
+            &mut tx,
+            caller,
+            verb,
             format!("session {id}"),
             None,
-            Some(json!({ "reason": reason })),
+            Some(detail),
         )
         .await?;
         self.store.commit(tx).await?;
         Ok(())
     }
+}
+
+fn not_live(id: &str) -> OpsError {
+    StoreError::NotFound {
+        kind: "live session",
+        name: id.to_string(),
+    }
+    .into()
 }

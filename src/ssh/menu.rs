@@ -8,21 +8,30 @@ use bytes::Bytes;
 use russh::server::{Handle, Msg};
 use russh::{ChannelMsg, ChannelReadHalf, ChannelWriteHalf};
 
+use super::desk;
 use super::target::{self, Choice, Pty, Run};
 use super::{Conn, Shared};
 use crate::auth::totp;
+use crate::model::Role;
 use crate::store;
+use crate::tui::desk::Tab;
 use crate::tui::{
-    self, ColorMode, Enrol, EnrolOutcome, InputParser, Key, Menu, MenuOutcome, Screen, Theme,
+    self, ColorMode, Desk, DeskOutcome, Enrol, EnrolOutcome, InputParser, Key, Menu, MenuOutcome,
+    Screen, Theme,
 };
 
 /// What the person's terminal did while a screen was up.
 enum Event {
     Keys(Vec<Key>),
     Resize(u32, u32),
+    /// A second passed (only when asked for: the desk's clock and live list).
+    Tick,
     Gone,
     Shutdown,
 }
+
+/// How often the staff desk redraws its clock and live list.
+const TICK: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Reads the next input, resolving a lone Esc after a short silence.
 async fn next_event(
@@ -31,7 +40,23 @@ async fn next_event(
     input: &mut InputParser,
     esc_pending: &mut bool,
 ) -> Event {
+    next_event_or_tick(shared, read, input, esc_pending, None).await
+}
+
+async fn next_event_or_tick(
+    shared: &Shared,
+    read: &mut ChannelReadHalf,
+    input: &mut InputParser,
+    esc_pending: &mut bool,
+    tick: Option<tokio::time::Instant>,
+) -> Event {
     loop {
+        let tick_timer = async {
+            match tick {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending::<()>().await,
+            }
+        };
         let timer = async {
             if *esc_pending {
                 tokio::time::sleep(tui::ESC_TIMEOUT).await
@@ -62,6 +87,7 @@ async fn next_event(
                     return Event::Keys(keys);
                 }
             }
+            () = tick_timer => return Event::Tick,
             () = shared.shutdown.cancelled() => return Event::Shutdown,
         }
     }
@@ -120,13 +146,26 @@ pub async fn run(
     if let Some(text) = login_notice(shared, &conn.identity.name).await {
         menu = menu.with_notice(tui::Severity::Info, text);
     }
+    let mut desk = Desk::new(menu, &conn.identity.name, conn.identity.role, now);
+    let staff = conn.identity.role != Role::User;
+    let caller = desk::caller(conn);
+    let mut next_tick = tokio::time::Instant::now();
     loop {
-        let frame = screen.draw(|f| menu.render(f, &theme));
+        if staff && tokio::time::Instant::now() >= next_tick {
+            next_tick = tokio::time::Instant::now() + TICK;
+            set_clock(shared, &mut desk);
+            if desk.showing() == Some(Tab::Live) {
+                load(shared, &caller, &mut desk, Tab::Live).await;
+            }
+        }
+        let frame = screen.draw(|f| desk.render(f, &theme));
         if !send(write, frame).await {
             return 0;
         }
-        let keys = match next_event(shared, read, &mut input, &mut esc).await {
+        let tick = staff.then_some(next_tick);
+        let keys = match next_event_or_tick(shared, read, &mut input, &mut esc, tick).await {
             Event::Keys(keys) => keys,
+            Event::Tick => continue,
             Event::Resize(cols, rows) => {
                 pty.cols = cols;
                 pty.rows = rows;
@@ -145,13 +184,63 @@ pub async fn run(
             }
         };
         for key in keys {
-            match menu.handle(key) {
+            match desk.handle(key) {
                 None => {}
-                Some(MenuOutcome::Quit) => {
+                Some(DeskOutcome::Quit) => {
                     let _ = send(write, screen.leave()).await;
                     return 0;
                 }
-                Some(MenuOutcome::Connect { asset, account, .. }) => {
+                Some(DeskOutcome::Fetch(tab)) => load(shared, &caller, &mut desk, tab).await,
+                Some(DeskOutcome::Op(op)) => {
+                    let done = desk::run_op(shared, &caller, op).await;
+                    desk.op_done(done);
+                    if let Some(tab) = desk.showing() {
+                        load(shared, &caller, &mut desk, tab).await;
+                    }
+                }
+                Some(DeskOutcome::Monitor { session }) => {
+                    match desk::watch(
+                        shared,
+                        conn,
+                        &session,
+                        false,
+                        &mut screen,
+                        &theme,
+                        read,
+                        write,
+                    )
+                    .await
+                    {
+                        Ok(desk::Watched::Back) => {}
+                        Ok(desk::Watched::Gone) => return 0,
+                        Err(e) => desk.set_notice(tui::Severity::Danger, e),
+                    }
+                    break;
+                }
+                Some(DeskOutcome::Join { session }) => {
+                    match desk::watch(
+                        shared,
+                        conn,
+                        &session,
+                        true,
+                        &mut screen,
+                        &theme,
+                        read,
+                        write,
+                    )
+                    .await
+                    {
+                        Ok(desk::Watched::Back) => {}
+                        Ok(desk::Watched::Gone) => return 0,
+                        Err(e) => desk.set_notice(tui::Severity::Danger, e),
+                    }
+                    break;
+                }
+                Some(DeskOutcome::Replay { .. }) => {
+                    desk.set_notice(tui::Severity::Warning, "replay in the console arrives with the replay screen; use `rampart replay ID` meanwhile");
+                }
+                Some(DeskOutcome::Connect(MenuOutcome::Quit)) => {}
+                Some(DeskOutcome::Connect(MenuOutcome::Connect { asset, account, .. })) => {
                     let _ = send(write, screen.leave()).await;
                     let (username, password) = match account {
                         tui::Chosen::Stored(name) => (name, None),
@@ -188,6 +277,7 @@ pub async fn run(
                         return 0;
                     }
                     let now = shared.services.clock.now();
+                    let menu = desk.menu_mut();
                     menu.set_assets(shared.policy().visible_assets(&conn.identity, now));
                     menu.set_notice(Some((
                         tui::Severity::Info,
@@ -197,6 +287,22 @@ pub async fn run(
                 }
             }
         }
+    }
+}
+
+/// The desk's clock: minutes in the configured time zone.
+fn set_clock(shared: &Shared, desk: &mut Desk) {
+    let now = shared.services.clock.now();
+    let tz = &shared.services.config.auth.time_zone;
+    let text = now.to_zoned(tz.clone()).strftime("%H:%M %Z").to_string();
+    desk.set_clock(now, text);
+}
+
+/// Loads a tab's rows into the desk, or says why not.
+async fn load(shared: &Shared, caller: &crate::ops::Caller, desk: &mut Desk, tab: Tab) {
+    match desk::fetch(shared, caller, tab).await {
+        Ok(data) => desk.set_data(data),
+        Err(e) => desk.set_notice(tui::Severity::Danger, e),
     }
 }
 
@@ -266,6 +372,7 @@ pub async fn choose(
                 }
             }
             Event::Resize(cols, rows) => screen.resize(cols as u16, rows as u16),
+            Event::Tick => {}
             Event::Gone | Event::Shutdown => return None,
         }
     }
@@ -300,6 +407,7 @@ async fn enrol(
                 screen.resize(cols as u16, rows as u16);
                 continue;
             }
+            Event::Tick => continue,
             Event::Gone | Event::Shutdown => return false,
         };
         for key in keys {

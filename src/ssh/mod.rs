@@ -14,6 +14,7 @@
 
 pub mod admin;
 pub mod channel;
+mod desk;
 pub mod handler;
 pub mod menu;
 pub mod scp;

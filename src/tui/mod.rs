@@ -26,6 +26,7 @@
 //!   [`crate::vault::Secret`], and never appear in `Debug` output, in an
 //!   error or in any byte sent to the client.
 
+pub mod desk;
 pub mod enrol;
 mod field;
 mod filter;
@@ -34,13 +35,16 @@ pub mod menu;
 pub mod notice;
 pub mod passwd;
 pub mod screen;
+mod table;
 pub mod theme;
 mod tree;
+pub mod watch;
 
 use ratatui::layout::Rect;
 use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 
+pub use desk::{Desk, DeskOutcome};
 pub use enrol::{Enrol, EnrolOutcome};
 pub use input::{ESC_TIMEOUT, InputParser, Key};
 pub use menu::{Chosen, Menu, MenuOutcome};
@@ -48,6 +52,7 @@ pub use notice::MessageBox;
 pub use passwd::{Passwd, PasswdOutcome};
 pub use screen::{ColorMode, Screen};
 pub use theme::{Role, Theme, ThemeError};
+pub use watch::Watch;
 
 /// How serious a notice or message is; decides its style.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,4 +91,40 @@ pub(crate) fn hint_line(theme: &Theme, hints: &[(&str, &str)]) -> Line<'static> 
         spans.push(Span::raw(format!(" {what}  ")));
     }
     Line::from(spans)
+}
+
+/// The first row to show so that `selected` is visible in `height` rows,
+/// moving as little as possible from `offset`.
+pub(crate) fn scroll(offset: usize, selected: usize, height: usize, len: usize) -> usize {
+    if height == 0 {
+        return 0;
+    }
+    let mut offset = offset.min(len.saturating_sub(height));
+    if selected < offset {
+        offset = selected;
+    } else if selected >= offset + height {
+        offset = selected + 1 - height;
+    }
+    offset
+}
+
+/// `text` cut to `width` characters, with `…` when cut.
+pub(crate) fn truncate(text: &str, width: usize) -> String {
+    if text.chars().count() <= width {
+        return text.to_string();
+    }
+    let mut out: String = text.chars().take(width.saturating_sub(1)).collect();
+    if width > 0 {
+        out.push('…');
+    }
+    out
+}
+
+/// `text` padded with spaces to `width` characters (a selected row's
+/// highlight then spans the pane).
+pub(crate) fn pad(text: &str, width: usize) -> String {
+    let mut out = truncate(text, width);
+    let len = out.chars().count();
+    out.extend(std::iter::repeat_n(' ', width.saturating_sub(len)));
+    out
 }

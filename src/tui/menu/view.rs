@@ -8,7 +8,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Clear, Paragraph};
 
 use super::super::theme::Theme;
-use super::super::{centered, hint_line, severity_style};
+use super::super::{centered, hint_line, pad, scroll, severity_style, truncate};
 use super::{Focus, Menu, Mode, TERMINAL_PROTOCOLS};
 
 /// Keys listed by `?`.
@@ -29,20 +29,27 @@ const HELP: &[(&str, &str)] = &[
 impl Menu {
     /// Draws the menu over the whole frame.
     pub fn render(&self, frame: &mut Frame, theme: &Theme) {
-        let area = frame.area();
+        self.render_in(frame, frame.area(), theme, true);
+    }
+
+    /// Draws the menu into `area`; without its own header line when a
+    /// surrounding screen (the staff desk) draws one.
+    pub fn render_in(&self, frame: &mut Frame, area: Rect, theme: &Theme, with_header: bool) {
         // Paint every cell, so nothing of a previous screen shows through.
         frame.render_widget(Block::default().style(theme.text()), area);
         let show_notice = self.notice.is_some() && area.height >= 10;
         let show_status = area.height >= 6;
         let [header, notice, filter, body, status] = Layout::vertical([
-            Constraint::Length(1),
+            Constraint::Length(u16::from(with_header)),
             Constraint::Length(u16::from(show_notice)),
             Constraint::Length(1),
             Constraint::Min(0),
             Constraint::Length(u16::from(show_status)),
         ])
         .areas(area);
-        self.render_header(frame, header, theme);
+        if with_header {
+            self.render_header(frame, header, theme);
+        }
         if let Some((severity, text)) = self.notice.as_ref().filter(|_| show_notice) {
             frame.render_widget(
                 Paragraph::new(Span::styled(
@@ -573,42 +580,6 @@ impl Menu {
             hint_row,
         );
     }
-}
-
-/// The first row to show so that `selected` is visible in `height` rows,
-/// moving as little as possible from `offset`.
-fn scroll(offset: usize, selected: usize, height: usize, len: usize) -> usize {
-    if height == 0 {
-        return 0;
-    }
-    let mut offset = offset.min(len.saturating_sub(height));
-    if selected < offset {
-        offset = selected;
-    } else if selected >= offset + height {
-        offset = selected + 1 - height;
-    }
-    offset
-}
-
-/// `text` cut to `width` characters, with `…` when cut.
-fn truncate(text: &str, width: usize) -> String {
-    if text.chars().count() <= width {
-        return text.to_string();
-    }
-    let mut out: String = text.chars().take(width.saturating_sub(1)).collect();
-    if width > 0 {
-        out.push('…');
-    }
-    out
-}
-
-/// `text` padded with spaces to `width` characters (a selected row's
-/// highlight then spans the pane).
-fn pad(text: &str, width: usize) -> String {
-    let mut out = truncate(text, width);
-    let len = out.chars().count();
-    out.extend(std::iter::repeat_n(' ', width.saturating_sub(len)));
-    out
 }
 
 /// Splits `name` into spans, highlighting the characters at the byte

@@ -1,0 +1,226 @@
+//! The staff desk's side of the session task: loading what the desk shows
+//! and running what it asks for, through `ops` with the person's identity
+//! (so role checks and operation-log rows are those of the CLI), and the
+//! monitor/join screen that takes over the channel while someone watches a
+//! live session.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use russh::server::Msg;
+use russh::{ChannelMsg, ChannelReadHalf, ChannelWriteHalf};
+
+use super::{Conn, Shared};
+use crate::audit::Via;
+use crate::live::{Frame, MonitorEvent};
+use crate::ops::{Caller, UserSpec};
+use crate::store::audit_log::Query;
+use crate::tui::desk::{Data, Op, OpDone, Tab};
+use crate::tui::{InputParser, Screen, Theme, Watch, watch};
+
+/// Rows loaded for a history list; the filter narrows within them.
+const HISTORY_ROWS: i64 = 1000;
+/// How long a monitor waits for the relay to answer with its screen.
+const SNAPSHOT_WAIT: Duration = Duration::from_secs(2);
+/// Output is drawn at most this often while it streams.
+const REDRAW: Duration = Duration::from_millis(40);
+
+pub(super) fn caller(conn: &Conn) -> Caller {
+    Caller {
+        name: conn.identity.name.clone(),
+        role: conn.identity.role,
+        via: Via::Console,
+    }
+}
+
+/// The rows of `tab`, or the one line saying why not.
+pub(super) async fn fetch(shared: &Shared, caller: &Caller, tab: Tab) -> Result<Data, String> {
+    let ops = &shared.services.ops;
+    let q = Query {
+        limit: Some(HISTORY_ROWS),
+        ..Query::default()
+    };
+    let data = match tab {
+        Tab::Live => ops.live_list(caller, &shared.live).map(Data::Live),
+        Tab::Sessions => ops
+            .session_list(caller, &q, false)
+            .await
+            .map(Data::Sessions),
+        Tab::Commands => ops.audit_commands(caller, &q).await.map(Data::Commands),
+        Tab::Transfers => ops.audit_transfers(caller, &q).await.map(Data::Transfers),
+        Tab::Logins => ops.audit_logins(caller, &q).await.map(Data::Logins),
+        Tab::Operations => ops.audit_operations(caller, &q).await.map(Data::Operations),
+        Tab::Users => ops.user_list(caller).await.map(Data::Users),
+    };
+    data.map_err(|e| e.to_string())
+}
+
+/// Runs one change the desk asked for.
+pub(super) async fn run_op(shared: &Shared, caller: &Caller, op: Op) -> Result<OpDone, String> {
+    let ops = &shared.services.ops;
+    let said = |message: String| OpDone {
+        message,
+        secret: None,
+    };
+    let done = match op {
+        Op::Kill { session, reason } => ops
+            .live_kill(caller, &shared.live, &session, &reason)
+            .await
+            .map(|()| said("the session is ending; its person sees your reason".into())),
+        Op::ForceLogout { user, reason } => ops
+            .live_kill_user(caller, &shared.live, &user, &reason)
+            .await
+            .map(|n| said(format!("ended {n} session(s) of {user}"))),
+        Op::UserAdd(new) => {
+            let spec = UserSpec {
+                name: new.name.clone(),
+                role: Some(new.role),
+                email: new.email,
+                password: None,
+                keys: Vec::new(),
+                groups: Vec::new(),
+                expires_at: None,
+            };
+            ops.user_add(caller, spec).await.map(|added| OpDone {
+                message: format!("user {} added", new.name),
+                secret: added.one_time_password,
+            })
+        }
+        Op::UserSetActive { name, active } => {
+            ops.user_set_active(caller, &name, active).await.map(|_| {
+                said(format!(
+                    "{name} {}",
+                    if active { "enabled" } else { "disabled" }
+                ))
+            })
+        }
+        Op::UserUnlock { name } => ops
+            .user_unlock(caller, &name)
+            .await
+            .map(|_| said(format!("{name} unlocked"))),
+        Op::UserMfaReset { name } => ops
+            .user_mfa_reset(caller, &name)
+            .await
+            .map(|()| said(format!("{name} enrols MFA again at the next login"))),
+        Op::UserPasswd { name } => ops
+            .user_passwd(caller, &name, None)
+            .await
+            .map(|otp| OpDone {
+                message: format!("new one-time password for {name}"),
+                secret: otp,
+            }),
+    };
+    if let Ok(done) = &done {
+        tracing::info!(user = %caller.name, "console: {}", done.message);
+    }
+    done.map_err(|e| e.to_string())
+}
+
+/// How a watch ended.
+pub(super) enum Watched {
+    /// Back to the desk.
+    Back,
+    /// The person's connection went, or the bastion is stopping.
+    Gone,
+}
+
+/// Monitors (or joins) a live session until the watcher leaves. Errors are
+/// the one line to show on the desk.
+#[allow(clippy::too_many_arguments)]
+pub(super) async fn watch(
+    shared: &Shared,
+    conn: &Conn,
+    session: &str,
+    join: bool,
+    screen: &mut Screen,
+    theme: &Theme,
+    read: &mut ChannelReadHalf,
+    write: &ChannelWriteHalf<Msg>,
+) -> Result<Watched, String> {
+    let caller = caller(conn);
+    let ops = &shared.services.ops;
+    let (mut monitor, joined) = if join {
+        let (m, j) = ops
+            .live_join(&caller, &shared.live, session)
+            .await
+            .map_err(|e| e.to_string())?;
+        (m, Some(j))
+    } else {
+        let m = ops
+            .live_monitor(&caller, &shared.live, session)
+            .await
+            .map_err(|e| e.to_string())?;
+        (m, None)
+    };
+    let mut view = Watch::new(monitor.info(), join);
+    resync(&mut monitor, &mut view).await;
+    let mut input = InputParser::new();
+    let mut session_open = true;
+    loop {
+        let bytes = screen.draw(|f| view.render(f, theme));
+        if write.data_bytes(Bytes::from(bytes)).await.is_err() {
+            return Ok(Watched::Gone);
+        }
+        // While output streams, draw at most every REDRAW; the first frame
+        // after a quiet spell is drawn at once.
+        let mut next_draw = None;
+        loop {
+            let redraw = async {
+                match next_draw {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                event = monitor.next(), if session_open => {
+                    match event {
+                        MonitorEvent::Frame(Frame::Output { bytes, .. }) => view.feed(&bytes),
+                        MonitorEvent::Frame(Frame::Resize { cols, rows, .. }) => view.resize(cols, rows),
+                        MonitorEvent::Lagged(_) => resync(&mut monitor, &mut view).await,
+                        MonitorEvent::Ended => {
+                            session_open = false;
+                            view.end("the session is over");
+                            break;
+                        }
+                    }
+                    next_draw.get_or_insert_with(|| tokio::time::Instant::now() + REDRAW);
+                }
+                () = redraw => break,
+                msg = read.wait() => match msg {
+                    Some(ChannelMsg::Data { data }) => {
+                        if let Some(joined) = joined.as_ref().filter(|_| !view.is_ended()) {
+                            let leave = data.iter().position(|&b| b == watch::LEAVE_BYTE);
+                            let typed = data.get(..leave.unwrap_or(data.len())).unwrap_or_default();
+                            if !typed.is_empty() && joined.send(Bytes::copy_from_slice(typed)).await.is_err() {
+                                view.end("the session is over");
+                            }
+                            if leave.is_some() {
+                                return Ok(Watched::Back);
+                            }
+                        } else {
+                            let keys = input.feed(&data);
+                            if keys.iter().any(|k| view.leaves(k)) || data.last() == Some(&0x1b) {
+                                return Ok(Watched::Back);
+                            }
+                        }
+                    }
+                    Some(ChannelMsg::WindowChange { col_width, row_height, .. }) => {
+                        let (cols, rows) = crate::relay::terminal_size(col_width, row_height);
+                        screen.resize(cols as u16, rows as u16);
+                        break;
+                    }
+                    Some(ChannelMsg::Eof | ChannelMsg::Close) | None => return Ok(Watched::Gone),
+                    Some(_) => {}
+                },
+                () = shared.shutdown.cancelled() => return Ok(Watched::Gone),
+            }
+        }
+    }
+}
+
+/// Redraws the mirror from the relay's current screen.
+async fn resync(monitor: &mut crate::live::Monitor, view: &mut Watch) {
+    if let Ok(Some(snap)) = tokio::time::timeout(SNAPSHOT_WAIT, monitor.screen()).await {
+        view.snapshot(snap.cols, snap.rows, &snap.contents);
+    }
+}

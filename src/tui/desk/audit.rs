@@ -1,0 +1,351 @@
+//! The audit view's tabs: what each lists, its columns, and how a row of
+//! the store or the live registry becomes a table row.
+
+use jiff::Timestamp;
+
+use super::super::table::{Column, Row, Table, col};
+use super::super::theme::Role;
+use crate::live::LiveInfo;
+use crate::model::User;
+use crate::store::audit_log::{CommandRow, LoginRow, OperationRow, TransferRow};
+use crate::store::sessions::SessionRow;
+
+/// A list the desk shows, in the order of its tab bar.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Tab {
+    // Audit view.
+    Live,
+    Sessions,
+    Commands,
+    Transfers,
+    Logins,
+    Operations,
+    // Console view.
+    Users,
+}
+
+impl Tab {
+    pub const AUDIT: &'static [Tab] = &[
+        Tab::Live,
+        Tab::Sessions,
+        Tab::Commands,
+        Tab::Transfers,
+        Tab::Logins,
+        Tab::Operations,
+    ];
+    pub const CONSOLE: &'static [Tab] = &[Tab::Users];
+
+    pub fn title(self) -> &'static str {
+        match self {
+            Tab::Live => "Live",
+            Tab::Sessions => "Sessions",
+            Tab::Commands => "Commands",
+            Tab::Transfers => "Transfers",
+            Tab::Logins => "Logins",
+            Tab::Operations => "Operations",
+            Tab::Users => "Users",
+        }
+    }
+
+    fn columns(self) -> Vec<Column> {
+        match self {
+            Tab::Live => vec![
+                col("User", 10),
+                col("Asset", 12),
+                col("Account", 9),
+                col("Proto", 6),
+                col("Source", 15),
+                col("Time", 8),
+                col("In", 8),
+                col("Out", 8),
+                col("Watch", 14),
+            ],
+            Tab::Sessions => vec![
+                col("Started", 16),
+                col("User", 10),
+                col("Asset", 12),
+                col("Account", 9),
+                col("Kind", 6),
+                col("Time", 8),
+                col("Status", 11),
+                col("Reason", 20),
+            ],
+            Tab::Commands => vec![
+                col("At", 16),
+                col("User", 10),
+                col("Asset", 12),
+                col("Action", 7),
+                col("Command", 30),
+            ],
+            Tab::Transfers => vec![
+                col("At", 16),
+                col("User", 10),
+                col("Asset", 12),
+                col("Op", 8),
+                col("Size", 9),
+                col("Result", 7),
+                col("Path", 30),
+            ],
+            Tab::Logins => vec![
+                col("At", 16),
+                col("User", 12),
+                col("Source", 15),
+                col("Method", 10),
+                col("Result", 7),
+                col("Reason", 30),
+            ],
+            Tab::Operations => vec![
+                col("At", 16),
+                col("Actor", 12),
+                col("Via", 4),
+                col("Verb", 16),
+                col("Object", 18),
+                col("Changes", 30),
+            ],
+            Tab::Users => vec![
+                col("Name", 14),
+                col("Role", 8),
+                col("State", 9),
+                col("MFA", 4),
+                col("Email", 22),
+                col("Last login", 16),
+            ],
+        }
+    }
+
+    pub(crate) fn table(self) -> Table {
+        let empty = match self {
+            Tab::Live => "no session is running",
+            Tab::Users => "no users",
+            _ => "nothing recorded yet",
+        };
+        Table::new(self.title(), self.columns()).with_empty(empty)
+    }
+}
+
+/// What the caller hands the desk for a tab.
+#[derive(Debug, Clone)]
+pub enum Data {
+    Live(Vec<LiveInfo>),
+    Sessions(Vec<SessionRow>),
+    Commands(Vec<CommandRow>),
+    Transfers(Vec<TransferRow>),
+    Logins(Vec<LoginRow>),
+    Operations(Vec<OperationRow>),
+    Users(Vec<User>),
+}
+
+impl Data {
+    pub fn tab(&self) -> Tab {
+        match self {
+            Data::Live(_) => Tab::Live,
+            Data::Sessions(_) => Tab::Sessions,
+            Data::Commands(_) => Tab::Commands,
+            Data::Transfers(_) => Tab::Transfers,
+            Data::Logins(_) => Tab::Logins,
+            Data::Operations(_) => Tab::Operations,
+            Data::Users(_) => Tab::Users,
+        }
+    }
+
+    /// The rows, with keys the desk's actions use: a session id for the
+    /// session lists, `session@seconds` for commands, a user name for users.
+    pub(crate) fn rows(&self, now: Timestamp) -> Vec<Row> {
+        match self {
+            Data::Live(list) => list
+                .iter()
+                .map(|s| {
+                    let i = &s.session;
+                    let watch = match (s.joined.is_empty(), s.watchers) {
+                        (false, _) => format!("joined: {}", s.joined.join(",")),
+                        (true, 0) => String::new(),
+                        (true, n) => format!("{n} watching"),
+                    };
+                    let row = Row::new(&i.id)
+                        .text(&i.user)
+                        .text(&i.asset)
+                        .text(&i.account)
+                        .text(&i.protocol)
+                        .text(&i.source)
+                        .num(duration(s.duration_secs), s.duration_secs as i64)
+                        .num(bytes(s.bytes_in), s.bytes_in as i64)
+                        .num(bytes(s.bytes_out), s.bytes_out as i64)
+                        .text(if s.killed.is_some() {
+                            "ending".to_string()
+                        } else {
+                            watch
+                        });
+                    if s.killed.is_some() {
+                        row.styled(Role::Danger)
+                    } else {
+                        row.styled(Role::Live)
+                    }
+                })
+                .collect(),
+            Data::Sessions(list) => list
+                .iter()
+                .map(|s| {
+                    let secs = s
+                        .ended_at
+                        .unwrap_or(now)
+                        .duration_since(s.started_at)
+                        .as_secs()
+                        .max(0);
+                    let row = Row::new(&s.id)
+                        .num(stamp(s.started_at), s.started_at.as_second())
+                        .text(&s.user)
+                        .text(&s.asset)
+                        .text(&s.account)
+                        .text(&s.kind)
+                        .num(duration(secs as u64), secs)
+                        .text(&s.status)
+                        .text(&s.reason);
+                    match s.status.as_str() {
+                        "live" => row.styled(Role::Live),
+                        "interrupted" | "killed" | "failed" => row.styled(Role::Warning),
+                        _ => row,
+                    }
+                })
+                .collect(),
+            Data::Commands(list) => list
+                .iter()
+                .map(|c| {
+                    let row = Row::new(format!("{}@{}", c.session, c.at.as_second()))
+                        .num(stamp(c.at), c.at.as_second())
+                        .text(&c.user)
+                        .text(&c.asset)
+                        .text(&c.action)
+                        .text(&c.command);
+                    match c.action.as_str() {
+                        "deny" => row.styled(Role::Danger),
+                        "warn" | "review" => row.styled(Role::Warning),
+                        _ => row,
+                    }
+                })
+                .collect(),
+            Data::Transfers(list) => list
+                .iter()
+                .enumerate()
+                .map(|(n, t)| {
+                    let row = Row::new(format!("{}#{n}", t.session))
+                        .num(stamp(t.at), t.at.as_second())
+                        .text(&t.user)
+                        .text(&t.asset)
+                        .text(&t.operation)
+                        .num(bytes(t.size.max(0) as u64), t.size)
+                        .text(&t.result)
+                        .text(&t.path);
+                    match t.result.as_str() {
+                        "denied" | "failed" => row.styled(Role::Danger),
+                        _ => row,
+                    }
+                })
+                .collect(),
+            Data::Logins(list) => list
+                .iter()
+                .enumerate()
+                .map(|(n, l)| {
+                    let row = Row::new(format!("{}#{n}", l.user))
+                        .num(stamp(l.at), l.at.as_second())
+                        .text(&l.user)
+                        .text(&l.source)
+                        .text(&l.method)
+                        .text(&l.result)
+                        .text(&l.reason);
+                    if l.result == "ok" {
+                        row
+                    } else {
+                        row.styled(Role::Warning)
+                    }
+                })
+                .collect(),
+            Data::Operations(list) => list
+                .iter()
+                .enumerate()
+                .map(|(n, o)| {
+                    Row::new(format!("op#{n}"))
+                        .num(stamp(o.at), o.at.as_second())
+                        .text(&o.actor)
+                        .text(&o.via)
+                        .text(&o.verb)
+                        .text(&o.object)
+                        .text(o.changes.join("; "))
+                })
+                .collect(),
+            Data::Users(list) => list
+                .iter()
+                .map(|u| {
+                    let state = if !u.active {
+                        "disabled"
+                    } else if u.locked_until.is_some_and(|t| t > now) {
+                        "locked"
+                    } else if u.expires_at.is_some_and(|t| t <= now) {
+                        "expired"
+                    } else {
+                        "active"
+                    };
+                    let row = Row::new(&u.name)
+                        .text(&u.name)
+                        .text(u.role.to_string())
+                        .text(state)
+                        .text(if u.has_totp { "on" } else { "" })
+                        .text(u.email.clone().unwrap_or_default())
+                        .num(
+                            u.last_login_at.map(stamp).unwrap_or_default(),
+                            u.last_login_at.map_or(0, |t| t.as_second()),
+                        );
+                    if state == "active" {
+                        row
+                    } else {
+                        row.styled(Role::Muted)
+                    }
+                })
+                .collect(),
+        }
+    }
+}
+
+/// `2026-11-23 14:05` in UTC: the audit lists are compared across sites.
+pub(crate) fn stamp(at: Timestamp) -> String {
+    at.strftime("%Y-%m-%d %H:%M").to_string()
+}
+
+/// `0:42`, `1:02:03`.
+pub(crate) fn duration(secs: u64) -> String {
+    let (h, m, s) = (secs / 3600, secs / 60 % 60, secs % 60);
+    if h > 0 {
+        format!("{h}:{m:02}:{s:02}")
+    } else {
+        format!("{m}:{s:02}")
+    }
+}
+
+/// `512 B`, `1.5 KiB`, `3.2 MiB`.
+pub(crate) fn bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = n as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{value:.1} {}", UNITS.get(unit).unwrap_or(&"B"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn figures_read_as_people_write_them() {
+        assert_eq!(duration(42), "0:42");
+        assert_eq!(duration(3723), "1:02:03");
+        assert_eq!(bytes(512), "512 B");
+        assert_eq!(bytes(1536), "1.5 KiB");
+        assert_eq!(bytes(5 << 30), "5.0 GiB");
+    }
+}

@@ -1,0 +1,734 @@
+//! The desk: what a person sees after login, by role. Everyone has the
+//! Workbench (the asset menu); admins also the Console (users today), and
+//! auditors and admins the Audit view (live sessions, session history,
+//! commands, transfers, logins, operations). One key switches view (F2, F3,
+//! F4, or Ctrl-T to cycle), and the header names the person, their role and
+//! the time.
+//!
+//! The desk holds only screen state. It asks the caller for data
+//! ([`DeskOutcome::Fetch`]) and for actions ([`DeskOutcome::Op`],
+//! [`DeskOutcome::Monitor`]...), which the caller runs through `ops` with
+//! the person's identity (so the role checks and audit rows are the CLI's)
+//! and reports back with [`Desk::set_data`] and [`Desk::op_done`]. Offering a
+//! key only to the roles it works for is courtesy; `ops` decides.
+
+mod audit;
+mod users;
+
+pub use audit::{Data, Tab};
+pub use users::NewUser;
+
+use jiff::Timestamp;
+use ratatui::Frame;
+use ratatui::layout::{Alignment, Constraint, Layout, Rect};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
+
+use super::field::Field;
+use super::input::Key;
+use super::menu::{Menu, MenuOutcome};
+use super::table::{Handled, Table};
+use super::theme::Theme;
+use super::{Severity, centered, hint_line, severity_style};
+use crate::model::Role;
+use crate::vault::Secret;
+use users::{FormOutcome, UserForm};
+
+/// The three views of the desk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum View {
+    Workbench,
+    Console,
+    Audit,
+}
+
+/// A change the person asked for; the caller runs it through `ops`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Op {
+    Kill {
+        session: String,
+        reason: String,
+    },
+    /// Ends every session of a user.
+    ForceLogout {
+        user: String,
+        reason: String,
+    },
+    UserAdd(NewUser),
+    UserSetActive {
+        name: String,
+        active: bool,
+    },
+    UserUnlock {
+        name: String,
+    },
+    UserMfaReset {
+        name: String,
+    },
+    /// A new one-time password, shown once.
+    UserPasswd {
+        name: String,
+    },
+}
+
+/// What the desk asks the caller to do.
+#[derive(Debug)]
+pub enum DeskOutcome {
+    Quit,
+    /// The menu chose a target.
+    Connect(MenuOutcome),
+    /// Load the rows of this tab and hand them to [`Desk::set_data`].
+    Fetch(Tab),
+    /// Watch a live session, read-only.
+    Monitor {
+        session: String,
+    },
+    /// Watch a live session and type into it.
+    Join {
+        session: String,
+    },
+    /// Play a recording, from the moment `at` if given.
+    Replay {
+        session: String,
+        at: Option<Timestamp>,
+    },
+    Op(Op),
+}
+
+/// What an [`Op`] came to.
+#[derive(Debug)]
+pub struct OpDone {
+    pub message: String,
+    /// A one-time password to show once.
+    pub secret: Option<Secret<String>>,
+}
+
+#[derive(Debug)]
+enum Dialog {
+    Help,
+    Confirm {
+        text: String,
+        op: Op,
+    },
+    /// A reason to show the person whose session ends.
+    Reason {
+        title: String,
+        field: Field,
+        target: ReasonFor,
+    },
+    Secret {
+        title: String,
+        secret: Secret<String>,
+    },
+    NewUser(UserForm),
+}
+
+#[derive(Debug, Clone)]
+enum ReasonFor {
+    Kill(String),
+    Logout(String),
+}
+
+pub struct Desk {
+    user: String,
+    role: Role,
+    clock: String,
+    now: Timestamp,
+    view: View,
+    menu: Menu,
+    tables: Vec<(Tab, Table)>,
+    audit_tab: usize,
+    console_tab: usize,
+    dialog: Option<Dialog>,
+    notice: Option<(Severity, String)>,
+}
+
+impl std::fmt::Debug for Desk {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Desk")
+            .field("user", &self.user)
+            .field("view", &self.view)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Keys listed by `?` in the console and audit views.
+const HELP: &[(&str, &str)] = &[
+    ("F2 F3 F4", "workbench / console / audit (Ctrl-T cycles)"),
+    ("Tab 1-9", "next tab / tab by number"),
+    ("↑ ↓ PgUp PgDn", "move; Home End first / last"),
+    ("/", "filter the list; Esc clears"),
+    ("s S", "sort by the next column / reverse"),
+    ("r", "reload the list"),
+    ("Enter", "live: monitor; sessions, commands: replay"),
+    ("j", "live: join (type into the session)"),
+    ("k  L", "live: end the session / all of its user's"),
+    ("a", "users: add a user"),
+    ("d u", "users: disable or enable / unlock"),
+    ("p M", "users: new one-time password / reset MFA"),
+    ("q", "quit"),
+];
+
+impl Desk {
+    pub fn new(menu: Menu, user: &str, role: Role, now: Timestamp) -> Desk {
+        let tables = Tab::AUDIT
+            .iter()
+            .chain(Tab::CONSOLE)
+            .map(|&t| (t, t.table()))
+            .collect();
+        Desk {
+            user: user.to_string(),
+            role,
+            clock: String::new(),
+            now,
+            view: View::Workbench,
+            menu,
+            tables,
+            audit_tab: 0,
+            console_tab: 0,
+            dialog: None,
+            notice: None,
+        }
+    }
+
+    pub fn menu(&self) -> &Menu {
+        &self.menu
+    }
+
+    pub fn menu_mut(&mut self) -> &mut Menu {
+        &mut self.menu
+    }
+
+    pub fn view(&self) -> View {
+        self.view
+    }
+
+    /// The header's clock, and the time lists measure durations against.
+    pub fn set_clock(&mut self, now: Timestamp, text: String) {
+        self.now = now;
+        self.clock = text;
+    }
+
+    /// The tab on screen, if the view has tabs: the caller refreshes it
+    /// (the live list every second).
+    pub fn showing(&self) -> Option<Tab> {
+        match self.view {
+            View::Workbench => None,
+            View::Audit => Tab::AUDIT.get(self.audit_tab).copied(),
+            View::Console => Tab::CONSOLE.get(self.console_tab).copied(),
+        }
+    }
+
+    pub fn set_data(&mut self, data: Data) {
+        let rows = data.rows(self.now);
+        if let Some(table) = self.table_mut(data.tab()) {
+            table.set_rows(rows);
+        }
+    }
+
+    /// Reports how an [`Op`] went: a line in the notice bar, and a
+    /// one-time password in a box that is shown once.
+    pub fn op_done(&mut self, result: Result<OpDone, String>) {
+        match result {
+            Ok(done) => {
+                if let Some(secret) = done.secret {
+                    self.dialog = Some(Dialog::Secret {
+                        title: done.message.clone(),
+                        secret,
+                    });
+                }
+                self.notice = Some((Severity::Info, done.message));
+            }
+            Err(e) => self.notice = Some((Severity::Danger, e)),
+        }
+    }
+
+    pub fn set_notice(&mut self, severity: Severity, text: impl Into<String>) {
+        self.notice = Some((severity, text.into()));
+    }
+
+    fn staff(&self) -> bool {
+        matches!(self.role, Role::Admin | Role::Auditor)
+    }
+
+    fn views(&self) -> &'static [View] {
+        match self.role {
+            Role::Admin => &[View::Workbench, View::Console, View::Audit],
+            Role::Auditor => &[View::Workbench, View::Audit],
+            Role::User => &[View::Workbench],
+        }
+    }
+
+    fn table_mut(&mut self, tab: Tab) -> Option<&mut Table> {
+        self.tables
+            .iter_mut()
+            .find(|(t, _)| *t == tab)
+            .map(|(_, table)| table)
+    }
+
+    fn table(&self, tab: Tab) -> Option<&Table> {
+        self.tables
+            .iter()
+            .find(|(t, _)| *t == tab)
+            .map(|(_, table)| table)
+    }
+
+    fn switch(&mut self, view: View) -> Option<DeskOutcome> {
+        if !self.views().contains(&view) {
+            if self.staff() {
+                self.notice = Some((Severity::Warning, "the console needs the admin role".into()));
+            }
+            return None;
+        }
+        self.view = view;
+        self.showing().map(DeskOutcome::Fetch)
+    }
+
+    fn select_tab(&mut self, at: usize) -> Option<DeskOutcome> {
+        let tabs = match self.view {
+            View::Audit => Tab::AUDIT,
+            View::Console => Tab::CONSOLE,
+            View::Workbench => return None,
+        };
+        if at >= tabs.len() {
+            return None;
+        }
+        match self.view {
+            View::Audit => self.audit_tab = at,
+            _ => self.console_tab = at,
+        }
+        self.showing().map(DeskOutcome::Fetch)
+    }
+
+    pub fn handle(&mut self, key: Key) -> Option<DeskOutcome> {
+        if let Some(dialog) = self.dialog.take() {
+            return self.handle_dialog(dialog, key);
+        }
+        let filtering = self
+            .showing()
+            .and_then(|t| self.table(t))
+            .is_some_and(Table::is_filtering);
+        // View keys work everywhere except inside a filter being typed.
+        if self.staff() && !filtering {
+            let views = self.views();
+            match key {
+                Key::F(2) => return self.switch(View::Workbench),
+                Key::F(3) => return self.switch(View::Console),
+                Key::F(4) => return self.switch(View::Audit),
+                Key::Ctrl('t') => {
+                    let at = views.iter().position(|v| *v == self.view).unwrap_or(0);
+                    let next = views.get((at + 1) % views.len()).copied();
+                    return next.and_then(|v| self.switch(v));
+                }
+                _ => {}
+            }
+        }
+        if self.view == View::Workbench {
+            return match self.menu.handle(key)? {
+                MenuOutcome::Quit => Some(DeskOutcome::Quit),
+                chosen @ MenuOutcome::Connect { .. } => Some(DeskOutcome::Connect(chosen)),
+            };
+        }
+        let tab = self.showing()?;
+        self.notice = None;
+        if let Some(table) = self.table_mut(tab)
+            && table.handle(&key) == Handled::Consumed
+        {
+            return None;
+        }
+        let tabs = if self.view == View::Audit {
+            Tab::AUDIT
+        } else {
+            Tab::CONSOLE
+        };
+        let current = if self.view == View::Audit {
+            self.audit_tab
+        } else {
+            self.console_tab
+        };
+        match key {
+            Key::Char('q') | Key::Ctrl('c' | 'd') => return Some(DeskOutcome::Quit),
+            Key::Char('?') | Key::F(1) => self.dialog = Some(Dialog::Help),
+            Key::Char('r') => return Some(DeskOutcome::Fetch(tab)),
+            Key::Tab => return self.select_tab((current + 1) % tabs.len()),
+            Key::BackTab => return self.select_tab((current + tabs.len() - 1) % tabs.len()),
+            Key::Char(c @ '1'..='9') => {
+                return self.select_tab(c as usize - '1' as usize);
+            }
+            other => return self.tab_key(tab, other),
+        }
+        None
+    }
+
+    fn selected_key(&self, tab: Tab) -> Option<String> {
+        self.table(tab)
+            .and_then(Table::selected_row)
+            .map(|r| r.key.clone())
+    }
+
+    fn selected_cell(&self, tab: Tab, column: usize) -> Option<String> {
+        self.table(tab)
+            .and_then(Table::selected_row)
+            .map(|r| r.cell(column).to_string())
+    }
+
+    fn needs_admin(&mut self, what: &str) -> bool {
+        if self.role == Role::Admin {
+            return false;
+        }
+        self.notice = Some((Severity::Warning, format!("{what} needs the admin role")));
+        true
+    }
+
+    /// Keys that act on the selected row of a tab.
+    fn tab_key(&mut self, tab: Tab, key: Key) -> Option<DeskOutcome> {
+        let selected = self.selected_key(tab);
+        match (tab, key) {
+            (Tab::Live, Key::Enter | Key::Char('m')) => {
+                Some(DeskOutcome::Monitor { session: selected? })
+            }
+            (Tab::Live, Key::Char('j')) => {
+                let session = selected?;
+                if self.needs_admin("joining a session") {
+                    return None;
+                }
+                Some(DeskOutcome::Join { session })
+            }
+            (Tab::Live, Key::Char('k')) => {
+                let session = selected?;
+                if self.needs_admin("ending a session") {
+                    return None;
+                }
+                let who = self.selected_cell(tab, 0).unwrap_or_default();
+                let asset = self.selected_cell(tab, 1).unwrap_or_default();
+                self.dialog = Some(Dialog::Reason {
+                    title: format!(" End {who}'s session on {asset} "),
+                    field: Field::plain(crate::live::MAX_LINE),
+                    target: ReasonFor::Kill(session),
+                });
+                None
+            }
+            (Tab::Live, Key::Char('L')) => {
+                let user = self.selected_cell(tab, 0)?;
+                if self.needs_admin("logging a user out") {
+                    return None;
+                }
+                self.dialog = Some(Dialog::Reason {
+                    title: format!(" End every session of {user} "),
+                    field: Field::plain(crate::live::MAX_LINE),
+                    target: ReasonFor::Logout(user),
+                });
+                None
+            }
+            (Tab::Sessions, Key::Enter) => Some(DeskOutcome::Replay {
+                session: selected?,
+                at: None,
+            }),
+            (Tab::Commands, Key::Enter) => {
+                let key = selected?;
+                let (session, at) = key.rsplit_once('@')?;
+                let at = at
+                    .parse::<i64>()
+                    .ok()
+                    .and_then(|s| Timestamp::from_second(s).ok());
+                Some(DeskOutcome::Replay {
+                    session: session.to_string(),
+                    at,
+                })
+            }
+            (Tab::Users, Key::Char('a')) => {
+                self.dialog = Some(Dialog::NewUser(UserForm::new()));
+                None
+            }
+            (Tab::Users, Key::Char('d')) => {
+                let name = selected?;
+                let active = self.selected_cell(tab, 2).as_deref() == Some("disabled");
+                let text = if active {
+                    format!("Enable {name}? They can log in again.")
+                } else {
+                    format!("Disable {name}? They can no longer log in, and their sessions end.")
+                };
+                self.dialog = Some(Dialog::Confirm {
+                    text,
+                    op: Op::UserSetActive { name, active },
+                });
+                None
+            }
+            (Tab::Users, Key::Char('u')) => {
+                Some(DeskOutcome::Op(Op::UserUnlock { name: selected? }))
+            }
+            (Tab::Users, Key::Char('M')) => {
+                let name = selected?;
+                self.dialog = Some(Dialog::Confirm {
+                    text: format!("Reset {name}'s MFA? They enrol again at their next login."),
+                    op: Op::UserMfaReset { name },
+                });
+                None
+            }
+            (Tab::Users, Key::Char('p')) => {
+                let name = selected?;
+                self.dialog = Some(Dialog::Confirm {
+                    text: format!(
+                        "Give {name} a new one-time password? Their current password stops working."
+                    ),
+                    op: Op::UserPasswd { name },
+                });
+                None
+            }
+            _ => None,
+        }
+    }
+
+    fn handle_dialog(&mut self, dialog: Dialog, key: Key) -> Option<DeskOutcome> {
+        match dialog {
+            Dialog::Help | Dialog::Secret { .. } => {
+                // Any key closes; the secret is dropped (and zeroised) here.
+                None
+            }
+            Dialog::Confirm { text, op } => match key {
+                Key::Char('y' | 'Y') | Key::Enter => Some(DeskOutcome::Op(op)),
+                Key::Char('n' | 'N' | 'q') | Key::Esc | Key::Ctrl('c') => None,
+                _ => {
+                    self.dialog = Some(Dialog::Confirm { text, op });
+                    None
+                }
+            },
+            Dialog::Reason {
+                title,
+                mut field,
+                target,
+            } => match key {
+                Key::Esc | Key::Ctrl('c') => None,
+                Key::Enter => {
+                    let reason = field.text().trim().to_string();
+                    let reason = if reason.is_empty() {
+                        crate::live::DEFAULT_KILL_REASON.to_string()
+                    } else {
+                        reason
+                    };
+                    Some(DeskOutcome::Op(match target {
+                        ReasonFor::Kill(session) => Op::Kill { session, reason },
+                        ReasonFor::Logout(user) => Op::ForceLogout { user, reason },
+                    }))
+                }
+                other => {
+                    field.handle(&other);
+                    self.dialog = Some(Dialog::Reason {
+                        title,
+                        field,
+                        target,
+                    });
+                    None
+                }
+            },
+            Dialog::NewUser(mut form) => match form.handle(&key) {
+                Some(FormOutcome::Cancel) => None,
+                Some(FormOutcome::Submit(user)) => Some(DeskOutcome::Op(Op::UserAdd(user))),
+                None => {
+                    self.dialog = Some(Dialog::NewUser(form));
+                    None
+                }
+            },
+        }
+    }
+
+    pub fn render(&self, frame: &mut Frame, theme: &Theme) {
+        let area = frame.area();
+        if !self.staff() {
+            self.menu.render(frame, theme);
+            return;
+        }
+        frame.render_widget(Block::default().style(theme.text()), area);
+        let show_notice = self.notice.is_some() && self.view != View::Workbench;
+        let [header, notice, body] = Layout::vertical([
+            Constraint::Length(1),
+            Constraint::Length(u16::from(show_notice)),
+            Constraint::Min(0),
+        ])
+        .areas(area);
+        self.render_header(frame, header, theme);
+        if let Some((severity, text)) = self.notice.as_ref().filter(|_| show_notice) {
+            frame.render_widget(
+                Paragraph::new(Span::styled(
+                    format!(" {text}"),
+                    severity_style(theme, *severity),
+                )),
+                notice,
+            );
+        }
+        match self.view {
+            View::Workbench => self.menu.render_in(frame, body, theme, false),
+            View::Console | View::Audit => self.render_tabs(frame, body, theme),
+        }
+        self.render_dialog(frame, area, theme);
+    }
+
+    fn render_header(&self, frame: &mut Frame, area: Rect, theme: &Theme) {
+        let mut spans = vec![Span::styled(" rampart ", theme.title())];
+        for view in self.views() {
+            let (key, name) = match view {
+                View::Workbench => ("F2", "Workbench"),
+                View::Console => ("F3", "Console"),
+                View::Audit => ("F4", "Audit"),
+            };
+            let style = if *view == self.view {
+                theme.tab_active()
+            } else {
+                theme.tab()
+            };
+            spans.push(Span::raw(" "));
+            spans.push(Span::styled(format!("{key} {name}"), style));
+        }
+        frame.render_widget(Paragraph::new(Line::from(spans)), area);
+        let right = Line::from(vec![
+            Span::styled(self.user.clone(), theme.header()),
+            Span::styled(format!(" ({}) ", self.role), theme.muted()),
+            Span::styled(format!("{} ", self.clock), theme.muted()),
+        ]);
+        if area.width >= 60 {
+            frame.render_widget(Paragraph::new(right).alignment(Alignment::Right), area);
+        }
+    }
+
+    fn render_tabs(&self, frame: &mut Frame, area: Rect, theme: &Theme) {
+        let Some(tab) = self.showing() else {
+            return;
+        };
+        let tabs = if self.view == View::Audit {
+            Tab::AUDIT
+        } else {
+            Tab::CONSOLE
+        };
+        let [bar, body, status] = Layout::vertical([
+            Constraint::Length(1),
+            Constraint::Min(0),
+            Constraint::Length(1),
+        ])
+        .areas(area);
+        let mut spans = vec![Span::raw(" ")];
+        for (n, t) in tabs.iter().enumerate() {
+            let style = if *t == tab {
+                theme.tab_active()
+            } else {
+                theme.tab()
+            };
+            spans.push(Span::styled(format!("{} {}", n + 1, t.title()), style));
+            spans.push(Span::raw("  "));
+        }
+        frame.render_widget(Paragraph::new(Line::from(spans)), bar);
+        if let Some(table) = self.table(tab) {
+            table.render(frame, body, theme, self.dialog.is_none());
+        }
+        let admin = self.role == Role::Admin;
+        let mut hints: Vec<(&str, &str)> = match tab {
+            Tab::Live if admin => vec![("Enter", "monitor"), ("j", "join"), ("k", "end")],
+            Tab::Live => vec![("Enter", "monitor")],
+            Tab::Sessions | Tab::Commands => vec![("Enter", "replay")],
+            Tab::Users => vec![("a", "add"), ("d", "disable/enable"), ("p", "password")],
+            Tab::Transfers | Tab::Logins | Tab::Operations => vec![],
+        };
+        hints.extend([
+            ("/", "filter"),
+            ("Tab", "next"),
+            ("?", "help"),
+            ("q", "quit"),
+        ]);
+        frame.render_widget(
+            Paragraph::new(hint_line(theme, &hints)).style(theme.status_bar()),
+            status,
+        );
+    }
+
+    fn render_dialog(&self, frame: &mut Frame, area: Rect, theme: &Theme) {
+        let Some(dialog) = &self.dialog else {
+            return;
+        };
+        let boxed = |title: String, style| {
+            Block::default()
+                .borders(Borders::ALL)
+                .border_style(style)
+                .title(Span::styled(title, style))
+        };
+        match dialog {
+            Dialog::Help => {
+                let key_w = HELP
+                    .iter()
+                    .map(|(k, _)| k.chars().count())
+                    .max()
+                    .unwrap_or(0);
+                let lines: Vec<Line> = HELP
+                    .iter()
+                    .map(|(k, what)| {
+                        Line::from(vec![
+                            Span::styled(format!(" {k:<key_w$}  "), theme.key_hint()),
+                            Span::styled(*what, theme.text()),
+                        ])
+                    })
+                    .collect();
+                let rect = centered(area, 66, HELP.len() as u16 + 2);
+                frame.render_widget(Clear, rect);
+                frame.render_widget(
+                    Paragraph::new(lines).block(boxed(" Keys ".into(), theme.border_focused())),
+                    rect,
+                );
+            }
+            Dialog::Confirm { text, .. } => {
+                let rect = centered(area, 60, 6);
+                frame.render_widget(Clear, rect);
+                frame.render_widget(
+                    Paragraph::new(vec![
+                        Line::from(Span::styled(text.clone(), theme.text())),
+                        Line::default(),
+                        hint_line(theme, &[("y", "yes"), ("n Esc", "no")]),
+                    ])
+                    .wrap(Wrap { trim: true })
+                    .block(boxed(" Confirm ".into(), theme.warning())),
+                    rect,
+                );
+            }
+            Dialog::Reason { title, field, .. } => {
+                let rect = centered(area, 64, 6);
+                frame.render_widget(Clear, rect);
+                let block = boxed(title.clone(), theme.danger());
+                let inner = block.inner(rect);
+                frame.render_widget(block, rect);
+                if inner.height >= 4 {
+                    frame.render_widget(
+                        Paragraph::new(Span::styled(" Reason shown to the person:", theme.muted())),
+                        Rect::new(inner.x, inner.y, inner.width, 1),
+                    );
+                    field.render(
+                        frame,
+                        Rect::new(inner.x + 1, inner.y + 1, inner.width.saturating_sub(2), 1),
+                        theme.input(),
+                        Some((crate::live::DEFAULT_KILL_REASON, theme.placeholder())),
+                        true,
+                    );
+                    frame.render_widget(
+                        Paragraph::new(hint_line(theme, &[("Enter", "end it"), ("Esc", "cancel")])),
+                        Rect::new(inner.x, inner.y + 3, inner.width, 1),
+                    );
+                }
+            }
+            Dialog::Secret { title, secret } => {
+                let rect = centered(area, 64, 7);
+                frame.render_widget(Clear, rect);
+                frame.render_widget(
+                    Paragraph::new(vec![
+                        Line::from(Span::styled(
+                            " Hand this over now; it is not shown again:",
+                            theme.text(),
+                        )),
+                        Line::default(),
+                        Line::from(Span::styled(format!(" {}", secret.expose()), theme.title())),
+                        Line::default(),
+                        hint_line(theme, &[("any key", "close")]),
+                    ])
+                    .block(boxed(format!(" {title} "), theme.border_focused())),
+                    rect,
+                );
+            }
+            Dialog::NewUser(form) => form.render(frame, area, theme),
+        }
+    }
+}

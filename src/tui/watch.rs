@@ -1,0 +1,312 @@
+//! Watching a live session: a read-only mirror (monitor) or a shared
+//! keyboard (join). The session's screen is kept in a vt100 model of its
+//! own size, first from the relay's snapshot and then from the stream, and
+//! drawn cell by cell inside a frame. A session larger than the watcher's
+//! window is cropped around its cursor, with a note saying so.
+//!
+//! Keys while joined are not parsed here: the caller passes the bytes to
+//! the session as typed and only looks for [`LEAVE_BYTE`] (Ctrl-]).
+
+use std::num::NonZeroU16;
+
+use ratatui::Frame;
+use ratatui::buffer::Buffer;
+use ratatui::layout::{Alignment, Rect};
+use ratatui::style::{Color, Modifier, Style};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders, Paragraph};
+
+use super::input::Key;
+use super::theme::Theme;
+use crate::live::LiveInfo;
+
+/// Ctrl-]: leaves a joined session (the byte telnet made familiar).
+pub const LEAVE_BYTE: u8 = 0x1d;
+
+pub struct Watch {
+    title: String,
+    joined: bool,
+    terminal: vt100::Parser,
+    ended: Option<String>,
+}
+
+impl std::fmt::Debug for Watch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Watch")
+            .field("title", &self.title)
+            .field("joined", &self.joined)
+            .finish_non_exhaustive()
+    }
+}
+
+fn size(n: u16) -> NonZeroU16 {
+    NonZeroU16::new(n).unwrap_or(NonZeroU16::MIN)
+}
+
+impl Watch {
+    pub fn new(info: &LiveInfo, joined: bool) -> Watch {
+        let s = &info.session;
+        let (cols, rows) = if s.cols == 0 || s.rows == 0 {
+            (80, 24)
+        } else {
+            (s.cols, s.rows)
+        };
+        Watch {
+            title: format!(
+                "{} on {} as {} from {}",
+                s.user, s.asset, s.account, s.source
+            ),
+            joined,
+            terminal: vt100::Parser::new(size(rows), size(cols), 0),
+            ended: None,
+        }
+    }
+
+    /// Starts over from a snapshot of the session's screen (at the start,
+    /// and after falling behind the stream).
+    pub fn snapshot(&mut self, cols: u16, rows: u16, contents: &[u8]) {
+        self.terminal = vt100::Parser::new(size(rows), size(cols), 0);
+        self.terminal.process(contents);
+    }
+
+    pub fn feed(&mut self, bytes: &[u8]) {
+        self.terminal.process(bytes);
+    }
+
+    pub fn resize(&mut self, cols: u16, rows: u16) {
+        self.terminal.screen_mut().set_size(size(rows), size(cols));
+    }
+
+    /// The session ended; the screen stays up with `why` until a key.
+    pub fn end(&mut self, why: impl Into<String>) {
+        self.ended = Some(why.into());
+    }
+
+    pub fn is_ended(&self) -> bool {
+        self.ended.is_some()
+    }
+
+    /// The mirrored screen's text (for tests and the audit of what was seen).
+    pub fn contents(&self) -> String {
+        self.terminal.screen().contents()
+    }
+
+    /// For a monitor: whether the key leaves.
+    pub fn leaves(&self, key: &Key) -> bool {
+        self.ended.is_some() || matches!(key, Key::Esc | Key::Char('q') | Key::Ctrl('c' | ']'))
+    }
+
+    pub fn render(&self, frame: &mut Frame, theme: &Theme) {
+        let area = frame.area();
+        frame.render_widget(Block::default().style(theme.text()), area);
+        if area.height < 4 || area.width < 10 {
+            return;
+        }
+        let (mode, leave) = if self.joined {
+            ("joined: your keys go to the session", "Ctrl-] leave")
+        } else {
+            ("monitoring, read-only", "Esc leave")
+        };
+        let header = Rect::new(area.x, area.y, area.width, 1);
+        frame.render_widget(
+            Paragraph::new(Line::from(vec![
+                Span::styled(" rampart ", theme.title()),
+                Span::styled(self.title.clone(), theme.header()),
+                Span::styled(format!("  {mode}"), theme.live()),
+            ])),
+            header,
+        );
+        frame.render_widget(
+            Paragraph::new(Span::styled(format!("{leave} "), theme.key_hint()))
+                .alignment(Alignment::Right),
+            header,
+        );
+        let screen = self.terminal.screen();
+        let (rows, cols) = screen.size();
+        let (rows, cols) = (rows.get(), cols.get());
+        let frame_area = Rect::new(area.x, area.y + 1, area.width, area.height - 2);
+        let block = Block::default()
+            .borders(Borders::ALL)
+            .border_style(if self.joined {
+                theme.warning()
+            } else {
+                theme.border_focused()
+            })
+            .title(Span::styled(format!(" {cols}×{rows} "), theme.muted()));
+        let inner = block.inner(frame_area);
+        frame.render_widget(block, frame_area);
+        let cropped = cols > inner.width || rows > inner.height;
+        // Follow the cursor: the rows around it are where the person works.
+        let (cursor_row, cursor_col) = screen.cursor_position();
+        let top = first_shown(cursor_row, rows, inner.height);
+        let left = first_shown(cursor_col, cols, inner.width);
+        draw_screen(
+            screen,
+            frame.buffer_mut(),
+            inner,
+            (top, left),
+            !theme.is_mono(),
+        );
+        let status = Rect::new(area.x, area.y + area.height - 1, area.width, 1);
+        let line = if let Some(why) = &self.ended {
+            Span::styled(
+                format!(" session ended: {why}; any key to go back"),
+                theme.warning(),
+            )
+        } else if cropped {
+            Span::styled(
+                format!(
+                    " cropped: the session is {cols}×{rows}, this window shows {}×{}",
+                    inner.width.min(cols),
+                    inner.height.min(rows)
+                ),
+                theme.warning(),
+            )
+        } else {
+            Span::styled(" the screen as the person sees it", theme.muted())
+        };
+        frame.render_widget(Paragraph::new(line), status);
+    }
+}
+
+/// The first row (or column) to show of `total` in `room`, so that `at`
+/// is visible, preferring the start.
+fn first_shown(at: u16, total: u16, room: u16) -> u16 {
+    if total <= room {
+        0
+    } else {
+        at.saturating_add(1).saturating_sub(room).min(total - room)
+    }
+}
+
+/// Copies the cells of `screen` from (`top`, `left`) into `area`, centred
+/// when the screen is smaller than the area.
+pub(crate) fn draw_screen(
+    screen: &vt100::Screen,
+    buf: &mut Buffer,
+    area: Rect,
+    (top, left): (u16, u16),
+    colour: bool,
+) {
+    let (rows, cols) = screen.size();
+    let (rows, cols) = (rows.get(), cols.get());
+    let shown_rows = rows.saturating_sub(top).min(area.height);
+    let shown_cols = cols.saturating_sub(left).min(area.width);
+    let x0 = area.x + (area.width - shown_cols) / 2;
+    let y0 = area.y + (area.height - shown_rows) / 2;
+    for r in 0..shown_rows {
+        for c in 0..shown_cols {
+            let Some(cell) = screen.cell(top + r, left + c) else {
+                continue;
+            };
+            if cell.is_wide_continuation() {
+                continue;
+            }
+            let Some(out) = buf.cell_mut((x0 + c, y0 + r)) else {
+                continue;
+            };
+            let text = cell.contents();
+            out.set_symbol(if text.is_empty() { " " } else { text });
+            let mut style = Style::default();
+            if colour {
+                style = style.fg(color(cell.fgcolor())).bg(color(cell.bgcolor()));
+            }
+            let mut modifier = Modifier::empty();
+            if cell.bold() {
+                modifier |= Modifier::BOLD;
+            }
+            if cell.italic() {
+                modifier |= Modifier::ITALIC;
+            }
+            if cell.underline() {
+                modifier |= Modifier::UNDERLINED;
+            }
+            if cell.inverse() {
+                modifier |= Modifier::REVERSED;
+            }
+            out.set_style(style.add_modifier(modifier));
+        }
+    }
+}
+
+fn color(c: vt100::Color) -> Color {
+    match c {
+        vt100::Color::Default => Color::Reset,
+        vt100::Color::Idx(i) => Color::Indexed(i),
+        vt100::Color::Rgb(r, g, b) => Color::Rgb(r, g, b),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tui::{ColorMode, Screen};
+
+    fn info(cols: u16, rows: u16) -> LiveInfo {
+        LiveInfo {
+            session: crate::live::SessionInfo {
+                id: "s1".into(),
+                user: "alice".into(),
+                asset: "web1".into(),
+                account: "root".into(),
+                protocol: "ssh".into(),
+                kind: "shell".into(),
+                source: "127.0.0.1".into(),
+                started_at: jiff::Timestamp::UNIX_EPOCH,
+                cols,
+                rows,
+            },
+            bytes_in: 0,
+            bytes_out: 0,
+            duration_secs: 0,
+            watchers: 0,
+            joined: vec![],
+            killed: None,
+        }
+    }
+
+    fn seen(watch: &Watch, cols: u16, rows: u16) -> String {
+        let mut screen = Screen::new(cols, rows, ColorMode::Full);
+        let bytes = screen.draw(|f| watch.render(f, &Theme::default()));
+        let mut client = vt100::Parser::new(size(rows), size(cols), 0);
+        client.process(&bytes);
+        client.screen().contents()
+    }
+
+    #[test]
+    fn mirrors_the_screen_and_says_when_it_crops() {
+        let mut watch = Watch::new(&info(40, 10), false);
+        watch.feed(b"$ uptime\r\n up 3 days\r\n$ ");
+        let text = seen(&watch, 80, 24);
+        assert!(text.contains("$ uptime"), "{text}");
+        assert!(text.contains("up 3 days"));
+        assert!(text.contains("alice on web1 as root"));
+        assert!(text.contains("monitoring, read-only"));
+        assert!(!text.contains("cropped"));
+
+        // A 120×40 session in an 80×24 window: cropped around the cursor.
+        let mut big = Watch::new(&info(120, 40), true);
+        let mut stream = Vec::new();
+        for n in 0..39 {
+            stream.extend_from_slice(format!("line {n}\r\n").as_bytes());
+        }
+        stream.extend_from_slice(b"$ tail");
+        big.feed(&stream);
+        let text = seen(&big, 80, 24);
+        assert!(text.contains("cropped: the session is 120×40"), "{text}");
+        assert!(text.contains("$ tail"), "the cursor's row is shown: {text}");
+        assert!(!text.contains("line 0\n"));
+        assert!(text.contains("joined"));
+    }
+
+    #[test]
+    fn a_snapshot_replaces_what_was_there() {
+        let mut watch = Watch::new(&info(20, 5), false);
+        watch.feed(b"old text");
+        watch.snapshot(30, 6, b"\x1b[H\x1b[2Jnew text");
+        let text = seen(&watch, 80, 24);
+        assert!(text.contains("new text"));
+        assert!(!text.contains("old text"));
+        assert!(text.contains("30×6"));
+    }
+}

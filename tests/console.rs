@@ -1,0 +1,358 @@
+//! The staff desk over SSH as admins and auditors see it (screen text
+//! through a vt100 parser): the audit view's live list with monitor, join
+//! and kill; the console's user screen; the role limits.
+
+mod support;
+
+use std::time::Duration;
+
+use rampart::model::Role;
+use rampart::ops::{Caller, UserSpec};
+use rampart::store::audit_log::Query;
+use rampart::vault::Secret;
+use support::ssh::{Client, TestBastion};
+
+const T: Duration = Duration::from_secs(10);
+const F3: &[u8] = b"\x1bOR";
+const F4: &[u8] = b"\x1bOS";
+
+async fn operations(b: &TestBastion) -> Vec<(String, String, String)> {
+    b.services
+        .ops
+        .audit_operations(&Caller::local(), &Query::default())
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|o| (o.actor, o.via, o.verb))
+        .collect()
+}
+
+/// The lines of `screen` that carry text, trimmed.
+fn lines(screen: &str) -> Vec<String> {
+    screen
+        .lines()
+        .map(|l| l.trim().to_string())
+        .filter(|l| !l.is_empty())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_audit_view_monitors_joins_and_kills_a_live_session() {
+    let mut b = TestBastion::start().await;
+    // The person at work.
+    let person = Client::admin(b.addr).await;
+    let mut work = person.shell(80, 24, Some("demo")).await;
+    assert!(work.wait_for(T, |s| s.contains("demo@demo:~$")).await);
+    work.send(b"echo watched-text\r").await;
+    assert!(
+        work.wait_for(T, |s| s.matches("watched-text").count() >= 2)
+            .await
+    );
+
+    // The admin at the desk: F4 opens the audit view on the live list.
+    let staff = Client::admin(b.addr).await;
+    let mut desk = staff.shell(100, 30, None).await;
+    assert!(
+        desk.wait_for(T, |s| s.contains("F4 Audit") && s.contains("demo"))
+            .await,
+        "{}",
+        desk.text()
+    );
+    desk.send(F4).await;
+    assert!(
+        desk.wait_for(T, |s| s.contains("Live (1)") && s.contains("127.0.0.1"))
+            .await,
+        "{}",
+        desk.text()
+    );
+
+    // Enter monitors: the mirror shows what the person's terminal shows.
+    desk.send(b"\r").await;
+    assert!(
+        desk.wait_for(T, |s| s.contains("monitoring, read-only")
+            && s.contains("watched-text"))
+            .await,
+        "{}",
+        desk.text()
+    );
+    let mirrored = desk.text();
+    for line in lines(&work.text()) {
+        assert!(
+            mirrored.contains(&line),
+            "{line:?} is on the person's screen but not in the monitor:\n{mirrored}"
+        );
+    }
+    // What the person does next streams in.
+    work.send(b"echo streamed-later\r").await;
+    assert!(
+        desk.wait_for(T, |s| s.contains("streamed-later")).await,
+        "{}",
+        desk.text()
+    );
+    desk.send(b"\x1b").await;
+    assert!(
+        desk.wait_for(T, |s| s.contains("Live (1)")).await,
+        "{}",
+        desk.text()
+    );
+
+    // Join: the person is told, and the admin's keys reach the target.
+    desk.send(b"j").await;
+    assert!(
+        desk.wait_for(T, |s| s.contains("joined: your keys go to the session"))
+            .await,
+        "{}",
+        desk.text()
+    );
+    assert!(
+        work.wait_for(T, |s| s.contains("admin joined this session"))
+            .await,
+        "{}",
+        work.text()
+    );
+    desk.send(b"echo typed-by-the-joiner\r").await;
+    assert!(
+        work.wait_for(T, |s| s.matches("typed-by-the-joiner").count() >= 2)
+            .await,
+        "{}",
+        work.text()
+    );
+    desk.send(b"\x1d").await;
+    assert!(
+        work.wait_for(T, |s| s.contains("admin left this session"))
+            .await,
+        "{}",
+        work.text()
+    );
+
+    // Kill with a reason the person sees.
+    assert!(desk.wait_for(T, |s| s.contains("Live (1)")).await);
+    desk.send(b"k").await;
+    assert!(
+        desk.wait_for(T, |s| s.contains("Reason shown to the person"))
+            .await,
+        "{}",
+        desk.text()
+    );
+    desk.send(b"audit hold\r").await;
+    assert!(
+        work.wait_for(T, |s| s.contains("audit hold")).await,
+        "{}",
+        work.text()
+    );
+    assert!(work.wait_close(T).await);
+    assert!(
+        desk.wait_for(T, |s| s.contains("Live (0)")).await,
+        "{}",
+        desk.text()
+    );
+    desk.send(b"q").await;
+    assert!(desk.wait_close(T).await);
+    person.close().await;
+    staff.close().await;
+    b.shutdown().await;
+
+    let rows = b
+        .services
+        .ops
+        .session_list(&Caller::local(), &Query::default(), false)
+        .await
+        .unwrap();
+    let session = rows
+        .iter()
+        .find(|r| r.kind == "shell")
+        .expect("the session row");
+    assert_eq!(session.reason, "killed: audit hold");
+    assert!(
+        session.recording_sha256.is_some(),
+        "the recording is finalised"
+    );
+    // What the joiner typed is in the command log like the person's own.
+    let commands = b
+        .services
+        .ops
+        .audit_commands(&Caller::local(), &Query::default())
+        .await
+        .unwrap();
+    assert!(
+        commands
+            .iter()
+            .any(|c| c.command == "echo typed-by-the-joiner")
+    );
+    let ops = operations(&b).await;
+    for verb in ["session.monitor", "session.join", "session.kill"] {
+        assert!(
+            ops.iter()
+                .any(|(actor, via, v)| actor == "admin" && via == "console" && v == verb),
+            "no {verb} row from the console: {ops:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_adds_a_user_with_a_one_time_password() {
+    let mut b = TestBastion::start().await;
+    let staff = Client::admin(b.addr).await;
+    let mut desk = staff.shell(100, 30, None).await;
+    assert!(desk.wait_for(T, |s| s.contains("F3 Console")).await);
+    desk.send(F3).await;
+    assert!(
+        desk.wait_for(T, |s| s.contains("Users (1)") && s.contains("admin"))
+            .await,
+        "{}",
+        desk.text()
+    );
+    desk.send(b"a").await;
+    assert!(desk.wait_for(T, |s| s.contains("New user")).await);
+    // The name is checked as it is typed, the error beside the field.
+    desk.send(b"bob smith").await;
+    assert!(
+        desk.wait_for(T, |s| s.contains("letters, digits")).await,
+        "{}",
+        desk.text()
+    );
+    desk.send(b"\x7f\x7f\x7f\x7f\x7f\x7f").await;
+    assert!(
+        desk.wait_for(T, |s| !s.contains("letters, digits")).await,
+        "{}",
+        desk.text()
+    );
+    // Role: auditor; then create.
+    desk.send(b"\t\x1b[C\r").await;
+    assert!(
+        desk.wait_for(T, |s| s.contains("not shown again")).await,
+        "{}",
+        desk.text()
+    );
+    // The one-time password is the line under the explanation.
+    let screen = desk.text();
+    let otp = screen
+        .lines()
+        .skip_while(|l| !l.contains("not shown again"))
+        .skip(1)
+        .map(|l| l.trim_matches(|c: char| c == '│' || c.is_whitespace()))
+        .find(|l| !l.is_empty())
+        .expect("a password line")
+        .to_string();
+    desk.send(b" ").await;
+    assert!(
+        desk.wait_for(T, |s| s.contains("Users (2)")
+            && s.contains("bob")
+            && s.contains("auditor"))
+            .await,
+        "{}",
+        desk.text()
+    );
+    desk.send(b"q").await;
+    assert!(desk.wait_close(T).await);
+    staff.close().await;
+
+    // The password shown is the one that works (and must be changed).
+    let mut handle = support::ssh::connect(b.addr).await;
+    let r = handle
+        .authenticate_password("bob", otp.as_str())
+        .await
+        .unwrap();
+    assert!(
+        matches!(
+            r,
+            russh::client::AuthResult::Failure {
+                partial_success: true,
+                ..
+            }
+        ),
+        "{r:?} for {otp:?}"
+    );
+    b.shutdown().await;
+    let ops = operations(&b).await;
+    assert!(
+        ops.iter()
+            .any(|(actor, via, v)| actor == "admin" && via == "console" && v == "user.add"),
+        "{ops:?}"
+    );
+    let user = b
+        .services
+        .ops
+        .user_show(&Caller::local(), "bob")
+        .await
+        .unwrap();
+    assert_eq!(user.user.role, Role::Auditor);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_auditor_watches_but_cannot_change_anything() {
+    let mut b = TestBastion::start().await;
+    b.services
+        .ops
+        .user_add(
+            &Caller::local(),
+            UserSpec {
+                name: "audrey".into(),
+                role: Some(Role::Auditor),
+                password: Some(Secret::new("correct horse battery staple".into())),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let person = Client::admin(b.addr).await;
+    let mut work = person.shell(80, 24, Some("demo")).await;
+    assert!(work.wait_for(T, |s| s.contains("demo@demo:~$")).await);
+
+    let auditor = Client::password(b.addr, "audrey", "correct horse battery staple")
+        .await
+        .unwrap();
+    let mut desk = auditor.shell(100, 30, None).await;
+    assert!(
+        desk.wait_for(T, |s| s.contains("F4 Audit")).await,
+        "{}",
+        desk.text()
+    );
+    assert!(!desk.text().contains("F3 Console"));
+    desk.send(F3).await;
+    desk.send(F4).await;
+    assert!(
+        desk.wait_for(T, |s| s.contains("Live (1)")).await,
+        "{}",
+        desk.text()
+    );
+    desk.send(b"k").await;
+    assert!(
+        desk.wait_for(T, |s| s.contains("ending a session needs the admin role"))
+            .await,
+        "{}",
+        desk.text()
+    );
+    desk.send(b"j").await;
+    assert!(
+        desk.wait_for(T, |s| s.contains("joining a session needs the admin role"))
+            .await,
+        "{}",
+        desk.text()
+    );
+    // Monitoring is an auditor's job.
+    desk.send(b"\r").await;
+    assert!(
+        desk.wait_for(T, |s| s.contains("monitoring, read-only"))
+            .await,
+        "{}",
+        desk.text()
+    );
+    desk.send(b"q").await;
+    desk.send(b"q").await;
+    assert!(desk.wait_close(T).await);
+    work.send(b"exit\r").await;
+    assert!(work.wait_close(T).await);
+    person.close().await;
+    auditor.close().await;
+    b.shutdown().await;
+    let ops = operations(&b).await;
+    assert!(
+        ops.iter()
+            .any(|(a, _, v)| a == "audrey" && v == "session.monitor")
+    );
+    assert!(
+        !ops.iter()
+            .any(|(a, _, v)| a == "audrey" && v == "session.kill")
+    );
+}
