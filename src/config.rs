@@ -59,6 +59,7 @@ pub const KEYS: &[&str] = &[
     "auth.lockout",
     "auth.time_zone",
     "auth.password_min_length",
+    "auth.approval_timeout",
     "tui.theme",
     "log.level",
     "log.file",
@@ -201,6 +202,9 @@ pub struct AuthConfig {
     /// Zone in which login ACL time windows are read.
     pub time_zone: TimeZone,
     pub password_min_length: u32,
+    /// How long a command held by a `review` filter waits for an admin's
+    /// decision before it is refused.
+    pub approval_timeout: Duration,
 }
 
 /// Where the TUI's colours come from.
@@ -299,6 +303,7 @@ impl Default for Config {
                 lockout: Duration::from_secs(15 * 60),
                 time_zone: TimeZone::UTC,
                 password_min_length: 12,
+                approval_timeout: Duration::from_secs(5 * 60),
             },
             tui: TuiConfig {
                 theme: Theme::Builtin("default".to_string()),

@@ -43,7 +43,9 @@ async fn the_audit_view_monitors_joins_and_kills_a_live_session() {
     let person = Client::admin(b.addr).await;
     let mut work = person.shell(80, 24, Some("demo")).await;
     assert!(work.wait_for(T, |s| s.contains("demo@demo:~$")).await);
-    work.send(b"echo watched-text\r").await;
+    work.send(b"echo watched-text").await;
+    assert!(work.wait_for(T, |s| s.contains("echo watched-text")).await);
+    work.send(b"\r").await;
     assert!(
         work.wait_for(T, |s| s.matches("watched-text").count() >= 2)
             .await
@@ -83,9 +85,15 @@ async fn the_audit_view_monitors_joins_and_kills_a_live_session() {
         );
     }
     // What the person does next streams in.
-    work.send(b"echo streamed-later\r").await;
+    work.send(b"echo streamed-later").await;
     assert!(
-        desk.wait_for(T, |s| s.contains("streamed-later")).await,
+        work.wait_for(T, |s| s.contains("echo streamed-later"))
+            .await
+    );
+    work.send(b"\r").await;
+    assert!(
+        desk.wait_for(T, |s| s.matches("streamed-later").count() >= 2)
+            .await,
         "{}",
         desk.text()
     );
@@ -110,7 +118,15 @@ async fn the_audit_view_monitors_joins_and_kills_a_live_session() {
         "{}",
         work.text()
     );
-    desk.send(b"echo typed-by-the-joiner\r").await;
+    // Typed as a person types: the line, then Enter once it shows.
+    desk.send(b"echo typed-by-the-joiner").await;
+    assert!(
+        work.wait_for(T, |s| s.contains("echo typed-by-the-joiner"))
+            .await,
+        "{}",
+        work.text()
+    );
+    desk.send(b"\r").await;
     assert!(
         work.wait_for(T, |s| s.matches("typed-by-the-joiner").count() >= 2)
             .await,
@@ -177,7 +193,8 @@ async fn the_audit_view_monitors_joins_and_kills_a_live_session() {
     assert!(
         commands
             .iter()
-            .any(|c| c.command == "echo typed-by-the-joiner")
+            .any(|c| c.command == "echo typed-by-the-joiner"),
+        "{commands:?}"
     );
     let ops = operations(&b).await;
     for verb in ["session.monitor", "session.join", "session.kill"] {
@@ -355,4 +372,171 @@ async fn an_auditor_watches_but_cannot_change_anything() {
         !ops.iter()
             .any(|(a, _, v)| a == "audrey" && v == "session.kill")
     );
+}
+
+async fn review_filter(b: &TestBastion) {
+    b.services
+        .ops
+        .filter_add(
+            &Caller::local(),
+            rampart::ops::FilterSpec {
+                name: "release-review".into(),
+                pattern: "^echo release".into(),
+                action: rampart::model::FilterAction::Review,
+                priority: 10,
+                users: vec![],
+                groups: vec![],
+                assets: vec!["demo".into()],
+                nodes: vec![],
+                accounts: rampart::model::AccountSpec::all(),
+            },
+        )
+        .await
+        .unwrap();
+    b.reload().await;
+}
+
+async fn commands(b: &TestBastion) -> Vec<(String, String)> {
+    b.services
+        .ops
+        .audit_commands(&Caller::local(), &Query::default())
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| (c.command, c.action))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_under_review_runs_only_when_an_admin_approves() {
+    let mut b = TestBastion::start().await;
+    review_filter(&b).await;
+    let staff = Client::admin(b.addr).await;
+    let mut desk = staff.shell(100, 30, None).await;
+    assert!(desk.wait_for(T, |s| s.contains("F4 Audit")).await);
+
+    let person = Client::admin(b.addr).await;
+    let mut work = person.shell(80, 24, Some("demo")).await;
+    assert!(work.wait_for(T, |s| s.contains("demo@demo:~$")).await);
+    work.send(b"echo release-one\r").await;
+    assert!(
+        work.wait_for(T, |s| s.contains("needs an administrator's approval"))
+            .await,
+        "{}",
+        work.text()
+    );
+    // Every admin desk gets the prompt, whatever view it is on.
+    assert!(
+        desk.wait_for(T, |s| s.contains("Command waiting for approval")
+            && s.contains("echo release-one")
+            && s.contains("release-review"))
+            .await,
+        "{}",
+        desk.text()
+    );
+    // Nothing ran while it waited.
+    assert_eq!(
+        work.text().matches("release-one").count(),
+        1,
+        "{}",
+        work.text()
+    );
+    desk.send(b"a").await;
+    assert!(
+        work.wait_for(T, |s| s.contains("approved by admin")
+            && s.matches("release-one").count() >= 2)
+            .await,
+        "{}",
+        work.text()
+    );
+
+    // Denied: the line is cleared and never runs.
+    work.send(b"echo release-two\r").await;
+    assert!(
+        desk.wait_for(T, |s| s.contains("echo release-two")).await,
+        "{}",
+        desk.text()
+    );
+    desk.send(b"d").await;
+    assert!(
+        work.wait_for(T, |s| s.contains("denied by admin; it was not run"))
+            .await,
+        "{}",
+        work.text()
+    );
+    work.send(b"echo after\r").await;
+    assert!(work.wait_for(T, |s| s.matches("after").count() >= 2).await);
+    assert_eq!(
+        work.text().matches("release-two").count(),
+        1,
+        "{}",
+        work.text()
+    );
+
+    work.send(b"exit\r").await;
+    assert!(work.wait_close(T).await);
+    desk.send(b"q").await;
+    assert!(desk.wait_close(T).await);
+    person.close().await;
+    staff.close().await;
+    b.shutdown().await;
+    let rows = commands(&b).await;
+    assert!(
+        rows.contains(&("echo release-one".into(), "review".into())),
+        "{rows:?}"
+    );
+    assert!(
+        rows.contains(&("echo release-two".into(), "deny".into())),
+        "{rows:?}"
+    );
+    let ops = operations(&b).await;
+    for verb in ["command.approve", "command.deny"] {
+        assert!(
+            ops.iter()
+                .any(|(a, via, v)| a == "admin" && via == "console" && v == verb),
+            "{ops:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unanswered_review_is_refused_after_the_timeout() {
+    let mut b = TestBastion::start_with("[auth]\napproval_timeout = \"1s\"\n").await;
+    review_filter(&b).await;
+    let person = Client::admin(b.addr).await;
+    let mut work = person.shell(80, 24, Some("demo")).await;
+    assert!(work.wait_for(T, |s| s.contains("demo@demo:~$")).await);
+    work.send(b"echo release-nobody\r").await;
+    assert!(
+        work.wait_for(T, |s| s.contains("no administrator answered within 1s"))
+            .await,
+        "{}",
+        work.text()
+    );
+    // And Ctrl-C withdraws one without waiting.
+    work.send(b"echo release-withdrawn\r").await;
+    assert!(
+        work.wait_for(T, |s| s.matches("Ctrl-C withdraws").count() >= 2)
+            .await,
+        "{}",
+        work.text()
+    );
+    work.send(b"\x03").await;
+    assert!(
+        work.wait_for(T, |s| s.contains("withdrawn; it was not run"))
+            .await,
+        "{}",
+        work.text()
+    );
+    assert!(b.shared.live.approvals().is_empty());
+    work.send(b"exit\r").await;
+    assert!(work.wait_close(T).await);
+    person.close().await;
+    b.shutdown().await;
+    let rows = commands(&b).await;
+    assert!(
+        rows.contains(&("echo release-nobody".into(), "deny".into())),
+        "{rows:?}"
+    );
+    assert!(!work.text().contains("release-nobody\r\nrelease-nobody"));
 }

@@ -493,6 +493,7 @@ fn parse_auth(s: &Section<'_>, d: &AuthConfig) -> Result<AuthConfig, ConfigError
         time_zone,
         // Below 8 characters is weaker than any current guidance allows.
         password_min_length: s.integer("password_min_length", d.password_min_length, 8, 1024)?,
+        approval_timeout: s.positive_duration("approval_timeout", d.approval_timeout)?,
     })
 }
 

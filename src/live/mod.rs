@@ -6,7 +6,8 @@
 //! monitors subscribe to), counts bytes, and receives [`Control`] messages:
 //! kill, keystrokes from a joined admin, notices to show, and requests for
 //! the current screen. Admin paths (the console, `ops`, the control socket
-//! in [`control`]) reach sessions through the cloneable [`Registry`].
+//! in [`control`]) reach sessions through the cloneable [`Registry`]. Commands
+//! held for an admin's approval wait in [`approval`].
 //!
 //! This module owns only in-memory state. It must never block or slow the
 //! relay's pump: publishing is a non-blocking broadcast where a slow monitor
@@ -15,7 +16,10 @@
 //! the audit log or policy: who may kill or join is decided (and audited) by
 //! the caller.
 
+pub mod approval;
 pub mod control;
+
+pub use approval::{ApprovalRequest, Decision, Pending};
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -177,6 +181,7 @@ type Sessions = HashMap<String, Vec<Arc<Entry>>>;
 #[derive(Debug, Default)]
 struct Inner {
     sessions: Mutex<Sessions>,
+    approvals: Arc<approval::Approvals>,
 }
 
 impl Inner {
@@ -488,6 +493,7 @@ impl LiveSession {
         Publisher {
             entry: Arc::clone(&self.entry),
             output: self.output.clone(),
+            registry: self.registry.clone(),
         }
     }
 
@@ -541,6 +547,7 @@ impl Drop for LiveSession {
 pub struct Publisher {
     entry: Arc<Entry>,
     output: broadcast::Sender<Frame>,
+    registry: Weak<Inner>,
 }
 
 impl Publisher {
@@ -562,6 +569,23 @@ impl Publisher {
 
     pub fn add_out(&self, n: u64) {
         self.entry.bytes_out.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Asks the admins to approve `command` (held by filter `rule`) in this
+    /// session; `None` only while the registry is being torn down.
+    pub fn ask(&self, command: &str, rule: &str) -> Option<Pending> {
+        let inner = self.registry.upgrade()?;
+        let info = &self.entry.info;
+        Some(Registry { inner }.ask(ApprovalRequest {
+            id: 0,
+            session: info.id.clone(),
+            user: info.user.clone(),
+            asset: info.asset.clone(),
+            account: info.account.clone(),
+            command: command.to_string(),
+            rule: rule.to_string(),
+            asked_at: Timestamp::UNIX_EPOCH,
+        }))
     }
 }
 

@@ -163,6 +163,39 @@ impl Ops {
         Ok((monitor, joined))
     }
 
+    /// Approves or denies a command waiting for review; the request as it
+    /// was. Fails when it is no longer waiting (decided by another admin,
+    /// withdrawn, timed out).
+    pub async fn approval_decide(
+        &self,
+        caller: &Caller,
+        registry: &live::Registry,
+        id: u64,
+        approve: bool,
+    ) -> Result<live::ApprovalRequest> {
+        require_admin(caller, "approving commands")?;
+        let request = registry.decide(id, approve, &caller.name).ok_or_else(|| {
+            OpsError::Invalid(
+                "that request is no longer waiting (answered, withdrawn or timed out)".into(),
+            )
+        })?;
+        let verb = if approve {
+            "command.approve"
+        } else {
+            "command.deny"
+        };
+        let detail = json!({
+            "user": request.user,
+            "asset": request.asset,
+            "account": request.account,
+            "command": request.command,
+            "rule": request.rule,
+        });
+        self.log_session(caller, verb, &request.session, detail)
+            .await?;
+        Ok(request)
+    }
+
     async fn log_session(
         &self,
         caller: &Caller,

@@ -12,6 +12,7 @@
 //! Must never: drop output, reorder exit-status/EOF/close, or let a denied
 //! command's Enter reach the target.
 
+use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -144,6 +145,8 @@ const ECHO_WAIT: Duration = Duration::from_millis(300);
 /// taken as fully echoed.
 const ECHO_STEADY: Duration = Duration::from_millis(40);
 
+mod review;
+
 const RED: &str = "\x1b[1;31m";
 const YELLOW: &str = "\x1b[1;33m";
 const RESET: &str = "\x1b[0m";
@@ -271,14 +274,20 @@ pub async fn pump(
     let grant = hooks.grant;
     let policy = hooks.policy;
     let (joined_tx, mut joined_rx) = tokio::sync::mpsc::channel::<Bytes>(live::INPUT_QUEUE);
+    let approval_timeout = hooks.services.config.auth.approval_timeout;
     let down = async {
+        // Messages that came while a command waited for approval.
+        let mut deferred: VecDeque<ChannelMsg> = VecDeque::new();
         loop {
-            let msg = tokio::select! {
-                msg = client_read.wait() => match msg {
-                    Some(msg) => msg,
-                    None => return EndReason::ClientClosed,
+            let msg = match deferred.pop_front() {
+                Some(msg) => msg,
+                None => tokio::select! {
+                    msg = client_read.wait() => match msg {
+                        Some(msg) => msg,
+                        None => return EndReason::ClientClosed,
+                    },
+                    Some(data) = joined_rx.recv() => ChannelMsg::Data { data },
                 },
-                Some(data) = joined_rx.recv() => ChannelMsg::Data { data },
             };
             match msg {
                 ChannelMsg::Data { data } => {
@@ -324,7 +333,17 @@ pub async fn pump(
                                         )
                                     });
                                 let seen = wait_for_echo(&shared, typed.as_deref()).await;
-                                if let Some(verdict) = denied {
+                                // A line to review is held below like any other,
+                                // under the text that matched the rule (the echo
+                                // may differ under type-ahead, and must not let it
+                                // pass unreviewed).
+                                if let Some(typed) = typed.filter(|_| {
+                                    denied
+                                        .as_ref()
+                                        .is_some_and(|v| v.action == FilterAction::Review)
+                                }) {
+                                    (Some(typed), raw)
+                                } else if let Some(verdict) = denied {
                                     let rule = verdict.rule.as_deref().unwrap_or("?").to_string();
                                     lock(&shared).pending_log.push(LoggedCommand {
                                         command: seen.unwrap_or_else(|| {
@@ -350,8 +369,9 @@ pub async fn pump(
                                         return EndReason::TargetClosed;
                                     }
                                     continue;
+                                } else {
+                                    (seen, raw)
                                 }
-                                (seen, raw)
                             }
                         };
                         let Some(command) = command else {
@@ -360,7 +380,7 @@ pub async fn pump(
                             }
                             continue;
                         };
-                        let verdict = policy().check_grant_command(grant, &command);
+                        let mut verdict = policy().check_grant_command(grant, &command);
                         let offset = recorder.elapsed();
                         let rule = verdict.rule.as_deref().unwrap_or("?").to_string();
                         let (forward, notice) = match verdict.action {
@@ -378,12 +398,32 @@ pub async fn pump(
                                     printable(&command)
                                 )),
                             ),
-                            FilterAction::Review => (
-                                false,
-                                Some(format!(
-                                    "\r\n{RED}rampart: command requires approval (rule {rule}); it was not run{RESET}\r\n"
-                                )),
-                            ),
+                            FilterAction::Review => {
+                                let held = review::hold(
+                                    &publish,
+                                    &command,
+                                    &rule,
+                                    approval_timeout,
+                                    client_read,
+                                    &mut deferred,
+                                    client_write,
+                                    recorder,
+                                    &shared,
+                                )
+                                .await;
+                                let line = held.notice(approval_timeout);
+                                match held {
+                                    review::Held::ClientGone => return EndReason::ClientClosed,
+                                    review::Held::Approved { .. } => {
+                                        (true, Some(format!("{YELLOW}rampart: {line}{RESET}\r\n")))
+                                    }
+                                    _ => {
+                                        // Logged as refused: it never ran.
+                                        verdict.action = FilterAction::Deny;
+                                        (false, Some(format!("{RED}rampart: {line}{RESET}\r\n")))
+                                    }
+                                }
+                            }
                         };
                         {
                             let mut s = lock(&shared);

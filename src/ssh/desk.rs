@@ -102,6 +102,13 @@ pub(super) async fn run_op(shared: &Shared, caller: &Caller, op: Op) -> Result<O
             .user_mfa_reset(caller, &name)
             .await
             .map(|()| said(format!("{name} enrols MFA again at the next login"))),
+        Op::Decide { id, approve } => ops
+            .approval_decide(caller, &shared.live, id, approve)
+            .await
+            .map(|r| {
+                let verb = if approve { "approved" } else { "denied" };
+                said(format!("{verb}: {} on {}: {}", r.user, r.asset, r.command))
+            }),
         Op::UserPasswd { name } => ops
             .user_passwd(caller, &name, None)
             .await

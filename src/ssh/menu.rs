@@ -154,6 +154,9 @@ pub async fn run(
         if staff && tokio::time::Instant::now() >= next_tick {
             next_tick = tokio::time::Instant::now() + TICK;
             set_clock(shared, &mut desk);
+            if conn.identity.role == Role::Admin {
+                desk.set_approvals(shared.live.approvals());
+            }
             if desk.showing() == Some(Tab::Live) {
                 load(shared, &caller, &mut desk, Tab::Live).await;
             }

@@ -30,6 +30,7 @@ use super::menu::{Menu, MenuOutcome};
 use super::table::{Handled, Table};
 use super::theme::Theme;
 use super::{Severity, centered, hint_line, severity_style};
+use crate::live::ApprovalRequest;
 use crate::model::Role;
 use crate::vault::Secret;
 use users::{FormOutcome, UserForm};
@@ -68,6 +69,11 @@ pub enum Op {
     /// A new one-time password, shown once.
     UserPasswd {
         name: String,
+    },
+    /// Answers a command waiting for review.
+    Decide {
+        id: u64,
+        approve: bool,
     },
 }
 
@@ -121,6 +127,8 @@ enum Dialog {
         secret: Secret<String>,
     },
     NewUser(UserForm),
+    /// A command waiting for an admin's decision.
+    Approval(ApprovalRequest),
 }
 
 #[derive(Debug, Clone)]
@@ -141,6 +149,10 @@ pub struct Desk {
     console_tab: usize,
     dialog: Option<Dialog>,
     notice: Option<(Severity, String)>,
+    /// Commands waiting for review (admins only), and the ones this admin
+    /// put aside with Esc (F5 brings them back).
+    approvals: Vec<ApprovalRequest>,
+    set_aside: Vec<u64>,
 }
 
 impl std::fmt::Debug for Desk {
@@ -166,6 +178,7 @@ const HELP: &[(&str, &str)] = &[
     ("a", "users: add a user"),
     ("d u", "users: disable or enable / unlock"),
     ("p M", "users: new one-time password / reset MFA"),
+    ("F5", "commands waiting for approval (a approve, d deny)"),
     ("q", "quit"),
 ];
 
@@ -188,6 +201,36 @@ impl Desk {
             console_tab: 0,
             dialog: None,
             notice: None,
+            approvals: Vec::new(),
+            set_aside: Vec::new(),
+        }
+    }
+
+    /// The commands waiting for review now. A new one opens its prompt
+    /// unless another dialog is up; one decided elsewhere closes it.
+    pub fn set_approvals(&mut self, waiting: Vec<ApprovalRequest>) {
+        if self.role != Role::Admin {
+            return;
+        }
+        self.set_aside
+            .retain(|id| waiting.iter().any(|r| r.id == *id));
+        if let Some(Dialog::Approval(open)) = &self.dialog
+            && !waiting.iter().any(|r| r.id == open.id)
+        {
+            self.dialog = None;
+            self.notice = Some((
+                Severity::Info,
+                "that request was answered elsewhere or withdrawn".into(),
+            ));
+        }
+        self.approvals = waiting;
+        if self.dialog.is_none()
+            && let Some(next) = self
+                .approvals
+                .iter()
+                .find(|r| !self.set_aside.contains(&r.id))
+        {
+            self.dialog = Some(Dialog::Approval(next.clone()));
         }
     }
 
@@ -315,6 +358,13 @@ impl Desk {
                 Key::F(2) => return self.switch(View::Workbench),
                 Key::F(3) => return self.switch(View::Console),
                 Key::F(4) => return self.switch(View::Audit),
+                Key::F(5) if !self.approvals.is_empty() => {
+                    self.set_aside.clear();
+                    if let Some(first) = self.approvals.first() {
+                        self.dialog = Some(Dialog::Approval(first.clone()));
+                    }
+                    return None;
+                }
                 Key::Ctrl('t') => {
                     let at = views.iter().position(|v| *v == self.view).unwrap_or(0);
                     let next = views.get((at + 1) % views.len()).copied();
@@ -521,6 +571,24 @@ impl Desk {
                     None
                 }
             },
+            Dialog::Approval(request) => match key {
+                Key::Char('a' | 'y') => Some(DeskOutcome::Op(Op::Decide {
+                    id: request.id,
+                    approve: true,
+                })),
+                Key::Char('d' | 'n') => Some(DeskOutcome::Op(Op::Decide {
+                    id: request.id,
+                    approve: false,
+                })),
+                Key::Esc | Key::Char('l') => {
+                    self.set_aside.push(request.id);
+                    None
+                }
+                _ => {
+                    self.dialog = Some(Dialog::Approval(request));
+                    None
+                }
+            },
             Dialog::NewUser(mut form) => match form.handle(&key) {
                 Some(FormOutcome::Cancel) => None,
                 Some(FormOutcome::Submit(user)) => Some(DeskOutcome::Op(Op::UserAdd(user))),
@@ -578,6 +646,13 @@ impl Desk {
             };
             spans.push(Span::raw(" "));
             spans.push(Span::styled(format!("{key} {name}"), style));
+        }
+        if !self.approvals.is_empty() {
+            spans.push(Span::raw("  "));
+            spans.push(Span::styled(
+                format!(" {} waiting for approval (F5) ", self.approvals.len()),
+                theme.warning(),
+            ));
         }
         frame.render_widget(Paragraph::new(Line::from(spans)), area);
         let right = Line::from(vec![
@@ -729,6 +804,36 @@ impl Desk {
                 );
             }
             Dialog::NewUser(form) => form.render(frame, area, theme),
+            Dialog::Approval(r) => {
+                let rect = centered(area, 72, 10);
+                frame.render_widget(Clear, rect);
+                let field = |name: &str, value: String| {
+                    Line::from(vec![
+                        Span::styled(format!(" {name:<9}"), theme.muted()),
+                        Span::styled(value, theme.text()),
+                    ])
+                };
+                frame.render_widget(
+                    Paragraph::new(vec![
+                        field("who", format!("{} on {} as {}", r.user, r.asset, r.account)),
+                        field("rule", r.rule.clone()),
+                        field("asked", r.asked_at.strftime("%H:%M:%S UTC").to_string()),
+                        Line::default(),
+                        Line::from(Span::styled(format!(" {}", r.command), theme.title())),
+                        Line::default(),
+                        hint_line(
+                            theme,
+                            &[("a", "approve"), ("d", "deny"), ("Esc", "later (F5)")],
+                        ),
+                    ])
+                    .wrap(Wrap { trim: false })
+                    .block(boxed(
+                        " Command waiting for approval ".into(),
+                        theme.warning(),
+                    )),
+                    rect,
+                );
+            }
         }
     }
 }

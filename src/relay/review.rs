@@ -1,0 +1,106 @@
+//! A command held by a `review` filter: the person is told it waits for an
+//! administrator, the admins' desks list it, and the Enter goes to the
+//! target only on an approval. Denied, withdrawn (Ctrl-C) or unanswered
+//! within `auth.approval_timeout`, it never runs.
+//!
+//! While a command waits, the person's keystrokes are not passed on (they
+//! would be typed into the held line), except Ctrl-C, which withdraws it.
+//! Other channel messages (a window change) are kept for the pump to handle
+//! after the decision.
+
+use std::collections::VecDeque;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use russh::server::Msg as ServerMsg;
+use russh::{ChannelMsg, ChannelReadHalf, ChannelWriteHalf};
+
+use super::{RESET, Shared, YELLOW, notify};
+use crate::live::{Decision, Publisher};
+use crate::record::RecorderHandle;
+
+/// What became of a held command.
+pub(super) enum Held {
+    Approved {
+        by: String,
+    },
+    Denied {
+        by: String,
+    },
+    TimedOut,
+    /// The person pressed Ctrl-C.
+    Withdrawn,
+    /// The person's channel closed meanwhile.
+    ClientGone,
+}
+
+impl Held {
+    /// The line shown to the person once it is decided.
+    pub(super) fn notice(&self, timeout: Duration) -> String {
+        match self {
+            Held::Approved { by } => format!("approved by {by}"),
+            Held::Denied { by } => format!("denied by {by}; it was not run"),
+            Held::TimedOut => format!(
+                "no administrator answered within {}; it was not run",
+                humanize(timeout)
+            ),
+            Held::Withdrawn | Held::ClientGone => "withdrawn; it was not run".to_string(),
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+pub(super) async fn hold(
+    publish: &Publisher,
+    command: &str,
+    rule: &str,
+    timeout: Duration,
+    client_read: &mut ChannelReadHalf,
+    deferred: &mut VecDeque<ChannelMsg>,
+    client_write: &ChannelWriteHalf<ServerMsg>,
+    recorder: &RecorderHandle,
+    shared: &Mutex<Shared>,
+) -> Held {
+    let Some(mut pending) = publish.ask(command, rule) else {
+        return Held::TimedOut;
+    };
+    let text = format!(
+        "\r\n{YELLOW}rampart: this command needs an administrator's approval (rule {rule}); waiting... Ctrl-C withdraws it{RESET}\r\n"
+    );
+    if notify(client_write, recorder, shared, text).await.is_err() {
+        return Held::ClientGone;
+    }
+    let deadline = tokio::time::sleep(timeout);
+    tokio::pin!(deadline);
+    loop {
+        tokio::select! {
+            decision = pending.decision() => return match decision {
+                Some(Decision::Approved { by }) => Held::Approved { by },
+                Some(Decision::Denied { by }) => Held::Denied { by },
+                None => Held::TimedOut,
+            },
+            () = &mut deadline => return Held::TimedOut,
+            msg = client_read.wait() => match msg {
+                Some(ChannelMsg::Data { data }) => {
+                    if data.contains(&0x03) {
+                        return Held::Withdrawn;
+                    }
+                }
+                Some(ChannelMsg::Close) | None => return Held::ClientGone,
+                Some(other) => deferred.push_back(other),
+            },
+        }
+    }
+}
+
+/// `5m`, `90s`, `1h`.
+fn humanize(d: Duration) -> String {
+    let s = d.as_secs();
+    if s >= 3600 && s.is_multiple_of(3600) {
+        format!("{}h", s / 3600)
+    } else if s >= 60 && s.is_multiple_of(60) {
+        format!("{}m", s / 60)
+    } else {
+        format!("{s}s")
+    }
+}
