@@ -62,6 +62,12 @@ async fn the_audit_view_monitors_joins_and_kills_a_live_session() {
     );
     desk.send(F4).await;
     assert!(
+        desk.wait_for(T, |s| s.contains("Sessions per day")).await,
+        "{}",
+        desk.text()
+    );
+    desk.send(b"2").await;
+    assert!(
         desk.wait_for(T, |s| s.contains("Live (1)") && s.contains("127.0.0.1"))
             .await,
         "{}",
@@ -327,7 +333,47 @@ async fn an_auditor_watches_but_cannot_change_anything() {
     );
     assert!(!desk.text().contains("F3 Console"));
     desk.send(F3).await;
+    assert!(
+        desk.wait_for(T, |s| s.contains("the console needs the admin role"))
+            .await,
+        "{}",
+        desk.text()
+    );
+    // The dashboard: a failed login and the running session are counted,
+    // and admin is the top user.
+    assert!(
+        Client::password(b.addr, "admin", "wrong password")
+            .await
+            .is_err()
+    );
     desk.send(F4).await;
+    assert!(
+        desk.wait_for(T, |s| s.contains("Sessions per day")
+            && s.contains("Top users")
+            && s.contains("Logins per hour"))
+            .await,
+        "{}",
+        desk.text()
+    );
+    let screen = desk.text();
+    let today = screen
+        .lines()
+        .find(|l| l.contains("Today"))
+        .expect("today's figures")
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert!(
+        today.contains("logins 2 failed 1 sessions 1 denied 0 transfers 0"),
+        "{today}\n{screen}"
+    );
+    assert!(
+        screen
+            .lines()
+            .any(|l| l.contains("admin") && l.contains("1 █")),
+        "{screen}"
+    );
+    desk.send(b"2").await;
     assert!(
         desk.wait_for(T, |s| s.contains("Live (1)")).await,
         "{}",

@@ -8,6 +8,7 @@ use crate::store::audit_log::{
     self, CommandRow, LoginRow, OperationRow, Query, RefusalRow, TransferRow,
 };
 use crate::store::sessions::{self, SessionRow};
+use crate::store::stats;
 
 impl Ops {
     pub async fn audit_logins(&self, caller: &Caller, q: &Query) -> Result<Vec<LoginRow>> {
@@ -38,6 +39,13 @@ impl Ops {
         require_auditor(caller, "reading refused requests")?;
         let mut conn = self.store.conn().await?;
         Ok(audit_log::refusals(&mut conn, q).await?)
+    }
+
+    /// Today's and the week's figures for the audit dashboard.
+    pub async fn audit_dashboard(&self, caller: &Caller) -> Result<stats::Dashboard> {
+        require_auditor(caller, "reading the audit dashboard")?;
+        let mut conn = self.store.conn().await?;
+        Ok(stats::dashboard(&mut conn, self.now()).await?)
     }
 
     pub async fn session_list(

@@ -41,6 +41,10 @@ pub(super) async fn fetch(shared: &Shared, caller: &Caller, tab: Tab) -> Result<
         ..Query::default()
     };
     let data = match tab {
+        Tab::Dashboard => ops
+            .audit_dashboard(caller)
+            .await
+            .map(|d| Data::Dashboard(Box::new(d))),
         Tab::Live => ops.live_list(caller, &shared.live).map(Data::Live),
         Tab::Sessions => ops
             .session_list(caller, &q, false)

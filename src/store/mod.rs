@@ -20,6 +20,7 @@ pub mod nodes;
 pub mod permissions;
 pub mod policy;
 pub mod sessions;
+pub mod stats;
 pub mod users;
 
 use std::path::Path;

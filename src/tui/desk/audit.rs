@@ -9,11 +9,13 @@ use crate::live::LiveInfo;
 use crate::model::User;
 use crate::store::audit_log::{CommandRow, LoginRow, OperationRow, TransferRow};
 use crate::store::sessions::SessionRow;
+use crate::store::stats::Dashboard;
 
 /// A list the desk shows, in the order of its tab bar.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Tab {
     // Audit view.
+    Dashboard,
     Live,
     Sessions,
     Commands,
@@ -26,6 +28,7 @@ pub enum Tab {
 
 impl Tab {
     pub const AUDIT: &'static [Tab] = &[
+        Tab::Dashboard,
         Tab::Live,
         Tab::Sessions,
         Tab::Commands,
@@ -37,6 +40,7 @@ impl Tab {
 
     pub fn title(self) -> &'static str {
         match self {
+            Tab::Dashboard => "Dashboard",
             Tab::Live => "Live",
             Tab::Sessions => "Sessions",
             Tab::Commands => "Commands",
@@ -49,6 +53,7 @@ impl Tab {
 
     fn columns(self) -> Vec<Column> {
         match self {
+            Tab::Dashboard => vec![],
             Tab::Live => vec![
                 col("User", 10),
                 col("Asset", 12),
@@ -113,19 +118,24 @@ impl Tab {
         }
     }
 
-    pub(crate) fn table(self) -> Table {
+    /// The tab's list; the dashboard has none.
+    pub(crate) fn table(self) -> Option<Table> {
+        if self == Tab::Dashboard {
+            return None;
+        }
         let empty = match self {
             Tab::Live => "no session is running",
             Tab::Users => "no users",
             _ => "nothing recorded yet",
         };
-        Table::new(self.title(), self.columns()).with_empty(empty)
+        Some(Table::new(self.title(), self.columns()).with_empty(empty))
     }
 }
 
 /// What the caller hands the desk for a tab.
 #[derive(Debug, Clone)]
 pub enum Data {
+    Dashboard(Box<Dashboard>),
     Live(Vec<LiveInfo>),
     Sessions(Vec<SessionRow>),
     Commands(Vec<CommandRow>),
@@ -138,6 +148,7 @@ pub enum Data {
 impl Data {
     pub fn tab(&self) -> Tab {
         match self {
+            Data::Dashboard(_) => Tab::Dashboard,
             Data::Live(_) => Tab::Live,
             Data::Sessions(_) => Tab::Sessions,
             Data::Commands(_) => Tab::Commands,
@@ -152,6 +163,7 @@ impl Data {
     /// session lists, `session@seconds` for commands, a user name for users.
     pub(crate) fn rows(&self, now: Timestamp) -> Vec<Row> {
         match self {
+            Data::Dashboard(_) => Vec::new(),
             Data::Live(list) => list
                 .iter()
                 .map(|s| {

@@ -13,6 +13,7 @@
 //! key only to the roles it works for is courtesy; `ops` decides.
 
 mod audit;
+mod dashboard;
 mod users;
 
 pub use audit::{Data, Tab};
@@ -153,6 +154,7 @@ pub struct Desk {
     /// put aside with Esc (F5 brings them back).
     approvals: Vec<ApprovalRequest>,
     set_aside: Vec<u64>,
+    dashboard: Option<Box<crate::store::stats::Dashboard>>,
 }
 
 impl std::fmt::Debug for Desk {
@@ -187,7 +189,7 @@ impl Desk {
         let tables = Tab::AUDIT
             .iter()
             .chain(Tab::CONSOLE)
-            .map(|&t| (t, t.table()))
+            .filter_map(|&t| t.table().map(|table| (t, table)))
             .collect();
         Desk {
             user: user.to_string(),
@@ -203,6 +205,7 @@ impl Desk {
             notice: None,
             approvals: Vec::new(),
             set_aside: Vec::new(),
+            dashboard: None,
         }
     }
 
@@ -263,6 +266,10 @@ impl Desk {
     }
 
     pub fn set_data(&mut self, data: Data) {
+        if let Data::Dashboard(d) = data {
+            self.dashboard = Some(d);
+            return;
+        }
         let rows = data.rows(self.now);
         if let Some(table) = self.table_mut(data.tab()) {
             table.set_rows(rows);
@@ -280,14 +287,20 @@ impl Desk {
                         secret,
                     });
                 }
-                self.notice = Some((Severity::Info, done.message));
+                self.set_notice(Severity::Info, done.message);
             }
-            Err(e) => self.notice = Some((Severity::Danger, e)),
+            Err(e) => self.set_notice(Severity::Danger, e),
         }
     }
 
+    /// One line for the person: under the header, or in the menu's own
+    /// notice line on the workbench.
     pub fn set_notice(&mut self, severity: Severity, text: impl Into<String>) {
-        self.notice = Some((severity, text.into()));
+        if self.view == View::Workbench {
+            self.menu.set_notice(Some((severity, text.into())));
+        } else {
+            self.notice = Some((severity, text.into()));
+        }
     }
 
     fn staff(&self) -> bool {
@@ -319,7 +332,7 @@ impl Desk {
     fn switch(&mut self, view: View) -> Option<DeskOutcome> {
         if !self.views().contains(&view) {
             if self.staff() {
-                self.notice = Some((Severity::Warning, "the console needs the admin role".into()));
+                self.set_notice(Severity::Warning, "the console needs the admin role");
             }
             return None;
         }
@@ -691,7 +704,9 @@ impl Desk {
             spans.push(Span::raw("  "));
         }
         frame.render_widget(Paragraph::new(Line::from(spans)), bar);
-        if let Some(table) = self.table(tab) {
+        if tab == Tab::Dashboard {
+            dashboard::render(self.dashboard.as_deref(), frame, body, theme);
+        } else if let Some(table) = self.table(tab) {
             table.render(frame, body, theme, self.dialog.is_none());
         }
         let admin = self.role == Role::Admin;
@@ -700,6 +715,7 @@ impl Desk {
             Tab::Live => vec![("Enter", "monitor")],
             Tab::Sessions | Tab::Commands => vec![("Enter", "replay")],
             Tab::Users => vec![("a", "add"), ("d", "disable/enable"), ("p", "password")],
+            Tab::Dashboard => vec![("r", "refresh")],
             Tab::Transfers | Tab::Logins | Tab::Operations => vec![],
         };
         hints.extend([
