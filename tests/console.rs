@@ -586,3 +586,108 @@ async fn an_unanswered_review_is_refused_after_the_timeout() {
     );
     assert!(!work.text().contains("release-nobody\r\nrelease-nobody"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_answers_who_can_reach_and_removes_a_permission() {
+    let mut b = TestBastion::start().await;
+    let password = "correct horse battery staple";
+    b.services
+        .ops
+        .user_add(
+            &Caller::local(),
+            UserSpec {
+                name: "bob".into(),
+                password: Some(Secret::new(password.into())),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    support::peers::permit(
+        &b,
+        "bob-demo",
+        "bob",
+        &["demo"],
+        rampart::model::Actions::all_but_tunnel(),
+    )
+    .await;
+    b.reload().await;
+
+    let staff = Client::admin(b.addr).await;
+    let mut desk = staff.shell(100, 30, None).await;
+    assert!(desk.wait_for(T, |s| s.contains("F3 Console")).await);
+    desk.send(F3).await;
+    desk.send(b"4").await;
+    assert!(
+        desk.wait_for(T, |s| s.contains("Assets (1)") && s.contains("127.0.0.1"))
+            .await,
+        "{}",
+        desk.text()
+    );
+    desk.send(b"w").await;
+    assert!(
+        desk.wait_for(T, |s| s.contains("Who can reach demo (2)"))
+            .await,
+        "{}",
+        desk.text()
+    );
+    let screen = desk.text();
+    let row = |user: &str, perm: &str| {
+        screen
+            .lines()
+            .any(|l| l.contains(&format!("│{user} ")) && l.contains(perm))
+    };
+    assert!(row("admin", "demo-admin"), "{screen}");
+    assert!(row("bob", "bob-demo"), "{screen}");
+
+    // Remove bob's permission from the Perms list, with confirmation.
+    desk.send(b"6").await;
+    assert!(
+        desk.wait_for(T, |s| s.contains("Perms (2)")).await,
+        "{}",
+        desk.text()
+    );
+    desk.send(b"/bob\r").await;
+    assert!(
+        desk.wait_for(T, |s| s.contains("Perms (1 of 2)")).await,
+        "{}",
+        desk.text()
+    );
+    desk.send(b"x").await;
+    assert!(
+        desk.wait_for(T, |s| s.contains("Remove permission bob-demo?"))
+            .await,
+        "{}",
+        desk.text()
+    );
+    desk.send(b"y").await;
+    assert!(
+        desk.wait_for(T, |s| s.contains("bob-demo removed")
+            && s.contains("Perms (0 of 1)"))
+            .await,
+        "{}",
+        desk.text()
+    );
+    desk.send(b"q").await;
+    assert!(desk.wait_close(T).await);
+    staff.close().await;
+
+    // Bob's menu no longer offers demo.
+    b.reload().await;
+    let bob = Client::password(b.addr, "bob", password).await.unwrap();
+    let mut menu = bob.shell(80, 24, None).await;
+    assert!(
+        menu.wait_for(T, |s| s.contains("No assets are available to you"))
+            .await,
+        "{}",
+        menu.text()
+    );
+    bob.close().await;
+    b.shutdown().await;
+    let ops = operations(&b).await;
+    assert!(
+        ops.iter()
+            .any(|(a, via, v)| a == "admin" && via == "console" && v == "perm.remove"),
+        "{ops:?}"
+    );
+}

@@ -18,7 +18,7 @@ mod sessions;
 mod users;
 
 pub use access::{AclSpec, FilterSpec, PermSpec};
-pub use assets::{AccountSecret, AssetSpec};
+pub use assets::{AccountSecret, AssetSpec, NodeView};
 pub use demo::{DEMO_ACCOUNT, DEMO_ASSET};
 pub use import::ImportSummary;
 pub use users::{UserAdded, UserEdit, UserSpec, UserView};

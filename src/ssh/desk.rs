@@ -13,9 +13,9 @@ use russh::{ChannelMsg, ChannelReadHalf, ChannelWriteHalf};
 use super::{Conn, Shared};
 use crate::audit::Via;
 use crate::live::{Frame, MonitorEvent};
-use crate::ops::{Caller, UserSpec};
+use crate::ops::{Caller, OpsError, UserSpec};
 use crate::store::audit_log::Query;
-use crate::tui::desk::{Data, Op, OpDone, Tab};
+use crate::tui::desk::{Data, Op, OpDone, ReachQuery, Tab};
 use crate::tui::{InputParser, Screen, Theme, Watch, watch};
 
 /// Rows loaded for a history list; the filter narrows within them.
@@ -34,7 +34,12 @@ pub(super) fn caller(conn: &Conn) -> Caller {
 }
 
 /// The rows of `tab`, or the one line saying why not.
-pub(super) async fn fetch(shared: &Shared, caller: &Caller, tab: Tab) -> Result<Data, String> {
+pub(super) async fn fetch(
+    shared: &Shared,
+    caller: &Caller,
+    tab: Tab,
+    reach: Option<&ReachQuery>,
+) -> Result<Data, String> {
     let ops = &shared.services.ops;
     let q = Query {
         limit: Some(HISTORY_ROWS),
@@ -55,6 +60,24 @@ pub(super) async fn fetch(shared: &Shared, caller: &Caller, tab: Tab) -> Result<
         Tab::Logins => ops.audit_logins(caller, &q).await.map(Data::Logins),
         Tab::Operations => ops.audit_operations(caller, &q).await.map(Data::Operations),
         Tab::Users => ops.user_list(caller).await.map(Data::Users),
+        Tab::Groups => ops.group_list(caller).await.map(Data::Groups),
+        Tab::Nodes => ops.node_list(caller).await.map(Data::Nodes),
+        Tab::Assets => ops.asset_list(caller).await.map(Data::Assets),
+        Tab::Accounts => ops.account_list(caller, None).await.map(Data::Accounts),
+        Tab::Permissions => ops.perm_list(caller).await.map(Data::Permissions),
+        Tab::Filters => ops.filter_list(caller).await.map(Data::Filters),
+        Tab::Acls => ops.acl_list(caller).await.map(Data::Acls),
+        Tab::Reach => match reach {
+            None => Ok(Data::Reach("Reach".into(), Vec::new())),
+            Some(ReachQuery::Who(asset)) => ops
+                .perm_who(caller, asset)
+                .await
+                .map(|r| Data::Reach(format!("Who can reach {asset}"), r)),
+            Some(ReachQuery::What(user)) => ops
+                .perm_what(caller, user)
+                .await
+                .map(|r| Data::Reach(format!("What {user} can reach"), r)),
+        },
     };
     data.map_err(|e| e.to_string())
 }
@@ -113,6 +136,25 @@ pub(super) async fn run_op(shared: &Shared, caller: &Caller, op: Op) -> Result<O
                 let verb = if approve { "approved" } else { "denied" };
                 said(format!("{verb}: {} on {}: {}", r.user, r.asset, r.command))
             }),
+        Op::Remove { what, name } => {
+            let done = match what {
+                Tab::Groups => ops.group_remove(caller, &name).await,
+                Tab::Nodes => ops.node_remove(caller, &name).await,
+                Tab::Assets => ops.asset_remove(caller, &name).await,
+                Tab::Accounts => match name.split_once('/') {
+                    Some((asset, user)) => ops.account_remove(caller, asset, user).await,
+                    None => Err(OpsError::Invalid(format!("{name} is not ASSET/ACCOUNT"))),
+                },
+                Tab::Permissions => ops.perm_remove(caller, &name).await,
+                Tab::Filters => ops.filter_remove(caller, &name).await,
+                Tab::Acls => ops.acl_remove(caller, &name).await,
+                other => Err(OpsError::Invalid(format!(
+                    "nothing can be removed from the {} list",
+                    other.title()
+                ))),
+            };
+            done.map(|()| said(format!("{name} removed")))
+        }
         Op::UserPasswd { name } => ops
             .user_passwd(caller, &name, None)
             .await

@@ -303,7 +303,8 @@ fn set_clock(shared: &Shared, desk: &mut Desk) {
 
 /// Loads a tab's rows into the desk, or says why not.
 async fn load(shared: &Shared, caller: &crate::ops::Caller, desk: &mut Desk, tab: Tab) {
-    match desk::fetch(shared, caller, tab).await {
+    let reach = desk.reach_query().cloned();
+    match desk::fetch(shared, caller, tab, reach.as_ref()).await {
         Ok(data) => desk.set_data(data),
         Err(e) => desk.set_notice(tui::Severity::Danger, e),
     }

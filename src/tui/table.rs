@@ -130,6 +130,10 @@ impl Table {
         }
     }
 
+    pub(crate) fn set_title(&mut self, title: String) {
+        self.title = title;
+    }
+
     /// The text shown when there are no rows at all.
     pub(crate) fn with_empty(mut self, text: impl Into<String>) -> Table {
         self.empty = text.into();

@@ -6,7 +6,9 @@ use jiff::Timestamp;
 use super::super::table::{Column, Row, Table, col};
 use super::super::theme::Role;
 use crate::live::LiveInfo;
-use crate::model::User;
+use crate::model::{Account, Asset, CommandFilter, Group, LoginAcl, Permission, User};
+use crate::ops::NodeView;
+use crate::policy::Reach;
 use crate::store::audit_log::{CommandRow, LoginRow, OperationRow, TransferRow};
 use crate::store::sessions::SessionRow;
 use crate::store::stats::Dashboard;
@@ -24,6 +26,15 @@ pub enum Tab {
     Operations,
     // Console view.
     Users,
+    Groups,
+    Nodes,
+    Assets,
+    Accounts,
+    Permissions,
+    Filters,
+    Acls,
+    /// Who can reach an asset, or what a user can reach.
+    Reach,
 }
 
 impl Tab {
@@ -36,7 +47,17 @@ impl Tab {
         Tab::Logins,
         Tab::Operations,
     ];
-    pub const CONSOLE: &'static [Tab] = &[Tab::Users];
+    pub const CONSOLE: &'static [Tab] = &[
+        Tab::Users,
+        Tab::Groups,
+        Tab::Nodes,
+        Tab::Assets,
+        Tab::Accounts,
+        Tab::Permissions,
+        Tab::Filters,
+        Tab::Acls,
+        Tab::Reach,
+    ];
 
     pub fn title(self) -> &'static str {
         match self {
@@ -48,6 +69,14 @@ impl Tab {
             Tab::Logins => "Logins",
             Tab::Operations => "Operations",
             Tab::Users => "Users",
+            Tab::Groups => "Groups",
+            Tab::Nodes => "Nodes",
+            Tab::Assets => "Assets",
+            Tab::Accounts => "Accounts",
+            Tab::Permissions => "Perms",
+            Tab::Filters => "Filters",
+            Tab::Acls => "ACLs",
+            Tab::Reach => "Reach",
         }
     }
 
@@ -115,6 +144,54 @@ impl Tab {
                 col("Email", 22),
                 col("Last login", 16),
             ],
+            Tab::Groups => vec![col("Group", 16), col("Size", 5), col("Members", 40)],
+            Tab::Nodes => vec![col("Node", 40), col("Assets", 6)],
+            Tab::Assets => vec![
+                col("Asset", 14),
+                col("Address", 16),
+                col("Platform", 8),
+                col("State", 8),
+                col("Protocols", 16),
+                col("Nodes", 20),
+            ],
+            Tab::Accounts => vec![
+                col("Asset", 14),
+                col("Account", 14),
+                col("Secret", 10),
+                col("Privileged", 10),
+                col("State", 8),
+            ],
+            Tab::Permissions => vec![
+                col("Permission", 14),
+                col("Who", 16),
+                col("Where", 16),
+                col("Accounts", 10),
+                col("Actions", 14),
+                col("Valid", 20),
+            ],
+            Tab::Filters => vec![
+                col("Filter", 14),
+                col("Prio", 4),
+                col("Action", 6),
+                col("Pattern", 22),
+                col("Applies to", 24),
+            ],
+            Tab::Acls => vec![
+                col("ACL", 14),
+                col("Prio", 4),
+                col("Action", 6),
+                col("Who", 16),
+                col("Sources", 18),
+                col("Windows", 18),
+            ],
+            Tab::Reach => vec![
+                col("User", 12),
+                col("Asset", 12),
+                col("Accounts", 14),
+                col("Protocols", 10),
+                col("Actions", 16),
+                col("Granted by", 20),
+            ],
         }
     }
 
@@ -125,7 +202,15 @@ impl Tab {
         }
         let empty = match self {
             Tab::Live => "no session is running",
-            Tab::Users => "no users",
+            Tab::Reach => "w on a user (what can they reach) or an asset (who can reach it)",
+            Tab::Users
+            | Tab::Groups
+            | Tab::Nodes
+            | Tab::Assets
+            | Tab::Accounts
+            | Tab::Permissions
+            | Tab::Filters
+            | Tab::Acls => "none yet",
             _ => "nothing recorded yet",
         };
         Some(Table::new(self.title(), self.columns()).with_empty(empty))
@@ -143,6 +228,15 @@ pub enum Data {
     Logins(Vec<LoginRow>),
     Operations(Vec<OperationRow>),
     Users(Vec<User>),
+    Groups(Vec<Group>),
+    Nodes(Vec<NodeView>),
+    Assets(Vec<Asset>),
+    Accounts(Vec<Account>),
+    Permissions(Vec<Permission>),
+    Filters(Vec<CommandFilter>),
+    Acls(Vec<LoginAcl>),
+    /// The question asked ("who can reach web1") and its answer.
+    Reach(String, Vec<Reach>),
 }
 
 impl Data {
@@ -156,6 +250,14 @@ impl Data {
             Data::Logins(_) => Tab::Logins,
             Data::Operations(_) => Tab::Operations,
             Data::Users(_) => Tab::Users,
+            Data::Groups(_) => Tab::Groups,
+            Data::Nodes(_) => Tab::Nodes,
+            Data::Assets(_) => Tab::Assets,
+            Data::Accounts(_) => Tab::Accounts,
+            Data::Permissions(_) => Tab::Permissions,
+            Data::Filters(_) => Tab::Filters,
+            Data::Acls(_) => Tab::Acls,
+            Data::Reach(..) => Tab::Reach,
         }
     }
 
@@ -313,8 +415,157 @@ impl Data {
                     }
                 })
                 .collect(),
+            Data::Groups(list) => list
+                .iter()
+                .map(|g| {
+                    Row::new(&g.name)
+                        .text(&g.name)
+                        .num(g.members.len().to_string(), g.members.len() as i64)
+                        .text(g.members.join(", "))
+                })
+                .collect(),
+            Data::Nodes(list) => list
+                .iter()
+                .map(|n| {
+                    Row::new(&n.path)
+                        .text(&n.path)
+                        .num(n.assets.to_string(), n.assets)
+                })
+                .collect(),
+            Data::Assets(list) => list
+                .iter()
+                .map(|a| {
+                    let row = Row::new(&a.name)
+                        .text(&a.name)
+                        .text(&a.address)
+                        .text(&a.platform)
+                        .text(if a.active { "active" } else { "inactive" })
+                        .text(join(&a.protocols))
+                        .text(a.nodes.join(", "));
+                    if a.active {
+                        row
+                    } else {
+                        row.styled(Role::Muted)
+                    }
+                })
+                .collect(),
+            Data::Accounts(list) => list
+                .iter()
+                .map(|a| {
+                    Row::new(format!("{}/{}", a.asset, a.username))
+                        .text(&a.asset)
+                        .text(&a.username)
+                        .text(format!("{:?}", a.secret_kind).to_lowercase())
+                        .text(if a.privileged { "yes" } else { "" })
+                        .text(if a.active { "active" } else { "inactive" })
+                })
+                .collect(),
+            Data::Permissions(list) => list
+                .iter()
+                .map(|p| {
+                    let valid = match (p.valid_from, p.valid_until) {
+                        (None, None) => "always".to_string(),
+                        (from, until) => format!(
+                            "{} → {}",
+                            from.map(stamp).unwrap_or_default(),
+                            until.map(stamp).unwrap_or_default()
+                        ),
+                    };
+                    let row = Row::new(&p.name)
+                        .text(&p.name)
+                        .text(who(&p.users, &p.groups))
+                        .text(where_(&p.assets, &p.nodes))
+                        .text(p.accounts.to_string())
+                        .text(p.actions.to_string())
+                        .text(valid);
+                    if p.active {
+                        row
+                    } else {
+                        row.styled(Role::Muted)
+                    }
+                })
+                .collect(),
+            Data::Filters(list) => list
+                .iter()
+                .map(|f| {
+                    let mut scope = vec![who(&f.users, &f.groups), where_(&f.assets, &f.nodes)];
+                    scope.retain(|s| !s.is_empty());
+                    let row = Row::new(&f.name)
+                        .text(&f.name)
+                        .num(f.priority.to_string(), i64::from(f.priority))
+                        .text(f.action.to_string())
+                        .text(&f.pattern)
+                        .text(if scope.is_empty() {
+                            "everyone".to_string()
+                        } else {
+                            scope.join("; ")
+                        });
+                    match f.action {
+                        crate::model::FilterAction::Deny => row.styled(Role::Danger),
+                        crate::model::FilterAction::Review => row.styled(Role::Warning),
+                        _ => row,
+                    }
+                })
+                .collect(),
+            Data::Acls(list) => list
+                .iter()
+                .map(|a| {
+                    Row::new(&a.name)
+                        .text(&a.name)
+                        .num(a.priority.to_string(), i64::from(a.priority))
+                        .text(a.action.as_str())
+                        .text(who(&a.users, &a.groups))
+                        .text(a.sources.join(", "))
+                        .text(a.windows.join(", "))
+                })
+                .collect(),
+            Data::Reach(_, list) => list
+                .iter()
+                .enumerate()
+                .map(|(n, r)| {
+                    let by = match &r.group {
+                        Some(group) => format!("{} (group {group})", r.permission),
+                        None => r.permission.clone(),
+                    };
+                    Row::new(format!("{}#{n}", r.user))
+                        .text(&r.user)
+                        .text(&r.asset)
+                        .text(r.accounts.join(","))
+                        .text(join(&r.protocols))
+                        .text(r.actions.to_string())
+                        .text(by)
+                })
+                .collect(),
         }
     }
+}
+
+fn join<T: std::fmt::Display>(items: &[T]) -> String {
+    items
+        .iter()
+        .map(|i| i.to_string())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// `alice, bob, @ops` (groups marked with `@`).
+fn who(users: &[String], groups: &[String]) -> String {
+    users
+        .iter()
+        .cloned()
+        .chain(groups.iter().map(|g| format!("@{g}")))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `web1, /DEFAULT/prod` (nodes are paths).
+fn where_(assets: &[String], nodes: &[String]) -> String {
+    assets
+        .iter()
+        .chain(nodes)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// `2026-11-23 14:05` in UTC: the audit lists are compared across sites.

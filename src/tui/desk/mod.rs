@@ -76,6 +76,21 @@ pub enum Op {
         id: u64,
         approve: bool,
     },
+    /// Removes a group, node, asset, account (`asset/user`), permission,
+    /// filter or login ACL.
+    Remove {
+        what: Tab,
+        name: String,
+    },
+}
+
+/// The two questions an admin asks every day.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReachQuery {
+    /// Who can reach this asset.
+    Who(String),
+    /// What this user can reach.
+    What(String),
 }
 
 /// What the desk asks the caller to do.
@@ -155,6 +170,7 @@ pub struct Desk {
     approvals: Vec<ApprovalRequest>,
     set_aside: Vec<u64>,
     dashboard: Option<Box<crate::store::stats::Dashboard>>,
+    reach: Option<ReachQuery>,
 }
 
 impl std::fmt::Debug for Desk {
@@ -180,6 +196,11 @@ const HELP: &[(&str, &str)] = &[
     ("a", "users: add a user"),
     ("d u", "users: disable or enable / unlock"),
     ("p M", "users: new one-time password / reset MFA"),
+    ("w", "users: what can they reach; assets: who can reach it"),
+    (
+        "x Del",
+        "groups, nodes, assets, accounts, perms, filters, ACLs: remove",
+    ),
     ("F5", "commands waiting for approval (a approve, d deny)"),
     ("q", "quit"),
 ];
@@ -206,6 +227,7 @@ impl Desk {
             approvals: Vec::new(),
             set_aside: Vec::new(),
             dashboard: None,
+            reach: None,
         }
     }
 
@@ -265,7 +287,23 @@ impl Desk {
         }
     }
 
+    /// The question the Reach tab answers, once one was asked.
+    pub fn reach_query(&self) -> Option<&ReachQuery> {
+        self.reach.as_ref()
+    }
+
+    fn ask_reach(&mut self, query: ReachQuery) -> Option<DeskOutcome> {
+        self.reach = Some(query);
+        let at = Tab::CONSOLE.iter().position(|t| *t == Tab::Reach)?;
+        self.select_tab(at)
+    }
+
     pub fn set_data(&mut self, data: Data) {
+        if let Data::Reach(title, _) = &data
+            && let Some(table) = self.table_mut(Tab::Reach)
+        {
+            table.set_title(title.clone());
+        }
         if let Data::Dashboard(d) = data {
             self.dashboard = Some(d);
             return;
@@ -517,6 +555,34 @@ impl Desk {
                 });
                 None
             }
+            (Tab::Users, Key::Char('w')) => self.ask_reach(ReachQuery::What(selected?)),
+            (Tab::Assets, Key::Char('w')) => self.ask_reach(ReachQuery::Who(selected?)),
+            (
+                Tab::Groups
+                | Tab::Nodes
+                | Tab::Assets
+                | Tab::Accounts
+                | Tab::Permissions
+                | Tab::Filters
+                | Tab::Acls,
+                Key::Char('x') | Key::Delete,
+            ) => {
+                let name = selected?;
+                let what = match tab {
+                    Tab::Groups => "group",
+                    Tab::Nodes => "node",
+                    Tab::Assets => "asset (with its accounts)",
+                    Tab::Accounts => "account",
+                    Tab::Permissions => "permission",
+                    Tab::Filters => "command filter",
+                    _ => "login ACL",
+                };
+                self.dialog = Some(Dialog::Confirm {
+                    text: format!("Remove {what} {name}? This cannot be undone."),
+                    op: Op::Remove { what: tab, name },
+                });
+                None
+            }
             (Tab::Users, Key::Char('u')) => {
                 Some(DeskOutcome::Op(Op::UserUnlock { name: selected? }))
             }
@@ -714,8 +780,16 @@ impl Desk {
             Tab::Live if admin => vec![("Enter", "monitor"), ("j", "join"), ("k", "end")],
             Tab::Live => vec![("Enter", "monitor")],
             Tab::Sessions | Tab::Commands => vec![("Enter", "replay")],
-            Tab::Users => vec![("a", "add"), ("d", "disable/enable"), ("p", "password")],
+            Tab::Users => vec![("a", "add"), ("d", "disable/enable"), ("w", "reach")],
             Tab::Dashboard => vec![("r", "refresh")],
+            Tab::Assets => vec![("w", "who can reach"), ("x", "remove")],
+            Tab::Groups
+            | Tab::Nodes
+            | Tab::Accounts
+            | Tab::Permissions
+            | Tab::Filters
+            | Tab::Acls => vec![("x", "remove")],
+            Tab::Reach => vec![],
             Tab::Transfers | Tab::Logins | Tab::Operations => vec![],
         };
         hints.extend([
