@@ -691,3 +691,67 @@ async fn the_console_answers_who_can_reach_and_removes_a_permission() {
         "{ops:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn text_seen_on_a_screen_is_found_with_who_and_when() {
+    let mut b = TestBastion::start().await;
+    let person = Client::admin(b.addr).await;
+    let mut work = person.shell(80, 24, Some("demo")).await;
+    assert!(work.wait_for(T, |s| s.contains("demo@demo:~$")).await);
+    work.send(b"echo \x1b[1mlaunch\x1b[0m-code-4711").await;
+    assert!(work.wait_for(T, |s| s.contains("launch-code-4711")).await);
+    work.send(b"\r").await;
+    assert!(
+        work.wait_for(T, |s| s.matches("launch-code-4711").count() >= 2)
+            .await
+    );
+    work.send(b"exit\r").await;
+    assert!(work.wait_close(T).await);
+    person.close().await;
+
+    let staff = Client::admin(b.addr).await;
+    let mut desk = staff.shell(100, 30, None).await;
+    assert!(desk.wait_for(T, |s| s.contains("F4 Audit")).await);
+    desk.send(F4).await;
+    desk.send(b"3").await;
+    assert!(
+        desk.wait_for(T, |s| s.contains("Sessions (1)")).await,
+        "{}",
+        desk.text()
+    );
+    desk.send(b"f").await;
+    assert!(desk.wait_for(T, |s| s.contains("Find text")).await);
+    desk.send(b"CODE-47\r").await;
+    assert!(
+        desk.wait_for(T, |s| s.contains("Seen on screen: \"CODE-47\" (2)"))
+            .await,
+        "{}",
+        desk.text()
+    );
+    let screen = desk.text();
+    assert!(
+        screen.lines().any(|l| l.contains("admin")
+            && l.contains("demo")
+            && l.trim_end_matches('│')
+                .trim_end()
+                .ends_with("launch-code-4711")),
+        "the output line, with who and where: {screen}"
+    );
+    assert!(
+        screen.contains("demo@demo:~$ echo launch-code-4711"),
+        "{screen}"
+    );
+    desk.send(b"q").await;
+    assert!(desk.wait_close(T).await);
+    staff.close().await;
+    b.shutdown().await;
+    // A search shorter than the index's trigrams still finds it.
+    let hits = b
+        .services
+        .ops
+        .audit_screen(&Caller::local(), "47", 10)
+        .await
+        .unwrap();
+    assert_eq!(hits.len(), 2, "{hits:?}");
+    assert!(hits.iter().all(|h| h.user == "admin" && h.asset == "demo"));
+}

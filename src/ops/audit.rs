@@ -8,7 +8,7 @@ use crate::store::audit_log::{
     self, CommandRow, LoginRow, OperationRow, Query, RefusalRow, TransferRow,
 };
 use crate::store::sessions::{self, SessionRow};
-use crate::store::stats;
+use crate::store::{screen_text, stats};
 
 impl Ops {
     pub async fn audit_logins(&self, caller: &Caller, q: &Query) -> Result<Vec<LoginRow>> {
@@ -39,6 +39,19 @@ impl Ops {
         require_auditor(caller, "reading refused requests")?;
         let mut conn = self.store.conn().await?;
         Ok(audit_log::refusals(&mut conn, q).await?)
+    }
+
+    /// Where `text` appeared on the screen of a recorded session, newest
+    /// first.
+    pub async fn audit_screen(
+        &self,
+        caller: &Caller,
+        text: &str,
+        limit: i64,
+    ) -> Result<Vec<screen_text::ScreenHit>> {
+        require_auditor(caller, "searching screen text")?;
+        let mut conn = self.store.conn().await?;
+        Ok(screen_text::search(&mut conn, text, limit).await?)
     }
 
     /// Today's and the week's figures for the audit dashboard.

@@ -71,6 +71,7 @@ mod command;
 mod export;
 mod handle;
 mod reader;
+mod screen_text;
 mod sidecar;
 mod strip;
 mod writer;
@@ -83,6 +84,7 @@ pub use command::{CommandTracker, CompletedCommand, Input, OUTPUT_CAPTURE_LIMIT}
 pub use export::{ExportReport, ReplayOptions, ReplayReport, export, replay, replay_with};
 pub use handle::{Elapsed, RecordOptions, RecorderHandle};
 pub use reader::{Env, Event, EventKind, Header, RampartHeader, Reader, Truncation, read};
+pub use screen_text::{ScreenLine, ScreenText};
 pub use writer::{Finished, RecordingMeta, SessionKind, SidecarInfo, file_sha256};
 
 /// File name suffix of the cast.

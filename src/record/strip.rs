@@ -52,6 +52,12 @@ impl Stripper {
         }
     }
 
+    /// The text kept so far, handed over and forgotten (for a stream that
+    /// is read as it goes); the limit then counts from zero again.
+    pub(crate) fn take(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.out)
+    }
+
     /// True once more text arrived than the limit keeps, or output went on
     /// past the scan budget: nothing more is needed from the stream.
     pub(crate) fn done(&self) -> bool {

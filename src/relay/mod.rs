@@ -25,7 +25,7 @@ use crate::audit::AuditEvent;
 use crate::live;
 use crate::model::FilterAction;
 use crate::policy::{Grant, Snapshot};
-use crate::record::{CommandTracker, Input, RecorderHandle};
+use crate::record::{CommandTracker, Input, RecorderHandle, ScreenText};
 use crate::services::Services;
 
 /// The largest terminal the bastion models: a client may claim any size,
@@ -128,6 +128,8 @@ struct Shared {
     /// The filter verdict of the command now running (its row is written
     /// when its output window closes).
     running_verdict: (FilterAction, Option<String>),
+    /// Lines for the screen-text index (recorded sessions only).
+    screen: Option<ScreenText>,
 }
 
 struct LoggedCommand {
@@ -145,6 +147,7 @@ const ECHO_WAIT: Duration = Duration::from_millis(300);
 /// taken as fully echoed.
 const ECHO_STEADY: Duration = Duration::from_millis(40);
 
+mod index;
 mod review;
 
 const RED: &str = "\x1b[1;31m";
@@ -171,6 +174,10 @@ pub async fn pump(
         size: None,
         pending_log: Vec::new(),
         running_verdict: (FilterAction::Allow, None),
+        // Sessions without a recording (`on_failure = allow`) have nothing
+        // to replay a hit in, so they are not indexed either.
+        screen: (hooks.record_stdout && !hooks.recorder.relative_path().as_os_str().is_empty())
+            .then(ScreenText::new),
     });
     let publish = hooks.live.publisher();
     let recorder = hooks.recorder;
@@ -196,6 +203,7 @@ pub async fn pump(
                         if let Some(t) = s.tracker.as_mut() {
                             t.output(&data);
                         }
+                        index::feed(&mut s, &data, recorder.elapsed());
                         publish.publish(data.clone());
                     }
                     if let Some(tap) = tap {
@@ -212,7 +220,11 @@ pub async fn pump(
                     }
                 }
                 ChannelMsg::ExtendedData { data, ext } => {
-                    lock(&shared).bytes_out += data.len() as u64;
+                    {
+                        let mut s = lock(&shared);
+                        s.bytes_out += data.len() as u64;
+                        index::feed(&mut s, &data, recorder.elapsed());
+                    }
                     publish.publish(data.clone());
                     if let Err(e) = recorder.output(data.clone()).await
                         && !recording_optional
@@ -544,6 +556,7 @@ pub async fn pump(
         // permission, a disabled user or a passed --until ends the session.
         loop {
             tokio::time::sleep(Duration::from_secs(1)).await;
+            index::flush(hooks.services, hooks.session_id, &shared, false).await;
             let now = hooks.services.clock.now();
             if policy()
                 .recheck(grant, crate::model::Action::Connect, now)
@@ -621,6 +634,7 @@ pub async fn pump(
         }
     }
     flush_log(hooks.services, grant, hooks.session_id, &shared).await;
+    index::flush(hooks.services, hooks.session_id, &shared, true).await;
     let s = lock(&shared);
     Outcome {
         client_open: !matches!(reason, EndReason::ClientClosed),
@@ -727,6 +741,7 @@ pub async fn log_exec_command(
         exit_status: None,
         size: None,
         running_verdict: (FilterAction::Allow, None),
+        screen: None,
         pending_log: vec![LoggedCommand {
             command: command.to_string(),
             output,

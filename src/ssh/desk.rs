@@ -39,6 +39,7 @@ pub(super) async fn fetch(
     caller: &Caller,
     tab: Tab,
     reach: Option<&ReachQuery>,
+    seen: Option<&str>,
 ) -> Result<Data, String> {
     let ops = &shared.services.ops;
     let q = Query {
@@ -59,6 +60,13 @@ pub(super) async fn fetch(
         Tab::Transfers => ops.audit_transfers(caller, &q).await.map(Data::Transfers),
         Tab::Logins => ops.audit_logins(caller, &q).await.map(Data::Logins),
         Tab::Operations => ops.audit_operations(caller, &q).await.map(Data::Operations),
+        Tab::Seen => match seen {
+            None => Ok(Data::Seen(String::new(), Vec::new())),
+            Some(text) => ops
+                .audit_screen(caller, text, HISTORY_ROWS)
+                .await
+                .map(|hits| Data::Seen(text.to_string(), hits)),
+        },
         Tab::Users => ops.user_list(caller).await.map(Data::Users),
         Tab::Groups => ops.group_list(caller).await.map(Data::Groups),
         Tab::Nodes => ops.node_list(caller).await.map(Data::Nodes),

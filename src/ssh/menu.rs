@@ -304,7 +304,8 @@ fn set_clock(shared: &Shared, desk: &mut Desk) {
 /// Loads a tab's rows into the desk, or says why not.
 async fn load(shared: &Shared, caller: &crate::ops::Caller, desk: &mut Desk, tab: Tab) {
     let reach = desk.reach_query().cloned();
-    match desk::fetch(shared, caller, tab, reach.as_ref()).await {
+    let seen = desk.seen_query().map(str::to_string);
+    match desk::fetch(shared, caller, tab, reach.as_ref(), seen.as_deref()).await {
         Ok(data) => desk.set_data(data),
         Err(e) => desk.set_notice(tui::Severity::Danger, e),
     }

@@ -19,6 +19,7 @@ pub mod groups;
 pub mod nodes;
 pub mod permissions;
 pub mod policy;
+pub mod screen_text;
 pub mod sessions;
 pub mod stats;
 pub mod users;
@@ -45,6 +46,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         2,
         "refusals",
         include_str!("../../migrations/0002_refusals.sql"),
+    ),
+    (
+        4,
+        "screen text",
+        include_str!("../../migrations/0004_screen_text.sql"),
     ),
 ];
 

@@ -10,6 +10,7 @@ use crate::model::{Account, Asset, CommandFilter, Group, LoginAcl, Permission, U
 use crate::ops::NodeView;
 use crate::policy::Reach;
 use crate::store::audit_log::{CommandRow, LoginRow, OperationRow, TransferRow};
+use crate::store::screen_text::ScreenHit;
 use crate::store::sessions::SessionRow;
 use crate::store::stats::Dashboard;
 
@@ -24,6 +25,8 @@ pub enum Tab {
     Transfers,
     Logins,
     Operations,
+    /// Where a text appeared on screen.
+    Seen,
     // Console view.
     Users,
     Groups,
@@ -46,6 +49,7 @@ impl Tab {
         Tab::Transfers,
         Tab::Logins,
         Tab::Operations,
+        Tab::Seen,
     ];
     pub const CONSOLE: &'static [Tab] = &[
         Tab::Users,
@@ -68,6 +72,7 @@ impl Tab {
             Tab::Transfers => "Transfers",
             Tab::Logins => "Logins",
             Tab::Operations => "Operations",
+            Tab::Seen => "Seen",
             Tab::Users => "Users",
             Tab::Groups => "Groups",
             Tab::Nodes => "Nodes",
@@ -136,6 +141,12 @@ impl Tab {
                 col("Object", 18),
                 col("Changes", 30),
             ],
+            Tab::Seen => vec![
+                col("At", 19),
+                col("User", 10),
+                col("Asset", 12),
+                col("Line", 40),
+            ],
             Tab::Users => vec![
                 col("Name", 14),
                 col("Role", 8),
@@ -203,6 +214,7 @@ impl Tab {
         let empty = match self {
             Tab::Live => "no session is running",
             Tab::Reach => "w on a user (what can they reach) or an asset (who can reach it)",
+            Tab::Seen => "f: find a text that appeared on a session's screen",
             Tab::Users
             | Tab::Groups
             | Tab::Nodes
@@ -237,6 +249,8 @@ pub enum Data {
     Acls(Vec<LoginAcl>),
     /// The question asked ("who can reach web1") and its answer.
     Reach(String, Vec<Reach>),
+    /// The text searched for and where it appeared.
+    Seen(String, Vec<ScreenHit>),
 }
 
 impl Data {
@@ -258,6 +272,7 @@ impl Data {
             Data::Filters(_) => Tab::Filters,
             Data::Acls(_) => Tab::Acls,
             Data::Reach(..) => Tab::Reach,
+            Data::Seen(..) => Tab::Seen,
         }
     }
 
@@ -517,6 +532,19 @@ impl Data {
                         .text(who(&a.users, &a.groups))
                         .text(a.sources.join(", "))
                         .text(a.windows.join(", "))
+                })
+                .collect(),
+            Data::Seen(_, list) => list
+                .iter()
+                .map(|h| {
+                    Row::new(format!("{}@{}", h.session, h.at.as_millisecond()))
+                        .num(
+                            h.at.strftime("%Y-%m-%d %H:%M:%S").to_string(),
+                            h.at.as_millisecond(),
+                        )
+                        .text(&h.user)
+                        .text(&h.asset)
+                        .text(&h.line)
                 })
                 .collect(),
             Data::Reach(_, list) => list

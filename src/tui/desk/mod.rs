@@ -143,6 +143,8 @@ enum Dialog {
         secret: Secret<String>,
     },
     NewUser(UserForm),
+    /// The text to look for on recorded screens.
+    Find(Field),
     /// A command waiting for an admin's decision.
     Approval(ApprovalRequest),
 }
@@ -171,6 +173,8 @@ pub struct Desk {
     set_aside: Vec<u64>,
     dashboard: Option<Box<crate::store::stats::Dashboard>>,
     reach: Option<ReachQuery>,
+    /// The text the Seen tab looks for.
+    seen: Option<String>,
 }
 
 impl std::fmt::Debug for Desk {
@@ -190,7 +194,8 @@ const HELP: &[(&str, &str)] = &[
     ("/", "filter the list; Esc clears"),
     ("s S", "sort by the next column / reverse"),
     ("r", "reload the list"),
-    ("Enter", "live: monitor; sessions, commands: replay"),
+    ("Enter", "live: monitor; sessions, commands, seen: replay"),
+    ("f", "sessions, seen: find a text that appeared on a screen"),
     ("j", "live: join (type into the session)"),
     ("k  L", "live: end the session / all of its user's"),
     ("a", "users: add a user"),
@@ -228,6 +233,7 @@ impl Desk {
             set_aside: Vec::new(),
             dashboard: None,
             reach: None,
+            seen: None,
         }
     }
 
@@ -292,6 +298,11 @@ impl Desk {
         self.reach.as_ref()
     }
 
+    /// The text the Seen tab searches for, once one was asked.
+    pub fn seen_query(&self) -> Option<&str> {
+        self.seen.as_deref()
+    }
+
     fn ask_reach(&mut self, query: ReachQuery) -> Option<DeskOutcome> {
         self.reach = Some(query);
         let at = Tab::CONSOLE.iter().position(|t| *t == Tab::Reach)?;
@@ -303,6 +314,11 @@ impl Desk {
             && let Some(table) = self.table_mut(Tab::Reach)
         {
             table.set_title(title.clone());
+        }
+        if let Data::Seen(text, _) = &data
+            && let Some(table) = self.table_mut(Tab::Seen)
+        {
+            table.set_title(format!("Seen on screen: \"{text}\""));
         }
         if let Data::Dashboard(d) = data {
             self.dashboard = Some(d);
@@ -525,6 +541,22 @@ impl Desk {
                 session: selected?,
                 at: None,
             }),
+            (Tab::Sessions | Tab::Seen, Key::Char('f')) => {
+                self.dialog = Some(Dialog::Find(Field::plain(200)));
+                None
+            }
+            (Tab::Seen, Key::Enter) => {
+                let key = selected?;
+                let (session, at) = key.rsplit_once('@')?;
+                let at = at
+                    .parse::<i64>()
+                    .ok()
+                    .and_then(|ms| Timestamp::from_millisecond(ms).ok());
+                Some(DeskOutcome::Replay {
+                    session: session.to_string(),
+                    at,
+                })
+            }
             (Tab::Commands, Key::Enter) => {
                 let key = selected?;
                 let (session, at) = key.rsplit_once('@')?;
@@ -668,6 +700,19 @@ impl Desk {
                     None
                 }
             },
+            Dialog::Find(mut field) => match key {
+                Key::Esc | Key::Ctrl('c') => None,
+                Key::Enter if !field.text().trim().is_empty() => {
+                    self.seen = Some(field.text().trim().to_string());
+                    let at = Tab::AUDIT.iter().position(|t| *t == Tab::Seen)?;
+                    self.select_tab(at)
+                }
+                other => {
+                    field.handle(&other);
+                    self.dialog = Some(Dialog::Find(field));
+                    None
+                }
+            },
             Dialog::NewUser(mut form) => match form.handle(&key) {
                 Some(FormOutcome::Cancel) => None,
                 Some(FormOutcome::Submit(user)) => Some(DeskOutcome::Op(Op::UserAdd(user))),
@@ -779,7 +824,9 @@ impl Desk {
         let mut hints: Vec<(&str, &str)> = match tab {
             Tab::Live if admin => vec![("Enter", "monitor"), ("j", "join"), ("k", "end")],
             Tab::Live => vec![("Enter", "monitor")],
-            Tab::Sessions | Tab::Commands => vec![("Enter", "replay")],
+            Tab::Sessions => vec![("Enter", "replay"), ("f", "find on screen")],
+            Tab::Seen => vec![("Enter", "replay there"), ("f", "find")],
+            Tab::Commands => vec![("Enter", "replay")],
             Tab::Users => vec![("a", "add"), ("d", "disable/enable"), ("w", "reach")],
             Tab::Dashboard => vec![("r", "refresh")],
             Tab::Assets => vec![("w", "who can reach"), ("x", "remove")],
@@ -894,6 +941,29 @@ impl Desk {
                 );
             }
             Dialog::NewUser(form) => form.render(frame, area, theme),
+            Dialog::Find(field) => {
+                let rect = centered(area, 64, 5);
+                frame.render_widget(Clear, rect);
+                let block = boxed(
+                    " Find text that appeared on a screen ".into(),
+                    theme.border_focused(),
+                );
+                let inner = block.inner(rect);
+                frame.render_widget(block, rect);
+                if inner.height >= 3 {
+                    field.render(
+                        frame,
+                        Rect::new(inner.x + 1, inner.y, inner.width.saturating_sub(2), 1),
+                        theme.input(),
+                        Some(("a word, a hostname, an error message…", theme.placeholder())),
+                        true,
+                    );
+                    frame.render_widget(
+                        Paragraph::new(hint_line(theme, &[("Enter", "search"), ("Esc", "cancel")])),
+                        Rect::new(inner.x, inner.y + 2, inner.width, 1),
+                    );
+                }
+            }
             Dialog::Approval(r) => {
                 let rect = centered(area, 72, 10);
                 frame.render_widget(Clear, rect);
