@@ -100,9 +100,29 @@ impl Services {
         vault: Option<Vault>,
         clock: Arc<dyn Clock>,
     ) -> Services {
+        let auth = &config.auth;
         let settings = OpsSettings {
-            password_min_length: config.auth.password_min_length as usize,
-            time_zone: config.auth.time_zone.clone(),
+            password_min_length: auth.password_min_length as usize,
+            time_zone: auth.time_zone.clone(),
+            lockout: crate::auth::LockoutPolicy {
+                max_failures_per_user: auth.max_failures,
+                max_failures_per_address: auth.max_failures_per_address,
+                window: jiff::SignedDuration::try_from(auth.failure_window)
+                    .unwrap_or(jiff::SignedDuration::from_mins(15)),
+                lockout: jiff::SignedDuration::try_from(auth.lockout)
+                    .unwrap_or(jiff::SignedDuration::from_mins(15)),
+            },
+            mfa: match auth.mfa {
+                crate::config::Mfa::Optional => crate::auth::login::MfaPolicy::Optional,
+                crate::config::Mfa::Required => crate::auth::login::MfaPolicy::Required,
+            },
+            password_login: auth.methods.iter().any(|m| {
+                matches!(
+                    m,
+                    crate::config::AuthMethod::Password
+                        | crate::config::AuthMethod::KeyboardInteractive
+                )
+            }),
         };
         let ops = Ops::new(store.clone(), vault.clone(), clock.clone(), settings);
         let audit = crate::audit::AuditWriter::start(store.clone());

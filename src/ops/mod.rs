@@ -14,6 +14,7 @@ mod assets;
 mod audit;
 mod demo;
 mod import;
+mod me;
 mod sessions;
 mod users;
 
@@ -21,6 +22,7 @@ pub use access::{AclSpec, FilterSpec, PermSpec};
 pub use assets::{AccountSecret, AssetSpec, NodeView};
 pub use demo::{DEMO_ACCOUNT, DEMO_ASSET};
 pub use import::ImportSummary;
+pub use me::{MeView, MfaEnrolment, MfaStatus, PENDING_ENROLMENT, require_person};
 pub use users::{UserAdded, UserEdit, UserSpec, UserView};
 
 use std::sync::Arc;
@@ -30,6 +32,8 @@ use serde::Serialize;
 use sqlx::SqliteConnection;
 
 use crate::audit::{AuditEvent, Via};
+use crate::auth::LockoutPolicy;
+use crate::auth::login::MfaPolicy;
 use crate::clock::Clock;
 use crate::model::{ParseError, Role};
 use crate::store::{Store, StoreError};
@@ -64,6 +68,11 @@ impl Caller {
 pub enum OpsError {
     #[error("permission denied: {0}")]
     Forbidden(String),
+    /// A failed proof after login (a wrong current password or TOTP code in
+    /// `me ...`), or a lock from such failures. Like `Forbidden`, the front
+    /// door logs it as a refusal.
+    #[error("{0}")]
+    Refused(String),
     #[error("{0}")]
     Invalid(String),
     #[error(transparent)]
@@ -83,6 +92,13 @@ pub type Result<T, E = OpsError> = std::result::Result<T, E>;
 pub struct OpsSettings {
     pub password_min_length: usize,
     pub time_zone: jiff::tz::TimeZone,
+    /// Failed proofs in `me ...` (a wrong current password or code) count
+    /// towards the same lock as failed logins.
+    pub lockout: LockoutPolicy,
+    pub mfa: MfaPolicy,
+    /// Whether a password can log in at all (`auth.methods` has password or
+    /// keyboard-interactive): decides what counts as a person's last way in.
+    pub password_login: bool,
 }
 
 impl Default for OpsSettings {
@@ -90,6 +106,9 @@ impl Default for OpsSettings {
         OpsSettings {
             password_min_length: 12,
             time_zone: jiff::tz::TimeZone::UTC,
+            lockout: LockoutPolicy::default(),
+            mfa: MfaPolicy::Optional,
+            password_login: true,
         }
     }
 }
@@ -120,6 +139,10 @@ impl Ops {
 
     pub fn store(&self) -> &Store {
         &self.store
+    }
+
+    pub fn settings(&self) -> &OpsSettings {
+        &self.settings
     }
 
     fn now(&self) -> Timestamp {

@@ -68,14 +68,20 @@ fn check_email(email: &str) -> Result<()> {
 }
 
 impl Ops {
-    fn password_hash(&self, password: &Secret<String>) -> Result<String> {
+    /// The rules for a password a person chooses: the configured length and
+    /// the strength rule. The error never contains the password.
+    pub(super) fn check_password_policy(&self, password: &Secret<String>) -> Result<()> {
         if password.expose().chars().count() < self.settings.password_min_length {
             return Err(OpsError::Invalid(format!(
                 "the password is too short: use at least {} characters",
                 self.settings.password_min_length
             )));
         }
-        auth::check_password_strength(password.expose()).map_err(OpsError::Invalid)?;
+        auth::check_password_strength(password.expose()).map_err(OpsError::Invalid)
+    }
+
+    pub(super) fn password_hash(&self, password: &Secret<String>) -> Result<String> {
+        self.check_password_policy(password)?;
         auth::hash_password(password).map_err(|e| OpsError::Invalid(e.to_string()))
     }
 
@@ -299,15 +305,18 @@ impl Ops {
 
     /// Sets a password chosen by the admin (`Some`), or generates a one-time
     /// password to be changed at the next login (`None`, returned once).
+    /// Admins only, for themselves too: a person changes their own password
+    /// with `me passwd`, which asks for the current one.
     pub async fn user_passwd(
         &self,
         caller: &Caller,
         name: &str,
         password: Option<Secret<String>>,
     ) -> Result<Option<Secret<String>>> {
-        if caller.name != name {
-            require_admin(caller, "setting another user's password")?;
-        }
+        require_admin(
+            caller,
+            "setting a user's password (yours: `rampart me passwd`)",
+        )?;
         let (hash, otp) = match &password {
             Some(pw) => (self.password_hash(pw)?, None),
             None => {
@@ -381,9 +390,15 @@ impl Ops {
     }
 
     pub async fn user_key_add(&self, caller: &Caller, name: &str, line: &str) -> Result<UserKey> {
-        if caller.name != name {
-            require_admin(caller, "adding a key to another user")?;
-        }
+        require_admin(
+            caller,
+            "adding a key to a user (yours: `rampart me keys add`)",
+        )?;
+        self.key_add(caller, name, line).await
+    }
+
+    /// Adds a public key and logs it; the caller has been checked.
+    pub(super) async fn key_add(&self, caller: &Caller, name: &str, line: &str) -> Result<UserKey> {
         let key =
             auth::parse_public_key_line(line).map_err(|e| OpsError::Invalid(e.to_string()))?;
         let mut tx = self.store.begin().await?;
@@ -413,9 +428,10 @@ impl Ops {
         name: &str,
         fingerprint: &str,
     ) -> Result<()> {
-        if caller.name != name {
-            require_admin(caller, "removing another user's key")?;
-        }
+        require_admin(
+            caller,
+            "removing a user's key (yours: `rampart me keys remove`)",
+        )?;
         let mut tx = self.store.begin().await?;
         let user = users::get(&mut tx, name).await?.user;
         let before = users::keys(&mut tx, &user.id)
@@ -427,17 +443,27 @@ impl Ops {
                 "user {name:?} has no key {fingerprint} (see `rampart user show {name}`)"
             )));
         }
+        self.log_key_remove(&mut tx, caller, name, before).await?;
+        self.store.commit(tx).await?;
+        Ok(())
+    }
+
+    pub(super) async fn log_key_remove(
+        &self,
+        tx: &mut store::Conn,
+        caller: &Caller,
+        name: &str,
+        before: Option<UserKey>,
+    ) -> Result<()> {
         self.log(
-            &mut tx,
+            tx,
             caller,
             "user.key-remove",
             format!("user {name}"),
             snapshot(&before),
             None,
         )
-        .await?;
-        self.store.commit(tx).await?;
-        Ok(())
+        .await
     }
 
     // -------------------------------------------------------------- groups --

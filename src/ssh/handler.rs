@@ -410,12 +410,11 @@ impl russh::server::Handler for Handler {
                             role: accepted.identity.role,
                             via: crate::audit::Via::Ssh,
                         };
-                        let name = accepted.identity.name.clone();
                         match self
                             .shared
                             .services
                             .ops
-                            .user_passwd(&caller, &name, Some(first))
+                            .me_passwd_forced(&caller, &first)
                             .await
                         {
                             Ok(_) => {

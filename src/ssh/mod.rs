@@ -34,8 +34,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::audit::{self, AuditEvent};
-use crate::auth::LockoutPolicy;
-use crate::auth::login::{Authenticator, MfaPolicy};
+use crate::auth::login::Authenticator;
 use crate::live;
 use crate::model::Identity;
 use crate::policy::Snapshot;
@@ -194,26 +193,15 @@ impl Server {
     pub async fn new(services: Services) -> Result<Server, StartError> {
         let keys = host_keys(&services)?;
         let config = Arc::new(russh_config(&services, keys));
-        let auth_cfg = &services.config.auth;
-        let lockout = LockoutPolicy {
-            max_failures_per_user: auth_cfg.max_failures,
-            max_failures_per_address: auth_cfg.max_failures_per_address,
-            window: jiff::SignedDuration::try_from(auth_cfg.failure_window)
-                .unwrap_or(jiff::SignedDuration::from_mins(15)),
-            lockout: jiff::SignedDuration::try_from(auth_cfg.lockout)
-                .unwrap_or(jiff::SignedDuration::from_mins(15)),
-        };
-        let mfa = match auth_cfg.mfa {
-            crate::config::Mfa::Optional => MfaPolicy::Optional,
-            crate::config::Mfa::Required => MfaPolicy::Required,
-        };
+        // The same lockout and MFA settings as the `me` verbs use.
+        let settings = services.ops.settings();
         let authenticator = Authenticator::new(
             services.store.clone(),
             services.vault.clone(),
             services.clock.clone(),
-            lockout,
-            mfa,
-            auth_cfg.time_zone.clone(),
+            settings.lockout,
+            settings.mfa,
+            services.config.auth.time_zone.clone(),
         );
         let theme = crate::tui::Theme::load(&services.config.tui.theme)
             .map_err(|e| StartError::Refused(e.to_string()))?;

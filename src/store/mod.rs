@@ -48,6 +48,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../../migrations/0002_refusals.sql"),
     ),
     (
+        3,
+        "totp_pending",
+        include_str!("../../migrations/0003_totp_pending.sql"),
+    ),
+    (
         4,
         "screen text",
         include_str!("../../migrations/0004_screen_text.sql"),
@@ -299,7 +304,8 @@ pub async fn has_sealed_rows(conn: &mut SqliteConnection) -> Result<bool> {
     let n: i64 = sqlx::query_scalar(
         "SELECT (SELECT COUNT(*) FROM accounts WHERE secret IS NOT NULL)
               + (SELECT COUNT(*) FROM account_templates WHERE secret IS NOT NULL)
-              + (SELECT COUNT(*) FROM users WHERE totp_secret IS NOT NULL)",
+              + (SELECT COUNT(*) FROM users WHERE totp_secret IS NOT NULL)
+              + (SELECT COUNT(*) FROM users WHERE totp_pending IS NOT NULL)",
     )
     .fetch_one(conn)
     .await?;

@@ -188,7 +188,7 @@ pub async fn set_password(
 }
 
 /// Stores (or with `None` clears) the sealed TOTP seed; the last accepted
-/// step is reset with it.
+/// step and any pending enrolment are reset with it.
 pub async fn set_totp(
     conn: &mut SqliteConnection,
     id: &str,
@@ -196,10 +196,49 @@ pub async fn set_totp(
     now: Timestamp,
 ) -> Result<()> {
     sqlx::query(
-        "UPDATE users SET totp_secret = $2, totp_last_step = NULL, updated_at = $3 WHERE id = $1",
+        "UPDATE users SET totp_secret = $2, totp_last_step = NULL, totp_pending = NULL,
+         totp_pending_at = NULL, updated_at = $3 WHERE id = $1",
     )
     .bind(id)
     .bind(sealed_secret)
+    .bind(ts(now))
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// A TOTP enrolment begun and not yet confirmed: the sealed seed and when
+/// it was begun.
+pub async fn totp_pending(
+    conn: &mut SqliteConnection,
+    id: &str,
+) -> Result<Option<(String, Timestamp)>> {
+    let row = sqlx::query("SELECT totp_pending, totp_pending_at FROM users WHERE id = $1")
+        .bind(id)
+        .fetch_optional(conn)
+        .await?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let sealed: Option<String> = row.try_get("totp_pending")?;
+    let at = parse_ts_opt(row.try_get("totp_pending_at")?)?;
+    Ok(sealed.zip(at))
+}
+
+/// Stores (or with `None` clears) a pending enrolment's sealed seed; the
+/// enrolled seed, if any, stays as it is.
+pub async fn set_totp_pending(
+    conn: &mut SqliteConnection,
+    id: &str,
+    sealed_secret: Option<&str>,
+    now: Timestamp,
+) -> Result<()> {
+    sqlx::query(
+        "UPDATE users SET totp_pending = $2, totp_pending_at = $3, updated_at = $4 WHERE id = $1",
+    )
+    .bind(id)
+    .bind(sealed_secret)
+    .bind(sealed_secret.map(|_| ts(now)))
     .bind(ts(now))
     .execute(conn)
     .await?;
