@@ -1,13 +1,17 @@
-//! The ops CLI: argument definitions (clap derive) and output formatting.
-//! Every verb runs through `ops` with the caller's identity, so the same
-//! definitions serve the local binary and, later, `ssh bastion rampart ...`.
-//! `man/rampart.8` is generated from these definitions (see
-//! `tests/man.rs`).
+//! The ops CLI: argument definitions (clap derive), output formatting and
+//! the input lines some verbs read ([`Stdin`]). Every verb runs through
+//! `ops` with the caller's identity, so the same definitions serve the
+//! local binary and `ssh bastion rampart ...` (where standard input is the
+//! client's, and files on the bastion are never read). `man/rampart.8` is
+//! generated from these definitions (see `tests/man.rs`).
 
+mod me;
 mod output;
 mod run;
+mod stdin;
 
 pub use run::{Io, Outcome, dispatch, run};
+pub use stdin::{LINE_TIMEOUT, LineCollector, MAX_INPUT, Stdin, StdinError, wanted};
 
 use std::path::PathBuf;
 
@@ -112,6 +116,78 @@ pub enum Command {
     /// Read the audit logs and verify the hash chain
     #[command(subcommand)]
     Audit(AuditCmd),
+    /// Your own account, over SSH: show it, change your password, SSH keys and MFA
+    Me(MeArgs),
+}
+
+/// `rampart me [VERB]`: without a verb, shows the account.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "These verbs act on the user you log in as, whatever your role, and work only \
+over SSH: ssh -p 2222 USER@BASTION rampart me ..."
+)]
+pub struct MeArgs {
+    #[command(subcommand)]
+    pub cmd: Option<MeCmd>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MeCmd {
+    /// Show your account: role, email, groups, keys, MFA, last login
+    Show,
+    /// Change your password: standard input gives two lines, the current password (an empty line if you have none) and the new one
+    Passwd {
+        /// Read the current and the new password from standard input (required: there is no other way)
+        #[arg(long, required = true)]
+        password_stdin: bool,
+    },
+    /// Your SSH public keys
+    #[command(subcommand)]
+    Keys(MeKeysCmd),
+    /// Your second factor (TOTP): status, enrol, confirm, reset
+    Mfa(MeMfaArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MeKeysCmd {
+    /// List your public keys
+    List,
+    /// Add a public key: --key LINE, or the key line on standard input
+    Add {
+        /// An OpenSSH public key line ("ssh-ed25519 AAAA... comment")
+        #[arg(long, value_name = "LINE")]
+        key: Option<String>,
+    },
+    /// Remove one of your keys by its SHA256 fingerprint (not your last way to log in)
+    Remove {
+        /// The key's SHA256 fingerprint, as `rampart me keys list` shows it
+        fingerprint: String,
+    },
+}
+
+/// `rampart me mfa [VERB]`: without a verb, shows the status.
+#[derive(Debug, Args)]
+pub struct MeMfaArgs {
+    #[command(subcommand)]
+    pub cmd: Option<MeMfaCmd>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MeMfaCmd {
+    /// Show whether MFA is on, pending or off, and whether it is required
+    Status,
+    /// Start enrolling: prints a QR code and the secret for your authenticator app; then run `me mfa confirm CODE`
+    Enrol,
+    /// Finish enrolling with a 6-digit code from the app (within 10 minutes of `me mfa enrol`)
+    Confirm {
+        /// The 6-digit code the app shows now
+        code: String,
+    },
+    /// Turn MFA off, proven by a current code (refused when the server requires MFA)
+    Reset {
+        /// The 6-digit code the app shows now (one not used to log in)
+        code: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -161,7 +237,7 @@ pub enum UserCmd {
     Enable { name: String },
     /// Remove a user and their keys and group memberships
     Remove { name: String },
-    /// Set a password (--password-stdin) or print a new one-time password
+    /// Set a user's password (--password-stdin) or print a new one-time password; admins only (your own: `rampart me passwd`)
     Passwd {
         name: String,
         #[arg(long)]
@@ -171,7 +247,7 @@ pub enum UserCmd {
     Unlock { name: String },
     /// Remove a user's TOTP enrolment; they enrol again at next login
     MfaReset { name: String },
-    /// Manage a user's SSH public keys
+    /// Manage a user's SSH public keys; admins only (your own: `rampart me keys`)
     #[command(subcommand)]
     Key(KeyCmd),
 }

@@ -124,3 +124,62 @@ pub fn show<T: Serialize>(out: &mut (dyn Write + Send), item: &T, json: bool) ->
     }
     out.flush()
 }
+
+/// `text` as a QR code in half-block characters, one terminal row per two
+/// module rows, with the standard quiet zone; `None` when the text is too
+/// long for a QR code. Black on white, explicitly: a scanner needs dark
+/// modules on a light ground, and a light-on-dark terminal would otherwise
+/// draw the code inverted. The text is the otpauth URL, so the drawing is
+/// wiped when dropped.
+pub fn qr(text: &crate::vault::Secret<String>) -> Option<zeroize::Zeroizing<String>> {
+    use qrcode::render::unicode::Dense1x2;
+    let code =
+        qrcode::QrCode::with_error_correction_level(text.expose().as_bytes(), qrcode::EcLevel::L)
+            .ok()?;
+    let image = zeroize::Zeroizing::new(
+        code.render::<Dense1x2>()
+            .dark_color(Dense1x2::Dark)
+            .light_color(Dense1x2::Light)
+            .quiet_zone(true)
+            .build(),
+    );
+    let mut out = zeroize::Zeroizing::new(String::with_capacity(image.len() * 2));
+    for line in image.lines() {
+        out.push_str("\x1b[30;47m");
+        out.push_str(line);
+        out.push_str("\x1b[0m\n");
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_qr_code_is_black_on_white_half_blocks_with_a_quiet_zone() {
+        let url = crate::vault::Secret::new(
+            "otpauth://totp/rampart:alice?secret=GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ&issuer=rampart"
+                .to_string(),
+        );
+        let text = qr(&url).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        let width = lines[0]
+            .trim_start_matches("\x1b[30;47m")
+            .trim_end_matches("\x1b[0m")
+            .chars()
+            .count();
+        // A QR code is 21 + 4k modules wide; 4 modules of quiet zone each
+        // side; two module rows per line. It fits an 80x24 terminal.
+        let modules = width - 8;
+        assert!(modules >= 21 && (modules - 21).is_multiple_of(4), "{width}");
+        assert_eq!(lines.len(), width.div_ceil(2));
+        assert!(width <= 80 && lines.len() <= 24, "{width}x{}", lines.len());
+        assert!(lines.iter().all(|l| l.starts_with("\x1b[30;47m")));
+        // The quiet zone: the first two lines are all light.
+        assert!(lines[0].contains(&" ".repeat(width)));
+        assert!(lines[1].contains(&" ".repeat(width)));
+        assert!(text.contains('█') && text.contains('▀') && text.contains('▄'));
+        assert!(qr(&crate::vault::Secret::new("x".repeat(8000))).is_none());
+    }
+}

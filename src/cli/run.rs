@@ -1,7 +1,7 @@
 //! Runs a parsed command line: opens the services, calls the ops verb as the
 //! local admin, prints the result.
 
-use std::io::{BufRead, Write};
+use std::io::Write;
 use std::path::Path;
 
 use anyhow::{Context, anyhow, bail};
@@ -9,7 +9,9 @@ use jiff::Timestamp;
 use jiff::tz::TimeZone;
 
 use super::output::{self, Column};
+use super::stdin::Stdin;
 use super::*;
+use crate::audit::Via;
 use crate::config::Config;
 use crate::model::{AccountSpec, AclAction, Actions, FilterAction, Protocol, ProtocolSpec, Role};
 use crate::ops::{
@@ -27,24 +29,16 @@ pub enum Outcome {
     Failure,
 }
 
-fn read_secret_line(what: &str) -> anyhow::Result<Secret<String>> {
-    let mut line = String::new();
-    std::io::stdin()
-        .lock()
-        .read_line(&mut line)
-        .with_context(|| format!("cannot read the {what} from standard input"))?;
-    let trimmed = line.trim_end_matches(['\n', '\r']).to_string();
-    // Overwrite the buffer that held the secret before it is dropped.
-    zeroize::Zeroize::zeroize(&mut line);
-    if trimmed.is_empty() {
+/// Reads a file named on the command line. Only the local CLI reads files:
+/// over SSH the path would name a file on the bastion, readable by the
+/// server process (its database, its master key), not one of the caller's.
+fn read_file(caller: &Caller, path: &Path, what: &str) -> anyhow::Result<String> {
+    if caller.via != Via::Cli {
         bail!(
-            "no {what} on standard input: pipe it in, e.g. `printf '%s\\n' \"$PW\" | rampart ...`"
+            "{what} {}: files are read only by the local CLI on the bastion; over SSH pass the content (e.g. --key LINE)",
+            path.display()
         );
     }
-    Ok(Secret::new(trimmed))
-}
-
-fn read_file(path: &Path, what: &str) -> anyhow::Result<String> {
     std::fs::read_to_string(path).with_context(|| format!("cannot read {what} {}", path.display()))
 }
 
@@ -296,20 +290,21 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
     let mut io = Io {
         out: &mut stdout,
         err: &mut stderr,
-        stdin: true,
+        stdin: Stdin::Process,
     };
     let outcome = dispatch(&services, &Caller::local(), cli.command, json, &mut io).await;
     services.store.close().await;
     outcome
 }
 
-/// Where a verb's output goes: the terminal for the local CLI, the SSH
-/// channel for `ssh bastion rampart ...`.
+/// Where a verb's output goes and its input comes from: the terminal for
+/// the local CLI, the SSH channel for `ssh bastion rampart ...`.
 pub struct Io<'a> {
     pub out: &'a mut (dyn Write + Send),
     pub err: &'a mut (dyn Write + Send),
-    /// Whether standard input can be read (`--password-stdin`).
-    pub stdin: bool,
+    /// `--password-stdin` and the other verbs that read lines (see
+    /// [`super::wanted`]).
+    pub stdin: Stdin,
 }
 
 /// Runs one verb as `caller`, writing to `io`.
@@ -323,16 +318,7 @@ pub async fn dispatch(
     let tz = &services.config.auth.time_zone.clone();
     let now = services.clock.now();
     let ops = &services.ops;
-    let stdin = io.stdin;
-    let read_secret_line = |what: &str| {
-        if stdin {
-            read_secret_line(what)
-        } else {
-            Err(anyhow!(
-                "--password-stdin is only available in the local CLI on the bastion"
-            ))
-        }
-    };
+    let local = caller.via == Via::Cli;
     match command {
         Command::Init => bail!("the data dir is already initialised"),
         Command::Serve { .. } | Command::Replay { .. } => {
@@ -359,7 +345,7 @@ pub async fn dispatch(
                     .with_context(|| format!("cannot read {}", path.display()))?;
             }
             match file {
-                Some(f) if stdin => std::fs::write(&f, &buf)
+                Some(f) if local => std::fs::write(&f, &buf)
                     .with_context(|| format!("cannot write {}", f.display()))?,
                 Some(_) => bail!(
                     "-o writes a file on the bastion: only in the local CLI; over SSH the recording goes to standard output"
@@ -380,10 +366,14 @@ pub async fn dispatch(
             } => {
                 let mut keys = key;
                 for file in &key_file {
-                    keys.push(read_file(file, "public key file")?.trim().to_string());
+                    keys.push(
+                        read_file(caller, file, "public key file")?
+                            .trim()
+                            .to_string(),
+                    );
                 }
                 let password = if password_stdin {
-                    Some(read_secret_line("password")?)
+                    Some(io.stdin.secret("password")?)
                 } else {
                     None
                 };
@@ -468,7 +458,7 @@ pub async fn dispatch(
                 password_stdin,
             } => {
                 let password = if password_stdin {
-                    Some(read_secret_line("password")?)
+                    Some(io.stdin.secret("password")?)
                 } else {
                     None
                 };
@@ -499,7 +489,9 @@ pub async fn dispatch(
             }) => {
                 let line = match (key, key_file) {
                     (Some(line), _) => line,
-                    (None, Some(file)) => read_file(&file, "public key file")?.trim().to_string(),
+                    (None, Some(file)) => read_file(caller, &file, "public key file")?
+                        .trim()
+                        .to_string(),
                     (None, None) => bail!("give --key LINE or --key-file FILE"),
                 };
                 let key = ops.user_key_add(caller, &name, &line).await?;
@@ -607,8 +599,9 @@ pub async fn dispatch(
                 privileged,
             } => {
                 let secret = match (password_stdin, key_file) {
-                    (true, _) => AccountSecret::Password(read_secret_line("password")?),
+                    (true, _) => AccountSecret::Password(io.stdin.secret("password")?),
                     (false, Some(file)) => AccountSecret::PrivateKey(Secret::new(read_file(
+                        caller,
                         &file,
                         "private key file",
                     )?)),
@@ -785,6 +778,15 @@ pub async fn dispatch(
             writeln!(io.out, "session {id} ended: {reason}")?;
         }
         Command::Import(cmd) => {
+            let file = match &cmd {
+                ImportCmd::Assets { file } | ImportCmd::Users { file } => file,
+            };
+            if !local {
+                bail!(
+                    "import reads {} on the bastion: only in the local CLI",
+                    file.display()
+                );
+            }
             let summary = match cmd {
                 ImportCmd::Assets { file } => ops.import_assets(caller, &file).await?,
                 ImportCmd::Users { file } => ops.import_users(caller, &file).await?,
@@ -795,6 +797,7 @@ pub async fn dispatch(
                 writeln!(io.out, "{summary}")?;
             }
         }
+        Command::Me(me) => return super::me::run(services, caller, me, json, io).await,
         Command::Audit(cmd) => match cmd {
             AuditCmd::Logins(f) => output::list(
                 io.out,

@@ -1,21 +1,34 @@
 //! `ssh bastion rampart ARGS...`: the ops CLI over SSH, run as the
 //! authenticated person with their role (the `ops` layer checks it), output
 //! to the channel. The local CLI and this path share every verb.
+//!
+//! The channel's data is the client's standard input. It is read only for
+//! a verb that reads input (`--password-stdin`, `me passwd`, `me keys add`
+//! without `--key`; see `cli::wanted`), before the verb runs: the lines it
+//! needs and no more, at most `cli::MAX_INPUT` bytes, each line within
+//! `cli::LINE_TIMEOUT`. Any other verb never waits for input.
+
+use std::collections::VecDeque;
 
 use bytes::Bytes;
 use clap::Parser;
-use russh::ChannelWriteHalf;
 use russh::server::Msg;
+use russh::{ChannelMsg, ChannelReadHalf, ChannelWriteHalf};
 
 use super::{Conn, Shared};
 use crate::audit::Via;
-use crate::cli::{Cli, Command, Io, Outcome, dispatch};
+use crate::cli::{
+    Cli, Command, Io, LINE_TIMEOUT, LineCollector, Outcome, Stdin, StdinError, dispatch, wanted,
+};
 use crate::ops::{Caller, OpsError};
+use crate::vault::Secret;
 
 pub async fn run(
     shared: &Shared,
     conn: &Conn,
     args: Vec<String>,
+    pty: bool,
+    read: &mut ChannelReadHalf,
     write: &ChannelWriteHalf<Msg>,
 ) -> u32 {
     let mut out: Vec<u8> = Vec::new();
@@ -59,26 +72,51 @@ pub async fn run(
                 role: conn.identity.role,
                 via: Via::Ssh,
             };
-            let mut io = Io {
-                out: &mut out,
-                err: &mut err,
-                stdin: false,
+            let lines = wanted(&cli.command);
+            let stdin = if lines.is_empty() {
+                Ok(Stdin::None)
+            } else {
+                read_lines(read, write, lines, pty).await.map(Stdin::Lines)
             };
-            match dispatch(&shared.services, &caller, cli.command, cli.json, &mut io).await {
-                Ok(Outcome::Success) => 0,
-                Ok(Outcome::Failure) => 1,
+            match stdin {
                 Err(e) => {
-                    // A verb refused for the caller's role is an audit row,
-                    // like every other refusal at the front door.
-                    if let Some(OpsError::Forbidden(reason)) = e.downcast_ref::<OpsError>() {
-                        super::refuse_log(shared, conn, &request, reason).await;
-                    }
-                    err.extend_from_slice(format!("rampart: {e:#}\n").as_bytes());
+                    err.extend_from_slice(format!("rampart: {e}\n").as_bytes());
                     1
+                }
+                Ok(stdin) => {
+                    let mut io = Io {
+                        out: &mut out,
+                        err: &mut err,
+                        stdin,
+                    };
+                    let result =
+                        dispatch(&shared.services, &caller, cli.command, cli.json, &mut io).await;
+                    match result {
+                        Ok(Outcome::Success) => 0,
+                        Ok(Outcome::Failure) => 1,
+                        Err(e) => {
+                            // A verb refused for the caller's role, or for a
+                            // failed proof, is an audit row, like every other
+                            // refusal at the front door.
+                            if let Some(OpsError::Forbidden(reason) | OpsError::Refused(reason)) =
+                                e.downcast_ref::<OpsError>()
+                            {
+                                super::refuse_log(shared, conn, &request, reason).await;
+                            }
+                            err.extend_from_slice(format!("rampart: {e:#}\n").as_bytes());
+                            1
+                        }
+                    }
                 }
             }
         }
     };
+    // With `ssh -t` the client's terminal is raw and there is no pty on
+    // this side to turn a newline into CR LF.
+    if pty {
+        out = crlf(&out);
+        err = crlf(&err);
+    }
     if !out.is_empty() {
         let _ = write.data_bytes(Bytes::from(out)).await;
     }
@@ -86,4 +124,94 @@ pub async fn run(
         let _ = write.extended_data_bytes(1, Bytes::from(err)).await;
     }
     status
+}
+
+/// Reads the lines a verb wants from the client's standard input. With a
+/// terminal (`ssh -t`), each is asked for by name on stderr and typed
+/// without echo.
+async fn read_lines(
+    read: &mut ChannelReadHalf,
+    write: &ChannelWriteHalf<Msg>,
+    names: &'static [&'static str],
+    pty: bool,
+) -> Result<VecDeque<Secret<String>>, StdinError> {
+    let mut lines = LineCollector::new(names.len(), pty);
+    let mut asked = None;
+    while !lines.is_done() {
+        let n = lines.complete();
+        let Some(name) = names.get(n).copied() else {
+            break;
+        };
+        if asked != Some(n) {
+            if pty {
+                let prompt = if n == 0 {
+                    format!("{name}: ")
+                } else {
+                    format!("\r\n{name}: ")
+                };
+                let _ = write.extended_data_bytes(1, Bytes::from(prompt)).await;
+            }
+            asked = Some(n);
+        }
+        // Each line has its own deadline, so a person typing two
+        // passwords gets the full time for each.
+        let msg = match tokio::time::timeout(LINE_TIMEOUT, next_data(read, &mut lines)).await {
+            Err(_) => return Err(StdinError::Timeout(name)),
+            Ok(msg) => msg?,
+        };
+        if !msg {
+            break;
+        }
+    }
+    if pty && asked.is_some() {
+        let _ = write.extended_data_bytes(1, Bytes::from("\r\n")).await;
+    }
+    lines.finish()
+}
+
+/// Feeds the channel's data to `lines` until a line more is complete (true)
+/// or the input ends (false).
+async fn next_data(
+    read: &mut ChannelReadHalf,
+    lines: &mut LineCollector,
+) -> Result<bool, StdinError> {
+    let before = lines.complete();
+    loop {
+        match read.wait().await {
+            Some(ChannelMsg::Data { data }) => {
+                lines.push(&data)?;
+                if lines.is_done() || lines.complete() > before {
+                    return Ok(true);
+                }
+            }
+            Some(ChannelMsg::Eof | ChannelMsg::Close) | None => return Ok(false),
+            // Window adjustments, signals, stderr from the client: not input.
+            Some(_) => {}
+        }
+    }
+}
+
+/// LF to CR LF, leaving existing CR LF alone.
+fn crlf(text: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(text.len() + text.len() / 16);
+    let mut prev = 0u8;
+    for &b in text {
+        if b == b'\n' && prev != b'\r' {
+            out.push(b'\r');
+        }
+        out.push(b);
+        prev = b;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::crlf;
+
+    #[test]
+    fn newlines_become_crlf_once() {
+        assert_eq!(crlf(b"a\nb\r\nc\n"), b"a\r\nb\r\nc\r\n");
+        assert_eq!(crlf(b""), b"");
+    }
 }

@@ -267,7 +267,9 @@ async fn run_intent(
             .unwrap_or(0)
         }
         Intent::Sftp { target } => super::sftp::run(shared, conn, target, read, write).await,
-        Intent::Admin { args } => super::admin::run(shared, conn, args, write).await,
+        Intent::Admin { args } => {
+            super::admin::run(shared, conn, args, pty.is_some(), read, write).await
+        }
         Intent::Refuse { reason } => {
             refuse(shared, conn, write, "request", &reason).await;
             1
