@@ -15,7 +15,7 @@ use rampart::services::Services;
 use rampart::ssh::{Server, Shared};
 use rampart::vault::Secret;
 use russh::client;
-use russh::keys::PublicKeyOrCertificate;
+use russh::keys::{PrivateKey, PublicKeyOrCertificate};
 use russh::{ChannelMsg, Disconnect};
 use tokio::sync::oneshot;
 
@@ -149,12 +149,56 @@ impl Client {
             .expect("admin login")
     }
 
+    /// Logs in with a private key.
+    pub async fn key(addr: SocketAddr, login: &str, key: &PrivateKey) -> Result<Client, String> {
+        let mut handle = connect(addr).await;
+        let r = handle
+            .authenticate_publickey(
+                login,
+                russh::keys::PrivateKeyWithHashAlg::new(Arc::new(key.clone()), None),
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+        if r.success() {
+            Ok(Client { handle })
+        } else {
+            Err(format!("authentication refused: {r:?}"))
+        }
+    }
+
     /// Runs a command without a pty; returns (stdout, stderr, exit status).
     pub async fn exec(&self, command: &str) -> (Vec<u8>, String, Option<u32>) {
+        self.exec_with(command, None).await
+    }
+
+    /// Runs a command without a pty with `input` as its standard input
+    /// (then EOF), as `ssh bastion command < file` does.
+    pub async fn exec_stdin(&self, command: &str, input: &[u8]) -> (Vec<u8>, String, Option<u32>) {
+        self.exec_with(command, Some(input)).await
+    }
+
+    /// Runs a command without a pty and leaves its standard input open, as
+    /// an interactive `ssh` without a pty does while the person types
+    /// nothing.
+    pub async fn exec_open(&self, command: &str) -> (Vec<u8>, String, Option<u32>) {
+        self.exec_with(command, None).await
+    }
+
+    async fn exec_with(
+        &self,
+        command: &str,
+        input: Option<&[u8]>,
+    ) -> (Vec<u8>, String, Option<u32>) {
         let mut ch = self.handle.channel_open_session().await.expect("channel");
         ch.exec(true, command.as_bytes().to_vec())
             .await
             .expect("exec");
+        if let Some(input) = input {
+            if !input.is_empty() {
+                ch.data(input).await.expect("stdin");
+            }
+            ch.eof().await.expect("eof");
+        }
         let mut out = Vec::new();
         let mut err = Vec::new();
         let mut status = None;
@@ -280,4 +324,15 @@ impl Term {
 
 pub fn bytes(s: &str) -> Bytes {
     Bytes::copy_from_slice(s.as_bytes())
+}
+
+/// A new ed25519 key pair: the private key and its public line.
+pub fn new_key(comment: &str) -> (PrivateKey, String) {
+    use russh::keys::ssh_key::private::Ed25519Keypair;
+    let mut seed = [0u8; 32];
+    rand::fill(&mut seed[..]);
+    let mut key = PrivateKey::from(Ed25519Keypair::from_seed(&seed));
+    key.set_comment(comment);
+    let public = key.public_key().to_openssh().expect("public key line");
+    (key, public)
 }
