@@ -26,10 +26,10 @@
 //! | [`auth`] | passwords (argon2id), TOTP, public keys, lockout, login ACLs, and the login decision ([`auth::login`]) |
 //! | [`policy`] | the permission semantics: [`policy::Snapshot`] answers `authorize`, `visible_assets`, who/what, command filters; the only builder of a [`policy::Grant`] |
 //! | [`audit`] | the typed [`audit::AuditEvent`], the hash chain across all audit tables, `verify`, and the batching [`audit::AuditWriter`] for command and transfer rows |
-//! | [`ops`] | the admin and auditor verbs, taking the caller's identity: role checks and an operation-log row for every change |
+//! | [`ops`] | the admin and auditor verbs and everyone's `me` verbs, taking the caller's identity: role checks and an operation-log row for every change |
 //! | [`import`] | CSV/XLSX parsing for `import assets|users` (the database side is in `ops`) |
 //! | [`services`] | the bundle handed to every task; initialising and opening a data dir, the master-key refusal rules |
-//! | [`cli`] | clap definitions, output as tables or JSON lines; the same verbs run locally and over SSH; `man/rampart.8` is generated from it |
+//! | [`cli`] | clap definitions, output as tables or JSON lines, input lines (`--password-stdin`); the same verbs run locally and over SSH; `man/rampart.8` is generated from it |
 //! | [`ssh`] | the front door: listeners, cap, host keys, russh handler (auth only), one task per session channel, menu, target sessions, SFTP relay, legacy SCP log, tunnels, `rampart ...` over SSH, shutdown |
 //! | [`route`] | login names and channel requests to an `Intent` (menu, jump, exec, sftp, admin, refuse); pure |
 //! | [`tui`] | ratatui apps over a channel: input parser, in-memory screen, themes, menu, enrolment, password and message screens; gets its data passed in |
