@@ -564,6 +564,35 @@ async fn me_passwd_takes_the_current_password_and_counts_wrong_ones() {
     b.shutdown().await;
 }
 
+/// Wrong current passwords sent in parallel (one channel each) are all
+/// counted: guessing faster does not get round the lock.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parallel_wrong_current_passwords_are_all_counted() {
+    let mut b = TestBastion::start_with("[auth]\nmax_failures = 4\n").await;
+    add_user(&b, "ivan", Role::User, Some("ivan-Password-123"), &[]).await;
+    let i = Client::password(b.addr, "ivan", "ivan-Password-123")
+        .await
+        .unwrap();
+    let verb = "rampart me passwd --password-stdin";
+    let results = tokio::join!(
+        i.exec_stdin(verb, b"guess-Number-0001\nIvan-New-Password-1\n"),
+        i.exec_stdin(verb, b"guess-Number-0002\nIvan-New-Password-1\n"),
+        i.exec_stdin(verb, b"guess-Number-0003\nIvan-New-Password-1\n"),
+        i.exec_stdin(verb, b"guess-Number-0004\nIvan-New-Password-1\n"),
+    );
+    for (_, err, status) in [results.0, results.1, results.2, results.3] {
+        assert!(one_line(&err, status).contains("the current password is wrong"));
+    }
+    assert!(
+        Client::password(b.addr, "ivan", "ivan-Password-123")
+            .await
+            .is_err(),
+        "four failures in parallel lock ivan as four in a row would"
+    );
+    i.close().await;
+    b.shutdown().await;
+}
+
 /// With `ssh -t`, `me passwd` asks for each line by name and takes what is
 /// typed (Enter sends CR in a raw terminal); nothing typed is echoed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

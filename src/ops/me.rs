@@ -28,8 +28,8 @@ use crate::audit::Via;
 use crate::auth::login::MfaPolicy;
 use crate::auth::{self, FailureState, LockScope, TotpError, totp};
 use crate::model::{Role, UserKey};
-use crate::store;
 use crate::store::users::{self, FailureRow, UserRecord};
+use crate::store::{self, StoreError};
 use crate::vault::Secret;
 
 /// How long `me mfa confirm` may follow `me mfa enrol`.
@@ -135,23 +135,28 @@ impl Ops {
     }
 
     /// Counts a failed proof towards the user's lock, in its own
-    /// transaction (the verb itself changes nothing), and says so.
+    /// transaction (the verb itself changes nothing), and says so. The count
+    /// is read again inside the transaction, so attempts made in parallel
+    /// are all counted.
     async fn failed_proof(&self, record: &UserRecord, what: &str) -> OpsError {
         let now = self.now();
         let policy = self.settings.lockout;
-        let mut state = failure_state(record);
-        let locked = state.record_failure(now, policy.limit(LockScope::User), &policy);
         let counted = async {
             let mut tx = self.store.begin().await?;
-            users::set_user_failures(&mut tx, &record.user.id, &failure_row(&state)).await?;
-            self.store.commit(tx).await
+            let fresh = users::get(&mut tx, &record.user.name).await?;
+            let mut state = failure_state(&fresh);
+            let locked = state.record_failure(now, policy.limit(LockScope::User), &policy);
+            users::set_user_failures(&mut tx, &fresh.user.id, &failure_row(&state)).await?;
+            self.store.commit(tx).await?;
+            Ok::<_, StoreError>(state.locked_until.filter(|_| locked))
         }
         .await;
-        if let Err(e) = counted {
-            return e.into();
-        }
+        let locked_until = match counted {
+            Ok(until) => until,
+            Err(e) => return e.into(),
+        };
         let mut text = what.to_string();
-        if locked && let Some(until) = state.locked_until {
+        if let Some(until) = locked_until {
             text.push_str(&format!(
                 "; too many failed attempts: your account is locked until {until}"
             ));
@@ -245,10 +250,13 @@ impl Ops {
     ) -> Result<()> {
         let hash = self.password_hash(new)?;
         let mut tx = self.store.begin().await?;
+        // A lock set while the proof was checked (by attempts in parallel)
+        // still stands.
+        let fresh = users::get(&mut tx, &record.user.name).await?;
+        self.refuse_if_locked(&fresh)?;
         users::set_password(&mut tx, &record.user.id, &hash, false, self.now()).await?;
-        // A proven password clears the failure count, as a login does (it
-        // does not lift a lock: a locked account never gets here).
-        let mut state = failure_state(record);
+        // A proven password clears the failure count, as a login does.
+        let mut state = failure_state(&fresh);
         state.record_success();
         users::set_user_failures(&mut tx, &record.user.id, &failure_row(&state)).await?;
         self.log(
@@ -443,13 +451,15 @@ impl Ops {
             }
         };
         let mut tx = self.store.begin().await?;
+        let fresh = users::get(&mut tx, &record.user.name).await?;
+        self.refuse_if_locked(&fresh)?;
         // Use the code's step up first, so a concurrent login or reset
         // cannot use the same code.
         if !users::advance_totp_step(&mut tx, &record.user.id, step).await? {
             return Err(OpsError::Refused(TotpError::Reused.to_string()));
         }
         users::set_totp(&mut tx, &record.user.id, None, now).await?;
-        let mut state = failure_state(&record);
+        let mut state = failure_state(&fresh);
         state.record_success();
         users::set_user_failures(&mut tx, &record.user.id, &failure_row(&state)).await?;
         self.log(
