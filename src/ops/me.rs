@@ -139,10 +139,14 @@ impl Ops {
     /// is read again inside the transaction, so attempts made in parallel
     /// are all counted.
     async fn failed_proof(&self, record: &UserRecord, what: &str) -> OpsError {
-        let now = self.now();
         let policy = self.settings.lockout;
         let counted = async {
             let mut tx = self.store.begin().await?;
+            // The time is taken once the write lock is held: a failure with
+            // an earlier time than the window's start would restart the
+            // count (auth::lockout), and waiting for the lock reorders
+            // parallel attempts.
+            let now = self.now();
             let fresh = users::get(&mut tx, &record.user.name).await?;
             let mut state = failure_state(&fresh);
             let locked = state.record_failure(now, policy.limit(LockScope::User), &policy);
