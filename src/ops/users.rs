@@ -52,19 +52,9 @@ pub struct UserEdit {
     pub expires_at: Option<Option<Timestamp>>,
 }
 
+/// See [`crate::model::check_email`].
 fn check_email(email: &str) -> Result<()> {
-    let ok = email.len() <= 254
-        && email
-            .split_once('@')
-            .is_some_and(|(l, d)| !l.is_empty() && d.contains('.') && !d.starts_with('.'))
-        && !email.chars().any(|c| c.is_whitespace() || c.is_control());
-    if ok {
-        Ok(())
-    } else {
-        Err(OpsError::Invalid(format!(
-            "email {email:?} is not an address like alice@example.com"
-        )))
-    }
+    Ok(crate::model::check_email(email)?)
 }
 
 impl Ops {
