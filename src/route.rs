@@ -333,28 +333,16 @@ pub fn split_words(text: &str) -> Result<Vec<String>, RouteError> {
     Ok(words)
 }
 
-/// The name rules of `ops` (`check_name`): 1-64 of `[A-Za-z0-9._-]`,
-/// starting with a letter, digit or '_'.
+/// The name rules of `ops` ([`crate::model::check_name`]), with the
+/// router's own errors.
 fn check_name(what: &'static str, name: &str, missing: RouteError) -> Result<(), RouteError> {
     if name.is_empty() {
         return Err(missing);
     }
-    let ok = name.len() <= 64
-        && name
-            .chars()
-            .next()
-            .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
-    if ok {
-        Ok(())
-    } else {
-        Err(RouteError::Name {
-            what,
-            given: shown(name),
-        })
-    }
+    crate::model::check_name(what, name).map_err(|_| RouteError::Name {
+        what,
+        given: shown(name),
+    })
 }
 
 /// Person-supplied text as it may appear in a message: quoted, control

@@ -201,38 +201,24 @@ pub async fn run(
                         load(shared, &caller, &mut desk, tab).await;
                     }
                 }
-                Some(DeskOutcome::Monitor { session }) => {
-                    match desk::watch(
+                Some(outcome @ (DeskOutcome::Monitor { .. } | DeskOutcome::Join { .. })) => {
+                    let (session, join) = match outcome {
+                        DeskOutcome::Join { session } => (session, true),
+                        DeskOutcome::Monitor { session } => (session, false),
+                        _ => break,
+                    };
+                    let watched = desk::watch(
                         shared,
                         conn,
                         &session,
-                        false,
+                        join,
                         &mut screen,
                         &theme,
                         read,
                         write,
                     )
-                    .await
-                    {
-                        Ok(desk::Watched::Back) => {}
-                        Ok(desk::Watched::Gone) => return 0,
-                        Err(e) => desk.set_notice(tui::Severity::Danger, e),
-                    }
-                    break;
-                }
-                Some(DeskOutcome::Join { session }) => {
-                    match desk::watch(
-                        shared,
-                        conn,
-                        &session,
-                        true,
-                        &mut screen,
-                        &theme,
-                        read,
-                        write,
-                    )
-                    .await
-                    {
+                    .await;
+                    match watched {
                         Ok(desk::Watched::Back) => {}
                         Ok(desk::Watched::Gone) => return 0,
                         Err(e) => desk.set_notice(tui::Severity::Danger, e),

@@ -82,6 +82,37 @@ pub(crate) fn centered(area: Rect, width: u16, height: u16) -> Rect {
     )
 }
 
+/// The `?` box: each key and what it does, centred in `area`.
+pub(crate) fn help_box(
+    frame: &mut ratatui::Frame,
+    area: Rect,
+    theme: &Theme,
+    keys: &[(&str, &str)],
+) {
+    use ratatui::widgets::{Block, Borders, Clear, Paragraph};
+    let key_w = keys
+        .iter()
+        .map(|(k, _)| k.chars().count())
+        .max()
+        .unwrap_or(0);
+    let lines: Vec<Line> = keys
+        .iter()
+        .map(|(k, what)| {
+            Line::from(vec![
+                Span::styled(format!(" {k:<key_w$}  "), theme.key_hint()),
+                Span::styled(what.to_string(), theme.text()),
+            ])
+        })
+        .collect();
+    let rect = centered(area, 66, keys.len() as u16 + 2);
+    frame.render_widget(Clear, rect);
+    let block = Block::default()
+        .borders(Borders::ALL)
+        .border_style(theme.border_focused())
+        .title(Span::styled(" Keys ", theme.title()));
+    frame.render_widget(Paragraph::new(lines).block(block).style(theme.text()), rect);
+}
+
 /// `Enter connect  Esc back` with the keys in the key-hint style.
 pub(crate) fn hint_line(theme: &Theme, hints: &[(&str, &str)]) -> Line<'static> {
     let mut spans = Vec::with_capacity(hints.len() * 2 + 1);

@@ -30,7 +30,7 @@ use super::input::Key;
 use super::menu::{Menu, MenuOutcome};
 use super::table::{Handled, Table};
 use super::theme::Theme;
-use super::{Severity, centered, hint_line, severity_style};
+use super::{Severity, centered, help_box, hint_line, severity_style};
 use crate::live::ApprovalRequest;
 use crate::model::Role;
 use crate::vault::Secret;
@@ -862,28 +862,7 @@ impl Desk {
                 .title(Span::styled(title, style))
         };
         match dialog {
-            Dialog::Help => {
-                let key_w = HELP
-                    .iter()
-                    .map(|(k, _)| k.chars().count())
-                    .max()
-                    .unwrap_or(0);
-                let lines: Vec<Line> = HELP
-                    .iter()
-                    .map(|(k, what)| {
-                        Line::from(vec![
-                            Span::styled(format!(" {k:<key_w$}  "), theme.key_hint()),
-                            Span::styled(*what, theme.text()),
-                        ])
-                    })
-                    .collect();
-                let rect = centered(area, 66, HELP.len() as u16 + 2);
-                frame.render_widget(Clear, rect);
-                frame.render_widget(
-                    Paragraph::new(lines).block(boxed(" Keys ".into(), theme.border_focused())),
-                    rect,
-                );
-            }
+            Dialog::Help => help_box(frame, area, theme, HELP),
             Dialog::Confirm { text, .. } => {
                 let rect = centered(area, 60, 6);
                 frame.render_widget(Clear, rect);

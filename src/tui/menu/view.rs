@@ -8,7 +8,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Clear, Paragraph};
 
 use super::super::theme::Theme;
-use super::super::{centered, hint_line, pad, scroll, severity_style, truncate};
+use super::super::{centered, help_box, hint_line, pad, scroll, severity_style, truncate};
 use super::{Focus, Menu, Mode, TERMINAL_PROTOCOLS};
 
 /// Keys listed by `?`.
@@ -421,30 +421,7 @@ impl Menu {
     fn render_dialog(&self, frame: &mut Frame, area: Rect, theme: &Theme) {
         match &self.mode {
             Mode::Browse => {}
-            Mode::Help => {
-                let key_w = HELP
-                    .iter()
-                    .map(|(k, _)| k.chars().count())
-                    .max()
-                    .unwrap_or(0);
-                let lines: Vec<Line> = HELP
-                    .iter()
-                    .map(|(k, what)| {
-                        Line::from(vec![
-                            Span::styled(format!(" {k:<key_w$}  "), theme.key_hint()),
-                            Span::styled(*what, theme.text()),
-                        ])
-                    })
-                    .collect();
-                let rect = centered(area, 66, HELP.len() as u16 + 2);
-                frame.render_widget(Clear, rect);
-                frame.render_widget(
-                    Paragraph::new(lines)
-                        .block(self.pane(theme, " Keys ".into(), true))
-                        .style(theme.text()),
-                    rect,
-                );
-            }
+            Mode::Help => help_box(frame, area, theme, HELP),
             Mode::Account {
                 entry,
                 choices,
