@@ -100,6 +100,7 @@ fn policy_data(assets: usize) -> PolicyData {
         valid_from: None,
         valid_until: None,
         active: true,
+        require_approval: false,
     });
     data
 }

@@ -181,6 +181,7 @@ fn synthesize() -> Synthetic {
         valid_from: None,
         valid_until: None,
         active: true,
+        require_approval: false,
     });
     let specs = ["@ALL", "@ALL", "root", "@USER", "@INPUT,deploy"];
     let protocol_specs = ["all", "all", "ssh", "ssh,sftp"];
@@ -231,6 +232,7 @@ fn synthesize() -> Synthetic {
             valid_from: None,
             valid_until,
             active: !rng.chance(5),
+            require_approval: false,
         });
     }
 

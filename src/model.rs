@@ -676,6 +676,9 @@ pub struct Permission {
     pub valid_until: Option<Timestamp>,
     pub active: bool,
     pub comment: String,
+    /// Connections granted only by this permission wait for an admin's
+    /// approval in the console.
+    pub require_approval: bool,
 }
 
 /// What a command filter rule does when its pattern matches.

@@ -473,7 +473,7 @@ async fn a_command_under_review_runs_only_when_an_admin_approves() {
     );
     // Every admin desk gets the prompt, whatever view it is on.
     assert!(
-        desk.wait_for(T, |s| s.contains("Command waiting for approval")
+        desk.wait_for(T, |s| s.contains("Waiting for your approval")
             && s.contains("echo release-one")
             && s.contains("release-review"))
             .await,
@@ -754,4 +754,124 @@ async fn text_seen_on_a_screen_is_found_with_who_and_when() {
         .unwrap();
     assert_eq!(hits.len(), 2, "{hits:?}");
     assert!(hits.iter().all(|h| h.user == "admin" && h.asset == "demo"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_permission_with_require_approval_waits_for_an_admin_at_connect() {
+    let mut b = TestBastion::start().await;
+    let password = "correct horse battery staple";
+    b.services
+        .ops
+        .user_add(
+            &Caller::local(),
+            UserSpec {
+                name: "bob".into(),
+                password: Some(Secret::new(password.into())),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    b.services
+        .ops
+        .perm_add(
+            &Caller::local(),
+            rampart::ops::PermSpec {
+                name: "bob-demo-approved".into(),
+                users: vec!["bob".into()],
+                groups: vec![],
+                assets: vec!["demo".into()],
+                nodes: vec![],
+                accounts: rampart::model::AccountSpec::all(),
+                protocols: rampart::model::ProtocolSpec::All,
+                actions: rampart::model::Actions::all_but_tunnel(),
+                valid_from: None,
+                valid_until: None,
+                comment: String::new(),
+                require_approval: true,
+            },
+        )
+        .await
+        .unwrap();
+    b.reload().await;
+    let staff = Client::admin(b.addr).await;
+    let mut desk = staff.shell(100, 30, None).await;
+    assert!(desk.wait_for(T, |s| s.contains("F4 Audit")).await);
+
+    let bob = Client::password(b.addr, "bob", password).await.unwrap();
+    let mut work = bob.shell(80, 24, Some("demo")).await;
+    assert!(
+        work.wait_for(T, |s| s.contains("needs an administrator's approval"))
+            .await,
+        "{}",
+        work.text()
+    );
+    assert!(
+        desk.wait_for(T, |s| s.contains("Waiting for your approval")
+            && s.contains("bob on demo as demo")
+            && s.contains("connect (interactive)")
+            && s.contains("bob-demo-approved"))
+            .await,
+        "{}",
+        desk.text()
+    );
+    desk.send(b"a").await;
+    assert!(
+        work.wait_for(T, |s| s.contains("approved by admin")
+            && s.contains("demo@demo:~$"))
+            .await,
+        "{}",
+        work.text()
+    );
+    work.send(b"exit\r").await;
+    assert!(work.wait_close(T).await);
+    assert!(
+        desk.wait_for(T, |s| !s.contains("Waiting for your approval"))
+            .await,
+        "{}",
+        desk.text()
+    );
+
+    // Denied: no session, and the person is told.
+    let mut again = bob.shell(80, 24, Some("demo")).await;
+    assert!(
+        desk.wait_for(T, |s| s.contains("Waiting for your approval"))
+            .await,
+        "{}",
+        desk.text()
+    );
+    desk.send(b"d").await;
+    assert!(
+        again
+            .wait_for(T, |s| s.contains("denied by admin; it was not run"))
+            .await,
+        "{}\n{}",
+        again.text(),
+        desk.text()
+    );
+    assert!(again.wait_close(T).await);
+    assert!(!again.text().contains("demo@demo:~$"));
+    desk.send(b"q").await;
+    assert!(desk.wait_close(T).await);
+    bob.close().await;
+    staff.close().await;
+    b.shutdown().await;
+    let ops = operations(&b).await;
+    for verb in ["connect.approve", "connect.deny"] {
+        assert!(
+            ops.iter().any(|(a, _, v)| a == "admin" && v == verb),
+            "{ops:?}"
+        );
+    }
+    let sessions = b
+        .services
+        .ops
+        .session_list(&Caller::local(), &Query::default(), false)
+        .await
+        .unwrap();
+    assert_eq!(
+        sessions.len(),
+        1,
+        "only the approved connection became a session"
+    );
 }

@@ -114,6 +114,7 @@ fn perm(
         valid_from: None,
         valid_until: None,
         active: true,
+        require_approval: false,
     }
 }
 
@@ -417,6 +418,35 @@ fn grant_details() {
             username: "root".into()
         }
     );
+}
+
+#[test]
+fn approval_is_needed_only_when_every_granting_permission_asks() {
+    let now = ts(NOW);
+    let with = |asking: &[&str]| {
+        let mut data = fixture();
+        for p in &mut data.permissions {
+            p.require_approval = asking.contains(&p.name.as_str());
+        }
+        Snapshot::build(data).unwrap_or_else(|e| panic!("{e}"))
+    };
+    let approval = |snap: &Snapshot, action| {
+        snap.authorize(&who("judy"), "web1", "root", "ssh", action, now)
+            .expect("judy reaches web1")
+            .approval()
+            .map(str::to_string)
+    };
+    // judy-until-june grants connect without asking: the union needs none.
+    let snap = with(&["judy-until-march"]);
+    assert_eq!(approval(&snap, Action::Connect), None);
+    // Upload comes only from judy-until-march, which asks.
+    assert_eq!(
+        approval(&snap, Action::Upload),
+        Some("judy-until-march".into())
+    );
+    let snap = with(&["judy-until-march", "judy-until-june"]);
+    assert!(approval(&snap, Action::Connect).is_some());
+    assert_eq!(approval(&with(&[]), Action::Upload), None);
 }
 
 /// (asset, protocols, accounts (* = privileged), @INPUT, actions)

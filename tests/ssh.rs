@@ -500,6 +500,7 @@ async fn the_ops_cli_runs_over_ssh_with_the_callers_role() {
             valid_from: None,
             valid_until: None,
             comment: String::new(),
+            require_approval: false,
         },
     )
     .await

@@ -155,6 +155,7 @@ fn visible() -> Vec<VisibleAsset> {
             valid_from: None,
             valid_until: None,
             active: true,
+            require_approval: false,
         }
     };
     data.permissions.push(perm(

@@ -409,6 +409,9 @@ pub enum PermCmd {
         until: Option<String>,
         #[arg(long, default_value = "")]
         comment: String,
+        /// Each connection it grants waits for an admin to approve it in the console
+        #[arg(long)]
+        require_approval: bool,
     },
     /// List permissions
     List,

@@ -118,6 +118,7 @@ const PERM_COLUMNS: &[Column] = &[
     ("ACTIONS", "actions"),
     ("FROM", "valid_from"),
     ("UNTIL", "valid_until"),
+    ("APPROVAL", "require_approval"),
 ];
 const REACH_COLUMNS: &[Column] = &[
     ("USER", "user"),
@@ -639,6 +640,7 @@ pub async fn dispatch(
                 from,
                 until,
                 comment,
+                require_approval,
             } => {
                 let perm = ops
                     .perm_add(
@@ -655,6 +657,7 @@ pub async fn dispatch(
                             valid_from: time_opt(from.as_deref(), tz, "--from")?,
                             valid_until: time_opt(until.as_deref(), tz, "--until")?,
                             comment,
+                            require_approval,
                         },
                     )
                     .await?;

@@ -25,6 +25,8 @@ pub struct PermSpec {
     pub valid_from: Option<Timestamp>,
     pub valid_until: Option<Timestamp>,
     pub comment: String,
+    /// Connections it grants wait for an admin's approval.
+    pub require_approval: bool,
 }
 
 /// What `filter add` takes. Empty binding lists mean "any".
@@ -144,6 +146,7 @@ impl Ops {
                 valid_until: spec.valid_until,
                 active: true,
                 comment: spec.comment.clone(),
+                require_approval: spec.require_approval,
             },
             user_ids: ids.users,
             group_ids: ids.groups,

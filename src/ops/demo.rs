@@ -93,6 +93,7 @@ impl Ops {
                     valid_until: None,
                     active: true,
                     comment: "lets admin try the demo target".into(),
+                    require_approval: false,
                 },
                 user_ids: vec![admin.user.id],
                 group_ids: Vec::new(),

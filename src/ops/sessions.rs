@@ -163,7 +163,8 @@ impl Ops {
         Ok((monitor, joined))
     }
 
-    /// Approves or denies a command waiting for review; the request as it
+    /// Approves or denies a command waiting for review, or a connection
+    /// through a permission with `--require-approval`; the request as it
     /// was. Fails when it is no longer waiting (decided by another admin,
     /// withdrawn, timed out).
     pub async fn approval_decide(
@@ -179,10 +180,11 @@ impl Ops {
                 "that request is no longer waiting (answered, withdrawn or timed out)".into(),
             )
         })?;
-        let verb = if approve {
-            "command.approve"
-        } else {
-            "command.deny"
+        let verb = match (approve, request.session.is_empty()) {
+            (true, false) => "command.approve",
+            (false, false) => "command.deny",
+            (true, true) => "connect.approve",
+            (false, true) => "connect.deny",
         };
         let detail = json!({
             "user": request.user,
@@ -191,8 +193,19 @@ impl Ops {
             "command": request.command,
             "rule": request.rule,
         });
-        self.log_session(caller, verb, &request.session, detail)
+        // A connection waiting for approval has no session yet.
+        let object = if request.session.is_empty() {
+            format!(
+                "connect {}@{} as {}",
+                request.user, request.asset, request.account
+            )
+        } else {
+            format!("session {}", request.session)
+        };
+        let mut tx = self.store.begin().await?;
+        self.log(&mut tx, caller, verb, object, None, Some(detail))
             .await?;
+        self.store.commit(tx).await?;
         Ok(request)
     }
 

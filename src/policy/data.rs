@@ -75,6 +75,7 @@ pub struct PermissionEntry {
     pub valid_from: Option<Timestamp>,
     pub valid_until: Option<Timestamp>,
     pub active: bool,
+    pub require_approval: bool,
 }
 
 /// A command filter rule; empty binding lists mean "any" (see

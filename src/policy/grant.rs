@@ -51,6 +51,7 @@ pub struct Grant {
     actions: Actions,
     permissions: Vec<String>,
     valid_until: Option<Timestamp>,
+    approval: Option<String>,
 }
 
 impl Grant {
@@ -93,6 +94,12 @@ impl Grant {
     /// open-ended. The server ends the session then.
     pub fn valid_until(&self) -> Option<Timestamp> {
         self.valid_until
+    }
+
+    /// The permission that asks for an admin's approval before this grant is
+    /// used; `None` when any permission granting it does not ask.
+    pub fn approval(&self) -> Option<&str> {
+        self.approval.as_deref()
     }
 }
 
@@ -354,6 +361,7 @@ impl Snapshot {
             account: granted,
             actions: contrib.actions,
             valid_until: ends(&contrib.perms, action, user),
+            approval: approval(&contrib.perms, action),
             permissions: contrib.perms.iter().map(|p| p.name.clone()).collect(),
         })
     }
@@ -441,6 +449,25 @@ fn typeable(username: &str) -> bool {
         && !username
             .chars()
             .any(|c| c.is_control() || c.is_whitespace())
+}
+
+/// The permission whose approval is needed: only when every permission
+/// granting `action` asks for it (the grant is a union, and one that does
+/// not ask is enough).
+fn approval(perms: &[&PermRec], action: Action) -> Option<String> {
+    let mut granting = perms
+        .iter()
+        .filter(|p| p.actions.contains(action))
+        .peekable();
+    granting.peek()?;
+    let mut first = None;
+    for p in granting {
+        if !p.require_approval {
+            return None;
+        }
+        first.get_or_insert_with(|| p.name.clone());
+    }
+    first
 }
 
 /// When `action` stops being granted by `perms` (all live now): the latest

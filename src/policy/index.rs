@@ -163,6 +163,7 @@ pub(super) struct PermRec {
     pub(super) valid_from: Option<Timestamp>,
     pub(super) valid_until: Option<Timestamp>,
     pub(super) active: bool,
+    pub(super) require_approval: bool,
 }
 
 impl PermRec {
@@ -665,6 +666,7 @@ fn build_perm(
         valid_from: p.valid_from,
         valid_until: p.valid_until,
         active: p.active,
+        require_approval: p.require_approval,
         name: p.name,
     }
 }

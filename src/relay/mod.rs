@@ -150,6 +150,8 @@ const ECHO_STEADY: Duration = Duration::from_millis(40);
 mod index;
 mod review;
 
+pub use review::{Held, await_decision};
+
 const RED: &str = "\x1b[1;31m";
 const YELLOW: &str = "\x1b[1;33m";
 const RESET: &str = "\x1b[0m";

@@ -1,7 +1,9 @@
 //! A command held by a `review` filter: the person is told it waits for an
 //! administrator, the admins' desks list it, and the Enter goes to the
 //! target only on an approval. Denied, withdrawn (Ctrl-C) or unanswered
-//! within `auth.approval_timeout`, it never runs.
+//! within `auth.approval_timeout`, it never runs. The same wait serves a
+//! connection through a permission with `--require-approval`
+//! ([`await_decision`]).
 //!
 //! While a command waits, the person's keystrokes are not passed on (they
 //! would be typed into the held line), except Ctrl-C, which withdraws it.
@@ -16,11 +18,12 @@ use russh::server::Msg as ServerMsg;
 use russh::{ChannelMsg, ChannelReadHalf, ChannelWriteHalf};
 
 use super::{RESET, Shared, YELLOW, notify};
-use crate::live::{Decision, Publisher};
+use crate::live::{Decision, Pending, Publisher};
 use crate::record::RecorderHandle;
 
-/// What became of a held command.
-pub(super) enum Held {
+/// What became of a held command or connection.
+#[derive(Debug)]
+pub enum Held {
     Approved {
         by: String,
     },
@@ -36,7 +39,7 @@ pub(super) enum Held {
 
 impl Held {
     /// The line shown to the person once it is decided.
-    pub(super) fn notice(&self, timeout: Duration) -> String {
+    pub fn notice(&self, timeout: Duration) -> String {
         match self {
             Held::Approved { by } => format!("approved by {by}"),
             Held::Denied { by } => format!("denied by {by}; it was not run"),
@@ -61,7 +64,7 @@ pub(super) async fn hold(
     recorder: &RecorderHandle,
     shared: &Mutex<Shared>,
 ) -> Held {
-    let Some(mut pending) = publish.ask(command, rule) else {
+    let Some(pending) = publish.ask(command, rule) else {
         return Held::TimedOut;
     };
     let text = format!(
@@ -70,6 +73,18 @@ pub(super) async fn hold(
     if notify(client_write, recorder, shared, text).await.is_err() {
         return Held::ClientGone;
     }
+    await_decision(pending, timeout, client_read, deferred).await
+}
+
+/// Waits for the answer to `pending`, at most `timeout`, while the person's
+/// Ctrl-C withdraws it; other keystrokes are dropped, and other channel
+/// messages kept in `deferred` for later.
+pub async fn await_decision(
+    mut pending: Pending,
+    timeout: Duration,
+    client_read: &mut ChannelReadHalf,
+    deferred: &mut VecDeque<ChannelMsg>,
+) -> Held {
     let deadline = tokio::time::sleep(timeout);
     tokio::pin!(deadline);
     loop {

@@ -195,6 +195,54 @@ pub async fn run_session(
         return Ended::refused();
     }
 
+    // A permission with --require-approval: an admin says yes first.
+    if let Some(permission) = grant.approval() {
+        let what = match &run {
+            Run::Shell => "connect (interactive)".to_string(),
+            Run::Exec(command) => format!("connect to run: {command}"),
+        };
+        say(format!(
+            "rampart: {}: access through permission {permission} needs an administrator's approval; waiting... Ctrl-C withdraws",
+            grant.asset_name()
+        ))
+        .await;
+        let pending = shared.live.ask(crate::live::ApprovalRequest {
+            id: 0,
+            session: String::new(),
+            user: grant.user_name().to_string(),
+            asset: grant.asset_name().to_string(),
+            account: grant.account().username().to_string(),
+            command: what,
+            rule: permission.to_string(),
+            asked_at: now,
+        });
+        let timeout = services.config.auth.approval_timeout;
+        // Nothing else is expected before the session starts; what came is
+        // not replayed.
+        let mut ignored = std::collections::VecDeque::new();
+        let held = tokio::select! {
+            held = relay::await_decision(pending, timeout, client_read, &mut ignored) => held,
+            () = shared.shutdown.cancelled() => relay::Held::ClientGone,
+        };
+        let line = held.notice(timeout);
+        match held {
+            relay::Held::Approved { .. } => say(format!("rampart: {line}")).await,
+            relay::Held::ClientGone => return Ended::refused(),
+            _ => {
+                let text = format!("rampart: {}: {line}", grant.asset_name());
+                say(text.clone()).await;
+                super::refuse_log(
+                    shared,
+                    conn,
+                    &format!("connect to {}", grant.asset_name()),
+                    &text,
+                )
+                .await;
+                return Ended::refused();
+            }
+        }
+    }
+
     // The secret: stored (sealed in the vault) or typed in.
     let credential = match grant.account() {
         GrantAccount::Stored { account_id, .. } => {

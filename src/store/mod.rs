@@ -57,6 +57,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "screen text",
         include_str!("../../migrations/0004_screen_text.sql"),
     ),
+    (
+        5,
+        "permission approval",
+        include_str!("../../migrations/0005_perm_approval.sql"),
+    ),
 ];
 
 #[derive(Debug, thiserror::Error)]

@@ -27,8 +27,8 @@ pub async fn insert(
     let p = &new.permission;
     sqlx::query(
         "INSERT INTO permissions (id, name, accounts, protocols, actions, valid_from, valid_until,
-                                  active, comment, created_at, updated_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10)",
+                                  active, comment, created_at, updated_at, require_approval)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, $11)",
     )
     .bind(&p.id)
     .bind(&p.name)
@@ -40,6 +40,7 @@ pub async fn insert(
     .bind(bool_i(p.active))
     .bind(&p.comment)
     .bind(ts(now))
+    .bind(bool_i(p.require_approval))
     .execute(&mut *conn)
     .await
     .map_err(unique("permission", &p.name))?;
@@ -88,6 +89,7 @@ fn base(row: &SqliteRow) -> Result<Permission> {
         valid_until: parse_ts_opt(row.try_get("valid_until")?)?,
         active: row.try_get::<i64, _>("active")? != 0,
         comment: row.try_get("comment")?,
+        require_approval: row.try_get::<i64, _>("require_approval")? != 0,
     })
 }
 
@@ -107,7 +109,8 @@ const BINDINGS: &str = "
 
 pub async fn list(conn: &mut SqliteConnection) -> Result<Vec<Permission>> {
     let rows = sqlx::query(
-        "SELECT id, name, accounts, protocols, actions, valid_from, valid_until, active, comment
+        "SELECT id, name, accounts, protocols, actions, valid_from, valid_until, active, comment,
+                require_approval
          FROM permissions ORDER BY name",
     )
     .fetch_all(&mut *conn)

@@ -134,7 +134,8 @@ pub async fn load(conn: &mut SqliteConnection) -> Result<PolicyData> {
             .await?,
     )?;
     for r in sqlx::query(
-        "SELECT id, name, accounts, protocols, actions, valid_from, valid_until, active
+        "SELECT id, name, accounts, protocols, actions, valid_from, valid_until, active,
+                require_approval
          FROM permissions",
     )
     .fetch_all(&mut *conn)
@@ -154,6 +155,7 @@ pub async fn load(conn: &mut SqliteConnection) -> Result<PolicyData> {
             valid_from: parse_ts_opt(r.try_get("valid_from")?)?,
             valid_until: parse_ts_opt(r.try_get("valid_until")?)?,
             active: r.try_get::<i64, _>("active")? != 0,
+            require_approval: r.try_get::<i64, _>("require_approval")? != 0,
         });
     }
 

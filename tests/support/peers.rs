@@ -335,6 +335,7 @@ pub async fn permit(b: &TestBastion, perm: &str, user: &str, assets: &[&str], ac
                 valid_from: None,
                 valid_until: None,
                 comment: String::new(),
+                require_approval: false,
             },
         )
         .await

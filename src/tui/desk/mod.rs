@@ -966,10 +966,7 @@ impl Desk {
                         ),
                     ])
                     .wrap(Wrap { trim: false })
-                    .block(boxed(
-                        " Command waiting for approval ".into(),
-                        theme.warning(),
-                    )),
+                    .block(boxed(" Waiting for your approval ".into(), theme.warning())),
                     rect,
                 );
             }
