@@ -21,7 +21,7 @@
 //! | [`model`] | plain domain types (users, assets, accounts, permissions, actions) and their text forms; no I/O |
 //! | [`config`] | `rampart.toml`: lookup order, schema, defaults, validation with file/key/reason errors |
 //! | [`clock`] | time as a dependency, so lockout, TOTP and validity are testable |
-//! | [`store`] | the only place with SQL: pool, embedded migrations, one file per aggregate |
+//! | [`store`] | the only place with SQL: pool, embedded migrations, one file per aggregate, the dashboard counts and the screen-text index |
 //! | [`vault`] | the master key, [`vault::Secret`], sealing of account secrets and TOTP seeds |
 //! | [`auth`] | passwords (argon2id), TOTP, public keys, lockout, login ACLs, and the login decision ([`auth::login`]) |
 //! | [`policy`] | the permission semantics: [`policy::Snapshot`] answers `authorize`, `visible_assets`, who/what, command filters; the only builder of a [`policy::Grant`] |
@@ -30,19 +30,19 @@
 //! | [`import`] | CSV/XLSX parsing for `import assets|users` (the database side is in `ops`) |
 //! | [`services`] | the bundle handed to every task; initialising and opening a data dir, the master-key refusal rules |
 //! | [`cli`] | clap definitions, output as tables or JSON lines, input lines (`--password-stdin`); the same verbs run locally and over SSH; `man/rampart.8` is generated from it |
-//! | [`ssh`] | the front door: listeners, cap, host keys, russh handler (auth only), one task per session channel, menu, target sessions, SFTP relay, legacy SCP log, tunnels, `rampart ...` over SSH, shutdown |
+//! | [`ssh`] | the front door: listeners, cap, host keys, russh handler (auth only), one task per session channel, the menu and staff desk (data loading, actions through `ops`, monitor/join), target sessions (with connect approval), SFTP relay, legacy SCP log, tunnels, `rampart ...` over SSH, shutdown |
 //! | [`route`] | login names and channel requests to an `Intent` (menu, jump, exec, sftp, admin, refuse); pure |
-//! | [`tui`] | ratatui apps over a channel: input parser, in-memory screen, themes, menu, enrolment, password and message screens; gets its data passed in |
+//! | [`tui`] | ratatui apps over a channel: input parser, in-memory screen, themes, menu, the staff desk (console and audit views, dashboard, forms, approval prompts), the monitor/join mirror, enrolment, password and message screens; gets its data passed in |
 //! | [`upstream`] | connectors to targets, each taking a `Grant`: SSH via the russh client, host keys pinned |
 //! | [`sftp`] | the SFTP v3 wire format and the virtual `/ASSET/ACCOUNT/` tree; the relay that checks each operation is `ssh::sftp` |
 //! | [`transfer`] | file transfers as the audit sees them: bytes and SHA-256 in file order, kept copies, legacy SCP, which exec'd commands move files |
-//! | [`relay`] | the two-way pump with backpressure, command filters at Enter, tee to recorder, tracker and live registry |
-//! | [`record`] | asciicast writer/reader, the raw sidecar, export/replay, command extraction from a vt100 model |
-//! | [`live`] | running sessions (output broadcast, kill, join, notices) and the control socket the CLI talks to |
+//! | [`relay`] | the two-way pump with backpressure, command filters at Enter (a `review` holds the Enter for an admin), joined admins' keys through the same path, tee to recorder, tracker, screen-text index and live registry |
+//! | [`record`] | asciicast writer/reader, the raw sidecar, export/replay, command extraction from a vt100 model, the lines of text a session showed |
+//! | [`live`] | running sessions (output broadcast, kill, join, notices), requests waiting for an admin's approval, and the control socket the CLI talks to |
 //! | [`demo`] | the loopback demo target of `serve --demo` (also the in-process test target) |
 //! | [`serve`] | `rampart serve`: demo registration, signals |
 //!
-//! Still to come: the console and audit screens, `http`, `rdp`.
+//! Still to come: `http`, `rdp`.
 //!
 //! Rules the modules keep: SQL only in `store`; a `Grant` only from
 //! `policy`; secrets only inside `Secret` and sealed at rest, never in logs,

@@ -7,8 +7,11 @@
 //! - [`screen`]: a ratatui terminal that renders into bytes for the channel,
 //!   sized from `pty-req` / `window-change` ([`Screen`], [`ColorMode`]);
 //! - [`theme`]: semantic colour roles from `themes/*.toml` ([`Theme`]);
-//! - the screens: the asset [`Menu`], TOTP enrolment ([`Enrol`]), the forced
-//!   password change ([`Passwd`]) and a [`MessageBox`] for refusals.
+//! - the screens: the asset [`Menu`]; the staff [`Desk`] around it (console
+//!   and audit views over lists of rows, the dashboard, the new-user form,
+//!   approval prompts); the [`Watch`] mirror of a live session; TOTP
+//!   enrolment ([`Enrol`]), the forced password change ([`Passwd`]) and a
+//!   [`MessageBox`] for refusals.
 //!
 //! Each screen follows Input → Action → state → render: `handle(Key)`
 //! changes plain state and may return an outcome for the caller,
