@@ -135,6 +135,20 @@ fn the_newcomer_path_is_audited_without_the_password() {
 
     let verify = b.run(&["audit", "verify"]).ok();
     assert!(verify.contains("audit chain intact: 6 rows"), "{verify}");
+
+    // The dashboard and the screen search answer before any session.
+    let dash = b.json_lines(&["audit", "dashboard"]);
+    assert_eq!(dash.len(), 1);
+    assert_eq!(dash[0]["sessions"]["week"], 0);
+    assert_eq!(
+        dash[0]["sessions_per_day"].as_object().map(|m| m.len()),
+        Some(7)
+    );
+    assert_eq!(
+        dash[0]["logins_per_hour"].as_object().map(|m| m.len()),
+        Some(24)
+    );
+    assert!(b.json_lines(&["audit", "screen", "anything"]).is_empty());
 }
 
 #[tokio::test]

@@ -534,6 +534,16 @@ pub enum AuditCmd {
     Operations(AuditFilter),
     /// Requests refused after login (forwarding, x11, agent, env, subsystems)
     Refusals(AuditFilter),
+    /// Where a text appeared on the screen of a recorded session: who saw it, where and when
+    Screen {
+        /// The text to find (case-insensitive for ASCII)
+        text: String,
+        /// At most this many places, newest first
+        #[arg(long, default_value_t = 100)]
+        limit: i64,
+    },
+    /// Today's and the last 7 days' figures (logins, sessions, denied commands, transfers)
+    Dashboard,
     /// Recompute the hash chain and recording digests; name the first broken row
     Verify,
 }

@@ -198,6 +198,15 @@ const TRANSFER_COLUMNS: &[Column] = &[
     ("SHA256", "sha256"),
     ("ERROR", "error"),
 ];
+const SCREEN_COLUMNS: &[Column] = &[
+    ("AT", "at"),
+    ("USER", "user"),
+    ("ASSET", "asset"),
+    ("ACCOUNT", "account"),
+    ("SESSION", "session"),
+    ("OFFSET_MS", "offset_ms"),
+    ("LINE", "line"),
+];
 const REFUSAL_COLUMNS: &[Column] = &[
     ("AT", "at"),
     ("USER", "user"),
@@ -821,6 +830,13 @@ pub async fn dispatch(
                 COMMAND_COLUMNS,
                 json,
             )?,
+            AuditCmd::Screen { text, limit } => output::list(
+                io.out,
+                &ops.audit_screen(caller, &text, limit).await?,
+                SCREEN_COLUMNS,
+                json,
+            )?,
+            AuditCmd::Dashboard => output::show(io.out, &ops.audit_dashboard(caller).await?, json)?,
             AuditCmd::Transfers(f) => output::list(
                 io.out,
                 &ops.audit_transfers(caller, &query(&f, tz, now)?).await?,

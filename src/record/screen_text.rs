@@ -120,7 +120,7 @@ impl ScreenText {
         self.take()
     }
 
-    /// More text came than [`MAX_TEXT`].
+    /// More text came than `MAX_TEXT` bytes.
     pub fn truncated(&self) -> bool {
         self.truncated
     }

@@ -34,12 +34,26 @@ pub struct Dashboard {
     pub transfers: Figure,
     /// `(YYYY-MM-DD, sessions)`, oldest first, today last; days without
     /// sessions included.
+    #[serde(serialize_with = "as_map")]
     pub sessions_per_day: Vec<(String, i64)>,
-    /// `(HH, logins)` for the last 24 hours, this hour last.
+    /// `(YYYY-MM-DDTHH, logins)` for the last 24 hours, this hour last.
+    #[serde(serialize_with = "as_map")]
     pub logins_per_hour: Vec<(String, i64)>,
     /// Sessions per user and per asset over the seven days, most first.
+    #[serde(serialize_with = "as_map")]
     pub top_users: Vec<(String, i64)>,
+    #[serde(serialize_with = "as_map")]
     pub top_assets: Vec<(String, i64)>,
+}
+
+/// A series as a JSON object (`{"2026-11-23": 4}`), in its own order.
+fn as_map<S: serde::Serializer>(series: &[(String, i64)], s: S) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeMap;
+    let mut map = s.serialize_map(Some(series.len()))?;
+    for (key, n) in series {
+        map.serialize_entry(key, n)?;
+    }
+    map.end()
 }
 
 /// Midnight UTC of `now`'s day.
@@ -168,10 +182,7 @@ pub async fn dashboard(conn: &mut SqliteConnection, now: Timestamp) -> Result<Da
     let logins_per_hour = series(
         &per_hour,
         hours.iter().map(|h| h.strftime("%Y-%m-%dT%H").to_string()),
-    )
-    .into_iter()
-    .map(|(key, n)| (key.get(11..13).unwrap_or("").to_string(), n))
-    .collect();
+    );
     let mut top_users = grouped(
         conn,
         "SELECT user_name, COUNT(*) FROM sessions WHERE started_at >= $1

@@ -123,7 +123,7 @@ fn render_hours(d: &Dashboard, frame: &mut Frame, area: Rect, theme: &Theme) {
         .iter()
         .max_by_key(|(_, n)| *n)
         .filter(|(_, n)| *n > 0)
-        .map(|(h, n)| format!(", peak {n} at {h}h"))
+        .map(|(h, n)| format!(", peak {n} at {}h", hour(h)))
         .unwrap_or_default();
     let block = pane(theme, format!(" Logins per hour, 24 h: {total}{peak} "));
     let inner = block.inner(area);
@@ -144,8 +144,8 @@ fn render_hours(d: &Dashboard, frame: &mut Frame, area: Rect, theme: &Theme) {
         .flat_map(|v| std::iter::repeat_n(*v, usize::from(per)))
         .collect();
     frame.render_widget(Sparkline::default().data(&wide).style(theme.live()), chart);
-    let first = d.logins_per_hour.first().map_or("", |(h, _)| h.as_str());
-    let last = d.logins_per_hour.last().map_or("", |(h, _)| h.as_str());
+    let first = d.logins_per_hour.first().map_or("", |(h, _)| hour(h));
+    let last = d.logins_per_hour.last().map_or("", |(h, _)| hour(h));
     let width = usize::from(per) * data.len();
     let axis_text = format!(
         "{first}h{:>w$}",
@@ -153,6 +153,11 @@ fn render_hours(d: &Dashboard, frame: &mut Frame, area: Rect, theme: &Theme) {
         w = width.saturating_sub(first.len() + 1)
     );
     frame.render_widget(Paragraph::new(Span::styled(axis_text, theme.muted())), axis);
+}
+
+/// `08` of `2026-11-23T08`.
+fn hour(key: &str) -> &str {
+    key.get(11..13).unwrap_or(key)
 }
 
 fn render_top(frame: &mut Frame, area: Rect, theme: &Theme, title: &str, rows: &[(String, i64)]) {
@@ -195,7 +200,7 @@ mod tests {
             transfers: Figure { today: 2, week: 30 },
             sessions_per_day: (17..24).map(|d| (format!("2026-11-{d}"), d - 15)).collect(),
             logins_per_hour: (0..24)
-                .map(|h| (format!("{h:02}"), (h % 5) as i64))
+                .map(|h| (format!("2026-11-23T{h:02}"), (h % 5) as i64))
                 .collect(),
             top_users: vec![("alice".into(), 20), ("bob".into(), 5)],
             top_assets: vec![("web1".into(), 30)],
