@@ -13,7 +13,9 @@
 //!   and covers the sidecar because the cast's last event names the
 //!   sidecar's own SHA-256 (see "Format" below);
 //! - **reading back**: [`read`] (tolerant of a crash-truncated last line),
-//!   [`export()`] (exactly the bytes the client received), [`replay()`];
+//!   [`export()`] (exactly the bytes the client received), [`replay()`],
+//!   and [`Player`] for the replay screen (seeking by checkpoints, markers,
+//!   idle compression, bounded work per step);
 //! - **command extraction** from a vt100 model of the screen,
 //!   [`CommandTracker`], with the first 4 KiB of each command's output.
 //!
@@ -70,6 +72,7 @@
 mod command;
 mod export;
 mod handle;
+mod player;
 mod reader;
 mod screen_text;
 mod sidecar;
@@ -83,6 +86,7 @@ use std::sync::Arc;
 pub use command::{CommandTracker, CompletedCommand, Input, OUTPUT_CAPTURE_LIMIT};
 pub use export::{ExportReport, ReplayOptions, ReplayReport, export, replay, replay_with};
 pub use handle::{Elapsed, RecordOptions, RecorderHandle};
+pub use player::{Budget, CheckpointStats, Marker, Player, PlayerOptions, Stamp, Timeline};
 pub use reader::{Env, Event, EventKind, Header, RampartHeader, Reader, Truncation, read};
 pub use screen_text::{ScreenLine, ScreenText};
 pub use writer::{Finished, RecordingMeta, SessionKind, SidecarInfo, file_sha256};

@@ -1,0 +1,801 @@
+//! [`Player`]: a recording opened for the replay screen, with seeking,
+//! command markers and idle compression, that never reads the file whole.
+//!
+//! Two cursors read the cast, each with its own file handle:
+//!
+//! - the **playhead** feeds events through a vt100 terminal model up to a
+//!   target time and leaves checkpoints behind it (the byte offset, the
+//!   timeline clock and a copy of the screen), spaced by file size; seeking
+//!   back restores the nearest checkpoint at or before the target and plays
+//!   forward from its offset, seeking forward goes on from the playhead or
+//!   jumps to a later checkpoint;
+//! - the **index scan** reads ahead without a terminal model, parsing only
+//!   each line's time and code, to learn the duration and to collect the
+//!   markers (`cmd: ...`) for the command list.
+//!
+//! Nothing happens on its own: the caller drives both with [`Player::step`]
+//! and a [`Budget`] (file bytes and a deadline), so a screen that calls it
+//! once per frame stays responsive however large the file is. Opening reads
+//! only the header, so a recording of any size plays at once; a seek far
+//! past what the playhead has seen takes as many steps as the output in
+//! between needs (the screen shows [`Player::seek_progress`]).
+//!
+//! Memory stays bounded: checkpoints are screen copies whose total size is
+//! capped by [`PlayerOptions::checkpoint_budget`] (when full, every other
+//! one is dropped and the spacing doubles), the marker list by
+//! [`PlayerOptions::max_markers`], and a line longer than 8 MiB is skipped.
+//! A partial last line (a crash) ends the recording where the complete
+//! lines end, as [`super::read`] does; a complete line that is not an event
+//! is skipped and counted. Output kept only in the raw sidecar (binary) is
+//! not shown: what a player shows is the cast's `"o"` text.
+//!
+//! Times are in seconds on one of two [`Timeline`]s: as recorded, or with
+//! every pause longer than the idle cap shortened to the cap. The player
+//! keeps both for every position, so switching keeps the same moment.
+
+mod index;
+mod lines;
+#[cfg(test)]
+mod tests;
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read};
+use std::num::NonZeroU16;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use index::Scan;
+use lines::{Clock, Code, Escape, LineEnd, Lines, MAX_LINE, clamp_size, parse, parse_size};
+pub use lines::{Stamp, Timeline};
+
+use super::RecordError;
+use super::reader::{Header, Truncation};
+
+/// How a [`Player`] plays and how much memory it may use.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PlayerOptions {
+    /// Pauses longer than this (seconds) are shortened to it on the
+    /// compressed timeline.
+    pub idle_cap: f64,
+    /// The timeline positions are given on at first.
+    pub timeline: Timeline,
+    /// Bytes of screen copies kept as seek checkpoints.
+    pub checkpoint_budget: usize,
+    /// File bytes between checkpoints at first; doubles each time the
+    /// budget fills up.
+    pub checkpoint_spacing: u64,
+    /// Most markers kept for the command list.
+    pub max_markers: usize,
+}
+
+impl Default for PlayerOptions {
+    fn default() -> Self {
+        PlayerOptions {
+            idle_cap: 2.0,
+            timeline: Timeline::Compressed,
+            checkpoint_budget: 32 * 1024 * 1024,
+            checkpoint_spacing: 256 * 1024,
+            max_markers: 50_000,
+        }
+    }
+}
+
+/// How much one [`Player::step`] may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Budget {
+    /// File bytes the playhead may feed through the terminal model.
+    pub play_bytes: u64,
+    /// File bytes the index scan may read.
+    pub scan_bytes: u64,
+    /// Stop once this has passed (checked between events); the playhead
+    /// gets the first two thirds of the time, the scan the rest.
+    pub deadline: Option<Instant>,
+}
+
+impl Budget {
+    /// Everything to the end: for tests and tools, never for a screen.
+    pub const UNLIMITED: Budget = Budget {
+        play_bytes: u64::MAX,
+        scan_bytes: u64::MAX,
+        deadline: None,
+    };
+
+    /// What a screen may spend per frame: at most `time` from now.
+    pub fn frame(time: Duration) -> Budget {
+        Budget {
+            play_bytes: 16 * 1024 * 1024,
+            scan_bytes: 256 * 1024 * 1024,
+            deadline: Some(Instant::now() + time),
+        }
+    }
+}
+
+/// Work left in one step for one cursor.
+#[derive(Debug)]
+struct Work {
+    bytes: u64,
+    deadline: Option<Instant>,
+}
+
+impl Work {
+    fn left(&self) -> bool {
+        self.bytes > 0 && self.deadline.is_none_or(|d| Instant::now() < d)
+    }
+
+    fn spend(&mut self, n: usize) {
+        self.bytes = self.bytes.saturating_sub(n as u64);
+    }
+}
+
+/// A marker (`[t, "m", text]`) for the command list.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Marker {
+    pub at: Stamp,
+    /// The command line without `cmd: `, or another marker's text; control
+    /// characters replaced by `?`, cut at 200 characters.
+    pub text: String,
+    /// A logged command (`cmd: ...`) rather than another kind of marker.
+    pub command: bool,
+}
+
+/// Checkpoint memory, for reports and tests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CheckpointStats {
+    pub count: usize,
+    /// Estimated bytes held by their screen copies.
+    pub bytes: usize,
+    /// File bytes between checkpoints now.
+    pub spacing: u64,
+}
+
+/// An event read by the playhead but not applied yet: it is after the
+/// target.
+#[derive(Debug)]
+struct Pending {
+    at: Stamp,
+    code: Code,
+    data: Option<String>,
+    /// Its line's length in the file.
+    bytes: usize,
+}
+
+/// The screen at some position, to restart from.
+#[derive(Debug)]
+struct Checkpoint {
+    /// Offset of the first line not applied.
+    offset: u64,
+    line: u64,
+    /// The last event applied, and the clock after it.
+    last: Stamp,
+    clock: Clock,
+    size: (u16, u16),
+    screen: vt100::Screen,
+    /// Estimated bytes.
+    cost: usize,
+}
+
+/// What a playhead read: at most one line per call, so work is bounded.
+enum Read1 {
+    Event(Pending),
+    /// A blank, damaged or too long line of this many bytes.
+    Skipped(usize),
+    End,
+}
+
+/// The playhead: a terminal model and where it is in the file.
+struct Head {
+    lines: Lines,
+    parser: vt100::Parser,
+    escape: Escape,
+    clock: Clock,
+    /// The last event applied (zero before the first).
+    last: Stamp,
+    /// The recorded terminal's size now, (cols, rows).
+    size: (u16, u16),
+    pending: Option<Pending>,
+    /// Every event has been applied.
+    eof: bool,
+    buf: Vec<u8>,
+    truncated: Option<Truncation>,
+    damaged: u64,
+}
+
+impl Head {
+    /// Offset of the first line not applied.
+    fn resume_offset(&self) -> u64 {
+        let pending = self.pending.as_ref().map_or(0, |p| p.bytes as u64);
+        self.lines.offset() - pending
+    }
+
+    fn read(&mut self) -> std::io::Result<Read1> {
+        let Some((n, end)) = self.lines.next(&mut self.buf)? else {
+            return Ok(Read1::End);
+        };
+        if end == LineEnd::TooLong {
+            self.damaged += 1;
+            return Ok(Read1::Skipped(n));
+        }
+        if self.buf.trim_ascii().is_empty() {
+            return Ok(Read1::Skipped(n));
+        }
+        match parse(&self.buf, true) {
+            Some(p) => Ok(Read1::Event(Pending {
+                at: self.clock.step(p.time),
+                code: p.code,
+                data: p.data,
+                bytes: n,
+            })),
+            None if end == LineEnd::Partial => {
+                self.truncated = Some(Truncation {
+                    line: self.lines.line(),
+                    bytes: n,
+                });
+                Ok(Read1::End)
+            }
+            None => {
+                self.damaged += 1;
+                Ok(Read1::Skipped(n))
+            }
+        }
+    }
+
+    fn apply(&mut self, event: Pending) {
+        self.last = event.at;
+        let Some(data) = event.data else { return };
+        match event.code {
+            Code::Output => {
+                self.parser.process(data.as_bytes());
+                self.escape = self.escape.feed(data.as_bytes());
+            }
+            Code::Resize => {
+                if let Some(size) = parse_size(&data).filter(|s| *s != self.size) {
+                    self.parser.set_size(nz(size.1), nz(size.0));
+                    self.size = size;
+                }
+            }
+            Code::Marker | Code::Other => {}
+        }
+    }
+}
+
+fn nz(n: u16) -> NonZeroU16 {
+    NonZeroU16::new(n).unwrap_or(NonZeroU16::MIN)
+}
+
+/// Where the playhead is going: a time on a timeline (∞: the end).
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Target {
+    timeline: Timeline,
+    at: f64,
+}
+
+/// A recording opened for playback. See the module docs.
+pub struct Player {
+    path: PathBuf,
+    header: Header,
+    options: PlayerOptions,
+    timeline: Timeline,
+    file_len: u64,
+    /// Offset and line number where the events start (after the header).
+    body: (u64, u64),
+    initial_size: (u16, u16),
+    head: Head,
+    scan: Scan,
+    checkpoints: Vec<Checkpoint>,
+    checkpoint_bytes: usize,
+    spacing: u64,
+    target: Target,
+    /// Where the playhead was when the current target was set.
+    seek_from: (Stamp, u64),
+    /// The stamp of the last event, once a cursor has reached it.
+    end: Option<Stamp>,
+    error: Option<RecordError>,
+}
+
+impl std::fmt::Debug for Player {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Player")
+            .field("path", &self.path)
+            .field("position", &self.position())
+            .field("timeline", &self.timeline)
+            .field("checkpoints", &self.checkpoints.len())
+            .field("markers", &self.scan.markers.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Player {
+    /// Opens a cast: reads its header only. Fails when the file cannot be
+    /// opened or the header is not an asciicast v2 header.
+    pub fn open(path: impl AsRef<Path>, options: PlayerOptions) -> Result<Player, RecordError> {
+        let path = path.as_ref().to_path_buf();
+        let read_err = |source| RecordError::Read {
+            path: path.clone(),
+            source,
+        };
+        let file = File::open(&path).map_err(read_err)?;
+        let file_len = file.metadata().map_err(read_err)?.len();
+        let mut first = Vec::new();
+        BufReader::new(&file)
+            .take(MAX_LINE as u64)
+            .read_until(b'\n', &mut first)
+            .map_err(read_err)?;
+        let format = |reason: String| RecordError::Format {
+            path: path.clone(),
+            line: 1,
+            reason,
+        };
+        if !first.ends_with(b"\n") {
+            return Err(format("the header line is incomplete".into()));
+        }
+        let header: Header = serde_json::from_slice(&first)
+            .map_err(|e| format(format!("not an asciicast header: {e}")))?;
+        if header.version != 2 {
+            return Err(format(format!(
+                "asciicast version {} (only version 2 is read)",
+                header.version
+            )));
+        }
+        let body = (first.len() as u64, 1);
+        let size = clamp_size(u32::from(header.width), u32::from(header.height));
+        let cap = if options.idle_cap.is_finite() && options.idle_cap > 0.0 {
+            options.idle_cap
+        } else {
+            f64::INFINITY
+        };
+        let head_lines = Lines::new(file, body.0, body.1).map_err(read_err)?;
+        let scan_file = File::open(&path).map_err(read_err)?;
+        let scan_lines = Lines::new(scan_file, body.0, body.1).map_err(read_err)?;
+        let spacing = options.checkpoint_spacing.max(4096);
+        Ok(Player {
+            header,
+            options: PlayerOptions {
+                idle_cap: cap,
+                ..options
+            },
+            timeline: options.timeline,
+            file_len,
+            body,
+            initial_size: size,
+            head: Head {
+                lines: head_lines,
+                parser: vt100::Parser::new(nz(size.1), nz(size.0), 0),
+                escape: Escape::Ground,
+                clock: Clock::new(cap),
+                last: Stamp::default(),
+                size,
+                pending: None,
+                eof: false,
+                buf: Vec::new(),
+                truncated: None,
+                damaged: 0,
+            },
+            scan: Scan::new(scan_lines, cap, options.max_markers),
+            checkpoints: Vec::new(),
+            checkpoint_bytes: 0,
+            spacing,
+            target: Target {
+                timeline: options.timeline,
+                at: 0.0,
+            },
+            seek_from: (Stamp::default(), body.0),
+            end: None,
+            error: None,
+            path,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn header(&self) -> &Header {
+        &self.header
+    }
+
+    /// The recorded terminal at the playhead.
+    pub fn screen(&self) -> &vt100::Screen {
+        self.head.parser.screen()
+    }
+
+    /// The recorded terminal's size at the playhead, (cols, rows).
+    pub fn recorded_size(&self) -> (u16, u16) {
+        self.head.size
+    }
+
+    /// The idle cap in seconds (∞ when compression is off by option).
+    pub fn idle_cap(&self) -> f64 {
+        self.options.idle_cap
+    }
+
+    pub fn timeline(&self) -> Timeline {
+        self.timeline
+    }
+
+    /// Switches the timeline positions are given on, keeping the moment.
+    pub fn set_timeline(&mut self, timeline: Timeline) {
+        if timeline == self.timeline {
+            return;
+        }
+        if self.caught_up() && self.target.at.is_finite() {
+            self.target = Target {
+                timeline,
+                at: self.convert(self.target, timeline),
+            };
+        }
+        self.timeline = timeline;
+    }
+
+    /// Where playback is, in seconds on the current timeline: the target
+    /// of the last seek (within the recording), or, while the playhead is
+    /// still getting there on another timeline, where the playhead is.
+    pub fn position(&self) -> f64 {
+        let pos = if self.target.timeline == self.timeline && self.target.at.is_finite() {
+            self.target.at
+        } else if self.caught_up() && self.target.at.is_finite() {
+            self.convert(self.target, self.timeline)
+        } else {
+            self.head.last.on(self.timeline)
+        };
+        match self.duration() {
+            Some(end) => pos.min(end),
+            None => pos,
+        }
+    }
+
+    /// The length on the current timeline, once known.
+    pub fn duration(&self) -> Option<f64> {
+        self.end.map(|e| e.on(self.timeline))
+    }
+
+    /// The length as far as it is known (the duration once known).
+    pub fn known_duration(&self) -> f64 {
+        self.scan
+            .last
+            .on(self.timeline)
+            .max(self.head.last.on(self.timeline))
+    }
+
+    /// Moves playback to `at` seconds on the current timeline (clamped to
+    /// the start). Cheap: at most one screen copy; the playhead gets there
+    /// in later [`Player::step`]s.
+    pub fn seek(&mut self, at: f64) {
+        self.seek_to(Target {
+            timeline: self.timeline,
+            at: at.max(0.0),
+        });
+    }
+
+    /// [`Player::seek`] to a moment given as recorded seconds since the
+    /// start (the audit log's command times), whichever timeline is shown.
+    pub fn seek_recorded(&mut self, at: f64) {
+        self.seek_to(Target {
+            timeline: Timeline::Recorded,
+            at: at.max(0.0),
+        });
+    }
+
+    /// [`Player::seek`] to the end, known or not.
+    pub fn seek_end(&mut self) {
+        self.seek_to(Target {
+            timeline: self.timeline,
+            at: f64::INFINITY,
+        });
+    }
+
+    fn seek_to(&mut self, target: Target) {
+        let t = target.at;
+        let on = target.timeline;
+        self.target = target;
+        // The last checkpoint at or before the target.
+        let at_or_before = self.checkpoints.partition_point(|c| c.last.on(on) <= t);
+        let checkpoint = at_or_before.checked_sub(1);
+        let head_usable = self.head.last.on(on) <= t;
+        let restore = match checkpoint.and_then(|i| self.checkpoints.get(i)) {
+            Some(c) if !head_usable || c.offset > self.head.resume_offset() => checkpoint,
+            _ => None,
+        };
+        if let Some(i) = restore {
+            self.restore(i);
+        } else if !head_usable {
+            self.restart();
+        }
+        self.seek_from = (self.head.last, self.head.resume_offset());
+    }
+
+    fn restore(&mut self, index: usize) {
+        let Some(c) = self.checkpoints.get(index) else {
+            return;
+        };
+        if let Err(source) = self.head.lines.seek(c.offset, c.line) {
+            self.fail(source);
+            return;
+        }
+        let mut parser = vt100::Parser::new(nz(c.size.1), nz(c.size.0), 0);
+        *parser.screen_mut() = c.screen.clone();
+        let head = &mut self.head;
+        head.parser = parser;
+        head.escape = Escape::Ground;
+        head.clock = c.clock;
+        head.last = c.last;
+        head.size = c.size;
+        head.pending = None;
+        head.eof = false;
+    }
+
+    fn restart(&mut self) {
+        if let Err(source) = self.head.lines.seek(self.body.0, self.body.1) {
+            self.fail(source);
+            return;
+        }
+        let size = self.initial_size;
+        let head = &mut self.head;
+        head.parser = vt100::Parser::new(nz(size.1), nz(size.0), 0);
+        head.escape = Escape::Ground;
+        head.clock = Clock::new(self.options.idle_cap);
+        head.last = Stamp::default();
+        head.size = size;
+        head.pending = None;
+        head.eof = false;
+    }
+
+    fn fail(&mut self, source: std::io::Error) {
+        self.error = Some(RecordError::Read {
+            path: self.path.clone(),
+            source,
+        });
+        self.head.eof = true;
+        self.scan.done = true;
+    }
+
+    /// Moves the playhead toward the target and the index scan ahead,
+    /// within `budget`.
+    pub fn step(&mut self, budget: Budget) {
+        if self.error.is_some() {
+            return;
+        }
+        let start = Instant::now();
+        let play_deadline = budget
+            .deadline
+            .map(|d| start + d.saturating_duration_since(start) * 2 / 3);
+        let mut play = Work {
+            bytes: budget.play_bytes,
+            deadline: play_deadline,
+        };
+        if let Err(e) = self.advance(&mut play) {
+            self.fail(e);
+            return;
+        }
+        let mut scan = Work {
+            bytes: budget.scan_bytes,
+            deadline: budget.deadline,
+        };
+        if let Err(e) = self.scan.step(&mut scan) {
+            self.fail(e);
+            return;
+        }
+        if self.scan.done && self.end.is_none() {
+            self.end = Some(self.scan.last);
+        }
+    }
+
+    fn advance(&mut self, work: &mut Work) -> std::io::Result<()> {
+        let on = self.target.timeline;
+        let t = self.target.at;
+        while !self.head.eof && work.left() {
+            let event = match self.head.pending.take() {
+                Some(p) => p,
+                None => match self.head.read()? {
+                    Read1::Event(p) => {
+                        work.spend(p.bytes);
+                        p
+                    }
+                    Read1::Skipped(n) => {
+                        work.spend(n);
+                        continue;
+                    }
+                    Read1::End => {
+                        self.head.eof = true;
+                        self.end = Some(self.head.last);
+                        if self.target.at.is_infinite() {
+                            self.target = Target {
+                                timeline: self.timeline,
+                                at: self.head.last.on(self.timeline),
+                            };
+                        }
+                        break;
+                    }
+                },
+            };
+            if event.at.on(on) > t {
+                self.head.pending = Some(event);
+                break;
+            }
+            self.head.apply(event);
+            self.checkpoint();
+        }
+        Ok(())
+    }
+
+    /// Leaves a checkpoint where the playhead is, if it is far enough past
+    /// the last one and between escape sequences.
+    fn checkpoint(&mut self) {
+        let head = &self.head;
+        if head.escape != Escape::Ground || head.pending.is_some() {
+            return;
+        }
+        let from = self.checkpoints.last().map_or(self.body.0, |c| c.offset);
+        let offset = head.lines.offset();
+        if offset < from.saturating_add(self.spacing) {
+            return;
+        }
+        let (cols, rows) = head.size;
+        // Both grids (the alternate one exists once used) plus row headers.
+        let cost = usize::from(cols) * usize::from(rows) * size_of::<vt100::Cell>() * 2
+            + usize::from(rows) * 64
+            + 512;
+        self.checkpoints.push(Checkpoint {
+            offset,
+            line: head.lines.line(),
+            last: head.last,
+            clock: head.clock,
+            size: head.size,
+            screen: head.parser.screen().clone(),
+            cost,
+        });
+        self.checkpoint_bytes += cost;
+        while self.checkpoint_bytes > self.options.checkpoint_budget && !self.checkpoints.is_empty()
+        {
+            self.thin();
+        }
+    }
+
+    /// Drops every other checkpoint (keeping the latest) and doubles the
+    /// spacing, so the survivors stay evenly spread over the file.
+    fn thin(&mut self) {
+        let len = self.checkpoints.len();
+        if len <= 1 {
+            self.checkpoints.clear();
+        } else {
+            let mut i = 0;
+            self.checkpoints.retain(|_| {
+                i += 1;
+                (len - i).is_multiple_of(2)
+            });
+        }
+        self.spacing = self.spacing.saturating_mul(2);
+        self.checkpoint_bytes = self.checkpoints.iter().map(|c| c.cost).sum();
+    }
+
+    /// `target` on another timeline, through the playhead's neighbourhood
+    /// (exact when the playhead has caught up with it).
+    fn convert(&self, target: Target, to: Timeline) -> f64 {
+        if target.timeline == to {
+            return target.at;
+        }
+        let last = self.head.last;
+        let into = target.at - last.on(target.timeline);
+        let mut at = last.on(to) + into.max(0.0);
+        if let Some(next) = &self.head.pending {
+            at = at.min(next.at.on(to));
+        } else if let Some(end) = self.end {
+            at = at.min(end.on(to));
+        }
+        at
+    }
+
+    /// The playhead has applied every event up to the target.
+    pub fn caught_up(&self) -> bool {
+        self.error.is_some()
+            || self.head.eof
+            || self
+                .head
+                .pending
+                .as_ref()
+                .is_some_and(|p| p.at.on(self.target.timeline) > self.target.at)
+    }
+
+    /// Every event has been applied: playback is at the end.
+    pub fn at_end(&self) -> bool {
+        self.head.eof
+    }
+
+    /// How far the playhead has come toward the target since it was set,
+    /// 0 to 1; `None` once it is there.
+    pub fn seek_progress(&self) -> Option<f64> {
+        if self.caught_up() {
+            return None;
+        }
+        let (from, from_offset) = self.seek_from;
+        let on = self.target.timeline;
+        let fraction = if self.target.at.is_finite() {
+            let span = self.target.at - from.on(on);
+            (self.head.last.on(on) - from.on(on)) / span
+        } else {
+            let span = self.file_len.saturating_sub(from_offset).max(1);
+            self.head.resume_offset().saturating_sub(from_offset) as f64 / span as f64
+        };
+        Some(if fraction.is_finite() {
+            fraction.clamp(0.0, 1.0)
+        } else {
+            0.0
+        })
+    }
+
+    /// How much of the file the index scan has read, 0 to 1; `None` once it
+    /// has read it all (markers and duration are complete).
+    pub fn index_progress(&self) -> Option<f64> {
+        if self.scan.done {
+            return None;
+        }
+        Some((self.scan.offset() as f64 / self.file_len.max(1) as f64).clamp(0.0, 1.0))
+    }
+
+    /// The markers found so far, in time order.
+    pub fn markers(&self) -> &[Marker] {
+        &self.scan.markers
+    }
+
+    /// Markers left out because the list was full.
+    pub fn markers_dropped(&self) -> u64 {
+        self.scan.dropped
+    }
+
+    /// The last marker at or before `at` (current timeline).
+    pub fn marker_at(&self, at: f64) -> Option<usize> {
+        let on = self.timeline;
+        self.scan
+            .markers
+            .partition_point(|m| m.at.on(on) <= at)
+            .checked_sub(1)
+    }
+
+    /// The first marker after `at`.
+    pub fn marker_after(&self, at: f64) -> Option<usize> {
+        let on = self.timeline;
+        let i = self
+            .scan
+            .markers
+            .partition_point(|m| m.at.on(on) <= at + TIME_EPSILON);
+        (i < self.scan.markers.len()).then_some(i)
+    }
+
+    /// The last marker before `at`.
+    pub fn marker_before(&self, at: f64) -> Option<usize> {
+        let on = self.timeline;
+        self.scan
+            .markers
+            .partition_point(|m| m.at.on(on) < at - TIME_EPSILON)
+            .checked_sub(1)
+    }
+
+    /// The cast ends in a partial line (the session's process died).
+    pub fn truncated(&self) -> Option<&Truncation> {
+        self.head
+            .truncated
+            .as_ref()
+            .or(self.scan.truncated.as_ref())
+    }
+
+    /// Complete lines that were not events, skipped.
+    pub fn damaged_lines(&self) -> u64 {
+        self.head.damaged.max(self.scan.damaged)
+    }
+
+    /// A read error that stopped playback.
+    pub fn error(&self) -> Option<&RecordError> {
+        self.error.as_ref()
+    }
+
+    pub fn checkpoint_stats(&self) -> CheckpointStats {
+        CheckpointStats {
+            count: self.checkpoints.len(),
+            bytes: self.checkpoint_bytes,
+            spacing: self.spacing,
+        }
+    }
+}
+
+/// Marker navigation treats times this close as equal, so that `n` after
+/// a jump to a marker goes to the next one.
+const TIME_EPSILON: f64 = 1e-6;
