@@ -9,9 +9,10 @@
 //! - [`theme`]: semantic colour roles from `themes/*.toml` ([`Theme`]);
 //! - the screens: the asset [`Menu`]; the staff [`Desk`] around it (console
 //!   and audit views over lists of rows, the dashboard, the new-user form,
-//!   approval prompts); the [`Watch`] mirror of a live session; TOTP
-//!   enrolment ([`Enrol`]), the forced password change ([`Passwd`]) and a
-//!   [`MessageBox`] for refusals.
+//!   approval prompts); the [`Watch`] mirror of a live session; the
+//!   [`Replay`] of a recording (read through [`crate::record::Player`] in
+//!   bounded steps); TOTP enrolment ([`Enrol`]), the forced password change
+//!   ([`Passwd`]) and a [`MessageBox`] for refusals.
 //!
 //! Each screen follows Input → Action → state → render: `handle(Key)`
 //! changes plain state and may return an outcome for the caller,
@@ -37,6 +38,7 @@ pub mod input;
 pub mod menu;
 pub mod notice;
 pub mod passwd;
+pub mod replay;
 pub mod screen;
 mod table;
 pub mod theme;
@@ -53,6 +55,7 @@ pub use input::{ESC_TIMEOUT, InputParser, Key};
 pub use menu::{Chosen, Menu, MenuOutcome};
 pub use notice::MessageBox;
 pub use passwd::{Passwd, PasswdOutcome};
+pub use replay::{Replay, ReplayOutcome};
 pub use screen::{ColorMode, Screen};
 pub use theme::{Role, Theme, ThemeError};
 pub use watch::Watch;

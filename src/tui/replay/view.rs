@@ -1,0 +1,567 @@
+//! Drawing the replay: the recorded terminal copied cell by cell from the
+//! vt100 model into the frame (cropped around the cursor when it is larger
+//! than the room, centred when smaller), the command pane, the progress
+//! line and the status line. Only what is on screen is built, so a frame
+//! costs the same with ten markers or fifty thousand.
+
+use ratatui::Frame;
+use ratatui::buffer::Buffer;
+use ratatui::layout::{Alignment, Constraint, Layout, Rect};
+use ratatui::style::{Color, Modifier, Style};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders, Clear, Paragraph};
+
+use super::super::theme::Theme;
+use super::super::{centered, hint_line, severity_style};
+use super::{Focus, Replay, ViewState, percent};
+use crate::record::Timeline;
+
+/// Keys listed by `?`.
+const HELP: &[(&str, &str)] = &[
+    ("Space", "play / pause (at the end: from the start)"),
+    ("+ -  > <", "speed 0.25× to 16×"),
+    ("← →", "back / forward 5 s"),
+    ("↑ ↓  PgUp PgDn", "back / forward 30 s"),
+    ("p n  [ ]", "previous / next command"),
+    ("Home End", "start / end"),
+    ("c", "show / hide the command list"),
+    ("Tab", "move between the recording and the command list"),
+    ("Enter", "in the command list: jump to the command"),
+    ("i", "idle compression on / off (long pauses shortened)"),
+    ("z", "the recording alone, over the whole screen"),
+    ("q  Esc", "close the replay"),
+];
+
+impl Replay {
+    /// Draws the replay over the whole frame.
+    pub fn render(&self, frame: &mut Frame, theme: &Theme) {
+        let area = frame.area();
+        // Paint every cell, so nothing of a previous screen shows through.
+        frame.render_widget(Block::default().style(theme.text()), area);
+        let mut view = self.view.get();
+        let chrome = !self.zoom && area.height >= 8;
+        let [header, body, progress, status] = Layout::vertical([
+            Constraint::Length(u16::from(chrome)),
+            Constraint::Min(0),
+            Constraint::Length(u16::from(chrome)),
+            Constraint::Length(u16::from(area.height >= 3)),
+        ])
+        .areas(area);
+        if chrome {
+            self.render_header(frame, header, theme);
+            self.render_progress(frame, progress, theme);
+        }
+        let wanted = self
+            .commands
+            .unwrap_or(body.width >= super::AUTO_PANE_WIDTH);
+        view.commands_shown = chrome && wanted && body.width >= 50 && body.height >= 5;
+        let crop = if view.commands_shown {
+            let pane = (body.width / 3).clamp(24, 44);
+            let [left, right] =
+                Layout::horizontal([Constraint::Min(0), Constraint::Length(pane)]).areas(body);
+            self.render_commands(frame, right, theme, &mut view);
+            self.render_terminal(frame, left, theme, chrome)
+        } else {
+            self.render_terminal(frame, body, theme, chrome)
+        };
+        self.view.set(view);
+        self.render_status(frame, status, theme, chrome, crop.filter(|_| !chrome));
+        if self.help {
+            self.render_help(frame, area, theme);
+        }
+    }
+
+    fn render_header(&self, frame: &mut Frame, area: Rect, theme: &Theme) {
+        let header = self.player.header();
+        let mut spans = vec![Span::styled(" Replay ", theme.title())];
+        match &header.rampart {
+            Some(r) => {
+                spans.push(Span::styled(
+                    format!("{} → {}@{}", r.user, r.account, r.asset),
+                    theme.header(),
+                ));
+                spans.push(Span::styled(format!(" {}", r.protocol), theme.muted()));
+            }
+            None => {
+                let name = header.title.clone().unwrap_or_else(|| {
+                    self.player
+                        .path()
+                        .file_name()
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .unwrap_or_default()
+                });
+                spans.push(Span::styled(name, theme.header()));
+            }
+        }
+        if let Some(start) = header
+            .timestamp
+            .and_then(|t| jiff::Timestamp::from_second(t).ok())
+        {
+            spans.push(Span::styled(
+                format!("  {}", start.strftime("%Y-%m-%d %H:%M:%S UTC")),
+                theme.muted(),
+            ));
+        }
+        frame.render_widget(Paragraph::new(Line::from(spans)), area);
+        if area.width >= 70 {
+            let right = hint_line(theme, &[("?", "help"), ("q", "close")]);
+            frame.render_widget(Paragraph::new(right).alignment(Alignment::Right), area);
+        }
+    }
+
+    /// Draws the recorded terminal; returns the crop note when it does not
+    /// fit (shown in the frame title, or by the caller without a frame).
+    fn render_terminal(
+        &self,
+        frame: &mut Frame,
+        area: Rect,
+        theme: &Theme,
+        framed: bool,
+    ) -> Option<String> {
+        let (cols, rows) = self.player.recorded_size();
+        let border = u16::from(framed) * 2;
+        let room = Rect::new(
+            area.x,
+            area.y,
+            area.width.saturating_sub(border),
+            area.height.saturating_sub(border),
+        );
+        let cropped = cols > room.width || rows > room.height;
+        let note = cropped.then(|| format!("cropped: recorded at {cols}×{rows}"));
+        // Hug the recording when it is smaller than the room.
+        let outer = centered(
+            area,
+            cols.saturating_add(border).min(area.width),
+            rows.saturating_add(border).min(area.height),
+        );
+        let inner = if framed {
+            let focused = self.focus == Focus::Terminal && self.view.get().commands_shown;
+            let mut block = Block::default()
+                .borders(Borders::ALL)
+                .border_style(if focused {
+                    theme.border_focused()
+                } else {
+                    theme.border()
+                })
+                .title(Span::styled(
+                    format!(" {cols}×{rows} "),
+                    if focused {
+                        theme.title()
+                    } else {
+                        theme.muted()
+                    },
+                ));
+            if let Some(note) = &note {
+                block = block.title(
+                    Line::from(Span::styled(format!(" {note} "), theme.warning())).right_aligned(),
+                );
+            }
+            let inner = block.inner(outer);
+            frame.render_widget(block, outer);
+            inner
+        } else {
+            outer
+        };
+        copy_screen(self.player.screen(), inner, frame.buffer_mut());
+        note
+    }
+
+    fn render_commands(&self, frame: &mut Frame, area: Rect, theme: &Theme, view: &mut ViewState) {
+        let markers = self.player.markers();
+        let focused = self.focus == Focus::Commands;
+        let mut title = format!(" Commands ({}", markers.len());
+        if self.player.markers_dropped() > 0 {
+            title.push_str(&format!(
+                " of {}",
+                markers.len() as u64 + self.player.markers_dropped()
+            ));
+        }
+        if let Some(p) = self.player.index_progress() {
+            title.push_str(&format!(", indexing… {}%", percent(p)));
+        }
+        title.push_str(") ");
+        let block = Block::default()
+            .borders(Borders::ALL)
+            .border_style(if focused {
+                theme.border_focused()
+            } else {
+                theme.border()
+            })
+            .title(Span::styled(
+                title,
+                if focused {
+                    theme.title()
+                } else {
+                    theme.muted()
+                },
+            ));
+        let inner = block.inner(area);
+        frame.render_widget(block, area);
+        let height = usize::from(inner.height);
+        view.list_height = height;
+        let current = self.player.marker_at(self.player.position());
+        if markers.is_empty() {
+            let text = if self.player.index_progress().is_some() {
+                "looking for commands…"
+            } else {
+                "no commands were logged"
+            };
+            frame.render_widget(
+                Paragraph::new(Span::styled(format!(" {text}"), theme.muted())),
+                inner,
+            );
+            return;
+        }
+        let anchor = if focused {
+            self.selected.min(markers.len() - 1)
+        } else {
+            current.unwrap_or(0)
+        };
+        view.list_offset = scroll(view.list_offset, anchor, height, markers.len());
+        let timeline = self.player.timeline();
+        let width = usize::from(inner.width);
+        let long = self
+            .player
+            .duration()
+            .unwrap_or_else(|| self.player.known_duration())
+            >= 3600.0;
+        let lines: Vec<Line> = markers
+            .iter()
+            .enumerate()
+            .skip(view.list_offset)
+            .take(height)
+            .map(|(i, m)| {
+                let is_current = current == Some(i);
+                let mark = if is_current { "▸" } else { " " };
+                let text = format!("{mark}{} {}", clock(m.at.on(timeline), long), m.text);
+                let style = if focused && i == self.selected {
+                    theme.selected()
+                } else if is_current {
+                    if focused {
+                        theme.highlight()
+                    } else {
+                        theme.selected_unfocused()
+                    }
+                } else if m.command {
+                    theme.text()
+                } else {
+                    theme.muted()
+                };
+                Line::from(Span::styled(pad(&text, width), style))
+            })
+            .collect();
+        frame.render_widget(Paragraph::new(lines), inner);
+    }
+
+    fn render_progress(&self, frame: &mut Frame, area: Rect, theme: &Theme) {
+        let player = &self.player;
+        let position = player.position();
+        let (end, known) = match player.duration() {
+            Some(d) => (d, true),
+            None => (player.known_duration().max(position), false),
+        };
+        let long = end >= 3600.0;
+        let (state, style) = if player.at_end() && !self.playing {
+            ("■ ended ", theme.muted())
+        } else if self.playing {
+            ("▶ playing", theme.success())
+        } else {
+            ("‖ paused ", theme.warning())
+        };
+        let times = format!(
+            " {} / {}{} ",
+            clock(position, long),
+            clock(end, long),
+            if known { "" } else { "+" }
+        );
+        let idle = match player.timeline() {
+            Timeline::Compressed => format!(" idle ≤{}s", trim_number(player.idle_cap())),
+            Timeline::Recorded => " idle as recorded".to_string(),
+        };
+        let speed = format!(" {}× ", trim_number(self.speed()));
+        let fixed = 1
+            + state.chars().count()
+            + times.chars().count()
+            + speed.len()
+            + idle.chars().count()
+            + 1;
+        let bar_width = usize::from(area.width).saturating_sub(fixed);
+        let fraction = if end > 0.0 {
+            (position / end).clamp(0.0, 1.0)
+        } else {
+            0.0
+        };
+        // Whole cells: a partial cell would need glyphs some fonts lack.
+        let filled = ((bar_width as f64) * fraction).round() as usize;
+        let mut spans = vec![
+            Span::raw(" "),
+            Span::styled(state, style),
+            Span::styled(times, theme.text()),
+        ];
+        if bar_width >= 4 {
+            spans.push(Span::styled(
+                "━".repeat(filled.min(bar_width)),
+                theme.title(),
+            ));
+            spans.push(Span::styled(
+                "─".repeat(bar_width.saturating_sub(filled)),
+                theme.muted(),
+            ));
+        }
+        spans.push(Span::styled(speed, theme.header()));
+        spans.push(Span::styled(idle, theme.muted()));
+        frame.render_widget(Paragraph::new(Line::from(spans)), area);
+    }
+
+    /// Notes about the replay (seeking, indexing, a cut-short recording)
+    /// and the key hints; a message from the last key replaces them.
+    fn render_status(
+        &self,
+        frame: &mut Frame,
+        area: Rect,
+        theme: &Theme,
+        chrome: bool,
+        crop: Option<String>,
+    ) {
+        if area.height == 0 {
+            return;
+        }
+        let line = if let Some((severity, text)) = &self.message {
+            Line::from(Span::styled(
+                format!(" {text}"),
+                severity_style(theme, *severity),
+            ))
+        } else {
+            let player = &self.player;
+            let mut notes: Vec<(String, Style)> = Vec::new();
+            if let Some(p) = player.seek_progress().filter(|_| self.seeking) {
+                notes.push((format!("seeking… {}%", percent(p)), theme.info()));
+            }
+            if let Some(p) = player.index_progress() {
+                notes.push((format!("indexing… {}%", percent(p)), theme.muted()));
+            }
+            if let Some(t) = player.truncated() {
+                notes.push((
+                    format!("cut short at line {} (the session ended abruptly)", t.line),
+                    theme.warning(),
+                ));
+            }
+            if player.damaged_lines() > 0 {
+                notes.push((
+                    format!("{} damaged lines skipped", player.damaged_lines()),
+                    theme.warning(),
+                ));
+            }
+            if let Some(crop) = crop {
+                notes.push((crop, theme.warning()));
+            }
+            if !chrome {
+                notes.push((
+                    format!(
+                        "{} {} {}×",
+                        if self.playing { "▶" } else { "‖" },
+                        clock(player.position(), false),
+                        trim_number(self.speed())
+                    ),
+                    theme.text(),
+                ));
+            }
+            let mut spans = Vec::new();
+            for (text, style) in notes {
+                spans.push(Span::styled(format!(" {text} "), style));
+                spans.push(Span::styled("·", theme.muted()));
+            }
+            spans.pop();
+            let hints: &[(&str, &str)] =
+                if self.focus == Focus::Commands && self.view.get().commands_shown {
+                    &[
+                        ("↑↓", "select"),
+                        ("Enter", "jump"),
+                        ("Tab", "back"),
+                        ("?", "help"),
+                    ]
+                } else {
+                    &[
+                        ("Space", "play"),
+                        ("←→", "5s"),
+                        ("↑↓", "30s"),
+                        ("n p", "command"),
+                        ("c", "commands"),
+                        ("?", "help"),
+                    ]
+                };
+            spans.extend(hint_line(theme, hints).spans);
+            Line::from(spans)
+        };
+        frame.render_widget(Paragraph::new(line).style(theme.status_bar()), area);
+    }
+
+    fn render_help(&self, frame: &mut Frame, area: Rect, theme: &Theme) {
+        let key_w = HELP
+            .iter()
+            .map(|(k, _)| k.chars().count())
+            .max()
+            .unwrap_or(0);
+        let lines: Vec<Line> = HELP
+            .iter()
+            .map(|(k, what)| {
+                Line::from(vec![
+                    Span::styled(format!(" {k:<key_w$}  "), theme.key_hint()),
+                    Span::styled(*what, theme.text()),
+                ])
+            })
+            .collect();
+        let rect = centered(area, 72, HELP.len() as u16 + 2);
+        frame.render_widget(Clear, rect);
+        frame.render_widget(
+            Paragraph::new(lines)
+                .block(
+                    Block::default()
+                        .borders(Borders::ALL)
+                        .border_style(theme.border_focused())
+                        .title(Span::styled(
+                            " Replay keys (any key closes) ",
+                            theme.title(),
+                        )),
+                )
+                .style(theme.text()),
+            rect,
+        );
+    }
+}
+
+/// Copies the recorded screen into `area`: from the top-left, or, when it
+/// is larger, scrolled just enough that the cursor (where the activity is)
+/// is in view.
+fn copy_screen(screen: &vt100::Screen, area: Rect, buf: &mut Buffer) {
+    let (rows, cols) = screen.size();
+    let (rows, cols) = (rows.get(), cols.get());
+    let (cursor_row, cursor_col) = screen.cursor_position();
+    let offset = |cursor: u16, len: u16, room: u16| {
+        if len <= room {
+            0
+        } else {
+            cursor
+                .saturating_add(1)
+                .saturating_sub(room)
+                .min(len - room)
+        }
+    };
+    let row0 = offset(cursor_row, rows, area.height);
+    let col0 = offset(cursor_col, cols, area.width);
+    let show_cursor = !screen.hide_cursor();
+    for y in 0..area.height.min(rows) {
+        for x in 0..area.width.min(cols) {
+            let (row, col) = (row0 + y, col0 + x);
+            let Some(cell) = screen.cell(row, col) else {
+                continue;
+            };
+            let Some(out) = buf.cell_mut((area.x + x, area.y + y)) else {
+                continue;
+            };
+            // A wide character takes two cells; ratatui wants the second
+            // blank. One cut by the crop or the edge is shown as a blank.
+            let symbol = if cell.is_wide_continuation()
+                || (cell.is_wide() && x + 1 >= area.width)
+                || !cell.has_contents()
+            {
+                " "
+            } else {
+                cell.contents()
+            };
+            let mut style = Style::default()
+                .fg(color(cell.fgcolor()))
+                .bg(color(cell.bgcolor()));
+            let mut modifier = Modifier::empty();
+            for (on, m) in [
+                (cell.bold(), Modifier::BOLD),
+                (cell.dim(), Modifier::DIM),
+                (cell.italic(), Modifier::ITALIC),
+                (cell.underline(), Modifier::UNDERLINED),
+                (cell.inverse(), Modifier::REVERSED),
+            ] {
+                if on {
+                    modifier |= m;
+                }
+            }
+            if show_cursor && (row, col) == (cursor_row, cursor_col) {
+                modifier ^= Modifier::REVERSED;
+            }
+            style = style.add_modifier(modifier);
+            out.reset();
+            out.set_symbol(symbol).set_style(style);
+        }
+    }
+}
+
+fn color(c: vt100::Color) -> Color {
+    match c {
+        vt100::Color::Default => Color::Reset,
+        vt100::Color::Idx(i) => Color::Indexed(i),
+        vt100::Color::Rgb(r, g, b) => Color::Rgb(r, g, b),
+    }
+}
+
+/// `m:ss`, or `h:mm:ss` when `long` (so a list lines up).
+fn clock(seconds: f64, long: bool) -> String {
+    // Whole seconds; times are never negative.
+    let s = seconds.max(0.0) as u64;
+    let (h, m, s) = (s / 3600, (s / 60) % 60, s % 60);
+    if long || h > 0 {
+        format!("{h}:{m:02}:{s:02}")
+    } else {
+        format!("{m:02}:{s:02}")
+    }
+}
+
+/// 0.25 → "0.25", 2.0 → "2".
+fn trim_number(v: f64) -> String {
+    let text = format!("{v:.2}");
+    text.trim_end_matches('0').trim_end_matches('.').to_string()
+}
+
+/// The first row to show so that `selected` is visible in `height` rows,
+/// moving as little as possible from `offset`.
+fn scroll(offset: usize, selected: usize, height: usize, len: usize) -> usize {
+    if height == 0 {
+        return 0;
+    }
+    let mut offset = offset.min(len.saturating_sub(height));
+    if selected < offset {
+        offset = selected;
+    } else if selected >= offset + height {
+        offset = selected + 1 - height;
+    }
+    offset
+}
+
+/// `text` cut or padded to `width` characters (a highlighted row then
+/// spans the pane).
+fn pad(text: &str, width: usize) -> String {
+    let count = text.chars().count();
+    if count > width {
+        let mut out: String = text.chars().take(width.saturating_sub(1)).collect();
+        if width > 0 {
+            out.push('…');
+        }
+        return out;
+    }
+    let mut out = text.to_string();
+    out.extend(std::iter::repeat_n(' ', width - count));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clocks_and_numbers() {
+        assert_eq!(clock(83.9, false), "01:23");
+        assert_eq!(clock(3725.0, false), "1:02:05");
+        assert_eq!(clock(5.0, true), "0:00:05");
+        assert_eq!(trim_number(0.25), "0.25");
+        assert_eq!(trim_number(16.0), "16");
+        assert_eq!(trim_number(2.5), "2.5");
+    }
+}
