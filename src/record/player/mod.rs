@@ -87,8 +87,9 @@ pub struct Budget {
     pub play_bytes: u64,
     /// File bytes the index scan may read.
     pub scan_bytes: u64,
-    /// Stop once this has passed (checked between events); the playhead
-    /// gets the first two thirds of the time, the scan the rest.
+    /// Stop once this has passed (checked between events); while the
+    /// index scan is not done, the playhead gets the first two thirds of
+    /// the time and the scan the rest.
     pub deadline: Option<Instant>,
 }
 
@@ -555,9 +556,11 @@ impl Player {
             return;
         }
         let start = Instant::now();
-        let play_deadline = budget
-            .deadline
-            .map(|d| start + d.saturating_duration_since(start) * 2 / 3);
+        // Once the scan is done the playhead has the whole budget.
+        let play_deadline = match budget.deadline {
+            Some(d) if !self.scan.done => Some(start + d.saturating_duration_since(start) * 2 / 3),
+            other => other,
+        };
         let mut play = Work {
             bytes: budget.play_bytes,
             deadline: play_deadline,

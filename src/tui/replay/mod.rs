@@ -36,8 +36,11 @@ const STEP_TIME: Duration = Duration::from_millis(12);
 /// How often a playing replay wants to be ticked: 25 frames a second is
 /// smooth for terminal output and cheap over SSH.
 const FRAME: Duration = Duration::from_millis(40);
-/// While a seek or the index scan is under way, and nothing plays.
-const WORK_FRAME: Duration = Duration::from_millis(20);
+/// While the index scan is under way, and nothing plays or seeks.
+const INDEX_FRAME: Duration = Duration::from_millis(20);
+/// While a seek is under way, intermediate frames are worth drawing this
+/// often (the ticks themselves come as fast as the caller can).
+const SEEK_FRAME: Duration = Duration::from_millis(100);
 /// Width from which the command pane is shown without asking.
 const AUTO_PANE_WIDTH: u16 = 110;
 
@@ -73,6 +76,8 @@ pub struct Replay {
     last_tick: Option<Instant>,
     /// A jump the playhead is still working toward.
     seeking: bool,
+    /// When a frame of the current seek's progress was last asked for.
+    seek_drawn: Option<Instant>,
     /// The person's choice for the command pane; `None`: shown when wide.
     commands: Option<bool>,
     focus: Focus,
@@ -122,6 +127,7 @@ impl Replay {
             speed: NORMAL_SPEED,
             last_tick: None,
             seeking: false,
+            seek_drawn: None,
             commands: None,
             focus: Focus::Terminal,
             selected: 0,
@@ -135,10 +141,24 @@ impl Replay {
     /// Paused at `seconds` since the start, as recorded.
     pub fn at(mut self, seconds: f64) -> Replay {
         self.playing = false;
+        self.seek_recorded(seconds);
+        self
+    }
+
+    /// Jumps to `seconds` since the start as recorded (a command's time
+    /// from the audit log), playing or paused as before. Like a key, it
+    /// does one bounded step of the work; ticks finish it.
+    pub fn seek_recorded(&mut self, seconds: f64) {
         self.player.seek_recorded(seconds);
         self.seeking = true;
+        self.last_tick = None;
         self.work();
-        self
+    }
+
+    /// Jumps to `seconds` on the timeline shown (compressed or not).
+    pub fn seek(&mut self, seconds: f64) {
+        self.jump(seconds);
+        self.work();
     }
 
     pub fn player(&self) -> &Player {
@@ -153,14 +173,17 @@ impl Replay {
         SPEEDS.get(self.speed).copied().unwrap_or(1.0)
     }
 
-    /// How soon the caller should call [`Replay::tick`]: often while
-    /// playing, soon while a seek or the index is being worked on, never
-    /// when paused with nothing to do (the next key will say).
+    /// How soon the caller should call [`Replay::tick`]: at once while a
+    /// seek is under way (each tick is bounded, the person is waiting for
+    /// it), every frame while playing, soon while only the index is being
+    /// built, never when paused with nothing to do (the next key will say).
     pub fn next_tick(&self) -> Option<Duration> {
-        if self.playing {
+        if self.seeking && !self.player.caught_up() {
+            Some(Duration::ZERO)
+        } else if self.playing {
             Some(FRAME)
         } else if self.busy() {
-            Some(WORK_FRAME)
+            Some(INDEX_FRAME)
         } else {
             None
         }
@@ -173,9 +196,11 @@ impl Replay {
     }
 
     /// Advances playback to `now` and works on the file for one budget.
-    /// Returns whether the screen may have changed (draw if so).
+    /// Returns whether to draw: the screen changed, or, during a long seek,
+    /// its progress is worth showing (at most every 100 ms).
     pub fn tick(&mut self, now: Instant) -> bool {
         let was_busy = self.busy();
+        let was_seeking = self.seeking;
         if self.playing {
             // While the playhead lags (dense output at a high speed) the
             // clock waits for it, rather than skip what it did not show.
@@ -194,6 +219,16 @@ impl Replay {
             self.last_tick = Some(now);
         }
         self.work();
+        if was_seeking && self.seeking {
+            let due = self
+                .seek_drawn
+                .is_none_or(|t| now.saturating_duration_since(t) >= SEEK_FRAME);
+            if due {
+                self.seek_drawn = Some(now);
+            }
+            return due;
+        }
+        self.seek_drawn = None;
         self.playing || was_busy
     }
 
