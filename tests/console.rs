@@ -741,6 +741,38 @@ async fn text_seen_on_a_screen_is_found_with_who_and_when() {
         screen.contains("demo@demo:~$ echo launch-code-4711"),
         "{screen}"
     );
+    // Enter replays the session from that moment: paused there, the text on
+    // the recorded screen.
+    desk.send(b"\r").await;
+    assert!(
+        desk.wait_for(T, |s| (s.contains("‖ paused") || s.contains("■ ended"))
+            && s.matches("launch-code-4711").count() >= 2)
+            .await,
+        "{}",
+        desk.text()
+    );
+    desk.send(b"q").await;
+    assert!(
+        desk.wait_for(T, |s| s.contains("Seen on screen")).await,
+        "{}",
+        desk.text()
+    );
+    // From the command log too.
+    desk.send(b"4").await;
+    assert!(
+        desk.wait_for(T, |s| s.contains("Commands (2)")).await,
+        "{}",
+        desk.text()
+    );
+    desk.send(b"\r").await;
+    assert!(
+        desk.wait_for(T, |s| (s.contains("‖ paused") || s.contains("■ ended"))
+            && s.contains("launch"))
+            .await,
+        "{}",
+        desk.text()
+    );
+    desk.send(b"q").await;
     desk.send(b"q").await;
     assert!(desk.wait_close(T).await);
     staff.close().await;
@@ -754,6 +786,12 @@ async fn text_seen_on_a_screen_is_found_with_who_and_when() {
         .unwrap();
     assert_eq!(hits.len(), 2, "{hits:?}");
     assert!(hits.iter().all(|h| h.user == "admin" && h.asset == "demo"));
+    let ops = operations(&b).await;
+    assert!(
+        ops.iter()
+            .any(|(a, via, v)| a == "admin" && via == "console" && v == "session.replay"),
+        "replaying is audited: {ops:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -14,14 +14,17 @@ use super::{Conn, Shared};
 use crate::audit::Via;
 use crate::live::{Frame, MonitorEvent};
 use crate::ops::{Caller, OpsError, UserSpec};
+use crate::record::PlayerOptions;
 use crate::store::audit_log::Query;
 use crate::tui::desk::{Data, Op, OpDone, ReachQuery, Tab};
-use crate::tui::{InputParser, Screen, Theme, Watch, watch};
+use crate::tui::{InputParser, Replay, Screen, Theme, Watch, watch};
 
 /// Rows loaded for a history list; the filter narrows within them.
 const HISTORY_ROWS: i64 = 1000;
 /// How long a monitor waits for the relay to answer with its screen.
 const SNAPSHOT_WAIT: Duration = Duration::from_secs(2);
+/// How far past a logged moment the replay opens.
+const REPLAY_AFTER: f64 = 0.1;
 /// Output is drawn at most this often while it streams.
 const REDRAW: Duration = Duration::from_millis(40);
 
@@ -175,6 +178,48 @@ pub(super) async fn run_op(shared: &Shared, caller: &Caller, op: Op) -> Result<O
         tracing::info!(user = %caller.name, "console: {}", done.message);
     }
     done.map_err(|e| e.to_string())
+}
+
+/// Opens the recording of `session` for the replay screen, at `at` (a
+/// command's or a screen line's moment) if given. Reading a recording is
+/// audited, as from the CLI.
+pub(super) async fn open_replay(
+    shared: &Shared,
+    caller: &Caller,
+    session: &str,
+    at: Option<jiff::Timestamp>,
+) -> Result<Replay, String> {
+    let services = &shared.services;
+    let path = services
+        .ops
+        .session_recording(
+            caller,
+            session,
+            "session.replay",
+            &services.config.recording_dir(),
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    let offset = match at {
+        None => None,
+        Some(at) => {
+            let mut conn = services.store.conn().await.map_err(|e| e.to_string())?;
+            let row = crate::store::sessions::get(&mut conn, session)
+                .await
+                .map_err(|e| e.to_string())?;
+            // A tenth of a second on: the moment is when the line or command
+            // began (to the millisecond, on the session row's clock), and
+            // the replay should show it, not the instant before.
+            Some(at.duration_since(row.started_at).as_secs_f64().max(0.0) + REPLAY_AFTER)
+        }
+    };
+    // Opening reads the header only; the rest comes in bounded steps.
+    let options = PlayerOptions::default();
+    let replay = match offset {
+        Some(seconds) => Replay::open_at(&path, options, seconds),
+        None => Replay::open(&path, options),
+    };
+    replay.map_err(|e| format!("cannot replay session {session}: {e}"))
 }
 
 /// How a watch ended.

@@ -225,9 +225,29 @@ pub async fn run(
                     }
                     break;
                 }
-                Some(DeskOutcome::Replay { .. }) => {
-                    desk.set_notice(tui::Severity::Warning, "replay in the console arrives with the replay screen; use `rampart replay ID` meanwhile");
+                Some(DeskOutcome::Replay { session, at }) => {
+                    match desk::open_replay(shared, &caller, &session, at).await {
+                        Ok(mut replay) => {
+                            let open = replay_loop(
+                                shared,
+                                &mut replay,
+                                &theme,
+                                &mut screen,
+                                &mut input,
+                                &mut esc,
+                                read,
+                                write,
+                            )
+                            .await;
+                            if !open {
+                                return 0;
+                            }
+                        }
+                        Err(e) => desk.set_notice(tui::Severity::Danger, e),
+                    }
+                    break;
                 }
+
                 Some(DeskOutcome::Connect(MenuOutcome::Quit)) => {}
                 Some(DeskOutcome::Connect(MenuOutcome::Connect { asset, account, .. })) => {
                     let _ = send(write, screen.leave()).await;
@@ -276,6 +296,44 @@ pub async fn run(
                 }
             }
         }
+    }
+}
+
+/// Plays a recording until the person closes it; false when their
+/// connection went.
+#[allow(clippy::too_many_arguments)]
+async fn replay_loop(
+    shared: &Shared,
+    replay: &mut tui::Replay,
+    theme: &Theme,
+    screen: &mut Screen,
+    input: &mut InputParser,
+    esc: &mut bool,
+    read: &mut ChannelReadHalf,
+    write: &ChannelWriteHalf<Msg>,
+) -> bool {
+    let mut dirty = true;
+    loop {
+        if dirty && !send(write, screen.draw(|f| replay.render(f, theme))).await {
+            return false;
+        }
+        let tick = replay.next_tick().map(|d| tokio::time::Instant::now() + d);
+        dirty = match next_event_or_tick(shared, read, input, esc, tick).await {
+            Event::Keys(keys) => {
+                for key in keys {
+                    if replay.handle(key).is_some() {
+                        return true;
+                    }
+                }
+                true
+            }
+            Event::Tick => replay.tick(std::time::Instant::now()),
+            Event::Resize(cols, rows) => {
+                screen.resize(cols as u16, rows as u16);
+                true
+            }
+            Event::Gone | Event::Shutdown => return false,
+        };
     }
 }
 

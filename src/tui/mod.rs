@@ -41,6 +41,7 @@ pub mod passwd;
 pub mod replay;
 pub mod screen;
 mod table;
+mod term;
 pub mod theme;
 mod tree;
 pub mod watch;

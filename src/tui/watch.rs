@@ -10,13 +10,13 @@
 use std::num::NonZeroU16;
 
 use ratatui::Frame;
-use ratatui::buffer::Buffer;
 use ratatui::layout::{Alignment, Rect};
-use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Paragraph};
 
+use super::centered;
 use super::input::Key;
+use super::term::copy_screen;
 use super::theme::Theme;
 use crate::live::LiveInfo;
 
@@ -136,17 +136,10 @@ impl Watch {
         let inner = block.inner(frame_area);
         frame.render_widget(block, frame_area);
         let cropped = cols > inner.width || rows > inner.height;
-        // Follow the cursor: the rows around it are where the person works.
-        let (cursor_row, cursor_col) = screen.cursor_position();
-        let top = first_shown(cursor_row, rows, inner.height);
-        let left = first_shown(cursor_col, cols, inner.width);
-        draw_screen(
-            screen,
-            frame.buffer_mut(),
-            inner,
-            (top, left),
-            !theme.is_mono(),
-        );
+        // A smaller session sits in the middle; a larger one is cropped
+        // around its cursor, where the person works.
+        let shown = centered(inner, cols.min(inner.width), rows.min(inner.height));
+        copy_screen(screen, shown, frame.buffer_mut(), !theme.is_mono());
         let status = Rect::new(area.x, area.y + area.height - 1, area.width, 1);
         let line = if let Some(why) = &self.ended {
             Span::styled(
@@ -166,74 +159,6 @@ impl Watch {
             Span::styled(" the screen as the person sees it", theme.muted())
         };
         frame.render_widget(Paragraph::new(line), status);
-    }
-}
-
-/// The first row (or column) to show of `total` in `room`, so that `at`
-/// is visible, preferring the start.
-fn first_shown(at: u16, total: u16, room: u16) -> u16 {
-    if total <= room {
-        0
-    } else {
-        at.saturating_add(1).saturating_sub(room).min(total - room)
-    }
-}
-
-/// Copies the cells of `screen` from (`top`, `left`) into `area`, centred
-/// when the screen is smaller than the area.
-pub(crate) fn draw_screen(
-    screen: &vt100::Screen,
-    buf: &mut Buffer,
-    area: Rect,
-    (top, left): (u16, u16),
-    colour: bool,
-) {
-    let (rows, cols) = screen.size();
-    let (rows, cols) = (rows.get(), cols.get());
-    let shown_rows = rows.saturating_sub(top).min(area.height);
-    let shown_cols = cols.saturating_sub(left).min(area.width);
-    let x0 = area.x + (area.width - shown_cols) / 2;
-    let y0 = area.y + (area.height - shown_rows) / 2;
-    for r in 0..shown_rows {
-        for c in 0..shown_cols {
-            let Some(cell) = screen.cell(top + r, left + c) else {
-                continue;
-            };
-            if cell.is_wide_continuation() {
-                continue;
-            }
-            let Some(out) = buf.cell_mut((x0 + c, y0 + r)) else {
-                continue;
-            };
-            let text = cell.contents();
-            out.set_symbol(if text.is_empty() { " " } else { text });
-            let mut style = Style::default();
-            if colour {
-                style = style.fg(color(cell.fgcolor())).bg(color(cell.bgcolor()));
-            }
-            let mut modifier = Modifier::empty();
-            if cell.bold() {
-                modifier |= Modifier::BOLD;
-            }
-            if cell.italic() {
-                modifier |= Modifier::ITALIC;
-            }
-            if cell.underline() {
-                modifier |= Modifier::UNDERLINED;
-            }
-            if cell.inverse() {
-                modifier |= Modifier::REVERSED;
-            }
-            out.set_style(style.add_modifier(modifier));
-        }
-    }
-}
-
-fn color(c: vt100::Color) -> Color {
-    match c {
-        vt100::Color::Default => Color::Reset,
-        vt100::Color::Idx(i) => Color::Indexed(i),
-        vt100::Color::Rgb(r, g, b) => Color::Rgb(r, g, b),
     }
 }
 

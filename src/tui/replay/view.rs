@@ -5,14 +5,14 @@
 //! costs the same with ten markers or fifty thousand.
 
 use ratatui::Frame;
-use ratatui::buffer::Buffer;
 use ratatui::layout::{Alignment, Constraint, Layout, Rect};
-use ratatui::style::{Color, Modifier, Style};
+use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Clear, Paragraph};
 
+use super::super::term::copy_screen;
 use super::super::theme::Theme;
-use super::super::{centered, hint_line, severity_style};
+use super::super::{centered, hint_line, pad, scroll, severity_style};
 use super::{Focus, Replay, ViewState, percent};
 use crate::record::Timeline;
 
@@ -162,7 +162,12 @@ impl Replay {
         } else {
             outer
         };
-        copy_screen(self.player.screen(), inner, frame.buffer_mut());
+        copy_screen(
+            self.player.screen(),
+            inner,
+            frame.buffer_mut(),
+            !theme.is_mono(),
+        );
         note
     }
 
@@ -430,78 +435,6 @@ impl Replay {
     }
 }
 
-/// Copies the recorded screen into `area`: from the top-left, or, when it
-/// is larger, scrolled just enough that the cursor (where the activity is)
-/// is in view.
-fn copy_screen(screen: &vt100::Screen, area: Rect, buf: &mut Buffer) {
-    let (rows, cols) = screen.size();
-    let (rows, cols) = (rows.get(), cols.get());
-    let (cursor_row, cursor_col) = screen.cursor_position();
-    let offset = |cursor: u16, len: u16, room: u16| {
-        if len <= room {
-            0
-        } else {
-            cursor
-                .saturating_add(1)
-                .saturating_sub(room)
-                .min(len - room)
-        }
-    };
-    let row0 = offset(cursor_row, rows, area.height);
-    let col0 = offset(cursor_col, cols, area.width);
-    let show_cursor = !screen.hide_cursor();
-    for y in 0..area.height.min(rows) {
-        for x in 0..area.width.min(cols) {
-            let (row, col) = (row0 + y, col0 + x);
-            let Some(cell) = screen.cell(row, col) else {
-                continue;
-            };
-            let Some(out) = buf.cell_mut((area.x + x, area.y + y)) else {
-                continue;
-            };
-            // A wide character takes two cells; ratatui wants the second
-            // blank. One cut by the crop or the edge is shown as a blank.
-            let symbol = if cell.is_wide_continuation()
-                || (cell.is_wide() && x + 1 >= area.width)
-                || !cell.has_contents()
-            {
-                " "
-            } else {
-                cell.contents()
-            };
-            let mut style = Style::default()
-                .fg(color(cell.fgcolor()))
-                .bg(color(cell.bgcolor()));
-            let mut modifier = Modifier::empty();
-            for (on, m) in [
-                (cell.bold(), Modifier::BOLD),
-                (cell.dim(), Modifier::DIM),
-                (cell.italic(), Modifier::ITALIC),
-                (cell.underline(), Modifier::UNDERLINED),
-                (cell.inverse(), Modifier::REVERSED),
-            ] {
-                if on {
-                    modifier |= m;
-                }
-            }
-            if show_cursor && (row, col) == (cursor_row, cursor_col) {
-                modifier ^= Modifier::REVERSED;
-            }
-            style = style.add_modifier(modifier);
-            out.reset();
-            out.set_symbol(symbol).set_style(style);
-        }
-    }
-}
-
-fn color(c: vt100::Color) -> Color {
-    match c {
-        vt100::Color::Default => Color::Reset,
-        vt100::Color::Idx(i) => Color::Indexed(i),
-        vt100::Color::Rgb(r, g, b) => Color::Rgb(r, g, b),
-    }
-}
-
 /// `m:ss`, or `h:mm:ss` when `long` (so a list lines up).
 fn clock(seconds: f64, long: bool) -> String {
     // Whole seconds; times are never negative.
@@ -518,37 +451,6 @@ fn clock(seconds: f64, long: bool) -> String {
 fn trim_number(v: f64) -> String {
     let text = format!("{v:.2}");
     text.trim_end_matches('0').trim_end_matches('.').to_string()
-}
-
-/// The first row to show so that `selected` is visible in `height` rows,
-/// moving as little as possible from `offset`.
-fn scroll(offset: usize, selected: usize, height: usize, len: usize) -> usize {
-    if height == 0 {
-        return 0;
-    }
-    let mut offset = offset.min(len.saturating_sub(height));
-    if selected < offset {
-        offset = selected;
-    } else if selected >= offset + height {
-        offset = selected + 1 - height;
-    }
-    offset
-}
-
-/// `text` cut or padded to `width` characters (a highlighted row then
-/// spans the pane).
-fn pad(text: &str, width: usize) -> String {
-    let count = text.chars().count();
-    if count > width {
-        let mut out: String = text.chars().take(width.saturating_sub(1)).collect();
-        if width > 0 {
-            out.push('…');
-        }
-        return out;
-    }
-    let mut out = text.to_string();
-    out.extend(std::iter::repeat_n(' ', width - count));
-    out
 }
 
 #[cfg(test)]
