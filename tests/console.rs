@@ -266,6 +266,29 @@ async fn the_console_adds_a_user_with_a_one_time_password() {
         "{}",
         desk.text()
     );
+    // The change is in the operation log, with its after-image.
+    desk.send(F4).await;
+    desk.send(b"7").await;
+    assert!(
+        desk.wait_for(T, |s| s.contains("Operations (") && s.contains("user.add"))
+            .await,
+        "{}",
+        desk.text()
+    );
+    desk.send(b"\r").await;
+    assert!(
+        desk.wait_for(T, |s| s.contains("user.add user bob by admin")
+            && s.contains("(admin, console)")
+            && s.contains("after:"))
+            .await,
+        "{}",
+        desk.text()
+    );
+    assert!(
+        !desk.text().contains(&otp),
+        "the password is never in the log"
+    );
+    desk.send(b" ").await;
     desk.send(b"q").await;
     assert!(desk.wait_close(T).await);
     staff.close().await;

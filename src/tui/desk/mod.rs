@@ -33,6 +33,7 @@ use super::theme::Theme;
 use super::{Severity, centered, help_box, hint_line, severity_style};
 use crate::live::ApprovalRequest;
 use crate::model::Role;
+use crate::store::audit_log::OperationRow;
 use crate::vault::Secret;
 use users::{FormOutcome, UserForm};
 
@@ -145,6 +146,11 @@ enum Dialog {
     NewUser(UserForm),
     /// The text to look for on recorded screens.
     Find(Field),
+    /// Lines to read (an operation's before and after).
+    Text {
+        title: String,
+        lines: Vec<String>,
+    },
     /// A command waiting for an admin's decision.
     Approval(ApprovalRequest),
 }
@@ -175,6 +181,8 @@ pub struct Desk {
     reach: Option<ReachQuery>,
     /// The text the Seen tab looks for.
     seen: Option<String>,
+    /// The operation rows listed, for their before/after.
+    operations: Vec<OperationRow>,
 }
 
 impl std::fmt::Debug for Desk {
@@ -234,6 +242,7 @@ impl Desk {
             dashboard: None,
             reach: None,
             seen: None,
+            operations: Vec::new(),
         }
     }
 
@@ -323,6 +332,9 @@ impl Desk {
         if let Data::Dashboard(d) = data {
             self.dashboard = Some(d);
             return;
+        }
+        if let Data::Operations(list) = &data {
+            self.operations = list.clone();
         }
         let rows = data.rows(self.now);
         if let Some(table) = self.table_mut(data.tab()) {
@@ -541,6 +553,18 @@ impl Desk {
                 session: selected?,
                 at: None,
             }),
+            (Tab::Operations, Key::Enter) => {
+                let key = selected?;
+                let op = key
+                    .strip_prefix("op#")
+                    .and_then(|n| n.parse::<usize>().ok())
+                    .and_then(|n| self.operations.get(n))?;
+                self.dialog = Some(Dialog::Text {
+                    title: format!(" {} {} by {} ", op.verb, op.object, op.actor),
+                    lines: operation_lines(op),
+                });
+                None
+            }
             (Tab::Sessions | Tab::Seen, Key::Char('f')) => {
                 self.dialog = Some(Dialog::Find(Field::plain(200)));
                 None
@@ -642,7 +666,7 @@ impl Desk {
 
     fn handle_dialog(&mut self, dialog: Dialog, key: Key) -> Option<DeskOutcome> {
         match dialog {
-            Dialog::Help | Dialog::Secret { .. } => {
+            Dialog::Help | Dialog::Secret { .. } | Dialog::Text { .. } => {
                 // Any key closes; the secret is dropped (and zeroised) here.
                 None
             }
@@ -837,7 +861,8 @@ impl Desk {
             | Tab::Filters
             | Tab::Acls => vec![("x", "remove")],
             Tab::Reach => vec![],
-            Tab::Transfers | Tab::Logins | Tab::Operations => vec![],
+            Tab::Operations => vec![("Enter", "before/after")],
+            Tab::Transfers | Tab::Logins => vec![],
         };
         hints.extend([
             ("/", "filter"),
@@ -920,6 +945,22 @@ impl Desk {
                 );
             }
             Dialog::NewUser(form) => form.render(frame, area, theme),
+            Dialog::Text { title, lines } => {
+                let height = (lines.len() as u16 + 3).min(area.height);
+                let rect = centered(area, area.width.saturating_sub(4).min(100), height);
+                frame.render_widget(Clear, rect);
+                let mut text: Vec<Line> = lines
+                    .iter()
+                    .map(|l| Line::from(Span::styled(format!(" {l}"), theme.text())))
+                    .collect();
+                text.push(hint_line(theme, &[("any key", "close")]));
+                frame.render_widget(
+                    Paragraph::new(text)
+                        .wrap(Wrap { trim: false })
+                        .block(boxed(title.clone(), theme.border_focused())),
+                    rect,
+                );
+            }
             Dialog::Find(field) => {
                 let rect = centered(area, 64, 5);
                 frame.render_widget(Clear, rect);
@@ -972,4 +1013,28 @@ impl Desk {
             }
         }
     }
+}
+
+/// An operation as an auditor reads it: when, who, through what, then each
+/// changed field, then the whole before and after.
+fn operation_lines(op: &OperationRow) -> Vec<String> {
+    let mut lines = vec![format!(
+        "{} by {} ({}, {})",
+        op.at.strftime("%Y-%m-%d %H:%M:%S UTC"),
+        op.actor,
+        op.role,
+        op.via
+    )];
+    if !op.changes.is_empty() {
+        lines.push(String::new());
+        lines.push("changed:".to_string());
+        lines.extend(op.changes.iter().map(|c| format!("  {c}")));
+    }
+    for (label, value) in [("before", &op.before), ("after", &op.after)] {
+        if let Some(value) = value {
+            lines.push(String::new());
+            lines.push(format!("{label}: {value}"));
+        }
+    }
+    lines
 }
