@@ -147,6 +147,13 @@ async fn the_audit_view_monitors_joins_and_kills_a_live_session() {
         work.text()
     );
 
+    // The live list counts the session's bytes as they pass.
+    let live = b.shared.live.list();
+    assert!(
+        live[0].bytes_in >= 20 && live[0].bytes_out >= 40,
+        "{live:?}"
+    );
+
     // Kill with a reason the person sees.
     assert!(desk.wait_for(T, |s| s.contains("Live (1)")).await);
     desk.send(b"k").await;

@@ -208,6 +208,7 @@ pub async fn pump(
                         index::feed(&mut s, &data, recorder.elapsed());
                         publish.publish(data.clone());
                     }
+                    publish.add_out(data.len() as u64);
                     if let Some(tap) = tap {
                         tap.target_sent(&data);
                     }
@@ -227,6 +228,7 @@ pub async fn pump(
                         s.bytes_out += data.len() as u64;
                         index::feed(&mut s, &data, recorder.elapsed());
                     }
+                    publish.add_out(data.len() as u64);
                     publish.publish(data.clone());
                     if let Err(e) = recorder.output(data.clone()).await
                         && !recording_optional
@@ -313,6 +315,7 @@ pub async fn pump(
                     if let Some(tap) = tap {
                         tap.person_sent(&data);
                     }
+                    publish.add_in(data.len() as u64);
                     let pieces = {
                         let mut s = lock(&shared);
                         s.bytes_in += data.len() as u64;
