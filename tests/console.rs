@@ -943,3 +943,98 @@ async fn a_permission_with_require_approval_waits_for_an_admin_at_connect() {
         "only the approved connection became a session"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_permission_made_in_the_console_puts_the_asset_in_the_users_menu() {
+    let mut b = TestBastion::start().await;
+    let password = "correct horse battery staple";
+    b.services
+        .ops
+        .user_add(
+            &Caller::local(),
+            UserSpec {
+                name: "carol".into(),
+                password: Some(Secret::new(password.into())),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let carol = Client::password(b.addr, "carol", password).await.unwrap();
+    let mut before = carol.shell(80, 24, None).await;
+    assert!(
+        before
+            .wait_for(T, |s| s.contains("No assets are available to you"))
+            .await
+    );
+    before.send(b"q").await;
+    assert!(before.wait_close(T).await);
+
+    let staff = Client::admin(b.addr).await;
+    let mut desk = staff.shell(100, 30, None).await;
+    assert!(desk.wait_for(T, |s| s.contains("F3 Console")).await);
+    desk.send(F3).await;
+    desk.send(b"6").await;
+    assert!(desk.wait_for(T, |s| s.contains("Perms (1)")).await);
+    desk.send(b"a").await;
+    assert!(desk.wait_for(T, |s| s.contains("New permission")).await);
+    desk.send(b"carol-demo\x1b[B").await;
+    // Names complete with Tab; an unknown one is named at once.
+    desk.send(b"caro").await;
+    assert!(
+        desk.wait_for(T, |s| s.contains("no user is called \"caro\""))
+            .await,
+        "{}",
+        desk.text()
+    );
+    desk.send(b"\t").await;
+    desk.send(b"\x1b[B\x1b[Bde\t").await;
+    assert!(
+        desk.wait_for(T, |s| s.contains("ready: Enter creates it"))
+            .await,
+        "{}",
+        desk.text()
+    );
+    desk.send(b"\r").await;
+    assert!(
+        desk.wait_for(T, |s| s.contains("permission carol-demo added")
+            && s.contains("Perms (2)"))
+            .await,
+        "{}",
+        desk.text()
+    );
+    desk.send(b"q").await;
+    assert!(desk.wait_close(T).await);
+    staff.close().await;
+
+    // Carol's next menu has the asset (the server notices within a second).
+    b.reload().await;
+    let mut after = carol.shell(80, 24, None).await;
+    assert!(
+        after
+            .wait_for(T, |s| s.contains("demo") && s.contains("127.0.0.1"))
+            .await,
+        "{}",
+        after.text()
+    );
+    after.send(b"q").await;
+    assert!(after.wait_close(T).await);
+    carol.close().await;
+    b.shutdown().await;
+    let perm = b
+        .services
+        .ops
+        .perm_show(&Caller::local(), "carol-demo")
+        .await
+        .unwrap();
+    assert_eq!(
+        (perm.users, perm.assets),
+        (vec!["carol".to_string()], vec!["demo".to_string()])
+    );
+    let ops = operations(&b).await;
+    assert!(
+        ops.iter()
+            .any(|(a, via, v)| a == "admin" && via == "console" && v == "perm.add"),
+        "{ops:?}"
+    );
+}

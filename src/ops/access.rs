@@ -12,7 +12,7 @@ use crate::policy::{Reach, Snapshot};
 use crate::store::{self, Conn, StoreError};
 
 /// What `perm add` takes.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PermSpec {
     pub name: String,
     pub users: Vec<String>,

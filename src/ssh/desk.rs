@@ -16,7 +16,7 @@ use crate::live::{Frame, MonitorEvent};
 use crate::ops::{Caller, OpsError, UserSpec};
 use crate::record::PlayerOptions;
 use crate::store::audit_log::Query;
-use crate::tui::desk::{Data, Op, OpDone, ReachQuery, Tab};
+use crate::tui::desk::{Data, Names, Op, OpDone, ReachQuery, Tab};
 use crate::tui::{InputParser, Replay, Screen, Theme, Watch, watch};
 
 /// Rows loaded for a history list; the filter narrows within them.
@@ -93,6 +93,40 @@ pub(super) async fn fetch(
     data.map_err(|e| e.to_string())
 }
 
+/// The names a new permission may bind.
+pub(super) async fn names(shared: &Shared, caller: &Caller) -> Result<Names, String> {
+    let ops = &shared.services.ops;
+    let names = async {
+        Ok::<_, OpsError>(Names {
+            users: ops
+                .user_list(caller)
+                .await?
+                .into_iter()
+                .map(|u| u.name)
+                .collect(),
+            groups: ops
+                .group_list(caller)
+                .await?
+                .into_iter()
+                .map(|g| g.name)
+                .collect(),
+            assets: ops
+                .asset_list(caller)
+                .await?
+                .into_iter()
+                .map(|a| a.name)
+                .collect(),
+            nodes: ops
+                .node_list(caller)
+                .await?
+                .into_iter()
+                .map(|n| n.path)
+                .collect(),
+        })
+    };
+    names.await.map_err(|e| e.to_string())
+}
+
 /// Runs one change the desk asked for.
 pub(super) async fn run_op(shared: &Shared, caller: &Caller, op: Op) -> Result<OpDone, String> {
     let ops = &shared.services.ops;
@@ -147,6 +181,10 @@ pub(super) async fn run_op(shared: &Shared, caller: &Caller, op: Op) -> Result<O
                 let verb = if approve { "approved" } else { "denied" };
                 said(format!("{verb}: {} on {}: {}", r.user, r.asset, r.command))
             }),
+        Op::PermAdd(spec) => ops
+            .perm_add(caller, *spec)
+            .await
+            .map(|p| said(format!("permission {} added", p.name))),
         Op::Remove { what, name } => {
             let done = match what {
                 Tab::Groups => ops.group_remove(caller, &name).await,

@@ -146,7 +146,8 @@ pub async fn run(
     if let Some(text) = login_notice(shared, &conn.identity.name).await {
         menu = menu.with_notice(tui::Severity::Info, text);
     }
-    let mut desk = Desk::new(menu, &conn.identity.name, conn.identity.role, now);
+    let mut desk = Desk::new(menu, &conn.identity.name, conn.identity.role, now)
+        .with_time_zone(shared.services.config.auth.time_zone.clone());
     let staff = conn.identity.role != Role::User;
     let caller = desk::caller(conn);
     let mut next_tick = tokio::time::Instant::now();
@@ -194,6 +195,10 @@ pub async fn run(
                     return 0;
                 }
                 Some(DeskOutcome::Fetch(tab)) => load(shared, &caller, &mut desk, tab).await,
+                Some(DeskOutcome::LoadNames) => match desk::names(shared, &caller).await {
+                    Ok(names) => desk.set_names(names),
+                    Err(e) => desk.set_notice(tui::Severity::Danger, e),
+                },
                 Some(DeskOutcome::Op(op)) => {
                     let done = desk::run_op(shared, &caller, op).await;
                     desk.op_done(done);

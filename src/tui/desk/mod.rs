@@ -14,9 +14,11 @@
 
 mod audit;
 mod dashboard;
+mod perm_form;
 mod users;
 
 pub use audit::{Data, Tab};
+pub use perm_form::Names;
 pub use users::NewUser;
 
 use jiff::Timestamp;
@@ -35,6 +37,7 @@ use crate::live::ApprovalRequest;
 use crate::model::Role;
 use crate::store::audit_log::OperationRow;
 use crate::vault::Secret;
+use perm_form::{PermForm, PermFormOutcome};
 use users::{FormOutcome, UserForm};
 
 /// The three views of the desk.
@@ -72,6 +75,8 @@ pub enum Op {
     UserPasswd {
         name: String,
     },
+    /// Adds a permission made in the console's form.
+    PermAdd(Box<crate::ops::PermSpec>),
     /// Answers a command waiting for review.
     Decide {
         id: u64,
@@ -110,6 +115,9 @@ pub enum DeskOutcome {
     Join {
         session: String,
     },
+    /// Load the names a new permission may bind and hand them to
+    /// [`Desk::set_names`].
+    LoadNames,
     /// Play a recording, from the moment `at` if given.
     Replay {
         session: String,
@@ -144,6 +152,7 @@ enum Dialog {
         secret: Secret<String>,
     },
     NewUser(UserForm),
+    NewPerm(PermForm),
     /// The text to look for on recorded screens.
     Find(Field),
     /// Lines to read (an operation's before and after).
@@ -183,6 +192,8 @@ pub struct Desk {
     seen: Option<String>,
     /// The operation rows listed, for their before/after.
     operations: Vec<OperationRow>,
+    /// Where typed times are read (`auth.time_zone`).
+    time_zone: jiff::tz::TimeZone,
 }
 
 impl std::fmt::Debug for Desk {
@@ -206,7 +217,7 @@ const HELP: &[(&str, &str)] = &[
     ("f", "sessions, seen: find a text that appeared on a screen"),
     ("j", "live: join (type into the session)"),
     ("k  L", "live: end the session / all of its user's"),
-    ("a", "users: add a user"),
+    ("a", "users, perms: add one"),
     ("d u", "users: disable or enable / unlock"),
     ("p M", "users: new one-time password / reset MFA"),
     ("w", "users: what can they reach; assets: who can reach it"),
@@ -243,6 +254,7 @@ impl Desk {
             reach: None,
             seen: None,
             operations: Vec::new(),
+            time_zone: jiff::tz::TimeZone::UTC,
         }
     }
 
@@ -299,6 +311,19 @@ impl Desk {
             View::Workbench => None,
             View::Audit => Tab::AUDIT.get(self.audit_tab).copied(),
             View::Console => Tab::CONSOLE.get(self.console_tab).copied(),
+        }
+    }
+
+    /// The zone typed times are read in (`auth.time_zone`).
+    pub fn with_time_zone(mut self, tz: jiff::tz::TimeZone) -> Desk {
+        self.time_zone = tz;
+        self
+    }
+
+    /// The names for the new-permission form, once loaded.
+    pub fn set_names(&mut self, names: Names) {
+        if let Some(Dialog::NewPerm(form)) = &mut self.dialog {
+            form.set_names(names);
         }
     }
 
@@ -611,6 +636,13 @@ impl Desk {
                 });
                 None
             }
+            (Tab::Permissions, Key::Char('a')) => {
+                self.dialog = Some(Dialog::NewPerm(PermForm::new(
+                    Names::default(),
+                    self.time_zone.clone(),
+                )));
+                Some(DeskOutcome::LoadNames)
+            }
             (Tab::Users, Key::Char('w')) => self.ask_reach(ReachQuery::What(selected?)),
             (Tab::Assets, Key::Char('w')) => self.ask_reach(ReachQuery::Who(selected?)),
             (
@@ -737,6 +769,14 @@ impl Desk {
                     None
                 }
             },
+            Dialog::NewPerm(mut form) => match form.handle(&key) {
+                Some(PermFormOutcome::Cancel) => None,
+                Some(PermFormOutcome::Submit(spec)) => Some(DeskOutcome::Op(Op::PermAdd(spec))),
+                None => {
+                    self.dialog = Some(Dialog::NewPerm(form));
+                    None
+                }
+            },
             Dialog::NewUser(mut form) => match form.handle(&key) {
                 Some(FormOutcome::Cancel) => None,
                 Some(FormOutcome::Submit(user)) => Some(DeskOutcome::Op(Op::UserAdd(user))),
@@ -854,12 +894,10 @@ impl Desk {
             Tab::Users => vec![("a", "add"), ("d", "disable/enable"), ("w", "reach")],
             Tab::Dashboard => vec![("r", "refresh")],
             Tab::Assets => vec![("w", "who can reach"), ("x", "remove")],
-            Tab::Groups
-            | Tab::Nodes
-            | Tab::Accounts
-            | Tab::Permissions
-            | Tab::Filters
-            | Tab::Acls => vec![("x", "remove")],
+            Tab::Permissions => vec![("a", "add"), ("x", "remove")],
+            Tab::Groups | Tab::Nodes | Tab::Accounts | Tab::Filters | Tab::Acls => {
+                vec![("x", "remove")]
+            }
             Tab::Reach => vec![],
             Tab::Operations => vec![("Enter", "before/after")],
             Tab::Transfers | Tab::Logins => vec![],
@@ -945,6 +983,7 @@ impl Desk {
                 );
             }
             Dialog::NewUser(form) => form.render(frame, area, theme),
+            Dialog::NewPerm(form) => form.render(frame, area, theme),
             Dialog::Text { title, lines } => {
                 let height = (lines.len() as u16 + 3).min(area.height);
                 let rect = centered(area, area.width.saturating_sub(4).min(100), height);
