@@ -1,0 +1,328 @@
+//! Drawing the desk: the header with the views, the tab bar, the lists or
+//! the dashboard, the key hints, and the dialogs.
+
+use ratatui::Frame;
+use ratatui::layout::{Alignment, Constraint, Layout, Rect};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
+
+use super::super::theme::Theme;
+use super::super::{centered, help_box, hint_line, severity_style};
+use super::{Desk, Dialog, Tab, View, dashboard};
+use crate::model::Role;
+use crate::store::audit_log::OperationRow;
+
+/// Keys listed by `?` in the console and audit views.
+const HELP: &[(&str, &str)] = &[
+    ("F2 F3 F4", "workbench / console / audit (Ctrl-T cycles)"),
+    ("Tab 1-9", "next tab / tab by number"),
+    ("↑ ↓ PgUp PgDn", "move; Home End first / last"),
+    ("/", "filter the list; Esc clears"),
+    ("s S", "sort by the next column / reverse"),
+    ("r", "reload the list"),
+    ("Enter", "live: monitor; sessions, commands, seen: replay"),
+    ("f", "sessions, seen: find a text that appeared on a screen"),
+    ("j", "live: join (type into the session)"),
+    ("k  L", "live: end the session / all of its user's"),
+    ("a", "users, perms: add one"),
+    ("d u", "users: disable or enable / unlock"),
+    ("p M", "users: new one-time password / reset MFA"),
+    ("w", "users: what can they reach; assets: who can reach it"),
+    (
+        "x Del",
+        "groups, nodes, assets, accounts, perms, filters, ACLs: remove",
+    ),
+    ("F5", "commands waiting for approval (a approve, d deny)"),
+    ("q", "quit"),
+];
+
+impl Desk {
+    pub fn render(&self, frame: &mut Frame, theme: &Theme) {
+        let area = frame.area();
+        if !self.staff() {
+            self.menu.render(frame, theme);
+            return;
+        }
+        frame.render_widget(Block::default().style(theme.text()), area);
+        let show_notice = self.notice.is_some() && self.view != View::Workbench;
+        let [header, notice, body] = Layout::vertical([
+            Constraint::Length(1),
+            Constraint::Length(u16::from(show_notice)),
+            Constraint::Min(0),
+        ])
+        .areas(area);
+        self.render_header(frame, header, theme);
+        if let Some((severity, text)) = self.notice.as_ref().filter(|_| show_notice) {
+            frame.render_widget(
+                Paragraph::new(Span::styled(
+                    format!(" {text}"),
+                    severity_style(theme, *severity),
+                )),
+                notice,
+            );
+        }
+        match self.view {
+            View::Workbench => self.menu.render_in(frame, body, theme, false),
+            View::Console | View::Audit => self.render_tabs(frame, body, theme),
+        }
+        self.render_dialog(frame, area, theme);
+    }
+
+    fn render_header(&self, frame: &mut Frame, area: Rect, theme: &Theme) {
+        let mut spans = vec![Span::styled(" rampart ", theme.title())];
+        for view in self.views() {
+            let (key, name) = match view {
+                View::Workbench => ("F2", "Workbench"),
+                View::Console => ("F3", "Console"),
+                View::Audit => ("F4", "Audit"),
+            };
+            let style = if *view == self.view {
+                theme.tab_active()
+            } else {
+                theme.tab()
+            };
+            spans.push(Span::raw(" "));
+            spans.push(Span::styled(format!("{key} {name}"), style));
+        }
+        if !self.approvals.is_empty() {
+            spans.push(Span::raw("  "));
+            spans.push(Span::styled(
+                format!(" {} waiting for approval (F5) ", self.approvals.len()),
+                theme.warning(),
+            ));
+        }
+        frame.render_widget(Paragraph::new(Line::from(spans)), area);
+        let right = Line::from(vec![
+            Span::styled(self.user.clone(), theme.header()),
+            Span::styled(format!(" ({}) ", self.role), theme.muted()),
+            Span::styled(format!("{} ", self.clock), theme.muted()),
+        ]);
+        if area.width >= 60 {
+            frame.render_widget(Paragraph::new(right).alignment(Alignment::Right), area);
+        }
+    }
+
+    fn render_tabs(&self, frame: &mut Frame, area: Rect, theme: &Theme) {
+        let Some(tab) = self.showing() else {
+            return;
+        };
+        let tabs = if self.view == View::Audit {
+            Tab::AUDIT
+        } else {
+            Tab::CONSOLE
+        };
+        let [bar, body, status] = Layout::vertical([
+            Constraint::Length(1),
+            Constraint::Min(0),
+            Constraint::Length(1),
+        ])
+        .areas(area);
+        let mut spans = vec![Span::raw(" ")];
+        for (n, t) in tabs.iter().enumerate() {
+            let style = if *t == tab {
+                theme.tab_active()
+            } else {
+                theme.tab()
+            };
+            spans.push(Span::styled(format!("{} {}", n + 1, t.title()), style));
+            spans.push(Span::raw("  "));
+        }
+        frame.render_widget(Paragraph::new(Line::from(spans)), bar);
+        if tab == Tab::Dashboard {
+            dashboard::render(self.dashboard.as_deref(), frame, body, theme);
+        } else if let Some(table) = self.table(tab) {
+            table.render(frame, body, theme, self.dialog.is_none());
+        }
+        let admin = self.role == Role::Admin;
+        let mut hints: Vec<(&str, &str)> = match tab {
+            Tab::Live if admin => vec![("Enter", "monitor"), ("j", "join"), ("k", "end")],
+            Tab::Live => vec![("Enter", "monitor")],
+            Tab::Sessions => vec![("Enter", "replay"), ("f", "find on screen")],
+            Tab::Seen => vec![("Enter", "replay there"), ("f", "find")],
+            Tab::Commands => vec![("Enter", "replay")],
+            Tab::Users => vec![("a", "add"), ("d", "disable/enable"), ("w", "reach")],
+            Tab::Dashboard => vec![("r", "refresh")],
+            Tab::Assets => vec![("w", "who can reach"), ("x", "remove")],
+            Tab::Permissions => vec![("a", "add"), ("x", "remove")],
+            Tab::Groups | Tab::Nodes | Tab::Accounts | Tab::Filters | Tab::Acls => {
+                vec![("x", "remove")]
+            }
+            Tab::Reach => vec![],
+            Tab::Operations => vec![("Enter", "before/after")],
+            Tab::Transfers | Tab::Logins => vec![],
+        };
+        hints.extend([
+            ("/", "filter"),
+            ("Tab", "next"),
+            ("?", "help"),
+            ("q", "quit"),
+        ]);
+        frame.render_widget(
+            Paragraph::new(hint_line(theme, &hints)).style(theme.status_bar()),
+            status,
+        );
+    }
+
+    fn render_dialog(&self, frame: &mut Frame, area: Rect, theme: &Theme) {
+        let Some(dialog) = &self.dialog else {
+            return;
+        };
+        let boxed = |title: String, style| {
+            Block::default()
+                .borders(Borders::ALL)
+                .border_style(style)
+                .title(Span::styled(title, style))
+        };
+        match dialog {
+            Dialog::Help => help_box(frame, area, theme, HELP),
+            Dialog::Confirm { text, .. } => {
+                let rect = centered(area, 60, 6);
+                frame.render_widget(Clear, rect);
+                frame.render_widget(
+                    Paragraph::new(vec![
+                        Line::from(Span::styled(text.clone(), theme.text())),
+                        Line::default(),
+                        hint_line(theme, &[("y", "yes"), ("n Esc", "no")]),
+                    ])
+                    .wrap(Wrap { trim: true })
+                    .block(boxed(" Confirm ".into(), theme.warning())),
+                    rect,
+                );
+            }
+            Dialog::Reason { title, field, .. } => {
+                let rect = centered(area, 64, 6);
+                frame.render_widget(Clear, rect);
+                let block = boxed(title.clone(), theme.danger());
+                let inner = block.inner(rect);
+                frame.render_widget(block, rect);
+                if inner.height >= 4 {
+                    frame.render_widget(
+                        Paragraph::new(Span::styled(" Reason shown to the person:", theme.muted())),
+                        Rect::new(inner.x, inner.y, inner.width, 1),
+                    );
+                    field.render(
+                        frame,
+                        Rect::new(inner.x + 1, inner.y + 1, inner.width.saturating_sub(2), 1),
+                        theme.input(),
+                        Some((crate::live::DEFAULT_KILL_REASON, theme.placeholder())),
+                        true,
+                    );
+                    frame.render_widget(
+                        Paragraph::new(hint_line(theme, &[("Enter", "end it"), ("Esc", "cancel")])),
+                        Rect::new(inner.x, inner.y + 3, inner.width, 1),
+                    );
+                }
+            }
+            Dialog::Secret { title, secret } => {
+                let rect = centered(area, 64, 7);
+                frame.render_widget(Clear, rect);
+                frame.render_widget(
+                    Paragraph::new(vec![
+                        Line::from(Span::styled(
+                            " Hand this over now; it is not shown again:",
+                            theme.text(),
+                        )),
+                        Line::default(),
+                        Line::from(Span::styled(format!(" {}", secret.expose()), theme.title())),
+                        Line::default(),
+                        hint_line(theme, &[("any key", "close")]),
+                    ])
+                    .block(boxed(format!(" {title} "), theme.border_focused())),
+                    rect,
+                );
+            }
+            Dialog::NewUser(form) => form.render(frame, area, theme),
+            Dialog::NewPerm(form) => form.render(frame, area, theme),
+            Dialog::Text { title, lines } => {
+                let height = (lines.len() as u16 + 3).min(area.height);
+                let rect = centered(area, area.width.saturating_sub(4).min(100), height);
+                frame.render_widget(Clear, rect);
+                let mut text: Vec<Line> = lines
+                    .iter()
+                    .map(|l| Line::from(Span::styled(format!(" {l}"), theme.text())))
+                    .collect();
+                text.push(hint_line(theme, &[("any key", "close")]));
+                frame.render_widget(
+                    Paragraph::new(text)
+                        .wrap(Wrap { trim: false })
+                        .block(boxed(title.clone(), theme.border_focused())),
+                    rect,
+                );
+            }
+            Dialog::Find(field) => {
+                let rect = centered(area, 64, 5);
+                frame.render_widget(Clear, rect);
+                let block = boxed(
+                    " Find text that appeared on a screen ".into(),
+                    theme.border_focused(),
+                );
+                let inner = block.inner(rect);
+                frame.render_widget(block, rect);
+                if inner.height >= 3 {
+                    field.render(
+                        frame,
+                        Rect::new(inner.x + 1, inner.y, inner.width.saturating_sub(2), 1),
+                        theme.input(),
+                        Some(("a word, a hostname, an error message…", theme.placeholder())),
+                        true,
+                    );
+                    frame.render_widget(
+                        Paragraph::new(hint_line(theme, &[("Enter", "search"), ("Esc", "cancel")])),
+                        Rect::new(inner.x, inner.y + 2, inner.width, 1),
+                    );
+                }
+            }
+            Dialog::Approval(r) => {
+                let rect = centered(area, 72, 10);
+                frame.render_widget(Clear, rect);
+                let field = |name: &str, value: String| {
+                    Line::from(vec![
+                        Span::styled(format!(" {name:<9}"), theme.muted()),
+                        Span::styled(value, theme.text()),
+                    ])
+                };
+                frame.render_widget(
+                    Paragraph::new(vec![
+                        field("who", format!("{} on {} as {}", r.user, r.asset, r.account)),
+                        field("rule", r.rule.clone()),
+                        field("asked", r.asked_at.strftime("%H:%M:%S UTC").to_string()),
+                        Line::default(),
+                        Line::from(Span::styled(format!(" {}", r.command), theme.title())),
+                        Line::default(),
+                        hint_line(
+                            theme,
+                            &[("a", "approve"), ("d", "deny"), ("Esc", "later (F5)")],
+                        ),
+                    ])
+                    .wrap(Wrap { trim: false })
+                    .block(boxed(" Waiting for your approval ".into(), theme.warning())),
+                    rect,
+                );
+            }
+        }
+    }
+}
+
+/// An operation as an auditor reads it: when, who, through what, then each
+/// changed field, then the whole before and after.
+pub(super) fn operation_lines(op: &OperationRow) -> Vec<String> {
+    let mut lines = vec![format!(
+        "{} by {} ({}, {})",
+        op.at.strftime("%Y-%m-%d %H:%M:%S UTC"),
+        op.actor,
+        op.role,
+        op.via
+    )];
+    if !op.changes.is_empty() {
+        lines.push(String::new());
+        lines.push("changed:".to_string());
+        lines.extend(op.changes.iter().map(|c| format!("  {c}")));
+    }
+    for (label, value) in [("before", &op.before), ("after", &op.after)] {
+        if let Some(value) = value {
+            lines.push(String::new());
+            lines.push(format!("{label}: {value}"));
+        }
+    }
+    lines
+}
