@@ -27,6 +27,23 @@ async fn operations(b: &TestBastion) -> Vec<(String, String, String)> {
         .collect()
 }
 
+/// A user who logs in with `password`.
+async fn user(b: &TestBastion, name: &str, role: Role, password: &str) {
+    b.services
+        .ops
+        .user_add(
+            &Caller::local(),
+            UserSpec {
+                name: name.into(),
+                role: Some(role),
+                password: Some(Secret::new(password.into())),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+}
+
 /// The lines of `screen` that carry text, trimmed.
 fn lines(screen: &str) -> Vec<String> {
     screen
@@ -335,19 +352,7 @@ async fn the_console_adds_a_user_with_a_one_time_password() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_auditor_watches_but_cannot_change_anything() {
     let mut b = TestBastion::start().await;
-    b.services
-        .ops
-        .user_add(
-            &Caller::local(),
-            UserSpec {
-                name: "audrey".into(),
-                role: Some(Role::Auditor),
-                password: Some(Secret::new("correct horse battery staple".into())),
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
+    user(&b, "audrey", Role::Auditor, "correct horse battery staple").await;
     let person = Client::admin(b.addr).await;
     let mut work = person.shell(80, 24, Some("demo")).await;
     assert!(work.wait_for(T, |s| s.contains("demo@demo:~$")).await);
@@ -621,18 +626,7 @@ async fn an_unanswered_review_is_refused_after_the_timeout() {
 async fn the_console_answers_who_can_reach_and_removes_a_permission() {
     let mut b = TestBastion::start().await;
     let password = "correct horse battery staple";
-    b.services
-        .ops
-        .user_add(
-            &Caller::local(),
-            UserSpec {
-                name: "bob".into(),
-                password: Some(Secret::new(password.into())),
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
+    user(&b, "bob", Role::User, password).await;
     support::peers::permit(
         &b,
         "bob-demo",
@@ -828,18 +822,7 @@ async fn text_seen_on_a_screen_is_found_with_who_and_when() {
 async fn a_permission_with_require_approval_waits_for_an_admin_at_connect() {
     let mut b = TestBastion::start().await;
     let password = "correct horse battery staple";
-    b.services
-        .ops
-        .user_add(
-            &Caller::local(),
-            UserSpec {
-                name: "bob".into(),
-                password: Some(Secret::new(password.into())),
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
+    user(&b, "bob", Role::User, password).await;
     b.services
         .ops
         .perm_add(
@@ -948,18 +931,7 @@ async fn a_permission_with_require_approval_waits_for_an_admin_at_connect() {
 async fn a_permission_made_in_the_console_puts_the_asset_in_the_users_menu() {
     let mut b = TestBastion::start().await;
     let password = "correct horse battery staple";
-    b.services
-        .ops
-        .user_add(
-            &Caller::local(),
-            UserSpec {
-                name: "carol".into(),
-                password: Some(Secret::new(password.into())),
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
+    user(&b, "carol", Role::User, password).await;
     let carol = Client::password(b.addr, "carol", password).await.unwrap();
     let mut before = carol.shell(80, 24, None).await;
     assert!(
