@@ -692,6 +692,36 @@ async fn the_console_answers_who_can_reach_and_removes_a_permission() {
         "{}",
         desk.text()
     );
+    // Groups and their members, and nodes, are made here too.
+    desk.send(b"2").await;
+    assert!(desk.wait_for(T, |s| s.contains("Groups (0)")).await);
+    desk.send(b"a").await;
+    assert!(desk.wait_for(T, |s| s.contains("New group")).await);
+    desk.send(b"ops\r").await;
+    assert!(
+        desk.wait_for(T, |s| s.contains("group ops added")
+            && s.contains("Groups (1)"))
+            .await,
+        "{}",
+        desk.text()
+    );
+    desk.send(b"m").await;
+    assert!(desk.wait_for(T, |s| s.contains("Add members to ops")).await);
+    desk.send(b"bob\r").await;
+    assert!(
+        desk.wait_for(T, |s| s.contains("group ops: bob")).await,
+        "{}",
+        desk.text()
+    );
+    desk.send(b"3a").await;
+    assert!(desk.wait_for(T, |s| s.contains("New node")).await);
+    desk.send(b"/DEFAULT/prod\r").await;
+    assert!(
+        desk.wait_for(T, |s| s.contains("node /DEFAULT/prod added"))
+            .await,
+        "{}",
+        desk.text()
+    );
     desk.send(b"q").await;
     assert!(desk.wait_close(T).await);
     staff.close().await;
@@ -714,6 +744,8 @@ async fn the_console_answers_who_can_reach_and_removes_a_permission() {
             .any(|(a, via, v)| a == "admin" && via == "console" && v == "perm.remove"),
         "{ops:?}"
     );
+    let groups = b.services.ops.group_list(&Caller::local()).await.unwrap();
+    assert_eq!(groups[0].members, ["bob"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -181,6 +181,18 @@ pub(super) async fn run_op(shared: &Shared, caller: &Caller, op: Op) -> Result<O
                 let verb = if approve { "approved" } else { "denied" };
                 said(format!("{verb}: {} on {}: {}", r.user, r.asset, r.command))
             }),
+        Op::GroupAdd { name } => ops
+            .group_add(caller, &name)
+            .await
+            .map(|g| said(format!("group {} added", g.name))),
+        Op::NodeAdd { path } => ops
+            .node_add(caller, &path)
+            .await
+            .map(|n| said(format!("node {} added", n.path))),
+        Op::Members { group, users, add } => ops
+            .group_members(caller, &group, &users, add)
+            .await
+            .map(|g| said(format!("group {}: {}", g.name, g.members.join(", ")))),
         Op::PermAdd(spec) => ops
             .perm_add(caller, *spec)
             .await

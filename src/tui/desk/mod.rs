@@ -71,6 +71,18 @@ pub enum Op {
     UserPasswd {
         name: String,
     },
+    GroupAdd {
+        name: String,
+    },
+    NodeAdd {
+        path: String,
+    },
+    /// Adds users to a group, or removes them.
+    Members {
+        group: String,
+        users: Vec<String>,
+        add: bool,
+    },
     /// Adds a permission made in the console's form.
     PermAdd(Box<crate::ops::PermSpec>),
     /// Answers a command waiting for review.
@@ -149,8 +161,8 @@ enum Dialog {
     },
     NewUser(UserForm),
     NewPerm(PermForm),
-    /// The text to look for on recorded screens.
-    Find(Field),
+    /// One line to type: what it is for, and the line.
+    Prompt(Ask, Field),
     /// Lines to read (an operation's before and after).
     Text {
         title: String,
@@ -158,6 +170,41 @@ enum Dialog {
     },
     /// A command waiting for an admin's decision.
     Approval(ApprovalRequest),
+}
+
+/// What a one-line prompt asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Ask {
+    /// The text to look for on recorded screens.
+    Find,
+    GroupAdd,
+    NodeAdd,
+    /// Users to add to (or remove from) a group.
+    Members {
+        group: String,
+        add: bool,
+    },
+}
+
+impl Ask {
+    fn title(&self) -> String {
+        match self {
+            Ask::Find => " Find text that appeared on a screen ".into(),
+            Ask::GroupAdd => " New group ".into(),
+            Ask::NodeAdd => " New node ".into(),
+            Ask::Members { group, add: true } => format!(" Add members to {group} "),
+            Ask::Members { group, add: false } => format!(" Remove members from {group} "),
+        }
+    }
+
+    fn placeholder(&self) -> &'static str {
+        match self {
+            Ask::Find => "a word, a hostname, an error message…",
+            Ask::GroupAdd => "ops",
+            Ask::NodeAdd => "/DEFAULT/prod/web",
+            Ask::Members { .. } => "user names, comma separated",
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -563,7 +610,7 @@ impl Desk {
                 None
             }
             (Tab::Sessions | Tab::Seen, Key::Char('f')) => {
-                self.dialog = Some(Dialog::Find(Field::plain(200)));
+                self.dialog = Some(Dialog::Prompt(Ask::Find, Field::plain(200)));
                 None
             }
             (Tab::Seen, Key::Enter) => {
@@ -606,6 +653,25 @@ impl Desk {
                     text,
                     op: Op::UserSetActive { name, active },
                 });
+                None
+            }
+            (Tab::Groups, Key::Char('a')) => {
+                self.dialog = Some(Dialog::Prompt(Ask::GroupAdd, Field::plain(64)));
+                None
+            }
+            (Tab::Nodes, Key::Char('a')) => {
+                self.dialog = Some(Dialog::Prompt(Ask::NodeAdd, Field::plain(400)));
+                None
+            }
+            (Tab::Groups, Key::Char(c @ ('m' | 'r'))) => {
+                let group = selected?;
+                self.dialog = Some(Dialog::Prompt(
+                    Ask::Members {
+                        group,
+                        add: c == 'm',
+                    },
+                    Field::plain(400),
+                ));
                 None
             }
             (Tab::Permissions, Key::Char('a')) => {
@@ -728,16 +794,33 @@ impl Desk {
                     None
                 }
             },
-            Dialog::Find(mut field) => match key {
+            Dialog::Prompt(ask, mut field) => match key {
                 Key::Esc | Key::Ctrl('c') => None,
                 Key::Enter if !field.text().trim().is_empty() => {
-                    self.seen = Some(field.text().trim().to_string());
-                    let at = Tab::AUDIT.iter().position(|t| *t == Tab::Seen)?;
-                    self.select_tab(at)
+                    let text = field.text().trim().to_string();
+                    match ask {
+                        Ask::Find => {
+                            self.seen = Some(text);
+                            let at = Tab::AUDIT.iter().position(|t| *t == Tab::Seen)?;
+                            self.select_tab(at)
+                        }
+                        Ask::GroupAdd => Some(DeskOutcome::Op(Op::GroupAdd { name: text })),
+                        Ask::NodeAdd => Some(DeskOutcome::Op(Op::NodeAdd { path: text })),
+                        Ask::Members { group, add } => Some(DeskOutcome::Op(Op::Members {
+                            group,
+                            users: text
+                                .split(',')
+                                .map(str::trim)
+                                .filter(|s| !s.is_empty())
+                                .map(str::to_string)
+                                .collect(),
+                            add,
+                        })),
+                    }
                 }
                 other => {
                     field.handle(&other);
-                    self.dialog = Some(Dialog::Find(field));
+                    self.dialog = Some(Dialog::Prompt(ask, field));
                     None
                 }
             },

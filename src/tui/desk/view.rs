@@ -24,7 +24,8 @@ const HELP: &[(&str, &str)] = &[
     ("f", "sessions, seen: find a text that appeared on a screen"),
     ("j", "live: join (type into the session)"),
     ("k  L", "live: end the session / all of its user's"),
-    ("a", "users, perms: add one"),
+    ("a", "users, groups, nodes, perms: add one"),
+    ("m r", "groups: add / remove members"),
     ("d u", "users: disable or enable / unlock"),
     ("p M", "users: new one-time password / reset MFA"),
     ("w", "users: what can they reach; assets: who can reach it"),
@@ -144,9 +145,9 @@ impl Desk {
             Tab::Dashboard => vec![("r", "refresh")],
             Tab::Assets => vec![("w", "who can reach"), ("x", "remove")],
             Tab::Permissions => vec![("a", "add"), ("x", "remove")],
-            Tab::Groups | Tab::Nodes | Tab::Accounts | Tab::Filters | Tab::Acls => {
-                vec![("x", "remove")]
-            }
+            Tab::Groups => vec![("a", "add"), ("m r", "members"), ("x", "remove")],
+            Tab::Nodes => vec![("a", "add"), ("x", "remove")],
+            Tab::Accounts | Tab::Filters | Tab::Acls => vec![("x", "remove")],
             Tab::Reach => vec![],
             Tab::Operations => vec![("Enter", "before/after")],
             Tab::Transfers | Tab::Logins => vec![],
@@ -249,13 +250,10 @@ impl Desk {
                     rect,
                 );
             }
-            Dialog::Find(field) => {
+            Dialog::Prompt(ask, field) => {
                 let rect = centered(area, 64, 5);
                 frame.render_widget(Clear, rect);
-                let block = boxed(
-                    " Find text that appeared on a screen ".into(),
-                    theme.border_focused(),
-                );
+                let block = boxed(ask.title(), theme.border_focused());
                 let inner = block.inner(rect);
                 frame.render_widget(block, rect);
                 if inner.height >= 3 {
@@ -263,11 +261,11 @@ impl Desk {
                         frame,
                         Rect::new(inner.x + 1, inner.y, inner.width.saturating_sub(2), 1),
                         theme.input(),
-                        Some(("a word, a hostname, an error message…", theme.placeholder())),
+                        Some((ask.placeholder(), theme.placeholder())),
                         true,
                     );
                     frame.render_widget(
-                        Paragraph::new(hint_line(theme, &[("Enter", "search"), ("Esc", "cancel")])),
+                        Paragraph::new(hint_line(theme, &[("Enter", "ok"), ("Esc", "cancel")])),
                         Rect::new(inner.x, inner.y + 2, inner.width, 1),
                     );
                 }
