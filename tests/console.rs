@@ -313,6 +313,22 @@ async fn the_console_adds_a_user_with_a_one_time_password() {
         "the password is never in the log"
     );
     desk.send(b" ").await;
+    // Editing: bob becomes an admin.
+    desk.send(F3).await;
+    desk.send(b"/bob\r").await;
+    assert!(
+        desk.wait_for(T, |s| s.contains("Users (1 of 2)")).await,
+        "{}",
+        desk.text()
+    );
+    desk.send(b"e").await;
+    assert!(desk.wait_for(T, |s| s.contains("Edit user")).await);
+    desk.send(b"\x1b[C\r").await;
+    assert!(
+        desk.wait_for(T, |s| s.contains("bob is now admin")).await,
+        "{}",
+        desk.text()
+    );
     desk.send(b"q").await;
     assert!(desk.wait_close(T).await);
     staff.close().await;
@@ -346,7 +362,7 @@ async fn the_console_adds_a_user_with_a_one_time_password() {
         .user_show(&Caller::local(), "bob")
         .await
         .unwrap();
-    assert_eq!(user.user.role, Role::Auditor);
+    assert_eq!(user.user.role, Role::Admin);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -150,6 +150,9 @@ const ECHO_STEADY: Duration = Duration::from_millis(40);
 mod index;
 mod review;
 
+/// How often a control task blocked on a busy input loop looks for a kill.
+const KILL_CHECK: Duration = Duration::from_millis(100);
+
 pub use review::{Held, await_decision};
 
 const RED: &str = "\x1b[1;31m";
@@ -578,8 +581,24 @@ pub async fn pump(
             match live.control().await {
                 Some(live::Control::Kill { reason, by }) => return (reason, by),
                 Some(live::Control::Input(bytes)) => {
-                    // The pump is gone only when the session is ending.
-                    let _ = joined_tx.send(bytes).await;
+                    // The input loop may be busy (a command waiting for
+                    // review, a target that stopped reading): wait for room,
+                    // but never let a kill wait behind it.
+                    loop {
+                        match tokio::time::timeout(KILL_CHECK, joined_tx.reserve()).await {
+                            Ok(Ok(room)) => {
+                                room.send(bytes);
+                                break;
+                            }
+                            // The input loop is gone: the session is ending.
+                            Ok(Err(_)) => break,
+                            Err(_) => {
+                                if let Some(order) = live.killed() {
+                                    return (order.reason, order.by);
+                                }
+                            }
+                        }
+                    }
                 }
                 Some(live::Control::Notice(text)) => {
                     let _ = notify(

@@ -13,7 +13,7 @@ use russh::{ChannelMsg, ChannelReadHalf, ChannelWriteHalf};
 use super::{Conn, Shared};
 use crate::audit::Via;
 use crate::live::{Frame, MonitorEvent};
-use crate::ops::{Caller, OpsError, UserSpec};
+use crate::ops::{Caller, OpsError, UserEdit, UserSpec};
 use crate::record::PlayerOptions;
 use crate::store::audit_log::Query;
 use crate::tui::desk::{Data, Names, Op, OpDone, ReachQuery, Tab};
@@ -158,6 +158,18 @@ pub(super) async fn run_op(shared: &Shared, caller: &Caller, op: Op) -> Result<O
                 secret: added.one_time_password,
             })
         }
+        Op::UserEdit(user) => ops
+            .user_edit(
+                caller,
+                &user.name,
+                UserEdit {
+                    role: Some(user.role),
+                    email: Some(user.email),
+                    expires_at: None,
+                },
+            )
+            .await
+            .map(|u| said(format!("{} is now {}", u.name, u.role))),
         Op::UserSetActive { name, active } => {
             ops.user_set_active(caller, &name, active).await.map(|_| {
                 said(format!(

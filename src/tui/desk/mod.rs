@@ -57,6 +57,8 @@ pub enum Op {
         reason: String,
     },
     UserAdd(NewUser),
+    /// Sets a user's role and email.
+    UserEdit(NewUser),
     UserSetActive {
         name: String,
         active: bool,
@@ -637,6 +639,17 @@ impl Desk {
                     at,
                 })
             }
+            (Tab::Users, Key::Char('e')) => {
+                let name = selected?;
+                let role = self.selected_cell(tab, 1)?.parse().ok()?;
+                let email = self.selected_cell(tab, 4).filter(|e| !e.is_empty());
+                self.dialog = Some(Dialog::NewUser(UserForm::edit(&NewUser {
+                    name,
+                    role,
+                    email,
+                })));
+                None
+            }
             (Tab::Users, Key::Char('a')) => {
                 self.dialog = Some(Dialog::NewUser(UserForm::new()));
                 None
@@ -835,6 +848,7 @@ impl Desk {
             Dialog::NewUser(mut form) => match form.handle(&key) {
                 Some(FormOutcome::Cancel) => None,
                 Some(FormOutcome::Submit(user)) => Some(DeskOutcome::Op(Op::UserAdd(user))),
+                Some(FormOutcome::Edit(user)) => Some(DeskOutcome::Op(Op::UserEdit(user))),
                 None => {
                     self.dialog = Some(Dialog::NewUser(form));
                     None

@@ -39,11 +39,15 @@ pub(super) struct UserForm {
     /// Set when Enter was pressed with errors: they are then shown even
     /// for fields not yet touched.
     tried: bool,
+    /// Editing an existing user: the name is fixed.
+    editing: bool,
 }
 
 pub(super) enum FormOutcome {
     Cancel,
     Submit(NewUser),
+    /// The edited user, under the same name.
+    Edit(NewUser),
 }
 
 impl UserForm {
@@ -54,7 +58,23 @@ impl UserForm {
             email: Field::plain(254),
             focus: Focus::Name,
             tried: false,
+            editing: false,
         }
+    }
+
+    /// The form for changing `user`'s role and email.
+    pub(super) fn edit(user: &NewUser) -> UserForm {
+        let mut form = UserForm::new();
+        for c in user.name.chars() {
+            form.name.handle(&Key::Char(c));
+        }
+        for c in user.email.as_deref().unwrap_or("").chars() {
+            form.email.handle(&Key::Char(c));
+        }
+        form.role = ROLES.iter().position(|r| *r == user.role).unwrap_or(0);
+        form.editing = true;
+        form.focus = Focus::Role;
+        form
     }
 
     fn name_error(&self) -> Option<String> {
@@ -82,12 +102,14 @@ impl UserForm {
                 self.focus = match self.focus {
                     Focus::Name => Focus::Role,
                     Focus::Role => Focus::Email,
+                    Focus::Email if self.editing => Focus::Role,
                     Focus::Email => Focus::Name,
                 }
             }
             Key::BackTab | Key::Up => {
                 self.focus = match self.focus {
                     Focus::Name => Focus::Email,
+                    Focus::Role if self.editing => Focus::Email,
                     Focus::Role => Focus::Name,
                     Focus::Email => Focus::Role,
                 }
@@ -95,17 +117,23 @@ impl UserForm {
             Key::Enter => {
                 self.tried = true;
                 if self.name_error().is_none() && self.email_error().is_none() {
-                    return Some(FormOutcome::Submit(NewUser {
+                    let user = NewUser {
                         name: self.name.text().to_string(),
                         role: ROLES.get(self.role).copied().unwrap_or(Role::User),
                         email: (!self.email.is_empty()).then(|| self.email.text().to_string()),
-                    }));
+                    };
+                    return Some(if self.editing {
+                        FormOutcome::Edit(user)
+                    } else {
+                        FormOutcome::Submit(user)
+                    });
                 }
             }
             other => match self.focus {
-                Focus::Name => {
+                Focus::Name if !self.editing => {
                     self.name.handle(other);
                 }
+                Focus::Name => {}
                 Focus::Email => {
                     self.email.handle(other);
                 }
@@ -127,7 +155,14 @@ impl UserForm {
         let block = Block::default()
             .borders(Borders::ALL)
             .border_style(theme.border_focused())
-            .title(Span::styled(" New user ", theme.title()));
+            .title(Span::styled(
+                if self.editing {
+                    " Edit user "
+                } else {
+                    " New user "
+                },
+                theme.title(),
+            ));
         let inner = block.inner(rect);
         frame.render_widget(block, rect);
         if inner.height < 9 || inner.width < 20 {

@@ -26,7 +26,10 @@ const HELP: &[(&str, &str)] = &[
     ("k  L", "live: end the session / all of its user's"),
     ("a", "users, groups, nodes, perms: add one"),
     ("m r", "groups: add / remove members"),
-    ("d u", "users: disable or enable / unlock"),
+    (
+        "e d u",
+        "users: edit role and email / disable or enable / unlock",
+    ),
     ("p M", "users: new one-time password / reset MFA"),
     ("w", "users: what can they reach; assets: who can reach it"),
     (
@@ -141,7 +144,12 @@ impl Desk {
             Tab::Sessions => vec![("Enter", "replay"), ("f", "find on screen")],
             Tab::Seen => vec![("Enter", "replay there"), ("f", "find")],
             Tab::Commands => vec![("Enter", "replay")],
-            Tab::Users => vec![("a", "add"), ("d", "disable/enable"), ("w", "reach")],
+            Tab::Users => vec![
+                ("a", "add"),
+                ("e", "edit"),
+                ("d", "disable/enable"),
+                ("w", "reach"),
+            ],
             Tab::Dashboard => vec![("r", "refresh")],
             Tab::Assets => vec![("w", "who can reach"), ("x", "remove")],
             Tab::Permissions => vec![("a", "add"), ("x", "remove")],
