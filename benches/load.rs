@@ -692,62 +692,54 @@ async fn session(
 
 // ------------------------------------------------------------ recordings --
 
+/// The JSON lines `rampart ARGS --json` prints, run against the data dir.
+async fn rampart_json(
+    rampart: &Path,
+    dir: &Path,
+    args: &[&str],
+) -> Result<Vec<serde_json::Value>, String> {
+    let what = format!("rampart {}", args.join(" "));
+    let out = tokio::process::Command::new(rampart)
+        .args(args)
+        .arg("--json")
+        .current_dir(dir)
+        .env_remove("RAMPART_CONFIG")
+        .env_remove("RAMPART_MASTER_KEY")
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .map_err(|e| format!("{what}: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "{what}: {}: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).map_err(|e| format!("{what}: line {l:?}: {e}")))
+        .collect()
+}
+
 /// Session rows as `rampart session list --json` shows them.
 async fn session_rows(
     rampart: &Path,
     dir: &Path,
     limit: usize,
 ) -> Result<Vec<serde_json::Value>, String> {
-    let out = tokio::process::Command::new(rampart)
-        .args(["session", "list", "--json", "--limit", &limit.to_string()])
-        .current_dir(dir)
-        .env_remove("RAMPART_CONFIG")
-        .env_remove("RAMPART_MASTER_KEY")
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::null())
-        .output()
-        .await
-        .map_err(|e| format!("rampart session list: {e}"))?;
-    if !out.status.success() {
-        return Err(format!(
-            "rampart session list: {}: {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
-        ));
-    }
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).map_err(|e| format!("session list line {l:?}: {e}")))
-        .collect()
+    let limit = limit.to_string();
+    rampart_json(rampart, dir, &["session", "list", "--limit", &limit]).await
 }
 
 /// The text of every command row (`rampart audit commands --json`).
 async fn audit_commands(rampart: &Path, dir: &Path) -> Result<Vec<String>, String> {
-    let out = tokio::process::Command::new(rampart)
-        .args(["audit", "commands", "--json", "--limit", "100000000"])
-        .current_dir(dir)
-        .env_remove("RAMPART_CONFIG")
-        .env_remove("RAMPART_MASTER_KEY")
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::null())
-        .output()
-        .await
-        .map_err(|e| format!("rampart audit commands: {e}"))?;
-    if !out.status.success() {
-        return Err(format!(
-            "rampart audit commands: {}: {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
-        ));
-    }
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| {
-            let row: serde_json::Value =
-                serde_json::from_str(l).map_err(|e| format!("audit commands line {l:?}: {e}"))?;
-            Ok(row["command"].as_str().unwrap_or_default().to_string())
-        })
-        .collect()
+    let rows = rampart_json(rampart, dir, &["audit", "commands", "--limit", "100000000"]).await?;
+    Ok(rows
+        .iter()
+        .map(|row| row["command"].as_str().unwrap_or_default().to_string())
+        .collect())
 }
 
 /// The "o" events of a cast, concatenated; and whether it had other output

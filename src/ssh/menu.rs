@@ -253,8 +253,7 @@ pub async fn run(
                     break;
                 }
 
-                Some(DeskOutcome::Connect(MenuOutcome::Quit)) => {}
-                Some(DeskOutcome::Connect(MenuOutcome::Connect { asset, account, .. })) => {
+                Some(DeskOutcome::Connect { asset, account }) => {
                     let _ = send(write, screen.leave()).await;
                     let (username, password) = match account {
                         tui::Chosen::Stored(name) => (name, None),

@@ -339,7 +339,7 @@ impl Data {
             Data::Commands(list) => list
                 .iter()
                 .map(|c| {
-                    let row = Row::new(format!("{}@{}", c.session, c.at.as_second()))
+                    let row = Row::new(moment_key(&c.session, c.at))
                         .num(stamp(c.at), c.at.as_second())
                         .text(&c.user)
                         .text(&c.asset)
@@ -537,7 +537,7 @@ impl Data {
             Data::Seen(_, list) => list
                 .iter()
                 .map(|h| {
-                    Row::new(format!("{}@{}", h.session, h.at.as_millisecond()))
+                    Row::new(moment_key(&h.session, h.at))
                         .num(
                             h.at.strftime("%Y-%m-%d %H:%M:%S").to_string(),
                             h.at.as_millisecond(),
@@ -566,6 +566,21 @@ impl Data {
                 .collect(),
         }
     }
+}
+
+/// The key of a row that replays a session at a moment: `SESSION@MILLIS`.
+fn moment_key(session: &str, at: Timestamp) -> String {
+    format!("{session}@{}", at.as_millisecond())
+}
+
+/// The session and moment of a [`moment_key`].
+pub(super) fn parse_moment_key(key: &str) -> Option<(String, Option<Timestamp>)> {
+    let (session, at) = key.rsplit_once('@')?;
+    let at = at
+        .parse::<i64>()
+        .ok()
+        .and_then(|ms| Timestamp::from_millisecond(ms).ok());
+    Some((session.to_string(), at))
 }
 
 fn join<T: std::fmt::Display>(items: &[T]) -> String {

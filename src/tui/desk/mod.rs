@@ -27,7 +27,7 @@ use jiff::Timestamp;
 use super::Severity;
 use super::field::Field;
 use super::input::Key;
-use super::menu::{Menu, MenuOutcome};
+use super::menu::{Chosen, Menu, MenuOutcome};
 use super::table::{Handled, Table};
 use crate::live::ApprovalRequest;
 use crate::model::Role;
@@ -114,7 +114,10 @@ pub enum ReachQuery {
 pub enum DeskOutcome {
     Quit,
     /// The menu chose a target.
-    Connect(MenuOutcome),
+    Connect {
+        asset: String,
+        account: Chosen,
+    },
     /// Load the rows of this tab and hand them to [`Desk::set_data`].
     Fetch(Tab),
     /// Watch a live session, read-only.
@@ -501,7 +504,9 @@ impl Desk {
         if self.view == View::Workbench {
             return match self.menu.handle(key)? {
                 MenuOutcome::Quit => Some(DeskOutcome::Quit),
-                chosen @ MenuOutcome::Connect { .. } => Some(DeskOutcome::Connect(chosen)),
+                MenuOutcome::Connect { asset, account, .. } => {
+                    Some(DeskOutcome::Connect { asset, account })
+                }
             };
         }
         let tab = self.showing()?;
@@ -615,29 +620,9 @@ impl Desk {
                 self.dialog = Some(Dialog::Prompt(Ask::Find, Field::plain(200)));
                 None
             }
-            (Tab::Seen, Key::Enter) => {
-                let key = selected?;
-                let (session, at) = key.rsplit_once('@')?;
-                let at = at
-                    .parse::<i64>()
-                    .ok()
-                    .and_then(|ms| Timestamp::from_millisecond(ms).ok());
-                Some(DeskOutcome::Replay {
-                    session: session.to_string(),
-                    at,
-                })
-            }
-            (Tab::Commands, Key::Enter) => {
-                let key = selected?;
-                let (session, at) = key.rsplit_once('@')?;
-                let at = at
-                    .parse::<i64>()
-                    .ok()
-                    .and_then(|s| Timestamp::from_second(s).ok());
-                Some(DeskOutcome::Replay {
-                    session: session.to_string(),
-                    at,
-                })
+            (Tab::Seen | Tab::Commands, Key::Enter) => {
+                let (session, at) = audit::parse_moment_key(&selected?)?;
+                Some(DeskOutcome::Replay { session, at })
             }
             (Tab::Users, Key::Char('e')) => {
                 let name = selected?;
@@ -821,12 +806,7 @@ impl Desk {
                         Ask::NodeAdd => Some(DeskOutcome::Op(Op::NodeAdd { path: text })),
                         Ask::Members { group, add } => Some(DeskOutcome::Op(Op::Members {
                             group,
-                            users: text
-                                .split(',')
-                                .map(str::trim)
-                                .filter(|s| !s.is_empty())
-                                .map(str::to_string)
-                                .collect(),
+                            users: perm_form::list(&text),
                             add,
                         })),
                     }

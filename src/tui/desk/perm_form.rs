@@ -55,7 +55,8 @@ pub(super) enum PermFormOutcome {
     Submit(Box<PermSpec>),
 }
 
-fn list(text: &str) -> Vec<String> {
+/// Comma-separated names, trimmed, blanks dropped.
+pub(super) fn list(text: &str) -> Vec<String> {
     text.split(',')
         .map(str::trim)
         .filter(|s| !s.is_empty())
