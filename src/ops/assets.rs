@@ -12,7 +12,7 @@ use crate::model::{
 use crate::store::{self, StoreError, accounts, assets, nodes};
 use crate::vault::Secret;
 
-/// What `asset add` takes.
+/// What `asset add` takes, and what `asset edit` replaces an asset with.
 #[derive(Debug, Clone, Default)]
 pub struct AssetSpec {
     pub name: String,
@@ -32,6 +32,15 @@ pub enum AccountSecret {
     Password(Secret<String>),
     /// An OpenSSH (or PEM) private key, unencrypted.
     PrivateKey(Secret<String>),
+}
+
+/// What `account edit` changes; `None` keeps that aspect.
+#[derive(Debug, Default)]
+pub struct AccountEdit {
+    /// Replaces the stored secret (checked as for `account add`);
+    /// `AccountSecret::None` clears it.
+    pub secret: Option<AccountSecret>,
+    pub privileged: Option<bool>,
 }
 
 /// An asset with its accounts and host keys, for `asset show`.
@@ -170,38 +179,9 @@ impl Ops {
         caller: &Caller,
         spec: &AssetSpec,
     ) -> Result<Asset> {
-        check_name("asset name", &spec.name)?;
-        if spec.name == RESERVED_ASSET {
-            return Err(OpsError::Invalid(format!(
-                "{RESERVED_ASSET:?} is reserved for `ssh bastion rampart ...`: choose another asset name"
-            )));
-        }
-        check_address(&spec.address)?;
-        check_protocols(&spec.protocols)?;
-        let paths = if spec.nodes.is_empty() {
-            vec![model::DEFAULT_NODE.to_string()]
-        } else {
-            spec.nodes
-                .iter()
-                .map(|p| model::normalize_node_path(p))
-                .collect::<Result<Vec<_>, _>>()?
-        };
-        let platform = spec.platform.clone().unwrap_or_else(|| "linux".to_string());
-        check_name("platform", &platform)?;
-        let now = self.now();
+        let (fields, node_ids) = checked_spec(tx, spec).await?;
         let id = new_id();
-        let mut node_ids = Vec::new();
-        for path in &paths {
-            node_ids.push(nodes::get(tx, path).await?.id);
-        }
-        let fields = assets::AssetFields {
-            name: spec.name.clone(),
-            address: spec.address.clone(),
-            platform,
-            active: spec.active,
-            comment: spec.comment.clone(),
-        };
-        assets::insert(tx, &id, &fields, now).await?;
+        assets::insert(tx, &id, &fields, self.now()).await?;
         assets::set_protocols(tx, &id, &spec.protocols).await?;
         assets::set_nodes(tx, &id, &node_ids).await?;
         let asset = assets::get(tx, &spec.name).await?;
@@ -215,6 +195,35 @@ impl Ops {
         )
         .await?;
         Ok(asset)
+    }
+
+    /// Replaces every field of asset `name` with `spec`, which reads as for
+    /// `asset add` (no platform: linux; no nodes: `/DEFAULT`); a new
+    /// `spec.name` renames it. Accounts, pinned host keys and the
+    /// permissions and filters naming it stay (they hold its id). Running
+    /// sessions the edit no longer allows (inactive, protocol gone, moved
+    /// out of the granting node) end at the server's next policy reload.
+    pub async fn asset_edit(&self, caller: &Caller, name: &str, spec: AssetSpec) -> Result<Asset> {
+        require_admin(caller, "editing an asset")?;
+        let mut tx = self.store.begin().await?;
+        let before = assets::get(&mut tx, name).await?;
+        let (fields, node_ids) = checked_spec(&mut tx, &spec).await?;
+        assets::update(&mut tx, &before.id, &fields, self.now()).await?;
+        assets::set_protocols(&mut tx, &before.id, &spec.protocols).await?;
+        assets::set_nodes(&mut tx, &before.id, &node_ids).await?;
+        let after = assets::get(&mut tx, &spec.name).await?;
+        self.log(
+            &mut tx,
+            caller,
+            "asset.edit",
+            format!("asset {name}"),
+            snapshot(&before),
+            snapshot(&after),
+        )
+        .await?;
+        store::bump_change_counter(&mut tx).await?;
+        self.store.commit(tx).await?;
+        Ok(after)
     }
 
     pub async fn asset_list(&self, caller: &Caller) -> Result<Vec<Asset>> {
@@ -317,25 +326,7 @@ impl Ops {
     ) -> Result<Account> {
         require_admin(caller, "adding an account")?;
         check_name("account username", username)?;
-        let (kind, sealed) = match &secret {
-            AccountSecret::None => (SecretKind::None, None),
-            AccountSecret::Password(pw) => {
-                if pw.expose().is_empty() {
-                    return Err(OpsError::Invalid("the account password is empty".into()));
-                }
-                (
-                    SecretKind::Password,
-                    Some(self.vault()?.seal_str(pw.expose())),
-                )
-            }
-            AccountSecret::PrivateKey(pem) => {
-                check_private_key(pem)?;
-                (
-                    SecretKind::PrivateKey,
-                    Some(self.vault()?.seal_str(pem.expose())),
-                )
-            }
-        };
+        let (kind, sealed) = self.seal_secret(&secret)?;
         let now = self.now();
         let mut tx = self.store.begin().await?;
         let target = assets::get(&mut tx, asset).await?;
@@ -369,6 +360,80 @@ impl Ops {
         store::bump_change_counter(&mut tx).await?;
         self.store.commit(tx).await?;
         Ok(account)
+    }
+
+    /// Replaces an account's secret and/or its privileged flag. The log row
+    /// says only which kind of secret it now holds, never the secret.
+    pub async fn account_edit(
+        &self,
+        caller: &Caller,
+        asset: &str,
+        username: &str,
+        edit: AccountEdit,
+    ) -> Result<Account> {
+        require_admin(caller, "editing an account")?;
+        if edit.secret.is_none() && edit.privileged.is_none() {
+            return Err(OpsError::Invalid(format!(
+                "nothing to change for account {username}@{asset}: give a new secret or the privileged flag"
+            )));
+        }
+        let sealed = edit
+            .secret
+            .as_ref()
+            .map(|secret| self.seal_secret(secret))
+            .transpose()?;
+        let now = self.now();
+        let mut tx = self.store.begin().await?;
+        let target = assets::get(&mut tx, asset).await?;
+        let before = find_account(&mut tx, &target, username).await?;
+        let mut after_extra = serde_json::Map::new();
+        if let Some((kind, sealed)) = &sealed {
+            if sealed.is_some() {
+                store::register_vault_key(&mut tx, self.vault()?.key_id(), now).await?;
+            }
+            accounts::set_secret(&mut tx, &before.id, *kind, sealed.as_deref(), now).await?;
+            after_extra.insert("secret".into(), json!(kind.as_str()));
+        }
+        if let Some(privileged) = edit.privileged {
+            accounts::set_privileged(&mut tx, &before.id, privileged, now).await?;
+        }
+        let account = find_account(&mut tx, &target, username).await?;
+        self.log(
+            &mut tx,
+            caller,
+            "account.edit",
+            format!("account {username}@{asset}"),
+            snapshot(&before),
+            with(snapshot(&account), serde_json::Value::Object(after_extra)),
+        )
+        .await?;
+        store::bump_change_counter(&mut tx).await?;
+        self.store.commit(tx).await?;
+        Ok(account)
+    }
+
+    /// Checks a new account secret and seals it; the plaintext goes no
+    /// further than the vault.
+    fn seal_secret(&self, secret: &AccountSecret) -> Result<(SecretKind, Option<String>)> {
+        Ok(match secret {
+            AccountSecret::None => (SecretKind::None, None),
+            AccountSecret::Password(pw) => {
+                if pw.expose().is_empty() {
+                    return Err(OpsError::Invalid("the account password is empty".into()));
+                }
+                (
+                    SecretKind::Password,
+                    Some(self.vault()?.seal_str(pw.expose())),
+                )
+            }
+            AccountSecret::PrivateKey(pem) => {
+                check_private_key(pem)?;
+                (
+                    SecretKind::PrivateKey,
+                    Some(self.vault()?.seal_str(pem.expose())),
+                )
+            }
+        })
     }
 
     pub async fn account_list(&self, caller: &Caller, asset: Option<&str>) -> Result<Vec<Account>> {
@@ -407,6 +472,54 @@ impl Ops {
     }
 }
 
+/// Checks an asset spec as `asset add` and `asset edit` take it and
+/// resolves its node paths: the row's fields and the node ids.
+async fn checked_spec(
+    tx: &mut store::Conn,
+    spec: &AssetSpec,
+) -> Result<(assets::AssetFields, Vec<model::Id>)> {
+    check_name("asset name", &spec.name)?;
+    if spec.name == RESERVED_ASSET {
+        return Err(OpsError::Invalid(format!(
+            "{RESERVED_ASSET:?} is reserved for `ssh bastion rampart ...`: choose another asset name"
+        )));
+    }
+    check_address(&spec.address)?;
+    check_protocols(&spec.protocols)?;
+    let paths = if spec.nodes.is_empty() {
+        vec![model::DEFAULT_NODE.to_string()]
+    } else {
+        spec.nodes
+            .iter()
+            .map(|p| model::normalize_node_path(p))
+            .collect::<Result<Vec<_>, _>>()?
+    };
+    let platform = spec.platform.clone().unwrap_or_else(|| "linux".to_string());
+    check_name("platform", &platform)?;
+    let mut node_ids = Vec::new();
+    for path in &paths {
+        node_ids.push(nodes::get(tx, path).await?.id);
+    }
+    let fields = assets::AssetFields {
+        name: spec.name.clone(),
+        address: spec.address.clone(),
+        platform,
+        active: spec.active,
+        comment: spec.comment.clone(),
+    };
+    Ok((fields, node_ids))
+}
+
+/// The account `username` of `asset`, or a not-found error naming both.
+async fn find_account(tx: &mut store::Conn, asset: &Asset, username: &str) -> Result<Account> {
+    Ok(accounts::find(tx, &asset.id, username)
+        .await?
+        .ok_or_else(|| StoreError::NotFound {
+            kind: "account",
+            name: format!("{username}@{}", asset.name),
+        })?)
+}
+
 /// Refuses what is not an unencrypted private key, without echoing it.
 fn check_private_key(pem: &Secret<String>) -> Result<()> {
     let text = pem.expose();
@@ -427,3 +540,6 @@ fn check_private_key(pem: &Secret<String>) -> Result<()> {
         )),
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -16,10 +16,12 @@ mod demo;
 mod import;
 mod me;
 mod sessions;
+#[cfg(test)]
+mod testing;
 mod users;
 
 pub use access::{AclSpec, FilterSpec, PermSpec};
-pub use assets::{AccountSecret, AssetSpec, NodeView};
+pub use assets::{AccountEdit, AccountSecret, AssetSpec, NodeView};
 pub use demo::{DEMO_ACCOUNT, DEMO_ASSET};
 pub use import::ImportSummary;
 pub use me::{MeView, MfaEnrolment, MfaStatus, PENDING_ENROLMENT, require_person};

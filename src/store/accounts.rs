@@ -146,6 +146,21 @@ pub async fn set_secret(
     Ok(())
 }
 
+pub async fn set_privileged(
+    conn: &mut SqliteConnection,
+    account_id: &str,
+    privileged: bool,
+    now: Timestamp,
+) -> Result<()> {
+    sqlx::query("UPDATE accounts SET privileged = $2, updated_at = $3 WHERE id = $1")
+        .bind(account_id)
+        .bind(bool_i(privileged))
+        .bind(ts(now))
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
 pub async fn set_active(
     conn: &mut SqliteConnection,
     account_id: &str,
