@@ -33,7 +33,7 @@
 //! | [`ssh`] | the front door: listeners, cap, host keys, russh handler (auth only), one task per session channel, the menu and staff desk (data loading, actions through `ops`, monitor/join), target sessions (with connect approval), SFTP relay, legacy SCP log, tunnels, `rampart ...` over SSH, shutdown |
 //! | [`route`] | login names and channel requests to an `Intent` (menu, jump, exec, sftp, admin, refuse); pure |
 //! | [`tui`] | ratatui apps over a channel: input parser, in-memory screen, themes, menu, the staff desk (console and audit views, dashboard, forms, approval prompts), the monitor/join mirror, the replay screen, enrolment, password and message screens; gets its data passed in |
-//! | [`upstream`] | connectors to targets, each taking a `Grant`: SSH via the russh client, host keys pinned |
+//! | [`upstream`] | connectors to targets, each taking a `Grant`: SSH via the russh client, host keys pinned; plus the admin's connection test (`probe_ssh`: authenticate, disconnect, no channel) |
 //! | [`sftp`] | the SFTP v3 wire format and the virtual `/ASSET/ACCOUNT/` tree; the relay that checks each operation is `ssh::sftp` |
 //! | [`transfer`] | file transfers as the audit sees them: bytes and SHA-256 in file order, kept copies, legacy SCP, which exec'd commands move files |
 //! | [`relay`] | the two-way pump with backpressure, command filters at Enter (a `review` holds the Enter for an admin), joined admins' keys through the same path, tee to recorder, tracker, screen-text index and live registry |

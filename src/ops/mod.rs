@@ -5,6 +5,9 @@
 //! its change and writes its operation-log row in one transaction, so a
 //! refused or failed verb leaves nothing behind.
 //!
+//! `asset test` is the one verb that reaches a target: through
+//! `upstream::probe_ssh`, which authenticates and disconnects.
+//!
 //! Must never: return or log a plaintext secret except the one-time
 //! passwords a verb creates for the caller to hand over (returned once, in a
 //! `Secret`), or touch SQL directly (that is `store`).
@@ -15,6 +18,7 @@ mod audit;
 mod demo;
 mod import;
 mod me;
+mod probe;
 mod sessions;
 #[cfg(test)]
 mod testing;
@@ -25,6 +29,7 @@ pub use assets::{AccountEdit, AccountSecret, AssetSpec, NodeView};
 pub use demo::{DEMO_ACCOUNT, DEMO_ASSET};
 pub use import::ImportSummary;
 pub use me::{MeView, MfaEnrolment, MfaStatus, PENDING_ENROLMENT, require_person};
+pub use probe::{AssetTest, HostKeyStatus};
 pub use users::{UserAdded, UserEdit, UserSpec, UserView};
 
 use std::sync::Arc;

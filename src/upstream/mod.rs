@@ -1,8 +1,10 @@
-//! Connectors to targets. Every connection starts from a [`Grant`]: there
-//! is no way to reach a target without one. Today: SSH via the russh
-//! client, with the account's secret opened from the vault (or the
+//! Connectors to targets. Every session starts from a [`Grant`]: there is
+//! no way to open a channel on a target without one. Today: SSH via the
+//! russh client, with the account's secret opened from the vault (or the
 //! person's typed-in @INPUT pair), the target's host key pinned on first use
-//! and a changed key refused until an admin re-trusts it.
+//! and a changed key refused until an admin re-trusts it. The one
+//! connection without a grant is an admin's connection test
+//! ([`probe_ssh`]): it authenticates, disconnects and returns no handle.
 //!
 //! Must never: log or return the secret, accept a changed host key, or let
 //! the target open channels towards the person (agent forwarding and the
@@ -220,23 +222,127 @@ pub async fn connect_ssh(
     pinned: Vec<HostKey>,
     options: &ConnectOptions,
 ) -> Result<Upstream, UpstreamError> {
-    let asset = grant.asset_name().to_string();
-    let address = grant.address().to_string();
-    let port = grant.protocol().port;
+    let target = ProbeTarget {
+        asset: grant.asset_name(),
+        address: grant.address(),
+        port: grant.protocol().port,
+    };
     let seen = Arc::new(Mutex::new(Seen::default()));
+    let handle = dial(&target, username, credential, pinned, options, &seen).await?;
+    let (presented_key, presented_key_line) =
+        match seen.lock().unwrap_or_else(|e| e.into_inner()).key.take() {
+            Some((key, line)) => (Some(key), Some(line)),
+            None => (None, None),
+        };
+    Ok(Upstream {
+        handle,
+        presented_key,
+        presented_key_line,
+    })
+}
+
+/// Where to connect: an asset's name (for messages), address and SSH port.
+#[derive(Debug, Clone, Copy)]
+pub struct ProbeTarget<'a> {
+    pub asset: &'a str,
+    pub address: &'a str,
+    pub port: u16,
+}
+
+/// A host key as the target presented it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct PresentedKey {
+    /// The key type, e.g. `ssh-ed25519`.
+    pub algorithm: String,
+    /// `SHA256:...`, as `ssh-keygen -lf` prints it.
+    pub fingerprint: String,
+    /// `ALGO BASE64`: what `rampart asset trust NAME --key LINE` pins.
+    pub openssh: String,
+}
+
+/// What [`probe_ssh`] found.
+#[derive(Debug)]
+pub struct Probe {
+    /// `Ok` when the target accepted the credential.
+    pub result: Result<(), UpstreamError>,
+    /// The host key the target presented, also when it is not the pinned
+    /// one or authentication failed; `None` when no key exchange happened.
+    pub presented: Option<PresentedKey>,
+}
+
+/// Tests an account of an asset: connects, checks the host key against
+/// `pinned` exactly as [`connect_ssh`] does, authenticates, disconnects.
+/// It is the one connection made without a [`Grant`] (an admin's test, the
+/// caller checks the role): it never opens a channel and hands no
+/// connection back, so it cannot carry a session. It pins nothing: with no
+/// pinned key the presented one is reported, for an admin to trust.
+pub async fn probe_ssh(
+    target: ProbeTarget<'_>,
+    username: &str,
+    credential: Credential,
+    pinned: Vec<HostKey>,
+    options: &ConnectOptions,
+) -> Probe {
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    // The connect timeout covers the TCP connection and key exchange; a
+    // target that then stalls in authentication must not hold the test.
+    let limit = options.connect_timeout.saturating_mul(2);
+    let dialled = tokio::time::timeout(
+        limit,
+        dial(&target, username, credential, pinned, options, &seen),
+    )
+    .await;
+    let result = match dialled {
+        Ok(Ok(handle)) => {
+            let _ = handle
+                .disconnect(russh::Disconnect::ByApplication, "connection test", "en")
+                .await;
+            Ok(())
+        }
+        Ok(Err(e)) => Err(e),
+        Err(_) => Err(UpstreamError::Protocol {
+            asset: target.asset.to_string(),
+            reason: format!("no answer to authentication within {limit:?}"),
+        }),
+    };
+    let presented = seen
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .key
+        .take()
+        .map(|(key, line)| PresentedKey {
+            algorithm: key.algorithm,
+            fingerprint: key.fingerprint,
+            openssh: line,
+        });
+    Probe { result, presented }
+}
+
+/// Connects, checks the host key and authenticates; what the target
+/// presented is left in `seen`.
+async fn dial(
+    target: &ProbeTarget<'_>,
+    username: &str,
+    credential: Credential,
+    pinned: Vec<HostKey>,
+    options: &ConnectOptions,
+    seen: &Arc<Mutex<Seen>>,
+) -> Result<client::Handle<TargetHandler>, UpstreamError> {
+    let asset = target.asset.to_string();
+    let address = target.address.to_string();
     let handler = TargetHandler {
         pinned,
         seen: seen.clone(),
     };
     let config = Arc::new(client_config(options));
-    let target = (
+    let socket = (
         address
             .trim_start_matches('[')
             .trim_end_matches(']')
             .to_string(),
-        port,
+        target.port,
     );
-    let connecting = client::connect(config, target, handler);
+    let connecting = client::connect(config, socket, handler);
     let result = tokio::time::timeout(options.connect_timeout, connecting).await;
     let mut handle = match result {
         Err(_) => {
@@ -288,30 +394,16 @@ pub async fn connect_ssh(
         Credential::None => handle.authenticate_none(username).await,
     };
     match auth {
-        Ok(r) if r.success() => {}
-        Ok(_) => {
-            return Err(UpstreamError::AuthFailed {
-                asset,
-                account: username.to_string(),
-            });
-        }
-        Err(e) => {
-            return Err(UpstreamError::Protocol {
-                asset,
-                reason: short_reason(&e),
-            });
-        }
+        Ok(r) if r.success() => Ok(handle),
+        Ok(_) => Err(UpstreamError::AuthFailed {
+            asset,
+            account: username.to_string(),
+        }),
+        Err(e) => Err(UpstreamError::Protocol {
+            asset,
+            reason: short_reason(&e),
+        }),
     }
-    let (presented_key, presented_key_line) =
-        match seen.lock().unwrap_or_else(|e| e.into_inner()).key.take() {
-            Some((key, line)) => (Some(key), Some(line)),
-            None => (None, None),
-        };
-    Ok(Upstream {
-        handle,
-        presented_key,
-        presented_key_line,
-    })
 }
 
 /// The last line of an error chain, without internals a person cannot use.
