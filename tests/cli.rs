@@ -637,3 +637,296 @@ fn import_is_all_rows_or_none() {
     );
     b.run(&["audit", "verify"]).ok();
 }
+
+#[test]
+fn asset_edit_replaces_only_what_is_given() {
+    let b = newcomer();
+    let out = b
+        .run(&[
+            "asset",
+            "edit",
+            "web1",
+            "--name",
+            "web2",
+            "--address",
+            "10.0.0.9",
+            "--inactive",
+        ])
+        .ok();
+    assert_eq!(out, "asset web1 updated and renamed to web2\n");
+    let shown = &b.json_lines(&["asset", "show", "web2"])[0];
+    assert_eq!(shown["address"], "10.0.0.9");
+    assert_eq!(shown["active"], false);
+    // What was not given is kept.
+    assert_eq!(shown["protocols"], serde_json::json!(["sftp/22", "ssh/22"]));
+    assert_eq!(shown["nodes"], serde_json::json!(["/DEFAULT/prod/web"]));
+    assert_eq!(shown["platform"], "linux");
+    assert_eq!(shown["accounts"][0]["username"], "root");
+
+    b.run(&[
+        "asset",
+        "edit",
+        "web2",
+        "--active",
+        "--protocol",
+        "ssh/2222",
+        "--node",
+        "/DEFAULT",
+        "--comment",
+        "moved",
+    ])
+    .ok();
+    let shown = &b.json_lines(&["asset", "show", "web2"])[0];
+    assert_eq!(shown["active"], true);
+    assert_eq!(shown["protocols"], serde_json::json!(["ssh/2222"]));
+    assert_eq!(shown["nodes"], serde_json::json!(["/DEFAULT"]));
+    assert_eq!(shown["comment"], "moved");
+    assert_eq!(shown["address"], "10.0.0.9");
+
+    let ops = b.json_lines(&["audit", "operations"]);
+    let edits: Vec<_> = ops.iter().filter(|o| o["verb"] == "asset.edit").collect();
+    assert_eq!(edits.len(), 2);
+    assert_eq!(edits[1]["object"], "asset web1");
+    assert_eq!(edits[1]["before"]["name"], "web1");
+    assert_eq!(edits[1]["after"]["name"], "web2");
+
+    for (args, expected) in [
+        (
+            &["asset", "edit", "web2"][..],
+            "nothing to change for asset web2",
+        ),
+        (&["asset", "edit", "web2", "--name", "rampart"], "reserved"),
+        (
+            &["asset", "edit", "nope", "--comment", "x"],
+            "asset \"nope\" does not exist",
+        ),
+        (
+            &["asset", "edit", "web2", "--node", "/DEFAULT/none"],
+            "node \"/DEFAULT/none\" does not exist",
+        ),
+        (
+            &["asset", "edit", "web2", "--protocol", "gopher/70"],
+            "protocol \"gopher/70\" is not valid",
+        ),
+    ] {
+        let line = b.run(args).refused();
+        assert!(line.contains(expected), "{args:?}: {line}");
+    }
+    assert_eq!(
+        b.run(&["asset", "edit", "web2", "--active", "--inactive"])
+            .status,
+        2
+    );
+    b.run(&["audit", "verify"]).ok();
+}
+
+#[test]
+fn account_edit_replaces_the_secret_and_the_flag() {
+    const NEW_PASSWORD: &str = "correct-Horse-battery-9";
+    let b = newcomer();
+    let out = b
+        .run_stdin(
+            &["account", "edit", "web1", "root", "--password-stdin"],
+            &format!("{NEW_PASSWORD}\n"),
+        )
+        .ok();
+    assert_eq!(
+        out,
+        "account root@web1 updated (secret: password, privileged: yes)\n"
+    );
+    let out = b
+        .run(&["account", "edit", "web1", "root", "--unprivileged"])
+        .ok();
+    assert!(out.contains("privileged: no"), "{out}");
+    let out = b
+        .run(&["account", "edit", "web1", "root", "--no-secret"])
+        .ok();
+    assert!(out.contains("secret: none"), "{out}");
+    assert_eq!(
+        b.json_lines(&["account", "list", "web1"])[0]["secret_kind"],
+        "none"
+    );
+
+    std::fs::write(b.path().join("not-a-key"), "hello\n").unwrap();
+    for (args, stdin, expected) in [
+        (
+            &["account", "edit", "web1", "root", "--password-stdin"][..],
+            "\n",
+            "no password on standard input",
+        ),
+        (
+            &["account", "edit", "web1", "root", "--key-file", "not-a-key"],
+            "",
+            "not a private key",
+        ),
+        (
+            &["account", "edit", "web1", "root"],
+            "",
+            "nothing to change for account root@web1",
+        ),
+        (
+            &["account", "edit", "web1", "nobody", "--privileged"],
+            "",
+            "account \"nobody@web1\" does not exist",
+        ),
+    ] {
+        let line = b.run_stdin(args, stdin).refused();
+        assert!(line.contains(expected), "{args:?}: {line}");
+    }
+    assert_eq!(
+        b.run(&[
+            "account",
+            "edit",
+            "web1",
+            "root",
+            "--no-secret",
+            "--password-stdin"
+        ])
+        .status,
+        2
+    );
+
+    let ops = b.json_lines(&["audit", "operations"]);
+    let edits: Vec<_> = ops.iter().filter(|o| o["verb"] == "account.edit").collect();
+    assert_eq!(edits.len(), 3);
+    assert_eq!(edits[2]["after"]["secret"], "password");
+    assert_eq!(edits[0]["after"]["secret"], "none");
+    for (path, bytes) in all_bytes(&b.data_dir()) {
+        assert!(
+            !contains(&bytes, NEW_PASSWORD),
+            "{} holds the new password in clear",
+            path.display()
+        );
+    }
+    let log = b.run(&["audit", "operations", "--json"]).ok();
+    assert!(!log.contains(NEW_PASSWORD));
+}
+
+/// `asset test` from the CLI process against an in-process demo target.
+#[test]
+fn asset_test_reports_success_refusal_and_the_key_to_pin() {
+    const PASSWORD: &str = "demo-Target-pw-cli-1";
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let target = rt
+        .block_on(rampart::demo::DemoTarget::start(
+            "127.0.0.1:0".parse().unwrap(),
+            "demo",
+            rampart::vault::Secret::new(PASSWORD.into()),
+            russh::keys::PrivateKey::from(
+                russh::keys::ssh_key::private::Ed25519Keypair::from_seed(&[5u8; 32]),
+            ),
+        ))
+        .unwrap();
+    let port = target.addr.port().to_string();
+    let b = Bastion::initialised();
+    let ssh = format!("ssh/{port}");
+    b.run(&[
+        "asset",
+        "add",
+        "web1",
+        "--address",
+        "127.0.0.1",
+        "--protocol",
+        &ssh,
+    ])
+    .ok();
+    b.run_stdin(
+        &["account", "add", "web1", "demo", "--password-stdin"],
+        &format!("{PASSWORD}\n"),
+    )
+    .ok();
+
+    // First test: authenticated, the key reported but not pinned.
+    let out = b.run(&["asset", "test", "web1"]).ok();
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 2, "{out}");
+    assert!(
+        lines[0].starts_with("ok: demo@web1 authenticated in ")
+            && lines[0].contains("; host key ssh-ed25519 SHA256:")
+            && lines[0].ends_with("(not pinned yet)"),
+        "{out}"
+    );
+    let key = lines[1]
+        .strip_prefix("check it on the target, then pin it: rampart asset trust web1 --key '")
+        .and_then(|l| l.strip_suffix('\''))
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(
+        b.json_lines(&["asset", "show", "web1"])[0]["host_keys"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+
+    // Pinning exactly that key: the next test says it matches.
+    b.run(&["asset", "trust", "web1", "--key", key]).ok();
+    let out = b.run(&["asset", "test", "web1", "--account", "demo"]).ok();
+    assert!(
+        out.ends_with("(pinned)\n") && out.lines().count() == 1,
+        "{out}"
+    );
+    let json = b.json_lines(&["asset", "test", "web1"]);
+    assert_eq!(json[0]["ok"], true);
+    assert_eq!(json[0]["host_key_status"], "pinned");
+    assert_eq!(json[0]["host_key"]["openssh"], key);
+
+    // A wrong password: exit 1, the reason on stderr, the key on stdout.
+    b.run_stdin(
+        &["account", "edit", "web1", "demo", "--password-stdin"],
+        "wrong-password-1\n",
+    )
+    .ok();
+    let run = b.run(&["asset", "test", "web1"]);
+    let stdout = run.stdout.clone();
+    assert_eq!(
+        run.refused(),
+        "rampart: demo@web1: web1 refused the credentials of account demo"
+    );
+    assert!(stdout.contains("(pinned)"), "{stdout}");
+
+    // A different pinned key: refused with both fingerprints.
+    b.run(&["asset", "trust", "web1", "--key", ALICE_KEY]).ok();
+    let run = b.run(&["asset", "test", "web1"]);
+    let stdout = run.stdout.clone();
+    let line = run.refused();
+    assert!(line.contains("the host key of web1 has changed"), "{line}");
+    assert!(
+        stdout.contains("(not the pinned key)") && stdout.contains(key),
+        "{stdout}"
+    );
+
+    // Nothing listening: unreachable.
+    target.stop();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let closed_port = closed.local_addr().unwrap().port();
+    drop(closed);
+    b.run(&[
+        "asset",
+        "edit",
+        "web1",
+        "--protocol",
+        &format!("ssh/{closed_port}"),
+    ])
+    .ok();
+    let line = b.run(&["asset", "test", "web1"]).refused();
+    assert!(
+        line.starts_with("rampart: demo@web1: cannot reach web1 (127.0.0.1): "),
+        "{line}"
+    );
+
+    let tests: Vec<_> = b
+        .json_lines(&["audit", "operations"])
+        .into_iter()
+        .filter(|o| o["verb"] == "asset.test")
+        .collect();
+    assert_eq!(tests.len(), 6);
+    assert_eq!(tests[0]["after"]["ok"], false);
+    assert_eq!(tests[5]["after"]["ok"], true);
+    assert_eq!(tests[5]["after"]["account"], "demo");
+    let log = b.run(&["audit", "operations", "--json"]).ok();
+    assert!(!log.contains(PASSWORD) && !log.contains("wrong-password-1"));
+    drop(rt);
+}

@@ -206,6 +206,63 @@ async fn a_password_piped_over_ssh_is_the_one_that_logs_in_and_appears_nowhere()
     b.shutdown().await;
 }
 
+/// `account edit --password-stdin` takes its line over SSH too, and `asset
+/// test` run by the server shows that the target now refuses it, with the
+/// host key it presented; the piped secret is shown and logged nowhere.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn account_edit_and_asset_test_over_ssh() {
+    const WRONG: &str = "Wrong-piped-Secret-44";
+    let mut b = TestBastion::start().await;
+    let a = Client::admin(b.addr).await;
+
+    let (out, err, status) = a.exec("rampart asset test demo").await;
+    assert_eq!(status, Some(0), "{err}");
+    let out = String::from_utf8_lossy(&out).into_owned();
+    assert!(
+        out.starts_with("ok: demo@demo authenticated in ") && out.contains("(not pinned yet)"),
+        "{out}"
+    );
+
+    let (out, err, status) = a
+        .exec_stdin(
+            "rampart account edit demo demo --password-stdin",
+            format!("{WRONG}\n").as_bytes(),
+        )
+        .await;
+    assert_eq!(status, Some(0), "{err}");
+    assert_eq!(
+        String::from_utf8_lossy(&out),
+        "account demo@demo updated (secret: password, privileged: no)\n"
+    );
+
+    let (out, err, status) = a.exec("rampart asset test demo").await;
+    let line = one_line(&err, status);
+    assert_eq!(
+        line,
+        "rampart: demo@demo: demo refused the credentials of account demo"
+    );
+    let out = String::from_utf8_lossy(&out).into_owned();
+    assert!(out.contains("host key ssh-ed25519 SHA256:"), "{out}");
+
+    let rows = operations(&b).await;
+    let verbs: Vec<(&str, &str)> = rows
+        .iter()
+        .take(3)
+        .map(|r| (r.via.as_str(), r.verb.as_str()))
+        .collect();
+    assert_eq!(
+        verbs,
+        [
+            ("ssh", "asset.test"),
+            ("ssh", "account.edit"),
+            ("ssh", "asset.test")
+        ]
+    );
+    assert!(!serde_json::to_string(&rows).unwrap().contains(WRONG));
+    a.close().await;
+    b.shutdown().await;
+}
+
 /// Input over SSH is bounded, and missing input is a clear one-line error
 /// that changes nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

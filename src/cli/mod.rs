@@ -332,6 +332,41 @@ pub enum AssetCmd {
         #[arg(long)]
         inactive: bool,
     },
+    /// Change an asset: each option given replaces that aspect, the others are kept
+    Edit {
+        name: String,
+        /// Rename it (its accounts, keys, permissions and filters follow)
+        #[arg(long = "name", value_name = "NEW")]
+        new_name: Option<String>,
+        /// Host name or IP address
+        #[arg(long)]
+        address: Option<String>,
+        /// A protocol with its port, e.g. ssh/22 (repeatable; replaces the list)
+        #[arg(long = "protocol", value_name = "NAME/PORT")]
+        protocols: Vec<String>,
+        /// A node path to file it under (repeatable; replaces the list)
+        #[arg(long = "node", value_name = "PATH")]
+        nodes: Vec<String>,
+        /// The platform, e.g. linux
+        #[arg(long)]
+        platform: Option<String>,
+        /// Enable it
+        #[arg(long, conflicts_with = "inactive")]
+        active: bool,
+        /// Disable it: its running sessions end
+        #[arg(long)]
+        inactive: bool,
+        /// New comment ("" to clear)
+        #[arg(long)]
+        comment: Option<String>,
+    },
+    /// Log in to an asset over ssh with one of its accounts and its pinned host key, then disconnect; exit 1 if that fails
+    Test {
+        name: String,
+        /// The account to use (default: the first with a stored secret)
+        #[arg(long, value_name = "USER")]
+        account: Option<String>,
+    },
     /// List assets
     List,
     /// Show an asset with its accounts and pinned host keys
@@ -361,6 +396,26 @@ pub enum AccountCmd {
         key_file: Option<PathBuf>,
         #[arg(long)]
         privileged: bool,
+    },
+    /// Change an account's secret or privileged flag; the new secret is sealed in the vault
+    Edit {
+        asset: String,
+        username: String,
+        /// Read the new password from the first line of standard input
+        #[arg(long, conflicts_with_all = ["key_file", "no_secret"])]
+        password_stdin: bool,
+        /// The new private key file used to reach the target
+        #[arg(long, value_name = "FILE", conflicts_with = "no_secret")]
+        key_file: Option<PathBuf>,
+        /// Forget the stored secret
+        #[arg(long)]
+        no_secret: bool,
+        /// Mark it privileged
+        #[arg(long, conflicts_with = "unprivileged")]
+        privileged: bool,
+        /// Mark it not privileged
+        #[arg(long)]
+        unprivileged: bool,
     },
     /// List accounts, of one asset or all
     List { asset: Option<String> },

@@ -15,7 +15,8 @@ use crate::audit::Via;
 use crate::config::Config;
 use crate::model::{AccountSpec, AclAction, Actions, FilterAction, Protocol, ProtocolSpec, Role};
 use crate::ops::{
-    self, AccountSecret, AclSpec, AssetSpec, Caller, FilterSpec, PermSpec, UserEdit, UserSpec,
+    self, AccountEdit, AccountSecret, AclSpec, AssetSpec, AssetTest, Caller, FilterSpec,
+    HostKeyStatus, PermSpec, UserEdit, UserSpec,
 };
 use crate::services::Services;
 use crate::store::audit_log::Query;
@@ -234,6 +235,57 @@ fn report_init(init: &crate::services::Initialised) {
         init.admin_password.expose()
     );
     eprintln!("it is shown only now and must be changed at the first login");
+}
+
+/// Prints an `asset test` result: on success one line on standard output;
+/// on failure the reason as one line on standard error and the presented
+/// host key (with how to pin it) on standard output, and exit status 1.
+fn report_asset_test(test: &AssetTest, json: bool, io: &mut Io<'_>) -> anyhow::Result<Outcome> {
+    let who = format!("{}@{}", test.account, test.asset);
+    if json {
+        output::show(io.out, test, true)?;
+    }
+    let key = test.host_key.as_ref().map(|k| {
+        format!(
+            "host key {} {} ({})",
+            k.algorithm,
+            k.fingerprint,
+            test.host_key_status.as_str()
+        )
+    });
+    match (&test.error, json) {
+        (None, false) => {
+            let key = key.unwrap_or_else(|| "no host key seen".into());
+            writeln!(
+                io.out,
+                "ok: {who} authenticated in {} ms; {key}",
+                test.elapsed_ms
+            )?;
+        }
+        (None, true) => {}
+        (Some(error), _) => {
+            writeln!(io.err, "rampart: {who}: {error}")?;
+            if let (Some(key), false) = (key, json) {
+                writeln!(io.out, "{key}")?;
+            }
+        }
+    }
+    let unpinned = matches!(
+        test.host_key_status,
+        HostKeyStatus::NotPinned | HostKeyStatus::Changed
+    );
+    if let (Some(k), true, false) = (&test.host_key, unpinned, json) {
+        writeln!(
+            io.out,
+            "check it on the target, then pin it: rampart asset trust {} --key '{}'",
+            test.asset, k.openssh
+        )?;
+    }
+    Ok(if test.ok {
+        Outcome::Success
+    } else {
+        Outcome::Failure
+    })
 }
 
 /// Runs one command line to completion.
@@ -576,6 +628,64 @@ pub async fn dispatch(
                     .await?;
                 writeln!(io.out, "asset {} added", asset.name)?;
             }
+            AssetCmd::Edit {
+                name,
+                new_name,
+                address,
+                protocols,
+                nodes,
+                platform,
+                active,
+                inactive,
+                comment,
+            } => {
+                let unchanged = new_name.is_none()
+                    && address.is_none()
+                    && protocols.is_empty()
+                    && nodes.is_empty()
+                    && platform.is_none()
+                    && !active
+                    && !inactive
+                    && comment.is_none();
+                if unchanged {
+                    bail!(
+                        "nothing to change for asset {name}: give --name, --address, --protocol, --node, --platform, --active, --inactive or --comment"
+                    );
+                }
+                let protocols = protocols
+                    .iter()
+                    .map(|p| p.parse::<Protocol>())
+                    .collect::<Result<Vec<_>, _>>()?;
+                // Each option replaces its aspect; the rest is read back.
+                let current = ops.asset_show(caller, &name).await?.asset;
+                let spec = AssetSpec {
+                    name: new_name.unwrap_or(current.name),
+                    address: address.unwrap_or(current.address),
+                    protocols: if protocols.is_empty() {
+                        current.protocols
+                    } else {
+                        protocols
+                    },
+                    nodes: if nodes.is_empty() {
+                        current.nodes
+                    } else {
+                        nodes
+                    },
+                    platform: Some(platform.unwrap_or(current.platform)),
+                    comment: comment.unwrap_or(current.comment),
+                    active: (current.active || active) && !inactive,
+                };
+                let asset = ops.asset_edit(caller, &name, spec).await?;
+                if asset.name == name {
+                    writeln!(io.out, "asset {name} updated")?;
+                } else {
+                    writeln!(io.out, "asset {name} updated and renamed to {}", asset.name)?;
+                }
+            }
+            AssetCmd::Test { name, account } => {
+                let test = ops.asset_test(caller, &name, account.as_deref()).await?;
+                return report_asset_test(&test, json, io);
+            }
             AssetCmd::List => {
                 output::list(io.out, &ops.asset_list(caller).await?, ASSET_COLUMNS, json)?
             }
@@ -626,6 +736,50 @@ pub async fn dispatch(
                     account.username,
                     account.asset,
                     account.secret_kind.as_str()
+                )?;
+            }
+            AccountCmd::Edit {
+                asset,
+                username,
+                password_stdin,
+                key_file,
+                no_secret,
+                privileged,
+                unprivileged,
+            } => {
+                let privileged = match (privileged, unprivileged) {
+                    (true, _) => Some(true),
+                    (false, true) => Some(false),
+                    (false, false) => None,
+                };
+                if !password_stdin && key_file.is_none() && !no_secret && privileged.is_none() {
+                    bail!(
+                        "nothing to change for account {username}@{asset}: give --password-stdin, --key-file FILE, --no-secret, --privileged or --unprivileged"
+                    );
+                }
+                let secret = match (password_stdin, key_file, no_secret) {
+                    (true, _, _) => Some(AccountSecret::Password(io.stdin.secret("password")?)),
+                    (false, Some(file), _) => Some(AccountSecret::PrivateKey(Secret::new(
+                        read_file(caller, &file, "private key file")?,
+                    ))),
+                    (false, None, true) => Some(AccountSecret::None),
+                    (false, None, false) => None,
+                };
+                let account = ops
+                    .account_edit(
+                        caller,
+                        &asset,
+                        &username,
+                        AccountEdit { secret, privileged },
+                    )
+                    .await?;
+                writeln!(
+                    io.out,
+                    "account {}@{} updated (secret: {}, privileged: {})",
+                    account.username,
+                    account.asset,
+                    account.secret_kind.as_str(),
+                    if account.privileged { "yes" } else { "no" }
                 )?;
             }
             AccountCmd::List { asset } => output::list(

@@ -117,6 +117,10 @@ pub fn wanted(command: &Command) -> &'static [&'static str] {
         | Command::Account(AccountCmd::Add {
             password_stdin: true,
             ..
+        })
+        | Command::Account(AccountCmd::Edit {
+            password_stdin: true,
+            ..
         }) => &["password"],
         Command::Me(me) => match &me.cmd {
             Some(MeCmd::Passwd { .. }) => &["current password", "new password"],
