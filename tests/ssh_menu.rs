@@ -6,7 +6,7 @@ mod support;
 
 use std::time::Duration;
 
-use rampart::ops::Caller;
+use rampart::ops::{AssetSpec, Caller, PermSpec};
 use rampart::store::audit_log::Query;
 use support::ssh::{ADMIN_PASSWORD, Client, TestBastion};
 
@@ -270,6 +270,93 @@ async fn revoking_the_permission_ends_the_running_session() {
         .await
         .unwrap();
     assert_eq!(rows[0].reason, "permission ended");
+}
+
+/// `asset edit` as the console or the CLI would call it: the demo asset as
+/// it is, changed by `change`.
+async fn edit_demo(b: &TestBastion, change: impl FnOnce(&mut AssetSpec)) {
+    let ops = &b.services.ops;
+    let current = ops
+        .asset_show(&Caller::local(), "demo")
+        .await
+        .unwrap()
+        .asset;
+    let mut spec = AssetSpec {
+        name: current.name,
+        address: current.address,
+        protocols: current.protocols,
+        nodes: current.nodes,
+        platform: Some(current.platform),
+        comment: current.comment,
+        active: current.active,
+    };
+    change(&mut spec);
+    ops.asset_edit(&Caller::local(), "demo", spec)
+        .await
+        .unwrap();
+}
+
+/// A running session on demo, ended by an edit that takes its grant away,
+/// the way a removed permission ends one.
+async fn an_edit_ends_the_session(b: &mut TestBastion, change: impl FnOnce(&mut AssetSpec)) {
+    let c = Client::admin(b.addr).await;
+    let mut term = c.shell(80, 24, Some("demo")).await;
+    assert!(term.wait_for(T, |s| s.contains("demo@demo:~$")).await);
+    edit_demo(b, change).await;
+    assert!(
+        term.wait_for(T, |s| s.contains("your access to this asset has ended"))
+            .await,
+        "{}",
+        term.text()
+    );
+    assert!(term.wait_close(T).await);
+    c.close().await;
+    b.shutdown().await;
+    let rows = b
+        .services
+        .ops
+        .session_list(&Caller::local(), &Query::default(), false)
+        .await
+        .unwrap();
+    assert_eq!(rows[0].reason, "permission ended");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn disabling_the_asset_ends_the_running_session() {
+    let mut b = TestBastion::start().await;
+    an_edit_ends_the_session(&mut b, |spec| spec.active = false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn moving_the_asset_out_of_the_granting_node_ends_the_running_session() {
+    let mut b = TestBastion::start().await;
+    let ops = &b.services.ops;
+    let admin = Caller::local();
+    // Granted through node /DEFAULT/lab only.
+    ops.node_add(&admin, "/DEFAULT/lab").await.unwrap();
+    edit_demo(&b, |spec| spec.nodes = vec!["/DEFAULT/lab".into()]).await;
+    ops.perm_add(
+        &admin,
+        PermSpec {
+            name: "lab".into(),
+            users: vec!["admin".into()],
+            groups: Vec::new(),
+            assets: Vec::new(),
+            nodes: vec!["/DEFAULT/lab".into()],
+            accounts: "@ALL".parse().unwrap(),
+            protocols: "all".parse().unwrap(),
+            actions: "all".parse().unwrap(),
+            valid_from: None,
+            valid_until: None,
+            comment: String::new(),
+            require_approval: false,
+        },
+    )
+    .await
+    .unwrap();
+    ops.perm_remove(&admin, "demo-admin").await.unwrap();
+    b.reload().await;
+    an_edit_ends_the_session(&mut b, |spec| spec.nodes = vec!["/DEFAULT".into()]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
