@@ -360,6 +360,50 @@ async fn moving_the_asset_out_of_the_granting_node_ends_the_running_session() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn narrowing_the_permission_ends_the_running_session() {
+    let mut b = TestBastion::start().await;
+    let c = Client::admin(b.addr).await;
+    let mut term = c.shell(80, 24, Some("demo")).await;
+    assert!(term.wait_for(T, |s| s.contains("demo@demo:~$")).await);
+    // The console's edit form: the whole permission, with `connect` gone.
+    let ops = &b.services.ops;
+    let perm = ops.perm_show(&Caller::local(), "demo-admin").await.unwrap();
+    let spec = PermSpec {
+        name: perm.name.clone(),
+        users: perm.users,
+        groups: perm.groups,
+        assets: perm.assets,
+        nodes: perm.nodes,
+        accounts: perm.accounts,
+        protocols: perm.protocols,
+        actions: "download".parse().unwrap(),
+        valid_from: perm.valid_from,
+        valid_until: perm.valid_until,
+        comment: perm.comment,
+        require_approval: perm.require_approval,
+    };
+    ops.perm_edit(&Caller::local(), "demo-admin", spec)
+        .await
+        .unwrap();
+    assert!(
+        term.wait_for(T, |s| s.contains("your access to this asset has ended"))
+            .await,
+        "{}",
+        term.text()
+    );
+    assert!(term.wait_close(T).await);
+    c.close().await;
+    b.shutdown().await;
+    let rows = b
+        .services
+        .ops
+        .session_list(&Caller::local(), &Query::default(), false)
+        .await
+        .unwrap();
+    assert_eq!(rows[0].reason, "permission ended");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_never_logs_in_is_disconnected() {
     let mut b = TestBastion::start_with("login_timeout = \"1s\"\n").await;
     let mut stream = tokio::net::TcpStream::connect(b.addr).await.unwrap();

@@ -498,6 +498,7 @@ pub async fn dispatch(
                             role: role.as_deref().map(str::parse).transpose()?,
                             email: email.map(|e| if e.is_empty() { None } else { Some(e) }),
                             expires_at,
+                            groups: None,
                         },
                     )
                     .await?;

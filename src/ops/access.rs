@@ -11,7 +11,7 @@ use crate::model::{
 use crate::policy::{Reach, Snapshot};
 use crate::store::{self, Conn, StoreError};
 
-/// What `perm add` takes.
+/// What `perm add` and `perm edit` take.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PermSpec {
     pub name: String,
@@ -29,7 +29,7 @@ pub struct PermSpec {
     pub require_approval: bool,
 }
 
-/// What `filter add` takes. Empty binding lists mean "any".
+/// What `filter add` and `filter edit` take. Empty binding lists mean "any".
 #[derive(Debug, Clone)]
 pub struct FilterSpec {
     pub name: String,
@@ -43,7 +43,7 @@ pub struct FilterSpec {
     pub accounts: AccountSpec,
 }
 
-/// What `acl add` takes.
+/// What `acl add` and `acl edit` take.
 #[derive(Debug, Clone)]
 pub struct AclSpec {
     pub name: String,
@@ -94,8 +94,8 @@ async fn resolve(
 }
 
 impl Ops {
-    pub async fn perm_add(&self, caller: &Caller, spec: PermSpec) -> Result<Permission> {
-        require_admin(caller, "adding a permission")?;
+    /// The rules every permission spec meets, for `perm add` and `perm edit`.
+    fn check_perm_spec(&self, spec: &PermSpec) -> Result<()> {
         check_name("permission name", &spec.name)?;
         if spec.users.is_empty() && spec.groups.is_empty() {
             return Err(OpsError::Invalid(
@@ -107,7 +107,6 @@ impl Ops {
                 "a permission needs at least one --asset or --node".into(),
             ));
         }
-        let now = self.now();
         if let (Some(from), Some(until)) = (spec.valid_from, spec.valid_until)
             && until <= from
         {
@@ -116,44 +115,21 @@ impl Ops {
             )));
         }
         if let Some(until) = spec.valid_until
-            && until <= now
+            && until <= self.now()
         {
             return Err(OpsError::Invalid(format!(
                 "--until {until} is already past: the permission would never hold"
             )));
         }
+        Ok(())
+    }
+
+    pub async fn perm_add(&self, caller: &Caller, spec: PermSpec) -> Result<Permission> {
+        require_admin(caller, "adding a permission")?;
+        self.check_perm_spec(&spec)?;
         let mut tx = self.store.begin().await?;
-        let ids = resolve(
-            &mut tx,
-            &spec.users,
-            &spec.groups,
-            &spec.assets,
-            &spec.nodes,
-        )
-        .await?;
-        let new = store::permissions::NewPermission {
-            permission: Permission {
-                id: new_id(),
-                name: spec.name.clone(),
-                users: spec.users.clone(),
-                groups: spec.groups.clone(),
-                assets: spec.assets.clone(),
-                nodes: spec.nodes.clone(),
-                accounts: spec.accounts.clone(),
-                protocols: spec.protocols.clone(),
-                actions: spec.actions,
-                valid_from: spec.valid_from,
-                valid_until: spec.valid_until,
-                active: true,
-                comment: spec.comment.clone(),
-                require_approval: spec.require_approval,
-            },
-            user_ids: ids.users,
-            group_ids: ids.groups,
-            asset_ids: ids.assets,
-            node_ids: ids.nodes,
-        };
-        store::permissions::insert(&mut tx, &new, now).await?;
+        let new = perm_row(&mut tx, new_id(), true, &spec).await?;
+        store::permissions::insert(&mut tx, &new, self.now()).await?;
         let perm = store::permissions::get(&mut tx, &spec.name).await?;
         self.log(
             &mut tx,
@@ -167,6 +143,38 @@ impl Ops {
         store::bump_change_counter(&mut tx).await?;
         self.store.commit(tx).await?;
         Ok(perm)
+    }
+
+    /// Replaces the permission `name` with `spec` as a whole (the console's
+    /// edit form and `perm edit` send every field; `spec.name` may rename
+    /// it). It keeps its id and its active flag. The server re-checks the
+    /// running sessions against the new policy, as after `perm remove`, and
+    /// ends those it no longer allows.
+    pub async fn perm_edit(
+        &self,
+        caller: &Caller,
+        name: &str,
+        spec: PermSpec,
+    ) -> Result<Permission> {
+        require_admin(caller, "editing a permission")?;
+        self.check_perm_spec(&spec)?;
+        let mut tx = self.store.begin().await?;
+        let before = store::permissions::get(&mut tx, name).await?;
+        let new = perm_row(&mut tx, before.id.clone(), before.active, &spec).await?;
+        store::permissions::update(&mut tx, &new, self.now()).await?;
+        let after = store::permissions::get(&mut tx, &spec.name).await?;
+        self.log(
+            &mut tx,
+            caller,
+            "perm.edit",
+            format!("permission {name}"),
+            snapshot(&before),
+            snapshot(&after),
+        )
+        .await?;
+        store::bump_change_counter(&mut tx).await?;
+        self.store.commit(tx).await?;
+        Ok(after)
     }
 
     pub async fn perm_list(&self, caller: &Caller) -> Result<Vec<Permission>> {
@@ -239,43 +247,9 @@ impl Ops {
 
     pub async fn filter_add(&self, caller: &Caller, spec: FilterSpec) -> Result<CommandFilter> {
         require_admin(caller, "adding a command filter")?;
-        check_name("filter name", &spec.name)?;
-        crate::policy::check_pattern(&spec.pattern).map_err(|reason| {
-            OpsError::Invalid(format!(
-                "pattern {:?} is not a valid regex: {reason}",
-                spec.pattern
-            ))
-        })?;
+        check_filter_spec(&spec)?;
         let mut tx = self.store.begin().await?;
-        let ids = resolve(
-            &mut tx,
-            &spec.users,
-            &spec.groups,
-            &spec.assets,
-            &spec.nodes,
-        )
-        .await?;
-        let filter = CommandFilter {
-            id: new_id(),
-            name: spec.name.clone(),
-            pattern: spec.pattern.clone(),
-            action: spec.action,
-            priority: spec.priority,
-            users: spec.users.clone(),
-            groups: spec.groups.clone(),
-            assets: spec.assets.clone(),
-            nodes: spec.nodes.clone(),
-            accounts: spec.accounts.clone(),
-            active: true,
-        };
-        let bindings: Vec<(&'static str, Id)> = ids
-            .users
-            .into_iter()
-            .map(|id| (store::filters::USER, id))
-            .chain(ids.groups.into_iter().map(|id| (store::filters::GROUP, id)))
-            .chain(ids.assets.into_iter().map(|id| (store::filters::ASSET, id)))
-            .chain(ids.nodes.into_iter().map(|id| (store::filters::NODE, id)))
-            .collect();
+        let (filter, bindings) = filter_row(&mut tx, new_id(), true, &spec).await?;
         store::filters::insert(&mut tx, &filter, &bindings, self.now()).await?;
         let stored = store::filters::get(&mut tx, &spec.name).await?;
         self.log(
@@ -290,6 +264,36 @@ impl Ops {
         store::bump_change_counter(&mut tx).await?;
         self.store.commit(tx).await?;
         Ok(stored)
+    }
+
+    /// Replaces the command filter `name` with `spec` as a whole
+    /// (`spec.name` may rename it); it keeps its id and active flag.
+    pub async fn filter_edit(
+        &self,
+        caller: &Caller,
+        name: &str,
+        spec: FilterSpec,
+    ) -> Result<CommandFilter> {
+        require_admin(caller, "editing a command filter")?;
+        check_filter_spec(&spec)?;
+        let mut tx = self.store.begin().await?;
+        let before = store::filters::get(&mut tx, name).await?;
+        let (filter, bindings) =
+            filter_row(&mut tx, before.id.clone(), before.active, &spec).await?;
+        store::filters::update(&mut tx, &filter, &bindings, self.now()).await?;
+        let after = store::filters::get(&mut tx, &spec.name).await?;
+        self.log(
+            &mut tx,
+            caller,
+            "filter.edit",
+            format!("filter {name}"),
+            snapshot(&before),
+            snapshot(&after),
+        )
+        .await?;
+        store::bump_change_counter(&mut tx).await?;
+        self.store.commit(tx).await?;
+        Ok(after)
     }
 
     pub async fn filter_list(&self, caller: &Caller) -> Result<Vec<CommandFilter>> {
@@ -327,35 +331,12 @@ impl Ops {
 
     pub async fn acl_add(&self, caller: &Caller, spec: AclSpec) -> Result<LoginAcl> {
         require_admin(caller, "adding a login ACL")?;
-        check_name("acl name", &spec.name)?;
-        if spec.users.is_empty() && spec.groups.is_empty() {
-            return Err(OpsError::Invalid(
-                "a login ACL needs at least one --user or --group".into(),
-            ));
-        }
-        crate::auth::parse_sources(&spec.sources)?;
-        for window in &spec.windows {
-            crate::auth::WeeklyWindow::parse(window)?;
-        }
+        check_acl_spec(&spec)?;
         let mut tx = self.store.begin().await?;
         let ids = resolve(&mut tx, &spec.users, &spec.groups, &[], &[]).await?;
-        let acl = LoginAcl {
-            id: new_id(),
-            name: spec.name.clone(),
-            action: spec.action,
-            priority: spec.priority,
-            users: spec.users.clone(),
-            groups: spec.groups.clone(),
-            sources: spec.sources.clone(),
-            windows: spec.windows.clone(),
-            active: true,
-        };
+        let acl = acl_row(new_id(), true, &spec);
         store::acls::insert(&mut tx, &acl, &ids.users, &ids.groups, self.now()).await?;
-        let stored = store::acls::list(&mut tx)
-            .await?
-            .into_iter()
-            .find(|a| a.id == acl.id)
-            .ok_or_else(|| StoreError::Corrupt("login ACL just added is missing".into()))?;
+        let stored = find_acl(&mut tx, &spec.name).await?;
         self.log(
             &mut tx,
             caller,
@@ -369,6 +350,32 @@ impl Ops {
         Ok(stored)
     }
 
+    /// Replaces the login ACL `name` with `spec` as a whole (`spec.name` may
+    /// rename it); it keeps its id and active flag. Like `acl add` it does
+    /// not touch the change counter: ACLs are read at each login, and a
+    /// session already open stays open.
+    pub async fn acl_edit(&self, caller: &Caller, name: &str, spec: AclSpec) -> Result<LoginAcl> {
+        require_admin(caller, "editing a login ACL")?;
+        check_acl_spec(&spec)?;
+        let mut tx = self.store.begin().await?;
+        let before = find_acl(&mut tx, name).await?;
+        let ids = resolve(&mut tx, &spec.users, &spec.groups, &[], &[]).await?;
+        let acl = acl_row(before.id.clone(), before.active, &spec);
+        store::acls::update(&mut tx, &acl, &ids.users, &ids.groups).await?;
+        let after = find_acl(&mut tx, &spec.name).await?;
+        self.log(
+            &mut tx,
+            caller,
+            "acl.edit",
+            format!("login acl {name}"),
+            snapshot(&before),
+            snapshot(&after),
+        )
+        .await?;
+        self.store.commit(tx).await?;
+        Ok(after)
+    }
+
     pub async fn acl_list(&self, caller: &Caller) -> Result<Vec<LoginAcl>> {
         require_auditor(caller, "listing login ACLs")?;
         let mut conn = self.store.conn().await?;
@@ -378,14 +385,7 @@ impl Ops {
     pub async fn acl_remove(&self, caller: &Caller, name: &str) -> Result<()> {
         require_admin(caller, "removing a login ACL")?;
         let mut tx = self.store.begin().await?;
-        let acl = store::acls::list(&mut tx)
-            .await?
-            .into_iter()
-            .find(|a| a.name == name)
-            .ok_or_else(|| StoreError::NotFound {
-                kind: "login acl",
-                name: name.to_string(),
-            })?;
+        let acl = find_acl(&mut tx, name).await?;
         store::acls::delete(&mut tx, &acl.id).await?;
         self.log(
             &mut tx,
@@ -399,4 +399,123 @@ impl Ops {
         self.store.commit(tx).await?;
         Ok(())
     }
+}
+
+/// The permission row `spec` describes, with the ids it binds; the first
+/// unknown name is an error.
+async fn perm_row(
+    conn: &mut Conn,
+    id: Id,
+    active: bool,
+    spec: &PermSpec,
+) -> Result<store::permissions::NewPermission> {
+    let ids = resolve(conn, &spec.users, &spec.groups, &spec.assets, &spec.nodes).await?;
+    Ok(store::permissions::NewPermission {
+        permission: Permission {
+            id,
+            name: spec.name.clone(),
+            users: spec.users.clone(),
+            groups: spec.groups.clone(),
+            assets: spec.assets.clone(),
+            nodes: spec.nodes.clone(),
+            accounts: spec.accounts.clone(),
+            protocols: spec.protocols.clone(),
+            actions: spec.actions,
+            valid_from: spec.valid_from,
+            valid_until: spec.valid_until,
+            active,
+            comment: spec.comment.clone(),
+            require_approval: spec.require_approval,
+        },
+        user_ids: ids.users,
+        group_ids: ids.groups,
+        asset_ids: ids.assets,
+        node_ids: ids.nodes,
+    })
+}
+
+/// The rules every filter spec meets, for `filter add` and `filter edit`.
+fn check_filter_spec(spec: &FilterSpec) -> Result<()> {
+    check_name("filter name", &spec.name)?;
+    crate::policy::check_pattern(&spec.pattern).map_err(|reason| {
+        OpsError::Invalid(format!(
+            "pattern {:?} is not a valid regex: {reason}",
+            spec.pattern
+        ))
+    })
+}
+
+/// The filter row `spec` describes, with its bindings by id.
+async fn filter_row(
+    conn: &mut Conn,
+    id: Id,
+    active: bool,
+    spec: &FilterSpec,
+) -> Result<(CommandFilter, Vec<(&'static str, Id)>)> {
+    let ids = resolve(conn, &spec.users, &spec.groups, &spec.assets, &spec.nodes).await?;
+    let filter = CommandFilter {
+        id,
+        name: spec.name.clone(),
+        pattern: spec.pattern.clone(),
+        action: spec.action,
+        priority: spec.priority,
+        users: spec.users.clone(),
+        groups: spec.groups.clone(),
+        assets: spec.assets.clone(),
+        nodes: spec.nodes.clone(),
+        accounts: spec.accounts.clone(),
+        active,
+    };
+    let bindings = ids
+        .users
+        .into_iter()
+        .map(|id| (store::filters::USER, id))
+        .chain(ids.groups.into_iter().map(|id| (store::filters::GROUP, id)))
+        .chain(ids.assets.into_iter().map(|id| (store::filters::ASSET, id)))
+        .chain(ids.nodes.into_iter().map(|id| (store::filters::NODE, id)))
+        .collect();
+    Ok((filter, bindings))
+}
+
+/// The rules every login ACL spec meets, for `acl add` and `acl edit`.
+fn check_acl_spec(spec: &AclSpec) -> Result<()> {
+    check_name("acl name", &spec.name)?;
+    if spec.users.is_empty() && spec.groups.is_empty() {
+        return Err(OpsError::Invalid(
+            "a login ACL needs at least one --user or --group".into(),
+        ));
+    }
+    crate::auth::parse_sources(&spec.sources)?;
+    for window in &spec.windows {
+        crate::auth::WeeklyWindow::parse(window)?;
+    }
+    Ok(())
+}
+
+fn acl_row(id: Id, active: bool, spec: &AclSpec) -> LoginAcl {
+    LoginAcl {
+        id,
+        name: spec.name.clone(),
+        action: spec.action,
+        priority: spec.priority,
+        users: spec.users.clone(),
+        groups: spec.groups.clone(),
+        sources: spec.sources.clone(),
+        windows: spec.windows.clone(),
+        active,
+    }
+}
+
+async fn find_acl(conn: &mut Conn, name: &str) -> Result<LoginAcl> {
+    store::acls::list(conn)
+        .await?
+        .into_iter()
+        .find(|a| a.name == name)
+        .ok_or_else(|| {
+            StoreError::NotFound {
+                kind: "login acl",
+                name: name.to_string(),
+            }
+            .into()
+        })
 }

@@ -59,6 +59,20 @@ pub struct NodeView {
     pub assets: i64,
 }
 
+/// What `node move` did.
+#[derive(Debug, Clone, Serialize)]
+pub struct NodeMoved {
+    /// The path the node had.
+    pub from: String,
+    /// The node at its new path (same id).
+    pub node: Node,
+    /// How many nodes below it moved with it.
+    pub descendants: usize,
+    /// Parents of the new path that did not exist and were created,
+    /// outermost first.
+    pub created: Vec<String>,
+}
+
 /// A host name or an IP address; nothing that could smuggle options into
 /// a client command line.
 fn check_address(address: &str) -> Result<()> {
@@ -150,6 +164,70 @@ impl Ops {
         store::bump_change_counter(&mut tx).await?;
         self.store.commit(tx).await?;
         Ok(())
+    }
+
+    /// Renames or moves the node `from` to the path `to`, carrying its whole
+    /// subtree. Assets filed in it and the permissions and filters bound to
+    /// it follow (they refer to nodes by id). Missing parents of `to` are
+    /// created, as `node add` does (`mkdir -p`), and named in the result.
+    /// Refused: the root `/DEFAULT`, a `to` that exists, a `to` inside
+    /// `from`.
+    pub async fn node_move(&self, caller: &Caller, from: &str, to: &str) -> Result<NodeMoved> {
+        require_admin(caller, "moving a node")?;
+        let from = model::normalize_node_path(from)?;
+        let to = model::normalize_node_path(to)?;
+        if from == model::DEFAULT_NODE {
+            return Err(OpsError::Invalid(format!(
+                "{from} is the root node and cannot be moved: move the nodes below it instead"
+            )));
+        }
+        if to == from || to.starts_with(&format!("{from}/")) {
+            return Err(OpsError::Invalid(format!(
+                "cannot move node {from} to {to}, inside itself: choose a path outside {from}"
+            )));
+        }
+        let mut tx = self.store.begin().await?;
+        let node = nodes::get(&mut tx, &from).await?;
+        let taken = format!("{to}/");
+        if let Some(n) = nodes::list(&mut tx)
+            .await?
+            .into_iter()
+            .find(|n| n.path == to || n.path.starts_with(&taken))
+        {
+            return Err(StoreError::Duplicate {
+                kind: "node",
+                name: n.path,
+            }
+            .into());
+        }
+        let now = self.now();
+        let (parent_id, created) = match model::parent_node_path(&to) {
+            Some(parent) => {
+                let (parent, created) = nodes::ensure(&mut tx, parent, now).await?;
+                (Some(parent.id), created)
+            }
+            None => (None, Vec::new()),
+        };
+        let paths = nodes::move_subtree(&mut tx, &node, &to, parent_id.as_deref()).await?;
+        let moved = nodes::get(&mut tx, &to).await?;
+        let (old, new): (Vec<String>, Vec<String>) = paths.into_iter().unzip();
+        self.log(
+            &mut tx,
+            caller,
+            "node.move",
+            format!("node {from}"),
+            Some(json!({ "path": from, "nodes": old })),
+            Some(json!({ "path": to, "nodes": new, "created": created })),
+        )
+        .await?;
+        store::bump_change_counter(&mut tx).await?;
+        self.store.commit(tx).await?;
+        Ok(NodeMoved {
+            from,
+            descendants: new.len().saturating_sub(1),
+            node: moved,
+            created,
+        })
     }
 
     pub async fn node_list(&self, caller: &Caller) -> Result<Vec<NodeView>> {

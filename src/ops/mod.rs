@@ -25,7 +25,7 @@ mod testing;
 mod users;
 
 pub use access::{AclSpec, FilterSpec, PermSpec};
-pub use assets::{AccountEdit, AccountSecret, AssetSpec, NodeView};
+pub use assets::{AccountEdit, AccountSecret, AssetSpec, NodeMoved, NodeView};
 pub use demo::{DEMO_ACCOUNT, DEMO_ASSET};
 pub use import::ImportSummary;
 pub use me::{MeView, MfaEnrolment, MfaStatus, PENDING_ENROLMENT, require_person};
@@ -193,7 +193,7 @@ impl Ops {
     }
 }
 
-fn require_admin(caller: &Caller, what: &str) -> Result<()> {
+pub(crate) fn require_admin(caller: &Caller, what: &str) -> Result<()> {
     match caller.role {
         Role::Admin => Ok(()),
         Role::Auditor | Role::User => Err(OpsError::Forbidden(format!(

@@ -50,6 +50,9 @@ pub struct UserEdit {
     pub role: Option<Role>,
     pub email: Option<Option<String>>,
     pub expires_at: Option<Option<Timestamp>>,
+    /// Replaces the user's group membership with exactly these groups
+    /// (`Some(vec![])` leaves every group); every group must exist.
+    pub groups: Option<Vec<String>>,
 }
 
 /// See [`crate::model::check_email`].
@@ -216,14 +219,19 @@ impl Ops {
             expires_at: edit.expires_at.unwrap_or(before.expires_at),
         };
         users::update_profile(&mut tx, &before.id, &profile, self.now()).await?;
+        let groups_before = users::group_names(&mut tx, &before.id).await?;
+        if let Some(groups) = &edit.groups {
+            set_groups(&mut tx, &before.id, &groups_before, groups).await?;
+        }
         let after = users::get(&mut tx, name).await?.user;
+        let groups_after = users::group_names(&mut tx, &before.id).await?;
         self.log(
             &mut tx,
             caller,
             "user.edit",
             format!("user {name}"),
-            snapshot(&before),
-            snapshot(&after),
+            with(snapshot(&before), json!({ "groups": groups_before })),
+            with(snapshot(&after), json!({ "groups": groups_after })),
         )
         .await?;
         store::bump_change_counter(&mut tx).await?;
@@ -547,6 +555,28 @@ impl Ops {
         self.store.commit(tx).await?;
         Ok(after)
     }
+}
+
+/// Makes `user_id` a member of exactly `wanted` (it is in `current` now);
+/// an unknown group name is an error before anything changes.
+async fn set_groups(
+    tx: &mut store::Conn,
+    user_id: &str,
+    current: &[String],
+    wanted: &[String],
+) -> Result<()> {
+    let mut groups = Vec::with_capacity(wanted.len());
+    for name in wanted {
+        groups.push(store::groups::get(tx, name).await?);
+    }
+    for name in current.iter().filter(|g| !wanted.contains(g)) {
+        let group = store::groups::get(tx, name).await?;
+        store::groups::remove_member(tx, &group.id, user_id).await?;
+    }
+    for group in groups {
+        store::groups::add_member(tx, &group.id, user_id).await?;
+    }
+    Ok(())
 }
 
 fn stored_key(key: &auth::ParsedKey) -> users::NewKey {

@@ -166,6 +166,7 @@ pub(super) async fn run_op(shared: &Shared, caller: &Caller, op: Op) -> Result<O
                     role: Some(user.role),
                     email: Some(user.email),
                     expires_at: None,
+                    groups: None,
                 },
             )
             .await

@@ -30,6 +30,51 @@ pub async fn insert(
     .execute(&mut *conn)
     .await
     .map_err(unique("login acl", &acl.name))?;
+    insert_bindings(conn, &acl.id, user_ids, group_ids).await
+}
+
+/// Replaces a login ACL's fields and bindings, keeping its id (`acl.id`
+/// names the row; its name may change).
+pub async fn update(
+    conn: &mut SqliteConnection,
+    acl: &LoginAcl,
+    user_ids: &[Id],
+    group_ids: &[Id],
+) -> Result<()> {
+    let done = sqlx::query(
+        "UPDATE login_acls SET name = $2, action = $3, priority = $4, sources = $5, windows = $6,
+                active = $7
+         WHERE id = $1",
+    )
+    .bind(&acl.id)
+    .bind(&acl.name)
+    .bind(acl.action.as_str())
+    .bind(acl.priority)
+    .bind(acl.sources.join(","))
+    .bind(acl.windows.join("|"))
+    .bind(bool_i(acl.active))
+    .execute(&mut *conn)
+    .await
+    .map_err(unique("login acl", &acl.name))?;
+    if done.rows_affected() == 0 {
+        return Err(StoreError::NotFound {
+            kind: "login acl",
+            name: acl.name.clone(),
+        });
+    }
+    sqlx::query("DELETE FROM acl_bindings WHERE acl_id = $1")
+        .bind(&acl.id)
+        .execute(&mut *conn)
+        .await?;
+    insert_bindings(conn, &acl.id, user_ids, group_ids).await
+}
+
+async fn insert_bindings(
+    conn: &mut SqliteConnection,
+    acl_id: &str,
+    user_ids: &[Id],
+    group_ids: &[Id],
+) -> Result<()> {
     let bindings = user_ids
         .iter()
         .map(|id| ("user", id))
@@ -39,7 +84,7 @@ pub async fn insert(
             "INSERT INTO acl_bindings (acl_id, kind, target_id) VALUES ($1, $2, $3)
              ON CONFLICT DO NOTHING",
         )
-        .bind(&acl.id)
+        .bind(acl_id)
         .bind(kind)
         .bind(target)
         .execute(&mut *conn)

@@ -37,12 +37,57 @@ pub async fn insert(
     .execute(&mut *conn)
     .await
     .map_err(unique("filter", &filter.name))?;
+    insert_bindings(conn, &filter.id, bindings).await
+}
+
+/// Replaces a filter's fields and bindings, keeping its id and creation
+/// time (`filter.id` names the row; its name may change).
+pub async fn update(
+    conn: &mut SqliteConnection,
+    filter: &CommandFilter,
+    bindings: &[(&'static str, Id)],
+    now: Timestamp,
+) -> Result<()> {
+    let done = sqlx::query(
+        "UPDATE command_filters SET name = $2, pattern = $3, action = $4, priority = $5,
+                accounts = $6, active = $7, updated_at = $8
+         WHERE id = $1",
+    )
+    .bind(&filter.id)
+    .bind(&filter.name)
+    .bind(&filter.pattern)
+    .bind(filter.action.as_str())
+    .bind(filter.priority)
+    .bind(filter.accounts.to_string())
+    .bind(bool_i(filter.active))
+    .bind(ts(now))
+    .execute(&mut *conn)
+    .await
+    .map_err(unique("filter", &filter.name))?;
+    if done.rows_affected() == 0 {
+        return Err(StoreError::NotFound {
+            kind: "filter",
+            name: filter.name.clone(),
+        });
+    }
+    sqlx::query("DELETE FROM filter_bindings WHERE filter_id = $1")
+        .bind(&filter.id)
+        .execute(&mut *conn)
+        .await?;
+    insert_bindings(conn, &filter.id, bindings).await
+}
+
+async fn insert_bindings(
+    conn: &mut SqliteConnection,
+    filter_id: &str,
+    bindings: &[(&'static str, Id)],
+) -> Result<()> {
     for (kind, target) in bindings {
         sqlx::query(
             "INSERT INTO filter_bindings (filter_id, kind, target_id) VALUES ($1, $2, $3)
              ON CONFLICT DO NOTHING",
         )
-        .bind(&filter.id)
+        .bind(filter_id)
         .bind(*kind)
         .bind(target)
         .execute(&mut *conn)

@@ -84,6 +84,53 @@ pub async fn ensure(
     Ok((node, created))
 }
 
+/// Moves the node `from` and every node below it to `to`: paths are
+/// rewritten (`from/x` becomes `to/x`), ids stay, so the assets filed there
+/// and the permissions and filters bound there follow. `to`'s parent must
+/// already be a node (`new_parent_id`, `None` for a new root); the caller
+/// checks that `to` is neither taken nor inside `from`. Returns each moved
+/// node's old and new path, the node itself first.
+pub async fn move_subtree(
+    conn: &mut SqliteConnection,
+    from: &Node,
+    to: &str,
+    new_parent_id: Option<&str>,
+) -> Result<Vec<(String, String)>> {
+    let prefix = format!("{}/", from.path);
+    let mut moved = Vec::new();
+    for n in list(conn).await? {
+        let rest = if n.id == from.id {
+            ""
+        } else if let Some(rest) = n.path.strip_prefix(&prefix) {
+            rest
+        } else {
+            continue;
+        };
+        let path = if rest.is_empty() {
+            to.to_string()
+        } else {
+            format!("{to}/{rest}")
+        };
+        moved.push((n.id, n.path, path));
+    }
+    // The node first, then its subtree in path order (`list` sorts by path).
+    moved.sort_by_key(|(id, _, _)| *id != from.id);
+    for (id, _, path) in &moved {
+        sqlx::query("UPDATE nodes SET path = $2 WHERE id = $1")
+            .bind(id)
+            .bind(path)
+            .execute(&mut *conn)
+            .await
+            .map_err(super::unique("node", path))?;
+    }
+    sqlx::query("UPDATE nodes SET parent_id = $2 WHERE id = $1")
+        .bind(&from.id)
+        .bind(new_parent_id)
+        .execute(&mut *conn)
+        .await?;
+    Ok(moved.into_iter().map(|(_, old, new)| (old, new)).collect())
+}
+
 /// How many assets are filed directly under a node, and how many child
 /// nodes it has: a node is only removed when both are zero.
 pub async fn usage(conn: &mut SqliteConnection, id: &str) -> Result<(i64, i64)> {

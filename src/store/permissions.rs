@@ -44,6 +44,56 @@ pub async fn insert(
     .execute(&mut *conn)
     .await
     .map_err(unique("permission", &p.name))?;
+    insert_bindings(conn, new).await
+}
+
+/// Replaces a permission's fields and bindings, keeping its id and creation
+/// time (`new.permission.id` names the row; its name may change).
+pub async fn update(
+    conn: &mut SqliteConnection,
+    new: &NewPermission,
+    now: Timestamp,
+) -> Result<()> {
+    let p = &new.permission;
+    let done = sqlx::query(
+        "UPDATE permissions SET name = $2, accounts = $3, protocols = $4, actions = $5,
+                valid_from = $6, valid_until = $7, active = $8, comment = $9, updated_at = $10,
+                require_approval = $11
+         WHERE id = $1",
+    )
+    .bind(&p.id)
+    .bind(&p.name)
+    .bind(p.accounts.to_string())
+    .bind(p.protocols.to_string())
+    .bind(p.actions.to_string())
+    .bind(ts_opt(p.valid_from))
+    .bind(ts_opt(p.valid_until))
+    .bind(bool_i(p.active))
+    .bind(&p.comment)
+    .bind(ts(now))
+    .bind(bool_i(p.require_approval))
+    .execute(&mut *conn)
+    .await
+    .map_err(unique("permission", &p.name))?;
+    if done.rows_affected() == 0 {
+        return Err(StoreError::NotFound {
+            kind: "permission",
+            name: p.name.clone(),
+        });
+    }
+    for sql in [
+        "DELETE FROM permission_users WHERE permission_id = $1",
+        "DELETE FROM permission_groups WHERE permission_id = $1",
+        "DELETE FROM permission_assets WHERE permission_id = $1",
+        "DELETE FROM permission_nodes WHERE permission_id = $1",
+    ] {
+        sqlx::query(sql).bind(&p.id).execute(&mut *conn).await?;
+    }
+    insert_bindings(conn, new).await
+}
+
+async fn insert_bindings(conn: &mut SqliteConnection, new: &NewPermission) -> Result<()> {
+    let p = &new.permission;
     let bindings: [(&str, &Vec<Id>); 4] = [
         (
             "INSERT INTO permission_users (permission_id, user_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
