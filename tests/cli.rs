@@ -406,6 +406,50 @@ fn bad_input_is_refused_with_one_line_and_leaves_nothing() {
             "group \"nope\" does not exist",
         ),
         (&["user", "remove", "admin"], "last active admin"),
+        (
+            &["perm", "edit", "nope", "--actions", "connect"],
+            "permission \"nope\" does not exist",
+        ),
+        (
+            &["perm", "edit", "web-ops", "--user", "mallory"],
+            "user \"mallory\" does not exist",
+        ),
+        (
+            &["perm", "edit", "web-ops", "--user", ""],
+            "a permission needs at least one --user or --group",
+        ),
+        (
+            &["perm", "edit", "web-ops", "--until", "soon"],
+            "--until: time \"soon\" is not valid",
+        ),
+        (
+            &["perm", "edit", "web-ops", "--actions", "fly"],
+            "actions \"fly\" is not valid",
+        ),
+        (
+            &["filter", "edit", "nope", "--action", "warn"],
+            "filter \"nope\" does not exist",
+        ),
+        (
+            &["acl", "edit", "nope", "--priority", "1"],
+            "login acl \"nope\" does not exist",
+        ),
+        (
+            &["node", "move", "/DEFAULT", "/ROOT"],
+            "/DEFAULT is the root node and cannot be moved",
+        ),
+        (
+            &["node", "move", "/DEFAULT/prod", "/DEFAULT/prod/web/x"],
+            "inside itself",
+        ),
+        (
+            &["node", "rename", "/DEFAULT/prod", "/DEFAULT/prod/web"],
+            "inside itself",
+        ),
+        (
+            &["user", "edit", "alice", "--group", "nope"],
+            "group \"nope\" does not exist",
+        ),
     ];
     for (args, expected) in cases {
         let line = b.run(args).refused();
@@ -448,6 +492,161 @@ fn a_usage_error_exits_2() {
         2,
         "--protocol is required"
     );
+    assert_eq!(
+        b.run(&["perm", "edit", "p", "--require-approval", "--no-approval"])
+            .status,
+        2
+    );
+    assert_eq!(b.run(&["node", "move", "/DEFAULT/a"]).status, 2);
+}
+
+/// The edit verbs: each option given replaces that field or list, the rest
+/// stays, a lone "" empties a list; one operation row each.
+#[test]
+fn edit_verbs_replace_what_is_given_and_keep_the_rest() {
+    let b = newcomer();
+    b.run(&["group", "add", "dba"]).ok();
+
+    let out = b
+        .run(&["perm", "edit", "web-ops", "--actions", "connect"])
+        .ok();
+    assert_eq!(out, "permission web-ops updated\n");
+    let p = &b.json_lines(&["perm", "show", "web-ops"])[0];
+    assert_eq!(p["users"], serde_json::json!(["alice"]));
+    assert_eq!(p["nodes"], serde_json::json!(["/DEFAULT/prod"]));
+    assert_eq!(p["accounts"], "root");
+    assert_eq!(p["protocols"], "ssh,sftp");
+    assert_eq!(p["actions"], serde_json::json!(["connect"]));
+
+    let out = b
+        .run(&[
+            "perm",
+            "edit",
+            "web-ops",
+            "--name",
+            "web-admin",
+            "--user",
+            "",
+            "--group",
+            "dba",
+            "--until",
+            "2099-01-01",
+            "--require-approval",
+            "--comment",
+            "by group",
+        ])
+        .ok();
+    assert_eq!(out, "permission web-ops updated and renamed to web-admin\n");
+    let p = &b.json_lines(&["perm", "show", "web-admin"])[0];
+    assert_eq!(p["users"], serde_json::json!([]));
+    assert_eq!(p["groups"], serde_json::json!(["dba"]));
+    assert_eq!(p["nodes"], serde_json::json!(["/DEFAULT/prod"]));
+    assert_eq!(p["actions"], serde_json::json!(["connect"]));
+    assert_eq!(p["valid_until"], "2099-01-01T00:00:00Z");
+    assert_eq!(p["require_approval"], true);
+    assert_eq!(p["comment"], "by group");
+    b.run(&[
+        "perm",
+        "edit",
+        "web-admin",
+        "--until",
+        "never",
+        "--no-approval",
+    ])
+    .ok();
+    let p = &b.json_lines(&["perm", "show", "web-admin"])[0];
+    assert!(p["valid_until"].is_null(), "{p}");
+    assert_eq!(p["require_approval"], false);
+    assert_eq!(p["groups"], serde_json::json!(["dba"]));
+
+    b.run(&[
+        "filter",
+        "add",
+        "no-rm",
+        "--pattern",
+        "rm -rf",
+        "--action",
+        "deny",
+        "--user",
+        "alice",
+    ])
+    .ok();
+    let out = b
+        .run(&["filter", "edit", "no-rm", "--action", "warn", "--user", ""])
+        .ok();
+    assert_eq!(out, "filter no-rm updated\n");
+    let f = &b.json_lines(&["filter", "show", "no-rm"])[0];
+    assert_eq!(f["action"], "warn");
+    assert_eq!(f["pattern"], "rm -rf");
+    assert_eq!(f["users"], serde_json::json!([]));
+
+    b.run(&[
+        "acl",
+        "add",
+        "office",
+        "--action",
+        "allow",
+        "--user",
+        "alice",
+        "--source",
+        "10.1.0.0/16",
+    ])
+    .ok();
+    let out = b
+        .run(&["acl", "edit", "office", "--window", "Mon-Fri 08:00-18:00"])
+        .ok();
+    assert_eq!(out, "login acl office updated\n");
+    let a = &b.json_lines(&["acl", "list"])[0];
+    assert_eq!(a["sources"], serde_json::json!(["10.1.0.0/16"]));
+    assert_eq!(a["windows"], serde_json::json!(["Mon-Fri 08:00-18:00"]));
+    assert_eq!(a["users"], serde_json::json!(["alice"]));
+
+    let out = b
+        .run(&["node", "move", "/DEFAULT/prod", "/DEFAULT/live"])
+        .ok();
+    assert_eq!(
+        out,
+        "node /DEFAULT/prod moved to /DEFAULT/live with 1 node(s) below it\n"
+    );
+    let out = b
+        .run(&["node", "rename", "/DEFAULT/live/web", "/SITE/web"])
+        .ok();
+    assert_eq!(
+        out,
+        "node /DEFAULT/live/web moved to /SITE/web; created /SITE\n"
+    );
+    let asset = &b.json_lines(&["asset", "show", "web1"])[0];
+    assert_eq!(asset["nodes"], serde_json::json!(["/SITE/web"]));
+    let p = &b.json_lines(&["perm", "show", "web-admin"])[0];
+    assert_eq!(p["nodes"], serde_json::json!(["/DEFAULT/live"]));
+
+    b.run(&["user", "edit", "alice", "--group", "dba"]).ok();
+    let u = &b.json_lines(&["user", "show", "alice"])[0];
+    assert_eq!(u["groups"], serde_json::json!(["dba"]));
+    assert_eq!(u["email"], "alice@example.com", "what is not given stays");
+    b.run(&["user", "edit", "alice", "--group", ""]).ok();
+    let u = &b.json_lines(&["user", "show", "alice"])[0];
+    assert_eq!(u["groups"], serde_json::json!([]));
+
+    let ops = b.json_lines(&["audit", "operations", "--limit", "11"]);
+    let verbs: Vec<&str> = ops.iter().map(|o| o["verb"].as_str().unwrap()).collect();
+    assert_eq!(
+        verbs,
+        [
+            "user.edit",
+            "user.edit",
+            "node.move",
+            "node.move",
+            "acl.edit",
+            "acl.add",
+            "filter.edit",
+            "filter.add",
+            "perm.edit",
+            "perm.edit",
+            "perm.edit",
+        ]
+    );
+    b.run(&["audit", "verify"]).ok();
 }
 
 #[test]

@@ -5,6 +5,7 @@
 //! client's, and files on the bastion are never read). `man/rampart.8` is
 //! generated from these definitions (see `tests/man.rs`).
 
+mod edit;
 mod me;
 mod output;
 mod run;
@@ -219,7 +220,7 @@ pub enum UserCmd {
     List,
     /// Show a user with groups and keys
     Show { name: String },
-    /// Change a user's role, email or expiry
+    /// Change a user's role, email, expiry or groups; what is not given stays
     Edit {
         name: String,
         #[arg(long, value_parser = ["admin", "auditor", "user"])]
@@ -230,6 +231,9 @@ pub enum UserCmd {
         /// New expiry, or "never"
         #[arg(long, value_name = "TIME")]
         expires: Option<String>,
+        /// The user's groups: repeatable, replaces every membership; "" leaves all groups
+        #[arg(long, value_name = "GROUP")]
+        group: Vec<String>,
     },
     /// Disable a user: they can no longer log in
     Disable { name: String },
@@ -306,6 +310,14 @@ pub enum NodeCmd {
     Add { path: String },
     /// Remove an empty node
     Remove { path: String },
+    /// Rename or move a node with everything below it (alias: rename); missing parents of TO are created
+    #[command(visible_alias = "rename")]
+    Move {
+        /// The node's path now, e.g. /DEFAULT/prod
+        from: String,
+        /// Its new path, e.g. /DEFAULT/production (must not exist yet)
+        to: String,
+    },
     /// List nodes with their asset counts
     List,
 }
@@ -440,6 +452,60 @@ pub struct Bindings {
     pub nodes: Vec<String>,
 }
 
+/// The bindings of an edit verb: each flag given replaces that whole list,
+/// a flag not given keeps it, and a lone "" empties it.
+#[derive(Debug, Args)]
+pub struct EditBindings {
+    /// The users (repeatable; replaces the list; "" empties it)
+    #[arg(long = "user", value_name = "USER")]
+    pub users: Vec<String>,
+    /// The groups (repeatable; replaces the list; "" empties it)
+    #[arg(long = "group", value_name = "GROUP")]
+    pub groups: Vec<String>,
+    /// The assets (repeatable; replaces the list; "" empties it)
+    #[arg(long = "asset", value_name = "ASSET")]
+    pub assets: Vec<String>,
+    /// The node paths (repeatable; replaces the list; "" empties it)
+    #[arg(long = "node", value_name = "PATH")]
+    pub nodes: Vec<String>,
+}
+
+/// `perm edit`: what is given replaces, the rest stays as it is.
+#[derive(Debug, Args)]
+pub struct PermEdit {
+    /// The permission to change
+    pub name: String,
+    /// Rename the permission
+    #[arg(long = "name", value_name = "NEW")]
+    pub new_name: Option<String>,
+    #[command(flatten)]
+    pub bindings: EditBindings,
+    /// @ALL, @INPUT, @USER or account usernames, comma separated
+    #[arg(long)]
+    pub accounts: Option<String>,
+    /// all, or protocol names, comma separated
+    #[arg(long)]
+    pub protocols: Option<String>,
+    /// all (everything but tunnel), or connect,upload,download,delete,copy,paste,share,tunnel
+    #[arg(long)]
+    pub actions: Option<String>,
+    /// Valid from (RFC 3339, 'YYYY-MM-DD HH:MM' or 'YYYY-MM-DD'), or "never" for no start
+    #[arg(long, value_name = "TIME")]
+    pub from: Option<String>,
+    /// Valid until (exclusive), or "never" for no end
+    #[arg(long, value_name = "TIME")]
+    pub until: Option<String>,
+    /// Each connection it grants waits for an admin to approve it in the console
+    #[arg(long, conflicts_with = "no_approval")]
+    pub require_approval: bool,
+    /// Connections it grants no longer wait for an approval
+    #[arg(long)]
+    pub no_approval: bool,
+    /// A note for other admins ("" to clear)
+    #[arg(long)]
+    pub comment: Option<String>,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum PermCmd {
     /// Add a permission
@@ -472,12 +538,37 @@ pub enum PermCmd {
     List,
     /// Show a permission
     Show { name: String },
+    /// Change a permission: each option given replaces that field or list, the rest stays; sessions it no longer allows end
+    Edit(Box<PermEdit>),
     /// Remove a permission
     Remove { name: String },
     /// Who can reach an asset now, and through which permission
     Who { asset: String },
     /// What a user can reach now, and through which permission
     What { user: String },
+}
+
+/// `filter edit`: what is given replaces, the rest stays as it is.
+#[derive(Debug, Args)]
+pub struct FilterEdit {
+    /// The command filter to change
+    pub name: String,
+    /// Rename the filter
+    #[arg(long = "name", value_name = "NEW")]
+    pub new_name: Option<String>,
+    /// A regular expression matched against each command line
+    #[arg(long)]
+    pub pattern: Option<String>,
+    #[arg(long, value_parser = ["deny", "allow", "warn", "review"])]
+    pub action: Option<String>,
+    /// Lower numbers win among non-deny rules
+    #[arg(long)]
+    pub priority: Option<i32>,
+    #[command(flatten)]
+    pub bindings: EditBindings,
+    /// @ALL, @INPUT, @USER or account usernames, comma separated
+    #[arg(long)]
+    pub accounts: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -503,8 +594,37 @@ pub enum FilterCmd {
     List,
     /// Show a command filter
     Show { name: String },
+    /// Change a command filter: each option given replaces that field or list, the rest stays
+    Edit(Box<FilterEdit>),
     /// Remove a command filter
     Remove { name: String },
+}
+
+/// `acl edit`: what is given replaces, the rest stays as it is.
+#[derive(Debug, Args)]
+pub struct AclEdit {
+    /// The login ACL to change
+    pub name: String,
+    /// Rename the ACL
+    #[arg(long = "name", value_name = "NEW")]
+    pub new_name: Option<String>,
+    #[arg(long, value_parser = ["allow", "deny"])]
+    pub action: Option<String>,
+    /// Lower numbers are tried first; the first matching ACL decides
+    #[arg(long)]
+    pub priority: Option<i32>,
+    /// The users (repeatable; replaces the list; "" empties it)
+    #[arg(long = "user", value_name = "USER")]
+    pub users: Vec<String>,
+    /// The groups (repeatable; replaces the list; "" empties it)
+    #[arg(long = "group", value_name = "GROUP")]
+    pub groups: Vec<String>,
+    /// Source addresses or CIDR blocks (repeatable; replaces the list; "" empties it: any source)
+    #[arg(long = "source", value_name = "CIDR")]
+    pub sources: Vec<String>,
+    /// Weekly windows (repeatable; replaces the list; "" empties it: always)
+    #[arg(long = "window", value_name = "WINDOW")]
+    pub windows: Vec<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -528,6 +648,8 @@ pub enum AclCmd {
         #[arg(long = "window", value_name = "WINDOW")]
         windows: Vec<String>,
     },
+    /// Change a login ACL: each option given replaces that field or list, the rest stays
+    Edit(Box<AclEdit>),
     /// List login ACLs
     List,
     /// Remove a login ACL

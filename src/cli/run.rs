@@ -482,6 +482,7 @@ pub async fn dispatch(
                 role,
                 email,
                 expires,
+                group,
             } => {
                 let expires_at = match expires.as_deref() {
                     None => None,
@@ -498,7 +499,8 @@ pub async fn dispatch(
                             role: role.as_deref().map(str::parse).transpose()?,
                             email: email.map(|e| if e.is_empty() { None } else { Some(e) }),
                             expires_at,
-                            groups: None,
+                            groups: (!group.is_empty())
+                                .then(|| super::edit::replace_list(Vec::new(), group)),
                         },
                     )
                     .await?;
@@ -594,6 +596,17 @@ pub async fn dispatch(
             NodeCmd::Remove { path } => {
                 ops.node_remove(caller, &path).await?;
                 writeln!(io.out, "node {path} removed")?;
+            }
+            NodeCmd::Move { from, to } => {
+                let moved = ops.node_move(caller, &from, &to).await?;
+                write!(io.out, "node {} moved to {}", moved.from, moved.node.path)?;
+                if moved.descendants > 0 {
+                    write!(io.out, " with {} node(s) below it", moved.descendants)?;
+                }
+                if !moved.created.is_empty() {
+                    write!(io.out, "; created {}", moved.created.join(", "))?;
+                }
+                writeln!(io.out)?;
             }
             NodeCmd::List => {
                 output::list(io.out, &ops.node_list(caller).await?, NODE_COLUMNS, json)?
@@ -833,6 +846,10 @@ pub async fn dispatch(
             PermCmd::Show { name } => {
                 output::show(io.out, &ops.perm_show(caller, &name).await?, json)?
             }
+            PermCmd::Edit(edit) => {
+                let line = super::edit::perm(ops, caller, *edit, tz).await?;
+                writeln!(io.out, "{line}")?;
+            }
             PermCmd::Remove { name } => {
                 ops.perm_remove(caller, &name).await?;
                 writeln!(io.out, "permission {name} removed")?;
@@ -886,6 +903,10 @@ pub async fn dispatch(
             FilterCmd::Show { name } => {
                 output::show(io.out, &ops.filter_show(caller, &name).await?, json)?
             }
+            FilterCmd::Edit(edit) => {
+                let line = super::edit::filter(ops, caller, *edit).await?;
+                writeln!(io.out, "{line}")?;
+            }
             FilterCmd::Remove { name } => {
                 ops.filter_remove(caller, &name).await?;
                 writeln!(io.out, "filter {name} removed")?;
@@ -918,6 +939,10 @@ pub async fn dispatch(
                 writeln!(io.out, "login acl {} added", acl.name)?;
             }
             AclCmd::List => output::list(io.out, &ops.acl_list(caller).await?, ACL_COLUMNS, json)?,
+            AclCmd::Edit(edit) => {
+                let line = super::edit::acl(ops, caller, *edit).await?;
+                writeln!(io.out, "{line}")?;
+            }
             AclCmd::Remove { name } => {
                 ops.acl_remove(caller, &name).await?;
                 writeln!(io.out, "login acl {name} removed")?;
