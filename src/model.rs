@@ -78,6 +78,25 @@ pub fn check_email(email: &str) -> Result<(), ParseError> {
     }
 }
 
+/// A host name or an IP address (IPv6 optionally in brackets, with a zone).
+pub fn check_address(address: &str) -> Result<(), ParseError> {
+    let ok = !address.is_empty()
+        && address.len() <= 253
+        && !address.starts_with('-')
+        && address.chars().all(|c| {
+            c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | ':' | '[' | ']' | '%')
+        });
+    if ok {
+        Ok(())
+    } else {
+        Err(ParseError::new(
+            "address",
+            address,
+            "a host name or IP address",
+        ))
+    }
+}
+
 /// What a person may do on the bastion itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

@@ -325,7 +325,7 @@ async fn the_console_adds_a_user_with_a_one_time_password() {
     assert!(desk.wait_for(T, |s| s.contains("Edit user")).await);
     desk.send(b"\x1b[C\r").await;
     assert!(
-        desk.wait_for(T, |s| s.contains("bob is now admin")).await,
+        desk.wait_for(T, |s| s.contains("bob saved (admin)")).await,
         "{}",
         desk.text()
     );
@@ -1010,7 +1010,7 @@ async fn a_permission_made_in_the_console_puts_the_asset_in_the_users_menu() {
     desk.send(b"\t").await;
     desk.send(b"\x1b[B\x1b[Bde\t").await;
     assert!(
-        desk.wait_for(T, |s| s.contains("ready: Enter creates it"))
+        desk.wait_for(T, |s| s.contains("ready: Enter to create"))
             .await,
         "{}",
         desk.text()

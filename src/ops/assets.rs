@@ -76,19 +76,11 @@ pub struct NodeMoved {
 /// A host name or an IP address; nothing that could smuggle options into
 /// a client command line.
 fn check_address(address: &str) -> Result<()> {
-    let host_ok = !address.is_empty()
-        && address.len() <= 253
-        && !address.starts_with('-')
-        && address.chars().all(|c| {
-            c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | ':' | '[' | ']' | '%')
-        });
-    if host_ok {
-        Ok(())
-    } else {
-        Err(OpsError::Invalid(format!(
+    model::check_address(address).map_err(|_| {
+        OpsError::Invalid(format!(
             "address {address:?} is not a host name or IP address"
-        )))
-    }
+        ))
+    })
 }
 
 fn check_protocols(protocols: &[Protocol]) -> Result<()> {

@@ -13,10 +13,12 @@ use russh::{ChannelMsg, ChannelReadHalf, ChannelWriteHalf};
 use super::{Conn, Shared};
 use crate::audit::Via;
 use crate::live::{Frame, MonitorEvent};
-use crate::ops::{Caller, OpsError, UserEdit, UserSpec};
+use crate::ops::{
+    AccountEdit, AssetTest, Caller, HostKeyStatus, OpsError, UserEdit, UserSpec, UserView,
+};
 use crate::record::PlayerOptions;
 use crate::store::audit_log::Query;
-use crate::tui::desk::{Data, Names, Op, OpDone, ReachQuery, Tab};
+use crate::tui::desk::{Data, Names, Op, OpDone, ReachQuery, Tab, TestReport};
 use crate::tui::{InputParser, Replay, Screen, Theme, Watch, watch};
 
 /// Rows loaded for a history list; the filter narrows within them.
@@ -127,13 +129,26 @@ pub(super) async fn names(shared: &Shared, caller: &Caller) -> Result<Names, Str
     names.await.map_err(|e| e.to_string())
 }
 
+/// A user with groups and keys, for its edit form or its keys box, and
+/// the names the form may bind.
+pub(super) async fn user(
+    shared: &Shared,
+    caller: &Caller,
+    name: &str,
+) -> Result<(UserView, Names), String> {
+    let view = shared
+        .services
+        .ops
+        .user_show(caller, name)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok((view, names(shared, caller).await?))
+}
+
 /// Runs one change the desk asked for.
 pub(super) async fn run_op(shared: &Shared, caller: &Caller, op: Op) -> Result<OpDone, String> {
     let ops = &shared.services.ops;
-    let said = |message: String| OpDone {
-        message,
-        secret: None,
-    };
+    let said = OpDone::said;
     let done = match op {
         Op::Kill { session, reason } => ops
             .live_kill(caller, &shared.live, &session, &reason)
@@ -150,12 +165,13 @@ pub(super) async fn run_op(shared: &Shared, caller: &Caller, op: Op) -> Result<O
                 email: new.email,
                 password: None,
                 keys: Vec::new(),
-                groups: Vec::new(),
-                expires_at: None,
+                groups: new.groups,
+                expires_at: new.expires_at,
             };
             ops.user_add(caller, spec).await.map(|added| OpDone {
                 message: format!("user {} added", new.name),
                 secret: added.one_time_password,
+                test: None,
             })
         }
         Op::UserEdit(user) => ops
@@ -165,12 +181,93 @@ pub(super) async fn run_op(shared: &Shared, caller: &Caller, op: Op) -> Result<O
                 UserEdit {
                     role: Some(user.role),
                     email: Some(user.email),
-                    expires_at: None,
-                    groups: None,
+                    expires_at: Some(user.expires_at),
+                    groups: Some(user.groups),
                 },
             )
             .await
-            .map(|u| said(format!("{} is now {}", u.name, u.role))),
+            .map(|u| said(format!("{} saved ({})", u.name, u.role))),
+        Op::KeyAdd { user, line } => ops
+            .user_key_add(caller, &user, &line)
+            .await
+            .map(|k| said(format!("key {} added to {user}", k.fingerprint))),
+        Op::KeyRemove { user, fingerprint } => ops
+            .user_key_remove(caller, &user, &fingerprint)
+            .await
+            .map(|()| said(format!("key {fingerprint} of {user} removed"))),
+        Op::NodeMove { from, to } => ops.node_move(caller, &from, &to).await.map(|moved| {
+            let mut message = format!("node {from} moved to {}", moved.node.path);
+            if !moved.created.is_empty() {
+                message.push_str(&format!("; created {}", moved.created.join(", ")));
+            }
+            said(message)
+        }),
+        Op::AssetAdd(spec) => ops
+            .asset_add(caller, *spec)
+            .await
+            .map(|a| said(format!("asset {} added", a.name))),
+        Op::AssetEdit { name, spec } => ops
+            .asset_edit(caller, &name, *spec)
+            .await
+            .map(|a| said(format!("asset {} saved", a.name))),
+        Op::AssetTest { asset, account } => ops
+            .asset_test(caller, &asset, account.as_deref())
+            .await
+            .map(test_report),
+        Op::AssetTrust { asset, key } => {
+            ops.asset_trust(caller, &asset, Some(&key))
+                .await
+                .map(|keys| {
+                    let pinned: Vec<String> = keys.into_iter().map(|k| k.fingerprint).collect();
+                    said(format!("{asset}: pinned {}", pinned.join(", ")))
+                })
+        }
+        Op::AccountAdd {
+            asset,
+            username,
+            secret,
+            privileged,
+        } => ops
+            .account_add(caller, &asset, &username, secret, privileged)
+            .await
+            .map(|a| said(format!("account {}@{} added", a.username, a.asset))),
+        Op::AccountEdit {
+            asset,
+            username,
+            secret,
+            privileged,
+        } => ops
+            .account_edit(
+                caller,
+                &asset,
+                &username,
+                AccountEdit {
+                    secret,
+                    privileged: Some(privileged),
+                },
+            )
+            .await
+            .map(|a| said(format!("account {}@{} saved", a.username, a.asset))),
+        Op::PermEdit { name, spec } => ops
+            .perm_edit(caller, &name, *spec)
+            .await
+            .map(|p| said(format!("permission {} saved", p.name))),
+        Op::FilterAdd(spec) => ops
+            .filter_add(caller, *spec)
+            .await
+            .map(|f| said(format!("command filter {} added", f.name))),
+        Op::FilterEdit { name, spec } => ops
+            .filter_edit(caller, &name, *spec)
+            .await
+            .map(|f| said(format!("command filter {} saved", f.name))),
+        Op::AclAdd(spec) => ops
+            .acl_add(caller, *spec)
+            .await
+            .map(|a| said(format!("login ACL {} added", a.name))),
+        Op::AclEdit { name, spec } => ops
+            .acl_edit(caller, &name, *spec)
+            .await
+            .map(|a| said(format!("login ACL {} saved", a.name))),
         Op::UserSetActive { name, active } => {
             ops.user_set_active(caller, &name, active).await.map(|_| {
                 said(format!(
@@ -235,12 +332,59 @@ pub(super) async fn run_op(shared: &Shared, caller: &Caller, op: Op) -> Result<O
             .map(|otp| OpDone {
                 message: format!("new one-time password for {name}"),
                 secret: otp,
+                test: None,
             }),
     };
     if let Ok(done) = &done {
         tracing::info!(user = %caller.name, "console: {}", done.message);
     }
     done.map_err(|e| e.to_string())
+}
+
+/// What the desk shows of a connection test.
+fn test_report(test: AssetTest) -> OpDone {
+    let who = format!(
+        "{}@{} ({}:{})",
+        test.account, test.asset, test.address, test.port
+    );
+    let mut lines = vec![match &test.error {
+        None => format!("ok: {who} authenticated in {} ms", test.elapsed_ms),
+        Some(error) => format!("failed after {} ms: {error}", test.elapsed_ms),
+    }];
+    let mut untrusted_key = None;
+    if let Some(key) = &test.host_key {
+        lines.push(format!(
+            "host key: {} {} ({})",
+            key.algorithm,
+            key.fingerprint,
+            test.host_key_status.as_str().replace('_', " ")
+        ));
+        if matches!(
+            test.host_key_status,
+            HostKeyStatus::NotPinned | HostKeyStatus::Changed
+        ) {
+            lines.push("check the fingerprint on the target before trusting it".into());
+            untrusted_key = Some(key.openssh.clone());
+        }
+    }
+    if !test.pinned.is_empty() {
+        lines.push(format!("pinned: {}", test.pinned.join(", ")));
+    }
+    let message = if test.ok {
+        format!("{who}: connection works")
+    } else {
+        format!("{who}: connection failed")
+    };
+    OpDone {
+        message,
+        secret: None,
+        test: Some(TestReport {
+            asset: test.asset,
+            ok: test.ok,
+            lines,
+            untrusted_key,
+        }),
+    }
 }
 
 /// Opens the recording of `session` for the replay screen, at `at` (a

@@ -199,6 +199,12 @@ pub async fn run(
                     Ok(names) => desk.set_names(names),
                     Err(e) => desk.set_notice(tui::Severity::Danger, e),
                 },
+                Some(DeskOutcome::LoadUser(name)) => {
+                    match desk::user(shared, &caller, &name).await {
+                        Ok((view, names)) => desk.set_user(view, names),
+                        Err(e) => desk.set_notice(tui::Severity::Danger, e),
+                    }
+                }
                 Some(DeskOutcome::Op(op)) => {
                     let done = desk::run_op(shared, &caller, op).await;
                     desk.op_done(done);

@@ -25,6 +25,8 @@ pub(crate) struct Field {
     max_chars: usize,
     /// Only these characters are accepted (`None`: any printable one).
     accept: Option<fn(char) -> bool>,
+    /// A paste keeps its line breaks (a private key is pasted whole).
+    lines: bool,
 }
 
 impl std::fmt::Debug for Field {
@@ -60,6 +62,22 @@ impl Field {
             masked,
             max_chars,
             accept: None,
+            lines: false,
+        }
+    }
+
+    /// A field whose pasted text keeps its line breaks (as `\n`); typed
+    /// Enter still ends the field.
+    pub(crate) fn keep_lines(mut self) -> Field {
+        self.lines = true;
+        self
+    }
+
+    /// Replaces the text, with the cursor at its end.
+    pub(crate) fn set(&mut self, text: &str) {
+        self.clear();
+        for c in text.chars() {
+            self.insert(c);
         }
     }
 
@@ -96,9 +114,12 @@ impl Field {
                 self.insert(*c);
             }
             Key::Paste(text) => {
+                let text = text.replace("\r\n", "\n").replace('\r', "\n");
                 for c in text.chars() {
-                    // A pasted line break would end the prompt; drop it.
-                    if !c.is_control() {
+                    if c == '\n' && self.lines {
+                        self.insert_any(c);
+                    } else if !c.is_control() {
+                        // A pasted line break would end the prompt; drop it.
                         self.insert(c);
                     }
                 }
@@ -128,7 +149,14 @@ impl Field {
     }
 
     fn insert(&mut self, c: char) {
-        if c.is_control() || self.len() >= self.max_chars || self.accept.is_some_and(|ok| !ok(c)) {
+        if c.is_control() || self.accept.is_some_and(|ok| !ok(c)) {
+            return;
+        }
+        self.insert_any(c);
+    }
+
+    fn insert_any(&mut self, c: char) {
+        if self.len() >= self.max_chars {
             return;
         }
         let at = self.byte_at(self.cursor);

@@ -34,6 +34,7 @@ pub mod desk;
 pub mod enrol;
 mod field;
 mod filter;
+mod form;
 pub mod input;
 pub mod menu;
 pub mod notice;

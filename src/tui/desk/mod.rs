@@ -14,13 +14,12 @@
 
 mod audit;
 mod dashboard;
-mod perm_form;
-mod users;
+mod forms;
+mod keys;
 mod view;
 
 pub use audit::{Data, Tab};
-pub use perm_form::Names;
-pub use users::NewUser;
+pub use forms::{Names, NewUser};
 
 use jiff::Timestamp;
 
@@ -30,11 +29,12 @@ use super::input::Key;
 use super::menu::{Chosen, Menu, MenuOutcome};
 use super::table::{Handled, Table};
 use crate::live::ApprovalRequest;
-use crate::model::Role;
+use crate::model::{Account, Asset, CommandFilter, LoginAcl, Permission, Role};
+use crate::ops::{AccountSecret, AclSpec, AssetSpec, FilterSpec, PermSpec, UserView};
 use crate::store::audit_log::OperationRow;
 use crate::vault::Secret;
-use perm_form::{PermForm, PermFormOutcome};
-use users::{FormOutcome, UserForm};
+use forms::{Edited, Editor};
+use keys::Keys;
 
 /// The three views of the desk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,7 +45,7 @@ pub enum View {
 }
 
 /// A change the person asked for; the caller runs it through `ops`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 pub enum Op {
     Kill {
         session: String,
@@ -57,8 +57,17 @@ pub enum Op {
         reason: String,
     },
     UserAdd(NewUser),
-    /// Sets a user's role and email.
+    /// Sets a user's role, email, groups and expiry.
     UserEdit(NewUser),
+    /// Adds a public key (an authorized_keys line) to a user.
+    KeyAdd {
+        user: String,
+        line: String,
+    },
+    KeyRemove {
+        user: String,
+        fingerprint: String,
+    },
     UserSetActive {
         name: String,
         active: bool,
@@ -79,6 +88,41 @@ pub enum Op {
     NodeAdd {
         path: String,
     },
+    /// Renames or moves a node with everything under it.
+    NodeMove {
+        from: String,
+        to: String,
+    },
+    AssetAdd(Box<AssetSpec>),
+    /// Replaces the asset `name` (the spec may rename it).
+    AssetEdit {
+        name: String,
+        spec: Box<AssetSpec>,
+    },
+    /// Connects to an asset with an account (the first with a secret if
+    /// none is named) and reports what happened.
+    AssetTest {
+        asset: String,
+        account: Option<String>,
+    },
+    /// Pins exactly this host key (an OpenSSH public key line).
+    AssetTrust {
+        asset: String,
+        key: String,
+    },
+    AccountAdd {
+        asset: String,
+        username: String,
+        secret: AccountSecret,
+        privileged: bool,
+    },
+    /// Changes an account; `secret: None` keeps the stored one.
+    AccountEdit {
+        asset: String,
+        username: String,
+        secret: Option<AccountSecret>,
+        privileged: bool,
+    },
     /// Adds users to a group, or removes them.
     Members {
         group: String,
@@ -86,7 +130,22 @@ pub enum Op {
         add: bool,
     },
     /// Adds a permission made in the console's form.
-    PermAdd(Box<crate::ops::PermSpec>),
+    PermAdd(Box<PermSpec>),
+    /// Replaces the permission `name` (the spec may rename it).
+    PermEdit {
+        name: String,
+        spec: Box<PermSpec>,
+    },
+    FilterAdd(Box<FilterSpec>),
+    FilterEdit {
+        name: String,
+        spec: Box<FilterSpec>,
+    },
+    AclAdd(Box<AclSpec>),
+    AclEdit {
+        name: String,
+        spec: Box<AclSpec>,
+    },
     /// Answers a command waiting for review.
     Decide {
         id: u64,
@@ -128,9 +187,12 @@ pub enum DeskOutcome {
     Join {
         session: String,
     },
-    /// Load the names a new permission may bind and hand them to
+    /// Load the names a form may bind and hand them to
     /// [`Desk::set_names`].
     LoadNames,
+    /// Load this user (with groups and keys) and the names a form may bind,
+    /// and hand them to [`Desk::set_user`].
+    LoadUser(String),
     /// Play a recording, from the moment `at` if given.
     Replay {
         session: String,
@@ -140,11 +202,34 @@ pub enum DeskOutcome {
 }
 
 /// What an [`Op`] came to.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct OpDone {
     pub message: String,
     /// A one-time password to show once.
     pub secret: Option<Secret<String>>,
+    /// A connection test's findings.
+    pub test: Option<TestReport>,
+}
+
+impl OpDone {
+    pub fn said(message: String) -> OpDone {
+        OpDone {
+            message,
+            ..OpDone::default()
+        }
+    }
+}
+
+/// What testing an asset found, to show in a box.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TestReport {
+    pub asset: String,
+    pub ok: bool,
+    /// The outcome, the host key and whether it is pinned, one per line.
+    pub lines: Vec<String>,
+    /// The key the target presented when it is not (or not the) pinned
+    /// one: what "trust" pins.
+    pub untrusted_key: Option<String>,
 }
 
 #[derive(Debug)]
@@ -164,8 +249,11 @@ enum Dialog {
         title: String,
         secret: Secret<String>,
     },
-    NewUser(UserForm),
-    NewPerm(PermForm),
+    Edit(Box<Editor>),
+    /// A user's public keys.
+    Keys(Keys),
+    /// A connection test's findings.
+    Test(TestReport),
     /// One line to type: what it is for, and the line.
     Prompt(Ask, Field),
     /// Lines to read (an operation's before and after).
@@ -184,6 +272,10 @@ enum Ask {
     Find,
     GroupAdd,
     NodeAdd,
+    /// Where to move a node.
+    NodeMove(String),
+    /// A public key line for a user.
+    KeyAdd(String),
     /// Users to add to (or remove from) a group.
     Members {
         group: String,
@@ -197,6 +289,8 @@ impl Ask {
             Ask::Find => " Find text that appeared on a screen ".into(),
             Ask::GroupAdd => " New group ".into(),
             Ask::NodeAdd => " New node ".into(),
+            Ask::NodeMove(from) => format!(" Rename or move {from} "),
+            Ask::KeyAdd(user) => format!(" Add a public key for {user} "),
             Ask::Members { group, add: true } => format!(" Add members to {group} "),
             Ask::Members { group, add: false } => format!(" Remove members from {group} "),
         }
@@ -206,7 +300,8 @@ impl Ask {
         match self {
             Ask::Find => "a word, a hostname, an error message…",
             Ask::GroupAdd => "ops",
-            Ask::NodeAdd => "/DEFAULT/prod/web",
+            Ask::NodeAdd | Ask::NodeMove(_) => "/DEFAULT/prod/web",
+            Ask::KeyAdd(_) => "ssh-ed25519 AAAA... comment",
             Ask::Members { .. } => "user names, comma separated",
         }
     }
@@ -242,6 +337,29 @@ pub struct Desk {
     operations: Vec<OperationRow>,
     /// Where typed times are read (`auth.time_zone`).
     time_zone: jiff::tz::TimeZone,
+    /// The last rows of the lists whose entries can be edited.
+    records: Records,
+    /// A form whose change is with `ops`: it comes back if refused.
+    submitted: Option<Box<Editor>>,
+    /// What the user being loaded is for.
+    loading_user: Option<UserThen>,
+}
+
+/// The entries the console lists, as loaded, for their edit forms.
+#[derive(Debug, Default)]
+struct Records {
+    assets: Vec<Asset>,
+    accounts: Vec<Account>,
+    perms: Vec<Permission>,
+    filters: Vec<CommandFilter>,
+    acls: Vec<LoginAcl>,
+}
+
+/// Why a user is being loaded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum UserThen {
+    Edit,
+    Keys,
 }
 
 impl std::fmt::Debug for Desk {
@@ -279,6 +397,9 @@ impl Desk {
             seen: None,
             operations: Vec::new(),
             time_zone: jiff::tz::TimeZone::UTC,
+            records: Records::default(),
+            submitted: None,
+            loading_user: None,
         }
     }
 
@@ -344,11 +465,31 @@ impl Desk {
         self
     }
 
-    /// The names for the new-permission form, once loaded.
+    /// The names for the open form, once loaded.
     pub fn set_names(&mut self, names: Names) {
-        if let Some(Dialog::NewPerm(form)) = &mut self.dialog {
-            form.set_names(names);
+        if let Some(Dialog::Edit(form)) = &mut self.dialog {
+            form.set_names(&names);
         }
+    }
+
+    /// The user asked for with [`DeskOutcome::LoadUser`], and the names
+    /// its form may bind.
+    pub fn set_user(&mut self, view: UserView, names: Names) {
+        match self.loading_user.take() {
+            Some(UserThen::Edit) => {
+                let mut form = Editor::user(Some(&view), &self.time_zone);
+                form.set_names(&names);
+                self.dialog = Some(Dialog::Edit(Box::new(form)));
+            }
+            Some(UserThen::Keys) => self.dialog = Some(Dialog::Keys(Keys::new(view))),
+            None => {}
+        }
+    }
+
+    fn open_form(&mut self, form: Editor) -> Option<DeskOutcome> {
+        let wants = form.wants_names();
+        self.dialog = Some(Dialog::Edit(Box::new(form)));
+        wants.then_some(DeskOutcome::LoadNames)
     }
 
     /// The question the Reach tab answers, once one was asked.
@@ -382,8 +523,14 @@ impl Desk {
             self.dashboard = Some(d);
             return;
         }
-        if let Data::Operations(list) = &data {
-            self.operations = list.clone();
+        match &data {
+            Data::Operations(list) => self.operations = list.clone(),
+            Data::Assets(list) => self.records.assets = list.clone(),
+            Data::Accounts(list) => self.records.accounts = list.clone(),
+            Data::Permissions(list) => self.records.perms = list.clone(),
+            Data::Filters(list) => self.records.filters = list.clone(),
+            Data::Acls(list) => self.records.acls = list.clone(),
+            _ => {}
         }
         let rows = data.rows(self.now);
         if let Some(table) = self.table_mut(data.tab()) {
@@ -393,7 +540,10 @@ impl Desk {
 
     /// Reports how an [`Op`] went: a line in the notice bar, and a
     /// one-time password in a box that is shown once.
+    /// A form's change refused by `ops` brings the form back, with the
+    /// reason and everything typed except a secret.
     pub fn op_done(&mut self, result: Result<OpDone, String>) {
+        let submitted = self.submitted.take();
         match result {
             Ok(done) => {
                 if let Some(secret) = done.secret {
@@ -401,10 +551,18 @@ impl Desk {
                         title: done.message.clone(),
                         secret,
                     });
+                } else if let Some(report) = done.test {
+                    self.dialog = Some(Dialog::Test(report));
                 }
                 self.set_notice(Severity::Info, done.message);
             }
-            Err(e) => self.set_notice(Severity::Danger, e),
+            Err(e) => match submitted {
+                Some(mut form) if self.dialog.is_none() => {
+                    form.refuse(e);
+                    self.dialog = Some(Dialog::Edit(form));
+                }
+                _ => self.set_notice(Severity::Danger, e),
+            },
         }
     }
 
@@ -552,6 +710,15 @@ impl Desk {
             .map(|r| r.cell(column).to_string())
     }
 
+    fn selected_account(&self) -> Option<&Account> {
+        let key = self.selected_key(Tab::Accounts)?;
+        let (asset, user) = key.split_once('/')?;
+        self.records
+            .accounts
+            .iter()
+            .find(|a| a.asset == asset && a.username == user)
+    }
+
     fn needs_admin(&mut self, what: &str) -> bool {
         if self.role == Role::Admin {
             return false;
@@ -624,19 +791,94 @@ impl Desk {
                 let (session, at) = audit::parse_moment_key(&selected?)?;
                 Some(DeskOutcome::Replay { session, at })
             }
-            (Tab::Users, Key::Char('e')) => {
-                let name = selected?;
-                let role = self.selected_cell(tab, 1)?.parse().ok()?;
-                let email = self.selected_cell(tab, 4).filter(|e| !e.is_empty());
-                self.dialog = Some(Dialog::NewUser(UserForm::edit(&NewUser {
-                    name,
-                    role,
-                    email,
-                })));
-                None
+            (Tab::Users, Key::Char('e') | Key::Enter) => {
+                self.loading_user = Some(UserThen::Edit);
+                Some(DeskOutcome::LoadUser(selected?))
             }
-            (Tab::Users, Key::Char('a')) => {
-                self.dialog = Some(Dialog::NewUser(UserForm::new()));
+            (Tab::Users, Key::Char('K')) => {
+                self.loading_user = Some(UserThen::Keys);
+                Some(DeskOutcome::LoadUser(selected?))
+            }
+            (Tab::Users, Key::Char('a')) => self.open_form(Editor::user(None, &self.time_zone)),
+            (Tab::Assets, Key::Char('a')) => self.open_form(Editor::asset(None, &self.time_zone)),
+            (Tab::Assets, Key::Char('e') | Key::Enter) => {
+                let asset = self
+                    .records
+                    .assets
+                    .iter()
+                    .find(|a| Some(&a.name) == selected.as_ref())?;
+                let form = Editor::asset(Some(asset), &self.time_zone);
+                self.open_form(form)
+            }
+            (Tab::Assets, Key::Char('t')) => {
+                if self.needs_admin("testing an asset") {
+                    return None;
+                }
+                self.set_notice(
+                    Severity::Info,
+                    format!("testing {}...", selected.as_deref()?),
+                );
+                Some(DeskOutcome::Op(Op::AssetTest {
+                    asset: selected?,
+                    account: None,
+                }))
+            }
+            (Tab::Accounts, Key::Char('a')) => {
+                let asset = self.selected_account().map(|a| a.asset.clone());
+                let form = Editor::account(None, asset.as_deref(), &self.time_zone);
+                self.open_form(form)
+            }
+            (Tab::Accounts, Key::Char('e') | Key::Enter) => {
+                let account = self.selected_account()?;
+                let form = Editor::account(Some(account), None, &self.time_zone);
+                self.open_form(form)
+            }
+            (Tab::Accounts, Key::Char('t')) => {
+                let account = self.selected_account()?;
+                let op = Op::AssetTest {
+                    asset: account.asset.clone(),
+                    account: Some(account.username.clone()),
+                };
+                if self.needs_admin("testing an account") {
+                    return None;
+                }
+                self.set_notice(Severity::Info, "testing...".to_string());
+                Some(DeskOutcome::Op(op))
+            }
+            (Tab::Permissions, Key::Char('e') | Key::Enter) => {
+                let perm = self
+                    .records
+                    .perms
+                    .iter()
+                    .find(|p| Some(&p.name) == selected.as_ref())?;
+                let form = Editor::perm(Some(perm), &self.time_zone);
+                self.open_form(form)
+            }
+            (Tab::Filters, Key::Char('a')) => self.open_form(Editor::filter(None, &self.time_zone)),
+            (Tab::Filters, Key::Char('e') | Key::Enter) => {
+                let filter = self
+                    .records
+                    .filters
+                    .iter()
+                    .find(|f| Some(&f.name) == selected.as_ref())?;
+                let form = Editor::filter(Some(filter), &self.time_zone);
+                self.open_form(form)
+            }
+            (Tab::Acls, Key::Char('a')) => self.open_form(Editor::acl(None, &self.time_zone)),
+            (Tab::Acls, Key::Char('e') | Key::Enter) => {
+                let acl = self
+                    .records
+                    .acls
+                    .iter()
+                    .find(|a| Some(&a.name) == selected.as_ref())?;
+                let form = Editor::acl(Some(acl), &self.time_zone);
+                self.open_form(form)
+            }
+            (Tab::Nodes, Key::Char('e' | 'm') | Key::Enter) => {
+                let from = selected?;
+                let mut field = Field::plain(400);
+                field.set(&from);
+                self.dialog = Some(Dialog::Prompt(Ask::NodeMove(from), field));
                 None
             }
             (Tab::Users, Key::Char('d')) => {
@@ -673,11 +915,7 @@ impl Desk {
                 None
             }
             (Tab::Permissions, Key::Char('a')) => {
-                self.dialog = Some(Dialog::NewPerm(PermForm::new(
-                    Names::default(),
-                    self.time_zone.clone(),
-                )));
-                Some(DeskOutcome::LoadNames)
+                self.open_form(Editor::perm(None, &self.time_zone))
             }
             (Tab::Users, Key::Char('w')) => self.ask_reach(ReachQuery::What(selected?)),
             (Tab::Assets, Key::Char('w')) => self.ask_reach(ReachQuery::Who(selected?)),
@@ -734,6 +972,42 @@ impl Desk {
 
     fn handle_dialog(&mut self, dialog: Dialog, key: Key) -> Option<DeskOutcome> {
         match dialog {
+            Dialog::Test(report) => match (key, report.untrusted_key.clone()) {
+                (Key::Char('t'), Some(key)) => {
+                    self.dialog = Some(Dialog::Confirm {
+                        text: format!(
+                            "Pin the key {} now presents? Connections then accept only that key.",
+                            report.asset
+                        ),
+                        op: Op::AssetTrust {
+                            asset: report.asset,
+                            key,
+                        },
+                    });
+                    None
+                }
+                _ => None,
+            },
+            Dialog::Keys(mut keys) => match keys.handle(&key) {
+                keys::KeysKey::Close => None,
+                keys::KeysKey::Add(user) => {
+                    self.dialog = Some(Dialog::Prompt(Ask::KeyAdd(user), Field::plain(16 * 1024)));
+                    None
+                }
+                keys::KeysKey::Remove { user, fingerprint } => {
+                    self.dialog = Some(Dialog::Confirm {
+                        text: format!(
+                            "Remove {user}'s key {fingerprint}? Logins with it stop working."
+                        ),
+                        op: Op::KeyRemove { user, fingerprint },
+                    });
+                    None
+                }
+                keys::KeysKey::Stay => {
+                    self.dialog = Some(Dialog::Keys(keys));
+                    None
+                }
+            },
             Dialog::Help | Dialog::Secret { .. } | Dialog::Text { .. } => {
                 // Any key closes; the secret is dropped (and zeroised) here.
                 None
@@ -804,9 +1078,14 @@ impl Desk {
                         }
                         Ask::GroupAdd => Some(DeskOutcome::Op(Op::GroupAdd { name: text })),
                         Ask::NodeAdd => Some(DeskOutcome::Op(Op::NodeAdd { path: text })),
+                        Ask::NodeMove(from) if from == text => None,
+                        Ask::NodeMove(from) => {
+                            Some(DeskOutcome::Op(Op::NodeMove { from, to: text }))
+                        }
+                        Ask::KeyAdd(user) => Some(DeskOutcome::Op(Op::KeyAdd { user, line: text })),
                         Ask::Members { group, add } => Some(DeskOutcome::Op(Op::Members {
                             group,
-                            users: perm_form::list(&text),
+                            users: super::form::list(&text),
                             add,
                         })),
                     }
@@ -817,20 +1096,14 @@ impl Desk {
                     None
                 }
             },
-            Dialog::NewPerm(mut form) => match form.handle(&key) {
-                Some(PermFormOutcome::Cancel) => None,
-                Some(PermFormOutcome::Submit(spec)) => Some(DeskOutcome::Op(Op::PermAdd(spec))),
-                None => {
-                    self.dialog = Some(Dialog::NewPerm(form));
-                    None
+            Dialog::Edit(mut form) => match form.handle(&key) {
+                Some(Edited::Cancel) => None,
+                Some(Edited::Submit(op)) => {
+                    self.submitted = Some(form);
+                    Some(DeskOutcome::Op(op))
                 }
-            },
-            Dialog::NewUser(mut form) => match form.handle(&key) {
-                Some(FormOutcome::Cancel) => None,
-                Some(FormOutcome::Submit(user)) => Some(DeskOutcome::Op(Op::UserAdd(user))),
-                Some(FormOutcome::Edit(user)) => Some(DeskOutcome::Op(Op::UserEdit(user))),
                 None => {
-                    self.dialog = Some(Dialog::NewUser(form));
+                    self.dialog = Some(Dialog::Edit(form));
                     None
                 }
             },

@@ -24,13 +24,22 @@ const HELP: &[(&str, &str)] = &[
     ("f", "sessions, seen: find a text that appeared on a screen"),
     ("j", "live: join (type into the session)"),
     ("k  L", "live: end the session / all of its user's"),
-    ("a", "users, groups, nodes, perms: add one"),
-    ("m r", "groups: add / remove members"),
     (
-        "e d u",
-        "users: edit role and email / disable or enable / unlock",
+        "a",
+        "users, groups, nodes, assets, accounts, perms, filters, ACLs: add",
     ),
+    (
+        "e Enter",
+        "users, assets, accounts, perms, filters, ACLs: edit; nodes: rename or move",
+    ),
+    ("m r", "groups: add / remove members"),
+    ("K", "users: public keys (a add, x remove)"),
+    ("d u", "users: disable or enable / unlock"),
     ("p M", "users: new one-time password / reset MFA"),
+    (
+        "t",
+        "assets, accounts: test the connection (then t: trust the key)",
+    ),
     ("w", "users: what can they reach; assets: who can reach it"),
     (
         "x Del",
@@ -240,8 +249,41 @@ impl Desk {
                     rect,
                 );
             }
-            Dialog::NewUser(form) => form.render(frame, area, theme),
-            Dialog::NewPerm(form) => form.render(frame, area, theme),
+            Dialog::Edit(form) => form.render(frame, area, theme),
+            Dialog::Keys(keys) => keys.render(frame, area, theme),
+            Dialog::Test(report) => {
+                let height = (report.lines.len() as u16 + 4).min(area.height);
+                let rect = centered(area, area.width.saturating_sub(4).min(100), height);
+                frame.render_widget(Clear, rect);
+                let style = if report.ok {
+                    theme.success()
+                } else {
+                    theme.danger()
+                };
+                let mut text: Vec<Line> = report
+                    .lines
+                    .iter()
+                    .map(|l| Line::from(Span::styled(format!(" {l}"), theme.text())))
+                    .collect();
+                text.push(Line::default());
+                let hints: &[(&str, &str)] = if report.untrusted_key.is_some() {
+                    &[("t", "trust the presented key"), ("any key", "close")]
+                } else {
+                    &[("any key", "close")]
+                };
+                text.push(hint_line(theme, hints));
+                let title = if report.ok {
+                    format!(" {}: connection works ", report.asset)
+                } else {
+                    format!(" {}: connection failed ", report.asset)
+                };
+                frame.render_widget(
+                    Paragraph::new(text)
+                        .wrap(Wrap { trim: false })
+                        .block(boxed(title, style)),
+                    rect,
+                );
+            }
             Dialog::Text { title, lines } => {
                 let height = (lines.len() as u16 + 3).min(area.height);
                 let rect = centered(area, area.width.saturating_sub(4).min(100), height);
