@@ -1058,3 +1058,365 @@ async fn a_permission_made_in_the_console_puts_the_asset_in_the_users_menu() {
         "{ops:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_adds_an_asset_and_an_account_tests_it_and_trusts_its_key() {
+    let mut b = TestBastion::start().await;
+    let target_password = "target-pw-5521";
+    let (host_key, host_public) = support::ssh::new_key("web9");
+    let target = rampart::demo::DemoTarget::start(
+        "127.0.0.1:0".parse().unwrap(),
+        "ops",
+        Secret::new(target_password.into()),
+        host_key,
+    )
+    .await
+    .unwrap();
+    let port = target.addr.port();
+
+    let staff = Client::admin(b.addr).await;
+    let mut desk = staff.shell(100, 30, None).await;
+    assert!(desk.wait_for(T, |s| s.contains("F3 Console")).await);
+    desk.send(F3).await;
+    desk.send(b"4").await;
+    assert!(desk.wait_for(T, |s| s.contains("Assets (1)")).await);
+    desk.send(b"a").await;
+    assert!(desk.wait_for(T, |s| s.contains("New asset")).await);
+    // A bad address is named beside its field as it is typed.
+    desk.send(b"web9\x1b[B127.0.0.1 x").await;
+    assert!(
+        desk.wait_for(T, |s| s.contains("address: a host name or IP address"))
+            .await,
+        "{}",
+        desk.text()
+    );
+    desk.send(b"\x7f\x7f\x1b[B\x15").await;
+    desk.send(format!("ssh/{port}").as_bytes()).await;
+    assert!(
+        desk.wait_for(T, |s| s.contains("ready: Enter to create"))
+            .await,
+        "{}",
+        desk.text()
+    );
+    desk.send(b"\r").await;
+    assert!(
+        desk.wait_for(T, |s| s.contains("asset web9 added")
+            && s.contains("Assets (2)"))
+            .await,
+        "{}",
+        desk.text()
+    );
+
+    // The account: the password is typed masked and never shown.
+    desk.send(b"5").await;
+    assert!(desk.wait_for(T, |s| s.contains("Accounts (1)")).await);
+    desk.send(b"a").await;
+    assert!(desk.wait_for(T, |s| s.contains("New account")).await);
+    desk.send(b"\x15web9\x1b[Bops\x1b[B\x1b[B").await;
+    desk.send(target_password.as_bytes()).await;
+    assert!(
+        desk.wait_for(T, |s| s.contains("*****")).await,
+        "{}",
+        desk.text()
+    );
+    assert!(!desk.text().contains(target_password));
+    desk.send(b"\r").await;
+    assert!(
+        desk.wait_for(T, |s| s.contains("account ops@web9 added")
+            && s.contains("Accounts (2)"))
+            .await,
+        "{}",
+        desk.text()
+    );
+
+    // Test: it works, and the key it presents is not pinned yet; trust it.
+    desk.send(b"/web9\r").await;
+    assert!(desk.wait_for(T, |s| s.contains("Accounts (1 of 2)")).await);
+    desk.send(b"t").await;
+    let fingerprint = rampart::auth::parse_public_key_line(&host_public)
+        .unwrap()
+        .fingerprint;
+    assert!(
+        desk.wait_for(T, |s| s.contains("web9: connection works")
+            && s.contains("authenticated in")
+            && s.contains(&fingerprint)
+            && s.contains("not pinned"))
+            .await,
+        "{}",
+        desk.text()
+    );
+    desk.send(b"t").await;
+    assert!(desk.wait_for(T, |s| s.contains("Pin the key web9")).await);
+    desk.send(b"y").await;
+    assert!(
+        desk.wait_for(T, |s| s.contains(&format!("web9: pinned {fingerprint}")))
+            .await,
+        "{}",
+        desk.text()
+    );
+
+    // Edit: the asset is taken out of use.
+    desk.send(b"4/web9\r").await;
+    assert!(desk.wait_for(T, |s| s.contains("Assets (1 of 2)")).await);
+    desk.send(b"e").await;
+    assert!(desk.wait_for(T, |s| s.contains("Edit asset web9")).await);
+    // Name, Address, Protocols, Nodes, Platform, then Active.
+    desk.send(b"\x1b[B\x1b[B\x1b[B\x1b[B\x1b[B ").await;
+    assert!(
+        desk.wait_for(T, |s| s.contains("[ ] people can connect"))
+            .await,
+        "{}",
+        desk.text()
+    );
+    desk.send(b"\r").await;
+    assert!(
+        desk.wait_for(T, |s| s.contains("asset web9 saved")).await,
+        "{}",
+        desk.text()
+    );
+    desk.send(b"q").await;
+    assert!(desk.wait_close(T).await);
+    b.shutdown().await;
+
+    let ops = &b.services.ops;
+    let shown = ops.asset_show(&Caller::local(), "web9").await.unwrap();
+    assert!(!shown.asset.active);
+    assert_eq!(shown.asset.protocols[0].port, port);
+    assert_eq!(
+        shown
+            .host_keys
+            .iter()
+            .map(|k| k.fingerprint.as_str())
+            .collect::<Vec<_>>(),
+        [fingerprint.as_str()]
+    );
+    assert_eq!(shown.accounts.len(), 1);
+    let log = operations(&b).await;
+    for verb in [
+        "asset.add",
+        "account.add",
+        "asset.test",
+        "asset.trust",
+        "asset.edit",
+    ] {
+        assert!(
+            log.iter()
+                .any(|(a, via, v)| a == "admin" && via == "console" && v == verb),
+            "{verb}: {log:?}"
+        );
+    }
+    let rows = ops
+        .audit_operations(&Caller::local(), &Query::default())
+        .await
+        .unwrap();
+    assert!(
+        !format!("{rows:?}").contains(target_password),
+        "the account password is in no log row"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_edits_users_keys_nodes_filters_acls_and_permissions() {
+    let mut b = TestBastion::start().await;
+    let ops = &b.services.ops;
+    let local = Caller::local();
+    user(&b, "carol", Role::User, "correct horse battery staple").await;
+    ops.group_add(&local, "oncall").await.unwrap();
+    ops.node_add(&local, "/DEFAULT/prod").await.unwrap();
+    ops.perm_add(
+        &local,
+        rampart::ops::PermSpec {
+            name: "carol-demo".into(),
+            users: vec!["carol".into()],
+            groups: vec![],
+            assets: vec!["demo".into()],
+            nodes: vec![],
+            accounts: "@ALL".parse().unwrap(),
+            protocols: "all".parse().unwrap(),
+            actions: "connect".parse().unwrap(),
+            valid_from: None,
+            valid_until: None,
+            comment: String::new(),
+            require_approval: false,
+        },
+    )
+    .await
+    .unwrap();
+    let (_, public) = support::ssh::new_key("carol@laptop");
+
+    let staff = Client::admin(b.addr).await;
+    let mut desk = staff.shell(100, 30, None).await;
+    assert!(desk.wait_for(T, |s| s.contains("F3 Console")).await);
+    desk.send(F3).await;
+    assert!(desk.wait_for(T, |s| s.contains("Users (2)")).await);
+
+    // A user's groups and expiry, in the edit form.
+    desk.send(b"/carol\r").await;
+    assert!(desk.wait_for(T, |s| s.contains("Users (1 of 2)")).await);
+    desk.send(b"e").await;
+    assert!(desk.wait_for(T, |s| s.contains("Edit user carol")).await);
+    // Role, Email, then Groups (Tab completes), then Expires.
+    desk.send(b"\x1b[B\x1b[Bon\t\x1b[B2030-01-01").await;
+    assert!(
+        desk.wait_for(T, |s| s.contains("oncall")
+            && s.contains("ready: Enter to save"))
+            .await,
+        "{}",
+        desk.text()
+    );
+    desk.send(b"\r").await;
+    assert!(
+        desk.wait_for(T, |s| s.contains("carol saved (user)")).await,
+        "{}",
+        desk.text()
+    );
+
+    // Her public keys: none yet; one added.
+    desk.send(b"K").await;
+    assert!(
+        desk.wait_for(T, |s| s.contains("Public keys of carol (0)"))
+            .await,
+        "{}",
+        desk.text()
+    );
+    desk.send(b"a").await;
+    assert!(
+        desk.wait_for(T, |s| s.contains("Add a public key for carol"))
+            .await
+    );
+    desk.send(public.as_bytes()).await;
+    desk.send(b"\r").await;
+    assert!(
+        desk.wait_for(T, |s| s.contains("added to carol")).await,
+        "{}",
+        desk.text()
+    );
+
+    // A node moved, with the parent it needs made on the way.
+    desk.send(b"3/prod\r").await;
+    assert!(desk.wait_for(T, |s| s.contains("Nodes (1 of")).await);
+    desk.send(b"e").await;
+    assert!(
+        desk.wait_for(T, |s| s.contains("Rename or move /DEFAULT/prod"))
+            .await
+    );
+    desk.send(b"\x15/DEFAULT/live/web\r").await;
+    assert!(
+        desk.wait_for(T, |s| s.contains(
+            "node /DEFAULT/prod moved to /DEFAULT/live/web; created /DEFAULT/live"
+        ))
+        .await,
+        "{}",
+        desk.text()
+    );
+
+    // A command filter and a login ACL.
+    desk.send(b"7").await;
+    assert!(desk.wait_for(T, |s| s.contains("Filters (")).await);
+    desk.send(b"a").await;
+    assert!(desk.wait_for(T, |s| s.contains("New command filter")).await);
+    desk.send(b"no-reboot\x1b[B^(reboot\x1b[B").await;
+    assert!(
+        desk.wait_for(T, |s| s.contains("pattern: ")).await,
+        "an unclosed group is named: {}",
+        desk.text()
+    );
+    desk.send(b"\x1b[A)\x1b[B\x1b[B\x1b[Bcarol\r").await;
+    assert!(
+        desk.wait_for(T, |s| s.contains("command filter no-reboot added"))
+            .await,
+        "{}",
+        desk.text()
+    );
+    desk.send(b"8").await;
+    assert!(desk.wait_for(T, |s| s.contains("ACLs (")).await);
+    for round in 0..2 {
+        desk.send(b"a").await;
+        assert!(desk.wait_for(T, |s| s.contains("New login ACL")).await);
+        desk.send(b"office\x1b[B\x1b[B\x1b[Bcarol\x1b[B\x1b[B10.0.0.0/8\r")
+            .await;
+        if round == 0 {
+            assert!(
+                desk.wait_for(T, |s| s.contains("login ACL office added"))
+                    .await,
+                "{}",
+                desk.text()
+            );
+        }
+    }
+    // The second is refused by ops: the form comes back, with the reason.
+    assert!(
+        desk.wait_for(T, |s| s.contains("New login ACL")
+            && s.contains("already exists"))
+            .await,
+        "{}",
+        desk.text()
+    );
+    desk.send(b"\x1b").await;
+    assert!(desk.wait_for(T, |s| !s.contains("New login ACL")).await);
+
+    // The permission, edited: uploads too.
+    desk.send(b"6/carol\r").await;
+    assert!(desk.wait_for(T, |s| s.contains("Perms (1 of")).await);
+    desk.send(b"e").await;
+    assert!(
+        desk.wait_for(T, |s| s.contains("Edit permission carol-demo"))
+            .await
+    );
+    // Name, Users, Groups, Assets, Nodes, Accounts, Protocols, Actions.
+    desk.send(b"\x1b[B\x1b[B\x1b[B\x1b[B\x1b[B\x1b[B\x1b[B\x15connect,upload\r")
+        .await;
+    assert!(
+        desk.wait_for(T, |s| s.contains("permission carol-demo saved"))
+            .await,
+        "{}",
+        desk.text()
+    );
+    desk.send(b"q").await;
+    assert!(desk.wait_close(T).await);
+    b.shutdown().await;
+
+    let ops = &b.services.ops;
+    let carol = ops.user_show(&local, "carol").await.unwrap();
+    assert_eq!(carol.groups, ["oncall"]);
+    assert_eq!(
+        carol.user.expires_at.map(|t| t.to_string()),
+        Some("2030-01-01T00:00:00Z".into())
+    );
+    assert_eq!(carol.keys.len(), 1);
+    let nodes: Vec<String> = ops
+        .node_list(&local)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|n| n.path)
+        .collect();
+    assert!(
+        nodes.contains(&"/DEFAULT/live/web".to_string()),
+        "{nodes:?}"
+    );
+    assert!(!nodes.contains(&"/DEFAULT/prod".to_string()), "{nodes:?}");
+    let filter = ops.filter_show(&local, "no-reboot").await.unwrap();
+    assert_eq!(filter.pattern, "^(reboot)");
+    assert_eq!(filter.users, ["carol"]);
+    let acls = ops.acl_list(&local).await.unwrap();
+    assert_eq!(acls.len(), 1);
+    assert_eq!(acls[0].sources, ["10.0.0.0/8"]);
+    let perm = ops.perm_show(&local, "carol-demo").await.unwrap();
+    assert_eq!(perm.actions.to_string(), "connect,upload");
+    let log = operations(&b).await;
+    for verb in [
+        "user.edit",
+        "user.key-add",
+        "node.move",
+        "filter.add",
+        "acl.add",
+        "perm.edit",
+    ] {
+        assert!(
+            log.iter()
+                .any(|(a, via, v)| a == "admin" && via == "console" && v == verb),
+            "{verb}: {log:?}"
+        );
+    }
+}
