@@ -1129,3 +1129,37 @@ fn asset_test_reports_success_refusal_and_the_key_to_pin() {
     assert!(!log.contains(PASSWORD) && !log.contains("wrong-password-1"));
     drop(rt);
 }
+
+#[test]
+fn audit_listings_take_a_time_range() {
+    let b = newcomer();
+    let all = b.json_lines(&["audit", "operations"]);
+    assert_eq!(all.len(), 6);
+    // The fourth newest row's moment splits the log: before it and since it.
+    let split = all[3]["at"].as_str().unwrap().to_string();
+    let since = b.json_lines(&["audit", "operations", "--since", &split]);
+    let until = b.json_lines(&["audit", "operations", "--until", &split]);
+    assert!(since.len() >= 4, "{since:?}");
+    assert_eq!(since.len() + until.len(), 6, "each row on exactly one side");
+    assert!(
+        until
+            .iter()
+            .all(|o| o["at"].as_str().unwrap() < split.as_str())
+    );
+    assert!(
+        b.json_lines(&["audit", "operations", "--until", "1h"])
+            .is_empty()
+    );
+    assert_eq!(
+        b.json_lines(&["audit", "operations", "--since", "1h"])
+            .len(),
+        6
+    );
+    let line = b
+        .run(&["audit", "operations", "--until", "tomorrowish"])
+        .refused();
+    assert!(
+        line.contains("--until") && line.contains("duration ago"),
+        "{line}"
+    );
+}

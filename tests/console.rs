@@ -1372,6 +1372,33 @@ async fn the_console_edits_users_keys_nodes_filters_acls_and_permissions() {
         "{}",
         desk.text()
     );
+
+    // The operation log, narrowed when loaded: by whom, and since when.
+    desk.send(F4).await;
+    desk.send(b"7").await;
+    assert!(
+        desk.wait_for(T, |s| s.contains("local:root")).await,
+        "{}",
+        desk.text()
+    );
+    desk.send(b"t").await;
+    assert!(desk.wait_for(T, |s| s.contains("Narrow the history")).await);
+    desk.send(b"admin\x1b[B\x1b[Bsoon").await;
+    assert!(
+        desk.wait_for(T, |s| s.contains("duration ago")).await,
+        "a bad time is named: {}",
+        desk.text()
+    );
+    desk.send(b"\x15" as &[u8]).await;
+    desk.send(b"1h\r").await;
+    assert!(
+        desk.wait_for(T, |s| s.contains("Operations (user admin, since")
+            && s.contains("perm.edit")
+            && !s.contains("local:root"))
+            .await,
+        "{}",
+        desk.text()
+    );
     desk.send(b"q").await;
     assert!(desk.wait_close(T).await);
     b.shutdown().await;

@@ -692,6 +692,9 @@ pub struct AuditFilter {
     /// Only rows at or after this time (RFC 3339, date, or a duration ago such as 24h or 7d)
     #[arg(long, value_name = "TIME")]
     pub since: Option<String>,
+    /// Only rows before this time (same forms as --since)
+    #[arg(long, value_name = "TIME")]
+    pub until: Option<String>,
     /// At most this many rows
     #[arg(long)]
     pub limit: Option<i64>,

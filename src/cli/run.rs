@@ -43,27 +43,6 @@ fn read_file(caller: &Caller, path: &Path, what: &str) -> anyhow::Result<String>
     std::fs::read_to_string(path).with_context(|| format!("cannot read {what} {}", path.display()))
 }
 
-/// `--since`: a time, or a duration ago (`30m`, `24h`, `7d`, `2w`).
-fn parse_since(text: &str, tz: &TimeZone, now: Timestamp) -> anyhow::Result<Timestamp> {
-    let ago = text
-        .strip_suffix(['s', 'm', 'h', 'd', 'w'])
-        .and_then(|n| n.parse::<i64>().ok())
-        .filter(|n| *n >= 0);
-    if let (Some(n), Some(unit)) = (ago, text.chars().last()) {
-        let seconds = match unit {
-            's' => 1,
-            'm' => 60,
-            'h' => 3600,
-            'd' => 86_400,
-            _ => 7 * 86_400,
-        };
-        let span = jiff::SignedDuration::from_secs(n.saturating_mul(seconds));
-        return Ok(now.checked_sub(span).unwrap_or(Timestamp::MIN));
-    }
-    ops::parse_time(text, tz)
-        .map_err(|e| anyhow!("--since: {e} (or a duration ago such as 24h, 7d)"))
-}
-
 fn query(f: &AuditFilter, tz: &TimeZone, now: Timestamp) -> anyhow::Result<Query> {
     Ok(Query {
         user: f.user.clone(),
@@ -71,8 +50,15 @@ fn query(f: &AuditFilter, tz: &TimeZone, now: Timestamp) -> anyhow::Result<Query
         since: f
             .since
             .as_deref()
-            .map(|s| parse_since(s, tz, now))
-            .transpose()?,
+            .map(|s| ops::parse_since(s, tz, now))
+            .transpose()
+            .map_err(|e| anyhow!("--since: {e}"))?,
+        until: f
+            .until
+            .as_deref()
+            .map(|s| ops::parse_since(s, tz, now))
+            .transpose()
+            .map_err(|e| anyhow!("--until: {e}"))?,
         limit: f.limit,
     })
 }

@@ -256,6 +256,37 @@ pub fn parse_time(text: &str, tz: &jiff::tz::TimeZone) -> Result<Timestamp, Pars
         .map_err(|_| ParseError::new("time", text, expected))
 }
 
+/// A moment to list from or to: a time as for [`parse_time`], or a
+/// duration ago (`30m`, `24h`, `7d`, `2w`).
+pub fn parse_since(
+    text: &str,
+    tz: &jiff::tz::TimeZone,
+    now: Timestamp,
+) -> Result<Timestamp, ParseError> {
+    let ago = text
+        .strip_suffix(['s', 'm', 'h', 'd', 'w'])
+        .and_then(|n| n.parse::<i64>().ok())
+        .filter(|n| *n >= 0);
+    if let (Some(n), Some(unit)) = (ago, text.chars().last()) {
+        let seconds = match unit {
+            's' => 1,
+            'm' => 60,
+            'h' => 3600,
+            'd' => 86_400,
+            _ => 7 * 86_400,
+        };
+        let span = jiff::SignedDuration::from_secs(n.saturating_mul(seconds));
+        return Ok(now.checked_sub(span).unwrap_or(Timestamp::MIN));
+    }
+    parse_time(text, tz).map_err(|_| {
+        ParseError::new(
+            "time",
+            text,
+            "a time (2026-12-01, 2026-12-01 08:00, RFC 3339) or a duration ago (24h, 7d)",
+        )
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

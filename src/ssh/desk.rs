@@ -18,7 +18,7 @@ use crate::ops::{
 };
 use crate::record::PlayerOptions;
 use crate::store::audit_log::Query;
-use crate::tui::desk::{Data, Names, Op, OpDone, ReachQuery, Tab, TestReport};
+use crate::tui::desk::{Data, History, Names, Op, OpDone, ReachQuery, Tab, TestReport};
 use crate::tui::{InputParser, Replay, Screen, Theme, Watch, watch};
 
 /// Rows loaded for a history list; the filter narrows within them.
@@ -45,11 +45,15 @@ pub(super) async fn fetch(
     tab: Tab,
     reach: Option<&ReachQuery>,
     seen: Option<&str>,
+    history: &History,
 ) -> Result<Data, String> {
     let ops = &shared.services.ops;
     let q = Query {
+        user: history.user.clone(),
+        asset: history.asset.clone(),
+        since: history.since,
+        until: history.until,
         limit: Some(HISTORY_ROWS),
-        ..Query::default()
     };
     let data = match tab {
         Tab::Dashboard => ops

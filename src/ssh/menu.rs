@@ -359,7 +359,17 @@ fn set_clock(shared: &Shared, desk: &mut Desk) {
 async fn load(shared: &Shared, caller: &crate::ops::Caller, desk: &mut Desk, tab: Tab) {
     let reach = desk.reach_query().cloned();
     let seen = desk.seen_query().map(str::to_string);
-    match desk::fetch(shared, caller, tab, reach.as_ref(), seen.as_deref()).await {
+    let history = desk.history().clone();
+    match desk::fetch(
+        shared,
+        caller,
+        tab,
+        reach.as_ref(),
+        seen.as_deref(),
+        &history,
+    )
+    .await
+    {
         Ok(data) => desk.set_data(data),
         Err(e) => desk.set_notice(tui::Severity::Danger, e),
     }

@@ -194,6 +194,8 @@ pub struct Query {
     pub user: Option<String>,
     pub asset: Option<String>,
     pub since: Option<Timestamp>,
+    /// Only rows before this time.
+    pub until: Option<Timestamp>,
     pub limit: Option<i64>,
 }
 
@@ -203,6 +205,10 @@ impl Query {
     }
     fn since(&self) -> String {
         self.since.map(ts).unwrap_or_default()
+    }
+    /// `''` for no end.
+    fn until(&self) -> String {
+        self.until.map(ts).unwrap_or_default()
     }
 }
 
@@ -219,12 +225,13 @@ pub struct LoginRow {
 pub async fn logins(conn: &mut SqliteConnection, q: &Query) -> Result<Vec<LoginRow>> {
     let rows = sqlx::query(
         "SELECT at, user_name, source, method, result, reason FROM login_log
-         WHERE ($1 IS NULL OR user_name = $1) AND at >= $2
+         WHERE ($1 IS NULL OR user_name = $1) AND at >= $2 AND ($4 = '' OR at < $4)
          ORDER BY at DESC, seq DESC LIMIT $3",
     )
     .bind(&q.user)
     .bind(q.since())
     .bind(q.limit())
+    .bind(q.until())
     .fetch_all(conn)
     .await?;
     rows.iter()
@@ -304,12 +311,13 @@ fn json(text: Option<String>) -> Result<Option<serde_json::Value>> {
 pub async fn operations(conn: &mut SqliteConnection, q: &Query) -> Result<Vec<OperationRow>> {
     let rows = sqlx::query(
         "SELECT at, actor, actor_role, via, verb, object, before, after FROM operation_log
-         WHERE ($1 IS NULL OR actor = $1) AND at >= $2
+         WHERE ($1 IS NULL OR actor = $1) AND at >= $2 AND ($4 = '' OR at < $4)
          ORDER BY seq DESC LIMIT $3",
     )
     .bind(&q.user)
     .bind(q.since())
     .bind(q.limit())
+    .bind(q.until())
     .fetch_all(conn)
     .await?;
     rows.iter()
@@ -345,12 +353,13 @@ pub struct RefusalRow {
 pub async fn refusals(conn: &mut SqliteConnection, q: &Query) -> Result<Vec<RefusalRow>> {
     let rows = sqlx::query(
         "SELECT at, user_name, source, request, reason FROM refusals
-         WHERE ($1 IS NULL OR user_name = $1) AND at >= $2
+         WHERE ($1 IS NULL OR user_name = $1) AND at >= $2 AND ($4 = '' OR at < $4)
          ORDER BY seq DESC LIMIT $3",
     )
     .bind(&q.user)
     .bind(q.since())
     .bind(q.limit())
+    .bind(q.until())
     .fetch_all(conn)
     .await?;
     rows.iter()
@@ -382,13 +391,14 @@ pub async fn commands(conn: &mut SqliteConnection, q: &Query) -> Result<Vec<Comm
     let rows = sqlx::query(
         "SELECT at, session_id, user_name, asset_name, account, command, action, rule
          FROM commands
-         WHERE ($1 IS NULL OR user_name = $1) AND ($2 IS NULL OR asset_name = $2) AND at >= $3
+         WHERE ($1 IS NULL OR user_name = $1) AND ($2 IS NULL OR asset_name = $2) AND at >= $3 AND ($5 = '' OR at < $5)
          ORDER BY at DESC LIMIT $4",
     )
     .bind(&q.user)
     .bind(&q.asset)
     .bind(q.since())
     .bind(q.limit())
+    .bind(q.until())
     .fetch_all(conn)
     .await?;
     rows.iter()
@@ -428,13 +438,14 @@ pub async fn transfers(conn: &mut SqliteConnection, q: &Query) -> Result<Vec<Tra
         "SELECT at, session_id, user_name, asset_name, account, operation, path, size, result,
                 sha256, error
          FROM transfers
-         WHERE ($1 IS NULL OR user_name = $1) AND ($2 IS NULL OR asset_name = $2) AND at >= $3
+         WHERE ($1 IS NULL OR user_name = $1) AND ($2 IS NULL OR asset_name = $2) AND at >= $3 AND ($5 = '' OR at < $5)
          ORDER BY at DESC LIMIT $4",
     )
     .bind(&q.user)
     .bind(&q.asset)
     .bind(q.since())
     .bind(q.limit())
+    .bind(q.until())
     .fetch_all(conn)
     .await?;
     rows.iter()

@@ -174,6 +174,7 @@ pub async fn list(
          FROM sessions
          WHERE ($1 IS NULL OR user_name = $1) AND ($2 IS NULL OR asset_name = $2)
            AND started_at >= $3 AND ($4 = 0 OR status = 'live')
+           AND ($6 = '' OR started_at < $6)
          ORDER BY started_at DESC LIMIT $5",
     )
     .bind(&q.user)
@@ -181,6 +182,7 @@ pub async fn list(
     .bind(q.since.map(ts).unwrap_or_default())
     .bind(i64::from(live_only))
     .bind(q.limit.unwrap_or(i64::MAX))
+    .bind(q.until.map(ts).unwrap_or_default())
     .fetch_all(conn)
     .await?;
     rows.iter().map(session).collect()

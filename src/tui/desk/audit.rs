@@ -63,6 +63,15 @@ impl Tab {
         Tab::Reach,
     ];
 
+    /// The lists of what happened, loaded narrowed by [`super::History`].
+    pub const HISTORY: &'static [Tab] = &[
+        Tab::Sessions,
+        Tab::Commands,
+        Tab::Transfers,
+        Tab::Logins,
+        Tab::Operations,
+    ];
+
     pub fn title(self) -> &'static str {
         match self {
             Tab::Dashboard => "Dashboard",

@@ -159,6 +159,38 @@ pub enum Op {
     },
 }
 
+/// What the history lists (sessions, commands, transfers, logins,
+/// operations) are narrowed to when loaded; the `/` filter then works
+/// within the rows loaded.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct History {
+    pub user: Option<String>,
+    pub asset: Option<String>,
+    pub since: Option<Timestamp>,
+    pub until: Option<Timestamp>,
+}
+
+impl History {
+    /// "user alice, since 2026-11-01 08:00", or "" when not narrowed.
+    fn describe(&self, tz: &jiff::tz::TimeZone) -> String {
+        let at = |t: &Timestamp| {
+            t.to_zoned(tz.clone())
+                .strftime("%Y-%m-%d %H:%M")
+                .to_string()
+        };
+        [
+            self.user.as_ref().map(|u| format!("user {u}")),
+            self.asset.as_ref().map(|a| format!("asset {a}")),
+            self.since.as_ref().map(|t| format!("since {}", at(t))),
+            self.until.as_ref().map(|t| format!("before {}", at(t))),
+        ]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join(", ")
+    }
+}
+
 /// The two questions an admin asks every day.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ReachQuery {
@@ -250,6 +282,8 @@ enum Dialog {
         secret: Secret<String>,
     },
     Edit(Box<Editor>),
+    /// Narrowing the history lists.
+    History(Box<super::form::Form>),
     /// A user's public keys.
     Keys(Keys),
     /// A connection test's findings.
@@ -343,6 +377,7 @@ pub struct Desk {
     submitted: Option<Box<Editor>>,
     /// What the user being loaded is for.
     loading_user: Option<UserThen>,
+    history: History,
 }
 
 /// The entries the console lists, as loaded, for their edit forms.
@@ -400,6 +435,7 @@ impl Desk {
             records: Records::default(),
             submitted: None,
             loading_user: None,
+            history: History::default(),
         }
     }
 
@@ -497,6 +533,41 @@ impl Desk {
         self.reach.as_ref()
     }
 
+    /// What the history lists are narrowed to.
+    pub fn history(&self) -> &History {
+        &self.history
+    }
+
+    fn history_form(&self) -> super::form::Form {
+        let at = |t: Option<Timestamp>| {
+            t.map(|t| {
+                t.to_zoned(self.time_zone.clone())
+                    .strftime("%Y-%m-%d %H:%M")
+                    .to_string()
+            })
+            .unwrap_or_default()
+        };
+        let check = |tz: jiff::tz::TimeZone, now: Timestamp| {
+            move |text: &str| {
+                crate::ops::parse_since(text, &tz, now)
+                    .map(|_| ())
+                    .map_err(|e| e.expected)
+            }
+        };
+        let h = &self.history;
+        super::form::Form::new("Narrow the history", "apply")
+            .text("User", 64, "any user")
+            .value(h.user.as_deref().unwrap_or(""))
+            .text("Asset", 64, "any asset")
+            .value(h.asset.as_deref().unwrap_or(""))
+            .text("Since", 40, "7d, 24h, 2026-11-01 or 2026-11-01 08:00")
+            .check(check(self.time_zone.clone(), self.now))
+            .value(&at(h.since))
+            .text("Until", 40, "optional, same forms")
+            .check(check(self.time_zone.clone(), self.now))
+            .value(&at(h.until))
+    }
+
     /// The text the Seen tab searches for, once one was asked.
     pub fn seen_query(&self) -> Option<&str> {
         self.seen.as_deref()
@@ -522,6 +593,17 @@ impl Desk {
         if let Data::Dashboard(d) = data {
             self.dashboard = Some(d);
             return;
+        }
+        let tab = data.tab();
+        if Tab::HISTORY.contains(&tab) {
+            let narrowed = self.history.describe(&self.time_zone);
+            if let Some(table) = self.table_mut(tab) {
+                table.set_title(if narrowed.is_empty() {
+                    tab.title().to_string()
+                } else {
+                    format!("{} ({narrowed})", tab.title())
+                });
+            }
         }
         match &data {
             Data::Operations(list) => self.operations = list.clone(),
@@ -765,6 +847,13 @@ impl Desk {
                     field: Field::plain(crate::live::MAX_LINE),
                     target: ReasonFor::Logout(user),
                 });
+                None
+            }
+            (
+                Tab::Sessions | Tab::Commands | Tab::Transfers | Tab::Logins | Tab::Operations,
+                Key::Char('t'),
+            ) => {
+                self.dialog = Some(Dialog::History(Box::new(self.history_form())));
                 None
             }
             (Tab::Sessions, Key::Enter) => Some(DeskOutcome::Replay {
@@ -1093,6 +1182,28 @@ impl Desk {
                 other => {
                     field.handle(&other);
                     self.dialog = Some(Dialog::Prompt(ask, field));
+                    None
+                }
+            },
+            Dialog::History(mut form) => match form.handle(&key) {
+                Some(super::form::FormKey::Cancel) => None,
+                Some(super::form::FormKey::Submit) => {
+                    let when = |label: &str| match form.get(label) {
+                        "" => None,
+                        text => crate::ops::parse_since(text, &self.time_zone, self.now).ok(),
+                    };
+                    let text =
+                        |label: &str| Some(form.get(label).to_string()).filter(|t| !t.is_empty());
+                    self.history = History {
+                        user: text("User"),
+                        asset: text("Asset"),
+                        since: when("Since"),
+                        until: when("Until"),
+                    };
+                    self.showing().map(DeskOutcome::Fetch)
+                }
+                None => {
+                    self.dialog = Some(Dialog::History(form));
                     None
                 }
             },

@@ -22,6 +22,7 @@ const HELP: &[(&str, &str)] = &[
     ("r", "reload the list"),
     ("Enter", "live: monitor; sessions, commands, seen: replay"),
     ("f", "sessions, seen: find a text that appeared on a screen"),
+    ("t", "history: narrow to a user, an asset, a time range"),
     ("j", "live: join (type into the session)"),
     ("k  L", "live: end the session / all of its user's"),
     (
@@ -250,6 +251,7 @@ impl Desk {
                 );
             }
             Dialog::Edit(form) => form.render(frame, area, theme),
+            Dialog::History(form) => form.render(frame, area, theme, None),
             Dialog::Keys(keys) => keys.render(frame, area, theme),
             Dialog::Test(report) => {
                 let height = (report.lines.len() as u16 + 4).min(area.height);
