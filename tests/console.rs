@@ -1447,3 +1447,117 @@ async fn the_console_edits_users_keys_nodes_filters_acls_and_permissions() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn force_logout_ends_every_session_of_that_user_and_no_other() {
+    let mut b = TestBastion::start().await;
+    let password = "correct horse battery staple";
+    user(&b, "carol", Role::User, password).await;
+    b.services
+        .ops
+        .perm_add(
+            &Caller::local(),
+            rampart::ops::PermSpec {
+                name: "carol-demo".into(),
+                users: vec!["carol".into()],
+                groups: vec![],
+                assets: vec!["demo".into()],
+                nodes: vec![],
+                accounts: "@ALL".parse().unwrap(),
+                protocols: "all".parse().unwrap(),
+                actions: "connect".parse().unwrap(),
+                valid_from: None,
+                valid_until: None,
+                comment: String::new(),
+                require_approval: false,
+            },
+        )
+        .await
+        .unwrap();
+    b.reload().await;
+    let carol = Client::password(b.addr, "carol", password).await.unwrap();
+    let mut first = carol.shell(80, 24, Some("demo")).await;
+    let carol2 = Client::password(b.addr, "carol", password).await.unwrap();
+    let mut second = carol2.shell(80, 24, Some("demo")).await;
+    let other = Client::admin(b.addr).await;
+    let mut bystander = other.shell(80, 24, Some("demo")).await;
+    for term in [&mut first, &mut second, &mut bystander] {
+        assert!(
+            term.wait_for(T, |s| s.contains("demo@demo:~$")).await,
+            "{}",
+            term.text()
+        );
+    }
+
+    let staff = Client::admin(b.addr).await;
+    let mut desk = staff.shell(100, 30, None).await;
+    assert!(desk.wait_for(T, |s| s.contains("F4 Audit")).await);
+    desk.send(F4).await;
+    desk.send(b"2").await;
+    assert!(
+        desk.wait_for(T, |s| s.contains("Live (3)")).await,
+        "{}",
+        desk.text()
+    );
+    desk.send(b"/carol\r").await;
+    assert!(desk.wait_for(T, |s| s.contains("Live (2 of 3)")).await);
+    desk.send(b"L").await;
+    assert!(
+        desk.wait_for(T, |s| s.contains("End every session of carol"))
+            .await,
+        "{}",
+        desk.text()
+    );
+    desk.send(b"account review\r").await;
+    assert!(
+        desk.wait_for(T, |s| s.contains("ended 2 session(s) of carol"))
+            .await,
+        "{}",
+        desk.text()
+    );
+    for term in [&mut first, &mut second] {
+        assert!(
+            term.wait_for(T, |s| s.contains("account review")).await,
+            "{}",
+            term.text()
+        );
+        assert!(term.wait_close(T).await);
+    }
+    // The bystander's session goes on.
+    bystander.send(b"echo still-here").await;
+    assert!(
+        bystander
+            .wait_for(T, |s| s.contains("echo still-here"))
+            .await
+    );
+    bystander.send(b"\r").await;
+    assert!(
+        bystander
+            .wait_for(T, |s| s.matches("still-here").count() >= 2)
+            .await
+    );
+    assert_eq!(b.shared.live.list().len(), 1);
+    desk.send(b"q").await;
+    assert!(desk.wait_close(T).await);
+    b.shutdown().await;
+    let log = operations(&b).await;
+    assert!(
+        log.iter()
+            .any(|(a, via, v)| a == "admin" && via == "console" && v == "user.logout"),
+        "{log:?}"
+    );
+    let sessions = b
+        .services
+        .ops
+        .session_list(&Caller::local(), &Query::default(), false)
+        .await
+        .unwrap();
+    let carols: Vec<_> = sessions.iter().filter(|s| s.user == "carol").collect();
+    assert_eq!(carols.len(), 2);
+    assert!(
+        carols
+            .iter()
+            .all(|s| s.ended_at.is_some() && s.recording.is_some()),
+        "{carols:?}"
+    );
+}
