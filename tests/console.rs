@@ -1249,6 +1249,22 @@ async fn the_console_edits_users_keys_nodes_filters_acls_and_permissions() {
     assert!(desk.wait_for(T, |s| s.contains("F3 Console")).await);
     desk.send(F3).await;
     assert!(desk.wait_for(T, |s| s.contains("Users (2)")).await);
+    // `?` lists the keys of this screen, the common ones first.
+    desk.send(b"?").await;
+    assert!(
+        desk.wait_for(T, |s| s.contains("public keys (a add, x remove)")
+            && s.contains("reload the list")
+            && s.contains("quit")
+            && !s.contains("force logout"))
+            .await,
+        "{}",
+        desk.text()
+    );
+    desk.send(b" ").await;
+    assert!(
+        desk.wait_for(T, |s| !s.contains("public keys (a add"))
+            .await
+    );
 
     // A user's groups and expiry, in the edit form.
     desk.send(b"/carol\r").await;

@@ -12,7 +12,7 @@ use super::{Desk, Dialog, Tab, View, dashboard};
 use crate::model::Role;
 use crate::store::audit_log::OperationRow;
 
-/// Keys listed by `?` in the console and audit views.
+/// Keys listed by `?` on every tab of the console and audit views.
 const HELP: &[(&str, &str)] = &[
     ("F2 F3 F4", "workbench / console / audit (Ctrl-T cycles)"),
     ("Tab 1-9", "next tab / tab by number"),
@@ -20,35 +20,75 @@ const HELP: &[(&str, &str)] = &[
     ("/", "filter the list; Esc clears"),
     ("s S", "sort by the next column / reverse"),
     ("r", "reload the list"),
-    ("Enter", "live: monitor; sessions, commands, seen: replay"),
-    ("f", "sessions, seen: find a text that appeared on a screen"),
-    ("t", "history: narrow to a user, an asset, a time range"),
-    ("j", "live: join (type into the session)"),
-    ("k  L", "live: end the session / all of its user's"),
-    (
-        "a",
-        "users, groups, nodes, assets, accounts, perms, filters, ACLs: add",
-    ),
-    (
-        "e Enter",
-        "users, assets, accounts, perms, filters, ACLs: edit; nodes: rename or move",
-    ),
-    ("m r", "groups: add / remove members"),
-    ("K", "users: public keys (a add, x remove)"),
-    ("d u", "users: disable or enable / unlock"),
-    ("p M", "users: new one-time password / reset MFA"),
-    (
-        "t",
-        "assets, accounts: test the connection (then t: trust the key)",
-    ),
-    ("w", "users: what can they reach; assets: who can reach it"),
-    (
-        "x Del",
-        "groups, nodes, assets, accounts, perms, filters, ACLs: remove",
-    ),
     ("F5", "commands waiting for approval (a approve, d deny)"),
     ("q", "quit"),
 ];
+
+/// The keys of one tab, listed by `?` after [`HELP`].
+fn tab_help(tab: Tab) -> &'static [(&'static str, &'static str)] {
+    match tab {
+        Tab::Dashboard => &[],
+        Tab::Live => &[
+            ("Enter m", "monitor the session (read-only)"),
+            ("j", "join it: your keys go to the session; Ctrl-] leaves"),
+            ("k", "end it, with a reason the person sees"),
+            ("L", "end every session of its user (force logout)"),
+        ],
+        Tab::Sessions => &[
+            ("Enter", "replay the recording"),
+            ("f", "find a text that appeared on a screen"),
+            ("t", "narrow to a user, an asset, a time range"),
+        ],
+        Tab::Commands => &[
+            ("Enter", "replay the session at that command"),
+            ("t", "narrow to a user, an asset, a time range"),
+        ],
+        Tab::Transfers | Tab::Logins => &[("t", "narrow to a user, an asset, a time range")],
+        Tab::Operations => &[
+            ("Enter", "what changed: the whole before and after"),
+            ("t", "narrow to a user (the actor) and a time range"),
+        ],
+        Tab::Seen => &[
+            ("Enter", "replay the session at that moment"),
+            ("f", "find another text"),
+        ],
+        Tab::Users => &[
+            ("a", "add a user"),
+            ("e Enter", "edit role, email, groups, expiry"),
+            ("K", "public keys (a add, x remove)"),
+            ("d u", "disable or enable / unlock"),
+            ("p M", "new one-time password / reset MFA"),
+            ("w", "what can this user reach"),
+        ],
+        Tab::Groups => &[
+            ("a", "add a group"),
+            ("m r", "add / remove members"),
+            ("x Del", "remove the group"),
+        ],
+        Tab::Nodes => &[
+            ("a", "add a node"),
+            ("e Enter", "rename or move it with everything under it"),
+            ("x Del", "remove it (refused while it holds assets)"),
+        ],
+        Tab::Assets => &[
+            ("a e", "add / edit an asset"),
+            ("t", "test the connection (then t: trust the key)"),
+            ("w", "who can reach this asset"),
+            ("x Del", "remove it with its accounts"),
+        ],
+        Tab::Accounts => &[
+            ("a e", "add / edit an account (secret typed masked)"),
+            ("t", "test the connection with this account"),
+            ("x Del", "remove it"),
+        ],
+        Tab::Permissions | Tab::Filters | Tab::Acls => &[
+            ("a", "add one"),
+            ("e Enter", "edit it"),
+            ("x Del", "remove it"),
+        ],
+        Tab::Reach => &[],
+    }
+}
 
 impl Desk {
     pub fn render(&self, frame: &mut Frame, theme: &Theme) {
@@ -193,7 +233,13 @@ impl Desk {
                 .title(Span::styled(title, style))
         };
         match dialog {
-            Dialog::Help => help_box(frame, area, theme, HELP),
+            Dialog::Help => {
+                let mut keys = HELP.to_vec();
+                if let Some(tab) = self.showing() {
+                    keys.extend_from_slice(tab_help(tab));
+                }
+                help_box(frame, area, theme, &keys);
+            }
             Dialog::Confirm { text, .. } => {
                 let rect = centered(area, 60, 6);
                 frame.render_widget(Clear, rect);
