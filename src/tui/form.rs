@@ -247,19 +247,6 @@ impl Form {
         self
     }
 
-    /// Fills in the input called `label`.
-    pub(crate) fn set(mut self, label: &str, value: &str) -> Form {
-        if let Some(field) = self
-            .items
-            .iter_mut()
-            .find(|i| i.label == label)
-            .and_then(Item::field_mut)
-        {
-            field.set(value);
-        }
-        self
-    }
-
     /// Fills in the last toggle.
     pub(crate) fn on(self, on: bool) -> Form {
         self.value(if on { "on" } else { "off" })

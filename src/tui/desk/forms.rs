@@ -160,12 +160,28 @@ fn action(editing: bool) -> &'static str {
     if editing { "save" } else { "create" }
 }
 
-/// The bindings shared by permissions and filters.
-fn bindings(form: Form) -> Form {
+/// A form for a new `what`, or to edit the one called `name`, that opens
+/// with the name (checked as a name of `kind`).
+fn named(what: &str, kind: &'static str, hint: &str, name: Option<&str>) -> Form {
+    Form::new(title(what, name), action(name.is_some()))
+        .text("Name", 64, hint)
+        .required()
+        .check(name_check(kind))
+        .value(name.unwrap_or(""))
+}
+
+/// The bindings shared by permissions and filters: users, groups, assets
+/// and nodes, filled in from `now` when editing.
+fn bindings(form: Form, now: Option<[&[String]; 4]>) -> Form {
+    let [users, groups, assets, nodes] = now.unwrap_or_default();
     form.names("Users", "user", "comma separated; Tab completes")
+        .value(&users.join(", "))
         .names("Groups", "group", "comma separated; Tab completes")
+        .value(&groups.join(", "))
         .names("Assets", "asset", "comma separated; Tab completes")
+        .value(&assets.join(", "))
         .names("Nodes", "node", "/DEFAULT/prod; Tab completes")
+        .value(&nodes.join(", "))
 }
 
 impl Editor {
@@ -180,14 +196,7 @@ impl Editor {
 
     pub(super) fn user(view: Option<&UserView>, tz: &TimeZone) -> Editor {
         let user = view.map(|v| &v.user);
-        let form = Form::new(
-            title("user", user.map(|u| u.name.as_str())),
-            action(user.is_some()),
-        )
-        .text("Name", 64, "alice")
-        .required()
-        .check(name_check("name"))
-        .value(user.map_or("", |u| u.name.as_str()));
+        let form = named("user", "name", "alice", user.map(|u| u.name.as_str()));
         let form = if user.is_some() { form.locked() } else { form };
         let form = form
             .choice("Role", &ROLES)
@@ -211,14 +220,12 @@ impl Editor {
                 .collect::<Vec<_>>()
                 .join(", ")
         });
-        let form = Form::new(
-            title("asset", asset.map(|a| a.name.as_str())),
-            action(asset.is_some()),
+        let form = named(
+            "asset",
+            "asset name",
+            "web1",
+            asset.map(|a| a.name.as_str()),
         )
-        .text("Name", 64, "web1")
-        .required()
-        .check(name_check("asset name"))
-        .value(asset.map_or("", |a| a.name.as_str()))
         .text("Address", 253, "10.0.0.7 or web1.example.com")
         .required()
         .check(|t| model::check_address(t).map_err(|e| e.expected))
@@ -288,22 +295,16 @@ impl Editor {
     }
 
     pub(super) fn perm(perm: Option<&Permission>, tz: &TimeZone) -> Editor {
-        let form = Form::new(
-            title("permission", perm.map(|p| p.name.as_str())),
-            action(perm.is_some()),
-        )
-        .text("Name", 64, "web-ops")
-        .required()
-        .check(name_check("name"))
-        .value(perm.map_or("", |p| p.name.as_str()));
-        let mut form = bindings(form);
-        if let Some(p) = perm {
-            form = form
-                .set("Users", &p.users.join(", "))
-                .set("Groups", &p.groups.join(", "))
-                .set("Assets", &p.assets.join(", "))
-                .set("Nodes", &p.nodes.join(", "));
-        }
+        let form = named(
+            "permission",
+            "name",
+            "web-ops",
+            perm.map(|p| p.name.as_str()),
+        );
+        let form = bindings(
+            form,
+            perm.map(|p| [&p.users[..], &p.groups, &p.assets, &p.nodes]),
+        );
         let form = form
             .text("Accounts", 400, "@ALL, @INPUT, @USER or usernames")
             .check(parses::<AccountSpec>())
@@ -332,14 +333,12 @@ impl Editor {
     }
 
     pub(super) fn filter(filter: Option<&CommandFilter>, tz: &TimeZone) -> Editor {
-        let form = Form::new(
-            title("command filter", filter.map(|f| f.name.as_str())),
-            action(filter.is_some()),
+        let form = named(
+            "command filter",
+            "filter name",
+            "no-reboot",
+            filter.map(|f| f.name.as_str()),
         )
-        .text("Name", 64, "no-reboot")
-        .required()
-        .check(name_check("filter name"))
-        .value(filter.map_or("", |f| f.name.as_str()))
         .text(
             "Pattern",
             400,
@@ -353,14 +352,10 @@ impl Editor {
         .text("Priority", 6, "50: lower numbers win among non-deny rules")
         .check(parses::<i32>())
         .value(&filter.map_or(50, |f| f.priority).to_string());
-        let mut form = bindings(form);
-        if let Some(f) = filter {
-            form = form
-                .set("Users", &f.users.join(", "))
-                .set("Groups", &f.groups.join(", "))
-                .set("Assets", &f.assets.join(", "))
-                .set("Nodes", &f.nodes.join(", "));
-        }
+        let form = bindings(
+            form,
+            filter.map(|f| [&f.users[..], &f.groups, &f.assets, &f.nodes]),
+        );
         let form = form
             .text("Accounts", 400, "@ALL, or account usernames")
             .check(parses::<AccountSpec>())
@@ -369,14 +364,12 @@ impl Editor {
     }
 
     pub(super) fn acl(acl: Option<&LoginAcl>, tz: &TimeZone) -> Editor {
-        let form = Form::new(
-            title("login ACL", acl.map(|a| a.name.as_str())),
-            action(acl.is_some()),
+        let form = named(
+            "login ACL",
+            "acl name",
+            "office-only",
+            acl.map(|a| a.name.as_str()),
         )
-        .text("Name", 64, "office-only")
-        .required()
-        .check(name_check("acl name"))
-        .value(acl.map_or("", |a| a.name.as_str()))
         .choice("Action", &ACL_ACTIONS)
         .value(acl.map_or("deny", |a| a.action.as_str()))
         .text("Priority", 6, "50: lower numbers are tried first")
