@@ -781,3 +781,158 @@ fn each_command_keeps_the_first_4_kib_of_its_output_as_plain_text() {
     assert!(!done.output.contains('\x1b') && !done.output.contains('\r'));
     assert!(done.output_truncated);
 }
+
+/// The relay's side of a held Enter: resolve it, then (as the relay does
+/// when it lets the command run) start it.
+fn run_held(tracker: &mut CommandTracker, at: u64) -> (Option<String>, Option<(String, String)>) {
+    let line = tracker.resolve_pending();
+    let done = line
+        .clone()
+        .and_then(|l| tracker.started(l, Duration::from_secs(at)))
+        .map(|d| (d.command, d.output));
+    (line, done)
+}
+
+#[test]
+fn a_fast_typist_whose_echo_lags_gets_the_whole_line_not_the_echoed_part() {
+    let mut sh = Shell::new();
+    // Keys leave one by one; the echo of the first comes back after the
+    // third key, so output did come after a key, but not all of the echo.
+    for key in [b"l", b"s", b" "] {
+        sh.tracker.input(key);
+    }
+    sh.tracker.output(b"l");
+    sh.tracker.input(b"-");
+    sh.tracker.output(b"s");
+    sh.tracker.input(b"a");
+    sh.tracker.output(b" ");
+    match sh.enter() {
+        Input::EnterUnseen { typed, .. } => assert_eq!(typed.as_deref(), Some("ls -a")),
+        other => panic!("the screen shows only \"ls \": {other:?}"),
+    }
+    assert_eq!(sh.tracker.pending_line(), None, "echo incomplete");
+    sh.tracker.output(b"-a");
+    assert_eq!(sh.tracker.pending_line().as_deref(), Some("ls -a"));
+    assert_eq!(run_held(&mut sh.tracker, 1), (Some("ls -a".into()), None));
+}
+
+#[test]
+fn a_line_typed_before_the_previous_enter_is_answered_is_read_below_it() {
+    let mut sh = Shell::new();
+    // Line one in one write, held until its echo, then forwarded.
+    sh.tracker.input(b"whoami\r");
+    sh.tracker.output(b"whoami");
+    assert_eq!(run_held(&mut sh.tracker, 1), (Some("whoami".into()), None));
+    // The same line again, in the next write, before the target answered:
+    // the screen still shows the first one at the cursor.
+    let items = sh.tracker.input(b"whoami\r");
+    assert!(
+        matches!(items.last(), Some(Input::EnterUnseen { .. })),
+        "{items:?}"
+    );
+    assert_eq!(
+        sh.tracker.pending_line(),
+        None,
+        "the line on the screen is the previous one"
+    );
+    // The answer comes in pieces: output first, then the prompt and the echo.
+    sh.tracker.output(b"\r\nalice\r\n");
+    assert_eq!(sh.tracker.pending_line(), None);
+    sh.tracker.output(b"\x1b[1;32malice@web1\x1b[0m:~$ whoami");
+    assert_eq!(sh.tracker.pending_line().as_deref(), Some("whoami"));
+    assert_eq!(
+        run_held(&mut sh.tracker, 2),
+        (
+            Some("whoami".into()),
+            Some(("whoami".into(), "alice".into()))
+        )
+    );
+
+    // Typed ahead after output began: the line started on an output row.
+    sh.tracker.output(b"\r\n");
+    sh.tracker.input(b"echo one two\r");
+    sh.tracker
+        .output(b"alice\r\n\x1b[1;32malice@web1\x1b[0m:~$ echo one tw");
+    assert_eq!(sh.tracker.pending_line(), None, "echo incomplete");
+    sh.tracker.output(b"o");
+    assert_eq!(
+        run_held(&mut sh.tracker, 3),
+        (
+            Some("echo one two".into()),
+            Some(("whoami".into(), "alice".into()))
+        )
+    );
+}
+
+#[test]
+fn a_history_recall_typed_ahead_is_read_after_the_prompt() {
+    let mut sh = Shell::new();
+    sh.type_echoed("uptime");
+    assert_eq!(command(sh.enter()), Some("uptime".into()));
+    // Up arrow and Enter before the target answered `uptime`: the keys do
+    // not say what the line is; the screen does, after the prompt.
+    let items = sh.tracker.input(b"\x1b[A\r");
+    match items.last() {
+        Some(Input::EnterUnseen { typed, .. }) => assert_eq!(typed, &None),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(sh.tracker.pending_line(), None, "still the old line");
+    sh.tracker
+        .output(b"\r\n up 3 days\r\n\x1b[1;32malice@web1\x1b[0m:~$ uptime");
+    assert_eq!(sh.tracker.pending_line().as_deref(), Some("uptime"));
+    assert_eq!(sh.tracker.resolve_pending().as_deref(), Some("uptime"));
+}
+
+#[test]
+fn a_password_typed_ahead_is_never_taken_for_a_command() {
+    let mut sh = Shell::new();
+    let items = sh.tracker.input(b"sudo id\rword:\r");
+    let typed: Vec<_> = items
+        .iter()
+        .filter_map(|i| match i {
+            Input::EnterUnseen { typed, .. } => Some(typed.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(typed.len(), 2, "{items:?}");
+    sh.tracker.output(b"sudo id");
+    assert_eq!(sh.tracker.resolve_pending().as_deref(), Some("sudo id"));
+    // sudo asks with echo off; the prompt happens to end like the password.
+    sh.tracker.output(b"\r\n[sudo] password for alice: ");
+    assert_eq!(sh.tracker.pending_line(), None);
+    assert_eq!(sh.tracker.resolve_pending(), None);
+    sh.tracker.output(b"\r\nuid=0(root)\r\n");
+}
+
+#[test]
+fn the_screen_decides_when_the_line_editor_differs_from_the_key_model() {
+    // zsh's Ctrl-W stops at `/` where the key model (bash's) goes to the
+    // space: the keys say "ls bar", the shell shows and runs "ls /tmp/bar".
+    let mut sh = Shell::new();
+    sh.type_echoed("ls /tmp/foo");
+    sh.tracker.input(b"\x17");
+    sh.tracker.output(b"\x08\x08\x08\x1b[K");
+    sh.type_echoed("bar");
+    assert_eq!(command(sh.enter()), Some("ls /tmp/bar".into()));
+}
+
+#[test]
+fn a_refused_line_closes_the_output_of_the_command_before_it() {
+    let mut sh = Shell::new();
+    sh.type_echoed("echo hi");
+    let cmd = command(sh.enter()).expect("command");
+    assert_eq!(sh.tracker.started(cmd, Duration::from_secs(1)), None);
+    sh.tracker
+        .output(b"\r\nhi\r\n\x1b[1;32malice@web1\x1b[0m:~$ ");
+    sh.type_echoed("rm -rf /");
+    let refused = command(sh.enter()).expect("command");
+    let done = sh.tracker.refused(&refused).expect("previous command");
+    assert_eq!(
+        (done.command.as_str(), done.output.as_str()),
+        ("echo hi", "hi")
+    );
+    // The notice and the target's answer to the Ctrl-C belong to no command.
+    sh.tracker
+        .output(b"\r\nrampart: command refused\r\n^C\r\nalice@web1:~$ ");
+    assert_eq!(sh.tracker.finish(), None);
+}

@@ -654,3 +654,103 @@ async fn hostile_sftp_packets_get_errors_or_a_closed_channel() {
         "{refusals:#?}"
     );
 }
+
+/// (command, output, action) of every command row, oldest first, read
+/// from the database itself (the ops listing leaves the output out).
+async fn command_rows(b: &TestBastion) -> Vec<(String, String, String)> {
+    use sqlx::Connection;
+    let db = b.services.config.database_path().expect("sqlite path");
+    let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", db.display()))
+        .await
+        .unwrap();
+    sqlx::query_as::<_, (String, String, String)>(
+        "SELECT command, output, action FROM commands ORDER BY seq",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .unwrap()
+}
+
+/// Type-ahead (a pasted script, `ssh -tt` with piped stdin, a fast typist
+/// on a slow link): each line and its Enter leave the client in one write,
+/// back to back, before any echo comes back. Every row must be exactly the
+/// line typed, with its own output, and a line a deny rule matches must
+/// still be refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lines_typed_ahead_are_logged_exactly_with_their_own_output() {
+    let mut b = TestBastion::start().await;
+    b.services
+        .ops
+        .filter_add(
+            &admin(),
+            FilterSpec {
+                name: "no-readme".into(),
+                pattern: r"^cat\s+README".into(),
+                action: FilterAction::Deny,
+                priority: 10,
+                users: vec![],
+                groups: vec![],
+                assets: vec![],
+                nodes: vec![],
+                accounts: AccountSpec::all(),
+            },
+        )
+        .await
+        .unwrap();
+    b.reload().await;
+    let c = Client::admin(b.addr).await;
+    let mut term = c.shell(80, 24, Some("demo")).await;
+    assert!(term.wait_for(T, |s| s.contains("demo@demo:~$")).await);
+
+    // One write per line, no pause between them.
+    // The same line twice: the second must not be taken for the first,
+    // still on the screen.
+    for line in [
+        "echo ahead-one",
+        "echo ahead-two x y",
+        "whoami",
+        "whoami",
+        "pwd",
+    ] {
+        term.send(format!("{line}\r").as_bytes()).await;
+    }
+    // Several lines in one write, a refused one among them.
+    term.send(b"echo ahead-three\rcat README\rhostname\r").await;
+    // Paced like a fast typist: a line arrives while the previous command's
+    // output is on its way.
+    for line in ["echo paced-one", "echo paced-two"] {
+        term.send(format!("{line}\r").as_bytes()).await;
+        tokio::time::sleep(Duration::from_millis(3)).await;
+    }
+    term.send(b"exit 3\r").await;
+    assert!(term.wait_close(T).await, "{}", term.text());
+    assert_eq!(term.exit, Some(3));
+    c.close().await;
+    b.shutdown().await;
+
+    let executed = b.demo.executed();
+    assert!(
+        !executed.iter().any(|l| l.contains("README")),
+        "the target ran it: {executed:?}"
+    );
+    let rows = command_rows(&b).await;
+    let expected: Vec<(String, String, String)> = [
+        ("echo ahead-one", "ahead-one", "allow"),
+        ("echo ahead-two x y", "ahead-two x y", "allow"),
+        ("whoami", "demo", "allow"),
+        ("whoami", "demo", "allow"),
+        ("pwd", "/home/demo", "allow"),
+        ("echo ahead-three", "ahead-three", "allow"),
+        ("cat README", "", "deny"),
+        ("hostname", "demo", "allow"),
+        ("echo paced-one", "paced-one", "allow"),
+        ("echo paced-two", "paced-two", "allow"),
+        ("exit 3", "", "allow"),
+    ]
+    .iter()
+    .map(|(c, o, a)| (c.to_string(), o.to_string(), a.to_string()))
+    .collect();
+    // Written in typing order: a refused line closes the output window of
+    // the command before it.
+    assert_eq!(rows, expected);
+}

@@ -11,19 +11,33 @@
 //! screen (vim, less, top), and input typed with echo off (passwords) draws
 //! nothing, so it yields nothing.
 //!
+//! Which text: the keystrokes say what was sent, the screen what the
+//! shell made of it. When the keys fully determine the line (printable
+//! keys, Backspace, Ctrl-U, Ctrl-W, a paste) and the screen shows exactly
+//! them just left of the cursor, the command is the typed line; the echo
+//! is what proves it was no password typed with echo off. When the keys do
+//! not determine it (arrows, history, Tab, Alt-keys) or the shell shows
+//! something else (a line editor whose editing the key model does not
+//! follow), the screen decides.
+//!
 //! Timing: the screen can only show a line once the target has echoed it.
 //! When an Enter arrives before the echo of the keys before it (fast
 //! typing over a slow link, a pasted line, a password), [`CommandTracker::input`]
 //! returns [`Input::EnterUnseen`]: a relay that enforces filters holds that
 //! Enter (and the input after it), keeps feeding output, polls
 //! [`CommandTracker::pending_line`] for up to about 300 ms, then calls
-//! [`CommandTracker::resolve_pending`] once. `Some` is the command, as for a
-//! seen Enter; `None` means echo off (a password) or a line whose echo did
-//! not come in time: check the filter on the keystrokes (`typed`), forward,
-//! log nothing. Several Enters in one input chunk (typeahead, a paste
-//! without bracketed paste) are each an `EnterUnseen`, resolved in order;
-//! a line typed ahead is accepted once the shell has drawn exactly those
-//! keys at the cursor.
+//! [`CommandTracker::resolve_pending`] once, just before it forwards (or
+//! refuses) that Enter. `Some` is the command, as for a seen Enter; `None`
+//! means echo off (a password) or a line whose echo did not come in time:
+//! check the filter on the keystrokes (`typed`), forward, log nothing.
+//! Several Enters in one input chunk (type-ahead, a paste without
+//! bracketed paste) are each an `EnterUnseen`, resolved in order. A line
+//! typed before the target answered the previous Enter (type-ahead: its
+//! first key found the cursor still on the previous line) has no known
+//! place on the screen: it is looked for on a line the shell drew below
+//! the row that Enter went out on, as the typed keys at the cursor or,
+//! when the keys do not say, as the text after the prompt the shell showed
+//! last.
 //!
 //! Bracketed paste (`ESC[200~ ... ESC[201~`, only when the target enabled
 //! mode 2004): newlines inside a paste are not Enter keys (bash, zsh and
@@ -38,9 +52,11 @@
 //! the end when they can be recognised.
 //!
 //! Honest limits: a line longer than the screen whose start scrolled off the
-//! top is read from the top row (the start is lost); keys typed while a
-//! command still runs (typeahead) are read from where they were echoed and
-//! may include the prompt the shell redraws; REPLs (python, psql, mysql)
+//! top is read from the top row (the start is lost); a line typed ahead
+//! with keys that do not determine it is found only after an unchanged
+//! prompt; a line typed ahead behind a command that runs longer than the
+//! wait is not logged (the filter still checks its keystrokes, when they
+//! determine it); REPLs (python, psql, mysql)
 //! are logged like shell commands, which is usually what an auditor wants;
 //! shell suggestions drawn after the cursor (zsh-autosuggestions, fish) are
 //! left out only when drawn dim or in bright black, their default; and
@@ -82,8 +98,9 @@ pub enum Input {
     /// the screen does not show the line yet (see the module docs: hold it,
     /// wait for output, then [`CommandTracker::resolve_pending`]). `typed` is
     /// the line as rebuilt from the keystrokes when they were simple
-    /// (printable keys, backspace, paste), for a filter check only: it may
-    /// be a password typed with echo off, so never log or show it.
+    /// (printable keys, backspace, paste), for a filter check: it may be a
+    /// password typed with echo off, so never log or show it unless the
+    /// resolution (which needs the echo) gives a line.
     EnterUnseen { typed: Option<String>, raw: Vec<u8> },
 }
 
@@ -119,20 +136,43 @@ struct Line {
     boundary: (u16, u16),
     /// Screen text left of the boundary: the prompt.
     prompt: String,
-    /// Typed before the previous Enter was echoed: the boundary is not where
-    /// the shell will draw this line.
+    /// Typed before the target answered the previous Enter: the boundary is
+    /// not where the shell will draw this line.
     stale: bool,
+    /// For a stale line: the row the previous Enter was forwarded on (the
+    /// line is drawn below it); `None` while that Enter is still held.
+    after: Option<i32>,
     typed: Vec<u8>,
     /// `typed` follows the keys (no cursor motion, completion, history).
     reliable: bool,
 }
 
-/// An Enter returned as [`Input::EnterUnseen`], until the relay resolves it.
+impl Line {
+    /// The line as the keystrokes built it, when they are known to say
+    /// what was sent (see [`Held::typed`]).
+    fn typed_text(&self) -> Option<String> {
+        let text = String::from_utf8_lossy(&self.typed).trim().to_string();
+        (self.reliable && !text.is_empty()).then_some(text)
+    }
+}
+
+/// A line at its Enter, until its command is decided: at once for an
+/// Enter whose echo is on the screen, else when the relay resolves the
+/// [`Input::EnterUnseen`].
 #[derive(Debug)]
 struct Held {
-    /// `None` for a line typed ahead: its place on the screen is unknown.
+    /// Where the line started; `None` for a line typed ahead (stale): its
+    /// place on the screen is unknown.
     boundary: Option<(u16, u16)>,
+    /// The prompt left of the boundary; for a stale line, the prompt of the
+    /// last line whose place was known (the shell draws the same one).
     prompt: String,
+    /// For a stale line, as [`Line::after`].
+    after: Option<i32>,
+    /// The keystrokes, when they fully determine the line (printable keys,
+    /// backspace, Ctrl-U, Ctrl-W, paste). Authoritative about what was sent
+    /// once the screen shows them, i.e. the shell echoed them: a password
+    /// typed with echo off is never taken from here.
     typed: Option<String>,
 }
 
@@ -169,6 +209,11 @@ pub struct CommandTracker {
     input_after_output: bool,
     /// An Enter went to the target and no output came back since.
     after_enter: bool,
+    /// The cursor row when the last Enter went to the target (rows scrolled
+    /// away since are subtracted, so it may be negative).
+    enter_row: Option<i32>,
+    /// The prompt of the last line whose place on the screen was known.
+    prompt_hint: String,
     running: Option<Running>,
 }
 
@@ -199,6 +244,8 @@ impl CommandTracker {
             keys: Keys::Ground,
             input_after_output: false,
             after_enter: false,
+            enter_row: None,
+            prompt_hint: String::new(),
             running: None,
         }
     }
@@ -237,12 +284,17 @@ impl CommandTracker {
                 _ => (0, 0),
             }
         };
+        let up = i32::try_from(scrolled).unwrap_or(i32::MAX);
+        let lift = |row: i32| row.saturating_sub(up);
         if let Some(line) = &mut self.line {
             line.boundary = shift(line.boundary);
+            line.after = line.after.map(lift);
         }
         for held in &mut self.unseen {
             held.boundary = held.boundary.map(shift);
+            held.after = held.after.map(lift);
         }
+        self.enter_row = self.enter_row.map(lift);
     }
 
     /// Input from the person: split at Enter keys, each with its command.
@@ -410,18 +462,39 @@ impl CommandTracker {
         }
     }
 
-    /// The first key at a prompt: the cursor is the boundary.
+    /// The first key at a prompt: the cursor is the boundary, unless the
+    /// target has not answered the previous Enter yet (type-ahead).
     fn start_line(&mut self) {
         let screen = self.parser.screen();
         let (row, col) = screen.cursor_position();
-        let prompt = screen.contents_between(row, 0, row, col).trim().to_string();
+        let stale = self.after_enter;
+        let prompt = if stale {
+            self.prompt_hint.clone()
+        } else {
+            let prompt = screen.contents_between(row, 0, row, col).trim().to_string();
+            self.prompt_hint.clone_from(&prompt);
+            prompt
+        };
+        // While an earlier Enter is still held, the row it will go out on
+        // is not known yet: `resolve_pending` fills it in.
+        let after = if stale && self.unseen.is_empty() {
+            self.enter_row
+        } else {
+            None
+        };
         self.line = Some(Line {
             boundary: (row, col),
             prompt,
-            stale: self.after_enter,
+            stale,
+            after,
             typed: Vec::new(),
             reliable: true,
         });
+    }
+
+    /// The cursor row, as [`Self::enter_row`] counts.
+    fn cursor_row(&self) -> i32 {
+        i32::from(self.parser.screen().cursor_position().0)
     }
 
     fn enter(&mut self, raw: Vec<u8>) -> Input {
@@ -429,31 +502,43 @@ impl CommandTracker {
         self.after_enter = true;
         let line = self.line.take();
         if self.parser.screen().alternate_screen() {
+            self.enter_row = Some(self.cursor_row());
             return Input::Enter { command: None, raw };
         }
         let Some(line) = line else {
             // Enter alone at a prompt: an empty line.
+            if self.unseen.is_empty() {
+                self.enter_row = Some(self.cursor_row());
+            }
             return Input::Enter { command: None, raw };
         };
-        if line.stale || echo_pending {
-            let text = String::from_utf8_lossy(&line.typed).trim().to_string();
-            let typed = (line.reliable && !text.is_empty()).then_some(text);
-            // A relay that never resolves must not grow this without bound.
-            if self.unseen.len() >= MAX_UNSEEN {
-                self.unseen.pop_front();
+        let typed = line.typed_text();
+        let held = Held {
+            boundary: (!line.stale).then_some(line.boundary),
+            prompt: line.prompt,
+            after: line.after,
+            typed: typed.clone(),
+        };
+        if !line.stale && !echo_pending && self.unseen.is_empty() {
+            // Output came after the last key, but a fast typist's keys may
+            // still be partly unechoed: a line the keys fully determine is
+            // seen only once the screen shows all of it.
+            let decided = self.read_held(&held, false);
+            if decided.is_some() || typed.is_none() {
+                self.enter_row = Some(self.cursor_row());
+                let command = decided.map(|(command, prompt)| {
+                    self.last_prompt = Some(prompt);
+                    command
+                });
+                return Input::Enter { command, raw };
             }
-            self.unseen.push_back(Held {
-                boundary: (!line.stale).then_some(line.boundary),
-                prompt: line.prompt,
-                typed: typed.clone(),
-            });
-            return Input::EnterUnseen { typed, raw };
         }
-        let command = self.read_line(line.boundary);
-        if command.is_some() {
-            self.last_prompt = Some(line.prompt);
+        // A relay that never resolves must not grow this without bound.
+        if self.unseen.len() >= MAX_UNSEEN {
+            self.unseen.pop_front();
         }
-        Input::Enter { command, raw }
+        self.unseen.push_back(held);
+        Input::EnterUnseen { typed, raw }
     }
 
     /// The screen as the model holds it, as the escape sequences that draw
@@ -465,48 +550,157 @@ impl CommandTracker {
     /// The line of the oldest unresolved [`Input::EnterUnseen`] as the
     /// screen shows it now; poll it while holding that Enter (see the module
     /// docs). `None` while nothing was echoed (echo off: a password), in the
-    /// alternate screen, or for a line typed ahead until the shell has
-    /// redrawn exactly the typed keys at the cursor.
+    /// alternate screen, while the echo of the typed keys is incomplete, or
+    /// for a line typed ahead until the shell has drawn it below the
+    /// previous one.
     pub fn pending_line(&self) -> Option<String> {
         self.unseen
             .front()
-            .and_then(|held| self.read_held(held).map(|(line, _)| line))
+            .and_then(|held| self.read_held(held, false).map(|(line, _)| line))
     }
 
     /// Ends the wait for the oldest [`Input::EnterUnseen`]: its line as the
-    /// screen shows it now (as [`Self::pending_line`]), and forgets it. Call
-    /// it once per `EnterUnseen`, in order.
+    /// screen shows it now (as [`Self::pending_line`], except that a typed
+    /// line whose echo has begun but not finished counts), and forgets it.
+    /// Call it once per `EnterUnseen`, in order, just before forwarding
+    /// that Enter (or refusing it).
     pub fn resolve_pending(&mut self) -> Option<String> {
         let held = self.unseen.pop_front()?;
-        let (line, prompt) = self.read_held(&held)?;
+        let decided = self.read_held(&held, true);
+        // The Enter goes out now (or a Ctrl-C instead): the next line is
+        // drawn below this row once the target answers.
+        self.after_enter = true;
+        let row = self.cursor_row();
+        self.enter_row = Some(row);
+        match self.unseen.front_mut() {
+            Some(next) => {
+                next.after.get_or_insert(row);
+            }
+            None => {
+                if let Some(line) = self.line.as_mut().filter(|l| l.stale) {
+                    line.after.get_or_insert(row);
+                }
+            }
+        }
+        let (line, prompt) = decided?;
         self.last_prompt = Some(prompt);
         Some(line)
     }
 
-    /// (command, prompt) for a held Enter.
-    fn read_held(&self, held: &Held) -> Option<(String, String)> {
+    /// (command, prompt) for a line at its Enter, or `None` while the
+    /// screen does not show it. The keystrokes decide when they fully
+    /// determine the line and the screen shows them at the cursor (the
+    /// shell echoed exactly those keys); otherwise the screen decides, from
+    /// the boundary or, for a line typed ahead, from after the prompt.
+    /// `last`: the wait is over, and a line whose echo began but is not
+    /// complete is taken as typed (echo is on, so it is no password).
+    fn read_held(&self, held: &Held, last: bool) -> Option<(String, String)> {
         let screen = self.parser.screen();
         if screen.alternate_screen() {
             return None;
         }
-        if let Some(boundary) = held.boundary {
-            return self
-                .read_line(boundary)
-                .map(|line| (line, held.prompt.clone()));
+        let typed = held.typed.as_deref().filter(|t| !t.contains('\n'));
+        if let Some(typed) = typed
+            && let Some(prompt) = self.shows_typed(typed, held)
+        {
+            return Some((typed.to_string(), prompt));
         }
-        // Typed ahead: trust the keystrokes only once the screen shows them
-        // at the end of the cursor's line, i.e. the shell echoed them (a
-        // password would not be echoed), and take what precedes as prompt.
-        let typed = held.typed.as_deref().filter(|t| !t.contains('\n'))?;
-        let (_, cols) = screen.size();
-        let (row, _) = screen.cursor_position();
+        let (boundary, prompt) = match held.boundary {
+            Some(boundary) => (boundary, held.prompt.clone()),
+            None => self.after_prompt(held)?,
+        };
+        let shown = self.read_line(boundary)?;
+        if let Some(typed) = typed {
+            if shown.contains('\n') {
+                // Rows of output between the boundary and the cursor: the
+                // line started while a command still ran, and the typed
+                // keys are not (yet) at the cursor.
+                return None;
+            }
+            if typed.starts_with(&shown) {
+                // The echo is under way.
+                return last.then(|| (typed.to_string(), prompt));
+            }
+        }
+        // The shell shows something other than the keys (a line editor
+        // whose editing the key model does not follow): it decides.
+        Some((shown, prompt))
+    }
+
+    /// Whether the screen shows `typed` just left of the cursor, on the
+    /// line the held Enter belongs to; the prompt (what precedes it on that
+    /// line) if so.
+    fn shows_typed(&self, typed: &str, held: &Held) -> Option<String> {
+        let screen = self.parser.screen();
+        let (row, col) = screen.cursor_position();
+        let first = self.line_start(row);
+        match held.boundary {
+            // From the boundary on: never text left of it (a password
+            // prompt that happens to end with the password).
+            Some((brow, bcol)) => {
+                let from = screen.contents_between(brow, bcol, row, col);
+                if !from.trim_end().ends_with(typed) {
+                    return None;
+                }
+            }
+            // Typed ahead: on a line the shell drew after the previous
+            // Enter went out.
+            None => {
+                let after = held.after?;
+                if i32::from(first) <= after {
+                    return None;
+                }
+            }
+        }
+        let shown = screen.contents_between(first, 0, row, col);
+        let prompt = shown.trim_end().strip_suffix(typed)?;
+        Some(prompt.trim().to_string())
+    }
+
+    /// The first row of the (wrapped) line holding `row`.
+    fn line_start(&self, row: u16) -> u16 {
+        let screen = self.parser.screen();
         let mut first = row;
         while first > 0 && screen.row_wrapped(first - 1) {
             first -= 1;
         }
-        let shown = screen.contents_between(first, 0, row, cols.get());
-        let prompt = shown.trim_end().strip_suffix(typed)?;
-        Some((typed.to_string(), prompt.trim().to_string()))
+        first
+    }
+
+    /// For a line typed ahead: the boundary just after the expected prompt
+    /// on the cursor's line, if that line was drawn after the previous
+    /// Enter went out and starts with the prompt.
+    fn after_prompt(&self, held: &Held) -> Option<((u16, u16), String)> {
+        let after = held.after?;
+        if held.prompt.is_empty() {
+            return None;
+        }
+        let screen = self.parser.screen();
+        let (row, _) = screen.cursor_position();
+        let first = self.line_start(row);
+        if i32::from(first) <= after {
+            return None;
+        }
+        let (_, cols) = screen.size();
+        let mut text = String::new();
+        for col in 0..cols.get() {
+            let cell = screen.cell(first, col)?;
+            if cell.is_wide_continuation() {
+                continue;
+            }
+            if cell.has_contents() {
+                text.push_str(cell.contents());
+            } else {
+                text.push(' ');
+            }
+            if text.trim_start() == held.prompt {
+                return Some(((first, col + 1), held.prompt.clone()));
+            }
+            if !held.prompt.starts_with(text.trim_start()) {
+                return None;
+            }
+        }
+        None
     }
 
     /// Screen text from `boundary` to the end of the line holding the
@@ -575,6 +769,18 @@ impl CommandTracker {
             capture: Stripper::new(OUTPUT_CAPTURE_LIMIT),
         });
         previous
+    }
+
+    /// The relay refused `command` (it never reached the target): the
+    /// command that ran before it is complete, its output ending where the
+    /// refused line was typed; the refusal and what the target prints for
+    /// the Ctrl-C sent instead belong to no command. Returns that previous
+    /// command, completed.
+    pub fn refused(&mut self, command: &str) -> Option<CompletedCommand> {
+        let prompt = self.last_prompt.take();
+        self.running
+            .take()
+            .map(|r| complete(r, prompt.as_deref(), Some(command)))
     }
 
     /// The session ended: the last command, completed.

@@ -340,9 +340,9 @@ pub async fn pump(
                             Input::EnterUnseen { typed, raw } => {
                                 // The line was not echoed yet. What was typed is
                                 // checked now (a pasted `rm -rf /` + Enter must not
-                                // slip through) but never logged: it may be a
-                                // password typed with echo off. The Enter is held
-                                // until the echo shows the line.
+                                // slip through) but logged only once the echo shows
+                                // it: it may be a password typed with echo off. The
+                                // Enter is held until the echo shows the line.
                                 let denied = typed
                                     .as_deref()
                                     .map(|t| policy().check_grant_command(grant, t))
@@ -357,7 +357,7 @@ pub async fn pump(
                                 // under the text that matched the rule (the echo
                                 // may differ under type-ahead, and must not let it
                                 // pass unreviewed).
-                                if let Some(typed) = typed.filter(|_| {
+                                if let Some(typed) = typed.clone().filter(|_| {
                                     denied
                                         .as_ref()
                                         .is_some_and(|v| v.action == FilterAction::Review)
@@ -365,15 +365,19 @@ pub async fn pump(
                                     (Some(typed), raw)
                                 } else if let Some(verdict) = denied {
                                     let rule = verdict.rule.as_deref().unwrap_or("?").to_string();
-                                    lock(&shared).pending_log.push(LoggedCommand {
-                                        command: seen.unwrap_or_else(|| {
-                                            "[a line typed without echo]".into()
-                                        }),
-                                        output: String::new(),
-                                        offset: recorder.elapsed(),
-                                        action: verdict.action,
-                                        rule: verdict.rule.clone(),
-                                    });
+                                    // Logged as the text the rule matched, once
+                                    // the echo showed it is no password.
+                                    let command = match (seen, typed) {
+                                        (Some(_), Some(typed)) => typed,
+                                        _ => "[a line typed without echo]".into(),
+                                    };
+                                    log_refused(
+                                        &mut lock(&shared),
+                                        command,
+                                        recorder.elapsed(),
+                                        verdict.action,
+                                        verdict.rule.clone(),
+                                    );
                                     let text = format!(
                                         "\r\n{RED}rampart: command refused by rule {rule}{RESET}\r\n"
                                     );
@@ -466,13 +470,13 @@ pub async fn pump(
                                     });
                                 }
                             } else {
-                                s.pending_log.push(LoggedCommand {
-                                    command: command.clone(),
-                                    output: String::new(),
+                                log_refused(
+                                    &mut s,
+                                    command.clone(),
                                     offset,
-                                    action: verdict.action,
-                                    rule: verdict.rule.clone(),
-                                });
+                                    verdict.action,
+                                    verdict.rule.clone(),
+                                );
                             }
                         }
                         let _ = recorder.command(&command).await;
@@ -670,9 +674,37 @@ pub async fn pump(
     }
 }
 
+/// Logs a command that did not run; the one that ran before it is complete
+/// (its output window closes where the refused line was typed).
+fn log_refused(
+    s: &mut Shared,
+    command: String,
+    offset: Duration,
+    action: FilterAction,
+    rule: Option<String>,
+) {
+    if let Some(done) = s.tracker.as_mut().and_then(|t| t.refused(&command)) {
+        let (action, rule) = s.running_verdict.clone();
+        s.pending_log.push(LoggedCommand {
+            command: done.command,
+            output: done.output,
+            offset: done.at,
+            action,
+            rule,
+        });
+    }
+    s.pending_log.push(LoggedCommand {
+        command,
+        output: String::new(),
+        offset,
+        action,
+        rule,
+    });
+}
+
 /// Waits (up to [`ECHO_WAIT`]) for the target to echo the line of a held
-/// Enter, then takes it from the screen model: the typed line itself, or,
-/// when the keys were too complex to replay, a line that stopped changing.
+/// Enter, then takes it from the screen model: the typed line itself once
+/// the shell drew exactly those keys, or else a line that stopped changing.
 /// `None`: nothing was echoed (echo off) or the screen is not a prompt.
 async fn wait_for_echo(shared: &Mutex<Shared>, typed: Option<&str>) -> Option<String> {
     let deadline = Instant::now() + ECHO_WAIT;
@@ -686,7 +718,9 @@ async fn wait_for_echo(shared: &Mutex<Shared>, typed: Option<&str>) -> Option<St
         if line != last {
             last = line;
             steady_since = Instant::now();
-        } else if typed.is_none() && last.is_some() && steady_since.elapsed() >= ECHO_STEADY {
+        } else if last.is_some() && steady_since.elapsed() >= ECHO_STEADY {
+            // The screen shows a line other than the keys (or the keys were
+            // not simple) and it stopped changing: the shell has drawn it.
             break;
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
