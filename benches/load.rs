@@ -989,10 +989,12 @@ async fn run(opts: &Options) -> Result<bool, String> {
         }
         if settled >= reported + n.div_ceil(10) {
             reported = settled;
+            // A session counts as prompted just before it counts as
+            // settled: read after `settled`, `prompted` may be ahead of it.
+            let prompted = ctx.prompted.load(Ordering::SeqCst);
             log(format!(
-                "{} of {n} sessions at the prompt, {} failed",
-                ctx.prompted.load(Ordering::SeqCst),
-                settled - ctx.prompted.load(Ordering::SeqCst)
+                "{prompted} of {n} sessions at the prompt, {} failed",
+                settled.saturating_sub(prompted)
             ));
         }
         tokio::select! {
