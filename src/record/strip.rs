@@ -26,6 +26,30 @@ enum State {
     StringEscape,
 }
 
+/// A control byte that leaves the stripper in the ground state and keeps
+/// nothing.
+fn dropped(b: u8) -> bool {
+    (b < 0x20 && b != 0x1b && b != b'\n' && b != b'\t') || b == 0x7f
+}
+
+/// How many bytes at the start of `bytes` are [`dropped`].
+fn skip_dropped(bytes: &[u8]) -> usize {
+    const BLOCK: usize = 32;
+    let mut n = 0;
+    for block in bytes.chunks_exact(BLOCK) {
+        if !block.iter().fold(true, |all, &b| all & dropped(b)) {
+            break;
+        }
+        n += BLOCK;
+    }
+    n + bytes
+        .get(n..)
+        .unwrap_or_default()
+        .iter()
+        .take_while(|&&b| dropped(b))
+        .count()
+}
+
 /// Escape-free text from terminal output, at most `limit` bytes.
 #[derive(Debug, Clone)]
 pub(crate) struct Stripper {
@@ -77,10 +101,20 @@ impl Stripper {
         }
         let bytes = bytes.get(..self.budget).unwrap_or(bytes);
         self.budget -= bytes.len();
-        for &b in bytes {
+        let mut i = 0;
+        while let Some(&b) = bytes.get(i) {
             if self.truncated {
                 return;
             }
+            if self.state == State::Ground && dropped(b) {
+                // A run of control bytes the text leaves out (`/dev/zero`,
+                // NUL padding): skipped in blocks the compiler vectorises,
+                // not byte by byte through the state machine (the screen-
+                // text index scans every byte a session prints).
+                i += skip_dropped(bytes.get(i..).unwrap_or_default());
+                continue;
+            }
+            i += 1;
             self.state = match self.state {
                 State::Ground => match b {
                     0x1b => State::Escape,
@@ -185,6 +219,27 @@ mod tests {
         let (text, truncated) = strip(b"abcd\x1b[0m", 4);
         assert_eq!(text, "abcd");
         assert!(!truncated, "escape sequences after the limit are not text");
+    }
+
+    #[test]
+    fn runs_of_dropped_control_bytes_are_skipped_without_losing_text() {
+        // Runs longer and shorter than a skip block, around text, an
+        // escape sequence and the LF and TAB that are kept.
+        let mut input = vec![0u8; 100];
+        input.extend_from_slice(b"ab\x01\x02c\t");
+        input.extend(std::iter::repeat_n(0x7f, 33));
+        input.extend_from_slice(b"\x1b[31md\x00\x1b]0;title\x07\n");
+        input.extend(std::iter::repeat_n(0x07, 31));
+        input.extend_from_slice(b"e");
+        assert_eq!(strip(&input, 100), ("abc\td\ne".to_string(), false));
+        // Fed in pieces that cut the runs and the sequence anywhere.
+        for cut in [1, 7, 31, 32, 33, 64] {
+            let mut s = Stripper::new(100);
+            for piece in input.chunks(cut) {
+                s.feed(piece);
+            }
+            assert_eq!(s.text(), "abc\td\ne", "pieces of {cut}");
+        }
     }
 
     #[test]
