@@ -1,8 +1,13 @@
-//! Reading `rampart import assets|users FILE` input: a CSV or XLSX file
-//! becomes validated rows, or the first problem with its row number and
-//! column. This module owns the file formats (which columns, their spelling,
-//! the accepted values); it never touches the database. The caller imports
-//! the rows in one transaction, so a file with one bad row imports nothing.
+//! Reading `rampart import assets|users FILE|-` input: a CSV or XLSX file,
+//! or the same bytes from standard input, becomes validated rows, or the
+//! first problem with its row number and column. This module owns the file
+//! formats (which columns, their spelling, the accepted values); it never
+//! touches the database. The caller imports the rows in one transaction, so
+//! a file with one bad row imports nothing.
+//!
+//! Every input is first a [`Source`] (a display name, its bytes and its
+//! format): a file named on the command line and standard input are parsed
+//! by the same code and reported in the same form.
 //!
 //! Row numbers are those a person sees in a spreadsheet or text editor: the
 //! header is row 1 when it is the first line. Blank rows are skipped but keep
@@ -83,6 +88,91 @@ pub const USER_COLUMNS: &[Column] = &[
 /// Asset names the bastion keeps for itself (DESIGN.md §2).
 const RESERVED_ASSET_NAMES: &[&str] = &[crate::model::RESERVED_ASSET];
 
+/// The format of an import file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Csv,
+    Xlsx,
+}
+
+/// An XLSX workbook is a zip archive, which starts with a local file
+/// header; no CSV file a person writes starts with these bytes.
+const ZIP_MAGIC: &[u8] = b"PK\x03\x04";
+
+/// Input to import: what errors call it, its bytes and its format.
+#[derive(Clone)]
+pub struct Source {
+    /// The file as named on the command line, or `stdin`.
+    pub name: String,
+    pub bytes: Vec<u8>,
+    pub format: Format,
+}
+
+impl std::fmt::Debug for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Source")
+            .field("name", &self.name)
+            .field("bytes", &self.bytes.len())
+            .field("format", &self.format)
+            .finish()
+    }
+}
+
+impl Source {
+    /// Bytes read from somewhere other than a named file (standard input).
+    /// Without a `format`, a zip archive is read as XLSX, anything else as
+    /// CSV.
+    pub fn from_bytes(name: &str, bytes: Vec<u8>, format: Option<Format>) -> Source {
+        let format = format.unwrap_or(if bytes.starts_with(ZIP_MAGIC) {
+            Format::Xlsx
+        } else {
+            Format::Csv
+        });
+        Source {
+            name: name.to_string(),
+            bytes,
+            format,
+        }
+    }
+
+    /// A file on this machine. Without a `format`, its extension says
+    /// which (`.csv` or `.xlsx`).
+    pub fn from_path(path: &Path, format: Option<Format>) -> Result<Source, ImportError> {
+        let name = path.display().to_string();
+        let format = match format {
+            Some(f) => f,
+            None => {
+                let ext = path
+                    .extension()
+                    .and_then(|e| e.to_str())
+                    .map(str::to_ascii_lowercase);
+                match ext.as_deref() {
+                    Some("csv") => Format::Csv,
+                    Some("xlsx") => Format::Xlsx,
+                    other => {
+                        let what = other.map_or("a file without extension".to_string(), |e| {
+                            format!(".{e} files")
+                        });
+                        return Err(ImportError::new(
+                            &name,
+                            None,
+                            None,
+                            format!("cannot import {what} (supported: .csv, .xlsx)"),
+                        ));
+                    }
+                }
+            }
+        };
+        let bytes = std::fs::read(path)
+            .map_err(|e| ImportError::new(&name, None, None, format!("cannot read: {e}")))?;
+        Ok(Source {
+            name,
+            bytes,
+            format,
+        })
+    }
+}
+
 /// What is wrong with an import file, and where:
 /// `FILE: row N, column COL: what is wrong`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -101,13 +191,13 @@ impl ImportError {
     /// Also for the caller, to report a row the database refuses (a name
     /// that already exists) in the same form.
     pub fn new(
-        file: &Path,
+        file: &str,
         row: Option<usize>,
         column: Option<&str>,
         problem: impl Into<String>,
     ) -> Self {
         ImportError {
-            file: file.display().to_string(),
+            file: file.to_string(),
             row,
             column: column.map(str::to_string),
             problem: problem.into(),
@@ -124,9 +214,14 @@ fn location(row: Option<usize>, column: Option<&str>) -> String {
     }
 }
 
-/// Reads an asset file (`.csv` or `.xlsx`).
+/// Reads an asset file (`.csv` or `.xlsx`, by its extension).
 pub fn read_assets(path: &Path) -> Result<Vec<AssetRow>, ImportError> {
-    let table = Table::read(path, ASSET_COLUMNS)?;
+    parse_assets(&Source::from_path(path, None)?)
+}
+
+/// Reads the rows of an asset file, wherever it came from.
+pub fn parse_assets(source: &Source) -> Result<Vec<AssetRow>, ImportError> {
+    let table = Table::read(source, ASSET_COLUMNS)?;
     let mut names = Names::default();
     let mut out = Vec::new();
     for row in table.rows() {
@@ -160,9 +255,14 @@ pub fn read_assets(path: &Path) -> Result<Vec<AssetRow>, ImportError> {
     Ok(out)
 }
 
-/// Reads a user file (`.csv` or `.xlsx`).
+/// Reads a user file (`.csv` or `.xlsx`, by its extension).
 pub fn read_users(path: &Path) -> Result<Vec<UserRow>, ImportError> {
-    let table = Table::read(path, USER_COLUMNS)?;
+    parse_users(&Source::from_path(path, None)?)
+}
+
+/// Reads the rows of a user file, wherever it came from.
+pub fn parse_users(source: &Source) -> Result<Vec<UserRow>, ImportError> {
+    let table = Table::read(source, USER_COLUMNS)?;
     let mut names = Names::default();
     let mut out = Vec::new();
     for row in table.rows() {
@@ -400,36 +500,14 @@ struct RawRow {
     cells: Vec<String>,
 }
 
-enum Format {
-    Csv,
-    Xlsx,
-}
-
 impl Table {
-    fn read(path: &Path, spec: &[Column]) -> Result<Table, ImportError> {
-        let file = path.display().to_string();
-        let ext = path
-            .extension()
-            .and_then(|e| e.to_str())
-            .map(str::to_ascii_lowercase);
-        let format = match ext.as_deref() {
-            Some("csv") => Format::Csv,
-            Some("xlsx") => Format::Xlsx,
-            other => {
-                let what = other.map_or("a file without extension".to_string(), |e| {
-                    format!(".{e} files")
-                });
-                return Err(ImportError::new(
-                    path,
-                    None,
-                    None,
-                    format!("cannot import {what} (supported: .csv, .xlsx)"),
-                ));
-            }
-        };
+    fn read(source: &Source, spec: &[Column]) -> Result<Table, ImportError> {
+        let file = source.name.clone();
+        let path = file.as_str();
+        let format = source.format;
         let raw = match format {
-            Format::Csv => read_csv(path)?,
-            Format::Xlsx => read_xlsx(path)?,
+            Format::Csv => read_csv(source)?,
+            Format::Xlsx => read_xlsx(source)?,
         };
         let mut raw = raw
             .into_iter()
@@ -532,11 +610,11 @@ impl Table {
     }
 }
 
-fn read_csv(path: &Path) -> Result<Vec<RawRow>, ImportError> {
-    let bytes = std::fs::read(path)
-        .map_err(|e| ImportError::new(path, None, None, format!("cannot read: {e}")))?;
+fn read_csv(source: &Source) -> Result<Vec<RawRow>, ImportError> {
+    let path = source.name.as_str();
+    let bytes = source.bytes.as_slice();
     // Spreadsheet programs put a UTF-8 byte order mark before the header.
-    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&bytes);
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
     let mut lines = LineCounter::new(bytes);
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(false)
@@ -601,9 +679,10 @@ impl<'a> LineCounter<'a> {
     }
 }
 
-fn read_xlsx(path: &Path) -> Result<Vec<RawRow>, ImportError> {
+fn read_xlsx(source: &Source) -> Result<Vec<RawRow>, ImportError> {
+    let path = source.name.as_str();
     let fail = |what: String| ImportError::new(path, None, None, what);
-    let mut workbook: Xlsx<_> = calamine::open_workbook(path)
+    let mut workbook = Xlsx::new(std::io::Cursor::new(source.bytes.as_slice()))
         .map_err(|e| fail(format!("cannot read as an XLSX workbook: {e}")))?;
     let range = match workbook.worksheet_range_at(0) {
         None => return Err(fail("the workbook has no worksheet".to_string())),

@@ -837,6 +837,49 @@ fn import_is_all_rows_or_none() {
     b.run(&["audit", "verify"]).ok();
 }
 
+/// `import users -`: the file on standard input, parsed and checked like
+/// a named file, errors naming `stdin` and the row; all rows or none.
+#[test]
+fn import_users_reads_standard_input() {
+    let b = Bastion::initialised();
+    let bad = "name,role,email\nbob,user,bob@example.com\ncarol,superuser,\n";
+    let line = b.run_stdin(&["import", "users", "-"], bad).refused();
+    assert_eq!(
+        line.matches("stdin: row 3, column role: ").count(),
+        1,
+        "the row is named once: {line}"
+    );
+    assert!(
+        line.starts_with("rampart: stdin: row 3, column role: "),
+        "{line}"
+    );
+    assert!(
+        !b.run(&["user", "list"]).ok().contains("bob"),
+        "a failed import left users behind"
+    );
+    let line = b.run_stdin(&["import", "users", "-"], "").refused();
+    assert!(
+        line.starts_with("rampart: nothing on standard input: pipe the import file in"),
+        "{line}"
+    );
+
+    let good =
+        format!("name,role,email,key\nbob,user,bob@example.com,{ALICE_KEY}\ncarol,auditor,,\n");
+    let out = b.run_stdin(&["import", "users", "-"], &good).ok();
+    assert!(out.contains("imported 2 users from stdin"), "{out}");
+    let bob = &b.json_lines(&["user", "show", "bob"])[0];
+    assert_eq!(bob["email"], "bob@example.com");
+    assert_eq!(bob["keys"][0]["algorithm"], "ssh-ed25519");
+    assert_eq!(
+        b.json_lines(&["user", "show", "carol"])[0]["role"],
+        "auditor"
+    );
+    // A second import of the same names is refused by the database, by row.
+    let line = b.run_stdin(&["import", "users", "-"], &good).refused();
+    assert!(line.contains("stdin: row 2"), "{line}");
+    b.run(&["audit", "verify"]).ok();
+}
+
 #[test]
 fn asset_edit_replaces_only_what_is_given() {
     let b = newcomer();

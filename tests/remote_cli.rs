@@ -401,6 +401,93 @@ async fn roles_are_enforced_over_ssh_with_a_refusal_row_each() {
     b.shutdown().await;
 }
 
+/// `ssh bastion rampart import assets - < FILE`: the file piped in is
+/// imported as a whole, one operation row per asset; a bad row refuses
+/// every row and names the row; a path names a file on the bastion and is
+/// refused; an auditor is refused before any input is read, with a
+/// refusal row; too much input is one line.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn assets_are_imported_from_standard_input_over_ssh() {
+    let mut b = TestBastion::start().await;
+    add_user(&b, "carol", Role::Auditor, Some("carol-Password-123"), &[]).await;
+    let a = Client::admin(b.addr).await;
+    let before = operations(&b).await.len();
+
+    let bad = b"name,address,protocols\r\nweb1,10.0.0.1,ssh/22\r\nweb2,10.0.0.2,\r\n";
+    let (out, err, status) = a.exec_stdin("rampart import assets -", bad).await;
+    assert!(out.is_empty(), "{}", String::from_utf8_lossy(&out));
+    assert_eq!(
+        one_line(&err, status),
+        "rampart: stdin: row 3, column protocols: empty, but this column is required"
+    );
+    let listed = ok(a.exec("rampart asset list").await);
+    assert!(!listed.contains("web1"), "nothing was imported: {listed}");
+    assert_eq!(operations(&b).await.len(), before);
+
+    let (_, err, status) = a.exec_stdin("rampart import assets /etc/passwd", b"").await;
+    let line = one_line(&err, status);
+    assert!(
+        line.contains("only in the local CLI") && line.contains("import assets - < FILE"),
+        "{line}"
+    );
+
+    let good = b"name,address,protocols,comment\nweb1,10.0.0.1,ssh/22,front\nweb2,10.0.0.2,ssh/22;sftp/22,back\n";
+    let out = ok(a.exec_stdin("rampart import assets -", good).await);
+    assert_eq!(out, "imported 2 assets from stdin\n");
+    let listed = ok(a.exec("rampart asset list").await);
+    assert!(
+        listed.contains("web1") && listed.contains("10.0.0.2"),
+        "{listed}"
+    );
+    let rows = operations(&b).await;
+    let added: Vec<(&str, &str)> = rows
+        .iter()
+        .filter(|r| r.verb == "asset.add" && r.via == "ssh")
+        .map(|r| (r.actor.as_str(), r.object.as_str()))
+        .collect();
+    assert_eq!(added, [("admin", "asset web2"), ("admin", "asset web1")]);
+
+    let carol = Client::password(b.addr, "carol", "carol-Password-123")
+        .await
+        .unwrap();
+    let (out, err, status) = carol
+        .exec_stdin(
+            "rampart import assets -",
+            b"name,address,protocols\nevil,10.6.6.6,ssh/22\n",
+        )
+        .await;
+    assert!(out.is_empty());
+    assert_eq!(
+        one_line(&err, status),
+        "rampart: permission denied: importing assets needs the admin role (carol is auditor)"
+    );
+    assert!(!ok(a.exec("rampart asset list").await).contains("evil"));
+    let refused: Vec<(String, String)> = refusals(&b)
+        .await
+        .into_iter()
+        .map(|r| (r.user, r.request))
+        .collect();
+    assert_eq!(
+        refused,
+        [("carol".to_string(), "rampart import assets".to_string())]
+    );
+
+    let huge = vec![b'x'; rampart::cli::MAX_IMPORT + 1];
+    let (_, err, status) = tokio::time::timeout(
+        Duration::from_secs(60),
+        a.exec_stdin("rampart import assets -", &huge),
+    )
+    .await
+    .expect("an oversized input is refused, not waited on");
+    assert_eq!(
+        one_line(&err, status),
+        "rampart: standard input is longer than 16 MiB: split the file and import the parts"
+    );
+    carol.close().await;
+    a.close().await;
+    b.shutdown().await;
+}
+
 /// `rampart me` for every role: the table and `--json` carry the same
 /// fields; `me keys list --json` is one object per line.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -12,7 +12,10 @@ mod run;
 mod stdin;
 
 pub use run::{Io, Outcome, dispatch, run};
-pub use stdin::{LINE_TIMEOUT, LineCollector, MAX_INPUT, Stdin, StdinError, wanted};
+pub use stdin::{
+    AllCollector, IDLE_TIMEOUT, LINE_TIMEOUT, LineCollector, MAX_IMPORT, MAX_INPUT, Stdin,
+    StdinError, TOTAL_TIMEOUT, reads_all, wanted,
+};
 
 use std::path::PathBuf;
 
@@ -111,7 +114,7 @@ pub enum Command {
     /// List sessions
     #[command(subcommand)]
     Session(SessionCmd),
-    /// Import assets or users from CSV or XLSX, all rows or none
+    /// Import assets or users from CSV or XLSX (a file, or - for standard input), all rows or none
     #[command(subcommand)]
     Import(ImportCmd),
     /// Read the audit logs and verify the hash chain
@@ -677,9 +680,40 @@ pub enum SessionCmd {
 #[derive(Debug, Subcommand)]
 pub enum ImportCmd {
     /// Import assets: columns name,address,protocols[,platform,nodes,active,comment]
-    Assets { file: PathBuf },
+    Assets(ImportArgs),
     /// Import users: columns name,role[,email,groups,active,key,expires]
-    Users { file: PathBuf },
+    Users(ImportArgs),
+}
+
+impl ImportCmd {
+    /// `assets` or `users`, as typed.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ImportCmd::Assets(_) => "assets",
+            ImportCmd::Users(_) => "users",
+        }
+    }
+}
+
+/// Where an import reads from.
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// FILE.csv or FILE.xlsx on the bastion (local CLI only), or - to read
+    /// the file from standard input, also over SSH:
+    /// `ssh BASTION rampart import assets - < assets.csv` (at most 16 MiB)
+    #[arg(value_name = "FILE|-")]
+    pub file: PathBuf,
+    /// The file's format [default: from the extension; for - XLSX when the
+    /// input is a zip archive (starts with PK\x03\x04), else CSV]
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    pub format: Option<crate::import::Format>,
+}
+
+impl ImportArgs {
+    /// `-`: the file comes on standard input.
+    pub fn is_stdin(&self) -> bool {
+        self.file.as_os_str() == "-"
+    }
 }
 
 /// Filters shared by the audit listings.

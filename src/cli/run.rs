@@ -13,6 +13,7 @@ use super::stdin::Stdin;
 use super::*;
 use crate::audit::Via;
 use crate::config::Config;
+use crate::import;
 use crate::model::{AccountSpec, AclAction, Actions, FilterAction, Protocol, ProtocolSpec, Role};
 use crate::ops::{
     self, AccountEdit, AccountSecret, AclSpec, AssetSpec, AssetTest, Caller, FilterSpec,
@@ -956,18 +957,30 @@ pub async fn dispatch(
             writeln!(io.out, "session {id} ended: {reason}")?;
         }
         Command::Import(cmd) => {
-            let file = match &cmd {
-                ImportCmd::Assets { file } | ImportCmd::Users { file } => file,
+            let (args, what) = match &cmd {
+                ImportCmd::Assets(args) => (args, "importing assets"),
+                ImportCmd::Users(args) => (args, "importing users"),
             };
-            if !local {
-                bail!(
-                    "import reads {} on the bastion: only in the local CLI",
-                    file.display()
-                );
-            }
+            let source = if args.is_stdin() {
+                // The role first: over SSH only an admin's input is read
+                // (see `ssh::admin`), so anyone else is refused here rather
+                // than told their input is missing.
+                ops::require_admin(caller, what)?;
+                let bytes = io.stdin.all("import file")?;
+                import::Source::from_bytes("stdin", bytes, args.format)
+            } else {
+                if !local {
+                    bail!(
+                        "import reads {} on the bastion: only in the local CLI; over SSH pipe the file in with `rampart import {} - < FILE`",
+                        args.file.display(),
+                        cmd.kind()
+                    );
+                }
+                import::Source::from_path(&args.file, args.format).map_err(ops::OpsError::from)?
+            };
             let summary = match cmd {
-                ImportCmd::Assets { file } => ops.import_assets(caller, &file).await?,
-                ImportCmd::Users { file } => ops.import_users(caller, &file).await?,
+                ImportCmd::Assets(_) => ops.import_assets(caller, &source).await?,
+                ImportCmd::Users(_) => ops.import_users(caller, &source).await?,
             };
             if json {
                 output::show(io.out, &summary, true)?;

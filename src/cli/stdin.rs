@@ -1,13 +1,17 @@
 //! Standard input for the verbs that read from it: `--password-stdin` (one
 //! line), `me passwd` (two lines: the current password, then the new one)
-//! and `me keys add` without `--key` (one public key line).
+//! and `me keys add` without `--key` (one public key line); and
+//! `import assets|users -`, which reads everything up to the end of input
+//! (a CSV or XLSX file, at most [`MAX_IMPORT`] bytes).
 //!
 //! The local CLI reads the process's own standard input. Over SSH the exec
 //! channel's data is the client's standard input: `ssh::admin` asks
 //! [`wanted`] what the verb will read and, only if it reads something,
 //! collects those lines with a [`LineCollector`] (bounded, with a deadline)
-//! before the verb runs, handing them over as [`Stdin::Lines`]. A verb that
-//! reads nothing never waits for input.
+//! before the verb runs, handing them over as [`Stdin::Lines`]; for a verb
+//! that reads a whole file ([`reads_all`]) it collects the bytes up to EOF
+//! with an [`AllCollector`] and hands them over as [`Stdin::All`]. A verb
+//! that reads nothing never waits for input.
 //!
 //! Every line becomes a [`Secret`] as soon as it is complete and the buffer
 //! that held it is wiped. Errors never quote the input.
@@ -18,7 +22,7 @@ use std::time::Duration;
 
 use zeroize::{Zeroize, Zeroizing};
 
-use super::{AccountCmd, Command, MeCmd, MeKeysCmd, UserCmd};
+use super::{AccountCmd, Command, ImportCmd, MeCmd, MeKeysCmd, UserCmd};
 use crate::vault::Secret;
 
 /// At most this many bytes of input, all lines together: a password or a
@@ -28,6 +32,18 @@ pub const MAX_INPUT: usize = 4096;
 
 /// How long each line may take to arrive over SSH.
 pub const LINE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// At most this many bytes of a file piped in for `import ... -`: far more
+/// than any inventory a person keeps in a spreadsheet, and a bound on what
+/// the bastion holds in memory for one command.
+pub const MAX_IMPORT: usize = 16 * 1024 * 1024;
+
+/// Over SSH, how long a file piped in may go without a byte arriving...
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// ...and how long it may take in all, so a client trickling bytes cannot
+/// hold the command open for ever.
+pub const TOTAL_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// Why input could not be read. No variant carries any of the input.
 #[derive(Debug, thiserror::Error)]
@@ -45,6 +61,29 @@ pub enum StdinError {
         secs = LINE_TIMEOUT.as_secs()
     )]
     Timeout(&'static str),
+    #[error(
+        "nothing on standard input: pipe the {0} in (e.g. `ssh BASTION rampart import assets - < FILE.csv`)"
+    )]
+    Empty(&'static str),
+    #[error(
+        "standard input is longer than {} MiB: split the file and import the parts",
+        MAX_IMPORT / (1024 * 1024)
+    )]
+    TooLarge,
+    #[error(
+        "no data arrived on standard input for {secs} s: pipe the {0} in (`... < FILE`), and end it (EOF)",
+        secs = IDLE_TIMEOUT.as_secs()
+    )]
+    Stalled(&'static str),
+    #[error(
+        "standard input did not end within {secs} s",
+        secs = TOTAL_TIMEOUT.as_secs()
+    )]
+    TooSlow,
+    #[error(
+        "the {0} is read from a pipe, not a terminal: run `ssh BASTION rampart import ... - < FILE` without -t"
+    )]
+    Terminal(&'static str),
     #[error("cancelled")]
     Cancelled,
     #[error("cannot read standard input: {0}")]
@@ -59,6 +98,9 @@ pub enum Stdin {
     Process,
     /// Lines read from the SSH client before the verb ran.
     Lines(VecDeque<Secret<String>>),
+    /// Everything the SSH client sent up to EOF, for a verb that reads a
+    /// whole file.
+    All(Vec<u8>),
     /// Nothing (over SSH, for a verb that reads nothing).
     None,
 }
@@ -70,7 +112,7 @@ impl Stdin {
         match self {
             Stdin::Process => read_process_line(&mut std::io::stdin().lock()),
             Stdin::Lines(lines) => Ok(lines.pop_front()),
-            Stdin::None => {
+            Stdin::All(_) | Stdin::None => {
                 tracing::warn!("a verb read its {what} from stdin without asking for it first");
                 Err(StdinError::NotAvailable)
             }
@@ -83,6 +125,64 @@ impl Stdin {
             Some(line) if !line.expose().is_empty() => Ok(line),
             _ => Err(StdinError::Missing(what)),
         }
+    }
+}
+
+impl Stdin {
+    /// Everything up to the end of input, at most [`MAX_IMPORT`] bytes and
+    /// not empty.
+    pub fn all(&mut self, what: &'static str) -> Result<Vec<u8>, StdinError> {
+        let bytes = match self {
+            Stdin::Process => read_process_all(&mut std::io::stdin().lock())?,
+            Stdin::All(bytes) => std::mem::take(bytes),
+            Stdin::Lines(_) | Stdin::None => {
+                tracing::warn!("a verb read its {what} from stdin without asking for it first");
+                return Err(StdinError::NotAvailable);
+            }
+        };
+        if bytes.is_empty() {
+            return Err(StdinError::Empty(what));
+        }
+        Ok(bytes)
+    }
+}
+
+/// Everything from a reader, refused beyond [`MAX_IMPORT`] bytes.
+fn read_process_all(reader: &mut impl Read) -> Result<Vec<u8>, StdinError> {
+    let mut all = AllCollector::new();
+    let mut chunk = vec![0u8; 64 * 1024];
+    loop {
+        match reader.read(&mut chunk) {
+            Ok(0) => return Ok(all.finish()),
+            Ok(n) => all.push(chunk.get(..n).unwrap_or_default())?,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(StdinError::Read(e)),
+        }
+    }
+}
+
+/// Collects a whole input from chunks as they arrive, up to
+/// [`MAX_IMPORT`] bytes.
+#[derive(Default)]
+pub struct AllCollector {
+    bytes: Vec<u8>,
+}
+
+impl AllCollector {
+    pub fn new() -> AllCollector {
+        AllCollector::default()
+    }
+
+    pub fn push(&mut self, data: &[u8]) -> Result<(), StdinError> {
+        if self.bytes.len().saturating_add(data.len()) > MAX_IMPORT {
+            return Err(StdinError::TooLarge);
+        }
+        self.bytes.extend_from_slice(data);
+        Ok(())
+    }
+
+    pub fn finish(self) -> Vec<u8> {
+        self.bytes
     }
 }
 
@@ -128,6 +228,17 @@ pub fn wanted(command: &Command) -> &'static [&'static str] {
             _ => &[],
         },
         _ => &[],
+    }
+}
+
+/// What a verb reads as a whole file from standard input (its name in
+/// errors), or `None`: `import assets|users -`.
+pub fn reads_all(command: &Command) -> Option<&'static str> {
+    match command {
+        Command::Import(ImportCmd::Assets(args) | ImportCmd::Users(args)) if args.is_stdin() => {
+            Some("import file")
+        }
+        _ => None,
     }
 }
 
@@ -293,6 +404,34 @@ mod tests {
         assert_eq!(c.finish().unwrap().len(), 1);
         // Without a terminal these are ordinary bytes.
         assert_eq!(collect(1, false, &[b"a\x7fb\n"]).unwrap(), ["a\x7fb"]);
+    }
+
+    #[test]
+    fn a_whole_input_is_bounded() {
+        let mut all = AllCollector::new();
+        all.push(&vec![b'a'; MAX_IMPORT - 1]).unwrap();
+        all.push(b"b").unwrap();
+        assert!(matches!(all.push(b"c"), Err(StdinError::TooLarge)));
+        assert_eq!(all.finish().len(), MAX_IMPORT);
+
+        let mut fits = std::io::Cursor::new(b"name,address\r\nx,y\n".to_vec());
+        assert_eq!(
+            read_process_all(&mut fits).unwrap(),
+            b"name,address\r\nx,y\n"
+        );
+        let mut long = std::io::Cursor::new(vec![0u8; MAX_IMPORT + 1]);
+        assert!(matches!(
+            read_process_all(&mut long),
+            Err(StdinError::TooLarge)
+        ));
+        assert!(matches!(
+            Stdin::All(Vec::new()).all("import file"),
+            Err(StdinError::Empty("import file"))
+        ));
+        assert_eq!(
+            StdinError::TooLarge.to_string(),
+            "standard input is longer than 16 MiB: split the file and import the parts"
+        );
     }
 
     #[test]

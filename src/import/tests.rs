@@ -417,6 +417,48 @@ fn xlsx_errors_use_spreadsheet_rows_and_columns() {
     );
 }
 
+/// Bytes from standard input go through the same parser as a file: the
+/// same rows and errors, named `stdin`; a zip archive is read as XLSX
+/// unless a format is given.
+#[test]
+fn bytes_from_stdin_parse_like_a_file() {
+    let text = format!("{ASSETS}web1,10.0.0.1,ssh/22,,,,\nweb2,10.0.0.2,,,,,\n");
+    let source = Source::from_bytes("stdin", text.clone().into_bytes(), None);
+    assert_eq!(source.format, Format::Csv);
+    assert_eq!(
+        parse_assets(&source).unwrap_err().to_string(),
+        "stdin: row 3, column protocols: empty, but this column is required"
+    );
+    assert_eq!(
+        asset_err(&text),
+        "FILE: row 3, column protocols: empty, but this column is required"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let book = xlsx(
+        &dir,
+        &[
+            (1, &["name", "address", "protocols"]),
+            (2, &["web1", "10.0.0.1", "ssh/22"]),
+        ],
+    );
+    let bytes = std::fs::read(&book).unwrap();
+    let source = Source::from_bytes("stdin", bytes.clone(), None);
+    assert_eq!(source.format, Format::Xlsx);
+    assert_eq!(parse_assets(&source).unwrap(), read_assets(&book).unwrap());
+    // Told it is CSV, the same bytes are not UTF-8 text.
+    let forced = Source::from_bytes("stdin", bytes, Some(Format::Csv));
+    let e = parse_assets(&forced).unwrap_err().to_string();
+    assert!(e.starts_with("stdin: "), "{e}");
+    // And text told to be XLSX is not a workbook.
+    let forced = Source::from_bytes("stdin", text.into_bytes(), Some(Format::Xlsx));
+    let e = parse_assets(&forced).unwrap_err().to_string();
+    assert!(
+        e.starts_with("stdin: cannot read as an XLSX workbook: "),
+        "{e}"
+    );
+}
+
 #[test]
 fn column_letters() {
     let letters: Vec<String> = [0, 1, 25, 26, 27, 51, 52, 701, 702]

@@ -1,15 +1,15 @@
 //! The database side of `import assets|users`: every row goes in, in one
 //! transaction, or none does; a row the database refuses (a name that
 //! already exists, an unknown group or node) is reported with its row
-//! number like a parse error.
+//! number like a parse error. A file named on the command line and
+//! standard input arrive the same way, as an [`import::Source`].
 
 use std::fmt;
-use std::path::Path;
 
 use serde::Serialize;
 
 use super::{AssetSpec, Caller, Ops, OpsError, Result, UserSpec, require_admin};
-use crate::import::{self, ImportError};
+use crate::import::{self, ImportError, Source};
 use crate::store;
 
 /// What an import did.
@@ -42,14 +42,14 @@ impl fmt::Display for ImportSummary {
     }
 }
 
-fn at_row(file: &Path, row: usize, e: OpsError) -> OpsError {
+fn at_row(file: &str, row: usize, e: OpsError) -> OpsError {
     ImportError::new(file, Some(row), None, e.to_string()).into()
 }
 
 impl Ops {
-    pub async fn import_assets(&self, caller: &Caller, file: &Path) -> Result<ImportSummary> {
+    pub async fn import_assets(&self, caller: &Caller, source: &Source) -> Result<ImportSummary> {
         require_admin(caller, "importing assets")?;
-        let rows = import::read_assets(file)?;
+        let rows = import::parse_assets(source)?;
         let mut tx = self.store.begin().await?;
         for row in &rows {
             let spec = AssetSpec {
@@ -63,21 +63,21 @@ impl Ops {
             };
             self.insert_asset(&mut tx, caller, &spec)
                 .await
-                .map_err(|e| at_row(file, row.row, e))?;
+                .map_err(|e| at_row(&source.name, row.row, e))?;
         }
         store::bump_change_counter(&mut tx).await?;
         self.store.commit(tx).await?;
         Ok(ImportSummary {
             kind: "assets",
-            file: file.display().to_string(),
+            file: source.name.clone(),
             imported: rows.len(),
             needs_password: Vec::new(),
         })
     }
 
-    pub async fn import_users(&self, caller: &Caller, file: &Path) -> Result<ImportSummary> {
+    pub async fn import_users(&self, caller: &Caller, source: &Source) -> Result<ImportSummary> {
         require_admin(caller, "importing users")?;
-        let rows = import::read_users(file)?;
+        let rows = import::parse_users(source)?;
         let mut tx = self.store.begin().await?;
         let mut needs_password = Vec::new();
         for row in &rows {
@@ -93,7 +93,7 @@ impl Ops {
             let added = self
                 .insert_user(&mut tx, caller, &spec)
                 .await
-                .map_err(|e| at_row(file, row.row, e))?;
+                .map_err(|e| at_row(&source.name, row.row, e))?;
             if !row.active {
                 let profile = store::users::Profile {
                     role: added.user.role,
@@ -113,7 +113,7 @@ impl Ops {
         self.store.commit(tx).await?;
         Ok(ImportSummary {
             kind: "users",
-            file: file.display().to_string(),
+            file: source.name.clone(),
             imported: rows.len(),
             needs_password,
         })

@@ -88,7 +88,9 @@ pub enum OpsError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Vault(#[from] VaultError),
-    #[error("{0}")]
+    // Transparent: with `{0}` the error's text appeared twice, once as this
+    // error and once as its source, in the `{:#}` chain the CLI prints.
+    #[error(transparent)]
     Import(#[from] crate::import::ImportError),
 }
 

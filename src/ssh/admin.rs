@@ -6,7 +6,12 @@
 //! a verb that reads input (`--password-stdin`, `me passwd`, `me keys add`
 //! without `--key`; see `cli::wanted`), before the verb runs: the lines it
 //! needs and no more, at most `cli::MAX_INPUT` bytes, each line within
-//! `cli::LINE_TIMEOUT`. Any other verb never waits for input.
+//! `cli::LINE_TIMEOUT`. `import assets|users -` reads everything up to
+//! the client's EOF (`ssh ... < FILE` sends it after the file), at most
+//! `cli::MAX_IMPORT` bytes, giving up after `cli::IDLE_TIMEOUT` without a
+//! byte or `cli::TOTAL_TIMEOUT` in all; and only for an admin, the one
+//! role that may import, so no one else can make the bastion hold a file.
+//! Any other verb never waits for input.
 
 use std::collections::VecDeque;
 
@@ -18,8 +23,10 @@ use russh::{ChannelMsg, ChannelReadHalf, ChannelWriteHalf};
 use super::{Conn, Shared};
 use crate::audit::Via;
 use crate::cli::{
-    Cli, Command, Io, LINE_TIMEOUT, LineCollector, Outcome, Stdin, StdinError, dispatch, wanted,
+    AllCollector, Cli, Command, IDLE_TIMEOUT, Io, LINE_TIMEOUT, LineCollector, Outcome, Stdin,
+    StdinError, TOTAL_TIMEOUT, dispatch, reads_all, wanted,
 };
+use crate::model::Role;
 use crate::ops::{Caller, OpsError};
 use crate::vault::Secret;
 
@@ -73,10 +80,14 @@ pub async fn run(
                 via: Via::Ssh,
             };
             let lines = wanted(&cli.command);
-            let stdin = if lines.is_empty() {
-                Ok(Stdin::None)
-            } else {
-                read_lines(read, write, lines, pty).await.map(Stdin::Lines)
+            let stdin = match reads_all(&cli.command) {
+                // Anyone else is refused by the verb before it reads.
+                Some(what) if caller.role == Role::Admin => {
+                    read_all(read, what, pty).await.map(Stdin::All)
+                }
+                Some(_) => Ok(Stdin::None),
+                None if lines.is_empty() => Ok(Stdin::None),
+                None => read_lines(read, write, lines, pty).await.map(Stdin::Lines),
             };
             match stdin {
                 Err(e) => {
@@ -167,6 +178,36 @@ async fn read_lines(
         let _ = write.extended_data_bytes(1, Bytes::from("\r\n")).await;
     }
     lines.finish()
+}
+
+/// Reads the client's standard input up to EOF, for a verb that takes a
+/// whole file.
+async fn read_all(
+    read: &mut ChannelReadHalf,
+    what: &'static str,
+    pty: bool,
+) -> Result<Vec<u8>, StdinError> {
+    if pty {
+        // A terminal in raw mode has no EOF to send, and would mangle a
+        // binary file on the way.
+        return Err(StdinError::Terminal(what));
+    }
+    let mut all = AllCollector::new();
+    let deadline = tokio::time::Instant::now() + TOTAL_TIMEOUT;
+    loop {
+        let next = tokio::time::timeout(IDLE_TIMEOUT, read.wait());
+        let msg = match tokio::time::timeout_at(deadline, next).await {
+            Err(_) => return Err(StdinError::TooSlow),
+            Ok(Err(_)) => return Err(StdinError::Stalled(what)),
+            Ok(Ok(msg)) => msg,
+        };
+        match msg {
+            Some(ChannelMsg::Data { data }) => all.push(&data)?,
+            Some(ChannelMsg::Eof | ChannelMsg::Close) | None => return Ok(all.finish()),
+            // Window adjustments, signals, stderr from the client: not input.
+            Some(_) => {}
+        }
+    }
 }
 
 /// Feeds the channel's data to `lines` until a line more is complete (true)
