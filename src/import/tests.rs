@@ -450,6 +450,14 @@ fn bytes_from_stdin_parse_like_a_file() {
     let forced = Source::from_bytes("stdin", bytes, Some(Format::Csv));
     let e = parse_assets(&forced).unwrap_err().to_string();
     assert!(e.starts_with("stdin: "), "{e}");
+    // --format also overrides a file's extension.
+    let txt = write(
+        &dir,
+        "assets.txt",
+        &format!("{ASSETS}web1,10.0.0.1,ssh/22,,,,\n"),
+    );
+    let rows = parse_assets(&Source::from_path(&txt, Some(Format::Csv)).unwrap()).unwrap();
+    assert_eq!(rows[0].name, "web1");
     // And text told to be XLSX is not a workbook.
     let forced = Source::from_bytes("stdin", text.into_bytes(), Some(Format::Xlsx));
     let e = parse_assets(&forced).unwrap_err().to_string();
