@@ -206,6 +206,13 @@ pub async fn run(
                     }
                 }
                 Some(DeskOutcome::Op(op)) => {
+                    // What the desk says while a change runs ("testing
+                    // web1...": a connection test takes seconds) is shown
+                    // before it starts.
+                    let frame = screen.draw(|f| desk.render(f, &theme));
+                    if !send(write, frame).await {
+                        return 0;
+                    }
                     let done = desk::run_op(shared, &caller, op).await;
                     desk.op_done(done);
                     if let Some(tab) = desk.showing() {

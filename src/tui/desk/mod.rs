@@ -924,15 +924,15 @@ impl Desk {
             }
             (Tab::Accounts, Key::Char('t')) => {
                 let account = self.selected_account()?;
-                let op = Op::AssetTest {
-                    asset: account.asset.clone(),
-                    account: Some(account.username.clone()),
-                };
+                let (asset, username) = (account.asset.clone(), account.username.clone());
                 if self.needs_admin("testing an account") {
                     return None;
                 }
-                self.set_notice(Severity::Info, "testing...".to_string());
-                Some(DeskOutcome::Op(op))
+                self.set_notice(Severity::Info, format!("testing {username}@{asset}..."));
+                Some(DeskOutcome::Op(Op::AssetTest {
+                    asset,
+                    account: Some(username),
+                }))
             }
             (Tab::Permissions, Key::Char('e') | Key::Enter) => {
                 let perm = self
