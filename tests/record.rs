@@ -936,3 +936,34 @@ fn a_refused_line_closes_the_output_of_the_command_before_it() {
         .output(b"\r\nrampart: command refused\r\n^C\r\nalice@web1:~$ ");
     assert_eq!(sh.tracker.finish(), None);
 }
+
+#[test]
+fn a_withheld_line_typed_ahead_is_read_from_the_screen_at_its_next_enter() {
+    let mut sh = Shell::new();
+    sh.type_echoed("sleep 2");
+    assert!(matches!(
+        sh.tracker.input(b"\r").as_slice(),
+        [Input::Enter { command: Some(c), .. }] if c == "sleep 2"
+    ));
+    sh.tracker.started("sleep 2".into(), Duration::from_secs(1));
+    sh.tracker.output(b"\r\n");
+    // While it runs: an arrow (history), a line and Enter, in one write.
+    let items = sh.tracker.input(b"\x1b[Acat README\r");
+    assert!(
+        matches!(items.last(), Some(Input::EnterUnseen { typed: None, .. })),
+        "{items:?}"
+    );
+    assert_eq!(sh.tracker.resolve_pending(), None, "nothing shows yet");
+    sh.tracker.withheld();
+    sh.tracker.output(b"\r\nrampart: Enter held back\r\n");
+    // The command ends; the shell draws its prompt and the line it read.
+    sh.tracker
+        .output(b"\x1b[1;32malice@web1\x1b[0m:~$ cat README");
+    let items = sh.tracker.input(b"\r");
+    assert!(
+        matches!(items.last(), Some(Input::EnterUnseen { typed: None, .. })),
+        "{items:?}"
+    );
+    assert_eq!(sh.tracker.pending_line().as_deref(), Some("cat README"));
+    assert_eq!(sh.tracker.resolve_pending().as_deref(), Some("cat README"));
+}

@@ -754,3 +754,82 @@ async fn lines_typed_ahead_are_logged_exactly_with_their_own_output() {
     // the command before it.
     assert_eq!(rows, expected);
 }
+
+/// A line typed ahead behind a running command, with keys that do not say
+/// what it is (an arrow, Tab), cannot be read by any filter before its
+/// Enter would go out: where a deny or review rule applies, that Enter is
+/// held back instead of passing unchecked, and the line, once it shows at
+/// the prompt, is checked like any other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreadable_line_typed_ahead_is_not_forwarded_past_a_filter() {
+    let mut b = TestBastion::start().await;
+    b.services
+        .ops
+        .filter_add(
+            &admin(),
+            FilterSpec {
+                name: "no-readme".into(),
+                pattern: r"^cat\s+README".into(),
+                action: FilterAction::Deny,
+                priority: 10,
+                users: vec![],
+                groups: vec![],
+                assets: vec![],
+                nodes: vec![],
+                accounts: AccountSpec::all(),
+            },
+        )
+        .await
+        .unwrap();
+    b.reload().await;
+    let c = Client::admin(b.addr).await;
+    let mut term = c.shell(80, 24, Some("demo")).await;
+    assert!(term.wait_for(T, |s| s.contains("demo@demo:~$")).await);
+    term.send(b"sleep 1.5").await;
+    assert!(term.wait_for(T, |s| s.contains("sleep 1.5")).await);
+    term.send(b"\r").await;
+    // While it sleeps: an arrow key (which this shell ignores), the line
+    // and Enter, in one write.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    term.send(b"\x1b[Acat README\r").await;
+    assert!(
+        term.wait_for(T, |s| s.contains("Enter held back")).await,
+        "{}",
+        term.text()
+    );
+    // The line shows at the prompt once the shell reads it; Enter again is
+    // checked against the rule and refused.
+    assert!(
+        term.wait_for(T, |s| s.contains("demo@demo:~$ cat README"))
+            .await,
+        "{}",
+        term.text()
+    );
+    term.send(b"\r").await;
+    assert!(
+        term.wait_for(T, |s| s.contains("command refused by rule no-readme"))
+            .await,
+        "{}",
+        term.text()
+    );
+    term.send(b"exit\r").await;
+    assert!(term.wait_close(T).await, "{}", term.text());
+    c.close().await;
+    b.shutdown().await;
+    let executed = b.demo.executed();
+    assert!(
+        !executed.iter().any(|l| l.contains("README")),
+        "the target ran it: {executed:?}"
+    );
+    let rows = command_rows(&b).await;
+    assert!(
+        rows.iter()
+            .any(|(c, _, a)| c == "[a line typed ahead that could not be read]" && a == "deny"),
+        "{rows:?}"
+    );
+    assert!(
+        rows.iter()
+            .any(|(c, _, a)| c == "cat README" && a == "deny"),
+        "{rows:?}"
+    );
+}

@@ -158,6 +158,26 @@ impl Snapshot {
         self.verdict(&session, command)
     }
 
+    /// Whether any deny or review rule applies to the session `grant`
+    /// opened, whatever the command: a line nobody can read must then not
+    /// go through unchecked.
+    pub fn grant_is_guarded(&self, grant: &Grant) -> bool {
+        let user = self.user_by_id.get(grant.user_id()).copied();
+        let session = Session {
+            user,
+            person: match user {
+                Some(u) => self.users[u as usize].name.as_str(),
+                None => grant.user_name(),
+            },
+            asset: self.asset_by_id.get(grant.asset_id()).copied(),
+            account: grant.account(),
+        };
+        self.filters.iter().any(|f| {
+            matches!(f.action, FilterAction::Deny | FilterAction::Review)
+                && self.filter_applies(f, &session)
+        })
+    }
+
     fn verdict(&self, session: &Session<'_>, command: &str) -> FilterVerdict {
         // Filters are sorted by (priority, name): the first matching non-deny
         // rule wins unless a deny matches anywhere, so once one is found only

@@ -56,7 +56,9 @@
 //! with keys that do not determine it is found only after an unchanged
 //! prompt; a line typed ahead behind a command that runs longer than the
 //! wait is not logged (the filter still checks its keystrokes, when they
-//! determine it); REPLs (python, psql, mysql)
+//! determine it; when they do not and a deny or review rule applies, the
+//! relay holds its Enter back and the line, left at the prompt, is read
+//! at the next Enter: [`CommandTracker::withheld`]); REPLs (python, psql, mysql)
 //! are logged like shell commands, which is usually what an auditor wants;
 //! shell suggestions drawn after the cursor (zsh-autosuggestions, fish) are
 //! left out only when drawn dim or in bright black, their default; and
@@ -472,7 +474,11 @@ impl CommandTracker {
             self.prompt_hint.clone()
         } else {
             let prompt = screen.contents_between(row, 0, row, col).trim().to_string();
-            self.prompt_hint.clone_from(&prompt);
+            // A line begun on an empty row (typed while a command's output
+            // ran) says nothing about the prompt: the hint keeps the last.
+            if !prompt.is_empty() {
+                self.prompt_hint.clone_from(&prompt);
+            }
             prompt
         };
         // While an earlier Enter is still held, the row it will go out on
@@ -781,6 +787,32 @@ impl CommandTracker {
         self.running
             .take()
             .map(|r| complete(r, prompt.as_deref(), Some(command)))
+    }
+
+    /// The relay held back the Enter it just resolved, unread (a line typed
+    /// ahead with keys that do not say what it is): the keys already sent
+    /// stay in the shell's line, so the line goes on, and its next Enter
+    /// reads it from the screen, after the prompt, below where it was held.
+    pub fn withheld(&mut self) {
+        match self.line.as_mut() {
+            // Keys typed after the held Enter joined the same shell line.
+            Some(line) => {
+                line.reliable = false;
+                line.stale = true;
+                line.after = line.after.or(self.enter_row);
+            }
+            None => {
+                let (row, col) = self.parser.screen().cursor_position();
+                self.line = Some(Line {
+                    boundary: (row, col),
+                    prompt: self.prompt_hint.clone(),
+                    stale: true,
+                    after: self.enter_row,
+                    typed: Vec::new(),
+                    reliable: false,
+                });
+            }
+        }
     }
 
     /// The session ended: the last command, completed.

@@ -393,6 +393,40 @@ pub async fn pump(
                                         return EndReason::TargetClosed;
                                     }
                                     continue;
+                                } else if seen.is_none()
+                                    && typed.is_none()
+                                    && policy().grant_is_guarded(grant)
+                                {
+                                    // Typed ahead with keys that do not say
+                                    // what the line is (history, Tab) and not
+                                    // shown in time: no filter can read it,
+                                    // so its Enter is held back. The line
+                                    // stays at the prompt; a second Enter,
+                                    // once it shows, is checked as usual.
+                                    {
+                                        // The command before it still runs:
+                                        // its output goes on being captured.
+                                        let mut s = lock(&shared);
+                                        if let Some(t) = s.tracker.as_mut() {
+                                            t.withheld();
+                                        }
+                                        s.pending_log.push(LoggedCommand {
+                                            command: "[a line typed ahead that could not be read]"
+                                                .into(),
+                                            output: String::new(),
+                                            offset: recorder.elapsed(),
+                                            action: FilterAction::Deny,
+                                            rule: None,
+                                        });
+                                    }
+                                    let text = format!(
+                                        "\r\n{YELLOW}rampart: Enter held back: this line was typed ahead with keys that do not show what it is (history, Tab); press Enter again once it shows at the prompt{RESET}\r\n"
+                                    );
+                                    if notify(client_write, recorder, &shared, text).await.is_err()
+                                    {
+                                        return EndReason::ClientClosed;
+                                    }
+                                    continue;
                                 } else {
                                     (seen, raw)
                                 }
