@@ -160,6 +160,20 @@ fn action(editing: bool) -> &'static str {
     if editing { "save" } else { "create" }
 }
 
+/// The change a form makes: `add` for a new one, `edit` of the one called
+/// `name`.
+fn add_or_edit<S>(
+    name: &Option<String>,
+    spec: S,
+    add: impl FnOnce(Box<S>) -> Op,
+    edit: impl FnOnce(String, Box<S>) -> Op,
+) -> Op {
+    match name {
+        None => add(Box::new(spec)),
+        Some(name) => edit(name.clone(), Box::new(spec)),
+    }
+}
+
 /// A form for a new `what`, or to edit the one called `name`, that opens
 /// with the name (checked as a name of `kind`).
 fn named(what: &str, kind: &'static str, hint: &str, name: Option<&str>) -> Form {
@@ -462,13 +476,9 @@ impl Editor {
                     comment: text("Comment"),
                     active: f.is_on("Active"),
                 };
-                Ok(match name {
-                    None => Op::AssetAdd(Box::new(spec)),
-                    Some(name) => Op::AssetEdit {
-                        name: name.clone(),
-                        spec: Box::new(spec),
-                    },
-                })
+                Ok(add_or_edit(name, spec, Op::AssetAdd, |name, spec| {
+                    Op::AssetEdit { name, spec }
+                }))
             }
             Editing::Account(editing) => {
                 let kind = f.chosen("Secret");
@@ -533,13 +543,9 @@ impl Editor {
                 {
                     return Err("until must come after from".into());
                 }
-                Ok(match name {
-                    None => Op::PermAdd(Box::new(spec)),
-                    Some(name) => Op::PermEdit {
-                        name: name.clone(),
-                        spec: Box::new(spec),
-                    },
-                })
+                Ok(add_or_edit(name, spec, Op::PermAdd, |name, spec| {
+                    Op::PermEdit { name, spec }
+                }))
             }
             Editing::Filter(name) => {
                 let spec = FilterSpec {
@@ -559,13 +565,9 @@ impl Editor {
                         .parse()
                         .map_err(|e| parse("accounts", &e))?,
                 };
-                Ok(match name {
-                    None => Op::FilterAdd(Box::new(spec)),
-                    Some(name) => Op::FilterEdit {
-                        name: name.clone(),
-                        spec: Box::new(spec),
-                    },
-                })
+                Ok(add_or_edit(name, spec, Op::FilterAdd, |name, spec| {
+                    Op::FilterEdit { name, spec }
+                }))
             }
             Editing::Acl(name) => {
                 let spec = AclSpec {
@@ -583,13 +585,9 @@ impl Editor {
                 if spec.users.is_empty() && spec.groups.is_empty() {
                     return Err("name at least one user or group".into());
                 }
-                Ok(match name {
-                    None => Op::AclAdd(Box::new(spec)),
-                    Some(name) => Op::AclEdit {
-                        name: name.clone(),
-                        spec: Box::new(spec),
-                    },
-                })
+                Ok(add_or_edit(name, spec, Op::AclAdd, |name, spec| {
+                    Op::AclEdit { name, spec }
+                }))
             }
         }
     }
