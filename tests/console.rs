@@ -1221,6 +1221,7 @@ async fn the_console_edits_users_keys_nodes_filters_acls_and_permissions() {
     let ops = &b.services.ops;
     let local = Caller::local();
     user(&b, "carol", Role::User, "correct horse battery staple").await;
+    user(&b, "dave", Role::User, "correct horse battery staple").await;
     ops.group_add(&local, "oncall").await.unwrap();
     ops.node_add(&local, "/DEFAULT/prod").await.unwrap();
     ops.perm_add(
@@ -1248,7 +1249,7 @@ async fn the_console_edits_users_keys_nodes_filters_acls_and_permissions() {
     let mut desk = staff.shell(100, 30, None).await;
     assert!(desk.wait_for(T, |s| s.contains("F3 Console")).await);
     desk.send(F3).await;
-    assert!(desk.wait_for(T, |s| s.contains("Users (2)")).await);
+    assert!(desk.wait_for(T, |s| s.contains("Users (3)")).await);
     // `?` lists the keys of this screen, the common ones first.
     desk.send(b"?").await;
     assert!(
@@ -1268,7 +1269,7 @@ async fn the_console_edits_users_keys_nodes_filters_acls_and_permissions() {
 
     // A user's groups and expiry, in the edit form.
     desk.send(b"/carol\r").await;
-    assert!(desk.wait_for(T, |s| s.contains("Users (1 of 2)")).await);
+    assert!(desk.wait_for(T, |s| s.contains("Users (1 of 3)")).await);
     desk.send(b"e").await;
     assert!(desk.wait_for(T, |s| s.contains("Edit user carol")).await);
     // Role, Email, then Groups (Tab completes), then Expires.
@@ -1389,6 +1390,24 @@ async fn the_console_edits_users_keys_nodes_filters_acls_and_permissions() {
         desk.text()
     );
 
+    // A user removed, after a confirmation.
+    desk.send(b"1/\x15dave\r").await;
+    assert!(desk.wait_for(T, |s| s.contains("Users (1 of 3)")).await);
+    desk.send(b"x").await;
+    assert!(
+        desk.wait_for(T, |s| s
+            .contains("Remove user (with their keys and group memberships) dave?"))
+            .await,
+        "{}",
+        desk.text()
+    );
+    desk.send(b"y").await;
+    assert!(
+        desk.wait_for(T, |s| s.contains("dave removed")).await,
+        "{}",
+        desk.text()
+    );
+
     // The operation log, narrowed when loaded: by whom, and since when.
     desk.send(F4).await;
     desk.send(b"7").await;
@@ -1420,6 +1439,7 @@ async fn the_console_edits_users_keys_nodes_filters_acls_and_permissions() {
     b.shutdown().await;
 
     let ops = &b.services.ops;
+    assert!(ops.user_show(&local, "dave").await.is_err());
     let carol = ops.user_show(&local, "carol").await.unwrap();
     assert_eq!(carol.groups, ["oncall"]);
     assert_eq!(
@@ -1455,6 +1475,7 @@ async fn the_console_edits_users_keys_nodes_filters_acls_and_permissions() {
         "filter.add",
         "acl.add",
         "perm.edit",
+        "user.remove",
     ] {
         assert!(
             log.iter()

@@ -313,6 +313,7 @@ pub(super) async fn run_op(shared: &Shared, caller: &Caller, op: Op) -> Result<O
             .map(|p| said(format!("permission {} added", p.name))),
         Op::Remove { what, name } => {
             let done = match what {
+                Tab::Users => ops.user_remove(caller, &name).await,
                 Tab::Groups => ops.group_remove(caller, &name).await,
                 Tab::Nodes => ops.node_remove(caller, &name).await,
                 Tab::Assets => ops.asset_remove(caller, &name).await,

@@ -1009,7 +1009,8 @@ impl Desk {
             (Tab::Users, Key::Char('w')) => self.ask_reach(ReachQuery::What(selected?)),
             (Tab::Assets, Key::Char('w')) => self.ask_reach(ReachQuery::Who(selected?)),
             (
-                Tab::Groups
+                Tab::Users
+                | Tab::Groups
                 | Tab::Nodes
                 | Tab::Assets
                 | Tab::Accounts
@@ -1020,6 +1021,7 @@ impl Desk {
             ) => {
                 let name = selected?;
                 let what = match tab {
+                    Tab::Users => "user (with their keys and group memberships)",
                     Tab::Groups => "group",
                     Tab::Nodes => "node",
                     Tab::Assets => "asset (with its accounts)",

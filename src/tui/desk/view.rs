@@ -59,6 +59,7 @@ fn tab_help(tab: Tab) -> &'static [(&'static str, &'static str)] {
             ("d u", "disable or enable / unlock"),
             ("p M", "new one-time password / reset MFA"),
             ("w", "what can this user reach"),
+            ("x Del", "remove the user"),
         ],
         Tab::Groups => &[
             ("a", "add a group"),
