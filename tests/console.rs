@@ -44,6 +44,25 @@ async fn user(b: &TestBastion, name: &str, role: Role, password: &str) {
         .unwrap();
 }
 
+/// A permission for `user` on the demo asset: any account and protocol,
+/// connect only.
+fn demo_perm(name: &str, user: &str) -> rampart::ops::PermSpec {
+    rampart::ops::PermSpec {
+        name: name.into(),
+        users: vec![user.into()],
+        groups: vec![],
+        assets: vec!["demo".into()],
+        nodes: vec![],
+        accounts: rampart::model::AccountSpec::all(),
+        protocols: rampart::model::ProtocolSpec::All,
+        actions: "connect".parse().unwrap(),
+        valid_from: None,
+        valid_until: None,
+        comment: String::new(),
+        require_approval: false,
+    }
+}
+
 /// The lines of `screen` that carry text, trimmed.
 fn lines(screen: &str) -> Vec<String> {
     screen
@@ -876,18 +895,9 @@ async fn a_permission_with_require_approval_waits_for_an_admin_at_connect() {
         .perm_add(
             &Caller::local(),
             rampart::ops::PermSpec {
-                name: "bob-demo-approved".into(),
-                users: vec!["bob".into()],
-                groups: vec![],
-                assets: vec!["demo".into()],
-                nodes: vec![],
-                accounts: rampart::model::AccountSpec::all(),
-                protocols: rampart::model::ProtocolSpec::All,
                 actions: rampart::model::Actions::all_but_tunnel(),
-                valid_from: None,
-                valid_until: None,
-                comment: String::new(),
                 require_approval: true,
+                ..demo_perm("bob-demo-approved", "bob")
             },
         )
         .await
@@ -1224,25 +1234,9 @@ async fn the_console_edits_users_keys_nodes_filters_acls_and_permissions() {
     user(&b, "dave", Role::User, "correct horse battery staple").await;
     ops.group_add(&local, "oncall").await.unwrap();
     ops.node_add(&local, "/DEFAULT/prod").await.unwrap();
-    ops.perm_add(
-        &local,
-        rampart::ops::PermSpec {
-            name: "carol-demo".into(),
-            users: vec!["carol".into()],
-            groups: vec![],
-            assets: vec!["demo".into()],
-            nodes: vec![],
-            accounts: "@ALL".parse().unwrap(),
-            protocols: "all".parse().unwrap(),
-            actions: "connect".parse().unwrap(),
-            valid_from: None,
-            valid_until: None,
-            comment: String::new(),
-            require_approval: false,
-        },
-    )
-    .await
-    .unwrap();
+    ops.perm_add(&local, demo_perm("carol-demo", "carol"))
+        .await
+        .unwrap();
     let (_, public) = support::ssh::new_key("carol@laptop");
 
     let staff = Client::admin(b.addr).await;
@@ -1492,23 +1486,7 @@ async fn force_logout_ends_every_session_of_that_user_and_no_other() {
     user(&b, "carol", Role::User, password).await;
     b.services
         .ops
-        .perm_add(
-            &Caller::local(),
-            rampart::ops::PermSpec {
-                name: "carol-demo".into(),
-                users: vec!["carol".into()],
-                groups: vec![],
-                assets: vec!["demo".into()],
-                nodes: vec![],
-                accounts: "@ALL".parse().unwrap(),
-                protocols: "all".parse().unwrap(),
-                actions: "connect".parse().unwrap(),
-                valid_from: None,
-                valid_until: None,
-                comment: String::new(),
-                require_approval: false,
-            },
-        )
+        .perm_add(&Caller::local(), demo_perm("carol-demo", "carol"))
         .await
         .unwrap();
     b.reload().await;

@@ -849,10 +849,7 @@ impl Desk {
                 });
                 None
             }
-            (
-                Tab::Sessions | Tab::Commands | Tab::Transfers | Tab::Logins | Tab::Operations,
-                Key::Char('t'),
-            ) => {
+            (tab, Key::Char('t')) if Tab::HISTORY.contains(&tab) => {
                 self.dialog = Some(Dialog::History(Box::new(self.history_form())));
                 None
             }
