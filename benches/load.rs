@@ -800,6 +800,10 @@ struct Report {
     rss_peak: u64,
     hwm_end: Option<u64>,
     cpu_per_session_ms: Option<f64>,
+    /// From the first connect until every session sits at its prompt.
+    cpu_open_per_session_ms: Option<f64>,
+    /// From then to the end, per line typed (and per `exit`).
+    cpu_per_line_ms: Option<f64>,
     /// Median and slowest session, first line typed to close.
     typing: Option<(f64, f64)>,
     completed: usize,
@@ -1011,6 +1015,7 @@ async fn run(opts: &Options) -> Result<bool, String> {
         _ => None,
     };
     let rss_all_open = status_kib(pid, "VmRSS");
+    let cpu_open = cpu_seconds(pid, ticks);
     if let Some(kib) = rss_all_open {
         peak.fetch_max(kib, Ordering::SeqCst);
     }
@@ -1194,6 +1199,16 @@ async fn run(opts: &Options) -> Result<bool, String> {
             (Some(a), Some(b)) => Some((b - a) * 1000.0 / n as f64),
             _ => None,
         },
+        cpu_open_per_session_ms: match (cpu_before, cpu_open) {
+            (Some(a), Some(b)) => Some((b - a) * 1000.0 / n as f64),
+            _ => None,
+        },
+        // Each session sends its lines and `exit`; the span also holds the
+        // session ends (row, recording, audit flush).
+        cpu_per_line_ms: match (cpu_open, cpu_after) {
+            (Some(a), Some(b)) => Some((b - a) * 1000.0 / (n * (opts.lines + 1)) as f64),
+            _ => None,
+        },
         typing: {
             let mut t: Vec<f64> = outcomes
                 .iter()
@@ -1309,6 +1324,9 @@ async fn run(opts: &Options) -> Result<bool, String> {
 fn print_table(r: &Report, opts: &Options, load_at_start: &str) {
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     let per_session = r.rss_peak.saturating_sub(r.rss_before) / r.sessions as u64;
+    let per_idle = r
+        .rss_all_open
+        .map(|open| open.saturating_sub(r.rss_before) / r.sessions as u64);
     let opt = |v: Option<String>| v.unwrap_or_else(|| "n/a".into());
     println!();
     println!(
@@ -1350,12 +1368,24 @@ fn print_table(r: &Report, opts: &Options, load_at_start: &str) {
         ),
     );
     row(
+        "  idle: all at the prompt (KiB)",
+        opt(per_idle.map(|v| v.to_string())),
+    );
+    row(
         "bastion VmHWM at end (KiB)",
         opt(r.hwm_end.map(|v| v.to_string())),
     );
     row(
         "bastion CPU per session (ms)",
         opt(r.cpu_per_session_ms.map(|v| format!("{v:.1}"))),
+    );
+    row(
+        "  connect to prompt, per session (ms)",
+        opt(r.cpu_open_per_session_ms.map(|v| format!("{v:.1}"))),
+    );
+    row(
+        "  typing to close, per line (ms)",
+        opt(r.cpu_per_line_ms.map(|v| format!("{v:.2}"))),
     );
     row(
         "typing to close, median / max (s)",

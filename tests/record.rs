@@ -2,6 +2,7 @@
 //! the files on disk and their sizes, what a crash leaves, asciinema reading
 //! them, and the commands the tracker extracts from a simulated shell.
 
+use std::collections::VecDeque;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::sync::Arc;
@@ -966,4 +967,276 @@ fn a_withheld_line_typed_ahead_is_read_from_the_screen_at_its_next_enter() {
     );
     assert_eq!(sh.tracker.pending_line().as_deref(), Some("cat README"));
     assert_eq!(sh.tracker.resolve_pending().as_deref(), Some("cat README"));
+}
+
+#[test]
+fn a_line_typed_ahead_behind_a_long_command_is_logged_when_the_shell_draws_it() {
+    let mut sh = Shell::new();
+    sh.type_echoed("sleep 5");
+    let cmd = command(sh.enter()).expect("command");
+    assert_eq!(sh.tracker.started(cmd, Duration::from_secs(1)), None);
+    sh.tracker.output(b"\r\n");
+    // While it runs, a line and its Enter in one write; the target does
+    // not echo it until `sleep` ends, long after the relay's wait.
+    let items = sh.tracker.input(b"uname -a\r");
+    match items.last() {
+        Some(Input::EnterUnseen { typed, .. }) => assert_eq!(typed.as_deref(), Some("uname -a")),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(sh.tracker.resolve_pending(), None, "no echo in time");
+    sh.tracker.expect_echo(Duration::from_secs(2));
+    assert!(sh.tracker.take_late().is_empty());
+    // The end of `sleep`, the prompt, the echo and the output of the line
+    // typed ahead, all in one chunk: the echo is at the cursor only
+    // before its line break.
+    sh.tracker.output(
+        b"slept\r\n\x1b[1;32malice@web1\x1b[0m:~$ uname -a\r\nLinux web1\r\n\x1b[1;32malice@web1\x1b[0m:~$ ",
+    );
+    let late = sh.tracker.take_late();
+    assert_eq!(late.len(), 1, "{late:?}");
+    assert_eq!(late[0].command, "uname -a");
+    assert_eq!(
+        late[0].at,
+        Duration::from_secs(2),
+        "when its Enter went out"
+    );
+    let previous = late[0].previous.clone().expect("sleep is complete");
+    assert_eq!(
+        (previous.command.as_str(), previous.output.as_str()),
+        ("sleep 5", "slept"),
+        "its output ends where the line was drawn"
+    );
+    assert!(sh.tracker.take_late().is_empty(), "taken once");
+    let done = sh.tracker.finish().expect("the late line ran");
+    assert_eq!(done.command, "uname -a");
+    assert!(done.output.starts_with("Linux web1\n"), "{:?}", done.output);
+}
+
+#[test]
+fn a_password_forwarded_before_its_echo_is_never_logged_later() {
+    let mut sh = Shell::new();
+    sh.type_echoed("sudo -k id");
+    let cmd = command(sh.enter()).expect("command");
+    sh.tracker.started(cmd, Duration::from_secs(1));
+    // The password is typed ahead before sudo asks, with echo off.
+    let items = sh.tracker.input(b"alice:\r");
+    assert!(matches!(items.last(), Some(Input::EnterUnseen { .. })));
+    assert_eq!(sh.tracker.resolve_pending(), None);
+    sh.tracker.expect_echo(Duration::from_secs(2));
+    // sudo's prompt ends, at the cursor, exactly like the password; it is
+    // no shell prompt, so it is not taken for the line's echo.
+    sh.tracker.output(
+        b"\r\n[sudo] password for alice: \r\nuid=0(root)\r\n\x1b[1;32malice@web1\x1b[0m:~$ ",
+    );
+    assert!(sh.tracker.take_late().is_empty());
+    // The next command starts: the line is no longer looked for.
+    sh.type_echoed("alice:");
+    let cmd = command(sh.enter()).expect("typed and echoed at a prompt");
+    sh.tracker.started(cmd, Duration::from_secs(3));
+    sh.tracker
+        .output(b"\r\nalice:: command not found\r\n\x1b[1;32malice@web1\x1b[0m:~$ alice:");
+    assert!(sh.tracker.take_late().is_empty());
+}
+
+#[test]
+fn a_line_whose_echo_came_after_the_wait_is_logged_from_the_chunk_that_brings_it() {
+    let mut sh = Shell::new();
+    // A line and its Enter in one write at a prompt, on a loaded machine:
+    // no echo within the wait, so the Enter goes out unread.
+    let items = sh.tracker.input(b"hostname\r");
+    assert!(matches!(items.last(), Some(Input::EnterUnseen { .. })));
+    assert_eq!(sh.tracker.resolve_pending(), None);
+    sh.tracker.expect_echo(Duration::from_secs(1));
+    // Echo, output and the next prompt arrive together.
+    sh.tracker
+        .output(b"hostname\r\nweb1\r\n\x1b[1;32malice@web1\x1b[0m:~$ ");
+    let late = sh.tracker.take_late();
+    assert_eq!(late.len(), 1, "{late:?}");
+    assert_eq!(
+        (late[0].command.as_str(), late[0].previous.clone()),
+        ("hostname", None)
+    );
+    let done = sh.tracker.finish().expect("it ran");
+    assert!(done.output.starts_with("web1\n"), "{:?}", done.output);
+}
+
+#[test]
+fn a_line_typed_ahead_at_a_two_row_prompt_is_read_after_its_last_row() {
+    // A prompt of two rows (a status line, then `$ `): only its last row
+    // precedes the line, and that is the prompt looked for.
+    let mut tracker = CommandTracker::new(80, 24);
+    tracker.output(b"alice@web1 ~/src (main)\r\n$ ");
+    for c in b"make" {
+        tracker.input(&[*c]);
+        tracker.output(&[*c]);
+    }
+    match tracker.input(b"\r").remove(0) {
+        Input::Enter { command, .. } => assert_eq!(command.as_deref(), Some("make")),
+        other => panic!("{other:?}"),
+    }
+    tracker.started("make".into(), Duration::from_secs(1));
+    // Up arrow and Enter while make runs: the keys do not say the line.
+    let items = tracker.input(b"\x1b[A\r");
+    assert!(
+        matches!(items.last(), Some(Input::EnterUnseen { typed: None, .. })),
+        "{items:?}"
+    );
+    tracker.output(b"\r\nbuilt\r\nalice@web1 ~/src (main)\r\n$ make");
+    assert_eq!(tracker.pending_line().as_deref(), Some("make"));
+    assert_eq!(tracker.resolve_pending().as_deref(), Some("make"));
+    let done = tracker.started("make".into(), Duration::from_secs(2));
+    assert_eq!(
+        done.map(|d| d.output).as_deref(),
+        Some("built\nalice@web1 ~/src (main)"),
+        "the prompt's first row stays in the output: only its last row is known as the prompt"
+    );
+}
+
+/// A shell on the far side of a slow link, for [`the_command_log_under_type_ahead_and_lag_is_exact_or_silent`]:
+/// it echoes each key as it comes and answers `echo TEXT` with TEXT and a
+/// new prompt, as the demo target does.
+struct LaggedShell {
+    line: String,
+    /// Output produced, not yet delivered to the tracker.
+    unsent: VecDeque<u8>,
+}
+
+impl LaggedShell {
+    const PROMPT: &'static [u8] = b"demo@demo:~$ ";
+
+    fn receive(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            match b {
+                b'\r' => {
+                    let line = std::mem::take(&mut self.line);
+                    self.unsent.extend(b"\r\n");
+                    if let Some(text) = line.strip_prefix("echo ") {
+                        self.unsent.extend(text.as_bytes());
+                        self.unsent.extend(b"\r\n");
+                    }
+                    self.unsent.extend(Self::PROMPT);
+                }
+                b'\x03' => {
+                    self.line.clear();
+                    self.unsent.extend(b"^C\r\n");
+                    self.unsent.extend(Self::PROMPT);
+                }
+                _ => {
+                    self.line.push(char::from(b));
+                    self.unsent.push_back(b);
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn the_command_log_under_type_ahead_and_lag_is_exact_or_silent() {
+    // The relay's loop against a shell whose output reaches the bastion
+    // late and in chunks of any size, with lines typed without waiting for
+    // the prompt: whatever is logged must be exactly a line that was typed,
+    // in order. Seeds are fixed, so a failure repeats.
+    let mut logged_total = 0;
+    let mut typed_total = 0;
+    for seed in 1..=300u64 {
+        let mut rng = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+        let mut next = move |n: u64| {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng % n.max(1)
+        };
+        let mut tracker = CommandTracker::new(80, 24);
+        let mut shell = LaggedShell {
+            line: String::new(),
+            unsent: VecDeque::new(),
+        };
+        shell.unsent.extend(LaggedShell::PROMPT);
+        let lines: Vec<String> = (0..12)
+            .map(|_| {
+                let len = 3 + next(40) as usize;
+                let text: String = (0..len)
+                    .map(|_| char::from(0x21 + next(0x5d) as u8))
+                    .collect();
+                format!("echo {text}")
+            })
+            .collect();
+        let mut logged: Vec<String> = Vec::new();
+        let mut clock = 0u64;
+        // Delivers up to a random number of output bytes.
+        let deliver = |tracker: &mut CommandTracker,
+                       shell: &mut LaggedShell,
+                       logged: &mut Vec<String>,
+                       next: &mut dyn FnMut(u64) -> u64| {
+            let n = (next(24) as usize).min(shell.unsent.len());
+            let chunk: Vec<u8> = shell.unsent.drain(..n).collect();
+            tracker.output(&chunk);
+            for late in tracker.take_late() {
+                logged.push(late.command);
+            }
+        };
+        let mut pending_input: VecDeque<u8> = VecDeque::new();
+        let mut to_type = lines.iter();
+        loop {
+            clock += 1;
+            // The person types the next line (and its Enter) now and then,
+            // prompt or not; SSH may bring two in one packet.
+            if next(6) == 0 {
+                match to_type.next() {
+                    Some(line) => {
+                        pending_input.extend(line.as_bytes());
+                        pending_input.push_back(b'\r');
+                    }
+                    None if pending_input.is_empty() && shell.unsent.is_empty() => break,
+                    None => {}
+                }
+            }
+            if !pending_input.is_empty() && next(3) == 0 {
+                let bytes: Vec<u8> = pending_input.drain(..).collect();
+                for piece in tracker.input(&bytes) {
+                    match piece {
+                        Input::Data(data) => shell.receive(&data),
+                        Input::Enter { command, raw } => {
+                            if let Some(c) = command {
+                                logged.push(c.clone());
+                                tracker.started(c, Duration::from_millis(clock));
+                            }
+                            shell.receive(&raw);
+                        }
+                        Input::EnterUnseen { typed, raw } => {
+                            // Held for the echo, for a random wait.
+                            let wait = next(30);
+                            for _ in 0..wait {
+                                if typed.is_some() && tracker.pending_line() == typed {
+                                    break;
+                                }
+                                deliver(&mut tracker, &mut shell, &mut logged, &mut next);
+                            }
+                            match tracker.resolve_pending() {
+                                Some(c) => {
+                                    logged.push(c.clone());
+                                    tracker.started(c, Duration::from_millis(clock));
+                                }
+                                None => tracker.expect_echo(Duration::from_millis(clock)),
+                            }
+                            shell.receive(&raw);
+                        }
+                    }
+                }
+            }
+            deliver(&mut tracker, &mut shell, &mut logged, &mut next);
+            assert!(clock < 100_000, "seed {seed}: the simulation does not end");
+        }
+        // In order, each exactly a typed line.
+        let mut rest = lines.iter();
+        for c in &logged {
+            assert!(
+                rest.any(|l| l == c),
+                "seed {seed}: logged {c:?}, not a typed line in order\ntyped: {lines:#?}\nlogged: {logged:#?}"
+            );
+        }
+        logged_total += logged.len();
+        typed_total += lines.len();
+    }
+    eprintln!("{logged_total} of {typed_total} typed lines logged");
 }

@@ -1,13 +1,12 @@
-//! CSV import of assets and users.
+//! CSV import of assets and users, from bytes as `rampart import ... -`
+//! reads them.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
+use rampart::import::{Format, Source, parse_assets, parse_users};
 
 fuzz_target!(|data: &[u8]| {
-    let path = std::env::temp_dir().join(format!("rampart-fuzz-{}.csv", std::process::id()));
-    if std::fs::write(&path, data).is_err() {
-        return;
-    }
-    let _ = rampart::import::read_assets(&path);
-    let _ = rampart::import::read_users(&path);
+    let source = Source::from_bytes("fuzz", data.to_vec(), Some(Format::Csv));
+    let _ = parse_assets(&source);
+    let _ = parse_users(&source);
 });

@@ -2,12 +2,10 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
+use rampart::import::{Format, Source, parse_assets, parse_users};
 
 fuzz_target!(|data: &[u8]| {
-    let path = std::env::temp_dir().join(format!("rampart-fuzz-{}.xlsx", std::process::id()));
-    if std::fs::write(&path, data).is_err() {
-        return;
-    }
-    let _ = rampart::import::read_assets(&path);
-    let _ = rampart::import::read_users(&path);
+    let source = Source::from_bytes("fuzz", data.to_vec(), Some(Format::Xlsx));
+    let _ = parse_assets(&source);
+    let _ = parse_users(&source);
 });

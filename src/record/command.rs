@@ -54,11 +54,14 @@
 //! Honest limits: a line longer than the screen whose start scrolled off the
 //! top is read from the top row (the start is lost); a line typed ahead
 //! with keys that do not determine it is found only after an unchanged
-//! prompt; a line typed ahead behind a command that runs longer than the
-//! wait is not logged (the filter still checks its keystrokes, when they
-//! determine it; when they do not and a deny or review rule applies, the
-//! relay holds its Enter back and the line, left at the prompt, is read
-//! at the next Enter: [`CommandTracker::withheld`]); REPLs (python, psql, mysql)
+//! prompt; a line whose echo comes after the wait (typed ahead behind a
+//! command that runs longer, or an echo delayed by load) is filter-checked
+//! on its keystrokes and forwarded, and logged when the shell draws it
+//! later ([`CommandTracker::expect_echo`]), provided the keys determine it;
+//! when they do not and a deny or review rule applies, the relay holds its
+//! Enter back and the line, left at the prompt, is read at the next Enter
+//! ([`CommandTracker::withheld`]), and without such a rule it goes out
+//! unlogged; REPLs (python, psql, mysql)
 //! are logged like shell commands, which is usually what an auditor wants;
 //! shell suggestions drawn after the cursor (zsh-autosuggestions, fish) are
 //! left out only when drawn dim or in bright black, their default; and
@@ -81,6 +84,12 @@ const MAX_ROWS: u16 = 200;
 const TYPED_LIMIT: usize = 16 * 1024;
 /// Unresolved [`Input::EnterUnseen`] kept, at most.
 const MAX_UNSEEN: usize = 64;
+/// Lines forwarded before their echo, looked for at most.
+const MAX_LATE: usize = 16;
+/// Line breaks of output a line forwarded before its echo is looked for
+/// at: its echo comes when the command before it ends, or never (a
+/// password typed ahead with echo off).
+const LATE_LOOKS: u32 = 20_000;
 /// Bracketed paste end, `ESC [ 2 0 1 ~`.
 const PASTE_END: &[u8] = b"\x1b[201~";
 
@@ -147,6 +156,9 @@ struct Line {
     typed: Vec<u8>,
     /// `typed` follows the keys (no cursor motion, completion, history).
     reliable: bool,
+    /// Editing keys (Backspace, Ctrl-U, Ctrl-W) were used: a line editor
+    /// may have edited otherwise than the key model.
+    edited: bool,
 }
 
 impl Line {
@@ -176,6 +188,31 @@ struct Held {
     /// once the screen shows them, i.e. the shell echoed them: a password
     /// typed with echo off is never taken from here.
     typed: Option<String>,
+    /// As [`Line::edited`].
+    edited: bool,
+}
+
+/// A line whose Enter went out before the screen showed it (its echo came
+/// later than the relay's wait), its keys known: it is logged once the
+/// shell draws exactly those keys, which also proves they were no password
+/// typed with echo off.
+#[derive(Debug)]
+struct Late {
+    held: Held,
+    /// When its Enter went out, since the session start.
+    at: Duration,
+    /// Line breaks of output left to look for it at.
+    looks: u32,
+}
+
+/// A line the screen showed only after its Enter went out (see
+/// [`CommandTracker::expect_echo`]): it runs from `at`, and the command
+/// before it, if any, is complete.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LateCommand {
+    pub command: String,
+    pub at: Duration,
+    pub previous: Option<CompletedCommand>,
 }
 
 #[derive(Debug)]
@@ -203,6 +240,13 @@ pub struct CommandTracker {
     line: Option<Line>,
     /// One per [`Input::EnterUnseen`] not yet resolved, oldest first.
     unseen: VecDeque<Held>,
+    /// The last `unseen` resolved without a line, its keys known, until the
+    /// relay says whether it went out ([`Self::expect_echo`]).
+    unresolved: Option<Held>,
+    /// Lines forwarded before their echo, oldest first.
+    late: VecDeque<Late>,
+    /// Lines the screen showed after their Enter went out, for the relay.
+    late_seen: Vec<LateCommand>,
     /// The prompt of the line whose command `started` is given next, to
     /// trim it from the end of the previous command's output.
     last_prompt: Option<String>,
@@ -242,6 +286,9 @@ impl CommandTracker {
             parser: vt100::Parser::new_with_callbacks(rows, cols, 0, Scrolls::default()),
             line: None,
             unseen: VecDeque::new(),
+            unresolved: None,
+            late: VecDeque::new(),
+            late_seen: Vec::new(),
             last_prompt: None,
             keys: Keys::Ground,
             input_after_output: false,
@@ -260,17 +307,83 @@ impl CommandTracker {
 
     /// Output from the target, as the client receives it.
     pub fn output(&mut self, bytes: &[u8]) {
+        let mut rest = bytes;
+        // While a line forwarded before its echo is looked for, the screen
+        // is looked at before each line break: one chunk may hold the echo
+        // and the output after it, and the echo is at the cursor only until
+        // the break. (A held Enter needs none of this: until it goes out,
+        // its echo is the last thing the target sends.)
+        while !self.late.is_empty() {
+            let Some(i) = rest.iter().skip(1).position(|&b| b == b'\r' || b == b'\n') else {
+                break;
+            };
+            let (now, next) = rest.split_at(i + 1);
+            self.feed(now);
+            self.look_for_late();
+            rest = next;
+        }
+        self.feed(rest);
+        if !self.late.is_empty() {
+            self.look_for_late();
+        }
+        self.input_after_output = false;
+        self.after_enter = false;
+    }
+
+    fn feed(&mut self, bytes: &[u8]) {
+        if bytes.is_empty() {
+            return;
+        }
         self.parser.process(bytes);
         self.follow_scroll();
         if self.parser.screen().alternate_screen() {
             self.line = None;
         }
-        self.input_after_output = false;
-        self.after_enter = false;
         if let Some(running) = &mut self.running
             && !running.capture.done()
         {
             running.capture.feed(bytes);
+        }
+    }
+
+    /// Looks at the screen for the echo of the oldest line forwarded
+    /// before its echo.
+    fn look_for_late(&mut self) {
+        if let Some(late) = self.late.front() {
+            let typed = late.held.typed.as_deref().unwrap_or_default();
+            // What the cursor follows may be the echo of the keys of the
+            // line being typed now.
+            let typing = self
+                .line
+                .as_ref()
+                .is_some_and(|l| l.typed.ends_with(typed.as_bytes()));
+            let shown = (!typing)
+                .then(|| self.shows_typed(typed, &late.held))
+                .flatten()
+                .filter(|prompt| prompt_fits(prompt, &late.held.prompt));
+            if let Some(prompt) = shown {
+                let late = self.late.pop_front().expect("front");
+                let command = late.held.typed.unwrap_or_default();
+                let previous = self
+                    .running
+                    .take()
+                    .map(|r| complete(r, Some(&prompt), Some(&command)));
+                self.running = Some(Running {
+                    command: command.clone(),
+                    at: late.at,
+                    capture: Stripper::new(OUTPUT_CAPTURE_LIMIT),
+                });
+                self.late_seen.push(LateCommand {
+                    command,
+                    at: late.at,
+                    previous,
+                });
+            } else if let Some(late) = self.late.front_mut() {
+                late.looks = late.looks.saturating_sub(1);
+                if late.looks == 0 {
+                    self.late.pop_front();
+                }
+            }
         }
     }
 
@@ -292,7 +405,13 @@ impl CommandTracker {
             line.boundary = shift(line.boundary);
             line.after = line.after.map(lift);
         }
-        for held in &mut self.unseen {
+        let late = self.late.iter_mut().map(|l| &mut l.held);
+        for held in self
+            .unseen
+            .iter_mut()
+            .chain(late)
+            .chain(&mut self.unresolved)
+        {
             held.boundary = held.boundary.map(shift);
             held.after = held.after.map(lift);
         }
@@ -410,6 +529,10 @@ impl CommandTracker {
         }
         let Some(line) = &mut self.line else { return };
         match b {
+            0x7f | 0x08 | 0x15 | 0x17 => line.edited = true,
+            _ => {}
+        }
+        match b {
             0x7f | 0x08 => {
                 while let Some(last) = line.typed.pop() {
                     if last & 0xc0 != 0x80 {
@@ -495,6 +618,7 @@ impl CommandTracker {
             after,
             typed: Vec::new(),
             reliable: true,
+            edited: false,
         });
     }
 
@@ -524,6 +648,7 @@ impl CommandTracker {
             prompt: line.prompt,
             after: line.after,
             typed: typed.clone(),
+            edited: line.edited,
         };
         if !line.stale && !echo_pending && self.unseen.is_empty() {
             // Output came after the last key, but a fast typist's keys may
@@ -588,9 +713,47 @@ impl CommandTracker {
                 }
             }
         }
-        let (line, prompt) = decided?;
+        let Some((line, prompt)) = decided else {
+            // Echo off (a password), or an echo later than the wait.
+            self.unresolved = held
+                .typed
+                .as_ref()
+                .is_some_and(|t| !t.contains('\n'))
+                .then_some(held);
+            return None;
+        };
+        self.unresolved = None;
         self.last_prompt = Some(prompt);
         Some(line)
+    }
+
+    /// The relay forwarded the Enter [`Self::resolve_pending`] just
+    /// resolved to `None`, at `at` since the session start. When its keys
+    /// determined the line, the line is logged after all, should the shell
+    /// draw exactly those keys later (a command typed ahead behind one that
+    /// ran longer than the wait, or an echo delayed by load): see
+    /// [`Self::take_late`]. A password typed with echo off never shows, so
+    /// it is never logged; a line looked for in vain is dropped after
+    /// [`LATE_LOOKS`] rows of output or when a later command starts.
+    pub fn expect_echo(&mut self, at: Duration) {
+        let Some(held) = self.unresolved.take() else {
+            return;
+        };
+        if self.late.len() >= MAX_LATE {
+            self.late.pop_front();
+        }
+        self.late.push_back(Late {
+            held,
+            at,
+            looks: LATE_LOOKS,
+        });
+    }
+
+    /// The lines forwarded before their echo that the screen has shown
+    /// since the last call, oldest first. Each now runs (its output is
+    /// captured), and ends the command before it.
+    pub fn take_late(&mut self) -> Vec<LateCommand> {
+        std::mem::take(&mut self.late_seen)
     }
 
     /// (command, prompt) for a line at its Enter, or `None` while the
@@ -627,6 +790,19 @@ impl CommandTracker {
                 // The echo is under way.
                 return last.then(|| (typed.to_string(), prompt));
             }
+            if let Some(start) = echo_start(&shown, typed) {
+                // The first key came while the prompt was still being
+                // drawn: the boundary is inside the prompt, and the screen
+                // shows the prompt's end and the echo under way.
+                let rest = shown.get(..start).unwrap_or_default();
+                return last.then(|| (typed.to_string(), format!("{prompt}{}", rest.trim_end())));
+            }
+            if !held.edited {
+                // Printable keys alone make the line what they say: the
+                // screen can confirm it, never replace it (what it shows is
+                // output the line began on, not yet the echo).
+                return None;
+            }
         }
         // The shell shows something other than the keys (a line editor
         // whose editing the key model does not follow): it decides.
@@ -640,26 +816,21 @@ impl CommandTracker {
         let screen = self.parser.screen();
         let (row, col) = screen.cursor_position();
         let first = self.line_start(row);
-        match held.boundary {
-            // From the boundary on: never text left of it (a password
-            // prompt that happens to end with the password).
-            Some((brow, bcol)) => {
-                let from = screen.contents_between(brow, bcol, row, col);
-                if !from.trim_end().ends_with(typed) {
-                    return None;
-                }
-            }
-            // Typed ahead: on a line the shell drew after the previous
-            // Enter went out.
-            None => {
-                let after = held.after?;
-                if i32::from(first) <= after {
-                    return None;
-                }
-            }
+        if held.boundary.is_none() && i32::from(first) <= held.after? {
+            // Typed ahead: only on a line the shell drew after the
+            // previous Enter went out.
+            return None;
         }
         let shown = screen.contents_between(first, 0, row, col);
         let prompt = shown.trim_end().strip_suffix(typed)?;
+        // From the boundary on: never text left of it (a password prompt
+        // that happens to end with the password).
+        if let Some((brow, bcol)) = held.boundary {
+            let from = screen.contents_between(brow, bcol, row, col);
+            if !from.trim_end().ends_with(typed) {
+                return None;
+            }
+        }
         Some(prompt.trim().to_string())
     }
 
@@ -764,6 +935,10 @@ impl CommandTracker {
     /// The relay let `command` run (or logged it as refused): capture the
     /// output that follows it. Returns the previous command, completed.
     pub fn started(&mut self, command: String, at: Duration) -> Option<CompletedCommand> {
+        // The shell has moved on: lines still waiting for their echo will
+        // not be told from this one's.
+        self.late.clear();
+        self.unresolved = None;
         let prompt = self.last_prompt.take();
         let previous = self
             .running
@@ -783,6 +958,8 @@ impl CommandTracker {
     /// the Ctrl-C sent instead belong to no command. Returns that previous
     /// command, completed.
     pub fn refused(&mut self, command: &str) -> Option<CompletedCommand> {
+        self.late.clear();
+        self.unresolved = None;
         let prompt = self.last_prompt.take();
         self.running
             .take()
@@ -810,6 +987,7 @@ impl CommandTracker {
                     after: self.enter_row,
                     typed: Vec::new(),
                     reliable: false,
+                    edited: false,
                 });
             }
         }
@@ -818,6 +996,32 @@ impl CommandTracker {
     /// The session ended: the last command, completed.
     pub fn finish(&mut self) -> Option<CompletedCommand> {
         self.running.take().map(|r| complete(r, None, None))
+    }
+}
+
+/// Where the echo of `typed` begins in `shown`, a line read from a boundary
+/// that fell inside the prompt: after a space, the rest is a start of
+/// `typed`.
+fn echo_start(shown: &str, typed: &str) -> Option<usize> {
+    shown
+        .char_indices()
+        .filter(|&(i, c)| c == ' ' && i + 1 < shown.len())
+        .map(|(i, _)| i + 1)
+        .find(|&start| {
+            shown
+                .get(start..)
+                .is_some_and(|rest| typed.starts_with(rest))
+        })
+}
+
+/// Whether `shown`, the text left of a line drawn late, can be the prompt
+/// the line was typed at (`expected`, when known): a shell prompt keeps its
+/// last character (`$`, `#`, `%`, `>`) when its directory part changes,
+/// where a password prompt that happens to end with the password does not.
+fn prompt_fits(shown: &str, expected: &str) -> bool {
+    match expected.chars().last() {
+        Some(last) => shown.ends_with(last),
+        None => !shown.is_empty(),
     }
 }
 

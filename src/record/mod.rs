@@ -83,7 +83,7 @@ use std::io;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-pub use command::{CommandTracker, CompletedCommand, Input, OUTPUT_CAPTURE_LIMIT};
+pub use command::{CommandTracker, CompletedCommand, Input, LateCommand, OUTPUT_CAPTURE_LIMIT};
 pub use export::{ExportReport, ReplayOptions, ReplayReport, export, replay, replay_with};
 pub use handle::{Elapsed, RecordOptions, RecorderHandle};
 pub use player::{Budget, CheckpointStats, Marker, Player, PlayerOptions, Stamp, Timeline};

@@ -24,8 +24,8 @@ use russh::{ChannelMsg, ChannelReadHalf, ChannelWriteHalf};
 use crate::audit::AuditEvent;
 use crate::live;
 use crate::model::FilterAction;
-use crate::policy::{Grant, Snapshot};
-use crate::record::{CommandTracker, Input, RecorderHandle, ScreenText};
+use crate::policy::{FilterVerdict, Grant, Snapshot};
+use crate::record::{CommandTracker, Input, LateCommand, RecorderHandle, ScreenText};
 use crate::services::Services;
 
 /// The largest terminal the bastion models: a client may claim any size,
@@ -189,6 +189,8 @@ pub async fn pump(
     let recording_optional = hooks.recording_optional;
     let tap = hooks.tap;
     let record_stdout = hooks.record_stdout;
+    let grant = hooks.grant;
+    let policy = hooks.policy;
 
     // Target -> person.
     let up = async {
@@ -198,18 +200,27 @@ pub async fn pump(
             };
             match msg {
                 ChannelMsg::Data { data } => {
-                    {
+                    let late = {
                         // Published under the same lock the tracker's screen is
                         // fed under, so a monitor's snapshot never shows a chunk
                         // twice or misses one.
                         let mut s = lock(&shared);
                         s.bytes_out += data.len() as u64;
                         s.last_activity = Instant::now();
-                        if let Some(t) = s.tracker.as_mut() {
-                            t.output(&data);
-                        }
+                        let late = match s.tracker.as_mut() {
+                            Some(t) => {
+                                t.output(&data);
+                                t.take_late()
+                            }
+                            None => Vec::new(),
+                        };
                         index::feed(&mut s, &data, recorder.elapsed());
                         publish.publish(data.clone());
+                        late
+                    };
+                    if !late.is_empty() {
+                        log_late(&shared, late, |c| policy().check_grant_command(grant, c));
+                        flush_log(hooks.services, grant, hooks.session_id, &shared).await;
                     }
                     publish.add_out(data.len() as u64);
                     if let Some(tap) = tap {
@@ -290,8 +301,6 @@ pub async fn pump(
 
     // Person -> target. What a joined admin types comes the same way, so it
     // is filtered and logged like the person's own keystrokes.
-    let grant = hooks.grant;
-    let policy = hooks.policy;
     let (joined_tx, mut joined_rx) = tokio::sync::mpsc::channel::<Bytes>(live::INPUT_QUEUE);
     let approval_timeout = hooks.services.config.auth.approval_timeout;
     let down = async {
@@ -428,6 +437,13 @@ pub async fn pump(
                                     }
                                     continue;
                                 } else {
+                                    if seen.is_none()
+                                        && let Some(t) = lock(&shared).tracker.as_mut()
+                                    {
+                                        // Forwarded unread: logged should the
+                                        // shell draw the typed keys later.
+                                        t.expect_echo(recorder.elapsed());
+                                    }
                                     (seen, raw)
                                 }
                             }
@@ -683,6 +699,12 @@ pub async fn pump(
 
     // The last command's output window closes with the session.
     {
+        let late = lock(&shared)
+            .tracker
+            .as_mut()
+            .map(CommandTracker::take_late)
+            .unwrap_or_default();
+        log_late(&shared, late, |c| policy().check_grant_command(grant, c));
         let mut s = lock(&shared);
         if let Some(done) = s.tracker.as_mut().and_then(|t| t.finish()) {
             let (action, rule) = s.running_verdict.clone();
@@ -705,6 +727,26 @@ pub async fn pump(
         bytes_in: s.bytes_in,
         bytes_out: s.bytes_out,
         size: s.size,
+    }
+}
+
+/// Lines the screen showed only after their Enter went out: each ends the
+/// command before it and runs from its Enter under the verdict its keys
+/// had (checked again here: the same text, the same rules).
+fn log_late(shared: &Mutex<Shared>, late: Vec<LateCommand>, check: impl Fn(&str) -> FilterVerdict) {
+    let mut s = lock(shared);
+    for l in late {
+        let verdict = check(&l.command);
+        let previous = std::mem::replace(&mut s.running_verdict, (verdict.action, verdict.rule));
+        if let Some(done) = l.previous {
+            s.pending_log.push(LoggedCommand {
+                command: done.command,
+                output: done.output,
+                offset: done.at,
+                action: previous.0,
+                rule: previous.1,
+            });
+        }
     }
 }
 
