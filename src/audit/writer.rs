@@ -1,5 +1,7 @@
 //! The writer for the audit rows that come at a person's typing rate
-//! (commands) or a client's file rate (transfers): one task that takes them from a queue and writes them in
+//! (commands), a client's file rate (transfers) or a screen's rate (the
+//! screen-text index, once a second per session): one task that takes them
+//! from a queue and writes them in
 //! batches, one transaction per batch, so that a thousand people typing do
 //! not make a thousand transactions queue for the database's one writer
 //! lock, and nobody's keystrokes wait for the database.
@@ -19,7 +21,7 @@ use jiff::Timestamp;
 use tokio::sync::{mpsc, oneshot};
 
 use super::{AuditEvent, record};
-use crate::store::{Store, StoreError};
+use crate::store::{self, Store, StoreError};
 
 /// Rows waiting, at most; a full queue makes writers wait (backpressure),
 /// never drops a row.
@@ -31,7 +33,23 @@ const ATTEMPTS: u32 = 6;
 
 enum Item {
     Row(Box<AuditEvent>, Timestamp),
+    /// Lines of a session's screen for the screen-text index (not part of
+    /// the hash chain): (offset in ms, text).
+    Screen(String, Vec<(i64, String)>),
     Flush(oneshot::Sender<()>),
+}
+
+/// What one transaction writes.
+#[derive(Default)]
+struct Batch {
+    rows: Vec<(Box<AuditEvent>, Timestamp)>,
+    screens: Vec<(String, Vec<(i64, String)>)>,
+}
+
+impl Batch {
+    fn len(&self) -> usize {
+        self.rows.len() + self.screens.len()
+    }
 }
 
 /// A handle on the writer task; cheap to clone.
@@ -65,7 +83,17 @@ impl AuditWriter {
     /// once, or, when the queue is full, by a task that waits for room (the
     /// row keeps its time; only its place in the queue may move).
     pub fn queue(&self, event: AuditEvent, at: Timestamp) {
-        match self.tx.try_send(Item::Row(Box::new(event), at)) {
+        self.queue_item(Item::Row(Box::new(event), at));
+    }
+
+    /// Queues lines for the screen-text index of `session`, as
+    /// [`Self::queue`] does: a session's pump never waits for them.
+    pub fn queue_screen(&self, session: &str, lines: Vec<(i64, String)>) {
+        self.queue_item(Item::Screen(session.to_string(), lines));
+    }
+
+    fn queue_item(&self, item: Item) {
+        match self.tx.try_send(item) {
             Ok(()) => {}
             Err(mpsc::error::TrySendError::Full(item)) => {
                 let tx = self.tx.clone();
@@ -92,22 +120,23 @@ impl AuditWriter {
 }
 
 async fn run(store: Store, mut rx: mpsc::Receiver<Item>) {
-    let mut rows: Vec<(Box<AuditEvent>, Timestamp)> = Vec::new();
+    let mut batch = Batch::default();
     let mut flushes = Vec::new();
     while let Some(item) = rx.recv().await {
         let mut next = Some(item);
         while let Some(item) = next.take() {
             match item {
-                Item::Row(event, at) => rows.push((event, at)),
+                Item::Row(event, at) => batch.rows.push((event, at)),
+                Item::Screen(session, lines) => batch.screens.push((session, lines)),
                 Item::Flush(done) => flushes.push(done),
             }
-            if rows.len() < BATCH {
+            if batch.len() < BATCH {
                 next = rx.try_recv().ok();
             }
         }
-        if !rows.is_empty() {
-            write_batch(&store, &rows).await;
-            rows.clear();
+        if batch.len() > 0 {
+            write_batch(&store, &batch).await;
+            batch = Batch::default();
         }
         for done in flushes.drain(..) {
             let _ = done.send(());
@@ -115,14 +144,15 @@ async fn run(store: Store, mut rx: mpsc::Receiver<Item>) {
     }
 }
 
-async fn write_batch(store: &Store, rows: &[(Box<AuditEvent>, Timestamp)]) {
+async fn write_batch(store: &Store, batch: &Batch) {
     let mut wait = Duration::from_millis(50);
     for attempt in 1..=ATTEMPTS {
-        match try_write(store, rows).await {
+        match try_write(store, batch).await {
             Ok(()) => return,
             Err(e) if attempt < ATTEMPTS => {
                 tracing::warn!(
-                    rows = rows.len(),
+                    rows = batch.rows.len(),
+                    screens = batch.screens.len(),
                     attempt,
                     "audit rows not written yet, retrying: {e}"
                 );
@@ -131,7 +161,8 @@ async fn write_batch(store: &Store, rows: &[(Box<AuditEvent>, Timestamp)]) {
             }
             Err(e) => {
                 tracing::error!(
-                    rows = rows.len(),
+                    rows = batch.rows.len(),
+                    screens = batch.screens.len(),
                     "audit rows lost after {ATTEMPTS} attempts: {e}"
                 );
             }
@@ -139,10 +170,13 @@ async fn write_batch(store: &Store, rows: &[(Box<AuditEvent>, Timestamp)]) {
     }
 }
 
-async fn try_write(store: &Store, rows: &[(Box<AuditEvent>, Timestamp)]) -> Result<(), StoreError> {
+async fn try_write(store: &Store, batch: &Batch) -> Result<(), StoreError> {
     let mut tx = store.begin().await?;
-    for (event, at) in rows {
+    for (event, at) in &batch.rows {
         record(&mut tx, event, *at).await?;
+    }
+    for (session, lines) in &batch.screens {
+        store::screen_text::insert(&mut tx, session, lines).await?;
     }
     store.commit(tx).await
 }
@@ -178,9 +212,22 @@ mod tests {
                     at,
                 )
                 .await;
+            if i % 500 == 0 {
+                writer.queue_screen("s", vec![(i as i64, format!("line {i}"))]);
+            }
         }
         writer.flush().await;
         let mut conn = store.conn().await.unwrap();
+        let screen: Vec<String> =
+            sqlx::query_scalar("SELECT line FROM screen_text WHERE session_id = 's' ORDER BY id")
+                .fetch_all(&mut *conn)
+                .await
+                .unwrap();
+        assert_eq!(
+            screen,
+            ["line 0", "line 500", "line 1000"],
+            "screen lines go in the batches"
+        );
         let rows = crate::store::audit_log::commands(&mut conn, &Query::default())
             .await
             .unwrap();

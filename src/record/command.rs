@@ -85,7 +85,7 @@ const TYPED_LIMIT: usize = 16 * 1024;
 /// Unresolved [`Input::EnterUnseen`] kept, at most.
 const MAX_UNSEEN: usize = 64;
 /// Lines forwarded before their echo, looked for at most.
-const MAX_LATE: usize = 16;
+const MAX_LATE: usize = 64;
 /// Line breaks of output a line forwarded before its echo is looked for
 /// at: its echo comes when the command before it ends, or never (a
 /// password typed ahead with echo off).
@@ -260,6 +260,8 @@ pub struct CommandTracker {
     enter_row: Option<i32>,
     /// The prompt of the last line whose place on the screen was known.
     prompt_hint: String,
+    /// The prompt the shell last drew before a line it echoed exactly.
+    known_prompt: String,
     running: Option<Running>,
 }
 
@@ -295,6 +297,7 @@ impl CommandTracker {
             after_enter: false,
             enter_row: None,
             prompt_hint: String::new(),
+            known_prompt: String::new(),
             running: None,
         }
     }
@@ -349,42 +352,62 @@ impl CommandTracker {
     /// Looks at the screen for the echo of the oldest line forwarded
     /// before its echo.
     fn look_for_late(&mut self) {
-        if let Some(late) = self.late.front() {
+        let screen = self.parser.screen();
+        let (row, col) = screen.cursor_position();
+        let cursor_line = screen.contents_between(self.line_start(row), 0, row, col);
+        let cursor_line = cursor_line.trim_end();
+        // The echoes come in order; one whose line went by unseen (a
+        // password typed ahead never shows) must not hide those after it.
+        let found = self.late.iter().enumerate().find_map(|(i, late)| {
             let typed = late.held.typed.as_deref().unwrap_or_default();
+            if !cursor_line.ends_with(typed) {
+                return None;
+            }
             // What the cursor follows may be the echo of the keys of the
             // line being typed now.
-            let typing = self
+            if self
                 .line
                 .as_ref()
-                .is_some_and(|l| l.typed.ends_with(typed.as_bytes()));
-            let shown = (!typing)
-                .then(|| self.shows_typed(typed, &late.held))
-                .flatten()
-                .filter(|prompt| prompt_fits(prompt, &late.held.prompt));
-            if let Some(prompt) = shown {
-                let late = self.late.pop_front().expect("front");
-                let command = late.held.typed.unwrap_or_default();
-                let previous = self
-                    .running
-                    .take()
-                    .map(|r| complete(r, Some(&prompt), Some(&command)));
-                self.running = Some(Running {
-                    command: command.clone(),
-                    at: late.at,
-                    capture: Stripper::new(OUTPUT_CAPTURE_LIMIT),
-                });
-                self.late_seen.push(LateCommand {
-                    command,
-                    at: late.at,
-                    previous,
-                });
-            } else if let Some(late) = self.late.front_mut() {
-                late.looks = late.looks.saturating_sub(1);
-                if late.looks == 0 {
-                    self.late.pop_front();
-                }
+                .is_some_and(|l| l.typed.ends_with(typed.as_bytes()))
+            {
+                return None;
             }
+            let expected = match self.known_prompt.as_str() {
+                "" => &late.held.prompt,
+                known => known,
+            };
+            self.shows_typed(typed, &late.held)
+                .filter(|prompt| prompt_fits(prompt, expected))
+                .map(|prompt| (i, prompt))
+        });
+        let Some((i, prompt)) = found else {
+            for late in &mut self.late {
+                late.looks = late.looks.saturating_sub(1);
+            }
+            self.late.retain(|l| l.looks > 0);
+            return;
+        };
+        self.late.drain(..i);
+        let late = self.late.pop_front().expect("found");
+        if !prompt.is_empty() {
+            self.known_prompt.clone_from(&prompt);
+            self.prompt_hint.clone_from(&prompt);
         }
+        let command = late.held.typed.unwrap_or_default();
+        let previous = self
+            .running
+            .take()
+            .map(|r| complete(r, Some(&prompt), Some(&command)));
+        self.running = Some(Running {
+            command: command.clone(),
+            at: late.at,
+            capture: Stripper::new(OUTPUT_CAPTURE_LIMIT),
+        });
+        self.late_seen.push(LateCommand {
+            command,
+            at: late.at,
+            previous,
+        });
     }
 
     /// Moves the boundaries up by the rows that scrolled away; a boundary
@@ -597,9 +620,12 @@ impl CommandTracker {
             self.prompt_hint.clone()
         } else {
             let prompt = screen.contents_between(row, 0, row, col).trim().to_string();
-            // A line begun on an empty row (typed while a command's output
-            // ran) says nothing about the prompt: the hint keeps the last.
-            if !prompt.is_empty() {
+            // A line begun on an empty row or on a row of output (typed
+            // while a command's output ran) or in a prompt half drawn says
+            // nothing about the prompt: the hint keeps the last.
+            if !prompt.is_empty()
+                && (self.known_prompt.is_empty() || prompt_fits(&prompt, &self.known_prompt))
+            {
                 self.prompt_hint.clone_from(&prompt);
             }
             prompt
@@ -657,8 +683,8 @@ impl CommandTracker {
             let decided = self.read_held(&held, false);
             if decided.is_some() || typed.is_none() {
                 self.enter_row = Some(self.cursor_row());
-                let command = decided.map(|(command, prompt)| {
-                    self.last_prompt = Some(prompt);
+                let command = decided.map(|(command, prompt, exact)| {
+                    self.decided_prompt(prompt, exact);
                     command
                 });
                 return Input::Enter { command, raw };
@@ -687,7 +713,7 @@ impl CommandTracker {
     pub fn pending_line(&self) -> Option<String> {
         self.unseen
             .front()
-            .and_then(|held| self.read_held(held, false).map(|(line, _)| line))
+            .and_then(|held| self.read_held(held, false).map(|(line, ..)| line))
     }
 
     /// Ends the wait for the oldest [`Input::EnterUnseen`]: its line as the
@@ -713,7 +739,7 @@ impl CommandTracker {
                 }
             }
         }
-        let Some((line, prompt)) = decided else {
+        let Some((line, prompt, exact)) = decided else {
             // Echo off (a password), or an echo later than the wait.
             self.unresolved = held
                 .typed
@@ -723,8 +749,18 @@ impl CommandTracker {
             return None;
         };
         self.unresolved = None;
-        self.last_prompt = Some(prompt);
+        self.decided_prompt(prompt, exact);
         Some(line)
+    }
+
+    /// The prompt of a decided line, to trim from the previous command's
+    /// output; `exact`: the screen showed it left of exactly the typed keys.
+    fn decided_prompt(&mut self, prompt: String, exact: bool) {
+        if exact && !prompt.is_empty() {
+            self.known_prompt.clone_from(&prompt);
+            self.prompt_hint.clone_from(&prompt);
+        }
+        self.last_prompt = Some(prompt);
     }
 
     /// The relay forwarded the Enter [`Self::resolve_pending`] just
@@ -763,7 +799,9 @@ impl CommandTracker {
     /// the boundary or, for a line typed ahead, from after the prompt.
     /// `last`: the wait is over, and a line whose echo began but is not
     /// complete is taken as typed (echo is on, so it is no password).
-    fn read_held(&self, held: &Held, last: bool) -> Option<(String, String)> {
+    /// The third value says the keys decided (the screen showed exactly
+    /// them, after the prompt given).
+    fn read_held(&self, held: &Held, last: bool) -> Option<(String, String, bool)> {
         let screen = self.parser.screen();
         if screen.alternate_screen() {
             return None;
@@ -772,7 +810,12 @@ impl CommandTracker {
         if let Some(typed) = typed
             && let Some(prompt) = self.shows_typed(typed, held)
         {
-            return Some((typed.to_string(), prompt));
+            return Some((typed.to_string(), prompt, true));
+        }
+        if !self.late.is_empty() {
+            // Lines sent before this one have not shown yet: a line on the
+            // screen that is not exactly this one's keys may be theirs.
+            return None;
         }
         let (boundary, prompt) = match held.boundary {
             Some(boundary) => (boundary, held.prompt.clone()),
@@ -788,14 +831,17 @@ impl CommandTracker {
             }
             if typed.starts_with(&shown) {
                 // The echo is under way.
-                return last.then(|| (typed.to_string(), prompt));
+                return last.then(|| (typed.to_string(), prompt, false));
             }
             if let Some(start) = echo_start(&shown, typed) {
                 // The first key came while the prompt was still being
                 // drawn: the boundary is inside the prompt, and the screen
                 // shows the prompt's end and the echo under way.
                 let rest = shown.get(..start).unwrap_or_default();
-                return last.then(|| (typed.to_string(), format!("{prompt}{}", rest.trim_end())));
+                return last.then(|| {
+                    let prompt = format!("{prompt}{}", rest.trim_end());
+                    (typed.to_string(), prompt, false)
+                });
             }
             if !held.edited {
                 // Printable keys alone make the line what they say: the
@@ -806,7 +852,7 @@ impl CommandTracker {
         }
         // The shell shows something other than the keys (a line editor
         // whose editing the key model does not follow): it decides.
-        Some((shown, prompt))
+        Some((shown, prompt, false))
     }
 
     /// Whether the screen shows `typed` just left of the cursor, on the

@@ -1,8 +1,9 @@
 //! Writes the lines a recorded session put on the screen into the
-//! screen-text index, in batches (once a second and at the end), so the
-//! pump never waits on the database per line. A failed write is logged and
-//! the lines dropped: the recording still holds them, and the index must
-//! never stall or end a session.
+//! screen-text index, in batches (once a second and at the end) queued to
+//! the audit writer, so the pump never waits on the database. A write that
+//! fails after the writer's retries is logged and the lines dropped: the
+//! recording still holds them, and the index must never stall or end a
+//! session.
 
 use std::sync::Mutex;
 use std::time::Duration;
@@ -10,7 +11,6 @@ use std::time::Duration;
 use super::{Shared, lock};
 use crate::record::ScreenLine;
 use crate::services::Services;
-use crate::store;
 
 /// Feeds output into the session's collector, if it has one.
 pub(super) fn feed(shared: &mut Shared, bytes: &[u8], at: Duration) {
@@ -19,8 +19,8 @@ pub(super) fn feed(shared: &mut Shared, bytes: &[u8], at: Duration) {
     }
 }
 
-/// Writes what was collected; with `last`, the unfinished line too.
-pub(super) async fn flush(services: &Services, session: &str, shared: &Mutex<Shared>, last: bool) {
+/// Queues what was collected for writing; with `last`, the unfinished line too.
+pub(super) fn flush(services: &Services, session: &str, shared: &Mutex<Shared>, last: bool) {
     let lines: Vec<ScreenLine> = {
         let mut s = lock(shared);
         match s.screen.as_mut() {
@@ -36,20 +36,8 @@ pub(super) async fn flush(services: &Services, session: &str, shared: &Mutex<Sha
         .into_iter()
         .map(|l| (i64::try_from(l.at.as_millis()).unwrap_or(i64::MAX), l.text))
         .collect();
-    // Its own task: the pump may drop this future at any await (the
-    // session ends), and a batch already taken must still be written.
-    let db = services.store.clone();
-    let session = session.to_string();
-    let write = tokio::spawn(async move {
-        let written = async {
-            let mut tx = db.begin().await?;
-            store::screen_text::insert(&mut tx, &session, &rows).await?;
-            db.commit(tx).await
-        }
-        .await;
-        if let Err(e) = written {
-            tracing::warn!(session, lines = rows.len(), "screen text not indexed: {e}");
-        }
-    });
-    let _ = write.await;
+    // Batched with the audit rows: a thousand sessions flushing once a
+    // second must not make a thousand transactions wait for the database's
+    // one writer lock (they timed out at N=1000 in the load test).
+    services.audit.queue_screen(session, rows);
 }

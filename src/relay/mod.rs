@@ -618,7 +618,7 @@ pub async fn pump(
         // permission, a disabled user or a passed --until ends the session.
         loop {
             tokio::time::sleep(Duration::from_secs(1)).await;
-            index::flush(hooks.services, hooks.session_id, &shared, false).await;
+            index::flush(hooks.services, hooks.session_id, &shared, false);
             let now = hooks.services.clock.now();
             if policy()
                 .recheck(grant, crate::model::Action::Connect, now)
@@ -718,7 +718,7 @@ pub async fn pump(
         }
     }
     flush_log(hooks.services, grant, hooks.session_id, &shared).await;
-    index::flush(hooks.services, hooks.session_id, &shared, true).await;
+    index::flush(hooks.services, hooks.session_id, &shared, true);
     let s = lock(&shared);
     Outcome {
         client_open: !matches!(reason, EndReason::ClientClosed),
