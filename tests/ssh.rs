@@ -755,6 +755,43 @@ async fn lines_typed_ahead_are_logged_exactly_with_their_own_output() {
     assert_eq!(rows, expected);
 }
 
+/// A line typed ahead behind a command that runs longer than the relay's
+/// wait for an echo: it is checked on its keys and forwarded unread, and
+/// logged, with its own output, once the shell draws it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_line_typed_ahead_behind_a_long_command_is_logged_once_the_shell_draws_it() {
+    let mut b = TestBastion::start().await;
+    let c = Client::admin(b.addr).await;
+    let mut term = c.shell(80, 24, Some("demo")).await;
+    assert!(term.wait_for(T, |s| s.contains("demo@demo:~$")).await);
+    term.send(b"sleep 1.2\r").await;
+    assert!(term.wait_for(T, |s| s.contains("sleep 1.2")).await);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // The demo shell reads (and echoes) nothing while it sleeps.
+    term.send(b"echo after-the-sleep\r").await;
+    assert!(
+        term.wait_for(T, |s| s.matches("after-the-sleep").count() == 2)
+            .await,
+        "{}",
+        term.text()
+    );
+    term.send(b"exit\r").await;
+    assert!(term.wait_close(T).await, "{}", term.text());
+    c.close().await;
+    b.shutdown().await;
+
+    let rows = command_rows(&b).await;
+    let expected: Vec<(String, String, String)> = [
+        ("sleep 1.2", "", "allow"),
+        ("echo after-the-sleep", "after-the-sleep", "allow"),
+        ("exit", "", "allow"),
+    ]
+    .iter()
+    .map(|(c, o, a)| (c.to_string(), o.to_string(), a.to_string()))
+    .collect();
+    assert_eq!(rows, expected);
+}
+
 /// A line typed ahead behind a running command, with keys that do not say
 /// what it is (an arrow, Tab), cannot be read by any filter before its
 /// Enter would go out: where a deny or review rule applies, that Enter is

@@ -17,8 +17,11 @@
 //! them just left of the cursor, the command is the typed line; the echo
 //! is what proves it was no password typed with echo off. When the keys do
 //! not determine it (arrows, history, Tab, Alt-keys) or the shell shows
-//! something else (a line editor whose editing the key model does not
-//! follow), the screen decides.
+//! something else after editing keys (a line editor whose editing the key
+//! model does not follow), the screen decides. Printable keys alone are
+//! never overruled: other text on the screen is output the line began on,
+//! or an earlier line still being drawn. While a line forwarded before its
+//! echo is still awaited, only an exact echo decides a later line.
 //!
 //! Timing: the screen can only show a line once the target has echoed it.
 //! When an Enter arrives before the echo of the keys before it (fast
@@ -349,8 +352,8 @@ impl CommandTracker {
         }
     }
 
-    /// Looks at the screen for the echo of the oldest line forwarded
-    /// before its echo.
+    /// Looks at the screen for the echo of a line forwarded before its
+    /// echo: the first of them, in order, that the cursor follows.
     fn look_for_late(&mut self) {
         let screen = self.parser.screen();
         let (row, col) = screen.cursor_position();

@@ -219,8 +219,14 @@ pub async fn pump(
                         late
                     };
                     if !late.is_empty() {
+                        let commands: Vec<String> =
+                            late.iter().map(|l| l.command.clone()).collect();
                         log_late(&shared, late, |c| policy().check_grant_command(grant, c));
                         flush_log(hooks.services, grant, hooks.session_id, &shared).await;
+                        // Marked in the recording where the shell drew it.
+                        for command in &commands {
+                            let _ = recorder.command(command).await;
+                        }
                     }
                     publish.add_out(data.len() as u64);
                     if let Some(tap) = tap {
