@@ -764,6 +764,45 @@ fn disable_enable_and_passwords() {
     b.run(&["user", "enable", "alice"]).ok();
     assert_eq!(b.json_lines(&["perm", "what", "alice"]).len(), 1);
 
+    // So do a disabled permission and a disabled account (DESIGN.md:
+    // inactive, it does not exist), until enabled again.
+    b.run(&["perm", "disable", "web-ops"]).ok();
+    assert_eq!(
+        b.json_lines(&["perm", "show", "web-ops"])[0]["active"],
+        false
+    );
+    assert!(b.run(&["perm", "list"]).stdout.contains("ACTIVE"));
+    assert!(b.json_lines(&["perm", "what", "alice"]).is_empty());
+    b.run(&["perm", "enable", "web-ops"]).ok();
+    assert_eq!(b.json_lines(&["perm", "what", "alice"]).len(), 1);
+    b.run(&["account", "disable", "web1", "root"]).ok();
+    assert_eq!(
+        b.json_lines(&["account", "list", "web1"])[0]["active"],
+        false
+    );
+    assert!(b.json_lines(&["perm", "what", "alice"]).is_empty());
+    b.run(&["account", "enable", "web1", "root"]).ok();
+    assert_eq!(b.json_lines(&["perm", "what", "alice"]).len(), 1);
+    assert!(
+        b.run(&["account", "disable", "web1", "nobody"])
+            .refused()
+            .contains("nobody@web1"),
+        "an unknown account is named"
+    );
+    let ops: Vec<String> = b
+        .json_lines(&["audit", "operations"])
+        .iter()
+        .map(|r| r["verb"].as_str().unwrap_or_default().to_string())
+        .collect();
+    for verb in [
+        "perm.disable",
+        "perm.enable",
+        "account.disable",
+        "account.enable",
+    ] {
+        assert!(ops.iter().any(|a| a == verb), "{verb} in {ops:?}");
+    }
+
     let weak = b.run_stdin(&["user", "passwd", "alice", "--password-stdin"], "short\n");
     assert!(weak.refused().contains("too short"));
     let out = b.run(&["user", "passwd", "alice"]);

@@ -436,6 +436,10 @@ pub enum AccountCmd {
     List { asset: Option<String> },
     /// Remove an account
     Remove { asset: String, username: String },
+    /// Disable an account: no permission grants it, its running sessions end
+    Disable { asset: String, username: String },
+    /// Enable a disabled account
+    Enable { asset: String, username: String },
 }
 
 /// Who a permission or filter applies to and what it covers.
@@ -545,6 +549,10 @@ pub enum PermCmd {
     Edit(Box<PermEdit>),
     /// Remove a permission
     Remove { name: String },
+    /// Disable a permission: it grants nothing, the sessions only it allowed end
+    Disable { name: String },
+    /// Enable a disabled permission
+    Enable { name: String },
     /// Who can reach an asset now, and through which permission
     Who { asset: String },
     /// What a user can reach now, and through which permission

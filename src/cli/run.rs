@@ -107,6 +107,7 @@ const PERM_COLUMNS: &[Column] = &[
     ("FROM", "valid_from"),
     ("UNTIL", "valid_until"),
     ("APPROVAL", "require_approval"),
+    ("ACTIVE", "active"),
 ];
 const REACH_COLUMNS: &[Column] = &[
     ("USER", "user"),
@@ -793,6 +794,16 @@ pub async fn dispatch(
                 ops.account_remove(caller, &asset, &username).await?;
                 writeln!(io.out, "account {username}@{asset} removed")?;
             }
+            AccountCmd::Disable { asset, username } => {
+                ops.account_set_active(caller, &asset, &username, false)
+                    .await?;
+                writeln!(io.out, "account {username}@{asset} disabled")?;
+            }
+            AccountCmd::Enable { asset, username } => {
+                ops.account_set_active(caller, &asset, &username, true)
+                    .await?;
+                writeln!(io.out, "account {username}@{asset} enabled")?;
+            }
         },
         Command::Perm(cmd) => match cmd {
             PermCmd::Add {
@@ -840,6 +851,14 @@ pub async fn dispatch(
             PermCmd::Remove { name } => {
                 ops.perm_remove(caller, &name).await?;
                 writeln!(io.out, "permission {name} removed")?;
+            }
+            PermCmd::Disable { name } => {
+                ops.perm_set_active(caller, &name, false).await?;
+                writeln!(io.out, "permission {name} disabled")?;
+            }
+            PermCmd::Enable { name } => {
+                ops.perm_set_active(caller, &name, true).await?;
+                writeln!(io.out, "permission {name} enabled")?;
             }
             PermCmd::Who { asset } => output::list(
                 io.out,

@@ -177,6 +177,44 @@ impl Ops {
         Ok(after)
     }
 
+    /// Enables or disables a permission. A disabled one grants nothing;
+    /// the sessions only it allowed end at the change counter's bump.
+    pub async fn perm_set_active(
+        &self,
+        caller: &Caller,
+        name: &str,
+        active: bool,
+    ) -> Result<Permission> {
+        require_admin(
+            caller,
+            if active {
+                "enabling a permission"
+            } else {
+                "disabling a permission"
+            },
+        )?;
+        let mut tx = self.store.begin().await?;
+        let before = store::permissions::get(&mut tx, name).await?;
+        store::permissions::set_active(&mut tx, &before.id, active, self.now()).await?;
+        let after = store::permissions::get(&mut tx, name).await?;
+        self.log(
+            &mut tx,
+            caller,
+            if active {
+                "perm.enable"
+            } else {
+                "perm.disable"
+            },
+            format!("permission {name}"),
+            snapshot(&before),
+            snapshot(&after),
+        )
+        .await?;
+        store::bump_change_counter(&mut tx).await?;
+        self.store.commit(tx).await?;
+        Ok(after)
+    }
+
     pub async fn perm_list(&self, caller: &Caller) -> Result<Vec<Permission>> {
         require_auditor(caller, "listing permissions")?;
         let mut conn = self.store.conn().await?;

@@ -540,6 +540,55 @@ impl Ops {
         self.store.commit(tx).await?;
         Ok(())
     }
+
+    /// Enables or disables an account. A disabled account is granted by no
+    /// permission (DESIGN.md, permission semantics); the sessions using it
+    /// end at the change counter's bump, like any revocation.
+    pub async fn account_set_active(
+        &self,
+        caller: &Caller,
+        asset: &str,
+        username: &str,
+        active: bool,
+    ) -> Result<()> {
+        require_admin(
+            caller,
+            if active {
+                "enabling an account"
+            } else {
+                "disabling an account"
+            },
+        )?;
+        let mut tx = self.store.begin().await?;
+        let target = assets::get(&mut tx, asset).await?;
+        let not_found = || StoreError::NotFound {
+            kind: "account",
+            name: format!("{username}@{asset}"),
+        };
+        let before = accounts::find(&mut tx, &target.id, username)
+            .await?
+            .ok_or_else(not_found)?;
+        accounts::set_active(&mut tx, &before.id, active, self.now()).await?;
+        let after = accounts::find(&mut tx, &target.id, username)
+            .await?
+            .ok_or_else(not_found)?;
+        self.log(
+            &mut tx,
+            caller,
+            if active {
+                "account.enable"
+            } else {
+                "account.disable"
+            },
+            format!("account {username}@{asset}"),
+            snapshot(&before),
+            snapshot(&after),
+        )
+        .await?;
+        store::bump_change_counter(&mut tx).await?;
+        self.store.commit(tx).await?;
+        Ok(())
+    }
 }
 
 /// Checks an asset spec as `asset add` and `asset edit` take it and
