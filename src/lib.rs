@@ -25,7 +25,7 @@
 //! | [`vault`] | the master key, [`vault::Secret`], sealing of account secrets and TOTP seeds |
 //! | [`auth`] | passwords (argon2id), TOTP, public keys, lockout, login ACLs, and the login decision ([`auth::login`]) |
 //! | [`policy`] | the permission semantics: [`policy::Snapshot`] answers `authorize`, `visible_assets`, who/what, command filters; the only builder of a [`policy::Grant`] |
-//! | [`audit`] | the typed [`audit::AuditEvent`], the hash chain across all audit tables, `verify`, and the batching [`audit::AuditWriter`] for command and transfer rows |
+//! | [`audit`] | the typed [`audit::AuditEvent`], the hash chain across all audit tables, `verify`, and the batching [`audit::AuditWriter`] for command and transfer rows and screen-text index lines |
 //! | [`ops`] | the admin and auditor verbs and everyone's `me` verbs, taking the caller's identity: role checks and an operation-log row for every change |
 //! | [`import`] | CSV/XLSX parsing for `import assets|users` (the database side is in `ops`) |
 //! | [`services`] | the bundle handed to every task; initialising and opening a data dir, the master-key refusal rules |

@@ -657,6 +657,37 @@ async fn hostile_sftp_packets_get_errors_or_a_closed_channel() {
 
 /// (command, output, action) of every command row, oldest first, read
 /// from the database itself (the ops listing leaves the output out).
+/// A deny filter `no-readme` on `cat README`, for everyone, in force.
+async fn deny_cat_readme(b: &mut TestBastion) {
+    b.services
+        .ops
+        .filter_add(
+            &admin(),
+            FilterSpec {
+                name: "no-readme".into(),
+                pattern: r"^cat\s+README".into(),
+                action: FilterAction::Deny,
+                priority: 10,
+                users: vec![],
+                groups: vec![],
+                assets: vec![],
+                nodes: vec![],
+                accounts: AccountSpec::all(),
+            },
+        )
+        .await
+        .unwrap();
+    b.reload().await;
+}
+
+/// (command, output, action) rows as [`command_rows`] returns them.
+fn owned_rows(expected: &[(&str, &str, &str)]) -> Vec<(String, String, String)> {
+    expected
+        .iter()
+        .map(|(c, o, a)| (c.to_string(), o.to_string(), a.to_string()))
+        .collect()
+}
+
 async fn command_rows(b: &TestBastion) -> Vec<(String, String, String)> {
     use sqlx::Connection;
     let db = b.services.config.database_path().expect("sqlite path");
@@ -679,25 +710,7 @@ async fn command_rows(b: &TestBastion) -> Vec<(String, String, String)> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lines_typed_ahead_are_logged_exactly_with_their_own_output() {
     let mut b = TestBastion::start().await;
-    b.services
-        .ops
-        .filter_add(
-            &admin(),
-            FilterSpec {
-                name: "no-readme".into(),
-                pattern: r"^cat\s+README".into(),
-                action: FilterAction::Deny,
-                priority: 10,
-                users: vec![],
-                groups: vec![],
-                assets: vec![],
-                nodes: vec![],
-                accounts: AccountSpec::all(),
-            },
-        )
-        .await
-        .unwrap();
-    b.reload().await;
+    deny_cat_readme(&mut b).await;
     let c = Client::admin(b.addr).await;
     let mut term = c.shell(80, 24, Some("demo")).await;
     assert!(term.wait_for(T, |s| s.contains("demo@demo:~$")).await);
@@ -734,7 +747,7 @@ async fn lines_typed_ahead_are_logged_exactly_with_their_own_output() {
         "the target ran it: {executed:?}"
     );
     let rows = command_rows(&b).await;
-    let expected: Vec<(String, String, String)> = [
+    let expected = owned_rows(&[
         ("echo ahead-one", "ahead-one", "allow"),
         ("echo ahead-two x y", "ahead-two x y", "allow"),
         ("whoami", "demo", "allow"),
@@ -746,10 +759,7 @@ async fn lines_typed_ahead_are_logged_exactly_with_their_own_output() {
         ("echo paced-one", "paced-one", "allow"),
         ("echo paced-two", "paced-two", "allow"),
         ("exit 3", "", "allow"),
-    ]
-    .iter()
-    .map(|(c, o, a)| (c.to_string(), o.to_string(), a.to_string()))
-    .collect();
+    ]);
     // Written in typing order: a refused line closes the output window of
     // the command before it.
     assert_eq!(rows, expected);
@@ -781,14 +791,11 @@ async fn a_line_typed_ahead_behind_a_long_command_is_logged_once_the_shell_draws
     b.shutdown().await;
 
     let rows = command_rows(&b).await;
-    let expected: Vec<(String, String, String)> = [
+    let expected = owned_rows(&[
         ("sleep 1.2", "", "allow"),
         ("echo after-the-sleep", "after-the-sleep", "allow"),
         ("exit", "", "allow"),
-    ]
-    .iter()
-    .map(|(c, o, a)| (c.to_string(), o.to_string(), a.to_string()))
-    .collect();
+    ]);
     assert_eq!(rows, expected);
 }
 
@@ -800,25 +807,7 @@ async fn a_line_typed_ahead_behind_a_long_command_is_logged_once_the_shell_draws
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreadable_line_typed_ahead_is_not_forwarded_past_a_filter() {
     let mut b = TestBastion::start().await;
-    b.services
-        .ops
-        .filter_add(
-            &admin(),
-            FilterSpec {
-                name: "no-readme".into(),
-                pattern: r"^cat\s+README".into(),
-                action: FilterAction::Deny,
-                priority: 10,
-                users: vec![],
-                groups: vec![],
-                assets: vec![],
-                nodes: vec![],
-                accounts: AccountSpec::all(),
-            },
-        )
-        .await
-        .unwrap();
-    b.reload().await;
+    deny_cat_readme(&mut b).await;
     let c = Client::admin(b.addr).await;
     let mut term = c.shell(80, 24, Some("demo")).await;
     assert!(term.wait_for(T, |s| s.contains("demo@demo:~$")).await);

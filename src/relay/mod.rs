@@ -25,7 +25,9 @@ use crate::audit::AuditEvent;
 use crate::live;
 use crate::model::FilterAction;
 use crate::policy::{FilterVerdict, Grant, Snapshot};
-use crate::record::{CommandTracker, Input, LateCommand, RecorderHandle, ScreenText};
+use crate::record::{
+    CommandTracker, CompletedCommand, Input, LateCommand, RecorderHandle, ScreenText,
+};
 use crate::services::Services;
 
 /// The largest terminal the bastion models: a client may claim any size,
@@ -130,6 +132,33 @@ struct Shared {
     running_verdict: (FilterAction, Option<String>),
     /// Lines for the screen-text index (recorded sessions only).
     screen: Option<ScreenText>,
+}
+
+impl Shared {
+    /// `done` ended; it ran under `running_verdict`: queued for the log.
+    fn log_done(&mut self, done: CompletedCommand) {
+        let (action, rule) = self.running_verdict.clone();
+        self.pending_log.push(LoggedCommand {
+            command: done.command,
+            output: done.output,
+            offset: done.at,
+            action,
+            rule,
+        });
+    }
+
+    /// A command runs from now under `verdict`; `done`, the one before
+    /// it, is logged under its own.
+    fn run_next(
+        &mut self,
+        done: Option<CompletedCommand>,
+        verdict: (FilterAction, Option<String>),
+    ) {
+        if let Some(done) = done {
+            self.log_done(done);
+        }
+        self.running_verdict = verdict;
+    }
 }
 
 struct LoggedCommand {
@@ -512,19 +541,7 @@ pub async fn pump(
                                     .tracker
                                     .as_mut()
                                     .and_then(|t| t.started(command.clone(), offset));
-                                let previous = std::mem::replace(
-                                    &mut s.running_verdict,
-                                    (verdict.action, verdict.rule.clone()),
-                                );
-                                if let Some(done) = done {
-                                    s.pending_log.push(LoggedCommand {
-                                        command: done.command,
-                                        output: done.output,
-                                        offset: done.at,
-                                        action: previous.0,
-                                        rule: previous.1,
-                                    });
-                                }
+                                s.run_next(done, (verdict.action, verdict.rule.clone()));
                             } else {
                                 log_refused(
                                     &mut s,
@@ -713,14 +730,7 @@ pub async fn pump(
         log_late(&shared, late, |c| policy().check_grant_command(grant, c));
         let mut s = lock(&shared);
         if let Some(done) = s.tracker.as_mut().and_then(|t| t.finish()) {
-            let (action, rule) = s.running_verdict.clone();
-            s.pending_log.push(LoggedCommand {
-                command: done.command,
-                output: done.output,
-                offset: done.at,
-                action,
-                rule,
-            });
+            s.log_done(done);
         }
     }
     flush_log(hooks.services, grant, hooks.session_id, &shared).await;
@@ -743,16 +753,7 @@ fn log_late(shared: &Mutex<Shared>, late: Vec<LateCommand>, check: impl Fn(&str)
     let mut s = lock(shared);
     for l in late {
         let verdict = check(&l.command);
-        let previous = std::mem::replace(&mut s.running_verdict, (verdict.action, verdict.rule));
-        if let Some(done) = l.previous {
-            s.pending_log.push(LoggedCommand {
-                command: done.command,
-                output: done.output,
-                offset: done.at,
-                action: previous.0,
-                rule: previous.1,
-            });
-        }
+        s.run_next(l.previous, (verdict.action, verdict.rule));
     }
 }
 
@@ -766,14 +767,7 @@ fn log_refused(
     rule: Option<String>,
 ) {
     if let Some(done) = s.tracker.as_mut().and_then(|t| t.refused(&command)) {
-        let (action, rule) = s.running_verdict.clone();
-        s.pending_log.push(LoggedCommand {
-            command: done.command,
-            output: done.output,
-            offset: done.at,
-            action,
-            rule,
-        });
+        s.log_done(done);
     }
     s.pending_log.push(LoggedCommand {
         command,
