@@ -38,6 +38,7 @@ pub const KEYS: &[&str] = &[
     "ssh.banner",
     "ssh.login_timeout",
     "ssh.max_auth_attempts",
+    "ssh.max_sessions_per_user",
     "ssh.idle_timeout",
     "ssh.keepalive_interval",
     "ssh.shutdown_grace",
@@ -106,6 +107,10 @@ pub struct SshConfig {
     pub login_timeout: Duration,
     /// Failed authentication attempts allowed on one connection.
     pub max_auth_attempts: u32,
+    /// Target sessions (recorded shells and commands, SFTP targets,
+    /// tunnels excluded) one person may have open at once, over all their
+    /// connections.
+    pub max_sessions_per_user: u32,
     /// `None`: idle sessions are never closed.
     pub idle_timeout: Option<Duration>,
     /// `None`: no keepalives are sent.
@@ -276,6 +281,7 @@ impl Default for Config {
                 banner: None,
                 login_timeout: Duration::from_secs(60),
                 max_auth_attempts: 6,
+                max_sessions_per_user: 128,
                 idle_timeout: None,
                 keepalive_interval: Some(Duration::from_secs(30)),
                 shutdown_grace: Duration::from_secs(30),

@@ -63,7 +63,8 @@ async fn an_unreachable_target_is_one_line_and_no_session() {
     b.reload().await;
     let c = Client::admin(b.addr).await;
     let (out, err, code) = c.exec("gone uname").await;
-    assert_eq!(code, Some(1));
+    // OpenSSH's status for a session that could not run (DESIGN.md §4).
+    assert_eq!(code, Some(255));
     assert!(out.is_empty());
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(
@@ -445,7 +446,7 @@ async fn recordings_that_cannot_be_written_refuse_or_run_unrecorded() {
             assert_eq!(rows[0].recording, None, "{rows:#?}");
             assert_eq!(rows[0].recording_sha256, None, "{rows:#?}");
         } else {
-            assert_eq!(code, Some(1));
+            assert_eq!(code, Some(255));
             assert!(out.is_empty());
             assert_eq!(
                 err.trim_end(),
@@ -565,7 +566,7 @@ async fn a_recordings_disk_that_fills_up_ends_the_session_it_cannot_record() {
     assert_eq!(rows[0].status, "failed", "{rows:#?}");
     assert!(rows[0].reason.contains("recording"), "{rows:#?}");
     let (_, err, code) = c.exec("demo echo again").await;
-    assert_eq!(code, Some(1));
+    assert_eq!(code, Some(255));
     assert!(err.contains("cannot be recorded"), "{err}");
     let report = rampart::audit::verify(&b.services.store, &dir)
         .await

@@ -610,10 +610,25 @@ fn nothing_is_extracted_in_the_alternate_screen_or_with_echo_off() {
     assert_eq!(command(sh.enter()), Some("vim notes".into()));
     sh.tracker.output(b"\r\n\x1b[?1049h\x1b[H\x1b[2J~\r\n~\r\n");
     sh.type_echoed(":wq");
+    // vim's command line is not a shell command: no command, only the keys
+    // for a filter check (issue 13: a shell on the alternate screen).
     assert_eq!(
-        command(sh.enter()),
-        None,
-        "vim's command line is not a shell command"
+        sh.enter(),
+        Input::EnterFullScreen {
+            typed: ":wq".into(),
+            raw: b"\r".to_vec()
+        }
+    );
+    // Edited keys are followed; Ctrl-U starts again.
+    sh.type_echoed("rm -rf x");
+    sh.tracker.input(b"\x7f\x15");
+    sh.type_echoed("ls");
+    assert_eq!(
+        sh.enter(),
+        Input::EnterFullScreen {
+            typed: "ls".into(),
+            raw: b"\r".to_vec()
+        }
     );
     sh.tracker.output(b"\x1b[?1049l\r\nalice@web1:~$ ");
 
@@ -1196,6 +1211,7 @@ fn the_command_log_under_type_ahead_and_lag_is_exact_or_silent() {
                 for piece in tracker.input(&bytes) {
                     match piece {
                         Input::Data(data) => shell.receive(&data),
+                        Input::EnterFullScreen { raw, .. } => shell.receive(&raw),
                         Input::Enter { command, raw } => {
                             if let Some(c) = command {
                                 logged.push(c.clone());

@@ -341,6 +341,12 @@ fn parse_ssh(s: &Section<'_>, d: &SshConfig) -> Result<SshConfig, ConfigError> {
         banner,
         login_timeout: s.positive_duration("login_timeout", d.login_timeout)?,
         max_auth_attempts: s.integer("max_auth_attempts", d.max_auth_attempts, 1, 100)?,
+        max_sessions_per_user: s.integer(
+            "max_sessions_per_user",
+            d.max_sessions_per_user,
+            1,
+            100_000,
+        )?,
         idle_timeout: s.optional_duration("idle_timeout", d.idle_timeout)?,
         keepalive_interval: s.optional_duration("keepalive_interval", d.keepalive_interval)?,
         shutdown_grace: s.duration("shutdown_grace", d.shutdown_grace)?,

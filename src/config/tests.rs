@@ -274,7 +274,8 @@ fn unknown_keys_list_the_expected_ones() {
     assert_eq!(
         err("[ssh]\nlistne = []"),
         "rampart.toml: unknown key ssh.listne (expected one of listen, host_keys, max_connections, \
-         banner, login_timeout, max_auth_attempts, idle_timeout, keepalive_interval, shutdown_grace)"
+         banner, login_timeout, max_auth_attempts, max_sessions_per_user, idle_timeout, keepalive_interval, \
+         shutdown_grace)"
     );
     assert_eq!(
         err("listen = []"),
@@ -283,7 +284,8 @@ fn unknown_keys_list_the_expected_ones() {
     assert_eq!(
         err("[ssh.extra]\nx = 1"),
         "rampart.toml: unknown key ssh.extra (expected one of listen, host_keys, max_connections, \
-         banner, login_timeout, max_auth_attempts, idle_timeout, keepalive_interval, shutdown_grace)"
+         banner, login_timeout, max_auth_attempts, max_sessions_per_user, idle_timeout, keepalive_interval, \
+         shutdown_grace)"
     );
 }
 

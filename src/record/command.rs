@@ -116,6 +116,13 @@ pub enum Input {
     /// password typed with echo off, so never log or show it unless the
     /// resolution (which needs the echo) gives a line.
     EnterUnseen { typed: Option<String>, raw: Vec<u8> },
+    /// An Enter while the target shows the alternate screen (an editor, a
+    /// pager, or a shell that switched to it to hide its lines from the
+    /// command log): no line can be read there, so `typed` is what the
+    /// printable keys since the last Enter spelled, for a filter check. It
+    /// may be a password (nothing shows whether echo is on): never log or
+    /// show it.
+    EnterFullScreen { typed: String, raw: Vec<u8> },
 }
 
 /// A command with the output that followed it.
@@ -266,7 +273,13 @@ pub struct CommandTracker {
     /// The prompt the shell last drew before a line it echoed exactly.
     known_prompt: String,
     running: Option<Running>,
+    /// Printable keys typed on the alternate screen since the last Enter
+    /// (at most [`FULL_SCREEN_TYPED`] bytes), for [`Input::EnterFullScreen`].
+    full_screen_typed: Vec<u8>,
 }
+
+/// Keys kept for the filter check of a full-screen line.
+const FULL_SCREEN_TYPED: usize = 4096;
 
 impl std::fmt::Debug for CommandTracker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -302,6 +315,25 @@ impl CommandTracker {
             prompt_hint: String::new(),
             known_prompt: String::new(),
             running: None,
+            full_screen_typed: Vec::new(),
+        }
+    }
+
+    /// A key typed on the alternate screen, as line editing would take it.
+    fn full_screen_key(&mut self, b: u8) {
+        let typed = &mut self.full_screen_typed;
+        match b {
+            0x7f | 0x08 => {
+                // Back over one character (a UTF-8 sequence is one).
+                while let Some(last) = typed.pop() {
+                    if last & 0xc0 != 0x80 {
+                        break;
+                    }
+                }
+            }
+            0x15 | 0x03 => typed.clear(),
+            b if (b >= 0x20 || b == b'\t') && typed.len() < FULL_SCREEN_TYPED => typed.push(b),
+            _ => {}
         }
     }
 
@@ -344,6 +376,10 @@ impl CommandTracker {
         self.follow_scroll();
         if self.parser.screen().alternate_screen() {
             self.line = None;
+        } else if !self.full_screen_typed.is_empty() {
+            // Back on the normal screen: keys typed on the other one are
+            // no line of the shell's.
+            self.full_screen_typed.clear();
         }
         if let Some(running) = &mut self.running
             && !running.capture.done()
@@ -543,6 +579,9 @@ impl CommandTracker {
             self.keys = Keys::Escape;
         }
         if self.parser.screen().alternate_screen() {
+            if b != 0x1b {
+                self.full_screen_key(b);
+            }
             return;
         }
         if b == 0x03 {
@@ -598,6 +637,9 @@ impl CommandTracker {
         self.keys = Keys::Paste(usize::from(b == 0x1b));
         self.input_after_output = true;
         if self.parser.screen().alternate_screen() {
+            if b != 0x1b {
+                self.full_screen_key(b);
+            }
             return;
         }
         if self.line.is_none() {
@@ -662,7 +704,11 @@ impl CommandTracker {
         let line = self.line.take();
         if self.parser.screen().alternate_screen() {
             self.enter_row = Some(self.cursor_row());
-            return Input::Enter { command: None, raw };
+            let typed = std::mem::take(&mut self.full_screen_typed);
+            return Input::EnterFullScreen {
+                typed: String::from_utf8_lossy(&typed).into_owned(),
+                raw,
+            };
         }
         let Some(line) = line else {
             // Enter alone at a prompt: an empty line.

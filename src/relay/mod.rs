@@ -42,6 +42,64 @@ pub fn terminal_size(cols: u32, rows: u32) -> (u32, u32) {
     (cols.clamp(1, MAX_COLS), rows.clamp(1, MAX_ROWS))
 }
 
+/// The exit status the person's client gets when the bastion, not the
+/// target, ended or refused the session (killed, revoked, idle, shut down,
+/// not recordable, target unreachable): OpenSSH's own status for a session
+/// that did not end normally, so scripts cannot take it for the command's.
+pub const EXIT_BASTION: u32 = 255;
+
+/// The end of the person's channel. Exit status (or exit signal) and EOF
+/// each go out at most once, whoever sends them first: the target's own,
+/// forwarded by the relay, or the channel task's when the session is over.
+/// A second exit-status is a protocol error to OpenSSH's ControlMaster
+/// (`exitval sent twice`, which made every ansible run fail).
+#[derive(Debug, Default)]
+pub struct ClientEnd {
+    exit: std::sync::atomic::AtomicBool,
+    eof: std::sync::atomic::AtomicBool,
+}
+
+impl ClientEnd {
+    fn take(flag: &std::sync::atomic::AtomicBool) -> bool {
+        !flag.swap(true, std::sync::atomic::Ordering::AcqRel)
+    }
+
+    pub async fn exit_status(&self, write: &ChannelWriteHalf<ServerMsg>, status: u32) {
+        if Self::take(&self.exit) {
+            let _ = write.exit_status(status).await;
+        }
+    }
+
+    pub async fn exit_signal(
+        &self,
+        handle: &russh::server::Handle,
+        id: russh::ChannelId,
+        signal: russh::Sig,
+        core_dumped: bool,
+        message: String,
+        lang: String,
+    ) {
+        if Self::take(&self.exit) {
+            let _ = handle
+                .exit_signal_request(id, signal, core_dumped, message, lang)
+                .await;
+        }
+    }
+
+    pub async fn eof(&self, write: &ChannelWriteHalf<ServerMsg>) {
+        if Self::take(&self.eof) {
+            let _ = write.eof().await;
+        }
+    }
+
+    /// Exit status (unless one went out), EOF (unless sent), close.
+    pub async fn finish(&self, write: &ChannelWriteHalf<ServerMsg>, status: u32) {
+        self.exit_status(write, status).await;
+        self.eof(write).await;
+        let _ = write.close().await;
+    }
+}
+
 /// Why a relayed session ended, as the session row says.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EndReason {
@@ -57,6 +115,12 @@ pub enum EndReason {
 }
 
 impl EndReason {
+    /// The bastion ended it: the person's exit status is [`EXIT_BASTION`]
+    /// whatever the target said last.
+    pub fn by_bastion(&self) -> bool {
+        !matches!(self, EndReason::ClientClosed | EndReason::TargetClosed)
+    }
+
     pub fn as_str(&self) -> String {
         match self {
             EndReason::ClientClosed => "client closed".into(),
@@ -100,6 +164,14 @@ pub struct Hooks<'a> {
     /// `recording.on_failure = allow`: a recording that fails mid-session
     /// stops recording instead of ending the session.
     pub recording_optional: bool,
+    /// `Some` when the person's channel ends with the session: the
+    /// target's EOF, exit status and exit signal are forwarded through it.
+    /// `None` when the menu comes back: none of them is, since OpenSSH
+    /// drops all output after an EOF and takes exit-status as the end.
+    pub end: Option<&'a ClientEnd>,
+    /// The actions the session was granted for (`connect`, or `upload`
+    /// and the like for scp and rsync): rechecked every second.
+    pub actions: &'a [crate::model::Action],
     /// Watches the raw streams (legacy SCP's file log).
     pub tap: Option<&'a dyn StreamTap>,
     /// Whether the data streams go into the recording: the target's
@@ -220,6 +292,7 @@ pub async fn pump(
     let record_stdout = hooks.record_stdout;
     let grant = hooks.grant;
     let policy = hooks.policy;
+    let end = hooks.end;
 
     // Target -> person.
     let up = async {
@@ -290,7 +363,9 @@ pub async fn pump(
                 }
                 ChannelMsg::ExitStatus { exit_status } => {
                     lock(&shared).exit_status = Some(exit_status);
-                    let _ = client_write.exit_status(exit_status).await;
+                    if let Some(end) = end {
+                        end.exit_status(client_write, exit_status).await;
+                    }
                 }
                 ChannelMsg::ExitSignal {
                     signal_name,
@@ -298,8 +373,9 @@ pub async fn pump(
                     error_message,
                     lang_tag,
                 } => {
-                    let _ = client_handle
-                        .exit_signal_request(
+                    if let Some(end) = end {
+                        end.exit_signal(
+                            client_handle,
                             client_id,
                             signal_name,
                             core_dumped,
@@ -307,9 +383,12 @@ pub async fn pump(
                             lang_tag,
                         )
                         .await;
+                    }
                 }
                 ChannelMsg::Eof => {
-                    let _ = client_write.eof().await;
+                    if let Some(end) = end {
+                        end.eof(client_write).await;
+                    }
                 }
                 ChannelMsg::Close => return EndReason::TargetClosed,
                 // Requests a target sends towards the person are not passed on.
@@ -381,6 +460,47 @@ pub async fn pump(
                                 continue;
                             }
                             Input::Enter { command, raw } => (command, raw),
+                            Input::EnterFullScreen { typed, raw } => {
+                                // No line can be read on the alternate
+                                // screen, so a shell that switched to it
+                                // would type past the filters: the keys
+                                // are checked instead. What they spelled
+                                // may be a password, so it is never logged.
+                                let verdict = policy().check_grant_command(grant, &typed);
+                                if typed.trim().is_empty()
+                                    || !matches!(
+                                        verdict.action,
+                                        FilterAction::Deny | FilterAction::Review
+                                    )
+                                {
+                                    if target_write.data_bytes(Bytes::from(raw)).await.is_err() {
+                                        return EndReason::TargetClosed;
+                                    }
+                                    continue;
+                                }
+                                let rule = verdict.rule.as_deref().unwrap_or("?").to_string();
+                                log_refused(
+                                    &mut lock(&shared),
+                                    "[a line typed on a full-screen display]".into(),
+                                    recorder.elapsed(),
+                                    FilterAction::Deny,
+                                    verdict.rule.clone(),
+                                );
+                                let text = format!(
+                                    "\r\n{RED}rampart: Enter refused: what was typed matches rule {rule}, and lines typed on a full-screen display cannot be reviewed{RESET}\r\n"
+                                );
+                                if notify(client_write, recorder, &shared, text).await.is_err() {
+                                    return EndReason::ClientClosed;
+                                }
+                                if target_write
+                                    .data_bytes(Bytes::from_static(b"\x03"))
+                                    .await
+                                    .is_err()
+                                {
+                                    return EndReason::TargetClosed;
+                                }
+                                continue;
+                            }
                             Input::EnterUnseen { typed, raw } => {
                                 // The line was not echoed yet. What was typed is
                                 // checked now (a pasted `rm -rf /` + Enter must not
@@ -596,19 +716,17 @@ pub async fn pump(
                     let _ = target_write.eof().await;
                 }
                 ChannelMsg::Close => return EndReason::ClientClosed,
+                // Requests after the session started were refused by the
+                // handler as they came (`ssh::request`): a second reply
+                // would be taken as the answer to the client's next one.
                 ChannelMsg::RequestShell { .. }
                 | ChannelMsg::Exec { .. }
                 | ChannelMsg::RequestSubsystem { .. }
-                | ChannelMsg::RequestPty { .. } => {
-                    // A second shell on the same channel is refused.
-                    let _ = client_handle.channel_failure(client_id).await;
-                }
-                ChannelMsg::RequestX11 { .. }
+                | ChannelMsg::RequestPty { .. }
+                | ChannelMsg::RequestX11 { .. }
                 | ChannelMsg::AgentForward { .. }
-                | ChannelMsg::SetEnv { .. } => {
-                    let _ = client_handle.channel_failure(client_id).await;
-                }
-                ChannelMsg::Open { .. }
+                | ChannelMsg::SetEnv { .. }
+                | ChannelMsg::Open { .. }
                 | ChannelMsg::ExtendedData { .. }
                 | ChannelMsg::XonXoff { .. }
                 | ChannelMsg::ExitStatus { .. }
@@ -643,9 +761,11 @@ pub async fn pump(
             tokio::time::sleep(Duration::from_secs(1)).await;
             index::flush(hooks.services, hooks.session_id, &shared, false);
             let now = hooks.services.clock.now();
-            if policy()
-                .recheck(grant, crate::model::Action::Connect, now)
-                .is_none()
+            let snapshot = policy();
+            if hooks
+                .actions
+                .iter()
+                .any(|action| snapshot.recheck(grant, *action, now).is_none())
             {
                 return;
             }
@@ -816,12 +936,36 @@ async fn notify(
     shared: &Mutex<Shared>,
     text: String,
 ) -> Result<(), ()> {
-    let bytes = Bytes::from(text);
-    if let Some(t) = lock(shared).tracker.as_mut() {
-        t.output(&bytes);
+    let terminal = {
+        let mut s = lock(shared);
+        match s.tracker.as_mut() {
+            Some(t) => {
+                t.output(text.as_bytes());
+                true
+            }
+            None => false,
+        }
+    };
+    if terminal {
+        let bytes = Bytes::from(text);
+        let _ = recorder.output(bytes.clone()).await;
+        return client_write.data_bytes(bytes).await.map_err(|_| ());
     }
+    // Without a terminal, standard output is the command's own (a pipe, a
+    // file, scp's protocol): the bastion's line goes to standard error,
+    // plain.
+    let plain = text
+        .replace(RED, "")
+        .replace(YELLOW, "")
+        .replace(RESET, "")
+        .replace("\r\n", "\n");
+    let plain = format!("{}\n", plain.trim_matches('\n'));
+    let bytes = Bytes::from(plain);
     let _ = recorder.output(bytes.clone()).await;
-    client_write.data_bytes(bytes).await.map_err(|_| ())
+    client_write
+        .extended_data_bytes(1, bytes)
+        .await
+        .map_err(|_| ())
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

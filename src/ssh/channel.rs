@@ -8,15 +8,13 @@ use std::sync::Arc;
 use bytes::Bytes;
 use russh::server::{Handle, Msg};
 use russh::{Channel, ChannelMsg, ChannelReadHalf, ChannelWriteHalf};
+use tokio::sync::mpsc;
 
-use super::target::{self, Choice, Pty, Run};
+use super::request::Answer;
+use super::target::{self, Choice, PersonChannel, Pty, Run};
 use super::{Conn, Shared, refuse_log};
-use crate::route::{self, Intent, Request};
-
-/// Environment variables a client may set (DESIGN.md §2).
-fn env_allowed(name: &str) -> bool {
-    name == "TERM" || name == "LANG" || name.starts_with("LC_") || name == "NO_COLOR"
-}
+use crate::relay::{ClientEnd, EXIT_BASTION};
+use crate::route::Intent;
 
 /// The per-channel state before the session starts.
 struct Setup {
@@ -24,9 +22,27 @@ struct Setup {
     env: Vec<(String, String)>,
 }
 
-pub async fn run(shared: Arc<Shared>, conn: Arc<Conn>, channel: Channel<Msg>, handle: Handle) {
+impl Setup {
+    fn no_color(&self) -> bool {
+        self.env
+            .iter()
+            .any(|(k, v)| k == "NO_COLOR" && !v.is_empty())
+    }
+}
+
+/// Drives one session channel. Its requests were already answered by the
+/// handler ([`super::request`]); `answers` says how, one per request, in
+/// the order the requests arrive here.
+pub async fn run(
+    shared: Arc<Shared>,
+    conn: Arc<Conn>,
+    channel: Channel<Msg>,
+    mut answers: mpsc::UnboundedReceiver<Answer>,
+    handle: Handle,
+) {
     let id = channel.id();
     let (mut read, write) = channel.split();
+    let end = ClientEnd::default();
     let mut setup = Setup {
         pty: None,
         env: Vec::new(),
@@ -35,14 +51,36 @@ pub async fn run(shared: Arc<Shared>, conn: Arc<Conn>, channel: Channel<Msg>, ha
         let Some(msg) = read.wait().await else {
             return;
         };
-        let request = match msg {
-            ChannelMsg::RequestPty {
-                term,
-                col_width,
-                row_height,
-                terminal_modes,
-                ..
-            } => {
+        let answered = matches!(
+            msg,
+            ChannelMsg::RequestPty { .. }
+                | ChannelMsg::SetEnv { .. }
+                | ChannelMsg::RequestX11 { .. }
+                | ChannelMsg::RequestShell { .. }
+                | ChannelMsg::Exec { .. }
+                | ChannelMsg::RequestSubsystem { .. }
+        );
+        let answer = if answered {
+            // The handler answers before the connection reads the next
+            // packet; it is gone only with the connection.
+            let Some(answer) = answers.recv().await else {
+                return;
+            };
+            Some(answer)
+        } else {
+            None
+        };
+        match (msg, answer) {
+            (
+                ChannelMsg::RequestPty {
+                    term,
+                    col_width,
+                    row_height,
+                    terminal_modes,
+                    ..
+                },
+                Some(Answer::Taken),
+            ) => {
                 // Absurd sizes are clamped rather than trusted.
                 let (cols, rows) = crate::relay::terminal_size(col_width, row_height);
                 setup.pty = Some(Pty {
@@ -51,133 +89,70 @@ pub async fn run(shared: Arc<Shared>, conn: Arc<Conn>, channel: Channel<Msg>, ha
                     rows,
                     modes: terminal_modes,
                 });
-                let _ = handle.channel_success(id).await;
-                continue;
             }
-            ChannelMsg::SetEnv {
-                variable_name,
-                variable_value,
-                ..
-            } => {
-                if env_allowed(&variable_name) {
-                    setup.env.push((variable_name, variable_value));
-                    let _ = handle.channel_success(id).await;
-                } else {
-                    let _ = handle.channel_failure(id).await;
-                    refuse(&shared, &conn, &write, "env", &format!("environment variable {variable_name} is not passed on (only TERM, LANG, LC_* and NO_COLOR)")).await;
-                }
-                continue;
+            (
+                ChannelMsg::SetEnv {
+                    variable_name,
+                    variable_value,
+                    ..
+                },
+                Some(Answer::Taken),
+            ) => setup.env.push((variable_name, variable_value)),
+            (_, Some(Answer::Refused { request, reason })) => {
+                refuse_log(&shared, &conn, request, &reason).await;
             }
-            ChannelMsg::RequestX11 { .. } => {
-                let _ = handle.channel_failure(id).await;
-                refuse(
-                    &shared,
-                    &conn,
-                    &write,
-                    "x11-req",
-                    "X11 forwarding is not available through the bastion",
+            (_, Some(Answer::StartRefused { request, reason })) => {
+                // The person has the line and a failure reply; nothing ran,
+                // so the channel closes without an exit status.
+                let reason = reason.trim_start_matches("rampart: ");
+                refuse_log(&shared, &conn, request, reason).await;
+                let _ = write.eof().await;
+                let _ = write.close().await;
+                return;
+            }
+            (_, Some(Answer::Start(intent))) => {
+                break run_intent(
+                    &shared, &conn, intent, &setup, &mut read, &write, &handle, id, &end,
                 )
                 .await;
-                continue;
             }
-            ChannelMsg::AgentForward { .. } => {
+            (_, Some(Answer::Taken)) => {}
+            (ChannelMsg::AgentForward { .. }, None) => {
                 // russh has already answered it (the handler's default
-                // `agent_request` refuses): a second answer would be taken
-                // by the client as the answer to its next request.
-                refuse(
+                // `agent_request` refuses).
+                refuse_log(
                     &shared,
                     &conn,
-                    &write,
                     "auth-agent-req",
                     "agent forwarding is refused: the bastion holds the target credentials",
                 )
                 .await;
-                continue;
+                let _ = write
+                    .extended_data_bytes(
+                        1,
+                        Bytes::from_static(b"rampart: agent forwarding is refused: the bastion holds the target credentials\r\n"),
+                    )
+                    .await;
             }
-            ChannelMsg::RequestShell { .. } => Request::Shell {
-                pty: setup.pty.is_some(),
-            },
-            ChannelMsg::Exec { command, .. } => Request::Exec {
-                command: String::from_utf8_lossy(&command).into_owned(),
-                pty: setup.pty.is_some(),
-            },
-            ChannelMsg::RequestSubsystem { name, .. } => Request::Subsystem(name),
-            ChannelMsg::Eof | ChannelMsg::Close => return,
-            ChannelMsg::WindowChange {
-                col_width,
-                row_height,
-                ..
-            } => {
+            (ChannelMsg::Eof | ChannelMsg::Close, None) => return,
+            (
+                ChannelMsg::WindowChange {
+                    col_width,
+                    row_height,
+                    ..
+                },
+                None,
+            ) => {
                 if let Some(p) = setup.pty.as_mut() {
                     (p.cols, p.rows) = crate::relay::terminal_size(col_width, row_height);
                 }
-                continue;
             }
-            ChannelMsg::Data { .. }
-            | ChannelMsg::ExtendedData { .. }
-            | ChannelMsg::Signal { .. }
-            | ChannelMsg::Open { .. }
-            | ChannelMsg::XonXoff { .. }
-            | ChannelMsg::ExitStatus { .. }
-            | ChannelMsg::ExitSignal { .. }
-            | ChannelMsg::WindowAdjusted { .. }
-            | ChannelMsg::Success
-            | ChannelMsg::Failure
-            | ChannelMsg::OpenFailure(_) => continue,
-            // russh marks ChannelMsg non-exhaustive: a kind this version
-            // does not know is ignored, never treated as a request.
-            _ => continue,
-        };
-        let login = conn.route.clone().unwrap_or(route::Login {
-            user: conn.identity.name.clone(),
-            target: None,
-        });
-        let intent = match route::route(&login, &request) {
-            Ok(i) => i,
-            Err(e) => {
-                let _ = handle.channel_success(id).await;
-                break say_and_fail(&write, setup.pty.is_some(), &format!("rampart: {e}")).await;
-            }
-        };
-        let _ = handle.channel_success(id).await;
-        if conn.must_enrol && !matches!(intent, Intent::Menu) {
-            break say_and_fail(
-                &write,
-                setup.pty.is_some(),
-                "rampart: two-factor enrolment is required first: log in interactively (`ssh -t bastion`)",
-            )
-            .await;
+            // Data before a session, signals, and kinds this russh version
+            // does not know are not requests: ignored.
+            (_, None) => {}
         }
-        break run_intent(
-            &shared, &conn, intent, &setup, &mut read, &write, &handle, id,
-        )
-        .await;
     };
-    let _ = write.exit_status(status).await;
-    let _ = write.eof().await;
-    let _ = write.close().await;
-}
-
-/// One line to the person (on stderr) and one audit row.
-async fn refuse(
-    shared: &Shared,
-    conn: &Conn,
-    write: &ChannelWriteHalf<Msg>,
-    request: &str,
-    reason: &str,
-) {
-    let _ = write
-        .extended_data_bytes(1, Bytes::from(format!("rampart: {reason}\r\n")))
-        .await;
-    refuse_log(shared, conn, request, reason).await;
-}
-
-async fn say_and_fail(write: &ChannelWriteHalf<Msg>, pty: bool, text: &str) -> u32 {
-    let end = if pty { "\r\n" } else { "\n" };
-    let _ = write
-        .extended_data_bytes(1, Bytes::from(format!("{text}{end}")))
-        .await;
-    1
+    end.finish(&write, status).await;
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -190,8 +165,18 @@ async fn run_intent(
     write: &ChannelWriteHalf<Msg>,
     handle: &Handle,
     id: russh::ChannelId,
+    end: &ClientEnd,
 ) -> u32 {
     let pty = setup.pty.as_ref();
+    let mut person = PersonChannel {
+        read,
+        write,
+        handle,
+        id,
+        pty,
+        env: &setup.env,
+        end: Some(end),
+    };
     match intent {
         Intent::Usage => {
             let text = usage(shared, conn);
@@ -199,11 +184,17 @@ async fn run_intent(
             0
         }
         Intent::Menu => {
-            let no_color = setup
-                .env
-                .iter()
-                .any(|(k, v)| k == "NO_COLOR" && !v.is_empty());
-            super::menu::run(shared, conn, pty, no_color, read, write, handle, id).await
+            super::menu::run(
+                shared,
+                conn,
+                pty,
+                setup.no_color(),
+                person.read,
+                write,
+                handle,
+                id,
+            )
+            .await
         }
         Intent::Jump { target, .. } => {
             let mut choice = Choice {
@@ -217,31 +208,24 @@ async fn run_intent(
                 && let Some(p) = pty
                 && target::pick_account(shared, conn, &choice.asset).is_err()
             {
-                let no_color = setup
-                    .env
-                    .iter()
-                    .any(|(k, v)| k == "NO_COLOR" && !v.is_empty());
-                match super::menu::choose(shared, conn, &choice.asset, p, no_color, read, write)
-                    .await
+                match super::menu::choose(
+                    shared,
+                    conn,
+                    &choice.asset,
+                    p,
+                    setup.no_color(),
+                    person.read,
+                    write,
+                )
+                .await
                 {
                     Some(picked) => choice = picked,
                     None => return 1,
                 }
             }
-            target::run_session(
-                shared,
-                conn,
-                choice,
-                Run::Shell,
-                pty,
-                read,
-                write,
-                handle,
-                id,
-            )
-            .await
-            .exit_status
-            .unwrap_or(0)
+            target::run_session(shared, conn, choice, Run::Shell, &mut person)
+                .await
+                .exit_status
         }
         Intent::Exec {
             target, command, ..
@@ -251,28 +235,18 @@ async fn run_intent(
                 account: target.account,
                 input_password: None,
             };
-            target::run_session(
-                shared,
-                conn,
-                choice,
-                Run::Exec(command),
-                pty,
-                read,
-                write,
-                handle,
-                id,
-            )
-            .await
-            .exit_status
-            .unwrap_or(0)
+            target::run_session(shared, conn, choice, Run::Exec(command), &mut person)
+                .await
+                .exit_status
         }
-        Intent::Sftp { target } => super::sftp::run(shared, conn, target, read, write).await,
+        Intent::Sftp { target } => super::sftp::run(shared, conn, target, person.read, write).await,
         Intent::Admin { args } => {
-            super::admin::run(shared, conn, args, pty.is_some(), read, write).await
+            super::admin::run(shared, conn, args, pty.is_some(), person.read, write).await
         }
+        // Refused by the handler before it got here (`request::start`).
         Intent::Refuse { reason } => {
-            refuse(shared, conn, write, "request", &reason).await;
-            1
+            refuse_log(shared, conn, "request", &reason).await;
+            EXIT_BASTION
         }
     }
 }

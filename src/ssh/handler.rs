@@ -11,8 +11,10 @@ use russh::keys::PublicKey;
 use russh::server::{
     Auth, ChannelOpenHandle, Msg, PublicKeyOffer, Response, Session, VerifiedPublicKey,
 };
-use russh::{Channel, ChannelOpenFailure, MethodKind, MethodSet};
+use russh::{Channel, ChannelId, ChannelOpenFailure, MethodKind, MethodSet};
+use tokio::sync::mpsc;
 
+use super::request::{self, Answer, ChannelRequests};
 use super::{Conn, Shared, refuse_log};
 use crate::auth::login::{Accepted, LoginError, Next, Proof, Refusal};
 use crate::route;
@@ -50,6 +52,10 @@ pub struct Handler {
     /// A refusal for too many channels is logged once per connection (a
     /// client opening 10,000 must not write 10,000 audit rows).
     over_cap_logged: bool,
+    /// Each open session channel's requests so far, and where its task
+    /// reads the answers given to them ([`super::request`]).
+    channels:
+        std::collections::HashMap<ChannelId, (ChannelRequests, mpsc::UnboundedSender<Answer>)>,
 }
 
 /// Session channels per connection, as OpenSSH's `MaxSessions` default.
@@ -103,7 +109,76 @@ impl Handler {
             sessions: Arc::default(),
             tunnels: Arc::default(),
             over_cap_logged: false,
+            channels: std::collections::HashMap::new(),
         }
+    }
+
+    /// Answers one request of a session channel now, while russh's
+    /// want-reply flag is this request's own, and hands the answer to the
+    /// channel's task in the same order ([`super::request`]). After a
+    /// shell, exec or subsystem started, every further such request is
+    /// refused, and the task is not told (it is no longer reading answers).
+    fn answer(
+        &mut self,
+        channel: ChannelId,
+        session: &mut Session,
+        decide: impl FnOnce(&mut ChannelRequests) -> Answer,
+    ) -> Result<(), russh::Error> {
+        let Some((state, answers)) = self.channels.get_mut(&channel) else {
+            return session.channel_failure(channel);
+        };
+        if state.started {
+            return session.channel_failure(channel);
+        }
+        state.setup += 1;
+        if state.setup > request::MAX_SETUP_REQUESTS {
+            session.channel_failure(channel)?;
+            return session.close(channel);
+        }
+        let answer = decide(state);
+        let end = if state.pty { "\r\n" } else { "\n" };
+        match &answer {
+            Answer::Taken => session.channel_success(channel)?,
+            Answer::Start(_) => {
+                state.started = true;
+                session.channel_success(channel)?;
+            }
+            Answer::Refused { reason, .. } => {
+                session.extended_data(channel, 1, format!("rampart: {reason}{end}"))?;
+                session.channel_failure(channel)?;
+            }
+            Answer::StartRefused { reason, .. } => {
+                session.extended_data(channel, 1, format!("{reason}{end}"))?;
+                session.channel_failure(channel)?;
+            }
+        }
+        let _ = answers.send(answer);
+        Ok(())
+    }
+
+    /// The answer to a shell, exec or subsystem request.
+    fn answer_start(
+        &mut self,
+        channel: ChannelId,
+        session: &mut Session,
+        request: impl FnOnce(bool) -> route::Request,
+    ) -> Result<(), russh::Error> {
+        let (shared, conn) = (self.shared.clone(), self.conn.clone());
+        self.answer(channel, session, |state| {
+            let request = request(state.pty);
+            let name = request::name(&request);
+            let decided = match &conn {
+                Some(conn) => request::start(&shared, conn, &request),
+                None => Err("rampart: not logged in".into()),
+            };
+            match decided {
+                Ok(intent) => Answer::Start(intent),
+                Err(reason) => Answer::StartRefused {
+                    request: name,
+                    reason,
+                },
+            }
+        })
     }
 
     /// Refuses a channel over the cap: the reply, and one audit row per
@@ -177,6 +252,7 @@ impl Handler {
             identity: accepted.identity,
             must_enrol: accepted.next == Next::Enrol,
             peer: self.peer,
+            refusals: Default::default(),
         }));
         self.stage = Stage::Done;
         self.authenticated
@@ -262,6 +338,21 @@ fn partial(
             .map(|(p, echo)| (std::borrow::Cow::Borrowed(*p), *echo))
             .collect::<Vec<_>>()
             .into(),
+    }
+}
+
+impl Drop for Handler {
+    fn drop(&mut self) {
+        // The connection is over: one row for the refusals it was not
+        // allowed to log one by one.
+        if let Some(conn) = self.conn.take()
+            && conn.refusals.load(std::sync::atomic::Ordering::Relaxed) > super::REFUSALS_LOGGED
+        {
+            let shared = self.shared.clone();
+            self.shared.tracker.spawn(async move {
+                super::refusals_summary(&shared, &conn).await;
+            });
+        }
     }
 }
 
@@ -458,11 +549,107 @@ impl russh::server::Handler for Handler {
         reply.accept().await;
         let shared = self.shared.clone();
         let handle = session.handle();
+        let (answers, answered) = mpsc::unbounded_channel();
+        self.channels
+            .insert(channel.id(), (ChannelRequests::default(), answers));
         self.shared.tracker.spawn(async move {
-            super::channel::run(shared, conn, channel, handle).await;
+            super::channel::run(shared, conn, channel, answered, handle).await;
             drop(slot);
         });
         Ok(())
+    }
+
+    async fn channel_close(
+        &mut self,
+        channel: ChannelId,
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        self.channels.remove(&channel);
+        Ok(())
+    }
+
+    async fn pty_request(
+        &mut self,
+        channel: ChannelId,
+        _term: &str,
+        _col_width: u32,
+        _row_height: u32,
+        _pix_width: u32,
+        _pix_height: u32,
+        _modes: &[(russh::Pty, u32)],
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        self.answer(channel, session, |state| {
+            state.pty = true;
+            Answer::Taken
+        })
+    }
+
+    async fn env_request(
+        &mut self,
+        channel: ChannelId,
+        variable_name: &str,
+        variable_value: &str,
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        self.answer(channel, session, |state| {
+            match request::env(state, variable_name, variable_value) {
+                Ok(()) => {
+                    state.env += 1;
+                    Answer::Taken
+                }
+                Err(reason) => Answer::Refused {
+                    request: "env",
+                    reason,
+                },
+            }
+        })
+    }
+
+    async fn x11_request(
+        &mut self,
+        channel: ChannelId,
+        _single_connection: bool,
+        _x11_auth_protocol: &str,
+        _x11_auth_cookie: &str,
+        _x11_screen_number: u32,
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        self.answer(channel, session, |_| Answer::Refused {
+            request: "x11-req",
+            reason: "X11 forwarding is not available through the bastion".into(),
+        })
+    }
+
+    async fn shell_request(
+        &mut self,
+        channel: ChannelId,
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        self.answer_start(channel, session, |pty| route::Request::Shell { pty })
+    }
+
+    async fn exec_request(
+        &mut self,
+        channel: ChannelId,
+        data: &[u8],
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        let command = String::from_utf8_lossy(data).into_owned();
+        self.answer_start(channel, session, |pty| route::Request::Exec {
+            command,
+            pty,
+        })
+    }
+
+    async fn subsystem_request(
+        &mut self,
+        channel: ChannelId,
+        name: &str,
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        let name = name.to_string();
+        self.answer_start(channel, session, |_| route::Request::Subsystem(name))
     }
 
     async fn channel_open_direct_tcpip(
@@ -481,37 +668,46 @@ impl russh::server::Handler for Handler {
                 .await;
             return Ok(());
         };
-        let now = self.shared.services.clock.now();
-        let grant = u16::try_from(port).ok().and_then(|port| {
-            self.shared
-                .policy()
-                .authorize_tunnel(&conn.identity, host, port, now)
-        });
-        let Some(grant) = grant else {
-            // The person learns only "administratively prohibited", whatever
-            // the reason: a missing asset and a refused one look the same.
-            reply
-                .reject(ChannelOpenFailure::AdministrativelyProhibited)
-                .await;
-            refuse_log(
-                &self.shared,
-                &conn,
-                "direct-tcpip",
-                &format!(
-                    "tunnel to {host}:{port} refused: no such asset or declared port, or no tunnel permission"
-                ),
-            )
-            .await;
-            return Ok(());
-        };
         let Some(slot) = ChannelSlot::take(&self.tunnels, MAX_TUNNELS) else {
             self.over_cap(&conn, reply, "direct-tcpip", MAX_TUNNELS)
                 .await;
             return Ok(());
         };
-        reply.accept().await;
+        // Deciding scans the person's assets: done in the tunnel's own task,
+        // never in the connection's event loop.
         let shared = self.shared.clone();
+        let host = host.to_string();
         self.shared.tracker.spawn(async move {
+            let now = shared.services.clock.now();
+            // With `mfa = "required"`, a login that still has to enrol has
+            // passed one factor only: no tunnel, as no session.
+            let grant = if conn.must_enrol {
+                None
+            } else {
+                u16::try_from(port).ok().and_then(|port| {
+                    shared
+                        .policy()
+                        .authorize_tunnel(&conn.identity, &host, port, now)
+                })
+            };
+            let Some(grant) = grant else {
+                // The person learns only "administratively prohibited",
+                // whatever the reason: a missing asset and a refused one
+                // look the same. The row is written first.
+                let reason = if conn.must_enrol {
+                    format!("tunnel to {host}:{port} refused: two-factor enrolment is required first")
+                } else {
+                    format!(
+                        "tunnel to {host}:{port} refused: no such asset or declared port, or no tunnel permission"
+                    )
+                };
+                refuse_log(&shared, &conn, "direct-tcpip", &reason).await;
+                reply
+                    .reject(ChannelOpenFailure::AdministrativelyProhibited)
+                    .await;
+                return;
+            };
+            reply.accept().await;
             super::tunnel::run(shared, conn, channel, grant).await;
             drop(slot);
         });

@@ -277,19 +277,21 @@ pub async fn run(
                         account: Some(username),
                         input_password: password,
                     };
-                    let (open, size) = target::run_session(
-                        shared,
-                        conn,
-                        choice,
-                        Run::Shell,
-                        Some(&pty),
-                        read,
+                    // The menu comes back afterwards: nothing that ends the
+                    // person's channel is forwarded (`end: None`).
+                    let mut person = target::PersonChannel {
+                        read: &mut *read,
                         write,
                         handle,
                         id,
-                    )
-                    .await
-                    .into_menu();
+                        pty: Some(&pty),
+                        env: &[],
+                        end: None,
+                    };
+                    let (open, size) =
+                        target::run_session(shared, conn, choice, Run::Shell, &mut person)
+                            .await
+                            .into_menu();
                     if !open {
                         return 0;
                     }

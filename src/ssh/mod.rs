@@ -17,6 +17,7 @@ pub mod channel;
 mod desk;
 pub mod handler;
 pub mod menu;
+pub mod request;
 pub mod scp;
 pub mod sftp;
 pub mod target;
@@ -51,6 +52,48 @@ pub struct Shared {
     pub shutdown: CancellationToken,
     pub theme: crate::tui::Theme,
     pub upstream: crate::upstream::ConnectOptions,
+    /// Target sessions each person has open (`ssh.max_sessions_per_user`).
+    pub user_sessions: UserSessions,
+}
+
+/// Counts the target sessions each person has open, so one person cannot
+/// make the bastion record (and connect) without bound.
+#[derive(Debug, Default)]
+pub struct UserSessions(std::sync::Mutex<std::collections::HashMap<String, usize>>);
+
+/// One open target session in its person's count, given back on drop.
+#[derive(Debug)]
+pub struct UserSlot<'a> {
+    of: &'a UserSessions,
+    user_id: String,
+}
+
+impl UserSessions {
+    /// A slot for one more session of `user_id`, unless they have `max`.
+    pub fn take(&self, user_id: &str, max: u32) -> Option<UserSlot<'_>> {
+        let mut counts = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let n = counts.entry(user_id.to_string()).or_default();
+        if *n >= max as usize {
+            return None;
+        }
+        *n += 1;
+        Some(UserSlot {
+            of: self,
+            user_id: user_id.to_string(),
+        })
+    }
+}
+
+impl Drop for UserSlot<'_> {
+    fn drop(&mut self) {
+        let mut counts = self.of.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = counts.get_mut(&self.user_id) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                counts.remove(&self.user_id);
+            }
+        }
+    }
 }
 
 impl Shared {
@@ -88,15 +131,48 @@ pub struct Conn {
     /// MFA is required and the person has no seed yet.
     pub must_enrol: bool,
     pub peer: SocketAddr,
+    /// Refusals on this connection so far (see [`refuse_log`]).
+    pub refusals: std::sync::atomic::AtomicU32,
 }
+
+/// Refusal rows written per connection; later ones are only counted, and
+/// one row at the end of the connection says how many (a client asking
+/// 10,000 times for a refused tunnel must not write 10,000 rows).
+pub const REFUSALS_LOGGED: u32 = 20;
 
 /// Writes the audit row for a refused request (one line went to the person).
 pub async fn refuse_log(shared: &Shared, conn: &Conn, request: &str, reason: &str) {
+    let before = conn
+        .refusals
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    if before >= REFUSALS_LOGGED {
+        tracing::debug!(user = %conn.identity.name, request, "refusal not logged: over the per-connection limit");
+        return;
+    }
     let event = AuditEvent::Refusal {
         user_name: conn.identity.name.clone(),
         source: conn.peer.ip().to_string(),
         request: request.to_string(),
         reason: reason.to_string(),
+    };
+    audit::record_alone(&shared.services, &event).await;
+}
+
+/// The row that closes a connection whose refusals passed
+/// [`REFUSALS_LOGGED`]: how many more there were.
+pub async fn refusals_summary(shared: &Shared, conn: &Conn) {
+    let all = conn.refusals.load(std::sync::atomic::Ordering::Relaxed);
+    if all <= REFUSALS_LOGGED {
+        return;
+    }
+    let event = AuditEvent::Refusal {
+        user_name: conn.identity.name.clone(),
+        source: conn.peer.ip().to_string(),
+        request: "(summary)".into(),
+        reason: format!(
+            "{} further refused requests on this connection were not logged one by one",
+            all - REFUSALS_LOGGED
+        ),
     };
     audit::record_alone(&shared.services, &event).await;
 }
@@ -223,6 +299,7 @@ impl Server {
             shutdown: CancellationToken::new(),
             theme,
             upstream: crate::upstream::ConnectOptions::default(),
+            user_sessions: UserSessions::default(),
         });
         Ok(Server {
             shared,

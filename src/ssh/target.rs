@@ -15,10 +15,10 @@ use crate::audit::{self, AuditEvent};
 use crate::model::{Action, FilterAction, new_id};
 use crate::policy::{Grant, GrantAccount};
 use crate::record::{CommandTracker, RecordOptions, RecorderHandle, RecordingMeta, SessionKind};
-use crate::relay::{self, EndReason, Hooks};
+use crate::relay::{self, ClientEnd, EXIT_BASTION, EndReason, Hooks};
 use crate::store;
 use crate::transfer::ExecTransfer;
-use crate::upstream::{self, Credential};
+use crate::upstream::{self, TargetSecret};
 use crate::vault::Secret;
 
 /// The terminal the person has, if any.
@@ -36,6 +36,29 @@ pub struct Choice {
     pub account: Option<String>,
     /// The @INPUT password typed in the menu, when the account is typed in.
     pub input_password: Option<Secret<String>>,
+}
+
+/// The person's side of a target session: their channel, terminal and
+/// environment, and whether the session's end is the channel's end.
+pub struct PersonChannel<'a> {
+    pub read: &'a mut ChannelReadHalf,
+    pub write: &'a ChannelWriteHalf<ServerMsg>,
+    pub handle: &'a russh::server::Handle,
+    pub id: russh::ChannelId,
+    pub pty: Option<&'a Pty>,
+    /// The environment the client set (only the names `ssh::request`
+    /// takes); `LANG`, `LC_*` and `GIT_PROTOCOL` are passed to the target.
+    pub env: &'a [(String, String)],
+    /// `Some` for a jump or an exec: the channel ends with the session.
+    /// `None` under the menu, which comes back afterwards (see
+    /// [`relay::Hooks::end`]).
+    pub end: Option<&'a ClientEnd>,
+}
+
+/// Variables passed on to the target (without want-reply: a target whose
+/// sshd does not accept one simply does not set it).
+fn passed_to_target(name: &str) -> bool {
+    name == "LANG" || name.starts_with("LC_") || name == super::request::GIT_PROTOCOL
 }
 
 /// What to run on the target.
@@ -81,7 +104,10 @@ pub fn pick_account(shared: &Shared, conn: &Conn, asset: &str) -> Result<String,
 pub struct Ended {
     /// The person's channel is still open (so a menu can come back).
     pub client_open: bool,
-    pub exit_status: Option<u32>,
+    /// What the person's client exits with: the target's status, or
+    /// [`EXIT_BASTION`] when the bastion refused or ended the session, or
+    /// the target ended without a status (a signal, a dropped connection).
+    pub exit_status: u32,
     /// The terminal size the person had at the end.
     pub size: Option<(u32, u32)>,
 }
@@ -90,7 +116,7 @@ impl Ended {
     fn refused() -> Ended {
         Ended {
             client_open: true,
-            exit_status: Some(1),
+            exit_status: EXIT_BASTION,
             size: None,
         }
     }
@@ -102,20 +128,17 @@ impl Ended {
 }
 
 /// Runs a session on a target, whatever way it ends.
-#[allow(clippy::too_many_arguments)]
 pub async fn run_session(
     shared: &Arc<Shared>,
     conn: &Conn,
     choice: Choice,
     run: Run,
-    pty: Option<&Pty>,
-    client_read: &mut ChannelReadHalf,
-    client_write: &ChannelWriteHalf<ServerMsg>,
-    client_handle: &russh::server::Handle,
-    client_id: russh::ChannelId,
+    person: &mut PersonChannel<'_>,
 ) -> Ended {
     let services = &shared.services;
     let now = services.clock.now();
+    let pty = person.pty;
+    let client_write = person.write;
     let say = |text: String| async move {
         let line = if pty.is_some() {
             format!("{text}\r\n")
@@ -195,6 +218,45 @@ pub async fn run_session(
         return Ended::refused();
     }
 
+    // A shell without a terminal reads its commands from a stream no
+    // filter can split into lines as the shell will: where a deny or review
+    // rule applies, it is refused rather than run unfiltered.
+    if matches!(run, Run::Shell) && pty.is_none() && policy.grant_is_guarded(&grant) {
+        let text = format!(
+            "rampart: {}: command filters apply to you there, and a shell without a terminal cannot be filtered: use `ssh -t`, or run one command (`ssh bastion {} COMMAND`)",
+            grant.asset_name(),
+            grant.asset_name()
+        );
+        say(text.clone()).await;
+        super::refuse_log(
+            shared,
+            conn,
+            &format!("shell on {}", grant.asset_name()),
+            &text,
+        )
+        .await;
+        return Ended::refused();
+    }
+
+    // One person's sessions are capped: each is a target connection, a
+    // recording and a live entry.
+    let max = services.config.ssh.max_sessions_per_user;
+    let Some(_slot) = shared.user_sessions.take(grant.user_id(), max) else {
+        let text = format!(
+            "rampart: {}: you have {max} sessions open, the most one person may have (ssh.max_sessions_per_user); end one first",
+            grant.asset_name()
+        );
+        say(text.clone()).await;
+        super::refuse_log(
+            shared,
+            conn,
+            &format!("connect {}", grant.asset_name()),
+            &text,
+        )
+        .await;
+        return Ended::refused();
+    };
+
     // A permission with --require-approval: an admin says yes first.
     if let Some(permission) = grant.approval() {
         let what = match &run {
@@ -221,7 +283,7 @@ pub async fn run_session(
         // not replayed.
         let mut ignored = std::collections::VecDeque::new();
         let held = tokio::select! {
-            held = relay::await_decision(pending, timeout, client_read, &mut ignored) => held,
+            held = relay::await_decision(pending, timeout, &mut *person.read, &mut ignored) => held,
             () = shared.shutdown.cancelled() => relay::Held::ClientGone,
         };
         let line = held.notice(timeout);
@@ -243,63 +305,13 @@ pub async fn run_session(
         }
     }
 
-    // The secret: stored (sealed in the vault) or typed in.
-    let credential = match grant.account() {
-        GrantAccount::Stored { account_id, .. } => {
-            match stored_credential(shared, account_id).await {
-                Ok(c) => c,
-                Err(msg) => {
-                    say(format!("rampart: {}: {msg}", grant.asset_name())).await;
-                    return Ended::refused();
-                }
-            }
-        }
-        GrantAccount::Input { .. } => match choice.input_password {
-            Some(pw) => Credential::Password(pw),
-            None => {
-                say(format!(
-                    "rampart: {}: this account needs a password typed in the menu",
-                    grant.asset_name()
-                ))
-                .await;
-                return Ended::refused();
-            }
-        },
-    };
-    let pinned = match services.store.conn().await {
-        Ok(mut c) => store::assets::host_keys(&mut c, grant.asset_id())
-            .await
-            .unwrap_or_default(),
-        Err(_) => Vec::new(),
-    };
-    let username = grant.account().username().to_string();
-    let upstream = match upstream::connect_ssh(
-        &grant,
-        &username,
-        credential,
-        pinned.clone(),
-        &shared.upstream,
-    )
-    .await
-    {
+    let upstream = match connect_target(shared, conn, &grant, choice.input_password).await {
         Ok(u) => u,
-        Err(e) => {
-            say(format!("rampart: {e}")).await;
-            if matches!(e, upstream::UpstreamError::HostKeyChanged { .. }) {
-                super::refuse_log(
-                    shared,
-                    conn,
-                    &format!("connect {}", grant.asset_name()),
-                    &e.to_string(),
-                )
-                .await;
-            }
+        Err(line) => {
+            say(format!("rampart: {line}")).await;
             return Ended::refused();
         }
     };
-    if pinned.is_empty() {
-        pin_first_key(shared, &grant, &upstream).await;
-    }
 
     let target = match upstream.open_session().await {
         Ok(ch) => ch,
@@ -314,6 +326,11 @@ pub async fn run_session(
         }
     };
     let (mut target_read, target_write) = target.split();
+    for (name, value) in person.env.iter().filter(|(n, _)| passed_to_target(n)) {
+        let _ = target_write
+            .set_env(false, name.as_str(), value.as_str())
+            .await;
+    }
     if let Some(p) = pty {
         let _ = target_write
             .request_pty(false, &p.term, p.cols, p.rows, 0, 0, &p.modes)
@@ -348,6 +365,7 @@ pub async fn run_session(
         }
     }
 
+    let username = grant.account().username().to_string();
     let session_id = new_id();
     let (cols, rows) = pty.map(|p| (p.cols, p.rows)).unwrap_or((80, 24));
     let meta = RecordingMeta {
@@ -447,10 +465,10 @@ pub async fn run_session(
             size: None,
         }
     } else {
-        let tracker = match (&run, pty) {
-            (Run::Shell, Some(p)) => Some(CommandTracker::new(p.cols as u16, p.rows as u16)),
-            _ => None,
-        };
+        // Every session with a terminal has its typed lines checked and
+        // logged: an exec with a pty may be a shell (`ssh -t bastion web1
+        // bash`), and legacy SCP never asks for one.
+        let tracker = pty.map(|p| CommandTracker::new(p.cols as u16, p.rows as u16));
         let shared2 = shared.clone();
         let policy_fn = move || shared2.policy();
         let scp = match &transfer {
@@ -460,10 +478,10 @@ pub async fn run_session(
             _ => None,
         };
         let outcome = relay::pump(
-            client_read,
+            person.read,
             client_write,
-            client_handle,
-            client_id,
+            person.handle,
+            person.id,
             &mut target_read,
             &target_write,
             Hooks {
@@ -478,6 +496,8 @@ pub async fn run_session(
                 idle_timeout: services.config.ssh.idle_timeout,
                 recording_optional: services.config.recording.on_failure
                     == crate::config::OnFailure::Allow,
+                end: person.end,
+                actions: &actions,
                 tap: scp.as_ref().map(|t| t as &dyn relay::StreamTap),
                 record_stdout: scp.is_none(),
             },
@@ -547,69 +567,168 @@ pub async fn run_session(
     if let Err(e) = end_session(shared, &session_id, &ending).await {
         tracing::error!(session = %session_id, "cannot close the session row: {e}");
     }
-    // A session the bastion had to end gives no target exit status: the
-    // person's exit status says it failed.
-    let failed = matches!(
-        outcome.reason,
-        EndReason::Error(_) | EndReason::RecordingFailed(_)
-    );
+    // A session the bastion ended, or one the target ended without a
+    // status, is not the command's success: the person's client exits 255.
+    let exit_status = match outcome.exit_status {
+        Some(status) if !outcome.reason.by_bastion() => status,
+        _ => EXIT_BASTION,
+    };
     Ended {
         client_open: outcome.client_open,
-        exit_status: outcome.exit_status.or(failed.then_some(1)),
+        exit_status,
         size: outcome.size,
     }
 }
 
-pub(super) async fn stored_credential(
+/// Connects the target of `grant` and authenticates as its account, with
+/// the account's sealed secret or, for `@INPUT`, the password the person
+/// typed. The pinned host keys are read first and a store that cannot be
+/// read refuses the connection: it must never turn a pinned asset into
+/// trust-on-first-use, sending the credential to whoever answers. A key
+/// presented where none is pinned is pinned, never over one pinned since.
+/// `Err` is the line for the person (refusal rows are written here).
+pub(super) async fn connect_target(
     shared: &Shared,
-    account_id: &str,
-) -> Result<Credential, String> {
+    conn: &Conn,
+    grant: &Grant,
+    typed: Option<Secret<String>>,
+) -> Result<upstream::Upstream, String> {
     let services = &shared.services;
-    let mut conn = services.store.conn().await.map_err(|e| e.to_string())?;
-    let (kind, sealed) = store::accounts::secret(&mut conn, account_id)
-        .await
-        .map_err(|e| e.to_string())?;
-    let secret = match (&services.vault, sealed) {
-        (Some(vault), Some(sealed)) => Some(vault.open_string(&sealed).map_err(|e| {
-            tracing::error!("account secret cannot be opened: {e}");
-            "the stored secret cannot be opened; tell an admin".to_string()
-        })?),
-        (None, Some(_)) => return Err("no master key is loaded; tell an admin".into()),
-        (_, None) => None,
+    let asset = grant.asset_name();
+    let secret = match grant.account() {
+        GrantAccount::Stored { account_id, .. } => {
+            let read = async {
+                let mut c = services.store.conn().await?;
+                store::accounts::secret(&mut c, account_id).await
+            };
+            match read.await {
+                Ok((kind, sealed)) => TargetSecret::Stored {
+                    account_id: account_id.clone(),
+                    kind,
+                    sealed,
+                },
+                Err(e) => {
+                    tracing::error!("cannot read the secret of an account of {asset}: {e}");
+                    return Err(format!(
+                        "{asset}: the account's secret cannot be read now; try again, or tell an admin"
+                    ));
+                }
+            }
+        }
+        GrantAccount::Input { .. } => match typed {
+            Some(password) => TargetSecret::Typed(password),
+            None => {
+                return Err(format!(
+                    "{asset}: this account needs a password typed in the menu"
+                ));
+            }
+        },
     };
-    Credential::from_secret(kind, secret).map_err(|e| e.to_string())
+    let pins = async {
+        let mut c = services.store.conn().await?;
+        store::assets::host_keys(&mut c, grant.asset_id()).await
+    };
+    let pinned = match pins.await {
+        Ok(pinned) => pinned,
+        Err(e) => {
+            tracing::error!("cannot read the pinned host keys of {asset}: {e}");
+            let text = format!(
+                "{asset}: its pinned host key cannot be read now, so it is not connected; try again, or tell an admin"
+            );
+            super::refuse_log(shared, conn, &format!("connect {asset}"), &text).await;
+            return Err(text);
+        }
+    };
+    let upstream = upstream::connect_ssh(
+        grant,
+        secret,
+        services.vault.as_ref(),
+        pinned.clone(),
+        &shared.upstream,
+    )
+    .await;
+    let upstream = match upstream {
+        Ok(u) => u,
+        Err(e) => {
+            let text = e.to_string();
+            if matches!(
+                e,
+                upstream::UpstreamError::HostKeyChanged { .. }
+                    | upstream::UpstreamError::NotThisAccount
+            ) {
+                super::refuse_log(shared, conn, &format!("connect {asset}"), &text).await;
+            }
+            return Err(text);
+        }
+    };
+    if pinned.is_empty()
+        && let Err(text) = pin_first_key(shared, grant, &upstream).await
+    {
+        upstream.disconnect().await;
+        super::refuse_log(shared, conn, &format!("connect {asset}"), &text).await;
+        return Err(text);
+    }
+    Ok(upstream)
 }
 
 /// Pins the key a target presented on its first connection, with an audit
-/// row saying so.
-pub(super) async fn pin_first_key(shared: &Shared, grant: &Grant, upstream: &upstream::Upstream) {
+/// row saying so. A key of the same kind pinned meanwhile (another session
+/// won the race) is kept; if it is not the presented one, the connection is
+/// refused like any changed key.
+async fn pin_first_key(
+    shared: &Shared,
+    grant: &Grant,
+    upstream: &upstream::Upstream,
+) -> Result<(), String> {
     let (Some(key), Some(line)) = (&upstream.presented_key, &upstream.presented_key_line) else {
-        return;
+        return Ok(());
     };
     let services = &shared.services;
     let now = services.clock.now();
     let result = async {
         let mut tx = services.store.begin().await?;
-        store::assets::pin_host_key(&mut tx, grant.asset_id(), &key.algorithm, &key.fingerprint, line, now).await?;
-        audit::record(
-            &mut tx,
-            &AuditEvent::Operation {
-                actor: "rampart".into(),
-                actor_role: crate::model::Role::Admin,
-                via: audit::Via::Ssh,
-                verb: "asset.pin-host-key".into(),
-                object: format!("asset {}", grant.asset_name()),
-                before: None,
-                after: Some(serde_json::json!({ "algorithm": key.algorithm, "fingerprint": key.fingerprint, "first_use_by": grant.user_name() })),
-            },
-            now,
-        )
-        .await?;
-        services.store.commit(tx).await
+        let pinned = store::assets::pin_first_host_key(&mut tx, grant.asset_id(), &key.algorithm, &key.fingerprint, line, now).await?;
+        if pinned {
+            audit::record(
+                &mut tx,
+                &AuditEvent::Operation {
+                    actor: "rampart".into(),
+                    actor_role: crate::model::Role::Admin,
+                    via: audit::Via::Ssh,
+                    verb: "asset.pin-host-key".into(),
+                    object: format!("asset {}", grant.asset_name()),
+                    before: None,
+                    after: Some(serde_json::json!({ "algorithm": key.algorithm, "fingerprint": key.fingerprint, "first_use_by": grant.user_name() })),
+                },
+                now,
+            )
+            .await?;
+        }
+        let now_pinned = store::assets::host_keys(&mut tx, grant.asset_id()).await?;
+        services.store.commit(tx).await?;
+        Ok::<_, store::StoreError>(now_pinned)
     }
     .await;
-    if let Err(e) = result {
-        tracing::error!("cannot pin the host key of {}: {e}", grant.asset_name());
+    match result {
+        Ok(keys) if keys.iter().any(|k| k.fingerprint == key.fingerprint) => Ok(()),
+        Ok(keys) => Err(upstream::UpstreamError::HostKeyChanged {
+            asset: grant.asset_name().to_string(),
+            presented: key.fingerprint.clone(),
+            pinned: keys
+                .iter()
+                .map(|k| k.fingerprint.clone())
+                .collect::<Vec<_>>()
+                .join(", "),
+        }
+        .to_string()),
+        Err(e) => {
+            // Not pinned, so not trusted: this connection does not go on.
+            tracing::error!("cannot pin the host key of {}: {e}", grant.asset_name());
+            Err(format!(
+                "{}: its first host key cannot be pinned now, so it is not connected; try again, or tell an admin",
+                grant.asset_name()
+            ))
+        }
     }
 }
 

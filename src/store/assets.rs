@@ -259,6 +259,32 @@ pub async fn pin_host_key(
     Ok(())
 }
 
+/// Pins the key a target presented on first use, unless a key of that
+/// algorithm is pinned already: a first pin never replaces one. Returns
+/// whether it was pinned.
+pub async fn pin_first_host_key(
+    conn: &mut SqliteConnection,
+    asset_id: &str,
+    algorithm: &str,
+    fingerprint: &str,
+    public_key: &str,
+    now: Timestamp,
+) -> Result<bool> {
+    let done = sqlx::query(
+        "INSERT INTO asset_host_keys (asset_id, algorithm, fingerprint, public_key, pinned_at)
+         VALUES ($1, $2, $3, $4, $5)
+         ON CONFLICT (asset_id, algorithm) DO NOTHING",
+    )
+    .bind(asset_id)
+    .bind(algorithm)
+    .bind(fingerprint)
+    .bind(public_key)
+    .bind(ts(now))
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
 /// Forgets every pinned key of an asset; the next connection pins anew.
 pub async fn clear_host_keys(conn: &mut SqliteConnection, asset_id: &str) -> Result<u64> {
     let done = sqlx::query("DELETE FROM asset_host_keys WHERE asset_id = $1")

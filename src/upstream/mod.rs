@@ -72,6 +72,11 @@ pub enum UpstreamError {
     AuthFailed { asset: String, account: String },
     #[error("the stored secret of this account cannot be used; an admin must set it again")]
     BadSecret,
+    #[error("no master key is loaded, so the stored secret cannot be opened; tell an admin")]
+    NoVault,
+    /// A caller passed a secret that is not the grant's account's.
+    #[error("the credential does not belong to the granted account")]
+    NotThisAccount,
     #[error("{asset}: {reason}")]
     Protocol { asset: String, reason: String },
 }
@@ -212,22 +217,75 @@ fn client_config(options: &ConnectOptions) -> client::Config {
     }
 }
 
+/// The secret to reach a grant's account with: the account's own sealed
+/// secret as the store holds it, or the password the person typed for an
+/// `@INPUT` account. [`connect_ssh`] takes the username from the grant and
+/// refuses a secret that belongs to another account, so no caller can pair
+/// a grant with another account's credential.
+pub enum TargetSecret {
+    Stored {
+        account_id: String,
+        kind: crate::model::SecretKind,
+        sealed: Option<String>,
+    },
+    Typed(Secret<String>),
+}
+
+impl TargetSecret {
+    /// Opens the secret for `grant`'s account, or refuses it.
+    fn credential(
+        self,
+        grant: &Grant,
+        vault: Option<&crate::vault::Vault>,
+    ) -> Result<Credential, UpstreamError> {
+        use crate::policy::GrantAccount;
+        match (grant.account(), self) {
+            (
+                GrantAccount::Stored { account_id, .. },
+                TargetSecret::Stored {
+                    account_id: of,
+                    kind,
+                    sealed,
+                },
+            ) if *account_id == of => {
+                let secret = match (vault, sealed) {
+                    (Some(vault), Some(sealed)) => {
+                        Some(vault.open_string(&sealed).map_err(|e| {
+                            tracing::error!("account secret cannot be opened: {e}");
+                            UpstreamError::BadSecret
+                        })?)
+                    }
+                    (None, Some(_)) => return Err(UpstreamError::NoVault),
+                    (_, None) => None,
+                };
+                Credential::from_secret(kind, secret)
+            }
+            (GrantAccount::Input { .. }, TargetSecret::Typed(password)) => {
+                Ok(Credential::Password(password))
+            }
+            _ => Err(UpstreamError::NotThisAccount),
+        }
+    }
+}
+
 /// Connects to the target of `grant` on its SSH port and authenticates as
-/// `username` with `credential`. `pinned` are the host keys stored for the
-/// asset (empty: trust on first use; the caller pins `presented_key`).
+/// the grant's account with `secret`. `pinned` are the host keys stored for
+/// the asset (empty: trust on first use; the caller pins `presented_key`).
 pub async fn connect_ssh(
     grant: &Grant,
-    username: &str,
-    credential: Credential,
+    secret: TargetSecret,
+    vault: Option<&crate::vault::Vault>,
     pinned: Vec<HostKey>,
     options: &ConnectOptions,
 ) -> Result<Upstream, UpstreamError> {
+    let credential = secret.credential(grant, vault)?;
     let target = ProbeTarget {
         asset: grant.asset_name(),
         address: grant.address(),
         port: grant.protocol().port,
     };
     let seen = Arc::new(Mutex::new(Seen::default()));
+    let username = grant.account().username();
     let handle = dial(&target, username, credential, pinned, options, &seen).await?;
     let (presented_key, presented_key_line) =
         match seen.lock().unwrap_or_else(|e| e.into_inner()).key.take() {

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod peers;
+pub mod pty;
 pub mod ssh;
 
 use std::io::Write;

@@ -234,7 +234,7 @@ pub fn start_sshd(sshd: &Path, public: &str) -> Sshd {
         "Port {port}\nListenAddress 127.0.0.1\nHostKey {}\nAuthorizedKeysFile {}\n\
          PasswordAuthentication no\nKbdInteractiveAuthentication no\nPubkeyAuthentication yes\n\
          PermitRootLogin prohibit-password\nUsePAM no\nStrictModes no\nPidFile {}\n\
-         Subsystem sftp internal-sftp\n",
+         Subsystem sftp internal-sftp\nAcceptEnv LANG LC_* GIT_PROTOCOL\n",
         host_key.display(),
         dir.path().join("authorized_keys").display(),
         dir.path().join("sshd.pid").display(),

@@ -11,36 +11,12 @@ impl Relay<'_> {
         let shared = self.shared;
         let grant = sftp_grant(shared, self.conn, asset, account)
             .ok_or_else(|| no_access(asset).trim_start_matches("rampart: ").to_string())?;
-        let credential = match grant.account() {
-            crate::policy::GrantAccount::Stored { account_id, .. } => {
-                stored_credential(shared, account_id)
-                    .await
-                    .map_err(|m| format!("{asset}: {m}"))?
-            }
-            crate::policy::GrantAccount::Input { .. } => {
-                return Err(format!(
-                    "{asset}: account {account} is typed in at connect time, which SFTP cannot ask for"
-                ));
-            }
-        };
-        let pinned = match shared.services.store.conn().await {
-            Ok(mut c) => store::assets::host_keys(&mut c, grant.asset_id())
-                .await
-                .unwrap_or_default(),
-            Err(_) => Vec::new(),
-        };
-        let upstream = upstream::connect_ssh(
-            &grant,
-            account,
-            credential,
-            pinned.clone(),
-            &shared.upstream,
-        )
-        .await
-        .map_err(|e| e.to_string())?;
-        if pinned.is_empty() {
-            pin_first_key(shared, &grant, &upstream).await;
+        if let crate::policy::GrantAccount::Input { .. } = grant.account() {
+            return Err(format!(
+                "{asset}: account {account} is typed in at connect time, which SFTP cannot ask for"
+            ));
         }
+        let upstream = connect_target(shared, self.conn, &grant, None).await?;
         let opened = async {
             let channel = upstream.open_session().await.map_err(|e| e.to_string())?;
             let (mut read, write) = channel.split();

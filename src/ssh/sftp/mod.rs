@@ -37,7 +37,7 @@ use russh::server::Msg as ServerMsg;
 use russh::{ChannelMsg, ChannelReadHalf, ChannelWriteHalf};
 use tokio::sync::{Semaphore, mpsc};
 
-use super::target::{no_access, pick_account, pin_first_key, stored_credential};
+use super::target::{connect_target, no_access, pick_account};
 use super::{Conn, Shared};
 use crate::audit::AuditEvent;
 use crate::model::{Action, new_id};
@@ -50,7 +50,7 @@ use crate::sftp::wire::{
 };
 use crate::store;
 use crate::transfer::Passing;
-use crate::upstream::{self, Upstream};
+use crate::upstream::Upstream;
 
 /// Requests in flight per session before the relay stops reading from the
 /// person: bounds memory and keeps a flood from starving other sessions.
