@@ -1246,77 +1246,6 @@ fn audit_listings_take_a_time_range() {
     );
 }
 
-/// What someone with write access to the database, but not the master key,
-/// can do with the published formula (`SHA-256(prev_hash || canonical row)`):
-/// recompute `prev_hash` and `hash` of every row from `from_seq` on, and the
-/// head, so that every link checks out without the key.
-async fn rewrite_chain_unkeyed(pool: &sqlx::SqlitePool, from_seq: i64) {
-    use rampart::store::audit_log::{CHAINED_TABLES, Value, sealed_rows};
-    use sha2::{Digest, Sha256};
-    let mut conn = pool.acquire().await.unwrap();
-    let mut rows = Vec::new();
-    for table in CHAINED_TABLES {
-        for fields in sealed_rows(&mut conn, table).await.unwrap() {
-            let seq = fields
-                .iter()
-                .find_map(|(c, v)| match v {
-                    Value::Int(n) if c == "seq" => Some(*n),
-                    _ => None,
-                })
-                .unwrap();
-            rows.push((seq, *table, fields));
-        }
-    }
-    rows.sort_by_key(|(seq, _, _)| *seq);
-    let mut prev = "0".repeat(64);
-    for (seq, table, mut fields) in rows {
-        let stored = |fields: &Vec<(String, Value)>, column: &str| {
-            fields
-                .iter()
-                .find_map(|(c, v)| match v {
-                    Value::Text(s) if c == column => Some(s.clone()),
-                    _ => None,
-                })
-                .unwrap()
-        };
-        if seq < from_seq {
-            prev = stored(&fields, "hash");
-            continue;
-        }
-        for (column, value) in &mut fields {
-            if column == "prev_hash" {
-                *value = Value::Text(prev.clone());
-            }
-        }
-        let row: std::collections::BTreeMap<&str, &Value> = fields
-            .iter()
-            .filter(|(c, _)| c != "hash")
-            .map(|(c, v)| (c.as_str(), v))
-            .collect();
-        let canonical = serde_json::json!({ "table": table, "row": row }).to_string();
-        let mut h = Sha256::new();
-        h.update(prev.as_bytes());
-        h.update(canonical.as_bytes());
-        let hash = hex::encode(h.finalize());
-        let id = stored(&fields, "id");
-        sqlx::query(sqlx::AssertSqlSafe(format!(
-            "UPDATE {table} SET prev_hash = $1, hash = $2 WHERE id = $3"
-        )))
-        .bind(&prev)
-        .bind(&hash)
-        .bind(&id)
-        .execute(&mut *conn)
-        .await
-        .unwrap();
-        prev = hash;
-    }
-    sqlx::query("UPDATE audit_head SET hash = $1 WHERE id = 1")
-        .bind(&prev)
-        .execute(&mut *conn)
-        .await
-        .unwrap();
-}
-
 /// Issue 13 item 15: the chain is keyed with a key derived from the master
 /// key, kept outside the database, so a database rewritten end to end with
 /// correct-looking unkeyed hashes is named by `audit verify`.
@@ -1339,7 +1268,7 @@ async fn audit_verify_names_a_database_rewritten_end_to_end() {
         .unwrap();
 
     // From the edited row on: the edited row is the one named.
-    rewrite_chain_unkeyed(&pool, seq).await;
+    support::rewrite_chain_unkeyed(&pool, seq).await;
     let line = b.run(&["audit", "verify"]).refused();
     assert!(line.contains("audit chain broken"), "{line}");
     assert!(
@@ -1349,7 +1278,7 @@ async fn audit_verify_names_a_database_rewritten_end_to_end() {
     assert!(line.contains("without the master key"), "{line}");
 
     // The whole chain, from its first row: the first row is named.
-    rewrite_chain_unkeyed(&pool, 1).await;
+    support::rewrite_chain_unkeyed(&pool, 1).await;
     pool.close().await;
     let line = b.run(&["audit", "verify"]).refused();
     assert!(line.contains("(seq 1,"), "{line}");
@@ -1463,4 +1392,43 @@ fn a_data_dir_open_to_others_is_refused() {
     let line = fresh.run(&["init"]).refused();
     assert!(line.contains("chmod 700"), "{line}");
     assert!(!fresh.db_path().exists(), "init went ahead");
+}
+
+/// Issue 13 item 15, the upgrade: a data dir an older rampart left (rows
+/// sealed with plain SHA-256, nothing about a key in the head) is keyed the
+/// first time rampart opens it with the master key, says so in the
+/// operation log, and from then on its old rows cannot be rewritten either.
+#[tokio::test]
+async fn a_chain_from_before_the_key_is_keyed_at_first_open_and_pinned() {
+    let b = newcomer();
+    let url = format!("sqlite://{}", b.db_path().display());
+    let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+    support::rewrite_chain_unkeyed(&pool, 1).await;
+    sqlx::query("UPDATE audit_head SET key_id = NULL, keyed_from = NULL, key_mac = NULL")
+        .execute(&pool)
+        .await
+        .unwrap();
+
+    let out = b.run(&["audit", "verify"]).ok();
+    assert!(out.contains("audit chain intact: 7 rows"), "{out}");
+    let ops = b.json_lines(&["audit", "operations"]);
+    assert_eq!(ops[0]["verb"], "audit.key-chain", "{:?}", ops[0]);
+    assert_eq!(ops[0]["before"]["rows"], 6);
+    assert_eq!(ops[0]["after"]["keyed_from"], 7);
+    // Later rows are keyed; the chain still verifies.
+    b.run(&["group", "add", "ops"]).ok();
+    b.run(&["audit", "verify"]).ok();
+
+    // An old row edited and everything recomputed without the key.
+    sqlx::query("UPDATE operation_log SET actor = 'nobody' WHERE seq = 2")
+        .execute(&pool)
+        .await
+        .unwrap();
+    support::rewrite_chain_unkeyed(&pool, 1).await;
+    pool.close().await;
+    let line = b.run(&["audit", "verify"]).refused();
+    assert!(
+        line.contains("keying record") && line.contains("before seq 7"),
+        "{line}"
+    );
 }
