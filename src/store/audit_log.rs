@@ -234,6 +234,25 @@ pub async fn sealed_rows(conn: &mut SqliteConnection, table: &str) -> Result<Vec
     rows.iter().map(fields).collect()
 }
 
+/// Every sealed row of every chained table (with its table), and the head,
+/// read in one read transaction: a consistent picture even while a server
+/// goes on writing rows.
+pub async fn chain_snapshot(
+    conn: &mut SqliteConnection,
+) -> Result<(Vec<(&'static str, Fields)>, Head)> {
+    use sqlx::Connection;
+    let mut tx = conn.begin().await?;
+    let mut rows = Vec::new();
+    for table in CHAINED_TABLES {
+        for fields in sealed_rows(&mut tx, table).await? {
+            rows.push((*table, fields));
+        }
+    }
+    let head = head(&mut tx).await?;
+    tx.commit().await?;
+    Ok((rows, head))
+}
+
 // ----------------------------------------------------------- the queries --
 
 /// Filters shared by the `audit` listings.
