@@ -22,13 +22,13 @@
 //! | [`config`] | `rampart.toml`: lookup order, schema, defaults, validation with file/key/reason errors |
 //! | [`clock`] | time as a dependency, so lockout, TOTP and validity are testable |
 //! | [`store`] | the only place with SQL: pool, embedded migrations, one file per aggregate, the dashboard counts and the screen-text index |
-//! | [`vault`] | the master key, [`vault::Secret`], sealing of account secrets and TOTP seeds |
+//! | [`vault`] | the master key, [`vault::Secret`], sealing of account secrets and TOTP seeds, the audit chain's key derived from the master key |
 //! | [`auth`] | passwords (argon2id), TOTP, public keys, lockout, login ACLs, and the login decision ([`auth::login`]) |
 //! | [`policy`] | the permission semantics: [`policy::Snapshot`] answers `authorize`, `visible_assets`, who/what, command filters; the only builder of a [`policy::Grant`] |
-//! | [`audit`] | the typed [`audit::AuditEvent`], the hash chain across all audit tables, `verify`, and the batching [`audit::AuditWriter`] for command and transfer rows and screen-text index lines |
+//! | [`audit`] | the typed [`audit::AuditEvent`], the hash chain across all audit tables keyed with the master key ([`audit::chain`]: sealing, `verify`, the upgrade of an unkeyed chain), and the batching [`audit::AuditWriter`] for command and transfer rows and screen-text index lines |
 //! | [`ops`] | the admin and auditor verbs and everyone's `me` verbs, taking the caller's identity: role checks and an operation-log row for every change |
 //! | [`import`] | CSV/XLSX parsing for `import assets|users` (the database side is in `ops`) |
-//! | [`services`] | the bundle handed to every task; initialising and opening a data dir, the master-key refusal rules |
+//! | [`services`] | the bundle handed to every task; initialising and opening a data dir, the master-key refusal rules, the umask and the data dir's mode |
 //! | [`cli`] | clap definitions, output as tables or JSON lines, input lines (`--password-stdin`); the same verbs run locally and over SSH; `man/rampart.8` is generated from it |
 //! | [`ssh`] | the front door: listeners, cap, host keys, russh handler (auth only), one task per session channel, the menu and staff desk (data loading, actions through `ops`, monitor/join), target sessions (with connect approval), SFTP relay, legacy SCP log, tunnels, `rampart ...` over SSH, shutdown |
 //! | [`route`] | login names and channel requests to an `Intent` (menu, jump, exec, sftp, admin, refuse); pure |

@@ -9,6 +9,8 @@ use rampart::cli::{Cli, Command, Outcome, run};
 use rampart::config::Config;
 
 fn main() -> ExitCode {
+    // Before any file is created: the database's -wal and -shm, the log.
+    rampart::services::private_umask();
     let cli = Cli::parse();
     // The server logs its audit lines (journald, fail2ban); the CLI is quiet
     // by default: its result is its output. RUST_LOG overrides both.

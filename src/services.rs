@@ -5,6 +5,15 @@
 //!
 //! Opening enforces the vault's one hard rule: a missing or different master
 //! key while sealed secrets are stored is a refusal to start, never a new key.
+//! An initialised data dir is never opened without its master key at all:
+//! the audit chain is sealed with a key derived from it
+//! ([`crate::audit::chain`]), and no audit row could be written without it.
+//!
+//! Files: the process runs with umask 077 ([`private_umask`], set by the
+//! binary before anything else), so that what SQLite creates beside the
+//! database (`-wal`, `-shm`) is the owner's alone like everything else; and a
+//! data dir that group or others may enter is refused at start, with the
+//! `chmod` that fixes it.
 
 use std::fs;
 use std::io::Write;
@@ -69,6 +78,7 @@ impl Services {
 
     /// Opens an initialised data dir.
     pub async fn open(config: Config) -> Result<Services, StartError> {
+        refuse_open_dir(config.data_dir())?;
         let db_path = database_path(&config)?;
         if !db_path.exists() {
             return Err(StartError::Refused(format!(
@@ -86,10 +96,11 @@ impl Services {
         let env = std::env::var("RAMPART_MASTER_KEY").ok();
         let key = vault::resolve_master_key(config.data_dir(), env.as_deref())?;
         let vault = check_key(&store, key, &config.master_key_path()).await?;
+        crate::audit::key_chain(&store, vault.chain_key(), SystemClock.now()).await?;
         Ok(Services::assemble(
             config,
             store,
-            vault,
+            Some(vault),
             Arc::new(SystemClock),
         ))
     }
@@ -149,6 +160,7 @@ impl Services {
                 db_path.display()
             )));
         }
+        refuse_open_dir(&data_dir)?;
         create_private_dir(&data_dir)?;
         if let Some(parent) = db_path.parent() {
             create_private_dir(parent)?;
@@ -179,6 +191,7 @@ impl Services {
         .await?;
         restrict_file(&db_path)?;
         let vault = Vault::new(key);
+        crate::audit::key_chain(&store, vault.chain_key(), SystemClock.now()).await?;
         let services = Services::assemble(config, store, Some(vault), Arc::new(SystemClock));
         let added = services
             .ops
@@ -216,23 +229,29 @@ fn database_path(config: &Config) -> Result<PathBuf, StartError> {
 }
 
 /// Checks the master key against the key ids recorded beside the sealed
-/// secrets, refusing to start rather than running with the wrong key.
+/// secrets and the audit chain, refusing to start rather than running with
+/// the wrong key or none.
 async fn check_key(
     store: &Store,
     key: Option<MasterKey>,
     key_path: &Path,
-) -> Result<Option<Vault>, StartError> {
+) -> Result<Vault, StartError> {
     let mut conn = store.conn().await?;
     let known = store::vault_key_ids(&mut conn).await?;
     let sealed = store::has_sealed_rows(&mut conn).await?;
     match key {
         None if sealed || !known.is_empty() => Err(StartError::Refused(format!(
             "the master key is missing ({} does not exist and RAMPART_MASTER_KEY is not set) \
-             but the database holds secrets sealed with it: restore the key; rampart will not \
-             create a new one over existing secrets",
+             but the database holds secrets or an audit chain sealed with it: restore the key; \
+             rampart will not create a new one over them",
             key_path.display()
         ))),
-        None => Ok(None),
+        None => Err(StartError::Refused(format!(
+            "the master key is missing ({} does not exist and RAMPART_MASTER_KEY is not set): \
+             restore it; rampart needs it to seal the audit chain and will not create a new one \
+             for an existing database",
+            key_path.display()
+        ))),
         Some(key) => {
             let id = key.key_id();
             if !known.is_empty() && !known.contains(&id) {
@@ -242,9 +261,38 @@ async fn check_key(
                     known.join(", ")
                 )));
             }
-            Ok(Some(Vault::new(key)))
+            Ok(Vault::new(key))
         }
     }
+}
+
+/// Sets the process umask to 077, so that every file created from now on
+/// (SQLite's `-wal` and `-shm` beside the database, logs, anything a
+/// dependency writes) is readable by its owner only; files that must be
+/// private already set 0600 themselves. Called by the binary first thing.
+pub fn private_umask() {
+    use rustix::fs::Mode;
+    rustix::process::umask(Mode::RWXG | Mode::RWXO);
+}
+
+/// Refuses a data dir that group or others may read, write or enter: it
+/// holds the database, the master key and the recordings.
+fn refuse_open_dir(path: &Path) -> Result<(), StartError> {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(meta) = fs::metadata(path) else {
+        return Ok(()); // not there yet: `init` creates it 0700
+    };
+    let mode = meta.mode() & 0o777;
+    if meta.is_dir() && mode & 0o077 != 0 {
+        let shown = fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+        return Err(StartError::Refused(format!(
+            "data directory {} is accessible by group or others (mode {mode:04o}): \
+             run `chmod 700 {}`",
+            shown.display(),
+            shown.display()
+        )));
+    }
+    Ok(())
 }
 
 /// Creates a directory readable only by its owner (0700); an existing one is

@@ -1245,3 +1245,190 @@ fn audit_listings_take_a_time_range() {
         "{line}"
     );
 }
+
+/// Issue 13 item 15: the chain is keyed with a key derived from the master
+/// key, kept outside the database, so a database rewritten end to end with
+/// correct-looking unkeyed hashes is named by `audit verify`.
+#[tokio::test]
+async fn audit_verify_names_a_database_rewritten_end_to_end() {
+    let b = newcomer();
+    b.run(&["audit", "verify"]).ok();
+
+    let url = format!("sqlite://{}", b.db_path().display());
+    let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+    let (id, seq): (String, i64) =
+        sqlx::query_as("SELECT id, seq FROM operation_log WHERE verb = 'perm.add'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    sqlx::query("UPDATE operation_log SET actor = 'nobody' WHERE id = $1")
+        .bind(&id)
+        .execute(&pool)
+        .await
+        .unwrap();
+
+    // From the edited row on: the edited row is the one named.
+    support::rewrite_chain_unkeyed(&pool, seq).await;
+    let line = b.run(&["audit", "verify"]).refused();
+    assert!(line.contains("audit chain broken"), "{line}");
+    assert!(
+        line.contains(&format!("operation_log row {id} (seq {seq},")),
+        "{line}"
+    );
+    assert!(line.contains("without the master key"), "{line}");
+
+    // The whole chain, from its first row: the first row is named.
+    support::rewrite_chain_unkeyed(&pool, 1).await;
+    pool.close().await;
+    let line = b.run(&["audit", "verify"]).refused();
+    assert!(line.contains("(seq 1,"), "{line}");
+    assert!(line.contains("without the master key"), "{line}");
+}
+
+/// Issue 13 item 14: whatever the umask rampart is started with, what it
+/// creates in its data dir is its own: the database with its `-wal` and
+/// `-shm` files, the recordings and their folders.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_creates_private_files_whatever_the_umask() {
+    const PASSWORD: &str = "admin-password-for-modes-1";
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let b = Bastion::with_config(&format!(
+        "[ssh]\nlisten = [\"127.0.0.1:{port}\"]\n[recording]\nflush_interval = \"200ms\"\n"
+    ));
+    // `serve` on an empty dir initialises it itself, under a loose umask.
+    let mut serve = std::process::Command::new("sh")
+        .args(["-c", "umask 022 && exec \"$0\" serve --demo"])
+        .arg(env!("CARGO_BIN_EXE_rampart"))
+        .current_dir(b.path())
+        .env_remove("RAMPART_CONFIG")
+        .env_remove("RAMPART_MASTER_KEY")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    struct Kill<'a>(&'a mut std::process::Child);
+    impl Drop for Kill<'_> {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _kill = Kill(&mut serve);
+    let mut up = false;
+    for _ in 0..200 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+            && b.run(&["asset", "show", "demo"]).status == 0
+        {
+            up = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(up, "rampart serve --demo did not come up");
+    b.run_stdin(
+        &["user", "passwd", "admin", "--password-stdin"],
+        &format!("{PASSWORD}\n"),
+    )
+    .ok();
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let client = support::ssh::Client::password(addr, "admin", PASSWORD)
+        .await
+        .unwrap();
+    let (_, stderr, status) = client.exec("demo echo recorded").await;
+    assert_eq!(status, Some(0), "{stderr}");
+
+    let data = b.data_dir();
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    for name in ["rampart.db", "rampart.db-wal", "rampart.db-shm"] {
+        assert_eq!(mode(&data.join(name)), 0o600, "{name}");
+    }
+    let mut casts = 0;
+    let mut stack = vec![data.clone()];
+    while let Some(dir) = stack.pop() {
+        assert_eq!(mode(&dir), 0o700, "{}", dir.display());
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                casts += usize::from(path.extension().is_some_and(|e| e == "cast"));
+                assert_eq!(
+                    mode(&path) & 0o077,
+                    0,
+                    "{} is open to others",
+                    path.display()
+                );
+            }
+        }
+    }
+    assert!(casts >= 1, "the session left no recording");
+}
+
+/// Issue 13 item 14: a data dir that group or others may enter is refused
+/// at start, by the CLI and by `serve`, with one line naming the fix.
+#[test]
+fn a_data_dir_open_to_others_is_refused() {
+    let b = Bastion::initialised();
+    let data = b.data_dir();
+    let fix = format!("chmod 700 {}", data.canonicalize().unwrap().display());
+    for loose in [0o755, 0o750, 0o701] {
+        std::fs::set_permissions(&data, std::fs::Permissions::from_mode(loose)).unwrap();
+        for verb in [&["user", "list"][..], &["serve"], &["audit", "verify"]] {
+            let line = b.run(verb).refused();
+            assert!(line.contains(&fix), "{verb:?} {loose:o}: {line}");
+            assert!(line.contains(&format!("{loose:04o}")), "{line}");
+        }
+    }
+    std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o700)).unwrap();
+    b.run(&["user", "list"]).ok();
+
+    // A data dir made beforehand with the usual umask, before `init`.
+    let fresh = Bastion::new();
+    std::fs::create_dir(fresh.data_dir()).unwrap();
+    std::fs::set_permissions(fresh.data_dir(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let line = fresh.run(&["init"]).refused();
+    assert!(line.contains("chmod 700"), "{line}");
+    assert!(!fresh.db_path().exists(), "init went ahead");
+}
+
+/// Issue 13 item 15, the upgrade: a data dir an older rampart left (rows
+/// sealed with plain SHA-256, nothing about a key in the head) is keyed the
+/// first time rampart opens it with the master key, says so in the
+/// operation log, and from then on its old rows cannot be rewritten either.
+#[tokio::test]
+async fn a_chain_from_before_the_key_is_keyed_at_first_open_and_pinned() {
+    let b = newcomer();
+    let url = format!("sqlite://{}", b.db_path().display());
+    let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+    support::rewrite_chain_unkeyed(&pool, 1).await;
+    sqlx::query("UPDATE audit_head SET key_id = NULL, keyed_from = NULL, key_mac = NULL")
+        .execute(&pool)
+        .await
+        .unwrap();
+
+    let out = b.run(&["audit", "verify"]).ok();
+    assert!(out.contains("audit chain intact: 7 rows"), "{out}");
+    let ops = b.json_lines(&["audit", "operations"]);
+    assert_eq!(ops[0]["verb"], "audit.key-chain", "{:?}", ops[0]);
+    assert_eq!(ops[0]["before"]["rows"], 6);
+    assert_eq!(ops[0]["after"]["keyed_from"], 7);
+    // Later rows are keyed; the chain still verifies.
+    b.run(&["group", "add", "ops"]).ok();
+    b.run(&["audit", "verify"]).ok();
+
+    // An old row edited and everything recomputed without the key.
+    sqlx::query("UPDATE operation_log SET actor = 'nobody' WHERE seq = 2")
+        .execute(&pool)
+        .await
+        .unwrap();
+    support::rewrite_chain_unkeyed(&pool, 1).await;
+    pool.close().await;
+    let line = b.run(&["audit", "verify"]).refused();
+    assert!(
+        line.contains("keying record") && line.contains("before seq 7"),
+        "{line}"
+    );
+}

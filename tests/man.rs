@@ -38,7 +38,24 @@ fn render() -> String {
         out.extend_from_slice(body(opts).as_bytes());
     }
     out.extend_from_slice(
-        b".SH FILES\n.TP\n\\fIrampart.toml\\fR\nconfiguration, see \\fBrampart.toml\\fR(5)\n\
+        b".SH AUDIT CHAIN\nEvery audit row (login, operation, session end, command, transfer, \
+refusal) is sealed into one chain: its hash is HMAC\\-SHA\\-256 of the previous row's hash and \
+the row, under a key derived from the master key (HKDF\\-SHA\\-256). The key is never in the \
+database, so \\fBrampart audit verify\\fR, run locally or over SSH (both hold the master key), \
+names the first row of a database that was edited, lost rows in the middle, or was rewritten \
+end to end with recomputed hashes by someone without the master key. rampart does not open a \
+data dir without its master key.\n.PP\nRows sealed with plain SHA\\-256 by an older rampart \
+stay valid: the first start with the master key records, under the key, the seq from which rows \
+are keyed and the hash of the row before it, and writes an \\fBaudit.key\\-chain\\fR operation \
+row. After that point a row with a plain SHA\\-256 hash is reported as rewritten, and the older \
+rows can no longer be changed either.\n.PP\nWhat it does not prove: someone who holds the master \
+key and can write the database can still rewrite the chain; rows deleted from the end, with the \
+head set back to the last row kept, are not detected from the database alone. Keep the row count \
+that \\fBaudit verify\\fR prints somewhere else and compare: only a holder of the master key \
+can add rows, so a count that went down means rows were deleted.\n\
+.SH FILES\n.TP\n\\fIrampart.toml\\fR\nconfiguration, see \\fBrampart.toml\\fR(5)\n\
+.TP\n\\fIDATA_DIR\\fR\ndatabase, host keys, master key, recordings (mode 0700; rampart refuses \
+to start when group or others may access it: chmod 700 DATA_DIR)\n\
 .TP\n\\fIDATA_DIR/rampart.db\\fR\nthe SQLite database (mode 0600)\n\
 .TP\n\\fIDATA_DIR/master.key\\fR\nthe vault's master key (mode 0600), unless RAMPART_MASTER_KEY is set\n\
 .SH ENVIRONMENT\n.TP\nRAMPART_CONFIG\nconfiguration file when \\-\\-config is not given\n\

@@ -1049,3 +1049,36 @@ fn me_is_refused_by_the_local_cli() {
         .refused();
     assert!(line.contains("use it over SSH"), "{line}");
 }
+
+/// Issue 13 item 15 over SSH: the server holds the chain key, so
+/// `ssh bastion rampart audit verify` names a database rewritten with
+/// correct-looking unkeyed hashes, as the local CLI does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_verify_over_ssh_names_a_database_rewritten_without_the_key() {
+    let b = TestBastion::start().await;
+    let a = Client::admin(b.addr).await;
+    let out = ok(a.exec("rampart audit verify").await);
+    assert!(out.contains("audit chain intact"), "{out}");
+
+    let pool = b.services.store.pool();
+    let (id, seq): (String, i64) = sqlx::query_as(
+        "SELECT id, seq FROM login_log WHERE user_name = 'admin' ORDER BY seq LIMIT 1",
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap();
+    sqlx::query("UPDATE login_log SET source = '10.9.9.9' WHERE id = $1")
+        .bind(&id)
+        .execute(pool)
+        .await
+        .unwrap();
+    support::rewrite_chain_unkeyed(pool, seq).await;
+
+    let (_, err, status) = a.exec("rampart audit verify").await;
+    let line = one_line(&err, status);
+    assert!(
+        line.contains(&format!("login_log row {id} (seq {seq},")),
+        "{line}"
+    );
+    assert!(line.contains("without the master key"), "{line}");
+}

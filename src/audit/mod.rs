@@ -1,31 +1,25 @@
 //! The audit trail: a typed [`AuditEvent`] for every login, admin change,
 //! session end, command and file transfer, written to its table and to the
 //! `tracing` target `audit`, and sealed into one hash chain across all those
-//! tables (DESIGN.md §4): `hash = SHA-256(prev_hash || canonical row)`.
-//!
-//! The canonical form of a row is the JSON object of all its columns but
-//! `hash`, keys sorted, plus the table name. Both the writer and
-//! [`verify`] build it from the row as read back from the database, so they
-//! cannot disagree about a column the writer forgot.
+//! tables, keyed with a key derived from the master key so that rewriting
+//! the database alone is detected (DESIGN.md §4; [`chain`] says how, and
+//! what it does and does not prove).
 //!
 //! Must never: put a secret in an event (callers pass redacted
 //! before/after values), or write an audit row outside the caller's
 //! transaction (a change and its audit row land together).
 
+pub mod chain;
 mod writer;
 
+pub use chain::{GENESIS, VerifyReport, key_chain, verify, verify_with};
 pub use writer::AuditWriter;
 
-use std::collections::BTreeMap;
-use std::path::Path;
-
 use jiff::Timestamp;
-use serde_json::json;
-use sha2::{Digest, Sha256};
 use sqlx::SqliteConnection;
 
 use crate::model::{Role, new_id};
-use crate::store::audit_log::{self, Fields, Value};
+use crate::store::audit_log;
 use crate::store::{self, Store, StoreError};
 
 /// How a person reached the bastion to make a change.
@@ -123,9 +117,6 @@ pub enum AuditEvent {
         error: String,
     },
 }
-
-/// The hash before the first row.
-pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
 /// Records one event in a transaction of its own, for callers that cannot
 /// stop for a failure (a refusal at the front door): a failure is logged as an
@@ -305,42 +296,7 @@ pub async fn record(
             ("transfers", id)
         }
     };
-    seal(conn, table, &id).await
-}
-
-async fn seal(conn: &mut SqliteConnection, table: &str, id: &str) -> Result<(), StoreError> {
-    let (last_seq, prev_hash) = audit_log::head(conn).await?;
-    let seq = last_seq + 1;
-    let mut fields = audit_log::read(conn, table, id).await?;
-    for (column, value) in &mut fields {
-        match column.as_str() {
-            "seq" => *value = Value::Int(seq),
-            "prev_hash" => *value = Value::Text(prev_hash.clone()),
-            _ => {}
-        }
-    }
-    let hash = chain_hash(&prev_hash, table, &fields);
-    audit_log::seal(conn, table, id, seq, &prev_hash, &hash).await?;
-    audit_log::set_head(conn, seq, &hash).await
-}
-
-/// The canonical text of a row: its table and every column but `hash`,
-/// as a JSON object with sorted keys.
-fn canonical(table: &str, fields: &Fields) -> String {
-    let mut map: BTreeMap<&str, &Value> = BTreeMap::new();
-    for (column, value) in fields {
-        if column != "hash" {
-            map.insert(column.as_str(), value);
-        }
-    }
-    json!({ "table": table, "row": map }).to_string()
-}
-
-fn chain_hash(prev_hash: &str, table: &str, fields: &Fields) -> String {
-    let mut h = Sha256::new();
-    h.update(prev_hash.as_bytes());
-    h.update(canonical(table, fields).as_bytes());
-    hex::encode(h.finalize())
+    chain::seal(conn, table, &id).await
 }
 
 /// The fields that differ between an operation's before and after, as
@@ -378,132 +334,6 @@ pub fn changes(
         .collect()
 }
 
-/// What `audit verify` found.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct VerifyReport {
-    /// Rows checked in the chain.
-    pub rows: u64,
-    /// Recordings whose digest was checked.
-    pub recordings: u64,
-    /// The first problem, if any, naming the row.
-    pub broken: Option<String>,
-}
-
-fn text<'a>(fields: &'a Fields, column: &str) -> Option<&'a str> {
-    fields.iter().find_map(|(c, v)| match v {
-        Value::Text(s) if c == column => Some(s.as_str()),
-        _ => None,
-    })
-}
-
-fn int(fields: &Fields, column: &str) -> Option<i64> {
-    fields.iter().find_map(|(c, v)| match v {
-        Value::Int(n) if c == column => Some(*n),
-        _ => None,
-    })
-}
-
-/// Recomputes the whole chain and the recordings' digests, and names the
-/// first row that does not check out: edited (its hash no longer matches),
-/// deleted (a gap in the sequence), or cut off at the end (the head points
-/// past the last row).
-pub async fn verify(store: &Store, recording_dir: &Path) -> Result<VerifyReport, StoreError> {
-    let mut conn = store.conn().await?;
-    let mut rows: Vec<(i64, &'static str, Fields)> = Vec::new();
-    for table in audit_log::CHAINED_TABLES {
-        for fields in audit_log::sealed_rows(&mut conn, table).await? {
-            let seq = int(&fields, "seq").unwrap_or(-1);
-            rows.push((seq, table, fields));
-        }
-    }
-    rows.sort_by_key(|(seq, _, _)| *seq);
-    let (head_seq, head_hash) = audit_log::head(&mut conn).await?;
-
-    let mut report = VerifyReport {
-        rows: 0,
-        recordings: 0,
-        broken: None,
-    };
-    let mut prev = GENESIS.to_string();
-    let mut expected_seq = 1;
-    for (seq, table, fields) in &rows {
-        let name = format!(
-            "{table} row {} (seq {seq}, at {})",
-            text(fields, "id").unwrap_or("?"),
-            text(fields, "at")
-                .or_else(|| text(fields, "ended_at"))
-                .unwrap_or("?")
-        );
-        if *seq != expected_seq {
-            report.broken = Some(format!(
-                "row seq {expected_seq} is missing (deleted?): the chain resumes at {name}"
-            ));
-            return Ok(report);
-        }
-        if text(fields, "prev_hash") != Some(prev.as_str()) {
-            report.broken = Some(format!(
-                "{name}: prev_hash does not match the row before it"
-            ));
-            return Ok(report);
-        }
-        let hash = chain_hash(&prev, table, fields);
-        if text(fields, "hash") != Some(hash.as_str()) {
-            report.broken = Some(format!(
-                "{name}: contents do not match its hash (edited after it was written)"
-            ));
-            return Ok(report);
-        }
-        prev = hash;
-        expected_seq += 1;
-        report.rows += 1;
-    }
-    if head_seq != expected_seq - 1 || head_hash != prev {
-        report.broken = Some(format!(
-            "the chain ends at seq {} but its head says {head_seq}: rows at the end were deleted",
-            expected_seq - 1
-        ));
-        return Ok(report);
-    }
-
-    for (_, table, fields) in &rows {
-        if *table != "sessions" {
-            continue;
-        }
-        let (Some(path), Some(digest)) =
-            (text(fields, "recording"), text(fields, "recording_sha256"))
-        else {
-            continue;
-        };
-        let file = recording_dir.join(path);
-        let id = text(fields, "id").unwrap_or("?");
-        match file_sha256(&file) {
-            Ok(actual) if actual == digest => report.recordings += 1,
-            Ok(_) => {
-                report.broken = Some(format!(
-                    "recording {} of session {id} does not match its digest (edited?)",
-                    file.display()
-                ));
-                return Ok(report);
-            }
-            Err(e) => {
-                report.broken = Some(format!(
-                    "recording {} of session {id} cannot be read: {e}",
-                    file.display()
-                ));
-                return Ok(report);
-            }
-        }
-    }
-    Ok(report)
-}
-
-fn file_sha256(path: &Path) -> std::io::Result<String> {
-    let mut file = std::fs::File::open(path)?;
-    let mut h = Sha256::new();
-    std::io::copy(&mut file, &mut h)?;
-    Ok(hex::encode(h.finalize()))
-}
-
 /// Marks sessions left `live` by a process that died as `interrupted` and
 /// seals them; run at server start. Returns how many there were.
 pub async fn interrupt_stale_sessions(store: &Store, now: Timestamp) -> Result<usize, StoreError> {
@@ -535,133 +365,4 @@ pub async fn interrupt_stale_sessions(store: &Store, now: Timestamp) -> Result<u
     }
     store.commit(tx).await?;
     Ok(ids.len())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn op(verb: &str) -> AuditEvent {
-        AuditEvent::Operation {
-            actor: "admin".into(),
-            actor_role: Role::Admin,
-            via: Via::Cli,
-            verb: verb.into(),
-            object: "user alice".into(),
-            before: None,
-            after: Some(json!({"name": "alice"})),
-        }
-    }
-
-    async fn store_with_rows(n: usize) -> Store {
-        let store = Store::in_memory().await.unwrap();
-        for i in 0..n {
-            let mut tx = store.begin().await.unwrap();
-            record(&mut tx, &op(&format!("verb{i}")), Timestamp::now())
-                .await
-                .unwrap();
-            record(
-                &mut tx,
-                &AuditEvent::Login {
-                    user_name: "alice".into(),
-                    user_id: None,
-                    source: "127.0.0.1".into(),
-                    method: "password".into(),
-                    result: LoginResult::Failed,
-                    reason: "wrong password".into(),
-                },
-                Timestamp::now(),
-            )
-            .await
-            .unwrap();
-            store.commit(tx).await.unwrap();
-        }
-        store
-    }
-
-    #[tokio::test]
-    async fn an_intact_chain_verifies() {
-        let store = store_with_rows(3).await;
-        let report = verify(&store, Path::new("/nonexistent")).await.unwrap();
-        assert_eq!(report.broken, None);
-        assert_eq!(report.rows, 6);
-    }
-
-    #[tokio::test]
-    async fn an_edited_row_is_named() {
-        let store = store_with_rows(3).await;
-        sqlx::query("UPDATE operation_log SET object = 'user mallory' WHERE seq = 3")
-            .execute(store.pool())
-            .await
-            .unwrap();
-        let report = verify(&store, Path::new("/nonexistent")).await.unwrap();
-        let broken = report.broken.unwrap();
-        assert!(
-            broken.contains("operation_log") && broken.contains("seq 3"),
-            "{broken}"
-        );
-        assert!(broken.contains("edited"), "{broken}");
-    }
-
-    #[tokio::test]
-    async fn a_deleted_row_is_named() {
-        let store = store_with_rows(3).await;
-        sqlx::query("DELETE FROM login_log WHERE seq = 4")
-            .execute(store.pool())
-            .await
-            .unwrap();
-        let broken = verify(&store, Path::new("/nonexistent"))
-            .await
-            .unwrap()
-            .broken
-            .unwrap();
-        assert!(broken.contains("seq 4 is missing"), "{broken}");
-    }
-
-    #[tokio::test]
-    async fn a_cut_tail_is_detected() {
-        let store = store_with_rows(2).await;
-        sqlx::query("DELETE FROM login_log WHERE seq = 4")
-            .execute(store.pool())
-            .await
-            .unwrap();
-        let broken = verify(&store, Path::new("/nonexistent"))
-            .await
-            .unwrap()
-            .broken
-            .unwrap();
-        assert!(broken.contains("rows at the end were deleted"), "{broken}");
-    }
-
-    #[tokio::test]
-    async fn a_recomputed_row_breaks_the_next_link() {
-        // An attacker who edits a row and recomputes its hash still breaks
-        // the following row's prev_hash.
-        let store = store_with_rows(2).await;
-        let mut conn = store.conn().await.unwrap();
-        sqlx::query("UPDATE operation_log SET object = 'x' WHERE seq = 1")
-            .execute(&mut *conn)
-            .await
-            .unwrap();
-        let fields = audit_log::sealed_rows(&mut conn, "operation_log")
-            .await
-            .unwrap()
-            .remove(0);
-        let rehash = chain_hash(GENESIS, "operation_log", &fields);
-        sqlx::query("UPDATE operation_log SET hash = $1 WHERE seq = 1")
-            .bind(rehash)
-            .execute(&mut *conn)
-            .await
-            .unwrap();
-        drop(conn);
-        let broken = verify(&store, Path::new("/nonexistent"))
-            .await
-            .unwrap()
-            .broken
-            .unwrap();
-        assert!(
-            broken.contains("seq 2") && broken.contains("prev_hash"),
-            "{broken}"
-        );
-    }
 }

@@ -766,6 +766,6 @@ pub enum AuditCmd {
     },
     /// Today's and the last 7 days' figures (logins, sessions, denied commands, transfers)
     Dashboard,
-    /// Recompute the hash chain and recording digests; name the first broken row
+    /// Recompute the keyed hash chain and recording digests; name the first broken row (see AUDIT CHAIN)
     Verify,
 }

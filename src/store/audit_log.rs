@@ -91,18 +91,66 @@ fn fields(row: &SqliteRow) -> Result<Fields> {
     Ok(out)
 }
 
-/// The end of the chain: the last sequence number and its hash.
-pub async fn head(conn: &mut SqliteConnection) -> Result<(i64, String)> {
-    let row = sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1")
-        .fetch_one(conn)
-        .await?;
-    Ok((row.try_get("seq")?, row.try_get("hash")?))
+/// The end of the chain, and the key that seals it (`audit` explains the
+/// keying; this only moves the values).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Head {
+    /// The last sequence number, 0 before the first row.
+    pub seq: i64,
+    /// Its hash.
+    pub hash: String,
+    /// The id of the master key whose chain key seals new rows; `None`
+    /// until a rampart holding the master key has opened the database.
+    pub key_id: Option<String>,
+    /// The first seq sealed with that key.
+    pub keyed_from: Option<i64>,
+    /// The MAC that binds `key_id` and `keyed_from` to the chain.
+    pub key_mac: Option<String>,
+}
+
+pub async fn head(conn: &mut SqliteConnection) -> Result<Head> {
+    let row =
+        sqlx::query("SELECT seq, hash, key_id, keyed_from, key_mac FROM audit_head WHERE id = 1")
+            .fetch_one(conn)
+            .await?;
+    Ok(Head {
+        seq: row.try_get("seq")?,
+        hash: row.try_get("hash")?,
+        key_id: row.try_get("key_id")?,
+        keyed_from: row.try_get("keyed_from")?,
+        key_mac: row.try_get("key_mac")?,
+    })
 }
 
 pub async fn set_head(conn: &mut SqliteConnection, seq: i64, hash: &str) -> Result<()> {
     sqlx::query("UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1")
         .bind(seq)
         .bind(hash)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Records which key seals the chain from which seq on, with its MAC.
+pub async fn set_key(
+    conn: &mut SqliteConnection,
+    key_id: &str,
+    keyed_from: i64,
+    key_mac: &str,
+) -> Result<()> {
+    sqlx::query("UPDATE audit_head SET key_id = $1, keyed_from = $2, key_mac = $3 WHERE id = 1")
+        .bind(key_id)
+        .bind(keyed_from)
+        .bind(key_mac)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Names the key that seals new rows, leaving where keying began as it is.
+pub async fn set_key_id(conn: &mut SqliteConnection, key_id: &str) -> Result<()> {
+    sqlx::query("UPDATE audit_head SET key_id = $1 WHERE id = 1")
+        .bind(key_id)
         .execute(conn)
         .await?;
     Ok(())
@@ -184,6 +232,25 @@ pub async fn sealed_rows(conn: &mut SqliteConnection, table: &str) -> Result<Vec
         .fetch_all(conn)
         .await?;
     rows.iter().map(fields).collect()
+}
+
+/// Every sealed row of every chained table (with its table), and the head,
+/// read in one read transaction: a consistent picture even while a server
+/// goes on writing rows.
+pub async fn chain_snapshot(
+    conn: &mut SqliteConnection,
+) -> Result<(Vec<(&'static str, Fields)>, Head)> {
+    use sqlx::Connection;
+    let mut tx = conn.begin().await?;
+    let mut rows = Vec::new();
+    for table in CHAINED_TABLES {
+        for fields in sealed_rows(&mut tx, table).await? {
+            rows.push((*table, fields));
+        }
+    }
+    let head = head(&mut tx).await?;
+    tx.commit().await?;
+    Ok((rows, head))
 }
 
 // ----------------------------------------------------------- the queries --

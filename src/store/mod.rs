@@ -62,6 +62,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "permission approval",
         include_str!("../../migrations/0005_perm_approval.sql"),
     ),
+    (
+        6,
+        "audit key",
+        include_str!("../../migrations/0006_audit_key.sql"),
+    ),
 ];
 
 #[derive(Debug, thiserror::Error)]

@@ -1,8 +1,10 @@
 //! The vault: secrets at rest (DESIGN.md §4).
 //!
 //! Owns the master key ([`MasterKey`], [`resolve_master_key`]), the
-//! [`Secret`] wrapper, and the sealing of account passwords, private keys
-//! and TOTP seeds with XChaCha20-Poly1305 before they reach the store.
+//! [`Secret`] wrapper, the sealing of account passwords, private keys
+//! and TOTP seeds with XChaCha20-Poly1305 before they reach the store, and
+//! the audit chain's key ([`ChainKey`], derived from the master key with
+//! HKDF so that the chain can only be sealed by whoever holds it).
 //!
 //! A sealed value is text, so it fits a TEXT column in SQLite and Postgres:
 //!
@@ -27,6 +29,7 @@
 //! This module must never log, print or put into an error message any key
 //! material or plaintext, and never write a key file over an existing one.
 
+mod chain;
 mod key;
 mod secret;
 
@@ -36,6 +39,7 @@ use std::sync::Arc;
 use chacha20poly1305::aead::{Aead, AeadCore, KeyInit, OsRng, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 
+pub use chain::ChainKey;
 pub use key::{KEY_LEN, MASTER_KEY_ENV, MASTER_KEY_FILE, MasterKey, resolve_master_key};
 pub use secret::Secret;
 
@@ -91,6 +95,7 @@ struct Inner {
     /// Holds a copy of the key; the cipher wipes it on drop.
     cipher: XChaCha20Poly1305,
     key_id: String,
+    chain: ChainKey,
 }
 
 impl Vault {
@@ -98,9 +103,19 @@ impl Vault {
     pub fn new(key: MasterKey) -> Vault {
         let cipher = XChaCha20Poly1305::new(key.bytes().into());
         let key_id = key.key_id();
+        let chain = ChainKey::derive(&key);
         Vault {
-            inner: Arc::new(Inner { cipher, key_id }),
+            inner: Arc::new(Inner {
+                cipher,
+                key_id,
+                chain,
+            }),
         }
+    }
+
+    /// The key that seals the audit chain, derived from this master key.
+    pub fn chain_key(&self) -> &ChainKey {
+        &self.inner.chain
     }
 
     /// The id of the master key this vault seals with.

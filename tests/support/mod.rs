@@ -171,3 +171,74 @@ pub fn contains(haystack: &[u8], needle: &str) -> bool {
         .windows(needle.len())
         .any(|w| w == needle.as_bytes())
 }
+
+/// What someone with write access to the database, but not the master key,
+/// can do with the published formula (`SHA-256(prev_hash || canonical row)`):
+/// recompute `prev_hash` and `hash` of every row from `from_seq` on, and the
+/// head, so that every link checks out without the key.
+pub async fn rewrite_chain_unkeyed(pool: &sqlx::SqlitePool, from_seq: i64) {
+    use rampart::store::audit_log::{CHAINED_TABLES, Value, sealed_rows};
+    use sha2::{Digest, Sha256};
+    let mut conn = pool.acquire().await.unwrap();
+    let mut rows = Vec::new();
+    for table in CHAINED_TABLES {
+        for fields in sealed_rows(&mut conn, table).await.unwrap() {
+            let seq = fields
+                .iter()
+                .find_map(|(c, v)| match v {
+                    Value::Int(n) if c == "seq" => Some(*n),
+                    _ => None,
+                })
+                .unwrap();
+            rows.push((seq, *table, fields));
+        }
+    }
+    rows.sort_by_key(|(seq, _, _)| *seq);
+    let mut prev = "0".repeat(64);
+    for (seq, table, mut fields) in rows {
+        let stored = |fields: &Vec<(String, Value)>, column: &str| {
+            fields
+                .iter()
+                .find_map(|(c, v)| match v {
+                    Value::Text(s) if c == column => Some(s.clone()),
+                    _ => None,
+                })
+                .unwrap()
+        };
+        if seq < from_seq {
+            prev = stored(&fields, "hash");
+            continue;
+        }
+        for (column, value) in &mut fields {
+            if column == "prev_hash" {
+                *value = Value::Text(prev.clone());
+            }
+        }
+        let row: std::collections::BTreeMap<&str, &Value> = fields
+            .iter()
+            .filter(|(c, _)| c != "hash")
+            .map(|(c, v)| (c.as_str(), v))
+            .collect();
+        let canonical = serde_json::json!({ "table": table, "row": row }).to_string();
+        let mut h = Sha256::new();
+        h.update(prev.as_bytes());
+        h.update(canonical.as_bytes());
+        let hash = hex::encode(h.finalize());
+        let id = stored(&fields, "id");
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "UPDATE {table} SET prev_hash = $1, hash = $2 WHERE id = $3"
+        )))
+        .bind(&prev)
+        .bind(&hash)
+        .bind(&id)
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+        prev = hash;
+    }
+    sqlx::query("UPDATE audit_head SET hash = $1 WHERE id = 1")
+        .bind(&prev)
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+}
