@@ -30,7 +30,7 @@
 //! | [`import`] | CSV/XLSX parsing for `import assets|users` (the database side is in `ops`) |
 //! | [`services`] | the bundle handed to every task; initialising and opening a data dir, the master-key refusal rules, the umask and the data dir's mode |
 //! | [`cli`] | clap definitions, output as tables or JSON lines, input lines (`--password-stdin`); the same verbs run locally and over SSH; `man/rampart.8` is generated from it |
-//! | [`ssh`] | the front door: listeners, cap, host keys, russh handler (auth only), one task per session channel, the menu and staff desk (data loading, actions through `ops`, monitor/join), target sessions (with connect approval), SFTP relay, legacy SCP log, tunnels, `rampart ...` over SSH, shutdown |
+//! | [`ssh`] | the front door: listeners, cap, host keys, russh handler (auth, and the answer to each channel request, given in order in its callback: `ssh::request`), one task per session channel, the menu and staff desk (data loading, actions through `ops`, monitor/join), target sessions (with connect approval), SFTP relay, legacy SCP log, tunnels, `rampart ...` over SSH, shutdown |
 //! | [`route`] | login names and channel requests to an `Intent` (menu, jump, exec, sftp, admin, refuse); pure |
 //! | [`tui`] | ratatui apps over a channel: input parser, in-memory screen, themes, menu, the staff desk (console and audit views, dashboard, forms, approval prompts), the monitor/join mirror, the replay screen, enrolment, password and message screens; gets its data passed in |
 //! | [`upstream`] | connectors to targets, each taking a `Grant`: SSH via the russh client, host keys pinned; plus the admin's connection test (`probe_ssh`: authenticate, disconnect, no channel) |

@@ -53,6 +53,19 @@ key and can write the database can still rewrite the chain; rows deleted from th
 head set back to the last row kept, are not detected from the database alone. Keep the row count \
 that \\fBaudit verify\\fR prints somewhere else and compare: only a holder of the master key \
 can add rows, so a count that went down means rows were deleted.\n\
+.SH COMMAND FILTERS\nA filter rule (deny, review, warn, allow) is checked against each command \
+line a person runs: the whole command of \\fBssh bastion ASSET COMMAND\\fR before it starts, and \
+every line typed in a session with a terminal (shells, and commands run with \\fBssh \\-t\\fR) at \
+Enter, before the Enter reaches the target; the line is read from the screen the shell drew. \
+Where a deny or review rule applies to the person and asset, a shell without a terminal is \
+refused (its input cannot be split into lines), and on the alternate screen (an editor, a pager, \
+or a shell that switched to it) the keys typed since the last Enter are checked instead of a line; \
+a match is refused and logged without the keys.\n.PP\nThe limits: a filter is a guard\\-rail \
+against mistakes, not a sandbox. It sees command lines, not what runs: a script, an alias, a \
+function, a command assembled from variables or read from a file, or one run by a program the \
+person started, is not checked. A line whose keys do not show what it is (history, Tab) and that \
+is typed ahead before the shell draws it is held back where a deny or review rule applies. Lines \
+typed with echo off (passwords) are never logged or shown to approvers.\n\
 .SH FILES\n.TP\n\\fIrampart.toml\\fR\nconfiguration, see \\fBrampart.toml\\fR(5)\n\
 .TP\n\\fIDATA_DIR\\fR\ndatabase, host keys, master key, recordings (mode 0700; rampart refuses \
 to start when group or others may access it: chmod 700 DATA_DIR)\n\
