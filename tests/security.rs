@@ -767,3 +767,95 @@ async fn an_upload_only_transfer_outlives_the_recheck() {
     assert_eq!(std::fs::metadata(&dest).unwrap().len(), 400 * 1024);
     b.shutdown().await;
 }
+
+/// ansible through the bastion, with its default ControlMaster
+/// multiplexing (it failed with "exitval sent twice" before): ping, copy
+/// and shell on a real sshd, the target in the login name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ansible_ping_copy_and_shell_through_the_bastion() {
+    let (Some(sshd_bin), Some(ansible)) = (peer("sshd"), on_path("ansible")) else {
+        return;
+    };
+    let (mut b, keys, key) = bastion_with_admin_key("").await;
+    let (target_key, target_pub) = keypair(keys.path(), "target");
+    let sshd = start_sshd(&sshd_bin, &target_pub);
+    let account = real_asset(
+        &b,
+        sshd.port,
+        &["ssh"],
+        &target_key,
+        "admin",
+        Actions::all_but_tunnel(),
+    )
+    .await;
+    let work = tempfile::tempdir().unwrap();
+    let inventory = work.path().join("hosts");
+    std::fs::write(
+        &inventory,
+        format!(
+            "real ansible_host=127.0.0.1 ansible_port={} ansible_user=admin@{account}@real \
+             ansible_ssh_private_key_file={} ansible_python_interpreter=/usr/bin/python3 \
+             ansible_ssh_common_args='-F /dev/null -o UserKnownHostsFile=/dev/null -o IdentitiesOnly=yes'\n",
+            b.addr.port(),
+            key.display()
+        ),
+    )
+    .unwrap();
+    let source = work.path().join("payload");
+    std::fs::write(&source, "copied by ansible\n").unwrap();
+    let dest = work.path().join("arrived");
+    let module = |args: &[&str]| {
+        let mut cmd = tokio::process::Command::new(&ansible);
+        cmd.arg("real")
+            .arg("-i")
+            .arg(&inventory)
+            .args(args)
+            .env("ANSIBLE_HOST_KEY_CHECKING", "False")
+            .env("ANSIBLE_SSH_CONTROL_PATH_DIR", work.path().join("cp"))
+            .env("ANSIBLE_LOCAL_TEMP", work.path().join("tmp"))
+            .env("ANSIBLE_NOCOLOR", "1");
+        cmd
+    };
+    let ran = run(module(&["-m", "ping"]), b"", Duration::from_secs(120)).await;
+    assert_eq!(ran.code, Some(0), "{}{}", ran.stdout_text(), ran.stderr);
+    assert!(ran.stdout_text().contains("pong"), "{}", ran.stdout_text());
+    let copy = format!("src={} dest={}", source.display(), dest.display());
+    let ran = run(
+        module(&["-m", "copy", "-a", &copy]),
+        b"",
+        Duration::from_secs(120),
+    )
+    .await;
+    assert_eq!(ran.code, Some(0), "{}{}", ran.stdout_text(), ran.stderr);
+    assert_eq!(
+        std::fs::read_to_string(&dest).unwrap(),
+        "copied by ansible\n"
+    );
+    let ran = run(
+        module(&["-m", "shell", "-a", "echo shell-$((6*7))"]),
+        b"",
+        Duration::from_secs(120),
+    )
+    .await;
+    assert_eq!(ran.code, Some(0), "{}{}", ran.stdout_text(), ran.stderr);
+    assert!(
+        ran.stdout_text().contains("shell-42"),
+        "{}",
+        ran.stdout_text()
+    );
+    b.shutdown().await;
+}
+
+/// A program on PATH (pip installs ansible outside the system folders
+/// `peer` looks in), or a skip (a failure when interop is required).
+fn on_path(program: &str) -> Option<PathBuf> {
+    let found = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join(program))
+            .find(|p| p.is_file())
+    });
+    if found.is_none() {
+        return peer(program);
+    }
+    found
+}
