@@ -859,3 +859,70 @@ fn on_path(program: &str) -> Option<PathBuf> {
     }
     found
 }
+
+// --------------------------------------------------------------- item 12 --
+
+/// Every want-reply request gets exactly one reply, in order; one without
+/// want-reply gets none; requests after the session started are refused
+/// once each, on every kind of channel.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_request_wanting_a_reply_gets_exactly_one_in_order() {
+    use russh::ChannelMsg;
+    let mut b = TestBastion::start().await;
+    let c = Client::admin(b.addr).await;
+    /// The replies (true: success) until `until` of them came, then a
+    /// short wait for any stray one.
+    async fn replies(ch: &mut russh::Channel<russh::client::Msg>, until: usize) -> Vec<bool> {
+        let mut got = Vec::new();
+        loop {
+            let wait = if got.len() < until {
+                T
+            } else {
+                Duration::from_millis(300)
+            };
+            match tokio::time::timeout(wait, ch.wait()).await {
+                Ok(Some(ChannelMsg::Success)) => got.push(true),
+                Ok(Some(ChannelMsg::Failure)) => got.push(false),
+                Ok(Some(_)) => {}
+                Ok(None) | Err(_) => return got,
+            }
+        }
+    }
+    // Pipelined as OpenSSH sends them: pty (reply), env x2 (none), shell.
+    let mut ch = c.handle.channel_open_session().await.unwrap();
+    ch.request_pty(true, "xterm", 80, 24, 0, 0, &[])
+        .await
+        .unwrap();
+    ch.set_env(false, "LANG", "C.UTF-8").await.unwrap();
+    ch.set_env(false, "NOT_ALLOWED", "1").await.unwrap();
+    ch.exec(true, "demo").await.unwrap();
+    assert_eq!(replies(&mut ch, 2).await, vec![true, true], "pty, exec");
+    // After the start: each is refused once; env without want-reply gets
+    // nothing.
+    ch.exec(true, "demo").await.unwrap();
+    ch.set_env(false, "LANG", "C").await.unwrap();
+    ch.request_shell(true).await.unwrap();
+    assert_eq!(
+        replies(&mut ch, 2).await,
+        vec![false, false],
+        "after the start"
+    );
+    // The menu and the admin CLI channels answer the same way.
+    for command in [None, Some("rampart user list")] {
+        let mut ch = c.handle.channel_open_session().await.unwrap();
+        ch.request_pty(true, "xterm", 80, 24, 0, 0, &[])
+            .await
+            .unwrap();
+        match command {
+            Some(cmd) => ch.exec(true, cmd).await.unwrap(),
+            None => ch.request_shell(true).await.unwrap(),
+        }
+        ch.request_subsystem(true, "sftp").await.unwrap();
+        assert_eq!(
+            replies(&mut ch, 3).await,
+            vec![true, true, false],
+            "{command:?}"
+        );
+    }
+    b.shutdown().await;
+}
