@@ -550,6 +550,10 @@ impl russh::server::Handler for Handler {
         let shared = self.shared.clone();
         let handle = session.handle();
         let (answers, answered) = mpsc::unbounded_channel();
+        // Channels whose task has ended go, whether or not the client
+        // confirmed their close (the count of open ones is capped, so this
+        // map stays as small).
+        self.channels.retain(|_, (_, answers)| !answers.is_closed());
         self.channels
             .insert(channel.id(), (ChannelRequests::default(), answers));
         self.shared.tracker.spawn(async move {
