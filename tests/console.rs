@@ -1576,3 +1576,115 @@ async fn force_logout_ends_every_session_of_that_user_and_no_other() {
         "{carols:?}"
     );
 }
+
+/// A second admin, who may answer what `admin` asks for.
+const ADA_PASSWORD: &str = "ada's own long password";
+
+async fn second_admin(b: &TestBastion) -> Client {
+    user(b, "ada", Role::Admin, ADA_PASSWORD).await;
+    Client::password(b.addr, "ada", ADA_PASSWORD).await.unwrap()
+}
+
+/// Issue 13 item 10: a line typed with echo off (a password at a prompt)
+/// that a review rule matches is held like any other, but what was typed
+/// reaches no approver, no command row, no recording and no operation row.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_line_typed_without_echo_under_review_is_never_shown_or_stored() {
+    const SECRET: &str = "hunter2-top-secret";
+    let mut b = TestBastion::start().await;
+    b.services
+        .ops
+        .filter_add(
+            &Caller::local(),
+            rampart::ops::FilterSpec {
+                name: "hunter-review".into(),
+                pattern: "^hunter".into(),
+                action: rampart::model::FilterAction::Review,
+                priority: 10,
+                users: vec![],
+                groups: vec![],
+                assets: vec!["demo".into()],
+                nodes: vec![],
+                accounts: rampart::model::AccountSpec::all(),
+            },
+        )
+        .await
+        .unwrap();
+    b.reload().await;
+    let staff = second_admin(&b).await;
+    let mut desk = staff.shell(100, 30, None).await;
+    assert!(desk.wait_for(T, |s| s.contains("F4 Audit")).await);
+
+    let person = Client::admin(b.addr).await;
+    let mut work = person.shell(80, 24, Some("demo")).await;
+    assert!(work.wait_for(T, |s| s.contains("demo@demo:~$")).await);
+    work.send(b"read-secret\r").await;
+    assert!(work.wait_for(T, |s| s.contains("Secret: ")).await);
+    work.send(format!("{SECRET}\r").as_bytes()).await;
+    assert!(
+        work.wait_for(T, |s| s.contains("needs an administrator's approval"))
+            .await,
+        "{}",
+        work.text()
+    );
+    assert!(
+        desk.wait_for(T, |s| s.contains("Waiting for your approval")
+            && s.contains("hunter-review"))
+            .await,
+        "{}",
+        desk.text()
+    );
+    let waiting = b.shared.live.approvals();
+    assert_eq!(waiting.len(), 1);
+    assert_eq!(waiting[0].command, "[a line typed without echo]");
+    assert!(!desk.text().contains("hunter2"), "{}", desk.text());
+    assert!(desk.text().contains("[a line typed without echo]"));
+    desk.send(b"a").await;
+    // Approved, it reaches the prompt that asked for it.
+    assert!(
+        work.wait_for(T, |s| s.contains("approved by ada")
+            && s.contains(&format!(
+                "secret of {} characters accepted",
+                SECRET.len()
+            )))
+        .await,
+        "{}",
+        work.text()
+    );
+    assert!(!work.text().contains("hunter2"), "{}", work.text());
+    work.send(b"exit\r").await;
+    assert!(work.wait_close(T).await);
+    desk.send(b"q").await;
+    assert!(desk.wait_close(T).await);
+    person.close().await;
+    staff.close().await;
+    b.shutdown().await;
+
+    let rows = commands(&b).await;
+    assert!(
+        rows.contains(&("[a line typed without echo]".into(), "review".into())),
+        "{rows:?}"
+    );
+    let ops = b
+        .services
+        .ops
+        .audit_operations(&Caller::local(), &Query::default())
+        .await
+        .unwrap();
+    let approval = ops
+        .iter()
+        .find(|o| o.verb == "command.approve")
+        .expect("the approval row");
+    assert_eq!(approval.actor, "ada");
+    assert!(!format!("{ops:?}").contains("hunter2"), "{ops:?}");
+    assert!(!format!("{rows:?}").contains("hunter2"), "{rows:?}");
+    // Nothing on disk: the database (with its WAL), the recording and its
+    // command marker.
+    for (path, bytes) in support::all_bytes(b.dir.path()) {
+        assert!(
+            !support::contains(&bytes, SECRET),
+            "{} holds the secret",
+            path.display()
+        );
+    }
+}

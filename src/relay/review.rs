@@ -52,6 +52,11 @@ impl Held {
     }
 }
 
+/// What stands for a line typed with echo off (a password at a prompt)
+/// wherever a line is shown or stored: approvers, the command log, the
+/// recording's marker, the operation log.
+pub(super) const UNSEEN: &str = "[a line typed without echo]";
+
 #[allow(clippy::too_many_arguments)]
 pub(super) async fn hold(
     publish: &Publisher,
