@@ -252,6 +252,9 @@ async fn admin_verbs_are_refused_to_a_plain_user() {
         "rampart perm add all --user mallory --node / --actions all,tunnel",
         "rampart user passwd admin",
         "rampart session kill 00000000-0000-0000-0000-000000000000",
+        "rampart session approvals",
+        "rampart session approve 1",
+        "rampart session deny 1",
     ] {
         let (out, err, code) = c.exec(command).await;
         assert_eq!(code, Some(1), "{command}: {err}");
@@ -269,6 +272,7 @@ async fn admin_verbs_are_refused_to_a_plain_user() {
         "rampart perm add",
         "rampart user passwd",
         "rampart session kill",
+        "rampart session approve",
     ] {
         assert!(
             rows.iter()

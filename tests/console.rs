@@ -15,6 +15,7 @@ use support::ssh::{Client, TestBastion};
 const T: Duration = Duration::from_secs(10);
 const F3: &[u8] = b"\x1bOR";
 const F4: &[u8] = b"\x1bOS";
+const F5: &[u8] = b"\x1b[15~";
 
 async fn operations(b: &TestBastion) -> Vec<(String, String, String)> {
     b.services
@@ -527,9 +528,13 @@ async fn commands(b: &TestBastion) -> Vec<(String, String)> {
 async fn a_command_under_review_runs_only_when_an_admin_approves() {
     let mut b = TestBastion::start().await;
     review_filter(&b).await;
-    let staff = Client::admin(b.addr).await;
+    let staff = second_admin(&b).await;
     let mut desk = staff.shell(100, 30, None).await;
     assert!(desk.wait_for(T, |s| s.contains("F4 Audit")).await);
+    // The person is an admin too, with a desk of their own open.
+    let own = Client::admin(b.addr).await;
+    let mut own_desk = own.shell(100, 30, None).await;
+    assert!(own_desk.wait_for(T, |s| s.contains("F4 Audit")).await);
 
     let person = Client::admin(b.addr).await;
     let mut work = person.shell(80, 24, Some("demo")).await;
@@ -541,7 +546,7 @@ async fn a_command_under_review_runs_only_when_an_admin_approves() {
         "{}",
         work.text()
     );
-    // Every admin desk gets the prompt, whatever view it is on.
+    // Every other admin's desk gets the prompt, whatever view it is on.
     assert!(
         desk.wait_for(T, |s| s.contains("Waiting for your approval")
             && s.contains("echo release-one")
@@ -550,6 +555,35 @@ async fn a_command_under_review_runs_only_when_an_admin_approves() {
         "{}",
         desk.text()
     );
+    // Issue 13 item 11: the requester's own desk lists it but cannot
+    // answer it.
+    assert!(
+        own_desk
+            .wait_for(T, |s| s.contains("1 waiting for approval (F5)"))
+            .await,
+        "{}",
+        own_desk.text()
+    );
+    assert!(!own_desk.text().contains("Waiting for your approval"));
+    own_desk.send(F5).await;
+    assert!(
+        own_desk
+            .wait_for(T, |s| s.contains("Your own request")
+                && s.contains("echo release-one"))
+            .await,
+        "{}",
+        own_desk.text()
+    );
+    own_desk.send(b"a").await;
+    assert!(
+        own_desk
+            .wait_for(T, |s| s.contains("another administrator must answer it")
+                && s.contains("permission denied"))
+            .await,
+        "{}",
+        own_desk.text()
+    );
+    assert_eq!(b.shared.live.approvals().len(), 1, "still waiting");
     // Nothing ran while it waited.
     assert_eq!(
         work.text().matches("release-one").count(),
@@ -559,7 +593,7 @@ async fn a_command_under_review_runs_only_when_an_admin_approves() {
     );
     desk.send(b"a").await;
     assert!(
-        work.wait_for(T, |s| s.contains("approved by admin")
+        work.wait_for(T, |s| s.contains("approved by ada")
             && s.matches("release-one").count() >= 2)
             .await,
         "{}",
@@ -575,7 +609,7 @@ async fn a_command_under_review_runs_only_when_an_admin_approves() {
     );
     desk.send(b"d").await;
     assert!(
-        work.wait_for(T, |s| s.contains("denied by admin; it was not run"))
+        work.wait_for(T, |s| s.contains("denied by ada; it was not run"))
             .await,
         "{}",
         work.text()
@@ -595,6 +629,7 @@ async fn a_command_under_review_runs_only_when_an_admin_approves() {
     assert!(desk.wait_close(T).await);
     person.close().await;
     staff.close().await;
+    own.close().await;
     b.shutdown().await;
     let rows = commands(&b).await;
     assert!(
@@ -609,10 +644,15 @@ async fn a_command_under_review_runs_only_when_an_admin_approves() {
     for verb in ["command.approve", "command.deny"] {
         assert!(
             ops.iter()
-                .any(|(a, via, v)| a == "admin" && via == "console" && v == verb),
+                .any(|(a, via, v)| a == "ada" && via == "console" && v == verb),
             "{ops:?}"
         );
     }
+    assert!(
+        !ops.iter()
+            .any(|(a, _, v)| a == "admin" && v.starts_with("command.")),
+        "{ops:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1574,5 +1614,362 @@ async fn force_logout_ends_every_session_of_that_user_and_no_other() {
             .iter()
             .all(|s| s.ended_at.is_some() && s.recording.is_some()),
         "{carols:?}"
+    );
+}
+
+/// A second admin, who may answer what `admin` asks for.
+const ADA_PASSWORD: &str = "ada's own long password";
+
+async fn second_admin(b: &TestBastion) -> Client {
+    user(b, "ada", Role::Admin, ADA_PASSWORD).await;
+    Client::password(b.addr, "ada", ADA_PASSWORD).await.unwrap()
+}
+
+/// Issue 13 item 10: a line typed with echo off (a password at a prompt)
+/// that a review rule matches is held like any other, but what was typed
+/// reaches no approver, no command row, no recording and no operation row.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_line_typed_without_echo_under_review_is_never_shown_or_stored() {
+    const SECRET: &str = "hunter2-top-secret";
+    let mut b = TestBastion::start().await;
+    b.services
+        .ops
+        .filter_add(
+            &Caller::local(),
+            rampart::ops::FilterSpec {
+                name: "hunter-review".into(),
+                pattern: "^hunter".into(),
+                action: rampart::model::FilterAction::Review,
+                priority: 10,
+                users: vec![],
+                groups: vec![],
+                assets: vec!["demo".into()],
+                nodes: vec![],
+                accounts: rampart::model::AccountSpec::all(),
+            },
+        )
+        .await
+        .unwrap();
+    b.reload().await;
+    let staff = second_admin(&b).await;
+    let mut desk = staff.shell(100, 30, None).await;
+    assert!(desk.wait_for(T, |s| s.contains("F4 Audit")).await);
+
+    let person = Client::admin(b.addr).await;
+    let mut work = person.shell(80, 24, Some("demo")).await;
+    assert!(work.wait_for(T, |s| s.contains("demo@demo:~$")).await);
+    work.send(b"read-secret\r").await;
+    assert!(work.wait_for(T, |s| s.contains("Secret: ")).await);
+    work.send(format!("{SECRET}\r").as_bytes()).await;
+    assert!(
+        work.wait_for(T, |s| s.contains("needs an administrator's approval"))
+            .await,
+        "{}",
+        work.text()
+    );
+    assert!(
+        desk.wait_for(T, |s| s.contains("Waiting for your approval")
+            && s.contains("hunter-review"))
+            .await,
+        "{}",
+        desk.text()
+    );
+    let waiting = b.shared.live.approvals();
+    assert_eq!(waiting.len(), 1);
+    assert_eq!(waiting[0].command, "[a line typed without echo]");
+    assert!(!desk.text().contains("hunter2"), "{}", desk.text());
+    assert!(desk.text().contains("[a line typed without echo]"));
+    desk.send(b"a").await;
+    // Approved, it reaches the prompt that asked for it.
+    assert!(
+        work.wait_for(T, |s| s.contains("approved by ada")
+            && s.contains(&format!(
+                "secret of {} characters accepted",
+                SECRET.len()
+            )))
+        .await,
+        "{}",
+        work.text()
+    );
+    assert!(!work.text().contains("hunter2"), "{}", work.text());
+    work.send(b"exit\r").await;
+    assert!(work.wait_close(T).await);
+    desk.send(b"q").await;
+    assert!(desk.wait_close(T).await);
+    person.close().await;
+    staff.close().await;
+    b.shutdown().await;
+
+    let rows = commands(&b).await;
+    assert!(
+        rows.contains(&("[a line typed without echo]".into(), "review".into())),
+        "{rows:?}"
+    );
+    let ops = b
+        .services
+        .ops
+        .audit_operations(&Caller::local(), &Query::default())
+        .await
+        .unwrap();
+    let approval = ops
+        .iter()
+        .find(|o| o.verb == "command.approve")
+        .expect("the approval row");
+    assert_eq!(approval.actor, "ada");
+    assert!(!format!("{ops:?}").contains("hunter2"), "{ops:?}");
+    assert!(!format!("{rows:?}").contains("hunter2"), "{rows:?}");
+    // Nothing on disk: the database (with its WAL), the recording and its
+    // command marker.
+    for (path, bytes) in support::all_bytes(b.dir.path()) {
+        assert!(
+            !support::contains(&bytes, SECRET),
+            "{} holds the secret",
+            path.display()
+        );
+    }
+}
+
+/// Runs the local ops CLI, a separate process, against the bastion's data
+/// dir (it reaches the running server through its control socket).
+async fn local_cli(b: &TestBastion, args: &[&str]) -> std::process::Output {
+    let config = b.dir.path().join("cli.toml");
+    std::fs::write(
+        &config,
+        format!("data_dir = \"{}\"\n", b.dir.path().join("data").display()),
+    )
+    .unwrap();
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_rampart"))
+        .arg("--config")
+        .arg(&config)
+        .args(args)
+        .env_remove("RAMPART_CONFIG")
+        .env_remove("RAMPART_MASTER_KEY")
+        .env("USER", "operator")
+        .output()
+        .await
+        .unwrap()
+}
+
+/// The id of the one request `session approvals --json` lists for `what`.
+fn request_id(json_lines: &[u8], what: &str) -> u64 {
+    let text = String::from_utf8_lossy(json_lines);
+    let found: Vec<u64> = text
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|v| v["command"] == what)
+        .map(|v| v["id"].as_u64().unwrap())
+        .collect();
+    assert_eq!(found.len(), 1, "{text}");
+    found[0]
+}
+
+/// Issue 13 item 11: `rampart session approvals|approve|deny`, over SSH and
+/// locally, under the rule that the one who asked never answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_answers_waiting_requests_but_never_the_requesters_own() {
+    let mut b = TestBastion::start().await;
+    review_filter(&b).await;
+    let ada = second_admin(&b).await;
+    let person = Client::admin(b.addr).await;
+    let mut work = person.shell(80, 24, Some("demo")).await;
+    assert!(work.wait_for(T, |s| s.contains("demo@demo:~$")).await);
+    work.send(b"echo release-ssh\r").await;
+    assert!(
+        work.wait_for(T, |s| s.contains("needs an administrator's approval"))
+            .await,
+        "{}",
+        work.text()
+    );
+
+    // Over SSH: the table shows the waiting request and its id.
+    let (out, err, status) = ada.exec("rampart session approvals").await;
+    assert_eq!(status, Some(0), "{err}");
+    let table = String::from_utf8(out).unwrap();
+    assert!(
+        table.lines().next().unwrap().starts_with("ID")
+            && table.contains("echo release-ssh")
+            && table.contains("release-review"),
+        "{table}"
+    );
+    let (out, _, _) = ada.exec("rampart session approvals --json").await;
+    let id = request_id(&out, "echo release-ssh");
+
+    // The requester, an admin, is refused over SSH, for approve and deny.
+    let requester = Client::admin(b.addr).await;
+    for verb in ["approve", "deny"] {
+        let (out, err, status) = requester
+            .exec(&format!("rampart session {verb} {id}"))
+            .await;
+        assert_eq!(status, Some(1), "{verb}: {}", String::from_utf8_lossy(&out));
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(
+            err.contains(&format!(
+                "permission denied: request {id} is your own: another administrator must answer it"
+            )),
+            "{err}"
+        );
+    }
+    assert_eq!(b.shared.live.approvals().len(), 1, "still waiting");
+    assert_eq!(work.text().matches("release-ssh").count(), 1);
+
+    // Another admin approves over SSH: the held command runs.
+    let (out, err, status) = ada.exec(&format!("rampart session approve {id}")).await;
+    assert_eq!(status, Some(0), "{err}");
+    assert_eq!(
+        String::from_utf8(out).unwrap(),
+        format!("request {id} approved: admin on demo as demo: echo release-ssh\n")
+    );
+    assert!(
+        work.wait_for(T, |s| s.contains("approved by ada")
+            && s.matches("release-ssh").count() >= 2)
+            .await,
+        "{}",
+        work.text()
+    );
+    // Answered once only.
+    let (_, err, status) = ada.exec(&format!("rampart session approve {id}")).await;
+    assert_eq!(status, Some(1));
+    assert!(err.contains("no longer waiting"), "{err}");
+
+    // The local CLI denies the next one: the person is told why.
+    work.send(b"echo release-local\r").await;
+    assert!(
+        work.wait_for(T, |s| s
+            .matches("needs an administrator's approval")
+            .count()
+            >= 2)
+            .await,
+        "{}",
+        work.text()
+    );
+    let listed = local_cli(&b, &["session", "approvals", "--json"]).await;
+    assert!(
+        listed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&listed.stderr)
+    );
+    let id = request_id(&listed.stdout, "echo release-local");
+    let denied = local_cli(
+        &b,
+        &[
+            "session",
+            "deny",
+            &id.to_string(),
+            "--reason",
+            "not during the freeze",
+        ],
+    )
+    .await;
+    assert!(
+        denied.status.success(),
+        "{}",
+        String::from_utf8_lossy(&denied.stderr)
+    );
+    assert!(
+        work.wait_for(T, |s| s.contains(
+            "denied by local:operator: not during the freeze; it was not run"
+        ))
+        .await,
+        "{}",
+        work.text()
+    );
+    assert_eq!(work.text().matches("release-local").count(), 1);
+
+    work.send(b"exit\r").await;
+    assert!(work.wait_close(T).await);
+    person.close().await;
+    requester.close().await;
+    ada.close().await;
+    b.shutdown().await;
+    let rows = commands(&b).await;
+    assert!(
+        rows.contains(&("echo release-ssh".into(), "review".into())),
+        "{rows:?}"
+    );
+    assert!(
+        rows.contains(&("echo release-local".into(), "deny".into())),
+        "{rows:?}"
+    );
+    let ops = b
+        .services
+        .ops
+        .audit_operations(&Caller::local(), &Query::default())
+        .await
+        .unwrap();
+    let approve: Vec<_> = ops.iter().filter(|o| o.verb == "command.approve").collect();
+    assert_eq!(approve.len(), 1, "{ops:?}");
+    assert_eq!(
+        (approve[0].actor.as_str(), approve[0].via.as_str()),
+        ("ada", "ssh")
+    );
+    let deny: Vec<_> = ops.iter().filter(|o| o.verb == "command.deny").collect();
+    assert_eq!(deny.len(), 1, "{ops:?}");
+    assert_eq!(
+        (deny[0].actor.as_str(), deny[0].via.as_str()),
+        ("local:operator", "cli")
+    );
+    assert_eq!(
+        deny[0].after.as_ref().unwrap()["reason"],
+        "not during the freeze"
+    );
+}
+
+/// Issue 13 item 11, at connect: an admin whose access to an asset needs
+/// approval cannot approve it themselves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_cannot_approve_their_own_connection() {
+    let mut b = TestBastion::start().await;
+    let ada = second_admin(&b).await;
+    b.services
+        .ops
+        .perm_add(
+            &Caller::local(),
+            rampart::ops::PermSpec {
+                actions: rampart::model::Actions::all_but_tunnel(),
+                require_approval: true,
+                ..demo_perm("ada-demo-approved", "ada")
+            },
+        )
+        .await
+        .unwrap();
+    b.reload().await;
+    let mut work = ada.shell(80, 24, Some("demo")).await;
+    assert!(
+        work.wait_for(T, |s| s.contains("needs an administrator's approval"))
+            .await,
+        "{}",
+        work.text()
+    );
+    let own = Client::password(b.addr, "ada", ADA_PASSWORD).await.unwrap();
+    let (out, _, _) = own.exec("rampart session approvals --json").await;
+    let id = request_id(&out, "connect (interactive)");
+    let (_, err, status) = own.exec(&format!("rampart session approve {id}")).await;
+    assert_eq!(status, Some(1), "{err}");
+    assert!(err.contains("is your own"), "{err}");
+    assert!(!work.text().contains("demo@demo:~$"));
+    let admin = Client::admin(b.addr).await;
+    let (_, err, status) = admin.exec(&format!("rampart session approve {id}")).await;
+    assert_eq!(status, Some(0), "{err}");
+    assert!(
+        work.wait_for(T, |s| s.contains("approved by admin")
+            && s.contains("demo@demo:~$"))
+            .await,
+        "{}",
+        work.text()
+    );
+    work.send(b"exit\r").await;
+    assert!(work.wait_close(T).await);
+    ada.close().await;
+    own.close().await;
+    admin.close().await;
+    b.shutdown().await;
+    let ops = operations(&b).await;
+    assert!(
+        ops.contains(&("admin".into(), "ssh".into(), "connect.approve".into())),
+        "{ops:?}"
+    );
+    assert!(
+        !ops.iter()
+            .any(|(a, _, v)| a == "ada" && v == "connect.approve")
     );
 }

@@ -683,6 +683,17 @@ pub enum SessionCmd {
         #[arg(long, default_value = "ended by an administrator")]
         reason: String,
     },
+    /// Requests waiting for an admin's decision in the running server: commands held by a review filter, connections through a permission with --require-approval
+    Approvals,
+    /// Approve a waiting request (ID from `session approvals`); never one you asked for
+    Approve { id: u64 },
+    /// Deny a waiting request: the command or connection does not happen, the person sees the reason
+    Deny {
+        id: u64,
+        /// Shown to the person after who denied it
+        #[arg(long)]
+        reason: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -160,6 +160,15 @@ const LIVE_COLUMNS: &[Column] = &[
     ("IN", "bytes_in"),
     ("OUT", "bytes_out"),
 ];
+const APPROVAL_COLUMNS: &[Column] = &[
+    ("ID", "id"),
+    ("USER", "user"),
+    ("ASSET", "asset"),
+    ("ACCOUNT", "account"),
+    ("RULE", "rule"),
+    ("ASKED", "asked_at"),
+    ("WHAT", "command"),
+];
 const LOGIN_COLUMNS: &[Column] = &[
     ("AT", "at"),
     ("USER", "user"),
@@ -974,6 +983,39 @@ pub async fn dispatch(
             ops.session_kill(caller, &services.config.control_socket_path(), &id, &reason)
                 .await?;
             writeln!(io.out, "session {id} ended: {reason}")?;
+        }
+        Command::Session(SessionCmd::Approvals) => output::list(
+            io.out,
+            &ops.approvals_waiting(caller, &services.config.control_socket_path())
+                .await?,
+            APPROVAL_COLUMNS,
+            json,
+        )?,
+        Command::Session(SessionCmd::Approve { id }) => {
+            let r = ops
+                .session_decide(caller, &services.config.control_socket_path(), id, true, "")
+                .await?;
+            writeln!(
+                io.out,
+                "request {id} approved: {} on {} as {}: {}",
+                r.user, r.asset, r.account, r.command
+            )?;
+        }
+        Command::Session(SessionCmd::Deny { id, reason }) => {
+            let r = ops
+                .session_decide(
+                    caller,
+                    &services.config.control_socket_path(),
+                    id,
+                    false,
+                    reason.as_deref().unwrap_or_default(),
+                )
+                .await?;
+            writeln!(
+                io.out,
+                "request {id} denied: {} on {} as {}: {}",
+                r.user, r.asset, r.account, r.command
+            )?;
         }
         Command::Import(cmd) => {
             let (args, what) = match &cmd {

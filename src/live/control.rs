@@ -1,13 +1,16 @@
 //! The control socket: how the ops CLI, a separate process, reaches the
 //! running server's live registry (DESIGN.md §3: `session kill` and
-//! `session list --live` take effect within two seconds).
+//! `session list --live` take effect within two seconds; so do
+//! `session approvals` and `session approve|deny`).
 //!
 //! A unix socket, `data_dir/control.sock`, mode 0600, speaking JSON lines:
 //! one request line, one answer line, then the server closes. This module
 //! owns the socket file's life (a stale file from a crashed server is
 //! replaced; a live server is never displaced; the file goes at shutdown) and
 //! the wire format. It must never decide who may do what: the CLI runs its
-//! `ops` role checks and writes the operation-log row before it asks; the
+//! `ops` role checks and writes the operation-log row before it asks (after,
+//! for an answer to a waiting request, which only the server can match to
+//! its requester: the registry refuses the requester's own answer); the
 //! socket itself only admits its owner's uid (and root), which is the same
 //! trust as write access to the database.
 
@@ -25,7 +28,8 @@ use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinSet;
 use tokio::time::timeout;
 
-use super::{LiveInfo, Registry};
+use super::approval::DecideError;
+use super::{ApprovalRequest, LiveInfo, Registry};
 
 /// The socket's file name inside the data dir.
 pub const SOCKET_NAME: &str = "control.sock";
@@ -68,6 +72,16 @@ pub enum Request {
     },
     /// Re-read policy and configuration now rather than at the next poll.
     Reload,
+    /// The requests waiting for an admin's decision.
+    Approvals,
+    /// Answer one waiting request as `by` (never the one who asked).
+    Decide {
+        id: u64,
+        approve: bool,
+        #[serde(default)]
+        reason: String,
+        by: String,
+    },
 }
 
 /// One answer line, e.g. `{"result":"killed","count":1}`.
@@ -82,6 +96,17 @@ pub enum Response {
         count: usize,
     },
     ReloadRequested,
+    Approvals {
+        approvals: Vec<ApprovalRequest>,
+    },
+    /// The request that was answered, as it was.
+    Decided {
+        request: ApprovalRequest,
+    },
+    /// Why a request was not answered.
+    Undecided {
+        error: DecideError,
+    },
     Error {
         message: String,
     },
@@ -340,6 +365,22 @@ fn handle(request: Request, registry: &Registry, reload: &mpsc::Sender<()>) -> R
             tracing::info!(%user, %by, count, "user's sessions killed over the control socket");
             Response::Killed { count }
         }
+        Request::Approvals => Response::Approvals {
+            approvals: registry.approvals(),
+        },
+        Request::Decide {
+            id,
+            approve,
+            reason,
+            by,
+        } => {
+            let answer = registry.decide(id, approve, &by, &reason);
+            tracing::info!(request = id, approve, %by, ok = answer.is_ok(), "approval answered over the control socket");
+            match answer {
+                Ok(request) => Response::Decided { request },
+                Err(error) => Response::Undecided { error },
+            }
+        }
         Request::Reload => match reload.try_send(()) {
             Ok(()) | Err(mpsc::error::TrySendError::Full(())) => Response::ReloadRequested,
             Err(mpsc::error::TrySendError::Closed(())) => Response::Error {
@@ -404,7 +445,10 @@ async fn exchange(path: &Path, request: &Request) -> Result<Response, ControlErr
         Response::Error { message } => Err(ControlError::Refused { message }),
         response @ (Response::Sessions { .. }
         | Response::Killed { .. }
-        | Response::ReloadRequested) => Ok(response),
+        | Response::ReloadRequested
+        | Response::Approvals { .. }
+        | Response::Decided { .. }
+        | Response::Undecided { .. }) => Ok(response),
     }
 }
 
@@ -419,9 +463,7 @@ fn unexpected(path: &Path, wanted: &str, got: &Response) -> ControlError {
 pub async fn list(path: &Path) -> Result<Vec<LiveInfo>, ControlError> {
     match request(path, &Request::List).await? {
         Response::Sessions { sessions } => Ok(sessions),
-        other @ (Response::Killed { .. } | Response::ReloadRequested | Response::Error { .. }) => {
-            Err(unexpected(path, "sessions", &other))
-        }
+        other => Err(unexpected(path, "sessions", &other)),
     }
 }
 
@@ -435,10 +477,7 @@ pub async fn kill(path: &Path, id: &str, reason: &str, by: &str) -> Result<bool,
     };
     match self::request(path, &request).await? {
         Response::Killed { count } => Ok(count > 0),
-        other
-        @ (Response::Sessions { .. } | Response::ReloadRequested | Response::Error { .. }) => {
-            Err(unexpected(path, "killed", &other))
-        }
+        other => Err(unexpected(path, "killed", &other)),
     }
 }
 
@@ -456,10 +495,37 @@ pub async fn kill_user(
     };
     match self::request(path, &request).await? {
         Response::Killed { count } => Ok(count),
-        other
-        @ (Response::Sessions { .. } | Response::ReloadRequested | Response::Error { .. }) => {
-            Err(unexpected(path, "killed", &other))
-        }
+        other => Err(unexpected(path, "killed", &other)),
+    }
+}
+
+/// The requests waiting for an admin's decision (`session approvals`).
+pub async fn approvals(path: &Path) -> Result<Vec<ApprovalRequest>, ControlError> {
+    match request(path, &Request::Approvals).await? {
+        Response::Approvals { approvals } => Ok(approvals),
+        other => Err(unexpected(path, "approvals", &other)),
+    }
+}
+
+/// Answers a waiting request as `by` (`session approve|deny ID`): the
+/// request as it was, or why the server did not answer it.
+pub async fn decide(
+    path: &Path,
+    id: u64,
+    approve: bool,
+    reason: &str,
+    by: &str,
+) -> Result<Result<ApprovalRequest, DecideError>, ControlError> {
+    let request = Request::Decide {
+        id,
+        approve,
+        reason: reason.to_string(),
+        by: by.to_string(),
+    };
+    match self::request(path, &request).await? {
+        Response::Decided { request } => Ok(Ok(request)),
+        Response::Undecided { error } => Ok(Err(error)),
+        other => Err(unexpected(path, "decided", &other)),
     }
 }
 
@@ -467,9 +533,7 @@ pub async fn kill_user(
 pub async fn reload(path: &Path) -> Result<(), ControlError> {
     match request(path, &Request::Reload).await? {
         Response::ReloadRequested => Ok(()),
-        other @ (Response::Sessions { .. } | Response::Killed { .. } | Response::Error { .. }) => {
-            Err(unexpected(path, "reload_requested", &other))
-        }
+        other => Err(unexpected(path, "reload_requested", &other)),
     }
 }
 

@@ -7,6 +7,7 @@ use serde_json::json;
 
 use super::{Caller, Ops, OpsError, Result, require_admin, require_auditor};
 use crate::live;
+use crate::live::approval::DecideError;
 use crate::store::{self, StoreError};
 
 impl Ops {
@@ -164,9 +165,10 @@ impl Ops {
     }
 
     /// Approves or denies a command waiting for review, or a connection
-    /// through a permission with `--require-approval`; the request as it
-    /// was. Fails when it is no longer waiting (decided by another admin,
-    /// withdrawn, timed out).
+    /// through a permission with `--require-approval` (the console, inside
+    /// the running server); the request as it was. Fails when it is no
+    /// longer waiting (decided by another admin, withdrawn, timed out), and
+    /// when the caller asked for it: four eyes are two people.
     pub async fn approval_decide(
         &self,
         caller: &Caller,
@@ -175,10 +177,56 @@ impl Ops {
         approve: bool,
     ) -> Result<live::ApprovalRequest> {
         require_admin(caller, "approving commands")?;
-        let request = registry.decide(id, approve, &caller.name).ok_or_else(|| {
-            OpsError::Invalid(
-                "that request is no longer waiting (answered, withdrawn or timed out)".into(),
-            )
+        let answer = registry.decide(id, approve, &caller.name, "");
+        self.log_decision(caller, id, approve, "", answer).await
+    }
+
+    /// The requests waiting for an admin's decision in the running server
+    /// (`session approvals`), oldest first.
+    pub async fn approvals_waiting(
+        &self,
+        caller: &Caller,
+        socket: &Path,
+    ) -> Result<Vec<live::ApprovalRequest>> {
+        require_admin(caller, "listing requests waiting for approval")?;
+        live::control::approvals(socket)
+            .await
+            .map_err(|e| OpsError::Invalid(e.to_string()))
+    }
+
+    /// As [`Ops::approval_decide`], from the CLI (local or over SSH) through
+    /// the running server's control socket; a denial shows `reason` to the
+    /// person.
+    pub async fn session_decide(
+        &self,
+        caller: &Caller,
+        socket: &Path,
+        id: u64,
+        approve: bool,
+        reason: &str,
+    ) -> Result<live::ApprovalRequest> {
+        require_admin(caller, "approving commands")?;
+        let answer = live::control::decide(socket, id, approve, reason, &caller.name)
+            .await
+            .map_err(|e| OpsError::Invalid(e.to_string()))?;
+        self.log_decision(caller, id, approve, reason, answer).await
+    }
+
+    /// The operation row of an answered request, or the one line of why it
+    /// was not answered.
+    async fn log_decision(
+        &self,
+        caller: &Caller,
+        id: u64,
+        approve: bool,
+        reason: &str,
+        answer: std::result::Result<live::ApprovalRequest, DecideError>,
+    ) -> Result<live::ApprovalRequest> {
+        let request = answer.map_err(|e| match e {
+            DecideError::OwnRequest { .. } | DecideError::JoinedSession { .. } => {
+                OpsError::Forbidden(e.to_string())
+            }
+            DecideError::NotWaiting => OpsError::Invalid(e.to_string()),
         })?;
         let verb = match (approve, request.session.is_empty()) {
             (true, false) => "command.approve",
@@ -186,13 +234,17 @@ impl Ops {
             (true, true) => "connect.approve",
             (false, true) => "connect.deny",
         };
-        let detail = json!({
+        let mut detail = json!({
+            "request": id,
             "user": request.user,
             "asset": request.asset,
             "account": request.account,
             "command": request.command,
             "rule": request.rule,
         });
+        if !approve && !reason.is_empty() {
+            detail["reason"] = json!(live::one_line(reason));
+        }
         // A connection waiting for approval has no session yet.
         let object = if request.session.is_empty() {
             format!(

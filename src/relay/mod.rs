@@ -452,6 +452,10 @@ pub async fn pump(
                         }
                     };
                     for piece in pieces {
+                        // The verdict of a line held for review before its
+                        // echo, kept with it (its logged text may not be
+                        // the text that matched).
+                        let mut unseen_review = None;
                         let (command, raw) = match piece {
                             Input::Data(bytes) => {
                                 if target_write.data_bytes(Bytes::from(bytes)).await.is_err() {
@@ -518,15 +522,19 @@ pub async fn pump(
                                     });
                                 let seen = wait_for_echo(&shared, typed.as_deref()).await;
                                 // A line to review is held below like any other,
-                                // under the text that matched the rule (the echo
-                                // may differ under type-ahead, and must not let it
-                                // pass unreviewed).
+                                // under the verdict of the text that matched the
+                                // rule (the echo may differ under type-ahead, and
+                                // must not let it pass unreviewed). Not echoed,
+                                // it may be a password: approvers, the log and
+                                // the recording get a placeholder instead.
                                 if let Some(typed) = typed.clone().filter(|_| {
                                     denied
                                         .as_ref()
                                         .is_some_and(|v| v.action == FilterAction::Review)
                                 }) {
-                                    (Some(typed), raw)
+                                    unseen_review = denied;
+                                    let shown = seen.map(|_| typed);
+                                    (Some(shown.unwrap_or_else(|| review::UNSEEN.into())), raw)
                                 } else if let Some(verdict) = denied {
                                     let rule = verdict.rule.as_deref().unwrap_or("?").to_string();
                                     // Logged as the text the rule matched, once
@@ -609,7 +617,8 @@ pub async fn pump(
                             }
                             continue;
                         };
-                        let mut verdict = policy().check_grant_command(grant, &command);
+                        let mut verdict = unseen_review
+                            .unwrap_or_else(|| policy().check_grant_command(grant, &command));
                         let offset = recorder.elapsed();
                         let rule = verdict.rule.as_deref().unwrap_or("?").to_string();
                         let (forward, notice) = match verdict.action {

@@ -1,6 +1,7 @@
 //! A command held by a `review` filter: the person is told it waits for an
-//! administrator, the admins' desks list it, and the Enter goes to the
-//! target only on an approval. Denied, withdrawn (Ctrl-C) or unanswered
+//! administrator, the admins' desks and `rampart session approvals` list it,
+//! and the Enter goes to the target only on an approval by another admin
+//! than the person (see `live::approval`). Denied, withdrawn (Ctrl-C) or unanswered
 //! within `auth.approval_timeout`, it never runs. The same wait serves a
 //! connection through a permission with `--require-approval`
 //! ([`await_decision`]).
@@ -27,8 +28,10 @@ pub enum Held {
     Approved {
         by: String,
     },
+    /// `reason` is what the admin gave, empty when nothing.
     Denied {
         by: String,
+        reason: String,
     },
     TimedOut,
     /// The person pressed Ctrl-C.
@@ -42,7 +45,10 @@ impl Held {
     pub fn notice(&self, timeout: Duration) -> String {
         match self {
             Held::Approved { by } => format!("approved by {by}"),
-            Held::Denied { by } => format!("denied by {by}; it was not run"),
+            Held::Denied { by, reason } if reason.is_empty() => {
+                format!("denied by {by}; it was not run")
+            }
+            Held::Denied { by, reason } => format!("denied by {by}: {reason}; it was not run"),
             Held::TimedOut => format!(
                 "no administrator answered within {}; it was not run",
                 humanize(timeout)
@@ -51,6 +57,11 @@ impl Held {
         }
     }
 }
+
+/// What stands for a line typed with echo off (a password at a prompt)
+/// wherever a line is shown or stored: approvers, the command log, the
+/// recording's marker, the operation log.
+pub(super) const UNSEEN: &str = "[a line typed without echo]";
 
 #[allow(clippy::too_many_arguments)]
 pub(super) async fn hold(
@@ -91,7 +102,7 @@ pub async fn await_decision(
         tokio::select! {
             decision = pending.decision() => return match decision {
                 Some(Decision::Approved { by }) => Held::Approved { by },
-                Some(Decision::Denied { by }) => Held::Denied { by },
+                Some(Decision::Denied { by, reason }) => Held::Denied { by, reason },
                 None => Held::TimedOut,
             },
             () = &mut deadline => return Held::TimedOut,

@@ -440,7 +440,9 @@ impl Desk {
     }
 
     /// The commands waiting for review now. A new one opens its prompt
-    /// unless another dialog is up; one decided elsewhere closes it.
+    /// unless another dialog is up or this admin asked for it (another
+    /// admin must answer it; F5 still lists it); one decided elsewhere
+    /// closes it.
     pub fn set_approvals(&mut self, waiting: Vec<ApprovalRequest>) {
         if self.role != Role::Admin {
             return;
@@ -461,7 +463,7 @@ impl Desk {
             && let Some(next) = self
                 .approvals
                 .iter()
-                .find(|r| !self.set_aside.contains(&r.id))
+                .find(|r| !self.set_aside.contains(&r.id) && r.user != self.user)
         {
             self.dialog = Some(Dialog::Approval(next.clone()));
         }

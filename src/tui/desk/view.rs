@@ -378,6 +378,21 @@ impl Desk {
                         Span::styled(value, theme.text()),
                     ])
                 };
+                // Four eyes: the one who asked cannot answer (`ops` refuses).
+                let (title, hint) = if r.user == self.user {
+                    (
+                        " Your own request: another administrator must answer it ",
+                        hint_line(theme, &[("Esc", "close")]),
+                    )
+                } else {
+                    (
+                        " Waiting for your approval ",
+                        hint_line(
+                            theme,
+                            &[("a", "approve"), ("d", "deny"), ("Esc", "later (F5)")],
+                        ),
+                    )
+                };
                 frame.render_widget(
                     Paragraph::new(vec![
                         field("who", format!("{} on {} as {}", r.user, r.asset, r.account)),
@@ -386,13 +401,10 @@ impl Desk {
                         Line::default(),
                         Line::from(Span::styled(format!(" {}", r.command), theme.title())),
                         Line::default(),
-                        hint_line(
-                            theme,
-                            &[("a", "approve"), ("d", "deny"), ("Esc", "later (F5)")],
-                        ),
+                        hint,
                     ])
                     .wrap(Wrap { trim: false })
-                    .block(boxed(" Waiting for your approval ".into(), theme.warning())),
+                    .block(boxed(title.into(), theme.warning())),
                     rect,
                 );
             }
