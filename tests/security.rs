@@ -926,3 +926,41 @@ async fn each_request_wanting_a_reply_gets_exactly_one_in_order() {
     }
     b.shutdown().await;
 }
+
+/// `LC_*` is an open family: a client setting hundreds gets 24 taken, the
+/// rest refused, and past 64 requests before a session the channel closes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn environment_variables_are_capped_per_channel() {
+    use russh::ChannelMsg;
+    let mut b = TestBastion::start().await;
+    let c = Client::admin(b.addr).await;
+    let mut ch = c.handle.channel_open_session().await.unwrap();
+    for i in 0..100 {
+        if ch
+            .set_env(true, format!("LC_FLOOD_{i}"), "x".repeat(100))
+            .await
+            .is_err()
+        {
+            break;
+        }
+    }
+    let (mut taken, mut refused, mut closed) = (0, 0, false);
+    while let Ok(Some(msg)) = tokio::time::timeout(T, ch.wait()).await {
+        match msg {
+            ChannelMsg::Success => taken += 1,
+            ChannelMsg::Failure => refused += 1,
+            ChannelMsg::Close => {
+                closed = true;
+                break;
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(taken, rampart::ssh::request::MAX_ENV);
+    assert!(
+        closed,
+        "the channel stays open after {taken} + {refused} requests"
+    );
+    assert!(taken + refused <= 100, "{taken} + {refused}");
+    b.shutdown().await;
+}

@@ -132,8 +132,16 @@ impl Handler {
         }
         state.setup += 1;
         if state.setup > request::MAX_SETUP_REQUESTS {
+            // The task closes the channel when it reads this answer.
             session.channel_failure(channel)?;
-            return session.close(channel);
+            let _ = answers.send(Answer::StartRefused {
+                request: "request",
+                reason: format!(
+                    "more than {} requests before a session on one channel",
+                    request::MAX_SETUP_REQUESTS
+                ),
+            });
+            return Ok(());
         }
         let answer = decide(state);
         let end = if state.pty { "\r\n" } else { "\n" };
