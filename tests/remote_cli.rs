@@ -603,7 +603,10 @@ async fn an_admin_command_in_progress_ends_when_its_admin_is_disabled() {
     })
     .await;
     let err = String::from_utf8_lossy(&err).into_owned();
-    assert!(closed.is_ok(), "the channel stayed open; stderr so far: {err:?}");
+    assert!(
+        closed.is_ok(),
+        "the channel stayed open; stderr so far: {err:?}"
+    );
     assert!(
         disabled.elapsed() < Duration::from_millis(3000),
         "{:?}",

@@ -199,7 +199,9 @@ impl Inner {
 
     /// As [`Inner::sessions`].
     fn presences(&self) -> MutexGuard<'_, HashMap<u64, Arc<PresenceEntry>>> {
-        self.presences.lock().unwrap_or_else(PoisonError::into_inner)
+        self.presences
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 }
 

@@ -443,6 +443,103 @@ pub fn parse_since(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::Identity;
+
+    /// An admin named `name`, and the identity they would log in with.
+    async fn staff(ops: &Ops, name: &str) -> Identity {
+        let root = testing::admin();
+        let spec = UserSpec {
+            name: name.into(),
+            role: Some(Role::Admin),
+            ..Default::default()
+        };
+        ops.user_add(&root, spec).await.unwrap();
+        let user = ops.user_show(&root, name).await.unwrap().user;
+        Identity {
+            user_id: user.id,
+            name: user.name,
+            role: user.role,
+            groups: Vec::new(),
+        }
+    }
+
+    fn forbidden(result: Result<impl std::fmt::Debug>) -> String {
+        match result {
+            Err(OpsError::Forbidden(why)) => why,
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+    }
+
+    /// Issue 13, item 6: the role a verb checks is the store's, never the
+    /// one captured at login, and a change re-reads it in its own
+    /// transaction.
+    #[tokio::test]
+    async fn a_caller_stands_as_the_store_says_when_the_verb_runs() {
+        let ops = testing::ops().await;
+        let root = testing::admin();
+        let eve = staff(&ops, "eve").await;
+        let frank = staff(&ops, "frank").await;
+        let gina = staff(&ops, "gina").await;
+        let hank = staff(&ops, "hank").await;
+
+        // Disabling oneself still works: judged by the row before the change.
+        let self_caller = ops.caller(&gina, Via::Ssh).await.unwrap();
+        ops.user_set_active(&self_caller, "gina", false)
+            .await
+            .unwrap();
+        assert_eq!(
+            forbidden(ops.caller(&gina, Via::Ssh).await),
+            "gina is disabled"
+        );
+
+        // A caller built before a demotion cannot change anything after
+        // it, even though its own role still says admin: the change's
+        // transaction reads the store and rolls back.
+        let stale = ops.caller(&eve, Via::Console).await.unwrap();
+        assert_eq!(stale.role, Role::Admin);
+        let demote = UserEdit {
+            role: Some(Role::Auditor),
+            ..Default::default()
+        };
+        ops.user_edit(&root, "eve", demote).await.unwrap();
+        assert_eq!(
+            forbidden(ops.group_add(&stale, "ops").await),
+            "eve is now auditor"
+        );
+        assert!(ops.group_list(&root).await.unwrap().is_empty());
+        let fresh = ops.recheck(&stale).await.unwrap();
+        assert_eq!(fresh.role, Role::Auditor);
+        assert_eq!(
+            forbidden(ops.group_add(&fresh, "ops").await),
+            "adding a group needs the admin role (eve is auditor)"
+        );
+
+        // Disabled, removed, expired: refused before any verb.
+        let stale = ops.caller(&frank, Via::Ssh).await.unwrap();
+        ops.user_set_active(&root, "frank", false).await.unwrap();
+        assert_eq!(forbidden(ops.recheck(&stale).await), "frank is disabled");
+        assert_eq!(
+            forbidden(ops.group_add(&stale, "ops").await),
+            "frank is disabled"
+        );
+        ops.user_remove(&root, "frank").await.unwrap();
+        assert_eq!(
+            forbidden(ops.caller(&frank, Via::Ssh).await),
+            "frank no longer exists"
+        );
+        let expired = UserEdit {
+            expires_at: Some(Some(ops.now())),
+            ..Default::default()
+        };
+        ops.user_edit(&root, "hank", expired).await.unwrap();
+        assert_eq!(
+            forbidden(ops.caller(&hank, Via::Ssh).await),
+            "hank expired at 2026-11-23T09:00:00Z"
+        );
+        assert!(ops.group_list(&root).await.unwrap().is_empty());
+        // The local operator is no rampart user and is not looked up.
+        assert_eq!(ops.recheck(&root).await.unwrap(), root);
+    }
 
     #[test]
     fn names_are_safe_in_login_names() {

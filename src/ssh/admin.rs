@@ -54,10 +54,12 @@ pub async fn run(
     let mut out: Vec<u8> = Vec::new();
     let mut err: Vec<u8> = Vec::new();
     // Dropping the command mid-way rolls its transaction back: what it had
-    // not committed does not happen.
+    // not committed does not happen. A command that finished is reported
+    // as it finished (its own transaction checked the caller).
     let finished = tokio::select! {
-        reason = presence.withdrawn() => Err(reason),
+        biased;
         status = execute(shared, conn, args, pty, read, write, &mut out, &mut err) => Ok(status),
+        reason = presence.withdrawn() => Err(reason),
     };
     let status = match finished {
         Ok(status) => status,

@@ -96,9 +96,8 @@ fn verdict(
     attendee: &live::Attendee,
     now: jiff::Timestamp,
 ) -> Option<String> {
-    ops::withdrawn(standing, &attendee.user, Some(&attendee.user_id), now).or_else(|| {
-        standing.and_then(|s| ops::role_changed(s, &attendee.user, attendee.role))
-    })
+    ops::withdrawn(standing, &attendee.user, Some(&attendee.user_id), now)
+        .or_else(|| standing.and_then(|s| ops::role_changed(s, &attendee.user, attendee.role)))
 }
 
 #[cfg(test)]
@@ -157,7 +156,11 @@ mod tests {
         );
         let later: jiff::Timestamp = "2026-12-06T00:00:00Z".parse().unwrap();
         assert_eq!(
-            verdict(Some(&standing(Role::User, true, Some(later))), &eve(Role::User), now),
+            verdict(
+                Some(&standing(Role::User, true, Some(later))),
+                &eve(Role::User),
+                now
+            ),
             None
         );
     }
