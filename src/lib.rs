@@ -26,11 +26,11 @@
 //! | [`auth`] | passwords (argon2id), TOTP, public keys, lockout, login ACLs, and the login decision ([`auth::login`]) |
 //! | [`policy`] | the permission semantics: [`policy::Snapshot`] answers `authorize`, `visible_assets`, who/what, command filters; the only builder of a [`policy::Grant`] |
 //! | [`audit`] | the typed [`audit::AuditEvent`], the hash chain across all audit tables keyed with the master key ([`audit::chain`]: sealing, `verify`, the upgrade of an unkeyed chain), and the batching [`audit::AuditWriter`] for command and transfer rows and screen-text index lines |
-//! | [`ops`] | the admin and auditor verbs and everyone's `me` verbs, taking the caller's identity: role checks and an operation-log row for every change |
+//! | [`ops`] | the admin and auditor verbs and everyone's `me` verbs, taking the caller's identity: role checks against the caller's current standing in the store (read per verb, and again in each change's transaction) and an operation-log row for every change |
 //! | [`import`] | CSV/XLSX parsing for `import assets|users` (the database side is in `ops`) |
 //! | [`services`] | the bundle handed to every task; initialising and opening a data dir, the master-key refusal rules, the umask and the data dir's mode |
 //! | [`cli`] | clap definitions, output as tables or JSON lines, input lines (`--password-stdin`); the same verbs run locally and over SSH; `man/rampart.8` is generated from it |
-//! | [`ssh`] | the front door: listeners, cap, host keys, russh handler (auth, and the answer to each channel request, given in order in its callback: `ssh::request`), one task per session channel, the menu and staff desk (data loading, actions through `ops`, monitor/join), target sessions (with connect approval), SFTP relay, legacy SCP log, tunnels, `rampart ...` over SSH, shutdown |
+//! | [`ssh`] | the front door: listeners, cap, host keys, russh handler (auth, and the answer to each channel request, given in order in its callback: `ssh::request`), one task per session channel, the menu and staff desk (data loading, actions through `ops`, monitor/join), target sessions (with connect approval), SFTP relay, legacy SCP log, tunnels, `rampart ...` over SSH, the watch that ends a person's open menu, desk and commands when they are disabled, removed, expired or given another role (`ssh::standing`), shutdown |
 //! | [`route`] | login names and channel requests to an `Intent` (menu, jump, exec, sftp, admin, refuse); pure |
 //! | [`tui`] | ratatui apps over a channel: input parser, in-memory screen, themes, menu, the staff desk (console and audit views, dashboard, forms, approval prompts), the monitor/join mirror, the replay screen, enrolment, password and message screens; gets its data passed in |
 //! | [`upstream`] | connectors to targets, each taking a `Grant`: SSH via the russh client, host keys pinned; plus the admin's connection test (`probe_ssh`: authenticate, disconnect, no channel) |
@@ -38,7 +38,7 @@
 //! | [`transfer`] | file transfers as the audit sees them: bytes and SHA-256 in file order, kept copies, legacy SCP, which exec'd commands move files |
 //! | [`relay`] | the two-way pump with backpressure, command filters at Enter (a `review` holds the Enter for an admin), joined admins' keys through the same path, tee to recorder, tracker, screen-text index and live registry |
 //! | [`record`] | asciicast writer/reader, the raw sidecar, export/replay, the streaming [`record::Player`] (seek checkpoints, markers, idle compression), command extraction from a vt100 model, the lines of text a session showed |
-//! | [`live`] | running sessions (output broadcast, kill, join, notices), requests waiting for an admin's approval, and the control socket the CLI talks to |
+//! | [`live`] | running sessions (output broadcast, kill, join, notices), a person's other open channels (menu, desk, commands over SSH) so they can be ended, requests waiting for an admin's approval, and the control socket the CLI talks to |
 //! | [`demo`] | the loopback demo target of `serve --demo` (also the in-process test target) |
 //! | [`serve`] | `rampart serve`: demo registration, signals |
 //!

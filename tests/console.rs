@@ -491,6 +491,122 @@ async fn an_auditor_watches_but_cannot_change_anything() {
     );
 }
 
+/// Roles are read when the desk acts, not when it opened (issue 13, item
+/// 6): an admin demoted to auditor while their console is open cannot add
+/// a user from it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_demoted_admins_open_desk_cannot_add_a_user() {
+    let mut b = TestBastion::start().await;
+    user(&b, "eve", Role::Admin, "eve-Password-123").await;
+    let staff = Client::password(b.addr, "eve", "eve-Password-123")
+        .await
+        .unwrap();
+    let mut desk = staff.shell(100, 30, None).await;
+    assert!(desk.wait_for(T, |s| s.contains("F3 Console")).await);
+    desk.send(F3).await;
+    assert!(
+        desk.wait_for(T, |s| s.contains("Users (2)")).await,
+        "{}",
+        desk.text()
+    );
+    b.services
+        .ops
+        .user_edit(
+            &Caller::local(),
+            "eve",
+            rampart::ops::UserEdit {
+                role: Some(Role::Auditor),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    // The form the desk still offers, filled and sent at once.
+    desk.send(b"amallory\t\x1b[C\x1b[C\r").await;
+    assert!(
+        desk.wait_for(T, |s| s
+            .contains("adding a user needs the admin role (eve is auditor)")
+            || s.contains("access ended: eve is now auditor"))
+            .await,
+        "{}",
+        desk.text()
+    );
+    let users = b.services.ops.user_list(&Caller::local()).await.unwrap();
+    assert!(
+        users.iter().all(|u| u.name != "mallory"),
+        "no user was added"
+    );
+    staff.close().await;
+    b.shutdown().await;
+    assert!(
+        !operations(&b)
+            .await
+            .iter()
+            .any(|(actor, _, verb)| actor == "eve" && verb == "user.add")
+    );
+}
+
+/// Disabling an admin ends their open desk within about two seconds, here
+/// while they monitor a live session, with the reason on their screen.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn disabling_an_admin_ends_their_monitor_with_the_reason_on_screen() {
+    let mut b = TestBastion::start().await;
+    user(&b, "eve", Role::Admin, "eve-Password-123").await;
+    let person = Client::admin(b.addr).await;
+    let mut work = person.shell(80, 24, Some("demo")).await;
+    assert!(work.wait_for(T, |s| s.contains("demo@demo:~$")).await);
+
+    let staff = Client::password(b.addr, "eve", "eve-Password-123")
+        .await
+        .unwrap();
+    let mut desk = staff.shell(100, 30, None).await;
+    assert!(desk.wait_for(T, |s| s.contains("F4 Audit")).await);
+    desk.send(F4).await;
+    desk.send(b"2").await;
+    assert!(
+        desk.wait_for(T, |s| s.contains("Live (1)")).await,
+        "{}",
+        desk.text()
+    );
+    desk.send(b"\r").await;
+    assert!(
+        desk.wait_for(T, |s| s.contains("monitoring, read-only"))
+            .await,
+        "{}",
+        desk.text()
+    );
+
+    b.services
+        .ops
+        .user_set_active(&Caller::local(), "eve", false)
+        .await
+        .unwrap();
+    let disabled = std::time::Instant::now();
+    assert!(
+        desk.wait_for(T, |s| s.contains("rampart: access ended: eve is disabled"))
+            .await,
+        "{}",
+        desk.text()
+    );
+    assert!(desk.wait_close(T).await);
+    assert!(
+        disabled.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        disabled.elapsed()
+    );
+    // The person's own session goes on.
+    work.send(b"echo still-here\r").await;
+    assert!(
+        work.wait_for(T, |s| s.matches("still-here").count() >= 2)
+            .await
+    );
+    work.send(b"exit\r").await;
+    assert!(work.wait_close(T).await);
+    person.close().await;
+    staff.close().await;
+    b.shutdown().await;
+}
+
 async fn review_filter(b: &TestBastion) {
     b.services
         .ops

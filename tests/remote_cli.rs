@@ -401,6 +401,227 @@ async fn roles_are_enforced_over_ssh_with_a_refusal_row_each() {
     b.shutdown().await;
 }
 
+/// Roles are read when a verb runs, not when the connection was made
+/// (issue 13, item 6): an admin disabled, and another demoted, while their
+/// connections stay open cannot add an admin on a new channel of those
+/// connections. Each refusal is one line, exit 1, and a refusals row.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_disabled_or_demoted_admin_cannot_act_on_a_connection_opened_before() {
+    let mut b = TestBastion::start().await;
+    add_user(&b, "eve", Role::Admin, Some("eve-Password-123"), &[]).await;
+    add_user(&b, "frank", Role::Admin, Some("frank-Password-123"), &[]).await;
+    let eve = Client::password(b.addr, "eve", "eve-Password-123")
+        .await
+        .unwrap();
+    let frank = Client::password(b.addr, "frank", "frank-Password-123")
+        .await
+        .unwrap();
+    assert!(ok(eve.exec("rampart user list").await).contains("frank"));
+    assert!(ok(frank.exec("rampart user list").await).contains("eve"));
+
+    // As `rampart user disable eve` and `rampart user edit frank --role
+    // auditor` run by the local operator.
+    let ops = &b.services.ops;
+    ops.user_set_active(&admin(), "eve", false).await.unwrap();
+    ops.user_edit(
+        &admin(),
+        "frank",
+        rampart::ops::UserEdit {
+            role: Some(Role::Auditor),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+
+    let (out, err, status) = eve
+        .exec_stdin(
+            "rampart user add mallory --role admin --password-stdin",
+            b"Mallory-Secret-123\n",
+        )
+        .await;
+    assert!(out.is_empty());
+    assert_eq!(
+        one_line(&err, status),
+        "rampart: permission denied: eve is disabled"
+    );
+    let (_, err, status) = eve.exec("rampart user list").await;
+    assert_eq!(
+        one_line(&err, status),
+        "rampart: permission denied: eve is disabled"
+    );
+    let (_, err, status) = frank
+        .exec_stdin(
+            "rampart user add mallory --role admin --password-stdin",
+            b"Mallory-Secret-123\n",
+        )
+        .await;
+    assert_eq!(
+        one_line(&err, status),
+        "rampart: permission denied: adding a user needs the admin role (frank is auditor)"
+    );
+
+    let users = ops.user_list(&admin()).await.unwrap();
+    assert!(
+        users.iter().all(|u| u.name != "mallory"),
+        "no admin was added"
+    );
+    let got: Vec<(String, String)> = refusals(&b)
+        .await
+        .into_iter()
+        .map(|r| (r.user, r.request))
+        .collect();
+    for (user, request) in [
+        ("eve", "rampart user add"),
+        ("eve", "rampart user list"),
+        ("frank", "rampart user add"),
+    ] {
+        assert!(
+            got.iter().any(|(u, r)| u == user && r == request),
+            "no refusal row for {user} {request}: {got:?}"
+        );
+    }
+    eve.close().await;
+    frank.close().await;
+    b.shutdown().await;
+}
+
+/// The same through a real OpenSSH ControlMaster connection, opened before
+/// the disable (the way it was reproduced): the mux's next session is
+/// refused in one line, and no admin is added.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_disabled_admin_cannot_act_through_an_openssh_control_master() {
+    let Some([ssh]) = support::peers::peers(["ssh"]) else {
+        return;
+    };
+    let mut b = TestBastion::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (key, public) = support::peers::keypair(dir.path(), "eve");
+    add_user(&b, "eve", Role::Admin, None, &[public.as_str()]).await;
+    let socket = dir.path().join("mux");
+    let port = b.addr.port().to_string();
+    let login = "eve@127.0.0.1";
+    // The master: authenticated, backgrounded (-f), no command (-N).
+    let mut master = std::process::Command::new(&ssh);
+    master
+        .args(support::peers::client_options(&key))
+        .args(["-o", "ControlMaster=yes", "-o", "ControlPersist=no"])
+        .arg("-o")
+        .arg(format!("ControlPath={}", socket.display()))
+        .args(["-f", "-N", "-p", &port, login])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let started = tokio::task::spawn_blocking(move || master.status())
+        .await
+        .unwrap()
+        .expect("ssh master");
+    assert!(started.success(), "the master connection logs in");
+    let through_mux = |args: &[&str], stdin: &'static [u8]| {
+        let mut cmd = tokio::process::Command::new(&ssh);
+        cmd.args(support::peers::client_options(&key))
+            .args(["-o", "ControlMaster=no"])
+            .arg("-o")
+            .arg(format!("ControlPath={}", socket.display()))
+            .args(["-p", &port, login])
+            .args(args);
+        support::peers::run(cmd, stdin, Duration::from_secs(30))
+    };
+    let listed = through_mux(&["rampart", "user", "list"], b"").await;
+    assert!(listed.ok(), "{}", listed.stderr);
+    assert!(listed.stdout_text().contains("eve"));
+
+    b.services
+        .ops
+        .user_set_active(&admin(), "eve", false)
+        .await
+        .unwrap();
+    let added = through_mux(
+        &[
+            "rampart",
+            "user",
+            "add",
+            "mallory",
+            "--role",
+            "admin",
+            "--password-stdin",
+        ],
+        b"Mallory-Secret-123\n",
+    )
+    .await;
+    assert_eq!(added.code, Some(1), "{}", added.stderr);
+    assert_eq!(
+        added.stderr.trim_end(),
+        "rampart: permission denied: eve is disabled"
+    );
+    let users = b.services.ops.user_list(&admin()).await.unwrap();
+    assert!(users.iter().all(|u| u.name != "mallory"));
+
+    let mut exit = std::process::Command::new(&ssh);
+    exit.args(["-F", "/dev/null", "-O", "exit", "-o"])
+        .arg(format!("ControlPath={}", socket.display()))
+        .args(["-p", &port, login])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let _ = tokio::task::spawn_blocking(move || exit.status()).await;
+    b.shutdown().await;
+}
+
+/// An admin command still running (here waiting for its password on
+/// standard input) ends within about two seconds of its admin being
+/// disabled, saying why, and does nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_command_in_progress_ends_when_its_admin_is_disabled() {
+    let mut b = TestBastion::start().await;
+    add_user(&b, "eve", Role::Admin, Some("eve-Password-123"), &[]).await;
+    let eve = Client::password(b.addr, "eve", "eve-Password-123")
+        .await
+        .unwrap();
+    let mut ch = eve.handle.channel_open_session().await.unwrap();
+    ch.exec(true, &b"rampart user add mallory --password-stdin"[..])
+        .await
+        .unwrap();
+    // The verb is waiting for its line.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    b.services
+        .ops
+        .user_set_active(&admin(), "eve", false)
+        .await
+        .unwrap();
+    let disabled = std::time::Instant::now();
+    let mut err = Vec::new();
+    let mut status = None;
+    let closed = tokio::time::timeout(Duration::from_secs(5), async {
+        while let Some(msg) = ch.wait().await {
+            match msg {
+                russh::ChannelMsg::ExtendedData { data, .. } => err.extend_from_slice(&data),
+                russh::ChannelMsg::ExitStatus { exit_status } => status = Some(exit_status),
+                russh::ChannelMsg::Close => break,
+                _ => {}
+            }
+        }
+    })
+    .await;
+    let err = String::from_utf8_lossy(&err).into_owned();
+    assert!(
+        closed.is_ok(),
+        "the channel stayed open; stderr so far: {err:?}"
+    );
+    assert!(
+        disabled.elapsed() < Duration::from_millis(3000),
+        "{:?}",
+        disabled.elapsed()
+    );
+    assert_eq!(status, Some(255), "ended, as OpenSSH's dropped session");
+    assert_eq!(err, "rampart: access ended: eve is disabled\n");
+    // Too late now: the line arrives after the channel ended.
+    let _ = ch.data(&b"Mallory-Secret-123\n"[..]).await;
+    let users = b.services.ops.user_list(&admin()).await.unwrap();
+    assert!(users.iter().all(|u| u.name != "mallory"));
+    eve.close().await;
+    b.shutdown().await;
+}
+
 /// `ssh bastion rampart import assets - < FILE`: the file piped in is
 /// imported as a whole, one operation row per asset; a bad row refuses
 /// every row and names the row; a path names a file on the bastion and is

@@ -83,6 +83,53 @@ async fn the_menu_lists_filters_connects_and_comes_back() {
     assert!(cmds.iter().any(|c| c.command == "echo from-the-menu"));
 }
 
+/// Disabling a user ends their open menu within about two seconds, with
+/// the reason on their screen, even with no target session running
+/// (issue 13, item 6).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn disabling_a_user_ends_their_open_menu_with_the_reason() {
+    let mut b = TestBastion::start().await;
+    let ops = &b.services.ops;
+    ops.user_add(
+        &Caller::local(),
+        rampart::ops::UserSpec {
+            name: "dave".into(),
+            password: Some(rampart::vault::Secret::new("dave-Password-123".into())),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let c = Client::password(b.addr, "dave", "dave-Password-123")
+        .await
+        .unwrap();
+    let mut term = c.shell(80, 24, None).await;
+    assert!(
+        term.wait_for(T, |s| s.contains("dave")).await,
+        "{}",
+        term.text()
+    );
+    ops.user_set_active(&Caller::local(), "dave", false)
+        .await
+        .unwrap();
+    let disabled = std::time::Instant::now();
+    assert!(
+        term.wait_for(T, |s| s.contains("rampart: access ended: dave is disabled"))
+            .await,
+        "{}",
+        term.text()
+    );
+    assert!(term.wait_close(T).await);
+    assert!(
+        disabled.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        disabled.elapsed()
+    );
+    assert_ne!(term.exit, Some(0), "an ended menu is not a success");
+    c.close().await;
+    b.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_one_time_password_must_be_changed_at_first_login() {
     let mut b = TestBastion::start().await;

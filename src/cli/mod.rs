@@ -223,7 +223,7 @@ pub enum UserCmd {
     List,
     /// Show a user with groups and keys
     Show { name: String },
-    /// Change a user's role, email, expiry or groups; what is not given stays
+    /// Change a user's role, email, expiry or groups; what is not given stays. A new role applies at once: what they have open under the old one ends
     Edit {
         name: String,
         #[arg(long, value_parser = ["admin", "auditor", "user"])]
@@ -238,11 +238,11 @@ pub enum UserCmd {
         #[arg(long, value_name = "GROUP")]
         group: Vec<String>,
     },
-    /// Disable a user: they can no longer log in
+    /// Disable a user: they can no longer log in, and what they have open (sessions, menu, console, commands over SSH) ends within seconds
     Disable { name: String },
     /// Enable a disabled user
     Enable { name: String },
-    /// Remove a user and their keys and group memberships
+    /// Remove a user and their keys and group memberships; what they have open ends within seconds
     Remove { name: String },
     /// Set a user's password (--password-stdin) or print a new one-time password; admins only (your own: `rampart me passwd`)
     Passwd {

@@ -7,7 +7,9 @@
 //! kill, keystrokes from a joined admin, notices to show, and requests for
 //! the current screen. Admin paths (the console, `ops`, the control socket
 //! in [`control`]) reach sessions through the cloneable [`Registry`]. Commands
-//! held for an admin's approval wait in [`approval`].
+//! held for an admin's approval wait in [`approval`]. A person's other
+//! channels (the menu, the staff desk, an admin command over SSH) register
+//! as a [`Presence`], so that withdrawing their access ends those too.
 //!
 //! This module owns only in-memory state. It must never block or slow the
 //! relay's pump: publishing is a non-blocking broadcast where a slow monitor
@@ -28,6 +30,8 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use jiff::Timestamp;
+
+use crate::model::Role;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
@@ -182,6 +186,8 @@ type Sessions = HashMap<String, Vec<Arc<Entry>>>;
 struct Inner {
     sessions: Mutex<Sessions>,
     approvals: Arc<approval::Approvals>,
+    presences: Mutex<HashMap<u64, Arc<PresenceEntry>>>,
+    next_presence: AtomicU64,
 }
 
 impl Inner {
@@ -190,6 +196,32 @@ impl Inner {
     fn sessions(&self) -> MutexGuard<'_, Sessions> {
         self.sessions.lock().unwrap_or_else(PoisonError::into_inner)
     }
+
+    /// As [`Inner::sessions`].
+    fn presences(&self) -> MutexGuard<'_, HashMap<u64, Arc<PresenceEntry>>> {
+        self.presences
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// A person's open channel that is not a target session, as registered:
+/// who, as which account (the user id they logged in with) and with which
+/// role it was opened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attendee {
+    /// This registration's number, for [`Registry::dismiss`].
+    pub key: u64,
+    pub user: String,
+    pub user_id: String,
+    pub role: Role,
+}
+
+#[derive(Debug)]
+struct PresenceEntry {
+    attendee: Attendee,
+    /// The reason the channel must end, once there is one.
+    end: watch::Sender<Option<String>>,
 }
 
 #[derive(Debug)]
@@ -413,6 +445,61 @@ impl Registry {
         })
     }
 
+    /// Registers a person's channel other than a target session (the menu,
+    /// the staff desk, an admin command). Hold the returned handle for as
+    /// long as the channel runs, and end the channel when
+    /// [`Presence::withdrawn`] resolves.
+    pub fn attend(&self, user: &str, user_id: &str, role: Role) -> Presence {
+        let key = self.inner.next_presence.fetch_add(1, Ordering::Relaxed);
+        let (end, receiver) = watch::channel(None);
+        let entry = Arc::new(PresenceEntry {
+            attendee: Attendee {
+                key,
+                user: user.to_string(),
+                user_id: user_id.to_string(),
+                role,
+            },
+            end,
+        });
+        self.inner.presences().insert(key, Arc::clone(&entry));
+        Presence {
+            entry,
+            registry: Arc::downgrade(&self.inner),
+            end: receiver,
+        }
+    }
+
+    /// Every registered channel of a person, oldest first.
+    pub fn attendees(&self) -> Vec<Attendee> {
+        let mut all: Vec<Attendee> = self
+            .inner
+            .presences()
+            .values()
+            .map(|e| e.attendee.clone())
+            .collect();
+        all.sort_by_key(|a| a.key);
+        all
+    }
+
+    /// Orders one registered channel to end, showing `reason` to its
+    /// person; false when it is gone. The first reason given is the one
+    /// shown.
+    pub fn dismiss(&self, key: u64, reason: &str) -> bool {
+        let Some(entry) = self.inner.presences().get(&key).cloned() else {
+            return false;
+        };
+        let reason = one_line(reason);
+        entry.end.send_if_modified(|current| {
+            if current.is_none() {
+                *current = Some(reason);
+                true
+            } else {
+                false
+            }
+        });
+        true
+    }
+
     /// The newest session with this id.
     fn entry(&self, id: &str) -> Option<Arc<Entry>> {
         self.inner
@@ -538,6 +625,45 @@ impl Drop for LiveSession {
             if same_id.is_empty() {
                 sessions.remove(id);
             }
+        }
+    }
+}
+
+/// A person's registered channel (see [`Registry::attend`]). Dropping it
+/// unregisters the channel.
+#[derive(Debug)]
+pub struct Presence {
+    entry: Arc<PresenceEntry>,
+    registry: Weak<Inner>,
+    end: watch::Receiver<Option<String>>,
+}
+
+impl Presence {
+    pub fn attendee(&self) -> &Attendee {
+        &self.entry.attendee
+    }
+
+    /// Resolves with the reason once the channel is to end (the person was
+    /// disabled, removed, expired or demoted); pending until then.
+    /// Cancel-safe, so it can sit in a channel loop's `select!`.
+    pub async fn withdrawn(&mut self) -> String {
+        let reason = match self.end.wait_for(Option::is_some).await {
+            Ok(reason) => reason.clone(),
+            // The entry owns the sender, and this handle the entry: cannot
+            // happen; never end a channel for it.
+            Err(_) => None,
+        };
+        match reason {
+            Some(reason) => reason,
+            None => std::future::pending().await,
+        }
+    }
+}
+
+impl Drop for Presence {
+    fn drop(&mut self) {
+        if let Some(inner) = self.registry.upgrade() {
+            inner.presences().remove(&self.entry.attendee.key);
         }
     }
 }

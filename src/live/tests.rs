@@ -330,3 +330,39 @@ fn text_for_a_terminal_is_one_bounded_line() {
     );
     assert_eq!(one_line(&"é".repeat(1000)).chars().count(), MAX_LINE);
 }
+
+#[tokio::test]
+async fn a_presence_is_listed_dismissed_once_and_gone_when_dropped() {
+    let registry = Registry::new();
+    let mut eve = registry.attend("eve", "u-eve", crate::model::Role::Admin);
+    let other = registry.attend("dave", "u-dave", crate::model::Role::User);
+    let listed: Vec<(String, u64)> = registry
+        .attendees()
+        .into_iter()
+        .map(|a| (a.user, a.key))
+        .collect();
+    assert_eq!(
+        listed,
+        [
+            ("eve".to_string(), eve.attendee().key),
+            ("dave".to_string(), other.attendee().key)
+        ]
+    );
+    // Not yet: pending.
+    assert!(
+        tokio::time::timeout(std::time::Duration::from_millis(50), eve.withdrawn())
+            .await
+            .is_err()
+    );
+    assert!(registry.dismiss(eve.attendee().key, "eve is disabled\x1b[2J"));
+    assert!(registry.dismiss(eve.attendee().key, "a second reason"));
+    assert_eq!(eve.withdrawn().await, "eve is disabled [2J");
+    // Asked again (a select! loop polls it again): the same reason.
+    assert_eq!(eve.withdrawn().await, "eve is disabled [2J");
+    let key = eve.attendee().key;
+    drop(eve);
+    assert!(!registry.dismiss(key, "gone"));
+    assert_eq!(registry.attendees().len(), 1);
+    drop(other);
+    assert!(registry.attendees().is_empty());
+}

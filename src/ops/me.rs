@@ -72,7 +72,10 @@ pub struct MfaEnrolment {
 }
 
 /// Refuses the local operator: the `me` verbs act on a rampart user, and
-/// the local CLI is run by an OS account, not by one.
+/// the local CLI is run by an OS account, not by one. Whether that user
+/// may still act is the store's to say: the front doors build the caller
+/// with [`Ops::caller`], and each verb reads the caller's own record
+/// through `my_record`, which refuses a disabled, expired or removed one.
 pub fn require_person(caller: &Caller) -> Result<()> {
     match caller.via {
         Via::Ssh | Via::Console => Ok(()),
@@ -100,10 +103,18 @@ fn failure_row(state: &FailureState) -> FailureRow {
 }
 
 impl Ops {
+    /// The caller's own record, refused when they may no longer act
+    /// (disabled, expired, removed): a connection opened before is no
+    /// way around that.
     async fn my_record(&self, caller: &Caller) -> Result<UserRecord> {
         require_person(caller)?;
         let mut conn = self.store.conn().await?;
-        Ok(users::get(&mut conn, &caller.name).await?)
+        let record = users::find(&mut conn, &caller.name).await?;
+        let standing = record.as_ref().map(|r| super::Standing::of(&r.user));
+        if let Some(why) = super::withdrawn(standing.as_ref(), &caller.name, None, self.now()) {
+            return Err(OpsError::Forbidden(why));
+        }
+        record.ok_or_else(|| OpsError::Forbidden(format!("{} no longer exists", caller.name)))
     }
 
     async fn mfa_state(&self, record: &UserRecord) -> Result<(&'static str, Option<Timestamp>)> {

@@ -8,6 +8,14 @@
 //! `asset test` is the one verb that reaches a target: through
 //! `upstream::probe_ssh`, which authenticates and disconnects.
 //!
+//! Roles are read when a verb runs, never taken from a login (issue 13):
+//! the SSH front doors build their [`Caller`] for each verb with
+//! [`Ops::caller`] or [`Ops::recheck`], which refuse a person who is
+//! disabled, expired or removed and take their current role; and every
+//! change checks its caller's standing again inside its own transaction,
+//! as it writes its operation-log row, so a disable or demotion committed
+//! meanwhile leaves no window.
+//!
 //! Must never: return or log a plaintext secret except the one-time
 //! passwords a verb creates for the caller to hand over (returned once, in a
 //! `Secret`), or touch SQL directly (that is `store`).
@@ -42,11 +50,15 @@ use crate::audit::{AuditEvent, Via};
 use crate::auth::LockoutPolicy;
 use crate::auth::login::MfaPolicy;
 use crate::clock::Clock;
-use crate::model::{ParseError, Role};
+use crate::model::{Identity, ParseError, Role, User};
+use crate::store::users as user_rows;
 use crate::store::{Store, StoreError};
 use crate::vault::{Vault, VaultError};
 
-/// Who is asking, and through which door.
+/// Who is asking, and through which door. A person's `Caller` is built for
+/// each verb by [`Ops::caller`] (or refreshed by [`Ops::recheck`]), so its
+/// role is the one the store holds now; a changing verb checks it again in
+/// its transaction.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Caller {
     pub name: String,
@@ -177,6 +189,8 @@ impl Ops {
         before: Option<serde_json::Value>,
         after: Option<serde_json::Value>,
     ) -> Result<()> {
+        self.still_standing(conn, caller, &object, before.as_ref())
+            .await?;
         crate::audit::record(
             conn,
             &AuditEvent::Operation {
@@ -195,6 +209,142 @@ impl Ops {
     }
 }
 
+/// A person's standing: what decides whether they may still act, and with
+/// which role. Read from the store, or from the `before` image of a change
+/// to their own row.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+pub struct Standing {
+    pub id: String,
+    pub role: Role,
+    pub active: bool,
+    pub expires_at: Option<Timestamp>,
+}
+
+impl Standing {
+    fn of(user: &User) -> Standing {
+        Standing {
+            id: user.id.clone(),
+            role: user.role,
+            active: user.active,
+            expires_at: user.expires_at,
+        }
+    }
+}
+
+/// Why `name` may no longer act on the bastion, as the line they are
+/// shown, or `None` while they may. `standing` is `None` when no user has
+/// that name; `user_id`, when known, is the account they logged in as (a
+/// user removed and added again under the same name is someone else).
+/// The role is not judged here: see [`role_changed`].
+pub fn withdrawn(
+    standing: Option<&Standing>,
+    name: &str,
+    user_id: Option<&str>,
+    now: Timestamp,
+) -> Option<String> {
+    let Some(standing) = standing.filter(|s| user_id.is_none_or(|id| id == s.id)) else {
+        return Some(format!("{name} no longer exists"));
+    };
+    if !standing.active {
+        return Some(format!("{name} is disabled"));
+    }
+    // As a grant's window and the policy's user check: expired at the instant.
+    match standing.expires_at {
+        Some(at) if now >= at => Some(format!("{name} expired at {at}")),
+        _ => None,
+    }
+}
+
+/// The line for a person whose role is no longer the one they act with.
+pub fn role_changed(standing: &Standing, name: &str, role: Role) -> Option<String> {
+    (standing.role != role).then(|| format!("{name} is now {}", standing.role))
+}
+
+impl Ops {
+    /// The person behind `identity` as the store knows them now, acting
+    /// through `via`: their current role, or a refusal saying why they may
+    /// no longer act (disabled, expired, removed). The SSH front doors call
+    /// it for every verb, so a role captured at login is never checked.
+    pub async fn caller(&self, identity: &Identity, via: Via) -> Result<Caller> {
+        self.current(&identity.name, Some(&identity.user_id), via)
+            .await
+    }
+
+    /// `caller` as the store knows them now (the desk holds one for as long
+    /// as it is open). The local operator is no rampart user and stays as
+    /// is.
+    pub async fn recheck(&self, caller: &Caller) -> Result<Caller> {
+        match caller.via {
+            Via::Cli => Ok(caller.clone()),
+            Via::Ssh | Via::Console => self.current(&caller.name, None, caller.via).await,
+        }
+    }
+
+    /// The standing of the user called `name`, `None` when there is none.
+    /// For the server's watch over open channels; verbs use [`Ops::caller`].
+    pub async fn standing(&self, name: &str) -> Result<Option<Standing>> {
+        let mut conn = self.store.conn().await?;
+        Ok(user_rows::find(&mut conn, name)
+            .await?
+            .map(|r| Standing::of(&r.user)))
+    }
+
+    async fn current(&self, name: &str, user_id: Option<&str>, via: Via) -> Result<Caller> {
+        let standing = self.standing(name).await?;
+        if let Some(why) = withdrawn(standing.as_ref(), name, user_id, self.now()) {
+            return Err(OpsError::Forbidden(why));
+        }
+        let role = standing.map_or(Role::User, |s| s.role);
+        Ok(Caller {
+            name: name.to_string(),
+            role,
+            via,
+        })
+    }
+
+    /// The caller's standing, checked in the transaction of the change it
+    /// makes: a disable, removal, expiry or demotion committed since the
+    /// caller was built refuses the change, which then rolls back. A change
+    /// to the caller's own row (an admin disabling, demoting or removing
+    /// themselves) is judged by its `before` image, which the verb read in
+    /// this same transaction.
+    async fn still_standing(
+        &self,
+        conn: &mut SqliteConnection,
+        caller: &Caller,
+        object: &str,
+        before: Option<&serde_json::Value>,
+    ) -> Result<()> {
+        if caller.via == Via::Cli {
+            return Ok(());
+        }
+        let own = object
+            .strip_prefix("user ")
+            .is_some_and(|name| name == caller.name);
+        let before = before
+            .filter(|_| own)
+            .and_then(|b| serde_json::from_value::<Standing>(b.clone()).ok());
+        let standing = match before {
+            Some(before) => Some(before),
+            None => user_rows::find(conn, &caller.name)
+                .await?
+                .map(|r| Standing::of(&r.user)),
+        };
+        let why = withdrawn(standing.as_ref(), &caller.name, None, self.now()).or_else(|| {
+            standing
+                .as_ref()
+                .and_then(|s| role_changed(s, &caller.name, caller.role))
+        });
+        match why {
+            None => Ok(()),
+            Some(why) => Err(OpsError::Forbidden(why)),
+        }
+    }
+}
+
+/// Refuses a caller without the admin role. The role is the caller's
+/// current one (see [`Ops::caller`]); a change checks it again in its
+/// transaction.
 pub(crate) fn require_admin(caller: &Caller, what: &str) -> Result<()> {
     match caller.role {
         Role::Admin => Ok(()),
@@ -205,6 +355,7 @@ pub(crate) fn require_admin(caller: &Caller, what: &str) -> Result<()> {
     }
 }
 
+/// Refuses a caller who is neither auditor nor admin, as [`require_admin`].
 fn require_auditor(caller: &Caller, what: &str) -> Result<()> {
     match caller.role {
         Role::Admin | Role::Auditor => Ok(()),
@@ -292,6 +443,103 @@ pub fn parse_since(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::Identity;
+
+    /// An admin named `name`, and the identity they would log in with.
+    async fn staff(ops: &Ops, name: &str) -> Identity {
+        let root = testing::admin();
+        let spec = UserSpec {
+            name: name.into(),
+            role: Some(Role::Admin),
+            ..Default::default()
+        };
+        ops.user_add(&root, spec).await.unwrap();
+        let user = ops.user_show(&root, name).await.unwrap().user;
+        Identity {
+            user_id: user.id,
+            name: user.name,
+            role: user.role,
+            groups: Vec::new(),
+        }
+    }
+
+    fn forbidden(result: Result<impl std::fmt::Debug>) -> String {
+        match result {
+            Err(OpsError::Forbidden(why)) => why,
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+    }
+
+    /// Issue 13, item 6: the role a verb checks is the store's, never the
+    /// one captured at login, and a change re-reads it in its own
+    /// transaction.
+    #[tokio::test]
+    async fn a_caller_stands_as_the_store_says_when_the_verb_runs() {
+        let ops = testing::ops().await;
+        let root = testing::admin();
+        let eve = staff(&ops, "eve").await;
+        let frank = staff(&ops, "frank").await;
+        let gina = staff(&ops, "gina").await;
+        let hank = staff(&ops, "hank").await;
+
+        // Disabling oneself still works: judged by the row before the change.
+        let self_caller = ops.caller(&gina, Via::Ssh).await.unwrap();
+        ops.user_set_active(&self_caller, "gina", false)
+            .await
+            .unwrap();
+        assert_eq!(
+            forbidden(ops.caller(&gina, Via::Ssh).await),
+            "gina is disabled"
+        );
+
+        // A caller built before a demotion cannot change anything after
+        // it, even though its own role still says admin: the change's
+        // transaction reads the store and rolls back.
+        let stale = ops.caller(&eve, Via::Console).await.unwrap();
+        assert_eq!(stale.role, Role::Admin);
+        let demote = UserEdit {
+            role: Some(Role::Auditor),
+            ..Default::default()
+        };
+        ops.user_edit(&root, "eve", demote).await.unwrap();
+        assert_eq!(
+            forbidden(ops.group_add(&stale, "ops").await),
+            "eve is now auditor"
+        );
+        assert!(ops.group_list(&root).await.unwrap().is_empty());
+        let fresh = ops.recheck(&stale).await.unwrap();
+        assert_eq!(fresh.role, Role::Auditor);
+        assert_eq!(
+            forbidden(ops.group_add(&fresh, "ops").await),
+            "adding a group needs the admin role (eve is auditor)"
+        );
+
+        // Disabled, removed, expired: refused before any verb.
+        let stale = ops.caller(&frank, Via::Ssh).await.unwrap();
+        ops.user_set_active(&root, "frank", false).await.unwrap();
+        assert_eq!(forbidden(ops.recheck(&stale).await), "frank is disabled");
+        assert_eq!(
+            forbidden(ops.group_add(&stale, "ops").await),
+            "frank is disabled"
+        );
+        ops.user_remove(&root, "frank").await.unwrap();
+        assert_eq!(
+            forbidden(ops.caller(&frank, Via::Ssh).await),
+            "frank no longer exists"
+        );
+        let expired = UserEdit {
+            expires_at: Some(Some(ops.now())),
+            ..Default::default()
+        };
+        ops.user_edit(&root, "hank", expired).await.unwrap();
+        assert_eq!(
+            forbidden(ops.caller(&hank, Via::Ssh).await),
+            "hank expired at 2026-11-23T09:00:00Z"
+        );
+        assert!(ops.group_list(&root).await.unwrap().is_empty());
+        // The local operator is no rampart user and is not looked up.
+        assert_eq!(ops.recheck(&root).await.unwrap(), root);
+    }
 
     #[test]
     fn names_are_safe_in_login_names() {

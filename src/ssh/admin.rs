@@ -12,6 +12,14 @@
 //! byte or `cli::TOTAL_TIMEOUT` in all; and only for an admin, the one
 //! role that may import, so no one else can make the bastion hold a file.
 //! Any other verb never waits for input.
+//!
+//! The caller is built for each command from the store ([`Ops::caller`]),
+//! so a person disabled or demoted since the connection was made (an
+//! OpenSSH ControlMaster keeps one open for long) is refused with their
+//! current standing; and a command still running when their access ends
+//! stops with one line saying why ([`Shared::attend`]).
+//!
+//! [`Ops::caller`]: crate::ops::Ops::caller
 
 use std::collections::VecDeque;
 
@@ -27,8 +35,12 @@ use crate::cli::{
     StdinError, TOTAL_TIMEOUT, dispatch, reads_all, wanted,
 };
 use crate::model::Role;
-use crate::ops::{Caller, OpsError};
+use crate::ops::OpsError;
 use crate::vault::Secret;
+
+/// Exit status of a command ended because its person's access ended, as
+/// OpenSSH's for a dropped session (DESIGN.md §4).
+pub const ENDED: u32 = 255;
 
 pub async fn run(
     shared: &Shared,
@@ -38,8 +50,53 @@ pub async fn run(
     read: &mut ChannelReadHalf,
     write: &ChannelWriteHalf<Msg>,
 ) -> u32 {
+    let mut presence = shared.attend(conn);
     let mut out: Vec<u8> = Vec::new();
     let mut err: Vec<u8> = Vec::new();
+    // Dropping the command mid-way rolls its transaction back: what it had
+    // not committed does not happen. A command that finished is reported
+    // as it finished (its own transaction checked the caller).
+    let finished = tokio::select! {
+        biased;
+        status = execute(shared, conn, args, pty, read, write, &mut out, &mut err) => Ok(status),
+        reason = presence.withdrawn() => Err(reason),
+    };
+    let status = match finished {
+        Ok(status) => status,
+        Err(reason) => {
+            out.clear();
+            err = format!("{}\n", super::standing::ended_line(&reason)).into_bytes();
+            ENDED
+        }
+    };
+    // With `ssh -t` the client's terminal is raw and there is no pty on
+    // this side to turn a newline into CR LF.
+    if pty {
+        out = crlf(&out);
+        err = crlf(&err);
+    }
+    if !out.is_empty() {
+        let _ = write.data_bytes(Bytes::from(out)).await;
+    }
+    if !err.is_empty() {
+        let _ = write.extended_data_bytes(1, Bytes::from(err)).await;
+    }
+    status
+}
+
+/// Parses and runs one command, its output into `out` and `err`; returns
+/// the exit status.
+#[allow(clippy::too_many_arguments)]
+async fn execute(
+    shared: &Shared,
+    conn: &Conn,
+    args: Vec<String>,
+    pty: bool,
+    read: &mut ChannelReadHalf,
+    write: &ChannelWriteHalf<Msg>,
+    out: &mut Vec<u8>,
+    err: &mut Vec<u8>,
+) -> u32 {
     // The verb as the audit row names it: `rampart user add`, no arguments
     // (they may hold a password or key).
     let verb: Vec<&str> = args
@@ -50,7 +107,7 @@ pub async fn run(
         .collect();
     let request = format!("rampart {}", verb.join(" "));
     let argv = std::iter::once("rampart".to_string()).chain(args.iter().cloned());
-    let status = match Cli::try_parse_from(argv) {
+    match Cli::try_parse_from(argv) {
         Err(e) => {
             // Help and version are successes with text; the rest are usage errors.
             let text = e.render().to_string();
@@ -74,10 +131,15 @@ pub async fn run(
             1
         }
         Ok(cli) => {
-            let caller = Caller {
-                name: conn.identity.name.clone(),
-                role: conn.identity.role,
-                via: Via::Ssh,
+            let caller = match shared.services.ops.caller(&conn.identity, Via::Ssh).await {
+                Ok(caller) => caller,
+                Err(e) => {
+                    if let OpsError::Forbidden(reason) = &e {
+                        super::refuse_log(shared, conn, &request, reason).await;
+                    }
+                    err.extend_from_slice(format!("rampart: {e}\n").as_bytes());
+                    return 1;
+                }
             };
             let lines = wanted(&cli.command);
             let stdin = match reads_all(&cli.command) {
@@ -96,8 +158,8 @@ pub async fn run(
                 }
                 Ok(stdin) => {
                     let mut io = Io {
-                        out: &mut out,
-                        err: &mut err,
+                        out: &mut *out,
+                        err: &mut *err,
                         stdin,
                     };
                     let result =
@@ -121,20 +183,7 @@ pub async fn run(
                 }
             }
         }
-    };
-    // With `ssh -t` the client's terminal is raw and there is no pty on
-    // this side to turn a newline into CR LF.
-    if pty {
-        out = crlf(&out);
-        err = crlf(&err);
     }
-    if !out.is_empty() {
-        let _ = write.data_bytes(Bytes::from(out)).await;
-    }
-    if !err.is_empty() {
-        let _ = write.extended_data_bytes(1, Bytes::from(err)).await;
-    }
-    status
 }
 
 /// Reads the lines a verb wants from the client's standard input. With a

@@ -3,6 +3,13 @@
 //! (so role checks and operation-log rows are those of the CLI), and the
 //! monitor/join screen that takes over the channel while someone watches a
 //! live session.
+//!
+//! The desk holds the [`Caller`] it opened with, but every load and change
+//! runs as the caller the store knows now ([`Ops::recheck`]): a person
+//! disabled or demoted while their desk is open is refused with that
+//! line, and their monitor ends, saying why.
+//!
+//! [`Ops::recheck`]: crate::ops::Ops::recheck
 
 use std::time::Duration;
 
@@ -30,12 +37,25 @@ const REPLAY_AFTER: f64 = 0.1;
 /// Output is drawn at most this often while it streams.
 const REDRAW: Duration = Duration::from_millis(40);
 
+/// The caller the desk opened with; each action rechecks it (see
+/// [`current`]).
 pub(super) fn caller(conn: &Conn) -> Caller {
     Caller {
         name: conn.identity.name.clone(),
         role: conn.identity.role,
         via: Via::Console,
     }
+}
+
+/// `caller` as the store knows them now, or the line saying why they may
+/// no longer act.
+async fn current(shared: &Shared, caller: &Caller) -> Result<Caller, String> {
+    shared
+        .services
+        .ops
+        .recheck(caller)
+        .await
+        .map_err(|e| e.to_string())
 }
 
 /// The rows of `tab`, or the one line saying why not.
@@ -47,6 +67,7 @@ pub(super) async fn fetch(
     seen: Option<&str>,
     history: &History,
 ) -> Result<Data, String> {
+    let caller = &current(shared, caller).await?;
     let ops = &shared.services.ops;
     let q = Query {
         user: history.user.clone(),
@@ -101,6 +122,7 @@ pub(super) async fn fetch(
 
 /// The names a new permission may bind.
 pub(super) async fn names(shared: &Shared, caller: &Caller) -> Result<Names, String> {
+    let caller = &current(shared, caller).await?;
     let ops = &shared.services.ops;
     let names = async {
         Ok::<_, OpsError>(Names {
@@ -140,6 +162,7 @@ pub(super) async fn user(
     caller: &Caller,
     name: &str,
 ) -> Result<(UserView, Names), String> {
+    let caller = &current(shared, caller).await?;
     let view = shared
         .services
         .ops
@@ -151,6 +174,7 @@ pub(super) async fn user(
 
 /// Runs one change the desk asked for.
 pub(super) async fn run_op(shared: &Shared, caller: &Caller, op: Op) -> Result<OpDone, String> {
+    let caller = &current(shared, caller).await?;
     let ops = &shared.services.ops;
     let said = OpDone::said;
     let done = match op {
@@ -401,6 +425,7 @@ pub(super) async fn open_replay(
     session: &str,
     at: Option<jiff::Timestamp>,
 ) -> Result<Replay, String> {
+    let caller = &current(shared, caller).await?;
     let services = &shared.services;
     let path = services
         .ops
@@ -438,11 +463,13 @@ pub(super) async fn open_replay(
 pub(super) enum Watched {
     /// Back to the desk.
     Back,
-    /// The person's connection went, or the bastion is stopping.
+    /// The person's connection went, the bastion is stopping, or the
+    /// person's access ended (they were told why).
     Gone,
 }
 
-/// Monitors (or joins) a live session until the watcher leaves. Errors are
+/// Monitors (or joins) a live session until the watcher leaves, or their
+/// own access ends (disabled, demoted...: the screen says why). Errors are
 /// the one line to show on the desk.
 #[allow(clippy::too_many_arguments)]
 pub(super) async fn watch(
@@ -455,8 +482,12 @@ pub(super) async fn watch(
     read: &mut ChannelReadHalf,
     write: &ChannelWriteHalf<Msg>,
 ) -> Result<Watched, String> {
-    let caller = caller(conn);
     let ops = &shared.services.ops;
+    let caller = ops
+        .caller(&conn.identity, Via::Console)
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut presence = shared.attend(conn);
     let (mut monitor, joined) = if join {
         let (m, j) = ops
             .live_join(&caller, &shared.live, session)
@@ -531,6 +562,16 @@ pub(super) async fn watch(
                     Some(_) => {}
                 },
                 () = shared.shutdown.cancelled() => return Ok(Watched::Gone),
+                reason = presence.withdrawn() => {
+                    // Joined input stops with this function; the person
+                    // sees the reason on their own screen, not the desk's.
+                    let mut text = screen.leave();
+                    text.extend_from_slice(
+                        format!("{}\r\n", super::standing::ended_line(&reason)).as_bytes(),
+                    );
+                    let _ = write.data_bytes(Bytes::from(text)).await;
+                    return Ok(Watched::Gone);
+                }
             }
         }
     }

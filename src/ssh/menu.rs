@@ -28,6 +28,8 @@ enum Event {
     Tick,
     Gone,
     Shutdown,
+    /// The person's access ended (disabled, removed, expired, demoted).
+    Withdrawn(String),
 }
 
 /// How often the staff desk redraws its clock and live list.
@@ -40,7 +42,7 @@ async fn next_event(
     input: &mut InputParser,
     esc_pending: &mut bool,
 ) -> Event {
-    next_event_or_tick(shared, read, input, esc_pending, None).await
+    next_event_or_tick(shared, read, input, esc_pending, None, None).await
 }
 
 async fn next_event_or_tick(
@@ -49,8 +51,15 @@ async fn next_event_or_tick(
     input: &mut InputParser,
     esc_pending: &mut bool,
     tick: Option<tokio::time::Instant>,
+    mut presence: Option<&mut crate::live::Presence>,
 ) -> Event {
     loop {
+        let withdrawn = async {
+            match presence.as_deref_mut() {
+                Some(p) => p.withdrawn().await,
+                None => std::future::pending().await,
+            }
+        };
         let tick_timer = async {
             match tick {
                 Some(at) => tokio::time::sleep_until(at).await,
@@ -89,6 +98,7 @@ async fn next_event_or_tick(
             }
             () = tick_timer => return Event::Tick,
             () = shared.shutdown.cancelled() => return Event::Shutdown,
+            reason = withdrawn => return Event::Withdrawn(reason),
         }
     }
 }
@@ -150,6 +160,7 @@ pub async fn run(
         .with_time_zone(shared.services.config.auth.time_zone.clone());
     let staff = conn.identity.role != Role::User;
     let caller = desk::caller(conn);
+    let mut presence = shared.attend(conn);
     let mut next_tick = tokio::time::Instant::now();
     loop {
         if staff && tokio::time::Instant::now() >= next_tick {
@@ -167,7 +178,16 @@ pub async fn run(
             return 0;
         }
         let tick = staff.then_some(next_tick);
-        let keys = match next_event_or_tick(shared, read, &mut input, &mut esc, tick).await {
+        let keys = match next_event_or_tick(
+            shared,
+            read,
+            &mut input,
+            &mut esc,
+            tick,
+            Some(&mut presence),
+        )
+        .await
+        {
             Event::Keys(keys) => keys,
             Event::Tick => continue,
             Event::Resize(cols, rows) => {
@@ -177,6 +197,12 @@ pub async fn run(
                 continue;
             }
             Event::Gone => return 0,
+            Event::Withdrawn(reason) => {
+                let _ = send(write, screen.leave()).await;
+                let line = format!("{}\r\n", super::standing::ended_line(&reason));
+                let _ = write.data_bytes(Bytes::from(line)).await;
+                return super::admin::ENDED;
+            }
             Event::Shutdown => {
                 let _ = send(write, screen.leave()).await;
                 let _ = write
@@ -337,7 +363,7 @@ async fn replay_loop(
             return false;
         }
         let tick = replay.next_tick().map(|d| tokio::time::Instant::now() + d);
-        dirty = match next_event_or_tick(shared, read, input, esc, tick).await {
+        dirty = match next_event_or_tick(shared, read, input, esc, tick, None).await {
             Event::Keys(keys) => {
                 for key in keys {
                     if replay.handle(key).is_some() {
@@ -351,7 +377,7 @@ async fn replay_loop(
                 screen.resize(cols as u16, rows as u16);
                 true
             }
-            Event::Gone | Event::Shutdown => return false,
+            Event::Gone | Event::Shutdown | Event::Withdrawn(_) => return false,
         };
     }
 }
@@ -451,7 +477,7 @@ pub async fn choose(
             }
             Event::Resize(cols, rows) => screen.resize(cols as u16, rows as u16),
             Event::Tick => {}
-            Event::Gone | Event::Shutdown => return None,
+            Event::Gone | Event::Shutdown | Event::Withdrawn(_) => return None,
         }
     }
 }
@@ -486,7 +512,7 @@ async fn enrol(
                 continue;
             }
             Event::Tick => continue,
-            Event::Gone | Event::Shutdown => return false,
+            Event::Gone | Event::Shutdown | Event::Withdrawn(_) => return false,
         };
         for key in keys {
             match view.handle(key) {

@@ -20,6 +20,7 @@ pub mod menu;
 pub mod request;
 pub mod scp;
 pub mod sftp;
+pub mod standing;
 pub mod target;
 pub mod tunnel;
 
@@ -335,6 +336,7 @@ impl Server {
         let shared = self.shared.clone();
         let permits = Arc::new(Semaphore::new(self.max_connections.max(1)));
         let watcher = tokio::spawn(watch_changes(shared.clone()));
+        let people = tokio::spawn(standing::watch(shared.clone()));
         let control = spawn_control(shared.clone());
         let mut accepting = tokio::task::JoinSet::new();
         for listener in listeners {
@@ -350,6 +352,7 @@ impl Server {
         shared.shutdown.cancel();
         accepting.abort_all();
         watcher.abort();
+        people.abort();
         shared.tracker.close();
         let grace = shared.services.config.ssh.shutdown_grace + Duration::from_secs(5);
         if tokio::time::timeout(grace, shared.tracker.wait())
