@@ -1650,6 +1650,14 @@ async fn force_logout_ends_every_session_of_that_user_and_no_other() {
     let mut first = carol.shell(80, 24, Some("demo")).await;
     let carol2 = Client::password(b.addr, "carol", password).await.unwrap();
     let mut second = carol2.shell(80, 24, Some("demo")).await;
+    // Carol's menu, open beside her sessions, ends with them.
+    let carol3 = Client::password(b.addr, "carol", password).await.unwrap();
+    let mut menu = carol3.shell(80, 24, None).await;
+    assert!(
+        menu.wait_for(T, |s| s.contains("demo")).await,
+        "{}",
+        menu.text()
+    );
     let other = Client::admin(b.addr).await;
     let mut bystander = other.shell(80, 24, Some("demo")).await;
     for term in [&mut first, &mut second, &mut bystander] {
@@ -1694,6 +1702,13 @@ async fn force_logout_ends_every_session_of_that_user_and_no_other() {
         );
         assert!(term.wait_close(T).await);
     }
+    assert!(
+        menu.wait_for(T, |s| s.contains("logged out by admin: account review"))
+            .await,
+        "{}",
+        menu.text()
+    );
+    assert!(menu.wait_close(T).await);
     // The bystander's session goes on.
     bystander.send(b"echo still-here").await;
     assert!(

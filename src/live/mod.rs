@@ -381,9 +381,21 @@ impl Registry {
         !entries.is_empty()
     }
 
-    /// Orders every session of `user` to end (force logout, disabled user);
-    /// returns how many there were.
+    /// Orders every session of `user` to end (force logout, disabled user),
+    /// and their open menu, desk and admin channels with them: a logout
+    /// that left the menu open would let them straight back in. Returns how
+    /// many sessions there were.
     pub fn kill_user(&self, user: &str, reason: &str, by: &str) -> usize {
+        let present: Vec<u64> = self
+            .inner
+            .presences()
+            .values()
+            .filter(|p| p.attendee.user == user)
+            .map(|p| p.attendee.key)
+            .collect();
+        for key in present {
+            self.dismiss(key, &format!("logged out by {by}: {reason}"));
+        }
         let entries: Vec<Arc<Entry>> = self
             .inner
             .sessions()
