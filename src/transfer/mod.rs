@@ -74,6 +74,11 @@ impl ExecTransfer {
 /// How many bytes may arrive ahead of a gap (pipelined reads answered out of
 /// order) before the digest is given up for that file.
 const MAX_EARLY: usize = 64 * 1024 * 1024;
+/// What holding one chunk ahead of a gap costs besides its bytes (the map's
+/// node, the buffer's header, the allocation), counted against
+/// [`MAX_EARLY`]: a flood of one-byte writes past a gap is bounded like one
+/// large write.
+const EARLY_CHUNK_COST: usize = 128;
 
 /// The bytes of one file as they pass, at the offsets they were written or
 /// read. The SHA-256 covers the file from offset 0 when every byte passed
@@ -186,8 +191,18 @@ impl Passing {
             return;
         }
         if offset > self.next {
-            self.early_bytes += data.len();
-            if self.early_bytes > MAX_EARLY || self.early.insert(offset, data).is_some() {
+            self.early_bytes += data.len() + EARLY_CHUNK_COST;
+            if self.early_bytes > MAX_EARLY {
+                self.lose_digest();
+                return;
+            }
+            // A copy: the chunk may be a slice of a much larger buffer (the
+            // packet it came in), which it would otherwise keep alive.
+            if self
+                .early
+                .insert(offset, Bytes::copy_from_slice(&data))
+                .is_some()
+            {
                 self.lose_digest();
             }
             return;
@@ -200,7 +215,7 @@ impl Passing {
                 break;
             }
             let chunk = entry.remove();
-            self.early_bytes -= chunk.len();
+            self.early_bytes -= chunk.len() + EARLY_CHUNK_COST;
             if at < self.next {
                 self.lose_digest();
                 return;
@@ -608,6 +623,28 @@ mod tests {
             p.add(at, Bytes::copy_from_slice(c));
         }
         assert_eq!(p.finish(true).sha256, Some(sha(&data)));
+    }
+
+    /// Small chunks ahead of a gap cost what holding them costs, not just
+    /// their bytes: a client writing (or making the target answer) one
+    /// byte at a time past a gap gives the digest up after a bounded
+    /// number of chunks, as one large chunk of the same cost would, instead
+    /// of making the bastion hold millions of them.
+    #[test]
+    fn tiny_chunks_ahead_of_a_gap_are_counted_per_chunk() {
+        let chunks = MAX_EARLY / 64;
+        let mut p = Passing::new();
+        for i in 0..chunks {
+            p.add(1 + i as u64, Bytes::from_static(b"x"));
+        }
+        assert!(
+            p.early.len() < chunks,
+            "{} chunks held ahead of the gap",
+            p.early.len()
+        );
+        p.add(0, Bytes::from_static(b"x"));
+        assert_eq!(p.bytes(), chunks as u64 + 1);
+        assert_eq!(p.finish(true).sha256, None);
     }
 
     #[test]
