@@ -448,11 +448,7 @@ mod tests {
             (r"rsync --server -logDtpre.iLsfxCIvu . /d\ st/", up()),
             (r"rsync --server -logDtpre.iLsfxCIvu . /a\'b", up()),
             (r#"rsync --server -logDtpre.iLsfxCIvu . /a\"b"#, up()),
-            (r"rsync --server -logDtpre.iLsfxCIvu . /a\$b", up()),
-            (r"rsync --server -logDtpre.iLsfxCIvu . /a\;b", up()),
-            (r"rsync --server -logDtpre.iLsfxCIvu . /a\&b", up()),
-            (r"rsync --server -logDtpre.iLsfxCIvu . /a\{b,c\}", up()),
-            (r"rsync --server -logDtpre.iLsfxCIvu . /a\!b\#c\\d", up()),
+            (r"rsync --server -logDtpre.iLsfxCIvu . /a\#c\\d", up()),
             ("rsync --server -logDtpre.iLsfxCIvu . ./-x", up()),
             ("rsync --server -logDtpre.iLsfxCIvu . ~/x", up()),
             (r"rsync --server --sender -logDtpre.iLsfxCIvu . \~", down()),
@@ -575,6 +571,14 @@ mod tests {
             "rsync -logDtpre.iLsfxCIvu --server . /dst/",
             "rsync --server -logDtpr;e . /dst/",
             r"rsync --server -logDtpr\;e . /dst/",
+            // What rsync sends for a path holding a shell's character:
+            // escaped for a POSIX shell, but not every login shell is one.
+            r"rsync --server -logDtpre.iLsfxCIvu . /a\$b",
+            r"rsync --server -logDtpre.iLsfxCIvu . /a\;b",
+            r"rsync --server -logDtpre.iLsfxCIvu . /a\&b",
+            r"rsync --server -logDtpre.iLsfxCIvu . /a\{b,c\}",
+            r"rsync --server -logDtpre.iLsfxCIvu . /a\!b",
+            "rsync --server -logDtpre.iLsfxCIvu . '/a;b'",
             // --secluded-args: the rest comes on stdin, unseen.
             "rsync --server -slogDtpre.iLsfxCIvu",
             "rsync --server --sender -slogDtpre.iLsfxCIvu",

@@ -10,7 +10,8 @@
 //!
 //! [`parse_command`] accepts exactly that: the options rsync sends, with
 //! values of the shape it sends, and paths that the remote shell can only
-//! take as paths. Anything else — shell syntax (see [`super::shell`]), an
+//! take as paths. Anything else — shell syntax or a path holding one of the
+//! shell's characters, even escaped (see [`super::shell`]), an
 //! option rsync does not send to a server (`--daemon`, `--config`,
 //! `--log-file`, `--rsh`: each would let the person run or write more than
 //! a transfer), `--secluded-args` (`-s`: the real arguments then come on

@@ -98,7 +98,8 @@ pub struct ScpCommand {
 /// `-t`/`-f`, an unknown option, no path or more than one, an empty path, a
 /// path whose first character is an unquoted wildcard (`scp -t *` could
 /// expand to `scp -t -f secret`), and any command the shell would read as
-/// more than a simple command (see [`super::shell::words`]). A command this
+/// more than a simple command or that holds a character some shell acts on,
+/// even quoted (see [`super::shell::words`]). A command this
 /// function cannot read with certainty is not reported as scp at all, so
 /// nothing else can hide behind a file transfer.
 pub fn parse_command(command: &str) -> Option<ScpCommand> {

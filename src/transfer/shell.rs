@@ -5,13 +5,15 @@
 //! bastion must see exactly what that shell will run before it calls a
 //! command a file transfer (which needs only `upload`/`download`, not
 //! `connect`). This splitter understands POSIX quoting (single quotes,
-//! double quotes, backslashes) and refuses everything else a shell would
-//! act on: command separators and pipes (`;` `&` `|` newline), redirections
-//! (`<` `>`), subshells and groups (`(` `)`), expansions (`$`, backquotes,
-//! brace expansion `{a,b}`), history and negation (`!`), comments (`#` at a
-//! word's start) and every control character, quoted or not. Refused means
-//! `None`: the command is then not a transfer and needs `connect` like any
-//! other.
+//! double quotes, backslashes), which is all rsync and a person typing an
+//! scp path use, and refuses every command that holds a character some
+//! shell acts on (`;` `&` `|` `<` `>` `(` `)` `$` backquote `{` `}` `!`
+//! and every control character, newline included) even quoted or escaped:
+//! not every login shell reads quotes as a POSIX shell does (cmd.exe takes
+//! `\&` and `'a&b'` as two commands), and a file whose name holds one of
+//! them can still be moved over SFTP, or by someone with `connect`. A `#`
+//! starting a word (a comment) is refused too. Refused means `None`: the
+//! command is then not a transfer and needs `connect` like any other.
 //!
 //! Unquoted wildcards (`*` `?` `[`) are kept, since rsync leaves them for
 //! the remote shell to expand in paths; [`Word::open_start`] tells the
@@ -19,6 +21,9 @@
 //! so an option).
 
 use std::mem;
+
+/// What some shell acts on wherever it stands, quoted or not.
+const ACTIVE: &str = ";&|<>()$`{}!";
 
 /// One word of the command, unquoted.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,6 +47,13 @@ impl Word {
 /// Splits `command` into the words a POSIX shell would pass to one simple
 /// command, or `None` when the shell would do anything else with it.
 pub fn words(command: &str) -> Option<Vec<Word>> {
+    // A tab separates words; inside a word it is refused below.
+    if command
+        .chars()
+        .any(|c| (c.is_control() && c != '\t') || ACTIVE.contains(c))
+    {
+        return None;
+    }
     let mut words = Vec::new();
     let mut word = Word {
         text: String::new(),
@@ -89,8 +101,6 @@ pub fn words(command: &str) -> Option<Vec<Word>> {
                                 word.text.push(other);
                             }
                         },
-                        // Expansion and command substitution: not literal.
-                        '$' | '`' => return None,
                         c => word.text.push(c),
                     }
                 }
@@ -99,7 +109,6 @@ pub fn words(command: &str) -> Option<Vec<Word>> {
                 in_word = true;
                 word.text.push(literal(chars.next()?)?);
             }
-            ';' | '&' | '|' | '<' | '>' | '(' | ')' | '$' | '`' | '{' | '}' | '!' => return None,
             '#' if !in_word => return None,
             '*' | '?' | '[' => {
                 if !in_word {
@@ -145,8 +154,8 @@ mod tests {
             ("'' \"\"", &["", ""]),
             ("'it'\\''s'", &["it's"]),
             (r#""a\"b\\c\d""#, &[r#"a"b\c\d"#]),
-            (r"\$\;\&\|\<\>\(\)\{\}\!\#\`", &["$;&|<>(){}!#`"]),
-            ("'$HOME;`x` {a,b} !'", &["$HOME;`x` {a,b} !"]),
+            (r"\#\*\ \~", &["#* ~"]),
+            ("'#a b' \"~\"", &["#a b", "~"]),
             ("a#b", &["a#b"]),
             ("ünï cødé", &["ünï", "cødé"]),
         ];
@@ -185,6 +194,20 @@ mod tests {
             "'open",
             "\"open",
             "trailing\\",
+            // Even quoted or escaped: cmd.exe, for one, still reads them.
+            r"a\;b",
+            r"a\&b",
+            r"a\|b",
+            r"a\$b",
+            r"a\(b\)",
+            r"a\{b,c\}",
+            r"a\!b",
+            r"a\`b",
+            "'a;b'",
+            "'$HOME'",
+            "\"a&b\"",
+            "'a|b'",
+            "'<a>'",
         ] {
             assert_eq!(words(command), None, "{command:?}");
         }
