@@ -20,6 +20,15 @@
 //! kept for the session). Handles the person sees are the bastion's own, so
 //! one target's handle can never be used against another.
 //!
+//! What a client can make the bastion hold is bounded whatever it sends:
+//! every message from the person costs at least `MESSAGE_COST` of a
+//! `CLIENT_BUDGET` (so a flood of empty or tiny messages stalls the
+//! client like a large upload does), requests in flight are capped at
+//! `MAX_PENDING`, open handles at `MAX_HANDLES`, and a file's bytes
+//! held for its digest are capped per chunk and in total
+//! ([`crate::transfer::Passing`]). Transfer rows go to the audit writer,
+//! waiting for room when its queue is full.
+//!
 //! Each target connection is a session row (protocol `sftp`, kind `sftp`, no
 //! recording: the transfer rows are its audit) and a live session that an
 //! admin can see and kill. Revoking the grant ends it within a second.
