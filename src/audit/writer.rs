@@ -8,11 +8,12 @@
 //!
 //! Rows keep the time they happened (not the time they were written) and
 //! their order. A batch that fails because the database is busy (another
-//! writer holds its lock) is retried, with backoff, until it is written:
-//! the queue fills meanwhile and pushes back on whoever writes, and every
-//! row lands once the database is free. A batch that fails for another
-//! reason is retried a few times, then given up with an error naming how
-//! many rows were lost. [`AuditWriter::flush`] waits until everything
+//! writer holds its lock: a backup, an admin's sqlite3) is retried, with
+//! backoff, for up to five minutes: the queue fills meanwhile and pushes
+//! back on whoever writes, and every row lands once the database is free.
+//! A batch that fails for another reason, or is still refused after that,
+//! is given up with an error naming how many rows were lost (so that a
+//! shutdown's flush cannot hang on a lock that is never released). [`AuditWriter::flush`] waits until everything
 //! queued before it is committed: a session calls it before its own row is
 //! closed, and shutdown before the process exits. What is still queued when
 //! the process is killed (`kill -9`) is lost; the recording still holds
@@ -52,6 +53,8 @@ const BATCH: usize = 512;
 const ATTEMPTS: u32 = 6;
 /// The longest wait between two attempts at a batch.
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
+/// How long a batch waits for a busy database before it is given up.
+const BUSY_LIMIT: Duration = Duration::from_secs(300);
 
 enum Item {
     Row(Box<AuditEvent>, Timestamp),
@@ -225,6 +228,7 @@ async fn run(store: Store, mut rx: mpsc::Receiver<Item>) {
 async fn write_batch(store: &Store, batch: &Batch) {
     let mut wait = Duration::from_millis(50);
     let mut attempt = 0;
+    let started = tokio::time::Instant::now();
     loop {
         let error = match try_write(store, batch).await {
             Ok(()) => return,
@@ -232,7 +236,7 @@ async fn write_batch(store: &Store, batch: &Batch) {
         };
         // A busy database frees up: wait for it (the queue behind pushes
         // back meanwhile). Anything else may never succeed.
-        let busy = matches!(error, StoreError::Busy(_));
+        let busy = matches!(error, StoreError::Busy(_)) && started.elapsed() < BUSY_LIMIT;
         if !busy {
             attempt += 1;
         }
@@ -240,7 +244,8 @@ async fn write_batch(store: &Store, batch: &Batch) {
             tracing::error!(
                 rows = batch.rows.len(),
                 screens = batch.screens.len(),
-                "audit rows lost after {ATTEMPTS} attempts: {error}"
+                "audit rows lost after {:?} and {ATTEMPTS} attempts: {error}",
+                started.elapsed()
             );
             return;
         }
