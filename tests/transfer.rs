@@ -970,6 +970,108 @@ async fn rsync_with_the_target_in_the_login_name() {
     }
 }
 
+/// A person with `upload` alone on `real` may send files with real
+/// `rsync` and `scp -O`, and nothing else: a command dressed up as the
+/// remote half of a transfer (`rsync --server ...; touch X`) is a command,
+/// which needs `connect`. It is refused with one line, and nothing runs on
+/// the target.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upload_only_runs_transfers_and_nothing_dressed_as_one() {
+    let Some([rsync]) = peers(["rsync"]) else {
+        return;
+    };
+    let Some(rig) = Rig::start(Actions::all_but_tunnel()).await else {
+        return;
+    };
+    rig.user("uploader").await;
+    permit(
+        &rig.b,
+        "uploader-real",
+        "uploader",
+        &["real"],
+        Actions::NONE.with(Action::Upload),
+    )
+    .await;
+    rig.b.reload().await;
+    let login = format!("uploader@{}@real@127.0.0.1", rig.account);
+
+    // What the clients really send works. Small files: this is about what
+    // is let through, not throughput.
+    let source = rig.local("small.bin");
+    let bytes = random_bytes(70_001, 41);
+    std::fs::write(&source, &bytes).unwrap();
+    let sha = sha256_hex(&bytes);
+    let by_scp = rig.remote("by-scp.bin");
+    let ran = rig
+        .scp(
+            "uploader",
+            &[
+                "-O",
+                &source.display().to_string(),
+                &format!("{login}:{}", by_scp.display()),
+            ],
+        )
+        .await;
+    assert_ok("scp -O upload with upload alone", &ran);
+    assert_eq!(file_sha(&by_scp).as_deref(), Some(&*sha));
+    let by_rsync = rig.remote("by-rsync");
+    let shell = format!(
+        "{} {} -p {}",
+        rig.bins.ssh.display(),
+        client_options(&rig.key("uploader")).join(" "),
+        rig.port()
+    );
+    let mut cmd = tokio::process::Command::new(&rsync);
+    cmd.args(["-a", "-e", &shell])
+        .arg(&source)
+        .arg(format!("{login}:{}/", by_rsync.display()));
+    let ran = run(cmd, b"", CHILD_LIMIT).await;
+    assert_ok("rsync upload with upload alone", &ran);
+    assert_eq!(
+        file_sha(&by_rsync.join("small.bin")).as_deref(),
+        Some(&*sha)
+    );
+
+    // The same transfers with a command attached.
+    let marker = rig.remote("ran");
+    let dst = rig.remote("dst");
+    std::fs::create_dir(&dst).unwrap();
+    let m = marker.display().to_string();
+    let d = dst.display().to_string();
+    let attacks = [
+        format!("rsync --server -logDtpre.iLsfxCIvu . {d}/; touch {m}"),
+        format!("rsync --server ; touch {m}"),
+        format!("rsync --server -logDtpre.iLsfxCIvu . {d}/ || touch {m}"),
+        format!("rsync --server && touch {m} || touch {m}"),
+        format!("rsync --server -logDtpre.iLsfxCIvu . $(touch {m})"),
+        format!("rsync --server -logDtpre.iLsfxCIvu . `touch {m}`"),
+        format!("rsync --server -logDtpre.iLsfxCIvu . {d}/\ntouch {m}"),
+        format!("rsync --server -logDtpre.iLsfxCIvu . {d}/ | touch {m}"),
+        format!("rsync --server -logDtpre.iLsfxCIvu . {d}/ > {m}"),
+        format!("scp -t {d}; touch {m}"),
+    ];
+    for attack in &attacks {
+        let mut cmd = tokio::process::Command::new(&rig.bins.ssh);
+        cmd.args(client_options(&rig.key("uploader")))
+            .args(["-p", &rig.port(), &login, attack]);
+        let ran = run(cmd, b"", CHILD_LIMIT).await;
+        assert_failed(attack, &ran);
+        let lines: Vec<&str> = ran.stderr.lines().filter(|l| !l.is_empty()).collect();
+        assert!(
+            lines.len() == 1 && lines[0].starts_with("rampart: real:"),
+            "{attack:?}: expected one refusal line, got {:?}",
+            ran.stderr
+        );
+        assert!(ran.stdout.is_empty(), "{attack:?}: {}", ran.stdout_text());
+        assert!(!marker.exists(), "{attack:?} ran a command on the target");
+        assert_eq!(
+            std::fs::read_dir(&dst).unwrap().count(),
+            0,
+            "{attack:?} reached the target"
+        );
+    }
+}
+
 /// `ssh -W ASSET:PORT` and `ssh -J bastion`: a tunnel to a declared port of
 /// the asset, only with the `tunnel` action; audited with bytes both ways.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -193,6 +193,8 @@ impl ScpTap {
                 sha256: row.sha256,
                 error: row.error,
             };
+            // From the byte pump's callback, which cannot wait: the
+            // writer's bounded overflow holds it while its queue is full.
             self.services.audit.queue(event, self.services.clock.now());
         }
     }

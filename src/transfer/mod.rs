@@ -1,10 +1,14 @@
 //! File transfers as the audit sees them: the bytes of one file as they pass
 //! through the bastion, counted and hashed in file order without a second
-//! read ([`Passing`]), and the legacy SCP protocol ([`scp`]). The SFTP
-//! protocol is in [`crate::sftp`]; the sessions that carry both are in
+//! read ([`Passing`]), the legacy SCP protocol ([`scp`]), and the exec
+//! commands that are file transfers rather than commands ([`ExecTransfer`]:
+//! legacy scp and rsync, recognised exactly, see [`shell`]). The SFTP
+//! protocol is in [`crate::sftp`]; the sessions that carry them are in
 //! `ssh`.
 
+pub mod rsync;
 pub mod scp;
+pub mod shell;
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -18,6 +22,11 @@ use crate::model::Action;
 
 /// An exec'd command that moves files, recognised so it is checked against
 /// `upload`/`download`/`delete` rather than `connect`.
+///
+/// Only the exact command lines the clients send are recognised: a person
+/// with `upload` alone must not be able to run anything else on the target
+/// by dressing it up as a transfer (`rsync --server ...; sh`). Whatever is
+/// not recognised is a plain command and needs `connect`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ExecTransfer {
     /// Legacy SCP (`scp -O`): the bastion logs each file.
@@ -25,27 +34,16 @@ pub enum ExecTransfer {
     /// The remote half of rsync over SSH: `rsync --server [--sender] ...`.
     /// Relayed and recorded as an exec session; files are not logged one by
     /// one (rsync's protocol is not parsed).
-    Rsync { sender: bool, deletes: bool },
+    Rsync(rsync::RsyncCommand),
 }
 
 impl ExecTransfer {
-    /// Recognises `scp -t|-f ...` and `rsync --server ...`.
+    /// Recognises `scp -t|-f ...` ([`scp::parse_command`]) and
+    /// `rsync --server ...` ([`rsync::parse_command`]).
     pub fn classify(command: &str) -> Option<ExecTransfer> {
-        if let Some(c) = scp::parse_command(command) {
-            return Some(ExecTransfer::Scp(c));
-        }
-        let mut words = command.split_ascii_whitespace();
-        let program = words.next()?;
-        if program.rsplit('/').next() != Some("rsync") || words.next() != Some("--server") {
-            return None;
-        }
-        let mut sender = false;
-        let mut deletes = false;
-        for w in words {
-            sender |= w == "--sender";
-            deletes |= w.starts_with("--delete") || w == "--remove-source-files";
-        }
-        Some(ExecTransfer::Rsync { sender, deletes })
+        scp::parse_command(command)
+            .map(ExecTransfer::Scp)
+            .or_else(|| rsync::parse_command(command).map(ExecTransfer::Rsync))
     }
 
     /// The actions the command needs, the first being the main one.
@@ -55,13 +53,16 @@ impl ExecTransfer {
                 scp::Direction::Upload => vec![Action::Upload],
                 scp::Direction::Download => vec![Action::Download],
             },
-            ExecTransfer::Rsync { sender, deletes } => {
-                let mut actions = vec![if *sender {
+            ExecTransfer::Rsync(c) => {
+                let mut actions = vec![if c.sender {
                     Action::Download
                 } else {
                     Action::Upload
                 }];
-                if *deletes {
+                if c.reads_list && !c.sender {
+                    actions.push(Action::Download);
+                }
+                if c.deletes {
                     actions.push(Action::Delete);
                 }
                 actions
@@ -73,6 +74,11 @@ impl ExecTransfer {
 /// How many bytes may arrive ahead of a gap (pipelined reads answered out of
 /// order) before the digest is given up for that file.
 const MAX_EARLY: usize = 64 * 1024 * 1024;
+/// What holding one chunk ahead of a gap costs besides its bytes (the map's
+/// node, the buffer's header, the allocation), counted against
+/// [`MAX_EARLY`]: a flood of one-byte writes past a gap is bounded like one
+/// large write.
+const EARLY_CHUNK_COST: usize = 128;
 
 /// The bytes of one file as they pass, at the offsets they were written or
 /// read. The SHA-256 covers the file from offset 0 when every byte passed
@@ -185,8 +191,18 @@ impl Passing {
             return;
         }
         if offset > self.next {
-            self.early_bytes += data.len();
-            if self.early_bytes > MAX_EARLY || self.early.insert(offset, data).is_some() {
+            self.early_bytes += data.len() + EARLY_CHUNK_COST;
+            if self.early_bytes > MAX_EARLY {
+                self.lose_digest();
+                return;
+            }
+            // A copy: the chunk may be a slice of a much larger buffer (the
+            // packet it came in), which it would otherwise keep alive.
+            if self
+                .early
+                .insert(offset, Bytes::copy_from_slice(&data))
+                .is_some()
+            {
                 self.lose_digest();
             }
             return;
@@ -199,7 +215,7 @@ impl Passing {
                 break;
             }
             let chunk = entry.remove();
-            self.early_bytes -= chunk.len();
+            self.early_bytes -= chunk.len() + EARLY_CHUNK_COST;
             if at < self.next {
                 self.lose_digest();
                 return;
@@ -285,7 +301,7 @@ mod tests {
                 Some(vec![Download]),
             ),
             (
-                "/usr/bin/rsync --server --delete-during -r . /d",
+                "/usr/bin/rsync --server -r --delete-during . /d",
                 Some(vec![Upload, Delete]),
             ),
             ("rsync -av /a /b", None),
@@ -298,6 +314,290 @@ mod tests {
                 *actions,
                 "{command}"
             );
+        }
+    }
+
+    /// Remote commands collected from real clients (rsync 3.x with `-e` set
+    /// to a script that logs its argv, OpenSSH 9.2 `scp -O -S` the same way;
+    /// ssh joins the words with spaces), with what each needs.
+    #[test]
+    fn what_real_rsync_and_scp_clients_send_is_a_transfer() {
+        use Action::*;
+        let up = || Some(vec![Upload]);
+        let down = || Some(vec![Download]);
+        let cases: &[(&str, Option<Vec<Action>>)] = &[
+            // rsync -a, -av, -avz, -avv, -aHAX, -ac, -n, -q, -W, -S, -y, -U, -R
+            ("rsync --server -logDtpre.iLsfxCIvu . /dst/", up()),
+            (
+                "rsync --server --sender -logDtpre.iLsfxCIvu . /srv/x",
+                down(),
+            ),
+            ("rsync --server -vlogDtpre.iLsfxCIvu . /dst/", up()),
+            ("rsync --server -vlogDtprze.iLsfxCIvu . /dst/", up()),
+            (
+                "rsync --server --sender -vvlogDtpre.iLsfxCIvu . /srv/x",
+                down(),
+            ),
+            ("rsync --server -lHogDtpAXre.iLsfxCIvu . /dst/", up()),
+            ("rsync --server -logDtprce.iLsfxCIvu . /dst/", up()),
+            ("rsync --server -nlogDtpre.iLsfxCIvu . /dst/", up()),
+            ("rsync --server -qlogDtpre.iLsfxCIvu . /dst/", up()),
+            ("rsync --server -lWogDtpre.iLsfxCIvu . /dst/", up()),
+            (
+                "rsync --server -logDtprSe.iLsfxCIvu --inplace . /dst/",
+                up(),
+            ),
+            ("rsync --server -lyogDtpre.iLsfxCIvu . /dst/", up()),
+            ("rsync --server -logDtUpre.iLsfxCIvu . /dst/", up()),
+            (
+                "rsync --server -logDtprRe.iLsfxCIvu --no-implied-dirs . /dst/",
+                up(),
+            ),
+            // --protocol=29: no -e capabilities.
+            ("rsync --server --sender -logDtpr . /srv/x", down()),
+            // Long options as rsync's server_options() sends them.
+            (
+                "rsync --server -logDtpre.iLsfxCIvu --log-format=X --partial . /dst/",
+                up(),
+            ),
+            (
+                "rsync --server -logDtpre.iLsfxCIvu --log-format=%i . /dst/",
+                up(),
+            ),
+            ("rsync --server -logDtpre.iLsfxCIvu --append . /dst/", up()),
+            (
+                "rsync --server -logDtpre.iLsfxCIvu --bwlimit=100 . /dst/",
+                up(),
+            ),
+            (
+                "rsync --server --sender -logDtpre.iLsfxCIvu --timeout=5 . /srv/x",
+                down(),
+            ),
+            (
+                "rsync --server -blogDtpre.iLsfxCIvu --backup-dir /tmp/bk . /dst/",
+                up(),
+            ),
+            (
+                "rsync --server -logDtpre.iLsfxCIvu --suffix=.old . /dst/",
+                up(),
+            ),
+            (
+                "rsync --server -logDtpre.iLsfxCIvu --max-size=1048576 . /dst/",
+                up(),
+            ),
+            (
+                "rsync --server -logDtpre.iLsfxCIvu --partial-dir .part . /dst/",
+                up(),
+            ),
+            (
+                "rsync --server -logDtpre.iLsfxCIvu --temp-dir /tmp/t . /dst/",
+                up(),
+            ),
+            (
+                "rsync --server -logDtpre.iLsfxCIvu --link-dest /tmp/l . /dst/",
+                up(),
+            ),
+            (
+                "rsync --server -logDtprze.iLsfxCIvu --compress-level=3 . /dst/",
+                up(),
+            ),
+            (
+                "rsync --server -logDtpre.iLsfxCIvu --checksum-choice=md5 . /dst/",
+                up(),
+            ),
+            (
+                "rsync --server -logDtpre.iLsfxCIvu --compress-choice=zstd . /dst/",
+                up(),
+            ),
+            (
+                "rsync --server -logDtpre.iLsfxCIvu --iconv=latin1 . /dst/",
+                up(),
+            ),
+            (
+                r"rsync --server -logDtpre.iLsfxCIvu --usermap=\*:a --groupmap=\*:b . /dst/",
+                up(),
+            ),
+            (
+                "rsync --server -logDtpre.iLsfxCIvu --numeric-ids --mkpath . /dst/",
+                up(),
+            ),
+            ("rsync --server -logDtpre.iLsfxCIvu -B1024 . /dst/", up()),
+            (
+                "rsync --server -logDtpre.iLsfxCIvu --inplace --write-devices . /dst/",
+                up(),
+            ),
+            (
+                "rsync --server --sender -logDtpre.iLsfxCIvu --max-alloc=2G . /srv/x",
+                down(),
+            ),
+            (
+                "rsync --server --sender -logDtpre.iLsfxCIvu --skip-compress=gz/jpg . /srv/x",
+                down(),
+            ),
+            (
+                "rsync --server --sender -logDtpRe.LsfxCIvu --files-from=- --from0 . /srv/x",
+                down(),
+            ),
+            (
+                "rsync --server --sender -logDtpre.iLsfxCIvu . /a /b",
+                down(),
+            ),
+            // Paths: rsync backslash-escapes the shell's characters and a
+            // leading dash becomes ./-x; wildcards after a literal start
+            // are the remote shell's to expand.
+            (r"rsync --server -logDtpre.iLsfxCIvu . /d\ st/", up()),
+            (r"rsync --server -logDtpre.iLsfxCIvu . /a\'b", up()),
+            (r#"rsync --server -logDtpre.iLsfxCIvu . /a\"b"#, up()),
+            (r"rsync --server -logDtpre.iLsfxCIvu . /a\#c\\d", up()),
+            ("rsync --server -logDtpre.iLsfxCIvu . ./-x", up()),
+            ("rsync --server -logDtpre.iLsfxCIvu . ~/x", up()),
+            (r"rsync --server --sender -logDtpre.iLsfxCIvu . \~", down()),
+            (
+                "rsync --server --sender -logDtpre.iLsfxCIvu . /var/log/*.log",
+                down(),
+            ),
+            (
+                "rsync --server -logDtpre.iLsfxCIvu . /\u{e9}\\ \u{fc}",
+                up(),
+            ),
+            ("rsync --server -logDtpre.iLsfxCIvu . rel/path", up()),
+            // What needs delete as well.
+            (
+                "rsync --server -logDtpre.iLsfxCIvu --delete . /dst/",
+                Some(vec![Upload, Delete]),
+            ),
+            (
+                "rsync --server -logDtpre.iLsfxCIvu --max-delete=3 --delete-after --delete-excluded --force . /dst/",
+                Some(vec![Upload, Delete]),
+            ),
+            (
+                "rsync --server --sender -logDtpre.iLsfxCIvu --remove-source-files . /srv/x",
+                Some(vec![Download, Delete]),
+            ),
+            (
+                "rsync --server --sender -logDtpre.iLsfxCIvu --delete-missing-args . /srv/x",
+                Some(vec![Download, Delete]),
+            ),
+            // An upload whose file list is read from a file on the target
+            // also reads that file.
+            (
+                "rsync --server -logDtpRe.LsfxCIvu --files-from /srv/list --no-relative . /dst/",
+                Some(vec![Upload, Download]),
+            ),
+            ("/usr/bin/rsync --server -logDtpre.iLsfxCIvu . /dst/", up()),
+            // scp -O (OpenSSH 9.2) quotes nothing itself; the person does.
+            ("scp -t /d", up()),
+            ("scp -f /srv/x", down()),
+            ("scp -r -d -t /x", up()),
+            ("scp -r -p -d -t /x", up()),
+            ("scp -v -d -t /x", up()),
+            ("scp -t -- -x", up()),
+            ("scp -f ~/x", down()),
+            ("scp -f /a*b", down()),
+            ("scp -t '/d st/'", up()),
+        ];
+        for (command, actions) in cases {
+            assert_eq!(
+                ExecTransfer::classify(command).map(|e| e.actions()),
+                *actions,
+                "{command}"
+            );
+        }
+    }
+
+    /// Anything else that starts like a transfer is a command: the shell on
+    /// the target would run more than rsync or scp, or rsync would do more
+    /// than move files. Each needs `connect`.
+    #[test]
+    fn commands_dressed_as_transfers_are_not_transfers() {
+        let cases = [
+            // Shell syntax after a real form.
+            "rsync --server -logDtpre.iLsfxCIvu . /dst/; touch /tmp/x",
+            "rsync --server -logDtpre.iLsfxCIvu . /dst/;touch /tmp/x",
+            "rsync --server ; touch /tmp/x",
+            "rsync --server || touch /tmp/x",
+            "rsync --server -logDtpre.iLsfxCIvu . /dst/ || touch /tmp/x",
+            "rsync --server -logDtpre.iLsfxCIvu . /dst/ && touch /tmp/x",
+            "rsync --server -logDtpre.iLsfxCIvu . /dst/ & touch /tmp/x",
+            "rsync --server -logDtpre.iLsfxCIvu . $(touch /tmp/x)",
+            "rsync --server -logDtpre.iLsfxCIvu . \"$(touch /tmp/x)\"",
+            "rsync --server -logDtpre.iLsfxCIvu . `touch /tmp/x`",
+            "rsync --server $(touch /tmp/x)",
+            "rsync --server `touch /tmp/x`",
+            "rsync --server -logDtpre.iLsfxCIvu . /dst/\ntouch /tmp/x",
+            "rsync --server -logDtpre.iLsfxCIvu . /dst/\rtouch /tmp/x",
+            "rsync --server -logDtpre.iLsfxCIvu . /dst/ > /tmp/x",
+            "rsync --server -logDtpre.iLsfxCIvu . /dst/ < /etc/passwd",
+            "rsync --server -logDtpre.iLsfxCIvu . /dst/ | sh",
+            "rsync --server -logDtpre.iLsfxCIvu . /dst/ # comment",
+            "rsync --server -logDtpre.iLsfxCIvu . ${HOME}",
+            "rsync --server -logDtpre.iLsfxCIvu . $HOME",
+            "rsync --server -logDtpre.iLsfxCIvu . (x)",
+            "rsync --server -logDtpre.iLsfxCIvu . {-f,x}",
+            "rsync --server -logDtpre.iLsfxCIvu . 'unterminated",
+            // Other programs, or an rsync the person may have written.
+            "sudo rsync --server -logDtpre.iLsfxCIvu . /dst/",
+            "FOO=1 rsync --server -logDtpre.iLsfxCIvu . /dst/",
+            "/tmp/rsync --server -logDtpre.iLsfxCIvu . /dst/",
+            "./rsync --server -logDtpre.iLsfxCIvu . /dst/",
+            "rsync2 --server -logDtpre.iLsfxCIvu . /dst/",
+            "r*ync --server -logDtpre.iLsfxCIvu . /dst/",
+            // Not what the client sends.
+            "rsync --server",
+            "rsync --server -logDtpre.iLsfxCIvu",
+            "rsync --server -logDtpre.iLsfxCIvu .",
+            "rsync --server -logDtpre.iLsfxCIvu /dst/",
+            "rsync --server -logDtpre.iLsfxCIvu . /a /b",
+            "rsync --server -logDtpre.iLsfxCIvu . -x",
+            "rsync --server -logDtpre.iLsfxCIvu . --daemon",
+            "rsync --server -logDtpre.iLsfxCIvu . ''",
+            "rsync --server --sender -logDtpre.iLsfxCIvu . *",
+            "rsync --server --sender -logDtpre.iLsfxCIvu . ?x",
+            "rsync --server --sender -logDtpre.iLsfxCIvu . [-]x",
+            "rsync --server --daemon .",
+            "rsync --server --daemon --config=/tmp/r.conf .",
+            "rsync --server -logDtpre.iLsfxCIvu --log-file=/home/u/.bashrc . /dst/",
+            "rsync --server -logDtpre.iLsfxCIvu --log-format=%f . /dst/",
+            "rsync --server -logDtpre.iLsfxCIvu --rsh=sh . /dst/",
+            "rsync --server -logDtpre.iLsfxCIvu --foo . /dst/",
+            "rsync --server -logDtpre.iLsfxCIvu --timeout . /dst/",
+            "rsync --server -logDtpre.iLsfxCIvu --backup-dir . /dst/",
+            "rsync --server -logDtpre.iLsfxCIvu --suffix=* . /dst/",
+            "rsync --server -logDtpre.iLsfxCIvu -M . /dst/",
+            "rsync --server -logDtpre.iLsfxCIvu -e.x . /dst/",
+            "rsync --server -logDtpre.iLsfxCIvu -logDtpr . /dst/",
+            "rsync --server --sender --sender -logDtpr . /x",
+            "rsync --server -logDtpre.iLsfxCIvu --sender . /x",
+            "rsync -logDtpre.iLsfxCIvu --server . /dst/",
+            "rsync --server -logDtpr;e . /dst/",
+            r"rsync --server -logDtpr\;e . /dst/",
+            // What rsync sends for a path holding a shell's character:
+            // escaped for a POSIX shell, but not every login shell is one.
+            r"rsync --server -logDtpre.iLsfxCIvu . /a\$b",
+            r"rsync --server -logDtpre.iLsfxCIvu . /a\;b",
+            r"rsync --server -logDtpre.iLsfxCIvu . /a\&b",
+            r"rsync --server -logDtpre.iLsfxCIvu . /a\{b,c\}",
+            r"rsync --server -logDtpre.iLsfxCIvu . /a\!b",
+            "rsync --server -logDtpre.iLsfxCIvu . '/a;b'",
+            // --secluded-args: the rest comes on stdin, unseen.
+            "rsync --server -slogDtpre.iLsfxCIvu",
+            "rsync --server --sender -slogDtpre.iLsfxCIvu",
+            "rsync --server -slogDtpre.iLsfxCIvu . /dst/",
+            "rsync -av /a /b",
+            // scp: the same holes.
+            "scp -t /a; touch /tmp/x",
+            "scp -t /a || touch /tmp/x",
+            "scp -t $(touch /tmp/x)",
+            "scp -t `touch /tmp/x`",
+            "scp -t /a\ntouch /tmp/x",
+            "scp -t /a > /tmp/x",
+            "scp -t /a | sh",
+            "scp -t *",
+            "scp -f ?",
+            "scp -t {-f,x}",
+        ];
+        for command in cases {
+            assert_eq!(ExecTransfer::classify(command), None, "{command:?}");
         }
     }
 
@@ -327,6 +627,28 @@ mod tests {
             p.add(at, Bytes::copy_from_slice(c));
         }
         assert_eq!(p.finish(true).sha256, Some(sha(&data)));
+    }
+
+    /// Small chunks ahead of a gap cost what holding them costs, not just
+    /// their bytes: a client writing (or making the target answer) one
+    /// byte at a time past a gap gives the digest up after a bounded
+    /// number of chunks, as one large chunk of the same cost would, instead
+    /// of making the bastion hold millions of them.
+    #[test]
+    fn tiny_chunks_ahead_of_a_gap_are_counted_per_chunk() {
+        let chunks = MAX_EARLY / 64;
+        let mut p = Passing::new();
+        for i in 0..chunks {
+            p.add(1 + i as u64, Bytes::from_static(b"x"));
+        }
+        assert!(
+            p.early.len() < chunks,
+            "{} chunks held ahead of the gap",
+            p.early.len()
+        );
+        p.add(0, Bytes::from_static(b"x"));
+        assert_eq!(p.bytes(), chunks as u64 + 1);
+        assert_eq!(p.finish(true).sha256, None);
     }
 
     #[test]

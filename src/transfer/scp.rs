@@ -88,22 +88,24 @@ pub struct ScpCommand {
 ///
 /// Options seen in practice from OpenSSH: -v -r -p -d -t -f, combined or
 /// separate (e.g. `scp -r -t -- /tmp/x`, `scp -v -d -t /tmp`, `scp -pt path`);
-/// options end at the first operand, as with the BSD `getopt` scp uses. The
-/// command is split into words with POSIX shell quoting (single quotes,
-/// double quotes, backslash escapes). Leading `/usr/bin/scp` also counts as
-/// scp.
+/// options end at the first operand, as with the BSD `getopt` scp uses.
+/// OpenSSH's scp quotes nothing itself (`scp -O f 'host:/a b'` runs
+/// `scp -t /a b`): the person quotes for the remote shell, so the command is
+/// split into words as that shell would ([`super::shell`]). Leading
+/// `/usr/bin/scp` also counts as scp.
 ///
 /// Returns `None` for anything else: another program, both or neither of
-/// `-t`/`-f`, an unknown option, no path or more than one, an empty path, and
-/// any command the shell would read as more than a simple command — an
-/// unquoted `;`, `&`, `|`, `<`, `>`, `(`, `)`, a `#` comment, any `$` or
-/// backquote outside single quotes — or any control character, even quoted.
-/// A command this function cannot read with certainty is not reported as
-/// scp at all, so nothing else can hide behind a file transfer.
+/// `-t`/`-f`, an unknown option, no path or more than one, an empty path, a
+/// path whose first character is an unquoted wildcard (`scp -t *` could
+/// expand to `scp -t -f secret`), and any command the shell would read as
+/// more than a simple command or that holds a character some shell acts on,
+/// even quoted (see [`super::shell::words`]). A command this
+/// function cannot read with certainty is not reported as scp at all, so
+/// nothing else can hide behind a file transfer.
 pub fn parse_command(command: &str) -> Option<ScpCommand> {
-    let words = shell_words(command)?;
+    let words = super::shell::words(command)?;
     let (program, arguments) = words.split_first()?;
-    if program != "scp" && program != "/usr/bin/scp" {
+    if !matches!(program.literal()?, "scp" | "/usr/bin/scp") {
         return None;
     }
 
@@ -113,6 +115,7 @@ pub fn parse_command(command: &str) -> Option<ScpCommand> {
     let mut directory = false;
     let mut operands = arguments;
     while let Some((word, after)) = operands.split_first() {
+        let word = &word.text;
         if word == "--" {
             operands = after;
             break;
@@ -137,7 +140,7 @@ pub fn parse_command(command: &str) -> Option<ScpCommand> {
     let [path] = operands else {
         return None;
     };
-    if path.is_empty() {
+    if path.text.is_empty() || path.open_start {
         return None;
     }
     let direction = match (sink, source) {
@@ -149,78 +152,8 @@ pub fn parse_command(command: &str) -> Option<ScpCommand> {
         direction,
         recursive,
         directory,
-        path: path.clone(),
+        path: path.text.clone(),
     })
-}
-
-/// Splits a command line into words the way a POSIX shell would, or `None`
-/// when the line is more than a plain command with literal words (see
-/// [`parse_command`]).
-fn shell_words(command: &str) -> Option<Vec<String>> {
-    let mut words = Vec::new();
-    let mut word = String::new();
-    // Whether a word has begun: `''` is an empty word, not nothing.
-    let mut in_word = false;
-    let mut chars = command.chars();
-    while let Some(c) = chars.next() {
-        match c {
-            ' ' | '\t' => {
-                if in_word {
-                    words.push(mem::take(&mut word));
-                    in_word = false;
-                }
-            }
-            '\'' => {
-                in_word = true;
-                loop {
-                    match literal(chars.next()?)? {
-                        '\'' => break,
-                        c => word.push(c),
-                    }
-                }
-            }
-            '"' => {
-                in_word = true;
-                loop {
-                    match literal(chars.next()?)? {
-                        '"' => break,
-                        // Inside double quotes a backslash only escapes these;
-                        // before anything else it is itself.
-                        '\\' => match literal(chars.next()?)? {
-                            escaped @ ('$' | '`' | '"' | '\\') => word.push(escaped),
-                            other => {
-                                word.push('\\');
-                                word.push(other);
-                            }
-                        },
-                        // Expansion and command substitution: not literal.
-                        '$' | '`' => return None,
-                        c => word.push(c),
-                    }
-                }
-            }
-            '\\' => {
-                in_word = true;
-                word.push(literal(chars.next()?)?);
-            }
-            ';' | '&' | '|' | '<' | '>' | '(' | ')' | '$' | '`' => return None,
-            '#' if !in_word => return None,
-            c => {
-                in_word = true;
-                word.push(literal(c)?);
-            }
-        }
-    }
-    if in_word {
-        words.push(word);
-    }
-    Some(words)
-}
-
-/// `c`, unless it is a control character: a newline ends a shell command,
-/// and none of them belongs in a logged path.
-fn literal(c: char) -> Option<char> {
-    (!c.is_control()).then_some(c)
 }
 
 /// The directory a download's files land relative to: the parent of the

@@ -160,6 +160,7 @@ impl Relay<'_> {
             }
         }
         // The transfer rows are in the chain before the session rows close.
+        self.write_rows().await;
         self.shared.services.audit.flush().await;
         for b in std::mem::take(&mut self.backends) {
             let _ = b.write.eof().await;

@@ -20,6 +20,15 @@
 //! kept for the session). Handles the person sees are the bastion's own, so
 //! one target's handle can never be used against another.
 //!
+//! What a client can make the bastion hold is bounded whatever it sends:
+//! every message from the person costs at least `MESSAGE_COST` of a
+//! `CLIENT_BUDGET` (so a flood of empty or tiny messages stalls the
+//! client like a large upload does), requests in flight are capped at
+//! `MAX_PENDING`, open handles at `MAX_HANDLES`, and a file's bytes
+//! held for its digest are capped per chunk and in total
+//! ([`crate::transfer::Passing`]). Transfer rows go to the audit writer,
+//! waiting for room when its queue is full.
+//!
 //! Each target connection is a session row (protocol `sftp`, kind `sftp`, no
 //! recording: the transfer rows are its audit) and a live session that an
 //! admin can see and kill. Revoking the grant ends it within a second.
@@ -59,6 +68,10 @@ const MAX_PENDING: usize = 256;
 const MAX_HANDLES: usize = 256;
 /// Bytes from the person taken in but not yet relayed, at most.
 const CLIENT_BUDGET: usize = 32 * 1024 * 1024;
+/// What one message from the person costs against the budget at least,
+/// whatever it carries (zero bytes included): about what holding it costs
+/// (the queue's slot, the buffer and the allocator's overhead), rounded up.
+const MESSAGE_COST: usize = 1024;
 /// Bytes of names per NAME packet of a virtual directory listing.
 const LISTING_PIECE: usize = 64 * 1024;
 /// Bytes gathered before a write to either side.
@@ -89,6 +102,7 @@ pub async fn run(
         to_client: BytesMut::new(),
         tx,
         stderr: Vec::new(),
+        rows: Vec::new(),
     };
     if let Some(target) = target {
         let account = match target.account.clone() {
@@ -207,6 +221,8 @@ struct Relay<'a> {
     tx: mpsc::Sender<Event>,
     /// Lines for the person's stderr (the reason a session ended).
     stderr: Vec<String>,
+    /// Transfer rows not yet handed to the audit writer.
+    rows: Vec<(AuditEvent, jiff::Timestamp)>,
 }
 
 /// Why a request is answered by the bastion instead of a target.
@@ -292,6 +308,7 @@ impl<'a> Relay<'a> {
                         return 1;
                     }
                 }
+                self.write_rows().await;
                 if self.flush(write).await.is_err() {
                     return 1;
                 }
@@ -362,17 +379,31 @@ impl<'a> Relay<'a> {
     }
 }
 
+/// Where the person's channel messages come from: the channel, or a test's
+/// stand-in.
+trait Incoming {
+    fn next(&mut self) -> impl std::future::Future<Output = Option<ChannelMsg>> + Send;
+}
+
+impl Incoming for ChannelReadHalf {
+    async fn next(&mut self) -> Option<ChannelMsg> {
+        self.wait().await
+    }
+}
+
 /// Takes in the person's channel until it ends: each chunk with the budget
 /// permits it holds (`None` at the end). Never returns.
 async fn drain_client(
-    read: &mut ChannelReadHalf,
+    read: &mut impl Incoming,
     tx: mpsc::UnboundedSender<Option<(Bytes, usize)>>,
     budget: Arc<Semaphore>,
 ) {
     loop {
-        match read.wait().await {
+        match read.next().await {
             Some(ChannelMsg::Data { data }) => {
-                let permits = data.len().min(CLIENT_BUDGET);
+                // Every message counts, empty ones too: what is held is
+                // the message, not only the bytes it carries.
+                let permits = data.len().clamp(MESSAGE_COST, CLIENT_BUDGET);
                 // Only a client sending far more than it has asked answers
                 // for waits here; it then stalls its own connection only.
                 if let Ok(p) = budget.acquire_many(permits as u32).await {
@@ -431,4 +462,64 @@ fn read_only() -> Refusal {
         status::PERMISSION_DENIED,
         "the bastion's top levels are read-only: files live under /ASSET/ACCOUNT/",
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An endless flood of one kind of message, counted as it is taken.
+    struct Flood {
+        chunk: Bytes,
+        taken: Arc<std::sync::atomic::AtomicUsize>,
+    }
+
+    impl Incoming for Flood {
+        async fn next(&mut self) -> Option<ChannelMsg> {
+            self.taken
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            // Let the test's timer run on a single-threaded runtime.
+            tokio::task::yield_now().await;
+            Some(ChannelMsg::Data {
+                data: self.chunk.clone(),
+            })
+        }
+    }
+
+    /// How many messages of `chunk` the bastion takes in while its relay
+    /// takes nothing (a target or a person that does not keep up).
+    async fn taken_while_stalled(chunk: Bytes) -> usize {
+        let taken = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let mut flood = Flood {
+            chunk,
+            taken: taken.clone(),
+        };
+        let (tx, _rx) = mpsc::unbounded_channel();
+        let budget = Arc::new(Semaphore::new(CLIENT_BUDGET));
+        let _ = tokio::time::timeout(
+            Duration::from_millis(300),
+            drain_client(&mut flood, tx, budget),
+        )
+        .await;
+        taken.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Empty data messages cost what they hold in memory: a flood of them is
+    /// cut off by the budget as a large transfer is, instead of piling up
+    /// without limit while the relay is stalled.
+    #[tokio::test]
+    async fn zero_length_messages_count_against_the_budget() {
+        let large = taken_while_stalled(Bytes::from(vec![0u8; 32 * 1024])).await;
+        assert_eq!(large, CLIENT_BUDGET / (32 * 1024) + 1, "large chunks");
+        let empty = taken_while_stalled(Bytes::new()).await;
+        assert!(
+            empty <= CLIENT_BUDGET / MESSAGE_COST + 1,
+            "{empty} empty messages taken in while the relay took none"
+        );
+        let tiny = taken_while_stalled(Bytes::from_static(b"x")).await;
+        assert!(
+            tiny <= CLIENT_BUDGET / MESSAGE_COST + 1,
+            "{tiny} one-byte messages taken in while the relay took none"
+        );
+    }
 }

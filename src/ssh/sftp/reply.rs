@@ -221,8 +221,8 @@ impl Relay<'_> {
         }
     }
 
-    /// Writes one transfer row, in its own transaction, without holding up
-    /// the relay.
+    /// Collects one transfer row, written by [`Self::write_rows`] once the
+    /// packet at hand is dealt with.
     #[allow(clippy::too_many_arguments)]
     pub(super) fn log(
         &mut self,
@@ -247,9 +247,18 @@ impl Relay<'_> {
             sha256,
             error: error.to_string(),
         };
-        // Written by a task of its own so the relay never waits on the
-        // database; the chain orders rows by commit.
-        let services = &self.shared.services;
-        services.audit.queue(event, services.clock.now());
+        let at = self.shared.services.clock.now();
+        self.rows.push((event, at));
+    }
+
+    /// Hands the rows of what was just relayed to the audit writer. A full
+    /// queue (a database that does not keep up) makes the relay wait here,
+    /// and so stop reading the person's requests: pushed back, never an
+    /// unbounded pile of rows.
+    pub(super) async fn write_rows(&mut self) {
+        let audit = &self.shared.services.audit;
+        for (event, at) in self.rows.drain(..) {
+            audit.write(event, at).await;
+        }
     }
 }
