@@ -190,7 +190,7 @@ pub async fn run_session(
             || policy
                 .visible_asset(&conn.identity, &choice.asset, now)
                 .is_some();
-        if visible && transfer.is_some() {
+        if visible {
             let text = format!(
                 "rampart: {}: {} is not permitted to you there",
                 choice.asset, actions[0]
