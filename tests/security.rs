@@ -39,6 +39,30 @@ async fn bastion_with_admin_key(extra: &str) -> (TestBastion, tempfile::TempDir,
     (b, keys, key)
 }
 
+/// A bastion whose admin logs in with a fresh key, and asset `real` on a
+/// loopback OpenSSH sshd, with `actions` for admin.
+struct Real {
+    b: TestBastion,
+    keys: tempfile::TempDir,
+    key: PathBuf,
+    account: String,
+    sshd: support::peers::Sshd,
+}
+
+async fn with_real_target(sshd_bin: &Path, extra: &str, actions: Actions) -> Real {
+    let (b, keys, key) = bastion_with_admin_key(extra).await;
+    let (target_key, target_pub) = keypair(keys.path(), "target");
+    let sshd = start_sshd(sshd_bin, &target_pub);
+    let account = real_asset(&b, sshd.port, &["ssh"], &target_key, "admin", actions).await;
+    Real {
+        b,
+        keys,
+        key,
+        account,
+        sshd,
+    }
+}
+
 // ---------------------------------------------------------------- item 1 --
 
 /// Menu, a session, `exit`, the menu again, a second session, `q`: the
@@ -94,18 +118,13 @@ async fn controlmaster_sessions_each_get_one_exit_status() {
     let (Some(ssh_bin), Some(sshd_bin)) = (peer("ssh"), peer("sshd")) else {
         return;
     };
-    let (mut b, keys, key) = bastion_with_admin_key("").await;
-    let (target_key, target_pub) = keypair(keys.path(), "target");
-    let sshd = start_sshd(&sshd_bin, &target_pub);
-    real_asset(
-        &b,
-        sshd.port,
-        &["ssh"],
-        &target_key,
-        "admin",
-        Actions::all_but_tunnel(),
-    )
-    .await;
+    let Real {
+        mut b,
+        keys,
+        key,
+        account: _,
+        sshd: _sshd,
+    } = with_real_target(&sshd_bin, "", Actions::all_but_tunnel()).await;
     let port = b.addr.port();
     let control = keys.path().join("ctl");
     let mux = |args: &[&str]| {
@@ -161,18 +180,13 @@ async fn env_requests_without_want_reply_do_not_answer_the_exec() {
     let (Some(ssh_bin), Some(sshd_bin)) = (peer("ssh"), peer("sshd")) else {
         return;
     };
-    let (mut b, keys, key) = bastion_with_admin_key("").await;
-    let (target_key, target_pub) = keypair(keys.path(), "target");
-    let sshd = start_sshd(&sshd_bin, &target_pub);
-    let account = real_asset(
-        &b,
-        sshd.port,
-        &["ssh"],
-        &target_key,
-        "admin",
-        Actions::all_but_tunnel(),
-    )
-    .await;
+    let Real {
+        mut b,
+        keys: _keys,
+        key,
+        account,
+        sshd: _sshd,
+    } = with_real_target(&sshd_bin, "", Actions::all_but_tunnel()).await;
     let port = b.addr.port();
     let (out, err, code) = ssh(
         &ssh_bin,
@@ -201,18 +215,13 @@ async fn git_clone_and_push_through_the_bastion() {
     else {
         return;
     };
-    let (mut b, keys, key) = bastion_with_admin_key("").await;
-    let (target_key, target_pub) = keypair(keys.path(), "target");
-    let sshd = start_sshd(&sshd_bin, &target_pub);
-    let account = real_asset(
-        &b,
-        sshd.port,
-        &["ssh"],
-        &target_key,
-        "admin",
-        Actions::all_but_tunnel(),
-    )
-    .await;
+    let Real {
+        mut b,
+        keys: _keys,
+        key,
+        account,
+        sshd: _sshd,
+    } = with_real_target(&sshd_bin, "", Actions::all_but_tunnel()).await;
     let work = tempfile::tempdir().unwrap();
     let origin = work.path().join("origin.git");
     let git_run = |args: &[&str], dir: &Path| {
@@ -268,15 +277,15 @@ async fn sessions_the_bastion_ends_exit_255() {
     let (Some(ssh_bin), Some(sshd_bin)) = (peer("ssh"), peer("sshd")) else {
         return;
     };
-    let (mut b, keys, key) = bastion_with_admin_key("idle_timeout = \"2s\"\n").await;
-    let (target_key, target_pub) = keypair(keys.path(), "target");
-    let sshd = start_sshd(&sshd_bin, &target_pub);
-    real_asset(
-        &b,
-        sshd.port,
-        &["ssh"],
-        &target_key,
-        "admin",
+    let Real {
+        mut b,
+        keys: _keys,
+        key,
+        account: _,
+        sshd: _sshd,
+    } = with_real_target(
+        &sshd_bin,
+        "idle_timeout = \"2s\"\n",
         Actions::all_but_tunnel(),
     )
     .await;
@@ -434,18 +443,13 @@ async fn command_filters_cover_exec_shells_pty_less_shells_and_the_alternate_scr
     let (Some(ssh_bin), Some(sshd_bin)) = (peer("ssh"), peer("sshd")) else {
         return;
     };
-    let (mut b, keys, key) = bastion_with_admin_key("").await;
-    let (target_key, target_pub) = keypair(keys.path(), "target");
-    let sshd = start_sshd(&sshd_bin, &target_pub);
-    real_asset(
-        &b,
-        sshd.port,
-        &["ssh"],
-        &target_key,
-        "admin",
-        Actions::all_but_tunnel(),
-    )
-    .await;
+    let Real {
+        mut b,
+        keys: _keys,
+        key,
+        account: _,
+        sshd: _sshd,
+    } = with_real_target(&sshd_bin, "", Actions::all_but_tunnel()).await;
     deny_marker(&b).await;
     let port = b.addr.port();
     let markers = tempfile::tempdir().unwrap();
@@ -742,11 +746,14 @@ async fn an_upload_only_transfer_outlives_the_recheck() {
     let (Some(scp_bin), Some(sshd_bin)) = (peer("scp"), peer("sshd")) else {
         return;
     };
-    let (mut b, keys, key) = bastion_with_admin_key("").await;
-    let (target_key, target_pub) = keypair(keys.path(), "target");
-    let sshd = start_sshd(&sshd_bin, &target_pub);
     let upload = Actions::NONE.with(Action::Upload);
-    let account = real_asset(&b, sshd.port, &["ssh"], &target_key, "admin", upload).await;
+    let Real {
+        mut b,
+        keys: _keys,
+        key,
+        account,
+        sshd: _sshd,
+    } = with_real_target(&sshd_bin, "", upload).await;
     let dir = tempfile::tempdir().unwrap();
     let source = dir.path().join("payload");
     std::fs::write(&source, vec![b'x'; 400 * 1024]).unwrap();
@@ -776,18 +783,13 @@ async fn ansible_ping_copy_and_shell_through_the_bastion() {
     let (Some(sshd_bin), Some(ansible)) = (peer("sshd"), on_path("ansible")) else {
         return;
     };
-    let (mut b, keys, key) = bastion_with_admin_key("").await;
-    let (target_key, target_pub) = keypair(keys.path(), "target");
-    let sshd = start_sshd(&sshd_bin, &target_pub);
-    let account = real_asset(
-        &b,
-        sshd.port,
-        &["ssh"],
-        &target_key,
-        "admin",
-        Actions::all_but_tunnel(),
-    )
-    .await;
+    let Real {
+        mut b,
+        keys: _keys,
+        key,
+        account,
+        sshd: _sshd,
+    } = with_real_target(&sshd_bin, "", Actions::all_but_tunnel()).await;
     let work = tempfile::tempdir().unwrap();
     let inventory = work.path().join("hosts");
     std::fs::write(

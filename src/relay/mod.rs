@@ -483,25 +483,25 @@ pub async fn pump(
                                     continue;
                                 }
                                 let rule = verdict.rule.as_deref().unwrap_or("?").to_string();
-                                log_refused(
-                                    &mut lock(&shared),
-                                    "[a line typed on a full-screen display]".into(),
-                                    recorder.elapsed(),
-                                    FilterAction::Deny,
-                                    verdict.rule.clone(),
-                                );
                                 let text = format!(
                                     "\r\n{RED}rampart: Enter refused: what was typed matches rule {rule}, and lines typed on a full-screen display cannot be reviewed{RESET}\r\n"
                                 );
-                                if notify(client_write, recorder, &shared, text).await.is_err() {
-                                    return EndReason::ClientClosed;
-                                }
-                                if target_write
-                                    .data_bytes(Bytes::from_static(b"\x03"))
-                                    .await
-                                    .is_err()
+                                let refused = Refused {
+                                    logged: "[a line typed on a full-screen display]".into(),
+                                    action: FilterAction::Deny,
+                                    rule: verdict.rule,
+                                    text,
+                                };
+                                if let Err(end) = refuse_enter(
+                                    &shared,
+                                    client_write,
+                                    recorder,
+                                    target_write,
+                                    refused,
+                                )
+                                .await
                                 {
-                                    return EndReason::TargetClosed;
+                                    return end;
                                 }
                                 continue;
                             }
@@ -543,26 +543,24 @@ pub async fn pump(
                                         (Some(_), Some(typed)) => typed,
                                         _ => "[a line typed without echo]".into(),
                                     };
-                                    log_refused(
-                                        &mut lock(&shared),
-                                        command,
-                                        recorder.elapsed(),
-                                        verdict.action,
-                                        verdict.rule.clone(),
-                                    );
-                                    let text = format!(
-                                        "\r\n{RED}rampart: command refused by rule {rule}{RESET}\r\n"
-                                    );
-                                    if notify(client_write, recorder, &shared, text).await.is_err()
+                                    let refused = Refused {
+                                        logged: command,
+                                        action: verdict.action,
+                                        rule: verdict.rule,
+                                        text: format!(
+                                            "\r\n{RED}rampart: command refused by rule {rule}{RESET}\r\n"
+                                        ),
+                                    };
+                                    if let Err(end) = refuse_enter(
+                                        &shared,
+                                        client_write,
+                                        recorder,
+                                        target_write,
+                                        refused,
+                                    )
+                                    .await
                                     {
-                                        return EndReason::ClientClosed;
-                                    }
-                                    if target_write
-                                        .data_bytes(Bytes::from_static(b"\x03"))
-                                        .await
-                                        .is_err()
-                                    {
-                                        return EndReason::TargetClosed;
+                                        return end;
                                     }
                                     continue;
                                 } else if seen.is_none()
@@ -905,6 +903,45 @@ fn log_refused(
         action,
         rule,
     });
+}
+
+/// An Enter refused before it reached the target.
+struct Refused {
+    /// What the command log says was typed (a placeholder where it may be
+    /// a password).
+    logged: String,
+    action: FilterAction,
+    rule: Option<String>,
+    /// The line the person gets.
+    text: String,
+}
+
+/// Refuses an Enter: logged as refused, the person told, and a Ctrl-C to
+/// the target for the line left at its prompt.
+async fn refuse_enter(
+    shared: &Mutex<Shared>,
+    client_write: &ChannelWriteHalf<ServerMsg>,
+    recorder: &RecorderHandle,
+    target_write: &ChannelWriteHalf<ClientMsg>,
+    refused: Refused,
+) -> Result<(), EndReason> {
+    log_refused(
+        &mut lock(shared),
+        refused.logged,
+        recorder.elapsed(),
+        refused.action,
+        refused.rule,
+    );
+    if notify(client_write, recorder, shared, refused.text)
+        .await
+        .is_err()
+    {
+        return Err(EndReason::ClientClosed);
+    }
+    target_write
+        .data_bytes(Bytes::from_static(b"\x03"))
+        .await
+        .map_err(|_| EndReason::TargetClosed)
 }
 
 /// Waits (up to [`ECHO_WAIT`]) for the target to echo the line of a held
