@@ -25,8 +25,9 @@ use jiff::tz::TimeZone;
 use sqlx::SqliteConnection;
 
 use super::acl::{AclDecision, CompiledAcls};
+use super::gate::{Gate, Limits};
 use super::lockout::{FailureState, LockScope, LockoutPolicy};
-use super::{password, pubkey, totp};
+use super::{pubkey, totp};
 use crate::audit::{self, AuditEvent, LoginResult};
 use crate::clock::Clock;
 use crate::model::{Identity, User};
@@ -87,6 +88,10 @@ pub enum Refusal {
     CodeReused,
     #[error("method not allowed")]
     MethodNotAllowed,
+    /// The source already has its share of password checks running: this
+    /// attempt was refused without checking the password.
+    #[error("too many password checks at once from this address; not checked")]
+    Busy,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -101,18 +106,14 @@ pub enum LoginError {
 
 /// Argon2 costs tens of milliseconds of CPU: it runs on the blocking pool,
 /// so a login never stalls the runtime threads that pump other sessions.
-async fn verify(password: &Secret<String>, hash: &str) -> bool {
-    let (password, hash) = (password.clone(), hash.to_string());
-    tokio::task::spawn_blocking(move || password::verify_password(&password, &hash))
-        .await
-        .unwrap_or(false)
+async fn verify(gate: &Gate, password: &Secret<String>, hash: &str) -> bool {
+    gate.verify(password, Some(hash.to_string())).await
 }
 
 /// The same cost as [`verify`], spent on purpose when there is nothing to
 /// verify against (unknown or locked users), so timing tells nothing.
-async fn burn(password: &Secret<String>) {
-    let password = password.clone();
-    let _ = tokio::task::spawn_blocking(move || password::verify_against_dummy(&password)).await;
+async fn burn(gate: &Gate, password: &Secret<String>) {
+    gate.verify(password, None).await;
 }
 
 /// The proof a client presented.
@@ -147,6 +148,7 @@ pub struct Authenticator {
     lockout: LockoutPolicy,
     mfa: MfaPolicy,
     time_zone: TimeZone,
+    gate: Gate,
 }
 
 fn state(row: &FailureRow) -> FailureState {
@@ -189,7 +191,18 @@ impl Authenticator {
             lockout,
             mfa,
             time_zone,
+            gate: Gate::new(Limits::default()),
         }
+    }
+
+    /// The same authenticator, checking passwords through `gate`.
+    pub fn with_gate(self, gate: Gate) -> Authenticator {
+        Authenticator { gate, ..self }
+    }
+
+    /// The password checks: limits and counts.
+    pub fn gate(&self) -> &Gate {
+        &self.gate
     }
 
     /// Whether `key` is registered for `user` — the answer to a public-key
@@ -239,7 +252,7 @@ impl Authenticator {
             // Spend the same time as a real check, so the lock cannot be
             // told apart from a wrong password by timing.
             if let Proof::Password(p) = proof {
-                burn(p).await;
+                burn(&self.gate, p).await;
             }
             return self
                 .refuse(
@@ -259,7 +272,7 @@ impl Authenticator {
 
         let Some(record) = record else {
             if let Proof::Password(p) = proof {
-                burn(p).await;
+                burn(&self.gate, p).await;
             }
             return self
                 .refuse(
@@ -276,7 +289,7 @@ impl Authenticator {
 
         if let Some(until) = user_state(&record).locked_until(now) {
             if let Proof::Password(p) = proof {
-                burn(p).await;
+                burn(&self.gate, p).await;
             }
             return self
                 .refuse(
@@ -296,9 +309,9 @@ impl Authenticator {
 
         let proven = match proof {
             Proof::Password(p) => match &record.password_hash {
-                Some(hash) => verify(p, hash).await,
+                Some(hash) => verify(&self.gate, p, hash).await,
                 None => {
-                    burn(p).await;
+                    burn(&self.gate, p).await;
                     false
                 }
             },

@@ -18,6 +18,7 @@
 //! guessing).
 
 pub mod acl;
+pub mod gate;
 pub mod lockout;
 pub mod login;
 pub mod password;

@@ -288,6 +288,10 @@ impl Server {
     }
 }
 
+/// Connections one source (an IPv4 address or an IPv6 /64) may hold open
+/// before logging in; past it a new one is closed before the SSH greeting.
+pub const MAX_UNAUTHENTICATED_PER_SOURCE: usize = 64;
+
 async fn accept_loop(
     listener: TcpListener,
     shared: Arc<Shared>,
