@@ -1,47 +1,60 @@
 //! How much work a client that has not logged in can make the bastion do
-//! (issue 13, item 4: a password flood from one address slowed everyone's
-//! login 43 times and grew the memory by 170 MB).
+//! (issue 13, item 4: a password flood from one address made everyone's
+//! login 43 times slower and grew the memory by 170 MB for good).
 //!
-//! Owns the password checks: each argon2id verification costs tens of
-//! milliseconds of CPU and [`super::password::M_COST_KIB`] of memory, so they
-//! run on the blocking pool, at most [`Limits::total`] at once (the cores),
-//! and at most [`Limits::per_source`] at once for one source. A check over
-//! the source's share is not made at all: the caller refuses it unchecked
-//! (it is not a failed proof, so it does not count towards lockout), and the
-//! client gets the same constant-delay rejection as for a wrong password.
-//! [`PerSource`] is the counter behind that share, also used by the SSH front
-//! door to cap the connections one source holds open before logging in.
+//! Owns the password checks. Each argon2id verification costs tens of
+//! milliseconds of CPU and [`super::password::M_COST_KIB`] KiB of memory, so:
+//! - at most [`Limits::total`] run at once (the cores), on the blocking pool;
+//! - one source gets [`Limits::per_source`] of them at once and at most
+//!   [`Limits::per_source_waiting`] more attempts queued behind; an attempt
+//!   past that is refused unchecked by the caller: it is not a failed proof,
+//!   so it does not count towards lockout, and the client gets the same
+//!   constant-delay rejection as for a wrong password;
+//! - the checks of one user name run one at a time, so that concurrent
+//!   guesses from many sources cannot overshoot the per-user failure limit
+//!   (the caller reads the lock state once its turn has come).
 //!
+//! [`PerSource`] is the counter behind the source limits; the SSH front door
+//! uses one to cap the connections a source holds open before logging in.
 //! A "source" is an IPv4 address or an IPv6 /64: one host usually owns a
 //! whole /64, and counting its addresses one by one would give it 2^64
 //! shares.
 //!
-//! Bounding the concurrency also bounds the memory: at most `total` argon2
-//! blocks exist at once, instead of one per flooding connection.
+//! Memory: glibc serves an allocation of argon2's size from a heap once a
+//! freed block of that size raised its mmap threshold, and then keeps the
+//! pages after the check. The first real gate pins the threshold below
+//! argon2's block size, so each check's memory is unmapped when it ends and
+//! the resident size returns to where it was after a flood.
 //!
 //! Must never: hold a database connection or transaction while a check runs
 //! (the caller's job, tested in `tests/login.rs`), or see a password outside
 //! a [`Secret`].
 
+use std::borrow::Borrow;
 use std::collections::HashMap;
+use std::hash::Hash;
 use std::net::{IpAddr, Ipv6Addr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::password;
 use crate::vault::Secret;
 
-/// How many password checks may run at once.
+/// How many password checks may run at once, and queue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
-    /// In total: the CPU cores (more only queue for the same cores while
+    /// In total: the CPU cores (more would only share the same cores while
     /// each holds its argon2 memory).
     pub total: usize,
-    /// From one source: half the total (at least one), so that one address
-    /// can never take all the hashing capacity from everyone else.
+    /// For one source at once: half the total (at least one), so that one
+    /// address can never take all the hashing capacity from everyone else.
     pub per_source: usize,
+    /// Attempts of one source waiting for its turn; past them, refused
+    /// unchecked. Enough for a burst of honest logins from one place (an
+    /// ansible run with `-k` logs in five at once by default).
+    pub per_source_waiting: usize,
 }
 
 impl Default for Limits {
@@ -50,6 +63,7 @@ impl Default for Limits {
         Limits {
             total,
             per_source: (total / 2).max(1),
+            per_source_waiting: 8,
         }
     }
 }
@@ -73,71 +87,110 @@ fn argon2_verifier() -> Verifier {
 fn source_key(ip: IpAddr) -> IpAddr {
     match ip.to_canonical() {
         IpAddr::V4(v4) => IpAddr::V4(v4),
-        IpAddr::V6(v6) => {
-            let bits = u128::from(v6) & !((1u128 << 64) - 1);
-            IpAddr::V6(Ipv6Addr::from(bits))
-        }
+        IpAddr::V6(v6) => IpAddr::V6(Ipv6Addr::from(u128::from(v6) & !u128::from(u64::MAX))),
     }
 }
 
-/// Counts something each source holds (checks running, connections not yet
-/// logged in) and refuses more than `cap` at once for one source.
+/// Places per key (a source, a user name): at most `cap` holders at once,
+/// of which `turns` at a time may do the work. Only keys with holders are
+/// kept, so a spray from many addresses or names leaves nothing behind.
 #[derive(Debug)]
-pub struct PerSource {
+pub struct Places<K: Eq + Hash + Clone> {
     cap: usize,
-    held: Mutex<HashMap<IpAddr, usize>>,
+    turns: usize,
+    held: Mutex<HashMap<K, Held>>,
 }
 
-/// One place in a [`PerSource`] count, given back on drop.
 #[derive(Debug)]
-pub struct SourceSlot {
-    owner: Arc<PerSource>,
-    key: IpAddr,
+struct Held {
+    holders: usize,
+    turns: Arc<Semaphore>,
 }
 
-impl PerSource {
-    pub fn new(cap: usize) -> Arc<PerSource> {
-        Arc::new(PerSource {
+/// One place under a key, given back on drop.
+#[derive(Debug)]
+pub struct Place<K: Eq + Hash + Clone> {
+    owner: Arc<Places<K>>,
+    key: K,
+    turns: Arc<Semaphore>,
+}
+
+impl<K: Eq + Hash + Clone> Places<K> {
+    pub fn new(cap: usize, turns: usize) -> Arc<Places<K>> {
+        Arc::new(Places {
             cap: cap.max(1),
+            turns: turns.max(1),
             held: Mutex::new(HashMap::new()),
         })
     }
 
-    /// A place for `ip`'s source, or `None` when it already holds `cap`.
-    pub fn try_take(self: &Arc<Self>, ip: IpAddr) -> Option<SourceSlot> {
-        let key = source_key(ip);
+    /// A place under `key`, or `None` when it already has `cap` holders.
+    pub fn try_take(self: &Arc<Self>, key: K) -> Option<Place<K>> {
         // A poisoned lock only means another thread panicked between two
         // integer updates; the map is still consistent.
         let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
-        let n = held.entry(key).or_insert(0);
-        if *n >= self.cap {
+        let entry = held.entry(key.clone()).or_insert_with(|| Held {
+            holders: 0,
+            turns: Arc::new(Semaphore::new(self.turns)),
+        });
+        if entry.holders >= self.cap {
             return None;
         }
-        *n += 1;
-        Some(SourceSlot {
+        entry.holders += 1;
+        Some(Place {
             owner: self.clone(),
             key,
+            turns: entry.turns.clone(),
         })
     }
 
-    /// Places `ip`'s source holds now.
-    pub fn held(&self, ip: IpAddr) -> usize {
+    /// Holders under `key` now.
+    pub fn holders<Q>(&self, key: &Q) -> usize
+    where
+        K: Borrow<Q>,
+        Q: Eq + Hash + ?Sized,
+    {
         let held = self.held.lock().unwrap_or_else(|e| e.into_inner());
-        held.get(&source_key(ip)).copied().unwrap_or(0)
+        held.get(key).map_or(0, |h| h.holders)
     }
 }
 
-impl Drop for SourceSlot {
+impl<K: Eq + Hash + Clone> Place<K> {
+    /// Waits until this holder may do the work (one of `turns` at a time).
+    async fn turn(&self) -> Option<OwnedSemaphorePermit> {
+        // The semaphore is never closed; `None` would mean it was.
+        self.turns.clone().acquire_owned().await.ok()
+    }
+}
+
+impl<K: Eq + Hash + Clone> Drop for Place<K> {
     fn drop(&mut self) {
         let mut held = self.owner.held.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(n) = held.get_mut(&self.key) {
-            *n = n.saturating_sub(1);
-            if *n == 0 {
-                // Forget the source: the map holds only sources with work in
-                // flight, so a spray from many addresses leaves nothing behind.
+        if let Some(h) = held.get_mut(&self.key) {
+            h.holders = h.holders.saturating_sub(1);
+            if h.holders == 0 {
                 held.remove(&self.key);
             }
         }
+    }
+}
+
+/// Places per source address (IPv4, or IPv6 /64).
+#[derive(Debug)]
+pub struct PerSource(Arc<Places<IpAddr>>);
+
+impl PerSource {
+    pub fn new(cap: usize) -> PerSource {
+        PerSource(Places::new(cap, 1))
+    }
+
+    /// A place for `ip`'s source, or `None` when it already holds the cap.
+    pub fn try_take(&self, ip: IpAddr) -> Option<Place<IpAddr>> {
+        self.0.try_take(source_key(ip))
+    }
+
+    pub fn held(&self, ip: IpAddr) -> usize {
+        self.0.holders(&source_key(ip))
     }
 }
 
@@ -148,44 +201,87 @@ pub struct Gate {
 }
 
 struct Inner {
-    hashing: Semaphore,
-    sources: Arc<PerSource>,
+    cores: Semaphore,
+    sources: Arc<Places<IpAddr>>,
+    users: Arc<Places<String>>,
     verifier: Verifier,
     /// Checks started (real or dummy), for tests and metrics.
     started: AtomicU64,
 }
 
+/// An attempt's places under its source and its user name: see
+/// [`Gate::enter`].
+pub struct Entry {
+    source: Place<IpAddr>,
+    user: Place<String>,
+}
+
+/// The attempt's turn: while it is held, no other check of the same user
+/// name runs, and the source has one of its `per_source` turns.
+pub struct Turn {
+    _source: Option<OwnedSemaphorePermit>,
+    _user: Option<OwnedSemaphorePermit>,
+}
+
+impl Entry {
+    /// Waits for the source's and then the user's turn (always in this
+    /// order, so two attempts can never wait on each other).
+    pub async fn turn(&self) -> Turn {
+        let source = self.source.turn().await;
+        let user = self.user.turn().await;
+        Turn {
+            _source: source,
+            _user: user,
+        }
+    }
+}
+
 impl Gate {
     /// argon2id checks under `limits`.
     pub fn new(limits: Limits) -> Gate {
+        keep_big_blocks_unmapped();
         Gate::with_verifier(limits, argon2_verifier())
     }
 
     /// Checks made by `verifier` instead of argon2 (tests count and hold them).
     pub fn with_verifier(limits: Limits, verifier: Verifier) -> Gate {
+        let per_source = limits.per_source.max(1);
         Gate {
             inner: Arc::new(Inner {
-                hashing: Semaphore::new(limits.total.max(1)),
-                sources: PerSource::new(limits.per_source),
+                cores: Semaphore::new(limits.total.max(1)),
+                sources: Places::new(
+                    per_source.saturating_add(limits.per_source_waiting),
+                    per_source,
+                ),
+                // A user name has no cap of its own: its attempts are
+                // already capped per source. One check at a time.
+                users: Places::new(usize::MAX, 1),
                 verifier,
                 started: AtomicU64::new(0),
             }),
         }
     }
 
-    /// A place for one check from `ip`, or `None` when its source already
-    /// has its share running or waiting: refuse the attempt unchecked.
-    pub fn try_source(&self, ip: IpAddr) -> Option<SourceSlot> {
-        self.inner.sources.try_take(ip)
+    /// A place for one password attempt from `ip` for `user`, or `None` when
+    /// the source already has its share running and waiting: refuse the
+    /// attempt unchecked.
+    pub fn enter(&self, ip: IpAddr, user: &str) -> Option<Entry> {
+        let source = self.inner.sources.try_take(source_key(ip))?;
+        let user = self.inner.users.try_take(user.to_string())?;
+        Some(Entry { source, user })
     }
 
     /// Checks `password` against `phc` (`None`: the dummy, always false),
-    /// waiting for a free core. The caller holds a [`Self::try_source`] place
-    /// for the whole check, and no database connection.
-    pub async fn verify(&self, password: &Secret<String>, phc: Option<String>) -> bool {
-        // The semaphore is never closed; a failure would mean it was, and
-        // then nothing is checked.
-        let Ok(_permit) = self.inner.hashing.acquire().await else {
+    /// waiting for a free core. The caller holds its [`Entry`]'s turn and no
+    /// database connection.
+    pub async fn verify(
+        &self,
+        _turn: &Turn,
+        password: &Secret<String>,
+        phc: Option<String>,
+    ) -> bool {
+        // The semaphore is never closed; if it were, nothing is checked.
+        let Ok(_core) = self.inner.cores.acquire().await else {
             return false;
         };
         self.inner.started.fetch_add(1, Ordering::Relaxed);
@@ -200,9 +296,9 @@ impl Gate {
         self.inner.started.load(Ordering::Relaxed)
     }
 
-    /// Checks running or waiting for `ip`'s source now.
+    /// Attempts of `ip`'s source running or waiting now.
     pub fn in_flight(&self, ip: IpAddr) -> usize {
-        self.inner.sources.held(ip)
+        self.inner.sources.holders(&source_key(ip))
     }
 }
 
@@ -211,6 +307,33 @@ impl std::fmt::Debug for Gate {
         f.debug_struct("Gate")
             .field("checks_started", &self.checks_started())
             .finish_non_exhaustive()
+    }
+}
+
+/// Makes glibc serve allocations of argon2's block size (19 MiB) with their
+/// own mappings, returned to the kernel on free. By default glibc raises its
+/// mmap threshold to the size of the last such block freed (up to 32 MiB),
+/// after which argon2's blocks come from malloc heaps whose pages stay
+/// resident: a flood left 200-400 MB behind. Fixing the threshold at 16 MiB
+/// also turns that adjustment off; smaller allocations are not affected.
+fn keep_big_blocks_unmapped() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        static ONCE: std::sync::Once = std::sync::Once::new();
+        ONCE.call_once(|| {
+            const M_MMAP_THRESHOLD: std::ffi::c_int = -3;
+            const SIXTEEN_MIB: std::ffi::c_int = 16 * 1024 * 1024;
+            unsafe extern "C" {
+                fn mallopt(param: std::ffi::c_int, value: std::ffi::c_int) -> std::ffi::c_int;
+            }
+            // SAFETY: mallopt is glibc's documented, thread-safe setter for
+            // malloc parameters; M_MMAP_THRESHOLD with a value below its
+            // 32 MiB maximum is valid, and it touches no Rust-owned memory.
+            let ok = unsafe { mallopt(M_MMAP_THRESHOLD, SIXTEEN_MIB) };
+            if ok != 1 {
+                tracing::warn!("could not set malloc's mmap threshold: memory after a password flood may stay resident");
+            }
+        });
     }
 }
 
@@ -246,12 +369,50 @@ mod tests {
     }
 
     #[test]
-    fn forgotten_when_idle() {
+    fn keys_are_forgotten_when_idle() {
         let counter = PerSource::new(3);
         for i in 0..100u8 {
             drop(counter.try_take(IpAddr::from([10, 0, 0, i])).unwrap());
         }
-        assert!(counter.held.lock().unwrap().is_empty());
+        assert!(counter.0.held.lock().unwrap().is_empty());
+        let gate = Gate::with_verifier(Limits::default(), argon2_verifier());
+        for i in 0..100u8 {
+            drop(gate.enter(IpAddr::from([10, 0, 1, i]), &format!("user{i}")));
+        }
+        assert!(gate.inner.sources.held.lock().unwrap().is_empty());
+        assert!(gate.inner.users.held.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn one_turn_per_user_name_and_per_source_share() {
+        let limits = Limits {
+            total: 8,
+            per_source: 2,
+            per_source_waiting: 1,
+        };
+        let gate = Gate::with_verifier(limits, argon2_verifier());
+        let a = gate.enter(ip("192.0.2.1"), "alice").unwrap();
+        let b = gate.enter(ip("192.0.2.1"), "bob").unwrap();
+        let c = gate.enter(ip("192.0.2.1"), "carol").unwrap();
+        assert!(
+            gate.enter(ip("192.0.2.1"), "dave").is_none(),
+            "2 running + 1 waiting"
+        );
+        assert_eq!(gate.in_flight(ip("192.0.2.1")), 3);
+        let _ta = a.turn().await;
+        let _tb = b.turn().await;
+        // The source's two turns are taken: carol waits.
+        let waiting = tokio::time::timeout(std::time::Duration::from_millis(50), c.turn()).await;
+        assert!(waiting.is_err());
+        // alice from elsewhere waits for alice's turn, bob's name is free.
+        let other = gate.enter(ip("192.0.2.9"), "alice").unwrap();
+        let waiting =
+            tokio::time::timeout(std::time::Duration::from_millis(50), other.turn()).await;
+        assert!(waiting.is_err());
+        drop(_ta);
+        let _t = tokio::time::timeout(std::time::Duration::from_secs(5), other.turn())
+            .await
+            .expect("alice's turn comes when the other check ends");
     }
 
     #[test]
@@ -260,5 +421,6 @@ mod tests {
         assert!(limits.total >= 1);
         assert!(limits.per_source >= 1);
         assert!(limits.per_source <= limits.total.div_ceil(2));
+        assert!(limits.per_source + limits.per_source_waiting >= 5);
     }
 }

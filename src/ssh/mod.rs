@@ -34,6 +34,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::audit::{self, AuditEvent};
+use crate::auth::gate::PerSource;
 use crate::auth::login::Authenticator;
 use crate::live;
 use crate::model::Identity;
@@ -257,6 +258,7 @@ impl Server {
     ) -> Result<(), StartError> {
         let shared = self.shared.clone();
         let permits = Arc::new(Semaphore::new(self.max_connections.max(1)));
+        let unauthenticated = Arc::new(PerSource::new(MAX_UNAUTHENTICATED_PER_SOURCE));
         let watcher = tokio::spawn(watch_changes(shared.clone()));
         let control = spawn_control(shared.clone());
         let mut accepting = tokio::task::JoinSet::new();
@@ -266,6 +268,7 @@ impl Server {
                 shared.clone(),
                 self.config.clone(),
                 permits.clone(),
+                unauthenticated.clone(),
             ));
         }
         stop.await;
@@ -297,6 +300,7 @@ async fn accept_loop(
     shared: Arc<Shared>,
     config: Arc<russh::server::Config>,
     permits: Arc<Semaphore>,
+    unauthenticated: Arc<PerSource>,
 ) {
     loop {
         // Take the permit before accepting: beyond the cap, clients wait in
@@ -315,13 +319,19 @@ async fn accept_loop(
             },
             () = shared.shutdown.cancelled() => return,
         };
+        // Its place is held until the connection logs in (the handler gives
+        // it back) or ends.
+        let Some(place) = unauthenticated.try_take(peer.ip()) else {
+            tracing::debug!(%peer, "too many connections not logged in from this source: closed");
+            continue;
+        };
         let _ = stream.set_nodelay(true);
         let shared = shared.clone();
         let config = config.clone();
         shared.tracker.clone().spawn(async move {
             let _permit = permit;
             let authenticated = Arc::new(std::sync::atomic::AtomicBool::new(false));
-            let handler = handler::Handler::new(shared.clone(), peer, authenticated.clone());
+            let handler = handler::Handler::new(shared.clone(), peer, authenticated.clone(), place);
             let login_timeout = shared.services.config.ssh.login_timeout;
             // The version exchange happens inside run_stream: a client that
             // never sends its id is dropped at the same deadline.
