@@ -6,8 +6,10 @@
 //! authenticates and accepts channels; each session channel is driven by
 //! its own task ([`channel::run`]) that drains the channel in order and owns
 //! everything about that session. A semaphore permit is taken before each
-//! accept; one cancellation token stops the listeners and tells the
-//! sessions; a task tracker lets shutdown wait for them up to a deadline.
+//! accept, and a source may hold [`MAX_UNAUTHENTICATED_PER_SOURCE`]
+//! connections that have not logged in; one cancellation token stops the
+//! listeners and tells the sessions; a task tracker lets shutdown wait for
+//! them up to a deadline.
 //!
 //! Must never: await a client write inside a russh callback, keep a channel
 //! it does not drain, or decide access itself (that is `policy`).
