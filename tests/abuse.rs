@@ -428,8 +428,19 @@ async fn a_password_flood_from_one_address_leaves_other_logins_alone() {
     for t in tasks {
         let _ = tokio::time::timeout(Duration::from_secs(30), t).await;
     }
+    // Every attempt the server took in has been answered and written.
+    let gate = b.shared.authenticator.gate();
+    let flooder: IpAddr = "127.0.0.2".parse().unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while gate.in_flight(flooder) > 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "checks still in flight"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let attempts = attempts.load(Ordering::Relaxed);
-    let checks = b.shared.authenticator.gate().checks_started();
+    let checks = gate.checks_started();
     let rows = b
         .services
         .ops
