@@ -4,6 +4,9 @@
 
 mod support;
 
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use rampart::model::{Actions, Role};
@@ -11,8 +14,9 @@ use rampart::ops::{Caller, UserSpec};
 use rampart::store::audit_log::{Query, RefusalRow};
 use rampart::vault::Secret;
 use russh::ChannelMsg;
-use support::peers::permit;
-use support::ssh::{Client, TestBastion};
+use support::peers::{permit, user_with_key};
+use support::ssh::{AcceptAll, Client, TestBastion, new_key};
+use tokio::io::AsyncReadExt;
 
 const PASSWORD: &str = "mallory-password-123";
 
@@ -331,4 +335,193 @@ async fn ten_thousand_channels_on_one_connection_are_capped() {
         }
     }
     still_serving(&b).await;
+}
+
+/// A TCP connection to the bastion from `source` (any 127.0.0.0/8 address
+/// is this machine).
+async fn tcp_from(source: &str, addr: SocketAddr) -> std::io::Result<tokio::net::TcpStream> {
+    let socket = tokio::net::TcpSocket::new_v4()?;
+    let source: IpAddr = source.parse().expect("source address");
+    socket.bind(SocketAddr::new(source, 0))?;
+    socket.connect(addr).await
+}
+
+/// What the server sends first on a fresh connection: its SSH version line,
+/// or nothing when it closes the connection at once.
+async fn greeting(stream: &mut tokio::net::TcpStream) -> String {
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 256];
+    let read = tokio::time::timeout(Duration::from_secs(10), async {
+        while !seen.contains(&b'\n') {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => seen.extend_from_slice(&buf[..n]),
+            }
+        }
+    })
+    .await;
+    assert!(read.is_ok(), "neither a greeting nor a close within 10 s");
+    String::from_utf8_lossy(&seen).into_owned()
+}
+
+/// Issue 13, item 4: one address flooding wrong passwords got one argon2
+/// check per attempt, all at once, each inside a database write lock; a
+/// key login from elsewhere took 43 times as long. Now the address gets
+/// its share of checks and the rest of its attempts are refused unchecked,
+/// while a key login and a session from another address go through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_password_flood_from_one_address_leaves_other_logins_alone() {
+    // Lockout raised out of the way: every attempt would need a check.
+    let b =
+        TestBastion::start_with("[auth]\nmax_failures = 1000\nmax_failures_per_address = 100000\n")
+            .await;
+    let (key, public) = new_key("alice");
+    user_with_key(&b, "alice", &public).await;
+    permit(
+        &b,
+        "alice-demo",
+        "alice",
+        &["demo"],
+        Actions::all_but_tunnel(),
+    )
+    .await;
+    b.reload().await;
+
+    // More than the source's share of checks and queue, fewer than its cap
+    // of connections not logged in.
+    let limits = rampart::auth::gate::Limits::default();
+    let flooders = ((limits.per_source + limits.per_source_waiting) * 2 + 4)
+        .min(rampart::ssh::MAX_UNAUTHENTICATED_PER_SOURCE);
+    let stop = Arc::new(AtomicBool::new(false));
+    let attempts = Arc::new(AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for i in 0..flooders {
+        let (stop, attempts, addr) = (stop.clone(), attempts.clone(), b.addr);
+        tasks.push(tokio::spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                let Ok(stream) = tcp_from("127.0.0.2", addr).await else {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                };
+                let config = Arc::new(russh::client::Config::default());
+                let Ok(mut handle) = russh::client::connect_stream(config, stream, AcceptAll).await
+                else {
+                    continue;
+                };
+                while !stop.load(Ordering::Relaxed) {
+                    attempts.fetch_add(1, Ordering::Relaxed);
+                    match handle
+                        .authenticate_password(format!("spray{i}"), "Winter2026!")
+                        .await
+                    {
+                        Ok(r) if !r.success() => {}
+                        _ => break,
+                    }
+                }
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+
+    let login = tokio::time::timeout(Duration::from_secs(60), async {
+        let c = Client::key(b.addr, "alice", &key)
+            .await
+            .expect("alice logs in");
+        c.exec("demo echo ok").await
+    })
+    .await
+    .expect("alice's login and command within 60 s under the flood");
+    assert_eq!(login.2, Some(0), "{}", login.1);
+
+    stop.store(true, Ordering::Relaxed);
+    for t in tasks {
+        let _ = tokio::time::timeout(Duration::from_secs(30), t).await;
+    }
+    // Every attempt the server took in has been answered and written.
+    let gate = b.shared.authenticator.gate();
+    let flooder: IpAddr = "127.0.0.2".parse().unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while gate.in_flight(flooder) > 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "checks still in flight"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let attempts = attempts.load(Ordering::Relaxed);
+    let checks = gate.checks_started();
+    let rows = b
+        .services
+        .ops
+        .audit_logins(&Caller::local(), &Query::default())
+        .await
+        .unwrap();
+    let flood: Vec<_> = rows.iter().filter(|r| r.source == "127.0.0.2").collect();
+    let failed = flood.iter().filter(|r| r.result == "failed").count();
+    let unchecked = flood
+        .iter()
+        .filter(|r| r.result == "denied" && r.reason.contains("not checked"))
+        .count();
+    assert!(
+        unchecked > 0,
+        "every one of {attempts} attempts was checked"
+    );
+    // Every check is a failed proof with its row; nothing else was hashed.
+    assert_eq!(
+        checks as usize, failed,
+        "{checks} checks, {failed} failed rows"
+    );
+    assert!(
+        rows.iter()
+            .any(|r| r.user == "alice" && r.result == "ok" && r.source == "127.0.0.1"),
+        "alice's login row"
+    );
+    still_serving_alice(&b, &key).await;
+}
+
+async fn still_serving_alice(b: &TestBastion, key: &russh::keys::PrivateKey) {
+    let c = Client::key(b.addr, "alice", key)
+        .await
+        .expect("a new login works");
+    let (_, err, code) = c.exec("demo echo ok").await;
+    assert_eq!(code, Some(0), "{err}");
+}
+
+/// Issue 13, item 4: connections that have not logged in are capped per
+/// source address: past the cap the bastion closes a new connection before
+/// its SSH greeting (no key exchange, no buffers), other addresses are
+/// served, and a place comes back when one of those connections ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_not_logged_in_are_capped_per_source() {
+    let b = TestBastion::start().await;
+    let cap = rampart::ssh::MAX_UNAUTHENTICATED_PER_SOURCE;
+    let mut held = Vec::new();
+    for i in 0..cap {
+        let mut s = tcp_from("127.0.0.2", b.addr).await.expect("connect");
+        let hello = greeting(&mut s).await;
+        assert!(hello.starts_with("SSH-2.0-"), "connection {i}: {hello:?}");
+        held.push(s);
+    }
+    let mut over = tcp_from("127.0.0.2", b.addr).await.expect("connect");
+    assert_eq!(greeting(&mut over).await, "", "connection {cap} was served");
+
+    // Another address is served, and logs in.
+    let mut other = tcp_from("127.0.0.3", b.addr).await.expect("connect");
+    assert!(greeting(&mut other).await.starts_with("SSH-2.0-"));
+    Client::admin(b.addr).await;
+
+    // A connection that ends gives its place back.
+    drop(held.pop());
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut s = tcp_from("127.0.0.2", b.addr).await.expect("connect");
+        if greeting(&mut s).await.starts_with("SSH-2.0-") {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the closed connection's place was not given back"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }

@@ -3,12 +3,15 @@
 //! TOTP reuse, disabled/expired users, login ACLs, and the login log.
 
 use std::net::IpAddr;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
 
 use jiff::SignedDuration;
 use rampart::audit::Via;
+use rampart::auth::gate::{Gate, Limits, Verifier};
 use rampart::auth::login::{Authenticator, LoginError, MfaPolicy, Next, Proof, Refusal};
-use rampart::auth::{LockoutPolicy, parse_public_key_line, totp};
+use rampart::auth::{LockoutPolicy, parse_public_key_line, password, totp};
 use rampart::clock::{Clock, ManualClock};
 use rampart::model::{AclAction, Role};
 use rampart::ops::{AclSpec, Caller, Ops, OpsSettings, UserEdit, UserSpec};
@@ -25,6 +28,73 @@ struct World {
     ops: Ops,
     auth: Authenticator,
     store: Store,
+    probe: Arc<Probe>,
+}
+
+/// Password checks at most at once in these tests, in total and per
+/// source, and attempts of one source waiting for their turn.
+const LIMITS: Limits = Limits {
+    total: 4,
+    per_source: 2,
+    per_source_waiting: 1,
+};
+
+/// Stands in for the hasher: counts the password checks it is asked for and,
+/// while held, keeps them waiting (a real argon2 check of the password
+/// afterwards, so the outcome is the real one).
+#[derive(Default)]
+struct Probe {
+    calls: AtomicUsize,
+    held: Mutex<bool>,
+    released: Condvar,
+}
+
+struct Held(Arc<Probe>);
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        *self.0.held.lock().unwrap_or_else(|e| e.into_inner()) = false;
+        self.0.released.notify_all();
+    }
+}
+
+impl Probe {
+    fn verifier(self: &Arc<Self>) -> Verifier {
+        let probe = self.clone();
+        Arc::new(move |password: &Secret<String>, phc: Option<&str>| {
+            probe.calls.fetch_add(1, Ordering::SeqCst);
+            let mut held = probe.held.lock().unwrap();
+            while *held {
+                held = probe.released.wait(held).unwrap();
+            }
+            drop(held);
+            phc.is_some_and(|phc| password::verify_password(password, phc))
+        })
+    }
+
+    fn calls(&self) -> usize {
+        self.calls.load(Ordering::SeqCst)
+    }
+
+    /// Holds every check until the guard is dropped (on a failed assertion
+    /// too, so that no blocking thread is left waiting).
+    fn hold(self: &Arc<Self>) -> Held {
+        *self.held.lock().unwrap() = true;
+        Held(self.clone())
+    }
+
+    /// Waits until `n` checks have started.
+    async fn started(&self, n: usize) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while self.calls() < n {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{} password checks started, expected {n}",
+                self.calls()
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
 }
 
 fn admin() -> Caller {
@@ -59,6 +129,7 @@ async fn world(mfa: MfaPolicy) -> World {
         window: SignedDuration::from_mins(10),
         lockout: SignedDuration::from_mins(15),
     };
+    let probe = Arc::new(Probe::default());
     let auth = Authenticator::new(
         store.clone(),
         Some(vault),
@@ -66,7 +137,8 @@ async fn world(mfa: MfaPolicy) -> World {
         policy,
         mfa,
         jiff::tz::TimeZone::UTC,
-    );
+    )
+    .with_gate(Gate::with_verifier(LIMITS, probe.verifier()));
     for name in ["alice", "carol", "dave", "erin", "frank", "grace"] {
         ops.user_add(
             &admin(),
@@ -94,6 +166,7 @@ async fn world(mfa: MfaPolicy) -> World {
         ops,
         auth,
         store,
+        probe,
     }
 }
 
@@ -439,4 +512,203 @@ async fn the_audit_chain_covers_logins() {
     assert_eq!(report.broken, None);
     // 7 user.add operations and 2 logins.
     assert_eq!(report.rows, 9);
+}
+
+/// Issue 13, item 4: a flood from a locked address, or against a locked
+/// user, used to cost one argon2 check per attempt (a dummy one, for
+/// timing). Now it costs none: the refusal waits out russh's constant
+/// rejection delay on a timer instead.
+#[tokio::test]
+async fn a_locked_address_or_user_costs_no_password_check() {
+    let w = world(MfaPolicy::Optional).await;
+    for user in ["alice", "carol", "dave", "erin", "nosuchuser"] {
+        assert_eq!(
+            refusal(w.password(user, "Winter2026!", "203.0.113.7").await),
+            Refusal::WrongProof
+        );
+    }
+    assert_eq!(w.probe.calls(), 5);
+    for user in ["frank", "grace", "nobody", "alice"] {
+        for password in ["wrong", GOOD] {
+            assert!(matches!(
+                refusal(w.password(user, password, "203.0.113.7").await),
+                Refusal::Locked {
+                    scope: "address",
+                    ..
+                }
+            ));
+        }
+    }
+    assert_eq!(w.probe.calls(), 5, "a locked address was checked");
+
+    for _ in 0..3 {
+        let _ = w.password("frank", "wrong", "10.0.0.1").await;
+    }
+    assert_eq!(w.probe.calls(), 8);
+    for password in ["wrong", GOOD] {
+        assert!(matches!(
+            refusal(w.password("frank", password, "10.0.0.2").await),
+            Refusal::Locked { scope: "user", .. }
+        ));
+    }
+    assert_eq!(w.probe.calls(), 8, "a locked user was checked");
+    // Still logged, once per attempt, as denied (not counted).
+    let rows = w.logins().await;
+    assert_eq!(rows.iter().filter(|r| r.result == "denied").count(), 10);
+}
+
+/// Issue 13, item 4: argon2 ran inside a write transaction, so every login
+/// (a key login too) and every audit row queued behind each password check.
+/// The test database has one connection: a key login and a write must get
+/// it while a password check is held in the hasher.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_password_check_holds_no_database_connection() {
+    let w = Arc::new(world(MfaPolicy::Optional).await);
+    let held = w.probe.hold();
+    let flood = {
+        let w = w.clone();
+        tokio::spawn(async move { w.password("alice", "wrong", "198.51.100.1").await })
+    };
+    w.probe.started(1).await;
+
+    let key = parse_public_key_line(KEY).unwrap().key;
+    let bob = tokio::time::timeout(
+        Duration::from_secs(5),
+        w.auth
+            .first_factor("bob", Proof::PublicKey(&key), ip("10.0.0.1")),
+    )
+    .await
+    .expect("a key login waited for a password check");
+    assert_eq!(bob.unwrap().identity.name, "bob");
+    let write = tokio::time::timeout(Duration::from_secs(5), async {
+        let tx = w.store.begin().await.unwrap();
+        w.store.commit(tx).await.unwrap();
+    })
+    .await;
+    assert!(write.is_ok(), "a write waited for a password check");
+
+    drop(held);
+    assert_eq!(refusal(flood.await.unwrap()), Refusal::WrongProof);
+    let rows = w.logins().await;
+    assert!(
+        rows.iter()
+            .any(|r| r.user == "alice" && r.result == "failed" && r.source == "198.51.100.1"),
+        "{rows:?}"
+    );
+}
+
+/// Issue 13, item 4: one source gets `per_source` password checks at once
+/// and `per_source_waiting` attempts queued; the next attempt from it is
+/// refused without a check (even with the right password, and without
+/// counting as a failure), while another source's attempt is checked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_source_gets_its_share_of_password_checks_and_no_more() {
+    let w = Arc::new(world(MfaPolicy::Optional).await);
+    let held = w.probe.hold();
+    let source = "198.51.100.9";
+    let mut parked = Vec::new();
+    for user in ["carol", "dave", "alice"] {
+        let w = w.clone();
+        parked.push(tokio::spawn(async move {
+            w.password(user, "wrong", source).await
+        }));
+    }
+    w.probe.started(LIMITS.per_source).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while w.auth.gate().in_flight(ip(source)) < 3 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the third attempt never queued"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+
+    let over = tokio::time::timeout(Duration::from_secs(5), w.password("erin", GOOD, source))
+        .await
+        .expect("the attempt over the share waited");
+    assert_eq!(refusal(over), Refusal::Busy);
+    assert_eq!(w.probe.calls(), 2, "the attempt over the share was checked");
+
+    let other = {
+        let w = w.clone();
+        tokio::spawn(async move { w.password("frank", GOOD, "10.0.0.5").await })
+    };
+    w.probe.started(3).await;
+    drop(held);
+    for p in parked {
+        assert_eq!(refusal(p.await.unwrap()), Refusal::WrongProof);
+    }
+    assert_eq!(other.await.unwrap().unwrap(), Next::Done);
+    // The source's share is free again.
+    assert_eq!(
+        refusal(w.password("erin", "wrong", source).await),
+        Refusal::WrongProof
+    );
+
+    let rows = w.logins().await;
+    let unchecked: Vec<_> = rows.iter().filter(|r| r.user == "erin").collect();
+    assert_eq!(unchecked.len(), 2, "{rows:?}");
+    assert_eq!(unchecked[0].result, "denied");
+    assert!(unchecked[0].reason.contains("not checked"), "{rows:?}");
+    // Unchecked is not a failure: four failed proofs from the source (the
+    // address limit is five), so the right password still works from it.
+    assert_eq!(w.password("grace", GOOD, source).await.unwrap(), Next::Done);
+}
+
+/// Issue 13, item 4, keeping DESIGN's lockout exact once checks run
+/// outside the write lock: guesses for one user from many addresses are
+/// checked one at a time, so the user is locked at exactly its limit and
+/// the guesses that queued behind are refused unchecked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_guesses_for_one_user_stop_at_its_failure_limit() {
+    let w = Arc::new(world(MfaPolicy::Optional).await);
+    let held = w.probe.hold();
+    let mut guesses = Vec::new();
+    for i in 0..6 {
+        let w = w.clone();
+        guesses.push(tokio::spawn(async move {
+            w.password("alice", "wrong", &format!("10.8.0.{i}")).await
+        }));
+    }
+    w.probe.started(1).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(w.probe.calls(), 1, "two checks of one user at once");
+    drop(held);
+    let mut wrong = 0;
+    let mut locked = 0;
+    for g in guesses {
+        match refusal(g.await.unwrap()) {
+            Refusal::WrongProof => wrong += 1,
+            Refusal::Locked { scope: "user", .. } => locked += 1,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!((wrong, locked), (3, 3));
+    assert_eq!(w.probe.calls(), 3);
+}
+
+/// Issue 13, item 4: at most `total` password checks run at once; the next
+/// one waits for a free core rather than adding its argon2 memory and CPU.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn password_checks_wait_for_a_free_core() {
+    let w = Arc::new(world(MfaPolicy::Optional).await);
+    let held = w.probe.hold();
+    let mut attempts = Vec::new();
+    for (i, user) in ["alice", "carol", "dave", "erin", "frank"]
+        .into_iter()
+        .enumerate()
+    {
+        let w = w.clone();
+        attempts.push(tokio::spawn(async move {
+            w.password(user, "wrong", &format!("10.9.0.{i}")).await
+        }));
+    }
+    w.probe.started(LIMITS.total).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(w.probe.calls(), LIMITS.total, "more checks ran than cores");
+    drop(held);
+    for a in attempts {
+        assert_eq!(refusal(a.await.unwrap()), Refusal::WrongProof);
+    }
+    assert_eq!(w.probe.calls(), 5);
 }

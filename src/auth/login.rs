@@ -6,16 +6,33 @@
 //! gets an [`Identity`] or a refusal; it never decides anything itself.
 //!
 //! Order of checks, and why:
-//! 1. A locked source address is refused before anything else: spraying
-//!    from one address stops costing argon2 time.
-//! 2. An unknown user costs the same as a known one (a dummy verification),
-//!    counts against the address, and is refused like a wrong password.
-//! 3. A locked user is refused without checking the proof: a correct
-//!    password during a lockout must not unlock it.
-//! 4. The proof is checked; only a failed proof counts as a failure
+//! 1. A locked source address, then a locked user, is refused before
+//!    anything else and without checking the proof: a flood from a locked
+//!    address costs a read and a row, no argon2 (russh answers after its
+//!    constant rejection delay, from a timer), and a correct password
+//!    during a lockout must not unlock it.
+//! 2. A password attempt takes a place in the [`Gate`]: one source gets a
+//!    share of the checks and a short queue; past that the attempt is
+//!    refused unchecked (not a failed proof, so not counted). Checks of one
+//!    user name, and the source's share, run one turn at a time, and the
+//!    locks are read again when the turn comes, so concurrent guesses cannot
+//!    overshoot the failure limits.
+//! 3. An unknown user costs the same as a known one (a dummy check), counts
+//!    against the address, and is refused like a wrong password.
+//! 4. The proof is checked with no database connection held (issue 13,
+//!    item 4: argon2 inside a write transaction queued every login and
+//!    every audit row behind it); only a failed proof counts as a failure
 //!    (DESIGN.md §2, lockout semantics).
-//! 5. Disabled, expired and ACL-refused users are told only after a correct
-//!    proof, so the refusal does not reveal to a guesser which names exist.
+//! 5. One short write transaction then confirms what was checked against
+//!    the row as it is now (a lock set meanwhile stands), applies standing,
+//!    and writes the outcome. Disabled, expired and ACL-refused users are
+//!    told only after a correct proof, so the refusal does not reveal to a
+//!    guesser which names exist.
+//!
+//! Timing: known and unknown users both cost one check. A locked user is
+//! refused without one; russh's constant rejection delay (500 ms) hides
+//! that as long as a check takes less, which it does unless the bastion is
+//! saturated.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -25,8 +42,9 @@ use jiff::tz::TimeZone;
 use sqlx::SqliteConnection;
 
 use super::acl::{AclDecision, CompiledAcls};
+use super::gate::{Gate, Limits};
 use super::lockout::{FailureState, LockScope, LockoutPolicy};
-use super::{password, pubkey, totp};
+use super::{pubkey, totp};
 use crate::audit::{self, AuditEvent, LoginResult};
 use crate::clock::Clock;
 use crate::model::{Identity, User};
@@ -87,6 +105,10 @@ pub enum Refusal {
     CodeReused,
     #[error("method not allowed")]
     MethodNotAllowed,
+    /// The source already has its share of password checks running: this
+    /// attempt was refused without checking the password.
+    #[error("too many password checks at once from this address; not checked")]
+    Busy,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -99,20 +121,29 @@ pub enum LoginError {
     Seed(String, String),
 }
 
-/// Argon2 costs tens of milliseconds of CPU: it runs on the blocking pool,
-/// so a login never stalls the runtime threads that pump other sessions.
-async fn verify(password: &Secret<String>, hash: &str) -> bool {
-    let (password, hash) = (password.clone(), hash.to_string());
-    tokio::task::spawn_blocking(move || password::verify_password(&password, &hash))
-        .await
-        .unwrap_or(false)
+/// What a first factor proved before its write transaction.
+enum Checked<'a> {
+    /// The password matched this stored hash (read before the check).
+    Password(String),
+    /// A signature by this key verified; whether the key is the user's is
+    /// read in the transaction.
+    Key(&'a russh::keys::PublicKey),
 }
 
-/// The same cost as [`verify`], spent on purpose when there is nothing to
-/// verify against (unknown or locked users), so timing tells nothing.
-async fn burn(password: &Secret<String>) {
-    let password = password.clone();
-    let _ = tokio::task::spawn_blocking(move || password::verify_against_dummy(&password)).await;
+/// The lock that refuses an attempt without checking its proof: the
+/// address's first, then the user's.
+fn locked(address: &FailureState, record: Option<&UserRecord>, now: Timestamp) -> Option<Refusal> {
+    if let Some(until) = address.locked_until(now) {
+        return Some(Refusal::Locked {
+            scope: LockScope::Address.as_str(),
+            until,
+        });
+    }
+    let until = user_state(record?).locked_until(now)?;
+    Some(Refusal::Locked {
+        scope: LockScope::User.as_str(),
+        until,
+    })
 }
 
 /// The proof a client presented.
@@ -147,6 +178,7 @@ pub struct Authenticator {
     lockout: LockoutPolicy,
     mfa: MfaPolicy,
     time_zone: TimeZone,
+    gate: Gate,
 }
 
 fn state(row: &FailureRow) -> FailureState {
@@ -189,7 +221,18 @@ impl Authenticator {
             lockout,
             mfa,
             time_zone,
+            gate: Gate::new(Limits::default()),
         }
+    }
+
+    /// The same authenticator, checking passwords through `gate`.
+    pub fn with_gate(self, gate: Gate) -> Authenticator {
+        Authenticator { gate, ..self }
+    }
+
+    /// The password checks: limits and counts.
+    pub fn gate(&self) -> &Gate {
+        &self.gate
     }
 
     /// Whether `key` is registered for `user` — the answer to a public-key
@@ -229,104 +272,127 @@ impl Authenticator {
         source: IpAddr,
         method: &str,
     ) -> Result<Accepted, LoginError> {
+        let address = source.to_string();
+        let (addr_state, record) = self.read(user_name, &address).await?;
+        if let Some(refusal) = locked(&addr_state, record.as_ref(), self.clock.now()) {
+            // No check at all: russh sends the rejection after its constant
+            // delay, from a timer.
+            let user = record.as_ref().map(|r| &r.user);
+            return self
+                .refuse(user_name, user, &address, method, refusal, false)
+                .await;
+        }
+        let password = match proof {
+            Proof::PublicKey(key) => {
+                return self
+                    .accept(user_name, Checked::Key(key), source, method)
+                    .await;
+            }
+            Proof::Password(password) => password,
+        };
+        let user = record.as_ref().map(|r| &r.user);
+        let Some(entry) = self.gate.enter(source, user_name) else {
+            return self
+                .refuse(user_name, user, &address, method, Refusal::Busy, false)
+                .await;
+        };
+        // Held until the outcome is written: the source's and the user's
+        // failures are counted one check at a time, as the limits say.
+        let turn = entry.turn().await;
+        // A lock may have been set while this attempt waited.
+        let (addr_state, record) = self.read(user_name, &address).await?;
+        let user = record.as_ref().map(|r| &r.user);
+        if let Some(refusal) = locked(&addr_state, record.as_ref(), self.clock.now()) {
+            return self
+                .refuse(user_name, user, &address, method, refusal, false)
+                .await;
+        }
+        // Unknown users and users without a password cost a dummy check.
+        let phc = record.as_ref().and_then(|r| r.password_hash.clone());
+        let proven = self.gate.verify(&turn, password, phc.clone()).await;
+        match phc {
+            Some(phc) if proven => {
+                self.accept(user_name, Checked::Password(phc), source, method)
+                    .await
+            }
+            _ => {
+                self.refuse(user_name, user, &address, method, Refusal::WrongProof, true)
+                    .await
+            }
+        }
+    }
+
+    /// The failure state of `address` and the user's row, read without the
+    /// write lock.
+    async fn read(
+        &self,
+        user_name: &str,
+        address: &str,
+    ) -> Result<(FailureState, Option<UserRecord>), LoginError> {
+        let mut conn = self.store.conn().await?;
+        let addr_state = state(&users::address_failures(&mut conn, address).await?);
+        let record = users::find(&mut conn, user_name).await?;
+        Ok((addr_state, record))
+    }
+
+    /// The rest of a first factor, in one short write transaction: a key is
+    /// looked up, a password's check is confirmed against the row as it is
+    /// now, standing is checked, and the outcome is written.
+    async fn accept(
+        &self,
+        user_name: &str,
+        checked: Checked<'_>,
+        source: IpAddr,
+        method: &str,
+    ) -> Result<Accepted, LoginError> {
         let now = self.clock.now();
         let address = source.to_string();
         let mut tx = self.store.begin().await?;
         let addr_state = state(&users::address_failures(&mut tx, &address).await?);
         let record = users::find(&mut tx, user_name).await?;
-
-        if let Some(until) = addr_state.locked_until(now) {
-            // Spend the same time as a real check, so the lock cannot be
-            // told apart from a wrong password by timing.
-            if let Proof::Password(p) = proof {
-                burn(p).await;
-            }
+        // A lock set since the proof was checked stands: a correct proof
+        // never lifts one.
+        if let Some(refusal) = locked(&addr_state, record.as_ref(), now) {
+            let user = record.as_ref().map(|r| &r.user);
             return self
-                .refuse(
-                    tx,
-                    user_name,
-                    record.as_ref(),
-                    &address,
-                    method,
-                    Refusal::Locked {
-                        scope: LockScope::Address.as_str(),
-                        until,
-                    },
-                    false,
-                )
+                .refuse_in(tx, user_name, user, &address, method, refusal, false)
                 .await;
         }
-
-        let Some(record) = record else {
-            if let Proof::Password(p) = proof {
-                burn(p).await;
+        let proven = match (&checked, &record) {
+            (Checked::Key(key), Some(r)) => {
+                users::has_key(&mut tx, &r.user.id, &pubkey::fingerprint_of(key)).await?
             }
-            return self
-                .refuse(
-                    tx,
-                    user_name,
-                    None,
-                    &address,
-                    method,
-                    Refusal::WrongProof,
-                    true,
-                )
-                .await;
+            // The password matched the hash read before the check; if the
+            // hash changed or the user was removed meanwhile, the proof is
+            // stale (refused, but not a failed proof).
+            (Checked::Password(phc), Some(r)) => r.password_hash.as_deref() == Some(phc.as_str()),
+            (_, None) => false,
         };
-
-        if let Some(until) = user_state(&record).locked_until(now) {
-            if let Proof::Password(p) = proof {
-                burn(p).await;
-            }
-            return self
-                .refuse(
-                    tx,
-                    user_name,
-                    Some(&record),
-                    &address,
-                    method,
-                    Refusal::Locked {
-                        scope: LockScope::User.as_str(),
-                        until,
-                    },
-                    false,
-                )
-                .await;
-        }
-
-        let proven = match proof {
-            Proof::Password(p) => match &record.password_hash {
-                Some(hash) => verify(p, hash).await,
-                None => {
-                    burn(p).await;
-                    false
-                }
-            },
-            Proof::PublicKey(key) => {
-                let fp = pubkey::fingerprint_of(key);
-                users::has_key(&mut tx, &record.user.id, &fp).await?
+        let record = match record {
+            Some(record) if proven => record,
+            other => {
+                let counts = matches!(checked, Checked::Key(_));
+                let user = other.as_ref().map(|r| &r.user);
+                return self
+                    .refuse_in(
+                        tx,
+                        user_name,
+                        user,
+                        &address,
+                        method,
+                        Refusal::WrongProof,
+                        counts,
+                    )
+                    .await;
             }
         };
-        if !proven {
-            return self
-                .refuse(
-                    tx,
-                    user_name,
-                    Some(&record),
-                    &address,
-                    method,
-                    Refusal::WrongProof,
-                    true,
-                )
-                .await;
-        }
 
         if let Some(refusal) = self.standing(&mut tx, &record.user, source, now).await? {
             return self
-                .refuse(
+                .refuse_in(
                     tx,
                     user_name,
-                    Some(&record),
+                    Some(&record.user),
                     &address,
                     method,
                     refusal,
@@ -413,10 +479,10 @@ impl Authenticator {
                 until,
             };
             return self
-                .refuse(
+                .refuse_in(
                     tx,
                     &identity.name,
-                    Some(&record),
+                    Some(&record.user),
                     &address,
                     method,
                     refusal,
@@ -426,10 +492,10 @@ impl Authenticator {
         }
         let Some(sealed) = &record.totp_secret else {
             return self
-                .refuse(
+                .refuse_in(
                     tx,
                     &identity.name,
-                    Some(&record),
+                    Some(&record.user),
                     &address,
                     method,
                     Refusal::WrongProof,
@@ -447,10 +513,10 @@ impl Authenticator {
             Ok(step) => {
                 if !users::advance_totp_step(&mut tx, &record.user.id, step).await? {
                     return self
-                        .refuse(
+                        .refuse_in(
                             tx,
                             &identity.name,
-                            Some(&record),
+                            Some(&record.user),
                             &address,
                             method,
                             Refusal::CodeReused,
@@ -464,10 +530,10 @@ impl Authenticator {
                 Ok(())
             }
             Err(totp::TotpError::Reused) => {
-                self.refuse(
+                self.refuse_in(
                     tx,
                     &identity.name,
-                    Some(&record),
+                    Some(&record.user),
                     &address,
                     method,
                     Refusal::CodeReused,
@@ -480,10 +546,10 @@ impl Authenticator {
                 totp::TotpError::BadSecret.to_string(),
             )),
             Err(_) => {
-                self.refuse(
+                self.refuse_in(
                     tx,
                     &identity.name,
-                    Some(&record),
+                    Some(&record.user),
                     &address,
                     method,
                     Refusal::WrongProof,
@@ -494,14 +560,29 @@ impl Authenticator {
         }
     }
 
-    /// Logs a refusal, counting it towards lockout when it was a failed
-    /// proof, and commits that.
-    #[allow(clippy::too_many_arguments)]
+    /// Logs a refusal in a transaction of its own; see [`Self::refuse_in`].
     async fn refuse<T>(
+        &self,
+        user_name: &str,
+        user: Option<&User>,
+        address: &str,
+        method: &str,
+        refusal: Refusal,
+        counts: bool,
+    ) -> Result<T, LoginError> {
+        let tx = self.store.begin().await?;
+        self.refuse_in(tx, user_name, user, address, method, refusal, counts)
+            .await
+    }
+
+    /// Logs a refusal, counting it towards lockout when it was a failed
+    /// proof (against the failure state as it is in `tx`), and commits that.
+    #[allow(clippy::too_many_arguments)]
+    async fn refuse_in<T>(
         &self,
         mut tx: store::Tx,
         user_name: &str,
-        record: Option<&UserRecord>,
+        user: Option<&User>,
         address: &str,
         method: &str,
         refusal: Refusal,
@@ -509,7 +590,7 @@ impl Authenticator {
     ) -> Result<T, LoginError> {
         let now = self.clock.now();
         let mut reason = refusal.to_string();
-        if record.is_none() && refusal == Refusal::WrongProof {
+        if user.is_none() && refusal == Refusal::WrongProof {
             reason = "unknown user".to_string();
         }
         if counts {
@@ -518,12 +599,15 @@ impl Authenticator {
                 reason.push_str("; source address locked");
             }
             users::set_address_failures(&mut tx, address, &row(&addr)).await?;
-            if let Some(r) = record {
-                let mut user = user_state(r);
-                if user.record_failure(now, self.lockout.limit(LockScope::User), &self.lockout) {
+            if let Some(u) = user
+                && let Some(current) = users::failures(&mut tx, &u.id).await?
+            {
+                let mut failures = state(&current);
+                if failures.record_failure(now, self.lockout.limit(LockScope::User), &self.lockout)
+                {
                     reason.push_str("; user locked");
                 }
-                users::set_user_failures(&mut tx, &r.user.id, &row(&user)).await?;
+                users::set_user_failures(&mut tx, &u.id, &row(&failures)).await?;
             }
         }
         let result = if counts {
@@ -535,7 +619,7 @@ impl Authenticator {
             &mut tx,
             &AuditEvent::Login {
                 user_name: user_name.to_string(),
-                user_id: record.map(|r| r.user.id.clone()),
+                user_id: user.map(|u| u.id.clone()),
                 source: address.to_string(),
                 method: method.to_string(),
                 result,

@@ -2,8 +2,9 @@
 //!
 //! Owns password hashing ([`password`], argon2id), TOTP second factors
 //! ([`totp`]), parsing and fingerprinting OpenSSH public keys ([`pubkey`]),
-//! the failure counting behind lockouts ([`lockout`]) and login ACLs by
-//! source address and weekly time window ([`acl`]).
+//! the failure counting behind lockouts ([`lockout`]), login ACLs by
+//! source address and weekly time window ([`acl`]), and the limits on the
+//! password checks a client can cause before it has logged in ([`gate`]).
 //!
 //! Everything here is a pure function or plain state with the time passed
 //! in, so the store-backed authenticator that combines these pieces with the
@@ -18,6 +19,7 @@
 //! guessing).
 
 pub mod acl;
+pub mod gate;
 pub mod lockout;
 pub mod login;
 pub mod password;

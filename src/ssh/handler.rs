@@ -3,7 +3,7 @@
 //! accepted session channel is handed to its own task
 //! ([`super::channel::run`]) which drains it in order.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -16,6 +16,7 @@ use tokio::sync::mpsc;
 
 use super::request::{self, Answer, ChannelRequests};
 use super::{Conn, Shared, refuse_log};
+use crate::auth::gate::Place;
 use crate::auth::login::{Accepted, LoginError, Next, Proof, Refusal};
 use crate::route;
 use crate::vault::Secret;
@@ -46,6 +47,10 @@ pub struct Handler {
     asking: Asking,
     /// Tells the connection task the login deadline no longer applies.
     authenticated: Arc<std::sync::atomic::AtomicBool>,
+    /// This connection's place among its source's connections that have not
+    /// logged in (`super::MAX_UNAUTHENTICATED_PER_SOURCE`), given back at
+    /// login.
+    unauthenticated: Option<Place<IpAddr>>,
     /// Open session channels and tunnels of this connection.
     sessions: Arc<AtomicUsize>,
     tunnels: Arc<AtomicUsize>,
@@ -97,6 +102,7 @@ impl Handler {
         shared: Arc<Shared>,
         peer: SocketAddr,
         authenticated: Arc<std::sync::atomic::AtomicBool>,
+        unauthenticated: Place<IpAddr>,
     ) -> Handler {
         Handler {
             shared,
@@ -106,6 +112,7 @@ impl Handler {
             new_password: None,
             asking: Asking::Nothing,
             authenticated,
+            unauthenticated: Some(unauthenticated),
             sessions: Arc::default(),
             tunnels: Arc::default(),
             over_cap_logged: false,
@@ -263,6 +270,7 @@ impl Handler {
             refusals: Default::default(),
         }));
         self.stage = Stage::Done;
+        self.unauthenticated = None;
         self.authenticated
             .store(true, std::sync::atomic::Ordering::Release);
     }

@@ -6,8 +6,10 @@
 //! authenticates and accepts channels; each session channel is driven by
 //! its own task ([`channel::run`]) that drains the channel in order and owns
 //! everything about that session. A semaphore permit is taken before each
-//! accept; one cancellation token stops the listeners and tells the
-//! sessions; a task tracker lets shutdown wait for them up to a deadline.
+//! accept, and a source may hold [`MAX_UNAUTHENTICATED_PER_SOURCE`]
+//! connections that have not logged in; one cancellation token stops the
+//! listeners and tells the sessions; a task tracker lets shutdown wait for
+//! them up to a deadline.
 //!
 //! Must never: await a client write inside a russh callback, keep a channel
 //! it does not drain, or decide access itself (that is `policy`).
@@ -36,6 +38,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::audit::{self, AuditEvent};
+use crate::auth::gate::PerSource;
 use crate::auth::login::Authenticator;
 use crate::live;
 use crate::model::Identity;
@@ -335,6 +338,7 @@ impl Server {
     ) -> Result<(), StartError> {
         let shared = self.shared.clone();
         let permits = Arc::new(Semaphore::new(self.max_connections.max(1)));
+        let unauthenticated = Arc::new(PerSource::new(MAX_UNAUTHENTICATED_PER_SOURCE));
         let watcher = tokio::spawn(watch_changes(shared.clone()));
         let people = tokio::spawn(standing::watch(shared.clone()));
         let control = spawn_control(shared.clone());
@@ -345,6 +349,7 @@ impl Server {
                 shared.clone(),
                 self.config.clone(),
                 permits.clone(),
+                unauthenticated.clone(),
             ));
         }
         stop.await;
@@ -368,11 +373,16 @@ impl Server {
     }
 }
 
+/// Connections one source (an IPv4 address or an IPv6 /64) may hold open
+/// before logging in; past it a new one is closed before the SSH greeting.
+pub const MAX_UNAUTHENTICATED_PER_SOURCE: usize = 64;
+
 async fn accept_loop(
     listener: TcpListener,
     shared: Arc<Shared>,
     config: Arc<russh::server::Config>,
     permits: Arc<Semaphore>,
+    unauthenticated: Arc<PerSource>,
 ) {
     loop {
         // Take the permit before accepting: beyond the cap, clients wait in
@@ -391,13 +401,19 @@ async fn accept_loop(
             },
             () = shared.shutdown.cancelled() => return,
         };
+        // Its place is held until the connection logs in (the handler gives
+        // it back) or ends.
+        let Some(place) = unauthenticated.try_take(peer.ip()) else {
+            tracing::debug!(%peer, "too many connections not logged in from this source: closed");
+            continue;
+        };
         let _ = stream.set_nodelay(true);
         let shared = shared.clone();
         let config = config.clone();
         shared.tracker.clone().spawn(async move {
             let _permit = permit;
             let authenticated = Arc::new(std::sync::atomic::AtomicBool::new(false));
-            let handler = handler::Handler::new(shared.clone(), peer, authenticated.clone());
+            let handler = handler::Handler::new(shared.clone(), peer, authenticated.clone(), place);
             let login_timeout = shared.services.config.ssh.login_timeout;
             // The version exchange happens inside run_stream: a client that
             // never sends its id is dropped at the same deadline.

@@ -286,6 +286,23 @@ pub async fn set_user_failures(
     Ok(())
 }
 
+/// A user's failure counters as stored now; `None` when the user is gone.
+pub async fn failures(conn: &mut SqliteConnection, id: &str) -> Result<Option<FailureRow>> {
+    let row =
+        sqlx::query("SELECT failures, failure_window_start, locked_until FROM users WHERE id = $1")
+            .bind(id)
+            .fetch_optional(conn)
+            .await?;
+    row.map(|row| {
+        Ok(FailureRow {
+            failures: u32::try_from(row.try_get::<i64, _>("failures")?).unwrap_or(u32::MAX),
+            window_start: parse_ts_opt(row.try_get("failure_window_start")?)?,
+            locked_until: parse_ts_opt(row.try_get("locked_until")?)?,
+        })
+    })
+    .transpose()
+}
+
 pub async fn address_failures(conn: &mut SqliteConnection, address: &str) -> Result<FailureRow> {
     let row = sqlx::query(
         "SELECT failures, failure_window_start, locked_until FROM address_failures
