@@ -144,7 +144,20 @@ async fn controlmaster_sessions_each_get_one_exit_status() {
             T,
         )
         .await;
-        assert_eq!(ran.code, Some(i), "session {i}: {}", ran.stderr);
+        if ran.code != Some(i) {
+            let rows = b
+                .services
+                .ops
+                .session_list(&Caller::local(), &Query::default(), false)
+                .await
+                .unwrap();
+            panic!(
+                "session {i}: exit {:?}, stdout {:?}, stderr {:?}; the bastion's rows: {rows:#?}",
+                ran.code,
+                ran.stdout_text(),
+                ran.stderr
+            );
+        }
         assert_eq!(ran.stdout_text(), format!("mux-{i}\n"), "{}", ran.stderr);
         assert!(!ran.stderr.contains("exitval"), "{}", ran.stderr);
     }

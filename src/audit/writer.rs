@@ -376,9 +376,12 @@ mod backpressure_tests {
             writer.queue(command(i), at(i));
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
-        // A little slack for the database pool's own housekeeping.
+        // Slack for the database pool's own housekeeping, which varies with
+        // the machine's load (+4 failed once in a full run); a task per row
+        // would be 128 here.
+        let slack = 16;
         assert!(
-            metrics.num_alive_tasks() <= tasks_before + 4,
+            metrics.num_alive_tasks() <= tasks_before + slack,
             "{} tasks alive after {sync_rows} rows queued on a blocked database, {tasks_before} before",
             metrics.num_alive_tasks()
         );
@@ -399,7 +402,7 @@ mod backpressure_tests {
             waiting.iter().all(|t| !t.is_finished()),
             "writers were not pushed back by a full queue"
         );
-        assert!(metrics.num_alive_tasks() <= tasks_before + 4 + waiting.len());
+        assert!(metrics.num_alive_tasks() <= tasks_before + slack + waiting.len());
 
         // Longer than the old writer's six attempts would have lasted.
         tokio::time::sleep(Duration::from_secs(4)).await;

@@ -296,6 +296,7 @@ pub async fn pump(
 
     // Target -> person.
     let up = async {
+        let mut target_eof = false;
         loop {
             let Some(msg) = target_read.wait().await else {
                 return EndReason::TargetClosed;
@@ -365,6 +366,9 @@ pub async fn pump(
                     lock(&shared).exit_status = Some(exit_status);
                     if let Some(end) = end {
                         end.exit_status(client_write, exit_status).await;
+                        if target_eof {
+                            end.eof(client_write).await;
+                        }
                     }
                 }
                 ChannelMsg::ExitSignal {
@@ -383,12 +387,18 @@ pub async fn pump(
                             lang_tag,
                         )
                         .await;
+                        if target_eof {
+                            end.eof(client_write).await;
+                        }
                     }
                 }
                 ChannelMsg::Eof => {
-                    if let Some(end) = end {
-                        end.eof(client_write).await;
-                    }
+                    // Passed on after the exit status, not before: OpenSSH
+                    // closes a channel once both sides sent EOF, and russh
+                    // answers that close at once, so an exit status the
+                    // target sends after its EOF (sshd does) would never
+                    // reach the person (ControlMaster then exits 255).
+                    target_eof = true;
                 }
                 ChannelMsg::Close => return EndReason::TargetClosed,
                 // Requests a target sends towards the person are not passed on.
