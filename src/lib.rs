@@ -63,6 +63,7 @@ pub mod policy;
 pub mod record;
 pub mod relay;
 pub mod route;
+pub mod search;
 pub mod serve;
 pub mod services;
 pub mod sftp;

@@ -68,6 +68,9 @@ pub struct Services {
     pub ops: Ops,
     /// Batched writes of the rows that come at typing rate (commands).
     pub audit: crate::audit::AuditWriter,
+    /// The screen-text indexer (run by the server): woken when a session
+    /// ends.
+    pub index: crate::search::IndexHandle,
 }
 
 impl Services {
@@ -144,6 +147,7 @@ impl Services {
             clock,
             ops,
             audit,
+            index: crate::search::IndexHandle::new(),
         }
     }
 

@@ -955,6 +955,10 @@ async fn text_seen_on_a_screen_is_found_with_who_and_when() {
     work.send(b"exit\r").await;
     assert!(work.wait_close(T).await);
     person.close().await;
+    // The index is built from the recording after the session: wait for it.
+    tokio::time::timeout(T, b.services.index.caught_up())
+        .await
+        .expect("the indexer catches up");
 
     let staff = Client::admin(b.addr).await;
     let mut desk = staff.shell(100, 30, None).await;
@@ -1025,14 +1029,24 @@ async fn text_seen_on_a_screen_is_found_with_who_and_when() {
     staff.close().await;
     b.shutdown().await;
     // A search shorter than the index's trigrams still finds it.
-    let hits = b
+    let found = b
         .services
         .ops
-        .audit_screen(&Caller::local(), "47", 10)
+        .audit_screen(
+            &Caller::local(),
+            &b.services.config.recording_dir(),
+            "47",
+            10,
+        )
         .await
         .unwrap();
-    assert_eq!(hits.len(), 2, "{hits:?}");
-    assert!(hits.iter().all(|h| h.user == "admin" && h.asset == "demo"));
+    assert_eq!(found.hits.len(), 2, "{found:?}");
+    assert!(
+        found
+            .hits
+            .iter()
+            .all(|h| h.user == "admin" && h.asset == "demo")
+    );
     let ops = operations(&b).await;
     assert!(
         ops.iter()

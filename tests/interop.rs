@@ -10,7 +10,7 @@ use std::process::{Command, Stdio};
 use rampart::model::Actions;
 use rampart::ops::Caller;
 use rampart::store::audit_log::Query;
-use support::peers::{keypair, peer, real_asset, ssh, start_sshd, user_with_key};
+use support::peers::{client_options, keypair, peer, real_asset, ssh, start_sshd, user_with_key};
 use support::ssh::TestBastion;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -143,4 +143,234 @@ async fn openssh_client_through_the_bastion_to_openssh_sshd() {
         );
         assert!(String::from_utf8_lossy(&out.stdout).contains("interop-42"));
     }
+}
+
+/// Log-like text with colours, `len` bytes, from a fixed seed: varied
+/// lines (hosts, programs, levels, addresses, ids), with `middle` planted
+/// halfway and `end` near the end.
+fn log_text(len: usize, middle: &str, end: &str) -> Vec<u8> {
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let words = [
+        "connection",
+        "accepted",
+        "closed",
+        "session",
+        "opened",
+        "for",
+        "user",
+        "failed",
+        "password",
+        "invalid",
+        "request",
+        "GET",
+        "/api/v1/items",
+        "timeout",
+        "upstream",
+        "worker",
+        "reload",
+        "config",
+        "cache",
+        "miss",
+    ];
+    let levels = [
+        ("32", "INFO"),
+        ("33", "WARN"),
+        ("31", "ERROR"),
+        ("36", "DEBUG"),
+    ];
+    let mut out = Vec::with_capacity(len + 4096);
+    let mut planted = (false, false);
+    while out.len() < len {
+        let r = next();
+        let (colour, level) = levels[(r % 4) as usize];
+        let mut msg = String::new();
+        for i in 0..(3 + r % 9) {
+            msg.push_str(words[((r >> (i * 5)) % 20) as usize]);
+            msg.push(' ');
+        }
+        let line = format!(
+            "Dec  5 {:02}:{:02}:{:02} web{:02} sshd[{}]: \x1b[{colour}m{level}\x1b[0m {msg}src=10.{}.{}.{} id={:08x}\n",
+            (r >> 8) % 24,
+            (r >> 16) % 60,
+            (r >> 24) % 60,
+            (r >> 32) % 40,
+            (r >> 40) % 65536,
+            (r >> 20) % 256,
+            (r >> 28) % 256,
+            (r >> 36) % 256,
+            r as u32,
+        );
+        out.extend_from_slice(line.as_bytes());
+        if !planted.0 && out.len() >= len / 2 {
+            out.extend_from_slice(format!("kernel: {middle} seen here\n").as_bytes());
+            planted.0 = true;
+        }
+        if !planted.1 && out.len() >= len - 64 * 1024 {
+            out.extend_from_slice(format!("kernel: {end} seen here\n").as_bytes());
+            planted.1 = true;
+        }
+    }
+    out
+}
+
+/// Bytes the database uses (its pages less the free ones).
+async fn database_bytes(b: &TestBastion) -> u64 {
+    let mut conn = b.services.store.conn().await.unwrap();
+    let mut pragma = async |name: &str| -> u64 {
+        sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(format!("PRAGMA {name}")))
+            .fetch_one(&mut *conn)
+            .await
+            .unwrap() as u64
+    };
+    (pragma("page_count").await - pragma("freelist_count").await) * pragma("page_size").await
+}
+
+/// 50 MB of log-like text through a pty session and an exec session (issue
+/// 14): every byte recorded, the command log as before, the database
+/// growing by at most 0.05 bytes per byte relayed, and a line from the
+/// middle of the pty session found once the indexer has caught up (the
+/// middle of exec output without a pty is not indexed, its end is).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn text_streams_are_recorded_exactly_and_found_without_growing_the_database() {
+    const LEN: usize = 50_000_000;
+    let (Some(ssh_bin), Some(sshd_bin)) = (peer("ssh"), peer("sshd")) else {
+        return;
+    };
+    let mut b = TestBastion::start().await;
+    let keys = tempfile::tempdir().unwrap();
+    let (admin_key, admin_pub) = keypair(keys.path(), "admin");
+    let (target_key, target_pub) = keypair(keys.path(), "target");
+    let sshd = start_sshd(&sshd_bin, &target_pub);
+    user_with_key(&b, "admin", &admin_pub).await;
+    real_asset(
+        &b,
+        sshd.port,
+        &["ssh"],
+        &target_key,
+        "admin",
+        Actions::all_but_tunnel(),
+    )
+    .await;
+    let text = log_text(LEN, "MIDDLE-TOKEN-5150", "END-TOKEN-8086");
+    let file = keys.path().join("app.log");
+    std::fs::write(&file, &text).unwrap();
+    let cat = format!("cat {}", file.display());
+    let port = b.addr.port();
+    let before = database_bytes(&b).await;
+
+    let run_ssh = |args: Vec<String>| {
+        let mut cmd = tokio::process::Command::new(&ssh_bin);
+        cmd.args(client_options(&admin_key))
+            .args(["-p", &port.to_string(), "admin@127.0.0.1"])
+            .args(args);
+        support::peers::run(cmd, b"", std::time::Duration::from_secs(120))
+    };
+    let pty = run_ssh(vec!["-tt".into(), "real".into(), cat.clone()]).await;
+    assert_eq!(pty.code, Some(0), "{}", pty.stderr);
+    // The pty turned each \n into \r\n.
+    let crlf = text
+        .split(|&c| c == b'\n')
+        .collect::<Vec<_>>()
+        .join(&b"\r\n"[..]);
+    assert!(pty.stdout == crlf, "the pty session's output arrived whole");
+    let exec = run_ssh(vec!["real".into(), cat.clone()]).await;
+    assert_eq!(exec.code, Some(0), "{}", exec.stderr);
+    assert!(
+        exec.stdout == text,
+        "the exec session's output arrived whole"
+    );
+
+    tokio::time::timeout(
+        std::time::Duration::from_secs(120),
+        b.services.index.caught_up(),
+    )
+    .await
+    .expect("the indexer catches up");
+    let growth = database_bytes(&b).await.saturating_sub(before);
+    let relayed = (pty.stdout.len() + exec.stdout.len()) as u64;
+    eprintln!("database grew by {growth} bytes for {relayed} bytes of text relayed");
+    assert!(
+        growth * 20 <= relayed,
+        "the database grew by {growth} bytes for {relayed} bytes relayed (bound: 0.05 per byte)"
+    );
+
+    let ops = b.services.ops.clone();
+    let admin = Caller::local();
+    let sessions = ops
+        .session_list(&admin, &Query::default(), false)
+        .await
+        .unwrap();
+    let dir = b.services.config.recording_dir();
+    let by_bytes = |n: usize| {
+        sessions
+            .iter()
+            .find(|s| s.bytes_out as usize == n)
+            .unwrap_or_else(|| panic!("a session of {n} bytes in {sessions:?}"))
+    };
+    let (pty_row, exec_row) = (by_bytes(crlf.len()), by_bytes(text.len()));
+    for (row, sent) in [(pty_row, &crlf), (exec_row, &text)] {
+        let mut exported = Vec::new();
+        rampart::record::export(dir.join(row.recording.as_deref().unwrap()), &mut exported)
+            .unwrap();
+        assert!(
+            &exported == sent,
+            "the recording of {} is byte-exact",
+            row.id
+        );
+    }
+    for row in [pty_row, exec_row] {
+        let mut conn = b.services.store.conn().await.unwrap();
+        let logged: Vec<(String, String)> =
+            sqlx::query_as("SELECT command, output FROM commands WHERE session_id = $1")
+                .bind(&row.id)
+                .fetch_all(&mut *conn)
+                .await
+                .unwrap();
+        assert_eq!(logged.len(), 1, "{logged:?}");
+        let (command, output) = &logged[0];
+        assert_eq!(command, &cat);
+        assert!(
+            output.starts_with("Dec  5 ") && !output.contains('\x1b') && output.len() <= 4096,
+            "the first output, without escapes: {output:?}"
+        );
+    }
+
+    let found = ops
+        .audit_screen(&admin, &dir, "middle-token-5150", 10)
+        .await
+        .unwrap();
+    let sessions_hit: Vec<&str> = found.hits.iter().map(|h| h.session.as_str()).collect();
+    assert_eq!(sessions_hit, [pty_row.id.as_str()], "{found:?}");
+    let hit = &found.hits[0];
+    assert_eq!(hit.line, "kernel: MIDDLE-TOKEN-5150 seen here");
+    assert!(hit.offset_ms >= 0 && hit.at >= pty_row.started_at);
+    assert_eq!(found.index.behind_since, None, "{found:?}");
+    let found = ops
+        .audit_screen(&admin, &dir, "END-TOKEN-8086", 10)
+        .await
+        .unwrap();
+    let mut sessions_hit: Vec<&str> = found.hits.iter().map(|h| h.session.as_str()).collect();
+    sessions_hit.sort_unstable();
+    let mut both = [pty_row.id.as_str(), exec_row.id.as_str()];
+    both.sort_unstable();
+    assert_eq!(
+        sessions_hit, both,
+        "the end of exec output is indexed: {found:?}"
+    );
+    assert_eq!(found.index.partly_indexed, 1, "{found:?}");
+    assert!(
+        found
+            .notes(&jiff::tz::TimeZone::UTC)
+            .iter()
+            .any(|n| n.contains("1 exec sessions without a pty")),
+        "{:?}",
+        found.notes(&jiff::tz::TimeZone::UTC)
+    );
+    b.shutdown().await;
 }

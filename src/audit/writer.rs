@@ -1,6 +1,5 @@
 //! The writer for the audit rows that come at a person's typing rate
-//! (commands), a client's file rate (transfers) or a screen's rate (the
-//! screen-text index, once a second per session): one task that takes them
+//! (commands) or a client's file rate (transfers): one task that takes them
 //! from a queue and writes them in
 //! batches, one transaction per batch, so that a thousand people typing do
 //! not make a thousand transactions queue for the database's one writer
@@ -25,13 +24,10 @@
 //! byte pump's synchronous callback: the legacy SCP tap) use [`queue`],
 //! which puts a row into a second bounded queue when the first is full,
 //! moved over by one task that waits for room; when that one is full too,
-//! the row is lost with an error. Screen-text lines ([`queue_screen`]) are
-//! a search index, not audit rows: when both queues are full they are
-//! dropped with a warning (the recording holds them).
+//! the row is lost with an error.
 //!
 //! [`write`]: AuditWriter::write
 //! [`queue`]: AuditWriter::queue
-//! [`queue_screen`]: AuditWriter::queue_screen
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -41,7 +37,7 @@ use jiff::Timestamp;
 use tokio::sync::{mpsc, oneshot};
 
 use super::{AuditEvent, record};
-use crate::store::{self, Store, StoreError};
+use crate::store::{Store, StoreError};
 
 /// Rows waiting, at most; a full queue makes writers wait (backpressure).
 const QUEUE: usize = 65_536;
@@ -58,9 +54,6 @@ const BUSY_LIMIT: Duration = Duration::from_secs(300);
 
 enum Item {
     Row(Box<AuditEvent>, Timestamp),
-    /// Lines of a session's screen for the screen-text index (not part of
-    /// the hash chain): (offset in ms, text).
-    Screen(String, Vec<(i64, String)>),
     Flush(oneshot::Sender<()>),
 }
 
@@ -68,12 +61,11 @@ enum Item {
 #[derive(Default)]
 struct Batch {
     rows: Vec<(Box<AuditEvent>, Timestamp)>,
-    screens: Vec<(String, Vec<(i64, String)>)>,
 }
 
 impl Batch {
     fn len(&self) -> usize {
-        self.rows.len() + self.screens.len()
+        self.rows.len()
     }
 }
 
@@ -90,7 +82,6 @@ pub struct AuditWriter {
 #[derive(Default)]
 struct Lost {
     rows: AtomicU64,
-    screens: AtomicU64,
 }
 
 impl std::fmt::Debug for AuditWriter {
@@ -133,13 +124,6 @@ impl AuditWriter {
         self.queue_item(Item::Row(Box::new(event), at));
     }
 
-    /// Queues lines for the screen-text index of `session`, as
-    /// [`Self::queue`] does: a session's pump never waits for them. They
-    /// are dropped (the recording has them) rather than wait.
-    pub fn queue_screen(&self, session: &str, lines: Vec<(i64, String)>) {
-        self.queue_item(Item::Screen(session.to_string(), lines));
-    }
-
     fn queue_item(&self, item: Item) {
         // Behind what is already waiting in the overflow, so that one
         // caller's rows keep their order.
@@ -157,14 +141,6 @@ impl AuditWriter {
         };
         match self.overflow.try_send(item) {
             Ok(()) => {}
-            Err(mpsc::error::TrySendError::Full(Item::Screen(..))) => {
-                let n = self.lost.screens.fetch_add(1, Ordering::Relaxed) + 1;
-                if n.is_power_of_two() {
-                    tracing::warn!(
-                        "the audit queue is full: {n} batches of screen-text lines not indexed so far"
-                    );
-                }
-            }
             Err(mpsc::error::TrySendError::Full(_)) => {
                 let n = self.lost.rows.fetch_add(1, Ordering::Relaxed) + 1;
                 if n.is_power_of_two() {
@@ -208,7 +184,6 @@ async fn run(store: Store, mut rx: mpsc::Receiver<Item>) {
         while let Some(item) = next.take() {
             match item {
                 Item::Row(event, at) => batch.rows.push((event, at)),
-                Item::Screen(session, lines) => batch.screens.push((session, lines)),
                 Item::Flush(done) => flushes.push(done),
             }
             if batch.len() < BATCH {
@@ -243,7 +218,6 @@ async fn write_batch(store: &Store, batch: &Batch) {
         if attempt >= ATTEMPTS {
             tracing::error!(
                 rows = batch.rows.len(),
-                screens = batch.screens.len(),
                 "audit rows lost after {:?} and {ATTEMPTS} attempts: {error}",
                 started.elapsed()
             );
@@ -251,7 +225,6 @@ async fn write_batch(store: &Store, batch: &Batch) {
         }
         tracing::warn!(
             rows = batch.rows.len(),
-            screens = batch.screens.len(),
             attempt,
             "audit rows not written yet, retrying: {error}"
         );
@@ -264,9 +237,6 @@ async fn try_write(store: &Store, batch: &Batch) -> Result<(), StoreError> {
     let mut tx = store.begin().await?;
     for (event, at) in &batch.rows {
         record(&mut tx, event, *at).await?;
-    }
-    for (session, lines) in &batch.screens {
-        store::screen_text::insert(&mut tx, session, lines).await?;
     }
     store.commit(tx).await
 }
@@ -302,22 +272,9 @@ mod tests {
                     at,
                 )
                 .await;
-            if i % 500 == 0 {
-                writer.queue_screen("s", vec![(i as i64, format!("line {i}"))]);
-            }
         }
         writer.flush().await;
         let mut conn = store.conn().await.unwrap();
-        let screen: Vec<String> =
-            sqlx::query_scalar("SELECT line FROM screen_text WHERE session_id = 's' ORDER BY id")
-                .fetch_all(&mut *conn)
-                .await
-                .unwrap();
-        assert_eq!(
-            screen,
-            ["line 0", "line 500", "line 1000"],
-            "screen lines go in the batches"
-        );
         let rows = crate::store::audit_log::commands(&mut conn, &Query::default())
             .await
             .unwrap();

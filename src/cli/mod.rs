@@ -773,7 +773,7 @@ pub enum AuditCmd {
         text: String,
         /// At most this many places, newest first
         #[arg(long, default_value_t = 100)]
-        limit: i64,
+        limit: usize,
     },
     /// Today's and the last 7 days' figures (logins, sessions, denied commands, transfers)
     Dashboard,

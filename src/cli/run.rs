@@ -1070,12 +1070,15 @@ pub async fn dispatch(
                 COMMAND_COLUMNS,
                 json,
             )?,
-            AuditCmd::Screen { text, limit } => output::list(
-                io.out,
-                &ops.audit_screen(caller, &text, limit).await?,
-                SCREEN_COLUMNS,
-                json,
-            )?,
+            AuditCmd::Screen { text, limit } => {
+                let found = ops
+                    .audit_screen(caller, &services.config.recording_dir(), &text, limit)
+                    .await?;
+                output::list(io.out, &found.hits, SCREEN_COLUMNS, json)?;
+                for note in found.notes(tz) {
+                    writeln!(io.err, "{note}")?;
+                }
+            }
             AuditCmd::Dashboard => output::show(io.out, &ops.audit_dashboard(caller).await?, json)?,
             AuditCmd::Transfers(f) => output::list(
                 io.out,

@@ -8,7 +8,7 @@ use crate::store::audit_log::{
     self, CommandRow, LoginRow, OperationRow, Query, RefusalRow, TransferRow,
 };
 use crate::store::sessions::{self, SessionRow};
-use crate::store::{screen_text, stats};
+use crate::store::stats;
 
 impl Ops {
     pub async fn audit_logins(&self, caller: &Caller, q: &Query) -> Result<Vec<LoginRow>> {
@@ -41,17 +41,18 @@ impl Ops {
         Ok(audit_log::refusals(&mut conn, q).await?)
     }
 
-    /// Where `text` appeared on the screen of a recorded session, newest
-    /// first.
+    /// Where `text` appeared on the screen of a recorded session (the
+    /// recordings under `recordings`), newest first, with how complete the
+    /// index is.
     pub async fn audit_screen(
         &self,
         caller: &Caller,
+        recordings: &std::path::Path,
         text: &str,
-        limit: i64,
-    ) -> Result<Vec<screen_text::ScreenHit>> {
+        limit: usize,
+    ) -> Result<crate::search::Found> {
         require_auditor(caller, "searching screen text")?;
-        let mut conn = self.store.conn().await?;
-        Ok(screen_text::search(&mut conn, text, limit).await?)
+        Ok(crate::search::search(&self.store, recordings, text, limit).await?)
     }
 
     /// Today's and the week's figures for the audit dashboard.

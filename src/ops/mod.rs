@@ -104,6 +104,8 @@ pub enum OpsError {
     // error and once as its source, in the `{:#}` chain the CLI prints.
     #[error(transparent)]
     Import(#[from] crate::import::ImportError),
+    #[error(transparent)]
+    Search(#[from] crate::search::SearchError),
 }
 
 pub type Result<T, E = OpsError> = std::result::Result<T, E>;

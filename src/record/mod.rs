@@ -74,7 +74,6 @@ mod export;
 mod handle;
 mod player;
 mod reader;
-mod screen_text;
 mod sidecar;
 mod strip;
 mod writer;
@@ -88,7 +87,7 @@ pub use export::{ExportReport, ReplayOptions, ReplayReport, export, replay, repl
 pub use handle::{Elapsed, RecordOptions, RecorderHandle};
 pub use player::{Budget, CheckpointStats, Marker, Player, PlayerOptions, Stamp, Timeline};
 pub use reader::{Env, Event, EventKind, Header, RampartHeader, Reader, Truncation, read};
-pub use screen_text::{ScreenLine, ScreenText};
+pub(crate) use strip::Stripper;
 pub use writer::{Finished, RecordingMeta, SessionKind, SidecarInfo, file_sha256};
 
 /// File name suffix of the cast.

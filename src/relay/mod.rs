@@ -25,9 +25,7 @@ use crate::audit::AuditEvent;
 use crate::live;
 use crate::model::FilterAction;
 use crate::policy::{FilterVerdict, Grant, Snapshot};
-use crate::record::{
-    CommandTracker, CompletedCommand, Input, LateCommand, RecorderHandle, ScreenText,
-};
+use crate::record::{CommandTracker, CompletedCommand, Input, LateCommand, RecorderHandle};
 use crate::services::Services;
 
 /// The largest terminal the bastion models: a client may claim any size,
@@ -202,8 +200,6 @@ struct Shared {
     /// The filter verdict of the command now running (its row is written
     /// when its output window closes).
     running_verdict: (FilterAction, Option<String>),
-    /// Lines for the screen-text index (recorded sessions only).
-    screen: Option<ScreenText>,
 }
 
 impl Shared {
@@ -248,7 +244,6 @@ const ECHO_WAIT: Duration = Duration::from_millis(300);
 /// taken as fully echoed.
 const ECHO_STEADY: Duration = Duration::from_millis(40);
 
-mod index;
 mod review;
 
 /// How often a control task blocked on a busy input loop looks for a kill.
@@ -280,10 +275,6 @@ pub async fn pump(
         size: None,
         pending_log: Vec::new(),
         running_verdict: (FilterAction::Allow, None),
-        // Sessions without a recording (`on_failure = allow`) have nothing
-        // to replay a hit in, so they are not indexed either.
-        screen: (hooks.record_stdout && !hooks.recorder.relative_path().as_os_str().is_empty())
-            .then(ScreenText::new),
     });
     let publish = hooks.live.publisher();
     let recorder = hooks.recorder;
@@ -317,7 +308,6 @@ pub async fn pump(
                             }
                             None => Vec::new(),
                         };
-                        index::feed(&mut s, &data, recorder.elapsed());
                         publish.publish(data.clone());
                         late
                     };
@@ -346,11 +336,7 @@ pub async fn pump(
                     }
                 }
                 ChannelMsg::ExtendedData { data, ext } => {
-                    {
-                        let mut s = lock(&shared);
-                        s.bytes_out += data.len() as u64;
-                        index::feed(&mut s, &data, recorder.elapsed());
-                    }
+                    lock(&shared).bytes_out += data.len() as u64;
                     publish.add_out(data.len() as u64);
                     publish.publish(data.clone());
                     if let Err(e) = recorder.output(data.clone()).await
@@ -776,7 +762,6 @@ pub async fn pump(
         // permission, a disabled user or a passed --until ends the session.
         loop {
             tokio::time::sleep(Duration::from_secs(1)).await;
-            index::flush(hooks.services, hooks.session_id, &shared, false);
             let now = hooks.services.clock.now();
             let snapshot = policy();
             if hooks
@@ -871,7 +856,6 @@ pub async fn pump(
         }
     }
     flush_log(hooks.services, grant, hooks.session_id, &shared).await;
-    index::flush(hooks.services, hooks.session_id, &shared, true);
     let s = lock(&shared);
     Outcome {
         client_open: !matches!(reason, EndReason::ClientClosed),
@@ -1075,7 +1059,6 @@ pub async fn log_exec_command(
         exit_status: None,
         size: None,
         running_verdict: (FilterAction::Allow, None),
-        screen: None,
         pending_log: vec![LoggedCommand {
             command: command.to_string(),
             output,

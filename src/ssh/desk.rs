@@ -91,11 +91,16 @@ pub(super) async fn fetch(
         Tab::Logins => ops.audit_logins(caller, &q).await.map(Data::Logins),
         Tab::Operations => ops.audit_operations(caller, &q).await.map(Data::Operations),
         Tab::Seen => match seen {
-            None => Ok(Data::Seen(String::new(), Vec::new())),
+            None => Ok(Data::Seen(String::new(), Box::default())),
             Some(text) => ops
-                .audit_screen(caller, text, HISTORY_ROWS)
+                .audit_screen(
+                    caller,
+                    &shared.services.config.recording_dir(),
+                    text,
+                    HISTORY_ROWS as usize,
+                )
                 .await
-                .map(|hits| Data::Seen(text.to_string(), hits)),
+                .map(|found| Data::Seen(text.to_string(), Box::new(found))),
         },
         Tab::Users => ops.user_list(caller).await.map(Data::Users),
         Tab::Groups => ops.group_list(caller).await.map(Data::Groups),

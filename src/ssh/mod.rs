@@ -342,6 +342,10 @@ impl Server {
         let watcher = tokio::spawn(watch_changes(shared.clone()));
         let people = tokio::spawn(standing::watch(shared.clone()));
         let control = spawn_control(shared.clone());
+        let indexer = tokio::spawn(crate::search::indexer::run(
+            shared.services.clone(),
+            shared.shutdown.clone(),
+        ));
         let mut accepting = tokio::task::JoinSet::new();
         for listener in listeners {
             accepting.spawn(accept_loop(
@@ -369,6 +373,7 @@ impl Server {
         // Every queued audit row is written before the process exits.
         shared.services.audit.flush().await;
         control.abort();
+        let _ = indexer.await;
         Ok(())
     }
 }

@@ -759,5 +759,9 @@ pub(super) async fn end_session(
         now,
     )
     .await?;
-    services.store.commit(tx).await
+    services.store.commit(tx).await?;
+    // Its recording is complete: the indexer reads it now, not at its
+    // next poll.
+    services.index.kick();
+    Ok(())
 }

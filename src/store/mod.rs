@@ -19,7 +19,7 @@ pub mod groups;
 pub mod nodes;
 pub mod permissions;
 pub mod policy;
-pub mod screen_text;
+pub mod search;
 pub mod sessions;
 pub mod stats;
 pub mod users;
@@ -66,6 +66,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         6,
         "audit key",
         include_str!("../../migrations/0006_audit_key.sql"),
+    ),
+    (
+        7,
+        "search",
+        include_str!("../../migrations/0007_search.sql"),
     ),
 ];
 

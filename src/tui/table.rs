@@ -111,6 +111,8 @@ pub(crate) struct Table {
     offset: Cell<usize>,
     height: Cell<usize>,
     empty: String,
+    /// Shown after the count (`Seen (3) · indexed up to 12:03`).
+    note: String,
 }
 
 impl Table {
@@ -127,11 +129,16 @@ impl Table {
             offset: Cell::new(0),
             height: Cell::new(1),
             empty: "nothing to show".to_string(),
+            note: String::new(),
         }
     }
 
     pub(crate) fn set_title(&mut self, title: String) {
         self.title = title;
+    }
+
+    pub(crate) fn set_note(&mut self, note: String) {
+        self.note = note;
     }
 
     /// The text shown when there are no rows at all.
@@ -265,7 +272,11 @@ impl Table {
             ),
             None => String::new(),
         };
-        format!(" {} ({count}{sort}) ", self.title)
+        if self.note.is_empty() {
+            format!(" {} ({count}{sort}) ", self.title)
+        } else {
+            format!(" {} ({count}{sort}) · {} ", self.title, self.note)
+        }
     }
 
     pub(crate) fn render(&self, frame: &mut Frame, area: Rect, theme: &Theme, focused: bool) {

@@ -9,8 +9,8 @@ use crate::live::LiveInfo;
 use crate::model::{Account, Asset, CommandFilter, Group, LoginAcl, Permission, User};
 use crate::ops::NodeView;
 use crate::policy::Reach;
+use crate::search::Found;
 use crate::store::audit_log::{CommandRow, LoginRow, OperationRow, TransferRow};
-use crate::store::screen_text::ScreenHit;
 use crate::store::sessions::SessionRow;
 use crate::store::stats::Dashboard;
 
@@ -259,7 +259,7 @@ pub enum Data {
     /// The question asked ("who can reach web1") and its answer.
     Reach(String, Vec<Reach>),
     /// The text searched for and where it appeared.
-    Seen(String, Vec<ScreenHit>),
+    Seen(String, Box<Found>),
 }
 
 impl Data {
@@ -543,7 +543,8 @@ impl Data {
                         .text(a.windows.join(", "))
                 })
                 .collect(),
-            Data::Seen(_, list) => list
+            Data::Seen(_, found) => found
+                .hits
                 .iter()
                 .map(|h| {
                     Row::new(moment_key(&h.session, h.at))

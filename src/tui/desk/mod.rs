@@ -587,10 +587,12 @@ impl Desk {
         {
             table.set_title(title.clone());
         }
-        if let Data::Seen(text, _) = &data
+        if let Data::Seen(text, found) = &data
             && let Some(table) = self.table_mut(Tab::Seen)
         {
             table.set_title(format!("Seen on screen: \"{text}\""));
+            // Times on this screen are UTC, like its rows.
+            table.set_note(found.summary(&jiff::tz::TimeZone::UTC));
         }
         if let Data::Dashboard(d) = data {
             self.dashboard = Some(d);

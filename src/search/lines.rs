@@ -1,24 +1,22 @@
 //! The lines of text a session's output put on the screen, with the moment
-//! each began, for the screen-text index: the audit's "who saw this string,
-//! and when". Fed with the same bytes as the recording, so what can be found
-//! is what the person saw; escape sequences are dropped, and a carriage
-//! return does not end a line (a progress bar's redraws run together).
+//! each began: what the index holds and what a search matches against.
+//! Escape sequences are dropped, a tab is a space, and a carriage return
+//! does not end a line (a progress bar's redraws run together), so what can
+//! be found is the text the person saw, not the bytes that drew it.
 //!
-//! Bounded per session ([`MAX_TEXT`]): a session that prints more (a
-//! `cat` of a huge file) is indexed up to there and marked truncated; the
-//! recording still holds everything.
+//! The indexer and the scan of a search both read a block of a recording
+//! through this, starting from the same carried partial line, so the text
+//! the index was built from and the text a hit is confirmed against are the
+//! same.
 
 use std::time::Duration;
 
-use super::strip::Stripper;
+use crate::record::Stripper;
 
-/// Shorter lines are not indexed (the index matches three characters and
-/// more).
+/// Shorter lines are not kept (a search needs three characters).
 pub const MIN_LINE: usize = 3;
 /// Longer lines are cut into pieces of this many bytes.
 pub const MAX_LINE: usize = 1024;
-/// Text indexed per session, in bytes.
-pub const MAX_TEXT: usize = 8 << 20;
 
 /// A line that appeared, `at` into the session.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,41 +25,46 @@ pub struct ScreenLine {
     pub text: String,
 }
 
+/// Turns output events into lines.
 #[derive(Debug)]
-pub struct ScreenText {
+pub struct Lines {
     strip: Stripper,
     partial: Vec<u8>,
     partial_at: Duration,
     done: Vec<ScreenLine>,
-    indexed: usize,
-    truncated: bool,
+    /// Bytes of text in the lines completed so far.
+    text_bytes: u64,
 }
 
-impl Default for ScreenText {
+impl Default for Lines {
     fn default() -> Self {
-        ScreenText::new()
+        Lines::new()
     }
 }
 
-impl ScreenText {
-    pub fn new() -> ScreenText {
-        ScreenText {
+impl Lines {
+    pub fn new() -> Lines {
+        Lines {
             // The stripper's own limit never binds: its text is taken after
-            // every chunk, and MAX_TEXT bounds the whole.
+            // every chunk.
             strip: Stripper::new(usize::MAX / 128),
             partial: Vec::new(),
             partial_at: Duration::ZERO,
             done: Vec::new(),
-            indexed: 0,
-            truncated: false,
+            text_bytes: 0,
         }
+    }
+
+    /// Lines that go on from an unfinished line (a block's carry).
+    pub fn resume(carry: &str, at: Duration) -> Lines {
+        let mut lines = Lines::new();
+        lines.partial = carry.as_bytes().to_vec();
+        lines.partial_at = at;
+        lines
     }
 
     /// Output bytes that arrived `at` into the session.
     pub fn feed(&mut self, bytes: &[u8], at: Duration) {
-        if self.truncated {
-            return;
-        }
         self.strip.feed(bytes);
         for b in self.strip.take() {
             match b {
@@ -95,14 +98,10 @@ impl ScreenText {
         let bytes = std::mem::take(&mut self.partial);
         let text = String::from_utf8_lossy(&bytes);
         let text = text.trim();
-        if text.chars().count() < MIN_LINE || self.truncated {
+        if text.chars().count() < MIN_LINE {
             return;
         }
-        if self.indexed + text.len() > MAX_TEXT {
-            self.truncated = true;
-            return;
-        }
-        self.indexed += text.len();
+        self.text_bytes += text.len() as u64;
         self.done.push(ScreenLine {
             at: self.partial_at,
             text: text.to_string(),
@@ -120,9 +119,18 @@ impl ScreenText {
         self.take()
     }
 
-    /// More text came than `MAX_TEXT` bytes.
-    pub fn truncated(&self) -> bool {
-        self.truncated
+    /// Text in the lines completed so far, in bytes.
+    pub fn text_bytes(&self) -> u64 {
+        self.text_bytes
+    }
+
+    /// The unfinished line and the moment it began: where the next block
+    /// goes on from.
+    pub fn carry(&self) -> (String, Duration) {
+        (
+            String::from_utf8_lossy(&self.partial).into_owned(),
+            self.partial_at,
+        )
     }
 }
 
@@ -136,7 +144,7 @@ mod tests {
 
     #[test]
     fn lines_keep_the_moment_they_began_without_escapes() {
-        let mut t = ScreenText::new();
+        let mut t = Lines::new();
         t.feed(b"\x1b[01;34mdemo@demo\x1b[0m:~$ ca", ms(10));
         t.feed(b"t secret.txt\r\n", ms(20));
         t.feed(b"the launch code is 0000\r\nx\r\n  \tindented", ms(30));
@@ -153,7 +161,7 @@ mod tests {
                     text: "the launch code is 0000".into()
                 },
             ],
-            "a line shorter than three characters is not indexed"
+            "a line shorter than three characters is not kept"
         );
         assert_eq!(
             t.finish(),
@@ -165,24 +173,35 @@ mod tests {
     }
 
     #[test]
-    fn long_lines_are_cut_on_character_boundaries_and_the_total_is_bounded() {
-        let mut t = ScreenText::new();
+    fn long_lines_are_cut_on_character_boundaries() {
+        let mut t = Lines::new();
         let long = "é".repeat(MAX_LINE);
         t.feed(long.as_bytes(), ms(1));
         t.feed(b"\n", ms(2));
         let lines = t.take();
         assert!(lines.len() >= 2);
+        assert!(lines.iter().all(|l| l.text.len() <= MAX_LINE));
         assert_eq!(
             lines.iter().map(|l| l.text.as_str()).collect::<String>(),
             long
         );
-        let chunk = vec![b'a'; 1 << 20];
-        for n in 0..10 {
-            t.feed(&chunk, ms(n));
-            t.feed(b"\n", ms(n));
-        }
-        let total: usize = t.take().iter().map(|l| l.text.len()).sum();
-        assert!(total <= MAX_TEXT);
-        assert!(t.truncated());
+        assert_eq!(t.text_bytes(), long.len() as u64);
+    }
+
+    #[test]
+    fn a_carried_line_goes_on_where_it_stopped() {
+        let mut first = Lines::new();
+        first.feed(b"one line\r\nhalf of ", ms(5));
+        assert_eq!(first.take().len(), 1);
+        let (carry, at) = first.carry();
+        let mut next = Lines::resume(&carry, at);
+        next.feed(b"the second\r\n", ms(9));
+        assert_eq!(
+            next.take(),
+            vec![ScreenLine {
+                at: ms(5),
+                text: "half of the second".into()
+            }]
+        );
     }
 }

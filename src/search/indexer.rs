@@ -1,0 +1,471 @@
+//! The indexer: reads recordings after the relay wrote them and files their
+//! text, block by block, so that no session ever waits for the index.
+//!
+//! A task finds the recorded sessions not yet indexed to their end (from
+//! the watermark on) and hands one job at a time to a thread of its own at
+//! low CPU priority (nice 10), which reads the cast from where the last
+//! block ended and cuts it into blocks; the task files each block in one
+//! short transaction. It wakes when a session ends ([`IndexHandle::kick`])
+//! and every few seconds for live sessions, and never reads more than
+//! [`RATE`] bytes of recordings a second.
+//!
+//! What is indexed: every line of a session with a pty (interactive work,
+//! `ssh -t`), and of exec output without a pty the first [`EXEC_HEAD`]
+//! bytes of text and the last [`EXEC_TAIL`] bytes of the cast (a `cat` of
+//! a 10 GB log needs no index of its middle to be found; it is in the
+//! command log and the recording). A live session's text is filed once a
+//! block is full, or [`LIVE_FLUSH`] after it began.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use jiff::{SignedDuration, Timestamp};
+use tokio::sync::{Notify, oneshot, watch};
+use tokio_util::sync::CancellationToken;
+
+use super::lines::Lines;
+use super::scan::{Step, Stretch};
+use super::trigram::TrigramSet;
+use crate::services::Services;
+use crate::store::search::{NewBlock, Pending, Progress};
+use crate::store::{self, Store};
+
+/// Text per block. Larger blocks make a smaller index (a block costs its
+/// distinct trigrams, which grow far slower than its text) but more to read
+/// per candidate block in a search.
+pub const BLOCK_TEXT: u64 = 1 << 20;
+/// Cast bytes per block at most (output that is mostly escapes or binary
+/// markers holds little text per byte).
+const BLOCK_CAST: u64 = 4 << 20;
+/// Exec output without a pty: text indexed from the start...
+pub const EXEC_HEAD: u64 = 1 << 20;
+/// ...and cast bytes indexed at the end, once the session is over.
+pub const EXEC_TAIL: u64 = 2 << 20;
+/// A live session's text waits at most this long for its block to fill.
+pub const LIVE_FLUSH: Duration = Duration::from_secs(30);
+/// Recording bytes read per second, at most.
+pub const RATE: u64 = 32 << 20;
+/// How often live sessions are looked at.
+const POLL: Duration = Duration::from_secs(2);
+/// Blocks one job files before the next session gets its turn.
+const BLOCKS_PER_JOB: usize = 8;
+/// Sessions looked at per pass.
+const SESSIONS_PER_PASS: i64 = 256;
+/// How far before the oldest unfinished session the next pass looks (a
+/// session row may be written a little after its start time).
+const MARGIN: SignedDuration = SignedDuration::from_mins(10);
+
+/// One pass of the indexer over the work it found.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Pass {
+    /// Passes begun.
+    pub began: u64,
+    /// Passes completed.
+    pub generation: u64,
+    /// The pass found nothing it could index: every ended session is
+    /// indexed to its end and live sessions have nothing due.
+    pub idle: bool,
+}
+
+#[derive(Debug)]
+struct Inner {
+    kick: Notify,
+    pass: watch::Sender<Pass>,
+}
+
+/// The running indexer, as the rest of the server sees it (in
+/// [`Services`]): wake it, or wait for it.
+#[derive(Debug, Clone)]
+pub struct IndexHandle {
+    inner: Arc<Inner>,
+}
+
+impl Default for IndexHandle {
+    fn default() -> Self {
+        IndexHandle::new()
+    }
+}
+
+impl IndexHandle {
+    pub fn new() -> IndexHandle {
+        IndexHandle {
+            inner: Arc::new(Inner {
+                kick: Notify::new(),
+                pass: watch::Sender::new(Pass::default()),
+            }),
+        }
+    }
+
+    /// A session ended (or anything else worth indexing happened): look now.
+    pub fn kick(&self) {
+        self.inner.kick.notify_one();
+    }
+
+    /// Returns once a pass that began after this call found nothing left
+    /// to index. Only a server runs the indexer: elsewhere this waits for
+    /// ever, so bound it with a timeout.
+    pub async fn caught_up(&self) {
+        let mut passes = self.inner.pass.subscribe();
+        // Passes run one after the other: the next to begin is this one.
+        let next = passes.borrow_and_update().began + 1;
+        self.kick();
+        while passes.changed().await.is_ok() {
+            let pass = *passes.borrow_and_update();
+            if pass.generation >= next && pass.idle {
+                return;
+            }
+        }
+    }
+}
+
+/// What the thread is asked to do: index one recording further.
+struct Job {
+    path: PathBuf,
+    ended: bool,
+    progress: Progress,
+    /// Time since the session started, for [`LIVE_FLUSH`].
+    now: Duration,
+}
+
+struct Done {
+    blocks: Vec<NewBlock>,
+    progress: Progress,
+    /// Cast bytes read.
+    read: u64,
+    /// Recorded output is left unindexed after `progress` (a block still
+    /// filling, a page of work left for the next job, a live exec
+    /// session's middle).
+    behind: bool,
+}
+
+/// Runs the indexer until `shutdown`.
+pub async fn run(services: Services, shutdown: CancellationToken) {
+    let (jobs, work) = std::sync::mpsc::channel::<(Job, oneshot::Sender<std::io::Result<Done>>)>();
+    let spawned = std::thread::Builder::new()
+        .name("rampart-index".into())
+        .spawn(move || {
+            lower_priority();
+            let mut trigrams = TrigramSet::new();
+            while let Ok((job, reply)) = work.recv() {
+                let _ = reply.send(index(job, &mut trigrams));
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::error!("the screen-text indexer could not start: {e}");
+        return;
+    }
+    let handle = services.index.clone();
+    loop {
+        handle.inner.pass.send_modify(|p| p.began += 1);
+        let worked = tokio::select! {
+            r = pass(&services, &jobs) => r,
+            () = shutdown.cancelled() => return,
+        };
+        let worked = match worked {
+            Ok(worked) => worked,
+            Err(e) => {
+                tracing::warn!("screen-text indexing: {e}");
+                false
+            }
+        };
+        handle.inner.pass.send_modify(|p| {
+            p.generation = p.began;
+            p.idle = !worked;
+        });
+        if worked {
+            continue;
+        }
+        tokio::select! {
+            () = handle.inner.kick.notified() => {}
+            () = tokio::time::sleep(POLL) => {}
+            () = shutdown.cancelled() => return,
+        }
+    }
+}
+
+/// Nice 10 for the calling thread: indexing gives way to every session.
+fn lower_priority() {
+    // SAFETY: gettid has no preconditions; setpriority with PRIO_PROCESS
+    // and who = this thread's id changes only this thread's nice value on
+    // Linux, and touches no memory.
+    let r = unsafe { libc::setpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t, 10) };
+    if r != 0 {
+        tracing::debug!("the indexer's priority could not be lowered");
+    }
+}
+
+/// One look at every unfinished session; whether anything was indexed.
+async fn pass(
+    services: &Services,
+    jobs: &std::sync::mpsc::Sender<(Job, oneshot::Sender<std::io::Result<Done>>)>,
+) -> Result<bool, String> {
+    let store = &services.store;
+    let now = services.clock.now();
+    let since = {
+        let mut conn = store.conn().await.map_err(|e| e.to_string())?;
+        store::search::state(&mut conn)
+            .await
+            .map_err(|e| e.to_string())?
+            .map_or(Timestamp::MIN, |s| s.watermark)
+    };
+    let pending = {
+        let mut conn = store.conn().await.map_err(|e| e.to_string())?;
+        store::search::pending(&mut conn, since, SESSIONS_PER_PASS)
+            .await
+            .map_err(|e| e.to_string())?
+    };
+    let mut worked = false;
+    let mut behind: Option<Timestamp> = None;
+    let dir = services.config.recording_dir();
+    for p in &pending {
+        let started = Instant::now();
+        let job = Job {
+            path: dir.join(&p.recording),
+            ended: p.ended,
+            progress: p.progress.clone(),
+            now: now
+                .duration_since(p.started_at)
+                .try_into()
+                .unwrap_or_default(),
+        };
+        let (reply, answer) = oneshot::channel();
+        if jobs.send((job, reply)).is_err() {
+            return Err("the indexer thread stopped".into());
+        }
+        let done = match answer.await {
+            Ok(Ok(done)) => done,
+            Ok(Err(e)) if e.kind() == std::io::ErrorKind::NotFound && p.ended => {
+                // A closed session whose recording is gone (moved away,
+                // deleted by retention): nothing to index, ever.
+                Done {
+                    blocks: Vec::new(),
+                    progress: Progress {
+                        done: true,
+                        ..p.progress.clone()
+                    },
+                    read: 0,
+                    behind: false,
+                }
+            }
+            Ok(Err(e)) if p.ended => {
+                // Fail open: the index is derived data, and one unreadable
+                // recording must not hold every later one back.
+                tracing::warn!(session = %p.session, "recording not readable, left out of the screen-text index: {e}");
+                Done {
+                    blocks: Vec::new(),
+                    progress: Progress {
+                        done: true,
+                        ..p.progress.clone()
+                    },
+                    read: 0,
+                    behind: false,
+                }
+            }
+            Ok(Err(e)) => {
+                tracing::debug!(session = %p.session, "recording not readable yet for the index: {e}");
+                behind = earliest(behind, p.started_at);
+                continue;
+            }
+            Err(_) => return Err("the indexer thread stopped".into()),
+        };
+        if done.progress != p.progress || !done.blocks.is_empty() {
+            file(store, &p.session, &done)
+                .await
+                .map_err(|e| e.to_string())?;
+            worked = true;
+        }
+        if done.behind {
+            let ms = i64::try_from(done.progress.indexed_ms).unwrap_or(i64::MAX);
+            let at = p
+                .started_at
+                .checked_add(SignedDuration::from_millis(ms))
+                .unwrap_or(p.started_at);
+            behind = earliest(behind, at);
+        }
+        pace(done.read, started.elapsed()).await;
+    }
+    if pending.len() as i64 >= SESSIONS_PER_PASS
+        && let Some(last) = pending.last()
+    {
+        // Sessions past this page wait for the next pass.
+        behind = earliest(behind, last.started_at);
+    }
+    let state = store::search::State {
+        watermark: watermark_after(&pending, now),
+        behind_since: behind,
+        updated_at: now,
+    };
+    let mut conn = store.conn().await.map_err(|e| e.to_string())?;
+    store::search::set_state(&mut conn, &state)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(worked)
+}
+
+fn earliest(a: Option<Timestamp>, b: Timestamp) -> Option<Timestamp> {
+    Some(a.map_or(b, |a| a.min(b)))
+}
+
+/// Where the next pass starts: a little before the oldest session still
+/// unfinished (they come oldest first), else a little before now.
+fn watermark_after(pending: &[Pending], now: Timestamp) -> Timestamp {
+    let oldest = pending.first().map_or(now, |p| p.started_at).min(now);
+    oldest.checked_sub(MARGIN).unwrap_or(oldest)
+}
+
+/// Waits so that reading `read` bytes took at least `read / RATE`.
+async fn pace(read: u64, took: Duration) {
+    let due = Duration::from_secs_f64(read as f64 / RATE as f64);
+    if let Some(rest) = due.checked_sub(took) {
+        tokio::time::sleep(rest).await;
+    }
+}
+
+/// Files a job's blocks and progress in one transaction.
+async fn file(store: &Store, session: &str, done: &Done) -> Result<(), store::StoreError> {
+    let mut tx = store.begin().await?;
+    for block in &done.blocks {
+        store::search::add_block(&mut tx, session, block).await?;
+    }
+    store::search::set_progress(&mut tx, session, &done.progress).await?;
+    store.commit(tx).await
+}
+
+fn ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// Reads a recording on from its progress and cuts blocks (on the
+/// indexer's thread).
+fn index(job: Job, trigrams: &mut TrigramSet) -> std::io::Result<Done> {
+    let mut p = job.progress;
+    let mut stretch = Stretch::open(&job.path, 0)?;
+    let len = stretch_len(&job.path)?;
+    let Some(header) = stretch.header()? else {
+        // No header: not written yet, or (once the session ended) never.
+        p.done = job.ended;
+        return Ok(Done {
+            blocks: Vec::new(),
+            progress: p,
+            read: 0,
+            behind: !job.ended,
+        });
+    };
+    let pty = header.env.term.is_some();
+    let mut read = stretch.pos();
+    if p.cast_offset < stretch.pos() {
+        p.cast_offset = stretch.pos();
+    }
+    let mut blocks = Vec::new();
+    let mut behind = true;
+    loop {
+        // Exec output without a pty: the head, then (once it ended) the tail.
+        let mut text_limit = BLOCK_TEXT;
+        if !pty && p.skipped_bytes == 0 {
+            let head_left = EXEC_HEAD.saturating_sub(p.text_bytes);
+            if head_left == 0 {
+                if !job.ended {
+                    break;
+                }
+                let tail = len.saturating_sub(EXEC_TAIL);
+                if tail > p.cast_offset {
+                    stretch.sync_from(tail)?;
+                    p.skipped_bytes = stretch.pos() - p.cast_offset;
+                    p.cast_offset = stretch.pos();
+                    p.carry.clear();
+                }
+            } else {
+                text_limit = head_left.min(BLOCK_TEXT);
+            }
+        }
+        let start = p.cast_offset;
+        let mut s = Stretch::open(&job.path, start)?;
+        let mut lines = Lines::resume(&p.carry, Duration::from_millis(p.carry_ms));
+        let (mut first, mut last) = (None, None);
+        let mut at_end = false;
+        loop {
+            if lines.text_bytes() >= text_limit || s.pos() - start >= BLOCK_CAST {
+                break;
+            }
+            match s.next(None)? {
+                Step::Output(o) => {
+                    first.get_or_insert(o.at);
+                    last = Some(o.at);
+                    lines.feed(o.data.as_bytes(), o.at);
+                    for line in lines.take() {
+                        trigrams.add_line(&line.text);
+                    }
+                }
+                Step::Other => {}
+                Step::End => {
+                    at_end = true;
+                    break;
+                }
+            }
+        }
+        read += s.pos() - start;
+        let final_block = at_end && job.ended;
+        if final_block {
+            for line in lines.finish() {
+                trigrams.add_line(&line.text);
+            }
+        }
+        let first = first.unwrap_or(Duration::from_millis(p.carry_ms));
+        let due = !at_end
+            || final_block
+            || job.now.saturating_sub(first) >= LIVE_FLUSH && s.pos() > start;
+        if !due {
+            // A live session's block still filling: read again next time.
+            trigrams.take();
+            behind = s.pos() > start;
+            break;
+        }
+        let terms = trigrams.take();
+        if !terms.is_empty() {
+            blocks.push(NewBlock {
+                cast_start: start,
+                cast_end: s.pos(),
+                first_ms: ms(first),
+                last_ms: ms(last.unwrap_or(first)),
+                carry: p.carry.clone(),
+                carry_ms: p.carry_ms,
+                last: final_block,
+                terms,
+            });
+        }
+        p.text_bytes += lines.text_bytes();
+        p.cast_offset = s.pos();
+        if let Some(last) = last {
+            p.indexed_ms = ms(last);
+        }
+        (p.carry, p.carry_ms) = if final_block {
+            (String::new(), 0)
+        } else {
+            let (carry, at) = lines.carry();
+            (carry, ms(at))
+        };
+        if final_block {
+            p.done = true;
+            behind = false;
+            break;
+        }
+        if at_end {
+            behind = false;
+            break;
+        }
+        if blocks.len() >= BLOCKS_PER_JOB {
+            break;
+        }
+    }
+    Ok(Done {
+        blocks,
+        progress: p,
+        read,
+        behind,
+    })
+}
+
+fn stretch_len(path: &std::path::Path) -> std::io::Result<u64> {
+    Ok(std::fs::metadata(path)?.len())
+}
