@@ -270,6 +270,25 @@ async fn check_key(
     }
 }
 
+/// Gives the heap's free memory back to the kernel. glibc keeps what
+/// threads freed in their arenas for reuse (each recording has a thread, and
+/// the indexer its own), so after a burst of sessions the resident size
+/// stayed well above its idle level; called when the indexer goes idle
+/// after work, i.e. after sessions ended and their recordings were read.
+pub fn release_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        unsafe extern "C" {
+            fn malloc_trim(pad: libc::size_t) -> std::ffi::c_int;
+        }
+        // SAFETY: malloc_trim is glibc's thread-safe call that returns free
+        // heap pages to the kernel; it touches no memory Rust owns.
+        unsafe {
+            malloc_trim(0);
+        }
+    }
+}
+
 /// Sets the process umask to 077, so that every file created from now on
 /// (SQLite's `-wal` and `-shm` beside the database, logs, anything a
 /// dependency writes) is readable by its owner only; files that must be

@@ -53,6 +53,19 @@ key and can write the database can still rewrite the chain; rows deleted from th
 head set back to the last row kept, are not detected from the database alone. Keep the row count \
 that \\fBaudit verify\\fR prints somewhere else and compare: only a holder of the master key \
 can add rows, so a count that went down means rows were deleted.\n\
+.SH SCREEN\\-TEXT SEARCH\n\\fBrampart audit screen TEXT\\fR (and \\fBf\\fR in the staff desk) \
+finds the lines of recorded sessions that contain TEXT (ASCII letters in either case), newest \
+session first, with who saw them and when. The index is built by \\fBrampart serve\\fR in the \
+background from the recordings, never while a session runs: ended sessions are indexed within \
+seconds, live ones every 30 seconds at most, at a bounded rate and at low CPU priority. It keeps \
+no copy of the text: each stretch of about 1 MiB of a recording is filed under the distinct \
+three\\-character sequences in it, and a search reads the stretches that hold all of those of \
+TEXT from the recordings. Every line of a session with a terminal is found; of exec output \
+without a terminal, the first MiB of text and the last 2 MiB of the recording. Texts shorter \
+than three characters cannot use the index and are looked for in the newest recordings only. \
+A search reads for at most 800 ms. Lines on standard error say when the index is behind \
+(\\fBindexed up to\\fR a time), when stretches were left unread in that time (search for a \
+longer text), and how many exec sessions are indexed only in part.\n\
 .SH COMMAND FILTERS\nA filter rule (deny, review, warn, allow) is checked against each command \
 line a person runs: the whole command of \\fBssh bastion ASSET COMMAND\\fR before it starts, and \
 every line typed in a session with a terminal (shells, and commands run with \\fBssh \\-t\\fR) at \

@@ -767,7 +767,7 @@ pub enum AuditCmd {
     Operations(AuditFilter),
     /// Requests refused after login (forwarding, x11, agent, env, subsystems)
     Refusals(AuditFilter),
-    /// Where a text appeared on the screen of a recorded session: who saw it, where and when
+    /// Where a text appeared on the screen of a recorded session: who saw it, where and when (see SCREEN-TEXT SEARCH)
     Screen {
         /// The text to find (case-insensitive for ASCII)
         text: String,

@@ -156,6 +156,7 @@ pub async fn run(services: Services, shutdown: CancellationToken) {
         return;
     }
     let handle = services.index.clone();
+    let mut worked_before = false;
     loop {
         handle.inner.pass.send_modify(|p| p.began += 1);
         let worked = tokio::select! {
@@ -174,7 +175,12 @@ pub async fn run(services: Services, shutdown: CancellationToken) {
             p.idle = !worked;
         });
         if worked {
+            worked_before = true;
             continue;
+        }
+        if std::mem::take(&mut worked_before) {
+            // Sessions ended and were read: their memory is free now.
+            crate::services::release_free_memory();
         }
         tokio::select! {
             () = handle.inner.kick.notified() => {}
