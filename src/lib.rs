@@ -12,6 +12,7 @@
 //!                      store ◀──────── audit ◀──────── Grant      vault    record + audit
 //!
 //!  rampart CLI / console ─▶ ops ─▶ store (one transaction per verb + its audit row)
+//!  recordings ─▶ search (indexer, off the relay path) ─▶ store
 //! ```
 //!
 //! What each module owns:
@@ -21,11 +22,11 @@
 //! | [`model`] | plain domain types (users, assets, accounts, permissions, actions) and their text forms; no I/O |
 //! | [`config`] | `rampart.toml`: lookup order, schema, defaults, validation with file/key/reason errors |
 //! | [`clock`] | time as a dependency, so lockout, TOTP and validity are testable |
-//! | [`store`] | the only place with SQL: pool, embedded migrations, one file per aggregate, the dashboard counts and the screen-text index |
+//! | [`store`] | the only place with SQL: pool, embedded migrations, one file per aggregate, the dashboard counts and the screen-text index's tables |
 //! | [`vault`] | the master key, [`vault::Secret`], sealing of account secrets and TOTP seeds, the audit chain's key derived from the master key |
 //! | [`auth`] | passwords (argon2id), TOTP, public keys, lockout, login ACLs, and the login decision ([`auth::login`]) |
 //! | [`policy`] | the permission semantics: [`policy::Snapshot`] answers `authorize`, `visible_assets`, who/what, command filters; the only builder of a [`policy::Grant`] |
-//! | [`audit`] | the typed [`audit::AuditEvent`], the hash chain across all audit tables keyed with the master key ([`audit::chain`]: sealing, `verify`, the upgrade of an unkeyed chain), and the batching [`audit::AuditWriter`] for command and transfer rows and screen-text index lines |
+//! | [`audit`] | the typed [`audit::AuditEvent`], the hash chain across all audit tables keyed with the master key ([`audit::chain`]: sealing, `verify`, the upgrade of an unkeyed chain), and the batching [`audit::AuditWriter`] for command and transfer rows |
 //! | [`ops`] | the admin and auditor verbs and everyone's `me` verbs, taking the caller's identity: role checks against the caller's current standing in the store (read per verb, and again in each change's transaction) and an operation-log row for every change |
 //! | [`import`] | CSV/XLSX parsing for `import assets|users` (the database side is in `ops`) |
 //! | [`services`] | the bundle handed to every task; initialising and opening a data dir, the master-key refusal rules, the umask and the data dir's mode |
@@ -36,8 +37,9 @@
 //! | [`upstream`] | connectors to targets, each taking a `Grant`: SSH via the russh client, host keys pinned; plus the admin's connection test (`probe_ssh`: authenticate, disconnect, no channel) |
 //! | [`sftp`] | the SFTP v3 wire format and the virtual `/ASSET/ACCOUNT/` tree; the relay that checks each operation is `ssh::sftp` |
 //! | [`transfer`] | file transfers as the audit sees them: bytes and SHA-256 in file order, kept copies, legacy SCP, which exec'd commands move files |
-//! | [`relay`] | the two-way pump with backpressure, command filters at Enter (a `review` holds the Enter for an admin), joined admins' keys through the same path, tee to recorder, tracker, screen-text index and live registry |
-//! | [`record`] | asciicast writer/reader, the raw sidecar, export/replay, the streaming [`record::Player`] (seek checkpoints, markers, idle compression), command extraction from a vt100 model, the lines of text a session showed |
+//! | [`relay`] | the two-way pump with backpressure, command filters at Enter (a `review` holds the Enter for an admin), joined admins' keys through the same path, tee to recorder, tracker and live registry; never waits for the database |
+//! | [`record`] | asciicast writer/reader, the raw sidecar, export/replay, the streaming [`record::Player`] (seek checkpoints, markers, idle compression), command extraction from a vt100 model |
+//! | [`search`] | screen-text search ("who saw this text, and when"): a background indexer that reads recordings after the relay wrote them (bounded rate, low priority) and files blocks of them under their trigrams, and the search that reads the candidate blocks back; no copy of the text |
 //! | [`live`] | running sessions (output broadcast, kill, join, notices), a person's other open channels (menu, desk, commands over SSH) so they can be ended, requests waiting for an admin's approval, and the control socket the CLI talks to |
 //! | [`demo`] | the loopback demo target of `serve --demo` (also the in-process test target) |
 //! | [`serve`] | `rampart serve`: demo registration, signals |

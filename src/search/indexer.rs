@@ -55,6 +55,8 @@ const SESSIONS_PER_PASS: i64 = 256;
 /// How far before the oldest unfinished session the next pass looks (a
 /// session row may be written a little after its start time).
 const MARGIN: SignedDuration = SignedDuration::from_mins(10);
+/// How often the indexer's state is noted when nothing changed.
+const NOTE_EVERY: SignedDuration = SignedDuration::from_mins(1);
 
 /// One pass of the indexer over the work it found.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -208,13 +210,13 @@ async fn pass(
 ) -> Result<bool, String> {
     let store = &services.store;
     let now = services.clock.now();
-    let since = {
+    let noted = {
         let mut conn = store.conn().await.map_err(|e| e.to_string())?;
         store::search::state(&mut conn)
             .await
             .map_err(|e| e.to_string())?
-            .map_or(Timestamp::MIN, |s| s.watermark)
     };
+    let since = noted.as_ref().map_or(Timestamp::MIN, |s| s.watermark);
     let pending = {
         let mut conn = store.conn().await.map_err(|e| e.to_string())?;
         store::search::pending(&mut conn, since, SESSIONS_PER_PASS)
@@ -302,10 +304,19 @@ async fn pass(
         behind_since: behind,
         updated_at: now,
     };
-    let mut conn = store.conn().await.map_err(|e| e.to_string())?;
-    store::search::set_state(&mut conn, &state)
-        .await
-        .map_err(|e| e.to_string())?;
+    // Noted when it changed, and once a minute (an idle bastion does not
+    // write every two seconds).
+    let stale = |noted: &store::search::State| {
+        noted.behind_since != state.behind_since
+            || state.watermark.duration_since(noted.watermark) >= NOTE_EVERY
+            || now.duration_since(noted.updated_at) >= NOTE_EVERY
+    };
+    if noted.as_ref().is_none_or(stale) {
+        let mut conn = store.conn().await.map_err(|e| e.to_string())?;
+        store::search::set_state(&mut conn, &state)
+            .await
+            .map_err(|e| e.to_string())?;
+    }
     Ok(worked)
 }
 
@@ -474,4 +485,136 @@ fn index(job: Job, trigrams: &mut TrigramSet) -> std::io::Result<Done> {
 
 fn stretch_len(path: &std::path::Path) -> std::io::Result<u64> {
     Ok(std::fs::metadata(path)?.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn cast(path: &std::path::Path, pty: bool, events: &[(f64, &str)]) {
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .unwrap();
+        if f.metadata().unwrap().len() == 0 {
+            let env = if pty { r#"{"TERM":"xterm"}"# } else { "{}" };
+            writeln!(f, r#"{{"version":2,"width":80,"height":24,"env":{env}}}"#).unwrap();
+        }
+        for (t, data) in events {
+            writeln!(f, "[{t},\"o\",{}]", serde_json::to_string(data).unwrap()).unwrap();
+        }
+    }
+
+    fn job(path: &std::path::Path, ended: bool, progress: &Progress, now_s: u64) -> Job {
+        Job {
+            path: path.to_path_buf(),
+            ended,
+            progress: progress.clone(),
+            now: Duration::from_secs(now_s),
+        }
+    }
+
+    fn lines_of(path: &std::path::Path, b: &NewBlock) -> Vec<String> {
+        let c = store::search::Candidate {
+            block: 1,
+            session: "s".into(),
+            user: "u".into(),
+            asset: "a".into(),
+            account: "r".into(),
+            started_at: Timestamp::UNIX_EPOCH,
+            recording: String::new(),
+            cast_start: b.cast_start,
+            cast_end: b.cast_end,
+            carry: b.carry.clone(),
+            carry_ms: b.carry_ms,
+            last: b.last,
+        };
+        super::super::block_lines(path, &c)
+            .unwrap()
+            .into_iter()
+            .map(|l| l.text)
+            .collect()
+    }
+
+    #[test]
+    fn a_live_session_is_filed_after_a_while_and_its_last_line_at_the_end() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.cast");
+        let mut set = TrigramSet::new();
+        cast(&path, true, &[(1.0, "first line\r\nsecond li")]);
+        let fresh = index(job(&path, false, &Progress::default(), 5), &mut set).unwrap();
+        assert!(fresh.blocks.is_empty(), "a block still filling waits");
+        assert!(fresh.behind, "and the search says so");
+        assert_eq!(
+            (fresh.progress.text_bytes, fresh.progress.carry.as_str()),
+            (0, ""),
+            "nothing read into a block yet: {:?}",
+            fresh.progress
+        );
+
+        let due = index(job(&path, false, &Progress::default(), 40), &mut set).unwrap();
+        assert_eq!(due.blocks.len(), 1, "filed {LIVE_FLUSH:?} after it began");
+        assert!(!due.behind);
+        assert_eq!(lines_of(&path, &due.blocks[0]), ["first line"]);
+        assert_eq!(
+            due.progress.carry, "second li",
+            "the unfinished line goes on"
+        );
+
+        cast(&path, true, &[(50.0, "ne\r\nlast words")]);
+        let end = index(job(&path, true, &due.progress, 60), &mut set).unwrap();
+        assert!(end.progress.done);
+        assert_eq!(end.blocks.len(), 1);
+        assert_eq!(
+            lines_of(&path, &end.blocks[0]),
+            ["second line", "last words"]
+        );
+        assert_eq!(end.blocks[0].first_ms, 50_000);
+    }
+
+    #[test]
+    fn exec_output_without_a_pty_is_filed_at_its_head_and_tail_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.cast");
+        let mut set = TrigramSet::new();
+        let line = "x".repeat(1000) + "\n";
+        let chunk = line.repeat(64);
+        let mut t = 0.0;
+        let events: Vec<(f64, String)> = (0..200)
+            .map(|i| {
+                t += 0.01;
+                let text = if i == 100 {
+                    format!("middle-marker\n{chunk}")
+                } else if i == 199 {
+                    format!("{chunk}tail-marker\n")
+                } else {
+                    chunk.clone()
+                };
+                (t, text)
+            })
+            .collect();
+        let refs: Vec<(f64, &str)> = events.iter().map(|(t, s)| (*t, s.as_str())).collect();
+        cast(&path, false, &refs);
+        let mut p = Progress::default();
+        let mut blocks = Vec::new();
+        loop {
+            let done = index(job(&path, true, &p, 10), &mut set).unwrap();
+            blocks.extend(done.blocks);
+            if done.progress == p {
+                break;
+            }
+            p = done.progress;
+            if p.done {
+                break;
+            }
+        }
+        assert!(p.done);
+        assert!(p.skipped_bytes > 0, "the middle was passed over");
+        assert!(p.text_bytes < EXEC_HEAD + EXEC_TAIL);
+        let all: Vec<String> = blocks.iter().flat_map(|b| lines_of(&path, b)).collect();
+        assert!(all.iter().any(|l| l == "tail-marker"));
+        assert!(!all.iter().any(|l| l == "middle-marker"));
+    }
 }
