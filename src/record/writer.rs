@@ -179,6 +179,88 @@ fn classify(bytes: &[u8]) -> Class {
     }
 }
 
+/// One in each byte lane of a word.
+const LANES: u64 = 0x0101_0101_0101_0101;
+
+/// Where the bytes a JSON string escapes (control bytes, `"`, `\\`) are in
+/// the word `w` (little-endian): the lowest set bit is in the lane of the
+/// first such byte, exactly; lanes above it may be flagged falsely (the
+/// classic "has a byte less than n" and "has a zero byte" word tricks, whose
+/// borrows only run upwards). Zero: none.
+fn escape_mask(w: u64) -> u64 {
+    let high = LANES * 0x80;
+    let zero = |v: u64| v.wrapping_sub(LANES) & !v & high;
+    let below_space = w.wrapping_sub(LANES * 0x20) & !w & high;
+    let quote = zero(w ^ (LANES * u64::from(b'"')));
+    let backslash = zero(w ^ (LANES * u64::from(b'\\')));
+    below_space | quote | backslash
+}
+
+fn escaped(b: u8) -> bool {
+    b < 0x20 || b == b'"' || b == b'\\'
+}
+
+/// Appends `s` as a JSON string, byte for byte what serde_json writes: the
+/// cast's hottest loop (every output byte passes here), so it looks at eight
+/// bytes at a time and jumps to the next byte to escape.
+fn push_json_str(buf: &mut Vec<u8>, s: &str) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let bytes = s.as_bytes();
+    buf.reserve(bytes.len() + 2);
+    buf.push(b'"');
+    let mut run = 0;
+    let mut i = 0;
+    while let Some(&first) = bytes.get(i) {
+        let b = match bytes.get(i..i + 8) {
+            Some(word) => {
+                let mut lanes = [0u8; 8];
+                lanes.copy_from_slice(word);
+                let mask = escape_mask(u64::from_le_bytes(lanes));
+                if mask == 0 {
+                    i += 8;
+                    continue;
+                }
+                i += (mask.trailing_zeros() / 8) as usize;
+                match bytes.get(i) {
+                    Some(&b) => b,
+                    None => break,
+                }
+            }
+            None if escaped(first) => first,
+            None => {
+                i += 1;
+                continue;
+            }
+        };
+        let short = match b {
+            b'"' => b'"',
+            b'\\' => b'\\',
+            b'\n' => b'n',
+            b'\r' => b'r',
+            b'\t' => b't',
+            0x08 => b'b',
+            0x0c => b'f',
+            _ => b'u',
+        };
+        buf.extend_from_slice(bytes.get(run..i).unwrap_or_default());
+        buf.push(b'\\');
+        buf.push(short);
+        if short == b'u' {
+            // A u8 shifted right by 4, or masked with 15, indexes 16 entries.
+            buf.extend_from_slice(&[
+                b'0',
+                b'0',
+                HEX[usize::from(b >> 4)],
+                HEX[usize::from(b & 15)],
+            ]);
+        }
+        i += 1;
+        run = i;
+    }
+    buf.extend_from_slice(bytes.get(run..).unwrap_or_default());
+    buf.push(b'"');
+}
+
 /// The marker for raw bytes; `export` parses it back.
 pub(crate) fn raw_marker(len: u64, as_text: bool) -> String {
     if as_text {
@@ -348,7 +430,7 @@ impl CastWriter {
             micros / 1_000_000,
             micros % 1_000_000
         );
-        let _ = serde_json::to_writer(&mut self.buf, data);
+        push_json_str(&mut self.buf, data);
         self.buf.extend_from_slice(b"]\n");
         self.events += 1;
     }
@@ -600,7 +682,53 @@ pub fn file_sha256(path: impl AsRef<Path>) -> Result<String, RecordError> {
 
 #[cfg(test)]
 mod tests {
-    use super::{Class, classify};
+    use super::{Class, classify, escape_mask, escaped, push_json_str};
+
+    #[test]
+    fn strings_are_escaped_exactly_as_serde_json_does() {
+        let mut samples: Vec<String> = vec![
+            String::new(),
+            "plain ascii text that is longer than a word".into(),
+            "12345\n12346\n".repeat(5),
+            "\x1b[31mERROR\x1b[0m \"quoted\" back\\slash\ttab\r\n".into(),
+            "é ü 日本語 \u{7f} \u{1f600}".into(),
+        ];
+        samples.push((0u8..=0x7f).map(char::from).collect());
+        let mut state = 7u32;
+        for len in 0..200 {
+            let s: String = (0..len)
+                .map(|_| {
+                    state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                    char::from_u32((state >> 24) % 0x90).unwrap_or('x')
+                })
+                .collect();
+            samples.push(s);
+        }
+        for s in &samples {
+            let mut ours = Vec::new();
+            push_json_str(&mut ours, s);
+            assert_eq!(ours, serde_json::to_vec(s).unwrap(), "{s:?}");
+        }
+        for b in 0..=255u8 {
+            let w = u64::from_le_bytes([b'a', b'b', b, b'c', b'd', b'e', b'f', b'g']);
+            assert_eq!(escape_mask(w) != 0, escaped(b), "byte {b:#x}");
+        }
+        let near = [
+            0x00u8, 0x1f, 0x20, 0x21, 0x22, 0x23, 0x5b, 0x5c, 0x5d, 0x7f, 0x80, 0xa2, 0xdc, 0xff,
+        ];
+        let mut state = 1u64;
+        for _ in 0..200_000 {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            let lanes: [u8; 8] =
+                std::array::from_fn(|k| near[((state >> (k * 4)) % near.len() as u64) as usize]);
+            let first = lanes.iter().position(|&b| escaped(b));
+            let mask = escape_mask(u64::from_le_bytes(lanes));
+            let flagged = (mask != 0).then(|| (mask.trailing_zeros() / 8) as usize);
+            assert_eq!(flagged, first, "the first byte to escape in {lanes:?}");
+        }
+    }
 
     #[test]
     fn chunks_are_classified_by_what_a_cast_can_hold() {
