@@ -541,20 +541,23 @@ measure_stream() { # STREAM MODE
                 j1=$(jump_ticks)
                 jcpu=$((jcpu + j1 - j0)) jbytes=$((jbytes + RUN_BYTES))
             fi
+            # A run ended by the timeout counts too: its last byte to exit is
+            # at least the time until it was ended.
+            [[ $RUN_TEXIT != 0 ]] && lag[$path]+=" $(elapsed "$RUN_TLAST" "$RUN_TEXIT")"
             if [[ $RUN_STATUS != 0 ]]; then
-                broken[$path]=1
-                fail "throughput $stream ${MODE_LABEL[$mode]} ${LABEL[$path]} run $run: ssh exit $RUN_STATUS" \
-                    "(124: timed out after ${THROUGHPUT_TIMEOUT}s), $RUN_BYTES of $expected bytes"
+                broken[$path]="run $run: ssh exit $RUN_STATUS"
+                [[ $RUN_STATUS == 124 ]] && broken[$path]+=", timed out after ${THROUGHPUT_TIMEOUT}s"
+                fail "throughput $stream ${MODE_LABEL[$mode]} ${LABEL[$path]} run $run: ${broken[$path]#run $run: }," \
+                    "$RUN_BYTES of $expected bytes, the last $(elapsed "$RUN_TLAST" "$RUN_TEXIT" | awk '{ printf "%.1f", $1 }') s before its end"
                 continue
             fi
             if ((RUN_BYTES != expected)); then
-                broken[$path]=1
+                broken[$path]="run $run: $RUN_BYTES of $expected bytes"
                 fail "throughput $stream ${MODE_LABEL[$mode]} ${LABEL[$path]} run $run: $RUN_BYTES bytes received, $expected expected"
                 continue
             fi
             wall[$path]+=" $(mbps "$RUN_BYTES" "$RUN_T0" "$RUN_TEXIT")"
             [[ -n $RUN_TS ]] && rate[$path]+=" $(mbps "$RUN_BYTES" "$RUN_TS" "$RUN_TEXIT")"
-            lag[$path]+=" $(elapsed "$RUN_TLAST" "$RUN_TEXIT")"
         done
     done
     # The "after" reading waits for rampart's indexing of this block.
@@ -562,15 +565,18 @@ measure_stream() { # STREAM MODE
     s1=$(storage)
     b1=$(cpu_ticks "$RAMPART_PID")
     for path in "${PATHS[@]}"; do
+        [[ -n ${broken[$path]:-} ]] && R[$path.$key.broken]=${broken[$path]}
+        if [[ -n ${lag[$path]:-} ]]; then
+            # shellcheck disable=SC2086 # the samples are a space-separated list
+            R[$path.$key.lag]=$(median ${lag[$path]} | awk '{ printf "%.3f", $1 }')
+            # shellcheck disable=SC2086
+            R[$path.$key.lag_max]=$(maximum ${lag[$path]} | awk '{ printf "%.3f", $1 }')
+        fi
         [[ -z ${broken[$path]:-} && -n ${wall[$path]:-} ]] || continue
         # shellcheck disable=SC2086 # the samples are a space-separated list
         R[$path.$key.wall]=$(median ${wall[$path]})
         # shellcheck disable=SC2086
         [[ -n ${rate[$path]:-} ]] && R[$path.$key.stream]=$(median ${rate[$path]})
-        # shellcheck disable=SC2086
-        R[$path.$key.lag]=$(median ${lag[$path]} | awk '{ printf "%.3f", $1 }')
-        # shellcheck disable=SC2086
-        R[$path.$key.lag_max]=$(maximum ${lag[$path]} | awk '{ printf "%.3f", $1 }')
         log "$stream ${MODE_LABEL[$mode]} ${LABEL[$path]}: stream${rate[$path]:- ?} MB/s; wall${wall[$path]} MB/s;" \
             "last byte to exit${lag[$path]} s"
     done
@@ -925,8 +931,10 @@ print_other() {
     local fmt='%-34s %11s %11s %11s   %s\n' bulk_mb=$((BULK_BYTES / 1000000)) sftp_size
     sftp_size=$(awk -v b="$SFTP_BYTES" 'BEGIN { if (b % 1048576 == 0) printf "%d MiB", b / 1048576; else printf "%.0f MB", b / 1e6 }')
     echo
-    # shellcheck disable=SC2059 # the format is a constant
-    printf "$fmt" "" direct ProxyJump rampart "rampart vs"
+    if ! { skipped echo && skipped connect && skipped bulk && skipped sftp; }; then
+        # shellcheck disable=SC2059 # the format is a constant
+        printf "$fmt" "" direct ProxyJump rampart "rampart vs"
+    fi
     skipped echo || {
         # shellcheck disable=SC2059
         printf "$fmt" "echo round-trip, median (ms)" "$(cell direct.echo_med)" "$(cell proxyjump.echo_med)" \
@@ -956,8 +964,9 @@ print_other() {
         printf "$fmt" "sftp put ${sftp_size} (MB/s)" "$(cell direct.sftp_put)" "$(cell proxyjump.sftp_put)" \
             "$(cell rampart.sftp_put)" "$(ratio "$(val rampart.sftp_put)" "$(val proxyjump.sftp_put)") of ProxyJump"
     }
-    echo "echo: $ECHO_KEYS keystrokes one at a time into dd bs=1 on a raw remote pty, login shell session"
-    echo "connect: median of $CONNECTS; sftp: one get and one put of a random file, wall time of the sftp command"
+    skipped echo || echo "echo: $ECHO_KEYS keystrokes one at a time into dd bs=1 on a raw remote pty, login shell session"
+    skipped connect || echo "connect: median of $CONNECTS"
+    skipped sftp || echo "sftp: one get and one put of a random file, wall time of the sftp command"
     echo "skipped: ${SKIP:-nothing}"
     echo
     skipped load ||
@@ -982,9 +991,11 @@ print_summary() {
     for stream in $STREAMS; do
         for mode in $MODES; do
             key=$stream.$mode
+            verdict=$(judge "${R[vs_pj.$key]}" '>=' "$MIN_VS_PROXYJUMP")
+            [[ -n ${R[rampart.$key.broken]:-} ]] && verdict="FAIL (${R[rampart.$key.broken]})"
             # shellcheck disable=SC2059 # the format is a constant
             printf "$fmt" "throughput >= ${MIN_VS_PROXYJUMP}x ProxyJump" "${STREAM_LABEL[$stream]}, ${MODE_LABEL[$mode]}" \
-                "${R[vs_pj.$key]}" "$(judge "${R[vs_pj.$key]}" '>=' "$MIN_VS_PROXYJUMP")"
+                "${R[vs_pj.$key]}" "$verdict"
         done
     done
     for stream in $STREAMS; do
