@@ -979,7 +979,9 @@ print_other() {
             "last byte to exit $(val load.lag) s"
     echo
     echo "rampart memory (VmRSS): $MEM_COLD kB just started, $MEM_START kB after one session (the start)," \
-        "$MEM_END kB ${SETTLE_SECONDS}s after the last session; peak (VmHWM) $MEM_PEAK kB"
+        "$MEM_END kB ${SETTLE_SECONDS}s after the last session ($(awk -v a="$MEM_COLD" -v b="$MEM_END" 'BEGIN {
+            if (a ~ /^[0-9]+$/ && b ~ /^[0-9]+$/ && a > 0) printf "%+.1f%%", (b - a) * 100 / a; else print "n/a" }')" \
+        "over just started); peak (VmHWM) $MEM_PEAK kB"
     echo "rampart CPU: ${R[rampart.cpu_sftp]:-n/a} s/GB over sftp; $(cpu_seconds "$RAMPART_PID") s over the whole run"
 }
 
