@@ -338,7 +338,7 @@ prepare_streams() {
                     if (size + (hi - lo + 1) * w > max) { k = int((max - size) / w); n = lo - 1 + k; size += k * w; break }
                     size += (hi - lo + 1) * w; n = hi
                 }
-                printf "%d %d\n", n, size }')
+                printf "%.0f %.0f\n", n, size }')
             STREAM_CMD[seq]="seq 1 $n"
             STREAM_SIZE[seq]=$size
             STREAM_NL[seq]=$n
@@ -438,7 +438,8 @@ storage() {
         path ~ "^" d "/rampart\\.db" { next }
         path ~ "^" d "/recordings/" && (path ~ /\.cast$/ || path ~ /\.raw/) { rec += size; next }
         { other += size }
-        END { printf "%d %d", other, rec }')
+        # %.0f, not %d: mawk caps %d at 2^31 - 1, and the recordings pass that.
+        END { printf "%.0f %.0f", other, rec }')
     echo "$(db_used) $files"
 }
 
