@@ -142,9 +142,8 @@ impl Rng {
     }
 
     fn pick<'a>(&mut self, of: &[&'a str]) -> &'a str {
-        of.get(self.range(0, of.len() as u64 - 1) as usize)
-            .copied()
-            .unwrap_or_default()
+        let at = self.next() % of.len().max(1) as u64;
+        of.get(at as usize).copied().unwrap_or_default()
     }
 }
 
