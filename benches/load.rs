@@ -934,10 +934,14 @@ async fn run(opts: &Options) -> Result<bool, String> {
     let scratch = Scratch::new()?;
     let dir = scratch.path.clone();
     let port = free_port()?;
+    // All sessions belong to one user: lift the per-person cap (128 by
+    // default) with the connection cap, or the rest would be refused.
     let config = format!(
         "data_dir = \"data\"\n\
-         [ssh]\nlisten = [\"127.0.0.1:{port}\"]\nmax_connections = {}\nshutdown_grace = \"10s\"\n\
+         [ssh]\nlisten = [\"127.0.0.1:{port}\"]\nmax_connections = {}\nmax_sessions_per_user = {}\n\
+         shutdown_grace = \"10s\"\n\
          [log]\nlevel = \"info\"\nfile = \"rampart.log\"\n",
+        n.max(1000),
         n.max(1000)
     );
     std::fs::write(dir.join("rampart.toml"), config).map_err(|e| format!("config: {e}"))?;
