@@ -4,8 +4,8 @@
 //! against what its client received.
 //!
 //! ```text
-//! cargo bench --bench load -- [--sessions N] [--lines K] [--rampart PATH]
-//!                             [--in-flight C] [--deadline SECONDS]
+//! cargo bench --bench load -- [--sessions N] [--lines K] [--stream-lines S]
+//!                             [--rampart PATH] [--in-flight C] [--deadline SECONDS]
 //! ```
 //!
 //! The generator builds a scratch data dir (config, `rampart init`, user
@@ -16,10 +16,15 @@
 //! allows 10 session channels per connection, so N sessions are ceil(N/10)
 //! connections, set up C at a time (default 32). Each session is a pty
 //! (80x24) with `exec "load"` (a jump to the asset's shell); once all are at
-//! the prompt, each types K lines of `echo <random printable ASCII>`, paced
-//! 20-100 ms apart, the first naming a unique token, then `exit`. Everything
-//! the client receives (stdout and stderr, in arrival order) must equal the
-//! concatenated "o" events of the session's recording.
+//! the prompt, each types K command lines, paced 20-100 ms apart, the first
+//! `echo` of a unique token, then `exit`. The lines are what people type and
+//! what streams text back (issue 14: text is what people stream): `echo` of
+//! random printable ASCII, `echo -e` with ANSI colours, `cat` of a text file,
+//! `log N` (N syslog-like lines in colour, 5-40) and `seq N`; halfway through,
+//! one `log S` streams a longer run (S lines, default 500, about 150 bytes
+//! each; 0 leaves it out). Everything the client receives (stdout and stderr,
+//! in arrival order) must equal the concatenated "o" events of the session's
+//! recording.
 //!
 //! Time is bounded: a global deadline (default 600 s), and a session that
 //! sees nothing for 60 s when it expects output counts as failed. The exit
@@ -57,14 +62,15 @@ const AIM_KIB_PER_SESSION: u64 = 2048;
 struct Options {
     sessions: usize,
     lines: usize,
+    stream_lines: usize,
     rampart: PathBuf,
     in_flight: usize,
     deadline: Duration,
 }
 
 fn usage() -> String {
-    "usage: cargo bench --bench load -- [--sessions N] [--lines K] [--rampart PATH] \
-     [--in-flight C] [--deadline SECONDS]"
+    "usage: cargo bench --bench load -- [--sessions N] [--lines K] [--stream-lines S] \
+     [--rampart PATH] [--in-flight C] [--deadline SECONDS]"
         .to_string()
 }
 
@@ -72,6 +78,7 @@ fn options() -> Result<Options, String> {
     let mut o = Options {
         sessions: 1000,
         lines: 20,
+        stream_lines: 500,
         // The binary cargo built beside this bench (target/release/rampart
         // under `cargo bench`), unless told otherwise.
         rampart: std::env::var_os("RAMPART")
@@ -97,6 +104,13 @@ fn options() -> Result<Options, String> {
             "--bench" => {}
             "--sessions" => o.sessions = number(&arg, value(&arg)?)?,
             "--lines" => o.lines = number(&arg, value(&arg)?)?,
+            // 0 is allowed: no long stream.
+            "--stream-lines" => {
+                let v = value(&arg)?;
+                o.stream_lines = v
+                    .parse()
+                    .map_err(|_| format!("{arg}: {v:?} is not a number"))?;
+            }
             "--rampart" => o.rampart = PathBuf::from(value(&arg)?),
             "--in-flight" => o.in_flight = number(&arg, value(&arg)?)?,
             "--deadline" => o.deadline = Duration::from_secs(number(&arg, value(&arg)?)? as u64),
@@ -125,6 +139,63 @@ impl Rng {
     /// Uniform enough in `lo..=hi` for pacing and lengths.
     fn range(&mut self, lo: u64, hi: u64) -> u64 {
         lo + self.next() % (hi - lo + 1)
+    }
+
+    fn pick<'a>(&mut self, of: &[&'a str]) -> &'a str {
+        let at = self.next() % of.len().max(1) as u64;
+        of.get(at as usize).copied().unwrap_or_default()
+    }
+}
+
+/// Random printable ASCII, `len` characters.
+fn printable(rng: &mut Rng, len: usize) -> String {
+    (0..len)
+        .map(|_| char::from(rng.range(0x20, 0x7e) as u8))
+        .collect()
+}
+
+/// One command line as a person might type it into the demo shell: short
+/// `echo`s, coloured `echo -e`, `cat` of a text file, a few lines of a
+/// coloured log, a `seq`. Without the CR.
+fn command_line(rng: &mut Rng) -> String {
+    const COLOURS: &[&str] = &["31", "32", "33", "34", "35", "36", "1;31", "2", "1"];
+    const WORDS: &[&str] = &[
+        "deploy",
+        "done",
+        "failed",
+        "ok",
+        "restarting",
+        "nginx",
+        "postgres",
+        "backup",
+        "checking",
+        "warning:",
+        "error:",
+        "upstream",
+        "release",
+        "v2.14.1",
+        "web-01",
+    ];
+    match rng.range(0, 9) {
+        0..=2 => {
+            let len = rng.range(10, 60) as usize;
+            format!("echo {}", printable(rng, len))
+        }
+        3 | 4 => {
+            let mut line = String::from("echo -e");
+            for _ in 0..rng.range(1, 6) {
+                let colour = rng.pick(COLOURS);
+                let word = rng.pick(WORDS);
+                line.push_str(&format!(" \\e[{colour}m{word}\\e[0m {}", rng.pick(WORDS)));
+            }
+            line
+        }
+        5 | 6 => format!(
+            "cat {}",
+            rng.pick(&["README", "motd", "services", "services"])
+        ),
+        7 | 8 => format!("log {}", rng.range(5, 40)),
+        _ => format!("seq {}", rng.range(10, 300)),
     }
 }
 
@@ -388,6 +459,7 @@ struct Ctx {
     addr: std::net::SocketAddr,
     key: Arc<russh::keys::PrivateKey>,
     lines: usize,
+    stream_lines: usize,
     deadline: tokio::time::Instant,
     connects: Semaphore,
     /// Sessions that reached the prompt, and those that gave up before it.
@@ -659,10 +731,10 @@ async fn session(
             () = tokio::time::sleep_until(next_send), if sending => {
                 let line = if typed == 0 {
                     format!("echo {}\r", outcome.token)
+                } else if typed == ctx.lines / 2 && ctx.stream_lines > 0 {
+                    format!("log {}\r", ctx.stream_lines)
                 } else if typed < ctx.lines {
-                    let len = rng.range(10, 60) as usize;
-                    let text: String = (0..len).map(|_| char::from(rng.range(0x20, 0x7e) as u8)).collect();
-                    format!("echo {text}\r")
+                    format!("{}\r", command_line(&mut rng))
                 } else {
                     "exit\r".to_string()
                 };
@@ -808,6 +880,8 @@ struct Report {
     typing: Option<(f64, f64)>,
     completed: usize,
     failed: usize,
+    /// Bytes the completed sessions received, all told.
+    received: usize,
     checked: usize,
     mismatched: usize,
     wall: Duration,
@@ -860,10 +934,14 @@ async fn run(opts: &Options) -> Result<bool, String> {
     let scratch = Scratch::new()?;
     let dir = scratch.path.clone();
     let port = free_port()?;
+    // All sessions belong to one user: lift the per-person cap (128 by
+    // default) with the connection cap, or the rest would be refused.
     let config = format!(
         "data_dir = \"data\"\n\
-         [ssh]\nlisten = [\"127.0.0.1:{port}\"]\nmax_connections = {}\nshutdown_grace = \"10s\"\n\
+         [ssh]\nlisten = [\"127.0.0.1:{port}\"]\nmax_connections = {}\nmax_sessions_per_user = {}\n\
+         shutdown_grace = \"10s\"\n\
          [log]\nlevel = \"info\"\nfile = \"rampart.log\"\n",
+        n.max(1000),
         n.max(1000)
     );
     std::fs::write(dir.join("rampart.toml"), config).map_err(|e| format!("config: {e}"))?;
@@ -945,6 +1023,7 @@ async fn run(opts: &Options) -> Result<bool, String> {
         addr: ([127, 0, 0, 1], port).into(),
         key,
         lines: opts.lines,
+        stream_lines: opts.stream_lines,
         deadline,
         connects: Semaphore::new(opts.in_flight),
         prompted: AtomicUsize::new(0),
@@ -1219,6 +1298,12 @@ async fn run(opts: &Options) -> Result<bool, String> {
         },
         completed,
         failed,
+        received: outcomes
+            .iter()
+            .flatten()
+            .filter(|o| o.error.is_none())
+            .map(|o| o.received.len())
+            .sum(),
         checked,
         mismatched,
         wall: wall.elapsed(),
@@ -1335,8 +1420,9 @@ fn print_table(r: &Report, opts: &Options, load_at_start: &str) {
     );
     println!(
         "{} sessions over {} connections, pty 80x24, exec \"load\" (demo target in the generator), \
-         {} lines each paced 20-100 ms, recording on",
-        r.sessions, r.connections, opts.lines
+         {} lines each paced 20-100 ms (echo, echo -e in colour, cat, log N, seq N; one log {}), \
+         recording on",
+        r.sessions, r.connections, opts.lines, opts.stream_lines
     );
     println!();
     let row = |name: &str, value: String| println!("{name:<40} {value:>12}");
@@ -1395,6 +1481,10 @@ fn print_table(r: &Report, opts: &Options, load_at_start: &str) {
         "{:<40} {:>12}",
         "  (paced alone it would take, s)",
         format!("~{:.1}", opts.lines as f64 * 0.06)
+    );
+    row(
+        "output received, completed sessions (MB)",
+        format!("{:.1}", r.received as f64 / 1e6),
     );
     row(
         "sessions completed / failed",

@@ -208,9 +208,10 @@ impl Out<'_> {
     }
 }
 
-const HELP: &str = "commands: help, echo TEXT, date, whoami, hostname, uname [-a], pwd, ls, cat FILE,\n\
-seq N, bytes N (N zero bytes, like head -c N /dev/zero), sleep SECONDS, fullscreen (press q to leave),\n\
-read-secret (asks for a secret without echo), exit [STATUS]\n";
+const HELP: &str = "commands: help, echo [-e] TEXT (-e: \\e, \\n, \\t, \\\\ escapes), date, whoami, hostname,\n\
+uname [-a], pwd, ls, cat FILE, seq N, log N (N syslog-like lines in colour), bytes N (N zero bytes,\n\
+like head -c N /dev/zero), sleep SECONDS, fullscreen (press q to leave), read-secret (asks for a\n\
+secret without echo), exit [STATUS]\n";
 
 const FILES: &[(&str, &str)] = &[
     (
@@ -218,7 +219,208 @@ const FILES: &[(&str, &str)] = &[
         "This is the rampart demo target. Everything you type here is recorded.\n",
     ),
     ("motd", "Have a nice day.\n"),
+    ("services", SERVICES),
 ];
+
+/// A text file of some length, for `cat`.
+const SERVICES: &str = "\
+# Network services, Internet style (an excerpt)
+tcpmux          1/tcp                           # TCP port service multiplexer
+echo            7/tcp
+discard         9/tcp           sink null
+daytime         13/tcp
+ftp-data        20/tcp
+ftp             21/tcp
+ssh             22/tcp                          # SSH Remote Login Protocol
+telnet          23/tcp
+smtp            25/tcp          mail
+domain          53/tcp                          # Domain Name Server
+http            80/tcp          www             # WorldWideWeb HTTP
+kerberos        88/tcp          kerberos5 krb5 kerberos-sec     # Kerberos v5
+pop3            110/tcp         pop-3           # POP version 3
+sunrpc          111/tcp         portmapper      # RPC 4.0 portmapper
+ntp             123/udp                         # Network Time Protocol
+imap2           143/tcp         imap2 imap      # Interim Mail Access P 2 and 4
+snmp            161/udp                         # Simple Net Mgmt Protocol
+ldap            389/tcp                         # Lightweight Directory Access Protocol
+https           443/tcp                         # http protocol over TLS/SSL
+submissions     465/tcp         ssmtp smtps urd # Submission over TLS [RFC8314]
+syslog          514/udp
+ldaps           636/tcp                         # LDAP over SSL
+rsync           873/tcp
+imaps           993/tcp                         # IMAP over SSL
+pop3s           995/tcp                         # POP-3 over SSL
+ms-sql-s        1433/tcp                        # Microsoft SQL Server
+openvpn         1194/tcp
+mysql           3306/tcp
+rdp             3389/tcp        ms-wbt-server   # Remote Desktop Protocol
+postgresql      5432/tcp        postgres        # PostgreSQL Database
+redis           6379/tcp
+kubernetes      6443/tcp                        # Kubernetes API server
+http-alt        8080/tcp        webcache        # WWW caching service
+";
+
+/// xorshift64*: varied text for `log`, the same for the same seed.
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) % n.max(1)
+    }
+
+    fn pick<'a>(&mut self, of: &[&'a str]) -> &'a str {
+        of.get(self.below(of.len() as u64) as usize)
+            .copied()
+            .unwrap_or_default()
+    }
+}
+
+/// One syslog-like line in ANSI colours (a dim timestamp, a bold host,
+/// `program[pid]:`, a coloured level, a message with users, addresses and
+/// paths), as `journalctl` or `tail -f` of a colourised log shows it: the
+/// kind of output people stream through a bastion. Line `i` of a run.
+fn log_line(i: u64, rng: &mut Rng) -> String {
+    const LEVELS: &[&str] = &[
+        "\x1b[32mINFO  ",
+        "\x1b[32mINFO  ",
+        "\x1b[36mDEBUG ",
+        "\x1b[33mWARN  ",
+        "\x1b[31mERROR ",
+        "\x1b[34mNOTICE",
+    ];
+    const HOSTS: &[&str] = &[
+        "web-01",
+        "web-02",
+        "db-01",
+        "cache-03",
+        "api-07",
+        "worker-12",
+    ];
+    const PROGRAMS: &[&str] = &[
+        "sshd", "nginx", "postgres", "kernel", "systemd", "cron", "sudo",
+    ];
+    const USERS: &[&str] = &["alice", "bob", "carol", "deploy", "postgres", "root"];
+    const PATHS: &[&str] = &[
+        "/var/log/nginx/access.log",
+        "/etc/ssl/private/server.key",
+        "/srv/app/releases/current/config.yml",
+        "/var/lib/postgresql/15/main/pg_wal",
+        "/home/deploy/.ssh/authorized_keys",
+    ];
+    let secs = i / 50;
+    let stamp = format!(
+        "2025-12-05T{:02}:{:02}:{:02}.{:06}Z",
+        secs / 3600 % 24,
+        secs / 60 % 60,
+        secs % 60,
+        rng.below(1_000_000)
+    );
+    let ip = format!(
+        "10.{}.{}.{}",
+        rng.below(256),
+        rng.below(256),
+        1 + rng.below(254)
+    );
+    let user = rng.pick(USERS);
+    let message = match rng.below(6) {
+        0 => format!(
+            "Accepted publickey for {user} from {ip} port {} ssh2",
+            1024 + rng.below(64_000)
+        ),
+        1 => format!(
+            "{ip} - {user} \"GET /api/v1/items/{} HTTP/1.1\" {} {}",
+            rng.below(100_000),
+            rng.pick(&["200", "200", "304", "404", "500"]),
+            rng.below(1_000_000)
+        ),
+        2 => format!(
+            "duration: {}.{:03} ms  statement: SELECT * FROM events WHERE id = {}",
+            rng.below(900),
+            rng.below(1000),
+            rng.below(1_000_000)
+        ),
+        3 => format!(
+            "{user} : TTY=pts/{} ; PWD=/home/{user} ; USER=root ; COMMAND=/usr/bin/cat {}",
+            rng.below(20),
+            rng.pick(PATHS)
+        ),
+        4 => format!(
+            "upstream timed out while reading {} from {ip}:{} ({} bytes)",
+            rng.pick(PATHS),
+            1024 + rng.below(64_000),
+            rng.below(10_000_000)
+        ),
+        _ => {
+            // Now and then a long line, as JSON payloads and stack traces make.
+            let items: Vec<String> = (0..2 + rng.below(30))
+                .map(|_| {
+                    format!(
+                        "{{\"sku\":\"{:08x}\",\"qty\":{}}}",
+                        rng.below(u64::MAX),
+                        rng.below(99)
+                    )
+                })
+                .collect();
+            format!(
+                "request body {{\"user\":\"{user}\",\"items\":[{}]}}",
+                items.join(",")
+            )
+        }
+    };
+    format!(
+        "\x1b[2m{stamp}\x1b[0m \x1b[1m{}\x1b[0m {}[{}]: {}\x1b[0m {message}\n",
+        rng.pick(HOSTS),
+        rng.pick(PROGRAMS),
+        300 + rng.below(99_000),
+        rng.pick(LEVELS)
+    )
+}
+
+/// `log N`: N lines, the same for the same N.
+fn log_lines(n: u64) -> impl Iterator<Item = String> {
+    let mut rng = Rng(n.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
+    (0..n).map(move |i| log_line(i, &mut rng))
+}
+
+/// `echo -e`: `\\e` and `\\033` (ESC), `\\n`, `\\t` and `\\\\`; any other
+/// backslash stays as typed.
+fn unescape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        let with = match chars.peek() {
+            Some('e') => '\x1b',
+            Some('n') => '\n',
+            Some('t') => '\t',
+            Some('\\') => '\\',
+            Some('0') => {
+                let mut ahead = chars.clone();
+                ahead.next();
+                if ahead.next() == Some('3') && ahead.next() == Some('3') {
+                    chars = ahead;
+                    out.push('\x1b');
+                } else {
+                    out.push('\\');
+                }
+                continue;
+            }
+            _ => {
+                out.push('\\');
+                continue;
+            }
+        };
+        chars.next();
+        out.push(with);
+    }
+    out
+}
 
 /// How a command ended: its status, and whether the shell should exit.
 struct Ran {
@@ -240,6 +442,10 @@ async fn run(line: &str, user: &str, out: &mut Out<'_>) -> Ran {
     let rest: Vec<&str> = words.collect();
     match cmd {
         "help" => out.text(HELP).await,
+        "echo" if rest.first() == Some(&"-e") => {
+            let text = rest.get(1..).unwrap_or_default().join(" ");
+            out.text(&format!("{}\n", unescape(&text))).await
+        }
         "echo" => out.text(&format!("{}\n", rest.join(" "))).await,
         "date" => {
             out.text(&format!(
@@ -284,6 +490,22 @@ async fn run(line: &str, user: &str, out: &mut Out<'_>) -> Ran {
             let mut text = String::new();
             for i in 1..=n {
                 text.push_str(&format!("{i}\n"));
+                if text.len() > 16 * 1024 {
+                    out.text(&text).await;
+                    text.clear();
+                }
+            }
+            out.text(&text).await;
+        }
+        "log" => {
+            let n: u64 = rest
+                .first()
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(10)
+                .min(1_000_000);
+            let mut text = String::new();
+            for line in log_lines(n) {
+                text.push_str(&line);
                 if text.len() > 16 * 1024 {
                     out.text(&text).await;
                     text.clear();
@@ -465,4 +687,49 @@ async fn shell(
         }
     }
     0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `log N`'s lines, as the shell prints them (before a pty's CR LF).
+    fn log(n: u64) -> Vec<String> {
+        log_lines(n).collect()
+    }
+
+    #[test]
+    fn log_lines_are_varied_coloured_syslog_text() {
+        let lines = log(2000);
+        let distinct: std::collections::HashSet<&String> = lines.iter().collect();
+        assert_eq!(distinct.len(), lines.len(), "no line repeats");
+        for line in &lines {
+            assert!(
+                line.ends_with('\n') && line.matches('\n').count() == 1,
+                "{line:?}"
+            );
+            assert!(line.starts_with("\x1b[2m2025-12-05T"), "{line:?}");
+            assert!(
+                line.contains("]: \x1b["),
+                "a coloured level after program[pid]: {line:?}"
+            );
+        }
+        let long = lines.iter().filter(|l| l.len() > 300).count();
+        assert!(long > 0 && long < lines.len() / 5, "{long} long lines");
+        let levels = ["INFO", "WARN", "ERROR", "DEBUG", "NOTICE"];
+        assert!(levels.iter().all(|l| lines.iter().any(|x| x.contains(l))));
+        // The same N gives the same text: a recording can be checked against it.
+        assert_eq!(log(2000), lines);
+    }
+
+    #[test]
+    fn echo_e_turns_escapes_into_bytes() {
+        assert_eq!(unescape(r"\e[31mred\e[0m"), "\x1b[31mred\x1b[0m");
+        assert_eq!(
+            unescape(r"\033[1mbold\033[0m a\tb\nc \\"),
+            "\x1b[1mbold\x1b[0m a\tb\nc \\"
+        );
+        assert_eq!(unescape(r"\x \0 \03 trailing\"), r"\x \0 \03 trailing\");
+        assert_eq!(unescape("plain"), "plain");
+    }
 }
