@@ -84,8 +84,8 @@ after=$(used)
 growth=$((after - before))
 
 search() { # TEXT -> "median_s hits notes"
-    local text=$1 i s times=() hits notes
-    for i in 1 2 3; do
+    local text=$1 s times=() hits notes
+    for _ in 1 2 3; do
         s=$EPOCHREALTIME
         R audit screen --limit 100 "$text" >"$TMP/out" 2>"$TMP/err" || true
         times+=("$(awk -v a="$s" -v b="$EPOCHREALTIME" 'BEGIN{printf "%.3f", b-a}')")
