@@ -72,6 +72,7 @@
 mod command;
 mod export;
 mod handle;
+mod model;
 mod player;
 mod reader;
 mod screen_text;
