@@ -262,15 +262,32 @@ fn advances(a: &[u8], col: u16, cols: u16) -> Advances {
             b'\n' => rows += 1,
             b'\t' => col = (col - col % 8 + 8).min(cols - 1),
             0x20..=0x7e => {
-                if col >= cols {
-                    if known {
+                // A stretch of printable ASCII at once: one column each, a
+                // wrap before a character that finds the cursor past the
+                // last column.
+                let n = a
+                    .get(i..)
+                    .unwrap_or_default()
+                    .iter()
+                    .take_while(|b| (0x20..=0x7e).contains(*b))
+                    .count();
+                let n32 = u32::try_from(n).unwrap_or(u32::MAX);
+                if known {
+                    if col >= cols {
                         rows += 1;
                         col = 0;
-                    } else {
+                    }
+                    let wraps = (col + n32 - 1) / cols;
+                    rows += u64::from(wraps);
+                    col = col + n32 - wraps * cols;
+                } else {
+                    if col + n32 > cols {
                         first_doubt.get_or_insert(last_cr);
                     }
+                    col = col.saturating_add(n32);
                 }
-                col += 1;
+                i += n;
+                continue;
             }
             // UTF-8 continuation bytes (and invalid ones, drawn as nothing).
             0x80..=0xbf => {}
@@ -435,6 +452,11 @@ impl ScreenModel {
                 i += plain;
                 let Some(&b) = bytes.get(i) else { break };
                 if b == 0x1b {
+                    if let Some(end) = self.run_csi(bytes, i) {
+                        // An SGR or EL read whole: the run goes on.
+                        i = end;
+                        continue;
+                    }
                     self.begin_sequence(bytes, &mut fed, i);
                     i += 1;
                 } else {
@@ -473,6 +495,38 @@ impl ScreenModel {
         if let Some(&last) = bytes.last() {
             self.clean = self.state != State::Ground || last < 0x80;
         }
+    }
+
+    /// The common sequence inside a run, read at once: `ESC [`, parameter
+    /// bytes, `m` or `K`, all in `bytes` from `i`. Returns where it ends.
+    fn run_csi(&mut self, bytes: &[u8], i: usize) -> Option<usize> {
+        let run_start = self.run?;
+        let rest = bytes.get(i..)?;
+        if rest.get(1) != Some(&b'[') {
+            return None;
+        }
+        let params = rest
+            .get(2..)?
+            .iter()
+            .take_while(|b| (0x30..=0x3b).contains(*b))
+            .count();
+        let end = i + 2 + params + 1;
+        match rest.get(2 + params)? {
+            b'K' => {}
+            b'm' => {
+                let p = bytes.get(i + 2..end - 1)?;
+                let resets =
+                    p.is_empty() || p == b"0" || p.starts_with(b";") || p.starts_with(b"0;");
+                debug_assert!(run_start <= i);
+                self.sgrs.push(Sgr {
+                    start: i,
+                    end,
+                    resets,
+                });
+            }
+            _ => return None,
+        }
+        Some(end)
     }
 
     /// An ESC starts a sequence (in any state: it aborts one being read).
