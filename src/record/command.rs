@@ -294,7 +294,13 @@ impl CommandTracker {
     /// check the fast one against.
     #[cfg(test)]
     pub(crate) fn new_plain(cols: u16, rows: u16) -> Self {
-        Self::with_model(cols, rows, false)
+        Self::with_model(cols, rows, true)
+    }
+
+    /// Bytes of output the screen model did not parse.
+    #[cfg(test)]
+    pub(crate) fn skipped_output(&self) -> u64 {
+        self.model.skipped()
     }
 
     fn with_model(cols: u16, rows: u16, fast: bool) -> Self {

@@ -31,10 +31,11 @@
 //!   cap: vt100 counts scrolled rows as a "theoretical scrollback" that a
 //!   later height increase pulls blank rows from, and the scroll counter
 //!   the tracker keeps its boundaries with sees them. The cap (four times
-//!   the largest height increase, topped up at each skip) covers any
-//!   resize; only a session that grew its window by more than that in
-//!   total, with no output scrolling in between, would get blank rows at
-//!   the bottom where a plain parser puts them at the top
+//!   the largest height increase, topped up by up to four screens at each
+//!   skip) covers any resize; only a window that grew by more than the
+//!   model holds, with no output scrolling in between (right after the
+//!   first skips of a session, or after many resizes), would get blank
+//!   rows at the bottom where a plain parser puts them at the top
 //!   (`ScreenModel::diverged` says so);
 //!
 //! and then the rest of the run, from that CR, as it came. The last printed
@@ -100,9 +101,13 @@ struct Sgr {
 
 /// Runs shorter than this are fed as they are: skipping has a fixed cost.
 const MIN_SKIP: usize = 1024;
-/// Theoretical scrollback the model is topped up to at a skip: four times
-/// the largest height increase (each scroll added costs a row reset, once).
+/// Theoretical scrollback the model is topped up to at skips: four times
+/// the largest height increase.
 const SCROLLBACK_CAP: u64 = 4 * super::command::MAX_ROWS as u64;
+/// Scrolls added at one skip, at most, in screens: each costs a row reset,
+/// and output must not buy more work than parsing it would cost (`ESC c`
+/// followed by text, over and over).
+const TOP_UP_SCREENS: u64 = 4;
 /// Parameter bytes of a CSI kept for `CSI r`.
 const MAX_PARAMS: usize = 64;
 
@@ -773,7 +778,9 @@ impl ScreenModel {
             scratch.extend_from_slice(bytes.get(sgr.start..sgr.end).unwrap_or_default());
         }
         let owed = self.owed.saturating_add(scrolled);
-        let top_up = owed.min(SCROLLBACK_CAP.saturating_sub(kept));
+        let top_up = owed
+            .min(SCROLLBACK_CAP.saturating_sub(kept))
+            .min(TOP_UP_SCREENS * u64::from(rows));
         self.owed = owed - top_up;
         let mut left = top_up;
         while left > 0 {
@@ -1084,6 +1091,60 @@ mod tests {
             plain.resize(rows, cols);
             assert_same(fast.screen(), plain.screen(), "grown");
         }
+    }
+
+    /// What a person sees of the command log around a long `cat` in a
+    /// pty: the command is read at its Enter, its output is captured from
+    /// the start, the next command typed at the prompt is read, and almost
+    /// none of the text went through vt100.
+    #[test]
+    fn a_long_cat_is_fast_forwarded_and_the_command_log_still_works() {
+        let mut t = CommandTracker::new(80, 24);
+        t.output(b"\x1b[1muser@web1\x1b[0m:~$ ");
+        key_steps(&mut t, b"seq 1 1000000", true);
+        let Some(Input::Enter {
+            command: Some(command),
+            ..
+        }) = t.input(b"\r").pop()
+        else {
+            panic!("the command was not read");
+        };
+        assert_eq!(command, "seq 1 1000000");
+        assert_eq!(t.started(command, Duration::ZERO), None);
+        let mut seq = b"\r\n".to_vec();
+        for n in 1..=1_000_000u32 {
+            seq.extend_from_slice(format!("{n}\r\n").as_bytes());
+        }
+        for piece in seq.chunks(32 * 1024) {
+            t.output(piece);
+        }
+        t.output(b"\x1b[1muser@web1\x1b[0m:~$ ");
+        key_steps(&mut t, b"ls -l", true);
+        let Some(Input::Enter {
+            command: Some(next),
+            ..
+        }) = t.input(b"\r").pop()
+        else {
+            panic!("the next command was not read");
+        };
+        assert_eq!(next, "ls -l");
+        let done = t
+            .started(next, Duration::from_secs(9))
+            .expect("the cat completed");
+        assert_eq!(done.command, "seq 1 1000000");
+        assert!(
+            done.output.starts_with("1\n2\n3\n"),
+            "{:?}",
+            done.output.get(..20)
+        );
+        assert!(done.output_truncated);
+        let skipped = t.skipped_output();
+        assert!(
+            skipped as usize > seq.len() * 95 / 100,
+            "parsed {} of {} bytes",
+            seq.len() as u64 - skipped,
+            seq.len()
+        );
     }
 
     fn key_steps(t: &mut CommandTracker, keys: &[u8], echo: bool) -> Vec<Input> {
