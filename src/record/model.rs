@@ -457,8 +457,7 @@ impl ScreenModel {
                 i += plain;
                 let Some(&b) = bytes.get(i) else { break };
                 if b == 0x1b {
-                    if let Some(end) = self.run_csi(bytes, i) {
-                        // An SGR or EL read whole: the run goes on.
+                    if let Some(end) = self.whole_csi(bytes, &mut fed, i) {
                         i = end;
                         continue;
                     }
@@ -502,36 +501,37 @@ impl ScreenModel {
         }
     }
 
-    /// The common sequence inside a run, read at once: `ESC [`, parameter
-    /// bytes, `m` or `K`, all in `bytes` from `i`. Returns where it ends.
-    fn run_csi(&mut self, bytes: &[u8], i: usize) -> Option<usize> {
-        let run_start = self.run?;
+    /// The common CSI, read at once when all of it is in `bytes` from `i`
+    /// (ground state): `ESC [`, maybe a private marker, parameter bytes, a
+    /// final byte. vte reads it as: CSI entry, the marker collected, CSI
+    /// param, dispatch. Returns where it ends.
+    fn whole_csi(&mut self, bytes: &[u8], fed: &mut usize, i: usize) -> Option<usize> {
         let rest = bytes.get(i..)?;
         if rest.get(1) != Some(&b'[') {
             return None;
         }
+        let private = rest.get(2).is_some_and(|b| (0x3c..=0x3f).contains(b));
+        let from = 2 + usize::from(private);
         let params = rest
-            .get(2..)?
+            .get(from..)?
             .iter()
             .take_while(|b| (0x30..=0x3b).contains(*b))
             .count();
-        let end = i + 2 + params + 1;
-        match rest.get(2 + params)? {
-            b'K' => {}
-            b'm' => {
-                let p = bytes.get(i + 2..end - 1)?;
-                let resets =
-                    p.is_empty() || p == b"0" || p.starts_with(b";") || p.starts_with(b"0;");
-                debug_assert!(run_start <= i);
-                self.sgrs.push(Sgr {
-                    start: i,
-                    end,
-                    resets,
-                });
-            }
-            _ => return None,
+        let last = from + params;
+        let b = *rest.get(last)?;
+        if !(0x40..=0x7e).contains(&b) {
+            return None;
         }
-        Some(end)
+        self.seq_start = Some(i);
+        self.seq_ok = !private;
+        self.seq_odd = private;
+        self.params.clear();
+        let kept = params.min(MAX_PARAMS);
+        self.params
+            .extend_from_slice(rest.get(from..from + kept).unwrap_or_default());
+        self.state = State::CsiParam;
+        self.csi_dispatch(bytes, fed, i + last, b);
+        Some(i + last + 1)
     }
 
     /// An ESC starts a sequence (in any state: it aborts one being read).
