@@ -25,10 +25,10 @@
 //! - the SGR sequences of `A` from its last full reset on (the drawing
 //!   attributes are the only state text after them inherits);
 //! - as many scrolls (`CSI n S`, which moves no cursor) as `A` would have
-//!   scrolled, counted exactly (line feeds, and wraps from the known
-//!   cursor column; a run whose wraps depend on the width of non-ASCII
-//!   characters is cut before the first line where that matters), up to a
-//!   cap: vt100 counts scrolled rows as a "theoretical scrollback" that a
+//!   scrolled (line feeds, and wraps from the known cursor column; while
+//!   the count matters, below the cap, a run whose wraps depend on the
+//!   width of non-ASCII characters is cut before the first line where they
+//!   do, and above it a lower bound serves), up to a cap: vt100 counts scrolled rows as a "theoretical scrollback" that a
 //!   later height increase pulls blank rows from, and the scroll counter
 //!   the tracker keeps its boundaries with sees them. The cap (four times
 //!   the largest height increase, topped up by up to four screens at each
