@@ -2,7 +2,8 @@
 //! model of their screen, decided before the Enter reaches the target so the
 //! relay can apply command filters.
 //!
-//! How: target output feeds a [`vt100::Parser`]. The first keystroke at a
+//! How: target output feeds a [`vt100::Parser`] (which skips streamed text
+//! that scrolls off before it could be read: `model.rs`). The first keystroke at a
 //! prompt marks the cursor as the prompt boundary; at Enter the command is
 //! the screen text from the boundary to the end of the (wrapped) line the
 //! cursor is on. History recall, tab completion and line editing are the
@@ -75,6 +76,7 @@ use std::collections::VecDeque;
 use std::num::NonZeroU16;
 use std::time::Duration;
 
+use super::model::ScreenModel;
 use super::strip::Stripper;
 
 /// How much of a command's output is kept, in bytes of plain text.
@@ -82,7 +84,7 @@ pub const OUTPUT_CAPTURE_LIMIT: usize = 4096;
 /// The model's size is capped: a window-change to 65535×65535 must not
 /// allocate four billion cells. Real terminals stay well inside.
 const MAX_COLS: u16 = 500;
-const MAX_ROWS: u16 = 200;
+pub(super) const MAX_ROWS: u16 = 200;
 /// Longest line the keystroke model follows.
 const TYPED_LIMIT: usize = 16 * 1024;
 /// Unresolved [`Input::EnterUnseen`] kept, at most.
@@ -135,19 +137,6 @@ pub struct CompletedCommand {
     pub output: String,
     /// More output followed than was kept.
     pub output_truncated: bool,
-}
-
-/// Counts rows scrolled off the top of the main screen, to keep the prompt
-/// boundary on the row it was on.
-#[derive(Debug, Default)]
-struct Scrolls(u32);
-
-impl vt100::Callbacks for Scrolls {
-    fn on_scroll(&mut self, _: vt100::capture::RowContents<'_>, alternate_screen: bool) {
-        if !alternate_screen {
-            self.0 = self.0.saturating_add(1);
-        }
-    }
 }
 
 /// The line being typed at a prompt.
@@ -246,7 +235,8 @@ enum Keys {
 
 /// Follows one interactive session: output in, input in, commands out.
 pub struct CommandTracker {
-    parser: vt100::Parser<Scrolls>,
+    /// The screen, as the target drew it (streamed text fast-forwarded).
+    model: ScreenModel,
     line: Option<Line>,
     /// One per [`Input::EnterUnseen`] not yet resolved, oldest first.
     unseen: VecDeque<Held>,
@@ -297,11 +287,26 @@ fn size(cols: u16, rows: u16) -> (NonZeroU16, NonZeroU16) {
 
 impl CommandTracker {
     pub fn new(cols: u16, rows: u16) -> Self {
+        Self::with_model(cols, rows, true)
+    }
+
+    /// A tracker whose screen model parses every byte (no fast-forward), to
+    /// check the fast one against.
+    #[cfg(test)]
+    pub(crate) fn new_plain(cols: u16, rows: u16) -> Self {
+        Self::with_model(cols, rows, true)
+    }
+
+    /// Bytes of output the screen model did not parse.
+    #[cfg(test)]
+    pub(crate) fn skipped_output(&self) -> u64 {
+        self.model.skipped()
+    }
+
+    fn with_model(cols: u16, rows: u16, fast: bool) -> Self {
         let (rows, cols) = size(cols, rows);
         CommandTracker {
-            // No scrollback: rows leaving the top are reported (and counted)
-            // instead of kept.
-            parser: vt100::Parser::new_with_callbacks(rows, cols, 0, Scrolls::default()),
+            model: ScreenModel::new(rows, cols, fast),
             line: None,
             unseen: VecDeque::new(),
             unresolved: None,
@@ -339,7 +344,7 @@ impl CommandTracker {
 
     pub fn resize(&mut self, cols: u16, rows: u16) {
         let (rows, cols) = size(cols, rows);
-        self.parser.set_size(rows, cols);
+        self.model.resize(rows, cols);
         self.follow_scroll();
     }
 
@@ -372,9 +377,9 @@ impl CommandTracker {
         if bytes.is_empty() {
             return;
         }
-        self.parser.process(bytes);
+        self.model.process(bytes);
         self.follow_scroll();
-        if self.parser.screen().alternate_screen() {
+        if self.model.screen().alternate_screen() {
             self.line = None;
         } else if !self.full_screen_typed.is_empty() {
             // Back on the normal screen: keys typed on the other one are
@@ -391,7 +396,7 @@ impl CommandTracker {
     /// Looks at the screen for the echo of a line forwarded before its
     /// echo: the first of them, in order, that the cursor follows.
     fn look_for_late(&mut self) {
-        let screen = self.parser.screen();
+        let screen = self.model.screen();
         let (row, col) = screen.cursor_position();
         let cursor_line = screen.contents_between(self.line_start(row), 0, row, col);
         let cursor_line = cursor_line.trim_end();
@@ -452,8 +457,10 @@ impl CommandTracker {
     /// Moves the boundaries up by the rows that scrolled away; a boundary
     /// that left the screen is pinned to the top-left corner.
     fn follow_scroll(&mut self) {
-        let scrolled = std::mem::take(&mut self.parser.callbacks_mut().0);
-        let (_, cols) = self.parser.screen().size();
+        // Past a screenful the count may differ from a plain parser's (see
+        // model.rs); any count past a boundary's row pins it alike.
+        let scrolled = self.model.take_scrolled();
+        let (_, cols) = self.model.screen().size();
         let shift = |(row, col): (u16, u16)| {
             let col = col.min(cols.get() - 1);
             match u16::try_from(scrolled) {
@@ -522,7 +529,7 @@ impl CommandTracker {
                         // bracketed paste: otherwise the target reads its
                         // Enter keys as Enter keys, and so must we.
                         let paste =
-                            b == b'~' && params == b"200" && self.parser.screen().bracketed_paste();
+                            b == b'~' && params == b"200" && self.model.screen().bracketed_paste();
                         self.keys = if paste { Keys::Paste(0) } else { Keys::Ground };
                         if !paste {
                             self.unreliable();
@@ -578,7 +585,7 @@ impl CommandTracker {
         if b == 0x1b {
             self.keys = Keys::Escape;
         }
-        if self.parser.screen().alternate_screen() {
+        if self.model.screen().alternate_screen() {
             if b != 0x1b {
                 self.full_screen_key(b);
             }
@@ -636,7 +643,7 @@ impl CommandTracker {
         }
         self.keys = Keys::Paste(usize::from(b == 0x1b));
         self.input_after_output = true;
-        if self.parser.screen().alternate_screen() {
+        if self.model.screen().alternate_screen() {
             if b != 0x1b {
                 self.full_screen_key(b);
             }
@@ -658,7 +665,7 @@ impl CommandTracker {
     /// The first key at a prompt: the cursor is the boundary, unless the
     /// target has not answered the previous Enter yet (type-ahead).
     fn start_line(&mut self) {
-        let screen = self.parser.screen();
+        let screen = self.model.screen();
         let (row, col) = screen.cursor_position();
         let stale = self.after_enter;
         let prompt = if stale {
@@ -695,14 +702,14 @@ impl CommandTracker {
 
     /// The cursor row, as [`Self::enter_row`] counts.
     fn cursor_row(&self) -> i32 {
-        i32::from(self.parser.screen().cursor_position().0)
+        i32::from(self.model.screen().cursor_position().0)
     }
 
     fn enter(&mut self, raw: Vec<u8>) -> Input {
         let echo_pending = std::mem::replace(&mut self.input_after_output, true);
         self.after_enter = true;
         let line = self.line.take();
-        if self.parser.screen().alternate_screen() {
+        if self.model.screen().alternate_screen() {
             self.enter_row = Some(self.cursor_row());
             let typed = std::mem::take(&mut self.full_screen_typed);
             return Input::EnterFullScreen {
@@ -750,7 +757,7 @@ impl CommandTracker {
     /// The screen as the model holds it, as the escape sequences that draw
     /// it (vt100 `state_formatted`, cursor included): what a monitor shows first.
     pub fn screen_formatted(&self) -> Vec<u8> {
-        self.parser.screen().state_formatted().into_bytes()
+        self.model.screen().state_formatted().into_bytes()
     }
 
     /// The line of the oldest unresolved [`Input::EnterUnseen`] as the
@@ -851,7 +858,7 @@ impl CommandTracker {
     /// The third value says the keys decided (the screen showed exactly
     /// them, after the prompt given).
     fn read_held(&self, held: &Held, last: bool) -> Option<(String, String, bool)> {
-        let screen = self.parser.screen();
+        let screen = self.model.screen();
         if screen.alternate_screen() {
             return None;
         }
@@ -908,7 +915,7 @@ impl CommandTracker {
     /// line the held Enter belongs to; the prompt (what precedes it on that
     /// line) if so.
     fn shows_typed(&self, typed: &str, held: &Held) -> Option<String> {
-        let screen = self.parser.screen();
+        let screen = self.model.screen();
         let (row, col) = screen.cursor_position();
         let first = self.line_start(row);
         if held.boundary.is_none() && i32::from(first) <= held.after? {
@@ -931,7 +938,7 @@ impl CommandTracker {
 
     /// The first row of the (wrapped) line holding `row`.
     fn line_start(&self, row: u16) -> u16 {
-        let screen = self.parser.screen();
+        let screen = self.model.screen();
         let mut first = row;
         while first > 0 && screen.row_wrapped(first - 1) {
             first -= 1;
@@ -947,7 +954,7 @@ impl CommandTracker {
         if held.prompt.is_empty() {
             return None;
         }
-        let screen = self.parser.screen();
+        let screen = self.model.screen();
         let (row, _) = screen.cursor_position();
         let first = self.line_start(row);
         if i32::from(first) <= after {
@@ -978,7 +985,7 @@ impl CommandTracker {
     /// Screen text from `boundary` to the end of the line holding the
     /// cursor (following wrapped rows), without trailing suggestions.
     fn read_line(&self, boundary: (u16, u16)) -> Option<String> {
-        let screen = self.parser.screen();
+        let screen = self.model.screen();
         let (rows, cols) = screen.size();
         let (rows, cols) = (rows.get(), cols.get());
         let cursor = screen.cursor_position();
@@ -1074,7 +1081,7 @@ impl CommandTracker {
                 line.after = line.after.or(self.enter_row);
             }
             None => {
-                let (row, col) = self.parser.screen().cursor_position();
+                let (row, col) = self.model.screen().cursor_position();
                 self.line = Some(Line {
                     boundary: (row, col),
                     prompt: self.prompt_hint.clone(),

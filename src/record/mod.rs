@@ -17,7 +17,8 @@
 //!   and [`Player`] for the replay screen (seeking by checkpoints, markers,
 //!   idle compression, bounded work per step);
 //! - **command extraction** from a vt100 model of the screen,
-//!   [`CommandTracker`], with the first 4 KiB of each command's output.
+//!   [`CommandTracker`], with the first 4 KiB of each command's output;
+//!   the model skips streamed text that scrolls away unread (`model.rs`).
 //!
 //! It must never block the relay (all disk I/O happens on the recorder's
 //! thread; the relay only awaits when the bounded queue is full), never lose
@@ -72,6 +73,7 @@
 mod command;
 mod export;
 mod handle;
+mod model;
 mod player;
 mod reader;
 mod sidecar;
