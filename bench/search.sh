@@ -6,7 +6,7 @@
 #
 # bench/search_data.py writes SESSIONS casts of syslog-like text with colours
 # (and their session rows) into a fresh data dir; `rampart serve` indexes
-# them (its indexer reads at most 32 MiB/s at nice 10). The script prints
+# them (its indexer reads at most 32 MiB/s at nice 19). The script prints
 # how long indexing took, rampart's CPU for it, the database's growth per GB
 # of recordings, and the wall time of `rampart audit screen TEXT` (a whole
 # CLI process: open the data dir, ask the index, read the candidate blocks)

@@ -3,7 +3,7 @@
 //!
 //! A task finds the recorded sessions not yet indexed to their end (from
 //! the watermark on) and hands one job at a time to a thread of its own at
-//! low CPU priority (nice 10), which reads the cast from where the last
+//! low CPU priority (nice 19), which reads the cast from where the last
 //! block ended and cuts it into blocks; the task files each block in one
 //! short transaction. It wakes when a session ends ([`IndexHandle::kick`])
 //! and every few seconds for live sessions, and never reads more than
@@ -48,8 +48,10 @@ pub const LIVE_FLUSH: Duration = Duration::from_secs(30);
 pub const RATE: u64 = 32 << 20;
 /// How often live sessions are looked at.
 const POLL: Duration = Duration::from_secs(2);
-/// Blocks one job files before the next session gets its turn.
-const BLOCKS_PER_JOB: usize = 8;
+/// Blocks one job files (in one transaction) before the next session gets
+/// its turn: few, so the database's write lock is never held long (a login
+/// or a session's end may be waiting for it).
+const BLOCKS_PER_JOB: usize = 2;
 /// Sessions looked at per pass.
 const SESSIONS_PER_PASS: i64 = 256;
 /// How far before the oldest unfinished session the next pass looks (a
@@ -194,12 +196,13 @@ pub async fn run(services: Services, shutdown: CancellationToken) {
     }
 }
 
-/// Nice 10 for the calling thread: indexing gives way to every session.
+/// Nice 19 for the calling thread: indexing gives way to every session and
+/// login (on a busy machine it falls behind, and catches up when it calms).
 fn lower_priority() {
     // SAFETY: gettid has no preconditions; setpriority with PRIO_PROCESS
     // and who = this thread's id changes only this thread's nice value on
     // Linux, and touches no memory.
-    let r = unsafe { libc::setpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t, 10) };
+    let r = unsafe { libc::setpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t, 19) };
     if r != 0 {
         tracing::debug!("the indexer's priority could not be lowered");
     }
