@@ -13,18 +13,24 @@ use rampart::store::audit_log::Query;
 use support::peers::{client_options, keypair, peer, real_asset, ssh, start_sshd, user_with_key};
 use support::ssh::TestBastion;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn openssh_client_through_the_bastion_to_openssh_sshd() {
-    let (Some(ssh_bin), Some(sshd_bin)) = (peer("ssh"), peer("sshd")) else {
-        return;
-    };
-    let mut b = TestBastion::start().await;
+/// A bastion whose admin logs in with a fresh key, and asset `real` on a
+/// loopback OpenSSH sshd that admin may use (all actions but tunnel).
+struct Real {
+    b: TestBastion,
+    keys: tempfile::TempDir,
+    admin_key: std::path::PathBuf,
+    account: String,
+    sshd: support::peers::Sshd,
+}
+
+async fn with_real_target(sshd_bin: &std::path::Path) -> Real {
+    let b = TestBastion::start().await;
     let keys = tempfile::tempdir().unwrap();
     let (admin_key, admin_pub) = keypair(keys.path(), "admin");
     let (target_key, target_pub) = keypair(keys.path(), "target");
-    let sshd = start_sshd(&sshd_bin, &target_pub);
+    let sshd = start_sshd(sshd_bin, &target_pub);
     user_with_key(&b, "admin", &admin_pub).await;
-    let user = real_asset(
+    let account = real_asset(
         &b,
         sshd.port,
         &["ssh"],
@@ -33,6 +39,27 @@ async fn openssh_client_through_the_bastion_to_openssh_sshd() {
         Actions::all_but_tunnel(),
     )
     .await;
+    Real {
+        b,
+        keys,
+        admin_key,
+        account,
+        sshd,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openssh_client_through_the_bastion_to_openssh_sshd() {
+    let (Some(ssh_bin), Some(sshd_bin)) = (peer("ssh"), peer("sshd")) else {
+        return;
+    };
+    let Real {
+        mut b,
+        keys: _keys,
+        admin_key,
+        account: user,
+        sshd: _sshd,
+    } = with_real_target(&sshd_bin).await;
     let ops = b.services.ops.clone();
     let admin = Caller::local();
     let port = b.addr.port();
@@ -242,21 +269,13 @@ async fn text_streams_are_recorded_exactly_and_found_without_growing_the_databas
     let (Some(ssh_bin), Some(sshd_bin)) = (peer("ssh"), peer("sshd")) else {
         return;
     };
-    let mut b = TestBastion::start().await;
-    let keys = tempfile::tempdir().unwrap();
-    let (admin_key, admin_pub) = keypair(keys.path(), "admin");
-    let (target_key, target_pub) = keypair(keys.path(), "target");
-    let sshd = start_sshd(&sshd_bin, &target_pub);
-    user_with_key(&b, "admin", &admin_pub).await;
-    real_asset(
-        &b,
-        sshd.port,
-        &["ssh"],
-        &target_key,
-        "admin",
-        Actions::all_but_tunnel(),
-    )
-    .await;
+    let Real {
+        mut b,
+        keys,
+        admin_key,
+        sshd: _sshd,
+        ..
+    } = with_real_target(&sshd_bin).await;
     let text = log_text(LEN, "MIDDLE-TOKEN-5150", "END-TOKEN-8086");
     let file = keys.path().join("app.log");
     std::fs::write(&file, &text).unwrap();
