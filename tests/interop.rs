@@ -368,6 +368,20 @@ async fn text_streams_are_recorded_exactly_and_found_without_growing_the_databas
     assert_eq!(sessions_hit, [pty_row.id.as_str()], "{found:?}");
     let hit = &found.hits[0];
     assert_eq!(hit.line, "kernel: MIDDLE-TOKEN-5150 seen here");
+    // Only auditors and admins may ask: a person with the user role is
+    // refused, and learns nothing of what was seen.
+    let person = Caller {
+        name: "bob".into(),
+        role: rampart::model::Role::User,
+        via: rampart::audit::Via::Ssh,
+    };
+    let refused = ops
+        .audit_screen(&person, &dir, "middle-token-5150", 10)
+        .await;
+    assert!(
+        matches!(refused, Err(rampart::ops::OpsError::Forbidden(_))),
+        "{refused:?}"
+    );
     assert!(hit.offset_ms >= 0 && hit.at >= pty_row.started_at);
     assert_eq!(found.index.behind_since, None, "{found:?}");
     let found = ops
