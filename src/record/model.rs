@@ -159,43 +159,15 @@ fn plain(b: u8) -> bool {
     (b >= 0x20 && b != 0x7f) || b == b'\r' || b == b'\n' || b == b'\t'
 }
 
-/// How many bytes at the start of `bytes` are [`plain`], in blocks the
-/// compiler vectorises.
+/// How many bytes at the start of `bytes` are [`plain`].
 fn plain_len(bytes: &[u8]) -> usize {
-    const BLOCK: usize = 32;
-    let mut n = 0;
-    for block in bytes.chunks_exact(BLOCK) {
-        if !block.iter().fold(true, |all, &b| all & plain(b)) {
-            break;
-        }
-        n += BLOCK;
-    }
-    n + bytes
-        .get(n..)
-        .unwrap_or_default()
-        .iter()
-        .take_while(|&&b| plain(b))
-        .count()
+    super::strip::leading(bytes, plain)
 }
 
 /// How many bytes at the start of `bytes` are control bytes (not
-/// [`plain`], not ESC), in blocks the compiler vectorises.
+/// [`plain`], not ESC).
 fn control_len(bytes: &[u8]) -> usize {
-    const BLOCK: usize = 32;
-    let control = |b: u8| !plain(b) && b != 0x1b;
-    let mut n = 0;
-    for block in bytes.chunks_exact(BLOCK) {
-        if !block.iter().fold(true, |all, &b| all & control(b)) {
-            break;
-        }
-        n += BLOCK;
-    }
-    n + bytes
-        .get(n..)
-        .unwrap_or_default()
-        .iter()
-        .take_while(|&&b| control(b))
-        .count()
+    super::strip::leading(bytes, |b| !plain(b) && b != 0x1b)
 }
 
 /// Past the escape sequence starting at `bytes[i]` (ESC), inside a run:

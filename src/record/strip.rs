@@ -32,12 +32,15 @@ fn dropped(b: u8) -> bool {
     (b < 0x20 && b != 0x1b && b != b'\n' && b != b'\t') || b == 0x7f
 }
 
-/// How many bytes at the start of `bytes` are [`dropped`].
-fn skip_dropped(bytes: &[u8]) -> usize {
+/// How many bytes at the start of `bytes` match `keep`, looked at in
+/// blocks the compiler vectorises (the hot scans of output bytes: the
+/// stripper's control runs, the screen model's text and control runs).
+#[inline]
+pub(super) fn leading(bytes: &[u8], keep: impl Fn(u8) -> bool) -> usize {
     const BLOCK: usize = 32;
     let mut n = 0;
     for block in bytes.chunks_exact(BLOCK) {
-        if !block.iter().fold(true, |all, &b| all & dropped(b)) {
+        if !block.iter().fold(true, |all, &b| all & keep(b)) {
             break;
         }
         n += BLOCK;
@@ -46,8 +49,13 @@ fn skip_dropped(bytes: &[u8]) -> usize {
         .get(n..)
         .unwrap_or_default()
         .iter()
-        .take_while(|&&b| dropped(b))
+        .take_while(|&&b| keep(b))
         .count()
+}
+
+/// How many bytes at the start of `bytes` are [`dropped`].
+fn skip_dropped(bytes: &[u8]) -> usize {
+    leading(bytes, dropped)
 }
 
 /// Escape-free text from terminal output, at most `limit` bytes.
