@@ -215,18 +215,16 @@ async fn pass(
 ) -> Result<bool, String> {
     let store = &services.store;
     let now = services.clock.now();
-    let noted = {
+    let (noted, pending) = {
         let mut conn = store.conn().await.map_err(|e| e.to_string())?;
-        store::search::state(&mut conn)
+        let noted = store::search::state(&mut conn)
             .await
-            .map_err(|e| e.to_string())?
-    };
-    let since = noted.as_ref().map_or(Timestamp::MIN, |s| s.watermark);
-    let pending = {
-        let mut conn = store.conn().await.map_err(|e| e.to_string())?;
-        store::search::pending(&mut conn, since, SESSIONS_PER_PASS)
+            .map_err(|e| e.to_string())?;
+        let since = noted.as_ref().map_or(Timestamp::MIN, |s| s.watermark);
+        let pending = store::search::pending(&mut conn, since, SESSIONS_PER_PASS)
             .await
-            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())?;
+        (noted, pending)
     };
     let mut worked = false;
     let mut behind: Option<Timestamp> = None;
