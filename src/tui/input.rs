@@ -7,11 +7,16 @@
 //! turns its events into rampart's own [`Key`], so nothing outside this file
 //! depends on termwiz types, and it bounds how much the parser may buffer.
 //!
+//! Bytes that are not UTF-8 become U+FFFD before termwiz sees them:
+//! termwiz measures a paste by its lossy copy and, given invalid bytes,
+//! consumes more than it buffered and panics.
+//!
 //! The caller feeds every chunk with [`InputParser::feed`] and, when no byte
 //! has arrived for [`ESC_TIMEOUT`], calls [`InputParser::flush`] to resolve a
 //! pending `ESC` as the Escape key. Mouse reports (the menu never enables
 //! mouse tracking, but a client may still send them) are dropped.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::time::Duration;
 
@@ -29,6 +34,9 @@ pub const ESC_TIMEOUT: Duration = Duration::from_millis(50);
 /// otherwise grow without bound on a hostile or broken client. Nothing in a
 /// menu needs a paste this large.
 const MAX_PENDING: usize = 64 * 1024;
+
+/// U+FFFD, in UTF-8.
+const REPLACEMENT: &[u8] = "\u{fffd}".as_bytes();
 
 /// One key press (or paste) as the TUI understands it.
 #[derive(Clone, PartialEq, Eq)]
@@ -97,6 +105,9 @@ pub struct InputParser {
     /// Bytes fed since the last call that produced a key; an upper bound on
     /// what the inner parser buffers.
     pending: usize,
+    /// The start of a UTF-8 character cut off at the end of the last read
+    /// (at most three bytes).
+    carry: Vec<u8>,
 }
 
 impl Default for InputParser {
@@ -118,6 +129,7 @@ impl InputParser {
         InputParser {
             inner: Termwiz::new(),
             pending: 0,
+            carry: Vec::new(),
         }
     }
 
@@ -125,7 +137,8 @@ impl InputParser {
     /// (half an arrow key, half a UTF-8 character, a lone `ESC`) are kept for
     /// the next call or for [`InputParser::flush`].
     pub fn feed(&mut self, bytes: &[u8]) -> Vec<Key> {
-        let keys = self.run(bytes, true);
+        let text = self.utf8(bytes);
+        let keys = self.run(&text, true);
         if keys.is_empty() {
             self.pending = self.pending.saturating_add(bytes.len());
         } else {
@@ -136,6 +149,7 @@ impl InputParser {
             // start from a clean state.
             self.inner = Termwiz::new();
             self.pending = 0;
+            self.carry.clear();
         }
         keys
     }
@@ -145,7 +159,49 @@ impl InputParser {
     /// Harmless when nothing is pending.
     pub fn flush(&mut self) -> Vec<Key> {
         self.pending = 0;
-        self.run(&[], false)
+        // A character still incomplete after a pause never will be.
+        let cut = if self.carry.is_empty() {
+            &[][..]
+        } else {
+            REPLACEMENT
+        };
+        self.carry.clear();
+        self.run(cut, false)
+    }
+
+    /// `bytes` as valid UTF-8: invalid sequences become U+FFFD, and an
+    /// incomplete character at the end waits in `carry` for the next read.
+    fn utf8<'a>(&mut self, bytes: &'a [u8]) -> Cow<'a, [u8]> {
+        if self.carry.is_empty() && std::str::from_utf8(bytes).is_ok() {
+            return Cow::Borrowed(bytes);
+        }
+        let mut rest = std::mem::take(&mut self.carry);
+        rest.extend_from_slice(bytes);
+        let mut out = Vec::with_capacity(rest.len() + 8);
+        let mut at = 0;
+        while at < rest.len() {
+            match std::str::from_utf8(&rest[at..]) {
+                Ok(_) => {
+                    out.extend_from_slice(&rest[at..]);
+                    break;
+                }
+                Err(e) => {
+                    let good = at + e.valid_up_to();
+                    out.extend_from_slice(&rest[at..good]);
+                    match e.error_len() {
+                        Some(bad) => {
+                            out.extend_from_slice(REPLACEMENT);
+                            at = good + bad;
+                        }
+                        None => {
+                            self.carry = rest[good..].to_vec();
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+        Cow::Owned(out)
     }
 
     fn run(&mut self, bytes: &[u8], maybe_more: bool) -> Vec<Key> {
@@ -244,5 +300,43 @@ mod tests {
         }
         // The runaway paste was dropped; ordinary typing works again.
         assert_eq!(p.feed(b"x"), vec![Key::Char('x')]);
+    }
+
+    /// A paste holding bytes that are not UTF-8 made termwiz consume more
+    /// than it had buffered (it measured the lossy copy) and panic: found by
+    /// the fuzz smoke, and a menu any logged-in person could bring down.
+    #[test]
+    fn a_paste_that_is_not_utf8_arrives_with_replacement_characters() {
+        let mut p = InputParser::new();
+        assert!(p.feed(b"\x1b[200~ab\xff\xfe").is_empty());
+        assert_eq!(
+            p.feed(b"cd\r\x1b[201~x"),
+            vec![Key::Paste("ab\u{fffd}\u{fffd}cd\r".into()), Key::Char('x')]
+        );
+        let mut p = InputParser::new();
+        assert!(p.feed(b"\x1b[200~\xff\xff").is_empty());
+        assert!(p.flush().is_empty());
+        assert_eq!(
+            p.feed(b"\x1b[200~pased text\r\x1b[201~"),
+            vec![Key::Paste("\u{fffd}\u{fffd}\x1b[200~pased text\r".into())]
+        );
+    }
+
+    /// Invalid bytes outside a paste become U+FFFD, and a character split
+    /// across reads still arrives whole.
+    #[test]
+    fn characters_split_across_reads_arrive_whole_and_invalid_bytes_are_replaced() {
+        let mut p = InputParser::new();
+        let e = "é".as_bytes();
+        assert!(p.feed(&e[..1]).is_empty());
+        assert_eq!(p.feed(&e[1..]), vec![Key::Char('é')]);
+        assert_eq!(
+            p.feed(b"\xffa"),
+            vec![Key::Char('\u{fffd}'), Key::Char('a')]
+        );
+        // An incomplete character at a pause is replaced, not kept forever.
+        assert!(p.feed(&e[..1]).is_empty());
+        assert_eq!(p.flush(), vec![Key::Char('\u{fffd}')]);
+        assert_eq!(p.feed(b"z"), vec![Key::Char('z')]);
     }
 }
