@@ -49,6 +49,15 @@
 //! real Enter submits, and that command text contains them separated by
 //! `\n`: filters should check each line.
 //!
+//! Batching: while nobody is typing a line and nothing waits for an echo
+//! (a `cat` of a log, a build streaming), output is kept, up to
+//! [`DEFER_LIMIT`] bytes, and given to the screen model in one piece when
+//! the limit is reached or when anything looks at the screen or the
+//! capture (a key, a resize, a monitor's snapshot, the end). The model
+//! skips more of a long piece than of many short ones (a pty hands the
+//! relay about 4 KiB at a time, and a screenful of each would be parsed);
+//! what it shows at every look is the same.
+//!
 //! Output capture: after [`CommandTracker::started`], the first
 //! [`OUTPUT_CAPTURE_LIMIT`] bytes of output are kept as plain text (escape
 //! sequences and control bytes removed by a small state machine, `\r\n` as
@@ -85,6 +94,8 @@ pub const OUTPUT_CAPTURE_LIMIT: usize = 4096;
 /// allocate four billion cells. Real terminals stay well inside.
 const MAX_COLS: u16 = 500;
 pub(super) const MAX_ROWS: u16 = 200;
+/// Output kept for the screen model at most (see the module docs).
+const DEFER_LIMIT: usize = 32 * 1024;
 /// Longest line the keystroke model follows.
 const TYPED_LIMIT: usize = 16 * 1024;
 /// Unresolved [`Input::EnterUnseen`] kept, at most.
@@ -266,6 +277,11 @@ pub struct CommandTracker {
     /// Printable keys typed on the alternate screen since the last Enter
     /// (at most [`FULL_SCREEN_TYPED`] bytes), for [`Input::EnterFullScreen`].
     full_screen_typed: Vec<u8>,
+    /// Batch output for the model (see the module docs); false: feed
+    /// every chunk as it comes, to check the batching against.
+    batch: bool,
+    /// Output not yet given to the model, at most [`DEFER_LIMIT`] bytes.
+    deferred: Vec<u8>,
 }
 
 /// Keys kept for the filter check of a full-screen line.
@@ -294,12 +310,13 @@ impl CommandTracker {
     /// check the fast one against.
     #[cfg(test)]
     pub(crate) fn new_plain(cols: u16, rows: u16) -> Self {
-        Self::with_model(cols, rows, true)
+        Self::with_model(cols, rows, false)
     }
 
     /// Bytes of output the screen model did not parse.
     #[cfg(test)]
-    pub(crate) fn skipped_output(&self) -> u64 {
+    pub(crate) fn skipped_output(&mut self) -> u64 {
+        self.catch_up();
         self.model.skipped()
     }
 
@@ -321,7 +338,30 @@ impl CommandTracker {
             known_prompt: String::new(),
             running: None,
             full_screen_typed: Vec::new(),
+            batch: fast,
+            deferred: Vec::new(),
         }
+    }
+
+    /// Nothing reads the screen before more output comes: no line is being
+    /// typed, no Enter waits for its echo, no key typed on the alternate
+    /// screen waits for the normal one.
+    fn may_defer(&self) -> bool {
+        self.batch
+            && self.line.is_none()
+            && self.unseen.is_empty()
+            && self.unresolved.is_none()
+            && self.late.is_empty()
+            && self.full_screen_typed.is_empty()
+    }
+
+    /// Gives the model (and the capture) the output kept back.
+    fn catch_up(&mut self) {
+        if self.deferred.is_empty() {
+            return;
+        }
+        let deferred = std::mem::take(&mut self.deferred);
+        self.feed(&deferred);
     }
 
     /// A key typed on the alternate screen, as line editing would take it.
@@ -343,6 +383,7 @@ impl CommandTracker {
     }
 
     pub fn resize(&mut self, cols: u16, rows: u16) {
+        self.catch_up();
         let (rows, cols) = size(cols, rows);
         self.model.resize(rows, cols);
         self.follow_scroll();
@@ -350,6 +391,22 @@ impl CommandTracker {
 
     /// Output from the target, as the client receives it.
     pub fn output(&mut self, bytes: &[u8]) {
+        self.input_after_output = false;
+        self.after_enter = false;
+        if self.may_defer() && self.deferred.len() + bytes.len() < DEFER_LIMIT {
+            self.deferred.extend_from_slice(bytes);
+            return;
+        }
+        if self.may_defer() {
+            // A full batch: one piece, and the buffer kept for the next.
+            let mut batch = std::mem::take(&mut self.deferred);
+            batch.extend_from_slice(bytes);
+            self.feed(&batch);
+            batch.clear();
+            self.deferred = batch;
+            return;
+        }
+        self.catch_up();
         let mut rest = bytes;
         // While a line forwarded before its echo is looked for, the screen
         // is looked at before each line break: one chunk may hold the echo
@@ -369,8 +426,6 @@ impl CommandTracker {
         if !self.late.is_empty() {
             self.look_for_late();
         }
-        self.input_after_output = false;
-        self.after_enter = false;
     }
 
     fn feed(&mut self, bytes: &[u8]) {
@@ -489,6 +544,7 @@ impl CommandTracker {
 
     /// Input from the person: split at Enter keys, each with its command.
     pub fn input(&mut self, bytes: &[u8]) -> Vec<Input> {
+        self.catch_up();
         let mut out = Vec::new();
         let mut data = Vec::new();
         for &b in bytes {
@@ -756,7 +812,8 @@ impl CommandTracker {
 
     /// The screen as the model holds it, as the escape sequences that draw
     /// it (vt100 `state_formatted`, cursor included): what a monitor shows first.
-    pub fn screen_formatted(&self) -> Vec<u8> {
+    pub fn screen_formatted(&mut self) -> Vec<u8> {
+        self.catch_up();
         self.model.screen().state_formatted().into_bytes()
     }
 
@@ -766,7 +823,8 @@ impl CommandTracker {
     /// alternate screen, while the echo of the typed keys is incomplete, or
     /// for a line typed ahead until the shell has drawn it below the
     /// previous one.
-    pub fn pending_line(&self) -> Option<String> {
+    pub fn pending_line(&mut self) -> Option<String> {
+        self.catch_up();
         self.unseen
             .front()
             .and_then(|held| self.read_held(held, false).map(|(line, ..)| line))
@@ -778,6 +836,7 @@ impl CommandTracker {
     /// Call it once per `EnterUnseen`, in order, just before forwarding
     /// that Enter (or refusing it).
     pub fn resolve_pending(&mut self) -> Option<String> {
+        self.catch_up();
         let held = self.unseen.pop_front()?;
         let decided = self.read_held(&held, true);
         // The Enter goes out now (or a Ctrl-C instead): the next line is
@@ -828,6 +887,7 @@ impl CommandTracker {
     /// it is never logged; a line looked for in vain is dropped after
     /// [`LATE_LOOKS`] rows of output or when a later command starts.
     pub fn expect_echo(&mut self, at: Duration) {
+        self.catch_up();
         let Some(held) = self.unresolved.take() else {
             return;
         };
@@ -1037,6 +1097,7 @@ impl CommandTracker {
     /// The relay let `command` run (or logged it as refused): capture the
     /// output that follows it. Returns the previous command, completed.
     pub fn started(&mut self, command: String, at: Duration) -> Option<CompletedCommand> {
+        self.catch_up();
         // The shell has moved on: lines still waiting for their echo will
         // not be told from this one's.
         self.late.clear();
@@ -1060,6 +1121,7 @@ impl CommandTracker {
     /// the Ctrl-C sent instead belong to no command. Returns that previous
     /// command, completed.
     pub fn refused(&mut self, command: &str) -> Option<CompletedCommand> {
+        self.catch_up();
         self.late.clear();
         self.unresolved = None;
         let prompt = self.last_prompt.take();
@@ -1073,6 +1135,7 @@ impl CommandTracker {
     /// stay in the shell's line, so the line goes on, and its next Enter
     /// reads it from the screen, after the prompt, below where it was held.
     pub fn withheld(&mut self) {
+        self.catch_up();
         match self.line.as_mut() {
             // Keys typed after the held Enter joined the same shell line.
             Some(line) => {
@@ -1097,6 +1160,7 @@ impl CommandTracker {
 
     /// The session ended: the last command, completed.
     pub fn finish(&mut self) -> Option<CompletedCommand> {
+        self.catch_up();
         self.running.take().map(|r| complete(r, None, None))
     }
 }

@@ -89,7 +89,7 @@ pub use export::{ExportReport, ReplayOptions, ReplayReport, export, replay, repl
 pub use handle::{Elapsed, RecordOptions, RecorderHandle};
 pub use player::{Budget, CheckpointStats, Marker, Player, PlayerOptions, Stamp, Timeline};
 pub use reader::{Env, Event, EventKind, Header, RampartHeader, Reader, Truncation, read};
-pub(crate) use strip::Stripper;
+pub(crate) use strip::{Stripper, leading};
 pub use writer::{Finished, RecordingMeta, SessionKind, SidecarInfo, file_sha256};
 
 /// File name suffix of the cast.

@@ -32,11 +32,17 @@ fn dropped(b: u8) -> bool {
     (b < 0x20 && b != 0x1b && b != b'\n' && b != b'\t') || b == 0x7f
 }
 
+/// Bytes the ground state keeps as they are: printable text (UTF-8
+/// included), LF and TAB.
+fn kept(b: u8) -> bool {
+    (b >= 0x20 && b != 0x7f) || b == b'\n' || b == b'\t'
+}
+
 /// How many bytes at the start of `bytes` match `keep`, looked at in
 /// blocks the compiler vectorises (the hot scans of output bytes: the
 /// stripper's control runs, the screen model's text and control runs).
 #[inline]
-pub(super) fn leading(bytes: &[u8], keep: impl Fn(u8) -> bool) -> usize {
+pub(crate) fn leading(bytes: &[u8], keep: impl Fn(u8) -> bool) -> usize {
     const BLOCK: usize = 32;
     let mut n = 0;
     for block in bytes.chunks_exact(BLOCK) {
@@ -90,6 +96,15 @@ impl Stripper {
         std::mem::take(&mut self.out)
     }
 
+    /// Hands back a buffer [`Self::take`] returned, emptied, to hold the
+    /// next text (a stream read as it goes allocates once).
+    pub(crate) fn reuse(&mut self, mut buffer: Vec<u8>) {
+        if self.out.is_empty() {
+            buffer.clear();
+            self.out = buffer;
+        }
+    }
+
     /// True once more text arrived than the limit keeps, or output went on
     /// past the scan budget: nothing more is needed from the stream.
     pub(crate) fn done(&self) -> bool {
@@ -104,11 +119,17 @@ impl Stripper {
         if self.truncated {
             return;
         }
-        if bytes.len() > self.budget {
-            self.truncated = true;
-        }
+        // Past the budget: what fits is read, then the stream is done.
+        let over = bytes.len() > self.budget;
         let bytes = bytes.get(..self.budget).unwrap_or(bytes);
         self.budget -= bytes.len();
+        self.strip(bytes);
+        if over {
+            self.truncated = true;
+        }
+    }
+
+    fn strip(&mut self, bytes: &[u8]) {
         let mut i = 0;
         while let Some(&b) = bytes.get(i) {
             if self.truncated {
@@ -120,6 +141,20 @@ impl Stripper {
                 // not byte by byte through the state machine (the screen-
                 // text index scans every byte a session prints).
                 i += skip_dropped(bytes.get(i..).unwrap_or_default());
+                continue;
+            }
+            if self.state == State::Ground && kept(b) {
+                // A run of text, copied at once (up to the limit).
+                let rest = bytes.get(i..).unwrap_or_default();
+                let n = leading(rest, kept);
+                let room = self.limit.saturating_sub(self.out.len());
+                self.out
+                    .extend_from_slice(rest.get(..n.min(room)).unwrap_or_default());
+                if n > room {
+                    self.truncated = true;
+                    return;
+                }
+                i += n;
                 continue;
             }
             i += 1;
@@ -258,5 +293,23 @@ mod tests {
         s.feed(&[0u8; 1000]);
         assert!(s.done() && s.truncated());
         assert_eq!(s.text(), "");
+    }
+
+    /// Text copied a run at a time gives what a byte at a time gives, the
+    /// cut at the limit included.
+    #[test]
+    fn whole_chunks_and_single_bytes_give_the_same_text() {
+        let input = "\x1b[1;31mERROR\x1b[0m disk   full\tté\r\n\x1b]0;t\x07ok \x7f\x08x\n"
+            .repeat(40)
+            .into_bytes();
+        for limit in [0, 1, 7, 100, 1000, usize::MAX / 128] {
+            let mut whole = Stripper::new(limit);
+            whole.feed(&input);
+            assert_eq!(
+                (whole.text(), whole.truncated()),
+                strip(&input, limit),
+                "limit {limit}"
+            );
+        }
     }
 }

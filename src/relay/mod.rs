@@ -811,7 +811,7 @@ pub async fn pump(
                 Some(live::Control::Snapshot(reply)) => {
                     let screen = lock(&shared)
                         .tracker
-                        .as_ref()
+                        .as_mut()
                         .map(|t| t.screen_formatted())
                         .unwrap_or_default();
                     reply.send(screen);
@@ -947,7 +947,7 @@ async fn wait_for_echo(shared: &Mutex<Shared>, typed: Option<&str>) -> Option<St
     let mut last: Option<String> = None;
     let mut steady_since = Instant::now();
     while Instant::now() < deadline {
-        let line = lock(shared).tracker.as_ref().and_then(|t| t.pending_line());
+        let line = lock(shared).tracker.as_mut().and_then(|t| t.pending_line());
         if line.is_some() && line.as_deref() == typed {
             break;
         }

@@ -413,9 +413,7 @@ fn index(job: Job, trigrams: &mut TrigramSet) -> std::io::Result<Done> {
                     first.get_or_insert(o.at);
                     last = Some(o.at);
                     lines.feed(o.data.as_bytes(), o.at);
-                    for line in lines.take() {
-                        trigrams.add_line(&line.text);
-                    }
+                    lines.drain(|_, text| trigrams.add_line(text));
                 }
                 Step::Other => {}
                 Step::End => {

@@ -11,7 +11,7 @@
 
 use std::time::Duration;
 
-use crate::record::Stripper;
+use crate::record::{Stripper, leading};
 
 /// Shorter lines are not kept (a search needs three characters).
 pub const MIN_LINE: usize = 3;
@@ -31,7 +31,10 @@ pub struct Lines {
     strip: Stripper,
     partial: Vec<u8>,
     partial_at: Duration,
-    done: Vec<ScreenLine>,
+    /// The lines completed since the last take, one after the other, and
+    /// where each ends in it (no allocation per line).
+    done_text: String,
+    done: Vec<(Duration, usize)>,
     /// Bytes of text in the lines completed so far.
     text_bytes: u64,
 }
@@ -50,6 +53,7 @@ impl Lines {
             strip: Stripper::new(usize::MAX / 128),
             partial: Vec::new(),
             partial_at: Duration::ZERO,
+            done_text: String::new(),
             done: Vec::new(),
             text_bytes: 0,
         }
@@ -66,11 +70,37 @@ impl Lines {
     /// Output bytes that arrived `at` into the session.
     pub fn feed(&mut self, bytes: &[u8], at: Duration) {
         self.strip.feed(bytes);
-        for b in self.strip.take() {
-            match b {
-                b'\n' => self.end_line(),
-                b'\t' => self.push(b' ', at),
-                _ => self.push(b, at),
+        let text = self.strip.take();
+        let mut rest = text.as_slice();
+        while !rest.is_empty() {
+            let n = leading(rest, |b| b != b'\n' && b != b'\t');
+            self.push_run(rest.get(..n).unwrap_or_default(), at);
+            match rest.get(n) {
+                Some(b'\n') => self.end_line(),
+                Some(_) => self.push(b' ', at),
+                None => {}
+            }
+            rest = rest.get(n + 1..).unwrap_or_default();
+        }
+        self.strip.reuse(text);
+    }
+
+    /// Text without line breaks or tabs, as [`Self::push`] of each byte
+    /// would take it.
+    fn push_run(&mut self, mut run: &[u8], at: Duration) {
+        if self.partial.is_empty() {
+            let spaces = leading(run, |b| b == b' ');
+            run = run.get(spaces..).unwrap_or_default();
+            if run.is_empty() {
+                return;
+            }
+            self.partial_at = at;
+        }
+        if self.partial.len() + run.len() < MAX_LINE {
+            self.partial.extend_from_slice(run);
+        } else {
+            for &b in run {
+                self.push(b, at);
             }
         }
     }
@@ -95,22 +125,41 @@ impl Lines {
     }
 
     fn end_line(&mut self) {
-        let bytes = std::mem::take(&mut self.partial);
-        let text = String::from_utf8_lossy(&bytes);
+        let text = String::from_utf8_lossy(&self.partial);
         let text = text.trim();
-        if text.chars().count() < MIN_LINE {
+        // Three characters take at least three bytes and at most twelve.
+        if text.len() < MIN_LINE || text.len() < 4 * MIN_LINE && text.chars().count() < MIN_LINE {
+            self.partial.clear();
             return;
         }
         self.text_bytes += text.len() as u64;
-        self.done.push(ScreenLine {
-            at: self.partial_at,
-            text: text.to_string(),
-        });
+        self.done_text.push_str(text);
+        self.done.push((self.partial_at, self.done_text.len()));
+        self.partial.clear();
     }
 
     /// The lines completed since the last call.
     pub fn take(&mut self) -> Vec<ScreenLine> {
-        std::mem::take(&mut self.done)
+        let mut lines = Vec::with_capacity(self.done.len());
+        self.drain(|at, text| {
+            lines.push(ScreenLine {
+                at,
+                text: text.to_string(),
+            })
+        });
+        lines
+    }
+
+    /// Hands each line completed since the last call to `each`, in order,
+    /// and forgets them: [`Self::take`] without a string per line.
+    pub fn drain(&mut self, mut each: impl FnMut(Duration, &str)) {
+        let mut start = 0;
+        for &(at, end) in &self.done {
+            each(at, self.done_text.get(start..end).unwrap_or_default());
+            start = end;
+        }
+        self.done.clear();
+        self.done_text.clear();
     }
 
     /// Everything left, the unfinished last line included (the session ended).
@@ -203,5 +252,28 @@ mod tests {
                 text: "half of the second".into()
             }]
         );
+    }
+
+    /// Runs of text are taken as a byte at a time would be: tabs, leading
+    /// spaces, lines cut at [`MAX_LINE`], short lines left out.
+    #[test]
+    fn chunks_and_single_bytes_give_the_same_lines() {
+        let mut input = Vec::new();
+        for i in 0..300 {
+            input.extend_from_slice(b"  \t\x1b[32mok\x1b[0m\tline ");
+            input.extend_from_slice(i.to_string().as_bytes());
+            input.extend(std::iter::repeat_n(b'x', i * 7 % 1500));
+            input.extend_from_slice(if i % 3 == 0 { b"\r\n" } else { b"\n\n ab\n" });
+        }
+        let mut whole = Lines::new();
+        whole.feed(&input, ms(1));
+        let mut bytes = Lines::new();
+        for b in &input {
+            bytes.feed(std::slice::from_ref(b), ms(1));
+        }
+        let expected = bytes.finish();
+        assert!(expected.len() > 300);
+        assert_eq!(whole.finish(), expected);
+        assert_eq!(whole.text_bytes(), bytes.text_bytes());
     }
 }
