@@ -8,8 +8,8 @@
 //! - `me mfa enrol` prints a QR code and the secret and leaves the
 //!   enrolment pending; `me mfa confirm CODE` finishes it.
 use super::output::{self, Column};
-use super::run::{Io, Outcome};
 use super::stdin::StdinError;
+use super::verb::{Io, Outcome};
 use super::{MeArgs, MeCmd, MeKeysCmd, MeMfaCmd};
 use crate::auth::totp;
 use crate::ops::{self, Caller};

@@ -4,18 +4,35 @@
 //! local binary and `ssh bastion rampart ...` (where standard input is the
 //! client's, and files on the bastion are never read). `man/rampart.8` is
 //! generated from these definitions (see `tests/man.rs`).
+//!
+//! [`dispatch`] hands each noun to its own file (`user.rs`, `asset.rs`,
+//! `audit.rs`, `me.rs`, ...). What they share ([`Io`], [`Outcome`], the
+//! argument readers) is in `verb.rs`, which imports none of them.
 
+mod account;
+mod acl;
+mod asset;
+mod audit;
 mod edit;
+mod filter;
+mod group;
+mod import;
 mod me;
+mod node;
 mod output;
+mod perm;
 mod run;
+mod session;
 mod stdin;
+mod user;
+mod verb;
 
-pub use run::{Io, Outcome, dispatch, run};
+pub use run::{dispatch, run};
 pub use stdin::{
     AllCollector, IDLE_TIMEOUT, LINE_TIMEOUT, LineCollector, MAX_IMPORT, MAX_INPUT, Stdin,
     StdinError, TOTAL_TIMEOUT, reads_all, wanted,
 };
+pub use verb::{Io, Outcome};
 
 use std::path::PathBuf;
 

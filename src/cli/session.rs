@@ -1,0 +1,152 @@
+//! `rampart session ...`: sessions past and live, killing one, the
+//! requests waiting for approval; and `rampart export`, a session's
+//! recording written out. Printed.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+
+use super::SessionCmd;
+use super::output::{self, Column};
+use super::verb::{Io, Outcome, query};
+use crate::audit::Via;
+use crate::ops::Caller;
+use crate::services::Services;
+
+pub(super) const SESSION_COLUMNS: &[Column] = &[
+    ("ID", "id"),
+    ("USER", "user"),
+    ("ASSET", "asset"),
+    ("ACCOUNT", "account"),
+    ("PROTOCOL", "protocol"),
+    ("SOURCE", "source"),
+    ("STARTED", "started_at"),
+    ("ENDED", "ended_at"),
+    ("STATUS", "status"),
+];
+const LIVE_COLUMNS: &[Column] = &[
+    ("ID", "id"),
+    ("USER", "user"),
+    ("ASSET", "asset"),
+    ("ACCOUNT", "account"),
+    ("PROTOCOL", "protocol"),
+    ("SOURCE", "source"),
+    ("STARTED", "started_at"),
+    ("IN", "bytes_in"),
+    ("OUT", "bytes_out"),
+];
+const APPROVAL_COLUMNS: &[Column] = &[
+    ("ID", "id"),
+    ("USER", "user"),
+    ("ASSET", "asset"),
+    ("ACCOUNT", "account"),
+    ("RULE", "rule"),
+    ("ASKED", "asked_at"),
+    ("WHAT", "command"),
+];
+
+pub(super) async fn run(
+    services: &Services,
+    caller: &Caller,
+    cmd: SessionCmd,
+    json: bool,
+    io: &mut Io<'_>,
+) -> anyhow::Result<Outcome> {
+    let tz = &services.config.auth.time_zone.clone();
+    let now = services.clock.now();
+    let ops = &services.ops;
+    match cmd {
+        SessionCmd::List { live: true, .. } => {
+            let sessions = ops
+                .live_sessions(caller, &services.config.control_socket_path())
+                .await?;
+            output::list(io.out, &sessions, LIVE_COLUMNS, json)?
+        }
+        SessionCmd::List {
+            live: false,
+            filter,
+        } => output::list(
+            io.out,
+            &ops.session_list(caller, &query(&filter, tz, now)?, false)
+                .await?,
+            SESSION_COLUMNS,
+            json,
+        )?,
+        SessionCmd::Kill { id, reason } => {
+            ops.session_kill(caller, &services.config.control_socket_path(), &id, &reason)
+                .await?;
+            writeln!(io.out, "session {id} ended: {reason}")?;
+        }
+        SessionCmd::Approvals => output::list(
+            io.out,
+            &ops.approvals_waiting(caller, &services.config.control_socket_path())
+                .await?,
+            APPROVAL_COLUMNS,
+            json,
+        )?,
+        SessionCmd::Approve { id } => {
+            let r = ops
+                .session_decide(caller, &services.config.control_socket_path(), id, true, "")
+                .await?;
+            writeln!(
+                io.out,
+                "request {id} approved: {} on {} as {}: {}",
+                r.user, r.asset, r.account, r.command
+            )?;
+        }
+        SessionCmd::Deny { id, reason } => {
+            let r = ops
+                .session_decide(
+                    caller,
+                    &services.config.control_socket_path(),
+                    id,
+                    false,
+                    reason.as_deref().unwrap_or_default(),
+                )
+                .await?;
+            writeln!(
+                io.out,
+                "request {id} denied: {} on {} as {}: {}",
+                r.user, r.asset, r.account, r.command
+            )?;
+        }
+    }
+    Ok(Outcome::Success)
+}
+
+/// `rampart export SESSION [-o FILE] [--raw]`.
+pub(super) async fn export(
+    services: &Services,
+    caller: &Caller,
+    session: String,
+    file: Option<PathBuf>,
+    raw: bool,
+    io: &mut Io<'_>,
+) -> anyhow::Result<Outcome> {
+    let ops = &services.ops;
+    let local = caller.via == Via::Cli;
+    let path = ops
+        .session_recording(
+            caller,
+            &session,
+            "session.export",
+            &services.config.recording_dir(),
+        )
+        .await?;
+    let mut buf: Vec<u8> = Vec::new();
+    if raw {
+        crate::record::export(&path, &mut buf)?;
+    } else {
+        buf = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+    }
+    match file {
+        Some(f) if local => {
+            std::fs::write(&f, &buf).with_context(|| format!("cannot write {}", f.display()))?
+        }
+        Some(_) => bail!(
+            "-o writes a file on the bastion: only in the local CLI; over SSH the recording goes to standard output"
+        ),
+        None => io.out.write_all(&buf)?,
+    }
+    Ok(Outcome::Success)
+}
