@@ -1,5 +1,7 @@
-//! The audit view's tabs: what each lists, its columns, and how a row of
-//! the store or the live registry becomes a table row.
+//! The desk's tabs, in the audit and the console view: what each lists, its
+//! columns, the data the caller hands in for it ([`Data`]), and how a row of
+//! the store or the live registry becomes a table row (one function per
+//! list). What the keys of a tab do is in `audit.rs` and `console.rs`.
 
 use jiff::Timestamp;
 
@@ -9,7 +11,7 @@ use crate::live::LiveInfo;
 use crate::model::{Account, Asset, CommandFilter, Group, LoginAcl, Permission, User};
 use crate::ops::NodeView;
 use crate::policy::Reach;
-use crate::search::Found;
+use crate::search::{Found, ScreenHit};
 use crate::store::audit_log::{CommandRow, LoginRow, OperationRow, TransferRow};
 use crate::store::sessions::SessionRow;
 use crate::store::stats::Dashboard;
@@ -290,292 +292,271 @@ impl Data {
     pub(crate) fn rows(&self, now: Timestamp) -> Vec<Row> {
         match self {
             Data::Dashboard(_) => Vec::new(),
-            Data::Live(list) => list
-                .iter()
-                .map(|s| {
-                    let i = &s.session;
-                    let watch = match (s.joined.is_empty(), s.watchers) {
-                        (false, _) => format!("joined: {}", s.joined.join(",")),
-                        (true, 0) => String::new(),
-                        (true, n) => format!("{n} watching"),
-                    };
-                    let row = Row::new(&i.id)
-                        .text(&i.user)
-                        .text(&i.asset)
-                        .text(&i.account)
-                        .text(&i.protocol)
-                        .text(&i.source)
-                        .num(duration(s.duration_secs), s.duration_secs as i64)
-                        .num(bytes(s.bytes_in), s.bytes_in as i64)
-                        .num(bytes(s.bytes_out), s.bytes_out as i64)
-                        .text(if s.killed.is_some() {
-                            "ending".to_string()
-                        } else {
-                            watch
-                        });
-                    if s.killed.is_some() {
-                        row.styled(Role::Danger)
-                    } else {
-                        row.styled(Role::Live)
-                    }
-                })
-                .collect(),
-            Data::Sessions(list) => list
-                .iter()
-                .map(|s| {
-                    let secs = s
-                        .ended_at
-                        .unwrap_or(now)
-                        .duration_since(s.started_at)
-                        .as_secs()
-                        .max(0);
-                    let row = Row::new(&s.id)
-                        .num(stamp(s.started_at), s.started_at.as_second())
-                        .text(&s.user)
-                        .text(&s.asset)
-                        .text(&s.account)
-                        .text(&s.kind)
-                        .num(duration(secs as u64), secs)
-                        .text(&s.status)
-                        .text(&s.reason);
-                    match s.status.as_str() {
-                        "live" => row.styled(Role::Live),
-                        "interrupted" | "killed" | "failed" => row.styled(Role::Warning),
-                        _ => row,
-                    }
-                })
-                .collect(),
-            Data::Commands(list) => list
-                .iter()
-                .map(|c| {
-                    let row = Row::new(moment_key(&c.session, c.at))
-                        .num(stamp(c.at), c.at.as_second())
-                        .text(&c.user)
-                        .text(&c.asset)
-                        .text(&c.action)
-                        .text(&c.command);
-                    match c.action.as_str() {
-                        "deny" => row.styled(Role::Danger),
-                        "warn" | "review" => row.styled(Role::Warning),
-                        _ => row,
-                    }
-                })
-                .collect(),
-            Data::Transfers(list) => list
-                .iter()
-                .enumerate()
-                .map(|(n, t)| {
-                    let row = Row::new(format!("{}#{n}", t.session))
-                        .num(stamp(t.at), t.at.as_second())
-                        .text(&t.user)
-                        .text(&t.asset)
-                        .text(&t.operation)
-                        .num(bytes(t.size.max(0) as u64), t.size)
-                        .text(&t.result)
-                        .text(&t.path);
-                    match t.result.as_str() {
-                        "denied" | "failed" => row.styled(Role::Danger),
-                        _ => row,
-                    }
-                })
-                .collect(),
-            Data::Logins(list) => list
-                .iter()
-                .enumerate()
-                .map(|(n, l)| {
-                    let row = Row::new(format!("{}#{n}", l.user))
-                        .num(stamp(l.at), l.at.as_second())
-                        .text(&l.user)
-                        .text(&l.source)
-                        .text(&l.method)
-                        .text(&l.result)
-                        .text(&l.reason);
-                    if l.result == "ok" {
-                        row
-                    } else {
-                        row.styled(Role::Warning)
-                    }
-                })
-                .collect(),
-            Data::Operations(list) => list
-                .iter()
-                .enumerate()
-                .map(|(n, o)| {
-                    Row::new(format!("op#{n}"))
-                        .num(stamp(o.at), o.at.as_second())
-                        .text(&o.actor)
-                        .text(&o.via)
-                        .text(&o.verb)
-                        .text(&o.object)
-                        .text(o.changes.join("; "))
-                })
-                .collect(),
-            Data::Users(list) => list
-                .iter()
-                .map(|u| {
-                    let state = if !u.active {
-                        "disabled"
-                    } else if u.locked_until.is_some_and(|t| t > now) {
-                        "locked"
-                    } else if u.expires_at.is_some_and(|t| t <= now) {
-                        "expired"
-                    } else {
-                        "active"
-                    };
-                    let row = Row::new(&u.name)
-                        .text(&u.name)
-                        .text(u.role.to_string())
-                        .text(state)
-                        .text(if u.has_totp { "on" } else { "" })
-                        .text(u.email.clone().unwrap_or_default())
-                        .num(
-                            u.last_login_at.map(stamp).unwrap_or_default(),
-                            u.last_login_at.map_or(0, |t| t.as_second()),
-                        );
-                    if state == "active" {
-                        row
-                    } else {
-                        row.styled(Role::Muted)
-                    }
-                })
-                .collect(),
-            Data::Groups(list) => list
-                .iter()
-                .map(|g| {
-                    Row::new(&g.name)
-                        .text(&g.name)
-                        .num(g.members.len().to_string(), g.members.len() as i64)
-                        .text(g.members.join(", "))
-                })
-                .collect(),
-            Data::Nodes(list) => list
-                .iter()
-                .map(|n| {
-                    Row::new(&n.path)
-                        .text(&n.path)
-                        .num(n.assets.to_string(), n.assets)
-                })
-                .collect(),
-            Data::Assets(list) => list
-                .iter()
-                .map(|a| {
-                    let row = Row::new(&a.name)
-                        .text(&a.name)
-                        .text(&a.address)
-                        .text(&a.platform)
-                        .text(if a.active { "active" } else { "inactive" })
-                        .text(join(&a.protocols))
-                        .text(a.nodes.join(", "));
-                    if a.active {
-                        row
-                    } else {
-                        row.styled(Role::Muted)
-                    }
-                })
-                .collect(),
-            Data::Accounts(list) => list
-                .iter()
-                .map(|a| {
-                    Row::new(format!("{}/{}", a.asset, a.username))
-                        .text(&a.asset)
-                        .text(&a.username)
-                        .text(format!("{:?}", a.secret_kind).to_lowercase())
-                        .text(if a.privileged { "yes" } else { "" })
-                        .text(if a.active { "active" } else { "inactive" })
-                })
-                .collect(),
-            Data::Permissions(list) => list
-                .iter()
-                .map(|p| {
-                    let valid = match (p.valid_from, p.valid_until) {
-                        (None, None) => "always".to_string(),
-                        (from, until) => format!(
-                            "{} → {}",
-                            from.map(stamp).unwrap_or_default(),
-                            until.map(stamp).unwrap_or_default()
-                        ),
-                    };
-                    let row = Row::new(&p.name)
-                        .text(&p.name)
-                        .text(who(&p.users, &p.groups))
-                        .text(where_(&p.assets, &p.nodes))
-                        .text(p.accounts.to_string())
-                        .text(p.actions.to_string())
-                        .text(valid);
-                    if p.active {
-                        row
-                    } else {
-                        row.styled(Role::Muted)
-                    }
-                })
-                .collect(),
-            Data::Filters(list) => list
-                .iter()
-                .map(|f| {
-                    let mut scope = vec![who(&f.users, &f.groups), where_(&f.assets, &f.nodes)];
-                    scope.retain(|s| !s.is_empty());
-                    let row = Row::new(&f.name)
-                        .text(&f.name)
-                        .num(f.priority.to_string(), i64::from(f.priority))
-                        .text(f.action.to_string())
-                        .text(&f.pattern)
-                        .text(if scope.is_empty() {
-                            "everyone".to_string()
-                        } else {
-                            scope.join("; ")
-                        });
-                    match f.action {
-                        crate::model::FilterAction::Deny => row.styled(Role::Danger),
-                        crate::model::FilterAction::Review => row.styled(Role::Warning),
-                        _ => row,
-                    }
-                })
-                .collect(),
-            Data::Acls(list) => list
-                .iter()
-                .map(|a| {
-                    Row::new(&a.name)
-                        .text(&a.name)
-                        .num(a.priority.to_string(), i64::from(a.priority))
-                        .text(a.action.as_str())
-                        .text(who(&a.users, &a.groups))
-                        .text(a.sources.join(", "))
-                        .text(a.windows.join(", "))
-                })
-                .collect(),
-            Data::Seen(_, found) => found
-                .hits
-                .iter()
-                .map(|h| {
-                    Row::new(moment_key(&h.session, h.at))
-                        .num(
-                            h.at.strftime("%Y-%m-%d %H:%M:%S").to_string(),
-                            h.at.as_millisecond(),
-                        )
-                        .text(&h.user)
-                        .text(&h.asset)
-                        .text(&h.line)
-                })
-                .collect(),
-            Data::Reach(_, list) => list
-                .iter()
-                .enumerate()
-                .map(|(n, r)| {
-                    let by = match &r.group {
-                        Some(group) => format!("{} (group {group})", r.permission),
-                        None => r.permission.clone(),
-                    };
-                    Row::new(format!("{}#{n}", r.user))
-                        .text(&r.user)
-                        .text(&r.asset)
-                        .text(r.accounts.join(","))
-                        .text(join(&r.protocols))
-                        .text(r.actions.to_string())
-                        .text(by)
-                })
-                .collect(),
+            Data::Live(list) => list.iter().map(live_row).collect(),
+            Data::Sessions(list) => list.iter().map(|s| session_row(s, now)).collect(),
+            Data::Commands(list) => list.iter().map(command_row).collect(),
+            Data::Transfers(list) => list.iter().enumerate().map(transfer_row).collect(),
+            Data::Logins(list) => list.iter().enumerate().map(login_row).collect(),
+            Data::Operations(list) => list.iter().enumerate().map(operation_row).collect(),
+            Data::Users(list) => list.iter().map(|u| user_row(u, now)).collect(),
+            Data::Groups(list) => list.iter().map(group_row).collect(),
+            Data::Nodes(list) => list.iter().map(node_row).collect(),
+            Data::Assets(list) => list.iter().map(asset_row).collect(),
+            Data::Accounts(list) => list.iter().map(account_row).collect(),
+            Data::Permissions(list) => list.iter().map(permission_row).collect(),
+            Data::Filters(list) => list.iter().map(filter_row).collect(),
+            Data::Acls(list) => list.iter().map(acl_row).collect(),
+            Data::Seen(_, found) => found.hits.iter().map(seen_row).collect(),
+            Data::Reach(_, list) => list.iter().enumerate().map(reach_row).collect(),
         }
     }
+}
+
+fn live_row(s: &LiveInfo) -> Row {
+    let i = &s.session;
+    let watch = match (s.joined.is_empty(), s.watchers) {
+        (false, _) => format!("joined: {}", s.joined.join(",")),
+        (true, 0) => String::new(),
+        (true, n) => format!("{n} watching"),
+    };
+    let row = Row::new(&i.id)
+        .text(&i.user)
+        .text(&i.asset)
+        .text(&i.account)
+        .text(&i.protocol)
+        .text(&i.source)
+        .num(duration(s.duration_secs), s.duration_secs as i64)
+        .num(bytes(s.bytes_in), s.bytes_in as i64)
+        .num(bytes(s.bytes_out), s.bytes_out as i64)
+        .text(if s.killed.is_some() {
+            "ending".to_string()
+        } else {
+            watch
+        });
+    if s.killed.is_some() {
+        row.styled(Role::Danger)
+    } else {
+        row.styled(Role::Live)
+    }
+}
+
+fn session_row(s: &SessionRow, now: Timestamp) -> Row {
+    let secs = s
+        .ended_at
+        .unwrap_or(now)
+        .duration_since(s.started_at)
+        .as_secs()
+        .max(0);
+    let row = Row::new(&s.id)
+        .num(stamp(s.started_at), s.started_at.as_second())
+        .text(&s.user)
+        .text(&s.asset)
+        .text(&s.account)
+        .text(&s.kind)
+        .num(duration(secs as u64), secs)
+        .text(&s.status)
+        .text(&s.reason);
+    match s.status.as_str() {
+        "live" => row.styled(Role::Live),
+        "interrupted" | "killed" | "failed" => row.styled(Role::Warning),
+        _ => row,
+    }
+}
+
+fn command_row(c: &CommandRow) -> Row {
+    let row = Row::new(moment_key(&c.session, c.at))
+        .num(stamp(c.at), c.at.as_second())
+        .text(&c.user)
+        .text(&c.asset)
+        .text(&c.action)
+        .text(&c.command);
+    match c.action.as_str() {
+        "deny" => row.styled(Role::Danger),
+        "warn" | "review" => row.styled(Role::Warning),
+        _ => row,
+    }
+}
+
+fn transfer_row((n, t): (usize, &TransferRow)) -> Row {
+    let row = Row::new(format!("{}#{n}", t.session))
+        .num(stamp(t.at), t.at.as_second())
+        .text(&t.user)
+        .text(&t.asset)
+        .text(&t.operation)
+        .num(bytes(t.size.max(0) as u64), t.size)
+        .text(&t.result)
+        .text(&t.path);
+    match t.result.as_str() {
+        "denied" | "failed" => row.styled(Role::Danger),
+        _ => row,
+    }
+}
+
+fn login_row((n, l): (usize, &LoginRow)) -> Row {
+    let row = Row::new(format!("{}#{n}", l.user))
+        .num(stamp(l.at), l.at.as_second())
+        .text(&l.user)
+        .text(&l.source)
+        .text(&l.method)
+        .text(&l.result)
+        .text(&l.reason);
+    if l.result == "ok" {
+        row
+    } else {
+        row.styled(Role::Warning)
+    }
+}
+
+fn operation_row((n, o): (usize, &OperationRow)) -> Row {
+    Row::new(format!("op#{n}"))
+        .num(stamp(o.at), o.at.as_second())
+        .text(&o.actor)
+        .text(&o.via)
+        .text(&o.verb)
+        .text(&o.object)
+        .text(o.changes.join("; "))
+}
+
+fn user_row(u: &User, now: Timestamp) -> Row {
+    let state = if !u.active {
+        "disabled"
+    } else if u.locked_until.is_some_and(|t| t > now) {
+        "locked"
+    } else if u.expires_at.is_some_and(|t| t <= now) {
+        "expired"
+    } else {
+        "active"
+    };
+    let row = Row::new(&u.name)
+        .text(&u.name)
+        .text(u.role.to_string())
+        .text(state)
+        .text(if u.has_totp { "on" } else { "" })
+        .text(u.email.clone().unwrap_or_default())
+        .num(
+            u.last_login_at.map(stamp).unwrap_or_default(),
+            u.last_login_at.map_or(0, |t| t.as_second()),
+        );
+    if state == "active" {
+        row
+    } else {
+        row.styled(Role::Muted)
+    }
+}
+
+fn group_row(g: &Group) -> Row {
+    Row::new(&g.name)
+        .text(&g.name)
+        .num(g.members.len().to_string(), g.members.len() as i64)
+        .text(g.members.join(", "))
+}
+
+fn node_row(n: &NodeView) -> Row {
+    Row::new(&n.path)
+        .text(&n.path)
+        .num(n.assets.to_string(), n.assets)
+}
+
+fn asset_row(a: &Asset) -> Row {
+    let row = Row::new(&a.name)
+        .text(&a.name)
+        .text(&a.address)
+        .text(&a.platform)
+        .text(if a.active { "active" } else { "inactive" })
+        .text(join(&a.protocols))
+        .text(a.nodes.join(", "));
+    if a.active {
+        row
+    } else {
+        row.styled(Role::Muted)
+    }
+}
+
+fn account_row(a: &Account) -> Row {
+    Row::new(format!("{}/{}", a.asset, a.username))
+        .text(&a.asset)
+        .text(&a.username)
+        .text(format!("{:?}", a.secret_kind).to_lowercase())
+        .text(if a.privileged { "yes" } else { "" })
+        .text(if a.active { "active" } else { "inactive" })
+}
+
+fn permission_row(p: &Permission) -> Row {
+    let valid = match (p.valid_from, p.valid_until) {
+        (None, None) => "always".to_string(),
+        (from, until) => format!(
+            "{} → {}",
+            from.map(stamp).unwrap_or_default(),
+            until.map(stamp).unwrap_or_default()
+        ),
+    };
+    let row = Row::new(&p.name)
+        .text(&p.name)
+        .text(who(&p.users, &p.groups))
+        .text(where_(&p.assets, &p.nodes))
+        .text(p.accounts.to_string())
+        .text(p.actions.to_string())
+        .text(valid);
+    if p.active {
+        row
+    } else {
+        row.styled(Role::Muted)
+    }
+}
+
+fn filter_row(f: &CommandFilter) -> Row {
+    let mut scope = vec![who(&f.users, &f.groups), where_(&f.assets, &f.nodes)];
+    scope.retain(|s| !s.is_empty());
+    let row = Row::new(&f.name)
+        .text(&f.name)
+        .num(f.priority.to_string(), i64::from(f.priority))
+        .text(f.action.to_string())
+        .text(&f.pattern)
+        .text(if scope.is_empty() {
+            "everyone".to_string()
+        } else {
+            scope.join("; ")
+        });
+    match f.action {
+        crate::model::FilterAction::Deny => row.styled(Role::Danger),
+        crate::model::FilterAction::Review => row.styled(Role::Warning),
+        _ => row,
+    }
+}
+
+fn acl_row(a: &LoginAcl) -> Row {
+    Row::new(&a.name)
+        .text(&a.name)
+        .num(a.priority.to_string(), i64::from(a.priority))
+        .text(a.action.as_str())
+        .text(who(&a.users, &a.groups))
+        .text(a.sources.join(", "))
+        .text(a.windows.join(", "))
+}
+
+fn seen_row(h: &ScreenHit) -> Row {
+    Row::new(moment_key(&h.session, h.at))
+        .num(
+            h.at.strftime("%Y-%m-%d %H:%M:%S").to_string(),
+            h.at.as_millisecond(),
+        )
+        .text(&h.user)
+        .text(&h.asset)
+        .text(&h.line)
+}
+
+fn reach_row((n, r): (usize, &Reach)) -> Row {
+    let by = match &r.group {
+        Some(group) => format!("{} (group {group})", r.permission),
+        None => r.permission.clone(),
+    };
+    Row::new(format!("{}#{n}", r.user))
+        .text(&r.user)
+        .text(&r.asset)
+        .text(r.accounts.join(","))
+        .text(join(&r.protocols))
+        .text(r.actions.to_string())
+        .text(by)
 }
 
 /// The key of a row that replays a session at a moment: `SESSION@MILLIS`.
