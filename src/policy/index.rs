@@ -5,9 +5,10 @@
 
 use jiff::Timestamp;
 
-use super::data::{AccountEntry, AssetEntry, PermissionEntry, PolicyData};
+use super::data::{AccountEntry, AssetEntry, PermissionEntry, PolicyData, UserEntry};
 use super::hash::{Map, Set};
-use super::{PolicyError, Snapshot, filter};
+use super::lookup::Lookup;
+use super::{PolicyError, Snapshot, rule};
 use crate::model::{AccountSpec, Actions, Id, Protocol, ProtocolSpec, parent_node_path};
 
 /// An asset as shown to people and admins. Shared between the snapshot and
@@ -174,25 +175,6 @@ impl PermRec {
     }
 }
 
-/// Id and name lookups shared by the steps of [`build`] and by the filter
-/// builder.
-pub(super) struct Lookup {
-    pub(super) users: Map<String, u32>,
-    pub(super) groups: Map<String, u32>,
-    pub(super) nodes: Map<String, u32>,
-    pub(super) assets: Map<String, u32>,
-}
-
-impl Lookup {
-    /// Resolves ids to sorted, deduplicated positions; unknown ids are dropped.
-    pub(super) fn resolve(map: &Map<String, u32>, ids: &[Id]) -> Vec<u32> {
-        let mut out: Vec<u32> = ids.iter().filter_map(|id| map.get(id).copied()).collect();
-        out.sort_unstable();
-        out.dedup();
-        out
-    }
-}
-
 pub(super) fn build(data: PolicyData) -> Result<Snapshot, PolicyError> {
     let PolicyData {
         users,
@@ -265,35 +247,7 @@ pub(super) fn build(data: PolicyData) -> Result<Snapshot, PolicyError> {
         infos.push(info);
     }
 
-    // Active assets per node, in node order, cut by `node_asset_start`.
-    let placed: usize = asset_recs
-        .iter()
-        .filter(|a| a.active)
-        .map(|a| a.nodes.len())
-        .sum();
-    if placed >= u32::MAX as usize {
-        return Err(PolicyError::TooLarge {
-            kind: "asset placements in nodes",
-        });
-    }
-    let mut per_node = vec![0u32; node_recs.len() + 1];
-    for a in asset_recs.iter().filter(|a| a.active) {
-        for &n in &a.nodes {
-            per_node[n as usize + 1] += 1;
-        }
-    }
-    for i in 1..per_node.len() {
-        per_node[i] += per_node[i - 1];
-    }
-    let node_asset_start = per_node.clone();
-    let mut node_assets = vec![0u32; placed];
-    for (i, a) in asset_recs.iter().enumerate().filter(|(_, a)| a.active) {
-        for &n in &a.nodes {
-            let slot = &mut per_node[n as usize];
-            node_assets[*slot as usize] = i as u32;
-            *slot += 1;
-        }
-    }
+    let (node_asset_start, node_assets) = place_assets(&asset_recs, node_recs.len())?;
 
     let lookup = Lookup {
         users: user_by_id,
@@ -318,6 +272,73 @@ pub(super) fn build(data: PolicyData) -> Result<Snapshot, PolicyError> {
         })
         .collect();
 
+    let user_recs = build_users(users, &group_recs, &perm_recs, &usernames);
+
+    let filter_recs = rule::build(filters, &lookup)?;
+
+    Ok(Snapshot {
+        users: user_recs,
+        groups: group_recs,
+        nodes: node_recs,
+        assets: asset_recs,
+        infos: infos.into(),
+        perms: perm_recs,
+        filters: filter_recs,
+        account_syms,
+        node_asset_start,
+        node_assets,
+        user_by_id: lookup.users,
+        user_by_name,
+        asset_by_id: lookup.assets,
+        asset_by_name,
+    })
+}
+
+/// The active assets filed directly under each node, in node order: the
+/// snapshot's `node_asset_start` and `node_assets`.
+fn place_assets(
+    asset_recs: &[AssetRec],
+    nodes: usize,
+) -> Result<(Vec<u32>, Vec<u32>), PolicyError> {
+    let placed: usize = asset_recs
+        .iter()
+        .filter(|a| a.active)
+        .map(|a| a.nodes.len())
+        .sum();
+    if placed >= u32::MAX as usize {
+        return Err(PolicyError::TooLarge {
+            kind: "asset placements in nodes",
+        });
+    }
+    let mut per_node = vec![0u32; nodes + 1];
+    for a in asset_recs.iter().filter(|a| a.active) {
+        for &n in &a.nodes {
+            per_node[n as usize + 1] += 1;
+        }
+    }
+    for i in 1..per_node.len() {
+        per_node[i] += per_node[i - 1];
+    }
+    let node_asset_start = per_node.clone();
+    let mut node_assets = vec![0u32; placed];
+    for (i, a) in asset_recs.iter().enumerate().filter(|(_, a)| a.active) {
+        for &n in &a.nodes {
+            let slot = &mut per_node[n as usize];
+            node_assets[*slot as usize] = i as u32;
+            *slot += 1;
+        }
+    }
+    Ok((node_asset_start, node_assets))
+}
+
+/// The user records, with their groups and the permissions naming them or
+/// one of their groups.
+fn build_users(
+    users: Vec<UserEntry>,
+    group_recs: &[GroupRec],
+    perm_recs: &[PermRec],
+    usernames: &Interner,
+) -> Vec<UserRec> {
     let mut user_recs: Vec<UserRec> = users
         .into_iter()
         .map(|u| UserRec {
@@ -349,25 +370,7 @@ pub(super) fn build(data: PolicyData) -> Result<Snapshot, PolicyError> {
         u.perms.sort_unstable();
         u.perms.dedup();
     }
-
-    let filter_recs = filter::build(filters, &lookup)?;
-
-    Ok(Snapshot {
-        users: user_recs,
-        groups: group_recs,
-        nodes: node_recs,
-        assets: asset_recs,
-        infos: infos.into(),
-        perms: perm_recs,
-        filters: filter_recs,
-        account_syms,
-        node_asset_start,
-        node_assets,
-        user_by_id: lookup.users,
-        user_by_name,
-        asset_by_id: lookup.assets,
-        asset_by_name,
-    })
+    user_recs
 }
 
 fn unique<'a>(keys: impl Iterator<Item = &'a str>, kind: &'static str) -> Result<(), PolicyError> {

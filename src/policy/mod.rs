@@ -29,7 +29,9 @@ mod filter;
 mod grant;
 mod hash;
 mod index;
+mod lookup;
 mod reach;
+mod rule;
 mod tunnel;
 
 use std::sync::Arc;
@@ -37,16 +39,17 @@ use std::sync::Arc;
 use jiff::Timestamp;
 use serde::Serialize;
 
-pub use filter::{FilterVerdict, check_pattern};
+pub use filter::FilterVerdict;
 pub use grant::{Grant, GrantAccount, VisibleAsset};
 pub use index::{AccountInfo, AssetInfo};
 pub use reach::Reach;
+pub use rule::check_pattern;
 pub use tunnel::TunnelGrant;
 
 use data::PolicyData;
-use filter::FilterRec;
 use hash::Map;
 use index::{AssetRec, GroupRec, NodeRec, PermRec, UserRec};
+use rule::FilterRec;
 
 /// Why a snapshot could not be built. The store's constraints normally make
 /// these impossible; when one happens the server keeps its previous snapshot.

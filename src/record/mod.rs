@@ -73,6 +73,7 @@
 mod command;
 mod export;
 mod handle;
+mod header;
 mod model;
 mod player;
 mod reader;
@@ -87,10 +88,11 @@ use std::sync::Arc;
 pub use command::{CommandTracker, CompletedCommand, Input, LateCommand, OUTPUT_CAPTURE_LIMIT};
 pub use export::{ExportReport, ReplayOptions, ReplayReport, export, replay, replay_with};
 pub use handle::{Elapsed, RecordOptions, RecorderHandle};
+pub use header::{Env, Header, RampartHeader, SessionKind};
 pub use player::{Budget, CheckpointStats, Marker, Player, PlayerOptions, Stamp, Timeline};
-pub use reader::{Env, Event, EventKind, Header, RampartHeader, Reader, Truncation, read};
+pub use reader::{Event, EventKind, Reader, Truncation, read};
 pub(crate) use strip::{Stripper, leading};
-pub use writer::{Finished, RecordingMeta, SessionKind, SidecarInfo, file_sha256};
+pub use writer::{Finished, RecordingMeta, SidecarInfo, file_sha256};
 
 /// File name suffix of the cast.
 pub const CAST_SUFFIX: &str = ".cast";

@@ -5,48 +5,8 @@ use std::fs::File;
 use std::io::{self, BufRead, BufReader};
 use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Serialize};
-
 use super::RecordError;
-use super::writer::SessionKind;
-
-/// The cast header (line 1).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Header {
-    pub version: u32,
-    pub width: u16,
-    pub height: u16,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub timestamp: Option<i64>,
-    #[serde(default)]
-    pub env: Env,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub title: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub rampart: Option<RampartHeader>,
-}
-
-/// The header's `env` object: the variables asciinema shows.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Env {
-    #[serde(rename = "TERM", default, skip_serializing_if = "Option::is_none")]
-    pub term: Option<String>,
-    #[serde(rename = "SHELL", default, skip_serializing_if = "Option::is_none")]
-    pub shell: Option<String>,
-}
-
-/// The header's `rampart` object: which session this is.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RampartHeader {
-    pub session: String,
-    pub user: String,
-    pub asset: String,
-    pub account: String,
-    pub protocol: String,
-    pub kind: SessionKind,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub command: Option<String>,
-}
+use super::header::Header;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EventKind {

@@ -12,8 +12,9 @@
 //! only when the kind changes. `zcat` and `MultiGzDecoder` read the
 //! concatenation as one stream.
 
-use std::fs::File;
+use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use flate2::write::GzEncoder;
@@ -168,6 +169,16 @@ impl Member {
     }
 }
 
+/// Creates a recording file (the cast or the sidecar) for writing.
+pub(crate) fn create_file(path: &Path) -> io::Result<File> {
+    // create_new: a recording is never appended to or overwritten.
+    OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+}
+
 pub(crate) struct Sidecar {
     /// `None` only after a failed member switch; the writer stops then.
     member: Option<Member>,
@@ -183,7 +194,7 @@ fn closed() -> io::Error {
 
 impl Sidecar {
     pub(crate) fn create(path: &Path) -> io::Result<Self> {
-        let file = super::writer::create_file(path)?;
+        let file = create_file(path)?;
         Ok(Sidecar {
             member: Some(Member::start(HashingFile::new(file), false)?),
             stored: false,

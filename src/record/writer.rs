@@ -2,18 +2,17 @@
 //! the raw sidecar, their digests. It runs on the recorder's own thread and
 //! is the only code here that writes recording files.
 
-use std::fs::{DirBuilder, File, OpenOptions};
+use std::fs::{DirBuilder, File};
 use std::io::{self, Read, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use jiff::Timestamp;
-use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::reader::{Env, Header, RampartHeader};
-use super::sidecar::{HashingFile, Sidecar};
+use super::header::{Env, Header, RampartHeader, SessionKind};
+use super::sidecar::{HashingFile, Sidecar, create_file};
 use super::strip::Stripper;
 use super::{CAST_SUFFIX, RecordError, SIDECAR_SUFFIX};
 
@@ -23,14 +22,6 @@ const CAST_BUFFER: usize = 64 * 1024;
 const WRITEBACK_EVERY: u64 = 8 << 20;
 /// How much escape-free text [`Finished::first_output`] keeps.
 const FIRST_OUTPUT_LIMIT: usize = 4096;
-
-/// Whether the session was an interactive shell or an exec'd command.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum SessionKind {
-    Shell,
-    Exec,
-}
 
 /// What the header of a recording says about its session.
 #[derive(Debug, Clone)]
@@ -318,15 +309,6 @@ pub(crate) fn relative_dir(started_at: Timestamp) -> PathBuf {
         date.month(),
         date.day()
     ))
-}
-
-pub(crate) fn create_file(path: &Path) -> io::Result<File> {
-    // create_new: a recording is never appended to or overwritten.
-    OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
 }
 
 impl CastWriter {

@@ -49,7 +49,8 @@ use lines::{Clock, Code, Escape, LineEnd, Lines, MAX_LINE, clamp_size, parse, pa
 pub use lines::{Stamp, Timeline};
 
 use super::RecordError;
-use super::reader::{Header, Truncation};
+use super::header::Header;
+use super::reader::Truncation;
 
 /// How a [`Player`] plays and how much memory it may use.
 #[derive(Debug, Clone, Copy, PartialEq)]

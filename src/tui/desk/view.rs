@@ -1,16 +1,16 @@
 //! Drawing the desk: the header with the views, the tab bar, the lists or
-//! the dashboard, the key hints, and the dialogs.
+//! the dashboard, the key hints and the keys `?` lists; each box over them
+//! is drawn by `dialog.rs`.
 
 use ratatui::Frame;
 use ratatui::layout::{Alignment, Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
+use ratatui::widgets::{Block, Paragraph};
 
 use super::super::theme::Theme;
-use super::super::{centered, help_box, hint_line, severity_style};
-use super::{Desk, Dialog, Tab, View, dashboard};
+use super::super::{hint_line, severity_style};
+use super::{Desk, Tab, View, dashboard};
 use crate::model::Role;
-use crate::store::audit_log::OperationRow;
 
 /// Keys listed by `?` on every tab of the console and audit views.
 const HELP: &[(&str, &str)] = &[
@@ -184,7 +184,7 @@ impl Desk {
         }
         frame.render_widget(Paragraph::new(Line::from(spans)), bar);
         if tab == Tab::Dashboard {
-            dashboard::render(self.dashboard.as_deref(), frame, body, theme);
+            dashboard::render(self.audit.dashboard.as_deref(), frame, body, theme);
         } else if let Some(table) = self.table(tab) {
             table.render(frame, body, theme, self.dialog.is_none());
         }
@@ -223,215 +223,12 @@ impl Desk {
         );
     }
 
-    fn render_dialog(&self, frame: &mut Frame, area: Rect, theme: &Theme) {
-        let Some(dialog) = &self.dialog else {
-            return;
-        };
-        let boxed = |title: String, style| {
-            Block::default()
-                .borders(Borders::ALL)
-                .border_style(style)
-                .title(Span::styled(title, style))
-        };
-        match dialog {
-            Dialog::Help => {
-                let mut keys = HELP.to_vec();
-                if let Some(tab) = self.showing() {
-                    keys.extend_from_slice(tab_help(tab));
-                }
-                help_box(frame, area, theme, &keys);
-            }
-            Dialog::Confirm { text, .. } => {
-                let rect = centered(area, 60, 6);
-                frame.render_widget(Clear, rect);
-                frame.render_widget(
-                    Paragraph::new(vec![
-                        Line::from(Span::styled(text.clone(), theme.text())),
-                        Line::default(),
-                        hint_line(theme, &[("y", "yes"), ("n Esc", "no")]),
-                    ])
-                    .wrap(Wrap { trim: true })
-                    .block(boxed(" Confirm ".into(), theme.warning())),
-                    rect,
-                );
-            }
-            Dialog::Reason { title, field, .. } => {
-                let rect = centered(area, 64, 6);
-                frame.render_widget(Clear, rect);
-                let block = boxed(title.clone(), theme.danger());
-                let inner = block.inner(rect);
-                frame.render_widget(block, rect);
-                if inner.height >= 4 {
-                    frame.render_widget(
-                        Paragraph::new(Span::styled(" Reason shown to the person:", theme.muted())),
-                        Rect::new(inner.x, inner.y, inner.width, 1),
-                    );
-                    field.render(
-                        frame,
-                        Rect::new(inner.x + 1, inner.y + 1, inner.width.saturating_sub(2), 1),
-                        theme.input(),
-                        Some((crate::live::DEFAULT_KILL_REASON, theme.placeholder())),
-                        true,
-                    );
-                    frame.render_widget(
-                        Paragraph::new(hint_line(theme, &[("Enter", "end it"), ("Esc", "cancel")])),
-                        Rect::new(inner.x, inner.y + 3, inner.width, 1),
-                    );
-                }
-            }
-            Dialog::Secret { title, secret } => {
-                let rect = centered(area, 64, 7);
-                frame.render_widget(Clear, rect);
-                frame.render_widget(
-                    Paragraph::new(vec![
-                        Line::from(Span::styled(
-                            " Hand this over now; it is not shown again:",
-                            theme.text(),
-                        )),
-                        Line::default(),
-                        Line::from(Span::styled(format!(" {}", secret.expose()), theme.title())),
-                        Line::default(),
-                        hint_line(theme, &[("any key", "close")]),
-                    ])
-                    .block(boxed(format!(" {title} "), theme.border_focused())),
-                    rect,
-                );
-            }
-            Dialog::Edit(form) => form.render(frame, area, theme),
-            Dialog::History(form) => form.render(frame, area, theme, None),
-            Dialog::Keys(keys) => keys.render(frame, area, theme),
-            Dialog::Test(report) => {
-                let height = (report.lines.len() as u16 + 4).min(area.height);
-                let rect = centered(area, area.width.saturating_sub(4).min(100), height);
-                frame.render_widget(Clear, rect);
-                let style = if report.ok {
-                    theme.success()
-                } else {
-                    theme.danger()
-                };
-                let mut text: Vec<Line> = report
-                    .lines
-                    .iter()
-                    .map(|l| Line::from(Span::styled(format!(" {l}"), theme.text())))
-                    .collect();
-                text.push(Line::default());
-                let hints: &[(&str, &str)] = if report.untrusted_key.is_some() {
-                    &[("t", "trust the presented key"), ("any key", "close")]
-                } else {
-                    &[("any key", "close")]
-                };
-                text.push(hint_line(theme, hints));
-                let title = if report.ok {
-                    format!(" {}: connection works ", report.asset)
-                } else {
-                    format!(" {}: connection failed ", report.asset)
-                };
-                frame.render_widget(
-                    Paragraph::new(text)
-                        .wrap(Wrap { trim: false })
-                        .block(boxed(title, style)),
-                    rect,
-                );
-            }
-            Dialog::Text { title, lines } => {
-                let height = (lines.len() as u16 + 3).min(area.height);
-                let rect = centered(area, area.width.saturating_sub(4).min(100), height);
-                frame.render_widget(Clear, rect);
-                let mut text: Vec<Line> = lines
-                    .iter()
-                    .map(|l| Line::from(Span::styled(format!(" {l}"), theme.text())))
-                    .collect();
-                text.push(hint_line(theme, &[("any key", "close")]));
-                frame.render_widget(
-                    Paragraph::new(text)
-                        .wrap(Wrap { trim: false })
-                        .block(boxed(title.clone(), theme.border_focused())),
-                    rect,
-                );
-            }
-            Dialog::Prompt(ask, field) => {
-                let rect = centered(area, 64, 5);
-                frame.render_widget(Clear, rect);
-                let block = boxed(ask.title(), theme.border_focused());
-                let inner = block.inner(rect);
-                frame.render_widget(block, rect);
-                if inner.height >= 3 {
-                    field.render(
-                        frame,
-                        Rect::new(inner.x + 1, inner.y, inner.width.saturating_sub(2), 1),
-                        theme.input(),
-                        Some((ask.placeholder(), theme.placeholder())),
-                        true,
-                    );
-                    frame.render_widget(
-                        Paragraph::new(hint_line(theme, &[("Enter", "ok"), ("Esc", "cancel")])),
-                        Rect::new(inner.x, inner.y + 2, inner.width, 1),
-                    );
-                }
-            }
-            Dialog::Approval(r) => {
-                let rect = centered(area, 72, 10);
-                frame.render_widget(Clear, rect);
-                let field = |name: &str, value: String| {
-                    Line::from(vec![
-                        Span::styled(format!(" {name:<9}"), theme.muted()),
-                        Span::styled(value, theme.text()),
-                    ])
-                };
-                // Four eyes: the one who asked cannot answer (`ops` refuses).
-                let (title, hint) = if r.user == self.user {
-                    (
-                        " Your own request: another administrator must answer it ",
-                        hint_line(theme, &[("Esc", "close")]),
-                    )
-                } else {
-                    (
-                        " Waiting for your approval ",
-                        hint_line(
-                            theme,
-                            &[("a", "approve"), ("d", "deny"), ("Esc", "later (F5)")],
-                        ),
-                    )
-                };
-                frame.render_widget(
-                    Paragraph::new(vec![
-                        field("who", format!("{} on {} as {}", r.user, r.asset, r.account)),
-                        field("rule", r.rule.clone()),
-                        field("asked", r.asked_at.strftime("%H:%M:%S UTC").to_string()),
-                        Line::default(),
-                        Line::from(Span::styled(format!(" {}", r.command), theme.title())),
-                        Line::default(),
-                        hint,
-                    ])
-                    .wrap(Wrap { trim: false })
-                    .block(boxed(title.into(), theme.warning())),
-                    rect,
-                );
-            }
+    /// The keys `?` lists: every tab's, then the tab's own.
+    pub(super) fn help_keys(&self) -> Vec<(&'static str, &'static str)> {
+        let mut keys = HELP.to_vec();
+        if let Some(tab) = self.showing() {
+            keys.extend_from_slice(tab_help(tab));
         }
+        keys
     }
-}
-
-/// An operation as an auditor reads it: when, who, through what, then each
-/// changed field, then the whole before and after.
-pub(super) fn operation_lines(op: &OperationRow) -> Vec<String> {
-    let mut lines = vec![format!(
-        "{} by {} ({}, {})",
-        op.at.strftime("%Y-%m-%d %H:%M:%S UTC"),
-        op.actor,
-        op.role,
-        op.via
-    )];
-    if !op.changes.is_empty() {
-        lines.push(String::new());
-        lines.push("changed:".to_string());
-        lines.extend(op.changes.iter().map(|c| format!("  {c}")));
-    }
-    for (label, value) in [("before", &op.before), ("after", &op.after)] {
-        if let Some(value) = value {
-            lines.push(String::new());
-            lines.push(format!("{label}: {value}"));
-        }
-    }
-    lines
 }
