@@ -117,6 +117,21 @@ async fn openssh_client_through_the_bastion_to_openssh_sshd() {
     assert!(out.contains("interop-42"), "out: {out} err: {err}");
     assert_eq!(code, Some(4));
 
+    // `ssh -tt` from a script claims no terminal size (0 x 0): the target
+    // sees none, as with direct ssh, and the bastion models and records
+    // the 80 x 24 programs then assume (not one column, which wraps every
+    // character).
+    let (out, err, code) = ssh(
+        &ssh_bin,
+        &admin_key,
+        port,
+        "admin",
+        &["-tt", "real", "stty size"],
+        b"",
+    )
+    .await;
+    assert_eq!((out.as_str(), code), ("0 0\r\n", Some(0)), "stderr: {err}");
+
     // The demo target too, and the usage text without a pty.
     let (out, _, code) = ssh(
         &ssh_bin,
@@ -129,12 +144,25 @@ async fn openssh_client_through_the_bastion_to_openssh_sshd() {
     .await;
     assert_eq!((out.as_str(), code), ("hi\n", Some(0)));
 
+    let dir = b.services.config.recording_dir();
     b.shutdown().await;
     let sessions = ops
         .session_list(&admin, &Query::default(), false)
         .await
         .unwrap();
     assert!(sessions.len() >= 5, "{sessions:?}");
+    let header = sessions
+        .iter()
+        .filter_map(|s| {
+            let cast = std::fs::read_to_string(dir.join(s.recording.as_deref()?)).ok()?;
+            let header = cast.lines().next()?.to_string();
+            header
+                .contains(r#""command":"stty size""#)
+                .then_some(header)
+        })
+        .next()
+        .expect("the stty session's recording");
+    assert!(header.contains(r#""width":80,"height":24"#), "{header}");
     assert!(
         sessions.iter().all(|s| s.status == "closed"),
         "{sessions:?}"

@@ -85,7 +85,7 @@ use std::collections::VecDeque;
 use std::num::NonZeroU16;
 use std::time::Duration;
 
-use super::model::ScreenModel;
+use super::model::{MAX_ROWS, ScreenModel};
 use super::strip::Stripper;
 
 /// How much of a command's output is kept, in bytes of plain text.
@@ -93,7 +93,6 @@ pub const OUTPUT_CAPTURE_LIMIT: usize = 4096;
 /// The model's size is capped: a window-change to 65535×65535 must not
 /// allocate four billion cells. Real terminals stay well inside.
 const MAX_COLS: u16 = 500;
-pub(super) const MAX_ROWS: u16 = 200;
 /// Output kept for the screen model at most (see the module docs).
 const DEFER_LIMIT: usize = 32 * 1024;
 /// Longest line the keystroke model follows.

@@ -99,11 +99,13 @@ struct Sgr {
     resets: bool,
 }
 
+/// Rows the model holds at most (the tracker caps a window's height here).
+pub(super) const MAX_ROWS: u16 = 200;
 /// Runs shorter than this are fed as they are: skipping has a fixed cost.
 const MIN_SKIP: usize = 1024;
 /// Theoretical scrollback the model is topped up to at skips: four times
 /// the largest height increase.
-const SCROLLBACK_CAP: u64 = 4 * super::command::MAX_ROWS as u64;
+const SCROLLBACK_CAP: u64 = 4 * MAX_ROWS as u64;
 /// Scrolls added at one skip, at most, in screens: each costs a row reset,
 /// and output must not buy more work than parsing it would cost (`ESC c`
 /// followed by text, over and over).
@@ -1087,7 +1089,8 @@ mod tests {
         for n in 1..=1_000_000u32 {
             seq.extend_from_slice(format!("{n}\r\n").as_bytes());
         }
-        for piece in seq.chunks(32 * 1024) {
+        // In the pieces a pty hands over: about 4 KiB.
+        for piece in seq.chunks(4000) {
             t.output(piece);
         }
         t.output(b"\x1b[1muser@web1\x1b[0m:~$ ");
@@ -1117,6 +1120,29 @@ mod tests {
             seq.len() as u64 - skipped,
             seq.len()
         );
+    }
+
+    /// `ssh -tt bastion web1 'seq 1 1000000'`: a pty, no prompt, no keys;
+    /// the screen model parses next to nothing of what streams through.
+    #[test]
+    fn an_exec_with_a_pty_streams_past_the_model() {
+        let mut t = CommandTracker::new(80, 24);
+        let mut seq = Vec::new();
+        for n in 1..=1_000_000 {
+            seq.extend_from_slice(format!("{n}\r\n").as_bytes());
+        }
+        for piece in seq.chunks(4000) {
+            t.output(piece);
+        }
+        let skipped = t.skipped_output();
+        assert!(
+            skipped as usize > seq.len() * 95 / 100,
+            "parsed {} of {} bytes",
+            seq.len() as u64 - skipped,
+            seq.len()
+        );
+        let screen = t.screen_formatted();
+        assert!(screen.windows(7).any(|w| w == b"1000000"), "the last line");
     }
 
     fn key_steps(t: &mut CommandTracker, keys: &[u8], echo: bool) -> Vec<Input> {

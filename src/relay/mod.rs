@@ -35,9 +35,25 @@ use crate::services::Services;
 pub const MAX_COLS: u32 = 512;
 pub const MAX_ROWS: u32 = 256;
 
-/// A claimed terminal size, clamped to what the bastion models.
+/// The size a client that claims none gets: `ssh -tt` with no terminal
+/// of its own (a script, ansible) sends 0 × 0, and programs on the target
+/// then assume 80 × 24. A model of one column would wrap every character.
+pub const DEFAULT_COLS: u32 = 80;
+pub const DEFAULT_ROWS: u32 = 24;
+
+/// A claimed terminal size, clamped to what the bastion models; 0 (no
+/// size) is the default. What the bastion's screen models and recordings
+/// use.
 pub fn terminal_size(cols: u32, rows: u32) -> (u32, u32) {
-    (cols.clamp(1, MAX_COLS), rows.clamp(1, MAX_ROWS))
+    let (cols, rows) = claimed_size(cols, rows);
+    let or = |v: u32, default: u32| if v == 0 { default } else { v };
+    (or(cols, DEFAULT_COLS), or(rows, DEFAULT_ROWS))
+}
+
+/// A claimed terminal size as the target gets it: clamped like
+/// [`terminal_size`], but "no size" (0) stays 0, as with direct ssh.
+pub fn claimed_size(cols: u32, rows: u32) -> (u32, u32) {
+    (cols.min(MAX_COLS), rows.min(MAX_ROWS))
 }
 
 /// The exit status the person's client gets when the bastion, not the
@@ -698,6 +714,7 @@ pub async fn pump(
                     pix_width,
                     pix_height,
                 } => {
+                    let claimed = claimed_size(col_width, row_height);
                     let (col_width, row_height) = terminal_size(col_width, row_height);
                     {
                         let mut s = lock(&shared);
@@ -709,7 +726,7 @@ pub async fn pump(
                     publish.resize(col_width as u16, row_height as u16);
                     let _ = recorder.resize(col_width as u16, row_height as u16).await;
                     let _ = target_write
-                        .window_change(col_width, row_height, pix_width, pix_height)
+                        .window_change(claimed.0, claimed.1, pix_width, pix_height)
                         .await;
                 }
                 ChannelMsg::Signal { signal } => {

@@ -82,7 +82,7 @@ pub async fn run(
                 Some(Answer::Taken),
             ) => {
                 // Absurd sizes are clamped rather than trusted.
-                let (cols, rows) = crate::relay::terminal_size(col_width, row_height);
+                let (cols, rows) = crate::relay::claimed_size(col_width, row_height);
                 setup.pty = Some(Pty {
                     term,
                     cols,
@@ -144,7 +144,7 @@ pub async fn run(
                 None,
             ) => {
                 if let Some(p) = setup.pty.as_mut() {
-                    (p.cols, p.rows) = crate::relay::terminal_size(col_width, row_height);
+                    (p.cols, p.rows) = crate::relay::claimed_size(col_width, row_height);
                 }
             }
             // Data before a session, signals, and kinds this russh version

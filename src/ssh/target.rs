@@ -25,6 +25,7 @@ use crate::vault::Secret;
 #[derive(Debug, Clone)]
 pub struct Pty {
     pub term: String,
+    /// As the client claimed it ([`relay::claimed_size`]): 0 for none.
     pub cols: u32,
     pub rows: u32,
     pub modes: Vec<(russh::Pty, u32)>,
@@ -367,7 +368,9 @@ pub async fn run_session(
 
     let username = grant.account().username().to_string();
     let session_id = new_id();
-    let (cols, rows) = pty.map(|p| (p.cols, p.rows)).unwrap_or((80, 24));
+    let (cols, rows) = pty
+        .map(|p| relay::terminal_size(p.cols, p.rows))
+        .unwrap_or((relay::DEFAULT_COLS, relay::DEFAULT_ROWS));
     let meta = RecordingMeta {
         session: session_id.clone(),
         started_at: now,
@@ -468,7 +471,10 @@ pub async fn run_session(
         // Every session with a terminal has its typed lines checked and
         // logged: an exec with a pty may be a shell (`ssh -t bastion web1
         // bash`), and legacy SCP never asks for one.
-        let tracker = pty.map(|p| CommandTracker::new(p.cols as u16, p.rows as u16));
+        let tracker = pty.map(|p| {
+            let (cols, rows) = relay::terminal_size(p.cols, p.rows);
+            CommandTracker::new(cols as u16, rows as u16)
+        });
         let shared2 = shared.clone();
         let policy_fn = move || shared2.policy();
         let scp = match &transfer {
