@@ -42,7 +42,9 @@
 #      and put of an SFTP_BYTES file (through rampart with the target in the
 #      login name, `sftp bench@ACCOUNT@target@bastion`);
 #   5. rampart's memory: RSS at start (after one warm-up session), peak
-#      (VmHWM) over the whole run, and RSS once every session has ended.
+#      (VmHWM) over the whole run, and RSS once every session has ended;
+#      beside them the anonymous and file-backed parts (code paged in as
+#      the run exercises more of the binary counts in RSS too).
 # It prints a table per part, then a summary with each target of issue 14
 # and PASS or FAIL next to the measured value.
 #
@@ -990,6 +992,8 @@ print_other() {
         "$MEM_END kB ${SETTLE_SECONDS}s after the last session ($(awk -v a="$MEM_COLD" -v b="$MEM_END" 'BEGIN {
             if (a ~ /^[0-9]+$/ && b ~ /^[0-9]+$/ && a > 0) printf "%+.1f%%", (b - a) * 100 / a; else print "n/a" }')" \
         "over just started); peak (VmHWM) $MEM_PEAK kB"
+    echo "  of which anonymous (RssAnon: heap, buffers, caches): $MEM_START_ANON kB at the start, $MEM_END_ANON kB after;" \
+        "file-backed (RssFile: the binary's code and libraries paged in as they run): $MEM_START_FILE kB, $MEM_END_FILE kB"
     echo "rampart CPU: ${R[rampart.cpu_sftp]:-n/a} s/GB over sftp; $(cpu_seconds "$RAMPART_PID") s over the whole run"
 }
 
@@ -1094,6 +1098,8 @@ main() {
     preflight
     sleep 1
     MEM_START=$(rss_kb "$RAMPART_PID" VmRSS)
+    MEM_START_ANON=$(rss_kb "$RAMPART_PID" RssAnon)
+    MEM_START_FILE=$(rss_kb "$RAMPART_PID" RssFile)
     prepare_streams
     measure_throughput
     if ! skipped echo; then
@@ -1120,6 +1126,8 @@ main() {
     wait_indexed || true
     sleep "$SETTLE_SECONDS"
     MEM_END=$(rss_kb "$RAMPART_PID" VmRSS)
+    MEM_END_ANON=$(rss_kb "$RAMPART_PID" RssAnon)
+    MEM_END_FILE=$(rss_kb "$RAMPART_PID" RssFile)
     MEM_PEAK=$(rss_kb "$RAMPART_PID" VmHWM)
     print_header
     print_streams

@@ -37,6 +37,7 @@
 //! | [`upstream`] | connectors to targets, each taking a `Grant`: SSH via the russh client, host keys pinned; plus the admin's connection test (`probe_ssh`: authenticate, disconnect, no channel) |
 //! | [`sftp`] | the SFTP v3 wire format and the virtual `/ASSET/ACCOUNT/` tree; the relay that checks each operation is `ssh::sftp` |
 //! | [`transfer`] | file transfers as the audit sees them: bytes and SHA-256 in file order, kept copies, legacy SCP, which exec'd commands move files |
+//! | [`session`] | the life of every session, whatever its protocol: open (recording, row, live entry), end (live entry gone, recording finished and digested, queued audit rows written, row closed with its chain entry); what a new protocol provides |
 //! | [`relay`] | the two-way pump with backpressure, command filters at Enter (a `review` holds the Enter for an admin), joined admins' keys through the same path, tee to recorder, tracker and live registry; never waits for the database |
 //! | [`record`] | asciicast writer/reader, the raw sidecar, export/replay, the streaming [`record::Player`] (seek checkpoints, markers, idle compression), command extraction from a vt100 model |
 //! | [`search`] | screen-text search ("who saw this text, and when"): a background indexer that reads recordings after the relay wrote them (bounded rate, low priority) and files blocks of them under their trigrams, and the search that reads the candidate blocks back; no copy of the text |
@@ -68,6 +69,7 @@ pub mod route;
 pub mod search;
 pub mod serve;
 pub mod services;
+pub mod session;
 pub mod sftp;
 pub mod ssh;
 pub mod store;

@@ -14,8 +14,9 @@ use super::{Conn, Shared};
 use crate::audit::{self, AuditEvent};
 use crate::model::{Action, FilterAction, new_id};
 use crate::policy::{Grant, GrantAccount};
-use crate::record::{CommandTracker, RecordOptions, RecorderHandle, RecordingMeta, SessionKind};
+use crate::record::{CommandTracker, SessionKind};
 use crate::relay::{self, ClientEnd, EXIT_BASTION, EndReason, Hooks};
+use crate::session::{self, Session};
 use crate::store;
 use crate::transfer::ExecTransfer;
 use crate::upstream::{self, TargetSecret};
@@ -367,96 +368,51 @@ pub async fn run_session(
     }
 
     let username = grant.account().username().to_string();
-    let session_id = new_id();
     let (cols, rows) = pty
         .map(|p| relay::terminal_size(p.cols, p.rows))
         .unwrap_or((relay::DEFAULT_COLS, relay::DEFAULT_ROWS));
-    let meta = RecordingMeta {
-        session: session_id.clone(),
-        started_at: now,
-        user: grant.user_name().to_string(),
-        asset: grant.asset_name().to_string(),
-        account: username.clone(),
-        protocol: "ssh".into(),
-        kind: if command.is_some() {
-            SessionKind::Exec
-        } else {
-            SessionKind::Shell
-        },
-        cols: cols as u16,
-        rows: rows as u16,
-        term: pty.map(|p| p.term.clone()),
-        shell: None,
-        title: Some(format!("{}@{}", username, grant.asset_name())),
-        command: command.clone(),
-    };
-    let options = RecordOptions {
-        input: services.config.recording.input,
-        flush_interval: services.config.recording.flush_interval,
-        ..RecordOptions::default()
-    };
-    let (recorder, recorded) = match RecorderHandle::start(
-        services.config.recording_dir(),
-        meta,
-        options,
-    )
-    .await
-    {
-        Ok(r) => (r, true),
-        Err(e) => {
-            tracing::error!("recording cannot start: {e}");
-            if services.config.recording.on_failure == crate::config::OnFailure::Deny {
-                say(
-                    "rampart: the session cannot be recorded, so it is refused; tell an admin"
-                        .into(),
-                )
-                .await;
-                upstream.disconnect().await;
-                return Ended::refused();
-            }
-            // `on_failure = allow`: the session runs, audited but not
-            // recorded, and the person is told.
-            say("rampart: warning: this session is not recorded (the recording cannot be written); it is still audited".into()).await;
-            (RecorderHandle::unrecorded(), false)
-        }
-    };
-
-    let new = store::sessions::NewSession {
-        id: session_id.clone(),
+    let spec = session::Spec {
         user_id: grant.user_id().to_string(),
         user_name: grant.user_name().to_string(),
         asset_id: grant.asset_id().to_string(),
         asset_name: grant.asset_name().to_string(),
         account: username.clone(),
+        live_account: None,
         protocol: "ssh".into(),
         kind: kind.into(),
-        source: conn.peer.ip().to_string(),
-        recording: recorded.then(|| recorder.relative_path().to_string_lossy().into_owned()),
+        source: conn.peer.ip(),
+        recording: Some(session::Recording {
+            kind: if command.is_some() {
+                SessionKind::Exec
+            } else {
+                SessionKind::Shell
+            },
+            cols: cols as u16,
+            rows: rows as u16,
+            term: pty.map(|p| p.term.clone()),
+            title: Some(format!("{}@{}", username, grant.asset_name())),
+            command: command.clone(),
+        }),
     };
-    if let Err(e) = insert_session(shared, &new).await {
-        tracing::error!("cannot write the session row: {e}");
-        say("rampart: the session cannot be audited, so it is refused; tell an admin".into()).await;
-        let _ = recorder.finish().await;
-        upstream.disconnect().await;
-        return Ended::refused();
+    let mut session = match Session::open(services, &shared.live, spec).await {
+        Ok(session) => session,
+        Err(refused) => {
+            say(format!("rampart: {refused}")).await;
+            upstream.disconnect().await;
+            return Ended::refused();
+        }
+    };
+    if session.unrecorded() {
+        // `on_failure = allow`: the session runs, audited but not
+        // recorded, and the person is told.
+        say("rampart: warning: this session is not recorded (the recording cannot be written); it is still audited".into()).await;
     }
+    let session_id = session.id().to_string();
 
     let started = match &run {
         Run::Shell => target_write.request_shell(true).await,
         Run::Exec(c) => target_write.exec(true, c.as_bytes().to_vec()).await,
     };
-    let mut live = shared.live.register(crate::live::SessionInfo {
-        id: session_id.clone(),
-        user: grant.user_name().to_string(),
-        asset: grant.asset_name().to_string(),
-        account: username.clone(),
-        protocol: "ssh".into(),
-        kind: kind.into(),
-        source: conn.peer.ip().to_string(),
-        started_at: now,
-        cols: cols as u16,
-        rows: rows as u16,
-    });
     let outcome = if let Err(e) = started {
         say(format!("rampart: {}: {e}", grant.asset_name())).await;
         relay::Outcome {
@@ -468,53 +424,21 @@ pub async fn run_session(
             size: None,
         }
     } else {
-        // Every session with a terminal has its typed lines checked and
-        // logged: an exec with a pty may be a shell (`ssh -t bastion web1
-        // bash`), and legacy SCP never asks for one.
-        let tracker = pty.map(|p| {
-            let (cols, rows) = relay::terminal_size(p.cols, p.rows);
-            CommandTracker::new(cols as u16, rows as u16)
-        });
-        let shared2 = shared.clone();
-        let policy_fn = move || shared2.policy();
-        let scp = match &transfer {
-            Some(ExecTransfer::Scp(c)) => {
-                Some(super::scp::ScpTap::new(c, services, &grant, &session_id))
-            }
-            _ => None,
-        };
-        let outcome = relay::pump(
-            person.read,
-            client_write,
-            person.handle,
-            person.id,
+        pump_session(
+            shared,
+            person,
+            &grant,
+            &mut session,
             &mut target_read,
             &target_write,
-            Hooks {
-                services,
-                policy: &policy_fn,
-                grant: &grant,
-                session_id: &session_id,
-                recorder: &recorder,
-                tracker,
-                live: &mut live,
-                shutdown: &shared.shutdown,
-                idle_timeout: services.config.ssh.idle_timeout,
-                recording_optional: services.config.recording.on_failure
-                    == crate::config::OnFailure::Allow,
-                end: person.end,
-                actions: &actions,
-                tap: scp.as_ref().map(|t| t as &dyn relay::StreamTap),
-                record_stdout: scp.is_none(),
-            },
+            &actions,
+            transfer.as_ref(),
         )
-        .await;
-        if let Some(tap) = &scp {
-            tap.finish().await;
-        }
-        outcome
+        .await
     };
-    drop(live);
+    // Out of the live list first, then the target goes; the recording is
+    // finished (the exec'd command is logged with its first output).
+    let closing = session.finish_recording().await;
     let _ = target_write.close().await;
     upstream.disconnect().await;
     if matches!(outcome.reason, EndReason::RecordingFailed(_)) && outcome.client_open {
@@ -526,53 +450,33 @@ pub async fn run_session(
         .await;
     }
 
-    // The exec'd command is logged with the first output it produced.
-    let finished = if recorded {
-        recorder.finish().await.map(Some)
-    } else {
-        Ok(None)
-    };
     if let Some(cmd) = &command {
-        let output = match &finished {
-            Ok(Some(f)) => f.first_output.clone(),
-            _ => String::new(),
-        };
         relay::log_exec_command(
             services,
             &grant,
             &session_id,
             cmd,
-            output,
+            closing.recorded().first_output.clone(),
             FilterAction::Allow,
             None,
         )
         .await;
     }
-    let digest = match &finished {
-        Ok(f) => f.as_ref().map(|f| f.sha256.clone()),
-        Err(e) => {
-            tracing::error!(session = %session_id, "recording failed: {e}");
-            None
-        }
-    };
-    let status = match (&outcome.reason, &finished) {
-        (_, Err(_)) => "failed",
-        (EndReason::Error(_) | EndReason::RecordingFailed(_), _) => "failed",
-        _ => "closed",
-    };
-    let ending = store::sessions::Ending {
-        status: status.into(),
-        reason: outcome.reason.as_str(),
-        recording_sha256: digest,
-        bytes_in: i64::try_from(outcome.bytes_in).unwrap_or(i64::MAX),
-        bytes_out: i64::try_from(outcome.bytes_out).unwrap_or(i64::MAX),
-        exit_status: outcome.exit_status.map(i64::from),
-    };
-    // The session's command rows are in the chain before its own row closes.
-    services.audit.flush().await;
-    if let Err(e) = end_session(shared, &session_id, &ending).await {
-        tracing::error!(session = %session_id, "cannot close the session row: {e}");
-    }
+    closing
+        .end(
+            services,
+            session::Outcome {
+                reason: outcome.reason.as_str(),
+                failed: matches!(
+                    outcome.reason,
+                    EndReason::Error(_) | EndReason::RecordingFailed(_)
+                ),
+                exit_status: outcome.exit_status,
+                bytes_in: outcome.bytes_in,
+                bytes_out: outcome.bytes_out,
+            },
+        )
+        .await;
     // A session the bastion ended, or one the target ended without a
     // status, is not the command's success: the person's client exits 255.
     let exit_status = match outcome.exit_status {
@@ -584,6 +488,69 @@ pub async fn run_session(
         exit_status,
         size: outcome.size,
     }
+}
+
+/// Pumps bytes between the person and the target until either ends (the
+/// relay: filters, tracker, recorder, live entry).
+#[allow(clippy::too_many_arguments)]
+async fn pump_session(
+    shared: &Arc<Shared>,
+    person: &mut PersonChannel<'_>,
+    grant: &Grant,
+    session: &mut Session,
+    target_read: &mut russh::ChannelReadHalf,
+    target_write: &ChannelWriteHalf<russh::client::Msg>,
+    actions: &[Action],
+    transfer: Option<&ExecTransfer>,
+) -> relay::Outcome {
+    let services = &shared.services;
+    // Every session with a terminal has its typed lines checked and
+    // logged: an exec with a pty may be a shell (`ssh -t bastion web1
+    // bash`), and legacy SCP never asks for one.
+    let tracker = person.pty.map(|p| {
+        let (cols, rows) = relay::terminal_size(p.cols, p.rows);
+        CommandTracker::new(cols as u16, rows as u16)
+    });
+    let shared2 = shared.clone();
+    let policy_fn = move || shared2.policy();
+    let session_id = session.id().to_string();
+    let scp = match transfer {
+        Some(ExecTransfer::Scp(c)) => {
+            Some(super::scp::ScpTap::new(c, services, grant, &session_id))
+        }
+        _ => None,
+    };
+    let (recorder, live) = session.recorder_and_live();
+    let outcome = relay::pump(
+        person.read,
+        person.write,
+        person.handle,
+        person.id,
+        target_read,
+        target_write,
+        Hooks {
+            services,
+            policy: &policy_fn,
+            grant,
+            session_id: &session_id,
+            recorder,
+            tracker,
+            live,
+            shutdown: &shared.shutdown,
+            idle_timeout: services.config.ssh.idle_timeout,
+            recording_optional: services.config.recording.on_failure
+                == crate::config::OnFailure::Allow,
+            end: person.end,
+            actions,
+            tap: scp.as_ref().map(|t| t as &dyn relay::StreamTap),
+            record_stdout: scp.is_none(),
+        },
+    )
+    .await;
+    if let Some(tap) = &scp {
+        tap.finish().await;
+    }
+    outcome
 }
 
 /// Connects the target of `grant` and authenticates as its account, with
@@ -736,38 +703,4 @@ async fn pin_first_key(
             ))
         }
     }
-}
-
-pub(super) async fn insert_session(
-    shared: &Shared,
-    new: &store::sessions::NewSession,
-) -> Result<(), store::StoreError> {
-    let services = &shared.services;
-    let mut tx = services.store.begin().await?;
-    store::sessions::insert(&mut tx, new, services.clock.now()).await?;
-    services.store.commit(tx).await
-}
-
-pub(super) async fn end_session(
-    shared: &Shared,
-    id: &str,
-    ending: &store::sessions::Ending,
-) -> Result<(), store::StoreError> {
-    let services = &shared.services;
-    let now = services.clock.now();
-    let mut tx = services.store.begin().await?;
-    store::sessions::finish(&mut tx, id, ending, now).await?;
-    audit::record(
-        &mut tx,
-        &AuditEvent::SessionEnd {
-            session_id: id.to_string(),
-        },
-        now,
-    )
-    .await?;
-    services.store.commit(tx).await?;
-    // Its recording is complete: the indexer reads it now, not at its
-    // next poll.
-    services.index.kick();
-    Ok(())
 }

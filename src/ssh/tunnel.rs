@@ -18,7 +18,7 @@ use tokio::net::TcpStream;
 
 use super::{Conn, Shared};
 use crate::policy::TunnelGrant;
-use crate::store;
+use crate::session::Session;
 
 /// Copy buffer for target -> person.
 const CHUNK: usize = 32 * 1024;
@@ -56,39 +56,29 @@ pub async fn run(shared: Arc<Shared>, conn: Arc<Conn>, channel: Channel<Msg>, gr
     };
     let _ = stream.set_nodelay(true);
 
-    let now = services.clock.now();
-    let session_id = crate::model::new_id();
-    let new = store::sessions::NewSession {
-        id: session_id.clone(),
+    let spec = crate::session::Spec {
         user_id: grant.user_id().to_string(),
         user_name: grant.user_name().to_string(),
         asset_id: grant.asset_id().to_string(),
         asset_name: grant.asset_name().to_string(),
         account: String::new(),
+        live_account: Some(format!("port {port}")),
         protocol: "tunnel".into(),
         kind: "tunnel".into(),
-        source: conn.peer.ip().to_string(),
+        source: conn.peer.ip(),
         recording: None,
     };
-    if let Err(e) = super::target::insert_session(&shared, &new).await {
-        tracing::error!("cannot write the session row of a tunnel: {e}");
-        let _ = channel.close().await;
-        return;
-    }
-    tracing::info!(target: "audit", session = %session_id, user = %grant.user_name(),
+    let session = match Session::open(services, &shared.live, spec).await {
+        Ok(session) => session,
+        Err(e) => {
+            tracing::error!("cannot open the session of a tunnel: {e}");
+            let _ = channel.close().await;
+            return;
+        }
+    };
+    tracing::info!(target: "audit", session = %session.id(), user = %grant.user_name(),
         asset = %grant.asset_name(), port, "tunnel opened");
-    let live = shared.live.register(crate::live::SessionInfo {
-        id: session_id.clone(),
-        user: grant.user_name().to_string(),
-        asset: grant.asset_name().to_string(),
-        account: format!("port {port}"),
-        protocol: "tunnel".into(),
-        kind: "tunnel".into(),
-        source: conn.peer.ip().to_string(),
-        started_at: now,
-        cols: 0,
-        rows: 0,
-    });
+    let live = session.live();
 
     let (mut tcp_read, mut tcp_write) = stream.into_split();
     let (mut read, write) = channel.split();
@@ -160,16 +150,12 @@ pub async fn run(shared: Arc<Shared>, conn: Arc<Conn>, channel: Channel<Msg>, gr
     let _ = write.eof().await;
     let _ = write.close().await;
     let (bytes_in, bytes_out) = live.bytes();
-    drop(live);
-    let ending = store::sessions::Ending {
-        status: "closed".into(),
+    let outcome = crate::session::Outcome {
         reason,
-        recording_sha256: None,
-        bytes_in: i64::try_from(bytes_in).unwrap_or(i64::MAX),
-        bytes_out: i64::try_from(bytes_out).unwrap_or(i64::MAX),
+        failed: false,
         exit_status: None,
+        bytes_in,
+        bytes_out,
     };
-    if let Err(e) = super::target::end_session(&shared, &session_id, &ending).await {
-        tracing::error!(session = %session_id, "cannot close the session row of a tunnel: {e}");
-    }
+    session.end(services, outcome).await;
 }

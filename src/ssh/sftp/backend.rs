@@ -3,6 +3,7 @@
 //! of their own, and closed with their rows finished.
 
 use super::*;
+use crate::session::Session;
 
 impl Relay<'_> {
     /// Connects `asset` as `account` for SFTP: grant, secret, connection,
@@ -83,37 +84,25 @@ impl Relay<'_> {
                 }
             };
 
-        let now = shared.services.clock.now();
-        let session_id = new_id();
-        let new = store::sessions::NewSession {
-            id: session_id.clone(),
+        let spec = crate::session::Spec {
             user_id: grant.user_id().to_string(),
             user_name: grant.user_name().to_string(),
             asset_id: grant.asset_id().to_string(),
             asset_name: grant.asset_name().to_string(),
             account: account.to_string(),
+            live_account: None,
             protocol: "sftp".into(),
             kind: "sftp".into(),
-            source: self.conn.peer.ip().to_string(),
+            source: self.conn.peer.ip(),
             recording: None,
         };
-        if let Err(e) = crate::ssh::target::insert_session(shared, &new).await {
-            tracing::error!("cannot write the session row: {e}");
-            upstream.disconnect().await;
-            return Err("the session cannot be audited, so it is refused; tell an admin".into());
-        }
-        let live = shared.live.register(crate::live::SessionInfo {
-            id: session_id.clone(),
-            user: grant.user_name().to_string(),
-            asset: grant.asset_name().to_string(),
-            account: account.to_string(),
-            protocol: "sftp".into(),
-            kind: "sftp".into(),
-            source: self.conn.peer.ip().to_string(),
-            started_at: now,
-            cols: 0,
-            rows: 0,
-        });
+        let session = match Session::open(&shared.services, &shared.live, spec).await {
+            Ok(session) => session,
+            Err(refused) => {
+                upstream.disconnect().await;
+                return Err(refused.to_string());
+            }
+        };
         let index = self.backends.len();
         let tx = self.tx.clone();
         tokio::spawn(read_target(index, read, tx));
@@ -126,8 +115,7 @@ impl Relay<'_> {
             frames,
             out: BytesMut::new(),
             extensions,
-            session_id,
-            live,
+            session,
             bytes_in: 0,
             bytes_out: 0,
             gone: None,
@@ -166,23 +154,14 @@ impl Relay<'_> {
             let _ = b.write.eof().await;
             let _ = b.write.close().await;
             b.upstream.disconnect().await;
-            let (status, reason) = match &b.gone {
-                Some(reason) => ("closed", reason.clone()),
-                None => ("closed", "client closed".to_string()),
-            };
-            let ending = store::sessions::Ending {
-                status: status.into(),
-                reason,
-                recording_sha256: None,
-                bytes_in: i64::try_from(b.bytes_in).unwrap_or(i64::MAX),
-                bytes_out: i64::try_from(b.bytes_out).unwrap_or(i64::MAX),
+            let outcome = crate::session::Outcome {
+                reason: b.gone.unwrap_or_else(|| "client closed".to_string()),
+                failed: false,
                 exit_status: None,
+                bytes_in: b.bytes_in,
+                bytes_out: b.bytes_out,
             };
-            if let Err(e) =
-                crate::ssh::target::end_session(self.shared, &b.session_id, &ending).await
-            {
-                tracing::error!(session = %b.session_id, "cannot close the session row: {e}");
-            }
+            b.session.end(&self.shared.services, outcome).await;
         }
     }
 }

@@ -49,7 +49,7 @@ use tokio::sync::{Semaphore, mpsc};
 use super::target::{connect_target, no_access, pick_account};
 use super::{Conn, Shared};
 use crate::audit::AuditEvent;
-use crate::model::{Action, new_id};
+use crate::model::Action;
 use crate::policy::Grant;
 use crate::route::Target;
 use crate::sftp::tree::{self, Place};
@@ -57,7 +57,6 @@ use crate::sftp::wire::{
     self, Attrs, ClientPacket, Extension, Fields, Frames, Op, Request, ServerPacket, kind,
     open_flags, status,
 };
-use crate::store;
 use crate::transfer::Passing;
 use crate::upstream::Upstream;
 
@@ -140,8 +139,8 @@ struct Backend {
     out: BytesMut,
     /// The extensions the target offered, with their version strings.
     extensions: Vec<(Bytes, Bytes)>,
-    session_id: String,
-    live: crate::live::LiveSession,
+    /// Opened when the target answered; ended in `finish`.
+    session: crate::session::Session,
     bytes_in: u64,
     bytes_out: u64,
     /// Set once the target closed or broke the protocol.
@@ -331,7 +330,7 @@ impl<'a> Relay<'a> {
             if !b.out.is_empty() {
                 let data = b.out.split().freeze();
                 b.bytes_in += data.len() as u64;
-                b.live.add_in(data.len() as u64);
+                b.session.live().add_in(data.len() as u64);
                 if b.gone.is_none() && b.write.data_bytes(data).await.is_err() {
                     b.gone = Some("the target closed the connection".into());
                 }
@@ -354,7 +353,7 @@ impl<'a> Relay<'a> {
             if b.gone.is_some() {
                 continue;
             }
-            let reason = if let Some(order) = b.live.killed() {
+            let reason = if let Some(order) = b.session.live().killed() {
                 Some(format!(
                     "{}: session ended by {}: {}",
                     b.asset, order.by, order.reason

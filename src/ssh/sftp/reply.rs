@@ -9,7 +9,7 @@ impl Relay<'_> {
             Event::Data(i, data) => {
                 let b = &mut self.backends[i];
                 b.bytes_out += data.len() as u64;
-                b.live.add_out(data.len() as u64);
+                b.session.live().add_out(data.len() as u64);
                 b.frames.push(&data);
                 loop {
                     let packet = match self.backends[i].frames.next_packet() {
@@ -236,7 +236,7 @@ impl Relay<'_> {
     ) {
         let b = &self.backends[backend];
         let event = AuditEvent::Transfer {
-            session_id: b.session_id.clone(),
+            session_id: b.session.id().to_string(),
             user_name: b.grant.user_name().to_string(),
             asset_name: b.asset.clone(),
             account: b.account.clone(),

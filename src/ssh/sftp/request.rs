@@ -437,7 +437,7 @@ impl Relay<'_> {
         let dir = config
             .recording_dir()
             .join("files")
-            .join(&self.backends[backend].session_id);
+            .join(self.backends[backend].session.id());
         Passing::keeping(
             &dir,
             &format!("{handle}{way}"),

@@ -1,0 +1,366 @@
+//! The life of a session, whatever its protocol: opened, recorded,
+//! registered, ended, in one place.
+//!
+//! A protocol authorises first (a `Grant` from [`crate::policy`]), connects
+//! its target, and then calls [`Session::open`]. Opening:
+//!
+//! 1. starts the recording, if the protocol records one
+//!    ([`Spec::recording`]); when it cannot start, `recording.on_failure`
+//!    decides: `deny` refuses the session, `allow` runs it unrecorded and
+//!    [`Session::unrecorded`] says so, for the protocol to tell the person;
+//! 2. writes the session row (a session that cannot be audited is refused,
+//!    and the recording just started is closed);
+//! 3. registers the session in the live registry, where staff see it,
+//!    monitor it, join it and kill it.
+//!
+//! While it runs the protocol feeds [`Session::recorder`] (output, input,
+//! resizes, command markers) and [`Session::live`] (bytes, frames for
+//! monitors), and watches [`Session::live`]'s kill orders and its own
+//! grant's end. Command and transfer rows go through the audit writer
+//! (`services.audit`) with the session's [`Session::id`].
+//!
+//! Ending, whatever ended it ([`Session::end`], after
+//! [`Session::finish_recording`] when the protocol logs something that
+//! needs the recording's first output): the live entry goes, the recording
+//! is finished and its digest taken, the audit writer's queued rows are
+//! written (a session's command rows are in the chain before its row
+//! closes), and the row is closed with its reason, byte counts and exit
+//! status in the same transaction as the chain entry that says it ended.
+//! The indexer is told the recording is complete.
+//!
+//! # Adding a protocol
+//!
+//! What a new protocol (RDP, a database, a web asset) provides:
+//! - a [`Spec`]: who (from its grant), the account, the protocol and kind
+//!   names shown in lists, the person's address, and a [`Recording`] if it
+//!   records a terminal stream (asciicast);
+//! - its own pump: bytes both ways, each chunk to the recorder and the
+//!   live entry, and a stop when [`crate::live::LiveSession::killed`] has an
+//!   order, when the bastion shuts down or when its grant ends;
+//! - an [`Outcome`] at the end: the reason as a short phrase ("client
+//!   closed", "killed: ..."), whether it failed, the exit status if the
+//!   protocol has one, and the bytes each way.
+//!
+//! It must not write session rows, start recorders or register live
+//! entries itself. `tests/session.rs` runs a toy protocol through open,
+//! output, a kill and the end, with no network.
+
+use std::net::IpAddr;
+
+use crate::audit::AuditEvent;
+use crate::live::{LiveSession, Registry, SessionInfo};
+use crate::model::new_id;
+use crate::record::{Finished, RecordOptions, RecorderHandle, RecordingMeta, SessionKind};
+use crate::services::Services;
+use crate::store;
+
+/// What a protocol says about the session it opens.
+#[derive(Debug, Clone)]
+pub struct Spec {
+    pub user_id: String,
+    pub user_name: String,
+    pub asset_id: String,
+    pub asset_name: String,
+    /// The account on the target (empty where there is none: a tunnel).
+    pub account: String,
+    /// Shown in the live list instead of the account (a tunnel's port).
+    pub live_account: Option<String>,
+    /// `ssh`, `sftp`, `tunnel`, later `rdp`, `postgresql`...
+    pub protocol: String,
+    /// `shell`, `exec`, `sftp`, `tunnel`...
+    pub kind: String,
+    /// The person's address.
+    pub source: IpAddr,
+    /// A terminal stream to record; `None`: the protocol records none
+    /// (its transfers are logged row by row).
+    pub recording: Option<Recording>,
+}
+
+/// The terminal stream of a recorded session.
+#[derive(Debug, Clone)]
+pub struct Recording {
+    pub kind: SessionKind,
+    pub cols: u16,
+    pub rows: u16,
+    pub term: Option<String>,
+    pub title: Option<String>,
+    pub command: Option<String>,
+}
+
+/// Why a session was not opened; the text is the line for the person.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Refused {
+    #[error("the session cannot be recorded, so it is refused; tell an admin")]
+    NotRecordable,
+    #[error("the session cannot be audited, so it is refused; tell an admin")]
+    NotAudited,
+}
+
+/// How a session ended, as the protocol saw it.
+#[derive(Debug, Clone, Default)]
+pub struct Outcome {
+    /// A short phrase: "client closed", "killed: ...", "idle timeout".
+    pub reason: String,
+    /// The session broke rather than ended (an error, a recording that
+    /// could not be written).
+    pub failed: bool,
+    pub exit_status: Option<u32>,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+}
+
+/// What the recording came to, once finished.
+#[derive(Debug, Clone, Default)]
+pub struct Recorded {
+    /// The first output, as plain text (an exec's command row holds it).
+    pub first_output: String,
+    /// The recording's SHA-256; `None` when unrecorded or failed.
+    pub digest: Option<String>,
+    /// The recording could not be finished.
+    pub failed: bool,
+}
+
+/// An open session (see the module docs).
+pub struct Session {
+    id: String,
+    recorder: RecorderHandle,
+    recorded: bool,
+    unrecorded: bool,
+    live: LiveSession,
+}
+
+/// A session whose recording is finished and whose row is still open.
+#[derive(Debug)]
+pub struct Closing {
+    id: String,
+    recorded: Recorded,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("id", &self.id)
+            .field("recorded", &self.recorded)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Session {
+    /// Opens a session: recording, row, live entry (see the module docs).
+    pub async fn open(
+        services: &Services,
+        live: &Registry,
+        spec: Spec,
+    ) -> Result<Session, Refused> {
+        let id = new_id();
+        let now = services.clock.now();
+        let (recorder, recorded, unrecorded) = match &spec.recording {
+            Some(r) => start_recording(services, &id, &spec, r).await?,
+            None => (RecorderHandle::unrecorded(), false, false),
+        };
+        let new = store::sessions::NewSession {
+            id: id.clone(),
+            user_id: spec.user_id.clone(),
+            user_name: spec.user_name.clone(),
+            asset_id: spec.asset_id.clone(),
+            asset_name: spec.asset_name.clone(),
+            account: spec.account.clone(),
+            protocol: spec.protocol.clone(),
+            kind: spec.kind.clone(),
+            source: spec.source.to_string(),
+            recording: recorded.then(|| recorder.relative_path().to_string_lossy().into_owned()),
+        };
+        if let Err(e) = insert_row(services, &new).await {
+            tracing::error!("cannot write the session row: {e}");
+            let _ = recorder.finish().await;
+            return Err(Refused::NotAudited);
+        }
+        let (cols, rows) = spec.recording.as_ref().map_or((0, 0), |r| (r.cols, r.rows));
+        let entry = live.register(SessionInfo {
+            id: id.clone(),
+            user: spec.user_name,
+            asset: spec.asset_name,
+            account: spec.live_account.unwrap_or(spec.account),
+            protocol: spec.protocol,
+            kind: spec.kind,
+            source: spec.source.to_string(),
+            started_at: now,
+            cols,
+            rows,
+        });
+        Ok(Session {
+            id,
+            recorder,
+            recorded,
+            unrecorded,
+            live: entry,
+        })
+    }
+
+    /// The session row's id (also the recording's file name).
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    pub fn recorder(&self) -> &RecorderHandle {
+        &self.recorder
+    }
+
+    /// Recording was asked for, could not start, and `on_failure = allow`
+    /// let the session run unrecorded: the person must be told.
+    pub fn unrecorded(&self) -> bool {
+        self.unrecorded
+    }
+
+    /// The live entry: bytes, frames for monitors, kill orders.
+    pub fn live(&self) -> &LiveSession {
+        &self.live
+    }
+
+    /// Both, for a pump that feeds the one and answers the other's orders.
+    pub fn recorder_and_live(&mut self) -> (&RecorderHandle, &mut LiveSession) {
+        (&self.recorder, &mut self.live)
+    }
+
+    /// Takes the session out of the live list and finishes its recording;
+    /// for a protocol that logs something at the end that needs the first
+    /// output. [`Self::end`] does it all in one.
+    pub async fn finish_recording(self) -> Closing {
+        drop(self.live);
+        let recorded = if self.recorded {
+            match self.recorder.finish().await {
+                Ok(Finished {
+                    sha256,
+                    first_output,
+                    ..
+                }) => Recorded {
+                    first_output,
+                    digest: Some(sha256),
+                    failed: false,
+                },
+                Err(e) => {
+                    tracing::error!(session = %self.id, "recording failed: {e}");
+                    Recorded {
+                        failed: true,
+                        ..Recorded::default()
+                    }
+                }
+            }
+        } else {
+            Recorded::default()
+        };
+        Closing {
+            id: self.id,
+            recorded,
+        }
+    }
+
+    /// Ends the session, whatever ended it (see the module docs).
+    pub async fn end(self, services: &Services, outcome: Outcome) {
+        self.finish_recording().await.end(services, outcome).await;
+    }
+}
+
+impl Closing {
+    pub fn recorded(&self) -> &Recorded {
+        &self.recorded
+    }
+
+    /// Closes the row (see the module docs).
+    pub async fn end(self, services: &Services, outcome: Outcome) {
+        let status = if outcome.failed || self.recorded.failed {
+            "failed"
+        } else {
+            "closed"
+        };
+        let ending = store::sessions::Ending {
+            status: status.into(),
+            reason: outcome.reason,
+            recording_sha256: self.recorded.digest,
+            bytes_in: i64::try_from(outcome.bytes_in).unwrap_or(i64::MAX),
+            bytes_out: i64::try_from(outcome.bytes_out).unwrap_or(i64::MAX),
+            exit_status: outcome.exit_status.map(i64::from),
+        };
+        // The session's command and transfer rows are in the chain before
+        // its own row closes.
+        services.audit.flush().await;
+        if let Err(e) = close_row(services, &self.id, &ending).await {
+            tracing::error!(session = %self.id, "cannot close the session row: {e}");
+        }
+    }
+}
+
+/// Starts the recorder; `on_failure` decides what a failure means.
+async fn start_recording(
+    services: &Services,
+    id: &str,
+    spec: &Spec,
+    r: &Recording,
+) -> Result<(RecorderHandle, bool, bool), Refused> {
+    let meta = RecordingMeta {
+        session: id.to_string(),
+        started_at: services.clock.now(),
+        user: spec.user_name.clone(),
+        asset: spec.asset_name.clone(),
+        account: spec.account.clone(),
+        protocol: spec.protocol.clone(),
+        kind: r.kind,
+        cols: r.cols,
+        rows: r.rows,
+        term: r.term.clone(),
+        shell: None,
+        title: r.title.clone(),
+        command: r.command.clone(),
+    };
+    let options = RecordOptions {
+        input: services.config.recording.input,
+        flush_interval: services.config.recording.flush_interval,
+        ..RecordOptions::default()
+    };
+    match RecorderHandle::start(services.config.recording_dir(), meta, options).await {
+        Ok(recorder) => Ok((recorder, true, false)),
+        Err(e) => {
+            tracing::error!("recording cannot start: {e}");
+            if services.config.recording.on_failure == crate::config::OnFailure::Deny {
+                return Err(Refused::NotRecordable);
+            }
+            Ok((RecorderHandle::unrecorded(), false, true))
+        }
+    }
+}
+
+async fn insert_row(
+    services: &Services,
+    new: &store::sessions::NewSession,
+) -> Result<(), store::StoreError> {
+    let mut tx = services.store.begin().await?;
+    store::sessions::insert(&mut tx, new, services.clock.now()).await?;
+    services.store.commit(tx).await
+}
+
+/// Closes the row and writes the chain entry that says the session ended,
+/// in one transaction; then the indexer reads the finished recording now,
+/// not at its next poll.
+async fn close_row(
+    services: &Services,
+    id: &str,
+    ending: &store::sessions::Ending,
+) -> Result<(), store::StoreError> {
+    let now = services.clock.now();
+    let mut tx = services.store.begin().await?;
+    store::sessions::finish(&mut tx, id, ending, now).await?;
+    crate::audit::record(
+        &mut tx,
+        &AuditEvent::SessionEnd {
+            session_id: id.to_string(),
+        },
+        now,
+    )
+    .await?;
+    services.store.commit(tx).await?;
+    services.index.kick();
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;
