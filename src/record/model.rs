@@ -1085,14 +1085,7 @@ mod tests {
         };
         assert_eq!(command, "seq 1 1000000");
         assert_eq!(t.started(command, Duration::ZERO), None);
-        let mut seq = b"\r\n".to_vec();
-        for n in 1..=1_000_000u32 {
-            seq.extend_from_slice(format!("{n}\r\n").as_bytes());
-        }
-        // In the pieces a pty hands over: about 4 KiB.
-        for piece in seq.chunks(4000) {
-            t.output(piece);
-        }
+        let seq = seq_through_a_pty(&mut t);
         t.output(b"\x1b[1muser@web1\x1b[0m:~$ ");
         key_steps(&mut t, b"ls -l", true);
         let Some(Input::Enter {
@@ -1127,13 +1120,7 @@ mod tests {
     #[test]
     fn an_exec_with_a_pty_streams_past_the_model() {
         let mut t = CommandTracker::new(80, 24);
-        let mut seq = Vec::new();
-        for n in 1..=1_000_000 {
-            seq.extend_from_slice(format!("{n}\r\n").as_bytes());
-        }
-        for piece in seq.chunks(4000) {
-            t.output(piece);
-        }
+        let seq = seq_through_a_pty(&mut t);
         let skipped = t.skipped_output();
         assert!(
             skipped as usize > seq.len() * 95 / 100,
@@ -1143,6 +1130,19 @@ mod tests {
         );
         let screen = t.screen_formatted();
         assert!(screen.windows(7).any(|w| w == b"1000000"), "the last line");
+    }
+
+    /// `seq 1 1000000` as a pty prints it, given to `t` in the pieces a
+    /// pty hands over (about 4 KiB); returns the bytes.
+    fn seq_through_a_pty(t: &mut CommandTracker) -> Vec<u8> {
+        let mut seq = b"\r\n".to_vec();
+        for n in 1..=1_000_000u32 {
+            seq.extend_from_slice(format!("{n}\r\n").as_bytes());
+        }
+        for piece in seq.chunks(4000) {
+            t.output(piece);
+        }
+        seq
     }
 
     fn key_steps(t: &mut CommandTracker, keys: &[u8], echo: bool) -> Vec<Input> {

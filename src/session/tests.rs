@@ -34,6 +34,17 @@ fn spec(recording: Option<Recording>) -> Spec {
     }
 }
 
+async fn row(services: &Services, id: &str) -> crate::store::sessions::SessionRow {
+    let rows = services
+        .ops
+        .session_list(&Caller::local(), &Query::default(), false)
+        .await
+        .expect("sessions");
+    rows.into_iter()
+        .find(|r| r.id == id)
+        .expect("the session row")
+}
+
 /// The toy protocol: it echoes each line it is given, upper-cased, until
 /// its input ends or staff kill it; that is all a protocol's pump does
 /// besides speaking its own wire format.
@@ -110,12 +121,7 @@ async fn a_toy_protocol_is_opened_recorded_listed_killed_and_ended() {
 
     // A row with its reason and bytes, a recording with the output, a
     // chain entry, and `audit verify` passes over both.
-    let rows = services
-        .ops
-        .session_list(&Caller::local(), &Query::default(), false)
-        .await
-        .expect("sessions");
-    let row = rows.iter().find(|r| r.id == id).expect("the session row");
+    let row = row(&services, &id).await;
     assert_eq!(
         (row.status.as_str(), row.reason.as_str()),
         ("closed", "killed: end of shift")
@@ -174,12 +180,7 @@ async fn an_unrecorded_session_has_a_row_and_one_that_cannot_be_audited_is_refus
             },
         )
         .await;
-    let rows = services
-        .ops
-        .session_list(&Caller::local(), &Query::default(), false)
-        .await
-        .expect("sessions");
-    let row = rows.iter().find(|r| r.id == id).expect("the session row");
+    let row = row(&services, &id).await;
     assert_eq!(
         (row.status.as_str(), row.recording.as_deref()),
         ("closed", None)
