@@ -432,6 +432,11 @@ impl CommandTracker {
             return;
         }
         self.model.process(bytes);
+        if self.model.take_restarted() {
+            // Nothing drawn before is on the screen: a line being typed is
+            // read afresh from its next key.
+            self.line = None;
+        }
         self.follow_scroll();
         if self.model.screen().alternate_screen() {
             self.line = None;

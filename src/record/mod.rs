@@ -79,6 +79,7 @@ mod player;
 mod reader;
 mod sidecar;
 mod strip;
+pub(crate) mod vt;
 mod writer;
 
 use std::io;

@@ -143,6 +143,8 @@ pub(super) struct ScreenModel {
     diverged: bool,
     /// Bytes of output not parsed.
     skipped: u64,
+    /// vt100 panicked and the screen started over ([`Self::parse`]).
+    restarted: bool,
     scratch: Vec<u8>,
 }
 
@@ -344,6 +346,7 @@ impl ScreenModel {
             owed: 0,
             diverged: false,
             skipped: 0,
+            restarted: false,
             scratch: Vec::new(),
         }
     }
@@ -390,10 +393,39 @@ impl ScreenModel {
         }
     }
 
+    /// Feeds the parser; if vt100 panics ([`super::vt`]), a fresh screen
+    /// of the same size takes its place, as after a full reset, and the
+    /// model parses every byte from then on (the fast path's mirror of
+    /// vte's state no longer matches the new parser's).
+    fn parse(&mut self, bytes: &[u8]) {
+        if super::vt::process(&mut self.parser, bytes).is_ok() {
+            return;
+        }
+        let (rows, cols) = self.parser.screen().size();
+        let counts = std::mem::take(self.parser.callbacks_mut());
+        tracing::warn!(
+            rows = rows.get(),
+            cols = cols.get(),
+            "the screen model failed on the target's output and starts over"
+        );
+        self.parser = vt100::Parser::new_with_callbacks(rows, cols, 0, counts);
+        self.fast = false;
+        self.main_full = true;
+        self.pulled = self.parser.callbacks().total;
+        self.owed = 0;
+        self.diverged = true;
+        self.restarted = true;
+    }
+
+    /// The screen started over since the last call ([`Self::parse`]).
+    pub(super) fn take_restarted(&mut self) -> bool {
+        std::mem::take(&mut self.restarted)
+    }
+
     /// Output from the target.
     pub(super) fn process(&mut self, bytes: &[u8]) {
         if !self.fast {
-            self.parser.process(bytes);
+            self.parse(bytes);
             return;
         }
         let mut fed = 0;
@@ -469,7 +501,7 @@ impl ScreenModel {
             _ => self.seq_start.unwrap_or(0),
         };
         self.close_run(bytes, &mut fed, end);
-        self.parser.process(bytes.get(fed..).unwrap_or_default());
+        self.parse(bytes.get(fed..).unwrap_or_default());
         if let Some(&last) = bytes.last() {
             self.clean = self.state != State::Ground || last < 0x80;
         }
@@ -532,7 +564,7 @@ impl ScreenModel {
 
     /// Feeds the model up to and including `bytes[i]`, to look at it there.
     fn catch_up(&mut self, bytes: &[u8], fed: &mut usize, i: usize) {
-        self.parser.process(bytes.get(*fed..=i).unwrap_or_default());
+        self.parse(bytes.get(*fed..=i).unwrap_or_default());
         *fed = i + 1;
     }
 
@@ -701,8 +733,7 @@ impl ScreenModel {
             return;
         };
         // The model up to the run: where its cursor is.
-        self.parser
-            .process(bytes.get(*fed..start).unwrap_or_default());
+        self.parse(bytes.get(*fed..start).unwrap_or_default());
         *fed = start;
         let screen = self.parser.screen();
         if screen.alternate_screen() {
@@ -762,7 +793,9 @@ impl ScreenModel {
             scratch.extend_from_slice(format!("\x1b[{n}S").as_bytes());
             left -= n;
         }
-        self.parser.process(scratch);
+        let scratch = std::mem::take(&mut self.scratch);
+        self.parse(&scratch);
+        self.scratch = scratch;
         *fed = skip_end;
         self.skipped += cut as u64;
     }
@@ -1130,6 +1163,34 @@ mod tests {
         );
         let screen = t.screen_formatted();
         assert!(screen.windows(7).any(|w| w == b"1000000"), "the last line");
+    }
+
+    /// vt100 0.18.1 panics on some output at the margin of a narrow
+    /// screen (a variation selector after a wide character there). A
+    /// client chooses its window size and the target prints what the
+    /// person asks it to, so this must not bring the session down: the
+    /// model starts over, and what comes after is read as usual.
+    #[test]
+    fn output_that_panics_vt100_gives_a_fresh_screen_not_a_dead_session() {
+        let poison = "\u{fe0f}#\n\u{2603}\u{fe0f}\x1b[1;80H \x1b[D\x1b[1b\x1b[M";
+        for fast in [true, false] {
+            let mut t = if fast {
+                CommandTracker::new(2, 2)
+            } else {
+                CommandTracker::new_plain(2, 2)
+            };
+            t.output(poison.as_bytes());
+            t.resize(80, 24);
+            t.output(b"\x1b[H\x1b[2J$ ");
+            key_steps(&mut t, b"ls", true);
+            assert!(
+                matches!(
+                    t.input(b"\r").pop(),
+                    Some(Input::Enter { command: Some(c), .. }) if c == "ls"
+                ),
+                "fast {fast}: the next command is read"
+            );
+        }
     }
 
     /// `seq 1 1000000` as a pty prints it, given to `t` in the pieces a

@@ -66,11 +66,16 @@ impl Watch {
     /// and after falling behind the stream).
     pub fn snapshot(&mut self, cols: u16, rows: u16, contents: &[u8]) {
         self.terminal = vt100::Parser::new(size(rows), size(cols), 0);
-        self.terminal.process(contents);
+        self.feed(contents);
     }
 
     pub fn feed(&mut self, bytes: &[u8]) {
-        self.terminal.process(bytes);
+        if crate::record::vt::process(&mut self.terminal, bytes).is_err() {
+            // vt100 failed on this output (see `record::vt`): the mirror
+            // goes on from a blank screen.
+            let (rows, cols) = self.terminal.screen().size();
+            self.terminal = vt100::Parser::new(rows, cols, 0);
+        }
     }
 
     pub fn resize(&mut self, cols: u16, rows: u16) {
@@ -222,6 +227,17 @@ mod tests {
         assert!(text.contains("$ tail"), "the cursor's row is shown: {text}");
         assert!(!text.contains("line 0\n"));
         assert!(text.contains("joined"));
+    }
+
+    /// Output that makes vt100 panic (`record::vt`) leaves the monitor
+    /// running, on a blank screen that goes on with what follows.
+    #[test]
+    fn output_that_panics_vt100_does_not_end_the_monitor() {
+        let mut watch = Watch::new(&info(2, 2), false);
+        watch.feed("\u{fe0f}#\n\u{2603}\u{fe0f}\x1b[1;80H \x1b[D\x1b[1b\x1b[M".as_bytes());
+        watch.feed(b"ok");
+        let text = seen(&watch, 80, 24);
+        assert!(text.contains("ok"), "{text}");
     }
 
     #[test]

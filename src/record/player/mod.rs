@@ -246,7 +246,12 @@ impl Head {
         let Some(data) = event.data else { return };
         match event.code {
             Code::Output => {
-                self.parser.process(data.as_bytes());
+                if super::vt::process(&mut self.parser, data.as_bytes()).is_err() {
+                    // vt100 failed on this output (see `record::vt`): the
+                    // replay goes on from a blank screen.
+                    let (rows, cols) = self.parser.screen().size();
+                    self.parser = vt100::Parser::new(rows, cols, 0);
+                }
                 self.escape = self.escape.feed(data.as_bytes());
             }
             Code::Resize => {

@@ -508,3 +508,23 @@ fn what_is_not_a_cast_is_refused_at_open() {
         Err(RecordError::Read { .. })
     ));
 }
+
+/// A recording whose output makes vt100 panic (`record::vt`) still plays
+/// to its end: an auditor's replay goes on from a blank screen.
+#[test]
+fn output_that_panics_vt100_does_not_end_the_replay() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cast = header(2, 2) + "\n";
+    cast += &event(
+        0.1,
+        "o",
+        "\u{fe0f}#\n\u{2603}\u{fe0f}\x1b[1;80H \x1b[D\x1b[1b\x1b[M",
+    );
+    cast += &event(0.2, "o", "ok");
+    let path = write(dir.path(), "t.cast", &cast);
+    let mut player = Player::open(&path, PlayerOptions::default()).unwrap();
+    play_to(&mut player, 1.0, Budget::UNLIMITED);
+    assert!(player.at_end());
+    assert!(player.error().is_none());
+    assert!(player.screen().contents().contains("ok"));
+}
