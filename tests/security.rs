@@ -107,6 +107,44 @@ async fn openssh_gets_the_menu_back_after_each_session() {
     b.shutdown().await;
 }
 
+/// A paste holding bytes that are not UTF-8, from a real terminal through
+/// OpenSSH, into the menu: it used to crash the menu (termwiz consumed
+/// more than it had buffered). The menu takes it as text and goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paste_that_is_not_utf8_leaves_the_menu_working() {
+    let Some(ssh_bin) = peer("ssh") else { return };
+    let (mut b, _keys, key) = bastion_with_admin_key("").await;
+    let cmd = ssh_command(&ssh_bin, &key, b.addr.port(), "admin", &["-tt"]);
+    let mut term = PtyChild::spawn(cmd, 100, 30);
+    assert!(
+        term.wait_for(T, |s| s.contains("demo") && s.contains("127.0.0.1"))
+            .await,
+        "no menu:\n{}",
+        term.text()
+    );
+    term.send(b"\x1b[200~de\xff\xfe\x1b[201~");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Out of the filter again, then into the demo target as usual.
+    term.send(b"\x7f\x7f\x7f\x7f");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    term.send(b"\r");
+    assert!(
+        term.wait_for(T, |s| s.contains("demo@demo:~$")).await,
+        "the menu did not go on after the paste:\n{}",
+        term.text()
+    );
+    term.send(b"exit\r");
+    assert!(
+        term.wait_for(T, |s| s.contains("session on demo ended"))
+            .await,
+        "{}",
+        term.text()
+    );
+    term.send(b"q");
+    assert_eq!(term.wait_exit(T).await, Some(0), "{}", term.text());
+    b.shutdown().await;
+}
+
 // ------------------------------------------------------- items 2 and 12 --
 
 /// Several sessions over one OpenSSH ControlMaster connection, with and
