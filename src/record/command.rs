@@ -392,11 +392,11 @@ impl CommandTracker {
     pub fn output(&mut self, bytes: &[u8]) {
         self.input_after_output = false;
         self.after_enter = false;
-        if self.may_defer() && self.deferred.len() + bytes.len() < DEFER_LIMIT {
-            self.deferred.extend_from_slice(bytes);
-            return;
-        }
         if self.may_defer() {
+            if self.deferred.len() + bytes.len() < DEFER_LIMIT {
+                self.deferred.extend_from_slice(bytes);
+                return;
+            }
             // A full batch: one piece, and the buffer kept for the next.
             let mut batch = std::mem::take(&mut self.deferred);
             batch.extend_from_slice(bytes);

@@ -19,3 +19,12 @@ pub fn process<CB: vt100::Callbacks>(
 ) -> Result<(), Panicked> {
     catch_unwind(AssertUnwindSafe(|| parser.process(bytes))).map_err(|_| Panicked)
 }
+
+/// [`process`] for a plain parser: after a panic, a blank screen of the
+/// same size takes its place (a replay or a monitor goes on from there).
+pub fn process_or_restart(parser: &mut vt100::Parser, bytes: &[u8]) {
+    if process(parser, bytes).is_err() {
+        let (rows, cols) = parser.screen().size();
+        *parser = vt100::Parser::new(rows, cols, 0);
+    }
+}

@@ -70,12 +70,7 @@ impl Watch {
     }
 
     pub fn feed(&mut self, bytes: &[u8]) {
-        if crate::record::vt::process(&mut self.terminal, bytes).is_err() {
-            // vt100 failed on this output (see `record::vt`): the mirror
-            // goes on from a blank screen.
-            let (rows, cols) = self.terminal.screen().size();
-            self.terminal = vt100::Parser::new(rows, cols, 0);
-        }
+        crate::record::vt::process_or_restart(&mut self.terminal, bytes);
     }
 
     pub fn resize(&mut self, cols: u16, rows: u16) {

@@ -246,12 +246,7 @@ impl Head {
         let Some(data) = event.data else { return };
         match event.code {
             Code::Output => {
-                if super::vt::process(&mut self.parser, data.as_bytes()).is_err() {
-                    // vt100 failed on this output (see `record::vt`): the
-                    // replay goes on from a blank screen.
-                    let (rows, cols) = self.parser.screen().size();
-                    self.parser = vt100::Parser::new(rows, cols, 0);
-                }
+                super::vt::process_or_restart(&mut self.parser, data.as_bytes());
                 self.escape = self.escape.feed(data.as_bytes());
             }
             Code::Resize => {
