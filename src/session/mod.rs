@@ -42,7 +42,7 @@
 //!   protocol has one, and the bytes each way.
 //!
 //! It must not write session rows, start recorders or register live
-//! entries itself. `tests/session.rs` runs a toy protocol through open,
+//! entries itself. `session::tests` runs a toy protocol through open,
 //! output, a kill and the end, with no network.
 
 use std::net::IpAddr;
