@@ -15,8 +15,10 @@
 //!
 //! While it runs the protocol feeds [`Session::recorder`] (output, input,
 //! resizes, command markers) and [`Session::live`] (bytes, frames for
-//! monitors), and watches [`Session::live`]'s kill orders and its own
-//! grant's end. Command and transfer rows go through the audit writer
+//! monitors), and stops when [`Session::stopped`] resolves: a kill order,
+//! its permission ending (rechecked every second, so a revocation, a
+//! disabled person or a passed `--until` ends it), or shutdown (see
+//! `watch.rs`). Command and transfer rows go through the audit writer
 //! (`services.audit`) with the session's [`Session::id`].
 //!
 //! Ending, whatever ended it ([`Session::end`], after
@@ -35,17 +37,24 @@
 //!   names shown in lists, the person's address, and a [`Recording`] if it
 //!   records a terminal stream (asciicast);
 //! - its own pump: bytes both ways, each chunk to the recorder and the
-//!   live entry, and a stop when [`crate::live::LiveSession::killed`] has an
-//!   order, when the bastion shuts down or when its grant ends;
+//!   live entry, raced against [`Session::stopped`] with what "still
+//!   permitted" means for it (its grant's actions rechecked against the
+//!   current policy), whose [`Stop`] gives the row's reason and the line
+//!   for the person;
 //! - an [`Outcome`] at the end: the reason as a short phrase ("client
 //!   closed", "killed: ..."), whether it failed, the exit status if the
 //!   protocol has one, and the bytes each way.
 //!
-//! It must not write session rows, start recorders or register live
-//! entries itself. `session::tests` runs a toy protocol through open,
-//! output, a kill and the end, with no network.
+//! It must not write session rows, start recorders, register live
+//! entries or poll for revocation itself. `session::tests` runs a toy
+//! protocol through open, output, a kill, a revocation, a shutdown and the
+//! end, with no network.
 
 use std::net::IpAddr;
+
+mod watch;
+
+pub use watch::{RECHECK, Stop, revoked};
 
 use crate::audit::AuditEvent;
 use crate::live::{LiveSession, Registry, SessionInfo};

@@ -2,9 +2,11 @@
 //! network, no SSH. It is what the module docs tell a new protocol to do.
 
 use std::net::{IpAddr, Ipv4Addr};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
+use tokio_util::sync::CancellationToken;
 
 use super::*;
 use crate::config::Config;
@@ -34,6 +36,17 @@ fn spec(recording: Option<Recording>) -> Spec {
     }
 }
 
+fn recording() -> Recording {
+    Recording {
+        kind: SessionKind::Shell,
+        cols: 80,
+        rows: 24,
+        term: Some("xterm".into()),
+        title: Some("operator@toy1".into()),
+        command: None,
+    }
+}
+
 async fn row(services: &Services, id: &str) -> crate::store::sessions::SessionRow {
     let rows = services
         .ops
@@ -45,33 +58,57 @@ async fn row(services: &Services, id: &str) -> crate::store::sessions::SessionRo
         .expect("the session row")
 }
 
-/// The toy protocol: it echoes each line it is given, upper-cased, until
-/// its input ends or staff kill it; that is all a protocol's pump does
-/// besides speaking its own wire format.
-async fn toy_pump(session: &Session, input: &[&str]) -> Outcome {
-    let mut bytes_in = 0;
-    let mut bytes_out = 0;
-    for line in input {
-        if let Some(order) = session.live().killed() {
-            return Outcome {
-                reason: format!("killed: {}", order.reason),
-                bytes_in,
-                bytes_out,
-                ..Outcome::default()
-            };
+/// What the bastion asks of the toy's session while it runs.
+struct Orders {
+    shutdown: CancellationToken,
+    allowed: AtomicBool,
+}
+
+impl Orders {
+    fn new() -> Orders {
+        Orders {
+            shutdown: CancellationToken::new(),
+            allowed: AtomicBool::new(true),
         }
-        bytes_in += line.len() as u64;
-        session.live().add_in(line.len() as u64);
-        let out = Bytes::from(format!("{}\r\n", line.to_uppercase()));
-        bytes_out += out.len() as u64;
-        session.live().add_out(out.len() as u64);
-        session.live().publish(out.clone());
-        session.recorder().output(out).await.expect("recorded");
-        tokio::time::sleep(Duration::from_millis(5)).await;
     }
+}
+
+/// The toy protocol: it echoes each line it is given, upper-cased, until
+/// its input ends (`repeat`: never) or the bastion stops it; that is all a
+/// protocol's pump does besides speaking its own wire format.
+async fn toy_pump(
+    services: &Services,
+    session: &Session,
+    orders: &Orders,
+    input: &[&str],
+    repeat: bool,
+) -> Outcome {
+    let work = async {
+        loop {
+            for line in input {
+                session.live().add_in(line.len() as u64);
+                let out = Bytes::from(format!("{}\r\n", line.to_uppercase()));
+                session.live().add_out(out.len() as u64);
+                session.live().publish(out.clone());
+                session.recorder().output(out).await.expect("recorded");
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            if !repeat {
+                return ("client closed".to_string(), Some(0));
+            }
+        }
+    };
+    let stopped = session.stopped(services, &orders.shutdown, |_| {
+        orders.allowed.load(Ordering::SeqCst)
+    });
+    let (reason, exit_status) = tokio::select! {
+        ended = work => ended,
+        stop = stopped => (stop.reason(), None),
+    };
+    let (bytes_in, bytes_out) = session.live().bytes();
     Outcome {
-        reason: "client closed".into(),
-        exit_status: Some(0),
+        reason,
+        exit_status,
         bytes_in,
         bytes_out,
         ..Outcome::default()
@@ -82,15 +119,7 @@ async fn toy_pump(session: &Session, input: &[&str]) -> Outcome {
 async fn a_toy_protocol_is_opened_recorded_listed_killed_and_ended() {
     let (_dir, services) = services().await;
     let live = Registry::new();
-    let recording = Recording {
-        kind: SessionKind::Shell,
-        cols: 80,
-        rows: 24,
-        term: Some("xterm".into()),
-        title: Some("operator@toy1".into()),
-        command: None,
-    };
-    let session = Session::open(&services, &live, spec(Some(recording)))
+    let session = Session::open(&services, &live, spec(Some(recording())))
         .await
         .expect("opened");
     assert!(!session.unrecorded());
@@ -106,16 +135,23 @@ async fn a_toy_protocol_is_opened_recorded_listed_killed_and_ended() {
         ),
         ("alice", "toy")
     );
-    let first = toy_pump(&session, &["hello", "world"]).await;
-    assert_eq!(first.reason, "client closed");
-    assert!(live.kill(&id, "end of shift", "root"));
-    let outcome = toy_pump(&session, &["never seen"]).await;
-    assert_eq!(outcome.reason, "killed: end of shift");
-    let outcome = Outcome {
-        bytes_in: first.bytes_in,
-        bytes_out: first.bytes_out,
-        ..outcome
+    let orders = Orders::new();
+    let first = toy_pump(&services, &session, &orders, &["hello", "world"], false).await;
+    assert_eq!(
+        (first.reason.as_str(), first.bytes_in),
+        ("client closed", 10)
+    );
+    // Killed while it runs: the watch stops it within a recheck.
+    let killer = async {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(live.kill(&id, "end of shift", "root"));
     };
+    let (outcome, ()) = tokio::join!(
+        toy_pump(&services, &session, &orders, &["still typing"], true),
+        killer
+    );
+    assert_eq!(outcome.reason, "killed: end of shift");
+    assert!(outcome.bytes_in > 10, "it ran until the kill");
     session.end(&services, outcome).await;
     assert!(live.list().is_empty(), "the live entry is gone");
 
@@ -126,15 +162,14 @@ async fn a_toy_protocol_is_opened_recorded_listed_killed_and_ended() {
         (row.status.as_str(), row.reason.as_str()),
         ("closed", "killed: end of shift")
     );
-    assert_eq!((row.bytes_in, row.bytes_out), (10, 14));
+    assert!(row.bytes_in > 10 && row.bytes_out > 14, "{row:?}");
     let dir = services.config.recording_dir();
     let cast = std::fs::read_to_string(dir.join(row.recording.as_deref().expect("recorded")))
         .expect("the cast");
     assert!(
-        cast.contains("HELLO\\r\\n") && cast.contains("WORLD"),
+        cast.contains("HELLO\\r\\n") && cast.contains("WORLD") && cast.contains("STILL TYPING"),
         "{cast}"
     );
-    assert!(!cast.contains("NEVER"), "{cast}");
     assert_eq!(
         row.recording_sha256.as_deref(),
         Some(
@@ -158,6 +193,39 @@ async fn a_toy_protocol_is_opened_recorded_listed_killed_and_ended() {
         .expect("verify");
     assert_eq!(report.broken, None);
     assert!(report.recordings >= 1);
+}
+
+/// A permission that ends, or a bastion that shuts down, stops a running
+/// session with the reason the row keeps.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_permission_and_a_shutdown_stop_a_running_session() {
+    let (_dir, services) = services().await;
+    let live = Registry::new();
+    for (stop, reason) in [
+        ("revoke", "permission ended"),
+        ("shutdown", "bastion shutdown"),
+    ] {
+        let session = Session::open(&services, &live, spec(Some(recording())))
+            .await
+            .expect("opened");
+        let id = session.id().to_string();
+        let orders = Orders::new();
+        let order = async {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            match stop {
+                "revoke" => orders.allowed.store(false, Ordering::SeqCst),
+                _ => orders.shutdown.cancel(),
+            }
+        };
+        let (outcome, ()) = tokio::join!(
+            toy_pump(&services, &session, &orders, &["line"], true),
+            order
+        );
+        assert_eq!(outcome.reason, reason);
+        session.end(&services, outcome).await;
+        assert_eq!(row(&services, &id).await.reason, reason);
+    }
+    assert!(live.list().is_empty());
 }
 
 /// A protocol that records nothing (a tunnel, SFTP) gets a row and a live

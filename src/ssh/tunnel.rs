@@ -8,7 +8,6 @@
 //! second when the grant is revoked.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::Bytes;
 use russh::server::Msg;
@@ -124,28 +123,15 @@ pub async fn run(shared: Arc<Shared>, conn: Arc<Conn>, channel: Channel<Msg>, gr
         }
     };
     // Kill orders, revocation, shutdown.
-    let watch = async {
-        let mut tick = tokio::time::interval(Duration::from_secs(1));
-        loop {
-            tokio::select! {
-                _ = tick.tick() => {}
-                _ = shared.shutdown.cancelled() => return "bastion shutdown".to_string(),
-            }
-            if let Some(order) = live.killed() {
-                return format!("killed: {}", order.reason);
-            }
-            let now = shared.services.clock.now();
-            if shared.policy().recheck_tunnel(&grant, now).is_none() {
-                return "permission ended".to_string();
-            }
-        }
-    };
+    let watch = session.stopped(services, &shared.shutdown, |now| {
+        shared.policy().recheck_tunnel(&grant, now).is_some()
+    });
     // A tunnel ends when the person's side ends, or the target's side has
     // ended and everything it sent was passed on.
     let reason = tokio::select! {
         r = down => r.to_string(),
         r = up => r.to_string(),
-        r = watch => r,
+        stop = watch => stop.reason(),
     };
     let _ = write.eof().await;
     let _ = write.close().await;

@@ -52,6 +52,7 @@ use crate::audit::AuditEvent;
 use crate::model::Action;
 use crate::policy::Grant;
 use crate::route::Target;
+use crate::session::Stop;
 use crate::sftp::tree::{self, Place};
 use crate::sftp::wire::{
     self, Attrs, ClientPacket, Extension, Fields, Frames, Op, Request, ServerPacket, kind,
@@ -353,19 +354,17 @@ impl<'a> Relay<'a> {
             if b.gone.is_some() {
                 continue;
             }
-            let reason = if let Some(order) = b.session.live().killed() {
-                Some(format!(
-                    "{}: session ended by {}: {}",
-                    b.asset, order.by, order.reason
-                ))
-            } else if [Action::Download, Action::Upload, Action::Delete]
+            let allowed = [Action::Download, Action::Upload, Action::Delete]
                 .into_iter()
-                .all(|a| policy.recheck(&b.grant, a, now).is_none())
-            {
-                Some(format!("{}: your access has been revoked", b.asset))
-            } else {
-                None
-            };
+                .any(|a| policy.recheck(&b.grant, a, now).is_some());
+            let reason = b.session.stop_now(allowed).map(|stop| match stop {
+                Stop::Killed { reason, by } => {
+                    format!("{}: session ended by {by}: {reason}", b.asset)
+                }
+                Stop::Revoked | Stop::Shutdown => {
+                    format!("{}: your access has been revoked", b.asset)
+                }
+            });
             if let Some(reason) = reason {
                 b.gone = Some(reason.clone());
                 ended = Some(reason);
