@@ -52,8 +52,10 @@
 
 use std::net::IpAddr;
 
+mod admit;
 mod watch;
 
+pub use admit::{Denied, UserSessions, UserSlot, authorize};
 pub use watch::{RECHECK, Stop, revoked};
 
 use crate::audit::AuditEvent;

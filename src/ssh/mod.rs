@@ -57,47 +57,7 @@ pub struct Shared {
     pub theme: crate::tui::Theme,
     pub upstream: crate::upstream::ConnectOptions,
     /// Target sessions each person has open (`ssh.max_sessions_per_user`).
-    pub user_sessions: UserSessions,
-}
-
-/// Counts the target sessions each person has open, so one person cannot
-/// make the bastion record (and connect) without bound.
-#[derive(Debug, Default)]
-pub struct UserSessions(std::sync::Mutex<std::collections::HashMap<String, usize>>);
-
-/// One open target session in its person's count, given back on drop.
-#[derive(Debug)]
-pub struct UserSlot<'a> {
-    of: &'a UserSessions,
-    user_id: String,
-}
-
-impl UserSessions {
-    /// A slot for one more session of `user_id`, unless they have `max`.
-    pub fn take(&self, user_id: &str, max: u32) -> Option<UserSlot<'_>> {
-        let mut counts = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        let n = counts.entry(user_id.to_string()).or_default();
-        if *n >= max as usize {
-            return None;
-        }
-        *n += 1;
-        Some(UserSlot {
-            of: self,
-            user_id: user_id.to_string(),
-        })
-    }
-}
-
-impl Drop for UserSlot<'_> {
-    fn drop(&mut self) {
-        let mut counts = self.of.0.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(n) = counts.get_mut(&self.user_id) {
-            *n = n.saturating_sub(1);
-            if *n == 0 {
-                counts.remove(&self.user_id);
-            }
-        }
-    }
+    pub user_sessions: crate::session::UserSessions,
 }
 
 impl Shared {
@@ -303,7 +263,7 @@ impl Server {
             shutdown: CancellationToken::new(),
             theme,
             upstream: crate::upstream::ConnectOptions::default(),
-            user_sessions: UserSessions::default(),
+            user_sessions: crate::session::UserSessions::default(),
         });
         Ok(Server {
             shared,

@@ -16,7 +16,7 @@ use crate::model::{Action, FilterAction, new_id};
 use crate::policy::{Grant, GrantAccount};
 use crate::record::{CommandTracker, SessionKind};
 use crate::relay::{self, ClientEnd, EXIT_BASTION, EndReason, Hooks};
-use crate::session::{self, Session};
+use crate::session::{self, Session, UserSlot};
 use crate::store;
 use crate::transfer::ExecTransfer;
 use crate::upstream::{self, TargetSecret};
@@ -129,6 +129,48 @@ impl Ended {
     }
 }
 
+/// Lines from the bastion to the person, on standard error (`\r\n` on a
+/// terminal).
+#[derive(Clone, Copy)]
+struct Say<'a> {
+    write: &'a ChannelWriteHalf<ServerMsg>,
+    pty: bool,
+}
+
+impl Say<'_> {
+    async fn line(self, text: impl Into<String>) {
+        let text = text.into();
+        let line = if self.pty {
+            format!("{text}\r\n")
+        } else {
+            format!("{text}\n")
+        };
+        let _ = self.write.extended_data_bytes(1, Bytes::from(line)).await;
+    }
+
+    /// A refusal: the person told, and a refusal row in the audit log.
+    async fn refused(self, shared: &Shared, conn: &Conn, request: &str, text: String) {
+        self.line(text.clone()).await;
+        super::refuse_log(shared, conn, request, &text).await;
+    }
+}
+
+/// A session the person may open: its grant, the actions it runs under
+/// (rechecked while it runs), and its place under the person's cap.
+struct Admitted<'a> {
+    grant: Grant,
+    actions: Vec<Action>,
+    transfer: Option<ExecTransfer>,
+    _slot: UserSlot<'a>,
+}
+
+/// The target's end of a session, connected and with its channel set up.
+struct Target {
+    upstream: upstream::Upstream,
+    read: ChannelReadHalf,
+    write: ChannelWriteHalf<russh::client::Msg>,
+}
+
 /// Runs a session on a target, whatever way it ends.
 pub async fn run_session(
     shared: &Arc<Shared>,
@@ -137,241 +179,267 @@ pub async fn run_session(
     run: Run,
     person: &mut PersonChannel<'_>,
 ) -> Ended {
-    let services = &shared.services;
-    let now = services.clock.now();
-    let pty = person.pty;
-    let client_write = person.write;
-    let say = |text: String| async move {
-        let line = if pty.is_some() {
-            format!("{text}\r\n")
-        } else {
-            format!("{text}\n")
-        };
-        let _ = client_write.extended_data_bytes(1, Bytes::from(line)).await;
+    let say = Say {
+        write: person.write,
+        pty: person.pty.is_some(),
     };
-
-    let Some(account) = choice
-        .account
-        .clone()
-        .or_else(|| pick_account(shared, conn, &choice.asset).ok())
-    else {
-        match pick_account(shared, conn, &choice.asset) {
-            Err(msg) => say(msg).await,
-            Ok(_) => say(no_access(&choice.asset)).await,
-        }
+    let Choice {
+        asset,
+        account,
+        input_password,
+    } = choice;
+    let Some(admitted) = admit(shared, conn, &asset, account, &run, person, say).await else {
         return Ended::refused();
+    };
+    let Some(target) = open_target(
+        shared,
+        conn,
+        &admitted.grant,
+        input_password,
+        &run,
+        person,
+        say,
+    )
+    .await
+    else {
+        return Ended::refused();
+    };
+    run_on_target(shared, conn, &admitted, target, &run, person, say).await
+}
+
+/// Whether the person may open this session: the account, the grant for
+/// every action it needs, a terminal where filters apply, a place under
+/// the cap, and an administrator's approval where the permission asks for
+/// one. `None`: refused, the person told why.
+#[allow(clippy::too_many_arguments)]
+async fn admit<'s>(
+    shared: &'s Shared,
+    conn: &Conn,
+    asset: &str,
+    account: Option<String>,
+    run: &Run,
+    person: &mut PersonChannel<'_>,
+    say: Say<'_>,
+) -> Option<Admitted<'s>> {
+    let services = &shared.services;
+    let account = match account.map_or_else(|| pick_account(shared, conn, asset), Ok) {
+        Ok(account) => account,
+        Err(line) => {
+            say.line(line).await;
+            return None;
+        }
     };
     let policy = shared.policy();
     // scp and rsync move files: they need upload/download (and delete for
     // rsync --delete), not connect.
-    let transfer = match &run {
+    let transfer = match run {
         Run::Exec(command) => ExecTransfer::classify(command),
         Run::Shell => None,
     };
     let actions = transfer
         .as_ref()
         .map_or_else(|| vec![Action::Connect], ExecTransfer::actions);
-    let Some(grant) = policy.authorize(
+    let now = services.clock.now();
+    let grant = match session::authorize(
+        &policy,
         &conn.identity,
-        &choice.asset,
+        asset,
         &account,
         "ssh",
-        actions[0],
+        &actions,
         now,
-    ) else {
-        let visible = policy
-            .authorize(
-                &conn.identity,
-                &choice.asset,
-                &account,
-                "ssh",
-                Action::Connect,
-                now,
-            )
-            .is_some()
-            || policy
-                .visible_asset(&conn.identity, &choice.asset, now)
-                .is_some();
-        if visible {
-            let text = format!(
-                "rampart: {}: {} is not permitted to you there",
-                choice.asset, actions[0]
-            );
-            say(text.clone()).await;
-            super::refuse_log(shared, conn, &format!("exec on {}", choice.asset), &text).await;
-        } else {
-            say(no_access(&choice.asset)).await;
+    ) {
+        Ok(grant) => grant,
+        Err(session::Denied::NoAccess) => {
+            say.line(no_access(asset)).await;
+            return None;
         }
-        return Ended::refused();
+        Err(session::Denied::NotPermitted(action)) => {
+            let text = format!("rampart: {asset}: {action} is not permitted to you there");
+            say.refused(shared, conn, &format!("exec on {asset}"), text)
+                .await;
+            return None;
+        }
     };
-    if let Some(missing) = actions.iter().find(|a| !grant.allows(**a)) {
-        let text = format!(
-            "rampart: {}: {missing} is not permitted to you there",
-            grant.asset_name()
-        );
-        say(text.clone()).await;
-        super::refuse_log(
-            shared,
-            conn,
-            &format!("exec on {}", grant.asset_name()),
-            &text,
-        )
-        .await;
-        return Ended::refused();
-    }
 
     // A shell without a terminal reads its commands from a stream no
     // filter can split into lines as the shell will: where a deny or review
     // rule applies, it is refused rather than run unfiltered.
-    if matches!(run, Run::Shell) && pty.is_none() && policy.grant_is_guarded(&grant) {
+    if matches!(run, Run::Shell) && person.pty.is_none() && policy.grant_is_guarded(&grant) {
         let text = format!(
-            "rampart: {}: command filters apply to you there, and a shell without a terminal cannot be filtered: use `ssh -t`, or run one command (`ssh bastion {} COMMAND`)",
-            grant.asset_name(),
-            grant.asset_name()
+            "rampart: {asset}: command filters apply to you there, and a shell without a terminal cannot be filtered: use `ssh -t`, or run one command (`ssh bastion {asset} COMMAND`)",
         );
-        say(text.clone()).await;
-        super::refuse_log(
-            shared,
-            conn,
-            &format!("shell on {}", grant.asset_name()),
-            &text,
-        )
-        .await;
-        return Ended::refused();
+        say.refused(shared, conn, &format!("shell on {asset}"), text)
+            .await;
+        return None;
     }
 
     // One person's sessions are capped: each is a target connection, a
     // recording and a live entry.
     let max = services.config.ssh.max_sessions_per_user;
-    let Some(_slot) = shared.user_sessions.take(grant.user_id(), max) else {
+    let Some(slot) = shared.user_sessions.take(grant.user_id(), max) else {
         let text = format!(
-            "rampart: {}: you have {max} sessions open, the most one person may have (ssh.max_sessions_per_user); end one first",
-            grant.asset_name()
+            "rampart: {asset}: you have {max} sessions open, the most one person may have (ssh.max_sessions_per_user); end one first",
         );
-        say(text.clone()).await;
-        super::refuse_log(
-            shared,
-            conn,
-            &format!("connect {}", grant.asset_name()),
-            &text,
-        )
-        .await;
-        return Ended::refused();
+        say.refused(shared, conn, &format!("connect {asset}"), text)
+            .await;
+        return None;
     };
 
-    // A permission with --require-approval: an admin says yes first.
-    if let Some(permission) = grant.approval() {
-        let what = match &run {
-            Run::Shell => "connect (interactive)".to_string(),
-            Run::Exec(command) => format!("connect to run: {command}"),
-        };
-        say(format!(
-            "rampart: {}: access through permission {permission} needs an administrator's approval; waiting... Ctrl-C withdraws",
-            grant.asset_name()
-        ))
-        .await;
-        let pending = shared.live.ask(crate::live::ApprovalRequest {
-            id: 0,
-            session: String::new(),
-            user: grant.user_name().to_string(),
-            asset: grant.asset_name().to_string(),
-            account: grant.account().username().to_string(),
-            command: what,
-            rule: permission.to_string(),
-            asked_at: now,
-        });
-        let timeout = services.config.auth.approval_timeout;
-        // Nothing else is expected before the session starts; what came is
-        // not replayed.
-        let mut ignored = std::collections::VecDeque::new();
-        let held = tokio::select! {
-            held = relay::await_decision(pending, timeout, &mut *person.read, &mut ignored) => held,
-            () = shared.shutdown.cancelled() => relay::Held::ClientGone,
-        };
-        let line = held.notice(timeout);
-        match held {
-            relay::Held::Approved { .. } => say(format!("rampart: {line}")).await,
-            relay::Held::ClientGone => return Ended::refused(),
-            _ => {
-                let text = format!("rampart: {}: {line}", grant.asset_name());
-                say(text.clone()).await;
-                super::refuse_log(
-                    shared,
-                    conn,
-                    &format!("connect to {}", grant.asset_name()),
-                    &text,
-                )
-                .await;
-                return Ended::refused();
-            }
+    if let Some(permission) = grant.approval()
+        && !approved(shared, conn, &grant, permission, run, person, say).await
+    {
+        return None;
+    }
+    Some(Admitted {
+        grant,
+        actions,
+        transfer,
+        _slot: slot,
+    })
+}
+
+/// A permission with --require-approval: an administrator says yes first,
+/// while the person may withdraw with Ctrl-C.
+#[allow(clippy::too_many_arguments)]
+async fn approved(
+    shared: &Shared,
+    conn: &Conn,
+    grant: &Grant,
+    permission: &str,
+    run: &Run,
+    person: &mut PersonChannel<'_>,
+    say: Say<'_>,
+) -> bool {
+    let what = match run {
+        Run::Shell => "connect (interactive)".to_string(),
+        Run::Exec(command) => format!("connect to run: {command}"),
+    };
+    say.line(format!(
+        "rampart: {}: access through permission {permission} needs an administrator's approval; waiting... Ctrl-C withdraws",
+        grant.asset_name()
+    ))
+    .await;
+    let pending = shared.live.ask(crate::live::ApprovalRequest {
+        id: 0,
+        session: String::new(),
+        user: grant.user_name().to_string(),
+        asset: grant.asset_name().to_string(),
+        account: grant.account().username().to_string(),
+        command: what,
+        rule: permission.to_string(),
+        asked_at: shared.services.clock.now(),
+    });
+    let timeout = shared.services.config.auth.approval_timeout;
+    // Nothing else is expected before the session starts; what came is
+    // not replayed.
+    let mut ignored = std::collections::VecDeque::new();
+    let held = tokio::select! {
+        held = relay::await_decision(pending, timeout, &mut *person.read, &mut ignored) => held,
+        () = shared.shutdown.cancelled() => relay::Held::ClientGone,
+    };
+    let line = held.notice(timeout);
+    match held {
+        relay::Held::Approved { .. } => {
+            say.line(format!("rampart: {line}")).await;
+            true
+        }
+        relay::Held::ClientGone => false,
+        _ => {
+            let text = format!("rampart: {}: {line}", grant.asset_name());
+            say.refused(
+                shared,
+                conn,
+                &format!("connect to {}", grant.asset_name()),
+                text,
+            )
+            .await;
+            false
         }
     }
+}
 
-    let upstream = match connect_target(shared, conn, &grant, choice.input_password).await {
+/// Connects the target and sets up its channel: the person's locale and
+/// terminal, and for an exec, the filters' verdict on the command before
+/// anything runs. `None`: refused, the person told why.
+async fn open_target(
+    shared: &Shared,
+    conn: &Conn,
+    grant: &Grant,
+    input_password: Option<Secret<String>>,
+    run: &Run,
+    person: &PersonChannel<'_>,
+    say: Say<'_>,
+) -> Option<Target> {
+    let upstream = match connect_target(shared, conn, grant, input_password).await {
         Ok(u) => u,
         Err(line) => {
-            say(format!("rampart: {line}")).await;
-            return Ended::refused();
+            say.line(format!("rampart: {line}")).await;
+            return None;
         }
     };
-
-    let target = match upstream.open_session().await {
+    let channel = match upstream.open_session().await {
         Ok(ch) => ch,
         Err(e) => {
-            say(format!(
+            say.line(format!(
                 "rampart: {}: cannot open a session: {e}",
                 grant.asset_name()
             ))
             .await;
             upstream.disconnect().await;
-            return Ended::refused();
+            return None;
         }
     };
-    let (mut target_read, target_write) = target.split();
+    let (read, write) = channel.split();
     for (name, value) in person.env.iter().filter(|(n, _)| passed_to_target(n)) {
-        let _ = target_write
-            .set_env(false, name.as_str(), value.as_str())
-            .await;
+        let _ = write.set_env(false, name.as_str(), value.as_str()).await;
     }
-    if let Some(p) = pty {
-        let _ = target_write
+    if let Some(p) = person.pty {
+        let _ = write
             .request_pty(false, &p.term, p.cols, p.rows, 0, 0, &p.modes)
             .await;
     }
-    let (kind, command) = match &run {
-        Run::Shell => ("shell", None),
-        Run::Exec(c) => ("exec", Some(c.clone())),
-    };
     // An exec'd command is checked against the filters before it runs.
-    if let Some(cmd) = &command {
-        let verdict = policy.check_grant_command(&grant, cmd);
+    if let Run::Exec(command) = run {
+        let verdict = shared.policy().check_grant_command(grant, command);
         if matches!(verdict.action, FilterAction::Deny | FilterAction::Review) {
-            let session_id = new_id();
             relay::log_exec_command(
-                services,
-                &grant,
-                &session_id,
-                cmd,
+                &shared.services,
+                grant,
+                &new_id(),
+                command,
                 String::new(),
                 verdict.action,
                 verdict.rule.clone(),
             )
             .await;
-            say(format!(
+            say.line(format!(
                 "rampart: command refused by rule {}",
                 verdict.rule.as_deref().unwrap_or("?")
             ))
             .await;
             upstream.disconnect().await;
-            return Ended::refused();
+            return None;
         }
     }
+    Some(Target {
+        upstream,
+        read,
+        write,
+    })
+}
 
+/// What the session row and the recording say about a session.
+fn spec(conn: &Conn, grant: &Grant, run: &Run, pty: Option<&Pty>) -> session::Spec {
     let username = grant.account().username().to_string();
     let (cols, rows) = pty
         .map(|p| relay::terminal_size(p.cols, p.rows))
         .unwrap_or((relay::DEFAULT_COLS, relay::DEFAULT_ROWS));
-    let spec = session::Spec {
+    let (kind, recorded_kind, command) = match run {
+        Run::Shell => ("shell", SessionKind::Shell, None),
+        Run::Exec(c) => ("exec", SessionKind::Exec, Some(c.clone())),
+    };
+    session::Spec {
         user_id: grant.user_id().to_string(),
         user_name: grant.user_name().to_string(),
         asset_id: grant.asset_id().to_string(),
@@ -382,39 +450,52 @@ pub async fn run_session(
         kind: kind.into(),
         source: conn.peer.ip(),
         recording: Some(session::Recording {
-            kind: if command.is_some() {
-                SessionKind::Exec
-            } else {
-                SessionKind::Shell
-            },
+            kind: recorded_kind,
             cols: cols as u16,
             rows: rows as u16,
             term: pty.map(|p| p.term.clone()),
             title: Some(format!("{}@{}", username, grant.asset_name())),
-            command: command.clone(),
+            command,
         }),
-    };
+    }
+}
+
+/// The session itself, on a connected target: opened (row, recording,
+/// live entry), started, pumped, and ended whatever ended it.
+async fn run_on_target(
+    shared: &Arc<Shared>,
+    conn: &Conn,
+    admitted: &Admitted<'_>,
+    mut target: Target,
+    run: &Run,
+    person: &mut PersonChannel<'_>,
+    say: Say<'_>,
+) -> Ended {
+    let services = &shared.services;
+    let grant = &admitted.grant;
+    let spec = spec(conn, grant, run, person.pty);
     let mut session = match Session::open(services, &shared.live, spec).await {
         Ok(session) => session,
         Err(refused) => {
-            say(format!("rampart: {refused}")).await;
-            upstream.disconnect().await;
+            say.line(format!("rampart: {refused}")).await;
+            target.upstream.disconnect().await;
             return Ended::refused();
         }
     };
     if session.unrecorded() {
         // `on_failure = allow`: the session runs, audited but not
         // recorded, and the person is told.
-        say("rampart: warning: this session is not recorded (the recording cannot be written); it is still audited".into()).await;
+        say.line("rampart: warning: this session is not recorded (the recording cannot be written); it is still audited").await;
     }
     let session_id = session.id().to_string();
 
-    let started = match &run {
-        Run::Shell => target_write.request_shell(true).await,
-        Run::Exec(c) => target_write.exec(true, c.as_bytes().to_vec()).await,
+    let started = match run {
+        Run::Shell => target.write.request_shell(true).await,
+        Run::Exec(c) => target.write.exec(true, c.as_bytes().to_vec()).await,
     };
     let outcome = if let Err(e) = started {
-        say(format!("rampart: {}: {e}", grant.asset_name())).await;
+        say.line(format!("rampart: {}: {e}", grant.asset_name()))
+            .await;
         relay::Outcome {
             reason: EndReason::Error(e.to_string()),
             exit_status: Some(1),
@@ -424,38 +505,27 @@ pub async fn run_session(
             size: None,
         }
     } else {
-        pump_session(
-            shared,
-            person,
-            &grant,
-            &mut session,
-            &mut target_read,
-            &target_write,
-            &actions,
-            transfer.as_ref(),
-        )
-        .await
+        pump_session(shared, person, admitted, &mut session, &mut target).await
     };
     // Out of the live list first, then the target goes; the recording is
     // finished (the exec'd command is logged with its first output).
     let closing = session.finish_recording().await;
-    let _ = target_write.close().await;
-    upstream.disconnect().await;
+    let _ = target.write.close().await;
+    target.upstream.disconnect().await;
     if matches!(outcome.reason, EndReason::RecordingFailed(_)) && outcome.client_open {
         // On a terminal, below whatever the target printed last.
-        let start = if pty.is_some() { "\r\n" } else { "" };
-        say(format!(
+        let start = if say.pty { "\r\n" } else { "" };
+        say.line(format!(
             "{start}rampart: the session was ended because it can no longer be recorded; tell an admin"
         ))
         .await;
     }
-
-    if let Some(cmd) = &command {
+    if let Run::Exec(command) = run {
         relay::log_exec_command(
             services,
-            &grant,
+            grant,
             &session_id,
-            cmd,
+            command,
             closing.recorded().first_output.clone(),
             FilterAction::Allow,
             None,
@@ -492,17 +562,14 @@ pub async fn run_session(
 
 /// Pumps bytes between the person and the target until either ends (the
 /// relay: filters, tracker, recorder, live entry).
-#[allow(clippy::too_many_arguments)]
 async fn pump_session(
     shared: &Arc<Shared>,
     person: &mut PersonChannel<'_>,
-    grant: &Grant,
+    admitted: &Admitted<'_>,
     session: &mut Session,
-    target_read: &mut russh::ChannelReadHalf,
-    target_write: &ChannelWriteHalf<russh::client::Msg>,
-    actions: &[Action],
-    transfer: Option<&ExecTransfer>,
+    target: &mut Target,
 ) -> relay::Outcome {
+    let grant = &admitted.grant;
     let services = &shared.services;
     // Every session with a terminal has its typed lines checked and
     // logged: an exec with a pty may be a shell (`ssh -t bastion web1
@@ -514,7 +581,7 @@ async fn pump_session(
     let shared2 = shared.clone();
     let policy_fn = move || shared2.policy();
     let session_id = session.id().to_string();
-    let scp = match transfer {
+    let scp = match &admitted.transfer {
         Some(ExecTransfer::Scp(c)) => {
             Some(super::scp::ScpTap::new(c, services, grant, &session_id))
         }
@@ -526,8 +593,8 @@ async fn pump_session(
         person.write,
         person.handle,
         person.id,
-        target_read,
-        target_write,
+        &mut target.read,
+        &target.write,
         Hooks {
             services,
             policy: &policy_fn,
@@ -541,7 +608,7 @@ async fn pump_session(
             recording_optional: services.config.recording.on_failure
                 == crate::config::OnFailure::Allow,
             end: person.end,
-            actions,
+            actions: &admitted.actions,
             tap: scp.as_ref().map(|t| t as &dyn relay::StreamTap),
             record_stdout: scp.is_none(),
         },
