@@ -6,11 +6,11 @@
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use crate::audit::AuditEvent;
 use crate::model::FilterAction;
-use crate::policy::{FilterVerdict, Grant};
+use crate::policy::FilterVerdict;
 use crate::record::{CommandTracker, CompletedCommand, LateCommand};
 use crate::services::Services;
+use crate::session::{Command, Rows};
 
 /// State both directions touch, behind a mutex held only for short,
 /// non-awaiting sections.
@@ -117,26 +117,16 @@ pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 /// Writes the commands waiting to be logged, each in its own transaction.
-pub(super) async fn flush_log(
-    services: &Services,
-    grant: &Grant,
-    session_id: &str,
-    shared: &Mutex<Shared>,
-) {
+pub(super) async fn flush_log(services: &Services, rows: &Rows, shared: &Mutex<Shared>) {
     let pending = std::mem::take(&mut lock(shared).pending_log);
     for c in pending {
-        let rule = c.rule;
-        let event = AuditEvent::Command {
-            session_id: session_id.to_string(),
-            offset_ms: i64::try_from(c.offset.as_millis()).unwrap_or(i64::MAX),
-            user_name: grant.user_name().to_string(),
-            asset_name: grant.asset_name().to_string(),
-            account: grant.account().username().to_string(),
+        let event = rows.command(Command {
+            offset: c.offset,
             command: c.command,
             output: c.output,
             action: c.action.as_str().to_string(),
-            rule,
-        };
+            rule: c.rule,
+        });
         // Queued for the batching writer: the person's next keystroke
         // never waits for the database.
         services.audit.write(event, services.clock.now()).await;
@@ -146,8 +136,7 @@ pub(super) async fn flush_log(
 /// Logs the command of an exec session with the first output it produced.
 pub async fn log_exec_command(
     services: &Services,
-    grant: &Grant,
-    session_id: &str,
+    rows: &Rows,
     command: &str,
     output: String,
     action: FilterAction,
@@ -162,5 +151,5 @@ pub async fn log_exec_command(
         rule,
     });
     let shared = Mutex::new(shared);
-    flush_log(services, grant, session_id, &shared).await;
+    flush_log(services, rows, &shared).await;
 }

@@ -180,7 +180,8 @@ pub struct Hooks<'a> {
     pub services: &'a Services,
     pub policy: &'a (dyn Fn() -> Arc<Snapshot> + Sync),
     pub grant: &'a Grant,
-    pub session_id: &'a str,
+    /// The session's command rows.
+    pub rows: &'a crate::session::Rows,
     pub recorder: &'a RecorderHandle,
     /// Interactive sessions track commands; exec sessions log their one
     /// command instead.

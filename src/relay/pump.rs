@@ -45,7 +45,7 @@ struct Pump<'a> {
     services: &'a Services,
     policy: &'a (dyn Fn() -> Arc<Snapshot> + Sync),
     grant: &'a Grant,
-    session_id: &'a str,
+    rows: &'a session::Rows,
     recorder: &'a RecorderHandle,
     recording_optional: bool,
     tap: Option<&'a dyn StreamTap>,
@@ -75,7 +75,7 @@ pub async fn pump(
         services: hooks.services,
         policy: hooks.policy,
         grant: hooks.grant,
-        session_id: hooks.session_id,
+        rows: hooks.rows,
         recorder: hooks.recorder,
         recording_optional: hooks.recording_optional,
         tap: hooks.tap,
@@ -581,7 +581,7 @@ impl Pump<'_> {
     }
 
     async fn flush_log(&self) {
-        flush_log(self.services, self.grant, self.session_id, &self.shared).await;
+        flush_log(self.services, self.rows, &self.shared).await;
     }
 
     /// The last command's output window closes with the session.

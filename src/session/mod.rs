@@ -18,8 +18,8 @@
 //! monitors), and stops when [`Session::stopped`] resolves: a kill order,
 //! its permission ending (rechecked every second, so a revocation, a
 //! disabled person or a passed `--until` ends it), or shutdown (see
-//! `watch.rs`). Command and transfer rows go through the audit writer
-//! (`services.audit`) with the session's [`Session::id`].
+//! `watch.rs`). Its command and transfer rows ([`Session::rows`]) go
+//! through the audit writer (`services.audit`).
 //!
 //! Ending, whatever ended it ([`Session::end`], after
 //! [`Session::finish_recording`] when the protocol logs something that
@@ -53,9 +53,11 @@
 use std::net::IpAddr;
 
 mod admit;
+mod rows;
 mod watch;
 
 pub use admit::{Denied, UserSessions, UserSlot, authorize};
+pub use rows::{Command, Rows, Transfer};
 pub use watch::{RECHECK, Stop, revoked};
 
 use crate::audit::AuditEvent;
@@ -134,6 +136,7 @@ pub struct Recorded {
 /// An open session (see the module docs).
 pub struct Session {
     id: String,
+    rows: Rows,
     recorder: RecorderHandle,
     recorded: bool,
     unrecorded: bool,
@@ -165,6 +168,7 @@ impl Session {
     ) -> Result<Session, Refused> {
         let id = new_id();
         let now = services.clock.now();
+        let audit_rows = Rows::new(&id, &spec.user_name, &spec.asset_name, &spec.account);
         let (recorder, recorded, unrecorded) = match &spec.recording {
             Some(r) => start_recording(services, &id, &spec, r).await?,
             None => (RecorderHandle::unrecorded(), false, false),
@@ -200,6 +204,7 @@ impl Session {
             rows,
         });
         Ok(Session {
+            rows: audit_rows,
             id,
             recorder,
             recorded,
@@ -211,6 +216,11 @@ impl Session {
     /// The session row's id (also the recording's file name).
     pub fn id(&self) -> &str {
         &self.id
+    }
+
+    /// Its command and transfer rows.
+    pub fn rows(&self) -> &Rows {
+        &self.rows
     }
 
     pub fn recorder(&self) -> &RecorderHandle {

@@ -8,10 +8,9 @@ use std::sync::{Mutex, MutexGuard};
 
 use bytes::Bytes;
 
-use crate::audit::AuditEvent;
-use crate::policy::Grant;
 use crate::relay::StreamTap;
 use crate::services::Services;
+use crate::session::{Rows, Transfer};
 use crate::transfer::Passing;
 use crate::transfer::scp::{Direction, Event, ScpCommand, SourceParser, download_base};
 
@@ -19,8 +18,7 @@ pub struct ScpTap {
     direction: Direction,
     state: Mutex<State>,
     services: Services,
-    grant: Grant,
-    session_id: String,
+    rows: Rows,
     /// The path to log for the one file of an upload to a named file
     /// (`scp -O f host:/tmp/x.bin` runs `scp -t /tmp/x.bin`): the file lands
     /// there, unless that is an existing directory, which the bastion cannot
@@ -50,12 +48,7 @@ struct Row {
 }
 
 impl ScpTap {
-    pub fn new(
-        command: &ScpCommand,
-        services: &Services,
-        grant: &Grant,
-        session_id: &str,
-    ) -> ScpTap {
+    pub fn new(command: &ScpCommand, services: &Services, rows: Rows) -> ScpTap {
         let base = match command.direction {
             Direction::Upload => command.path.clone(),
             Direction::Download => download_base(&command.path),
@@ -70,8 +63,7 @@ impl ScpTap {
                 broken: false,
             }),
             services: services.clone(),
-            grant: grant.clone(),
-            session_id: session_id.to_string(),
+            rows,
             named_file: (command.direction == Direction::Upload
                 && !command.recursive
                 && !command.directory
@@ -151,7 +143,10 @@ impl ScpTap {
     /// A kept copy for the `n`th file of the session.
     fn keeping(&self, n: u64) -> Passing {
         let config = &self.services.config;
-        let dir = config.recording_dir().join("files").join(&self.session_id);
+        let dir = config
+            .recording_dir()
+            .join("files")
+            .join(self.rows.session_id());
         Passing::keeping(&dir, &n.to_string(), config.recording.keep_files_max_size)
     }
 
@@ -181,18 +176,14 @@ impl ScpTap {
             Direction::Download => "download",
         };
         for row in rows {
-            let event = AuditEvent::Transfer {
-                session_id: self.session_id.clone(),
-                user_name: self.grant.user_name().to_string(),
-                asset_name: self.grant.asset_name().to_string(),
-                account: self.grant.account().username().to_string(),
+            let event = self.rows.transfer(Transfer {
                 operation: operation.into(),
                 path: self.named_file.clone().unwrap_or(row.path),
-                size: i64::try_from(row.size).unwrap_or(i64::MAX),
+                size: row.size,
                 result: row.result.into(),
                 sha256: row.sha256,
                 error: row.error,
-            };
+            });
             // From the byte pump's callback, which cannot wait: the
             // writer's bounded overflow holds it while its queue is full.
             self.services.audit.queue(event, self.services.clock.now());

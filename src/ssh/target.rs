@@ -403,10 +403,10 @@ async fn open_target(
     if let Run::Exec(command) = run {
         let verdict = shared.policy().check_grant_command(grant, command);
         if matches!(verdict.action, FilterAction::Deny | FilterAction::Review) {
+            // Refused before any session opened: a row of its own.
             relay::log_exec_command(
                 &shared.services,
-                grant,
-                &new_id(),
+                &session::Rows::of_grant(&new_id(), grant),
                 command,
                 String::new(),
                 verdict.action,
@@ -487,7 +487,7 @@ async fn run_on_target(
         // recorded, and the person is told.
         say.line("rampart: warning: this session is not recorded (the recording cannot be written); it is still audited").await;
     }
-    let session_id = session.id().to_string();
+    let rows = session.rows().clone();
 
     let started = match run {
         Run::Shell => target.write.request_shell(true).await,
@@ -523,8 +523,7 @@ async fn run_on_target(
     if let Run::Exec(command) = run {
         relay::log_exec_command(
             services,
-            grant,
-            &session_id,
+            &rows,
             command,
             closing.recorded().first_output.clone(),
             FilterAction::Allow,
@@ -580,11 +579,9 @@ async fn pump_session(
     });
     let shared2 = shared.clone();
     let policy_fn = move || shared2.policy();
-    let session_id = session.id().to_string();
+    let rows = session.rows().clone();
     let scp = match &admitted.transfer {
-        Some(ExecTransfer::Scp(c)) => {
-            Some(super::scp::ScpTap::new(c, services, grant, &session_id))
-        }
+        Some(ExecTransfer::Scp(c)) => Some(super::scp::ScpTap::new(c, services, rows.clone())),
         _ => None,
     };
     let (recorder, live) = session.recorder_and_live();
@@ -599,7 +596,7 @@ async fn pump_session(
             services,
             policy: &policy_fn,
             grant,
-            session_id: &session_id,
+            rows: &rows,
             recorder,
             tracker,
             live,

@@ -2,6 +2,7 @@
 //! accounted, and the transfer rows written.
 
 use super::*;
+use crate::session::Transfer;
 
 impl Relay<'_> {
     pub(super) async fn backend_event(&mut self, event: Event) {
@@ -235,18 +236,14 @@ impl Relay<'_> {
         error: &str,
     ) {
         let b = &self.backends[backend];
-        let event = AuditEvent::Transfer {
-            session_id: b.session.id().to_string(),
-            user_name: b.grant.user_name().to_string(),
-            asset_name: b.asset.clone(),
-            account: b.account.clone(),
+        let event = b.session.rows().transfer(Transfer {
             operation: operation.to_string(),
             path: path.to_string(),
-            size: i64::try_from(size).unwrap_or(i64::MAX),
+            size,
             result: result.to_string(),
             sha256,
             error: error.to_string(),
-        };
+        });
         let at = self.shared.services.clock.now();
         self.rows.push((event, at));
     }
