@@ -121,12 +121,11 @@ pub enum AuditEvent {
 /// Records one event in a transaction of its own, for callers that cannot
 /// stop for a failure (a refusal at the front door): a failure is logged as an
 /// error instead of returned.
-pub async fn record_alone(services: &crate::services::Services, event: &AuditEvent) {
-    let now = services.clock.now();
+pub async fn record_alone(store: &Store, now: Timestamp, event: &AuditEvent) {
     let result = async {
-        let mut tx = services.store.begin().await?;
+        let mut tx = store.begin().await?;
         record(&mut tx, event, now).await?;
-        services.store.commit(tx).await
+        store.commit(tx).await
     }
     .await;
     if let Err(e) = result {
@@ -297,41 +296,6 @@ pub async fn record(
         }
     };
     chain::seal(conn, table, &id).await
-}
-
-/// The fields that differ between an operation's before and after, as
-/// `field: old -> new` lines (`field: new` when created, `field: old -> ∅`
-/// when removed). Ids are left out: they only add noise for a reader.
-pub fn changes(
-    before: Option<&serde_json::Value>,
-    after: Option<&serde_json::Value>,
-) -> Vec<String> {
-    use serde_json::Value as J;
-    fn text(v: &J) -> String {
-        match v {
-            J::String(s) => s.clone(),
-            other => other.to_string(),
-        }
-    }
-    let empty = serde_json::Map::new();
-    let object = |v: Option<&J>| match v {
-        Some(J::Object(m)) => m.clone(),
-        _ => empty.clone(),
-    };
-    let (b, a) = (object(before), object(after));
-    let mut keys: Vec<&String> = b.keys().chain(a.keys()).collect();
-    keys.sort();
-    keys.dedup();
-    keys.into_iter()
-        .filter(|k| !k.ends_with("id"))
-        .filter_map(|k| match (b.get(k), a.get(k)) {
-            (Some(x), Some(y)) if x == y => None,
-            (Some(x), Some(y)) => Some(format!("{k}: {} -> {}", text(x), text(y))),
-            (None, Some(y)) => Some(format!("{k}: {}", text(y))),
-            (Some(x), None) => Some(format!("{k}: {} -> ∅", text(x))),
-            (None, None) => None,
-        })
-        .collect()
 }
 
 /// Marks sessions left `live` by a process that died as `interrupted` and
