@@ -43,9 +43,30 @@
 //! | [`search`] | screen-text search ("who saw this text, and when"): a background indexer that reads recordings after the relay wrote them (bounded rate, low priority) and files blocks of them under their trigrams, and the search that reads the candidate blocks back; no copy of the text |
 //! | [`live`] | running sessions (output broadcast, kill, join, notices), a person's other open channels (menu, desk, commands over SSH) so they can be ended, requests waiting for an admin's approval, and the control socket the CLI talks to |
 //! | [`demo`] | the loopback demo target of `serve --demo` (also the in-process test target) |
-//! | [`serve`] | `rampart serve`: demo registration, signals |
+//! | [`serve`] | `rampart serve` over services the binary opened: the front door, demo registration, signals |
 //!
 //! Still to come: `http`, `rdp`.
+//!
+//! Dependencies run one way, down this list: a module uses only modules on
+//! the lines below its own, so there is no import cycle. Lower modules are
+//! handed data (a store, a time, a directory), never the services bundle.
+//!
+//! ```text
+//!  main.rs (the binary)            cli, serve, services
+//!  serve                           ssh, services, the demo target
+//!  ssh                             everything below: the front door ties it together
+//!  cli                             ops through services (ssh runs it for `rampart ...` over SSH)
+//!  session, relay                  services, record, live, audit, policy, store
+//!  services, tui                   ops and what it uses (tui gets its data passed in)
+//!  ops                             auth, audit, search, upstream, policy, live, import, store
+//!  upstream, search                auth (key fingerprints), policy (a Grant); record, store
+//!  auth                            audit (login rows), store
+//!  audit                           store
+//!  store                           policy (the data it loads for it)
+//!  policy, record, live, route,    model, vault
+//!  import, transfer, sftp, demo
+//!  model, config, clock, vault     nothing of rampart
+//! ```
 //!
 //! Rules the modules keep: SQL only in `store`; a `Grant` only from
 //! `policy`; secrets only inside `Secret` and sealed at rest, never in logs,

@@ -1,12 +1,16 @@
-//! The `rampart` binary: parse arguments, set up logging, run the verb,
-//! map the result to an exit status (0 ok, 1 refused or failed, 2 usage).
+//! The `rampart` binary: parse arguments, set up logging, run the verb
+//! (`serve`: open the data dir and run the server until a signal; any other
+//! verb: [`rampart::cli::run`]), map the result to an exit status (0 ok,
+//! 1 refused or failed, 2 usage).
 
 use std::io::IsTerminal;
+use std::path::Path;
 use std::process::ExitCode;
 
 use clap::Parser;
-use rampart::cli::{Cli, Command, Outcome, run};
+use rampart::cli::{Cli, Command, Outcome, report_init, run};
 use rampart::config::Config;
+use rampart::services::Services;
 
 fn main() -> ExitCode {
     // Before any file is created: the database's -wal and -shm, the log.
@@ -64,7 +68,13 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli)) {
+    let outcome = runtime.block_on(async {
+        match cli.command {
+            Command::Serve { demo } => serve(cli.config.as_deref(), demo).await,
+            _ => run(cli).await,
+        }
+    });
+    match outcome {
         Ok(Outcome::Success) => ExitCode::SUCCESS,
         Ok(Outcome::Failure) => ExitCode::FAILURE,
         Err(e) => {
@@ -72,4 +82,21 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `rampart serve`: opens the data dir (initialising an empty one first, and
+/// saying what it created as `init` does), then runs the server until
+/// SIGTERM or SIGINT.
+async fn serve(config: Option<&Path>, demo: bool) -> anyhow::Result<Outcome> {
+    let env_config = std::env::var("RAMPART_CONFIG").ok();
+    let config = Config::load(config, env_config.as_deref())?;
+    let services = if Services::is_initialised(&config) {
+        Services::open(config).await?
+    } else {
+        let (services, init) = Services::init(config).await?;
+        report_init(&init);
+        services
+    };
+    rampart::serve::serve(services, demo).await?;
+    Ok(Outcome::Success)
 }

@@ -1,5 +1,6 @@
 //! `rampart serve`: the SSH front door until SIGTERM or SIGINT, plus the
-//! demo target with `--demo`.
+//! demo target with `--demo`. The binary opens (or initialises) the data dir
+//! and hands the services over; the ops CLI never starts a server.
 
 use std::net::SocketAddr;
 

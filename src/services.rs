@@ -151,6 +151,17 @@ impl Services {
         }
     }
 
+    /// What the screen-text indexer works with, for the server to run it
+    /// ([`crate::search::indexer::run`]).
+    pub fn indexer(&self) -> crate::search::indexer::Indexer {
+        crate::search::indexer::Indexer {
+            store: self.store.clone(),
+            clock: self.clock.clone(),
+            recording_dir: self.config.recording_dir(),
+            handle: self.index.clone(),
+        }
+    }
+
     /// Initialises an empty data dir: directory (0700), master key (0600,
     /// unless `RAMPART_MASTER_KEY` provides it), database, ed25519 host key,
     /// and an `admin` user with a one-time password to change at first login.
@@ -289,25 +300,6 @@ pub fn limit_malloc_arenas() {
         // time and touches no Rust-owned memory.
         unsafe {
             mallopt(M_ARENA_MAX, 2);
-        }
-    }
-}
-
-/// Gives the heap's free memory back to the kernel. glibc keeps what
-/// threads freed in their arenas for reuse (each recording has a thread, and
-/// the indexer its own), so after a burst of sessions the resident size
-/// stayed well above its idle level; called when the indexer goes idle
-/// after work, i.e. after sessions ended and their recordings were read.
-pub fn release_free_memory() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    {
-        unsafe extern "C" {
-            fn malloc_trim(pad: libc::size_t) -> std::ffi::c_int;
-        }
-        // SAFETY: malloc_trim is glibc's thread-safe call that returns free
-        // heap pages to the kernel; it touches no memory Rust owns.
-        unsafe {
-            malloc_trim(0);
         }
     }
 }

@@ -19,7 +19,7 @@ use jiff::Timestamp;
 use sqlx::SqliteConnection;
 
 use crate::model::{Role, new_id};
-use crate::store::audit_log;
+use crate::store::audit_log::{self, Value};
 use crate::store::{self, Store, StoreError};
 
 /// How a person reached the bastion to make a change.
@@ -121,12 +121,11 @@ pub enum AuditEvent {
 /// Records one event in a transaction of its own, for callers that cannot
 /// stop for a failure (a refusal at the front door): a failure is logged as an
 /// error instead of returned.
-pub async fn record_alone(services: &crate::services::Services, event: &AuditEvent) {
-    let now = services.clock.now();
+pub async fn record_alone(store: &Store, now: Timestamp, event: &AuditEvent) {
     let result = async {
-        let mut tx = services.store.begin().await?;
+        let mut tx = store.begin().await?;
         record(&mut tx, event, now).await?;
-        services.store.commit(tx).await
+        store.commit(tx).await
     }
     .await;
     if let Err(e) = result {
@@ -141,8 +140,91 @@ pub async fn record(
     event: &AuditEvent,
     now: Timestamp,
 ) -> Result<(), StoreError> {
+    log(event);
     let id = new_id();
-    let (table, id) = match event {
+    match row(event, &id, now) {
+        Row::New(table, columns) => {
+            audit_log::insert(conn, table, &columns).await?;
+            chain::seal(conn, table, &id).await
+        }
+        Row::Session(session_id) => chain::seal(conn, "sessions", session_id).await,
+    }
+}
+
+/// The line an event writes to the `tracing` target `audit`.
+fn log(event: &AuditEvent) {
+    match event {
+        AuditEvent::Login {
+            user_name,
+            source,
+            method,
+            result,
+            reason,
+            ..
+        } => {
+            // Field order and names are what contrib/fail2ban matches; the
+            // user name is quoted (Debug) so a crafted name cannot forge a line.
+            tracing::info!(target: "audit", user = ?user_name, %source, %method, %reason,
+                "login {}", result.as_str());
+        }
+        AuditEvent::Operation {
+            actor,
+            actor_role,
+            via,
+            verb,
+            object,
+            ..
+        } => {
+            tracing::info!(target: "audit", %actor, role = actor_role.as_str(),
+                via = via.as_str(), %verb, %object, "operation");
+        }
+        AuditEvent::SessionEnd { session_id } => {
+            tracing::info!(target: "audit", session = %session_id, "session end");
+        }
+        AuditEvent::Command {
+            session_id,
+            user_name,
+            asset_name,
+            account,
+            action,
+            ..
+        } => {
+            tracing::info!(target: "audit", session = %session_id, user = %user_name,
+                asset = %asset_name, %account, %action, "command");
+        }
+        AuditEvent::Refusal {
+            user_name,
+            source,
+            request,
+            reason,
+        } => {
+            tracing::info!(target: "audit", user = %user_name, %source, %request, %reason, "refused");
+        }
+        AuditEvent::Transfer {
+            session_id,
+            user_name,
+            asset_name,
+            operation,
+            result,
+            ..
+        } => {
+            tracing::info!(target: "audit", session = %session_id, user = %user_name,
+                asset = %asset_name, %operation, %result, "transfer");
+        }
+    }
+}
+
+/// Where an event is kept.
+enum Row<'a> {
+    /// A new row: its table and columns.
+    New(&'static str, Vec<(&'static str, Value)>),
+    /// The session row `store::sessions::finish` completed, sealed as it is.
+    Session(&'a str),
+}
+
+/// The row an event adds (with `id`, at `now`), or the row it seals.
+fn row<'a>(event: &'a AuditEvent, id: &str, now: Timestamp) -> Row<'a> {
+    match event {
         AuditEvent::Login {
             user_name,
             user_id,
@@ -150,28 +232,19 @@ pub async fn record(
             method,
             result,
             reason,
-        } => {
-            // Field order and names are what contrib/fail2ban matches; the
-            // user name is quoted (Debug) so a crafted name cannot forge a line.
-            tracing::info!(target: "audit", user = ?user_name, %source, %method, %reason,
-                "login {}", result.as_str());
-            audit_log::insert(
-                conn,
-                "login_log",
-                &[
-                    ("id", id.as_str().into()),
-                    ("at", now.into()),
-                    ("user_name", user_name.as_str().into()),
-                    ("user_id", user_id.clone().into()),
-                    ("source", source.as_str().into()),
-                    ("method", method.as_str().into()),
-                    ("result", result.as_str().into()),
-                    ("reason", reason.as_str().into()),
-                ],
-            )
-            .await?;
-            ("login_log", id)
-        }
+        } => Row::New(
+            "login_log",
+            vec![
+                ("id", id.into()),
+                ("at", now.into()),
+                ("user_name", user_name.as_str().into()),
+                ("user_id", user_id.clone().into()),
+                ("source", source.as_str().into()),
+                ("method", method.as_str().into()),
+                ("result", result.as_str().into()),
+                ("reason", reason.as_str().into()),
+            ],
+        ),
         AuditEvent::Operation {
             actor,
             actor_role,
@@ -180,31 +253,21 @@ pub async fn record(
             object,
             before,
             after,
-        } => {
-            tracing::info!(target: "audit", %actor, role = actor_role.as_str(),
-                via = via.as_str(), %verb, %object, "operation");
-            audit_log::insert(
-                conn,
-                "operation_log",
-                &[
-                    ("id", id.as_str().into()),
-                    ("at", now.into()),
-                    ("actor", actor.as_str().into()),
-                    ("actor_role", actor_role.as_str().into()),
-                    ("via", via.as_str().into()),
-                    ("verb", verb.as_str().into()),
-                    ("object", object.as_str().into()),
-                    ("before", before.as_ref().map(|v| v.to_string()).into()),
-                    ("after", after.as_ref().map(|v| v.to_string()).into()),
-                ],
-            )
-            .await?;
-            ("operation_log", id)
-        }
-        AuditEvent::SessionEnd { session_id } => {
-            tracing::info!(target: "audit", session = %session_id, "session end");
-            ("sessions", session_id.clone())
-        }
+        } => Row::New(
+            "operation_log",
+            vec![
+                ("id", id.into()),
+                ("at", now.into()),
+                ("actor", actor.as_str().into()),
+                ("actor_role", actor_role.as_str().into()),
+                ("via", via.as_str().into()),
+                ("verb", verb.as_str().into()),
+                ("object", object.as_str().into()),
+                ("before", before.as_ref().map(|v| v.to_string()).into()),
+                ("after", after.as_ref().map(|v| v.to_string()).into()),
+            ],
+        ),
+        AuditEvent::SessionEnd { session_id } => Row::Session(session_id),
         AuditEvent::Command {
             session_id,
             offset_ms,
@@ -215,51 +278,38 @@ pub async fn record(
             output,
             action,
             rule,
-        } => {
-            tracing::info!(target: "audit", session = %session_id, user = %user_name,
-                asset = %asset_name, %account, %action, "command");
-            audit_log::insert(
-                conn,
-                "commands",
-                &[
-                    ("id", id.as_str().into()),
-                    ("session_id", session_id.as_str().into()),
-                    ("at", now.into()),
-                    ("offset_ms", (*offset_ms).into()),
-                    ("user_name", user_name.as_str().into()),
-                    ("asset_name", asset_name.as_str().into()),
-                    ("account", account.as_str().into()),
-                    ("command", command.as_str().into()),
-                    ("output", output.as_str().into()),
-                    ("action", action.as_str().into()),
-                    ("rule", rule.clone().into()),
-                ],
-            )
-            .await?;
-            ("commands", id)
-        }
+        } => Row::New(
+            "commands",
+            vec![
+                ("id", id.into()),
+                ("session_id", session_id.as_str().into()),
+                ("at", now.into()),
+                ("offset_ms", (*offset_ms).into()),
+                ("user_name", user_name.as_str().into()),
+                ("asset_name", asset_name.as_str().into()),
+                ("account", account.as_str().into()),
+                ("command", command.as_str().into()),
+                ("output", output.as_str().into()),
+                ("action", action.as_str().into()),
+                ("rule", rule.clone().into()),
+            ],
+        ),
         AuditEvent::Refusal {
             user_name,
             source,
             request,
             reason,
-        } => {
-            tracing::info!(target: "audit", user = %user_name, %source, %request, %reason, "refused");
-            audit_log::insert(
-                conn,
-                "refusals",
-                &[
-                    ("id", id.as_str().into()),
-                    ("at", now.into()),
-                    ("user_name", user_name.as_str().into()),
-                    ("source", source.as_str().into()),
-                    ("request", request.as_str().into()),
-                    ("reason", reason.as_str().into()),
-                ],
-            )
-            .await?;
-            ("refusals", id)
-        }
+        } => Row::New(
+            "refusals",
+            vec![
+                ("id", id.into()),
+                ("at", now.into()),
+                ("user_name", user_name.as_str().into()),
+                ("source", source.as_str().into()),
+                ("request", request.as_str().into()),
+                ("reason", reason.as_str().into()),
+            ],
+        ),
         AuditEvent::Transfer {
             session_id,
             user_name,
@@ -271,67 +321,24 @@ pub async fn record(
             result,
             sha256,
             error,
-        } => {
-            tracing::info!(target: "audit", session = %session_id, user = %user_name,
-                asset = %asset_name, %operation, %result, "transfer");
-            audit_log::insert(
-                conn,
-                "transfers",
-                &[
-                    ("id", id.as_str().into()),
-                    ("session_id", session_id.as_str().into()),
-                    ("at", now.into()),
-                    ("user_name", user_name.as_str().into()),
-                    ("asset_name", asset_name.as_str().into()),
-                    ("account", account.as_str().into()),
-                    ("operation", operation.as_str().into()),
-                    ("path", path.as_str().into()),
-                    ("size", (*size).into()),
-                    ("result", result.as_str().into()),
-                    ("sha256", sha256.clone().into()),
-                    ("error", error.as_str().into()),
-                ],
-            )
-            .await?;
-            ("transfers", id)
-        }
-    };
-    chain::seal(conn, table, &id).await
-}
-
-/// The fields that differ between an operation's before and after, as
-/// `field: old -> new` lines (`field: new` when created, `field: old -> ∅`
-/// when removed). Ids are left out: they only add noise for a reader.
-pub fn changes(
-    before: Option<&serde_json::Value>,
-    after: Option<&serde_json::Value>,
-) -> Vec<String> {
-    use serde_json::Value as J;
-    fn text(v: &J) -> String {
-        match v {
-            J::String(s) => s.clone(),
-            other => other.to_string(),
-        }
+        } => Row::New(
+            "transfers",
+            vec![
+                ("id", id.into()),
+                ("session_id", session_id.as_str().into()),
+                ("at", now.into()),
+                ("user_name", user_name.as_str().into()),
+                ("asset_name", asset_name.as_str().into()),
+                ("account", account.as_str().into()),
+                ("operation", operation.as_str().into()),
+                ("path", path.as_str().into()),
+                ("size", (*size).into()),
+                ("result", result.as_str().into()),
+                ("sha256", sha256.clone().into()),
+                ("error", error.as_str().into()),
+            ],
+        ),
     }
-    let empty = serde_json::Map::new();
-    let object = |v: Option<&J>| match v {
-        Some(J::Object(m)) => m.clone(),
-        _ => empty.clone(),
-    };
-    let (b, a) = (object(before), object(after));
-    let mut keys: Vec<&String> = b.keys().chain(a.keys()).collect();
-    keys.sort();
-    keys.dedup();
-    keys.into_iter()
-        .filter(|k| !k.ends_with("id"))
-        .filter_map(|k| match (b.get(k), a.get(k)) {
-            (Some(x), Some(y)) if x == y => None,
-            (Some(x), Some(y)) => Some(format!("{k}: {} -> {}", text(x), text(y))),
-            (None, Some(y)) => Some(format!("{k}: {}", text(y))),
-            (Some(x), None) => Some(format!("{k}: {} -> ∅", text(x))),
-            (None, None) => None,
-        })
-        .collect()
 }
 
 /// Marks sessions left `live` by a process that died as `interrupted` and

@@ -27,7 +27,7 @@ mod stdin;
 mod user;
 mod verb;
 
-pub use run::{dispatch, run};
+pub use run::{dispatch, report_init, run};
 pub use stdin::{
     AllCollector, IDLE_TIMEOUT, LINE_TIMEOUT, LineCollector, MAX_IMPORT, MAX_INPUT, Stdin,
     StdinError, TOTAL_TIMEOUT, reads_all, wanted,

@@ -1,6 +1,9 @@
 //! Runs a parsed command line: opens the services, calls the ops verb as the
 //! local admin, prints the result. [`dispatch`] hands each noun to its own
 //! file (`user`, `asset`, `audit`, ...), which calls `ops` and prints.
+//! `serve` is not run here: the binary starts the server itself
+//! ([`crate::serve`]), so that the server may run these verbs over SSH
+//! without the CLI depending on it.
 
 use anyhow::bail;
 
@@ -13,7 +16,9 @@ use crate::config::Config;
 use crate::ops::Caller;
 use crate::services::Services;
 
-fn report_init(init: &crate::services::Initialised) {
+/// Tells the person what `init` (or `serve` on an empty data dir) created,
+/// the admin's one-time password included: shown only this once.
+pub fn report_init(init: &crate::services::Initialised) {
     eprintln!("initialised {}", init.data_dir.display());
     for key in &init.host_keys {
         eprintln!("host key: {}", key.display());
@@ -39,17 +44,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
             services.store.close().await;
             return Ok(Outcome::Success);
         }
-        Command::Serve { demo } => {
-            let services = if Services::is_initialised(&config) {
-                Services::open(config).await?
-            } else {
-                let (services, init) = Services::init(config).await?;
-                report_init(&init);
-                services
-            };
-            crate::serve::serve(services, demo).await?;
-            return Ok(Outcome::Success);
-        }
+        Command::Serve { .. } => bail!("`serve` is started by the rampart binary"),
         Command::Replay {
             session,
             speed,

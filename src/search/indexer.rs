@@ -27,7 +27,7 @@ use tokio_util::sync::CancellationToken;
 use super::lines::Lines;
 use super::scan::{Step, Stretch};
 use super::trigram::TrigramSet;
-use crate::services::Services;
+use crate::clock::Clock;
 use crate::store::search::{NewBlock, Pending, Progress};
 use crate::store::{self, Store};
 
@@ -79,7 +79,7 @@ struct Inner {
 }
 
 /// The running indexer, as the rest of the server sees it (in
-/// [`Services`]): wake it, or wait for it.
+/// [`crate::services::Services`]): wake it, or wait for it.
 #[derive(Debug, Clone)]
 pub struct IndexHandle {
     inner: Arc<Inner>,
@@ -143,8 +143,19 @@ struct Done {
     behind: bool,
 }
 
+/// What the indexer works with: the database it reads pending sessions from
+/// and files blocks into, the time, the recording dir, and the handle the
+/// server wakes it through (the server builds it from its services).
+#[derive(Clone)]
+pub struct Indexer {
+    pub store: Store,
+    pub clock: Arc<dyn Clock>,
+    pub recording_dir: PathBuf,
+    pub handle: IndexHandle,
+}
+
 /// Runs the indexer until `shutdown`.
-pub async fn run(services: Services, shutdown: CancellationToken) {
+pub async fn run(indexer: Indexer, shutdown: CancellationToken) {
     let (jobs, work) = std::sync::mpsc::channel::<(Job, oneshot::Sender<std::io::Result<Done>>)>();
     let spawned = std::thread::Builder::new()
         .name("rampart-index".into())
@@ -161,12 +172,12 @@ pub async fn run(services: Services, shutdown: CancellationToken) {
         tracing::error!("the screen-text indexer could not start: {e}");
         return;
     }
-    let handle = services.index.clone();
+    let handle = indexer.handle.clone();
     let mut worked_before = false;
     loop {
         handle.inner.pass.send_modify(|p| p.began += 1);
         let worked = tokio::select! {
-            r = pass(&services, &jobs) => r,
+            r = pass(&indexer, &jobs) => r,
             () = shutdown.cancelled() => return,
         };
         let worked = match worked {
@@ -186,12 +197,31 @@ pub async fn run(services: Services, shutdown: CancellationToken) {
         }
         if std::mem::take(&mut worked_before) {
             // Sessions ended and were read: their memory is free now.
-            crate::services::release_free_memory();
+            release_free_memory();
         }
         tokio::select! {
             () = handle.inner.kick.notified() => {}
             () = tokio::time::sleep(POLL) => {}
             () = shutdown.cancelled() => return,
+        }
+    }
+}
+
+/// Gives the heap's free memory back to the kernel. glibc keeps what
+/// threads freed in their arenas for reuse (each recording has a thread, and
+/// the indexer its own), so after a burst of sessions the resident size
+/// stayed well above its idle level; called when the indexer goes idle
+/// after work, i.e. after sessions ended and their recordings were read.
+fn release_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        unsafe extern "C" {
+            fn malloc_trim(pad: libc::size_t) -> std::ffi::c_int;
+        }
+        // SAFETY: malloc_trim is glibc's thread-safe call that returns free
+        // heap pages to the kernel; it touches no memory Rust owns.
+        unsafe {
+            malloc_trim(0);
         }
     }
 }
@@ -210,11 +240,11 @@ fn lower_priority() {
 
 /// One look at every unfinished session; whether anything was indexed.
 async fn pass(
-    services: &Services,
+    indexer: &Indexer,
     jobs: &std::sync::mpsc::Sender<(Job, oneshot::Sender<std::io::Result<Done>>)>,
 ) -> Result<bool, String> {
-    let store = &services.store;
-    let now = services.clock.now();
+    let store = &indexer.store;
+    let now = indexer.clock.now();
     let (noted, pending) = {
         let mut conn = store.conn().await.map_err(|e| e.to_string())?;
         let noted = store::search::state(&mut conn)
@@ -228,7 +258,7 @@ async fn pass(
     };
     let mut worked = false;
     let mut behind: Option<Timestamp> = None;
-    let dir = services.config.recording_dir();
+    let dir = &indexer.recording_dir;
     for p in &pending {
         let started = Instant::now();
         let job = Job {

@@ -119,7 +119,7 @@ pub async fn refuse_log(shared: &Shared, conn: &Conn, request: &str, reason: &st
         request: request.to_string(),
         reason: reason.to_string(),
     };
-    audit::record_alone(&shared.services, &event).await;
+    audit::record_alone(&shared.services.store, shared.services.clock.now(), &event).await;
 }
 
 /// The row that closes a connection whose refusals passed
@@ -138,7 +138,7 @@ pub async fn refusals_summary(shared: &Shared, conn: &Conn) {
             all - REFUSALS_LOGGED
         ),
     };
-    audit::record_alone(&shared.services, &event).await;
+    audit::record_alone(&shared.services.store, shared.services.clock.now(), &event).await;
 }
 
 /// The russh configuration: modern algorithms only, keepalives instead of
@@ -303,7 +303,7 @@ impl Server {
         let people = tokio::spawn(standing::watch(shared.clone()));
         let control = spawn_control(shared.clone());
         let indexer = tokio::spawn(crate::search::indexer::run(
-            shared.services.clone(),
+            shared.services.indexer(),
             shared.shutdown.clone(),
         ));
         let mut accepting = tokio::task::JoinSet::new();

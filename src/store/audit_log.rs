@@ -1,8 +1,9 @@
 //! The audit tables (login, operation, session, command and transfer logs)
 //! and the end of their shared hash chain. The chain arithmetic lives in
-//! `audit`; this file only moves rows. Rows are handled generically, as
-//! lists of (column, value), so the writer and `audit verify` read exactly
-//! the same representation of a row.
+//! `audit`; this file only moves rows (and lists what an operation changed,
+//! for the reader). Rows are handled generically, as lists of (column,
+//! value), so the writer and `audit verify` read exactly the same
+//! representation of a row.
 
 use jiff::Timestamp;
 use serde::Serialize;
@@ -389,6 +390,8 @@ pub async fn operations(conn: &mut SqliteConnection, q: &Query) -> Result<Vec<Op
     .await?;
     rows.iter()
         .map(|r| {
+            let before = json(r.try_get("before")?)?;
+            let after = json(r.try_get("after")?)?;
             Ok(OperationRow {
                 at: parse_ts(&r.try_get::<String, _>("at")?)?,
                 actor: r.try_get("actor")?,
@@ -396,14 +399,42 @@ pub async fn operations(conn: &mut SqliteConnection, q: &Query) -> Result<Vec<Op
                 via: r.try_get("via")?,
                 verb: r.try_get("verb")?,
                 object: r.try_get("object")?,
-                before: json(r.try_get("before")?)?,
-                after: json(r.try_get("after")?)?,
-                changes: Vec::new(),
+                changes: changes(before.as_ref(), after.as_ref()),
+                before,
+                after,
             })
-            .map(|mut row: OperationRow| {
-                row.changes = crate::audit::changes(row.before.as_ref(), row.after.as_ref());
-                row
-            })
+        })
+        .collect()
+}
+
+/// The fields that differ between an operation's before and after, as
+/// `field: old -> new` lines (`field: new` when created, `field: old -> ∅`
+/// when removed). Ids are left out: they only add noise for a reader.
+fn changes(before: Option<&serde_json::Value>, after: Option<&serde_json::Value>) -> Vec<String> {
+    use serde_json::Value as J;
+    fn text(v: &J) -> String {
+        match v {
+            J::String(s) => s.clone(),
+            other => other.to_string(),
+        }
+    }
+    let empty = serde_json::Map::new();
+    let object = |v: Option<&J>| match v {
+        Some(J::Object(m)) => m.clone(),
+        _ => empty.clone(),
+    };
+    let (b, a) = (object(before), object(after));
+    let mut keys: Vec<&String> = b.keys().chain(a.keys()).collect();
+    keys.sort();
+    keys.dedup();
+    keys.into_iter()
+        .filter(|k| !k.ends_with("id"))
+        .filter_map(|k| match (b.get(k), a.get(k)) {
+            (Some(x), Some(y)) if x == y => None,
+            (Some(x), Some(y)) => Some(format!("{k}: {} -> {}", text(x), text(y))),
+            (None, Some(y)) => Some(format!("{k}: {}", text(y))),
+            (Some(x), None) => Some(format!("{k}: {} -> ∅", text(x))),
+            (None, None) => None,
         })
         .collect()
 }

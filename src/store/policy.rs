@@ -21,48 +21,73 @@ fn pairs(rows: Vec<sqlx::sqlite::SqliteRow>) -> Result<HashMap<Id, Vec<Id>>> {
     Ok(map)
 }
 
+/// Everything the policy engine needs, one part after the other.
 pub async fn load(conn: &mut SqliteConnection) -> Result<PolicyData> {
-    let mut data = PolicyData::default();
+    Ok(PolicyData {
+        users: users(conn).await?,
+        groups: groups(conn).await?,
+        nodes: nodes(conn).await?,
+        assets: assets(conn).await?,
+        accounts: accounts(conn).await?,
+        permissions: permissions(conn).await?,
+        filters: filters(conn).await?,
+    })
+}
 
+async fn users(conn: &mut SqliteConnection) -> Result<Vec<UserEntry>> {
+    let mut users = Vec::new();
     for r in sqlx::query("SELECT id, name, active, expires_at FROM users")
         .fetch_all(&mut *conn)
         .await?
     {
-        data.users.push(UserEntry {
+        users.push(UserEntry {
             id: r.try_get("id")?,
             name: r.try_get("name")?,
             active: r.try_get::<i64, _>("active")? != 0,
             expires_at: parse_ts_opt(r.try_get("expires_at")?)?,
         });
     }
+    Ok(users)
+}
 
+/// Groups with their members.
+async fn groups(conn: &mut SqliteConnection) -> Result<Vec<GroupEntry>> {
     let mut members = pairs(
         sqlx::query("SELECT group_id, user_id FROM group_members")
             .fetch_all(&mut *conn)
             .await?,
     )?;
+    let mut groups = Vec::new();
     for r in sqlx::query("SELECT id, name FROM user_groups")
         .fetch_all(&mut *conn)
         .await?
     {
         let id: String = r.try_get("id")?;
-        data.groups.push(GroupEntry {
+        groups.push(GroupEntry {
             member_ids: members.remove(&id).unwrap_or_default(),
             id,
             name: r.try_get("name")?,
         });
     }
+    Ok(groups)
+}
 
+async fn nodes(conn: &mut SqliteConnection) -> Result<Vec<NodeEntry>> {
+    let mut nodes = Vec::new();
     for r in sqlx::query("SELECT id, path FROM nodes")
         .fetch_all(&mut *conn)
         .await?
     {
-        data.nodes.push(NodeEntry {
+        nodes.push(NodeEntry {
             id: r.try_get("id")?,
             path: r.try_get("path")?,
         });
     }
+    Ok(nodes)
+}
 
+/// Assets with their protocols and the nodes they are in.
+async fn assets(conn: &mut SqliteConnection) -> Result<Vec<AssetEntry>> {
     let mut protocols: HashMap<Id, Vec<Protocol>> = HashMap::new();
     for r in sqlx::query("SELECT asset_id, name, port FROM asset_protocols ORDER BY name")
         .fetch_all(&mut *conn)
@@ -83,12 +108,13 @@ pub async fn load(conn: &mut SqliteConnection) -> Result<PolicyData> {
             .fetch_all(&mut *conn)
             .await?,
     )?;
+    let mut assets = Vec::new();
     for r in sqlx::query("SELECT id, name, address, platform, comment, active FROM assets")
         .fetch_all(&mut *conn)
         .await?
     {
         let id: String = r.try_get("id")?;
-        data.assets.push(AssetEntry {
+        assets.push(AssetEntry {
             protocols: protocols.remove(&id).unwrap_or_default(),
             node_ids: asset_nodes.remove(&id).unwrap_or_default(),
             id,
@@ -99,12 +125,16 @@ pub async fn load(conn: &mut SqliteConnection) -> Result<PolicyData> {
             active: r.try_get::<i64, _>("active")? != 0,
         });
     }
+    Ok(assets)
+}
 
+async fn accounts(conn: &mut SqliteConnection) -> Result<Vec<AccountEntry>> {
+    let mut accounts = Vec::new();
     for r in sqlx::query("SELECT id, asset_id, username, privileged, active FROM accounts")
         .fetch_all(&mut *conn)
         .await?
     {
-        data.accounts.push(AccountEntry {
+        accounts.push(AccountEntry {
             id: r.try_get("id")?,
             asset_id: r.try_get("asset_id")?,
             username: r.try_get("username")?,
@@ -112,7 +142,11 @@ pub async fn load(conn: &mut SqliteConnection) -> Result<PolicyData> {
             active: r.try_get::<i64, _>("active")? != 0,
         });
     }
+    Ok(accounts)
+}
 
+/// Permissions with the users, groups, assets and nodes they name.
+async fn permissions(conn: &mut SqliteConnection) -> Result<Vec<PermissionEntry>> {
     let mut users = pairs(
         sqlx::query("SELECT permission_id, user_id FROM permission_users")
             .fetch_all(&mut *conn)
@@ -133,6 +167,7 @@ pub async fn load(conn: &mut SqliteConnection) -> Result<PolicyData> {
             .fetch_all(&mut *conn)
             .await?,
     )?;
+    let mut permissions = Vec::new();
     for r in sqlx::query(
         "SELECT id, name, accounts, protocols, actions, valid_from, valid_until, active,
                 require_approval
@@ -142,7 +177,7 @@ pub async fn load(conn: &mut SqliteConnection) -> Result<PolicyData> {
     .await?
     {
         let id: String = r.try_get("id")?;
-        data.permissions.push(PermissionEntry {
+        permissions.push(PermissionEntry {
             user_ids: users.remove(&id).unwrap_or_default(),
             group_ids: groups.remove(&id).unwrap_or_default(),
             asset_ids: assets.remove(&id).unwrap_or_default(),
@@ -158,7 +193,12 @@ pub async fn load(conn: &mut SqliteConnection) -> Result<PolicyData> {
             require_approval: r.try_get::<i64, _>("require_approval")? != 0,
         });
     }
+    Ok(permissions)
+}
 
+/// Command filters with the users, groups, assets and nodes they bind to.
+async fn filters(conn: &mut SqliteConnection) -> Result<Vec<FilterEntry>> {
+    let mut filters = Vec::new();
     for (f, bindings) in super::filters::list_with_ids(conn).await? {
         let of = |kind: &str| -> Vec<Id> {
             bindings
@@ -167,7 +207,7 @@ pub async fn load(conn: &mut SqliteConnection) -> Result<PolicyData> {
                 .map(|(_, id)| id.clone())
                 .collect()
         };
-        data.filters.push(FilterEntry {
+        filters.push(FilterEntry {
             user_ids: of(super::filters::USER),
             group_ids: of(super::filters::GROUP),
             asset_ids: of(super::filters::ASSET),
@@ -181,5 +221,5 @@ pub async fn load(conn: &mut SqliteConnection) -> Result<PolicyData> {
             active: f.active,
         });
     }
-    Ok(data)
+    Ok(filters)
 }
