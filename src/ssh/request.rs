@@ -72,10 +72,8 @@ pub fn env_allowed(name: &str) -> bool {
         || name == "LANG"
         || name.starts_with("LC_")
         || name == "NO_COLOR"
-        || name == GIT_PROTOCOL
+        || name == target::GIT_PROTOCOL
 }
-
-pub const GIT_PROTOCOL: &str = "GIT_PROTOCOL";
 
 /// Whether an env request is taken; `Err` is the line the person gets.
 pub fn env(state: &ChannelRequests, name: &str, value: &str) -> Result<(), String> {
@@ -97,7 +95,7 @@ pub fn env(state: &ChannelRequests, name: &str, value: &str) -> Result<(), Strin
             shown(name)
         ));
     }
-    if name == GIT_PROTOCOL && !git_protocol_value(value) {
+    if name == target::GIT_PROTOCOL && !git_protocol_value(value) {
         return Err(
             "GIT_PROTOCOL is not passed on: its value is not a git protocol setting".into(),
         );

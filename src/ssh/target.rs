@@ -60,8 +60,11 @@ pub struct PersonChannel<'a> {
 /// Variables passed on to the target (without want-reply: a target whose
 /// sshd does not accept one simply does not set it).
 fn passed_to_target(name: &str) -> bool {
-    name == "LANG" || name.starts_with("LC_") || name == super::request::GIT_PROTOCOL
+    name == "LANG" || name.starts_with("LC_") || name == GIT_PROTOCOL
 }
+
+/// What git sets for protocol v2; passed to the target like the locale.
+pub const GIT_PROTOCOL: &str = "GIT_PROTOCOL";
 
 /// What to run on the target.
 pub enum Run {
