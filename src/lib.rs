@@ -37,8 +37,8 @@
 //! | [`upstream`] | connectors to targets, each taking a `Grant`: SSH via the russh client, host keys pinned; plus the admin's connection test (`probe_ssh`: authenticate, disconnect, no channel) |
 //! | [`sftp`] | the SFTP v3 wire format and the virtual `/ASSET/ACCOUNT/` tree; the relay that checks each operation is `ssh::sftp` |
 //! | [`transfer`] | file transfers as the audit sees them: bytes and SHA-256 in file order, kept copies, legacy SCP, which exec'd commands move files |
-//! | [`session`] | the life of every session, whatever its protocol: open (recording, row, live entry), end (live entry gone, recording finished and digested, queued audit rows written, row closed with its chain entry); what a new protocol provides |
-//! | [`relay`] | the two-way pump with backpressure, command filters at Enter (a `review` holds the Enter for an admin), joined admins' keys through the same path, tee to recorder, tracker and live registry; never waits for the database |
+//! | [`session`] | the life of every session, whatever its protocol: admit (the grant for every action, "no access" vs "not permitted", the per-person cap), open (recording, row, live entry), run (its command and transfer rows; the stop: a kill, a revocation or passed `--until`, shutdown), end (live entry gone, recording finished and digested, queued audit rows written, row closed with its chain entry); what a new protocol provides |
+//! | [`relay`] | the SSH two-way pump with backpressure, the Enter gate of the command filters (a pure type; a `review` holds the Enter for an admin), joined admins' keys through the same path, tee to recorder, tracker and live registry; never waits for the database |
 //! | [`record`] | asciicast writer/reader, the raw sidecar, export/replay, the streaming [`record::Player`] (seek checkpoints, markers, idle compression), command extraction from a vt100 model |
 //! | [`search`] | screen-text search ("who saw this text, and when"): a background indexer that reads recordings after the relay wrote them (bounded rate, low priority) and files blocks of them under their trigrams, and the search that reads the candidate blocks back; no copy of the text |
 //! | [`live`] | running sessions (output broadcast, kill, join, notices), a person's other open channels (menu, desk, commands over SSH) so they can be ended, requests waiting for an admin's approval, and the control socket the CLI talks to |
@@ -56,7 +56,8 @@
 //!  serve                           ssh, services, the demo target
 //!  ssh                             everything below: the front door ties it together
 //!  cli                             ops through services (ssh runs it for `rampart ...` over SSH)
-//!  session, relay                  services, record, live, audit, policy, store
+//!  relay                           session, services, record, live, policy
+//!  session                         services, record, live, audit, policy, store
 //!  services, tui                   ops and what it uses (tui gets its data passed in)
 //!  ops                             auth, audit, search, upstream, policy, live, import, store
 //!  upstream, search                auth (key fingerprints), policy (a Grant); record, store

@@ -362,6 +362,56 @@ fn authorize_follows_the_permission_semantics() {
     }
 }
 
+/// What every protocol's front door asks before a session: a grant for
+/// every action the session needs, and otherwise whether the person may
+/// know the asset ("not permitted") or gets the same answer as for an
+/// asset that does not exist.
+#[test]
+fn a_session_is_admitted_for_all_its_actions_or_told_which_is_missing() {
+    use Action::{Connect, Delete, Download, Upload};
+    use rampart::session::{Denied as Refused, authorize};
+    let snap = snapshot();
+    let now = ts(NOW);
+    let admit = |user: &str, asset: &str, account: &str, actions: &[Action]| {
+        authorize(&snap, &who(user), asset, account, "ssh", actions, now)
+            .map(|g| g.actions().to_string())
+    };
+    assert_eq!(
+        admit("alice", "web1", "deploy", &[Connect]),
+        Ok("connect,upload".into())
+    );
+    assert_eq!(
+        admit("alice", "web1", "deploy", &[Upload, Connect]),
+        Ok("connect,upload".into())
+    );
+    // Hers, but scp -f needs download, and rsync --delete needs delete.
+    assert_eq!(
+        admit("alice", "web1", "deploy", &[Download]),
+        Err(Refused::NotPermitted(Download))
+    );
+    assert_eq!(
+        admit("alice", "web1", "deploy", &[Upload, Delete]),
+        Err(Refused::NotPermitted(Delete))
+    );
+    // Not hers, not active, not there: one answer.
+    assert_eq!(
+        admit("alice", "db1", "root", &[Connect]),
+        Err(Refused::NoAccess)
+    );
+    assert_eq!(
+        admit("bob", "off1", "root", &[Connect]),
+        Err(Refused::NoAccess)
+    );
+    assert_eq!(
+        admit("bob", "nope", "root", &[Connect]),
+        Err(Refused::NoAccess)
+    );
+    assert_eq!(
+        admit("dave", "web1", "root", &[Connect]),
+        Err(Refused::NoAccess)
+    );
+}
+
 #[test]
 fn identity_groups_cannot_widen_access() {
     let snap = snapshot();

@@ -1,8 +1,11 @@
-//! The life of a session, whatever its protocol: opened, recorded,
-//! registered, ended, in one place.
+//! The life of a session, whatever its protocol: admitted, opened,
+//! recorded, registered, stopped, ended, in one place.
 //!
-//! A protocol authorises first (a `Grant` from [`crate::policy`]), connects
-//! its target, and then calls [`Session::open`]. Opening:
+//! A protocol first asks [`authorize`] for a `Grant` covering every action
+//! the session needs (its [`Denied`] tells "no such asset, or not yours"
+//! from "yours, but not this action", for the protocol to word), takes a
+//! place under the person's cap ([`UserSessions`]), connects its target,
+//! and then calls [`Session::open`] (`admit.rs`). Opening:
 //!
 //! 1. starts the recording, if the protocol records one
 //!    ([`Spec::recording`]); when it cannot start, `recording.on_failure`
@@ -33,6 +36,8 @@
 //! # Adding a protocol
 //!
 //! What a new protocol (RDP, a database, a web asset) provides:
+//! - the actions it needs, for [`authorize`], and its own wording of a
+//!   [`Denied`];
 //! - a [`Spec`]: who (from its grant), the account, the protocol and kind
 //!   names shown in lists, the person's address, and a [`Recording`] if it
 //!   records a terminal stream (asciicast);
@@ -41,6 +46,8 @@
 //!   permitted" means for it (its grant's actions rechecked against the
 //!   current policy), whose [`Stop`] gives the row's reason and the line
 //!   for the person;
+//! - its commands (a database's statements) and file transfers, handed to
+//!   [`Rows`] ([`Session::rows`]) and written through `services.audit`;
 //! - an [`Outcome`] at the end: the reason as a short phrase ("client
 //!   closed", "killed: ..."), whether it failed, the exit status if the
 //!   protocol has one, and the bytes each way.

@@ -61,13 +61,26 @@ pub async fn revoked(
     shutdown: &CancellationToken,
     allowed: impl Fn(Timestamp) -> bool,
 ) -> Stop {
+    every_recheck(services, shutdown, |now| {
+        (!allowed(now)).then_some(Stop::Revoked)
+    })
+    .await
+}
+
+/// Asks `check` every [`RECHECK`] until it says stop, or the bastion
+/// shuts down.
+async fn every_recheck(
+    services: &Services,
+    shutdown: &CancellationToken,
+    check: impl Fn(Timestamp) -> Option<Stop>,
+) -> Stop {
     loop {
         tokio::select! {
             () = tokio::time::sleep(RECHECK) => {}
             () = shutdown.cancelled() => return Stop::Shutdown,
         }
-        if !allowed(services.clock.now()) {
-            return Stop::Revoked;
+        if let Some(stop) = check(services.clock.now()) {
+            return stop;
         }
     }
 }
@@ -81,15 +94,7 @@ impl Session {
         shutdown: &CancellationToken,
         allowed: impl Fn(Timestamp) -> bool,
     ) -> Stop {
-        loop {
-            tokio::select! {
-                () = tokio::time::sleep(RECHECK) => {}
-                () = shutdown.cancelled() => return Stop::Shutdown,
-            }
-            if let Some(stop) = self.stop_now(allowed(services.clock.now())) {
-                return stop;
-            }
-        }
+        every_recheck(services, shutdown, |now| self.stop_now(allowed(now))).await
     }
 
     /// Whether the bastion stops this session now: a kill order was given,

@@ -58,6 +58,13 @@ pub const MAX_SESSIONS: usize = 10;
 /// Tunnel channels per connection (a browser behind `ssh -L` opens many).
 pub const MAX_TUNNELS: usize = 256;
 
+/// The channels a connection's count caps.
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    Session,
+    Tunnel,
+}
+
 /// One open channel's place in its connection's count, given back when the
 /// channel's task ends.
 pub struct ChannelSlot(Arc<AtomicUsize>);
@@ -178,6 +185,33 @@ impl Handler {
         })
     }
 
+    /// A logged-in connection and a place under its cap for one more
+    /// channel of `kind`, with the reply still to give; `None`: the open
+    /// was refused (not logged in, or over the cap).
+    async fn place(
+        &mut self,
+        reply: ChannelOpenHandle,
+        kind: Kind,
+    ) -> Option<(Arc<Conn>, ChannelSlot, ChannelOpenHandle)> {
+        let Some(conn) = self.conn.clone() else {
+            reply
+                .reject(ChannelOpenFailure::AdministrativelyProhibited)
+                .await;
+            return None;
+        };
+        let (count, max, what) = match kind {
+            Kind::Session => (&self.sessions, MAX_SESSIONS, "session"),
+            Kind::Tunnel => (&self.tunnels, MAX_TUNNELS, "direct-tcpip"),
+        };
+        match ChannelSlot::take(count, max) {
+            Some(slot) => Some((conn, slot, reply)),
+            None => {
+                self.over_cap(&conn, reply, what, max).await;
+                None
+            }
+        }
+    }
+
     /// Refuses a channel over the cap: the reply, and one audit row per
     /// connection.
     async fn over_cap(&mut self, conn: &Conn, reply: ChannelOpenHandle, what: &str, max: usize) {
@@ -289,14 +323,7 @@ impl russh::server::Handler for Handler {
         reply: ChannelOpenHandle,
         session: &mut Session,
     ) -> Result<(), Self::Error> {
-        let Some(conn) = self.conn.clone() else {
-            reply
-                .reject(ChannelOpenFailure::AdministrativelyProhibited)
-                .await;
-            return Ok(());
-        };
-        let Some(slot) = ChannelSlot::take(&self.sessions, MAX_SESSIONS) else {
-            self.over_cap(&conn, reply, "session", MAX_SESSIONS).await;
+        let Some((conn, slot, reply)) = self.place(reply, Kind::Session).await else {
             return Ok(());
         };
         reply.accept().await;
@@ -419,15 +446,7 @@ impl russh::server::Handler for Handler {
         reply: ChannelOpenHandle,
         _session: &mut Session,
     ) -> Result<(), Self::Error> {
-        let Some(conn) = self.conn.clone() else {
-            reply
-                .reject(ChannelOpenFailure::AdministrativelyProhibited)
-                .await;
-            return Ok(());
-        };
-        let Some(slot) = ChannelSlot::take(&self.tunnels, MAX_TUNNELS) else {
-            self.over_cap(&conn, reply, "direct-tcpip", MAX_TUNNELS)
-                .await;
+        let Some((conn, slot, reply)) = self.place(reply, Kind::Tunnel).await else {
             return Ok(());
         };
         // Deciding scans the person's assets: done in the tunnel's own task,
