@@ -19,9 +19,9 @@
 //! the caller.
 //!
 //! Layout: this file holds the [`Registry`] and the entry each session has
-//! in it; `session` the relay's handles on its entry,
-//! `viewer` the [`Monitor`] and [`Joined`] handles of those who watch,
-//! `presence` the registered channels of a person.
+//! in it; `session` the relay's handles on its entry, `viewer` the
+//! [`Monitor`] and [`Joined`] handles of those who watch, `presence` the
+//! registered channels of a person.
 
 pub mod approval;
 pub mod control;

@@ -3,14 +3,14 @@
 //! relay can apply command filters.
 //!
 //! How: target output feeds a [`vt100::Parser`] (which skips streamed text
-//! that scrolls off before it could be read: `record::model`). The first keystroke at a
-//! prompt marks the cursor as the prompt boundary; at Enter the command is
-//! the screen text from the boundary to the end of the (wrapped) line the
-//! cursor is on. History recall, tab completion and line editing are the
-//! shell's business and come for free, because what counts is what the
-//! shell drew. Nothing is extracted while the target shows the alternate
-//! screen (vim, less, top), and input typed with echo off (passwords) draws
-//! nothing, so it yields nothing.
+//! that scrolls off before it could be read: `record::model`). The first
+//! keystroke at a prompt marks the cursor as the prompt boundary; at Enter
+//! the command is the screen text from the boundary to the end of the
+//! (wrapped) line the cursor is on. History recall, tab completion and line
+//! editing are the shell's business and come for free, because what counts is
+//! what the shell drew. Nothing is extracted while the target shows the
+//! alternate screen (vim, less, top), and input typed with echo off
+//! (passwords) draws nothing, so it yields nothing.
 //!
 //! Which text: the keystrokes say what was sent, the screen what the
 //! shell made of it. When the keys fully determine the line (printable
