@@ -17,21 +17,31 @@
 //! cannot be crowded out by a flood of input. It never touches the store,
 //! the audit log or policy: who may kill or join is decided (and audited) by
 //! the caller.
+//!
+//! Layout: this file holds the [`Registry`] and the entry each session has
+//! in it; `session` the relay's handles on its entry, `viewer` the
+//! [`Monitor`] and [`Joined`] handles of those who watch, `presence` the
+//! registered channels of a person.
 
 pub mod approval;
 pub mod control;
+mod presence;
+mod session;
+mod viewer;
 
 pub use approval::{ApprovalRequest, Decision, Pending};
+use presence::PresenceEntry;
+pub use presence::{Attendee, Presence};
+pub use session::{LiveSession, Publisher};
+pub use viewer::{Joined, Monitor, MonitorEvent};
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 
 use bytes::Bytes;
 use jiff::Timestamp;
-
-use crate::model::Role;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
@@ -203,25 +213,6 @@ impl Inner {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
     }
-}
-
-/// A person's open channel that is not a target session, as registered:
-/// who, as which account (the user id they logged in with) and with which
-/// role it was opened.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Attendee {
-    /// This registration's number, for [`Registry::dismiss`].
-    pub key: u64,
-    pub user: String,
-    pub user_id: String,
-    pub role: Role,
-}
-
-#[derive(Debug)]
-struct PresenceEntry {
-    attendee: Attendee,
-    /// The reason the channel must end, once there is one.
-    end: watch::Sender<Option<String>>,
 }
 
 #[derive(Debug)]
@@ -416,102 +407,6 @@ impl Registry {
         self.entry(id).is_some_and(|e| e.notice(one_line(text)))
     }
 
-    /// Starts watching a session: the stream from now on, and
-    /// [`Monitor::screen`] for what is already on screen.
-    pub fn subscribe(&self, id: &str) -> Option<Monitor> {
-        let entry = self.entry(id)?;
-        // Upgrading fails once the session dropped its handle: it is over.
-        let frames = entry.output.upgrade()?.subscribe();
-        Some(Monitor {
-            info: entry.live_info(),
-            entry,
-            frames,
-            seen: 0,
-        })
-    }
-
-    /// Lets `by` type into a session. The session's person is told, now and
-    /// when the returned handle is dropped. Subscribe separately to see the
-    /// screen.
-    pub fn join(&self, id: &str, by: &str) -> Result<Joined, LiveError> {
-        let not_found = || LiveError::NotFound { id: id.to_string() };
-        let entry = self.entry(id).ok_or_else(not_found)?;
-        let by = one_line(by);
-        // The person must learn that someone else can type into their
-        // session: no notice, no join.
-        match entry
-            .control
-            .try_send(Control::Notice(format!("{by} joined this session")))
-        {
-            Ok(()) => {}
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                return Err(LiveError::Busy { id: id.to_string() });
-            }
-            Err(mpsc::error::TrySendError::Closed(_)) => return Err(not_found()),
-        }
-        entry.joined().push(by.clone());
-        Ok(Joined {
-            input: entry.input.clone(),
-            entry,
-            by,
-        })
-    }
-
-    /// Registers a person's channel other than a target session (the menu,
-    /// the staff desk, an admin command). Hold the returned handle for as
-    /// long as the channel runs, and end the channel when
-    /// [`Presence::withdrawn`] resolves.
-    pub fn attend(&self, user: &str, user_id: &str, role: Role) -> Presence {
-        let key = self.inner.next_presence.fetch_add(1, Ordering::Relaxed);
-        let (end, receiver) = watch::channel(None);
-        let entry = Arc::new(PresenceEntry {
-            attendee: Attendee {
-                key,
-                user: user.to_string(),
-                user_id: user_id.to_string(),
-                role,
-            },
-            end,
-        });
-        self.inner.presences().insert(key, Arc::clone(&entry));
-        Presence {
-            entry,
-            registry: Arc::downgrade(&self.inner),
-            end: receiver,
-        }
-    }
-
-    /// Every registered channel of a person, oldest first.
-    pub fn attendees(&self) -> Vec<Attendee> {
-        let mut all: Vec<Attendee> = self
-            .inner
-            .presences()
-            .values()
-            .map(|e| e.attendee.clone())
-            .collect();
-        all.sort_by_key(|a| a.key);
-        all
-    }
-
-    /// Orders one registered channel to end, showing `reason` to its
-    /// person; false when it is gone. The first reason given is the one
-    /// shown.
-    pub fn dismiss(&self, key: u64, reason: &str) -> bool {
-        let Some(entry) = self.inner.presences().get(&key).cloned() else {
-            return false;
-        };
-        let reason = one_line(reason);
-        entry.end.send_if_modified(|current| {
-            if current.is_none() {
-                *current = Some(reason);
-                true
-            } else {
-                false
-            }
-        });
-        true
-    }
-
     /// The newest session with this id.
     fn entry(&self, id: &str) -> Option<Arc<Entry>> {
         self.inner
@@ -519,322 +414,6 @@ impl Registry {
             .get(id)
             .and_then(|same_id| same_id.last())
             .cloned()
-    }
-}
-
-/// The relay's handle on its registered session. Dropping it unregisters
-/// the session and ends the stream for its monitors.
-#[derive(Debug)]
-pub struct LiveSession {
-    entry: Arc<Entry>,
-    registry: Weak<Inner>,
-    output: broadcast::Sender<Frame>,
-    control: mpsc::Receiver<Control>,
-    input: mpsc::Receiver<Bytes>,
-    kill: watch::Receiver<Option<KillOrder>>,
-    kill_open: bool,
-}
-
-impl LiveSession {
-    pub fn id(&self) -> &str {
-        &self.entry.info.id
-    }
-
-    pub fn info(&self) -> LiveInfo {
-        self.entry.live_info()
-    }
-
-    /// Hands `bytes` (what the person's terminal receives) to the monitors.
-    /// Never blocks: a monitor that falls behind lags and resynchronises.
-    /// Call from one task, in the order the terminal model sees the bytes.
-    pub fn publish(&self, bytes: Bytes) {
-        publish(&self.entry, &self.output, bytes);
-    }
-
-    /// Records a window change and tells the monitors.
-    pub fn resize(&self, cols: u16, rows: u16) {
-        resize(&self.entry, &self.output, cols, rows);
-    }
-
-    /// Counts bytes from the person towards the target.
-    pub fn add_in(&self, n: u64) {
-        self.entry.bytes_in.fetch_add(n, Ordering::Relaxed);
-    }
-
-    /// Counts bytes from the target towards the person.
-    pub fn add_out(&self, n: u64) {
-        self.entry.bytes_out.fetch_add(n, Ordering::Relaxed);
-    }
-
-    /// (in, out) so far, for the session row.
-    pub fn bytes(&self) -> (u64, u64) {
-        (
-            self.entry.bytes_in.load(Ordering::Relaxed),
-            self.entry.bytes_out.load(Ordering::Relaxed),
-        )
-    }
-
-    /// The kill order, if one was given.
-    pub fn killed(&self) -> Option<KillOrder> {
-        self.kill.borrow().clone()
-    }
-
-    /// Sequence number of the last frame published.
-    pub fn seq(&self) -> u64 {
-        self.entry.seq.load(Ordering::Relaxed)
-    }
-
-    /// A second handle for another task of the same relay (a pump that
-    /// publishes and counts while the session's task waits on
-    /// [`LiveSession::control`]). It keeps the stream open for monitors, so
-    /// drop it with the session.
-    pub fn publisher(&self) -> Publisher {
-        Publisher {
-            entry: Arc::clone(&self.entry),
-            output: self.output.clone(),
-            registry: self.registry.clone(),
-        }
-    }
-
-    /// The next control message. Pending until there is one; cancel-safe,
-    /// so it can sit in the relay's `select!`. A kill comes first, however
-    /// much input is queued, and is delivered once. Never `None` while this
-    /// handle lives (the registry entry keeps every sender); the `Option`
-    /// lets a relay treat the end of messages like any channel's.
-    pub async fn control(&mut self) -> Option<Control> {
-        loop {
-            tokio::select! {
-                biased;
-                changed = self.kill.changed(), if self.kill_open => match changed {
-                    Ok(()) => {
-                        if let Some(order) = self.kill.borrow_and_update().clone() {
-                            return Some(Control::Kill { reason: order.reason, by: order.by });
-                        }
-                    }
-                    // Cannot happen while the entry (which owns the sender)
-                    // lives; stop polling rather than spin.
-                    Err(_) => self.kill_open = false,
-                },
-                Some(control) = self.control.recv() => return Some(control),
-                Some(bytes) = self.input.recv() => return Some(Control::Input(bytes)),
-                // The entry keeps both senders alive, so this is unreachable;
-                // it exists so that `select!` can never panic.
-                else => return None,
-            }
-        }
-    }
-}
-
-impl Drop for LiveSession {
-    fn drop(&mut self) {
-        let Some(inner) = self.registry.upgrade() else {
-            return;
-        };
-        let mut sessions = inner.sessions();
-        let id = &self.entry.info.id;
-        if let Some(same_id) = sessions.get_mut(id) {
-            same_id.retain(|e| !Arc::ptr_eq(e, &self.entry));
-            if same_id.is_empty() {
-                sessions.remove(id);
-            }
-        }
-    }
-}
-
-/// A person's registered channel (see [`Registry::attend`]). Dropping it
-/// unregisters the channel.
-#[derive(Debug)]
-pub struct Presence {
-    entry: Arc<PresenceEntry>,
-    registry: Weak<Inner>,
-    end: watch::Receiver<Option<String>>,
-}
-
-impl Presence {
-    pub fn attendee(&self) -> &Attendee {
-        &self.entry.attendee
-    }
-
-    /// Resolves with the reason once the channel is to end (the person was
-    /// disabled, removed, expired or demoted); pending until then.
-    /// Cancel-safe, so it can sit in a channel loop's `select!`.
-    pub async fn withdrawn(&mut self) -> String {
-        let reason = match self.end.wait_for(Option::is_some).await {
-            Ok(reason) => reason.clone(),
-            // The entry owns the sender, and this handle the entry: cannot
-            // happen; never end a channel for it.
-            Err(_) => None,
-        };
-        match reason {
-            Some(reason) => reason,
-            None => std::future::pending().await,
-        }
-    }
-}
-
-impl Drop for Presence {
-    fn drop(&mut self) {
-        if let Some(inner) = self.registry.upgrade() {
-            inner.presences().remove(&self.entry.attendee.key);
-        }
-    }
-}
-
-/// The publishing and counting half of a [`LiveSession`], cloneable.
-#[derive(Debug, Clone)]
-pub struct Publisher {
-    entry: Arc<Entry>,
-    output: broadcast::Sender<Frame>,
-    registry: Weak<Inner>,
-}
-
-impl Publisher {
-    /// As [`LiveSession::publish`]. Publish from one place only, in the
-    /// order the terminal model sees the bytes, so sequence numbers follow
-    /// the stream.
-    pub fn publish(&self, bytes: Bytes) {
-        publish(&self.entry, &self.output, bytes);
-    }
-
-    /// As [`LiveSession::resize`].
-    pub fn resize(&self, cols: u16, rows: u16) {
-        resize(&self.entry, &self.output, cols, rows);
-    }
-
-    pub fn add_in(&self, n: u64) {
-        self.entry.bytes_in.fetch_add(n, Ordering::Relaxed);
-    }
-
-    pub fn add_out(&self, n: u64) {
-        self.entry.bytes_out.fetch_add(n, Ordering::Relaxed);
-    }
-
-    /// Asks the admins to approve `command` (held by filter `rule`) in this
-    /// session; `None` only while the registry is being torn down.
-    pub fn ask(&self, command: &str, rule: &str) -> Option<Pending> {
-        let inner = self.registry.upgrade()?;
-        let info = &self.entry.info;
-        Some(Registry { inner }.ask(ApprovalRequest {
-            id: 0,
-            session: info.id.clone(),
-            user: info.user.clone(),
-            asset: info.asset.clone(),
-            account: info.account.clone(),
-            command: command.to_string(),
-            rule: rule.to_string(),
-            asked_at: Timestamp::UNIX_EPOCH,
-        }))
-    }
-}
-
-fn publish(entry: &Entry, output: &broadcast::Sender<Frame>, bytes: Bytes) {
-    let seq = entry.seq.fetch_add(1, Ordering::Relaxed) + 1;
-    // An error only means nobody is watching.
-    let _ = output.send(Frame::Output { seq, bytes });
-}
-
-fn resize(entry: &Entry, output: &broadcast::Sender<Frame>, cols: u16, rows: u16) {
-    entry.size.store(pack(cols, rows), Ordering::Relaxed);
-    let seq = entry.seq.fetch_add(1, Ordering::Relaxed) + 1;
-    let _ = output.send(Frame::Resize { seq, cols, rows });
-}
-
-/// What a monitor receives next.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum MonitorEvent {
-    Frame(Frame),
-    /// This many frames were missed: ask for a fresh [`Monitor::screen`].
-    Lagged(u64),
-    /// The session is over.
-    Ended,
-}
-
-/// A read-only view of one session's stream.
-#[derive(Debug)]
-pub struct Monitor {
-    info: LiveInfo,
-    entry: Arc<Entry>,
-    frames: broadcast::Receiver<Frame>,
-    /// Frames up to this number are already in the last screen snapshot.
-    seen: u64,
-}
-
-impl Monitor {
-    /// The session as it was when the monitor subscribed.
-    pub fn info(&self) -> &LiveInfo {
-        &self.info
-    }
-
-    /// The current screen, from the relay's terminal model. `None` when the
-    /// session ended or keeps no screen (sftp, tunnels). Frames already in
-    /// the snapshot are then skipped by [`Monitor::next`].
-    pub async fn screen(&mut self) -> Option<Screen> {
-        let (reply, answer) = oneshot::channel();
-        self.entry
-            .control
-            .send(Control::Snapshot(SnapshotRequest {
-                entry: Arc::clone(&self.entry),
-                reply,
-            }))
-            .await
-            .ok()?;
-        let screen = answer.await.ok()?;
-        self.seen = self.seen.max(screen.seq);
-        Some(screen)
-    }
-
-    /// The next frame not already in the last snapshot.
-    pub async fn next(&mut self) -> MonitorEvent {
-        loop {
-            match self.frames.recv().await {
-                Ok(frame) if frame.seq() <= self.seen => continue,
-                Ok(frame) => return MonitorEvent::Frame(frame),
-                Err(broadcast::error::RecvError::Lagged(n)) => return MonitorEvent::Lagged(n),
-                Err(broadcast::error::RecvError::Closed) => return MonitorEvent::Ended,
-            }
-        }
-    }
-}
-
-/// An admin joined to a session: what they send is typed into it. Dropping
-/// it tells the session's person that the admin left.
-#[derive(Debug)]
-pub struct Joined {
-    entry: Arc<Entry>,
-    input: mpsc::Sender<Bytes>,
-    by: String,
-}
-
-impl Joined {
-    pub fn by(&self) -> &str {
-        &self.by
-    }
-
-    pub fn session_id(&self) -> &str {
-        &self.entry.info.id
-    }
-
-    /// Sends keystrokes, waiting while the session's input queue is full
-    /// (the admin's task waits, not the relay). Err once the session ended.
-    pub async fn send(&self, bytes: Bytes) -> Result<(), LiveError> {
-        self.input
-            .send(bytes)
-            .await
-            .map_err(|_| LiveError::NotFound {
-                id: self.entry.info.id.clone(),
-            })
-    }
-}
-
-impl Drop for Joined {
-    fn drop(&mut self) {
-        {
-            let mut joined = self.entry.joined();
-            if let Some(at) = joined.iter().position(|name| *name == self.by) {
-                joined.remove(at);
-            }
-        }
-        self.entry.notice(format!("{} left this session", self.by));
     }
 }
 

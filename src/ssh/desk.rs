@@ -177,12 +177,56 @@ pub(super) async fn user(
     Ok((view, names(shared, caller).await?))
 }
 
-/// Runs one change the desk asked for.
+/// Runs one change the desk asked for, as the caller the store knows now.
+/// Each kind of change goes to the function for what it changes.
 pub(super) async fn run_op(shared: &Shared, caller: &Caller, op: Op) -> Result<OpDone, String> {
     let caller = &current(shared, caller).await?;
+    let done = match op {
+        Op::Kill { .. } | Op::ForceLogout { .. } | Op::Decide { .. } => {
+            live_op(shared, caller, op).await
+        }
+        Op::UserAdd(_)
+        | Op::UserEdit(_)
+        | Op::UserPasswd { .. }
+        | Op::UserSetActive { .. }
+        | Op::UserUnlock { .. }
+        | Op::UserMfaReset { .. }
+        | Op::KeyAdd { .. }
+        | Op::KeyRemove { .. } => user_op(shared, caller, op).await,
+        Op::GroupAdd { .. } | Op::Members { .. } | Op::NodeAdd { .. } | Op::NodeMove { .. } => {
+            tree_op(shared, caller, op).await
+        }
+        Op::AssetAdd(_)
+        | Op::AssetEdit { .. }
+        | Op::AssetTest { .. }
+        | Op::AssetTrust { .. }
+        | Op::AccountAdd { .. }
+        | Op::AccountEdit { .. } => asset_op(shared, caller, op).await,
+        Op::PermAdd(_)
+        | Op::PermEdit { .. }
+        | Op::FilterAdd(_)
+        | Op::FilterEdit { .. }
+        | Op::AclAdd(_)
+        | Op::AclEdit { .. } => rule_op(shared, caller, op).await,
+        Op::Remove { what, name } => remove(shared, caller, what, &name).await,
+    };
+    if let Ok(done) = &done {
+        tracing::info!(user = %caller.name, "console: {}", done.message);
+    }
+    done.map_err(|e| e.to_string())
+}
+
+/// An op handed to a function that does not run its kind: [`run_op`]
+/// routes every kind to one, so this is a bug, and the change is refused.
+fn misrouted() -> OpsError {
+    OpsError::Invalid("the console cannot run this change".into())
+}
+
+/// Changes to running sessions: kill, force logout, approval decisions.
+async fn live_op(shared: &Shared, caller: &Caller, op: Op) -> Result<OpDone, OpsError> {
     let ops = &shared.services.ops;
     let said = OpDone::said;
-    let done = match op {
+    match op {
         Op::Kill { session, reason } => ops
             .live_kill(caller, &shared.live, &session, &reason)
             .await
@@ -191,6 +235,23 @@ pub(super) async fn run_op(shared: &Shared, caller: &Caller, op: Op) -> Result<O
             .live_kill_user(caller, &shared.live, &user, &reason)
             .await
             .map(|n| said(format!("ended {n} session(s) of {user}"))),
+        Op::Decide { id, approve } => ops
+            .approval_decide(caller, &shared.live, id, approve)
+            .await
+            .map(|r| {
+                let verb = if approve { "approved" } else { "denied" };
+                said(format!("{verb}: {} on {}: {}", r.user, r.asset, r.command))
+            }),
+        _ => Err(misrouted()),
+    }
+}
+
+/// Changes to users: add, edit, keys, enable/disable, unlock, MFA reset,
+/// a new one-time password.
+async fn user_op(shared: &Shared, caller: &Caller, op: Op) -> Result<OpDone, OpsError> {
+    let ops = &shared.services.ops;
+    let said = OpDone::said;
+    match op {
         Op::UserAdd(new) => {
             let spec = UserSpec {
                 name: new.name.clone(),
@@ -228,6 +289,51 @@ pub(super) async fn run_op(shared: &Shared, caller: &Caller, op: Op) -> Result<O
             .user_key_remove(caller, &user, &fingerprint)
             .await
             .map(|()| said(format!("key {fingerprint} of {user} removed"))),
+        Op::UserSetActive { name, active } => {
+            ops.user_set_active(caller, &name, active).await.map(|_| {
+                said(format!(
+                    "{name} {}",
+                    if active { "enabled" } else { "disabled" }
+                ))
+            })
+        }
+        Op::UserUnlock { name } => ops
+            .user_unlock(caller, &name)
+            .await
+            .map(|_| said(format!("{name} unlocked"))),
+        Op::UserMfaReset { name } => ops
+            .user_mfa_reset(caller, &name)
+            .await
+            .map(|()| said(format!("{name} enrols MFA again at the next login"))),
+        Op::UserPasswd { name } => ops
+            .user_passwd(caller, &name, None)
+            .await
+            .map(|otp| OpDone {
+                message: format!("new one-time password for {name}"),
+                secret: otp,
+                test: None,
+            }),
+        _ => Err(misrouted()),
+    }
+}
+
+/// Changes to groups and the node tree.
+async fn tree_op(shared: &Shared, caller: &Caller, op: Op) -> Result<OpDone, OpsError> {
+    let ops = &shared.services.ops;
+    let said = OpDone::said;
+    match op {
+        Op::GroupAdd { name } => ops
+            .group_add(caller, &name)
+            .await
+            .map(|g| said(format!("group {} added", g.name))),
+        Op::Members { group, users, add } => ops
+            .group_members(caller, &group, &users, add)
+            .await
+            .map(|g| said(format!("group {}: {}", g.name, g.members.join(", ")))),
+        Op::NodeAdd { path } => ops
+            .node_add(caller, &path)
+            .await
+            .map(|n| said(format!("node {} added", n.path))),
         Op::NodeMove { from, to } => ops.node_move(caller, &from, &to).await.map(|moved| {
             let mut message = format!("node {from} moved to {}", moved.node.path);
             if !moved.created.is_empty() {
@@ -235,6 +341,15 @@ pub(super) async fn run_op(shared: &Shared, caller: &Caller, op: Op) -> Result<O
             }
             said(message)
         }),
+        _ => Err(misrouted()),
+    }
+}
+
+/// Changes to assets and their accounts, and the connection test.
+async fn asset_op(shared: &Shared, caller: &Caller, op: Op) -> Result<OpDone, OpsError> {
+    let ops = &shared.services.ops;
+    let said = OpDone::said;
+    match op {
         Op::AssetAdd(spec) => ops
             .asset_add(caller, *spec)
             .await
@@ -281,6 +396,19 @@ pub(super) async fn run_op(shared: &Shared, caller: &Caller, op: Op) -> Result<O
             )
             .await
             .map(|a| said(format!("account {}@{} saved", a.username, a.asset))),
+        _ => Err(misrouted()),
+    }
+}
+
+/// Changes to permissions, command filters and login ACLs.
+async fn rule_op(shared: &Shared, caller: &Caller, op: Op) -> Result<OpDone, OpsError> {
+    let ops = &shared.services.ops;
+    let said = OpDone::said;
+    match op {
+        Op::PermAdd(spec) => ops
+            .perm_add(caller, *spec)
+            .await
+            .map(|p| said(format!("permission {} added", p.name))),
         Op::PermEdit { name, spec } => ops
             .perm_edit(caller, &name, *spec)
             .await
@@ -301,78 +429,36 @@ pub(super) async fn run_op(shared: &Shared, caller: &Caller, op: Op) -> Result<O
             .acl_edit(caller, &name, *spec)
             .await
             .map(|a| said(format!("login ACL {} saved", a.name))),
-        Op::UserSetActive { name, active } => {
-            ops.user_set_active(caller, &name, active).await.map(|_| {
-                said(format!(
-                    "{name} {}",
-                    if active { "enabled" } else { "disabled" }
-                ))
-            })
-        }
-        Op::UserUnlock { name } => ops
-            .user_unlock(caller, &name)
-            .await
-            .map(|_| said(format!("{name} unlocked"))),
-        Op::UserMfaReset { name } => ops
-            .user_mfa_reset(caller, &name)
-            .await
-            .map(|()| said(format!("{name} enrols MFA again at the next login"))),
-        Op::Decide { id, approve } => ops
-            .approval_decide(caller, &shared.live, id, approve)
-            .await
-            .map(|r| {
-                let verb = if approve { "approved" } else { "denied" };
-                said(format!("{verb}: {} on {}: {}", r.user, r.asset, r.command))
-            }),
-        Op::GroupAdd { name } => ops
-            .group_add(caller, &name)
-            .await
-            .map(|g| said(format!("group {} added", g.name))),
-        Op::NodeAdd { path } => ops
-            .node_add(caller, &path)
-            .await
-            .map(|n| said(format!("node {} added", n.path))),
-        Op::Members { group, users, add } => ops
-            .group_members(caller, &group, &users, add)
-            .await
-            .map(|g| said(format!("group {}: {}", g.name, g.members.join(", ")))),
-        Op::PermAdd(spec) => ops
-            .perm_add(caller, *spec)
-            .await
-            .map(|p| said(format!("permission {} added", p.name))),
-        Op::Remove { what, name } => {
-            let done = match what {
-                Tab::Users => ops.user_remove(caller, &name).await,
-                Tab::Groups => ops.group_remove(caller, &name).await,
-                Tab::Nodes => ops.node_remove(caller, &name).await,
-                Tab::Assets => ops.asset_remove(caller, &name).await,
-                Tab::Accounts => match name.split_once('/') {
-                    Some((asset, user)) => ops.account_remove(caller, asset, user).await,
-                    None => Err(OpsError::Invalid(format!("{name} is not ASSET/ACCOUNT"))),
-                },
-                Tab::Permissions => ops.perm_remove(caller, &name).await,
-                Tab::Filters => ops.filter_remove(caller, &name).await,
-                Tab::Acls => ops.acl_remove(caller, &name).await,
-                other => Err(OpsError::Invalid(format!(
-                    "nothing can be removed from the {} list",
-                    other.title()
-                ))),
-            };
-            done.map(|()| said(format!("{name} removed")))
-        }
-        Op::UserPasswd { name } => ops
-            .user_passwd(caller, &name, None)
-            .await
-            .map(|otp| OpDone {
-                message: format!("new one-time password for {name}"),
-                secret: otp,
-                test: None,
-            }),
-    };
-    if let Ok(done) = &done {
-        tracing::info!(user = %caller.name, "console: {}", done.message);
+        _ => Err(misrouted()),
     }
-    done.map_err(|e| e.to_string())
+}
+
+/// Removes the row `name` from the list `what`.
+async fn remove(
+    shared: &Shared,
+    caller: &Caller,
+    what: Tab,
+    name: &str,
+) -> Result<OpDone, OpsError> {
+    let ops = &shared.services.ops;
+    let done = match what {
+        Tab::Users => ops.user_remove(caller, name).await,
+        Tab::Groups => ops.group_remove(caller, name).await,
+        Tab::Nodes => ops.node_remove(caller, name).await,
+        Tab::Assets => ops.asset_remove(caller, name).await,
+        Tab::Accounts => match name.split_once('/') {
+            Some((asset, user)) => ops.account_remove(caller, asset, user).await,
+            None => Err(OpsError::Invalid(format!("{name} is not ASSET/ACCOUNT"))),
+        },
+        Tab::Permissions => ops.perm_remove(caller, name).await,
+        Tab::Filters => ops.filter_remove(caller, name).await,
+        Tab::Acls => ops.acl_remove(caller, name).await,
+        other => Err(OpsError::Invalid(format!(
+            "nothing can be removed from the {} list",
+            other.title()
+        ))),
+    };
+    done.map(|()| OpDone::said(format!("{name} removed")))
 }
 
 /// What the desk shows of a connection test.

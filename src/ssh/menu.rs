@@ -14,7 +14,7 @@ use super::{Conn, Shared};
 use crate::auth::totp;
 use crate::model::Role;
 use crate::store;
-use crate::tui::desk::Tab;
+use crate::tui::desk::{Op, Tab};
 use crate::tui::{
     self, ColorMode, Desk, DeskOutcome, Enrol, EnrolOutcome, InputParser, Key, Menu, MenuOutcome,
     Screen, Theme,
@@ -122,7 +122,7 @@ pub async fn run(
     let Some(pty) = pty else {
         return 1;
     };
-    let mut pty = pty.clone();
+    let pty = pty.clone();
     let theme: Theme = shared.theme.for_session(no_color, &pty.term);
     let mode = ColorMode::detect(&pty.term, no_color);
     let mut screen = Screen::new(pty.cols as u16, pty.rows as u16, mode);
@@ -149,6 +149,28 @@ pub async fn run(
         return 1;
     }
 
+    let desk = open_desk(shared, conn).await;
+    let mut front = Front {
+        shared,
+        conn,
+        read,
+        write,
+        handle,
+        id,
+        pty,
+        mode,
+        theme,
+        screen,
+        input,
+        esc,
+        caller: desk::caller(conn),
+        desk,
+    };
+    front.desk_loop().await
+}
+
+/// The menu (and, for staff, the desk around it) as the person opens it.
+async fn open_desk(shared: &Shared, conn: &Conn) -> Desk {
     let now = shared.services.clock.now();
     let assets = shared.policy().visible_assets(&conn.identity, now);
     let mut menu =
@@ -156,191 +178,263 @@ pub async fn run(
     if let Some(text) = login_notice(shared, &conn.identity.name).await {
         menu = menu.with_notice(tui::Severity::Info, text);
     }
-    let mut desk = Desk::new(menu, &conn.identity.name, conn.identity.role, now)
-        .with_time_zone(shared.services.config.auth.time_zone.clone());
-    let staff = conn.identity.role != Role::User;
-    let caller = desk::caller(conn);
-    let mut presence = shared.attend(conn);
-    let mut next_tick = tokio::time::Instant::now();
-    loop {
-        if staff && tokio::time::Instant::now() >= next_tick {
-            next_tick = tokio::time::Instant::now() + TICK;
-            set_clock(shared, &mut desk);
-            if conn.identity.role == Role::Admin {
-                desk.set_approvals(shared.live.approvals());
+    Desk::new(menu, &conn.identity.name, conn.identity.role, now)
+        .with_time_zone(shared.services.config.auth.time_zone.clone())
+}
+
+/// The person's channel while the desk is up, and the desk.
+struct Front<'a> {
+    shared: &'a Arc<Shared>,
+    conn: &'a Conn,
+    read: &'a mut ChannelReadHalf,
+    write: &'a ChannelWriteHalf<Msg>,
+    handle: &'a Handle,
+    id: russh::ChannelId,
+    pty: Pty,
+    mode: ColorMode,
+    theme: Theme,
+    screen: Screen,
+    input: InputParser,
+    esc: bool,
+    caller: crate::ops::Caller,
+    desk: Desk,
+}
+
+/// Where the desk loop goes after an outcome.
+enum Next {
+    /// On with the next key typed.
+    Key,
+    /// Draw the desk again; keys typed while another screen had the channel
+    /// are dropped.
+    Redraw,
+    /// The channel is done, with this exit status.
+    Exit(u32),
+}
+
+impl Front<'_> {
+    /// Draws the desk and handles what the person does until they quit or
+    /// go; returns the exit status.
+    async fn desk_loop(&mut self) -> u32 {
+        let staff = self.conn.identity.role != Role::User;
+        let mut presence = self.shared.attend(self.conn);
+        let mut next_tick = tokio::time::Instant::now();
+        loop {
+            if staff && tokio::time::Instant::now() >= next_tick {
+                next_tick = tokio::time::Instant::now() + TICK;
+                self.tick().await;
             }
-            if desk.showing() == Some(Tab::Live) {
-                load(shared, &caller, &mut desk, Tab::Live).await;
-            }
-        }
-        let frame = screen.draw(|f| desk.render(f, &theme));
-        if !send(write, frame).await {
-            return 0;
-        }
-        let tick = staff.then_some(next_tick);
-        let keys = match next_event_or_tick(
-            shared,
-            read,
-            &mut input,
-            &mut esc,
-            tick,
-            Some(&mut presence),
-        )
-        .await
-        {
-            Event::Keys(keys) => keys,
-            Event::Tick => continue,
-            Event::Resize(cols, rows) => {
-                pty.cols = cols;
-                pty.rows = rows;
-                screen.resize(cols as u16, rows as u16);
-                continue;
-            }
-            Event::Gone => return 0,
-            Event::Withdrawn(reason) => {
-                let _ = send(write, screen.leave()).await;
-                let line = format!("{}\r\n", super::standing::ended_line(&reason));
-                let _ = write.data_bytes(Bytes::from(line)).await;
-                return super::admin::ENDED;
-            }
-            Event::Shutdown => {
-                let _ = send(write, screen.leave()).await;
-                let _ = write
-                    .data_bytes(Bytes::from_static(
-                        b"rampart: the bastion is shutting down\r\n",
-                    ))
-                    .await;
+            let frame = self.screen.draw(|f| self.desk.render(f, &self.theme));
+            if !send(self.write, frame).await {
                 return 0;
             }
-        };
-        for key in keys {
-            match desk.handle(key) {
-                None => {}
-                Some(DeskOutcome::Quit) => {
-                    let _ = send(write, screen.leave()).await;
+            let tick = staff.then_some(next_tick);
+            let event = next_event_or_tick(
+                self.shared,
+                self.read,
+                &mut self.input,
+                &mut self.esc,
+                tick,
+                Some(&mut presence),
+            )
+            .await;
+            let keys = match event {
+                Event::Keys(keys) => keys,
+                Event::Tick => continue,
+                Event::Resize(cols, rows) => {
+                    self.pty.cols = cols;
+                    self.pty.rows = rows;
+                    self.screen.resize(cols as u16, rows as u16);
+                    continue;
+                }
+                Event::Gone => return 0,
+                Event::Withdrawn(reason) => {
+                    let _ = send(self.write, self.screen.leave()).await;
+                    let line = format!("{}\r\n", super::standing::ended_line(&reason));
+                    let _ = self.write.data_bytes(Bytes::from(line)).await;
+                    return super::admin::ENDED;
+                }
+                Event::Shutdown => {
+                    let _ = send(self.write, self.screen.leave()).await;
+                    let _ = self
+                        .write
+                        .data_bytes(Bytes::from_static(
+                            b"rampart: the bastion is shutting down\r\n",
+                        ))
+                        .await;
                     return 0;
                 }
-                Some(DeskOutcome::Fetch(tab)) => load(shared, &caller, &mut desk, tab).await,
-                Some(DeskOutcome::LoadNames) => match desk::names(shared, &caller).await {
-                    Ok(names) => desk.set_names(names),
-                    Err(e) => desk.set_notice(tui::Severity::Danger, e),
-                },
-                Some(DeskOutcome::LoadUser(name)) => {
-                    match desk::user(shared, &caller, &name).await {
-                        Ok((view, names)) => desk.set_user(view, names),
-                        Err(e) => desk.set_notice(tui::Severity::Danger, e),
-                    }
-                }
-                Some(DeskOutcome::Op(op)) => {
-                    // What the desk says while a change runs ("testing
-                    // web1...": a connection test takes seconds) is shown
-                    // before it starts.
-                    let frame = screen.draw(|f| desk.render(f, &theme));
-                    if !send(write, frame).await {
-                        return 0;
-                    }
-                    let done = desk::run_op(shared, &caller, op).await;
-                    desk.op_done(done);
-                    if let Some(tab) = desk.showing() {
-                        load(shared, &caller, &mut desk, tab).await;
-                    }
-                }
-                Some(outcome @ (DeskOutcome::Monitor { .. } | DeskOutcome::Join { .. })) => {
-                    let (session, join) = match outcome {
-                        DeskOutcome::Join { session } => (session, true),
-                        DeskOutcome::Monitor { session } => (session, false),
-                        _ => break,
-                    };
-                    let watched = desk::watch(
-                        shared,
-                        conn,
-                        &session,
-                        join,
-                        &mut screen,
-                        &theme,
-                        read,
-                        write,
-                    )
-                    .await;
-                    match watched {
-                        Ok(desk::Watched::Back) => {}
-                        Ok(desk::Watched::Gone) => return 0,
-                        Err(e) => desk.set_notice(tui::Severity::Danger, e),
-                    }
-                    break;
-                }
-                Some(DeskOutcome::Replay { session, at }) => {
-                    match desk::open_replay(shared, &caller, &session, at).await {
-                        Ok(mut replay) => {
-                            let open = replay_loop(
-                                shared,
-                                &mut replay,
-                                &theme,
-                                &mut screen,
-                                &mut input,
-                                &mut esc,
-                                read,
-                                write,
-                            )
-                            .await;
-                            if !open {
-                                return 0;
-                            }
-                        }
-                        Err(e) => desk.set_notice(tui::Severity::Danger, e),
-                    }
-                    break;
-                }
-
-                Some(DeskOutcome::Connect { asset, account }) => {
-                    let _ = send(write, screen.leave()).await;
-                    let (username, password) = match account {
-                        tui::Chosen::Stored(name) => (name, None),
-                        tui::Chosen::Input { username, password } => (username, Some(password)),
-                    };
-                    let choice = Choice {
-                        asset: asset.clone(),
-                        account: Some(username),
-                        input_password: password,
-                    };
-                    // The menu comes back afterwards: nothing that ends the
-                    // person's channel is forwarded (`end: None`).
-                    let mut person = target::PersonChannel {
-                        read: &mut *read,
-                        write,
-                        handle,
-                        id,
-                        pty: Some(&pty),
-                        env: &[],
-                        end: None,
-                    };
-                    let (open, size) =
-                        target::run_session(shared, conn, choice, Run::Shell, &mut person)
-                            .await
-                            .into_menu();
-                    if !open {
-                        return 0;
-                    }
-                    if let Some((cols, rows)) = size {
-                        pty.cols = cols;
-                        pty.rows = rows;
-                    }
-                    // Back to the menu: a fresh screen, the current policy.
-                    screen = Screen::new(pty.cols as u16, pty.rows as u16, mode);
-                    if !send(write, screen.enter()).await {
-                        return 0;
-                    }
-                    let now = shared.services.clock.now();
-                    let menu = desk.menu_mut();
-                    menu.set_assets(shared.policy().visible_assets(&conn.identity, now));
-                    menu.set_notice(Some((
-                        tui::Severity::Info,
-                        format!("session on {asset} ended"),
-                    )));
-                    break;
+            };
+            for key in keys {
+                let Some(outcome) = self.desk.handle(key) else {
+                    continue;
+                };
+                match self.outcome(outcome).await {
+                    Next::Key => {}
+                    Next::Redraw => break,
+                    Next::Exit(status) => return status,
                 }
             }
         }
+    }
+
+    /// Once a second, for staff: the clock, the approvals waiting (admins)
+    /// and the live list when it shows.
+    async fn tick(&mut self) {
+        set_clock(self.shared, &mut self.desk);
+        if self.conn.identity.role == Role::Admin {
+            self.desk.set_approvals(self.shared.live.approvals());
+        }
+        if self.desk.showing() == Some(Tab::Live) {
+            load(self.shared, &self.caller, &mut self.desk, Tab::Live).await;
+        }
+    }
+
+    async fn outcome(&mut self, outcome: DeskOutcome) -> Next {
+        let (shared, caller) = (self.shared, &self.caller);
+        match outcome {
+            DeskOutcome::Quit => {
+                let _ = send(self.write, self.screen.leave()).await;
+                Next::Exit(0)
+            }
+            DeskOutcome::Fetch(tab) => {
+                load(shared, caller, &mut self.desk, tab).await;
+                Next::Key
+            }
+            DeskOutcome::LoadNames => {
+                match desk::names(shared, caller).await {
+                    Ok(names) => self.desk.set_names(names),
+                    Err(e) => self.desk.set_notice(tui::Severity::Danger, e),
+                }
+                Next::Key
+            }
+            DeskOutcome::LoadUser(name) => {
+                match desk::user(shared, caller, &name).await {
+                    Ok((view, names)) => self.desk.set_user(view, names),
+                    Err(e) => self.desk.set_notice(tui::Severity::Danger, e),
+                }
+                Next::Key
+            }
+            DeskOutcome::Op(op) => self.op(op).await,
+            DeskOutcome::Monitor { session } => self.watch(&session, false).await,
+            DeskOutcome::Join { session } => self.watch(&session, true).await,
+            DeskOutcome::Replay { session, at } => self.replay(&session, at).await,
+            DeskOutcome::Connect { asset, account } => self.connect(asset, account).await,
+        }
+    }
+
+    /// Runs a change the desk asked for, and reloads the tab it shows.
+    async fn op(&mut self, op: Op) -> Next {
+        // What the desk says while a change runs ("testing web1...": a
+        // connection test takes seconds) is shown before it starts.
+        let frame = self.screen.draw(|f| self.desk.render(f, &self.theme));
+        if !send(self.write, frame).await {
+            return Next::Exit(0);
+        }
+        let done = desk::run_op(self.shared, &self.caller, op).await;
+        self.desk.op_done(done);
+        if let Some(tab) = self.desk.showing() {
+            load(self.shared, &self.caller, &mut self.desk, tab).await;
+        }
+        Next::Key
+    }
+
+    /// Monitors (or joins) a live session until the person goes back.
+    async fn watch(&mut self, session: &str, join: bool) -> Next {
+        let watched = desk::watch(
+            self.shared,
+            self.conn,
+            session,
+            join,
+            &mut self.screen,
+            &self.theme,
+            self.read,
+            self.write,
+        )
+        .await;
+        match watched {
+            Ok(desk::Watched::Back) => {}
+            Ok(desk::Watched::Gone) => return Next::Exit(0),
+            Err(e) => self.desk.set_notice(tui::Severity::Danger, e),
+        }
+        Next::Redraw
+    }
+
+    /// Plays a recording until the person closes it.
+    async fn replay(&mut self, session: &str, at: Option<jiff::Timestamp>) -> Next {
+        match desk::open_replay(self.shared, &self.caller, session, at).await {
+            Ok(mut replay) => {
+                let open = replay_loop(
+                    self.shared,
+                    &mut replay,
+                    &self.theme,
+                    &mut self.screen,
+                    &mut self.input,
+                    &mut self.esc,
+                    self.read,
+                    self.write,
+                )
+                .await;
+                if !open {
+                    return Next::Exit(0);
+                }
+            }
+            Err(e) => self.desk.set_notice(tui::Severity::Danger, e),
+        }
+        Next::Redraw
+    }
+
+    /// Runs a target session on the channel; the menu comes back after it,
+    /// with the assets the policy allows now.
+    async fn connect(&mut self, asset: String, account: tui::Chosen) -> Next {
+        let _ = send(self.write, self.screen.leave()).await;
+        let (username, password) = match account {
+            tui::Chosen::Stored(name) => (name, None),
+            tui::Chosen::Input { username, password } => (username, Some(password)),
+        };
+        let choice = Choice {
+            asset: asset.clone(),
+            account: Some(username),
+            input_password: password,
+        };
+        // The menu comes back afterwards: nothing that ends the person's
+        // channel is forwarded (`end: None`).
+        let mut person = target::PersonChannel {
+            read: &mut *self.read,
+            write: self.write,
+            handle: self.handle,
+            id: self.id,
+            pty: Some(&self.pty),
+            env: &[],
+            end: None,
+        };
+        let (open, size) =
+            target::run_session(self.shared, self.conn, choice, Run::Shell, &mut person)
+                .await
+                .into_menu();
+        if !open {
+            return Next::Exit(0);
+        }
+        if let Some((cols, rows)) = size {
+            self.pty.cols = cols;
+            self.pty.rows = rows;
+        }
+        // Back to the menu: a fresh screen, the current policy.
+        self.screen = Screen::new(self.pty.cols as u16, self.pty.rows as u16, self.mode);
+        if !send(self.write, self.screen.enter()).await {
+            return Next::Exit(0);
+        }
+        let now = self.shared.services.clock.now();
+        let menu = self.desk.menu_mut();
+        menu.set_assets(
+            self.shared
+                .policy()
+                .visible_assets(&self.conn.identity, now),
+        );
+        menu.set_notice(Some((
+            tui::Severity::Info,
+            format!("session on {asset} ended"),
+        )));
+        Next::Redraw
     }
 }
 

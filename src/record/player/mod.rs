@@ -32,21 +32,31 @@
 //! Times are in seconds on one of two [`Timeline`]s: as recorded, or with
 //! every pause longer than the idle cap shortened to the cap. The player
 //! keeps both for every position, so switching keeps the same moment.
+//!
+//! Layout: `head` is the playhead, `checkpoint` its saved screens, `index`
+//! the index scan, `markers` the command list it collects, `lines` the
+//! line reader and clocks both share; this file drives them.
 
+mod checkpoint;
+mod head;
 mod index;
 mod lines;
+mod markers;
 #[cfg(test)]
 mod tests;
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
-use std::num::NonZeroU16;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use checkpoint::Checkpoint;
+pub use checkpoint::CheckpointStats;
+use head::{Head, Read1, nz};
 use index::Scan;
-use lines::{Clock, Code, Escape, LineEnd, Lines, MAX_LINE, clamp_size, parse, parse_size};
+use lines::{Clock, Escape, Lines, MAX_LINE, clamp_size};
 pub use lines::{Stamp, Timeline};
+pub use markers::Marker;
 
 use super::RecordError;
 use super::header::Header;
@@ -127,141 +137,6 @@ impl Work {
     fn spend(&mut self, n: usize) {
         self.bytes = self.bytes.saturating_sub(n as u64);
     }
-}
-
-/// A marker (`[t, "m", text]`) for the command list.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Marker {
-    pub at: Stamp,
-    /// The command line without `cmd: `, or another marker's text; control
-    /// characters replaced by `?`, cut at 200 characters.
-    pub text: String,
-    /// A logged command (`cmd: ...`) rather than another kind of marker.
-    pub command: bool,
-}
-
-/// Checkpoint memory, for reports and tests.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct CheckpointStats {
-    pub count: usize,
-    /// Estimated bytes held by their screen copies.
-    pub bytes: usize,
-    /// File bytes between checkpoints now.
-    pub spacing: u64,
-}
-
-/// An event read by the playhead but not applied yet: it is after the
-/// target.
-#[derive(Debug)]
-struct Pending {
-    at: Stamp,
-    code: Code,
-    data: Option<String>,
-    /// Its line's length in the file.
-    bytes: usize,
-}
-
-/// The screen at some position, to restart from.
-#[derive(Debug)]
-struct Checkpoint {
-    /// Offset of the first line not applied.
-    offset: u64,
-    line: u64,
-    /// The last event applied, and the clock after it.
-    last: Stamp,
-    clock: Clock,
-    size: (u16, u16),
-    screen: vt100::Screen,
-    /// Estimated bytes.
-    cost: usize,
-}
-
-/// What a playhead read: at most one line per call, so work is bounded.
-enum Read1 {
-    Event(Pending),
-    /// A blank, damaged or too long line of this many bytes.
-    Skipped(usize),
-    End,
-}
-
-/// The playhead: a terminal model and where it is in the file.
-struct Head {
-    lines: Lines,
-    parser: vt100::Parser,
-    escape: Escape,
-    clock: Clock,
-    /// The last event applied (zero before the first).
-    last: Stamp,
-    /// The recorded terminal's size now, (cols, rows).
-    size: (u16, u16),
-    pending: Option<Pending>,
-    /// Every event has been applied.
-    eof: bool,
-    buf: Vec<u8>,
-    truncated: Option<Truncation>,
-    damaged: u64,
-}
-
-impl Head {
-    /// Offset of the first line not applied.
-    fn resume_offset(&self) -> u64 {
-        let pending = self.pending.as_ref().map_or(0, |p| p.bytes as u64);
-        self.lines.offset() - pending
-    }
-
-    fn read(&mut self) -> std::io::Result<Read1> {
-        let Some((n, end)) = self.lines.next(&mut self.buf)? else {
-            return Ok(Read1::End);
-        };
-        if end == LineEnd::TooLong {
-            self.damaged += 1;
-            return Ok(Read1::Skipped(n));
-        }
-        if self.buf.trim_ascii().is_empty() {
-            return Ok(Read1::Skipped(n));
-        }
-        match parse(&self.buf, true) {
-            Some(p) => Ok(Read1::Event(Pending {
-                at: self.clock.step(p.time),
-                code: p.code,
-                data: p.data,
-                bytes: n,
-            })),
-            None if end == LineEnd::Partial => {
-                self.truncated = Some(Truncation {
-                    line: self.lines.line(),
-                    bytes: n,
-                });
-                Ok(Read1::End)
-            }
-            None => {
-                self.damaged += 1;
-                Ok(Read1::Skipped(n))
-            }
-        }
-    }
-
-    fn apply(&mut self, event: Pending) {
-        self.last = event.at;
-        let Some(data) = event.data else { return };
-        match event.code {
-            Code::Output => {
-                super::vt::process_or_restart(&mut self.parser, data.as_bytes());
-                self.escape = self.escape.feed(data.as_bytes());
-            }
-            Code::Resize => {
-                if let Some(size) = parse_size(&data).filter(|s| *s != self.size) {
-                    self.parser.set_size(nz(size.1), nz(size.0));
-                    self.size = size;
-                }
-            }
-            Code::Marker | Code::Other => {}
-        }
-    }
-}
-
-fn nz(n: u16) -> NonZeroU16 {
-    NonZeroU16::new(n).unwrap_or(NonZeroU16::MIN)
 }
 
 /// Where the playhead is going: a time on a timeline (∞: the end).
@@ -505,26 +380,6 @@ impl Player {
         self.seek_from = (self.head.last, self.head.resume_offset());
     }
 
-    fn restore(&mut self, index: usize) {
-        let Some(c) = self.checkpoints.get(index) else {
-            return;
-        };
-        if let Err(source) = self.head.lines.seek(c.offset, c.line) {
-            self.fail(source);
-            return;
-        }
-        let mut parser = vt100::Parser::new(nz(c.size.1), nz(c.size.0), 0);
-        *parser.screen_mut() = c.screen.clone();
-        let head = &mut self.head;
-        head.parser = parser;
-        head.escape = Escape::Ground;
-        head.clock = c.clock;
-        head.last = c.last;
-        head.size = c.size;
-        head.pending = None;
-        head.eof = false;
-    }
-
     fn restart(&mut self) {
         if let Err(source) = self.head.lines.seek(self.body.0, self.body.1) {
             self.fail(source);
@@ -621,56 +476,6 @@ impl Player {
         Ok(())
     }
 
-    /// Leaves a checkpoint where the playhead is, if it is far enough past
-    /// the last one and between escape sequences.
-    fn checkpoint(&mut self) {
-        let head = &self.head;
-        if head.escape != Escape::Ground || head.pending.is_some() {
-            return;
-        }
-        let from = self.checkpoints.last().map_or(self.body.0, |c| c.offset);
-        let offset = head.lines.offset();
-        if offset < from.saturating_add(self.spacing) {
-            return;
-        }
-        let (cols, rows) = head.size;
-        // Both grids (the alternate one exists once used) plus row headers.
-        let cost = usize::from(cols) * usize::from(rows) * size_of::<vt100::Cell>() * 2
-            + usize::from(rows) * 64
-            + 512;
-        self.checkpoints.push(Checkpoint {
-            offset,
-            line: head.lines.line(),
-            last: head.last,
-            clock: head.clock,
-            size: head.size,
-            screen: head.parser.screen().clone(),
-            cost,
-        });
-        self.checkpoint_bytes += cost;
-        while self.checkpoint_bytes > self.options.checkpoint_budget && !self.checkpoints.is_empty()
-        {
-            self.thin();
-        }
-    }
-
-    /// Drops every other checkpoint (keeping the latest) and doubles the
-    /// spacing, so the survivors stay evenly spread over the file.
-    fn thin(&mut self) {
-        let len = self.checkpoints.len();
-        if len <= 1 {
-            self.checkpoints.clear();
-        } else {
-            let mut i = 0;
-            self.checkpoints.retain(|_| {
-                i += 1;
-                (len - i).is_multiple_of(2)
-            });
-        }
-        self.spacing = self.spacing.saturating_mul(2);
-        self.checkpoint_bytes = self.checkpoints.iter().map(|c| c.cost).sum();
-    }
-
     /// `target` on another timeline, through the playhead's neighbourhood
     /// (exact when the playhead has caught up with it).
     fn convert(&self, target: Target, to: Timeline) -> f64 {
@@ -735,44 +540,6 @@ impl Player {
         Some((self.scan.offset() as f64 / self.file_len.max(1) as f64).clamp(0.0, 1.0))
     }
 
-    /// The markers found so far, in time order.
-    pub fn markers(&self) -> &[Marker] {
-        &self.scan.markers
-    }
-
-    /// Markers left out because the list was full.
-    pub fn markers_dropped(&self) -> u64 {
-        self.scan.dropped
-    }
-
-    /// The last marker at or before `at` (current timeline).
-    pub fn marker_at(&self, at: f64) -> Option<usize> {
-        let on = self.timeline;
-        self.scan
-            .markers
-            .partition_point(|m| m.at.on(on) <= at)
-            .checked_sub(1)
-    }
-
-    /// The first marker after `at`.
-    pub fn marker_after(&self, at: f64) -> Option<usize> {
-        let on = self.timeline;
-        let i = self
-            .scan
-            .markers
-            .partition_point(|m| m.at.on(on) <= at + TIME_EPSILON);
-        (i < self.scan.markers.len()).then_some(i)
-    }
-
-    /// The last marker before `at`.
-    pub fn marker_before(&self, at: f64) -> Option<usize> {
-        let on = self.timeline;
-        self.scan
-            .markers
-            .partition_point(|m| m.at.on(on) < at - TIME_EPSILON)
-            .checked_sub(1)
-    }
-
     /// The cast ends in a partial line (the session's process died).
     pub fn truncated(&self) -> Option<&Truncation> {
         self.head
@@ -790,16 +557,4 @@ impl Player {
     pub fn error(&self) -> Option<&RecordError> {
         self.error.as_ref()
     }
-
-    pub fn checkpoint_stats(&self) -> CheckpointStats {
-        CheckpointStats {
-            count: self.checkpoints.len(),
-            bytes: self.checkpoint_bytes,
-            spacing: self.spacing,
-        }
-    }
 }
-
-/// Marker navigation treats times this close as equal, so that `n` after
-/// a jump to a marker goes to the next one.
-const TIME_EPSILON: f64 = 1e-6;
