@@ -18,7 +18,7 @@
 //!   idle compression, bounded work per step);
 //! - **command extraction** from a vt100 model of the screen,
 //!   [`CommandTracker`], with the first 4 KiB of each command's output;
-//!   the model skips streamed text that scrolls away unread (`model.rs`).
+//!   the model skips streamed text that scrolls away unread (`model/`).
 //!
 //! It must never block the relay (all disk I/O happens on the recorder's
 //! thread; the relay only awaits when the bounded queue is full), never lose
