@@ -19,11 +19,12 @@
 
 use std::time::Duration;
 
-use super::review::{self, Held};
+use super::review;
 use super::{RED, RESET, YELLOW};
 use crate::model::FilterAction;
 use crate::policy::FilterVerdict;
 use crate::record::Input;
+use crate::session::Held;
 
 /// Logged for a refused line typed on a full-screen display (it may be a
 /// password, so its keys are never logged).

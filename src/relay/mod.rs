@@ -39,7 +39,7 @@ mod review;
 pub use log::log_exec_command;
 use log::{Shared, lock};
 pub use pump::pump;
-pub use review::{Held, await_decision};
+pub use review::await_decision;
 
 /// The largest terminal the bastion models: a client may claim any size,
 /// but every screen model (command tracker, live monitor, menu) costs

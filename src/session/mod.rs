@@ -4,8 +4,10 @@
 //! A protocol first asks [`authorize`] for a `Grant` covering every action
 //! the session needs (its [`Denied`] tells "no such asset, or not yours"
 //! from "yours, but not this action", for the protocol to word), takes a
-//! place under the person's cap ([`UserSessions`]), connects its target,
-//! and then calls [`Session::open`] (`admit.rs`). Opening:
+//! place under the person's cap ([`UserSessions`]), waits for an
+//! administrator's yes where the permission asks for one ([`decided`]),
+//! connects its target, and then calls [`Session::open`] (`admit.rs`,
+//! `approval.rs`). Opening:
 //!
 //! 1. starts the recording, if the protocol records one
 //!    ([`Spec::recording`]); when it cannot start, `recording.on_failure`
@@ -60,10 +62,12 @@
 use std::net::IpAddr;
 
 mod admit;
+mod approval;
 mod rows;
 mod watch;
 
 pub use admit::{Denied, UserSessions, UserSlot, authorize};
+pub use approval::{Held, Withdrawal, decided};
 pub use rows::{Command, Rows, Transfer};
 pub use watch::{RECHECK, Stop, revoked};
 

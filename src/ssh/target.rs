@@ -339,15 +339,15 @@ async fn approved(
     let mut ignored = std::collections::VecDeque::new();
     let held = tokio::select! {
         held = relay::await_decision(pending, timeout, &mut *person.read, &mut ignored) => held,
-        () = shared.shutdown.cancelled() => relay::Held::ClientGone,
+        () = shared.shutdown.cancelled() => session::Held::ClientGone,
     };
     let line = held.notice(timeout);
     match held {
-        relay::Held::Approved { .. } => {
+        session::Held::Approved { .. } => {
             say.line(format!("rampart: {line}")).await;
             true
         }
-        relay::Held::ClientGone => false,
+        session::Held::ClientGone => false,
         _ => {
             let text = format!("rampart: {}: {line}", grant.asset_name());
             say.refused(
