@@ -18,9 +18,9 @@
 //! 3. registers the session in the live registry, where staff see it,
 //!    monitor it, join it and kill it.
 //!
-//! While it runs the protocol feeds [`Session::recorder`] (output, input,
-//! resizes, command markers) and [`Session::live`] (bytes, frames for
-//! monitors), and stops when [`Session::stopped`] resolves: a kill order,
+//! While it runs the protocol hands the session its output, input and
+//! markers ([`Session::output`], [`Session::input`], [`Session::marker`]:
+//! counted, shown to monitors, recorded; `run.rs`), and stops when [`Session::stopped`] resolves: a kill order,
 //! its permission ending (rechecked every second, so a revocation, a
 //! disabled person or a passed `--until` ends it), or shutdown (see
 //! `watch.rs`). Its command and transfer rows ([`Session::rows`]) go
@@ -43,8 +43,8 @@
 //! - a [`Spec`]: who (from its grant), the account, the protocol and kind
 //!   names shown in lists, the person's address, and a [`Recording`] if it
 //!   records a terminal stream (asciicast);
-//! - its own pump: bytes both ways, each chunk to the recorder and the
-//!   live entry, raced against [`Session::stopped`] with what "still
+//! - its own pump: bytes both ways, each chunk through
+//!   [`Session::output`] or [`Session::input`], raced against [`Session::stopped`] with what "still
 //!   permitted" means for it (its grant's actions rechecked against the
 //!   current policy), whose [`Stop`] gives the row's reason and the line
 //!   for the person;
@@ -64,6 +64,7 @@ use std::net::IpAddr;
 mod admit;
 mod approval;
 mod rows;
+mod run;
 mod watch;
 
 pub use admit::{Denied, UserSessions, UserSlot, authorize};

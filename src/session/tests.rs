@@ -86,11 +86,14 @@ async fn toy_pump(
     let work = async {
         loop {
             for line in input {
-                session.live().add_in(line.len() as u64);
+                let typed = Bytes::from(format!("{line}\r"));
+                session.input(typed).await.expect("recorded");
                 let out = Bytes::from(format!("{}\r\n", line.to_uppercase()));
-                session.live().add_out(out.len() as u64);
-                session.live().publish(out.clone());
-                session.recorder().output(out).await.expect("recorded");
+                session.output(out).await.expect("recorded");
+                session
+                    .marker(format!("line: {line}"))
+                    .await
+                    .expect("marked");
                 tokio::time::sleep(Duration::from_millis(5)).await;
             }
             if !repeat {
@@ -105,7 +108,7 @@ async fn toy_pump(
         ended = work => ended,
         stop = stopped => (stop.reason(), None),
     };
-    let (bytes_in, bytes_out) = session.live().bytes();
+    let (bytes_in, bytes_out) = session.bytes();
     Outcome {
         reason,
         exit_status,
@@ -139,7 +142,7 @@ async fn a_toy_protocol_is_opened_recorded_listed_killed_and_ended() {
     let first = toy_pump(&services, &session, &orders, &["hello", "world"], false).await;
     assert_eq!(
         (first.reason.as_str(), first.bytes_in),
-        ("client closed", 10)
+        ("client closed", 12)
     );
     // Killed while it runs: the watch stops it within a recheck.
     let killer = async {
@@ -151,7 +154,7 @@ async fn a_toy_protocol_is_opened_recorded_listed_killed_and_ended() {
         killer
     );
     assert_eq!(outcome.reason, "killed: end of shift");
-    assert!(outcome.bytes_in > 10, "it ran until the kill");
+    assert!(outcome.bytes_in > 12, "it ran until the kill");
     session.end(&services, outcome).await;
     assert!(live.list().is_empty(), "the live entry is gone");
 
@@ -162,12 +165,15 @@ async fn a_toy_protocol_is_opened_recorded_listed_killed_and_ended() {
         (row.status.as_str(), row.reason.as_str()),
         ("closed", "killed: end of shift")
     );
-    assert!(row.bytes_in > 10 && row.bytes_out > 14, "{row:?}");
+    assert!(row.bytes_in > 12 && row.bytes_out > 14, "{row:?}");
     let dir = services.config.recording_dir();
     let cast = std::fs::read_to_string(dir.join(row.recording.as_deref().expect("recorded")))
         .expect("the cast");
     assert!(
-        cast.contains("HELLO\\r\\n") && cast.contains("WORLD") && cast.contains("STILL TYPING"),
+        cast.contains("HELLO\\r\\n")
+            && cast.contains("WORLD")
+            && cast.contains("STILL TYPING")
+            && cast.contains("line: hello"),
         "{cast}"
     );
     assert_eq!(
@@ -239,19 +245,35 @@ async fn an_unrecorded_session_has_a_row_and_one_that_cannot_be_audited_is_refus
         .expect("opened");
     assert_eq!(live.list().len(), 1);
     let id = session.id().to_string();
+    // Nothing to record: output is still counted and shown to monitors.
+    let mut monitor = live.subscribe(&id).expect("monitored");
+    session
+        .output(Bytes::from_static(b"moved 3 files\r\n"))
+        .await
+        .expect("an unrecorded session takes output");
+    assert_eq!(session.bytes(), (0, 15));
+    match monitor.next().await {
+        crate::live::MonitorEvent::Frame(crate::live::Frame::Output { bytes, .. }) => {
+            assert_eq!(&bytes[..], b"moved 3 files\r\n");
+        }
+        other => panic!("the monitor sees the output, not {other:?}"),
+    }
+    let (in_, out) = session.bytes();
     session
         .end(
             &services,
             Outcome {
                 reason: "target closed".into(),
+                bytes_in: in_,
+                bytes_out: out,
                 ..Outcome::default()
             },
         )
         .await;
     let row = row(&services, &id).await;
     assert_eq!(
-        (row.status.as_str(), row.recording.as_deref()),
-        ("closed", None)
+        (row.status.as_str(), row.recording.as_deref(), row.bytes_out),
+        ("closed", None, 15)
     );
 
     // The store refuses writes: nothing opens, nothing is left listed.
