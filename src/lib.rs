@@ -21,6 +21,7 @@
 //! |---|---|
 //! | [`model`] | plain domain types (users, assets, accounts, permissions, actions) and their text forms; no I/O |
 //! | [`config`] | `rampart.toml`: lookup order, schema, defaults, validation with file/key/reason errors |
+//! | [`alloc`] | the heap on glibc: two arenas, big blocks mapped apart, free memory back to the kernel after sessions and indexing |
 //! | [`clock`] | time as a dependency, so lockout, TOTP and validity are testable |
 //! | [`store`] | the only place with SQL: pool, embedded migrations, one file per aggregate, the dashboard counts and the screen-text index's tables |
 //! | [`vault`] | the master key, [`vault::Secret`], sealing of account secrets and TOTP seeds, the audit chain's key derived from the master key |
@@ -66,7 +67,8 @@
 //!  store                           policy (the data it loads for it)
 //!  policy, record, live, route,    model, vault
 //!  import, transfer, sftp, demo
-//!  model, config, clock, vault     nothing of rampart
+//!  model, config, clock, vault,    nothing of rampart
+//!  alloc
 //! ```
 //!
 //! Rules the modules keep: SQL only in `store`; a `Grant` only from
@@ -74,6 +76,7 @@
 //! errors or output; every admin change through `ops`, with its audit row in
 //! the same transaction.
 
+pub mod alloc;
 pub mod audit;
 pub mod auth;
 pub mod cli;

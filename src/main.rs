@@ -15,7 +15,7 @@ use rampart::services::Services;
 fn main() -> ExitCode {
     // Before any file is created: the database's -wal and -shm, the log.
     rampart::services::private_umask();
-    rampart::services::limit_malloc_arenas();
+    rampart::alloc::limit_arenas();
     let cli = Cli::parse();
     // The server logs its audit lines (journald, fail2ban); the CLI is quiet
     // by default: its result is its output. RUST_LOG overrides both.

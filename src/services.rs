@@ -281,29 +281,6 @@ async fn check_key(
     }
 }
 
-/// Caps glibc's malloc arenas at two. By default every thread that
-/// allocates may get an arena of its own (up to eight per core), and each
-/// keeps what its thread freed: with a recording thread per session, the
-/// indexer and the database's worker threads, a streaming session took the
-/// resident size from 21 to 48 MB and it stayed near 27 MB (bench/ssh.sh,
-/// pty syslog-like stream and a second person's logins); with two arenas
-/// the peak was 36 MB. Called by the binary first thing.
-pub fn limit_malloc_arenas() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    {
-        const M_ARENA_MAX: std::ffi::c_int = -8;
-        unsafe extern "C" {
-            fn mallopt(param: std::ffi::c_int, value: std::ffi::c_int) -> std::ffi::c_int;
-        }
-        // SAFETY: mallopt is glibc's documented setter for malloc
-        // parameters; M_ARENA_MAX with a positive value is valid at any
-        // time and touches no Rust-owned memory.
-        unsafe {
-            mallopt(M_ARENA_MAX, 2);
-        }
-    }
-}
-
 /// Sets the process umask to 077, so that every file created from now on
 /// (SQLite's `-wal` and `-shm` beside the database, logs, anything a
 /// dependency writes) is readable by its owner only; files that must be

@@ -239,7 +239,7 @@ impl Entry {
 impl Gate {
     /// argon2id checks under `limits`.
     pub fn new(limits: Limits) -> Gate {
-        keep_big_blocks_unmapped();
+        crate::alloc::keep_big_blocks_unmapped();
         Gate::with_verifier(limits, argon2_verifier())
     }
 
@@ -307,33 +307,6 @@ impl std::fmt::Debug for Gate {
         f.debug_struct("Gate")
             .field("checks_started", &self.checks_started())
             .finish_non_exhaustive()
-    }
-}
-
-/// Makes glibc serve allocations of argon2's block size (19 MiB) with their
-/// own mappings, returned to the kernel on free. By default glibc raises its
-/// mmap threshold to the size of the last such block freed (up to 32 MiB),
-/// after which argon2's blocks come from malloc heaps whose pages stay
-/// resident: a flood left 200-400 MB behind. Fixing the threshold at 16 MiB
-/// also turns that adjustment off; smaller allocations are not affected.
-fn keep_big_blocks_unmapped() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    {
-        static ONCE: std::sync::Once = std::sync::Once::new();
-        ONCE.call_once(|| {
-            const M_MMAP_THRESHOLD: std::ffi::c_int = -3;
-            const SIXTEEN_MIB: std::ffi::c_int = 16 * 1024 * 1024;
-            unsafe extern "C" {
-                fn mallopt(param: std::ffi::c_int, value: std::ffi::c_int) -> std::ffi::c_int;
-            }
-            // SAFETY: mallopt is glibc's documented, thread-safe setter for
-            // malloc parameters; M_MMAP_THRESHOLD with a value below its
-            // 32 MiB maximum is valid, and it touches no Rust-owned memory.
-            let ok = unsafe { mallopt(M_MMAP_THRESHOLD, SIXTEEN_MIB) };
-            if ok != 1 {
-                tracing::warn!("could not set malloc's mmap threshold: memory after a password flood may stay resident");
-            }
-        });
     }
 }
 

@@ -197,31 +197,12 @@ pub async fn run(indexer: Indexer, shutdown: CancellationToken) {
         }
         if std::mem::take(&mut worked_before) {
             // Sessions ended and were read: their memory is free now.
-            release_free_memory();
+            crate::alloc::release_free_memory();
         }
         tokio::select! {
             () = handle.inner.kick.notified() => {}
             () = tokio::time::sleep(POLL) => {}
             () = shutdown.cancelled() => return,
-        }
-    }
-}
-
-/// Gives the heap's free memory back to the kernel. glibc keeps what
-/// threads freed in their arenas for reuse (each recording has a thread, and
-/// the indexer its own), so after a burst of sessions the resident size
-/// stayed well above its idle level; called when the indexer goes idle
-/// after work, i.e. after sessions ended and their recordings were read.
-fn release_free_memory() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    {
-        unsafe extern "C" {
-            fn malloc_trim(pad: libc::size_t) -> std::ffi::c_int;
-        }
-        // SAFETY: malloc_trim is glibc's thread-safe call that returns free
-        // heap pages to the kernel; it touches no memory Rust owns.
-        unsafe {
-            malloc_trim(0);
         }
     }
 }

@@ -320,6 +320,9 @@ impl Closing {
         if let Err(e) = close_row(services, &self.id, &ending).await {
             tracing::error!(session = %self.id, "cannot close the session row: {e}");
         }
+        // Its buffers are free: back to the kernel, so a burst of sessions
+        // does not stay resident.
+        crate::alloc::release_after_session();
     }
 }
 
