@@ -485,6 +485,54 @@ async fn deny_marker(b: &TestBastion) {
     b.reload().await;
 }
 
+/// A command the filters refuse is refused before the bastion logs in to
+/// the target: the vaulted credential is not used for it, and a target
+/// never reached gets no host key pinned on first use.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_exec_never_reaches_the_target() {
+    let (Some(ssh_bin), Some(sshd_bin)) = (peer("ssh"), peer("sshd")) else {
+        return;
+    };
+    let Real {
+        mut b,
+        keys: _keys,
+        key,
+        account: _,
+        sshd: _sshd,
+    } = with_real_target(&sshd_bin, "", Actions::all_but_tunnel()).await;
+    deny_marker(&b).await;
+    let cmd: tokio::process::Command = ssh_command(
+        &ssh_bin,
+        &key,
+        b.addr.port(),
+        "admin",
+        &["real", "touch /tmp/rampart-marker-never"],
+    )
+    .into();
+    let ran = run(cmd, b"", T).await;
+    assert_eq!(ran.code, Some(255), "{}", ran.stderr);
+    assert!(
+        ran.stderr.contains("command refused by rule no-marker"),
+        "{}",
+        ran.stderr
+    );
+    let asset = b
+        .services
+        .ops
+        .asset_show(&Caller::local(), "real")
+        .await
+        .unwrap()
+        .asset
+        .id;
+    let mut conn = b.services.store.conn().await.unwrap();
+    let pinned = rampart::store::assets::host_keys(&mut conn, &asset)
+        .await
+        .unwrap();
+    assert!(pinned.is_empty(), "the target was connected: {pinned:?}");
+    drop(conn);
+    b.shutdown().await;
+}
+
 /// The three ways around the command filter that real OpenSSH clients
 /// found: a shell started by an exec with a pty, a shell without a pty,
 /// and lines typed after switching to the alternate screen. Each is

@@ -362,9 +362,9 @@ async fn approved(
     }
 }
 
-/// Connects the target and sets up its channel: the person's locale and
-/// terminal, and for an exec, the filters' verdict on the command before
-/// anything runs. `None`: refused, the person told why.
+/// For an exec, the filters' verdict on the command first; then connects
+/// the target and sets up its channel with the person's locale and
+/// terminal. `None`: refused, the person told why.
 async fn open_target(
     shared: &Shared,
     conn: &Conn,
@@ -374,6 +374,29 @@ async fn open_target(
     person: &PersonChannel<'_>,
     say: Say<'_>,
 ) -> Option<Target> {
+    // An exec'd command is checked against the filters before anything
+    // else: a refused one never makes the bastion log in to the target.
+    if let Run::Exec(command) = run {
+        let verdict = shared.policy().check_grant_command(grant, command);
+        if matches!(verdict.action, FilterAction::Deny | FilterAction::Review) {
+            // Refused before any session opened: a row of its own.
+            relay::log_exec_command(
+                &shared.services,
+                &session::Rows::of_grant(&new_id(), grant),
+                command,
+                String::new(),
+                verdict.action,
+                verdict.rule.clone(),
+            )
+            .await;
+            say.line(format!(
+                "rampart: command refused by rule {}",
+                verdict.rule.as_deref().unwrap_or("?")
+            ))
+            .await;
+            return None;
+        }
+    }
     let upstream = match connect_target(shared, conn, grant, input_password).await {
         Ok(u) => u,
         Err(line) => {
@@ -401,29 +424,6 @@ async fn open_target(
         let _ = write
             .request_pty(false, &p.term, p.cols, p.rows, 0, 0, &p.modes)
             .await;
-    }
-    // An exec'd command is checked against the filters before it runs.
-    if let Run::Exec(command) = run {
-        let verdict = shared.policy().check_grant_command(grant, command);
-        if matches!(verdict.action, FilterAction::Deny | FilterAction::Review) {
-            // Refused before any session opened: a row of its own.
-            relay::log_exec_command(
-                &shared.services,
-                &session::Rows::of_grant(&new_id(), grant),
-                command,
-                String::new(),
-                verdict.action,
-                verdict.rule.clone(),
-            )
-            .await;
-            say.line(format!(
-                "rampart: command refused by rule {}",
-                verdict.rule.as_deref().unwrap_or("?")
-            ))
-            .await;
-            upstream.disconnect().await;
-            return None;
-        }
     }
     Some(Target {
         upstream,
