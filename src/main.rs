@@ -90,7 +90,7 @@ fn main() -> ExitCode {
 async fn serve(config: Option<&Path>, demo: bool) -> anyhow::Result<Outcome> {
     let env_config = std::env::var("RAMPART_CONFIG").ok();
     let config = Config::load(config, env_config.as_deref())?;
-    let services = if Services::is_initialised(&config) {
+    let services = if Services::is_initialised(&config).await? {
         Services::open(config).await?
     } else {
         let (services, init) = Services::init(config).await?;

@@ -25,7 +25,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::model::Role;
 use crate::ops::{Caller, Ops, OpsSettings, UserSpec};
-use crate::store::{self, Store};
+use crate::store::{self, Location, Store};
 use crate::vault::{self, MasterKey, Secret, Vault};
 
 /// Why the data dir could not be opened or initialised; one line each.
@@ -75,22 +75,34 @@ pub struct Services {
 
 impl Services {
     /// Whether the data dir already holds a rampart database.
-    pub fn is_initialised(config: &Config) -> bool {
-        config.database_path().is_some_and(|p| p.exists())
+    /// For SQLite, whether the file exists; for PostgreSQL, whether the
+    /// database holds an initialised rampart (asked of the server).
+    pub async fn is_initialised(config: &Config) -> Result<bool, StartError> {
+        match location(config)? {
+            Location::Sqlite(path) => Ok(path.exists()),
+            postgres => {
+                let store = Store::open(&postgres, true, config.database.busy_timeout, 1).await?;
+                let initialised = store.is_initialised().await?;
+                store.close().await;
+                Ok(initialised)
+            }
+        }
     }
 
     /// Opens an initialised data dir.
     pub async fn open(config: Config) -> Result<Services, StartError> {
         refuse_open_dir(config.data_dir())?;
-        let db_path = database_path(&config)?;
-        if !db_path.exists() {
+        let location = location(&config)?;
+        if let Location::Sqlite(db_path) = &location
+            && !db_path.exists()
+        {
             return Err(StartError::Refused(format!(
                 "no rampart database at {}: run `rampart init` first (or check data_dir in your config)",
                 db_path.display()
             )));
         }
         let store = Store::open(
-            &db_path,
+            &location,
             false,
             config.database.busy_timeout,
             config.database.max_connections,
@@ -167,8 +179,10 @@ impl Services {
     /// and an `admin` user with a one-time password to change at first login.
     pub async fn init(config: Config) -> Result<(Services, Initialised), StartError> {
         let data_dir = config.data_dir().to_path_buf();
-        let db_path = database_path(&config)?;
-        if db_path.exists() {
+        let location = location(&config)?;
+        if let Location::Sqlite(db_path) = &location
+            && db_path.exists()
+        {
             return Err(StartError::Refused(format!(
                 "{} is already initialised (database {} exists)",
                 data_dir.display(),
@@ -177,7 +191,9 @@ impl Services {
         }
         refuse_open_dir(&data_dir)?;
         create_private_dir(&data_dir)?;
-        if let Some(parent) = db_path.parent() {
+        if let Location::Sqlite(db_path) = &location
+            && let Some(parent) = db_path.parent()
+        {
             create_private_dir(parent)?;
         }
         create_private_dir(&config.recording_dir())?;
@@ -198,13 +214,24 @@ impl Services {
             }
         }
         let store = Store::open(
-            &db_path,
+            &location,
             true,
             config.database.busy_timeout,
             config.database.max_connections,
         )
         .await?;
-        restrict_file(&db_path)?;
+        match &location {
+            Location::Sqlite(db_path) => restrict_file(db_path)?,
+            Location::Postgres(_) => {
+                if store.is_initialised().await? {
+                    return Err(StartError::Refused(format!(
+                        "the database {} is already initialised (it has users); \
+                         point database.url at an empty database",
+                        location.describe()
+                    )));
+                }
+            }
+        }
         let vault = Vault::new(key);
         crate::audit::key_chain(&store, vault.chain_key(), SystemClock.now()).await?;
         let services = Services::assemble(config, store, Some(vault), Arc::new(SystemClock));
@@ -234,13 +261,87 @@ impl Services {
     }
 }
 
-fn database_path(config: &Config) -> Result<PathBuf, StartError> {
-    config.database_path().ok_or_else(|| {
+/// What `rampart migrate` did: the rows copied and the chain checked on the
+/// copy.
+pub struct Migrated {
+    pub from: String,
+    pub to: String,
+    pub copied: store::copy::Copied,
+    pub verified: crate::audit::VerifyReport,
+}
+
+/// `rampart migrate`: copies the database at `from` into the empty one at
+/// `to` (urls, SQLite paths relative to the working directory), then checks
+/// the audit chain and the recordings' digests on the copy with this data
+/// dir's master key. The source is left as it was, apart from pending
+/// schema migrations.
+pub async fn migrate(config: &Config, from: &str, to: &str) -> Result<Migrated, StartError> {
+    let here = std::env::current_dir().map_err(io(Path::new(".")))?;
+    let from = Location::parse(from, &here).map_err(StartError::Refused)?;
+    let to = Location::parse(to, &here).map_err(StartError::Refused)?;
+    if from == to {
+        return Err(StartError::Refused(
+            "--from and --to are the same database".into(),
+        ));
+    }
+    if let Location::Sqlite(path) = &from
+        && !path.exists()
+    {
+        return Err(StartError::Refused(format!(
+            "no database at {}",
+            path.display()
+        )));
+    }
+    let env = std::env::var("RAMPART_MASTER_KEY").ok();
+    let key = vault::resolve_master_key(config.data_dir(), env.as_deref())?.ok_or_else(|| {
         StartError::Refused(format!(
-            "database.url {:?} is not supported yet: use sqlite://FILE (PostgreSQL arrives with multi-node)",
-            config.database.url
+            "the master key is needed to check the copy's audit chain, and {} does not exist \
+             (nor RAMPART_MASTER_KEY): run migrate with the data dir's config",
+            config.master_key_path().display()
         ))
+    })?;
+    let busy = config.database.busy_timeout;
+    let source = Store::open(&from, false, busy, 2).await?;
+    if let Location::Sqlite(path) = &to
+        && path.exists()
+    {
+        return Err(StartError::Refused(format!(
+            "{} exists: copy into a new file",
+            path.display()
+        )));
+    }
+    let target = Store::open(&to, true, busy, 2).await?;
+    if let Location::Sqlite(path) = &to {
+        restrict_file(path)?;
+    }
+    let copied = store::copy::copy(&source, &target).await?;
+    let vault = Vault::new(key);
+    crate::audit::key_chain(&target, vault.chain_key(), SystemClock.now()).await?;
+    let verified = crate::audit::verify(&target, &config.recording_dir()).await?;
+    source.close().await;
+    target.close().await;
+    Ok(Migrated {
+        from: from.describe(),
+        to: to.describe(),
+        copied,
+        verified,
     })
+}
+
+/// Where `[database] url` points.
+pub fn location(config: &Config) -> Result<Location, StartError> {
+    let url = &config.database.url;
+    if let Some(path) = config.database_path() {
+        Ok(Location::Sqlite(path))
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Location::Postgres(url.clone()))
+    } else {
+        Err(StartError::Refused(format!(
+            "database.url {} is not a database rampart can keep its state in: \
+             use sqlite://FILE or postgres://USER@HOST/DB",
+            store::redact_url(url)
+        )))
+    }
 }
 
 /// Checks the master key against the key ids recorded beside the sealed

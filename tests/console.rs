@@ -1880,7 +1880,11 @@ async fn local_cli(b: &TestBastion, args: &[&str]) -> std::process::Output {
     let config = b.dir.path().join("cli.toml");
     std::fs::write(
         &config,
-        format!("data_dir = \"{}\"\n", b.dir.path().join("data").display()),
+        format!(
+            "data_dir = \"{}\"\n[database]\nurl = \"{}\"\n",
+            b.dir.path().join("data").display(),
+            b.services.config.database.url
+        ),
     )
     .unwrap();
     tokio::process::Command::new(env!("CARGO_BIN_EXE_rampart"))

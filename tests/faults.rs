@@ -468,6 +468,9 @@ async fn recordings_that_cannot_be_written_refuse_or_run_unrecorded() {
 /// and once the lock is gone everything works again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_locked_database_refuses_logins_until_it_is_free() {
+    if support::on_postgres("a_locked_database_refuses_logins_until_it_is_free") {
+        return;
+    }
     use sqlx::Connection;
     let b = TestBastion::start_with("[database]\nbusy_timeout = \"1s\"\n").await;
     let db = b.services.config.database_path().expect("sqlite path");

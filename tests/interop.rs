@@ -277,6 +277,13 @@ fn log_text(len: usize, middle: &str, end: &str) -> Vec<u8> {
 /// Bytes the database uses (its pages less the free ones).
 async fn database_bytes(b: &TestBastion) -> u64 {
     let mut conn = b.services.store.conn().await.unwrap();
+    if b.services.store.engine() == rampart::store::Engine::Postgres {
+        let size: i64 = sqlx::query_scalar("SELECT pg_database_size(current_database())")
+            .fetch_one(&mut *conn)
+            .await
+            .unwrap();
+        return size as u64;
+    }
     let mut pragma = async |name: &str| -> u64 {
         sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(format!("PRAGMA {name}")))
             .fetch_one(&mut *conn)

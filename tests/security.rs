@@ -650,17 +650,10 @@ async fn unreadable_host_key_pins_refuse_the_connection() {
     // Pinned on first use.
     let (out, err, code) = c.exec("demo echo first").await;
     assert_eq!((out.as_slice(), code), (&b"first\n"[..], Some(0)), "{err}");
-    {
-        use sqlx::Connection;
-        let db = b.services.config.database_path().expect("sqlite path");
-        let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", db.display()))
-            .await
-            .unwrap();
-        sqlx::query("ALTER TABLE asset_host_keys RENAME TO asset_host_keys_away")
-            .execute(&mut conn)
-            .await
-            .unwrap();
-    }
+    sqlx::query("ALTER TABLE asset_host_keys RENAME TO asset_host_keys_away")
+        .execute(b.services.store.pool())
+        .await
+        .unwrap();
     let (out, err, code) = c.exec("demo echo second").await;
     assert!(
         out.is_empty(),

@@ -691,15 +691,10 @@ fn owned_rows(expected: &[(&str, &str, &str)]) -> Vec<(String, String, String)> 
 }
 
 async fn command_rows(b: &TestBastion) -> Vec<(String, String, String)> {
-    use sqlx::Connection;
-    let db = b.services.config.database_path().expect("sqlite path");
-    let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", db.display()))
-        .await
-        .unwrap();
     sqlx::query_as::<_, (String, String, String)>(
         "SELECT command, output, action FROM commands ORDER BY seq",
     )
-    .fetch_all(&mut conn)
+    .fetch_all(b.services.store.pool())
     .await
     .unwrap()
 }

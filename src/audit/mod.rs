@@ -16,7 +16,7 @@ pub use chain::{GENESIS, VerifyReport, key_chain, verify, verify_with};
 pub use writer::AuditWriter;
 
 use jiff::Timestamp;
-use sqlx::SqliteConnection;
+use sqlx::AnyConnection;
 
 use crate::model::{Role, new_id};
 use crate::store::audit_log::{self, Value};
@@ -136,7 +136,7 @@ pub async fn record_alone(store: &Store, now: Timestamp, event: &AuditEvent) {
 /// Writes an event into its table and seals it into the chain, inside the
 /// caller's transaction (which must be a write transaction: `Store::begin`).
 pub async fn record(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     event: &AuditEvent,
     now: Timestamp,
 ) -> Result<(), StoreError> {

@@ -249,9 +249,14 @@ mod tests {
     #[tokio::test]
     async fn rows_are_written_in_order_with_their_own_times_and_flush_waits() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("a.db"), true, Duration::from_secs(5), 4)
-            .await
-            .unwrap();
+        let store = Store::open(
+            &crate::store::Location::Sqlite(dir.path().join("a.db")),
+            true,
+            Duration::from_secs(5),
+            4,
+        )
+        .await
+        .unwrap();
         let writer = AuditWriter::start(store.clone());
         let t0: Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
         for i in 0..1500 {
@@ -314,9 +319,14 @@ mod backpressure_tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_blocked_database_pushes_back_with_bounded_tasks_and_loses_nothing() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("a.db"), true, Duration::from_millis(50), 4)
-            .await
-            .unwrap();
+        let store = Store::open(
+            &crate::store::Location::Sqlite(dir.path().join("a.db")),
+            true,
+            Duration::from_millis(50),
+            4,
+        )
+        .await
+        .unwrap();
         let metrics = tokio::runtime::Handle::current().metrics();
         let (queue, overflow) = (64, 64);
         let writer = AuditWriter::start_with(store.clone(), queue, overflow);

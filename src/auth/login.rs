@@ -39,7 +39,7 @@ use std::sync::Arc;
 
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
-use sqlx::SqliteConnection;
+use sqlx::AnyConnection;
 
 use super::acl::{AclDecision, CompiledAcls};
 use super::gate::{Gate, Limits};
@@ -433,7 +433,7 @@ impl Authenticator {
     /// Disabled, expired or refused by a login ACL.
     async fn standing(
         &self,
-        conn: &mut SqliteConnection,
+        conn: &mut AnyConnection,
         user: &User,
         source: IpAddr,
         now: Timestamp,
@@ -634,7 +634,7 @@ impl Authenticator {
 
     async fn log_ok(
         &self,
-        conn: &mut SqliteConnection,
+        conn: &mut AnyConnection,
         user: &User,
         address: &str,
         method: &str,

@@ -83,6 +83,15 @@ pub enum Command {
         #[arg(long)]
         demo: bool,
     },
+    /// Copy the whole database into another, empty one (SQLite to PostgreSQL, or back), audit chain included
+    Migrate {
+        /// The database to copy: sqlite://FILE or postgres://USER@HOST/DB
+        #[arg(long, value_name = "URL")]
+        from: String,
+        /// The empty database to copy into (PostgreSQL: created by its administrator)
+        #[arg(long, value_name = "URL")]
+        to: String,
+    },
     /// Play a session's recording in this terminal
     Replay {
         /// The session id (see `rampart audit sessions`)

@@ -45,6 +45,32 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
             return Ok(Outcome::Success);
         }
         Command::Serve { .. } => bail!("`serve` is started by the rampart binary"),
+        Command::Migrate { from, to } => {
+            let done = crate::services::migrate(&config, &from, &to).await?;
+            for (table, rows) in &done.copied.tables {
+                eprintln!("{table}: {rows} rows");
+            }
+            eprintln!(
+                "copied {} rows in {} tables from {} to {}",
+                done.copied.rows(),
+                done.copied.tables.len(),
+                done.from,
+                done.to
+            );
+            return Ok(match done.verified.broken {
+                None => {
+                    println!(
+                        "audit chain intact on the copy: {} rows, {} recordings verified",
+                        done.verified.rows, done.verified.recordings
+                    );
+                    Outcome::Success
+                }
+                Some(problem) => {
+                    eprintln!("rampart: audit chain broken on the copy: {problem}");
+                    Outcome::Failure
+                }
+            });
+        }
         Command::Replay {
             session,
             speed,
@@ -102,7 +128,7 @@ pub async fn dispatch(
 ) -> anyhow::Result<Outcome> {
     match command {
         Command::Init => bail!("the data dir is already initialised"),
-        Command::Serve { .. } | Command::Replay { .. } => {
+        Command::Serve { .. } | Command::Replay { .. } | Command::Migrate { .. } => {
             bail!("this verb runs only in the local CLI on the bastion")
         }
         Command::Export {

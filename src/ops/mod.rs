@@ -44,7 +44,7 @@ use std::sync::Arc;
 
 use jiff::Timestamp;
 use serde::Serialize;
-use sqlx::SqliteConnection;
+use sqlx::AnyConnection;
 
 use crate::audit::{AuditEvent, Via};
 use crate::auth::LockoutPolicy;
@@ -184,7 +184,7 @@ impl Ops {
     /// Writes the operation-log row of a change, in the change's transaction.
     async fn log(
         &self,
-        conn: &mut SqliteConnection,
+        conn: &mut AnyConnection,
         caller: &Caller,
         verb: &str,
         object: String,
@@ -312,7 +312,7 @@ impl Ops {
     /// this same transaction.
     async fn still_standing(
         &self,
-        conn: &mut SqliteConnection,
+        conn: &mut AnyConnection,
         caller: &Caller,
         object: &str,
         before: Option<&serde_json::Value>,

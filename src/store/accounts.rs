@@ -2,8 +2,8 @@
 //! sealed by the vault and leave sealed; this file never sees plaintext.
 
 use jiff::Timestamp;
-use sqlx::sqlite::SqliteRow;
-use sqlx::{Row, SqliteConnection};
+use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, Row};
 
 use super::{Result, StoreError, bool_i, parsed, ts};
 use crate::model::{Account, SecretKind};
@@ -20,7 +20,7 @@ pub struct NewAccount {
 }
 
 pub async fn insert(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     asset_name: &str,
     new: &NewAccount,
     now: Timestamp,
@@ -50,7 +50,7 @@ pub async fn insert(
     Ok(())
 }
 
-fn account(row: &SqliteRow) -> Result<Account> {
+fn account(row: &AnyRow) -> Result<Account> {
     Ok(Account {
         id: row.try_get("id")?,
         asset_id: row.try_get("asset_id")?,
@@ -65,7 +65,7 @@ fn account(row: &SqliteRow) -> Result<Account> {
 const SELECT: &str = "SELECT ac.id, ac.asset_id, a.name AS asset, ac.username, ac.secret_kind,
      ac.privileged, ac.active FROM accounts ac JOIN assets a ON a.id = ac.asset_id";
 
-pub async fn list(conn: &mut SqliteConnection, asset_id: Option<&str>) -> Result<Vec<Account>> {
+pub async fn list(conn: &mut AnyConnection, asset_id: Option<&str>) -> Result<Vec<Account>> {
     let rows = match asset_id {
         Some(id) => {
             let sql = format!("{SELECT} WHERE ac.asset_id = $1 ORDER BY ac.username");
@@ -85,7 +85,7 @@ pub async fn list(conn: &mut SqliteConnection, asset_id: Option<&str>) -> Result
 }
 
 pub async fn find(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     asset_id: &str,
     username: &str,
 ) -> Result<Option<Account>> {
@@ -100,10 +100,7 @@ pub async fn find(
 
 /// The sealed secret of an account, for `upstream` (which opens it with the
 /// vault only when it connects).
-pub async fn sealed_secret(
-    conn: &mut SqliteConnection,
-    account_id: &str,
-) -> Result<Option<String>> {
+pub async fn sealed_secret(conn: &mut AnyConnection, account_id: &str) -> Result<Option<String>> {
     Ok(
         sqlx::query_scalar::<_, Option<String>>("SELECT secret FROM accounts WHERE id = $1")
             .bind(account_id)
@@ -115,7 +112,7 @@ pub async fn sealed_secret(
 
 /// The secret kind and sealed secret of an account.
 pub async fn secret(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     account_id: &str,
 ) -> Result<(SecretKind, Option<String>)> {
     let row = sqlx::query("SELECT secret_kind, secret FROM accounts WHERE id = $1")
@@ -130,7 +127,7 @@ pub async fn secret(
 }
 
 pub async fn set_secret(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     account_id: &str,
     kind: SecretKind,
     sealed: Option<&str>,
@@ -147,7 +144,7 @@ pub async fn set_secret(
 }
 
 pub async fn set_privileged(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     account_id: &str,
     privileged: bool,
     now: Timestamp,
@@ -162,7 +159,7 @@ pub async fn set_privileged(
 }
 
 pub async fn set_active(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     account_id: &str,
     active: bool,
     now: Timestamp,
@@ -176,7 +173,7 @@ pub async fn set_active(
     Ok(())
 }
 
-pub async fn delete(conn: &mut SqliteConnection, account_id: &str) -> Result<()> {
+pub async fn delete(conn: &mut AnyConnection, account_id: &str) -> Result<()> {
     sqlx::query("DELETE FROM accounts WHERE id = $1")
         .bind(account_id)
         .execute(conn)
@@ -198,11 +195,7 @@ pub struct Template {
     pub sealed_secret: Option<String>,
 }
 
-pub async fn insert_template(
-    conn: &mut SqliteConnection,
-    t: &Template,
-    now: Timestamp,
-) -> Result<()> {
+pub async fn insert_template(conn: &mut AnyConnection, t: &Template, now: Timestamp) -> Result<()> {
     sqlx::query(
         "INSERT INTO account_templates (id, name, username, secret_kind, secret, privileged,
                                         created_at)
@@ -221,7 +214,7 @@ pub async fn insert_template(
     Ok(())
 }
 
-fn template(row: &SqliteRow) -> Result<Template> {
+fn template(row: &AnyRow) -> Result<Template> {
     Ok(Template {
         id: row.try_get("id")?,
         name: row.try_get("name")?,
@@ -232,7 +225,7 @@ fn template(row: &SqliteRow) -> Result<Template> {
     })
 }
 
-pub async fn find_template(conn: &mut SqliteConnection, name: &str) -> Result<Option<Template>> {
+pub async fn find_template(conn: &mut AnyConnection, name: &str) -> Result<Option<Template>> {
     let row = sqlx::query(
         "SELECT id, name, username, secret_kind, secret, privileged FROM account_templates
          WHERE name = $1",
@@ -243,7 +236,7 @@ pub async fn find_template(conn: &mut SqliteConnection, name: &str) -> Result<Op
     row.as_ref().map(template).transpose()
 }
 
-pub async fn list_templates(conn: &mut SqliteConnection) -> Result<Vec<Template>> {
+pub async fn list_templates(conn: &mut AnyConnection) -> Result<Vec<Template>> {
     let rows = sqlx::query(
         "SELECT id, name, username, secret_kind, secret, privileged FROM account_templates
          ORDER BY name",
@@ -253,7 +246,7 @@ pub async fn list_templates(conn: &mut SqliteConnection) -> Result<Vec<Template>
     rows.iter().map(template).collect()
 }
 
-pub async fn delete_template(conn: &mut SqliteConnection, id: &str) -> Result<()> {
+pub async fn delete_template(conn: &mut AnyConnection, id: &str) -> Result<()> {
     sqlx::query("DELETE FROM account_templates WHERE id = $1")
         .bind(id)
         .execute(conn)

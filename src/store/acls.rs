@@ -3,13 +3,13 @@
 use std::collections::HashMap;
 
 use jiff::Timestamp;
-use sqlx::{Row, SqliteConnection};
+use sqlx::{AnyConnection, Row};
 
 use super::{Result, StoreError, bool_i, parsed, ts, unique};
 use crate::model::{Id, LoginAcl};
 
 pub async fn insert(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     acl: &LoginAcl,
     user_ids: &[Id],
     group_ids: &[Id],
@@ -36,7 +36,7 @@ pub async fn insert(
 /// Replaces a login ACL's fields and bindings, keeping its id (`acl.id`
 /// names the row; its name may change).
 pub async fn update(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     acl: &LoginAcl,
     user_ids: &[Id],
     group_ids: &[Id],
@@ -70,7 +70,7 @@ pub async fn update(
 }
 
 async fn insert_bindings(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     acl_id: &str,
     user_ids: &[Id],
     group_ids: &[Id],
@@ -101,7 +101,7 @@ fn split(s: &str) -> Vec<String> {
         .collect()
 }
 
-pub async fn list(conn: &mut SqliteConnection) -> Result<Vec<LoginAcl>> {
+pub async fn list(conn: &mut AnyConnection) -> Result<Vec<LoginAcl>> {
     let rows = sqlx::query(
         "SELECT id, name, action, priority, sources, windows, active FROM login_acls
          ORDER BY priority, name",
@@ -160,7 +160,7 @@ pub async fn list(conn: &mut SqliteConnection) -> Result<Vec<LoginAcl>> {
     Ok(acls)
 }
 
-pub async fn delete(conn: &mut SqliteConnection, id: &str) -> Result<()> {
+pub async fn delete(conn: &mut AnyConnection, id: &str) -> Result<()> {
     sqlx::query("DELETE FROM login_acls WHERE id = $1")
         .bind(id)
         .execute(conn)

@@ -3,8 +3,8 @@
 use std::collections::HashMap;
 
 use jiff::Timestamp;
-use sqlx::sqlite::SqliteRow;
-use sqlx::{Row, SqliteConnection};
+use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, Row};
 
 use super::{Result, StoreError, bool_i, parse_ts, ts, unique};
 use crate::model::{Asset, HostKey, Id, Protocol};
@@ -20,7 +20,7 @@ pub struct AssetFields {
 }
 
 pub async fn insert(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     id: &str,
     fields: &AssetFields,
     now: Timestamp,
@@ -43,7 +43,7 @@ pub async fn insert(
 }
 
 pub async fn update(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     id: &str,
     fields: &AssetFields,
     now: Timestamp,
@@ -68,7 +68,7 @@ pub async fn update(
 
 /// Replaces the asset's protocol list.
 pub async fn set_protocols(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     id: &str,
     protocols: &[Protocol],
 ) -> Result<()> {
@@ -94,7 +94,7 @@ pub async fn set_protocols(
 }
 
 /// Replaces the asset's node list (node ids).
-pub async fn set_nodes(conn: &mut SqliteConnection, id: &str, node_ids: &[Id]) -> Result<()> {
+pub async fn set_nodes(conn: &mut AnyConnection, id: &str, node_ids: &[Id]) -> Result<()> {
     sqlx::query("DELETE FROM asset_nodes WHERE asset_id = $1")
         .bind(id)
         .execute(&mut *conn)
@@ -112,7 +112,7 @@ pub async fn set_nodes(conn: &mut SqliteConnection, id: &str, node_ids: &[Id]) -
     Ok(())
 }
 
-fn base(row: &SqliteRow) -> Result<Asset> {
+fn base(row: &AnyRow) -> Result<Asset> {
     Ok(Asset {
         id: row.try_get("id")?,
         name: row.try_get("name")?,
@@ -125,7 +125,7 @@ fn base(row: &SqliteRow) -> Result<Asset> {
     })
 }
 
-async fn fill(conn: &mut SqliteConnection, assets: &mut [Asset], only: Option<&str>) -> Result<()> {
+async fn fill(conn: &mut AnyConnection, assets: &mut [Asset], only: Option<&str>) -> Result<()> {
     let index: HashMap<String, usize> = assets
         .iter()
         .enumerate()
@@ -172,7 +172,7 @@ async fn fill(conn: &mut SqliteConnection, assets: &mut [Asset], only: Option<&s
     Ok(())
 }
 
-pub async fn find(conn: &mut SqliteConnection, name: &str) -> Result<Option<Asset>> {
+pub async fn find(conn: &mut AnyConnection, name: &str) -> Result<Option<Asset>> {
     let row = sqlx::query(
         "SELECT id, name, address, platform, active, comment FROM assets WHERE name = $1",
     )
@@ -187,14 +187,14 @@ pub async fn find(conn: &mut SqliteConnection, name: &str) -> Result<Option<Asse
     Ok(Some(asset))
 }
 
-pub async fn get(conn: &mut SqliteConnection, name: &str) -> Result<Asset> {
+pub async fn get(conn: &mut AnyConnection, name: &str) -> Result<Asset> {
     find(conn, name).await?.ok_or_else(|| StoreError::NotFound {
         kind: "asset",
         name: name.to_string(),
     })
 }
 
-pub async fn list(conn: &mut SqliteConnection) -> Result<Vec<Asset>> {
+pub async fn list(conn: &mut AnyConnection) -> Result<Vec<Asset>> {
     let rows = sqlx::query(
         "SELECT id, name, address, platform, active, comment FROM assets ORDER BY name",
     )
@@ -205,7 +205,7 @@ pub async fn list(conn: &mut SqliteConnection) -> Result<Vec<Asset>> {
     Ok(assets)
 }
 
-pub async fn delete(conn: &mut SqliteConnection, id: &str) -> Result<()> {
+pub async fn delete(conn: &mut AnyConnection, id: &str) -> Result<()> {
     sqlx::query("DELETE FROM assets WHERE id = $1")
         .bind(id)
         .execute(conn)
@@ -215,7 +215,7 @@ pub async fn delete(conn: &mut SqliteConnection, id: &str) -> Result<()> {
 
 // ------------------------------------------------------------- host keys --
 
-pub async fn host_keys(conn: &mut SqliteConnection, asset_id: &str) -> Result<Vec<HostKey>> {
+pub async fn host_keys(conn: &mut AnyConnection, asset_id: &str) -> Result<Vec<HostKey>> {
     let rows = sqlx::query(
         "SELECT algorithm, fingerprint, pinned_at FROM asset_host_keys WHERE asset_id = $1
          ORDER BY algorithm",
@@ -236,7 +236,7 @@ pub async fn host_keys(conn: &mut SqliteConnection, asset_id: &str) -> Result<Ve
 
 /// Pins a host key, replacing any earlier key of the same algorithm.
 pub async fn pin_host_key(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     asset_id: &str,
     algorithm: &str,
     fingerprint: &str,
@@ -263,7 +263,7 @@ pub async fn pin_host_key(
 /// algorithm is pinned already: a first pin never replaces one. Returns
 /// whether it was pinned.
 pub async fn pin_first_host_key(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     asset_id: &str,
     algorithm: &str,
     fingerprint: &str,
@@ -286,7 +286,7 @@ pub async fn pin_first_host_key(
 }
 
 /// Forgets every pinned key of an asset; the next connection pins anew.
-pub async fn clear_host_keys(conn: &mut SqliteConnection, asset_id: &str) -> Result<u64> {
+pub async fn clear_host_keys(conn: &mut AnyConnection, asset_id: &str) -> Result<u64> {
     let done = sqlx::query("DELETE FROM asset_host_keys WHERE asset_id = $1")
         .bind(asset_id)
         .execute(conn)

@@ -7,8 +7,8 @@
 
 use jiff::Timestamp;
 use serde::Serialize;
-use sqlx::sqlite::SqliteRow;
-use sqlx::{Column, Row, SqliteConnection, TypeInfo, ValueRef};
+use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, Column, Row, TypeInfo, ValueRef};
 
 use super::{Result, StoreError, parse_ts, ts};
 
@@ -68,7 +68,8 @@ impl From<Timestamp> for Value {
 /// A row read generically: its columns in table order.
 pub type Fields = Vec<(String, Value)>;
 
-fn fields(row: &SqliteRow) -> Result<Fields> {
+/// A row read generically: each column's value as stored.
+pub(crate) fn row_fields(row: &AnyRow) -> Result<Fields> {
     let mut out = Vec::with_capacity(row.columns().len());
     for (i, column) in row.columns().iter().enumerate() {
         let raw = row.try_get_raw(i)?;
@@ -77,7 +78,7 @@ fn fields(row: &SqliteRow) -> Result<Fields> {
         } else {
             // The storage class of this value, not the declared column type.
             match raw.type_info().name() {
-                "INTEGER" | "BIGINT" | "INT8" | "BOOLEAN" => Value::Int(row.try_get(i)?),
+                "INTEGER" | "BIGINT" | "SMALLINT" => Value::Int(row.try_get(i)?),
                 "TEXT" => Value::Text(row.try_get(i)?),
                 other => {
                     return Err(StoreError::Corrupt(format!(
@@ -109,7 +110,7 @@ pub struct Head {
     pub key_mac: Option<String>,
 }
 
-pub async fn head(conn: &mut SqliteConnection) -> Result<Head> {
+pub async fn head(conn: &mut AnyConnection) -> Result<Head> {
     let row =
         sqlx::query("SELECT seq, hash, key_id, keyed_from, key_mac FROM audit_head WHERE id = 1")
             .fetch_one(conn)
@@ -123,7 +124,7 @@ pub async fn head(conn: &mut SqliteConnection) -> Result<Head> {
     })
 }
 
-pub async fn set_head(conn: &mut SqliteConnection, seq: i64, hash: &str) -> Result<()> {
+pub async fn set_head(conn: &mut AnyConnection, seq: i64, hash: &str) -> Result<()> {
     sqlx::query("UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1")
         .bind(seq)
         .bind(hash)
@@ -134,7 +135,7 @@ pub async fn set_head(conn: &mut SqliteConnection, seq: i64, hash: &str) -> Resu
 
 /// Records which key seals the chain from which seq on, with its MAC.
 pub async fn set_key(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     key_id: &str,
     keyed_from: i64,
     key_mac: &str,
@@ -149,7 +150,7 @@ pub async fn set_key(
 }
 
 /// Names the key that seals new rows, leaving where keying began as it is.
-pub async fn set_key_id(conn: &mut SqliteConnection, key_id: &str) -> Result<()> {
+pub async fn set_key_id(conn: &mut AnyConnection, key_id: &str) -> Result<()> {
     sqlx::query("UPDATE audit_head SET key_id = $1 WHERE id = 1")
         .bind(key_id)
         .execute(conn)
@@ -158,7 +159,7 @@ pub async fn set_key_id(conn: &mut SqliteConnection, key_id: &str) -> Result<()>
 }
 
 /// Inserts a row given as (column, value) pairs.
-pub async fn insert(conn: &mut SqliteConnection, table: &str, row: &[(&str, Value)]) -> Result<()> {
+pub async fn insert(conn: &mut AnyConnection, table: &str, row: &[(&str, Value)]) -> Result<()> {
     let table = checked(table)?;
     for (column, _) in row {
         if !column
@@ -168,19 +169,41 @@ pub async fn insert(conn: &mut SqliteConnection, table: &str, row: &[(&str, Valu
             return Err(StoreError::Corrupt(format!("column name {column:?}")));
         }
     }
-    let columns: Vec<&str> = row.iter().map(|(c, _)| *c).collect();
-    let params: Vec<String> = (1..=row.len()).map(|i| format!("${i}")).collect();
     // Table and column names come from the allow-list and the check above,
     // never from input.
+    insert_fields(conn, table, row).await
+}
+
+/// Inserts a row given as (column, value) pairs into `table`, whose name and
+/// columns the caller vouches for. A null is written as `NULL` rather than
+/// bound: PostgreSQL types a bound null, and a text null does not go into a
+/// BIGINT column.
+pub(crate) async fn insert_fields(
+    conn: &mut AnyConnection,
+    table: &str,
+    row: &[(&str, Value)],
+) -> Result<()> {
+    let columns: Vec<&str> = row.iter().map(|(c, _)| *c).collect();
+    let mut n = 0;
+    let values: Vec<String> = row
+        .iter()
+        .map(|(_, v)| match v {
+            Value::Null => "NULL".to_string(),
+            _ => {
+                n += 1;
+                format!("${n}")
+            }
+        })
+        .collect();
     let sql = format!(
         "INSERT INTO {table} ({}) VALUES ({})",
         columns.join(", "),
-        params.join(", ")
+        values.join(", ")
     );
     let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
     for (_, value) in row {
         q = match value {
-            Value::Null => q.bind(None::<String>),
+            Value::Null => q,
             Value::Int(n) => q.bind(*n),
             Value::Text(s) => q.bind(s.clone()),
         };
@@ -190,7 +213,7 @@ pub async fn insert(conn: &mut SqliteConnection, table: &str, row: &[(&str, Valu
 }
 
 /// Reads one row by id, generically.
-pub async fn read(conn: &mut SqliteConnection, table: &str, id: &str) -> Result<Fields> {
+pub async fn read(conn: &mut AnyConnection, table: &str, id: &str) -> Result<Fields> {
     let table = checked(table)?;
     let sql = format!("SELECT * FROM {table} WHERE id = $1");
     let row = sqlx::query(sqlx::AssertSqlSafe(sql))
@@ -201,12 +224,12 @@ pub async fn read(conn: &mut SqliteConnection, table: &str, id: &str) -> Result<
             kind: "audit row",
             name: format!("{table}/{id}"),
         })?;
-    fields(&row)
+    row_fields(&row)
 }
 
 /// Puts a row into the chain: its sequence number, previous hash and hash.
 pub async fn seal(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     table: &str,
     id: &str,
     seq: i64,
@@ -226,20 +249,20 @@ pub async fn seal(
 }
 
 /// Every sealed row of one table, in chain order.
-pub async fn sealed_rows(conn: &mut SqliteConnection, table: &str) -> Result<Vec<Fields>> {
+pub async fn sealed_rows(conn: &mut AnyConnection, table: &str) -> Result<Vec<Fields>> {
     let table = checked(table)?;
     let sql = format!("SELECT * FROM {table} WHERE seq IS NOT NULL ORDER BY seq");
     let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
         .fetch_all(conn)
         .await?;
-    rows.iter().map(fields).collect()
+    rows.iter().map(row_fields).collect()
 }
 
 /// Every sealed row of every chained table (with its table), and the head,
 /// read in one read transaction: a consistent picture even while a server
 /// goes on writing rows.
 pub async fn chain_snapshot(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
 ) -> Result<(Vec<(&'static str, Fields)>, Head)> {
     use sqlx::Connection;
     let mut tx = conn.begin().await?;
@@ -290,7 +313,7 @@ pub struct LoginRow {
     pub reason: String,
 }
 
-pub async fn logins(conn: &mut SqliteConnection, q: &Query) -> Result<Vec<LoginRow>> {
+pub async fn logins(conn: &mut AnyConnection, q: &Query) -> Result<Vec<LoginRow>> {
     let rows = sqlx::query(
         "SELECT at, user_name, source, method, result, reason FROM login_log
          WHERE ($1 IS NULL OR user_name = $1) AND at >= $2 AND ($4 = '' OR at < $4)
@@ -319,7 +342,7 @@ pub async fn logins(conn: &mut SqliteConnection, q: &Query) -> Result<Vec<LoginR
 /// The successful login before the latest one (time, source) and the
 /// failures between them: the notice shown right after a login.
 pub async fn login_notice(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     user: &str,
 ) -> Result<(Option<(Timestamp, String)>, i64)> {
     let oks = sqlx::query(
@@ -376,7 +399,7 @@ fn json(text: Option<String>) -> Result<Option<serde_json::Value>> {
     .transpose()
 }
 
-pub async fn operations(conn: &mut SqliteConnection, q: &Query) -> Result<Vec<OperationRow>> {
+pub async fn operations(conn: &mut AnyConnection, q: &Query) -> Result<Vec<OperationRow>> {
     let rows = sqlx::query(
         "SELECT at, actor, actor_role, via, verb, object, before, after FROM operation_log
          WHERE ($1 IS NULL OR actor = $1) AND at >= $2 AND ($4 = '' OR at < $4)
@@ -448,7 +471,7 @@ pub struct RefusalRow {
     pub reason: String,
 }
 
-pub async fn refusals(conn: &mut SqliteConnection, q: &Query) -> Result<Vec<RefusalRow>> {
+pub async fn refusals(conn: &mut AnyConnection, q: &Query) -> Result<Vec<RefusalRow>> {
     let rows = sqlx::query(
         "SELECT at, user_name, source, request, reason FROM refusals
          WHERE ($1 IS NULL OR user_name = $1) AND at >= $2 AND ($4 = '' OR at < $4)
@@ -485,7 +508,7 @@ pub struct CommandRow {
     pub rule: Option<String>,
 }
 
-pub async fn commands(conn: &mut SqliteConnection, q: &Query) -> Result<Vec<CommandRow>> {
+pub async fn commands(conn: &mut AnyConnection, q: &Query) -> Result<Vec<CommandRow>> {
     let rows = sqlx::query(
         "SELECT at, session_id, user_name, asset_name, account, command, action, rule
          FROM commands
@@ -531,7 +554,7 @@ pub struct TransferRow {
     pub error: String,
 }
 
-pub async fn transfers(conn: &mut SqliteConnection, q: &Query) -> Result<Vec<TransferRow>> {
+pub async fn transfers(conn: &mut AnyConnection, q: &Query) -> Result<Vec<TransferRow>> {
     let rows = sqlx::query(
         "SELECT at, session_id, user_name, asset_name, account, operation, path, size, result,
                 sha256, error

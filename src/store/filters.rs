@@ -3,8 +3,8 @@
 use std::collections::HashMap;
 
 use jiff::Timestamp;
-use sqlx::sqlite::SqliteRow;
-use sqlx::{Row, SqliteConnection};
+use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, Row};
 
 use super::{Result, StoreError, bool_i, parsed, ts, unique};
 use crate::model::{CommandFilter, Id};
@@ -16,7 +16,7 @@ pub const ASSET: &str = "asset";
 pub const NODE: &str = "node";
 
 pub async fn insert(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     filter: &CommandFilter,
     bindings: &[(&'static str, Id)],
     now: Timestamp,
@@ -43,7 +43,7 @@ pub async fn insert(
 /// Replaces a filter's fields and bindings, keeping its id and creation
 /// time (`filter.id` names the row; its name may change).
 pub async fn update(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     filter: &CommandFilter,
     bindings: &[(&'static str, Id)],
     now: Timestamp,
@@ -78,7 +78,7 @@ pub async fn update(
 }
 
 async fn insert_bindings(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     filter_id: &str,
     bindings: &[(&'static str, Id)],
 ) -> Result<()> {
@@ -96,7 +96,7 @@ async fn insert_bindings(
     Ok(())
 }
 
-fn base(row: &SqliteRow) -> Result<CommandFilter> {
+fn base(row: &AnyRow) -> Result<CommandFilter> {
     Ok(CommandFilter {
         id: row.try_get("id")?,
         name: row.try_get("name")?,
@@ -115,7 +115,7 @@ fn base(row: &SqliteRow) -> Result<CommandFilter> {
 /// Every filter with its bindings by name; also the raw binding ids for the
 /// policy loader.
 pub async fn list_with_ids(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
 ) -> Result<Vec<(CommandFilter, Vec<(String, Id)>)>> {
     let rows = sqlx::query(
         "SELECT id, name, pattern, action, priority, accounts, active FROM command_filters
@@ -166,7 +166,7 @@ pub async fn list_with_ids(
     Ok(filters)
 }
 
-pub async fn list(conn: &mut SqliteConnection) -> Result<Vec<CommandFilter>> {
+pub async fn list(conn: &mut AnyConnection) -> Result<Vec<CommandFilter>> {
     Ok(list_with_ids(conn)
         .await?
         .into_iter()
@@ -174,7 +174,7 @@ pub async fn list(conn: &mut SqliteConnection) -> Result<Vec<CommandFilter>> {
         .collect())
 }
 
-pub async fn get(conn: &mut SqliteConnection, name: &str) -> Result<CommandFilter> {
+pub async fn get(conn: &mut AnyConnection, name: &str) -> Result<CommandFilter> {
     list(conn)
         .await?
         .into_iter()
@@ -185,7 +185,7 @@ pub async fn get(conn: &mut SqliteConnection, name: &str) -> Result<CommandFilte
         })
 }
 
-pub async fn delete(conn: &mut SqliteConnection, id: &str) -> Result<()> {
+pub async fn delete(conn: &mut AnyConnection, id: &str) -> Result<()> {
     sqlx::query("DELETE FROM command_filters WHERE id = $1")
         .bind(id)
         .execute(conn)
@@ -195,7 +195,7 @@ pub async fn delete(conn: &mut SqliteConnection, id: &str) -> Result<()> {
 
 /// Removes bindings that point at a deleted user, group, asset or node (the
 /// binding table has no foreign key because it holds all four kinds).
-pub async fn forget_target(conn: &mut SqliteConnection, target_id: &str) -> Result<()> {
+pub async fn forget_target(conn: &mut AnyConnection, target_id: &str) -> Result<()> {
     sqlx::query("DELETE FROM filter_bindings WHERE target_id = $1")
         .bind(target_id)
         .execute(&mut *conn)

@@ -1,17 +1,12 @@
 //! User groups and their members.
 
 use jiff::Timestamp;
-use sqlx::{Row, SqliteConnection};
+use sqlx::{AnyConnection, Row};
 
 use super::{Result, StoreError, ts, unique};
 use crate::model::{Group, Id};
 
-pub async fn insert(
-    conn: &mut SqliteConnection,
-    id: &str,
-    name: &str,
-    now: Timestamp,
-) -> Result<()> {
+pub async fn insert(conn: &mut AnyConnection, id: &str, name: &str, now: Timestamp) -> Result<()> {
     sqlx::query("INSERT INTO user_groups (id, name, created_at) VALUES ($1, $2, $3)")
         .bind(id)
         .bind(name)
@@ -22,7 +17,7 @@ pub async fn insert(
     Ok(())
 }
 
-pub async fn find(conn: &mut SqliteConnection, name: &str) -> Result<Option<Group>> {
+pub async fn find(conn: &mut AnyConnection, name: &str) -> Result<Option<Group>> {
     let row = sqlx::query("SELECT id, name FROM user_groups WHERE name = $1")
         .bind(name)
         .fetch_optional(&mut *conn)
@@ -37,14 +32,14 @@ pub async fn find(conn: &mut SqliteConnection, name: &str) -> Result<Option<Grou
     }))
 }
 
-pub async fn get(conn: &mut SqliteConnection, name: &str) -> Result<Group> {
+pub async fn get(conn: &mut AnyConnection, name: &str) -> Result<Group> {
     find(conn, name).await?.ok_or_else(|| StoreError::NotFound {
         kind: "group",
         name: name.to_string(),
     })
 }
 
-pub async fn members(conn: &mut SqliteConnection, group_id: &str) -> Result<Vec<String>> {
+pub async fn members(conn: &mut AnyConnection, group_id: &str) -> Result<Vec<String>> {
     Ok(sqlx::query_scalar(
         "SELECT u.name FROM users u JOIN group_members m ON m.user_id = u.id
          WHERE m.group_id = $1 ORDER BY u.name",
@@ -54,7 +49,7 @@ pub async fn members(conn: &mut SqliteConnection, group_id: &str) -> Result<Vec<
     .await?)
 }
 
-pub async fn list(conn: &mut SqliteConnection) -> Result<Vec<Group>> {
+pub async fn list(conn: &mut AnyConnection) -> Result<Vec<Group>> {
     let rows = sqlx::query(
         "SELECT g.id, g.name, u.name AS member
          FROM user_groups g
@@ -81,11 +76,7 @@ pub async fn list(conn: &mut SqliteConnection) -> Result<Vec<Group>> {
 }
 
 /// Adds a member; returns false if they already were one.
-pub async fn add_member(
-    conn: &mut SqliteConnection,
-    group_id: &str,
-    user_id: &str,
-) -> Result<bool> {
+pub async fn add_member(conn: &mut AnyConnection, group_id: &str, user_id: &str) -> Result<bool> {
     let done = sqlx::query(
         "INSERT INTO group_members (group_id, user_id) VALUES ($1, $2)
          ON CONFLICT (group_id, user_id) DO NOTHING",
@@ -98,7 +89,7 @@ pub async fn add_member(
 }
 
 pub async fn remove_member(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     group_id: &str,
     user_id: &str,
 ) -> Result<bool> {
@@ -110,7 +101,7 @@ pub async fn remove_member(
     Ok(done.rows_affected() == 1)
 }
 
-pub async fn delete(conn: &mut SqliteConnection, id: &str) -> Result<()> {
+pub async fn delete(conn: &mut AnyConnection, id: &str) -> Result<()> {
     sqlx::query("DELETE FROM user_groups WHERE id = $1")
         .bind(id)
         .execute(conn)

@@ -1,6 +1,6 @@
 //! The store: the only place with SQL. It owns the connection pool, the
 //! schema migrations (embedded from `migrations/`) and one file per
-//! aggregate. Functions take a `&mut SqliteConnection` so that callers (the
+//! aggregate. Functions take a `&mut AnyConnection` so that callers (the
 //! `ops` layer) compose several of them, plus the audit row, in one
 //! transaction: a change and its operation-log row land together or not at
 //! all.
@@ -14,6 +14,7 @@ pub mod accounts;
 pub mod acls;
 pub mod assets;
 pub mod audit_log;
+pub mod copy;
 pub mod filters;
 pub mod groups;
 pub mod nodes;
@@ -24,23 +25,22 @@ pub mod sessions;
 pub mod stats;
 pub mod users;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
 use jiff::Timestamp;
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
-};
-use sqlx::{Row, SqliteConnection};
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{AnyConnection, AnyPool, Row};
 
-pub use sqlx::SqliteConnection as Conn;
+pub use sqlx::AnyConnection as Conn;
 
 /// An open transaction; derefs to a connection for the aggregate functions.
-pub type Tx = sqlx::Transaction<'static, sqlx::Sqlite>;
+pub type Tx = sqlx::Transaction<'static, sqlx::Any>;
 
-/// The migrations, in order. Each is applied once, in its own transaction.
-const MIGRATIONS: &[(i64, &str, &str)] = &[
+/// The SQLite migrations, in order. Each is applied once, in its own
+/// transaction.
+const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "init", include_str!("../../migrations/0001_init.sql")),
     (
         2,
@@ -74,6 +74,116 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     ),
 ];
 
+/// The PostgreSQL migrations: the first is the whole schema as of SQLite's
+/// migration 7; later ones pair with the SQLite migration of their number.
+const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[(
+    7,
+    "schema",
+    include_str!("../../migrations/postgres/0007_schema.sql"),
+)];
+
+/// The advisory lock every PostgreSQL write transaction takes first: writes
+/// are serialised across all nodes, as SQLite's `BEGIN IMMEDIATE` serialises
+/// them on one, so the audit chain and the lockout counters need no other
+/// coordination. Reads never take it.
+const WRITE_LOCK: i64 = 0x0072_616d_7061_7274; // "rampart"
+
+/// Which database engine a store runs on. The queries are the same; the few
+/// statements that differ ask for this.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Engine {
+    Sqlite,
+    Postgres,
+}
+
+impl Engine {
+    /// The engine behind a connection.
+    pub fn of(conn: &AnyConnection) -> Engine {
+        if conn.backend_name() == "PostgreSQL" {
+            Engine::Postgres
+        } else {
+            Engine::Sqlite
+        }
+    }
+}
+
+/// Where the database is: `[database] url` resolved against the data dir.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Location {
+    /// A SQLite file.
+    Sqlite(PathBuf),
+    /// A PostgreSQL server: the url as configured (it may hold a password,
+    /// so it is never printed; [`Location::describe`] is).
+    Postgres(String),
+}
+
+impl Location {
+    /// Reads a database url: `sqlite://FILE` (relative to `base`) or
+    /// `postgres://...`. Says what is wrong with anything else.
+    pub fn parse(url: &str, base: &Path) -> std::result::Result<Location, String> {
+        let url = url.trim();
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            return Ok(Location::Postgres(url.to_string()));
+        }
+        let bad = || {
+            format!(
+                "{} is not a database url: use sqlite://FILE or postgres://USER@HOST/DB",
+                redact_url(url)
+            )
+        };
+        let rest = url.strip_prefix("sqlite:").ok_or_else(bad)?;
+        let rest = rest.strip_prefix("//").unwrap_or(rest);
+        let path = rest.split('?').next().unwrap_or(rest);
+        if path.is_empty() || path == ":memory:" {
+            return Err(bad());
+        }
+        Ok(Location::Sqlite(base.join(path)))
+    }
+
+    /// The location without any password, for messages and logs.
+    pub fn describe(&self) -> String {
+        match self {
+            Location::Sqlite(path) => path.display().to_string(),
+            Location::Postgres(url) => redact_url(url),
+        }
+    }
+}
+
+/// `postgres://user:secret@host/db` without the secret.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return "(a database url)".into();
+    };
+    let (authority, tail) = match rest.find(['/', '?']) {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    let tail = match tail.split_once('?') {
+        Some((path, query)) => {
+            let kept: Vec<String> = query
+                .split('&')
+                .map(|kv| match kv.split_once('=') {
+                    Some((k, _)) if k.eq_ignore_ascii_case("password") => format!("{k}=***"),
+                    _ => kv.to_string(),
+                })
+                .collect();
+            format!("{path}?{}", kept.join("&"))
+        }
+        None => tail.to_string(),
+    };
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split(':').next().unwrap_or("");
+            if userinfo.contains(':') {
+                format!("{scheme}://{user}:***@{host}{tail}")
+            } else {
+                format!("{scheme}://{user}@{host}{tail}")
+            }
+        }
+        None => format!("{scheme}://{authority}{tail}"),
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("{kind} {name:?} does not exist")]
@@ -98,12 +208,13 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
 impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
-        if let sqlx::Error::Database(db) = &e {
-            // SQLITE_BUSY (5) and SQLITE_LOCKED (6), with extended codes.
-            if let Some(code) = db.code()
-                && let Ok(n) = code.parse::<i32>()
-                && matches!(n & 0xff, 5 | 6)
-            {
+        if let sqlx::Error::Database(db) = &e
+            && let Some(code) = db.code()
+        {
+            // SQLITE_BUSY (5) and SQLITE_LOCKED (6), with extended codes;
+            // PostgreSQL's lock_not_available (a lock_timeout ran out).
+            let sqlite_busy = code.parse::<i32>().is_ok_and(|n| matches!(n & 0xff, 5 | 6));
+            if sqlite_busy || code == "55P03" {
                 return StoreError::Busy(Duration::ZERO);
             }
         }
@@ -126,72 +237,149 @@ pub(crate) fn unique(kind: &'static str, name: &str) -> impl FnOnce(sqlx::Error)
 /// The database handle: a pool plus what it was opened with.
 #[derive(Clone, Debug)]
 pub struct Store {
-    pool: SqlitePool,
+    pool: AnyPool,
+    engine: Engine,
     busy_timeout: Duration,
+    name: std::sync::Arc<str>,
 }
 
 impl Store {
-    /// Opens (creating if `create`) the SQLite database at `path` and
-    /// applies pending migrations.
+    /// Opens the database at `location` and applies pending migrations. A
+    /// SQLite file is created when `create`; a PostgreSQL database must
+    /// exist (its administrator creates it) and, unless `create`, must hold
+    /// rampart's schema already.
     pub async fn open(
-        path: &Path,
+        location: &Location,
         create: bool,
         busy_timeout: Duration,
         max_connections: u32,
     ) -> Result<Store> {
-        let options = SqliteConnectOptions::new()
-            .filename(path)
-            .create_if_missing(create)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
-            .foreign_keys(true)
-            .busy_timeout(busy_timeout);
-        let pool = SqlitePoolOptions::new()
+        sqlx::any::install_default_drivers();
+        let (url, engine) = match location {
+            Location::Sqlite(path) => {
+                let mode = if create { "rwc" } else { "rw" };
+                (sqlite_url(path, mode), Engine::Sqlite)
+            }
+            Location::Postgres(url) => (url.clone(), Engine::Postgres),
+        };
+        let opened = |e: sqlx::Error| StoreError::Open {
+            path: location.describe(),
+            reason: open_reason(&e),
+        };
+        let options: AnyConnectOptions = url.parse().map_err(opened)?;
+        let pool = pool_options(engine, busy_timeout)
             .max_connections(max_connections.max(1))
             .acquire_timeout(busy_timeout + Duration::from_secs(5))
             .connect_with(options)
             .await
-            .map_err(|e| StoreError::Open {
-                path: path.display().to_string(),
-                reason: open_reason(&e),
-            })?;
-        let store = Store { pool, busy_timeout };
+            .map_err(opened)?;
+        let name = match location {
+            Location::Sqlite(path) => std::fs::canonicalize(path)
+                .unwrap_or_else(|_| path.clone())
+                .display()
+                .to_string(),
+            Location::Postgres(url) => redact_url(url),
+        };
+        let store = Store {
+            pool,
+            engine,
+            busy_timeout,
+            name: name.into(),
+        };
+        if engine == Engine::Postgres && !create && !store.has_schema().await? {
+            return Err(StoreError::Open {
+                path: location.describe(),
+                reason: "it holds no rampart schema: run `rampart init` first".into(),
+            });
+        }
         store.migrate().await?;
         Ok(store)
     }
 
-    /// An in-memory database with the schema applied; for tests.
+    /// An in-memory SQLite database with the schema applied; for tests.
     pub async fn in_memory() -> Result<Store> {
-        let options = SqliteConnectOptions::from_str("sqlite::memory:")?.foreign_keys(true);
+        sqlx::any::install_default_drivers();
+        let options: AnyConnectOptions = "sqlite::memory:".parse()?;
         // One connection: every connection to :memory: is its own database.
-        let pool = SqlitePoolOptions::new()
+        let pool = pool_options(Engine::Sqlite, Duration::from_secs(5))
             .max_connections(1)
             .connect_with(options)
             .await?;
+        static MEMORY: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = MEMORY.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let store = Store {
             pool,
+            engine: Engine::Sqlite,
             busy_timeout: Duration::from_secs(5),
+            name: format!(":memory: {n}").into(),
         };
         store.migrate().await?;
         Ok(store)
     }
 
-    pub fn pool(&self) -> &SqlitePool {
+    pub fn pool(&self) -> &AnyPool {
         &self.pool
     }
 
-    /// Starts a write transaction. `BEGIN IMMEDIATE` takes the write lock up
-    /// front, so two writers queue on the busy timeout instead of one of them
-    /// failing when it upgrades a read lock.
+    pub fn engine(&self) -> Engine {
+        self.engine
+    }
+
+    /// Which database this is, for telling stores apart within a process:
+    /// the SQLite file's canonical path, the PostgreSQL url without its
+    /// password, or a unique name for an in-memory database.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Whether rampart's schema is there (a database `rampart init` set up).
+    pub async fn has_schema(&self) -> Result<bool> {
+        let sql = match self.engine {
+            Engine::Sqlite => {
+                "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'users'"
+            }
+            Engine::Postgres => {
+                "SELECT COUNT(*) FROM information_schema.tables
+                 WHERE table_schema = current_schema() AND table_name = 'users'"
+            }
+        };
+        let n: i64 = sqlx::query_scalar(sql).fetch_one(&self.pool).await?;
+        Ok(n > 0)
+    }
+
+    /// Whether the database holds an initialised rampart (its first user).
+    pub async fn is_initialised(&self) -> Result<bool> {
+        if !self.has_schema().await? {
+            return Ok(false);
+        }
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(n > 0)
+    }
+
+    /// Starts a write transaction. Writers queue for the write lock up front
+    /// (SQLite's `BEGIN IMMEDIATE`, PostgreSQL's [`WRITE_LOCK`]), so two of
+    /// them wait on the busy timeout instead of one failing when it upgrades
+    /// a read lock, and the audit chain is extended by one writer at a time.
     pub async fn begin(&self) -> Result<Tx> {
-        self.pool
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(|e| self.busy(e))
+        let tx = match self.engine {
+            Engine::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
+            Engine::Postgres => self.pool.begin().await,
+        };
+        let mut tx = tx.map_err(|e| self.busy(e))?;
+        if self.engine == Engine::Postgres {
+            sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                .bind(WRITE_LOCK)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| self.busy(e))?;
+        }
+        Ok(tx)
     }
 
     /// A connection for reads.
-    pub async fn conn(&self) -> Result<sqlx::pool::PoolConnection<sqlx::Sqlite>> {
+    pub async fn conn(&self) -> Result<sqlx::pool::PoolConnection<sqlx::Any>> {
         self.pool.acquire().await.map_err(|e| self.busy(e))
     }
 
@@ -212,17 +400,20 @@ impl Store {
     }
 
     async fn migrate(&self) -> Result<()> {
-        let mut conn = self.pool.acquire().await?;
         sqlx::raw_sql(
             "CREATE TABLE IF NOT EXISTS schema_migrations (
                  version BIGINT PRIMARY KEY,
                  description TEXT NOT NULL,
                  applied_at TEXT NOT NULL)",
         )
-        .execute(&mut *conn)
+        .execute(&self.pool)
         .await?;
-        for (version, description, sql) in MIGRATIONS {
-            let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
+        let migrations = match self.engine {
+            Engine::Sqlite => SQLITE_MIGRATIONS,
+            Engine::Postgres => POSTGRES_MIGRATIONS,
+        };
+        for (version, description, sql) in migrations {
+            let mut tx = self.begin().await?;
             let applied: Option<i64> =
                 sqlx::query_scalar("SELECT version FROM schema_migrations WHERE version = $1")
                     .bind(version)
@@ -248,7 +439,40 @@ impl Store {
     }
 }
 
-use sqlx::Connection as _;
+/// Per-connection settings: SQLite's journal and busy wait; PostgreSQL's
+/// lock wait, so a writer queued behind another gives up as SQLite's does.
+fn pool_options(engine: Engine, busy_timeout: Duration) -> AnyPoolOptions {
+    let millis = busy_timeout.as_millis().min(i32::MAX as u128);
+    AnyPoolOptions::new().after_connect(move |conn, _| {
+        Box::pin(async move {
+            let settings = match engine {
+                Engine::Sqlite => format!(
+                    "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;
+                     PRAGMA foreign_keys = ON; PRAGMA busy_timeout = {millis};"
+                ),
+                Engine::Postgres => format!(
+                    "SET lock_timeout = {millis}; SET TIME ZONE 'UTC';
+                     SET client_min_messages = WARNING;"
+                ),
+            };
+            sqlx::raw_sql(sqlx::AssertSqlSafe(settings))
+                .execute(conn)
+                .await?;
+            Ok(())
+        })
+    })
+}
+
+/// A sqlx SQLite url for a file path (`mode=rwc` creates it).
+fn sqlite_url(path: &Path, mode: &str) -> String {
+    let text = path.display().to_string();
+    // Characters that would end the path or start the query part.
+    let escaped = text
+        .replace('%', "%25")
+        .replace('?', "%3F")
+        .replace('#', "%23");
+    format!("sqlite://{escaped}?mode={mode}")
+}
 
 fn open_reason(e: &sqlx::Error) -> String {
     match e {
@@ -279,7 +503,7 @@ pub(crate) fn parse_ts_opt(s: Option<String>) -> Result<Option<Timestamp>> {
 
 /// Reads a column and parses it with `FromStr`, reporting bad stored text
 /// as corruption rather than panicking.
-pub(crate) fn parsed<T>(row: &sqlx::sqlite::SqliteRow, column: &str) -> Result<T>
+pub(crate) fn parsed<T>(row: &sqlx::any::AnyRow, column: &str) -> Result<T>
 where
     T: FromStr,
     T::Err: std::fmt::Display,
@@ -290,14 +514,14 @@ where
 }
 
 /// Bumps the change counter a running server watches to reload policy.
-pub async fn bump_change_counter(conn: &mut SqliteConnection) -> Result<()> {
+pub async fn bump_change_counter(conn: &mut AnyConnection) -> Result<()> {
     sqlx::query("UPDATE change_counter SET counter = counter + 1 WHERE id = 1")
         .execute(conn)
         .await?;
     Ok(())
 }
 
-pub async fn change_counter(conn: &mut SqliteConnection) -> Result<i64> {
+pub async fn change_counter(conn: &mut AnyConnection) -> Result<i64> {
     Ok(
         sqlx::query_scalar("SELECT counter FROM change_counter WHERE id = 1")
             .fetch_one(conn)
@@ -307,7 +531,7 @@ pub async fn change_counter(conn: &mut SqliteConnection) -> Result<i64> {
 
 /// Whether anything sealed by the vault is stored (accounts, templates, TOTP
 /// seeds), and which key ids sealed it.
-pub async fn vault_key_ids(conn: &mut SqliteConnection) -> Result<Vec<String>> {
+pub async fn vault_key_ids(conn: &mut AnyConnection) -> Result<Vec<String>> {
     Ok(
         sqlx::query_scalar("SELECT key_id FROM vault_keys ORDER BY created_at")
             .fetch_all(conn)
@@ -315,7 +539,7 @@ pub async fn vault_key_ids(conn: &mut SqliteConnection) -> Result<Vec<String>> {
     )
 }
 
-pub async fn has_sealed_rows(conn: &mut SqliteConnection) -> Result<bool> {
+pub async fn has_sealed_rows(conn: &mut AnyConnection) -> Result<bool> {
     let n: i64 = sqlx::query_scalar(
         "SELECT (SELECT COUNT(*) FROM accounts WHERE secret IS NOT NULL)
               + (SELECT COUNT(*) FROM account_templates WHERE secret IS NOT NULL)
@@ -328,7 +552,7 @@ pub async fn has_sealed_rows(conn: &mut SqliteConnection) -> Result<bool> {
 }
 
 pub async fn register_vault_key(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     key_id: &str,
     now: Timestamp,
 ) -> Result<()> {
@@ -345,4 +569,62 @@ pub async fn register_vault_key(
 
 pub(crate) fn bool_i(b: bool) -> i64 {
     i64::from(b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_database_url_is_shown_without_its_password() {
+        for (url, shown) in [
+            (
+                "postgres://rampart:s3cret@db.example:5432/rampart",
+                "postgres://rampart:***@db.example:5432/rampart",
+            ),
+            (
+                "postgres://rampart:p%40ss@db/r?sslmode=require",
+                "postgres://rampart:***@db/r?sslmode=require",
+            ),
+            (
+                "postgres://db/r?user=x&password=s3cret",
+                "postgres://db/r?user=x&password=***",
+            ),
+            ("postgres://rampart@db/r", "postgres://rampart@db/r"),
+            ("sqlite://rampart.db", "sqlite://rampart.db"),
+            ("s3cret", "(a database url)"),
+        ] {
+            assert_eq!(redact_url(url), shown);
+            assert!(!redact_url(url).contains("s3cret"));
+        }
+        let at = Location::Postgres("postgres://u:s3cret@h/d".into());
+        assert_eq!(at.describe(), "postgres://u:***@h/d");
+    }
+
+    #[test]
+    fn database_urls_are_read_or_refused_in_one_line() {
+        let base = Path::new("/srv/rampart");
+        assert_eq!(
+            Location::parse("sqlite://rampart.db", base),
+            Ok(Location::Sqlite(base.join("rampart.db")))
+        );
+        assert_eq!(
+            Location::parse("sqlite:///var/lib/r.db?mode=rwc", base),
+            Ok(Location::Sqlite("/var/lib/r.db".into()))
+        );
+        assert_eq!(
+            Location::parse("postgresql://u@h/d", base),
+            Ok(Location::Postgres("postgresql://u@h/d".into()))
+        );
+        for bad in [
+            "sqlite::memory:",
+            "sqlite://",
+            "mysql://u:s3cret@h/d",
+            "rampart.db",
+        ] {
+            let e = Location::parse(bad, base).unwrap_err();
+            assert!(e.contains("use sqlite://FILE or postgres://"), "{e}");
+            assert!(!e.contains("s3cret"), "{e}");
+        }
+    }
 }

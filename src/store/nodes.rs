@@ -2,13 +2,13 @@
 //! ancestor of a node is itself a node, and `/DEFAULT` always exists.
 
 use jiff::Timestamp;
-use sqlx::sqlite::SqliteRow;
-use sqlx::{Row, SqliteConnection};
+use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, Row};
 
 use super::{Result, StoreError, ts};
 use crate::model::{self, Node};
 
-fn node(row: &SqliteRow) -> Result<Node> {
+fn node(row: &AnyRow) -> Result<Node> {
     Ok(Node {
         id: row.try_get("id")?,
         path: row.try_get("path")?,
@@ -16,7 +16,7 @@ fn node(row: &SqliteRow) -> Result<Node> {
     })
 }
 
-pub async fn find(conn: &mut SqliteConnection, path: &str) -> Result<Option<Node>> {
+pub async fn find(conn: &mut AnyConnection, path: &str) -> Result<Option<Node>> {
     let row = sqlx::query("SELECT id, path, parent_id FROM nodes WHERE path = $1")
         .bind(path)
         .fetch_optional(conn)
@@ -24,14 +24,14 @@ pub async fn find(conn: &mut SqliteConnection, path: &str) -> Result<Option<Node
     row.as_ref().map(node).transpose()
 }
 
-pub async fn get(conn: &mut SqliteConnection, path: &str) -> Result<Node> {
+pub async fn get(conn: &mut AnyConnection, path: &str) -> Result<Node> {
     find(conn, path).await?.ok_or_else(|| StoreError::NotFound {
         kind: "node",
         name: path.to_string(),
     })
 }
 
-pub async fn list(conn: &mut SqliteConnection) -> Result<Vec<Node>> {
+pub async fn list(conn: &mut AnyConnection) -> Result<Vec<Node>> {
     let rows = sqlx::query("SELECT id, path, parent_id FROM nodes ORDER BY path")
         .fetch_all(conn)
         .await?;
@@ -41,7 +41,7 @@ pub async fn list(conn: &mut SqliteConnection) -> Result<Vec<Node>> {
 /// Creates a normalised path and its missing ancestors; returns the node
 /// and the paths that were created (empty if it already existed).
 pub async fn ensure(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     path: &str,
     now: Timestamp,
 ) -> Result<(Node, Vec<String>)> {
@@ -91,7 +91,7 @@ pub async fn ensure(
 /// checks that `to` is neither taken nor inside `from`. Returns each moved
 /// node's old and new path, the node itself first.
 pub async fn move_subtree(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     from: &Node,
     to: &str,
     new_parent_id: Option<&str>,
@@ -133,7 +133,7 @@ pub async fn move_subtree(
 
 /// How many assets are filed directly under a node, and how many child
 /// nodes it has: a node is only removed when both are zero.
-pub async fn usage(conn: &mut SqliteConnection, id: &str) -> Result<(i64, i64)> {
+pub async fn usage(conn: &mut AnyConnection, id: &str) -> Result<(i64, i64)> {
     let assets: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM asset_nodes WHERE node_id = $1")
         .bind(id)
         .fetch_one(&mut *conn)
@@ -145,7 +145,7 @@ pub async fn usage(conn: &mut SqliteConnection, id: &str) -> Result<(i64, i64)> 
     Ok((assets, children))
 }
 
-pub async fn asset_counts(conn: &mut SqliteConnection) -> Result<Vec<(String, i64)>> {
+pub async fn asset_counts(conn: &mut AnyConnection) -> Result<Vec<(String, i64)>> {
     let rows = sqlx::query(
         "SELECT n.path, COUNT(a.asset_id) AS n FROM nodes n
          LEFT JOIN asset_nodes a ON a.node_id = n.id GROUP BY n.path ORDER BY n.path",
@@ -157,7 +157,7 @@ pub async fn asset_counts(conn: &mut SqliteConnection) -> Result<Vec<(String, i6
         .collect()
 }
 
-pub async fn delete(conn: &mut SqliteConnection, id: &str) -> Result<()> {
+pub async fn delete(conn: &mut AnyConnection, id: &str) -> Result<()> {
     sqlx::query("DELETE FROM nodes WHERE id = $1")
         .bind(id)
         .execute(conn)

@@ -3,8 +3,8 @@
 use std::collections::HashMap;
 
 use jiff::Timestamp;
-use sqlx::sqlite::SqliteRow;
-use sqlx::{Row, SqliteConnection};
+use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, Row};
 
 use super::{Result, StoreError, bool_i, parse_ts_opt, parsed, ts, ts_opt, unique};
 use crate::model::{Id, Permission};
@@ -19,11 +19,7 @@ pub struct NewPermission {
     pub node_ids: Vec<Id>,
 }
 
-pub async fn insert(
-    conn: &mut SqliteConnection,
-    new: &NewPermission,
-    now: Timestamp,
-) -> Result<()> {
+pub async fn insert(conn: &mut AnyConnection, new: &NewPermission, now: Timestamp) -> Result<()> {
     let p = &new.permission;
     sqlx::query(
         "INSERT INTO permissions (id, name, accounts, protocols, actions, valid_from, valid_until,
@@ -49,11 +45,7 @@ pub async fn insert(
 
 /// Replaces a permission's fields and bindings, keeping its id and creation
 /// time (`new.permission.id` names the row; its name may change).
-pub async fn update(
-    conn: &mut SqliteConnection,
-    new: &NewPermission,
-    now: Timestamp,
-) -> Result<()> {
+pub async fn update(conn: &mut AnyConnection, new: &NewPermission, now: Timestamp) -> Result<()> {
     let p = &new.permission;
     let done = sqlx::query(
         "UPDATE permissions SET name = $2, accounts = $3, protocols = $4, actions = $5,
@@ -92,7 +84,7 @@ pub async fn update(
     insert_bindings(conn, new).await
 }
 
-async fn insert_bindings(conn: &mut SqliteConnection, new: &NewPermission) -> Result<()> {
+async fn insert_bindings(conn: &mut AnyConnection, new: &NewPermission) -> Result<()> {
     let p = &new.permission;
     let bindings: [(&str, &Vec<Id>); 4] = [
         (
@@ -124,7 +116,7 @@ async fn insert_bindings(conn: &mut SqliteConnection, new: &NewPermission) -> Re
     Ok(())
 }
 
-fn base(row: &SqliteRow) -> Result<Permission> {
+fn base(row: &AnyRow) -> Result<Permission> {
     Ok(Permission {
         id: row.try_get("id")?,
         name: row.try_get("name")?,
@@ -157,7 +149,7 @@ const BINDINGS: &str = "
         JOIN nodes n ON n.id = pn.node_id
     ORDER BY 3";
 
-pub async fn list(conn: &mut SqliteConnection) -> Result<Vec<Permission>> {
+pub async fn list(conn: &mut AnyConnection) -> Result<Vec<Permission>> {
     let rows = sqlx::query(
         "SELECT id, name, accounts, protocols, actions, valid_from, valid_until, active, comment,
                 require_approval
@@ -188,11 +180,11 @@ pub async fn list(conn: &mut SqliteConnection) -> Result<Vec<Permission>> {
     Ok(perms)
 }
 
-pub async fn find(conn: &mut SqliteConnection, name: &str) -> Result<Option<Permission>> {
+pub async fn find(conn: &mut AnyConnection, name: &str) -> Result<Option<Permission>> {
     Ok(list(conn).await?.into_iter().find(|p| p.name == name))
 }
 
-pub async fn get(conn: &mut SqliteConnection, name: &str) -> Result<Permission> {
+pub async fn get(conn: &mut AnyConnection, name: &str) -> Result<Permission> {
     find(conn, name).await?.ok_or_else(|| StoreError::NotFound {
         kind: "permission",
         name: name.to_string(),
@@ -200,7 +192,7 @@ pub async fn get(conn: &mut SqliteConnection, name: &str) -> Result<Permission> 
 }
 
 pub async fn set_active(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     id: &str,
     active: bool,
     now: Timestamp,
@@ -214,7 +206,7 @@ pub async fn set_active(
     Ok(())
 }
 
-pub async fn delete(conn: &mut SqliteConnection, id: &str) -> Result<()> {
+pub async fn delete(conn: &mut AnyConnection, id: &str) -> Result<()> {
     sqlx::query("DELETE FROM permissions WHERE id = $1")
         .bind(id)
         .execute(conn)

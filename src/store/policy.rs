@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use sqlx::{Row, SqliteConnection};
+use sqlx::{AnyConnection, Row};
 
 use super::{Result, StoreError, parse_ts_opt, parsed};
 use crate::model::{Id, Protocol};
@@ -11,7 +11,7 @@ use crate::policy::data::{
     UserEntry,
 };
 
-fn pairs(rows: Vec<sqlx::sqlite::SqliteRow>) -> Result<HashMap<Id, Vec<Id>>> {
+fn pairs(rows: Vec<sqlx::any::AnyRow>) -> Result<HashMap<Id, Vec<Id>>> {
     let mut map: HashMap<Id, Vec<Id>> = HashMap::new();
     for r in rows {
         let owner: String = r.try_get(0)?;
@@ -22,7 +22,7 @@ fn pairs(rows: Vec<sqlx::sqlite::SqliteRow>) -> Result<HashMap<Id, Vec<Id>>> {
 }
 
 /// Everything the policy engine needs, one part after the other.
-pub async fn load(conn: &mut SqliteConnection) -> Result<PolicyData> {
+pub async fn load(conn: &mut AnyConnection) -> Result<PolicyData> {
     Ok(PolicyData {
         users: users(conn).await?,
         groups: groups(conn).await?,
@@ -34,7 +34,7 @@ pub async fn load(conn: &mut SqliteConnection) -> Result<PolicyData> {
     })
 }
 
-async fn users(conn: &mut SqliteConnection) -> Result<Vec<UserEntry>> {
+async fn users(conn: &mut AnyConnection) -> Result<Vec<UserEntry>> {
     let mut users = Vec::new();
     for r in sqlx::query("SELECT id, name, active, expires_at FROM users")
         .fetch_all(&mut *conn)
@@ -51,7 +51,7 @@ async fn users(conn: &mut SqliteConnection) -> Result<Vec<UserEntry>> {
 }
 
 /// Groups with their members.
-async fn groups(conn: &mut SqliteConnection) -> Result<Vec<GroupEntry>> {
+async fn groups(conn: &mut AnyConnection) -> Result<Vec<GroupEntry>> {
     let mut members = pairs(
         sqlx::query("SELECT group_id, user_id FROM group_members")
             .fetch_all(&mut *conn)
@@ -72,7 +72,7 @@ async fn groups(conn: &mut SqliteConnection) -> Result<Vec<GroupEntry>> {
     Ok(groups)
 }
 
-async fn nodes(conn: &mut SqliteConnection) -> Result<Vec<NodeEntry>> {
+async fn nodes(conn: &mut AnyConnection) -> Result<Vec<NodeEntry>> {
     let mut nodes = Vec::new();
     for r in sqlx::query("SELECT id, path FROM nodes")
         .fetch_all(&mut *conn)
@@ -87,7 +87,7 @@ async fn nodes(conn: &mut SqliteConnection) -> Result<Vec<NodeEntry>> {
 }
 
 /// Assets with their protocols and the nodes they are in.
-async fn assets(conn: &mut SqliteConnection) -> Result<Vec<AssetEntry>> {
+async fn assets(conn: &mut AnyConnection) -> Result<Vec<AssetEntry>> {
     let mut protocols: HashMap<Id, Vec<Protocol>> = HashMap::new();
     for r in sqlx::query("SELECT asset_id, name, port FROM asset_protocols ORDER BY name")
         .fetch_all(&mut *conn)
@@ -128,7 +128,7 @@ async fn assets(conn: &mut SqliteConnection) -> Result<Vec<AssetEntry>> {
     Ok(assets)
 }
 
-async fn accounts(conn: &mut SqliteConnection) -> Result<Vec<AccountEntry>> {
+async fn accounts(conn: &mut AnyConnection) -> Result<Vec<AccountEntry>> {
     let mut accounts = Vec::new();
     for r in sqlx::query("SELECT id, asset_id, username, privileged, active FROM accounts")
         .fetch_all(&mut *conn)
@@ -146,7 +146,7 @@ async fn accounts(conn: &mut SqliteConnection) -> Result<Vec<AccountEntry>> {
 }
 
 /// Permissions with the users, groups, assets and nodes they name.
-async fn permissions(conn: &mut SqliteConnection) -> Result<Vec<PermissionEntry>> {
+async fn permissions(conn: &mut AnyConnection) -> Result<Vec<PermissionEntry>> {
     let mut users = pairs(
         sqlx::query("SELECT permission_id, user_id FROM permission_users")
             .fetch_all(&mut *conn)
@@ -197,7 +197,7 @@ async fn permissions(conn: &mut SqliteConnection) -> Result<Vec<PermissionEntry>
 }
 
 /// Command filters with the users, groups, assets and nodes they bind to.
-async fn filters(conn: &mut SqliteConnection) -> Result<Vec<FilterEntry>> {
+async fn filters(conn: &mut AnyConnection) -> Result<Vec<FilterEntry>> {
     let mut filters = Vec::new();
     for (f, bindings) in super::filters::list_with_ids(conn).await? {
         let of = |kind: &str| -> Vec<Id> {

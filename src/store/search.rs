@@ -5,9 +5,9 @@
 //! goes in; this file only reads and writes rows.
 
 use jiff::Timestamp;
-use sqlx::{Row, SqliteConnection};
+use sqlx::{AnyConnection, Row};
 
-use super::{Result, parse_ts, parse_ts_opt, ts};
+use super::{Engine, Result, bool_i, parse_ts, parse_ts_opt, ts};
 
 /// How far one recording is indexed.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -79,7 +79,7 @@ fn uint(v: i64) -> u64 {
 /// Recorded sessions started at or after `since` whose recording is not
 /// indexed to its end, oldest first.
 pub async fn pending(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     since: Timestamp,
     limit: i64,
 ) -> Result<Vec<Pending>> {
@@ -121,7 +121,7 @@ pub async fn pending(
 }
 
 /// Records how far `session` is indexed.
-pub async fn set_progress(conn: &mut SqliteConnection, session: &str, p: &Progress) -> Result<()> {
+pub async fn set_progress(conn: &mut AnyConnection, session: &str, p: &Progress) -> Result<()> {
     sqlx::query(
         "INSERT INTO search_progress (session_id, cast_offset, indexed_ms, text_bytes,
                                       skipped_bytes, carry, carry_ms, done)
@@ -138,14 +138,14 @@ pub async fn set_progress(conn: &mut SqliteConnection, session: &str, p: &Progre
     .bind(int(p.skipped_bytes))
     .bind(&p.carry)
     .bind(int(p.carry_ms))
-    .bind(p.done)
+    .bind(bool_i(p.done))
     .execute(&mut *conn)
     .await?;
     Ok(())
 }
 
 /// Files a block of `session` under its terms.
-pub async fn add_block(conn: &mut SqliteConnection, session: &str, b: &NewBlock) -> Result<()> {
+pub async fn add_block(conn: &mut AnyConnection, session: &str, b: &NewBlock) -> Result<()> {
     let id: i64 = sqlx::query_scalar(
         "INSERT INTO search_blocks (session_id, cast_start, cast_end, first_ms, last_ms,
                                     carry, carry_ms, last)
@@ -158,10 +158,16 @@ pub async fn add_block(conn: &mut SqliteConnection, session: &str, b: &NewBlock)
     .bind(int(b.last_ms))
     .bind(&b.carry)
     .bind(int(b.carry_ms))
-    .bind(b.last)
+    .bind(bool_i(b.last))
     .fetch_one(&mut *conn)
     .await?;
-    sqlx::query("INSERT INTO search_terms (rowid, terms) VALUES ($1, $2)")
+    let sql = match Engine::of(conn) {
+        Engine::Sqlite => "INSERT INTO search_terms (rowid, terms) VALUES ($1, $2)",
+        Engine::Postgres => {
+            "INSERT INTO search_terms (block_id, terms) VALUES ($1, string_to_array($2, ' '))"
+        }
+    };
+    sqlx::query(sql)
         .bind(id)
         .bind(&b.terms)
         .execute(&mut *conn)
@@ -181,7 +187,7 @@ fn all_of(terms: &[String]) -> String {
 /// Blocks holding every one of `terms` (every block when `terms` is
 /// empty), newest session first, at most `limit`.
 pub async fn candidates(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     terms: &[String],
     limit: i64,
 ) -> Result<Vec<Candidate>> {
@@ -195,12 +201,23 @@ pub async fn candidates(
             .fetch_all(&mut *conn)
             .await?
     } else {
+        // SQLite: an FTS5 query for every term; PostgreSQL: the array of
+        // terms contains them all (GIN-indexed).
+        let (matching, query) = match Engine::of(conn) {
+            Engine::Sqlite => (
+                "SELECT rowid FROM search_terms WHERE search_terms MATCH $2",
+                all_of(terms),
+            ),
+            Engine::Postgres => (
+                "SELECT block_id FROM search_terms WHERE terms @> string_to_array($2, ' ')",
+                terms.join(" "),
+            ),
+        };
         sqlx::query(sqlx::AssertSqlSafe(format!(
-            "{select} WHERE b.id IN (SELECT rowid FROM search_terms WHERE search_terms MATCH $2)
-             {order}"
+            "{select} WHERE b.id IN ({matching}) {order}"
         )))
         .bind(limit)
-        .bind(all_of(terms))
+        .bind(query)
         .fetch_all(&mut *conn)
         .await?
     };
@@ -218,7 +235,7 @@ pub async fn candidates(
                 cast_end: uint(r.try_get(8)?),
                 carry: r.try_get(9)?,
                 carry_ms: uint(r.try_get(10)?),
-                last: r.try_get(11)?,
+                last: r.try_get::<i64, _>(11)? != 0,
             })
         })
         .collect()
@@ -234,7 +251,7 @@ pub struct State {
     pub updated_at: Timestamp,
 }
 
-pub async fn state(conn: &mut SqliteConnection) -> Result<Option<State>> {
+pub async fn state(conn: &mut AnyConnection) -> Result<Option<State>> {
     let row =
         sqlx::query("SELECT watermark, behind_since, updated_at FROM search_state WHERE id = 1")
             .fetch_optional(&mut *conn)
@@ -249,7 +266,7 @@ pub async fn state(conn: &mut SqliteConnection) -> Result<Option<State>> {
     .transpose()
 }
 
-pub async fn set_state(conn: &mut SqliteConnection, s: &State) -> Result<()> {
+pub async fn set_state(conn: &mut AnyConnection, s: &State) -> Result<()> {
     sqlx::query(
         "INSERT INTO search_state (id, watermark, behind_since, updated_at) VALUES (1, $1, $2, $3)
          ON CONFLICT (id) DO UPDATE SET watermark = excluded.watermark,
@@ -265,9 +282,9 @@ pub async fn set_state(conn: &mut SqliteConnection, s: &State) -> Result<()> {
 
 /// Sessions whose output was only partly indexed (long exec output without
 /// a pty), and the cast bytes left out.
-pub async fn partly_indexed(conn: &mut SqliteConnection) -> Result<(u64, u64)> {
+pub async fn partly_indexed(conn: &mut AnyConnection) -> Result<(u64, u64)> {
     let row = sqlx::query(
-        "SELECT COUNT(*), COALESCE(SUM(skipped_bytes), 0) FROM search_progress
+        "SELECT COUNT(*), CAST(COALESCE(SUM(skipped_bytes), 0) AS BIGINT) FROM search_progress
          WHERE skipped_bytes > 0",
     )
     .fetch_one(&mut *conn)

@@ -3,8 +3,8 @@
 
 use jiff::Timestamp;
 use serde::Serialize;
-use sqlx::sqlite::SqliteRow;
-use sqlx::{Row, SqliteConnection};
+use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, Row};
 
 use super::audit_log::Query;
 use super::{Result, parse_ts, parse_ts_opt, ts};
@@ -44,7 +44,7 @@ pub struct NewSession {
     pub recording: Option<String>,
 }
 
-pub async fn insert(conn: &mut SqliteConnection, s: &NewSession, now: Timestamp) -> Result<()> {
+pub async fn insert(conn: &mut AnyConnection, s: &NewSession, now: Timestamp) -> Result<()> {
     sqlx::query(
         "INSERT INTO sessions (id, user_id, user_name, asset_id, asset_name, account, protocol,
                                kind, source, started_at, status, recording)
@@ -78,7 +78,7 @@ pub struct Ending {
 }
 
 pub async fn finish(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     id: &str,
     ending: &Ending,
     now: Timestamp,
@@ -103,7 +103,7 @@ pub async fn finish(
 
 /// The assets a user reached most recently, newest first, without repeats.
 pub async fn recent_assets(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     user: &str,
     limit: i64,
 ) -> Result<Vec<String>> {
@@ -118,7 +118,7 @@ pub async fn recent_assets(
 }
 
 /// Ids of sessions still marked live (after a crash: to be interrupted).
-pub async fn live_ids(conn: &mut SqliteConnection) -> Result<Vec<String>> {
+pub async fn live_ids(conn: &mut AnyConnection) -> Result<Vec<String>> {
     Ok(
         sqlx::query_scalar("SELECT id FROM sessions WHERE status = 'live' ORDER BY started_at")
             .fetch_all(conn)
@@ -126,7 +126,7 @@ pub async fn live_ids(conn: &mut SqliteConnection) -> Result<Vec<String>> {
     )
 }
 
-fn session(r: &SqliteRow) -> Result<SessionRow> {
+fn session(r: &AnyRow) -> Result<SessionRow> {
     Ok(SessionRow {
         id: r.try_get("id")?,
         user: r.try_get("user_name")?,
@@ -147,7 +147,7 @@ fn session(r: &SqliteRow) -> Result<SessionRow> {
     })
 }
 
-pub async fn get(conn: &mut SqliteConnection, id: &str) -> Result<SessionRow> {
+pub async fn get(conn: &mut AnyConnection, id: &str) -> Result<SessionRow> {
     let row = sqlx::query(
         "SELECT id, user_name, asset_name, account, protocol, kind, source, started_at, ended_at,
                 status, reason, recording, recording_sha256, bytes_in, bytes_out, exit_status
@@ -163,11 +163,7 @@ pub async fn get(conn: &mut SqliteConnection, id: &str) -> Result<SessionRow> {
     session(&row)
 }
 
-pub async fn list(
-    conn: &mut SqliteConnection,
-    q: &Query,
-    live_only: bool,
-) -> Result<Vec<SessionRow>> {
+pub async fn list(conn: &mut AnyConnection, q: &Query, live_only: bool) -> Result<Vec<SessionRow>> {
     let rows = sqlx::query(
         "SELECT id, user_name, asset_name, account, protocol, kind, source, started_at, ended_at,
                 status, reason, recording, recording_sha256, bytes_in, bytes_out, exit_status

@@ -5,7 +5,7 @@
 
 use jiff::{SignedDuration, Timestamp, ToSpan};
 use serde::Serialize;
-use sqlx::{Row, SqliteConnection};
+use sqlx::{AnyConnection, Row};
 
 use super::{Result, ts};
 
@@ -63,7 +63,7 @@ fn day_start(now: Timestamp) -> Timestamp {
 }
 
 async fn count(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     sql: &'static str,
     today: &str,
     week: &str,
@@ -79,7 +79,7 @@ async fn count(
 }
 
 async fn grouped(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     sql: &'static str,
     since: &str,
 ) -> Result<Vec<(String, i64)>> {
@@ -102,7 +102,7 @@ fn series(counts: &[(String, i64)], slots: impl Iterator<Item = String>) -> Vec<
         .collect()
 }
 
-pub async fn dashboard(conn: &mut SqliteConnection, now: Timestamp) -> Result<Dashboard> {
+pub async fn dashboard(conn: &mut AnyConnection, now: Timestamp) -> Result<Dashboard> {
     let today_start = day_start(now);
     let week_start = today_start
         .checked_sub(((DAYS - 1) as i64 * 24).hours())

@@ -2,8 +2,8 @@
 //! counters used by lockout.
 
 use jiff::Timestamp;
-use sqlx::sqlite::SqliteRow;
-use sqlx::{Row, SqliteConnection};
+use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, Row};
 
 use super::{Result, StoreError, bool_i, parse_ts, parse_ts_opt, parsed, ts, ts_opt, unique};
 use crate::model::{Id, Role, User, UserKey};
@@ -37,7 +37,7 @@ const COLUMNS: &str = "id, name, role, email, password_hash, must_change_passwor
      totp_last_step, active, expires_at, failures, failure_window_start, locked_until,
      last_login_at, last_login_from, created_at";
 
-fn record(row: &SqliteRow) -> Result<UserRecord> {
+fn record(row: &AnyRow) -> Result<UserRecord> {
     let password_hash: Option<String> = row.try_get("password_hash")?;
     let totp_secret: Option<String> = row.try_get("totp_secret")?;
     let step: Option<i64> = row.try_get("totp_last_step")?;
@@ -66,7 +66,7 @@ fn record(row: &SqliteRow) -> Result<UserRecord> {
     })
 }
 
-pub async fn insert(conn: &mut SqliteConnection, new: &NewUser, now: Timestamp) -> Result<()> {
+pub async fn insert(conn: &mut AnyConnection, new: &NewUser, now: Timestamp) -> Result<()> {
     sqlx::query(
         "INSERT INTO users (id, name, role, email, password_hash, must_change_password, active,
                             expires_at, created_at, updated_at)
@@ -87,7 +87,7 @@ pub async fn insert(conn: &mut SqliteConnection, new: &NewUser, now: Timestamp) 
     Ok(())
 }
 
-pub async fn find(conn: &mut SqliteConnection, name: &str) -> Result<Option<UserRecord>> {
+pub async fn find(conn: &mut AnyConnection, name: &str) -> Result<Option<UserRecord>> {
     let sql = format!("SELECT {COLUMNS} FROM users WHERE name = $1");
     let row = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(name)
@@ -96,14 +96,14 @@ pub async fn find(conn: &mut SqliteConnection, name: &str) -> Result<Option<User
     row.as_ref().map(record).transpose()
 }
 
-pub async fn get(conn: &mut SqliteConnection, name: &str) -> Result<UserRecord> {
+pub async fn get(conn: &mut AnyConnection, name: &str) -> Result<UserRecord> {
     find(conn, name).await?.ok_or_else(|| StoreError::NotFound {
         kind: "user",
         name: name.to_string(),
     })
 }
 
-pub async fn list(conn: &mut SqliteConnection) -> Result<Vec<UserRecord>> {
+pub async fn list(conn: &mut AnyConnection) -> Result<Vec<UserRecord>> {
     let sql = format!("SELECT {COLUMNS} FROM users ORDER BY name");
     let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
         .fetch_all(conn)
@@ -111,14 +111,14 @@ pub async fn list(conn: &mut SqliteConnection) -> Result<Vec<UserRecord>> {
     rows.iter().map(record).collect()
 }
 
-pub async fn count(conn: &mut SqliteConnection) -> Result<i64> {
+pub async fn count(conn: &mut AnyConnection) -> Result<i64> {
     Ok(sqlx::query_scalar("SELECT COUNT(*) FROM users")
         .fetch_one(conn)
         .await?)
 }
 
 /// Names of the groups a user belongs to.
-pub async fn group_names(conn: &mut SqliteConnection, user_id: &str) -> Result<Vec<String>> {
+pub async fn group_names(conn: &mut AnyConnection, user_id: &str) -> Result<Vec<String>> {
     Ok(sqlx::query_scalar(
         "SELECT g.name FROM user_groups g JOIN group_members m ON m.group_id = g.id
          WHERE m.user_id = $1 ORDER BY g.name",
@@ -128,7 +128,7 @@ pub async fn group_names(conn: &mut SqliteConnection, user_id: &str) -> Result<V
     .await?)
 }
 
-pub async fn group_ids(conn: &mut SqliteConnection, user_id: &str) -> Result<Vec<Id>> {
+pub async fn group_ids(conn: &mut AnyConnection, user_id: &str) -> Result<Vec<Id>> {
     Ok(
         sqlx::query_scalar("SELECT group_id FROM group_members WHERE user_id = $1")
             .bind(user_id)
@@ -147,7 +147,7 @@ pub struct Profile {
 }
 
 pub async fn update_profile(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     id: &str,
     profile: &Profile,
     now: Timestamp,
@@ -168,7 +168,7 @@ pub async fn update_profile(
 }
 
 pub async fn set_password(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     id: &str,
     hash: &str,
     must_change: bool,
@@ -190,7 +190,7 @@ pub async fn set_password(
 /// Stores (or with `None` clears) the sealed TOTP seed; the last accepted
 /// step and any pending enrolment are reset with it.
 pub async fn set_totp(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     id: &str,
     sealed_secret: Option<&str>,
     now: Timestamp,
@@ -210,7 +210,7 @@ pub async fn set_totp(
 /// A TOTP enrolment begun and not yet confirmed: the sealed seed and when
 /// it was begun.
 pub async fn totp_pending(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     id: &str,
 ) -> Result<Option<(String, Timestamp)>> {
     let row = sqlx::query("SELECT totp_pending, totp_pending_at FROM users WHERE id = $1")
@@ -228,7 +228,7 @@ pub async fn totp_pending(
 /// Stores (or with `None` clears) a pending enrolment's sealed seed; the
 /// enrolled seed, if any, stays as it is.
 pub async fn set_totp_pending(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     id: &str,
     sealed_secret: Option<&str>,
     now: Timestamp,
@@ -247,7 +247,7 @@ pub async fn set_totp_pending(
 
 /// Records the step of an accepted TOTP code so it cannot be used again.
 /// Returns false when a concurrent login already used this or a later step.
-pub async fn advance_totp_step(conn: &mut SqliteConnection, id: &str, step: u64) -> Result<bool> {
+pub async fn advance_totp_step(conn: &mut AnyConnection, id: &str, step: u64) -> Result<bool> {
     let step = i64::try_from(step).map_err(|_| StoreError::Corrupt("TOTP step".into()))?;
     let done = sqlx::query(
         "UPDATE users SET totp_last_step = $2
@@ -269,7 +269,7 @@ pub struct FailureRow {
 }
 
 pub async fn set_user_failures(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     id: &str,
     state: &FailureRow,
 ) -> Result<()> {
@@ -287,7 +287,7 @@ pub async fn set_user_failures(
 }
 
 /// A user's failure counters as stored now; `None` when the user is gone.
-pub async fn failures(conn: &mut SqliteConnection, id: &str) -> Result<Option<FailureRow>> {
+pub async fn failures(conn: &mut AnyConnection, id: &str) -> Result<Option<FailureRow>> {
     let row =
         sqlx::query("SELECT failures, failure_window_start, locked_until FROM users WHERE id = $1")
             .bind(id)
@@ -303,7 +303,7 @@ pub async fn failures(conn: &mut SqliteConnection, id: &str) -> Result<Option<Fa
     .transpose()
 }
 
-pub async fn address_failures(conn: &mut SqliteConnection, address: &str) -> Result<FailureRow> {
+pub async fn address_failures(conn: &mut AnyConnection, address: &str) -> Result<FailureRow> {
     let row = sqlx::query(
         "SELECT failures, failure_window_start, locked_until FROM address_failures
          WHERE address = $1",
@@ -322,7 +322,7 @@ pub async fn address_failures(conn: &mut SqliteConnection, address: &str) -> Res
 }
 
 pub async fn set_address_failures(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     address: &str,
     state: &FailureRow,
 ) -> Result<()> {
@@ -343,12 +343,12 @@ pub async fn set_address_failures(
 }
 
 /// Lifts a user's lock and clears their failure count.
-pub async fn unlock(conn: &mut SqliteConnection, id: &str) -> Result<()> {
+pub async fn unlock(conn: &mut AnyConnection, id: &str) -> Result<()> {
     set_user_failures(conn, id, &FailureRow::default()).await
 }
 
 pub async fn record_login(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     id: &str,
     at: Timestamp,
     from: &str,
@@ -362,7 +362,7 @@ pub async fn record_login(
     Ok(())
 }
 
-pub async fn delete(conn: &mut SqliteConnection, id: &str) -> Result<()> {
+pub async fn delete(conn: &mut AnyConnection, id: &str) -> Result<()> {
     sqlx::query("DELETE FROM users WHERE id = $1")
         .bind(id)
         .execute(conn)
@@ -382,7 +382,7 @@ pub struct NewKey {
 }
 
 pub async fn add_key(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     user_id: &str,
     user_name: &str,
     key: &NewKey,
@@ -413,7 +413,7 @@ pub async fn add_key(
     Ok(id)
 }
 
-fn key_row(row: &SqliteRow) -> Result<UserKey> {
+fn key_row(row: &AnyRow) -> Result<UserKey> {
     Ok(UserKey {
         id: row.try_get("id")?,
         user: row.try_get("user_name")?,
@@ -424,7 +424,7 @@ fn key_row(row: &SqliteRow) -> Result<UserKey> {
     })
 }
 
-pub async fn keys(conn: &mut SqliteConnection, user_id: &str) -> Result<Vec<UserKey>> {
+pub async fn keys(conn: &mut AnyConnection, user_id: &str) -> Result<Vec<UserKey>> {
     let rows = sqlx::query(
         "SELECT k.id, u.name AS user_name, k.algorithm, k.fingerprint, k.comment, k.created_at
          FROM user_keys k JOIN users u ON u.id = k.user_id
@@ -438,11 +438,7 @@ pub async fn keys(conn: &mut SqliteConnection, user_id: &str) -> Result<Vec<User
 
 /// The user owning a key with this fingerprint, if the key is registered for
 /// the named user (public key authentication).
-pub async fn has_key(
-    conn: &mut SqliteConnection,
-    user_id: &str,
-    fingerprint: &str,
-) -> Result<bool> {
+pub async fn has_key(conn: &mut AnyConnection, user_id: &str, fingerprint: &str) -> Result<bool> {
     let n: i64 = sqlx::query_scalar(
         "SELECT COUNT(*) FROM user_keys WHERE user_id = $1 AND fingerprint = $2",
     )
@@ -454,7 +450,7 @@ pub async fn has_key(
 }
 
 /// Removes a key by fingerprint (or by key id); returns whether one went.
-pub async fn remove_key(conn: &mut SqliteConnection, user_id: &str, which: &str) -> Result<bool> {
+pub async fn remove_key(conn: &mut AnyConnection, user_id: &str, which: &str) -> Result<bool> {
     let done =
         sqlx::query("DELETE FROM user_keys WHERE user_id = $1 AND (fingerprint = $2 OR id = $2)")
             .bind(user_id)

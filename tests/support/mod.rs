@@ -70,10 +70,11 @@ impl Bastion {
         Bastion::with_config("")
     }
 
-    /// Same, with extra config text appended after `data_dir`.
+    /// Same, with extra config text appended after `data_dir` (and the
+    /// database of [`database_config`]).
     pub fn with_config(extra: &str) -> Bastion {
         let dir = tempfile::tempdir().expect("temp dir");
-        let config = format!("data_dir = \"data\"\n{extra}");
+        let config = format!("data_dir = \"data\"\n{}", database_config(extra));
         std::fs::write(dir.path().join("rampart.toml"), config).expect("write config");
         Bastion { dir }
     }
@@ -95,6 +96,39 @@ impl Bastion {
 
     pub fn db_path(&self) -> PathBuf {
         self.data_dir().join("rampart.db")
+    }
+
+    /// The database, opened beside the running binary (whichever engine
+    /// the tests run on): for what only someone with database access does.
+    pub async fn db(&self) -> sqlx::AnyPool {
+        sqlx::any::install_default_drivers();
+        sqlx::AnyPool::connect(&self.db_url())
+            .await
+            .expect("open the database")
+    }
+
+    /// The url of the database this bastion keeps its state in.
+    pub fn db_url(&self) -> String {
+        let text = std::fs::read_to_string(self.path().join("rampart.toml")).expect("config");
+        text.lines()
+            .find_map(|l| {
+                l.strip_prefix("url = \"")?
+                    .strip_suffix('"')
+                    .map(str::to_string)
+            })
+            .unwrap_or_else(|| format!("sqlite://{}", self.db_path().display()))
+    }
+
+    /// Points the config at another database.
+    pub fn use_database(&self, url: &str) {
+        let path = self.path().join("rampart.toml");
+        let text = std::fs::read_to_string(&path).expect("config");
+        let kept: Vec<&str> = text
+            .lines()
+            .filter(|l| !l.starts_with("url = ") && *l != "[database]")
+            .collect();
+        let text = format!("{}\n[database]\nurl = \"{url}\"\n", kept.join("\n"));
+        std::fs::write(path, text).expect("write config");
     }
 
     fn command(&self, args: &[&str]) -> Command {
@@ -176,7 +210,7 @@ pub fn contains(haystack: &[u8], needle: &str) -> bool {
 /// can do with the published formula (`SHA-256(prev_hash || canonical row)`):
 /// recompute `prev_hash` and `hash` of every row from `from_seq` on, and the
 /// head, so that every link checks out without the key.
-pub async fn rewrite_chain_unkeyed(pool: &sqlx::SqlitePool, from_seq: i64) {
+pub async fn rewrite_chain_unkeyed(pool: &sqlx::AnyPool, from_seq: i64) {
     use rampart::store::audit_log::{CHAINED_TABLES, Value, sealed_rows};
     use sha2::{Digest, Sha256};
     let mut conn = pool.acquire().await.unwrap();
@@ -241,4 +275,66 @@ pub async fn rewrite_chain_unkeyed(pool: &sqlx::SqlitePool, from_seq: i64) {
         .execute(&mut *conn)
         .await
         .unwrap();
+}
+
+/// The server the tests keep their databases on, when they run against
+/// PostgreSQL: `RAMPART_TEST_POSTGRES` is `1` (the server at
+/// `postgres://postgres@127.0.0.1:5432/postgres`) or an administrator's url.
+pub fn postgres() -> Option<String> {
+    let value = std::env::var("RAMPART_TEST_POSTGRES").ok()?;
+    match value.as_str() {
+        "" | "0" => None,
+        "1" => Some("postgres://postgres@127.0.0.1:5432/postgres".into()),
+        url => Some(url.to_string()),
+    }
+}
+
+/// A new, empty PostgreSQL database for one test (created with `psql`),
+/// as its url; `None` when the tests run on SQLite.
+pub fn fresh_postgres_database() -> Option<String> {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    let admin = postgres()?;
+    let name = format!(
+        "rampart_test_{}_{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    );
+    let out = Command::new("psql")
+        .args([admin.as_str(), "-q", "-v", "ON_ERROR_STOP=1", "-c"])
+        .arg(format!("CREATE DATABASE {name}"))
+        .output()
+        .expect("run psql (RAMPART_TEST_POSTGRES is set)");
+    assert!(
+        out.status.success(),
+        "psql could not create {name}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (server, _) = admin.rsplit_once('/').expect("a url with a database");
+    Some(format!("{server}/{name}"))
+}
+
+/// `extra` config text with the test's database added: nothing on SQLite
+/// (the data dir's file), a fresh PostgreSQL database when the tests run
+/// against PostgreSQL.
+pub fn database_config(extra: &str) -> String {
+    let Some(url) = fresh_postgres_database() else {
+        return extra.to_string();
+    };
+    let line = format!("url = \"{url}\"\n");
+    if extra.contains("[database]\n") {
+        extra.replacen("[database]\n", &format!("[database]\n{line}"), 1)
+    } else {
+        format!("{extra}\n[database]\n{line}")
+    }
+}
+
+/// Whether the tests run against PostgreSQL; a test of SQLite's own
+/// behaviour (its file, its locks) says it is skipped and returns.
+pub fn on_postgres(test: &str) -> bool {
+    let yes = postgres().is_some();
+    if yes {
+        eprintln!("{test}: SQLite-only, skipped on PostgreSQL");
+    }
+    yes
 }

@@ -38,8 +38,9 @@ impl TestBastion {
     pub async fn start_with(extra: &str) -> TestBastion {
         let dir = tempfile::tempdir().expect("temp dir");
         let text = format!(
-            "data_dir = \"{}\"\n[ssh]\nlisten = [\"127.0.0.1:0\"]\nshutdown_grace = \"2s\"\n{extra}",
-            dir.path().join("data").display()
+            "data_dir = \"{}\"\n[ssh]\nlisten = [\"127.0.0.1:0\"]\nshutdown_grace = \"2s\"\n{}",
+            dir.path().join("data").display(),
+            super::database_config(extra)
         );
         let config = Config::from_toml_str(&text, dir.path().join("rampart.toml")).expect("config");
         let (services, _init) = Services::init(config).await.expect("init");

@@ -60,7 +60,7 @@ use std::sync::{LazyLock, Mutex};
 use jiff::Timestamp;
 use serde_json::json;
 use sha2::{Digest, Sha256};
-use sqlx::SqliteConnection;
+use sqlx::AnyConnection;
 
 use super::{AuditEvent, Via, record};
 use crate::model::Role;
@@ -93,15 +93,9 @@ fn registry() -> std::sync::MutexGuard<'static, Registry> {
     REGISTRY.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// The database a store is open on: its file, or the unique name sqlx gives
-/// an in-memory database.
+/// The database a store is open on.
 fn store_name(store: &Store) -> String {
-    let options = store.pool().connect_options();
-    let path = options.get_filename();
-    std::fs::canonicalize(path)
-        .unwrap_or_else(|_| path.to_path_buf())
-        .display()
-        .to_string()
+    store.name().to_string()
 }
 
 fn register(store: &Store, key: &ChainKey) {
@@ -202,7 +196,7 @@ pub async fn key_chain(store: &Store, key: &ChainKey, now: Timestamp) -> Result<
 
 /// Seals a row just written into the chain, with the key the head names.
 pub(super) async fn seal(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     table: &str,
     id: &str,
 ) -> Result<(), StoreError> {
