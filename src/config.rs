@@ -46,6 +46,7 @@ pub const KEYS: &[&str] = &[
     "database.url",
     "database.busy_timeout",
     "database.max_connections",
+    "cluster.node",
     "recording.dir",
     "recording.input",
     "recording.on_failure",
@@ -87,6 +88,7 @@ pub struct Config {
     pub ssh: SshConfig,
     pub http: HttpConfig,
     pub database: DatabaseConfig,
+    pub cluster: ClusterConfig,
     pub recording: RecordingConfig,
     pub auth: AuthConfig,
     pub tui: TuiConfig,
@@ -132,6 +134,34 @@ pub struct DatabaseConfig {
     pub url: String,
     pub busy_timeout: Duration,
     pub max_connections: u32,
+}
+
+/// This process as one of several nodes sharing a PostgreSQL database.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterConfig {
+    /// The node's name, unique among the nodes sharing the database: its
+    /// sessions are listed, killed and, should it die, marked interrupted
+    /// under this name. Default: the host name.
+    pub node: String,
+}
+
+/// The host name, as the default node name (`localhost` if none is set).
+pub fn host_name() -> String {
+    let name = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    let name = name.trim();
+    if valid_node_name(name) {
+        name.to_string()
+    } else {
+        "localhost".to_string()
+    }
+}
+
+/// 1 to 63 letters, digits, `.`, `-` and `_`.
+pub fn valid_node_name(name: &str) -> bool {
+    (1..=63).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'))
 }
 
 /// What happens to a session whose recording cannot be written.
@@ -292,6 +322,7 @@ impl Default for Config {
                 busy_timeout: Duration::from_secs(5),
                 max_connections: 8,
             },
+            cluster: ClusterConfig { node: host_name() },
             recording: RecordingConfig {
                 dir: PathBuf::from("recordings"),
                 input: false,

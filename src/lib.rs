@@ -23,7 +23,7 @@
 //! | [`config`] | `rampart.toml`: lookup order, schema, defaults, validation with file/key/reason errors |
 //! | [`alloc`] | the heap on glibc: two arenas, big blocks mapped apart, free memory back to the kernel after sessions and indexing |
 //! | [`clock`] | time as a dependency, so lockout, TOTP and validity are testable |
-//! | [`store`] | the only place with SQL: pool, embedded migrations, one file per aggregate, the dashboard counts and the screen-text index's tables |
+//! | [`store`] | the only place with SQL, on SQLite or PostgreSQL (one query layer; the few statements that differ ask [`store::Engine`]): pool, embedded migrations for each engine, one file per aggregate, the dashboard counts, the screen-text index's tables, the nodes' heartbeats, and the copy between engines (`rampart migrate`) |
 //! | [`vault`] | the master key, [`vault::Secret`], sealing of account secrets and TOTP seeds, the audit chain's key derived from the master key |
 //! | [`auth`] | passwords (argon2id), TOTP, public keys, lockout, login ACLs, and the login decision ([`auth::login`]) |
 //! | [`policy`] | the permission semantics: [`policy::Snapshot`] answers `authorize`, `visible_assets`, who/what, command filters; the only builder of a [`policy::Grant`] |
@@ -44,6 +44,7 @@
 //! | [`search`] | screen-text search ("who saw this text, and when"): a background indexer that reads recordings after the relay wrote them (bounded rate, low priority) and files blocks of them under their trigrams, and the search that reads the candidate blocks back; no copy of the text |
 //! | [`live`] | running sessions (output broadcast, kill, join, notices), a person's other open channels (menu, desk, commands over SSH) so they can be ended, requests waiting for an admin's approval, and the control socket the CLI talks to |
 //! | [`demo`] | the loopback demo target of `serve --demo` (also the in-process test target) |
+//! | [`cluster`] | several nodes sharing one PostgreSQL database: this node's name and heartbeat, the sessions of a node that went silent marked interrupted, kills sent to the node that runs a session (PostgreSQL `NOTIFY`) |
 //! | [`serve`] | `rampart serve` over services the binary opened: the front door, demo registration, signals |
 //!
 //! Still to come: `http`, `rdp`.
@@ -57,6 +58,7 @@
 //!  serve                           ssh, services, the demo target
 //!  ssh                             everything below: the front door ties it together
 //!  cli                             ops through services (ssh runs it for `rampart ...` over SSH)
+//!  cluster                         services, audit, live, store
 //!  relay                           session, services, record, live, policy
 //!  session                         services, record, live, audit, policy, store
 //!  services, tui                   ops and what it uses (tui gets its data passed in)
@@ -81,6 +83,7 @@ pub mod audit;
 pub mod auth;
 pub mod cli;
 pub mod clock;
+pub mod cluster;
 pub mod config;
 pub mod demo;
 pub mod import;

@@ -149,6 +149,7 @@ impl Services {
                         | crate::config::AuthMethod::KeyboardInteractive
                 )
             }),
+            node: config.cluster.node.clone(),
         };
         let ops = Ops::new(store.clone(), vault.clone(), clock.clone(), settings);
         let audit = crate::audit::AuditWriter::start(store.clone());

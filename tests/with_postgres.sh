@@ -45,10 +45,13 @@ trap stop EXIT
     cat "$dir/initdb.log" >&2
     exit 1
 }
-# fsync off: a test server whose data is thrown away. Enough connections
+# fsync off: a test server whose data is thrown away (RAMPART_PG_FSYNC=1
+# keeps PostgreSQL's durable defaults, for benchmarks). Enough connections
 # for the tests running in parallel, each bastion with its own pool.
+durability="-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+[ "${RAMPART_PG_FSYNC:-}" = 1 ] && durability=""
 "${as[@]}" "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -o \
-    "-c listen_addresses=127.0.0.1 -p $port -k $dir -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=400" \
+    "-c listen_addresses=127.0.0.1 -p $port -k $dir $durability -c max_connections=400" \
     start >/dev/null || {
     cat "$dir/server.log" >&2
     exit 1

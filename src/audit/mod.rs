@@ -341,18 +341,27 @@ fn row<'a>(event: &'a AuditEvent, id: &str, now: Timestamp) -> Row<'a> {
     }
 }
 
-/// Marks sessions left `live` by a process that died as `interrupted` and
-/// seals them; run at server start. Returns how many there were.
-pub async fn interrupt_stale_sessions(store: &Store, now: Timestamp) -> Result<usize, StoreError> {
+/// Marks the sessions `node` left `live` when its process died as
+/// `interrupted`, with `reason`, and seals them; with `unowned` also those
+/// no node is recorded for (from before nodes were). Run at server start
+/// for the node itself, and by any node for one whose heartbeat stopped.
+/// Returns how many there were.
+pub async fn interrupt_sessions_of(
+    store: &Store,
+    node: &str,
+    unowned: bool,
+    reason: &str,
+    now: Timestamp,
+) -> Result<usize, StoreError> {
     let mut tx = store.begin().await?;
-    let ids = store::sessions::live_ids(&mut tx).await?;
+    let ids = store::cluster::live_ids(&mut tx, node, unowned).await?;
     for id in &ids {
         store::sessions::finish(
             &mut tx,
             id,
             &store::sessions::Ending {
                 status: "interrupted".into(),
-                reason: "the bastion stopped while the session was running".into(),
+                reason: reason.to_string(),
                 recording_sha256: None,
                 bytes_in: 0,
                 bytes_out: 0,

@@ -32,6 +32,7 @@ const LIVE_COLUMNS: &[Column] = &[
     ("PROTOCOL", "protocol"),
     ("SOURCE", "source"),
     ("STARTED", "started_at"),
+    ("NODE", "node"),
     ("IN", "bytes_in"),
     ("OUT", "bytes_out"),
 ];

@@ -10,8 +10,8 @@ use jiff::tz::TimeZone;
 use toml::{Table, Value};
 
 use super::{
-    AuthConfig, AuthMethod, BUILTIN_THEMES, Config, ConfigError, DatabaseConfig, HttpConfig, KEYS,
-    LogConfig, Mfa, OnFailure, RecordingConfig, SshConfig, Theme, TuiConfig,
+    AuthConfig, AuthMethod, BUILTIN_THEMES, ClusterConfig, Config, ConfigError, DatabaseConfig,
+    HttpConfig, KEYS, LogConfig, Mfa, OnFailure, RecordingConfig, SshConfig, Theme, TuiConfig,
 };
 
 /// One TOML table being read, with its dotted prefix for messages.
@@ -236,6 +236,21 @@ pub(super) fn config(file: &str, table: &Table, base: &Path) -> Result<Config, C
     }
 
     let database = parse_database(&root.table("database", &empty)?, &d.database)?;
+    let cluster_section = root.table("cluster", &empty)?;
+    let cluster = ClusterConfig {
+        node: match cluster_section.string("node")? {
+            None => d.cluster.node.clone(),
+            Some(name) if crate::config::valid_node_name(name) => name.to_string(),
+            Some(name) => {
+                return Err(cluster_section.invalid(
+                    "node",
+                    format!(
+                        "{name:?} is not a node name (1 to 63 letters, digits, '.', '-' and '_')"
+                    ),
+                ));
+            }
+        },
+    };
     let recording = parse_recording(&root.table("recording", &empty)?, &d.recording)?;
     let auth = parse_auth(&root.table("auth", &empty)?, &d.auth)?;
 
@@ -282,6 +297,7 @@ pub(super) fn config(file: &str, table: &Table, base: &Path) -> Result<Config, C
         ssh,
         http,
         database,
+        cluster,
         recording,
         auth,
         tui: TuiConfig { theme },

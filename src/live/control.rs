@@ -327,7 +327,7 @@ async fn answer_connection(stream: UnixStream, registry: &Registry, reload: &mps
             message: format!("request longer than {MAX_REQUEST} bytes"),
         },
         Ok(Ok(_)) => match serde_json::from_str::<Request>(&line) {
-            Ok(request) => handle(request, registry, reload),
+            Ok(request) => handle(request, registry, reload).await,
             Err(error) => Response::Error {
                 message: format!("bad request: {error}"),
             },
@@ -348,20 +348,20 @@ async fn answer_connection(stream: UnixStream, registry: &Registry, reload: &mps
     }
 }
 
-fn handle(request: Request, registry: &Registry, reload: &mpsc::Sender<()>) -> Response {
+async fn handle(request: Request, registry: &Registry, reload: &mpsc::Sender<()>) -> Response {
     match request {
         Request::List => Response::Sessions {
             sessions: registry.list(),
         },
         Request::Kill { id, reason, by } => {
-            let found = registry.kill(&id, &reason, &by);
-            tracing::info!(session = %id, %by, found, "kill requested over the control socket");
+            let found = registry.kill_anywhere(&id, &reason, &by).await;
+            tracing::info!(session = %id, %by, ?found, "kill requested over the control socket");
             Response::Killed {
-                count: usize::from(found),
+                count: usize::from(found.is_some()),
             }
         }
         Request::KillUser { user, reason, by } => {
-            let count = registry.kill_user(&user, &reason, &by);
+            let count = registry.kill_user_everywhere(&user, &reason, &by).await;
             tracing::info!(%user, %by, count, "user's sessions killed over the control socket");
             Response::Killed { count }
         }

@@ -96,6 +96,18 @@ pub struct LiveInfo {
     pub joined: Vec<String>,
     /// Set once a kill was ordered; the session may still be closing.
     pub killed: Option<KillOrder>,
+    /// The node that runs it, when several share the database (set by the
+    /// lister; the registry holds only this node's sessions).
+    #[serde(default)]
+    pub node: String,
+}
+
+/// Where a killed session ran.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Where {
+    Here,
+    /// Another node, by name.
+    Node(String),
 }
 
 /// Who ended a session, and the reason shown to its person.
@@ -192,8 +204,42 @@ pub struct Registry {
 /// becoming unreachable.
 type Sessions = HashMap<String, Vec<Arc<Entry>>>;
 
+/// Sessions that other nodes sharing the database run: what the registry
+/// asks when a session to end is not one of its own (the `cluster` module
+/// answers, over the database's notifications).
+pub trait Elsewhere: Send + Sync + 'static {
+    /// Orders a session another node runs to end; the node's name when it
+    /// ran it.
+    fn kill<'a>(
+        &'a self,
+        id: &'a str,
+        reason: &'a str,
+        by: &'a str,
+    ) -> BoxFuture<'a, Option<String>>;
+    /// Orders every session of `user` on the other nodes to end; how many
+    /// there were.
+    fn kill_user<'a>(&'a self, user: &'a str, reason: &'a str, by: &'a str)
+    -> BoxFuture<'a, usize>;
+}
+
+pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
+
+#[derive(Default)]
+struct Other(std::sync::OnceLock<Arc<dyn Elsewhere>>);
+
+impl std::fmt::Debug for Other {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.get().is_some() {
+            "Other(nodes)"
+        } else {
+            "Other(none)"
+        })
+    }
+}
+
 #[derive(Debug, Default)]
 struct Inner {
+    elsewhere: Other,
     sessions: Mutex<Sessions>,
     approvals: Arc<approval::Approvals>,
     presences: Mutex<HashMap<u64, Arc<PresenceEntry>>>,
@@ -252,6 +298,7 @@ impl Entry {
                 .map_or(0, |sender| sender.receiver_count()),
             joined: self.joined().clone(),
             killed: self.kill.borrow().clone(),
+            node: String::new(),
         }
     }
 
@@ -363,7 +410,35 @@ impl Registry {
         self.len() == 0
     }
 
-    /// Orders one session to end; false when there is no such session.
+    /// Connects the registry to the other nodes (once; later calls are
+    /// ignored).
+    pub fn set_elsewhere(&self, other: Arc<dyn Elsewhere>) {
+        let _ = self.inner.elsewhere.0.set(other);
+    }
+
+    /// Orders one session to end, on this node or, failing that, on the
+    /// node that runs it; the node's name when it was another, `None` when
+    /// the session runs nowhere.
+    pub async fn kill_anywhere(&self, id: &str, reason: &str, by: &str) -> Option<Where> {
+        if self.kill(id, reason, by) {
+            return Some(Where::Here);
+        }
+        let other = self.inner.elsewhere.0.get()?;
+        other.kill(id, reason, by).await.map(Where::Node)
+    }
+
+    /// [`Registry::kill_user`] on this node and every other one; how many
+    /// sessions there were in all.
+    pub async fn kill_user_everywhere(&self, user: &str, reason: &str, by: &str) -> usize {
+        let here = self.kill_user(user, reason, by);
+        match self.inner.elsewhere.0.get() {
+            Some(other) => here + other.kill_user(user, reason, by).await,
+            None => here,
+        }
+    }
+
+    /// Orders one session of this node to end; false when there is no such
+    /// session here.
     pub fn kill(&self, id: &str, reason: &str, by: &str) -> bool {
         let entries = self.inner.sessions().get(id).cloned().unwrap_or_default();
         for entry in &entries {

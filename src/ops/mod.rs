@@ -122,6 +122,9 @@ pub struct OpsSettings {
     /// Whether a password can log in at all (`auth.methods` has password or
     /// keyboard-interactive): decides what counts as a person's last way in.
     pub password_login: bool,
+    /// This node's name (`cluster.node`): sessions are listed with the
+    /// node that runs them.
+    pub node: String,
 }
 
 impl Default for OpsSettings {
@@ -132,6 +135,7 @@ impl Default for OpsSettings {
             lockout: LockoutPolicy::default(),
             mfa: MfaPolicy::Optional,
             password_login: true,
+            node: String::new(),
         }
     }
 }

@@ -52,19 +52,61 @@ impl Ops {
         socket: &Path,
     ) -> Result<Vec<live::LiveInfo>> {
         require_auditor(caller, "listing live sessions")?;
-        live::control::list(socket)
+        let here = live::control::list(socket)
             .await
-            .map_err(|e| OpsError::Invalid(e.to_string()))
+            .map_err(|e| OpsError::Invalid(e.to_string()))?;
+        self.with_other_nodes(here).await
     }
 
     /// The sessions running in this server (the console's live list).
-    pub fn live_list(
+    pub async fn live_list(
         &self,
         caller: &Caller,
         registry: &live::Registry,
     ) -> Result<Vec<live::LiveInfo>> {
         require_auditor(caller, "listing live sessions")?;
-        Ok(registry.list())
+        self.with_other_nodes(registry.list()).await
+    }
+
+    /// This node's live sessions (named with it) and, after them, those
+    /// the other nodes sharing the database run, as their rows say: sizes
+    /// and byte counts are known only where a session runs.
+    async fn with_other_nodes(&self, here: Vec<live::LiveInfo>) -> Result<Vec<live::LiveInfo>> {
+        let me = &self.settings.node;
+        let mut all: Vec<live::LiveInfo> = here
+            .into_iter()
+            .map(|info| live::LiveInfo {
+                node: me.clone(),
+                ..info
+            })
+            .collect();
+        let now = self.clock.now();
+        let mut conn = self.store.conn().await?;
+        for (row, node) in store::cluster::live_elsewhere(&mut conn, me).await? {
+            let since = now.duration_since(row.started_at).as_secs().max(0);
+            all.push(live::LiveInfo {
+                session: live::SessionInfo {
+                    id: row.id,
+                    user: row.user,
+                    asset: row.asset,
+                    account: row.account,
+                    protocol: row.protocol,
+                    kind: row.kind,
+                    source: row.source,
+                    started_at: row.started_at,
+                    cols: 0,
+                    rows: 0,
+                },
+                bytes_in: 0,
+                bytes_out: 0,
+                duration_secs: u64::try_from(since).unwrap_or(0),
+                watchers: 0,
+                joined: Vec::new(),
+                killed: None,
+                node,
+            });
+        }
+        Ok(all)
     }
 
     /// Ends a running session; the person sees `reason`.
@@ -96,7 +138,11 @@ impl Ops {
         reason: &str,
     ) -> Result<()> {
         require_admin(caller, "ending a session")?;
-        if !registry.kill(id, reason, &caller.name) {
+        if registry
+            .kill_anywhere(id, reason, &caller.name)
+            .await
+            .is_none()
+        {
             return Err(not_live(id));
         }
         self.log_session(caller, "session.kill", id, json!({ "reason": reason }))
@@ -113,7 +159,9 @@ impl Ops {
         reason: &str,
     ) -> Result<usize> {
         require_admin(caller, "logging a user out")?;
-        let ended = registry.kill_user(user, reason, &caller.name);
+        let ended = registry
+            .kill_user_everywhere(user, reason, &caller.name)
+            .await;
         let mut tx = self.store.begin().await?;
         self.log(
             &mut tx,
@@ -137,7 +185,9 @@ impl Ops {
         id: &str,
     ) -> Result<live::Monitor> {
         require_auditor(caller, "monitoring a session")?;
-        let monitor = registry.subscribe(id).ok_or_else(|| not_live(id))?;
+        let Some(monitor) = registry.subscribe(id) else {
+            return Err(self.not_here(id, "monitor").await);
+        };
         let info = &monitor.info().session;
         let detail = json!({ "user": info.user, "asset": info.asset });
         self.log_session(caller, "session.monitor", id, detail)
@@ -154,7 +204,9 @@ impl Ops {
         id: &str,
     ) -> Result<(live::Monitor, live::Joined)> {
         require_admin(caller, "joining a session")?;
-        let monitor = registry.subscribe(id).ok_or_else(|| not_live(id))?;
+        let Some(monitor) = registry.subscribe(id) else {
+            return Err(self.not_here(id, "join").await);
+        };
         let joined = registry
             .join(id, &caller.name)
             .map_err(|e| OpsError::Invalid(e.to_string()))?;
@@ -280,6 +332,31 @@ impl Ops {
         .await?;
         self.store.commit(tx).await?;
         Ok(())
+    }
+}
+
+impl Ops {
+    /// Why a session cannot be watched from here: it runs on another node
+    /// (watching across nodes is not built yet: log in to that node), or
+    /// nowhere.
+    async fn not_here(&self, id: &str, verb: &str) -> OpsError {
+        let Ok(mut conn) = self.store.conn().await else {
+            return not_live(id);
+        };
+        match store::cluster::owner(&mut conn, id).await {
+            Ok(Some(node)) if node != self.settings.node => {
+                let live = store::sessions::get(&mut conn, id)
+                    .await
+                    .is_ok_and(|row| row.status == "live");
+                if live {
+                    return OpsError::Invalid(format!(
+                        "session {id} runs on node {node}: to {verb} it, log in to {node}"
+                    ));
+                }
+                not_live(id)
+            }
+            _ => not_live(id),
+        }
     }
 }
 

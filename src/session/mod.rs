@@ -371,6 +371,7 @@ async fn insert_row(
 ) -> Result<(), store::StoreError> {
     let mut tx = services.store.begin().await?;
     store::sessions::insert(&mut tx, new, services.clock.now()).await?;
+    store::cluster::own(&mut tx, &new.id, &services.config.cluster.node).await?;
     services.store.commit(tx).await
 }
 
@@ -384,7 +385,13 @@ async fn close_row(
 ) -> Result<(), store::StoreError> {
     let now = services.clock.now();
     let mut tx = services.store.begin().await?;
-    store::sessions::finish(&mut tx, id, ending, now).await?;
+    if !store::sessions::finish(&mut tx, id, ending, now).await? {
+        // Closed already: another node took this one for dead while it was
+        // out of touch with the database. Its row says so; sealing it again
+        // would break the chain.
+        tracing::warn!(session = %id, "the session's row was closed by another node meanwhile");
+        return Ok(());
+    }
     crate::audit::record(
         &mut tx,
         &AuditEvent::SessionEnd {

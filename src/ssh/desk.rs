@@ -81,7 +81,7 @@ pub(super) async fn fetch(
             .audit_dashboard(caller)
             .await
             .map(|d| Data::Dashboard(Box::new(d))),
-        Tab::Live => ops.live_list(caller, &shared.live).map(Data::Live),
+        Tab::Live => ops.live_list(caller, &shared.live).await.map(Data::Live),
         Tab::Sessions => ops
             .session_list(caller, &q, false)
             .await

@@ -227,6 +227,7 @@ pub struct Server {
     shared: Arc<Shared>,
     config: Arc<russh::server::Config>,
     max_connections: usize,
+    node: crate::cluster::Node,
 }
 
 impl Server {
@@ -246,13 +247,7 @@ impl Server {
         let theme = crate::tui::Theme::load(&services.config.tui.theme)
             .map_err(|e| StartError::Refused(e.to_string()))?;
         let snapshot = services.ops.policy_snapshot().await?;
-        let interrupted =
-            audit::interrupt_stale_sessions(&services.store, services.clock.now()).await?;
-        if interrupted > 0 {
-            tracing::warn!(
-                "{interrupted} session(s) were running when the bastion last stopped: marked interrupted"
-            );
-        }
+        let node = crate::cluster::Node::join(&services).await?;
         let max_connections = services.config.ssh.max_connections as usize;
         let shared = Arc::new(Shared {
             services,
@@ -265,10 +260,12 @@ impl Server {
             upstream: crate::upstream::ConnectOptions::default(),
             user_sessions: crate::session::UserSessions::default(),
         });
+        shared.live.set_elsewhere(node.others());
         Ok(Server {
             shared,
             config,
             max_connections,
+            node,
         })
     }
 
@@ -302,6 +299,7 @@ impl Server {
         let watcher = tokio::spawn(watch_changes(shared.clone()));
         let people = tokio::spawn(standing::watch(shared.clone()));
         let control = spawn_control(shared.clone());
+        let cluster = tokio::spawn(self.node.run(shared.live.clone(), shared.shutdown.clone()));
         let indexer = tokio::spawn(crate::search::indexer::run(
             shared.services.indexer(),
             shared.shutdown.clone(),
@@ -334,6 +332,7 @@ impl Server {
         shared.services.audit.flush().await;
         control.abort();
         let _ = indexer.await;
+        let _ = cluster.await;
         Ok(())
     }
 }

@@ -14,6 +14,7 @@ pub mod accounts;
 pub mod acls;
 pub mod assets;
 pub mod audit_log;
+pub mod cluster;
 pub mod copy;
 pub mod filters;
 pub mod groups;
@@ -72,15 +73,27 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "search",
         include_str!("../../migrations/0007_search.sql"),
     ),
+    (
+        8,
+        "cluster",
+        include_str!("../../migrations/0008_cluster.sql"),
+    ),
 ];
 
 /// The PostgreSQL migrations: the first is the whole schema as of SQLite's
 /// migration 7; later ones pair with the SQLite migration of their number.
-const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[(
-    7,
-    "schema",
-    include_str!("../../migrations/postgres/0007_schema.sql"),
-)];
+const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        7,
+        "schema",
+        include_str!("../../migrations/postgres/0007_schema.sql"),
+    ),
+    (
+        8,
+        "cluster",
+        include_str!("../../migrations/postgres/0008_cluster.sql"),
+    ),
+];
 
 /// The advisory lock every PostgreSQL write transaction takes first: writes
 /// are serialised across all nodes, as SQLite's `BEGIN IMMEDIATE` serialises

@@ -77,16 +77,19 @@ pub struct Ending {
     pub exit_status: Option<i64>,
 }
 
+/// Closes a live session's row; false when it is not live any more (another
+/// node took this one for dead and closed it), and then nothing changes: a
+/// row is closed, and sealed, once.
 pub async fn finish(
     conn: &mut AnyConnection,
     id: &str,
     ending: &Ending,
     now: Timestamp,
-) -> Result<()> {
-    sqlx::query(
+) -> Result<bool> {
+    let done = sqlx::query(
         "UPDATE sessions SET ended_at = $2, status = $3, reason = $4, recording_sha256 = $5,
                              bytes_in = $6, bytes_out = $7, exit_status = $8
-         WHERE id = $1",
+         WHERE id = $1 AND status = 'live'",
     )
     .bind(id)
     .bind(ts(now))
@@ -98,7 +101,7 @@ pub async fn finish(
     .bind(ending.exit_status)
     .execute(conn)
     .await?;
-    Ok(())
+    Ok(done.rows_affected() == 1)
 }
 
 /// The assets a user reached most recently, newest first, without repeats.
@@ -117,16 +120,7 @@ pub async fn recent_assets(
     .await?)
 }
 
-/// Ids of sessions still marked live (after a crash: to be interrupted).
-pub async fn live_ids(conn: &mut AnyConnection) -> Result<Vec<String>> {
-    Ok(
-        sqlx::query_scalar("SELECT id FROM sessions WHERE status = 'live' ORDER BY started_at")
-            .fetch_all(conn)
-            .await?,
-    )
-}
-
-fn session(r: &AnyRow) -> Result<SessionRow> {
+pub(crate) fn session(r: &AnyRow) -> Result<SessionRow> {
     Ok(SessionRow {
         id: r.try_get("id")?,
         user: r.try_get("user_name")?,

@@ -187,6 +187,7 @@ mod tests {
             watchers: 0,
             joined: vec![],
             killed: None,
+            node: String::new(),
         }
     }
 

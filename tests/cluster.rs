@@ -1,0 +1,262 @@
+//! Two rampart nodes sharing one PostgreSQL database (issue 16, "several
+//! nodes"): two `rampart serve` processes on loopback, each with its own data
+//! dir holding the same master key and host key. Runs when the tests have a
+//! PostgreSQL server (`bash tests/with_postgres.sh cargo test --test
+//! cluster`); on SQLite alone it says it is skipped.
+
+mod support;
+
+use std::net::SocketAddr;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use support::Bastion;
+use support::ssh::Client;
+
+const PASSWORD: &str = "admin-password-for-two-nodes-1";
+const T: Duration = Duration::from_secs(15);
+
+fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+/// A `rampart serve` process, killed with SIGKILL when dropped.
+struct Serve(Child);
+
+impl Serve {
+    fn start(b: &Bastion, demo: bool) -> Serve {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_rampart"));
+        cmd.arg("serve");
+        if demo {
+            cmd.arg("--demo");
+        }
+        let child = cmd
+            .current_dir(b.path())
+            .env_remove("RAMPART_CONFIG")
+            .env_remove("RAMPART_MASTER_KEY")
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(b.path().join("serve.log")).unwrap())
+            .spawn()
+            .unwrap();
+        Serve(child)
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Gives `b` its own data dir with the cluster's master key and host key
+/// (from `a`), on `a`'s database.
+fn join_cluster(a: &Bastion, b: &Bastion) {
+    b.use_database(&a.db_url());
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .create(b.data_dir())
+        .unwrap();
+    for file in ["master.key", "ssh_host_ed25519_key"] {
+        std::fs::copy(a.data_dir().join(file), b.data_dir().join(file)).unwrap();
+        std::fs::set_permissions(
+            b.data_dir().join(file),
+            std::fs::Permissions::from_mode(0o600),
+        )
+        .unwrap();
+    }
+}
+
+async fn log_in(port: u16) -> Client {
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let started = Instant::now();
+    while std::net::TcpStream::connect(addr).is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "nothing listens on port {port}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    loop {
+        match Client::password(addr, "admin", PASSWORD).await {
+            Ok(c) => return c,
+            Err(e) if started.elapsed() > Duration::from_secs(30) => {
+                panic!("no login on port {port}: {e}")
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+        }
+    }
+}
+
+/// `rampart ...` over SSH, as JSON lines.
+async fn json(c: &Client, command: &str) -> Vec<serde_json::Value> {
+    let (out, err, status) = c.exec(&format!("{command} --json")).await;
+    assert_eq!(status, Some(0), "{command}: {err}");
+    String::from_utf8(out)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+async fn status_of(c: &Client, id: &str) -> (String, String) {
+    let rows = json(c, "rampart session list").await;
+    let row = rows
+        .iter()
+        .find(|r| r["id"] == id)
+        .unwrap_or_else(|| panic!("session {id} not listed: {rows:?}"));
+    (
+        row["status"].as_str().unwrap_or_default().to_string(),
+        row["reason"].as_str().unwrap_or_default().to_string(),
+    )
+}
+
+/// The id of the one live session node `node` runs, as node B lists it.
+async fn live_on(c: &Client, node: &str) -> String {
+    let started = Instant::now();
+    loop {
+        let live = json(c, "rampart session list --live").await;
+        let theirs: Vec<&serde_json::Value> = live.iter().filter(|s| s["node"] == node).collect();
+        if theirs.len() == 1 {
+            return theirs[0]["id"].as_str().unwrap().to_string();
+        }
+        assert!(
+            started.elapsed() < T,
+            "no single live session on {node}: {live:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_list_and_kill_each_others_sessions_and_close_a_dead_nodes() {
+    if support::postgres().is_none() {
+        eprintln!(
+            "two_nodes: skipped, needs PostgreSQL (bash tests/with_postgres.sh cargo test --test cluster)"
+        );
+        return;
+    }
+    let (port_a, port_b) = (free_port(), free_port());
+    // The recordings on storage both nodes mount (NFS, say), so that either
+    // can replay and verify them.
+    let shared = tempfile::tempdir().unwrap();
+    let recordings = shared.path().join("recordings");
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .create(&recordings)
+        .unwrap();
+    let node = |name: &str, port: u16| {
+        format!(
+            "[ssh]\nlisten = [\"127.0.0.1:{port}\"]\n[cluster]\nnode = \"{name}\"\n\
+             [recording]\ndir = \"{}\"\n",
+            recordings.display()
+        )
+    };
+    let a = Bastion::with_config(&node("node-a", port_a));
+    let b = Bastion::with_config(&node("node-b", port_b));
+    a.run(&["init"]).ok();
+    a.run_stdin(
+        &["user", "passwd", "admin", "--password-stdin"],
+        &format!("{PASSWORD}\n"),
+    )
+    .ok();
+    join_cluster(&a, &b);
+    let mut node_a = Serve::start(&a, true);
+    let _node_b = Serve::start(&b, false);
+    let on_a = log_in(port_a).await;
+    let on_b = log_in(port_b).await;
+
+    // A shell through node A, listed by node B under node A's name.
+    let mut term = on_a.shell(80, 24, Some("demo")).await;
+    assert!(
+        term.wait_for(T, |s| s.contains("demo@demo:~$")).await,
+        "{}",
+        term.text()
+    );
+    let id = live_on(&on_b, "node-a").await;
+
+    // Killed from node B: the person on node A sees why, the row says so.
+    let (_, err, status) = on_b
+        .exec(&format!(
+            "rampart session kill {id} --reason 'moved to node b'"
+        ))
+        .await;
+    assert_eq!(status, Some(0), "{err}");
+    assert!(term.wait_close(T).await, "{}", term.text());
+    assert!(term.text().contains("moved to node b"), "{}", term.text());
+    let started = Instant::now();
+    loop {
+        let (status, reason) = status_of(&on_b, &id).await;
+        if status != "live" {
+            assert!(reason.contains("moved to node b"), "{status}: {reason}");
+            break;
+        }
+        assert!(started.elapsed() < T, "still {status}: {reason}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // Node A dies with a session running: node B closes it within 30 s.
+    let mut term = on_a.shell(80, 24, Some("demo")).await;
+    assert!(term.wait_for(T, |s| s.contains("demo@demo:~$")).await);
+    let id = live_on(&on_b, "node-a").await;
+    // Meanwhile a second process is started under node B's name by
+    // mistake: it must not take the name (and close node B's sessions).
+    let twin = Bastion::with_config(&node("node-b", free_port()));
+    join_cluster(&a, &twin);
+    let mut twin_serve = Serve::start(&twin, false);
+    let twin_started = Instant::now();
+    node_a.0.kill().unwrap();
+    node_a.0.wait().unwrap();
+    let died = Instant::now();
+    loop {
+        let (status, reason) = status_of(&on_b, &id).await;
+        if status == "interrupted" {
+            assert!(reason.contains("node node-a stopped answering"), "{reason}");
+            break;
+        }
+        assert!(
+            died.elapsed() < Duration::from_secs(30),
+            "node A's session still {status} after 30 s"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    eprintln!(
+        "node A's session was marked interrupted {:.1} s after node A died",
+        died.elapsed().as_secs_f64()
+    );
+    assert!(
+        json(&on_b, "rampart session list --live").await.is_empty(),
+        "nothing is left listed live"
+    );
+
+    // The twin gave up, saying why; node B still serves.
+    let status = loop {
+        if let Some(status) = twin_serve.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            twin_started.elapsed() < Duration::from_secs(40),
+            "a second node-b is still running"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    assert!(!status.success());
+    let said = std::fs::read_to_string(twin.path().join("serve.log")).unwrap();
+    assert!(
+        said.contains("another process is running as node node-b"),
+        "{said}"
+    );
+    assert!(json(&on_b, "rampart session list --live").await.is_empty());
+
+    // Both nodes wrote the one chain: it verifies.
+    let (out, err, status) = on_b.exec("rampart audit verify").await;
+    assert_eq!(status, Some(0), "{err}");
+    assert!(
+        String::from_utf8_lossy(&out).contains("audit chain intact"),
+        "{}",
+        String::from_utf8_lossy(&out)
+    );
+}
