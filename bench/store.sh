@@ -55,8 +55,13 @@ EOF
         "$RAMPART" asset show demo >/dev/null 2>&1 && break
         sleep 0.1
     done
+    for _ in $(seq 100); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
+        sleep 0.1
+    done
     "$RAMPART" user add bench --key-file "$TMP/key.pub" >/dev/null
     "$RAMPART" perm add bench-demo --user bench --asset demo >/dev/null
+    sleep 1.5 # the server reloads policy within a second
     local ssh=(ssh -q -F /dev/null -i "$TMP/key" -p "$port" -o StrictHostKeyChecking=no
         -o UserKnownHostsFile=/dev/null -o BatchMode=yes bench@127.0.0.1)
     for _ in 1 2 3; do "${ssh[@]}" demo echo ok >/dev/null; done # warm-up

@@ -53,6 +53,11 @@ pub const KEYS: &[&str] = &[
     "recording.flush_interval",
     "recording.keep_files",
     "recording.keep_files_max_size",
+    "recording.store",
+    "recording.s3_endpoint",
+    "recording.s3_region",
+    "recording.s3_access_key_id",
+    "recording.s3_secret_access_key",
     "auth.methods",
     "auth.mfa",
     "auth.max_failures",
@@ -184,6 +189,59 @@ pub struct RecordingConfig {
     pub keep_files: bool,
     /// Transferred files larger than this are logged but not kept, in bytes.
     pub keep_files_max_size: u64,
+    /// Where finished recordings are kept besides `dir` (their spool).
+    pub store: Option<ObjectStoreConfig>,
+}
+
+/// An S3-compatible bucket for recordings (`recording.store = "s3://..."`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectStoreConfig {
+    pub bucket: String,
+    /// Key prefix, without leading or trailing `/` (may be empty).
+    pub prefix: String,
+    /// `None`: AWS S3 itself.
+    pub endpoint: Option<String>,
+    pub region: String,
+    /// `None`: from the environment (`AWS_ACCESS_KEY_ID`...).
+    pub access_key_id: Option<String>,
+    pub secret_access_key: Option<Hidden>,
+}
+
+/// A configured secret: never printed, not even by `{:?}`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Hidden(pub String);
+
+impl std::fmt::Debug for Hidden {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("(hidden)")
+    }
+}
+
+/// Reads `s3://BUCKET/PREFIX` into its bucket and prefix.
+pub fn parse_s3_url(url: &str) -> Result<(String, String), String> {
+    let rest = url
+        .strip_prefix("s3://")
+        .ok_or_else(|| format!("{url:?} is not an s3://BUCKET/PREFIX url"))?;
+    let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+    let bucket_ok = (3..=63).contains(&bucket.len())
+        && bucket
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.');
+    if !bucket_ok {
+        return Err(format!(
+            "{bucket:?} is not a bucket name (3 to 63 lowercase letters, digits, '-' and '.')"
+        ));
+    }
+    let prefix = prefix.trim_matches('/');
+    if prefix
+        .split('/')
+        .any(|p| p == "." || p == ".." || (p.is_empty() && !prefix.is_empty()))
+    {
+        return Err(format!(
+            "the prefix {prefix:?} must not hold empty, . or .. parts"
+        ));
+    }
+    Ok((bucket.to_string(), prefix.to_string()))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -330,6 +388,7 @@ impl Default for Config {
                 flush_interval: Duration::from_secs(1),
                 keep_files: false,
                 keep_files_max_size: 100 * 1024 * 1024,
+                store: None,
             },
             auth: AuthConfig {
                 methods: AuthMethod::ALL.to_vec(),

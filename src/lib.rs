@@ -40,10 +40,11 @@
 //! | [`transfer`] | file transfers as the audit sees them: bytes and SHA-256 in file order, kept copies, legacy SCP, which exec'd commands move files |
 //! | [`session`] | the life of every session, whatever its protocol: admit (the grant for every action, "no access" vs "not permitted", the per-person cap), open (recording, row, live entry), run (its command and transfer rows; the stop: a kill, a revocation or passed `--until`, shutdown), end (live entry gone, recording finished and digested, queued audit rows written, row closed with its chain entry); what a new protocol provides |
 //! | [`relay`] | the SSH two-way pump with backpressure, the Enter gate of the command filters (a pure type; a `review` holds the Enter for an admin), joined admins' keys through the same path, tee to recorder, tracker and live registry; never waits for the database |
-//! | [`record`] | asciicast writer/reader, the raw sidecar, export/replay, the streaming [`record::Player`] (seek checkpoints, markers, idle compression), command extraction from a vt100 model |
+//! | [`record`] | where recordings live ([`record::objects`]: the recording dir, and an S3-compatible bucket behind it), asciicast writer/reader, the raw sidecar, export/replay, the streaming [`record::Player`] (seek checkpoints, markers, idle compression), command extraction from a vt100 model |
 //! | [`search`] | screen-text search ("who saw this text, and when"): a background indexer that reads recordings after the relay wrote them (bounded rate, low priority) and files blocks of them under their trigrams, and the search that reads the candidate blocks back; no copy of the text |
 //! | [`live`] | running sessions (output broadcast, kill, join, notices), a person's other open channels (menu, desk, commands over SSH) so they can be ended, requests waiting for an admin's approval, and the control socket the CLI talks to |
 //! | [`demo`] | the loopback demo target of `serve --demo` (also the in-process test target) |
+//! | [`spool`] | finished recordings on their way to the object store: uploaded when their session ends, kept in the recording dir while the bucket is down, drained oldest first |
 //! | [`cluster`] | several nodes sharing one PostgreSQL database: this node's name and heartbeat, the sessions of a node that went silent marked interrupted, kills sent to the node that runs a session (PostgreSQL `NOTIFY`) |
 //! | [`serve`] | `rampart serve` over services the binary opened: the front door, demo registration, signals |
 //!
@@ -64,10 +65,11 @@
 //!  services, tui                   ops and what it uses (tui gets its data passed in)
 //!  ops                             auth, audit, search, upstream, policy, live, import, store
 //!  upstream, search                auth (key fingerprints), policy (a Grant); record, store
+//!  spool                           record, store, clock
 //!  auth                            audit (login rows), store
 //!  audit                           store
 //!  store                           policy (the data it loads for it)
-//!  policy, record, live, route,    model, vault
+//!  policy, record, live, route,    model, vault (record: also config, for the bucket)
 //!  import, transfer, sftp, demo
 //!  model, config, clock, vault,    nothing of rampart
 //!  alloc
@@ -99,6 +101,7 @@ pub mod serve;
 pub mod services;
 pub mod session;
 pub mod sftp;
+pub mod spool;
 pub mod ssh;
 pub mod store;
 pub mod transfer;

@@ -71,6 +71,11 @@ pub struct Services {
     /// The screen-text indexer (run by the server): woken when a session
     /// ends.
     pub index: crate::search::IndexHandle,
+    /// The recording dir, and the object store behind it when configured.
+    pub recordings: crate::record::objects::Recordings,
+    /// The uploads of finished recordings (run by the server): woken when
+    /// a session ends.
+    pub spool: crate::spool::SpoolHandle,
 }
 
 impl Services {
@@ -112,8 +117,10 @@ impl Services {
         let key = vault::resolve_master_key(config.data_dir(), env.as_deref())?;
         let vault = check_key(&store, key, &config.master_key_path()).await?;
         crate::audit::key_chain(&store, vault.chain_key(), SystemClock.now()).await?;
+        let recordings = recordings(&config)?;
         Ok(Services::assemble(
             config,
+            recordings,
             store,
             Some(vault),
             Arc::new(SystemClock),
@@ -122,6 +129,7 @@ impl Services {
 
     fn assemble(
         config: Config,
+        recordings: crate::record::objects::Recordings,
         store: Store,
         vault: Option<Vault>,
         clock: Arc<dyn Clock>,
@@ -161,6 +169,20 @@ impl Services {
             ops,
             audit,
             index: crate::search::IndexHandle::new(),
+            recordings,
+            spool: crate::spool::SpoolHandle::default(),
+        }
+    }
+
+    /// What the recordings' uploader works with, for the server to run it
+    /// ([`crate::spool::run`]).
+    pub fn spooler(&self) -> crate::spool::Spool {
+        crate::spool::Spool {
+            store: self.store.clone(),
+            recordings: self.recordings.clone(),
+            clock: self.clock.clone(),
+            node: self.config.cluster.node.clone(),
+            handle: self.spool.clone(),
         }
     }
 
@@ -235,7 +257,14 @@ impl Services {
         }
         let vault = Vault::new(key);
         crate::audit::key_chain(&store, vault.chain_key(), SystemClock.now()).await?;
-        let services = Services::assemble(config, store, Some(vault), Arc::new(SystemClock));
+        let recordings = recordings(&config)?;
+        let services = Services::assemble(
+            config,
+            recordings,
+            store,
+            Some(vault),
+            Arc::new(SystemClock),
+        );
         let added = services
             .ops
             .user_add(
@@ -318,7 +347,7 @@ pub async fn migrate(config: &Config, from: &str, to: &str) -> Result<Migrated, 
     let copied = store::copy::copy(&source, &target).await?;
     let vault = Vault::new(key);
     crate::audit::key_chain(&target, vault.chain_key(), SystemClock.now()).await?;
-    let verified = crate::audit::verify(&target, &config.recording_dir()).await?;
+    let verified = crate::audit::verify(&target, &recordings(config)?).await?;
     source.close().await;
     target.close().await;
     Ok(Migrated {
@@ -327,6 +356,16 @@ pub async fn migrate(config: &Config, from: &str, to: &str) -> Result<Migrated, 
         copied,
         verified,
     })
+}
+
+/// The recording dir, with the object store of `recording.store` behind it.
+pub fn recordings(config: &Config) -> Result<crate::record::objects::Recordings, StartError> {
+    use crate::record::objects::Recordings;
+    match &config.recording.store {
+        None => Ok(Recordings::local(config.recording_dir())),
+        Some(objects) => Recordings::with_objects(config.recording_dir(), objects)
+            .map_err(|e| StartError::Refused(format!("recording.store: {e}"))),
+    }
 }
 
 /// Where `[database] url` points.

@@ -1,6 +1,7 @@
-//! Two rampart nodes sharing one PostgreSQL database (issue 16, "several
-//! nodes"): two `rampart serve` processes on loopback, each with its own data
-//! dir holding the same master key and host key. Runs when the tests have a
+//! Two rampart nodes sharing one PostgreSQL database and one S3 bucket
+//! (issue 16, "several nodes"): two `rampart serve` processes on loopback,
+//! each with its own data dir holding the same master key and host key, and
+//! moto's S3 server. Runs when the tests have a
 //! PostgreSQL server (`bash tests/with_postgres.sh cargo test --test
 //! cluster`); on SQLite alone it says it is skipped.
 
@@ -12,6 +13,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use support::Bastion;
+use support::s3::S3;
 use support::ssh::Client;
 
 const PASSWORD: &str = "admin-password-for-two-nodes-1";
@@ -140,19 +142,15 @@ async fn two_nodes_list_and_kill_each_others_sessions_and_close_a_dead_nodes() {
         return;
     }
     let (port_a, port_b) = (free_port(), free_port());
-    // The recordings on storage both nodes mount (NFS, say), so that either
-    // can replay and verify them.
-    let shared = tempfile::tempdir().unwrap();
-    let recordings = shared.path().join("recordings");
-    std::fs::DirBuilder::new()
-        .mode(0o700)
-        .create(&recordings)
-        .unwrap();
+    // The recordings in one bucket, so that either node can replay and
+    // verify what the other recorded.
+    let Some(s3) = S3::start(free_port()) else {
+        return;
+    };
     let node = |name: &str, port: u16| {
         format!(
-            "[ssh]\nlisten = [\"127.0.0.1:{port}\"]\n[cluster]\nnode = \"{name}\"\n\
-             [recording]\ndir = \"{}\"\n",
-            recordings.display()
+            "[ssh]\nlisten = [\"127.0.0.1:{port}\"]\n[cluster]\nnode = \"{name}\"\n{}",
+            s3.config()
         )
     };
     let a = Bastion::with_config(&node("node-a", port_a));
@@ -197,6 +195,16 @@ async fn two_nodes_list_and_kill_each_others_sessions_and_close_a_dead_nodes() {
         assert!(started.elapsed() < T, "still {status}: {reason}");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    // Node A uploaded its recording: node B can read it.
+    let rows = json(&on_b, "rampart session list").await;
+    let recording = rows.iter().find(|r| r["id"] == id).unwrap()["recording"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    s3.object(&recording).await;
+    let (out, err, status) = on_b.exec(&format!("rampart export {id}")).await;
+    assert_eq!(status, Some(0), "{err}");
+    assert!(String::from_utf8_lossy(&out).contains("demo@demo"));
 
     // Node A dies with a session running: node B closes it within 30 s.
     let mut term = on_a.shell(80, 24, Some("demo")).await;

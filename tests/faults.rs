@@ -142,7 +142,7 @@ async fn shutdown_with_a_hundred_sessions_finalises_every_one() {
         );
         assert!(row.recording_sha256.is_some(), "{row:#?}");
     }
-    let report = rampart::audit::verify(&b.services.store, &b.services.config.recording_dir())
+    let report = rampart::audit::verify(&b.services.store, &b.services.recordings)
         .await
         .unwrap();
     assert_eq!(report.broken, None);
@@ -455,9 +455,12 @@ async fn recordings_that_cannot_be_written_refuse_or_run_unrecorded() {
             assert!(rows.is_empty(), "{rows:#?}");
         }
         // The audit chain holds either way.
-        let report = rampart::audit::verify(&b.services.store, &dir)
-            .await
-            .unwrap();
+        let report = rampart::audit::verify(
+            &b.services.store,
+            &rampart::record::objects::Recordings::local(dir.clone()),
+        )
+        .await
+        .unwrap();
         assert_eq!(report.broken, None);
     }
 }
@@ -571,9 +574,12 @@ async fn a_recordings_disk_that_fills_up_ends_the_session_it_cannot_record() {
     let (_, err, code) = c.exec("demo echo again").await;
     assert_eq!(code, Some(255));
     assert!(err.contains("cannot be recorded"), "{err}");
-    let report = rampart::audit::verify(&b.services.store, &dir)
-        .await
-        .unwrap();
+    let report = rampart::audit::verify(
+        &b.services.store,
+        &rampart::record::objects::Recordings::local(dir.clone()),
+    )
+    .await
+    .unwrap();
     assert_eq!(report.broken, None);
 }
 
@@ -693,7 +699,7 @@ async fn a_client_connection_reset_mid_session_finalises_it() {
     let other = Client::admin(b.addr).await;
     let (_, _, code) = other.exec("demo echo fine").await;
     assert_eq!(code, Some(0));
-    let report = rampart::audit::verify(&b.services.store, &b.services.config.recording_dir())
+    let report = rampart::audit::verify(&b.services.store, &b.services.recordings)
         .await
         .unwrap();
     assert_eq!(report.broken, None);

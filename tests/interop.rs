@@ -167,7 +167,7 @@ async fn openssh_client_through_the_bastion_to_openssh_sshd() {
         sessions.iter().all(|s| s.status == "closed"),
         "{sessions:?}"
     );
-    let report = rampart::audit::verify(&b.services.store, &b.services.config.recording_dir())
+    let report = rampart::audit::verify(&b.services.store, &b.services.recordings)
         .await
         .unwrap();
     assert_eq!(report.broken, None);

@@ -506,9 +506,12 @@ async fn the_audit_chain_covers_logins() {
     let w = world(MfaPolicy::Optional).await;
     let _ = w.password("alice", "wrong", "10.0.0.1").await;
     w.password("alice", GOOD, "10.0.0.1").await.unwrap();
-    let report = rampart::audit::verify(&w.store, std::path::Path::new("/nonexistent"))
-        .await
-        .unwrap();
+    let report = rampart::audit::verify(
+        &w.store,
+        &rampart::record::objects::Recordings::local("/nonexistent".into()),
+    )
+    .await
+    .unwrap();
     assert_eq!(report.broken, None);
     // 7 user.add operations and 2 logins.
     assert_eq!(report.rows, 9);

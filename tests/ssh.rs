@@ -67,7 +67,7 @@ async fn exec_passes_output_and_exit_status_back() {
         cmds.iter()
             .any(|c| c.command == "echo hello from the target")
     );
-    let report = rampart::audit::verify(&b.services.store, &b.services.config.recording_dir())
+    let report = rampart::audit::verify(&b.services.store, &b.services.recordings)
         .await
         .unwrap();
     assert_eq!(report.broken, None);
@@ -467,7 +467,7 @@ async fn a_client_that_vanishes_leaves_a_closed_session_and_recording() {
     let row = &sessions(&b).await[0];
     assert!(row.recording_sha256.is_some());
     b.shutdown().await;
-    let report = rampart::audit::verify(&b.services.store, &b.services.config.recording_dir())
+    let report = rampart::audit::verify(&b.services.store, &b.services.recordings)
         .await
         .unwrap();
     assert_eq!(report.broken, None);

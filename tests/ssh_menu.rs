@@ -497,7 +497,7 @@ async fn a_target_that_vanishes_leaves_a_finalised_session() {
         ("closed", "target closed")
     );
     assert!(rows[0].recording_sha256.is_some());
-    let report = rampart::audit::verify(&b.services.store, &b.services.config.recording_dir())
+    let report = rampart::audit::verify(&b.services.store, &b.services.recordings)
         .await
         .unwrap();
     assert_eq!(report.broken, None);

@@ -288,7 +288,12 @@ mod tests {
         assert_eq!(rows[0].command, "echo 1499");
         assert_eq!(rows[0].at, t0 + Duration::from_millis(1499));
         assert_eq!(rows[1499].command, "echo 0");
-        let report = crate::audit::verify(&store, dir.path()).await.unwrap();
+        let report = crate::audit::verify(
+            &store,
+            &crate::record::objects::Recordings::local(dir.path().to_path_buf()),
+        )
+        .await
+        .unwrap();
         assert_eq!(report.broken, None);
         assert_eq!(report.rows, 1500);
     }
@@ -390,7 +395,12 @@ mod backpressure_tests {
             .collect();
         seen.sort_unstable();
         assert_eq!(seen, (0..total).collect::<Vec<_>>(), "every row once");
-        let report = crate::audit::verify(&store, dir.path()).await.unwrap();
+        let report = crate::audit::verify(
+            &store,
+            &crate::record::objects::Recordings::local(dir.path().to_path_buf()),
+        )
+        .await
+        .unwrap();
         assert_eq!((report.broken, report.rows), (None, total as u64));
     }
 }

@@ -119,9 +119,7 @@ pub(super) async fn run(
             json,
         )?,
         AuditCmd::Verify => {
-            let report = ops
-                .audit_verify(caller, &services.config.recording_dir())
-                .await?;
+            let report = ops.audit_verify(caller, &services.recordings).await?;
             match report.broken {
                 None => {
                     writeln!(

@@ -83,7 +83,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
                     &Caller::local(),
                     &session,
                     "session.replay",
-                    &services.config.recording_dir(),
+                    &services.recordings,
                 )
                 .await?;
             let speed = speed.clamp(0.25, 16.0);

@@ -127,12 +127,7 @@ pub(super) async fn export(
     let ops = &services.ops;
     let local = caller.via == Via::Cli;
     let path = ops
-        .session_recording(
-            caller,
-            &session,
-            "session.export",
-            &services.config.recording_dir(),
-        )
+        .session_recording(caller, &session, "session.export", &services.recordings)
         .await?;
     let mut buf: Vec<u8> = Vec::new();
     if raw {

@@ -11,7 +11,8 @@ use toml::{Table, Value};
 
 use super::{
     AuthConfig, AuthMethod, BUILTIN_THEMES, ClusterConfig, Config, ConfigError, DatabaseConfig,
-    HttpConfig, KEYS, LogConfig, Mfa, OnFailure, RecordingConfig, SshConfig, Theme, TuiConfig,
+    Hidden, HttpConfig, KEYS, LogConfig, Mfa, ObjectStoreConfig, OnFailure, RecordingConfig,
+    SshConfig, Theme, TuiConfig,
 };
 
 /// One TOML table being read, with its dotted prefix for messages.
@@ -443,7 +444,59 @@ fn parse_recording(s: &Section<'_>, d: &RecordingConfig) -> Result<RecordingConf
         flush_interval,
         keep_files: s.boolean("keep_files", d.keep_files)?,
         keep_files_max_size,
+        store: parse_object_store(s)?,
     })
+}
+
+/// `recording.store` and the `s3_*` keys that go with it.
+fn parse_object_store(s: &Section<'_>) -> Result<Option<ObjectStoreConfig>, ConfigError> {
+    let s3_keys = [
+        "s3_endpoint",
+        "s3_region",
+        "s3_access_key_id",
+        "s3_secret_access_key",
+    ];
+    let url = match s.string("store")? {
+        None | Some("local") => {
+            if let Some(key) = s3_keys.iter().find(|k| s.table.contains_key(**k)) {
+                return Err(s.invalid(key, "is set but recording.store is not an s3:// url"));
+            }
+            return Ok(None);
+        }
+        Some(url) => url,
+    };
+    let (bucket, prefix) =
+        crate::config::parse_s3_url(url).map_err(|problem| s.invalid("store", problem))?;
+    let endpoint = match s.string("s3_endpoint")? {
+        None => None,
+        Some(e) if e.starts_with("https://") || e.starts_with("http://") => {
+            Some(e.trim_end_matches('/').to_string())
+        }
+        Some(e) => {
+            return Err(s.invalid(
+                "s3_endpoint",
+                format!("{e:?} is not an https:// (or http://) url"),
+            ));
+        }
+    };
+    let access_key_id = s.string("s3_access_key_id")?.map(str::to_string);
+    let secret_access_key = s
+        .string("s3_secret_access_key")?
+        .map(|k| Hidden(k.to_string()));
+    if access_key_id.is_some() != secret_access_key.is_some() {
+        return Err(s.invalid(
+            "s3_access_key_id",
+            "s3_access_key_id and s3_secret_access_key go together (or leave both out to use the environment)",
+        ));
+    }
+    Ok(Some(ObjectStoreConfig {
+        bucket,
+        prefix,
+        endpoint,
+        region: s.string("s3_region")?.unwrap_or("us-east-1").to_string(),
+        access_key_id,
+        secret_access_key,
+    }))
 }
 
 fn parse_auth(s: &Section<'_>, d: &AuthConfig) -> Result<AuthConfig, ConfigError> {

@@ -1,7 +1,5 @@
 //! Auditor verbs: the audit listings, session list and chain verification.
 
-use std::path::Path;
-
 use super::{Caller, Ops, Result, require_auditor};
 use crate::audit::{self, VerifyReport};
 use crate::store::audit_log::{
@@ -77,9 +75,9 @@ impl Ops {
     pub async fn audit_verify(
         &self,
         caller: &Caller,
-        recording_dir: &Path,
+        recordings: &crate::record::objects::Recordings,
     ) -> Result<VerifyReport> {
         require_auditor(caller, "verifying the audit chain")?;
-        Ok(audit::verify(&self.store, recording_dir).await?)
+        Ok(audit::verify(&self.store, recordings).await?)
     }
 }

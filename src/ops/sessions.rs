@@ -8,30 +8,39 @@ use serde_json::json;
 use super::{Caller, Ops, OpsError, Result, require_admin, require_auditor};
 use crate::live;
 use crate::live::approval::DecideError;
+use crate::record::objects::{ObjectError, Recordings};
+use crate::record::sidecar_of;
 use crate::store::{self, StoreError};
 
 impl Ops {
-    /// The recording file of a session; reading it is itself audited.
+    /// The recording file of a session, copied from the object store first
+    /// when it is only there (with its raw sidecar); reading it is itself
+    /// audited.
     pub async fn session_recording(
         &self,
         caller: &Caller,
         id: &str,
         verb: &str,
-        recording_dir: &Path,
+        recordings: &Recordings,
     ) -> Result<PathBuf> {
         require_auditor(caller, "reading a recording")?;
-        let mut tx = self.store.begin().await?;
-        let session = store::sessions::get(&mut tx, id).await?;
+        let session = {
+            let mut conn = self.store.conn().await?;
+            store::sessions::get(&mut conn, id).await?
+        };
         let Some(relative) = &session.recording else {
             return Err(OpsError::Invalid(format!("session {id} has no recording")));
         };
-        let path = recording_dir.join(relative);
-        if !path.exists() {
-            return Err(OpsError::Invalid(format!(
-                "the recording of session {id} is missing: {}",
-                path.display()
-            )));
+        // Fetched before the write transaction: a download must not hold
+        // every other writer back.
+        let path = recordings.fetch(relative).await.map_err(|e| {
+            OpsError::Invalid(format!("the recording of session {id} cannot be read: {e}"))
+        })?;
+        match recordings.fetch(&sidecar_of(relative)).await {
+            Ok(_) | Err(ObjectError::Missing(_)) => {}
+            Err(e) => tracing::warn!(session = %id, "the raw sidecar cannot be fetched: {e}"),
         }
+        let mut tx = self.store.begin().await?;
         self.log(
             &mut tx,
             caller,

@@ -75,6 +75,7 @@ mod export;
 mod handle;
 mod header;
 mod model;
+pub mod objects;
 mod player;
 mod reader;
 mod sidecar;
@@ -94,6 +95,13 @@ pub use player::{Budget, CheckpointStats, Marker, Player, PlayerOptions, Stamp, 
 pub use reader::{Event, EventKind, Reader, Truncation, read};
 pub(crate) use strip::{Stripper, leading};
 pub use writer::{Finished, RecordingMeta, SidecarInfo, file_sha256};
+
+/// The sidecar's path beside a cast's, both relative to the recording dir:
+/// `2026/12/05/x.cast` → `2026/12/05/x.raw.gz`.
+pub fn sidecar_of(cast: &str) -> String {
+    let stem = cast.strip_suffix(CAST_SUFFIX).unwrap_or(cast);
+    format!("{stem}{SIDECAR_SUFFIX}")
+}
 
 /// File name suffix of the cast.
 pub const CAST_SUFFIX: &str = ".cast";

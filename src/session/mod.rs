@@ -402,6 +402,7 @@ async fn close_row(
     .await?;
     services.store.commit(tx).await?;
     services.index.kick();
+    services.spool.kick();
     Ok(())
 }
 

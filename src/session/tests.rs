@@ -194,7 +194,7 @@ async fn a_toy_protocol_is_opened_recorded_listed_killed_and_ended() {
     drop(conn);
     let report = services
         .ops
-        .audit_verify(&Caller::local(), &dir)
+        .audit_verify(&Caller::local(), &services.recordings)
         .await
         .expect("verify");
     assert_eq!(report.broken, None);

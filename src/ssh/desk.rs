@@ -520,12 +520,7 @@ pub(super) async fn open_replay(
     let services = &shared.services;
     let path = services
         .ops
-        .session_recording(
-            caller,
-            session,
-            "session.replay",
-            &services.config.recording_dir(),
-        )
+        .session_recording(caller, session, "session.replay", &services.recordings)
         .await
         .map_err(|e| e.to_string())?;
     let offset = match at {

@@ -299,6 +299,10 @@ impl Server {
         let watcher = tokio::spawn(watch_changes(shared.clone()));
         let people = tokio::spawn(standing::watch(shared.clone()));
         let control = spawn_control(shared.clone());
+        let spool = tokio::spawn(crate::spool::run(
+            shared.services.spooler(),
+            shared.shutdown.clone(),
+        ));
         let cluster = tokio::spawn(self.node.run(shared.live.clone(), shared.shutdown.clone()));
         let indexer = tokio::spawn(crate::search::indexer::run(
             shared.services.indexer(),
@@ -333,6 +337,11 @@ impl Server {
         control.abort();
         let _ = indexer.await;
         let _ = cluster.await;
+        // One last pass uploads what the sessions that just ended left.
+        if let Err(e) = shared.services.spooler().pass().await {
+            tracing::warn!("recordings left in the spool at shutdown: {e}");
+        }
+        let _ = spool.await;
         Ok(())
     }
 }

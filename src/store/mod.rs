@@ -23,6 +23,7 @@ pub mod permissions;
 pub mod policy;
 pub mod search;
 pub mod sessions;
+pub mod spool;
 pub mod stats;
 pub mod users;
 
@@ -78,6 +79,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "cluster",
         include_str!("../../migrations/0008_cluster.sql"),
     ),
+    (
+        9,
+        "recording objects",
+        include_str!("../../migrations/0009_recording_objects.sql"),
+    ),
 ];
 
 /// The PostgreSQL migrations: the first is the whole schema as of SQLite's
@@ -92,6 +98,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         8,
         "cluster",
         include_str!("../../migrations/postgres/0008_cluster.sql"),
+    ),
+    (
+        9,
+        "recording objects",
+        include_str!("../../migrations/postgres/0009_recording_objects.sql"),
     ),
 ];
 

@@ -5,6 +5,7 @@
 
 pub mod peers;
 pub mod pty;
+pub mod s3;
 pub mod ssh;
 
 use std::io::Write;

@@ -54,7 +54,6 @@
 //! disagree about a column the writer forgot.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::Path;
 use std::sync::{LazyLock, Mutex};
 
 use jiff::Timestamp;
@@ -64,6 +63,7 @@ use sqlx::AnyConnection;
 
 use super::{AuditEvent, Via, record};
 use crate::model::Role;
+use crate::record::objects::Recordings;
 use crate::store::audit_log::{self, Fields, Value};
 use crate::store::{self, Store, StoreError};
 use crate::vault::ChainKey;
@@ -289,16 +289,16 @@ fn int(fields: &Fields, column: &str) -> Option<i64> {
 /// the master key (a plain SHA-256 hash where the chain is keyed), deleted
 /// (a gap in the sequence), or cut off at the end (the head points past the
 /// last row).
-pub async fn verify(store: &Store, recording_dir: &Path) -> Result<VerifyReport, StoreError> {
+pub async fn verify(store: &Store, recordings: &Recordings) -> Result<VerifyReport, StoreError> {
     let key = key_for(store);
-    verify_with(store, key.as_ref(), recording_dir).await
+    verify_with(store, key.as_ref(), recordings).await
 }
 
 /// [`verify`] with the key given; `None` checks an unkeyed chain only.
 pub async fn verify_with(
     store: &Store,
     key: Option<&ChainKey>,
-    recording_dir: &Path,
+    recordings: &Recordings,
 ) -> Result<VerifyReport, StoreError> {
     let (read, head) = {
         let mut conn = store.conn().await?;
@@ -327,7 +327,7 @@ pub async fn verify_with(
         report.broken = Some(problem);
         return Ok(report);
     }
-    report.broken = recordings(&rows, recording_dir, &mut report);
+    report.broken = check_recordings(&rows, recordings, &mut report).await;
     Ok(report)
 }
 
@@ -453,9 +453,12 @@ fn walk(
 }
 
 /// Checks each closed session's recording against the digest in its row.
-fn recordings(
+/// Each recording against the digest its session's row holds: the object
+/// in the object store when there is one, else the file in the recording
+/// dir.
+async fn check_recordings(
     rows: &[(i64, &'static str, Fields)],
-    recording_dir: &Path,
+    recordings: &Recordings,
     report: &mut VerifyReport,
 ) -> Option<String> {
     for (_, table, fields) in rows {
@@ -467,32 +470,26 @@ fn recordings(
         else {
             continue;
         };
-        let file = recording_dir.join(path);
         let id = text(fields, "id").unwrap_or("?");
-        match file_sha256(&file) {
+        let shown = match recordings.objects_name() {
+            Some(_) => path.to_string(),
+            None => recordings.dir().join(path).display().to_string(),
+        };
+        match recordings.sha256(path).await {
             Ok(actual) if actual == digest => report.recordings += 1,
             Ok(_) => {
                 return Some(format!(
-                    "recording {} of session {id} does not match its digest (edited?)",
-                    file.display()
+                    "recording {shown} of session {id} does not match its digest (edited?)"
                 ));
             }
             Err(e) => {
                 return Some(format!(
-                    "recording {} of session {id} cannot be read: {e}",
-                    file.display()
+                    "recording {shown} of session {id} cannot be read: {e}"
                 ));
             }
         }
     }
     None
-}
-
-fn file_sha256(path: &Path) -> std::io::Result<String> {
-    let mut file = std::fs::File::open(path)?;
-    let mut h = Sha256::new();
-    std::io::copy(&mut file, &mut h)?;
-    Ok(hex::encode(h.finalize()))
 }
 
 #[cfg(test)]

@@ -63,7 +63,9 @@ async fn unkeyed_store(n: usize) -> Store {
 }
 
 async fn problem(store: &Store) -> String {
-    let report = verify(store, Path::new(NOWHERE)).await.unwrap();
+    let report = verify(store, &Recordings::local(NOWHERE.into()))
+        .await
+        .unwrap();
     report.broken.expect("verify found nothing")
 }
 
@@ -113,7 +115,9 @@ async fn rewrite_unkeyed(store: &Store, from_seq: i64) {
 #[tokio::test]
 async fn an_intact_keyed_chain_verifies() {
     let (store, _key) = keyed_store(3).await;
-    let report = verify(&store, Path::new(NOWHERE)).await.unwrap();
+    let report = verify(&store, &Recordings::local(NOWHERE.into()))
+        .await
+        .unwrap();
     assert_eq!(report.broken, None);
     assert_eq!((report.rows, report.unkeyed), (6, 0));
     // Each row is sealed with the key: the public formula does not
@@ -244,7 +248,9 @@ async fn writing_without_the_key_fails_closed() {
 #[tokio::test]
 async fn a_keyed_chain_is_not_passed_without_its_key() {
     let (store, key) = keyed_store(1).await;
-    let report = verify_with(&store, None, Path::new(NOWHERE)).await.unwrap();
+    let report = verify_with(&store, None, &Recordings::local(NOWHERE.into()))
+        .await
+        .unwrap();
     let broken = report.broken.unwrap();
     assert!(
         broken.contains(key.id()) && broken.contains("not loaded"),
@@ -263,14 +269,18 @@ async fn a_keyed_chain_is_not_passed_without_its_key() {
 #[tokio::test]
 async fn an_unkeyed_chain_is_keyed_at_its_end() {
     let store = unkeyed_store(2).await;
-    let report = verify_with(&store, None, Path::new(NOWHERE)).await.unwrap();
+    let report = verify_with(&store, None, &Recordings::local(NOWHERE.into()))
+        .await
+        .unwrap();
     assert_eq!((report.broken, report.unkeyed), (None, 4));
 
     let key = new_key();
     key_chain(&store, &key, Timestamp::now()).await.unwrap();
     key_chain(&store, &key, Timestamp::now()).await.unwrap();
     add_rows(&store, 1).await;
-    let report = verify(&store, Path::new(NOWHERE)).await.unwrap();
+    let report = verify(&store, &Recordings::local(NOWHERE.into()))
+        .await
+        .unwrap();
     assert_eq!(report.broken, None);
     assert_eq!((report.rows, report.unkeyed), (7, 4));
     let mut conn = store.conn().await.unwrap();
