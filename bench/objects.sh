@@ -75,7 +75,8 @@ SSH=(ssh -q -F /dev/null -i "$TMP/key" -p "$PORT" -o StrictHostKeyChecking=no
 
 session() { # runs one recorded session; prints its recording path
     "${SSH[@]}" demo log "$LINES" >/dev/null
-    "$RAMPART" session list --json | head -1 | python3 -c 'import json,sys; print(json.load(sys.stdin)["recording"])'
+    "$RAMPART" session list --json |
+        python3 -c 'import json,sys; print(json.loads(sys.stdin.readline())["recording"]); sys.stdin.read()'
 }
 size() { stat -c %s "$TMP/data/recordings/$1"; }
 spool_bytes() { du -sb "$TMP/data/recordings" | cut -f1; }

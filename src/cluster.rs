@@ -78,6 +78,10 @@ impl Node {
         let now = services.clock.now();
         let mut tx = store.begin().await?;
         store::cluster::join(&mut tx, &name, &instance, now).await?;
+        // Sessions from before nodes were recorded are this node's: it is
+        // the install that recorded them (the first node to start after
+        // the upgrade). Its spool uploads them; it interrupts those left live.
+        store::cluster::claim_unowned(&mut tx, &name).await?;
         store.commit(tx).await?;
         let interrupted =
             crate::audit::interrupt_sessions_of(store, &name, true, STOPPED_REASON, now).await?;

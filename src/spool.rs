@@ -45,7 +45,8 @@ pub struct Spool {
     pub store: Store,
     pub recordings: Recordings,
     pub clock: Arc<dyn Clock>,
-    /// This node: the spool uploads the recordings it made.
+    /// This node: on PostgreSQL the spool uploads the recordings it made
+    /// (a SQLite file has one node, whatever its name).
     pub node: String,
     pub handle: SpoolHandle,
 }
@@ -91,7 +92,11 @@ impl Spool {
         }
         let waiting = {
             let mut conn = self.store.conn().await.map_err(|e| e.to_string())?;
-            store::spool::waiting(&mut conn, &self.node, BATCH)
+            let node = match self.store.engine() {
+                store::Engine::Postgres => Some(self.node.as_str()),
+                store::Engine::Sqlite => None,
+            };
+            store::spool::waiting(&mut conn, node, BATCH)
                 .await
                 .map_err(|e| e.to_string())?
         };

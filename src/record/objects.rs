@@ -5,7 +5,8 @@
 //! A recording is written to the recording dir as always. Once its session
 //! has ended, [`Recordings::upload`] copies its files (the cast and the raw
 //! sidecar, unchanged: the digest in the audit chain covers exactly the
-//! object's bytes) to `PREFIX/YYYY/MM/DD/...` in parts of [`PART`], and the
+//! object's bytes) to `PREFIX/YYYY/MM/DD/...` in parts of [`PART`] (about
+//! 10 MiB of memory per upload), and the
 //! local copies may then go. While the bucket is unreachable the files wait
 //! in the recording dir, and a later pass uploads them. Reading goes through
 //! [`Recordings::fetch`]: the local file when there is one, otherwise the
@@ -31,11 +32,14 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::config::ObjectStoreConfig;
 
-/// Bytes per uploaded part (S3's minimum is 5 MiB, but for the last part).
-pub const PART: usize = 8 * 1024 * 1024;
-/// Parts in flight at once: memory held per upload is at most this many
-/// parts.
-const PARTS_IN_FLIGHT: usize = 2;
+/// Bytes per uploaded part: S3's minimum (but for the last part), so that
+/// an upload holds little memory.
+pub const PART: usize = 5 * 1024 * 1024;
+/// Parts in flight while the next one fills: an upload holds at most this
+/// many parts plus the one filling, and a read buffer.
+const PARTS_IN_FLIGHT: usize = 1;
+/// Bytes read from the file at a time.
+const READ: usize = 256 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ObjectError {
@@ -253,7 +257,7 @@ impl Recordings {
             .await
             .map_err(|e| objects.error(&key, e))?;
         let mut writer = WriteMultipart::new_with_chunk_size(upload, PART);
-        let mut buf = vec![0u8; PART];
+        let mut buf = vec![0u8; READ];
         let mut size = 0u64;
         loop {
             let n = match read_full(&mut file, &mut buf).await {

@@ -18,6 +18,16 @@ pub struct NodeRow {
     pub heartbeat_at: Timestamp,
 }
 
+/// A row of `SELECT name, instance, started_at, heartbeat_at`.
+fn node_row(r: &sqlx::any::AnyRow) -> Result<NodeRow> {
+    Ok(NodeRow {
+        name: r.try_get(0)?,
+        instance: r.try_get(1)?,
+        started_at: parse_ts(&r.try_get::<String, _>(2)?)?,
+        heartbeat_at: parse_ts(&r.try_get::<String, _>(3)?)?,
+    })
+}
+
 pub async fn node(conn: &mut AnyConnection, name: &str) -> Result<Option<NodeRow>> {
     let row = sqlx::query(
         "SELECT name, instance, started_at, heartbeat_at FROM cluster_nodes WHERE name = $1",
@@ -25,15 +35,7 @@ pub async fn node(conn: &mut AnyConnection, name: &str) -> Result<Option<NodeRow
     .bind(name)
     .fetch_optional(conn)
     .await?;
-    row.map(|r| {
-        Ok(NodeRow {
-            name: r.try_get(0)?,
-            instance: r.try_get(1)?,
-            started_at: parse_ts(&r.try_get::<String, _>(2)?)?,
-            heartbeat_at: parse_ts(&r.try_get::<String, _>(3)?)?,
-        })
-    })
-    .transpose()
+    row.as_ref().map(node_row).transpose()
 }
 
 /// Takes the name for this process (`instance`), replacing whatever row it
@@ -86,16 +88,7 @@ pub async fn silent(conn: &mut AnyConnection, me: &str, before: Timestamp) -> Re
     .bind(ts(before))
     .fetch_all(conn)
     .await?;
-    rows.iter()
-        .map(|r| {
-            Ok(NodeRow {
-                name: r.try_get(0)?,
-                instance: r.try_get(1)?,
-                started_at: parse_ts(&r.try_get::<String, _>(2)?)?,
-                heartbeat_at: parse_ts(&r.try_get::<String, _>(3)?)?,
-            })
-        })
-        .collect()
+    rows.iter().map(node_row).collect()
 }
 
 /// Forgets a node whose sessions were dealt with; only the process seen
@@ -117,6 +110,20 @@ pub async fn own(conn: &mut AnyConnection, session_id: &str, node: &str) -> Resu
         .execute(conn)
         .await?;
     Ok(())
+}
+
+/// Gives `node` every session no node is recorded for (written before nodes
+/// were: the install this node was, before others joined it); how many.
+pub async fn claim_unowned(conn: &mut AnyConnection, node: &str) -> Result<u64> {
+    let done = sqlx::query(
+        "INSERT INTO session_nodes (session_id, node)
+         SELECT s.id, $1 FROM sessions s
+         WHERE NOT EXISTS (SELECT 1 FROM session_nodes n WHERE n.session_id = s.id)",
+    )
+    .bind(node)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected())
 }
 
 /// The node that runs (or ran) a session; `None` for sessions from before

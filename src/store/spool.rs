@@ -14,15 +14,20 @@ pub struct Waiting {
     pub recording: String,
 }
 
-/// Ended sessions of `node` (or of no recorded node) whose recording is not
-/// uploaded yet, oldest first, at most `limit`.
-pub async fn waiting(conn: &mut AnyConnection, node: &str, limit: i64) -> Result<Vec<Waiting>> {
+/// Ended sessions of `node` (of any node with `None`) whose recording is not
+/// uploaded yet, oldest first, at most `limit`. Each node uploads what it
+/// recorded; a SQLite file has one node, whatever its name was.
+pub async fn waiting(
+    conn: &mut AnyConnection,
+    node: Option<&str>,
+    limit: i64,
+) -> Result<Vec<Waiting>> {
     let rows = sqlx::query(
         "SELECT s.id, s.recording FROM sessions s
            LEFT JOIN recording_objects o ON o.session_id = s.id
            LEFT JOIN session_nodes n ON n.session_id = s.id
          WHERE s.recording IS NOT NULL AND s.status <> 'live' AND o.session_id IS NULL
-           AND (n.node = $1 OR n.node IS NULL)
+           AND ($1 IS NULL OR n.node = $1)
          ORDER BY s.ended_at, s.id LIMIT $2",
     )
     .bind(node)
@@ -37,20 +42,6 @@ pub async fn waiting(conn: &mut AnyConnection, node: &str, limit: i64) -> Result
             })
         })
         .collect()
-}
-
-/// How many recordings of `node` wait in its spool.
-pub async fn depth(conn: &mut AnyConnection, node: &str) -> Result<i64> {
-    Ok(sqlx::query_scalar(
-        "SELECT COUNT(*) FROM sessions s
-           LEFT JOIN recording_objects o ON o.session_id = s.id
-           LEFT JOIN session_nodes n ON n.session_id = s.id
-         WHERE s.recording IS NOT NULL AND s.status <> 'live' AND o.session_id IS NULL
-           AND (n.node = $1 OR n.node IS NULL)",
-    )
-    .bind(node)
-    .fetch_one(conn)
-    .await?)
 }
 
 /// Notes a session's recording as uploaded.
