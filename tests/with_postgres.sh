@@ -25,8 +25,12 @@ fi
 
 port="${RAMPART_TEST_POSTGRES_PORT:-54329}"
 if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-    echo "with_postgres: port $port on 127.0.0.1 is taken (set RAMPART_TEST_POSTGRES_PORT)" >&2
-    exit 1
+    if [ -n "${RAMPART_TEST_POSTGRES_PORT:-}" ]; then
+        echo "with_postgres: port $port on 127.0.0.1 is taken" >&2
+        exit 1
+    fi
+    # The default is taken (another server): any free port will do.
+    port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 fi
 
 dir="$(mktemp -d /tmp/rampart-pg.XXXXXX)"
