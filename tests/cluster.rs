@@ -13,10 +13,13 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use support::Bastion;
+use support::peers::{client_options, keypair, peer};
+use support::pty::PtyChild;
 use support::s3::S3;
 use support::ssh::Client;
 
 const PASSWORD: &str = "admin-password-for-two-nodes-1";
+const AUDITOR_PASSWORD: &str = "auditor-password-for-two-nodes-1";
 const T: Duration = Duration::from_secs(15);
 
 fn free_port() -> u16 {
@@ -73,6 +76,10 @@ fn join_cluster(a: &Bastion, b: &Bastion) {
 }
 
 async fn log_in(port: u16) -> Client {
+    log_in_as(port, "admin", PASSWORD).await
+}
+
+async fn log_in_as(port: u16, user: &str, password: &str) -> Client {
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let started = Instant::now();
     while std::net::TcpStream::connect(addr).is_err() {
@@ -83,7 +90,7 @@ async fn log_in(port: u16) -> Client {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     loop {
-        match Client::password(addr, "admin", PASSWORD).await {
+        match Client::password(addr, user, password).await {
             Ok(c) => return c,
             Err(e) if started.elapsed() > Duration::from_secs(30) => {
                 panic!("no login on port {port}: {e}")
@@ -161,29 +168,85 @@ async fn two_nodes_list_and_kill_each_others_sessions_and_close_a_dead_nodes() {
         &format!("{PASSWORD}\n"),
     )
     .ok();
+    // An auditor, who may list sessions but not end them.
+    a.run_stdin(
+        &[
+            "user",
+            "add",
+            "audrey",
+            "--role",
+            "auditor",
+            "--password-stdin",
+        ],
+        &format!("{AUDITOR_PASSWORD}\n"),
+    )
+    .ok();
+    // Alice reaches the demo target with OpenSSH and a key.
+    let keys = tempfile::tempdir().unwrap();
+    let (alice_key, alice_public) = keypair(keys.path(), "alice");
+    std::fs::write(a.path().join("alice.pub"), format!("{alice_public}\n")).unwrap();
+    a.run(&["user", "add", "alice", "--key-file", "alice.pub"])
+        .ok();
     join_cluster(&a, &b);
     let mut node_a = Serve::start(&a, true);
     let _node_b = Serve::start(&b, false);
     let on_a = log_in(port_a).await;
     let on_b = log_in(port_b).await;
+    a.run(&[
+        "perm",
+        "add",
+        "alice-demo",
+        "--user",
+        "alice",
+        "--asset",
+        "demo",
+    ])
+    .ok();
+    // Node A takes in the change within a second.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
 
-    // A shell through node A, listed by node B under node A's name.
-    let mut term = on_a.shell(80, 24, Some("demo")).await;
+    // Alice's shell through node A, from OpenSSH in a real terminal,
+    // listed by node B under node A's name.
+    let Some(ssh_bin) = peer("ssh") else { return };
+    let mut ssh = Command::new(&ssh_bin);
+    ssh.args(client_options(&alice_key)).args([
+        "-p",
+        &port_a.to_string(),
+        "alice@127.0.0.1",
+        "-tt",
+        "demo",
+    ]);
+    let mut term = PtyChild::spawn(ssh, 80, 24);
     assert!(
-        term.wait_for(T, |s| s.contains("demo@demo:~$")).await,
+        term.wait_for(T, |s| s.contains("alice@demo:~$")
+            || s.contains("demo@demo:~$"))
+            .await,
         "{}",
         term.text()
     );
     let id = live_on(&on_b, "node-a").await;
 
-    // Killed from node B: the person on node A sees why, the row says so.
+    // An auditor on node B may not end it: refused, and it runs on.
+    let audrey = log_in_as(port_b, "audrey", AUDITOR_PASSWORD).await;
+    let (_, err, status) = audrey
+        .exec(&format!(
+            "rampart session kill {id} --reason 'not mine to end'"
+        ))
+        .await;
+    assert_eq!(status, Some(1), "{err}");
+    assert!(err.contains("permission denied"), "{err}");
+    assert_eq!(live_on(&on_b, "node-a").await, id);
+    assert!(!term.text().contains("not mine to end"), "{}", term.text());
+
+    // Killed by an admin on node B: the person on node A sees why, OpenSSH
+    // exits, and the row says so.
     let (_, err, status) = on_b
         .exec(&format!(
             "rampart session kill {id} --reason 'moved to node b'"
         ))
         .await;
     assert_eq!(status, Some(0), "{err}");
-    assert!(term.wait_close(T).await, "{}", term.text());
+    assert!(term.wait_exit(T).await.is_some(), "{}", term.text());
     assert!(term.text().contains("moved to node b"), "{}", term.text());
     let started = Instant::now();
     loop {
