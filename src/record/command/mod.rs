@@ -56,7 +56,12 @@
 //! capture (a key, a resize, a monitor's snapshot, the end). The model
 //! skips more of a long piece than of many short ones (a pty hands the
 //! relay about 4 KiB at a time, and a screenful of each would be parsed);
-//! what it shows at every look is the same.
+//! what it shows at every look is the same. A full batch that looks
+//! binary (a quarter of invalid UTF-8 and stray controls at its start,
+//! middle and end: `cat` of an archive) is not parsed at all, since parsing
+//! it costs far more than relaying it: the model starts over, blank, after
+//! it, as after a failed parse. The real terminal shows garbage there too;
+//! the next command is read from the prompt the shell draws after it.
 //!
 //! Output capture: after [`CommandTracker::started`], the first
 //! [`OUTPUT_CAPTURE_LIMIT`] bytes of output are kept as plain text (escape
@@ -391,9 +396,15 @@ impl CommandTracker {
                 return;
             }
             // A full batch: one piece, and the buffer kept for the next.
+            // Binary output is not parsed at all (see the module docs).
             let mut batch = std::mem::take(&mut self.deferred);
             batch.extend_from_slice(bytes);
-            self.feed(&batch);
+            if ScreenModel::looks_binary(&batch) {
+                self.model.forget(batch.len());
+                self.after_model(&batch);
+            } else {
+                self.feed(&batch);
+            }
             batch.clear();
             self.deferred = batch;
             return;
@@ -425,6 +436,12 @@ impl CommandTracker {
             return;
         }
         self.model.process(bytes);
+        self.after_model(bytes);
+    }
+
+    /// What follows the model's turn at some output: boundaries follow the
+    /// screen, the capture gets the output.
+    fn after_model(&mut self, bytes: &[u8]) {
         if self.model.take_restarted() {
             // Nothing drawn before is on the screen: a line being typed is
             // read afresh from its next key.

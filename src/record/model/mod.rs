@@ -56,9 +56,11 @@
 mod scan;
 #[cfg(test)]
 mod tests;
+mod utf8;
 mod vte;
 
 use std::num::NonZeroU16;
+use std::ops::Range;
 
 use scan::{advances, control_len, nth_from_end, plain_len, prints_ascii};
 use vte::State;
@@ -139,6 +141,14 @@ pub(super) struct ScreenModel {
     /// vt100 panicked and the screen started over ([`Self::parse`]).
     restarted: bool,
     scratch: Vec<u8>,
+    /// Stretches of the bytes being processed that vte reads as text in
+    /// its ground state, in order: where [`utf8::rewrite`] applies.
+    texts: Vec<Range<usize>>,
+    /// The bytes being processed, rewritten for vte.
+    rewritten: Vec<u8>,
+    /// Pieces fed rewritten.
+    #[cfg(test)]
+    rewrites: u64,
 }
 
 impl std::fmt::Debug for ScreenModel {
@@ -173,6 +183,10 @@ impl ScreenModel {
             skipped: 0,
             restarted: false,
             scratch: Vec::new(),
+            texts: Vec::new(),
+            rewritten: Vec::new(),
+            #[cfg(test)]
+            rewrites: 0,
         }
     }
 
@@ -242,6 +256,31 @@ impl ScreenModel {
         self.restarted = true;
     }
 
+    /// Output that is not text, too much of it to parse each time
+    /// ([`utf8::looks_binary`]).
+    pub(super) fn looks_binary(bytes: &[u8]) -> bool {
+        utf8::looks_binary(bytes)
+    }
+
+    /// `len` bytes of output went by unparsed: what the screen shows after
+    /// them is not known. The model starts over as a blank screen of the
+    /// same size, every row scrolled away, and says it did
+    /// ([`Self::take_restarted`]).
+    pub(super) fn forget(&mut self, len: usize) {
+        let (rows, cols) = self.parser.screen().size();
+        let mut counts = std::mem::take(self.parser.callbacks_mut());
+        counts.pending = counts.pending.saturating_add(u32::from(rows.get()));
+        self.parser = vt100::Parser::new_with_callbacks(rows, cols, 0, counts);
+        self.state = State::Ground;
+        self.clean = true;
+        self.main_full = true;
+        self.pulled = self.parser.callbacks().total;
+        self.owed = 0;
+        self.diverged = true;
+        self.restarted = true;
+        self.skipped += len as u64;
+    }
+
     /// The screen started over since the last call ([`Self::parse`]).
     pub(super) fn take_restarted(&mut self) -> bool {
         std::mem::take(&mut self.restarted)
@@ -257,9 +296,13 @@ impl ScreenModel {
         let mut i = 0;
         self.seq_start = None;
         self.run = None;
+        self.texts.clear();
         while i < bytes.len() {
             if self.state == State::Ground {
                 let plain = plain_len(bytes.get(i..).unwrap_or_default());
+                if plain > 0 {
+                    self.texts.push(i..i + plain);
+                }
                 if self.run.is_none() {
                     // In the ground state after a sequence or a control byte
                     // vte holds no piece of a character; at the start of a
@@ -326,7 +369,7 @@ impl ScreenModel {
             _ => self.seq_start.unwrap_or(0),
         };
         self.close_run(bytes, &mut fed, end);
-        self.parse(bytes.get(fed..).unwrap_or_default());
+        self.parse_to(bytes, &mut fed, bytes.len());
         if let Some(&last) = bytes.last() {
             self.clean = self.state != State::Ground || last < 0x80;
         }
@@ -334,8 +377,56 @@ impl ScreenModel {
 
     /// Feeds the model up to and including `bytes[i]`, to look at it there.
     fn catch_up(&mut self, bytes: &[u8], fed: &mut usize, i: usize) {
-        self.parse(bytes.get(*fed..=i).unwrap_or_default());
-        *fed = i + 1;
+        self.parse_to(bytes, fed, i + 1);
+    }
+
+    /// Feeds the model `bytes[fed..end]`, its invalid UTF-8 rewritten
+    /// where vte reads it as text (see [`utf8`]).
+    fn parse_to(&mut self, bytes: &[u8], fed: &mut usize, end: usize) {
+        let from = *fed;
+        let end = end.max(from);
+        *fed = end;
+        let first = self.texts.partition_point(|t| t.end <= from);
+        let mut out = std::mem::take(&mut self.rewritten);
+        out.clear();
+        let mut copied = from;
+        for text in self.texts.get(first..).unwrap_or_default() {
+            if text.start >= end {
+                break;
+            }
+            let (a, b) = (text.start.max(from), text.end.min(end));
+            let piece = bytes.get(a..b).unwrap_or_default();
+            // vte may hold a character cut at `a` (cut by the last call, or
+            // by this one's caller) and complete it from what follows.
+            let held = if a > text.start {
+                bytes.get(a - 1).is_some_and(|&p| p >= 0x80)
+            } else {
+                a == 0 && !self.clean
+            };
+            let keep = if held { utf8::held_head(piece) } else { 0 };
+            // An ASCII byte (a control or ESC) ends a stretch of text
+            // that stops before the end of the bytes.
+            let closed = b == text.end && b < bytes.len();
+            let mark = out.len();
+            out.extend_from_slice(bytes.get(copied..a).unwrap_or_default());
+            if utf8::rewrite(piece, keep, closed, &mut out) {
+                copied = b;
+            } else {
+                out.truncate(mark);
+            }
+        }
+        if copied == from {
+            self.rewritten = out;
+            self.parse(bytes.get(from..end).unwrap_or_default());
+            return;
+        }
+        out.extend_from_slice(bytes.get(copied..end).unwrap_or_default());
+        #[cfg(test)]
+        {
+            self.rewrites += 1;
+        }
+        self.parse(&out);
+        self.rewritten = out;
     }
 
     /// The run being read ends at `end`: when it is long enough, its start
@@ -352,8 +443,7 @@ impl ScreenModel {
             return;
         };
         // The model up to the run: where its cursor is.
-        self.parse(bytes.get(*fed..start).unwrap_or_default());
-        *fed = start;
+        self.parse_to(bytes, fed, start);
         let screen = self.parser.screen();
         if screen.alternate_screen() {
             return;

@@ -253,6 +253,62 @@ fn fast_forward_draws_the_same_screen_as_a_plain_parser() {
     );
 }
 
+/// Binary output (a compressed file sent to a terminal): random bytes,
+/// runs of bytes over 0x7f, characters cut by the pieces, between lines of
+/// text. Its invalid UTF-8 is dropped before vte reads it (`utf8`); the
+/// screen is the same as a plain parser's after every piece.
+#[test]
+fn binary_output_draws_the_same_screen_as_a_plain_parser() {
+    for seed in 1..=30u64 {
+        let mut rng = Rng(seed.wrapping_mul(0xd1b5_4a32_d192_ed03));
+        let (rows, cols) = size(1 + rng.below(40), 1 + rng.below(120));
+        let mut data = Vec::new();
+        while data.len() < 200_000 {
+            let n = 1 + rng.below(3000);
+            match rng.below(4) {
+                0 => data.extend((0..n).map(|_| rng.next() as u8)),
+                1 => data.extend((0..n).map(|_| 0x80 | rng.next() as u8)),
+                2 => {
+                    for _ in 0..n / 8 {
+                        let word = rng.pick(&["é", "漢", "\u{1f600}", "Ω", "a", " ", "\r\n"]);
+                        let bytes = word.as_bytes();
+                        // Now and then only the start of a character.
+                        let cut = if rng.one_in(5) {
+                            1 + rng.below(bytes.len())
+                        } else {
+                            bytes.len()
+                        };
+                        data.extend_from_slice(&bytes[..cut]);
+                    }
+                }
+                _ => line(&mut rng, &mut data),
+            }
+        }
+        let mut fast = ScreenModel::new(rows, cols, true);
+        let mut plain = ScreenModel::new(rows, cols, false);
+        let mut rest = data.as_slice();
+        let mut piece = 0;
+        while !rest.is_empty() {
+            let len = match rng.below(3) {
+                0 => 1 + rng.below(4),
+                1 => 1 + rng.below(600),
+                _ => 1 + rng.below(32 * 1024),
+            };
+            let (now, next) = rest.split_at(len.min(rest.len()));
+            fast.process(now);
+            plain.process(now);
+            rest = next;
+            piece += 1;
+            assert_same(
+                fast.screen(),
+                plain.screen(),
+                &format!("seed {seed}, piece {piece}"),
+            );
+        }
+        assert!(fast.rewrites > 0, "seed {seed}: nothing was rewritten");
+    }
+}
+
 /// Streams the fast path is for, in the pieces russh delivers: skipped
 /// nearly whole, the screen the same, the last character kept for REP.
 #[test]
@@ -339,6 +395,53 @@ fn a_long_cat_is_fast_forwarded_and_the_command_log_still_works() {
         "parsed {} of {} bytes",
         seq.len() as u64 - skipped,
         seq.len()
+    );
+}
+
+/// `cat` of an archive in a terminal: the binary flood is not parsed,
+/// the screen model starts over after it, and the next command typed at
+/// the prompt the shell draws after it is read; the capture of the cat's
+/// output still has its start.
+#[test]
+fn a_binary_flood_is_not_parsed_and_the_next_command_is_read() {
+    let mut t = CommandTracker::new(80, 24);
+    t.output(b"\x1b[1muser@web1\x1b[0m:~$ ");
+    key_steps(&mut t, b"cat backup.tar.gz", true);
+    let Some(Input::Enter {
+        command: Some(command),
+        ..
+    }) = t.input(b"\r").pop()
+    else {
+        panic!("the command was not read");
+    };
+    assert_eq!(t.started(command, Duration::ZERO), None);
+    t.output(b"\r\n");
+    let mut rng = Rng(7);
+    let flood: Vec<u8> = (0..2_000_000).map(|_| rng.next() as u8).collect();
+    for chunk in flood.chunks(4096) {
+        t.output(chunk);
+    }
+    t.output(b"\r\n\x1b[1muser@web1\x1b[0m:~$ ");
+    key_steps(&mut t, b"reset", true);
+    let Some(Input::Enter {
+        command: Some(next),
+        ..
+    }) = t.input(b"\r").pop()
+    else {
+        panic!("the next command was not read");
+    };
+    assert_eq!(next, "reset");
+    let done = t
+        .started(next, Duration::from_secs(9))
+        .expect("the cat completed");
+    assert_eq!(done.command, "cat backup.tar.gz");
+    assert!(done.output_truncated);
+    let skipped = t.skipped_output();
+    assert!(
+        skipped as usize > flood.len() * 95 / 100,
+        "parsed {} of {} bytes",
+        flood.len() as u64 - skipped,
+        flood.len()
     );
 }
 
