@@ -292,6 +292,13 @@ impl ScreenModel {
             self.parse(bytes);
             return;
         }
+        // NUL changes nothing in any state of vte's (vt100 ignores it as
+        // a control, strings drop it), unless it ends a character vte
+        // holds a piece of: `/dev/zero` in a pty is not parsed.
+        if self.clean && bytes.iter().all(|&b| b == 0) {
+            self.skipped += bytes.len() as u64;
+            return;
+        }
         let mut fed = 0;
         let mut i = 0;
         self.seq_start = None;

@@ -104,6 +104,8 @@ const OTHER: &[&[u8]] = &[
     b"\x1b[3@",
     b"\x1b[2P",
     b"\x1b[L",
+    b"\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0",
+    b"\x1b[\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\x311m",
 ];
 
 /// A line of text: words, colours, maybe longer than the screen.
