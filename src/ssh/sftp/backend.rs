@@ -2,6 +2,10 @@
 //! subsystem, version exchange, session row, live entry), read by a task
 //! of their own, and closed with their rows finished.
 
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use tokio::sync::Notify;
+
 use super::*;
 use crate::session::Session;
 
@@ -111,7 +115,7 @@ impl Relay<'_> {
             account: account.to_string(),
             grant,
             upstream,
-            write,
+            writer: TargetWriter::spawn(write, self.drained.clone()),
             frames,
             out: BytesMut::new(),
             extensions,
@@ -151,8 +155,7 @@ impl Relay<'_> {
         self.write_rows().await;
         self.shared.services.audit.flush().await;
         for b in std::mem::take(&mut self.backends) {
-            let _ = b.write.eof().await;
-            let _ = b.write.close().await;
+            b.writer.close().await;
             b.upstream.disconnect().await;
             let outcome = crate::session::Outcome {
                 reason: b.gone.unwrap_or_else(|| "client closed".to_string()),
@@ -162,6 +165,86 @@ impl Relay<'_> {
                 bytes_out: b.bytes_out,
             };
             b.session.end(&self.shared.services, outcome).await;
+        }
+    }
+}
+
+/// How long the requests still queued for a target may take to go out
+/// when the session ends.
+const CLOSE_WAIT: Duration = Duration::from_secs(5);
+
+/// The writing side of a target's SFTP channel, run by a task of its own:
+/// the relay hands it requests and never waits for the target's window.
+/// (A target stops reading requests while its replies wait to be taken;
+/// a relay waiting to write to it would never take them.) The relay stops
+/// reading the person's requests instead while it is [`Self::full`].
+pub(super) struct TargetWriter {
+    tx: mpsc::UnboundedSender<Bytes>,
+    backlog: Arc<AtomicUsize>,
+    failed: Arc<AtomicBool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl TargetWriter {
+    /// Starts the task; `drained` is told when the backlog falls under
+    /// [`WRITE_BACKLOG`] or the channel fails.
+    fn spawn(write: ChannelWriteHalf<russh::client::Msg>, drained: Arc<Notify>) -> Self {
+        let (tx, mut rx) = mpsc::unbounded_channel::<Bytes>();
+        let backlog = Arc::new(AtomicUsize::new(0));
+        let failed = Arc::new(AtomicBool::new(false));
+        let (left, broke) = (backlog.clone(), failed.clone());
+        let task = tokio::spawn(async move {
+            while let Some(data) = rx.recv().await {
+                let len = data.len();
+                let sent = write.data_bytes(data).await.is_ok();
+                let before = left.fetch_sub(len, Ordering::AcqRel);
+                if !sent {
+                    broke.store(true, Ordering::Release);
+                    drained.notify_one();
+                    return;
+                }
+                if before >= WRITE_BACKLOG && before - len < WRITE_BACKLOG {
+                    drained.notify_one();
+                }
+            }
+            let _ = write.eof().await;
+            let _ = write.close().await;
+        });
+        TargetWriter {
+            tx,
+            backlog,
+            failed,
+            task,
+        }
+    }
+
+    /// Queues bytes for the target.
+    pub(super) fn send(&self, data: Bytes) {
+        self.backlog.fetch_add(data.len(), Ordering::AcqRel);
+        if self.tx.send(data).is_err() {
+            self.failed.store(true, Ordering::Release);
+        }
+    }
+
+    /// [`WRITE_BACKLOG`] bytes or more are queued for a target that is
+    /// still there: the relay reads no more requests until they go out.
+    pub(super) fn full(&self) -> bool {
+        !self.failed() && self.backlog.load(Ordering::Acquire) >= WRITE_BACKLOG
+    }
+
+    /// A write to the target failed: it closed the connection.
+    pub(super) fn failed(&self) -> bool {
+        self.failed.load(Ordering::Acquire)
+    }
+
+    /// Lets the queued requests go out, for [`CLOSE_WAIT`] at most, then
+    /// sends EOF and closes the channel.
+    async fn close(self) {
+        let TargetWriter { tx, task, .. } = self;
+        drop(tx);
+        let abort = task.abort_handle();
+        if tokio::time::timeout(CLOSE_WAIT, task).await.is_err() {
+            abort.abort();
         }
     }
 }

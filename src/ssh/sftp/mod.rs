@@ -27,7 +27,12 @@
 //! `MAX_PENDING`, open handles at `MAX_HANDLES`, and a file's bytes
 //! held for its digest are capped per chunk and in total
 //! ([`crate::transfer::Passing`]). Transfer rows go to the audit writer,
-//! waiting for room when its queue is full.
+//! waiting for room when its queue is full. Towards the targets, replies
+//! not yet taken are capped at `TARGET_QUEUE` messages, and requests not
+//! yet written at `WRITE_BACKLOG` bytes per target: each target is written
+//! by a task of its own, so the relay always takes replies in while a
+//! target's window is shut (an `sftp-server` stops reading until its
+//! replies are taken), and stops reading the person's requests instead.
 //!
 //! Each target connection is a session row (protocol `sftp`, kind `sftp`, no
 //! recording: the transfer rows are its audit) and a live session that an
@@ -76,6 +81,13 @@ const MESSAGE_COST: usize = 1024;
 const LISTING_PIECE: usize = 64 * 1024;
 /// Bytes gathered before a write to either side.
 const BATCH: usize = 256 * 1024;
+/// Bytes of requests queued for one target before the relay stops reading
+/// the person's requests ([`backend::TargetWriter`]).
+const WRITE_BACKLOG: usize = 1024 * 1024;
+/// Messages from the targets queued for the relay: the replies it has not
+/// taken yet, up to 32 KiB each. Readers wait when it is full, and the
+/// targets with them.
+const TARGET_QUEUE: usize = 64;
 /// What the relay answers to `limits@openssh.com` in the virtual tree:
 /// OpenSSH's own sftp-server limits.
 const READ_LIMIT: u64 = 256 * 1024 - 1024;
@@ -89,12 +101,13 @@ pub async fn run(
     read: &mut ChannelReadHalf,
     write: &ChannelWriteHalf<ServerMsg>,
 ) -> u32 {
-    let (tx, rx) = mpsc::channel(1024);
+    let (tx, rx) = mpsc::channel(TARGET_QUEUE);
     let mut relay = Relay {
         shared,
         conn,
         direct: target.is_some(),
         backends: Vec::new(),
+        drained: Arc::new(tokio::sync::Notify::new()),
         mounts: HashMap::new(),
         handles: HashMap::new(),
         next_handle: 1,
@@ -135,7 +148,7 @@ struct Backend {
     account: String,
     grant: Grant,
     upstream: Upstream,
-    write: ChannelWriteHalf<russh::client::Msg>,
+    writer: backend::TargetWriter,
     frames: Frames,
     out: BytesMut,
     /// The extensions the target offered, with their version strings.
@@ -213,6 +226,8 @@ struct Relay<'a> {
     conn: &'a Conn,
     direct: bool,
     backends: Vec<Backend>,
+    /// Told when a target's writer has room again or failed.
+    drained: Arc<tokio::sync::Notify>,
     mounts: HashMap<(String, String), usize>,
     handles: HashMap<u32, Open>,
     next_handle: u32,
@@ -265,7 +280,9 @@ impl<'a> Relay<'a> {
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             let shutdown = self.shared.shutdown.clone();
             loop {
-                let can_read = self.pending.len() < MAX_PENDING;
+                let can_read = self.pending.len() < MAX_PENDING
+                    && !self.backends.iter().any(|b| b.writer.full());
+                let drained = self.drained.clone();
                 tokio::select! {
                     chunk = client_rx.recv(), if can_read => match chunk {
                         Some(Some((data, permits))) => {
@@ -294,6 +311,7 @@ impl<'a> Relay<'a> {
                             return 1;
                         }
                     }
+                    () = drained.notified() => {}
                     _ = tick.tick() => {
                         if let Some(reason) = self.check_live() {
                             self.stderr.push(format!("rampart: {reason}"));
@@ -328,12 +346,15 @@ impl<'a> Relay<'a> {
     /// Sends what is buffered for the person and for each target.
     async fn flush(&mut self, write: &ChannelWriteHalf<ServerMsg>) -> Result<(), russh::Error> {
         for b in &mut self.backends {
+            if b.gone.is_none() && b.writer.failed() {
+                b.gone = Some("the target closed the connection".into());
+            }
             if !b.out.is_empty() {
                 let data = b.out.split().freeze();
                 b.bytes_in += data.len() as u64;
                 b.session.live().add_in(data.len() as u64);
-                if b.gone.is_none() && b.write.data_bytes(data).await.is_err() {
-                    b.gone = Some("the target closed the connection".into());
+                if b.gone.is_none() {
+                    b.writer.send(data);
                 }
             }
         }
