@@ -42,6 +42,7 @@ pub const KEYS: &[&str] = &[
     "ssh.idle_timeout",
     "ssh.keepalive_interval",
     "ssh.shutdown_grace",
+    "ssh.proxy_protocol_from",
     "http.listen",
     "database.url",
     "database.busy_timeout",
@@ -124,6 +125,9 @@ pub struct SshConfig {
     pub keepalive_interval: Option<Duration>,
     /// How long running sessions may continue after shutdown begins.
     pub shutdown_grace: Duration,
+    /// Load balancers whose connections start with a PROXY protocol
+    /// header giving the person's address (`ssh::proxy`); empty: none.
+    pub proxy_protocol_from: Vec<ipnet::IpNet>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -373,6 +377,7 @@ impl Default for Config {
                 idle_timeout: None,
                 keepalive_interval: Some(Duration::from_secs(30)),
                 shutdown_grace: Duration::from_secs(30),
+                proxy_protocol_from: Vec::new(),
             },
             http: HttpConfig::default(),
             database: DatabaseConfig {

@@ -856,3 +856,147 @@ async fn an_unreadable_line_typed_ahead_is_not_forwarded_past_a_filter() {
         "{rows:?}"
     );
 }
+
+/// A TCP balancer on loopback in front of the bastion: it connects from
+/// `from` (127.0.0.2: one of `ssh.proxy_protocol_from`) and sends `header`
+/// before the client's bytes.
+async fn balancer(bastion: std::net::SocketAddr, header: Vec<u8>) -> std::net::SocketAddr {
+    use tokio::io::AsyncWriteExt;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        while let Ok((mut client, _)) = listener.accept().await {
+            let header = header.clone();
+            tokio::spawn(async move {
+                let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+                socket
+                    .bind("127.0.0.2:0".parse().expect("addr"))
+                    .expect("bind 127.0.0.2");
+                let Ok(mut upstream) = socket.connect(bastion).await else {
+                    return;
+                };
+                if upstream.write_all(&header).await.is_err() {
+                    return;
+                }
+                let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
+            });
+        }
+    });
+    addr
+}
+
+/// Behind a load balancer that sends a PROXY header: the person's address
+/// decides login ACLs and is what the login log records, through real
+/// OpenSSH too; the balancer's connections without a header are closed;
+/// a header from an address that is not a balancer is not believed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_balancers_proxy_header_gives_the_persons_address() {
+    let Some(ssh) = support::peers::peer("ssh") else {
+        return;
+    };
+    let mut b = TestBastion::start_with("proxy_protocol_from = [\"127.0.0.2\"]\n").await;
+    let (key, public) = support::peers::keypair(b.dir.path(), "alice_key");
+    support::peers::user_with_key(&b, "alice", &public).await;
+    let acl = |name: &str, action, priority, sources: &[&str]| rampart::ops::AclSpec {
+        name: name.into(),
+        action,
+        priority,
+        users: vec!["alice".into()],
+        groups: vec![],
+        sources: sources.iter().map(|s| s.to_string()).collect(),
+        windows: vec![],
+    };
+    use rampart::model::AclAction;
+    let ops = &b.services.ops;
+    ops.acl_add(
+        &admin(),
+        acl("office", AclAction::Allow, 10, &["203.0.113.0/24"]),
+    )
+    .await
+    .expect("acl");
+    ops.acl_add(&admin(), acl("elsewhere", AclAction::Deny, 20, &[]))
+        .await
+        .expect("acl");
+    b.reload().await;
+
+    let office = balancer(
+        b.addr,
+        b"PROXY TCP4 203.0.113.7 127.0.0.1 40001 22\r\n".to_vec(),
+    )
+    .await;
+    let cafe = {
+        let mut v2 = b"\r\n\r\n\0\r\nQUIT\n\x21\x11\x00\x0c".to_vec();
+        v2.extend_from_slice(&[198, 51, 100, 9, 127, 0, 0, 1, 0x9c, 0x41, 0, 22]);
+        balancer(b.addr, v2).await
+    };
+    let run = |port: u16| {
+        let mut cmd = tokio::process::Command::new(&ssh);
+        cmd.args(support::peers::client_options(&key)).args([
+            "-p",
+            &port.to_string(),
+            "alice@127.0.0.1",
+            "rampart",
+            "me",
+        ]);
+        support::peers::run(cmd, b"", Duration::from_secs(30))
+    };
+    let ran = run(office.port()).await;
+    assert!(ran.ok(), "from the office: {ran:?}");
+    assert!(ran.stdout_text().contains("alice"), "{ran:?}");
+    let ran = run(cafe.port()).await;
+    assert!(!ran.ok(), "from a cafe: {ran:?}");
+    // Straight to the bastion (127.0.0.1, not a balancer): the address is
+    // the connection's, and a PROXY header claiming the office is not read
+    // as one.
+    let ran = run(b.addr.port()).await;
+    assert!(!ran.ok(), "direct: {ran:?}");
+    let forged = {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut s = tokio::net::TcpStream::connect(b.addr)
+            .await
+            .expect("connect");
+        s.write_all(b"PROXY TCP4 203.0.113.7 127.0.0.1 40001 22\r\nSSH-2.0-OpenSSH_9.2\r\n")
+            .await
+            .expect("write");
+        let mut got = Vec::new();
+        let _ = tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut got)).await;
+        got
+    };
+    assert!(
+        !String::from_utf8_lossy(&forged).contains("SSH-2.0-OpenSSH_9.2"),
+        "the forged header was taken"
+    );
+    // A balancer connection that does not start with a header is closed
+    // before the SSH greeting.
+    let bare = balancer(b.addr, Vec::new()).await;
+    let ran = run(bare.port()).await;
+    assert!(!ran.ok(), "no header: {ran:?}");
+
+    let logins = b
+        .services
+        .ops
+        .audit_logins(&admin(), &Query::default())
+        .await
+        .expect("logins");
+    let sources = |result: &str| -> Vec<String> {
+        logins
+            .iter()
+            .filter(|l| l.user == "alice" && l.result == result)
+            .map(|l| l.source.clone())
+            .collect()
+    };
+    assert_eq!(sources("ok"), ["203.0.113.7"], "{logins:#?}");
+    let refused = sources("denied");
+    assert!(refused.contains(&"198.51.100.9".to_string()), "{logins:#?}");
+    assert!(refused.contains(&"127.0.0.1".to_string()), "{logins:#?}");
+    assert!(
+        !refused
+            .iter()
+            .chain(&sources("failed"))
+            .any(|s| s == "127.0.0.2"),
+        "the balancer's own address was taken for a person: {logins:#?}"
+    );
+    b.shutdown().await;
+}

@@ -347,6 +347,29 @@ fn parse_ssh(s: &Section<'_>, d: &SshConfig) -> Result<SshConfig, ConfigError> {
             out
         }
     };
+    let proxy_protocol_from = match s.string_list("proxy_protocol_from")? {
+        None => d.proxy_protocol_from.clone(),
+        Some(items) => {
+            let mut out: Vec<ipnet::IpNet> = Vec::new();
+            for item in items {
+                let text = s.list_item_string("proxy_protocol_from", item)?.trim();
+                let net = text
+                    .parse::<ipnet::IpNet>()
+                    .map(|n| n.trunc())
+                    .or_else(|_| text.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                    .map_err(|_| {
+                        s.invalid(
+                            "proxy_protocol_from",
+                            format!(
+                                "{text:?} is not an address or network (use e.g. \"10.0.0.5\" or \"10.0.0.0/24\")"
+                            ),
+                        )
+                    })?;
+                out.push(net);
+            }
+            out
+        }
+    };
     let banner = s
         .string("banner")?
         .filter(|b| !b.is_empty())
@@ -367,6 +390,7 @@ fn parse_ssh(s: &Section<'_>, d: &SshConfig) -> Result<SshConfig, ConfigError> {
         idle_timeout: s.optional_duration("idle_timeout", d.idle_timeout)?,
         keepalive_interval: s.optional_duration("keepalive_interval", d.keepalive_interval)?,
         shutdown_grace: s.duration("shutdown_grace", d.shutdown_grace)?,
+        proxy_protocol_from,
     })
 }
 

@@ -275,7 +275,7 @@ fn unknown_keys_list_the_expected_ones() {
         err("[ssh]\nlistne = []"),
         "rampart.toml: unknown key ssh.listne (expected one of listen, host_keys, max_connections, \
          banner, login_timeout, max_auth_attempts, max_sessions_per_user, idle_timeout, keepalive_interval, \
-         shutdown_grace)"
+         shutdown_grace, proxy_protocol_from)"
     );
     assert_eq!(
         err("listen = []"),
@@ -285,7 +285,7 @@ fn unknown_keys_list_the_expected_ones() {
         err("[ssh.extra]\nx = 1"),
         "rampart.toml: unknown key ssh.extra (expected one of listen, host_keys, max_connections, \
          banner, login_timeout, max_auth_attempts, max_sessions_per_user, idle_timeout, keepalive_interval, \
-         shutdown_grace)"
+         shutdown_grace, proxy_protocol_from)"
     );
 }
 
@@ -451,4 +451,25 @@ fn builtin_themes_are_well_formed() {
             "{name} does not define every role"
         );
     }
+}
+
+#[test]
+fn proxy_protocol_sources_are_networks_or_addresses() {
+    let c = Config::from_toml_str(
+        "[ssh]\nproxy_protocol_from = [\"10.0.0.5\", \"10.1.2.3/16\", \"2001:db8::/32\"]",
+        "rampart.toml",
+    )
+    .unwrap();
+    let nets: Vec<String> = c
+        .ssh
+        .proxy_protocol_from
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(nets, ["10.0.0.5/32", "10.1.0.0/16", "2001:db8::/32"]);
+    assert_eq!(
+        err("[ssh]\nproxy_protocol_from = [\"lb1\"]"),
+        "rampart.toml: ssh.proxy_protocol_from: \"lb1\" is not an address or network \
+         (use e.g. \"10.0.0.5\" or \"10.0.0.0/24\")"
+    );
 }

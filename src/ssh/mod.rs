@@ -7,7 +7,9 @@
 //! its own task ([`channel::run`]) that drains the channel in order and owns
 //! everything about that session. A semaphore permit is taken before each
 //! accept, and a source may hold [`MAX_UNAUTHENTICATED_PER_SOURCE`]
-//! connections that have not logged in; one cancellation token stops the
+//! connections that have not logged in (the source of a connection from a
+//! load balancer in `ssh.proxy_protocol_from` is the one its PROXY header
+//! gives, [`proxy`]); one cancellation token stops the
 //! listeners and tells the sessions; a task tracker lets shutdown wait for
 //! them up to a deadline.
 //!
@@ -19,6 +21,7 @@ pub mod channel;
 mod desk;
 pub mod handler;
 pub mod menu;
+pub mod proxy;
 pub mod request;
 pub mod scp;
 pub mod sftp;
@@ -374,23 +377,29 @@ async fn accept_loop(
             },
             () = shared.shutdown.cancelled() => return,
         };
-        // Its place is held until the connection logs in (the handler gives
-        // it back) or ends.
-        let Some(place) = unauthenticated.try_take(peer.ip()) else {
-            tracing::debug!(%peer, "too many connections not logged in from this source: closed");
-            continue;
-        };
         let _ = stream.set_nodelay(true);
         let shared = shared.clone();
         let config = config.clone();
+        let unauthenticated = unauthenticated.clone();
         shared.tracker.clone().spawn(async move {
             let _permit = permit;
+            let mut stream = stream;
+            let login_timeout = shared.services.config.ssh.login_timeout;
+            let greeted_by = tokio::time::Instant::now() + login_timeout;
+            let Some(peer) = person_behind(&shared, &mut stream, peer, greeted_by).await else {
+                return;
+            };
+            // Its place is held until the connection logs in (the handler
+            // gives it back) or ends.
+            let Some(place) = unauthenticated.try_take(peer.ip()) else {
+                tracing::debug!(%peer, "too many connections not logged in from this source: closed");
+                return;
+            };
             let authenticated = Arc::new(std::sync::atomic::AtomicBool::new(false));
             let handler = handler::Handler::new(shared.clone(), peer, authenticated.clone(), place);
-            let login_timeout = shared.services.config.ssh.login_timeout;
             // The version exchange happens inside run_stream: a client that
             // never sends its id is dropped at the same deadline.
-            let started = tokio::time::timeout(login_timeout, russh::server::run_stream(config, stream, handler)).await;
+            let started = tokio::time::timeout_at(greeted_by, russh::server::run_stream(config, stream, handler)).await;
             let Ok(started) = started else {
                 tracing::debug!(%peer, "no SSH version exchange within the login timeout");
                 return;
@@ -427,6 +436,34 @@ async fn accept_loop(
                 Err(e) => tracing::debug!(%peer, "handshake failed: {e}"),
             }
         });
+    }
+}
+
+/// The person's address: `peer`, or, for a connection from a load
+/// balancer in `ssh.proxy_protocol_from`, the one its PROXY header gives
+/// ([`proxy`]). `None`: the balancer sent no valid header by `deadline`,
+/// and the connection is to be closed.
+async fn person_behind(
+    shared: &Shared,
+    stream: &mut tokio::net::TcpStream,
+    peer: SocketAddr,
+    deadline: tokio::time::Instant,
+) -> Option<SocketAddr> {
+    let balancers = &shared.services.config.ssh.proxy_protocol_from;
+    let ip = peer.ip().to_canonical();
+    if !balancers.iter().any(|net| net.contains(&ip)) {
+        return Some(peer);
+    }
+    match tokio::time::timeout_at(deadline, proxy::read_header(stream)).await {
+        Ok(Ok(person)) => Some(person.unwrap_or(peer)),
+        Ok(Err(e)) => {
+            tracing::warn!(balancer = %peer, "PROXY protocol: {e}; connection closed");
+            None
+        }
+        Err(_) => {
+            tracing::warn!(balancer = %peer, "no PROXY header within the login timeout; connection closed");
+            None
+        }
     }
 }
 
