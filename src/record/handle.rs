@@ -10,7 +10,7 @@
 //! when the writer gets to the event.
 
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::mpsc::{self, RecvTimeoutError, TryRecvError};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -291,6 +291,14 @@ impl RecorderHandle {
     }
 }
 
+/// How long the writer thread lets output gather after it took some, before
+/// it looks at the queue again. While output streams, the relay then queues
+/// chunks without waking the thread for each (a wake-up and the switches
+/// around it cost more than writing a 4 KiB chunk); an idle session's
+/// thread sleeps in `recv` and costs nothing. The queue's byte budget
+/// covers the wait at several hundred MB/s.
+const GATHER: Duration = Duration::from_millis(2);
+
 /// The writer thread: events as they come, a flush at most `interval` after
 /// something was written (a timer, so a quiet session is on disk too), and
 /// on the first error: remember it, wake every waiting caller, stop.
@@ -302,10 +310,20 @@ fn run(
     interval: Duration,
 ) {
     let mut due: Option<Instant> = None;
+    // The last event taken was output: let more gather before waiting.
+    let mut gather = false;
     loop {
-        let next = match due {
-            Some(due) => rx.recv_timeout(due.saturating_duration_since(Instant::now())),
-            None => rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
+        let next = match rx.try_recv() {
+            Ok(next) => Ok(next),
+            Err(TryRecvError::Disconnected) => Err(RecvTimeoutError::Disconnected),
+            Err(TryRecvError::Empty) if std::mem::take(&mut gather) => {
+                std::thread::sleep(GATHER);
+                continue;
+            }
+            Err(TryRecvError::Empty) => match due {
+                Some(due) => rx.recv_timeout(due.saturating_duration_since(Instant::now())),
+                None => rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
+            },
         };
         let step = match next {
             Ok((Msg::Finish(reply), _)) => {
@@ -317,6 +335,7 @@ fn run(
                 return;
             }
             Ok((msg, cost)) => {
+                gather = matches!(msg, Msg::Output(..));
                 let step = match msg {
                     Msg::Output(at, data) => writer.output(at, &data),
                     Msg::Input(at, data) => writer.input(at, &data),
