@@ -1032,12 +1032,7 @@ async fn text_seen_on_a_screen_is_found_with_who_and_when() {
     let found = b
         .services
         .ops
-        .audit_screen(
-            &Caller::local(),
-            &b.services.config.recording_dir(),
-            "47",
-            10,
-        )
+        .audit_screen(&Caller::local(), &b.services.recordings, "47", 10)
         .await
         .unwrap();
     assert_eq!(found.hits.len(), 2, "{found:?}");

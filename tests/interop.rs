@@ -396,7 +396,7 @@ async fn text_streams_are_recorded_exactly_and_found_without_growing_the_databas
     }
 
     let found = ops
-        .audit_screen(&admin, &dir, "middle-token-5150", 10)
+        .audit_screen(&admin, &b.services.recordings, "middle-token-5150", 10)
         .await
         .unwrap();
     let sessions_hit: Vec<&str> = found.hits.iter().map(|h| h.session.as_str()).collect();
@@ -411,7 +411,7 @@ async fn text_streams_are_recorded_exactly_and_found_without_growing_the_databas
         via: rampart::audit::Via::Ssh,
     };
     let refused = ops
-        .audit_screen(&person, &dir, "middle-token-5150", 10)
+        .audit_screen(&person, &b.services.recordings, "middle-token-5150", 10)
         .await;
     assert!(
         matches!(refused, Err(rampart::ops::OpsError::Forbidden(_))),
@@ -420,7 +420,7 @@ async fn text_streams_are_recorded_exactly_and_found_without_growing_the_databas
     assert!(hit.offset_ms >= 0 && hit.at >= pty_row.started_at);
     assert_eq!(found.index.behind_since, None, "{found:?}");
     let found = ops
-        .audit_screen(&admin, &dir, "END-TOKEN-8086", 10)
+        .audit_screen(&admin, &b.services.recordings, "END-TOKEN-8086", 10)
         .await
         .unwrap();
     let mut sessions_hit: Vec<&str> = found.hits.iter().map(|h| h.session.as_str()).collect();

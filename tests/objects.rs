@@ -74,7 +74,13 @@ async fn recordings_go_to_the_bucket_wait_while_it_is_down_and_are_verified_and_
     // The first object went with moto's memory; put it back as it was.
     s3.http("PUT", &format!("recs/bastion/{first}"), Some(&local));
 
-    // Verified and replayed from the bucket alone: the local copies go.
+    // Indexed for screen search from the local copies first.
+    tokio::time::timeout(Duration::from_secs(30), b.services.index.caught_up())
+        .await
+        .expect("the indexer caught up");
+
+    // Verified, replayed and searched from the bucket alone: the local
+    // copies go.
     for relative in [&first, &down] {
         std::fs::remove_file(b.services.config.recording_dir().join(relative)).unwrap();
     }
@@ -98,6 +104,29 @@ async fn recordings_go_to_the_bucket_wait_while_it_is_down_and_are_verified_and_
         .await
         .unwrap();
     assert_eq!(std::fs::read(&path).unwrap(), object);
+    std::fs::remove_file(&path).unwrap();
+    let found = b
+        .services
+        .ops
+        .audit_screen(
+            &Caller::local(),
+            &b.services.recordings,
+            "while-the-bucket-is-down",
+            10,
+        )
+        .await
+        .unwrap();
+    assert!(
+        found
+            .hits
+            .iter()
+            .any(|h| h.session == down_id && h.line.contains("while-the-bucket-is-down")),
+        "{found:?}"
+    );
+    assert!(
+        !b.services.config.recording_dir().join(&down).exists(),
+        "searched without fetching the whole recording"
+    );
 
     // An object changed in the bucket is named by verify.
     let mut edited = object.clone();

@@ -92,7 +92,7 @@ pub(super) async fn run(
         )?,
         AuditCmd::Screen { text, limit } => {
             let found = ops
-                .audit_screen(caller, &services.config.recording_dir(), &text, limit)
+                .audit_screen(caller, &services.recordings, &text, limit)
                 .await?;
             output::list(io.out, &found.hits, SCREEN_COLUMNS, json)?;
             for note in found.notes(tz) {

@@ -39,13 +39,13 @@ impl Ops {
         Ok(audit_log::refusals(&mut conn, q).await?)
     }
 
-    /// Where `text` appeared on the screen of a recorded session (the
-    /// recordings under `recordings`), newest first, with how complete the
-    /// index is.
+    /// Where `text` appeared on the screen of a recorded session (read from
+    /// `recordings`: the local dir, else the object store), newest first,
+    /// with how complete the index is.
     pub async fn audit_screen(
         &self,
         caller: &Caller,
-        recordings: &std::path::Path,
+        recordings: &crate::record::objects::Recordings,
         text: &str,
         limit: usize,
     ) -> Result<crate::search::Found> {

@@ -293,6 +293,28 @@ impl Recordings {
         Ok(size)
     }
 
+    /// Bytes `range` of a recording file's object: `None` when there is no
+    /// object store or no such object. One request; the caller bounds the
+    /// range (a search reads one block, at most a few MiB).
+    pub async fn object_range(
+        &self,
+        relative: &str,
+        range: std::ops::Range<u64>,
+    ) -> Result<Option<Vec<u8>>, ObjectError> {
+        let Some(objects) = &self.objects else {
+            return Ok(None);
+        };
+        let key = objects.key(relative);
+        if range.is_empty() {
+            return Ok(Some(Vec::new()));
+        }
+        match objects.store.get_range(&key, range).await {
+            Ok(bytes) => Ok(Some(bytes.to_vec())),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(objects.error(&key, e)),
+        }
+    }
+
     /// Whether the object of a recording file exists, and its size.
     pub async fn object_size(&self, relative: &str) -> Result<Option<u64>, ObjectError> {
         let Some(objects) = &self.objects else {

@@ -543,7 +543,7 @@ mod tests {
             carry_ms: b.carry_ms,
             last: b.last,
         };
-        super::super::block_lines(path, &c)
+        super::super::block_lines(Stretch::open(path, c.cast_start).unwrap(), &c)
             .unwrap()
             .into_iter()
             .map(|l| l.text)

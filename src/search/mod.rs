@@ -24,8 +24,13 @@
 //! left out). Texts of fewer than three characters cannot use the index:
 //! they are looked for in the newest blocks, as far as the time budget goes.
 //!
+//! With an object store (`recording.store`), a block whose recording is not
+//! in the local recording dir (another node made it, or it was removed
+//! after its upload) is read from the object, that block's bytes only.
+//!
 //! Must never: block or slow a session, write outside the database, read
-//! outside the recording dir, or show a line that is not in a recording.
+//! outside the recording dir and its object store, or show a line that is
+//! not in a recording.
 
 pub mod indexer;
 mod lines;
@@ -34,6 +39,8 @@ mod trigram;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
+
+use crate::record::objects::Recordings;
 
 use jiff::{SignedDuration, Timestamp};
 use serde::Serialize;
@@ -174,7 +181,7 @@ pub async fn status(store: &Store) -> Result<IndexStatus, SearchError> {
 /// most `limit` places. ASCII letters match either case.
 pub async fn search(
     store: &Store,
-    recordings: &Path,
+    recordings: &Recordings,
     text: &str,
     limit: usize,
 ) -> Result<Found, SearchError> {
@@ -192,12 +199,7 @@ pub async fn search(
         store::search::candidates(&mut conn, &terms, MAX_CANDIDATES).await?
     };
     let needle = text.to_ascii_lowercase();
-    let dir = recordings.to_path_buf();
-    let (hits, unread) = tokio::task::spawn_blocking(move || {
-        confirm(&dir, &candidates, &needle, limit, TIME_BUDGET)
-    })
-    .await
-    .map_err(|_| SearchError::Gone)?;
+    let (hits, unread) = confirm(recordings, candidates, &needle, limit, TIME_BUDGET).await;
     Ok(Found {
         hits,
         index,
@@ -208,30 +210,30 @@ pub async fn search(
 /// Reads the candidate blocks in order and keeps the lines that contain
 /// `needle`; stops at `limit` hits or when `budget` is spent. Returns the
 /// hits and how many candidates were left unread.
-fn confirm(
-    dir: &Path,
-    candidates: &[store::search::Candidate],
+async fn confirm(
+    recordings: &Recordings,
+    candidates: Vec<store::search::Candidate>,
     needle: &str,
     limit: usize,
     budget: Duration,
 ) -> (Vec<ScreenHit>, usize) {
     let start = Instant::now();
     let mut hits = Vec::new();
-    for (i, c) in candidates.iter().enumerate() {
+    let total = candidates.len();
+    for (i, c) in candidates.into_iter().enumerate() {
         if hits.len() >= limit {
             return (hits, 0);
         }
         if start.elapsed() >= budget {
-            return (hits, candidates.len() - i);
+            return (hits, total - i);
         }
-        let path = within(dir, &c.recording);
-        let lines = match path.map(|p| block_lines(&p, c)) {
-            Some(Ok(lines)) => lines,
-            Some(Err(e)) => {
+        let lines = match read_block(recordings, &c).await {
+            Ok(Some(lines)) => lines,
+            Ok(None) => continue,
+            Err(e) => {
                 tracing::warn!(session = %c.session, "recording not readable for a search: {e}");
                 continue;
             }
-            None => continue,
         };
         // Newest first within the block too.
         for line in lines.into_iter().rev() {
@@ -268,9 +270,48 @@ fn within(dir: &Path, recording: &str) -> Option<PathBuf> {
         .then(|| dir.join(rel))
 }
 
+/// The lines of one candidate block: from the local cast when it is here,
+/// else from the object store (the block's bytes only, one ranged read: a
+/// recording another node made, or one removed here after its upload).
+/// `None`: the recording is in neither, or its row names a path outside
+/// the recording dir.
+async fn read_block(
+    recordings: &Recordings,
+    c: &store::search::Candidate,
+) -> Result<Option<Vec<ScreenLine>>, String> {
+    let Some(path) = within(recordings.dir(), &c.recording) else {
+        return Ok(None);
+    };
+    let local = tokio::fs::try_exists(&path).await.unwrap_or(false);
+    let stretch = if local {
+        None
+    } else {
+        let range = c.cast_start..c.cast_end.max(c.cast_start);
+        match recordings.object_range(&c.recording, range).await {
+            Ok(Some(bytes)) => Some(Stretch::of_piece(bytes, c.cast_start)),
+            Ok(None) => return Ok(None),
+            Err(e) => return Err(e.to_string()),
+        }
+    };
+    let c = c.clone();
+    tokio::task::spawn_blocking(move || {
+        let stretch = match stretch {
+            Some(stretch) => stretch,
+            None => Stretch::open(&path, c.cast_start)?,
+        };
+        block_lines(stretch, &c)
+    })
+    .await
+    .map_err(|_| "the search stopped unexpectedly".to_string())?
+    .map(Some)
+    .map_err(|e| e.to_string())
+}
+
 /// The lines of one block, read as the indexer read them.
-fn block_lines(path: &Path, c: &store::search::Candidate) -> std::io::Result<Vec<ScreenLine>> {
-    let mut stretch = Stretch::open(path, c.cast_start)?;
+fn block_lines(
+    mut stretch: Stretch,
+    c: &store::search::Candidate,
+) -> std::io::Result<Vec<ScreenLine>> {
     let mut lines = Lines::resume(&c.carry, Duration::from_millis(c.carry_ms));
     let mut out = Vec::new();
     loop {

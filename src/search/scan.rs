@@ -5,7 +5,7 @@
 //! left for later, never half read.
 
 use std::fs::File;
-use std::io::{self, BufRead, BufReader, Seek, SeekFrom};
+use std::io::{self, BufRead, BufReader, Cursor, Read, Seek, SeekFrom};
 use std::path::Path;
 use std::time::Duration;
 
@@ -18,9 +18,50 @@ pub struct Output {
     pub data: String,
 }
 
+/// Where a stretch reads from: a cast file, or a piece of one fetched from
+/// the object store.
+trait Input: BufRead + Seek + Send {}
+
+impl<T: BufRead + Seek + Send> Input for T {}
+
+/// Bytes `base..` of a cast, read with the cast's own offsets.
+struct Piece {
+    base: u64,
+    bytes: Cursor<Vec<u8>>,
+}
+
+impl Read for Piece {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.bytes.read(buf)
+    }
+}
+
+impl BufRead for Piece {
+    fn fill_buf(&mut self) -> io::Result<&[u8]> {
+        self.bytes.fill_buf()
+    }
+
+    fn consume(&mut self, amount: usize) {
+        self.bytes.consume(amount);
+    }
+}
+
+impl Seek for Piece {
+    fn seek(&mut self, to: SeekFrom) -> io::Result<u64> {
+        let SeekFrom::Start(at) = to else {
+            return Err(io::Error::other("a piece of a cast is read from offsets"));
+        };
+        let inside = at
+            .checked_sub(self.base)
+            .ok_or_else(|| io::Error::other("an offset before the piece of the cast"))?;
+        self.bytes.seek(SeekFrom::Start(inside))?;
+        Ok(at)
+    }
+}
+
 /// Complete lines of a cast from an offset on.
 pub struct Stretch {
-    input: BufReader<File>,
+    input: Box<dyn Input>,
     pos: u64,
     buf: Vec<u8>,
 }
@@ -41,10 +82,23 @@ impl Stretch {
         let mut file = File::open(path)?;
         file.seek(SeekFrom::Start(from))?;
         Ok(Stretch {
-            input: BufReader::with_capacity(256 * 1024, file),
+            input: Box::new(BufReader::with_capacity(256 * 1024, file)),
             pos: from,
             buf: Vec::new(),
         })
+    }
+
+    /// The stretch of a cast whose bytes from offset `from` on are `bytes`
+    /// (a range fetched from the object store).
+    pub fn of_piece(bytes: Vec<u8>, from: u64) -> Stretch {
+        Stretch {
+            input: Box::new(Piece {
+                base: from,
+                bytes: Cursor::new(bytes),
+            }),
+            pos: from,
+            buf: Vec::new(),
+        }
     }
 
     /// The offset of the next line.
@@ -157,5 +211,15 @@ mod tests {
             matches!(tail.next(None).unwrap(), Step::Other),
             "synced to the marker line"
         );
+        // A piece of the file read as the file is, from the same offsets.
+        let whole = std::fs::read(&path).unwrap();
+        let mut piece = Stretch::of_piece(whole[first as usize..].to_vec(), first);
+        assert!(
+            matches!(piece.next(Some(complete)).unwrap(), Step::Output(o) if o.data == "hello\r\n")
+        );
+        assert!(matches!(piece.next(Some(complete)).unwrap(), Step::Other));
+        assert!(matches!(piece.next(Some(complete)).unwrap(), Step::End));
+        assert_eq!(piece.pos(), complete);
+        assert!(piece.sync_from(first - 1).is_err(), "before the piece");
     }
 }

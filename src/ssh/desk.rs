@@ -95,7 +95,7 @@ pub(super) async fn fetch(
             Some(text) => ops
                 .audit_screen(
                     caller,
-                    &shared.services.config.recording_dir(),
+                    &shared.services.recordings,
                     text,
                     HISTORY_ROWS as usize,
                 )
