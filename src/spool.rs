@@ -2,16 +2,22 @@
 //! (`recording.store = "s3://..."`).
 //!
 //! Recordings are written to the recording dir while their session runs,
-//! as always: the relay never waits for the object store. When a session
-//! ends, [`run`] uploads its files ([`Recordings::upload`]) and notes them
-//! in the database; a pass also runs every [`PASS_EVERY`] for whatever is
-//! left. When the store is slow or down, sessions go on, their recordings
+//! as always: the relay never waits for the object store. While a session
+//! runs, each pass sends the whole parts ([`PART`], 5 MiB) its cast has
+//! grown by into a multipart upload ([`Recordings::advance_live`]), so a
+//! long session is mostly in the bucket before it ends and nothing waits
+//! in memory between passes; when it ends, [`run`] sends the rest and
+//! completes the object, uploads the sidecar whole, and notes them in the
+//! database. A pass runs every [`PASS_EVERY`] and when a session ends.
+//! A live upload that fails is given up, and the cast goes whole at the
+//! end. When the store is slow or down, sessions go on, their recordings
 //! wait in the recording dir, and the passes back off (up to
 //! [`MAX_BACKOFF`]) until an upload succeeds, then drain the spool oldest
 //! first. Each node uploads the recordings it made. Local copies stay as
 //! this node's cache: replay, export and `audit verify` read the object
 //! when a file is not here (another node's, or removed by the operator).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,7 +25,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::clock::Clock;
-use crate::record::objects::Recordings;
+use crate::record::objects::{LiveUpload, PART, Recordings};
 use crate::record::sidecar_of;
 use crate::store::{self, Store};
 
@@ -30,13 +36,19 @@ pub const MAX_BACKOFF: Duration = Duration::from_secs(60);
 /// Recordings taken per pass.
 const BATCH: i64 = 50;
 
-/// Wakes the spool when a session has ended. Cheap to clone.
+/// Wakes the spool when a session has ended, and holds the uploads of the
+/// recordings of running sessions between passes. Cheap to clone.
 #[derive(Clone, Debug, Default)]
-pub struct SpoolHandle(Arc<Notify>);
+pub struct SpoolHandle {
+    wake: Arc<Notify>,
+    /// Recording (relative path) -> its upload, begun once the cast had a
+    /// whole part.
+    live: Arc<tokio::sync::Mutex<HashMap<String, LiveUpload>>>,
+}
 
 impl SpoolHandle {
     pub fn kick(&self) {
-        self.0.notify_one();
+        self.wake.notify_one();
     }
 }
 
@@ -61,7 +73,7 @@ pub async fn run(spool: Spool, stop: CancellationToken) {
     loop {
         tokio::select! {
             () = tokio::time::sleep(wait) => {}
-            () = spool.handle.0.notified() => {}
+            () = spool.handle.wake.notified() => {}
             () = stop.cancelled() => return,
         }
         match spool.pass().await {
@@ -90,12 +102,12 @@ impl Spool {
         if !self.recordings.has_objects() {
             return Ok(0);
         }
+        let node = match self.store.engine() {
+            store::Engine::Postgres => Some(self.node.as_str()),
+            store::Engine::Sqlite => None,
+        };
         let waiting = {
             let mut conn = self.store.conn().await.map_err(|e| e.to_string())?;
-            let node = match self.store.engine() {
-                store::Engine::Postgres => Some(self.node.as_str()),
-                store::Engine::Sqlite => None,
-            };
             store::spool::waiting(&mut conn, node, BATCH)
                 .await
                 .map_err(|e| e.to_string())?
@@ -110,7 +122,61 @@ impl Spool {
             self.store.commit(tx).await.map_err(|e| e.to_string())?;
             done += 1;
         }
+        self.advance_live(node).await?;
         Ok(done)
+    }
+
+    /// Sends the whole parts the casts of running sessions have grown by
+    /// (see the module docs). An upload that fails is given up; the cast
+    /// is uploaded whole when its session ends.
+    async fn advance_live(&self, node: Option<&str>) -> Result<(), String> {
+        let running = {
+            let mut conn = self.store.conn().await.map_err(|e| e.to_string())?;
+            store::spool::live(&mut conn, node, BATCH)
+                .await
+                .map_err(|e| e.to_string())?
+        };
+        let mut uploads = self.handle.live.lock().await;
+        // Uploads of sessions no longer running that no pass completed
+        // (their session row ended elsewhere): given up.
+        let gone: Vec<String> = uploads
+            .keys()
+            .filter(|k| !running.iter().any(|r| &r.recording == *k))
+            .cloned()
+            .collect();
+        for key in gone {
+            if let Some(upload) = uploads.remove(&key) {
+                upload.abandon().await;
+            }
+        }
+        for r in &running {
+            let path = self.recordings.dir().join(&r.recording);
+            let size = tokio::fs::metadata(&path).await.map_or(0, |m| m.len());
+            let upload = match uploads.remove(&r.recording) {
+                Some(upload) => upload,
+                None if size >= PART as u64 => self
+                    .recordings
+                    .begin_live(&r.recording)
+                    .await
+                    .map_err(|e| e.to_string())?,
+                None => continue,
+            };
+            let mut upload = upload;
+            match self
+                .recordings
+                .advance_live(&mut upload, &r.recording)
+                .await
+            {
+                Ok(_) => {
+                    uploads.insert(r.recording.clone(), upload);
+                }
+                Err(e) => {
+                    upload.abandon().await;
+                    return Err(e.to_string());
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Uploads a recording's cast and sidecar; their bytes, or -1 when the
@@ -130,11 +196,13 @@ impl Spool {
                 Err(e) => Err(e.to_string()),
             };
         }
-        let mut bytes = self
-            .recordings
-            .upload(cast)
-            .await
-            .map_err(|e| e.to_string())?;
+        // Begun while the session ran: the rest, then complete.
+        let live = self.handle.live.lock().await.remove(cast);
+        let mut bytes = match live {
+            Some(live) => self.recordings.finish_live(live, cast).await,
+            None => self.recordings.upload(cast).await,
+        }
+        .map_err(|e| e.to_string())?;
         let sidecar = sidecar_of(cast);
         if tokio::fs::try_exists(self.recordings.dir().join(&sidecar))
             .await

@@ -144,3 +144,90 @@ async fn recordings_go_to_the_bucket_wait_while_it_is_down_and_are_verified_and_
     assert!(broken.contains("does not match its digest"), "{broken}");
     b.shutdown().await;
 }
+
+/// A long session's recording goes to the bucket in parts while it runs:
+/// a multipart upload holds its first parts before the session ends, and
+/// the object, once it ends, is the recording byte for byte.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_running_sessions_recording_is_uploaded_in_parts_as_it_grows() {
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let Some(s3) = S3::start(port) else {
+        return;
+    };
+    let mut b = TestBastion::start_with(&s3.config()).await;
+    let c = Client::admin(b.addr).await;
+    let mut term = c.shell(100, 30, Some("demo")).await;
+    assert!(
+        term.wait_for(Duration::from_secs(10), |t| t.contains("$"))
+            .await
+    );
+    // Two runs of seq: a cast of about 8 MB, more than one 5 MiB part.
+    for n in ["1000000", "999999"] {
+        term.send(format!("seq {n}\r").as_bytes()).await;
+        let done = format!("\n{n}\ndemo@demo:~$");
+        assert!(
+            term.wait_for(Duration::from_secs(60), |t| t.contains(&done))
+                .await
+        );
+    }
+    let row = b
+        .services
+        .ops
+        .session_list(&Caller::local(), &Default::default(), true)
+        .await
+        .unwrap()
+        .into_iter()
+        .next()
+        .expect("the live session");
+    let relative = row.recording.expect("recorded");
+    let local = b.services.config.recording_dir().join(&relative);
+
+    // While the session runs: a multipart upload of its cast, with a part.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let upload_id = loop {
+        b.services.spool.kick();
+        let listing = s3.http("GET", "recs?uploads", None).unwrap_or_default();
+        let listing = String::from_utf8_lossy(&listing).to_string();
+        if listing.contains(&relative) {
+            let id = listing
+                .split("<UploadId>")
+                .nth(1)
+                .and_then(|rest| rest.split("</UploadId>").next())
+                .expect("an upload id")
+                .to_string();
+            let parts = s3
+                .http(
+                    "GET",
+                    &format!("recs/bastion/{relative}?uploadId={id}"),
+                    None,
+                )
+                .unwrap_or_default();
+            if String::from_utf8_lossy(&parts).contains("<PartNumber>1</PartNumber>") {
+                break id;
+            }
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no part of the running session's cast in the bucket: {listing}"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    assert!(!upload_id.is_empty());
+    assert!(std::fs::metadata(&local).unwrap().len() > rampart::record::objects::PART as u64);
+
+    // Ended: the rest goes, and the object is the recording.
+    term.send(b"exit\r").await;
+    assert!(term.wait_close(Duration::from_secs(10)).await);
+    c.close().await;
+    let object = s3.object(&relative).await;
+    assert_eq!(object, std::fs::read(&local).unwrap());
+    let listing = s3.http("GET", "recs?uploads", None).unwrap_or_default();
+    assert!(
+        !String::from_utf8_lossy(&listing).contains(&relative),
+        "the upload was completed"
+    );
+    b.shutdown().await;
+}

@@ -28,7 +28,7 @@ use object_store::aws::{AmazonS3, AmazonS3Builder};
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStoreExt, RetryConfig, WriteMultipart};
 use sha2::{Digest, Sha256};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 
 use crate::config::ObjectStoreConfig;
 
@@ -59,6 +59,35 @@ pub enum ObjectError {
     },
     #[error("recording {0} is neither in the recording dir nor in the object store")]
     Missing(String),
+}
+
+/// A recording file on its way to the object store while it may still
+/// grow: a multipart upload and how many of the file's bytes it holds.
+pub struct LiveUpload {
+    key: ObjectPath,
+    writer: WriteMultipart,
+    sent: u64,
+}
+
+impl std::fmt::Debug for LiveUpload {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LiveUpload")
+            .field("key", &self.key)
+            .field("sent", &self.sent)
+            .finish_non_exhaustive()
+    }
+}
+
+impl LiveUpload {
+    /// Bytes of the file sent so far.
+    pub fn sent(&self) -> u64 {
+        self.sent
+    }
+
+    /// Gives the upload up (the store forgets its parts).
+    pub async fn abandon(self) {
+        let _ = self.writer.abort().await;
+    }
 }
 
 /// The recordings: a directory, and optionally the bucket behind it.
@@ -241,6 +270,93 @@ impl Recordings {
     /// size. The local file stays (the caller removes it once it need not
     /// be read locally any more).
     pub async fn upload(&self, relative: &str) -> Result<u64, ObjectError> {
+        let live = self.begin_live(relative).await?;
+        self.finish_live(live, relative).await
+    }
+
+    /// Starts the upload of a recording file that may still grow (its
+    /// session runs): nothing is sent yet.
+    pub async fn begin_live(&self, relative: &str) -> Result<LiveUpload, ObjectError> {
+        let Some(objects) = &self.objects else {
+            return Err(ObjectError::Config("no object store is configured".into()));
+        };
+        let key = objects.key(relative);
+        let upload = objects
+            .store
+            .put_multipart(&key)
+            .await
+            .map_err(|e| objects.error(&key, e))?;
+        Ok(LiveUpload {
+            key,
+            writer: WriteMultipart::new_with_chunk_size(upload, PART),
+            sent: 0,
+        })
+    }
+
+    /// Sends the whole parts a growing file holds past what was sent, and
+    /// waits for them to land (nothing stays buffered between calls); the
+    /// bytes sent so far. The file is append-only: what was sent does not
+    /// change.
+    pub async fn advance_live(
+        &self,
+        live: &mut LiveUpload,
+        relative: &str,
+    ) -> Result<u64, ObjectError> {
+        let path = self.dir.join(relative);
+        let size = tokio::fs::metadata(&path)
+            .await
+            .map_err(|source| ObjectError::Io {
+                path: path.clone(),
+                source,
+            })?
+            .len();
+        let whole = size.saturating_sub(live.sent) / PART as u64 * PART as u64;
+        if whole > 0 {
+            self.send(live, relative, Some(live.sent + whole)).await?;
+        }
+        Ok(live.sent)
+    }
+
+    /// Sends the rest of the file and completes the object; its size,
+    /// checked against what was read. On an error the upload is abandoned
+    /// (the next try starts over).
+    pub async fn finish_live(
+        &self,
+        mut live: LiveUpload,
+        relative: &str,
+    ) -> Result<u64, ObjectError> {
+        let Some(objects) = &self.objects else {
+            return Err(ObjectError::Config("no object store is configured".into()));
+        };
+        if let Err(e) = self.send(&mut live, relative, None).await {
+            let _ = live.writer.abort().await;
+            return Err(e);
+        }
+        let LiveUpload { key, writer, sent } = live;
+        writer.finish().await.map_err(|e| objects.error(&key, e))?;
+        // What landed is what was read.
+        let meta = objects
+            .store
+            .head(&key)
+            .await
+            .map_err(|e| objects.error(&key, e))?;
+        if meta.size != sent {
+            return Err(ObjectError::Config(format!(
+                "object {key} holds {} bytes after uploading {sent}",
+                meta.size
+            )));
+        }
+        Ok(sent)
+    }
+
+    /// Reads the file from what was sent up to `upto` (its end with
+    /// `None`) into the upload, one part in flight at most.
+    async fn send(
+        &self,
+        live: &mut LiveUpload,
+        relative: &str,
+        upto: Option<u64>,
+    ) -> Result<(), ObjectError> {
         let Some(objects) = &self.objects else {
             return Err(ObjectError::Config("no object store is configured".into()));
         };
@@ -250,47 +366,34 @@ impl Recordings {
             source,
         };
         let mut file = tokio::fs::File::open(&path).await.map_err(io)?;
-        let key = objects.key(relative);
-        let upload = objects
-            .store
-            .put_multipart(&key)
+        file.seek(std::io::SeekFrom::Start(live.sent))
             .await
-            .map_err(|e| objects.error(&key, e))?;
-        let mut writer = WriteMultipart::new_with_chunk_size(upload, PART);
+            .map_err(io)?;
         let mut buf = vec![0u8; READ];
-        let mut size = 0u64;
         loop {
-            let n = match read_full(&mut file, &mut buf).await {
-                Ok(n) => n,
-                Err(e) => {
-                    let _ = writer.abort().await;
-                    return Err(io(e));
-                }
-            };
+            let room = upto.map_or(READ as u64, |upto| upto.saturating_sub(live.sent));
+            let want = usize::try_from(room.min(READ as u64)).unwrap_or(READ);
+            if want == 0 {
+                break;
+            }
+            let n = read_full(&mut file, &mut buf[..want]).await.map_err(io)?;
             if n == 0 {
                 break;
             }
-            if let Err(e) = writer.wait_for_capacity(PARTS_IN_FLIGHT).await {
-                let _ = writer.abort().await;
-                return Err(objects.error(&key, e));
-            }
-            writer.write(&buf[..n]);
-            size += n as u64;
+            live.writer
+                .wait_for_capacity(PARTS_IN_FLIGHT)
+                .await
+                .map_err(|e| objects.error(&live.key, e))?;
+            live.writer.write(&buf[..n]);
+            live.sent += n as u64;
         }
-        writer.finish().await.map_err(|e| objects.error(&key, e))?;
-        // What landed is what was read.
-        let meta = objects
-            .store
-            .head(&key)
-            .await
-            .map_err(|e| objects.error(&key, e))?;
-        if meta.size != size {
-            return Err(ObjectError::Config(format!(
-                "object {key} holds {} bytes after uploading {size}",
-                meta.size
-            )));
+        if upto.is_some() {
+            live.writer
+                .wait_for_capacity(0)
+                .await
+                .map_err(|e| objects.error(&live.key, e))?;
         }
-        Ok(size)
+        Ok(())
     }
 
     /// Bytes `range` of a recording file's object: `None` when there is no

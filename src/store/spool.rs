@@ -44,6 +44,34 @@ pub async fn waiting(
         .collect()
 }
 
+/// Live sessions of `node` (of any node with `None`) that are recorded:
+/// their recordings are uploaded in parts as they grow.
+pub async fn live(
+    conn: &mut AnyConnection,
+    node: Option<&str>,
+    limit: i64,
+) -> Result<Vec<Waiting>> {
+    let rows = sqlx::query(
+        "SELECT s.id, s.recording FROM sessions s
+           LEFT JOIN session_nodes n ON n.session_id = s.id
+         WHERE s.recording IS NOT NULL AND s.status = 'live'
+           AND ($1 IS NULL OR n.node = $1)
+         ORDER BY s.started_at, s.id LIMIT $2",
+    )
+    .bind(node)
+    .bind(limit)
+    .fetch_all(conn)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(Waiting {
+                session_id: r.try_get(0)?,
+                recording: r.try_get(1)?,
+            })
+        })
+        .collect()
+}
+
 /// Notes a session's recording as uploaded.
 pub async fn uploaded(
     conn: &mut AnyConnection,
