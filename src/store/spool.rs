@@ -34,14 +34,7 @@ pub async fn waiting(
     .bind(limit)
     .fetch_all(conn)
     .await?;
-    rows.iter()
-        .map(|r| {
-            Ok(Waiting {
-                session_id: r.try_get(0)?,
-                recording: r.try_get(1)?,
-            })
-        })
-        .collect()
+    waitings(&rows)
 }
 
 /// Live sessions of `node` (of any node with `None`) that are recorded:
@@ -62,6 +55,11 @@ pub async fn live(
     .bind(limit)
     .fetch_all(conn)
     .await?;
+    waitings(&rows)
+}
+
+/// Rows of (session id, recording).
+fn waitings(rows: &[sqlx::any::AnyRow]) -> Result<Vec<Waiting>> {
     rows.iter()
         .map(|r| {
             Ok(Waiting {

@@ -241,14 +241,23 @@ impl ScreenModel {
             return;
         }
         let (rows, cols) = self.parser.screen().size();
-        let counts = std::mem::take(self.parser.callbacks_mut());
         tracing::warn!(
             rows = rows.get(),
             cols = cols.get(),
             "the screen model failed on the target's output and starts over"
         );
-        self.parser = vt100::Parser::new_with_callbacks(rows, cols, 0, counts);
+        self.start_over(0);
         self.fast = false;
+    }
+
+    /// A blank screen of the same size takes the parser's place, with
+    /// `scrolled` more rows counted as scrolled away; the tracker is told
+    /// ([`Self::take_restarted`]).
+    fn start_over(&mut self, scrolled: u32) {
+        let (rows, cols) = self.parser.screen().size();
+        let mut counts = std::mem::take(self.parser.callbacks_mut());
+        counts.pending = counts.pending.saturating_add(scrolled);
+        self.parser = vt100::Parser::new_with_callbacks(rows, cols, 0, counts);
         self.main_full = true;
         self.pulled = self.parser.callbacks().total;
         self.owed = 0;
@@ -267,17 +276,10 @@ impl ScreenModel {
     /// same size, every row scrolled away, and says it did
     /// ([`Self::take_restarted`]).
     pub(super) fn forget(&mut self, len: usize) {
-        let (rows, cols) = self.parser.screen().size();
-        let mut counts = std::mem::take(self.parser.callbacks_mut());
-        counts.pending = counts.pending.saturating_add(u32::from(rows.get()));
-        self.parser = vt100::Parser::new_with_callbacks(rows, cols, 0, counts);
+        let rows = self.parser.screen().size().0;
+        self.start_over(u32::from(rows.get()));
         self.state = State::Ground;
         self.clean = true;
-        self.main_full = true;
-        self.pulled = self.parser.callbacks().total;
-        self.owed = 0;
-        self.diverged = true;
-        self.restarted = true;
         self.skipped += len as u64;
     }
 

@@ -371,15 +371,7 @@ fn a_long_cat_is_fast_forwarded_and_the_command_log_still_works() {
     assert_eq!(command, "seq 1 1000000");
     assert_eq!(t.started(command, Duration::ZERO), None);
     let seq = seq_through_a_pty(&mut t);
-    t.output(b"\x1b[1muser@web1\x1b[0m:~$ ");
-    key_steps(&mut t, b"ls -l", true);
-    let Some(Input::Enter {
-        command: Some(next),
-        ..
-    }) = t.input(b"\r").pop()
-    else {
-        panic!("the next command was not read");
-    };
+    let next = typed_at_prompt(&mut t, "ls -l");
     assert_eq!(next, "ls -l");
     let done = t
         .started(next, Duration::from_secs(9))
@@ -400,6 +392,21 @@ fn a_long_cat_is_fast_forwarded_and_the_command_log_still_works() {
     );
 }
 
+/// The shell draws its prompt, the person types `keys` (echoed) and
+/// presses Enter: the command the tracker read there.
+fn typed_at_prompt(t: &mut CommandTracker, keys: &str) -> String {
+    t.output(b"\x1b[1muser@web1\x1b[0m:~$ ");
+    key_steps(t, keys.as_bytes(), true);
+    let Some(Input::Enter {
+        command: Some(command),
+        ..
+    }) = t.input(b"\r").pop()
+    else {
+        panic!("{keys:?} was not read");
+    };
+    command
+}
+
 /// `cat` of an archive in a terminal: the binary flood is not parsed,
 /// the screen model starts over after it, and the next command typed at
 /// the prompt the shell draws after it is read; the capture of the cat's
@@ -407,15 +414,7 @@ fn a_long_cat_is_fast_forwarded_and_the_command_log_still_works() {
 #[test]
 fn a_binary_flood_is_not_parsed_and_the_next_command_is_read() {
     let mut t = CommandTracker::new(80, 24);
-    t.output(b"\x1b[1muser@web1\x1b[0m:~$ ");
-    key_steps(&mut t, b"cat backup.tar.gz", true);
-    let Some(Input::Enter {
-        command: Some(command),
-        ..
-    }) = t.input(b"\r").pop()
-    else {
-        panic!("the command was not read");
-    };
+    let command = typed_at_prompt(&mut t, "cat backup.tar.gz");
     assert_eq!(t.started(command, Duration::ZERO), None);
     t.output(b"\r\n");
     let mut rng = Rng(7);
@@ -423,15 +422,8 @@ fn a_binary_flood_is_not_parsed_and_the_next_command_is_read() {
     for chunk in flood.chunks(4096) {
         t.output(chunk);
     }
-    t.output(b"\r\n\x1b[1muser@web1\x1b[0m:~$ ");
-    key_steps(&mut t, b"reset", true);
-    let Some(Input::Enter {
-        command: Some(next),
-        ..
-    }) = t.input(b"\r").pop()
-    else {
-        panic!("the next command was not read");
-    };
+    t.output(b"\r\n");
+    let next = typed_at_prompt(&mut t, "reset");
     assert_eq!(next, "reset");
     let done = t
         .started(next, Duration::from_secs(9))
