@@ -45,7 +45,7 @@
 //! | [`live`] | running sessions (output broadcast, kill, join, notices), a person's other open channels (menu, desk, commands over SSH) so they can be ended, requests waiting for an admin's approval, and the control socket the CLI talks to |
 //! | [`demo`] | the loopback demo target of `serve --demo` (also the in-process test target) |
 //! | [`spool`] | recordings on their way to the object store: sent in whole 5 MiB parts while their session runs and completed when it ends, kept in the recording dir while the bucket is down, drained oldest first |
-//! | [`cluster`] | several nodes sharing one PostgreSQL database: this node's name and heartbeat, the sessions of a node that went silent marked interrupted, kills sent to the node that runs a session (PostgreSQL `NOTIFY`) |
+//! | [`cluster`] | several nodes sharing one PostgreSQL database: this node's name and heartbeat, the sessions of a node that went silent marked interrupted, kills, monitors and joins reaching the node that runs a session (PostgreSQL `NOTIFY`) |
 //! | [`serve`] | `rampart serve` over services the binary opened: the front door, demo registration, signals |
 //!
 //! Still to come: `http`, `rdp`.

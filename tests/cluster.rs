@@ -1,7 +1,8 @@
 //! Two rampart nodes sharing one PostgreSQL database and one S3 bucket
 //! (issue 16, "several nodes"): two `rampart serve` processes on loopback,
 //! each with its own data dir holding the same master key and host key, and
-//! moto's S3 server. Runs when the tests have a
+//! moto's S3 server. Node B lists, monitors, joins and kills a session on
+//! node A, and closes it when node A dies. Runs when the tests have a
 //! PostgreSQL server (`bash tests/with_postgres.sh cargo test --test
 //! cluster`); on SQLite alone it says it is skipped.
 
@@ -21,6 +22,7 @@ use support::ssh::Client;
 const PASSWORD: &str = "admin-password-for-two-nodes-1";
 const AUDITOR_PASSWORD: &str = "auditor-password-for-two-nodes-1";
 const T: Duration = Duration::from_secs(15);
+const F4: &[u8] = b"\x1bOS";
 
 fn free_port() -> u16 {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -141,7 +143,7 @@ async fn live_on(c: &Client, node: &str) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_nodes_list_and_kill_each_others_sessions_and_close_a_dead_nodes() {
+async fn two_nodes_list_watch_join_and_kill_each_others_sessions_and_close_a_dead_nodes() {
     if support::postgres().is_none() {
         eprintln!(
             "two_nodes: skipped, needs PostgreSQL (bash tests/with_postgres.sh cargo test --test cluster)"
@@ -225,6 +227,116 @@ async fn two_nodes_list_and_kill_each_others_sessions_and_close_a_dead_nodes() {
         term.text()
     );
     let id = live_on(&on_b, "node-a").await;
+
+    // An admin at the desk on node B monitors it: the mirror shows what
+    // the person's terminal on node A shows, and what follows streams in.
+    term.send(b"echo before-the-watch\r");
+    assert!(
+        term.wait_for(T, |s| s.matches("before-the-watch").count() >= 2)
+            .await,
+        "{}",
+        term.text()
+    );
+    let mut desk = on_b.shell(100, 30, None).await;
+    assert!(
+        desk.wait_for(T, |s| s.contains("F4 Audit")).await,
+        "{}",
+        desk.text()
+    );
+    desk.send(F4).await;
+    assert!(
+        desk.wait_for(T, |s| s.contains("Sessions per day")).await,
+        "{}",
+        desk.text()
+    );
+    desk.send(b"2").await;
+    assert!(
+        desk.wait_for(T, |s| s.contains("Live (1)") && s.contains("node-a"))
+            .await,
+        "{}",
+        desk.text()
+    );
+    desk.send(b"\r").await;
+    assert!(
+        desk.wait_for(T, |s| s.contains("monitoring, read-only")
+            && s.contains("before-the-watch"))
+            .await,
+        "{}",
+        desk.text()
+    );
+    term.send(b"echo streamed-across-nodes\r");
+    assert!(
+        desk.wait_for(T, |s| s.matches("streamed-across-nodes").count() >= 2)
+            .await,
+        "{}",
+        desk.text()
+    );
+    // A flood faster than a watch carries: the mirror drops output and
+    // redraws from node A's screen, and ends on what the person sees.
+    term.send(b"seq 300000\r");
+    assert!(
+        term.wait_for(T, |s| s.contains("299999\n300000\ndemo@demo:~$"))
+            .await,
+        "{}",
+        term.text()
+    );
+    assert!(
+        desk.wait_for(T, |s| s.contains("299999") && s.contains("300000"))
+            .await,
+        "{}",
+        desk.text()
+    );
+    term.send(b"echo flood-over\r");
+    assert!(
+        desk.wait_for(T, |s| s.matches("flood-over").count() >= 2)
+            .await,
+        "{}",
+        desk.text()
+    );
+    desk.send(b"\x1b").await;
+    assert!(
+        desk.wait_for(T, |s| s.contains("Live (1)")).await,
+        "{}",
+        desk.text()
+    );
+    // Joining from node B: the person on node A is told, and the admin's
+    // keys reach the target; leaving is told too.
+    desk.send(b"j").await;
+    assert!(
+        desk.wait_for(T, |s| s.contains("joined: your keys go to the session"))
+            .await,
+        "{}",
+        desk.text()
+    );
+    assert!(
+        term.wait_for(T, |s| s.contains("admin joined this session"))
+            .await,
+        "{}",
+        term.text()
+    );
+    desk.send(b"echo typed-on-node-b").await;
+    assert!(
+        term.wait_for(T, |s| s.contains("echo typed-on-node-b"))
+            .await,
+        "{}",
+        term.text()
+    );
+    desk.send(b"\r").await;
+    assert!(
+        term.wait_for(T, |s| s.matches("typed-on-node-b").count() >= 2)
+            .await,
+        "{}",
+        term.text()
+    );
+    desk.send(b"\x1d").await;
+    assert!(
+        term.wait_for(T, |s| s.contains("admin left this session"))
+            .await,
+        "{}",
+        term.text()
+    );
+    desk.send(b"q").await;
+    assert!(desk.wait_close(T).await);
 
     // An auditor on node B may not end it: refused, and it runs on.
     let audrey = log_in_as(port_b, "audrey", AUDITOR_PASSWORD).await;

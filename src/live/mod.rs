@@ -33,7 +33,7 @@ pub use approval::{ApprovalRequest, Decision, Pending};
 use presence::PresenceEntry;
 pub use presence::{Attendee, Presence};
 pub use session::{LiveSession, Publisher};
-pub use viewer::{Joined, Monitor, MonitorEvent};
+pub use viewer::{Joined, Monitor, MonitorEvent, Remote, RemoteAsk, RemoteEvent};
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -191,6 +191,10 @@ pub enum LiveError {
     NotFound { id: String },
     #[error("session {id} is not answering; try again")]
     Busy { id: String },
+    #[error(
+        "session {id} runs on node {node}, which did not answer: try again, or log in to {node}"
+    )]
+    Unreachable { id: String, node: String },
 }
 
 /// The registry of running sessions. Cheap to clone; all clones share it.
@@ -205,8 +209,8 @@ pub struct Registry {
 type Sessions = HashMap<String, Vec<Arc<Entry>>>;
 
 /// Sessions that other nodes sharing the database run: what the registry
-/// asks when a session to end is not one of its own (the `cluster` module
-/// answers, over the database's notifications).
+/// asks when a session to end or watch is not one of its own (the
+/// `cluster` module answers, over the database's notifications).
 pub trait Elsewhere: Send + Sync + 'static {
     /// Orders a session another node runs to end; the node's name when it
     /// ran it.
@@ -220,6 +224,13 @@ pub trait Elsewhere: Send + Sync + 'static {
     /// there were.
     fn kill_user<'a>(&'a self, user: &'a str, reason: &'a str, by: &'a str)
     -> BoxFuture<'a, usize>;
+    /// Watches a session another node runs (and, with `join_as`, types
+    /// into it as that admin).
+    fn watch<'a>(
+        &'a self,
+        id: &'a str,
+        join_as: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<Remote, LiveError>>;
 }
 
 pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;

@@ -1,5 +1,7 @@
 //! Watching a session: a [`Monitor`] reads its stream and asks for its
-//! screen, a [`Joined`] admin types into it.
+//! screen, a [`Joined`] admin types into it. Either is backed by this
+//! node's registry or, for a session another node runs, by a [`Remote`]
+//! feed that the `cluster` module carries between the nodes.
 
 use std::sync::Arc;
 
@@ -19,9 +21,9 @@ impl Registry {
         let frames = entry.output.upgrade()?.subscribe();
         Some(Monitor {
             info: entry.live_info(),
-            entry,
-            frames,
+            feed: Feed::Here { entry, frames },
             seen: 0,
+            ended: None,
         })
     }
 
@@ -46,11 +48,83 @@ impl Registry {
         }
         entry.joined().push(by.clone());
         Ok(Joined {
-            input: entry.input.clone(),
-            entry,
+            id: id.to_string(),
             by,
+            sink: Sink::Here {
+                input: entry.input.clone(),
+                entry,
+            },
         })
     }
+
+    /// Watches a session on this node or, failing that, on the node that
+    /// runs it; with `join_as`, also types into it as that admin (the
+    /// person is told). `NotFound` when it runs nowhere.
+    pub async fn watch_anywhere(
+        &self,
+        id: &str,
+        join_as: Option<&str>,
+    ) -> Result<(Monitor, Option<Joined>), LiveError> {
+        if let Some(monitor) = self.subscribe(id) {
+            let joined = join_as.map(|by| self.join(id, by)).transpose()?;
+            return Ok((monitor, joined));
+        }
+        let Some(other) = self.inner.elsewhere.0.get() else {
+            return Err(LiveError::NotFound { id: id.to_string() });
+        };
+        let remote = other.watch(id, join_as).await?;
+        let joined = join_as.map(|by| Joined {
+            id: id.to_string(),
+            by: one_line(by),
+            sink: Sink::There(remote.asks.clone()),
+        });
+        let monitor = Monitor {
+            info: remote.info,
+            feed: Feed::There {
+                events: remote.events,
+                asks: remote.asks,
+            },
+            seen: 0,
+            ended: None,
+        };
+        Ok((monitor, joined))
+    }
+}
+
+/// A session another node runs, as the `cluster` module feeds it to a
+/// watcher here: the events in the order that node's relay published them,
+/// and the way back. Dropping every sender of `asks` ends the watch (and a
+/// remote join: the person is told the admin left).
+#[derive(Debug)]
+pub struct Remote {
+    /// The session as its node listed it when the watch began.
+    pub info: LiveInfo,
+    pub events: mpsc::Receiver<RemoteEvent>,
+    pub asks: mpsc::Sender<RemoteAsk>,
+}
+
+/// What a remote watch receives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RemoteEvent {
+    Frame(Frame),
+    /// The screen asked for with [`RemoteAsk::Screen`]; `None` when the
+    /// session keeps no screen.
+    Screen(Option<Screen>),
+    /// Frames were dropped on the way (the watcher or the link was too
+    /// slow): ask for a fresh screen.
+    Lagged,
+    Ended,
+    /// The watch broke off for a reason other than the session's end.
+    Lost(String),
+}
+
+/// What a remote watcher sends back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RemoteAsk {
+    /// The current screen, answered with [`RemoteEvent::Screen`].
+    Screen,
+    /// Keystrokes of a joined admin.
+    Input(Bytes),
 }
 
 /// What a monitor receives next.
@@ -59,18 +133,39 @@ pub enum MonitorEvent {
     Frame(Frame),
     /// This many frames were missed: ask for a fresh [`Monitor::screen`].
     Lagged(u64),
+    /// A screen asked for earlier that came after [`Monitor::screen`] gave
+    /// up waiting (remote sessions): draw it, the frames that follow go on
+    /// from it.
+    Screen(Screen),
     /// The session is over.
     Ended,
+    /// The watch broke off (the session's node stopped answering); the
+    /// session may still run.
+    Lost(String),
 }
 
 /// A read-only view of one session's stream.
 #[derive(Debug)]
 pub struct Monitor {
-    pub(super) info: LiveInfo,
-    pub(super) entry: Arc<Entry>,
-    pub(super) frames: broadcast::Receiver<Frame>,
+    info: LiveInfo,
+    feed: Feed,
     /// Frames up to this number are already in the last screen snapshot.
-    pub(super) seen: u64,
+    seen: u64,
+    /// How a remote feed ended while [`Monitor::screen`] waited, for
+    /// [`Monitor::next`] to say.
+    ended: Option<MonitorEvent>,
+}
+
+#[derive(Debug)]
+enum Feed {
+    Here {
+        entry: Arc<Entry>,
+        frames: broadcast::Receiver<Frame>,
+    },
+    There {
+        events: mpsc::Receiver<RemoteEvent>,
+        asks: mpsc::Sender<RemoteAsk>,
+    },
 }
 
 impl Monitor {
@@ -83,28 +178,73 @@ impl Monitor {
     /// session ended or keeps no screen (sftp, tunnels). Frames already in
     /// the snapshot are then skipped by [`Monitor::next`].
     pub async fn screen(&mut self) -> Option<Screen> {
-        let (reply, answer) = oneshot::channel();
-        self.entry
-            .control
-            .send(Control::Snapshot(SnapshotRequest {
-                entry: Arc::clone(&self.entry),
-                reply,
-            }))
-            .await
-            .ok()?;
-        let screen = answer.await.ok()?;
+        let screen = match &mut self.feed {
+            Feed::Here { entry, .. } => {
+                let (reply, answer) = oneshot::channel();
+                entry
+                    .control
+                    .send(Control::Snapshot(SnapshotRequest {
+                        entry: Arc::clone(entry),
+                        reply,
+                    }))
+                    .await
+                    .ok()?;
+                answer.await.ok()?
+            }
+            Feed::There { events, asks } => {
+                if self.ended.is_some() {
+                    return None;
+                }
+                asks.send(RemoteAsk::Screen).await.ok()?;
+                // The node sends the screen in line with the frames: those
+                // before it are in it.
+                loop {
+                    match events.recv().await {
+                        Some(RemoteEvent::Screen(screen)) => break screen?,
+                        Some(RemoteEvent::Frame(_) | RemoteEvent::Lagged) => {}
+                        Some(RemoteEvent::Ended) | None => {
+                            self.ended = Some(MonitorEvent::Ended);
+                            return None;
+                        }
+                        Some(RemoteEvent::Lost(why)) => {
+                            self.ended = Some(MonitorEvent::Lost(why));
+                            return None;
+                        }
+                    }
+                }
+            }
+        };
         self.seen = self.seen.max(screen.seq);
         Some(screen)
     }
 
     /// The next frame not already in the last snapshot.
     pub async fn next(&mut self) -> MonitorEvent {
+        if let Some(end) = &self.ended {
+            return end.clone();
+        }
         loop {
-            match self.frames.recv().await {
-                Ok(frame) if frame.seq() <= self.seen => continue,
-                Ok(frame) => return MonitorEvent::Frame(frame),
-                Err(broadcast::error::RecvError::Lagged(n)) => return MonitorEvent::Lagged(n),
-                Err(broadcast::error::RecvError::Closed) => return MonitorEvent::Ended,
+            let frame = match &mut self.feed {
+                Feed::Here { frames, .. } => match frames.recv().await {
+                    Ok(frame) => frame,
+                    Err(broadcast::error::RecvError::Lagged(n)) => return MonitorEvent::Lagged(n),
+                    Err(broadcast::error::RecvError::Closed) => return MonitorEvent::Ended,
+                },
+                Feed::There { events, .. } => match events.recv().await {
+                    Some(RemoteEvent::Frame(frame)) => frame,
+                    Some(RemoteEvent::Screen(Some(screen))) => {
+                        self.seen = self.seen.max(screen.seq);
+                        return MonitorEvent::Screen(screen);
+                    }
+                    Some(RemoteEvent::Screen(None)) => continue,
+                    // How many is not known across nodes.
+                    Some(RemoteEvent::Lagged) => return MonitorEvent::Lagged(0),
+                    Some(RemoteEvent::Ended) | None => return MonitorEvent::Ended,
+                    Some(RemoteEvent::Lost(why)) => return MonitorEvent::Lost(why),
+                },
+            };
+            if frame.seq() > self.seen {
+                return MonitorEvent::Frame(frame);
             }
         }
     }
@@ -114,9 +254,20 @@ impl Monitor {
 /// it tells the session's person that the admin left.
 #[derive(Debug)]
 pub struct Joined {
-    pub(super) entry: Arc<Entry>,
-    pub(super) input: mpsc::Sender<Bytes>,
-    pub(super) by: String,
+    id: String,
+    by: String,
+    sink: Sink,
+}
+
+#[derive(Debug)]
+enum Sink {
+    Here {
+        entry: Arc<Entry>,
+        input: mpsc::Sender<Bytes>,
+    },
+    /// The remote watch's way back; its node tells the person when the
+    /// watch ends.
+    There(mpsc::Sender<RemoteAsk>),
 }
 
 impl Joined {
@@ -125,29 +276,33 @@ impl Joined {
     }
 
     pub fn session_id(&self) -> &str {
-        &self.entry.info.id
+        &self.id
     }
 
     /// Sends keystrokes, waiting while the session's input queue is full
     /// (the admin's task waits, not the relay). Err once the session ended.
     pub async fn send(&self, bytes: Bytes) -> Result<(), LiveError> {
-        self.input
-            .send(bytes)
-            .await
-            .map_err(|_| LiveError::NotFound {
-                id: self.entry.info.id.clone(),
-            })
+        let sent = match &self.sink {
+            Sink::Here { input, .. } => input.send(bytes).await.is_ok(),
+            Sink::There(asks) => asks.send(RemoteAsk::Input(bytes)).await.is_ok(),
+        };
+        sent.then_some(()).ok_or_else(|| LiveError::NotFound {
+            id: self.id.clone(),
+        })
     }
 }
 
 impl Drop for Joined {
     fn drop(&mut self) {
+        let Sink::Here { entry, .. } = &self.sink else {
+            return;
+        };
         {
-            let mut joined = self.entry.joined();
+            let mut joined = entry.joined();
             if let Some(at) = joined.iter().position(|name| *name == self.by) {
                 joined.remove(at);
             }
         }
-        self.entry.notice(format!("{} left this session", self.by));
+        entry.notice(format!("{} left this session", self.by));
     }
 }

@@ -194,9 +194,7 @@ impl Ops {
         id: &str,
     ) -> Result<live::Monitor> {
         require_auditor(caller, "monitoring a session")?;
-        let Some(monitor) = registry.subscribe(id) else {
-            return Err(self.not_here(id, "monitor").await);
-        };
+        let (monitor, _) = self.watch(registry, id, None).await?;
         let info = &monitor.info().session;
         let detail = json!({ "user": info.user, "asset": info.asset });
         self.log_session(caller, "session.monitor", id, detail)
@@ -213,12 +211,10 @@ impl Ops {
         id: &str,
     ) -> Result<(live::Monitor, live::Joined)> {
         require_admin(caller, "joining a session")?;
-        let Some(monitor) = registry.subscribe(id) else {
-            return Err(self.not_here(id, "join").await);
+        let (monitor, joined) = self.watch(registry, id, Some(&caller.name)).await?;
+        let Some(joined) = joined else {
+            return Err(not_live(id));
         };
-        let joined = registry
-            .join(id, &caller.name)
-            .map_err(|e| OpsError::Invalid(e.to_string()))?;
         let info = &monitor.info().session;
         let detail = json!({ "user": info.user, "asset": info.asset });
         self.log_session(caller, "session.join", id, detail).await?;
@@ -345,27 +341,21 @@ impl Ops {
 }
 
 impl Ops {
-    /// Why a session cannot be watched from here: it runs on another node
-    /// (watching across nodes is not built yet: log in to that node), or
-    /// nowhere.
-    async fn not_here(&self, id: &str, verb: &str) -> OpsError {
-        let Ok(mut conn) = self.store.conn().await else {
-            return not_live(id);
-        };
-        match store::cluster::owner(&mut conn, id).await {
-            Ok(Some(node)) if node != self.settings.node => {
-                let live = store::sessions::get(&mut conn, id)
-                    .await
-                    .is_ok_and(|row| row.status == "live");
-                if live {
-                    return OpsError::Invalid(format!(
-                        "session {id} runs on node {node}: to {verb} it, log in to {node}"
-                    ));
-                }
-                not_live(id)
-            }
-            _ => not_live(id),
-        }
+    /// Watches a session wherever it runs (this node or another sharing
+    /// the database), joining it as `join_as` if given.
+    async fn watch(
+        &self,
+        registry: &live::Registry,
+        id: &str,
+        join_as: Option<&str>,
+    ) -> Result<(live::Monitor, Option<live::Joined>)> {
+        registry
+            .watch_anywhere(id, join_as)
+            .await
+            .map_err(|e| match e {
+                live::LiveError::NotFound { .. } => not_live(id),
+                e => OpsError::Invalid(e.to_string()),
+            })
     }
 }
 

@@ -612,9 +612,15 @@ pub(super) async fn watch(
                         MonitorEvent::Frame(Frame::Output { bytes, .. }) => view.feed(&bytes),
                         MonitorEvent::Frame(Frame::Resize { cols, rows, .. }) => view.resize(cols, rows),
                         MonitorEvent::Lagged(_) => resync(&mut monitor, &mut view).await,
+                        MonitorEvent::Screen(snap) => view.snapshot(snap.cols, snap.rows, &snap.contents),
                         MonitorEvent::Ended => {
                             session_open = false;
                             view.end("the session is over");
+                            break;
+                        }
+                        MonitorEvent::Lost(why) => {
+                            session_open = false;
+                            view.end(&why);
                             break;
                         }
                     }

@@ -105,6 +105,7 @@ impl Tab {
                 col("Account", 9),
                 col("Proto", 6),
                 col("Source", 15),
+                col("Node", 8),
                 col("Time", 8),
                 col("In", 8),
                 col("Out", 8),
@@ -325,6 +326,7 @@ fn live_row(s: &LiveInfo) -> Row {
         .text(&i.account)
         .text(&i.protocol)
         .text(&i.source)
+        .text(&s.node)
         .num(duration(s.duration_secs), s.duration_secs as i64)
         .num(bytes(s.bytes_in), s.bytes_in as i64)
         .num(bytes(s.bytes_out), s.bytes_out as i64)

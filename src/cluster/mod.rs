@@ -19,9 +19,15 @@
 //!   database already connects every node, so no other broker or cluster
 //!   protocol is needed. On SQLite there is no other node to ask.
 //!
+//! - **Watching and joining across nodes.** A monitor or a joined admin on
+//!   one node watches a session of another through a feed that node sends
+//!   on a channel of the watch's own, bounded in rate and memory
+//!   ([`watch`]).
+//!
 //! The live list reads the other nodes' sessions from their rows
-//! (`ops::sessions`). Watching or joining a session across nodes is not
-//! built: the person is told which node to log in to.
+//! (`ops::sessions`).
+
+mod watch;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -29,7 +35,7 @@ use std::time::{Duration, Instant};
 
 use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
-use tokio::sync::oneshot;
+use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use crate::live::{self, BoxFuture};
@@ -92,8 +98,10 @@ impl Node {
         }
         let others = Arc::new(Others {
             store: store.clone(),
+            url: services.config.database.url.clone(),
             me: name.clone(),
             waiting: Mutex::default(),
+            watches: Mutex::default(),
         });
         Ok(Node {
             services: services.clone(),
@@ -269,16 +277,39 @@ enum What {
     },
     /// The answer: how many sessions there were.
     Done { count: usize },
+    /// Feed this session to `channel` (see [`watch`]), joining it as
+    /// `join_as` if given.
+    Watch {
+        session: String,
+        channel: String,
+        join_as: Option<String>,
+    },
+    /// A watch asks for the session's screen.
+    Resync { channel: String },
+    /// A joined admin's keystrokes, base64.
+    Input { channel: String, data: String },
+    /// The watcher is still there.
+    Alive { channel: String },
+    /// The watcher left.
+    Leave { channel: String },
 }
 
 /// The other nodes, as this one reaches them.
 struct Others {
     store: Store,
+    /// The database's address, for the listeners of watches.
+    url: String,
     me: String,
     waiting: Mutex<HashMap<String, oneshot::Sender<usize>>>,
+    /// The watches this node feeds to others, by channel.
+    watches: Mutex<HashMap<String, mpsc::Sender<watch::Command>>>,
 }
 
 impl Others {
+    fn watches(&self) -> std::sync::MutexGuard<'_, HashMap<String, mpsc::Sender<watch::Command>>> {
+        self.watches.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     fn waiting(&self) -> std::sync::MutexGuard<'_, HashMap<String, oneshot::Sender<usize>>> {
         self.waiting.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -340,6 +371,31 @@ impl Others {
         (count > 0).then_some(node)
     }
 
+    async fn watch_remote(
+        &self,
+        id: &str,
+        join_as: Option<&str>,
+    ) -> Result<live::Remote, live::LiveError> {
+        let not_found = || live::LiveError::NotFound { id: id.to_string() };
+        if self.store.engine() != Engine::Postgres {
+            return Err(not_found());
+        }
+        let mut conn = self.store.conn().await.map_err(|_| not_found())?;
+        let node = store::cluster::owner(&mut conn, id)
+            .await
+            .ok()
+            .flatten()
+            .ok_or_else(not_found)?;
+        let live = store::sessions::get(&mut conn, id)
+            .await
+            .is_ok_and(|row| row.status == "live");
+        drop(conn);
+        if node == self.me || !live {
+            return Err(not_found());
+        }
+        watch::watch(self, node, id, join_as).await
+    }
+
     async fn kill_user_remote(&self, user: &str, reason: &str, by: &str) -> usize {
         if self.store.engine() != Engine::Postgres {
             return 0;
@@ -390,6 +446,14 @@ impl live::Elsewhere for Others {
     ) -> BoxFuture<'a, usize> {
         Box::pin(self.kill_user_remote(user, reason, by))
     }
+
+    fn watch<'a>(
+        &'a self,
+        id: &'a str,
+        join_as: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<live::Remote, live::LiveError>> {
+        Box::pin(self.watch_remote(id, join_as))
+    }
 }
 
 /// Answers the notes addressed to this node, and hands answers to whoever
@@ -438,7 +502,7 @@ async fn listen(
     }
 }
 
-async fn answer(payload: &str, others: &Others, registry: &live::Registry) {
+async fn answer(payload: &str, others: &Arc<Others>, registry: &live::Registry) {
     let Ok(note) = serde_json::from_str::<Note>(payload) else {
         tracing::warn!("an unreadable note on {CHANNEL}: ignored");
         return;
@@ -466,6 +530,45 @@ async fn answer(payload: &str, others: &Others, registry: &live::Registry) {
             let count = registry.kill_user(&user, &reason, &by);
             tracing::info!(%user, %by, from = %note.from, count, "user's sessions killed from another node");
             count
+        }
+        What::Watch {
+            session,
+            channel,
+            join_as,
+        } => {
+            tracing::info!(%session, from = %note.from, "watch from another node");
+            tokio::spawn(watch::serve(
+                Arc::clone(others),
+                registry.clone(),
+                session,
+                channel,
+                join_as,
+            ));
+            return;
+        }
+        What::Resync { channel } => {
+            watch::route(others, &channel, watch::Command::Screen);
+            return;
+        }
+        What::Input { channel, data } => {
+            use base64::Engine as _;
+            match base64::engine::general_purpose::STANDARD.decode(data) {
+                Ok(bytes) => {
+                    watch::route(others, &channel, watch::Command::Input(bytes.into()));
+                }
+                Err(_) => {
+                    tracing::warn!(from = %note.from, "unreadable keystrokes from a watch: dropped")
+                }
+            }
+            return;
+        }
+        What::Alive { channel } => {
+            watch::route(others, &channel, watch::Command::Alive);
+            return;
+        }
+        What::Leave { channel } => {
+            watch::route(others, &channel, watch::Command::Leave);
+            return;
         }
     };
     let done = Note {
