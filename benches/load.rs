@@ -6,7 +6,15 @@
 //! ```text
 //! cargo bench --bench load -- [--sessions N] [--lines K] [--stream-lines S]
 //!                             [--rampart PATH] [--in-flight C] [--deadline SECONDS]
+//!                             [--nodes 2 --database postgres://...]
 //! ```
+//!
+//! With `--nodes 2` (issue 16) the generator runs two `rampart serve`
+//! nodes sharing the PostgreSQL database `--database` (an empty one; the
+//! second node gets copies of the first one's master key and host key) and
+//! spreads the connections over both, alternately; memory and CPU are the
+//! two processes' summed. `bench/load_cluster.sh` starts a throwaway
+//! PostgreSQL for it.
 //!
 //! The generator builds a scratch data dir (config, `rampart init`, user
 //! `load` with an ed25519 key, asset `load`, account `demo`, permission
@@ -66,11 +74,13 @@ struct Options {
     rampart: PathBuf,
     in_flight: usize,
     deadline: Duration,
+    nodes: usize,
+    database: Option<String>,
 }
 
 fn usage() -> String {
     "usage: cargo bench --bench load -- [--sessions N] [--lines K] [--stream-lines S] \
-     [--rampart PATH] [--in-flight C] [--deadline SECONDS]"
+     [--rampart PATH] [--in-flight C] [--deadline SECONDS] [--nodes 2 --database URL]"
         .to_string()
 }
 
@@ -86,6 +96,8 @@ fn options() -> Result<Options, String> {
             .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_rampart"))),
         in_flight: 32,
         deadline: Duration::from_secs(600),
+        nodes: 1,
+        database: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -114,9 +126,26 @@ fn options() -> Result<Options, String> {
             "--rampart" => o.rampart = PathBuf::from(value(&arg)?),
             "--in-flight" => o.in_flight = number(&arg, value(&arg)?)?,
             "--deadline" => o.deadline = Duration::from_secs(number(&arg, value(&arg)?)? as u64),
+            "--nodes" => o.nodes = number(&arg, value(&arg)?)?,
+            "--database" => o.database = Some(value(&arg)?),
             "-h" | "--help" => return Err(usage()),
             other => return Err(format!("unknown argument {other:?}\n{}", usage())),
         }
+    }
+    if o.nodes > 2 {
+        return Err("--nodes: 1 or 2".into());
+    }
+    if o.nodes == 2
+        && !o
+            .database
+            .as_deref()
+            .is_some_and(|u| u.starts_with("postgres"))
+    {
+        return Err(
+            "--nodes 2 needs --database postgres://... (an empty database; bench/load_cluster.sh \
+             starts a throwaway PostgreSQL)"
+                .into(),
+        );
     }
     Ok(o)
 }
@@ -295,6 +324,24 @@ fn free_port() -> Result<u16, String> {
         .map_err(|e| format!("bind: {e}"))
 }
 
+/// Copies the cluster's master key and host key into another node's data
+/// dir (0700, the keys 0600), as `contrib/` tells an operator to.
+fn share_keys(from: &Path, to: &Path) -> Result<(), String> {
+    use std::os::unix::fs::{DirBuilderExt as _, PermissionsExt as _};
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .recursive(true)
+        .create(to)
+        .map_err(|e| format!("{}: {e}", to.display()))?;
+    for file in ["master.key", "ssh_host_ed25519_key"] {
+        let target = to.join(file);
+        std::fs::copy(from.join(file), &target).map_err(|e| format!("{file}: {e}"))?;
+        std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o600))
+            .map_err(|e| format!("{file}: {e}"))?;
+    }
+    Ok(())
+}
+
 /// `rampart serve` as a child; SIGTERM'd by [`Serve::stop`], killed on drop.
 struct Serve {
     child: Child,
@@ -396,6 +443,19 @@ fn cpu_seconds(pid: u32, ticks: f64) -> Option<f64> {
     Some((utime + stime) / ticks)
 }
 
+/// Summed over the nodes' processes; `None` when one cannot be read.
+fn rss_kib(pids: &[u32]) -> Option<u64> {
+    pids.iter().map(|p| status_kib(*p, "VmRSS")).sum()
+}
+
+fn hwm_kib(pids: &[u32]) -> Option<u64> {
+    pids.iter().map(|p| status_kib(*p, "VmHWM")).sum()
+}
+
+fn cpu_sum(pids: &[u32], ticks: f64) -> Option<f64> {
+    pids.iter().map(|p| cpu_seconds(*p, ticks)).sum()
+}
+
 /// The soft and hard open-file limits of this process.
 fn nofile() -> Option<(u64, u64)> {
     let text = std::fs::read_to_string("/proc/self/limits").ok()?;
@@ -456,7 +516,8 @@ impl client::Handler for AcceptAll {
 
 /// What the sessions share with the conductor.
 struct Ctx {
-    addr: std::net::SocketAddr,
+    /// The nodes' addresses; connection `c` goes to `addrs[c % len]`.
+    addrs: Vec<std::net::SocketAddr>,
     key: Arc<russh::keys::PrivateKey>,
     lines: usize,
     stream_lines: usize,
@@ -563,7 +624,8 @@ async fn connection(ctx: Arc<Ctx>, first: usize, count: usize, seed: u64) -> Vec
         ..Default::default()
     });
     let connect = async {
-        let mut handle = client::connect(config, ctx.addr, AcceptAll)
+        let addr = ctx.addrs[(first / PER_CONNECTION) % ctx.addrs.len()];
+        let mut handle = client::connect(config, addr, AcceptAll)
             .await
             .map_err(|e| format!("connect: {e}"))?;
         let auth = handle
@@ -863,6 +925,7 @@ fn first_difference(recorded: &[u8], received: &[u8]) -> String {
 // ------------------------------------------------------------------- main --
 
 struct Report {
+    nodes: usize,
     sessions: usize,
     connections: usize,
     accept_rate: Option<f64>,
@@ -933,18 +996,40 @@ async fn run(opts: &Options) -> Result<bool, String> {
 
     let scratch = Scratch::new()?;
     let dir = scratch.path.clone();
-    let port = free_port()?;
-    // All sessions belong to one user: lift the per-person cap (128 by
-    // default) with the connection cap, or the rest would be refused.
-    let config = format!(
-        "data_dir = \"data\"\n\
-         [ssh]\nlisten = [\"127.0.0.1:{port}\"]\nmax_connections = {}\nmax_sessions_per_user = {}\n\
-         shutdown_grace = \"10s\"\n\
-         [log]\nlevel = \"info\"\nfile = \"rampart.log\"\n",
-        n.max(1000),
-        n.max(1000)
-    );
-    std::fs::write(dir.join("rampart.toml"), config).map_err(|e| format!("config: {e}"))?;
+    // Node 1 in the scratch dir, node 2 (if any) in `node2` under it.
+    let node_dirs: Vec<PathBuf> = (0..opts.nodes)
+        .map(|i| {
+            if i == 0 {
+                dir.clone()
+            } else {
+                dir.join(format!("node{}", i + 1))
+            }
+        })
+        .collect();
+    let mut ports = Vec::new();
+    for (i, node_dir) in node_dirs.iter().enumerate() {
+        let port = free_port()?;
+        ports.push(port);
+        // All sessions belong to one user: lift the per-person cap (128 by
+        // default) with the connection cap, or the rest would be refused.
+        let mut config = format!(
+            "data_dir = \"data\"\n\
+             [ssh]\nlisten = [\"127.0.0.1:{port}\"]\nmax_connections = {}\nmax_sessions_per_user = {}\n\
+             shutdown_grace = \"10s\"\n\
+             [log]\nlevel = \"info\"\nfile = \"rampart.log\"\n",
+            n.max(1000),
+            n.max(1000)
+        );
+        if let Some(url) = &opts.database {
+            config.push_str(&format!(
+                "[database]\nurl = \"{url}\"\n[cluster]\nnode = \"load-{}\"\n",
+                i + 1
+            ));
+        }
+        std::fs::create_dir_all(node_dir).map_err(|e| format!("{}: {e}", node_dir.display()))?;
+        std::fs::write(node_dir.join("rampart.toml"), config)
+            .map_err(|e| format!("config: {e}"))?;
+    }
     let rampart = opts.rampart.as_path();
     cli(rampart, &dir, &["init"], None)?;
     let key_path = dir.join("load_key");
@@ -1002,12 +1087,20 @@ async fn run(opts: &Options) -> Result<bool, String> {
     let key = Arc::new(
         russh::keys::load_secret_key(&key_path, None).map_err(|e| format!("client key: {e}"))?,
     );
+    // The other node: the cluster's master key and host key, in a data dir
+    // of its own.
+    for node_dir in node_dirs.iter().skip(1) {
+        share_keys(&dir.join("data"), &node_dir.join("data"))?;
+    }
 
-    let mut serve = Serve::start(rampart, &dir, port)?;
-    let pid = serve.pid;
+    let mut serves = Vec::new();
+    for (node_dir, port) in node_dirs.iter().zip(&ports) {
+        serves.push(Serve::start(rampart, node_dir, *port)?);
+    }
+    let pids: Vec<u32> = serves.iter().map(|s| s.pid).collect();
     let ticks = clock_ticks();
     log(format!(
-        "rampart serve pid {pid} on 127.0.0.1:{port}, demo target {}, {n} sessions over \
+        "rampart serve pid(s) {pids:?} on 127.0.0.1 port(s) {ports:?}, demo target {}, {n} sessions over \
          {connections} connections, {} lines each, open-file limit {files}, tmp {}",
         demo.addr,
         opts.lines,
@@ -1015,12 +1108,12 @@ async fn run(opts: &Options) -> Result<bool, String> {
     ));
     // Let it settle (policy load, first allocations) before the baseline.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let rss_before = status_kib(pid, "VmRSS").ok_or("cannot read the bastion's VmRSS")?;
-    let cpu_before = cpu_seconds(pid, ticks);
+    let rss_before = rss_kib(&pids).ok_or("cannot read the bastion's VmRSS")?;
+    let cpu_before = cpu_sum(&pids, ticks);
 
     let (go_tx, go_rx) = watch::channel(false);
     let ctx = Arc::new(Ctx {
-        addr: ([127, 0, 0, 1], port).into(),
+        addrs: ports.iter().map(|p| ([127, 0, 0, 1], *p).into()).collect(),
         key,
         lines: opts.lines,
         stream_lines: opts.stream_lines,
@@ -1040,6 +1133,7 @@ async fn run(opts: &Options) -> Result<bool, String> {
     let sampler = {
         let peak = peak.clone();
         let stop = sampling.clone();
+        let pids = pids.clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(1));
             loop {
@@ -1047,7 +1141,7 @@ async fn run(opts: &Options) -> Result<bool, String> {
                     _ = tick.tick() => {}
                     () = stop.cancelled() => return,
                 }
-                if let Some(kib) = status_kib(pid, "VmRSS") {
+                if let Some(kib) = rss_kib(&pids) {
                     peak.fetch_max(kib, Ordering::SeqCst);
                 }
             }
@@ -1093,8 +1187,8 @@ async fn run(opts: &Options) -> Result<bool, String> {
         (Some(a), Some(b)) if prompted == n => Some(b.duration_since(a).as_secs_f64()),
         _ => None,
     };
-    let rss_all_open = status_kib(pid, "VmRSS");
-    let cpu_open = cpu_seconds(pid, ticks);
+    let rss_all_open = rss_kib(&pids);
+    let cpu_open = cpu_sum(&pids, ticks);
     if let Some(kib) = rss_all_open {
         peak.fetch_max(kib, Ordering::SeqCst);
     }
@@ -1120,7 +1214,7 @@ async fn run(opts: &Options) -> Result<bool, String> {
     }
     sampling.cancel();
     let _ = sampler.await;
-    if let Some(kib) = status_kib(pid, "VmRSS") {
+    if let Some(kib) = rss_kib(&pids) {
         peak.fetch_max(kib, Ordering::SeqCst);
     }
     let completed = outcomes
@@ -1181,7 +1275,10 @@ async fn run(opts: &Options) -> Result<bool, String> {
         .enumerate()
         .filter_map(|(i, o)| o.as_ref().map(|o| (o.token.clone(), i)))
         .collect();
-    let recordings = dir.join("data").join("recordings");
+    let recordings: Vec<PathBuf> = node_dirs
+        .iter()
+        .map(|d| d.join("data").join("recordings"))
+        .collect();
     let mut cast_of: HashMap<usize, PathBuf> = HashMap::new();
     let mut unreadable = Vec::new();
     let mut raw_markers = 0usize;
@@ -1190,7 +1287,12 @@ async fn run(opts: &Options) -> Result<bool, String> {
         let Some(rel) = row["recording"].as_str() else {
             continue;
         };
-        let path = recordings.join(rel);
+        // On the node that ran it.
+        let path = recordings
+            .iter()
+            .map(|r| r.join(rel))
+            .find(|p| p.is_file())
+            .unwrap_or_else(|| recordings[0].join(rel));
         match cast_output(&path) {
             Ok((bytes, raw)) => {
                 raw_markers += raw;
@@ -1262,10 +1364,11 @@ async fn run(opts: &Options) -> Result<bool, String> {
         }
     };
 
-    let hwm_end = status_kib(pid, "VmHWM");
-    let cpu_after = cpu_seconds(pid, ticks);
-    let serve_alive = serve.running();
+    let hwm_end = hwm_kib(&pids);
+    let cpu_after = cpu_sum(&pids, ticks);
+    let serve_alive = serves.iter_mut().all(Serve::running);
     let report = Report {
+        nodes: opts.nodes,
         sessions: n,
         connections,
         accept_rate: accept_secs.map(|s| n as f64 / s.max(1e-9)),
@@ -1308,11 +1411,11 @@ async fn run(opts: &Options) -> Result<bool, String> {
         mismatched,
         wall: wall.elapsed(),
     };
-    let stopped = serve.stop();
+    let stopped: Vec<String> = serves.iter_mut().map(Serve::stop).collect();
     demo.stop();
 
     print_table(&report, opts, &load_at_start);
-    println!("bastion: {stopped}");
+    println!("bastion: {}", stopped.join("; "));
     if !serve_alive {
         println!("bastion: had exited before the end of the run");
     }
@@ -1365,15 +1468,19 @@ async fn run(opts: &Options) -> Result<bool, String> {
     if let Some(m) = &first_mismatch {
         println!("first mismatch: {m}");
     }
-    let log_text = std::fs::read_to_string(dir.join("rampart.log")).unwrap_or_default();
-    let count = |needle: &str| log_text.lines().filter(|l| l.contains(needle)).count();
-    println!(
-        "bastion log: {} lines, {} ERROR, {} WARN ({})",
-        log_text.lines().count(),
-        count("ERROR"),
-        count("WARN"),
-        dir.join("rampart.log").display()
-    );
+    let mut log_text = String::new();
+    for node_dir in &node_dirs {
+        let text = std::fs::read_to_string(node_dir.join("rampart.log")).unwrap_or_default();
+        let count = |needle: &str| text.lines().filter(|l| l.contains(needle)).count();
+        println!(
+            "bastion log: {} lines, {} ERROR, {} WARN ({})",
+            text.lines().count(),
+            count("ERROR"),
+            count("WARN"),
+            node_dir.join("rampart.log").display()
+        );
+        log_text.push_str(&text);
+    }
     if unfinalised > 0 {
         println!("session rows never finalised (still live after the wait): {unfinalised}");
     }
@@ -1387,7 +1494,7 @@ async fn run(opts: &Options) -> Result<bool, String> {
         {
             println!("    {line}");
         }
-        let stderr = std::fs::read_to_string(dir.join("serve.stderr")).unwrap_or_default();
+        let stderr = std::fs::read_to_string(node_dirs[0].join("serve.stderr")).unwrap_or_default();
         if !stderr.trim().is_empty() {
             println!("bastion stderr (last lines):");
             for line in stderr
@@ -1418,6 +1525,13 @@ fn print_table(r: &Report, opts: &Options, load_at_start: &str) {
         "rampart load  ({}, {cores} cores, load at start {load_at_start})",
         jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%MZ")
     );
+    if r.nodes > 1 {
+        println!(
+            "{} nodes sharing one PostgreSQL database, connections spread over them; memory and \
+             CPU are the nodes' summed",
+            r.nodes
+        );
+    }
     println!(
         "{} sessions over {} connections, pty 80x24, exec \"load\" (demo target in the generator), \
          {} lines each paced 20-100 ms (echo, echo -e in colour, cat, log N, seq N; one log {}), \

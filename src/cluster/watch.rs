@@ -234,13 +234,15 @@ impl Watcher {
             tokio::select! {
                 note = feed.recv() => {
                     heard = Instant::now();
-                    match note.flatten() {
-                        Some(payload) => {
+                    match note {
+                        Some(Some(payload)) => {
                             if let Some(end) = self.take(&payload).await {
                                 break Some(end);
                             }
                         }
-                        None => self.lag(),
+                        Some(None) => self.lag(),
+                        // The reader is gone (it cannot end otherwise).
+                        None => break Some(RemoteEvent::Lost("the watch's channel closed".into())),
                     }
                 }
                 ask = asks.recv() => {
