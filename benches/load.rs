@@ -734,6 +734,22 @@ async fn session(
         .await
         .map_err(|_| format!("channel open and exec: nothing within {STUCK:?}"))??;
     let (mut read, write) = ch.split();
+    // Typing goes through a task of its own: a write that waits for the
+    // client's connection loop must never stop this task from reading, or
+    // the loop, blocked handing this channel output it does not take,
+    // would never take the write (and every channel of the connection
+    // would stall with it).
+    let (typing, mut to_type) = mpsc::unbounded_channel::<Vec<u8>>();
+    let typist = tokio::spawn(async move {
+        while let Some(line) = to_type.recv().await {
+            write
+                .data_bytes(line)
+                .await
+                .map_err(|e| format!("typing: {e}"))?;
+        }
+        Ok::<_, String>(write)
+    });
+    let mut typist = Some(typist);
     let mut go = ctx.go.clone();
     let mut phase = Phase::Prompt;
     let mut idle_until = tokio::time::Instant::now() + STUCK;
@@ -801,10 +817,17 @@ async fn session(
                     "exit\r".to_string()
                 };
                 outcome.typed.push(line.trim_end_matches('\r').to_string());
-                tokio::time::timeout(STUCK, write.data_bytes(line.into_bytes()))
-                    .await
-                    .map_err(|_| format!("typing: line {} not taken within {STUCK:?}", typed + 1))?
-                    .map_err(|e| format!("typing: {e}"))?;
+                if typing.send(line.into_bytes()).is_err() {
+                    // The typist ended on an error: say which.
+                    let ended = match typist.take() {
+                        Some(task) => task.await,
+                        None => Ok(Err("typing: the writer task ended".into())),
+                    };
+                    return Err(match ended {
+                        Ok(Err(e)) => e,
+                        _ => "typing: the writer task ended".into(),
+                    });
+                }
                 if typed == ctx.lines {
                     phase = Phase::Closing;
                     idle_until = tokio::time::Instant::now() + STUCK;
