@@ -22,7 +22,6 @@ use support::ssh::Client;
 const PASSWORD: &str = "admin-password-for-two-nodes-1";
 const AUDITOR_PASSWORD: &str = "auditor-password-for-two-nodes-1";
 const T: Duration = Duration::from_secs(15);
-const F4: &[u8] = b"\x1bOS";
 
 fn free_port() -> u16 {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -238,24 +237,9 @@ async fn two_nodes_list_watch_join_and_kill_each_others_sessions_and_close_a_dea
         term.text()
     );
     let mut desk = on_b.shell(100, 30, None).await;
-    assert!(
-        desk.wait_for(T, |s| s.contains("F4 Audit")).await,
-        "{}",
-        desk.text()
-    );
-    desk.send(F4).await;
-    assert!(
-        desk.wait_for(T, |s| s.contains("Sessions per day")).await,
-        "{}",
-        desk.text()
-    );
-    desk.send(b"2").await;
-    assert!(
-        desk.wait_for(T, |s| s.contains("Live (1)") && s.contains("node-a"))
-            .await,
-        "{}",
-        desk.text()
-    );
+    desk.expect(T, |s| s.contains("F4 Audit")).await;
+    desk.audit_tab(b"2", T, |s| s.contains("Live (1)") && s.contains("node-a"))
+        .await;
     desk.send(b"\r").await;
     assert!(
         desk.wait_for(T, |s| s.contains("monitoring, read-only")

@@ -10,11 +10,10 @@ use rampart::model::Role;
 use rampart::ops::{Caller, UserSpec};
 use rampart::store::audit_log::Query;
 use rampart::vault::Secret;
-use support::ssh::{Client, TestBastion};
+use support::ssh::{Client, F4, TestBastion};
 
 const T: Duration = Duration::from_secs(10);
 const F3: &[u8] = b"\x1bOR";
-const F4: &[u8] = b"\x1bOS";
 const F5: &[u8] = b"\x1b[15~";
 
 async fn operations(b: &TestBastion) -> Vec<(String, String, String)> {
@@ -97,19 +96,10 @@ async fn the_audit_view_monitors_joins_and_kills_a_live_session() {
         "{}",
         desk.text()
     );
-    desk.send(F4).await;
-    assert!(
-        desk.wait_for(T, |s| s.contains("Sessions per day")).await,
-        "{}",
-        desk.text()
-    );
-    desk.send(b"2").await;
-    assert!(
-        desk.wait_for(T, |s| s.contains("Live (1)") && s.contains("127.0.0.1"))
-            .await,
-        "{}",
-        desk.text()
-    );
+    desk.audit_tab(b"2", T, |s| {
+        s.contains("Live (1)") && s.contains("127.0.0.1")
+    })
+    .await;
 
     // Enter monitors: the mirror shows what the person's terminal shows.
     desk.send(b"\r").await;
@@ -561,13 +551,7 @@ async fn disabling_an_admin_ends_their_monitor_with_the_reason_on_screen() {
         .unwrap();
     let mut desk = staff.shell(100, 30, None).await;
     assert!(desk.wait_for(T, |s| s.contains("F4 Audit")).await);
-    desk.send(F4).await;
-    desk.send(b"2").await;
-    assert!(
-        desk.wait_for(T, |s| s.contains("Live (1)")).await,
-        "{}",
-        desk.text()
-    );
+    desk.audit_tab(b"2", T, |s| s.contains("Live (1)")).await;
     desk.send(b"\r").await;
     assert!(
         desk.wait_for(T, |s| s.contains("monitoring, read-only"))
@@ -1680,13 +1664,7 @@ async fn force_logout_ends_every_session_of_that_user_and_no_other() {
     let staff = Client::admin(b.addr).await;
     let mut desk = staff.shell(100, 30, None).await;
     assert!(desk.wait_for(T, |s| s.contains("F4 Audit")).await);
-    desk.send(F4).await;
-    desk.send(b"2").await;
-    assert!(
-        desk.wait_for(T, |s| s.contains("Live (3)")).await,
-        "{}",
-        desk.text()
-    );
+    desk.audit_tab(b"2", T, |s| s.contains("Live (3)")).await;
     desk.send(b"/carol\r").await;
     assert!(desk.wait_for(T, |s| s.contains("Live (2 of 3)")).await);
     desk.send(b"L").await;

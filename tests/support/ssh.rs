@@ -256,6 +256,9 @@ pub struct Term {
     pub closed: bool,
 }
 
+/// The F4 key, as a terminal in application mode sends it.
+pub const F4: &[u8] = b"\x1bOS";
+
 impl Term {
     pub fn text(&self) -> String {
         self.parser.screen().contents()
@@ -293,6 +296,21 @@ impl Term {
                 Ok(Some(msg)) => self.take(msg),
             }
         }
+    }
+
+    /// As [`Term::wait_for`], failing the test with the screen when the
+    /// screen never satisfies `pred`.
+    pub async fn expect(&mut self, timeout: Duration, pred: impl Fn(&str) -> bool) {
+        let held = self.wait_for(timeout, pred).await;
+        assert!(held, "{}", self.text());
+    }
+
+    /// At the staff desk: F4 opens the audit view, `tab` picks a tab ("2"
+    /// the live sessions), and the screen must then satisfy `pred`.
+    pub async fn audit_tab(&mut self, tab: &[u8], timeout: Duration, pred: impl Fn(&str) -> bool) {
+        self.send(F4).await;
+        self.send(tab).await;
+        self.expect(timeout, pred).await;
     }
 
     /// Reads until the channel closes.
