@@ -230,95 +230,47 @@ async fn two_nodes_list_watch_join_and_kill_each_others_sessions_and_close_a_dea
     // An admin at the desk on node B monitors it: the mirror shows what
     // the person's terminal on node A shows, and what follows streams in.
     term.send(b"echo before-the-watch\r");
-    assert!(
-        term.wait_for(T, |s| s.matches("before-the-watch").count() >= 2)
-            .await,
-        "{}",
-        term.text()
-    );
+    term.expect(T, |s| s.matches("before-the-watch").count() >= 2)
+        .await;
     let mut desk = on_b.shell(100, 30, None).await;
     desk.expect(T, |s| s.contains("F4 Audit")).await;
     desk.audit_tab(b"2", T, |s| s.contains("Live (1)") && s.contains("node-a"))
         .await;
     desk.send(b"\r").await;
-    assert!(
-        desk.wait_for(T, |s| s.contains("monitoring, read-only")
-            && s.contains("before-the-watch"))
-            .await,
-        "{}",
-        desk.text()
-    );
+    desk.expect(T, |s| {
+        s.contains("monitoring, read-only") && s.contains("before-the-watch")
+    })
+    .await;
     term.send(b"echo streamed-across-nodes\r");
-    assert!(
-        desk.wait_for(T, |s| s.matches("streamed-across-nodes").count() >= 2)
-            .await,
-        "{}",
-        desk.text()
-    );
+    desk.expect(T, |s| s.matches("streamed-across-nodes").count() >= 2)
+        .await;
     // A flood faster than a watch carries: the mirror drops output and
     // redraws from node A's screen, and ends on what the person sees.
     term.send(b"seq 300000\r");
-    assert!(
-        term.wait_for(T, |s| s.contains("299999\n300000\ndemo@demo:~$"))
-            .await,
-        "{}",
-        term.text()
-    );
-    assert!(
-        desk.wait_for(T, |s| s.contains("299999") && s.contains("300000"))
-            .await,
-        "{}",
-        desk.text()
-    );
+    term.expect(T, |s| s.contains("299999\n300000\ndemo@demo:~$"))
+        .await;
+    desk.expect(T, |s| s.contains("299999") && s.contains("300000"))
+        .await;
     term.send(b"echo flood-over\r");
-    assert!(
-        desk.wait_for(T, |s| s.matches("flood-over").count() >= 2)
-            .await,
-        "{}",
-        desk.text()
-    );
+    desk.expect(T, |s| s.matches("flood-over").count() >= 2)
+        .await;
     desk.send(b"\x1b").await;
-    assert!(
-        desk.wait_for(T, |s| s.contains("Live (1)")).await,
-        "{}",
-        desk.text()
-    );
+    desk.expect(T, |s| s.contains("Live (1)")).await;
     // Joining from node B: the person on node A is told, and the admin's
     // keys reach the target; leaving is told too.
     desk.send(b"j").await;
-    assert!(
-        desk.wait_for(T, |s| s.contains("joined: your keys go to the session"))
-            .await,
-        "{}",
-        desk.text()
-    );
-    assert!(
-        term.wait_for(T, |s| s.contains("admin joined this session"))
-            .await,
-        "{}",
-        term.text()
-    );
+    desk.expect(T, |s| s.contains("joined: your keys go to the session"))
+        .await;
+    term.expect(T, |s| s.contains("admin joined this session"))
+        .await;
     desk.send(b"echo typed-on-node-b").await;
-    assert!(
-        term.wait_for(T, |s| s.contains("echo typed-on-node-b"))
-            .await,
-        "{}",
-        term.text()
-    );
+    term.expect(T, |s| s.contains("echo typed-on-node-b")).await;
     desk.send(b"\r").await;
-    assert!(
-        term.wait_for(T, |s| s.matches("typed-on-node-b").count() >= 2)
-            .await,
-        "{}",
-        term.text()
-    );
+    term.expect(T, |s| s.matches("typed-on-node-b").count() >= 2)
+        .await;
     desk.send(b"\x1d").await;
-    assert!(
-        term.wait_for(T, |s| s.contains("admin left this session"))
-            .await,
-        "{}",
-        term.text()
-    );
+    term.expect(T, |s| s.contains("admin left this session"))
+        .await;
     desk.send(b"q").await;
     assert!(desk.wait_close(T).await);
 

@@ -103,6 +103,13 @@ impl PtyChild {
         }
     }
 
+    /// As [`PtyChild::wait_for`], failing the test with the screen when the
+    /// screen never satisfies `pred`.
+    pub async fn expect(&self, timeout: Duration, pred: impl Fn(&str) -> bool) {
+        let held = self.wait_for(timeout, pred).await;
+        assert!(held, "{}", self.text());
+    }
+
     /// Waits for the child to exit: its exit code (`None`: a signal), or a
     /// panic after `timeout` (the child is killed first).
     pub async fn wait_exit(&mut self, timeout: Duration) -> Option<i32> {
