@@ -44,6 +44,7 @@ pub const KEYS: &[&str] = &[
     "ssh.shutdown_grace",
     "ssh.proxy_protocol_from",
     "http.listen",
+    "http.metrics_listen",
     "database.url",
     "database.busy_timeout",
     "database.max_connections",
@@ -132,8 +133,11 @@ pub struct SshConfig {
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct HttpConfig {
-    /// `None`: the side service is off.
+    /// The web side service (web assets, RemoteApp files); `None`: off.
+    /// Not built yet: a server started with it says so.
     pub listen: Option<SocketAddr>,
+    /// Health, readiness and metrics (`http` module); `None`: off.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -46,9 +46,11 @@
 //! | [`demo`] | the loopback demo target of `serve --demo` (also the in-process test target) |
 //! | [`spool`] | recordings on their way to the object store: sent in whole 5 MiB parts while their session runs and completed when it ends, kept in the recording dir while the bucket is down, drained oldest first |
 //! | [`cluster`] | several nodes sharing one PostgreSQL database: this node's name and heartbeat, the sessions of a node that went silent marked interrupted, kills, monitors and joins reaching the node that runs a session (PostgreSQL `NOTIFY`) |
+//! | [`http`] | the HTTP side service: so far the ops endpoints on `http.metrics_listen` (`/healthz`, `/readyz` naming what fails, `/metrics`); the web side (web assets, RemoteApp files) is still to come |
+//! | [`metrics`] | what ops scrape: counters and histograms kept by the code that sees the event (sessions by protocol and end, bytes, logins by method and result, lockouts, recording errors, connect and channel-open latency), figures of the present read at scrape time |
 //! | [`serve`] | `rampart serve` over services the binary opened: the front door, demo registration, signals |
 //!
-//! Still to come: `http`, `rdp`.
+//! Still to come: `rdp`.
 //!
 //! Dependencies run one way, down this list: a module uses only modules on
 //! the lines below its own, so there is no import cycle. Lower modules are
@@ -59,7 +61,7 @@
 //!  serve                           ssh, services, the demo target
 //!  ssh                             everything below: the front door ties it together
 //!  cli                             ops through services (ssh runs it for `rampart ...` over SSH)
-//!  cluster                         services, audit, live, store
+//!  cluster, http                   services, audit, live, search, store, metrics
 //!  relay                           session, services, record, live, policy
 //!  session                         services, record, live, audit, policy, store
 //!  services, tui                   ops and what it uses (tui gets its data passed in)
@@ -72,7 +74,7 @@
 //!  policy, record, live, route,    model, vault (record: also config, for the bucket)
 //!  import, transfer, sftp, demo
 //!  model, config, clock, vault,    nothing of rampart
-//!  alloc
+//!  alloc, metrics
 //! ```
 //!
 //! Rules the modules keep: SQL only in `store`; a `Grant` only from
@@ -88,8 +90,10 @@ pub mod clock;
 pub mod cluster;
 pub mod config;
 pub mod demo;
+pub mod http;
 pub mod import;
 pub mod live;
+pub mod metrics;
 pub mod model;
 pub mod ops;
 pub mod policy;

@@ -76,6 +76,8 @@ pub struct Services {
     /// The uploads of finished recordings (run by the server): woken when
     /// a session ends.
     pub spool: crate::spool::SpoolHandle,
+    /// What ops scrape (`http.metrics_listen`).
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl Services {
@@ -171,6 +173,7 @@ impl Services {
             index: crate::search::IndexHandle::new(),
             recordings,
             spool: crate::spool::SpoolHandle::default(),
+            metrics: Arc::new(crate::metrics::Metrics::new()),
         }
     }
 

@@ -91,6 +91,12 @@ impl std::fmt::Debug for AuditWriter {
 }
 
 impl AuditWriter {
+    /// Rows waiting to be written (both queues), for the metrics.
+    pub fn queued(&self) -> usize {
+        (self.tx.max_capacity() - self.tx.capacity())
+            + (self.overflow.max_capacity() - self.overflow.capacity())
+    }
+
     /// Starts the writer task (and the one that moves overflow into the
     /// queue) on the current runtime.
     pub fn start(store: Store) -> AuditWriter {

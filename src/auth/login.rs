@@ -179,6 +179,7 @@ pub struct Authenticator {
     mfa: MfaPolicy,
     time_zone: TimeZone,
     gate: Gate,
+    metrics: Arc<crate::metrics::Metrics>,
 }
 
 fn state(row: &FailureRow) -> FailureState {
@@ -222,7 +223,13 @@ impl Authenticator {
             mfa,
             time_zone,
             gate: Gate::new(Limits::default()),
+            metrics: Arc::default(),
         }
+    }
+
+    /// The same authenticator, counting logins and lockouts in `metrics`.
+    pub fn with_metrics(self, metrics: Arc<crate::metrics::Metrics>) -> Authenticator {
+        Authenticator { metrics, ..self }
     }
 
     /// The same authenticator, checking passwords through `gate`.
@@ -597,6 +604,7 @@ impl Authenticator {
             let mut addr = state(&users::address_failures(&mut tx, address).await?);
             if addr.record_failure(now, self.lockout.limit(LockScope::Address), &self.lockout) {
                 reason.push_str("; source address locked");
+                self.metrics.lockout();
             }
             users::set_address_failures(&mut tx, address, &row(&addr)).await?;
             if let Some(u) = user
@@ -606,6 +614,7 @@ impl Authenticator {
                 if failures.record_failure(now, self.lockout.limit(LockScope::User), &self.lockout)
                 {
                     reason.push_str("; user locked");
+                    self.metrics.lockout();
                 }
                 users::set_user_failures(&mut tx, &u.id, &row(&failures)).await?;
             }
@@ -629,6 +638,7 @@ impl Authenticator {
         )
         .await?;
         self.store.commit(tx).await?;
+        self.metrics.login(method, false);
         Err(LoginError::Refused(refusal))
     }
 
@@ -654,6 +664,7 @@ impl Authenticator {
             now,
         )
         .await?;
+        self.metrics.login(method, true);
         Ok(())
     }
 

@@ -224,16 +224,31 @@ pub(super) fn config(file: &str, table: &Table, base: &Path) -> Result<Config, C
     let ssh = parse_ssh(&root.table("ssh", &empty)?, &d.ssh)?;
 
     let http_section = root.table("http", &empty)?;
-    let http = HttpConfig {
-        listen: match http_section.table.get("listen") {
-            None => None,
-            Some(v) => Some(http_section.address("listen", v)?),
-        },
+    let optional_address = |key: &str| match http_section.table.get(key) {
+        None => Ok(None),
+        Some(v) => http_section.address(key, v).map(Some),
     };
-    if let Some(addr) = http.listen
-        && ssh.listen.contains(&addr)
+    let http = HttpConfig {
+        listen: optional_address("listen")?,
+        metrics_listen: optional_address("metrics_listen")?,
+    };
+    for (key, addr) in [
+        ("listen", http.listen),
+        ("metrics_listen", http.metrics_listen),
+    ] {
+        if let Some(addr) = addr
+            && ssh.listen.contains(&addr)
+        {
+            return Err(http_section.invalid(key, format!("{addr} is also in ssh.listen")));
+        }
+    }
+    if let (Some(a), Some(b)) = (http.listen, http.metrics_listen)
+        && a == b
     {
-        return Err(http_section.invalid("listen", format!("{addr} is also in ssh.listen")));
+        return Err(http_section.invalid(
+            "metrics_listen",
+            format!("{b} is also http.listen: give metrics an address of their own"),
+        ));
     }
 
     let database = parse_database(&root.table("database", &empty)?, &d.database)?;

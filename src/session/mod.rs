@@ -159,6 +159,7 @@ pub struct Session {
 #[derive(Debug)]
 pub struct Closing {
     id: String,
+    protocol: String,
     recorded: Recorded,
 }
 
@@ -202,6 +203,7 @@ impl Session {
             let _ = recorder.finish().await;
             return Err(Refused::NotAudited);
         }
+        services.metrics.session_started(&spec.protocol);
         let (cols, rows) = spec.recording.as_ref().map_or((0, 0), |r| (r.cols, r.rows));
         let entry = live.register(SessionInfo {
             id: id.clone(),
@@ -259,6 +261,7 @@ impl Session {
     /// for a protocol that logs something at the end that needs the first
     /// output. [`Self::end`] does it all in one.
     pub async fn finish_recording(self) -> Closing {
+        let protocol = self.live.info().session.protocol;
         drop(self.live);
         let recorded = if self.recorded {
             match self.recorder.finish().await {
@@ -284,6 +287,7 @@ impl Session {
         };
         Closing {
             id: self.id,
+            protocol,
             recorded,
         }
     }
@@ -306,6 +310,15 @@ impl Closing {
         } else {
             "closed"
         };
+        if self.recorded.failed {
+            services.metrics.recording_error();
+        }
+        services.metrics.session_ended(
+            &self.protocol,
+            &outcome.reason,
+            outcome.bytes_in,
+            outcome.bytes_out,
+        );
         let ending = store::sessions::Ending {
             status: status.into(),
             reason: outcome.reason,
@@ -357,6 +370,7 @@ async fn start_recording(
         Ok(recorder) => Ok((recorder, true, false)),
         Err(e) => {
             tracing::error!("recording cannot start: {e}");
+            services.metrics.recording_error();
             if services.config.recording.on_failure == crate::config::OnFailure::Deny {
                 return Err(Refused::NotRecordable);
             }

@@ -231,6 +231,8 @@ pub struct Server {
     config: Arc<russh::server::Config>,
     max_connections: usize,
     node: crate::cluster::Node,
+    /// `http.metrics_listen`, bound.
+    http: Option<TcpListener>,
 }
 
 impl Server {
@@ -246,7 +248,8 @@ impl Server {
             settings.lockout,
             settings.mfa,
             services.config.auth.time_zone.clone(),
-        );
+        )
+        .with_metrics(services.metrics.clone());
         let theme = crate::tui::Theme::load(&services.config.tui.theme)
             .map_err(|e| StartError::Refused(e.to_string()))?;
         let snapshot = services.ops.policy_snapshot().await?;
@@ -264,11 +267,13 @@ impl Server {
             user_sessions: crate::session::UserSessions::default(),
         });
         shared.live.set_elsewhere(node.others());
+        let http = crate::http::bind(&shared.services).await?;
         Ok(Server {
             shared,
             config,
             max_connections,
             node,
+            http,
         })
     }
 
@@ -311,6 +316,23 @@ impl Server {
             shared.services.indexer(),
             shared.shutdown.clone(),
         ));
+        if let Some(addr) = shared.services.config.http.listen {
+            tracing::warn!(
+                "http.listen ({addr}): the web side service (web assets, RemoteApp files) is not built yet; nothing listens there"
+            );
+        }
+        let ready = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        // The ops endpoints outlive the shutdown grace: /readyz says the
+        // node stopped accepting while its sessions finish.
+        let http_stop = CancellationToken::new();
+        let ops_endpoints = self.http.map(|listener| {
+            let ops = crate::http::Ops {
+                services: shared.services.clone(),
+                live: shared.live.clone(),
+                accepting: ready.clone(),
+            };
+            tokio::spawn(crate::http::serve(listener, ops, http_stop.clone()))
+        });
         let mut accepting = tokio::task::JoinSet::new();
         for listener in listeners {
             accepting.spawn(accept_loop(
@@ -321,7 +343,9 @@ impl Server {
                 unauthenticated.clone(),
             ));
         }
+        ready.store(true, std::sync::atomic::Ordering::Release);
         stop.await;
+        ready.store(false, std::sync::atomic::Ordering::Release);
         tracing::info!("shutting down: no new connections");
         shared.shutdown.cancel();
         accepting.abort_all();
@@ -345,6 +369,10 @@ impl Server {
             tracing::warn!("recordings left in the spool at shutdown: {e}");
         }
         let _ = spool.await;
+        http_stop.cancel();
+        if let Some(task) = ops_endpoints {
+            let _ = task.await;
+        }
         Ok(())
     }
 }

@@ -194,6 +194,9 @@ pub async fn run_session(
     let Some(admitted) = admit(shared, conn, &asset, account, &run, person, say).await else {
         return Ended::refused();
     };
+    // Admitted (after any approval wait): from here on, the bastion's own
+    // time to get the session going.
+    let admitted_at = std::time::Instant::now();
     let Some(target) = open_target(
         shared,
         conn,
@@ -207,7 +210,17 @@ pub async fn run_session(
     else {
         return Ended::refused();
     };
-    run_on_target(shared, conn, &admitted, target, &run, person, say).await
+    run_on_target(
+        shared,
+        conn,
+        &admitted,
+        admitted_at,
+        target,
+        &run,
+        person,
+        say,
+    )
+    .await
 }
 
 /// Whether the person may open this session: the account, the grant for
@@ -397,8 +410,15 @@ async fn open_target(
             return None;
         }
     }
+    let connecting = std::time::Instant::now();
     let upstream = match connect_target(shared, conn, grant, input_password).await {
-        Ok(u) => u,
+        Ok(u) => {
+            shared
+                .services
+                .metrics
+                .target_connected(connecting.elapsed());
+            u
+        }
         Err(line) => {
             say.line(format!("rampart: {line}")).await;
             return None;
@@ -465,10 +485,12 @@ fn spec(conn: &Conn, grant: &Grant, run: &Run, pty: Option<&Pty>) -> session::Sp
 
 /// The session itself, on a connected target: opened (row, recording,
 /// live entry), started, pumped, and ended whatever ended it.
+#[allow(clippy::too_many_arguments)]
 async fn run_on_target(
     shared: &Arc<Shared>,
     conn: &Conn,
     admitted: &Admitted<'_>,
+    admitted_at: std::time::Instant,
     mut target: Target,
     run: &Run,
     person: &mut PersonChannel<'_>,
@@ -508,6 +530,7 @@ async fn run_on_target(
             size: None,
         }
     } else {
+        services.metrics.channel_opened(admitted_at.elapsed());
         pump_session(shared, person, admitted, &mut session, &mut target).await
     };
     // Out of the live list first, then the target goes; the recording is

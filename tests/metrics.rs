@@ -1,0 +1,174 @@
+//! The ops endpoints on `http.metrics_listen` (issue 18, part 1), as a
+//! scraper and a load balancer see them: plain HTTP requests over TCP, the
+//! metrics read with a Prometheus text-format parser.
+
+mod support;
+
+use std::io::{Read, Write};
+use std::time::Duration;
+
+use support::ssh::{Client, TestBastion};
+
+fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+/// `GET path`: the status code and the body.
+async fn get(port: u16, path: &str) -> (u16, String) {
+    let path = path.to_string();
+    tokio::task::spawn_blocking(move || {
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        write!(
+            s,
+            "GET {path} HTTP/1.1\r\nHost: metrics\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut answer = String::new();
+        s.read_to_string(&mut answer).unwrap();
+        let status = answer
+            .split_whitespace()
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
+        let body = answer
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_string())
+            .unwrap_or_default();
+        (status, body)
+    })
+    .await
+    .unwrap()
+}
+
+/// The scrape, parsed: each sample's value by its name and labels
+/// (`name{a="1",b="2"}`, labels sorted).
+async fn scrape(port: u16) -> std::collections::HashMap<String, f64> {
+    let (status, body) = get(port, "/metrics").await;
+    assert_eq!(status, 200, "{body}");
+    let lines = body.lines().map(|l| Ok(l.to_string()));
+    let scrape = prometheus_parse::Scrape::parse(lines).expect("a valid scrape");
+    let mut samples = std::collections::HashMap::new();
+    for s in scrape.samples {
+        let mut labels: Vec<String> = s
+            .labels
+            .iter()
+            .map(|(k, v)| format!("{k}=\"{v}\""))
+            .collect();
+        labels.sort();
+        let value = match s.value {
+            prometheus_parse::Value::Counter(v)
+            | prometheus_parse::Value::Gauge(v)
+            | prometheus_parse::Value::Untyped(v) => v,
+            prometheus_parse::Value::Histogram(buckets) => {
+                buckets.iter().map(|b| b.count).fold(0.0, f64::max)
+            }
+            prometheus_parse::Value::Summary(_) => continue,
+        };
+        samples.insert(format!("{}{{{}}}", s.metric, labels.join(",")), value);
+    }
+    samples
+}
+
+fn value(samples: &std::collections::HashMap<String, f64>, key: &str) -> f64 {
+    samples.get(key).copied().unwrap_or(0.0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scraper_sees_sessions_logins_and_bytes_move_and_readiness_names_what_fails() {
+    let port = free_port();
+    let mut b =
+        TestBastion::start_with(&format!("[http]\nmetrics_listen = \"127.0.0.1:{port}\"\n")).await;
+
+    let (status, body) = get(port, "/healthz").await;
+    assert_eq!((status, body.as_str()), (200, "ok\n"));
+    let (status, body) = get(port, "/readyz").await;
+    assert_eq!((status, body.as_str()), (200, "ready\n"));
+    let (status, _) = get(port, "/admin").await;
+    assert_eq!(status, 404, "nothing but the three paths");
+
+    let before = scrape(port).await;
+    let ssh = "rampart_sessions_started_total{protocol=\"ssh\"}";
+    assert_eq!(value(&before, ssh), 0.0);
+
+    // A person logs in and runs a command on the demo target; someone else
+    // gets the password wrong.
+    let c = Client::admin(b.addr).await;
+    let (out, err, status) = c.exec("demo echo counted").await;
+    assert_eq!(status, Some(0), "{err}");
+    assert!(String::from_utf8_lossy(&out).contains("counted"));
+    c.close().await;
+    assert!(
+        Client::password(b.addr, "admin", "not the password")
+            .await
+            .is_err()
+    );
+
+    // The session's end is counted once its row is closed.
+    let started = std::time::Instant::now();
+    let after = loop {
+        let now = scrape(port).await;
+        if value(
+            &now,
+            "rampart_sessions_ended_total{protocol=\"ssh\",reason=\"target closed\"}",
+        ) + value(
+            &now,
+            "rampart_sessions_ended_total{protocol=\"ssh\",reason=\"client closed\"}",
+        ) >= 1.0
+        {
+            break now;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "no ended session counted: {now:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(value(&after, ssh), 1.0);
+    assert!(
+        value(&after, "rampart_relayed_bytes_total{direction=\"out\"}") >= 8.0,
+        "{after:?}"
+    );
+    assert_eq!(
+        value(
+            &after,
+            "rampart_logins_total{method=\"password\",result=\"success\"}"
+        ),
+        1.0,
+        "{after:?}"
+    );
+    assert_eq!(
+        value(
+            &after,
+            "rampart_logins_total{method=\"password\",result=\"failure\"}"
+        ),
+        1.0,
+        "{after:?}"
+    );
+    assert_eq!(value(&after, "rampart_target_connect_seconds_count{}"), 1.0);
+    assert_eq!(value(&after, "rampart_channel_open_seconds_count{}"), 1.0);
+    assert!(value(&after, "rampart_process_resident_memory_bytes{}") > 1e6);
+    assert!(value(&after, "rampart_process_open_files{}") >= 3.0);
+    // No secret, user name or address in the text.
+    let (_, text) = get(port, "/metrics").await;
+    for never in ["admin", "127.0.0.1", "not the password"] {
+        assert!(!text.contains(never), "{never} in the metrics");
+    }
+
+    // The recording dir turns into a file: not ready, and the reason says
+    // which part; back as a dir, ready again.
+    let recordings = b.services.config.recording_dir();
+    let aside = recordings.with_extension("aside");
+    std::fs::rename(&recordings, &aside).unwrap();
+    std::fs::write(&recordings, b"not a dir").unwrap();
+    let (status, body) = get(port, "/readyz").await;
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("recordings: cannot write in"), "{body}");
+    assert!(!body.contains("database:"), "{body}");
+    std::fs::remove_file(&recordings).unwrap();
+    std::fs::rename(&aside, &recordings).unwrap();
+    assert_eq!(get(port, "/readyz").await.0, 200);
+
+    b.shutdown().await;
+}
