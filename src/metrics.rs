@@ -47,6 +47,8 @@ struct DirectionLabels {
 pub struct Present {
     /// Protocol of each live session on this node.
     pub live: Vec<String>,
+    /// Bytes the live sessions relayed so far: (from the people, to them).
+    pub live_bytes: (u64, u64),
     /// Rows waiting in the audit writer's queue.
     pub audit_queue: usize,
     /// Seconds since the oldest output the indexer has not read; 0 when it
@@ -62,6 +64,7 @@ pub struct Metrics {
     sessions_ended: Family<EndLabels, Counter>,
     sessions_live: Family<ProtocolLabels, Gauge>,
     bytes: Family<DirectionLabels, Counter>,
+    live_bytes: Family<DirectionLabels, Gauge>,
     logins: Family<LoginLabels, Counter>,
     lockouts: Counter,
     recording_errors: Counter,
@@ -98,6 +101,7 @@ impl Metrics {
             sessions_ended: Family::default(),
             sessions_live: Family::default(),
             bytes: Family::default(),
+            live_bytes: Family::default(),
             logins: Family::default(),
             lockouts: Counter::default(),
             recording_errors: Counter::default(),
@@ -128,6 +132,11 @@ impl Metrics {
             "relayed_bytes",
             "Bytes relayed by ended sessions: in = from the person, out = to the person",
             m.bytes.clone(),
+        );
+        r.register(
+            "live_relayed_bytes",
+            "Bytes relayed so far by the sessions running now (they move to relayed_bytes when a session ends)",
+            m.live_bytes.clone(),
         );
         r.register(
             "logins",
@@ -238,6 +247,13 @@ impl Metrics {
                 })
                 .inc();
         }
+        for (direction, n) in [("in", present.live_bytes.0), ("out", present.live_bytes.1)] {
+            self.live_bytes
+                .get_or_create(&DirectionLabels {
+                    direction: direction.to_string(),
+                })
+                .set(i64::try_from(n).unwrap_or(i64::MAX));
+        }
         self.audit_queue
             .set(i64::try_from(present.audit_queue).unwrap_or(i64::MAX));
         self.index_lag.set(present.index_lag);
@@ -304,6 +320,7 @@ mod tests {
         m.login("password", false);
         let text = m.render(&Present {
             live: vec!["ssh".into(), "ssh".into()],
+            live_bytes: (5, 7),
             audit_queue: 3,
             index_lag: 1.5,
         });
@@ -311,6 +328,7 @@ mod tests {
             "rampart_sessions_started_total{protocol=\"ssh\"} 1",
             "rampart_sessions_ended_total{protocol=\"ssh\",reason=\"killed\"} 1",
             "rampart_sessions_live{protocol=\"ssh\"} 2",
+            "rampart_live_relayed_bytes{direction=\"out\"} 7",
             "rampart_relayed_bytes_total{direction=\"out\"} 20",
             "rampart_logins_total{method=\"password\",result=\"failure\"} 1",
             "rampart_audit_queue_rows 3",

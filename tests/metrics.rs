@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use support::ssh::{Client, TestBastion};
 
+const T: Duration = Duration::from_secs(10);
+
 fn free_port() -> u16 {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     l.local_addr().unwrap().port()
@@ -78,8 +80,11 @@ fn value(samples: &std::collections::HashMap<String, f64>, key: &str) -> f64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_scraper_sees_sessions_logins_and_bytes_move_and_readiness_names_what_fails() {
     let port = free_port();
-    let mut b =
-        TestBastion::start_with(&format!("[http]\nmetrics_listen = \"127.0.0.1:{port}\"\n")).await;
+    // Three failed logins from one address lock it (tried last).
+    let mut b = TestBastion::start_with(&format!(
+        "[http]\nmetrics_listen = \"127.0.0.1:{port}\"\n[auth]\nmax_failures_per_address = 3\n"
+    ))
+    .await;
 
     let (status, body) = get(port, "/healthz").await;
     assert_eq!((status, body.as_str()), (200, "ok\n"));
@@ -92,9 +97,16 @@ async fn a_scraper_sees_sessions_logins_and_bytes_move_and_readiness_names_what_
     let ssh = "rampart_sessions_started_total{protocol=\"ssh\"}";
     assert_eq!(value(&before, ssh), 0.0);
 
-    // A person logs in and runs a command on the demo target; someone else
-    // gets the password wrong.
+    // A person opens a shell on the demo target (counted live while it
+    // runs), then runs a command; someone else gets the password wrong.
     let c = Client::admin(b.addr).await;
+    let mut shell = c.shell(80, 24, Some("demo")).await;
+    shell.expect(T, |s| s.contains("demo@demo:~$")).await;
+    let live = scrape(port).await;
+    assert_eq!(value(&live, "rampart_sessions_live{protocol=\"ssh\"}"), 1.0);
+    assert!(value(&live, "rampart_live_relayed_bytes{direction=\"out\"}") > 0.0);
+    shell.send(b"exit\r").await;
+    assert!(shell.wait_close(T).await);
     let (out, err, status) = c.exec("demo echo counted").await;
     assert_eq!(status, Some(0), "{err}");
     assert!(String::from_utf8_lossy(&out).contains("counted"));
@@ -105,18 +117,16 @@ async fn a_scraper_sees_sessions_logins_and_bytes_move_and_readiness_names_what_
             .is_err()
     );
 
-    // The session's end is counted once its row is closed.
+    // A session's end is counted once its row is closed.
     let started = std::time::Instant::now();
     let after = loop {
         let now = scrape(port).await;
-        if value(
-            &now,
-            "rampart_sessions_ended_total{protocol=\"ssh\",reason=\"target closed\"}",
-        ) + value(
-            &now,
-            "rampart_sessions_ended_total{protocol=\"ssh\",reason=\"client closed\"}",
-        ) >= 1.0
-        {
+        let ended: f64 = now
+            .iter()
+            .filter(|(k, _)| k.starts_with("rampart_sessions_ended_total{protocol=\"ssh\""))
+            .map(|(_, v)| v)
+            .sum();
+        if ended >= 2.0 {
             break now;
         }
         assert!(
@@ -125,7 +135,11 @@ async fn a_scraper_sees_sessions_logins_and_bytes_move_and_readiness_names_what_
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
-    assert_eq!(value(&after, ssh), 1.0);
+    assert_eq!(value(&after, ssh), 2.0);
+    assert_eq!(
+        value(&after, "rampart_sessions_live{protocol=\"ssh\"}"),
+        0.0
+    );
     assert!(
         value(&after, "rampart_relayed_bytes_total{direction=\"out\"}") >= 8.0,
         "{after:?}"
@@ -146,8 +160,9 @@ async fn a_scraper_sees_sessions_logins_and_bytes_move_and_readiness_names_what_
         1.0,
         "{after:?}"
     );
-    assert_eq!(value(&after, "rampart_target_connect_seconds_count{}"), 1.0);
-    assert_eq!(value(&after, "rampart_channel_open_seconds_count{}"), 1.0);
+    assert_eq!(value(&after, "rampart_target_connect_seconds_count{}"), 2.0);
+    assert_eq!(value(&after, "rampart_channel_open_seconds_count{}"), 2.0);
+    assert_eq!(value(&after, "rampart_lockouts_total{}"), 0.0);
     assert!(value(&after, "rampart_process_resident_memory_bytes{}") > 1e6);
     assert!(value(&after, "rampart_process_open_files{}") >= 3.0);
     // No secret, user name or address in the text.
@@ -169,6 +184,16 @@ async fn a_scraper_sees_sessions_logins_and_bytes_move_and_readiness_names_what_
     std::fs::remove_file(&recordings).unwrap();
     std::fs::rename(&aside, &recordings).unwrap();
     assert_eq!(get(port, "/readyz").await.0, 200);
+
+    // Two more failures from this address (the third in all) lock it.
+    for _ in 0..2 {
+        assert!(
+            Client::password(b.addr, "nobody-here", "guess")
+                .await
+                .is_err()
+        );
+    }
+    assert_eq!(value(&scrape(port).await, "rampart_lockouts_total{}"), 1.0);
 
     b.shutdown().await;
 }

@@ -140,13 +140,12 @@ async fn metrics(State(ops): State<Ops>) -> Response {
             0.0
         }
     };
+    let live = ops.live.list();
     let present = Present {
-        live: ops
-            .live
-            .list()
-            .into_iter()
-            .map(|s| s.session.protocol)
-            .collect(),
+        live_bytes: live.iter().fold((0, 0), |(i, o), s| {
+            (i.saturating_add(s.bytes_in), o.saturating_add(s.bytes_out))
+        }),
+        live: live.into_iter().map(|s| s.session.protocol).collect(),
         audit_queue: services.audit.queued(),
         index_lag,
     };
