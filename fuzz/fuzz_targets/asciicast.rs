@@ -16,4 +16,6 @@ fuzz_target!(|data: &[u8]| {
             let _ = event;
         }
     }
+    // Nothing is left behind in the temp dir when the run ends.
+    let _ = std::fs::remove_file(&path);
 });
