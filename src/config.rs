@@ -45,6 +45,9 @@ pub const KEYS: &[&str] = &[
     "ssh.proxy_protocol_from",
     "http.listen",
     "http.metrics_listen",
+    "rdp.listen",
+    "rdp.certificate",
+    "rdp.key",
     "database.url",
     "database.busy_timeout",
     "database.max_connections",
@@ -94,6 +97,7 @@ pub struct Config {
     pub data_dir: PathBuf,
     pub ssh: SshConfig,
     pub http: HttpConfig,
+    pub rdp: RdpConfig,
     pub database: DatabaseConfig,
     pub cluster: ClusterConfig,
     pub recording: RecordingConfig,
@@ -138,6 +142,17 @@ pub struct HttpConfig {
     pub listen: Option<SocketAddr>,
     /// Health, readiness and metrics (`http` module); `None`: off.
     pub metrics_listen: Option<SocketAddr>,
+}
+
+/// The RDP front door (`rdp` module).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RdpConfig {
+    /// Empty: the RDP front is off.
+    pub listen: Vec<SocketAddr>,
+    /// The front's TLS certificate and key (PEM), relative to `data_dir`;
+    /// generated on first start when both are missing.
+    pub certificate: PathBuf,
+    pub key: PathBuf,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -384,6 +399,11 @@ impl Default for Config {
                 proxy_protocol_from: Vec::new(),
             },
             http: HttpConfig::default(),
+            rdp: RdpConfig {
+                listen: Vec::new(),
+                certificate: PathBuf::from("rdp.crt"),
+                key: PathBuf::from("rdp.key"),
+            },
             database: DatabaseConfig {
                 url: "sqlite://rampart.db".to_string(),
                 busy_timeout: Duration::from_secs(5),

@@ -48,9 +48,8 @@
 //! | [`cluster`] | several nodes sharing one PostgreSQL database: this node's name and heartbeat, the sessions of a node that went silent marked interrupted, kills, monitors and joins reaching the node that runs a session (PostgreSQL `NOTIFY`) |
 //! | [`http`] | the HTTP side service: so far the ops endpoints on `http.metrics_listen` (`/healthz`, `/readyz` naming what fails, `/metrics`); the web side (web assets, RemoteApp files) is still to come |
 //! | [`metrics`] | what ops scrape: counters and histograms kept by the code that sees the event (sessions by protocol and end, bytes, logins by method and result, lockouts, recording errors, connect and channel-open latency), figures of the present read at scrape time |
+//! | [`rdp`] | the RDP front door and relay: one-time tickets checked by NTLM inside CredSSP (the login through [`auth::login`]), TLS and CredSSP towards the target with the vaulted password, connection-sequence rewrites (the target sends plain bitmaps), clipboard and drive channels cut by the grant's actions, every update to the person recorded as a desktop cast; the session through [`session`] |
 //! | [`serve`] | `rampart serve` over services the binary opened: the front door, demo registration, signals |
-//!
-//! Still to come: `rdp`.
 //!
 //! Dependencies run one way, down this list: a module uses only modules on
 //! the lines below its own, so there is no import cycle. Lower modules are
@@ -61,7 +60,8 @@
 //!  serve                           ssh, services, the demo target
 //!  ssh                             everything below: the front door ties it together
 //!  cli                             ops through services (ssh runs it for `rampart ...` over SSH)
-//!  cluster, http                   services, audit, live, search, store, metrics
+//!  cluster, http, rdp              services, audit, live, search, store, metrics
+//!                                  (rdp: also session, auth, policy, record)
 //!  relay                           session, services, record, live, policy
 //!  session                         services, record, live, audit, policy, store
 //!  services, tui                   ops and what it uses (tui gets its data passed in)
@@ -97,6 +97,7 @@ pub mod metrics;
 pub mod model;
 pub mod ops;
 pub mod policy;
+pub mod rdp;
 pub mod record;
 pub mod relay;
 pub mod route;

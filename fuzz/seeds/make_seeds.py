@@ -87,3 +87,26 @@ put("sftp_wire", "server", version + status + name)
 put("scp", "file", "C0644 5 a.txt\nhello\0")
 put("scp", "tree", "T1700000000 0 1700000000 0\nD0755 0 d\nC0644 1 x\nx\0E\nC0600 0 empty\n\0")
 put("scp", "command", "scp -r -d -t -- '/srv/my dir'")
+
+# RDP frames as the relay sees them (after TLS): an X.224 connection
+# request, MCS send-data requests on the I/O channel (1003) carrying a Client
+# Info PDU head and a Confirm Active with one General capability set, one on
+# a virtual channel (1004), and fast-path output.
+def tpkt_data(payload):
+    body = b"\x02\xf0\x80" + payload
+    return b"\x03\x00" + struct.pack(">H", 4 + len(body)) + body
+
+def send_data(channel, user_data):
+    return tpkt_data(b"\x64" + struct.pack(">HH", 1007 - 1001, channel) + b"\x70"
+                     + bytes([0x80 | (len(user_data) >> 8), len(user_data) & 0xff]) + user_data)
+
+x224_request = b"\x03\x00\x00\x13\x0e\xe0\x00\x00\x00\x00\x00\x01\x00\x08\x00\x03\x00\x00\x00"
+client_info = struct.pack("<HH", 0x0040, 0) + struct.pack("<II", 0, 0x00000013) + b"\0" * 18
+general = struct.pack("<HH", 1, 24) + struct.pack("<HHHHHHHBB", 1, 3, 0x200, 0, 0, 0x041d, 0, 0, 0)
+caps = struct.pack("<HH", 1, 0) + general
+confirm = b"MSTSC\0"
+confirm_body = struct.pack("<IHHH", 0x103ea, 1002, len(confirm), len(caps)) + confirm + caps
+confirm_active = struct.pack("<HHH", 6 + len(confirm_body), 0x13, 1007) + confirm_body
+fast_path = b"\x00\x08\x00\x00\x00\x00\x00\x00"
+put("rdp", "client", x224_request + send_data(1003, client_info) + send_data(1003, confirm_active))
+put("rdp", "server", send_data(1004, b"\x0a\x00\x00\x00\x10\x00\x00\x00" + b"\0" * 8) + fast_path)

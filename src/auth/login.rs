@@ -128,6 +128,10 @@ enum Checked<'a> {
     /// A signature by this key verified; whether the key is the user's is
     /// read in the transaction.
     Key(&'a russh::keys::PublicKey),
+    /// The RDP front proved a one-time ticket issued to this user (over an
+    /// SSH login that passed every factor); the front redeems it only
+    /// after this login is accepted.
+    Ticket,
 }
 
 /// The lock that refuses an attempt without checking its proof: the
@@ -269,6 +273,35 @@ impl Authenticator {
             .await
     }
 
+    /// An RDP login with a one-time ticket (`rdp` module): `proven` says
+    /// whether the person's RDP client proved a valid ticket of theirs.
+    /// Locks, standing and login ACLs apply as to any login, a wrong,
+    /// used or expired ticket counts as a failed proof, and every outcome
+    /// is logged with the method `rdp-ticket`.
+    pub async fn rdp_ticket(
+        &self,
+        user_name: &str,
+        proven: bool,
+        source: IpAddr,
+    ) -> Result<Accepted, LoginError> {
+        const METHOD: &str = "rdp-ticket";
+        let address = source.to_string();
+        let (addr_state, record) = self.read(user_name, &address).await?;
+        let user = record.as_ref().map(|r| &r.user);
+        if let Some(refusal) = locked(&addr_state, record.as_ref(), self.clock.now()) {
+            return self
+                .refuse(user_name, user, &address, METHOD, refusal, false)
+                .await;
+        }
+        if !proven {
+            return self
+                .refuse(user_name, user, &address, METHOD, Refusal::WrongProof, true)
+                .await;
+        }
+        self.accept(user_name, Checked::Ticket, source, METHOD)
+            .await
+    }
+
     /// [`Self::first_factor`], naming the SSH method that carried the proof
     /// in the login log (a password typed at a keyboard-interactive prompt
     /// is logged as `keyboard-interactive`).
@@ -373,6 +406,7 @@ impl Authenticator {
             // hash changed or the user was removed meanwhile, the proof is
             // stale (refused, but not a failed proof).
             (Checked::Password(phc), Some(r)) => r.password_hash.as_deref() == Some(phc.as_str()),
+            (Checked::Ticket, Some(_)) => true,
             (_, None) => false,
         };
         let record = match record {
@@ -414,7 +448,10 @@ impl Authenticator {
         ok.record_success();
         users::set_user_failures(&mut tx, &record.user.id, &row(&ok)).await?;
 
+        let ticket = matches!(checked, Checked::Ticket);
         let next = match (record.totp_secret.is_some(), self.mfa) {
+            // The ticket was issued after every factor.
+            _ if ticket => Next::Done,
             (true, _) => Next::Totp,
             (false, MfaPolicy::Required) => Next::Enrol,
             (false, MfaPolicy::Optional) => Next::Done,

@@ -21,6 +21,8 @@ mod me;
 mod node;
 mod output;
 mod perm;
+mod rdp;
+pub use rdp::ticket_text as rdp_ticket_text;
 mod run;
 mod session;
 mod stdin;
@@ -103,15 +105,21 @@ pub enum Command {
         #[arg(long, value_name = "SECONDS", default_value_t = 2.0)]
         idle_cap: f64,
     },
-    /// Write a session's recording: the asciicast, or with --raw exactly the bytes the client received
+    /// Write a session's recording: the asciicast, with --raw exactly the bytes the client received, with --format png one picture of a desktop (RDP) session
     Export {
         session: String,
         /// Output file (default: standard output)
         #[arg(short, long, value_name = "FILE")]
         output: Option<PathBuf>,
         /// Write the exact output bytes instead of the asciicast file
-        #[arg(long)]
+        #[arg(long, conflicts_with = "format")]
         raw: bool,
+        /// A picture of a desktop session's screen instead of the recording
+        #[arg(long, value_enum, value_name = "FORMAT")]
+        format: Option<ExportFormat>,
+        /// With --format: the moment, as seconds or [HH:]MM:SS from the start (default: the end)
+        #[arg(long, value_name = "TIME", requires = "format")]
+        at: Option<String>,
     },
     /// Manage users, their keys, passwords and MFA
     #[command(subcommand)]
@@ -148,6 +156,27 @@ pub enum Command {
     Audit(AuditCmd),
     /// Your own account, over SSH: show it, change your password, SSH keys and MFA
     Me(MeArgs),
+    /// Windows desktops over RDP, over SSH: one-time credentials for your RDP client
+    #[command(subcommand)]
+    Rdp(RdpCmd),
+}
+
+/// What `export --format` writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ExportFormat {
+    /// One PNG picture of the desktop at --at
+    Png,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RdpCmd {
+    /// One-time RDP credentials for ASSET: a user name and password for mstsc or xfreerdp, valid 60 s, for one connection
+    Ticket {
+        asset: String,
+        /// The account on the asset (needed when you have several)
+        #[arg(long)]
+        account: Option<String>,
+    },
 }
 
 /// `rampart me [VERB]`: without a verb, shows the account.

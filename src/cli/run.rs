@@ -10,7 +10,8 @@ use anyhow::bail;
 use super::stdin::Stdin;
 use super::verb::{Io, Outcome};
 use super::{
-    Cli, Command, account, acl, asset, audit, filter, group, import, me, node, perm, session, user,
+    Cli, Command, account, acl, asset, audit, filter, group, import, me, node, perm, rdp, session,
+    user,
 };
 use crate::config::Config;
 use crate::ops::Caller;
@@ -88,6 +89,27 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
                 .await?;
             let speed = speed.clamp(0.25, 16.0);
             let idle = (idle_cap > 0.0).then_some(idle_cap);
+            let desktop = crate::record::read(&path)?
+                .header()
+                .rampart
+                .as_ref()
+                .is_some_and(|r| r.kind == crate::record::SessionKind::Desktop);
+            if desktop {
+                let size = terminal_size();
+                tokio::task::spawn_blocking(move || {
+                    let mut out = std::io::stdout().lock();
+                    crate::record::desktop::replay_with(
+                        &path,
+                        &mut out,
+                        size,
+                        speed,
+                        idle,
+                        std::thread::sleep,
+                    )
+                })
+                .await??;
+                return Ok(Outcome::Success);
+            }
             tokio::task::spawn_blocking(move || {
                 let mut out = std::io::stdout().lock();
                 crate::record::replay(
@@ -118,6 +140,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
     outcome
 }
 
+/// The terminal's size in cells (80x24 when standard output is none).
+fn terminal_size() -> (u16, u16) {
+    match rustix::termios::tcgetwinsize(std::io::stdout()) {
+        Ok(w) if w.ws_col > 0 && w.ws_row > 1 => (w.ws_col, w.ws_row - 1),
+        _ => (80, 23),
+    }
+}
+
 /// Runs one verb as `caller`, writing to `io`.
 pub async fn dispatch(
     services: &Services,
@@ -135,7 +165,16 @@ pub async fn dispatch(
             session: id,
             output,
             raw,
-        } => session::export(services, caller, id, output, raw, io).await,
+            format,
+            at,
+        } => {
+            let what = match format {
+                Some(super::ExportFormat::Png) => session::Export::Png { at },
+                None if raw => session::Export::Raw,
+                None => session::Export::Cast,
+            };
+            session::export(services, caller, id, output, what, io).await
+        }
         Command::User(cmd) => user::run(services, caller, cmd, json, io).await,
         Command::Group(cmd) => group::run(services, caller, cmd, json, io).await,
         Command::Node(cmd) => node::run(services, caller, cmd, json, io).await,
@@ -147,6 +186,7 @@ pub async fn dispatch(
         Command::Session(cmd) => session::run(services, caller, cmd, json, io).await,
         Command::Import(cmd) => import::run(services, caller, cmd, json, io).await,
         Command::Me(me) => me::run(services, caller, me, json, io).await,
+        Command::Rdp(cmd) => rdp::run(services, caller, cmd, json, io).await,
         Command::Audit(cmd) => audit::run(services, caller, cmd, json, io).await,
     }
 }

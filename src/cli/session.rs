@@ -116,12 +116,39 @@ pub(super) async fn run(
 }
 
 /// `rampart export SESSION [-o FILE] [--raw]`.
+/// What `rampart export` writes.
+pub(super) enum Export {
+    /// The asciicast file as stored.
+    Cast,
+    /// Exactly the bytes the client received.
+    Raw,
+    /// One picture of a desktop recording, at a moment (default: the end).
+    Png { at: Option<String> },
+}
+
+/// `90`, `90.5`, `1:30` or `00:01:30`: seconds from the start.
+fn parse_moment(text: &str) -> anyhow::Result<f64> {
+    let bad = || anyhow::anyhow!("--at {text:?}: give seconds (90) or [HH:]MM:SS (00:01:30)");
+    let mut seconds = 0.0;
+    for part in text.trim().split(':') {
+        let v: f64 = part.parse().map_err(|_| bad())?;
+        if !v.is_finite() || v < 0.0 {
+            return Err(bad());
+        }
+        seconds = seconds * 60.0 + v;
+    }
+    if text.split(':').count() > 3 {
+        return Err(bad());
+    }
+    Ok(seconds)
+}
+
 pub(super) async fn export(
     services: &Services,
     caller: &Caller,
     session: String,
     file: Option<PathBuf>,
-    raw: bool,
+    what: Export,
     io: &mut Io<'_>,
 ) -> anyhow::Result<Outcome> {
     let ops = &services.ops;
@@ -130,10 +157,39 @@ pub(super) async fn export(
         .session_recording(caller, &session, "session.export", &services.recordings)
         .await?;
     let mut buf: Vec<u8> = Vec::new();
-    if raw {
-        crate::record::export(&path, &mut buf)?;
-    } else {
-        buf = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+    match what {
+        Export::Raw => {
+            crate::record::export(&path, &mut buf)?;
+        }
+        Export::Cast => {
+            buf =
+                std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+        }
+        Export::Png { at } => {
+            let at = match at.as_deref() {
+                None => f64::INFINITY,
+                Some(t) => parse_moment(t)?,
+            };
+            let kind = crate::record::read(&path)?
+                .header()
+                .rampart
+                .as_ref()
+                .map(|r| r.kind);
+            if kind != Some(crate::record::SessionKind::Desktop) {
+                bail!(
+                    "--format png pictures desktop (RDP) recordings; {session} is a terminal session: export it as is, or --raw"
+                );
+            }
+            let written = crate::record::desktop::at(&path, at, |desktop| {
+                desktop.frame().map(|frame| frame.write_png(&mut buf))
+            })?;
+            match written {
+                Some(result) => result?,
+                None => bail!(
+                    "the recording has no picture yet at that moment (the desktop was not shown)"
+                ),
+            }
+        }
     }
     match file {
         Some(f) if local => {

@@ -11,8 +11,8 @@ use toml::{Table, Value};
 
 use super::{
     AuthConfig, AuthMethod, BUILTIN_THEMES, ClusterConfig, Config, ConfigError, DatabaseConfig,
-    Hidden, HttpConfig, KEYS, LogConfig, Mfa, ObjectStoreConfig, OnFailure, RecordingConfig,
-    SshConfig, Theme, TuiConfig,
+    Hidden, HttpConfig, KEYS, LogConfig, Mfa, ObjectStoreConfig, OnFailure, RdpConfig,
+    RecordingConfig, SshConfig, Theme, TuiConfig,
 };
 
 /// One TOML table being read, with its dotted prefix for messages.
@@ -251,6 +251,8 @@ pub(super) fn config(file: &str, table: &Table, base: &Path) -> Result<Config, C
         ));
     }
 
+    let rdp = parse_rdp(&root.table("rdp", &empty)?, &d.rdp, &ssh, &http)?;
+
     let database = parse_database(&root.table("database", &empty)?, &d.database)?;
     let cluster_section = root.table("cluster", &empty)?;
     let cluster = ClusterConfig {
@@ -312,12 +314,42 @@ pub(super) fn config(file: &str, table: &Table, base: &Path) -> Result<Config, C
         data_dir,
         ssh,
         http,
+        rdp,
         database,
         cluster,
         recording,
         auth,
         tui: TuiConfig { theme },
         log: LogConfig { level, file },
+    })
+}
+
+fn parse_rdp(
+    s: &Section<'_>,
+    d: &RdpConfig,
+    ssh: &SshConfig,
+    http: &HttpConfig,
+) -> Result<RdpConfig, ConfigError> {
+    let mut listen: Vec<SocketAddr> = Vec::new();
+    for item in s.string_list("listen")?.unwrap_or_default() {
+        let addr = s.address("listen", item)?;
+        if listen.contains(&addr) {
+            return Err(s.invalid("listen", format!("{addr} is listed twice")));
+        }
+        if ssh.listen.contains(&addr) || [http.listen, http.metrics_listen].contains(&Some(addr)) {
+            return Err(s.invalid("listen", format!("{addr} is also an SSH or HTTP address")));
+        }
+        listen.push(addr);
+    }
+    let path = |key: &str, default: &PathBuf| match s.string(key)? {
+        None => Ok(default.clone()),
+        Some("") => Err(s.invalid(key, "must not be empty")),
+        Some(p) => Ok(PathBuf::from(p)),
+    };
+    Ok(RdpConfig {
+        listen,
+        certificate: path("certificate", &d.certificate)?,
+        key: path("key", &d.key)?,
     })
 }
 

@@ -27,6 +27,7 @@ mod demo;
 mod import;
 mod me;
 mod probe;
+mod rdp;
 mod sessions;
 #[cfg(test)]
 mod testing;
@@ -38,6 +39,7 @@ pub use demo::{DEMO_ACCOUNT, DEMO_ASSET};
 pub use import::ImportSummary;
 pub use me::{MeView, MfaEnrolment, MfaStatus, PENDING_ENROLMENT, require_person};
 pub use probe::{AssetTest, HostKeyStatus};
+pub use rdp::{RdpTicket, TICKET_LIFETIME, TICKETS_PER_ASSET};
 pub use users::{UserAdded, UserEdit, UserSpec, UserView};
 
 use std::sync::Arc;

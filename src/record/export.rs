@@ -281,6 +281,72 @@ pub fn replay_with(
     Ok(report)
 }
 
+/// The output of a recording as the chunks it was recorded in, each with
+/// its time in seconds: a desktop recording's screen updates, one chunk
+/// per batch the relay sent (see `rdp`). Text output comes as its bytes.
+pub struct Chunks {
+    reader: super::reader::Reader,
+    sidecar_path: PathBuf,
+    sidecar: Option<Sidecar>,
+    skip_next_output: bool,
+    buf: Vec<u8>,
+}
+
+/// Opens `cast` for [`Chunks`].
+pub fn chunks(cast: impl AsRef<Path>) -> Result<Chunks, RecordError> {
+    let cast = cast.as_ref();
+    Ok(Chunks {
+        reader: read(cast)?,
+        sidecar_path: sidecar_path(cast),
+        sidecar: None,
+        skip_next_output: false,
+        buf: vec![0u8; 64 * 1024],
+    })
+}
+
+impl Chunks {
+    pub fn header(&self) -> &super::header::Header {
+        self.reader.header()
+    }
+}
+
+impl Iterator for Chunks {
+    type Item = Result<(f64, Vec<u8>), RecordError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            let event = match self.reader.next()? {
+                Ok(e) => e,
+                Err(e) => return Some(Err(e)),
+            };
+            match event.kind {
+                EventKind::Output if self.skip_next_output => self.skip_next_output = false,
+                EventKind::Output => return Some(Ok((event.time, event.data.into_bytes()))),
+                EventKind::Marker => {
+                    let Some((n, as_text)) = parse_raw_marker(&event.data) else {
+                        continue;
+                    };
+                    self.skip_next_output = as_text;
+                    if self.sidecar.is_none() {
+                        match Sidecar::open(self.sidecar_path.clone()) {
+                            Ok(s) => self.sidecar = Some(s),
+                            Err(e) => return Some(Err(e)),
+                        }
+                    }
+                    let mut out = Vec::with_capacity(usize::try_from(n).unwrap_or(0).min(1 << 20));
+                    if let Some(s) = self.sidecar.as_mut()
+                        && let Err(e) = s.copy(Some(n), &mut out, &mut self.buf)
+                    {
+                        return Some(Err(e));
+                    }
+                    return Some(Ok((event.time, out)));
+                }
+                EventKind::Input | EventKind::Resize | EventKind::Other(_) => {}
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::path::Path;

@@ -4,12 +4,15 @@
 
 use serde::{Deserialize, Serialize};
 
-/// Whether the session was an interactive shell or an exec'd command.
+/// Whether the session was an interactive shell, an exec'd command, or a
+/// remote desktop (RDP: the output is the protocol's own updates, each
+/// chunk a `raw:` segment of the sidecar with its own time; see `rdp`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum SessionKind {
     Shell,
     Exec,
+    Desktop,
 }
 
 /// The cast header (line 1).

@@ -71,6 +71,7 @@
 //! lines are valid events and a sidecar that covers them.
 
 mod command;
+pub mod desktop;
 mod export;
 mod handle;
 mod header;
@@ -88,7 +89,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 pub use command::{CommandTracker, CompletedCommand, Input, LateCommand, OUTPUT_CAPTURE_LIMIT};
-pub use export::{ExportReport, ReplayOptions, ReplayReport, export, replay, replay_with};
+pub use export::{
+    Chunks, ExportReport, ReplayOptions, ReplayReport, chunks, export, replay, replay_with,
+};
 pub use handle::{Elapsed, RecordOptions, RecorderHandle};
 pub use header::{Env, Header, RampartHeader, SessionKind};
 pub use player::{Budget, CheckpointStats, Marker, Player, PlayerOptions, Stamp, Timeline};

@@ -290,6 +290,9 @@ pub(crate) struct CastWriter {
     first_output: Stripper,
     /// Cast bytes before this were handed to the kernel's writeback.
     writeback_from: u64,
+    /// A desktop recording: every output chunk is binary, stored raw with
+    /// its own marker (a replay needs each update's time).
+    desktop: bool,
 }
 
 /// Recording ids name files: only what a UUID is made of.
@@ -367,6 +370,7 @@ impl CastWriter {
             output_bytes: 0,
             first_output: Stripper::new(FIRST_OUTPUT_LIMIT),
             writeback_from: 0,
+            desktop: meta.kind == SessionKind::Desktop,
         };
         serde_json::to_writer(&mut w.buf, &header).map_err(|e| RecordError::Create {
             path: cast_path.clone(),
@@ -435,6 +439,10 @@ impl CastWriter {
         }
         let at = self.stamp(at);
         self.output_bytes += data.len() as u64;
+        if self.desktop {
+            self.raw(at, data, false)?;
+            return self.maybe_write_buf();
+        }
         if !self.first_output.done() {
             self.first_output.feed(data);
         }

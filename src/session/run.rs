@@ -27,6 +27,17 @@ impl Session {
         self.recorder.output(data).await
     }
 
+    /// Output towards the person that is no terminal stream (a remote
+    /// desktop's updates): counted and recorded; monitors get no terminal
+    /// frames from it.
+    pub async fn output_frames(&self, data: Bytes) -> Result<(), RecordError> {
+        self.live.add_out(data.len() as u64);
+        if !self.recorded {
+            return Ok(());
+        }
+        self.recorder.output(data).await
+    }
+
     /// Input from the person: counted, and recorded with
     /// `recording.input` (the recorder drops it otherwise).
     pub async fn input(&self, data: Bytes) -> Result<(), RecordError> {

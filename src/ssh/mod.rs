@@ -60,7 +60,7 @@ pub struct Shared {
     pub theme: crate::tui::Theme,
     pub upstream: crate::upstream::ConnectOptions,
     /// Target sessions each person has open (`ssh.max_sessions_per_user`).
-    pub user_sessions: crate::session::UserSessions,
+    pub user_sessions: Arc<crate::session::UserSessions>,
 }
 
 impl Shared {
@@ -264,7 +264,7 @@ impl Server {
             shutdown: CancellationToken::new(),
             theme,
             upstream: crate::upstream::ConnectOptions::default(),
-            user_sessions: crate::session::UserSessions::default(),
+            user_sessions: Arc::new(crate::session::UserSessions::default()),
         });
         shared.live.set_elsewhere(node.others());
         let http = crate::http::bind(&shared.services).await?;
@@ -334,6 +334,22 @@ impl Server {
             tokio::spawn(crate::http::serve(listener, ops, http_stop.clone()))
         });
         let mut accepting = tokio::task::JoinSet::new();
+        if let Some((rdp_listeners, front)) = crate::rdp::bind(&shared.services.config).await? {
+            let policy_of = shared.clone();
+            let rdp = Arc::new(crate::rdp::Context {
+                services: shared.services.clone(),
+                authenticator: shared.authenticator.clone(),
+                live: shared.live.clone(),
+                policy: Box::new(move || policy_of.policy()),
+                shutdown: shared.shutdown.clone(),
+                tracker: shared.tracker.clone(),
+                user_sessions: shared.user_sessions.clone(),
+                connect_timeout: shared.upstream.connect_timeout,
+            });
+            for listener in rdp_listeners {
+                accepting.spawn(crate::rdp::serve(listener, rdp.clone(), front.clone()));
+            }
+        }
         for listener in listeners {
             accepting.spawn(accept_loop(
                 listener,

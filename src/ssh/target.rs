@@ -191,6 +191,9 @@ pub async fn run_session(
         account,
         input_password,
     } = choice;
+    if let Some(ended) = rdp_instead(shared, conn, &asset, account.as_deref(), &run, say).await {
+        return ended;
+    }
     let Some(admitted) = admit(shared, conn, &asset, account, &run, person, say).await else {
         return Ended::refused();
     };
@@ -221,6 +224,53 @@ pub async fn run_session(
         say,
     )
     .await
+}
+
+/// `ssh -t bastion win1` for a desktop (an asset the person may use over
+/// RDP and not over SSH): what to type into an RDP client instead of a
+/// shell, with a one-time ticket (`rampart rdp ticket`). `None`: not a
+/// desktop, the session goes on as SSH.
+async fn rdp_instead(
+    shared: &Shared,
+    conn: &Conn,
+    asset: &str,
+    account: Option<&str>,
+    run: &Run,
+    say: Say<'_>,
+) -> Option<Ended> {
+    let now = shared.services.clock.now();
+    let visible = shared.policy().visible_asset(&conn.identity, asset, now)?;
+    let over = |name: &str| visible.protocols().any(|p| p.name == name);
+    if over("ssh") || !over("rdp") || !matches!(run, Run::Shell) {
+        return None;
+    }
+    let ops = &shared.services.ops;
+    let issued = match ops.caller(&conn.identity, crate::audit::Via::Ssh).await {
+        Ok(caller) => ops.rdp_ticket(&caller, asset, account).await,
+        Err(e) => Err(e),
+    };
+    match issued {
+        Ok(ticket) => {
+            let text = crate::cli::rdp_ticket_text(&shared.services, &ticket);
+            let text = if say.pty {
+                text.replace('\n', "\r\n")
+            } else {
+                text
+            };
+            let _ = say.write.data_bytes(Bytes::from(text)).await;
+            Some(Ended {
+                client_open: true,
+                exit_status: 0,
+                size: None,
+            })
+        }
+        Err(e) => {
+            let text = format!("rampart: {asset}: {e}");
+            say.refused(shared, conn, &format!("rdp ticket {asset}"), text)
+                .await;
+            Some(Ended::refused())
+        }
+    }
 }
 
 /// Whether the person may open this session: the account, the grant for

@@ -21,6 +21,7 @@ pub mod groups;
 pub mod nodes;
 pub mod permissions;
 pub mod policy;
+pub mod rdp_tickets;
 pub mod search;
 pub mod sessions;
 pub mod spool;
@@ -84,6 +85,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "recording objects",
         include_str!("../../migrations/0009_recording_objects.sql"),
     ),
+    (
+        10,
+        "rdp tickets",
+        include_str!("../../migrations/0010_rdp_tickets.sql"),
+    ),
 ];
 
 /// The PostgreSQL migrations: the first is the whole schema as of SQLite's
@@ -103,6 +109,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         9,
         "recording objects",
         include_str!("../../migrations/postgres/0009_recording_objects.sql"),
+    ),
+    (
+        10,
+        "rdp tickets",
+        include_str!("../../migrations/postgres/0010_rdp_tickets.sql"),
     ),
 ];
 

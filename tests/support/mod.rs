@@ -5,6 +5,7 @@
 
 pub mod peers;
 pub mod pty;
+pub mod rdp;
 pub mod s3;
 pub mod ssh;
 

@@ -1,0 +1,293 @@
+//! The front door: X.224 negotiation (NLA only), TLS with the front's
+//! certificate, then CredSSP as the server, where NTLM checks the person's
+//! one-time ticket. The person is known, and their ticket redeemed, before
+//! any target is dialled.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use ironrdp_connector::sspi::credssp::{
+    CredSspServer, CredentialsProxy, NStatusCode, ServerMode, ServerState, TsRequest,
+};
+use ironrdp_connector::sspi::{self, AuthIdentity, Username};
+use ironrdp_core::{decode, encode_vec};
+use ironrdp_pdu::nego::{
+    ConnectionConfirm, ConnectionRequest, FailureCode, ResponseFlags, SecurityProtocol,
+};
+use ironrdp_pdu::x224::X224;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+use tokio_rustls::server::TlsStream;
+
+use super::wire::{Reader, WireError};
+use crate::model::Identity;
+use crate::policy::Snapshot;
+use crate::services::Services;
+use crate::store::rdp_tickets::Ticket;
+use crate::vault::Secret;
+
+/// A person the front let in, with the ticket they redeemed.
+pub struct Admitted {
+    pub reader: Reader<TlsStream<TcpStream>>,
+    pub identity: Identity,
+    pub asset_id: String,
+    pub account: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum FrontError {
+    #[error("{0}")]
+    Wire(#[from] WireError),
+    #[error("not an RDP connection request: {0}")]
+    NotRdp(String),
+    #[error("the client offers no NLA (CredSSP); rampart refuses TLS-only and RDP security")]
+    NoNla,
+    #[error("TLS: {0}")]
+    Tls(std::io::Error),
+    #[error("CredSSP: {0}")]
+    Credssp(String),
+    #[error("login refused for {user}: {why}")]
+    Refused { user: String, why: String },
+}
+
+/// Runs the front's side of the connection up to an authenticated,
+/// redeemed ticket.
+pub async fn admit(
+    stream: TcpStream,
+    peer: SocketAddr,
+    services: &Services,
+    authenticator: &crate::auth::login::Authenticator,
+    policy: Arc<Snapshot>,
+    tls: &super::tls::Front,
+) -> Result<Admitted, FrontError> {
+    let mut reader = Reader::new(stream);
+    let request = reader.pdu().await?;
+    let request = decode::<X224<ConnectionRequest>>(&request)
+        .map_err(|e| FrontError::NotRdp(e.to_string()))?
+        .0;
+    let requested = request.protocol;
+    if !requested.intersects(SecurityProtocol::HYBRID | SecurityProtocol::HYBRID_EX) {
+        let refusal = ConnectionConfirm::Failure {
+            code: FailureCode::HYBRID_REQUIRED_BY_SERVER,
+        };
+        let bytes = encode_vec(&X224(refusal)).map_err(|e| FrontError::NotRdp(e.to_string()))?;
+        let _ = reader.get_mut().write_all(&bytes).await;
+        return Err(FrontError::NoNla);
+    }
+    let confirm = ConnectionConfirm::Response {
+        flags: ResponseFlags::EXTENDED_CLIENT_DATA_SUPPORTED,
+        protocol: SecurityProtocol::HYBRID,
+    };
+    let bytes = encode_vec(&X224(confirm)).map_err(|e| FrontError::NotRdp(e.to_string()))?;
+    reader
+        .get_mut()
+        .write_all(&bytes)
+        .await
+        .map_err(WireError::Io)?;
+    let (stream, ahead) = reader.into_parts();
+    if !ahead.is_empty() {
+        return Err(FrontError::NotRdp("data before the TLS handshake".into()));
+    }
+    let stream = tls.acceptor.accept(stream).await.map_err(FrontError::Tls)?;
+    let mut reader = Reader::new(stream);
+
+    let asked = Arc::new(Mutex::new(Asked::default()));
+    let proxy = Tickets {
+        handle: tokio::runtime::Handle::current(),
+        services: services.clone(),
+        policy,
+        asked: asked.clone(),
+    };
+    let mut server = CredSspServer::new(
+        tls.public_key.clone(),
+        proxy,
+        ServerMode::Ntlm(sspi::ntlm::NtlmConfig::new("rampart".into())),
+    )
+    .map_err(|e| FrontError::Credssp(e.to_string()))?;
+    let identity = loop {
+        let bytes = reader.ts_request().await?;
+        let request =
+            TsRequest::from_buffer(&bytes).map_err(|e| FrontError::Credssp(e.to_string()))?;
+        // The ticket lookup reads the database from inside sspi's
+        // synchronous callback: run the step on a blocking thread.
+        let (back, result) = tokio::task::spawn_blocking(move || {
+            let result = server.process(request).resolve_to_result();
+            (server, result)
+        })
+        .await
+        .map_err(|e| FrontError::Credssp(e.to_string()))?;
+        server = back;
+        match result {
+            Ok(ServerState::ReplyNeeded(reply)) => write_ts(&mut reader, &reply).await?,
+            Ok(ServerState::Finished(identity)) => break Some(identity),
+            Err(err) => {
+                if let Some(mut reply) = err.ts_request {
+                    if err.error.error_type == sspi::ErrorKind::LogonDenied {
+                        reply.error_code = Some(NStatusCode::LOGON_FAILURE);
+                    }
+                    let _ = write_ts(&mut reader, &reply).await;
+                }
+                tracing::debug!("rdp: CredSSP failed: {}", err.error);
+                break None;
+            }
+        }
+    };
+    let asked = std::mem::take(&mut *asked.lock().unwrap_or_else(|e| e.into_inner()));
+    let Some((person, _asset)) = asked.login.clone() else {
+        return Err(FrontError::Credssp("the client named no user".into()));
+    };
+    // Which of the person's tickets the client proved: the password it
+    // delegated is the ticket's.
+    let ticket = identity.as_ref().and_then(|id| {
+        asked
+            .candidates
+            .iter()
+            .find(|(_, pw)| pw.expose() == id.password.as_ref())
+            .map(|(t, _)| t.clone())
+    });
+    let refused = |why: String| FrontError::Refused {
+        user: person.clone(),
+        why,
+    };
+    let accepted = authenticator
+        .rdp_ticket(&person, ticket.is_some(), peer.ip())
+        .await
+        .map_err(|e| refused(e.to_string()))?;
+    let Some(ticket) = ticket else {
+        return Err(refused("wrong, used or expired ticket".into()));
+    };
+    let mut conn = services
+        .store
+        .conn()
+        .await
+        .map_err(|e| refused(e.to_string()))?;
+    let redeemed = crate::store::rdp_tickets::redeem(&mut conn, &ticket.id, services.clock.now())
+        .await
+        .map_err(|e| refused(e.to_string()))?;
+    if !redeemed {
+        return Err(refused("the ticket was used meanwhile".into()));
+    }
+    Ok(Admitted {
+        reader,
+        identity: accepted.identity,
+        asset_id: ticket.asset_id,
+        account: ticket.account,
+    })
+}
+
+async fn write_ts(
+    reader: &mut Reader<TlsStream<TcpStream>>,
+    request: &TsRequest,
+) -> Result<(), FrontError> {
+    let len = request
+        .buffer_len()
+        .map_err(|e| FrontError::Credssp(e.to_string()))?;
+    let mut out = Vec::with_capacity(usize::from(len));
+    request
+        .encode_ts_request(&mut out)
+        .map_err(|e| FrontError::Credssp(e.to_string()))?;
+    reader
+        .get_mut()
+        .write_all(&out)
+        .await
+        .map_err(WireError::Io)?;
+    Ok(())
+}
+
+/// `PERSON#ASSET` (a domain the client adds is ignored).
+pub fn split_login(name: &str) -> Option<(&str, &str)> {
+    let name = name.rsplit_once('\\').map_or(name, |(_, n)| n);
+    let (person, asset) = name.split_once('#')?;
+    (!person.is_empty() && !asset.is_empty()).then_some((person, asset))
+}
+
+/// What NTLM asked the ticket lookup: the login named, and the tickets
+/// offered as candidates with their passwords.
+#[derive(Default)]
+struct Asked {
+    login: Option<(String, String)>,
+    candidates: Vec<(Ticket, Secret<String>)>,
+}
+
+/// sspi's credentials callback: a person's valid tickets for the asset
+/// their login names.
+struct Tickets {
+    handle: tokio::runtime::Handle,
+    services: Services,
+    policy: Arc<Snapshot>,
+    asked: Arc<Mutex<Asked>>,
+}
+
+impl Tickets {
+    fn lookup(&self, person: &str, asset: &str) -> std::io::Result<Vec<(Ticket, Secret<String>)>> {
+        let (Some(user), Some(asset)) = (
+            self.policy.user_by_name(person),
+            self.policy.asset_by_name(asset),
+        ) else {
+            return Ok(Vec::new());
+        };
+        let Some(vault) = self.services.vault.as_ref() else {
+            return Ok(Vec::new());
+        };
+        let (user_id, asset_id) = (user.id.to_string(), asset.id().to_string());
+        let services = self.services.clone();
+        let tickets = self.handle.block_on(async move {
+            let mut conn = services.store.conn().await?;
+            crate::store::rdp_tickets::valid(
+                &mut conn,
+                &user_id,
+                &asset_id,
+                services.clock.now(),
+                crate::ops::TICKETS_PER_ASSET,
+            )
+            .await
+        });
+        let tickets = tickets.map_err(std::io::Error::other)?;
+        Ok(tickets
+            .into_iter()
+            .filter_map(|t| {
+                let pw = vault.open_string(&t.secret).ok()?;
+                Some((t, pw))
+            })
+            .collect())
+    }
+}
+
+impl CredentialsProxy for Tickets {
+    type AuthenticationData = AuthIdentity;
+
+    fn auth_data_by_user(&mut self, username: &Username) -> std::io::Result<AuthIdentity> {
+        self.auth_data_candidates_by_user(username)?
+            .into_iter()
+            .next()
+            .ok_or_else(|| std::io::Error::other("no ticket"))
+    }
+
+    fn auth_data_candidates_by_user(
+        &mut self,
+        username: &Username,
+    ) -> std::io::Result<Vec<AuthIdentity>> {
+        let Some((person, asset)) = split_login(username.account_name()) else {
+            return Err(std::io::Error::other("the user name is not PERSON#ASSET"));
+        };
+        let found = self.lookup(person, asset)?;
+        let identities = found
+            .iter()
+            .map(|(_, pw)| AuthIdentity {
+                username: username.clone(),
+                password: pw.expose().clone().into(),
+            })
+            .collect::<Vec<_>>();
+        let mut asked = self.asked.lock().unwrap_or_else(|e| e.into_inner());
+        asked.login = Some((person.to_string(), asset.to_string()));
+        asked.candidates = found;
+        if identities.is_empty() {
+            return Err(std::io::Error::other("no valid ticket"));
+        }
+        Ok(identities)
+    }
+
+    fn auth_data(&mut self) -> std::io::Result<Vec<AuthIdentity>> {
+        Ok(Vec::new())
+    }
+}

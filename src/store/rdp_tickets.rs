@@ -1,0 +1,92 @@
+//! One-time RDP credentials (migration 0010): issued for a person, an
+//! asset and an account, redeemed once by the RDP front before they expire.
+
+use jiff::Timestamp;
+use sqlx::{AnyConnection, Row};
+
+use super::{Result, parse_ts, ts};
+
+/// A ticket as stored; `secret` is sealed by the vault.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ticket {
+    pub id: String,
+    pub user_id: String,
+    pub asset_id: String,
+    pub account: String,
+    pub secret: String,
+    pub expires_at: Timestamp,
+}
+
+/// Tickets that expired or were redeemed this long ago are deleted.
+const KEPT: jiff::SignedDuration = jiff::SignedDuration::from_hours(24);
+
+/// Stores a new ticket, and deletes the long-dead ones.
+pub async fn insert(conn: &mut AnyConnection, t: &Ticket, now: Timestamp) -> Result<()> {
+    let cutoff = now.checked_sub(KEPT).unwrap_or(now);
+    sqlx::query("DELETE FROM rdp_tickets WHERE expires_at < $1")
+        .bind(ts(cutoff))
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query(
+        "INSERT INTO rdp_tickets (id, user_id, asset_id, account, secret, created_at, expires_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(&t.id)
+    .bind(&t.user_id)
+    .bind(&t.asset_id)
+    .bind(&t.account)
+    .bind(&t.secret)
+    .bind(ts(now))
+    .bind(ts(t.expires_at))
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// The person's tickets for `asset_id` that are unused and unexpired at
+/// `now`, newest first, at most `limit`: the candidates a login is
+/// checked against.
+pub async fn valid(
+    conn: &mut AnyConnection,
+    user_id: &str,
+    asset_id: &str,
+    now: Timestamp,
+    limit: i64,
+) -> Result<Vec<Ticket>> {
+    let rows = sqlx::query(
+        "SELECT id, user_id, asset_id, account, secret, expires_at FROM rdp_tickets
+         WHERE user_id = $1 AND asset_id = $2 AND used_at IS NULL AND expires_at > $3
+         ORDER BY created_at DESC, id LIMIT $4",
+    )
+    .bind(user_id)
+    .bind(asset_id)
+    .bind(ts(now))
+    .bind(limit)
+    .fetch_all(conn)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(Ticket {
+                id: r.try_get("id")?,
+                user_id: r.try_get("user_id")?,
+                asset_id: r.try_get("asset_id")?,
+                account: r.try_get("account")?,
+                secret: r.try_get("secret")?,
+                expires_at: parse_ts(&r.try_get::<String, _>("expires_at")?)?,
+            })
+        })
+        .collect()
+}
+
+/// Marks the ticket used; false when it was used already or has expired
+/// (two logins racing for one ticket: one wins).
+pub async fn redeem(conn: &mut AnyConnection, id: &str, now: Timestamp) -> Result<bool> {
+    let done = sqlx::query(
+        "UPDATE rdp_tickets SET used_at = $1 WHERE id = $2 AND used_at IS NULL AND expires_at > $1",
+    )
+    .bind(ts(now))
+    .bind(id)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}

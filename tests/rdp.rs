@@ -1,0 +1,391 @@
+//! RDP through the bastion (issue 17), with real peers: xfreerdp on its
+//! own Xvfb display connects to rampart's RDP front with a one-time ticket
+//! issued over SSH, and rampart connects to freerdp-shadow-cli (NLA only)
+//! serving an Xvfb desktop of a known colour, with the vaulted password.
+
+mod support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use support::rdp::{Client as Rdp, ShadowTarget, TARGET_RGB};
+use support::ssh::{Client, TestBastion};
+
+const T: Duration = Duration::from_secs(20);
+const TARGET_PASSWORD: &str = "Target-Pass-1";
+
+fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+async fn run_ok(c: &Client, command: &str) -> String {
+    let (out, err, status) = c.exec(command).await;
+    assert_eq!(status, Some(0), "{command}: {err}");
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+async fn start_target() -> ShadowTarget {
+    tokio::task::spawn_blocking(|| ShadowTarget::start("Administrator", TARGET_PASSWORD))
+        .await
+        .unwrap()
+}
+
+/// A bastion with its RDP front at the returned address, and the admin
+/// over SSH, who may connect to `target` (asset `win1`) as Administrator.
+async fn setup(target: &ShadowTarget) -> (TestBastion, Client, String) {
+    let front = free_port();
+    let b = TestBastion::start_with(&format!("[rdp]\nlisten = [\"127.0.0.1:{front}\"]\n")).await;
+    let admin = Client::admin(b.addr).await;
+    run_ok(
+        &admin,
+        &format!(
+            "rampart asset add win1 --address 127.0.0.1 --protocol rdp/{} --platform windows",
+            target.port
+        ),
+    )
+    .await;
+    let (_, err, status) = admin
+        .exec_stdin(
+            "rampart account add win1 Administrator --password-stdin",
+            format!("{TARGET_PASSWORD}\n").as_bytes(),
+        )
+        .await;
+    assert_eq!(status, Some(0), "{err}");
+    run_ok(
+        &admin,
+        "rampart perm add desk --user admin --asset win1 --actions connect",
+    )
+    .await;
+    b.reload().await;
+    (b, admin, format!("127.0.0.1:{front}"))
+}
+
+/// A ticket for win1 over SSH: the RDP user name and password it prints.
+async fn ticket(admin: &Client, front: &str) -> (String, String) {
+    let out = run_ok(admin, "rampart rdp ticket win1").await;
+    assert!(out.contains(front), "the ticket names the front: {out}");
+    let field = |name: &str| {
+        out.lines()
+            .find_map(|l| l.trim().strip_prefix(name).map(|v| v.trim().to_string()))
+            .unwrap_or_else(|| panic!("no {name} line in {out}"))
+    };
+    (field("user "), field("password "))
+}
+
+/// Runs xfreerdp until it exits: its exit code and what it printed.
+async fn attempt(
+    front: &str,
+    user: &str,
+    password: &str,
+    extra: &'static [&'static str],
+) -> (Option<i32>, String) {
+    let (front, user, password) = (front.to_string(), user.to_string(), password.to_string());
+    tokio::task::spawn_blocking(move || {
+        let c = Rdp::connect(&front, &user, &password, extra);
+        let code = c.wait_exit(T);
+        (code, c.output())
+    })
+    .await
+    .unwrap()
+}
+
+/// Connects xfreerdp and waits for the target's desktop on its screen.
+async fn desktop(front: &str, user: &str, password: &str) -> Arc<Rdp> {
+    let (front, user, password) = (front.to_string(), user.to_string(), password.to_string());
+    let client = tokio::task::spawn_blocking(move || Rdp::connect(&front, &user, &password, &[]))
+        .await
+        .unwrap();
+    let client = Arc::new(client);
+    let seen = {
+        let client = client.clone();
+        tokio::task::spawn_blocking(move || client.wait_for_color(TARGET_RGB, 100_000, T))
+            .await
+            .unwrap()
+    };
+    assert!(
+        seen,
+        "the target's desktop never showed: {}",
+        client.output()
+    );
+    client
+}
+
+async fn exits(client: &Arc<Rdp>, within: Duration) -> Option<i32> {
+    let client = client.clone();
+    tokio::task::spawn_blocking(move || client.wait_exit(within))
+        .await
+        .unwrap()
+}
+
+/// A PNG file's size and RGB pixels.
+fn decode_png(bytes: &[u8]) -> ((u32, u32), Vec<u8>) {
+    let decoder = png::Decoder::new(std::io::Cursor::new(bytes));
+    let mut reader = decoder.read_info().expect("a PNG file");
+    let mut pixels = vec![0; reader.output_buffer_size().unwrap()];
+    let info = reader.next_frame(&mut pixels).expect("a frame");
+    assert_eq!(info.color_type, png::ColorType::Rgb);
+    pixels.truncate(info.buffer_size());
+    ((info.width, info.height), pixels)
+}
+
+/// The session rows, as `session list --json` gives them.
+async fn sessions(admin: &Client) -> Vec<serde_json::Value> {
+    run_ok(admin, "rampart session list --json")
+        .await
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+/// The session's row once it has ended.
+async fn ended(admin: &Client, id: &str) -> serde_json::Value {
+    for _ in 0..100 {
+        if let Some(row) = sessions(admin).await.into_iter().find(|r| r["id"] == id)
+            && row["status"] != "live"
+        {
+            return row;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("session {id} did not end");
+}
+
+/// The one live RDP session's id.
+async fn live_rdp(admin: &Client) -> String {
+    let rows: Vec<serde_json::Value> = sessions(admin)
+        .await
+        .into_iter()
+        .filter(|s| s["protocol"] == "rdp" && s["status"] == "live")
+        .collect();
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    rows[0]["id"].as_str().unwrap().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ticket_opens_a_recorded_desktop_once_and_a_kill_ends_it() {
+    if !support::rdp::peers_present() {
+        return;
+    }
+    let target = start_target().await;
+    let (mut b, admin, front) = setup(&target).await;
+    let (user, password) = ticket(&admin, &front).await;
+    assert_eq!(user, "admin#win1");
+
+    // A wrong password is refused before any target is dialled.
+    let wrong = attempt(&front, &user, "not-the-ticket", &[]).await;
+    assert!(
+        matches!(wrong.0, Some(c) if c != 0),
+        "wrong ticket: {wrong:?}"
+    );
+
+    // The ticket connects, and the person sees the target's desktop.
+    let client = desktop(&front, &user, &password).await;
+
+    // It is a live session with a row, and the ticket is spent.
+    let id = live_rdp(&admin).await;
+    let again = attempt(&front, &user, &password, &[]).await;
+    assert!(
+        matches!(again.0, Some(c) if c != 0),
+        "a reused ticket: {again:?}"
+    );
+
+    // A kill ends the person's connection; the row says why.
+    run_ok(
+        &admin,
+        &format!("rampart session kill {id} --reason 'end of test'"),
+    )
+    .await;
+    assert!(
+        exits(&client, T).await.is_some(),
+        "the client still runs after the kill"
+    );
+    let row = ended(&admin, &id).await;
+    assert!(
+        row["reason"].as_str().unwrap_or("").contains("end of test"),
+        "{row}"
+    );
+    assert!(
+        row["recording_sha256"]
+            .as_str()
+            .is_some_and(|d| d.len() == 64),
+        "{row}"
+    );
+
+    // The recording holds every byte the person's client was sent.
+    let sent = row["bytes_out"].as_i64().unwrap_or(0);
+    assert!(sent > 10_000, "{row}");
+    let (raw, err, status) = admin.exec(&format!("rampart export {id} --raw")).await;
+    assert_eq!(status, Some(0), "{err}");
+    assert_eq!(
+        raw.len() as i64,
+        sent,
+        "the recording's bytes against the row's"
+    );
+    assert_eq!(
+        raw.first(),
+        Some(&0x03),
+        "it starts with the target's MCS response (TPKT)"
+    );
+
+    // A picture exported from the recording shows the target's desktop.
+    let (png, err, status) = admin
+        .exec(&format!("rampart export {id} --format png"))
+        .await;
+    assert_eq!(status, Some(0), "{err}");
+    let (size, rgb) = decode_png(&png);
+    assert_eq!(size, support::rdp::TARGET_SIZE);
+    let blue = support::rdp::count_in(&rgb, TARGET_RGB, 0);
+    assert!(
+        blue > 100_000,
+        "{blue} pixels of the target's colour in the exported frame"
+    );
+    let (_, err, status) = admin
+        .exec(&format!("rampart export {id} --format png --at 0"))
+        .await;
+    assert_ne!(status, Some(0), "no picture before the desktop was shown");
+    assert!(err.contains("no picture yet"), "{err}");
+
+    // The replay draws it in the terminal: half blocks in its colour.
+    let cast = b
+        .services
+        .config
+        .recording_dir()
+        .join(row["recording"].as_str().expect("a recording"));
+    let mut screen = Vec::new();
+    let drawn = rampart::record::desktop::replay_with(
+        &cast,
+        &mut screen,
+        (80, 24),
+        16.0,
+        Some(0.1),
+        |_| {},
+    )
+    .expect("the replay");
+    assert!(drawn >= 1, "no picture drawn");
+    let size = |n| std::num::NonZeroU16::new(n).unwrap();
+    let mut term = vt100::Parser::new(size(24), size(80), 0);
+    term.process(&screen);
+    let blue = vt100::Color::Rgb(TARGET_RGB[0], TARGET_RGB[1], TARGET_RGB[2]);
+    let cells = (0..24)
+        .flat_map(|r| (0..80).map(move |c| (r, c)))
+        .filter(|&(r, c)| {
+            term.screen()
+                .cell(r, c)
+                .is_some_and(|x| x.bgcolor() == blue)
+        })
+        .count();
+    assert!(
+        cells > 80 * 24 / 4,
+        "{cells} cells of the target's colour in the replay"
+    );
+
+    // The login log has the failure and the success, by method.
+    let logins = run_ok(&admin, "rampart audit logins --json").await;
+    let rdp: Vec<&str> = logins
+        .lines()
+        .filter(|l| l.contains("rdp-ticket"))
+        .collect();
+    assert!(rdp.len() >= 3, "two failures and a success: {logins}");
+    admin.close().await;
+    b.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nla_is_required_a_revocation_cuts_the_desktop_and_a_new_certificate_waits_for_trust() {
+    if !support::rdp::peers_present() {
+        return;
+    }
+    let target = start_target().await;
+    let (mut b, admin, front) = setup(&target).await;
+
+    // A client that will not do NLA is refused at negotiation.
+    let (user, password) = ticket(&admin, &front).await;
+    let tls_only = attempt(&front, &user, &password, &["/sec:tls"]).await;
+    assert!(
+        matches!(tls_only.0, Some(c) if c != 0),
+        "TLS only: {tls_only:?}"
+    );
+
+    // Revoking the permission cuts a running desktop off within seconds.
+    let client = desktop(&front, &user, &password).await;
+    let id = live_rdp(&admin).await;
+    run_ok(&admin, "rampart perm remove desk").await;
+    assert!(
+        exits(&client, Duration::from_secs(5)).await.is_some(),
+        "the desktop outlived its permission"
+    );
+    let row = ended(&admin, &id).await;
+    assert_eq!(row["reason"], "permission ended", "{row}");
+
+    // The asset now answers with another certificate (another server):
+    // refused until an admin trusts it again.
+    let other = start_target().await;
+    run_ok(
+        &admin,
+        &format!("rampart asset edit win1 --protocol rdp/{}", other.port),
+    )
+    .await;
+    run_ok(
+        &admin,
+        "rampart perm add desk --user admin --asset win1 --actions connect",
+    )
+    .await;
+    b.reload().await;
+    let (user, password) = ticket(&admin, &front).await;
+    let changed = attempt(&front, &user, &password, &[]).await;
+    assert!(
+        matches!(changed.0, Some(c) if c != 0),
+        "a changed certificate: {changed:?}"
+    );
+    let refusals = run_ok(&admin, "rampart audit refusals --json").await;
+    assert!(refusals.contains("not the pinned"), "{refusals}");
+    run_ok(&admin, "rampart asset trust win1").await;
+    let (user, password) = ticket(&admin, &front).await;
+    let client = desktop(&front, &user, &password).await;
+    drop(client);
+    admin.close().await;
+    b.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ssh_to_a_desktop_with_openssh_prints_a_ticket_that_connects() {
+    if !support::rdp::peers_present() {
+        return;
+    }
+    let Some(ssh) = support::peers::peer("ssh") else {
+        return;
+    };
+    let target = start_target().await;
+    let (mut b, admin, front) = setup(&target).await;
+    let keys = tempfile::tempdir().unwrap();
+    let (key, public) = support::peers::keypair(keys.path(), "admin");
+    run_ok(&admin, &format!("rampart me keys add --key '{public}'")).await;
+
+    // `ssh -t bastion win1` for a desktop: the ticket instead of a shell.
+    let mut command = std::process::Command::new(ssh);
+    command.args(support::peers::client_options(&key)).args([
+        "-p",
+        &b.addr.port().to_string(),
+        "-tt",
+        "admin@127.0.0.1",
+        "win1",
+    ]);
+    let term = support::pty::PtyChild::spawn(command, 120, 24);
+    term.expect(T, |s| s.contains("xfreerdp /v:")).await;
+    let screen = term.text();
+    let field = |name: &str| {
+        screen
+            .lines()
+            .find_map(|l| l.trim().strip_prefix(name).map(|v| v.trim().to_string()))
+            .unwrap_or_else(|| panic!("no {name} line in {screen}"))
+    };
+    let (user, password) = (field("user "), field("password "));
+    assert_eq!(user, "admin#win1", "{screen}");
+    assert!(screen.contains(&front), "{screen}");
+    let client = desktop(&front, &user, &password).await;
+    drop(client);
+    drop(term);
+    admin.close().await;
+    b.shutdown().await;
+}
