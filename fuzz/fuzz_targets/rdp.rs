@@ -11,9 +11,11 @@ use rampart::vault::Secret;
 
 fuzz_target!(|data: &[u8]| {
     let login = Login::new("CORP\\Administrator", Secret::new("pw".to_string()));
+    let bits = data.first().copied().unwrap_or(0);
     let allowed = Allowed {
-        clipboard: data.first().is_some_and(|b| b & 1 == 1),
-        drives: false,
+        copy: bits & 1 == 1,
+        paste: bits & 2 == 2,
+        drives: bits & 4 == 4,
     };
     let rewriter = Rewriter::new(
         &login,

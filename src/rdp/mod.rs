@@ -27,8 +27,7 @@
 //!    rewrites and the channel cuts described there.
 //!
 //! Not built yet (issue 17): replay and live view of desktop recordings
-//! in the terminal, frame export, clipboard
-//! direction (`copy` without `paste`), approvals for RDP, RemoteApp checks.
+//! in the terminal's audit view and monitor, GIF/MP4 export, approvals for RDP, RemoteApp checks.
 //!
 //! [`Authenticator`]: crate::auth::login::Authenticator
 
@@ -340,7 +339,8 @@ async fn relay(
 ) {
     let services = &shared.services;
     let allowed = Allowed {
-        clipboard: grant.allows(Action::Copy) || grant.allows(Action::Paste),
+        copy: grant.allows(Action::Copy),
+        paste: grant.allows(Action::Paste),
         drives: grant.allows(Action::Upload) || grant.allows(Action::Download),
     };
     let rewriter = Rewriter::new(login, target.selected, allowed);

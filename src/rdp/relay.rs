@@ -17,7 +17,12 @@
 //! Channels: `cliprdr` (clipboard) is cut both ways unless the grant has
 //! `copy` or `paste`, `rdpdr` (drives, printers) unless it has `upload` or
 //! `download`. Cutting means its PDUs are dropped in both directions, so
-//! the client never sees the target announce the feature.
+//! the client never sees the target announce the feature. With only one of
+//! `copy` (the target's clipboard to the person) and `paste` (the person's
+//! to the target), the clipboard's messages that would move data the other
+//! way are dropped: the sender's format list (so the other side never
+//! offers to fetch), data and file requests for it, and data and file
+//! responses carrying it (every chunk of a chunked one).
 
 use std::borrow::Cow;
 use std::sync::Mutex;
@@ -38,12 +43,34 @@ use ironrdp_pdu::x224::{X224, X224Data};
 
 use super::back::Login;
 
-/// Which static channels the grant leaves open.
+/// Which static channels, and clipboard directions, the grant leaves open.
 #[derive(Debug, Clone, Copy)]
 pub struct Allowed {
-    pub clipboard: bool,
+    /// The target's clipboard to the person.
+    pub copy: bool,
+    /// The person's clipboard to the target.
+    pub paste: bool,
     pub drives: bool,
 }
+
+/// Which way a frame goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Way {
+    /// The person's client to the target.
+    Up,
+    /// The target to the person's client.
+    Down,
+}
+
+/// Clipboard (MS-RDPECLIP) message types the filter acts on.
+const CB_FORMAT_LIST: u16 = 0x0002;
+const CB_FORMAT_DATA_REQUEST: u16 = 0x0004;
+const CB_FORMAT_DATA_RESPONSE: u16 = 0x0005;
+const CB_FILECONTENTS_REQUEST: u16 = 0x0008;
+const CB_FILECONTENTS_RESPONSE: u16 = 0x0009;
+/// CHANNEL_PDU_HEADER flags: the first and last chunk of a message.
+const CHANNEL_FLAG_FIRST: u32 = 0x01;
+const CHANNEL_FLAG_LAST: u32 = 0x02;
 
 /// What the relay learnt of the connection: the client's channel names (in
 /// order) and the ids the target gave them.
@@ -51,8 +78,51 @@ pub struct Allowed {
 struct Channels {
     names: Vec<String>,
     cut: Vec<u16>,
+    /// The clipboard channel, when it is open in at least one direction.
+    clipboard: Option<u16>,
     io: Option<u16>,
     client_info_sent: bool,
+    /// The rest of a chunked clipboard message being dropped, per way.
+    dropping: [bool; 2],
+}
+
+impl Channels {
+    /// Whether a clipboard frame's user data (CHANNEL_PDU_HEADER, then the
+    /// clipboard header in a first chunk) going `way` moves data the grant
+    /// does not allow that way.
+    fn clipboard_refused(&mut self, way: Way, data: &[u8], allowed: Allowed) -> bool {
+        let word32 = |at: usize| {
+            data.get(at..at + 4)
+                .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        };
+        let Some(flags) = word32(4) else {
+            return true; // not even a channel header: nothing to pass on
+        };
+        let slot = usize::from(way == Way::Down);
+        if flags & CHANNEL_FLAG_FIRST == 0 {
+            let dropping = self.dropping[slot];
+            if flags & CHANNEL_FLAG_LAST != 0 {
+                self.dropping[slot] = false;
+            }
+            return dropping;
+        }
+        let Some(kind) = data.get(8..10).map(|b| u16::from_le_bytes([b[0], b[1]])) else {
+            return true;
+        };
+        // Data leaving its side: the person's going up is a paste, the
+        // target's going down a copy. Requests ask the other side for its.
+        let (sends, asks) = match way {
+            Way::Up => (allowed.paste, allowed.copy),
+            Way::Down => (allowed.copy, allowed.paste),
+        };
+        let refused = match kind {
+            CB_FORMAT_LIST | CB_FORMAT_DATA_RESPONSE | CB_FILECONTENTS_RESPONSE => !sends,
+            CB_FORMAT_DATA_REQUEST | CB_FILECONTENTS_REQUEST => !asks,
+            _ => false,
+        };
+        self.dropping[slot] = refused && flags & CHANNEL_FLAG_LAST == 0;
+        refused
+    }
 }
 
 /// The rewriting state shared by both directions.
@@ -110,6 +180,14 @@ impl<'a> Rewriter<'a> {
         if channels.cut.contains(&request.channel_id) {
             return Ok(Verdict::Drop);
         }
+        if Some(request.channel_id) == channels.clipboard {
+            let refused = channels.clipboard_refused(Way::Up, &request.user_data, self.allowed);
+            return Ok(if refused {
+                Verdict::Drop
+            } else {
+                Verdict::Pass
+            });
+        }
         if Some(request.channel_id) != channels.io {
             return Ok(Verdict::Pass);
         }
@@ -143,27 +221,34 @@ impl<'a> Rewriter<'a> {
             {
                 channels.io = Some(response.global_channel_id());
                 let ids = response.channel_ids();
-                let cut: Vec<u16> = channels
-                    .names
-                    .iter()
-                    .zip(ids)
-                    .filter(|(name, _)| {
-                        (name.as_str() == "cliprdr" && !self.allowed.clipboard)
-                            || (name.as_str() == "rdpdr" && !self.allowed.drives)
-                    })
-                    .map(|(_, id)| id)
-                    .collect();
-                channels.cut = cut;
+                let clipboard = self.allowed.copy || self.allowed.paste;
+                let named: Vec<(String, u16)> = channels.names.iter().cloned().zip(ids).collect();
+                for (name, id) in named {
+                    match name.as_str() {
+                        "cliprdr" if clipboard => channels.clipboard = Some(id),
+                        "cliprdr" => channels.cut.push(id),
+                        "rdpdr" if !self.allowed.drives => channels.cut.push(id),
+                        _ => {}
+                    }
+                }
             }
             return Verdict::Pass;
         }
-        if channels.cut.is_empty() {
+        if channels.cut.is_empty() && channels.clipboard.is_none() {
             return Verdict::Pass;
         }
-        match ironrdp_pdu::mcs::decode_send_data_indication(frame) {
-            Ok(ctx) if channels.cut.contains(&ctx.channel_id) => Verdict::Drop,
-            _ => Verdict::Pass,
+        let Ok(ctx) = ironrdp_pdu::mcs::decode_send_data_indication(frame) else {
+            return Verdict::Pass;
+        };
+        if channels.cut.contains(&ctx.channel_id) {
+            return Verdict::Drop;
         }
+        if Some(ctx.channel_id) == channels.clipboard
+            && channels.clipboard_refused(Way::Down, ctx.user_data, self.allowed)
+        {
+            return Verdict::Drop;
+        }
+        Verdict::Pass
     }
 
     fn connect_initial(&self, data: &[u8]) -> Result<Bytes, String> {
@@ -281,5 +366,154 @@ pub fn join(out: &mut BytesMut, frame: &Bytes, verdict: Verdict) {
         Verdict::Pass => out.extend_from_slice(frame),
         Verdict::Replace(b) => out.extend_from_slice(&b),
         Verdict::Drop => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::borrow::Cow;
+
+    use ironrdp_core::encode_vec;
+    use ironrdp_pdu::mcs::{SendDataIndication, SendDataRequest};
+    use ironrdp_pdu::nego::SecurityProtocol;
+    use ironrdp_pdu::x224::X224;
+
+    use super::*;
+    use crate::vault::Secret;
+
+    const IO: u16 = 1003;
+    const CLIP: u16 = 1004;
+
+    /// A clipboard message of `kind` in one chunk with `flags`.
+    fn clip(kind: u16, flags: u32) -> Vec<u8> {
+        let mut data = Vec::new();
+        data.extend_from_slice(&12u32.to_le_bytes());
+        data.extend_from_slice(&flags.to_le_bytes());
+        data.extend_from_slice(&kind.to_le_bytes());
+        data.extend_from_slice(&0u16.to_le_bytes());
+        data.extend_from_slice(&4u32.to_le_bytes());
+        data.extend_from_slice(b"data");
+        data
+    }
+
+    fn up(r: &Rewriter<'_>, channel: u16, user_data: Vec<u8>) -> Verdict {
+        let frame = encode_vec(&X224(SendDataRequest {
+            initiator_id: 1007,
+            channel_id: channel,
+            user_data: Cow::Owned(user_data),
+        }))
+        .unwrap();
+        r.upstream(&frame).unwrap()
+    }
+
+    fn down(r: &Rewriter<'_>, channel: u16, user_data: Vec<u8>) -> Verdict {
+        let frame = encode_vec(&X224(SendDataIndication {
+            initiator_id: 1002,
+            channel_id: channel,
+            user_data: Cow::Owned(user_data),
+        }))
+        .unwrap();
+        r.downstream(&frame)
+    }
+
+    fn rewriter(login: &Login, copy: bool, paste: bool) -> Rewriter<'_> {
+        let r = Rewriter::new(
+            login,
+            SecurityProtocol::HYBRID,
+            Allowed {
+                copy,
+                paste,
+                drives: false,
+            },
+        );
+        {
+            let mut c = r.channels();
+            c.io = Some(IO);
+            if copy || paste {
+                c.clipboard = Some(CLIP);
+            } else {
+                c.cut.push(CLIP);
+            }
+        }
+        r
+    }
+
+    const WHOLE: u32 = CHANNEL_FLAG_FIRST | CHANNEL_FLAG_LAST;
+
+    #[test]
+    fn copy_without_paste_lets_the_targets_clipboard_out_and_nothing_in() {
+        let login = Login::new("Administrator", Secret::new("pw".into()));
+        let r = rewriter(&login, true, false);
+        // The target offers its clipboard and hands its data over.
+        assert_eq!(down(&r, CLIP, clip(CB_FORMAT_LIST, WHOLE)), Verdict::Pass);
+        assert_eq!(
+            up(&r, CLIP, clip(CB_FORMAT_DATA_REQUEST, WHOLE)),
+            Verdict::Pass
+        );
+        assert_eq!(
+            down(&r, CLIP, clip(CB_FORMAT_DATA_RESPONSE, WHOLE)),
+            Verdict::Pass
+        );
+        // The person's clipboard is never offered, asked for or sent, not
+        // even in pieces.
+        assert_eq!(up(&r, CLIP, clip(CB_FORMAT_LIST, WHOLE)), Verdict::Drop);
+        assert_eq!(
+            down(&r, CLIP, clip(CB_FORMAT_DATA_REQUEST, WHOLE)),
+            Verdict::Drop
+        );
+        assert_eq!(
+            down(&r, CLIP, clip(CB_FILECONTENTS_REQUEST, WHOLE)),
+            Verdict::Drop
+        );
+        assert_eq!(
+            up(&r, CLIP, clip(CB_FORMAT_DATA_RESPONSE, CHANNEL_FLAG_FIRST)),
+            Verdict::Drop
+        );
+        assert_eq!(up(&r, CLIP, clip(0, 0)), Verdict::Drop, "a middle chunk");
+        assert_eq!(
+            up(&r, CLIP, clip(0, CHANNEL_FLAG_LAST)),
+            Verdict::Drop,
+            "the last chunk"
+        );
+        // Other clipboard messages and other channels pass.
+        assert_eq!(
+            up(&r, CLIP, clip(0x0007, WHOLE)),
+            Verdict::Pass,
+            "capabilities"
+        );
+        assert_eq!(up(&r, 1005, clip(CB_FORMAT_LIST, WHOLE)), Verdict::Pass);
+        assert_eq!(up(&r, CLIP, vec![1, 2]), Verdict::Drop, "no channel header");
+    }
+
+    #[test]
+    fn paste_without_copy_is_the_mirror_and_neither_cuts_the_channel() {
+        let login = Login::new("Administrator", Secret::new("pw".into()));
+        let r = rewriter(&login, false, true);
+        assert_eq!(up(&r, CLIP, clip(CB_FORMAT_LIST, WHOLE)), Verdict::Pass);
+        assert_eq!(
+            down(&r, CLIP, clip(CB_FORMAT_DATA_REQUEST, WHOLE)),
+            Verdict::Pass
+        );
+        assert_eq!(
+            up(&r, CLIP, clip(CB_FORMAT_DATA_RESPONSE, WHOLE)),
+            Verdict::Pass
+        );
+        assert_eq!(down(&r, CLIP, clip(CB_FORMAT_LIST, WHOLE)), Verdict::Drop);
+        assert_eq!(
+            up(&r, CLIP, clip(CB_FORMAT_DATA_REQUEST, WHOLE)),
+            Verdict::Drop
+        );
+        assert_eq!(
+            down(&r, CLIP, clip(CB_FILECONTENTS_RESPONSE, WHOLE)),
+            Verdict::Drop
+        );
+
+        let r = rewriter(&login, false, false);
+        assert_eq!(up(&r, CLIP, clip(0x0007, WHOLE)), Verdict::Drop);
+        assert_eq!(
+            down(&r, CLIP, clip(0x0001, WHOLE)),
+            Verdict::Drop,
+            "monitor ready"
+        );
     }
 }

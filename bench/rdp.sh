@@ -1,0 +1,219 @@
+#!/usr/bin/env bash
+# RDP through rampart (issue 17), with real peers on loopback: a
+# freerdp-shadow-cli target serving an Xvfb desktop that repaints itself
+# REPAINTS times a second (the whole screen changes colour: the heaviest
+# plain-bitmap stream a desktop sends), and SESSIONS xfreerdp clients, each
+# on its own Xvfb, connected through rampart's RDP front with tickets asked
+# for over SSH. Prints one table:
+#
+#   - bytes relayed to the clients, and rampart's CPU per MB of them, with
+#     the share of it spent by the recorder threads (rampart-record);
+#   - the same stream straight from the target, for the clients' side;
+#   - rampart's resident memory idle, with SESSIONS desktops, and after;
+#   - the recordings' size on disk per MB relayed;
+#   - decoding the recording back: `export --format png` of its end, and the
+#     half-block replay of the whole recording (pictures per second).
+#
+#   bash bench/rdp.sh                          # 1920x1080, 4 sessions, 20 s
+#   SIZE=1280x720 SESSIONS=8 SECONDS_PER_RUN=30 REPAINTS=10 bash bench/rdp.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SIZE=${SIZE:-1920x1080}
+SESSIONS=${SESSIONS:-4}
+RUN=${SECONDS_PER_RUN:-20}
+REPAINTS=${REPAINTS:-5}
+PASSWORD=Bench-Target-1
+
+die() {
+    echo "bench/rdp.sh: $*" >&2
+    exit 1
+}
+for p in Xvfb xsetroot winpr-hash freerdp-shadow-cli xfreerdp ssh ssh-keygen python3; do
+    command -v "$p" >/dev/null || die "$p is missing (apt install freerdp2-shadow-x11 freerdp2-x11 winpr-utils xvfb x11-xserver-utils openssh-client)"
+done
+
+cargo build --release -q
+RAMPART=$PWD/target/release/rampart
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/rampart-rdp-bench.XXXXXX")
+PIDS=()
+cleanup() {
+    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+    sleep 0.5
+    for pid in "${PIDS[@]}"; do kill -9 "$pid" 2>/dev/null || true; done
+    rm -rf "$TMP"
+}
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_port() { # PORT SECONDS
+    local i
+    for ((i = 0; i < $2 * 10; i++)); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+        sleep 0.1
+    done
+    return 1
+}
+# An Xvfb of SIZE; prints its display number.
+xvfb() { # SIZE NAME
+    local out=$TMP/display.$2
+    Xvfb -displayfd 1 -screen 0 "${1}x24" -nolisten tcp -noreset -br >"$out" 2>/dev/null &
+    PIDS+=($!)
+    local i
+    for ((i = 0; i < 100; i++)); do
+        [[ -s $out ]] && break
+        sleep 0.1
+    done
+    [[ -s $out ]] || die "Xvfb did not start"
+    head -1 "$out"
+}
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+rss_kb() { awk '$1 == "VmRSS:" { print $2 }' "/proc/$1/status"; }
+# CPU ticks of a process's threads named NAME (still running).
+thread_ticks() { # PID NAME
+    local total=0 t
+    for t in /proc/"$1"/task/*; do
+        [[ $(cat "$t/comm" 2>/dev/null) == "$2" ]] || continue
+        total=$((total + $(awk '{ print $14 + $15 }' "$t/stat" 2>/dev/null || echo 0)))
+    done
+    echo "$total"
+}
+HZ=$(getconf CLK_TCK)
+
+# The target: a desktop that repaints itself, shared by freerdp-shadow-cli.
+TARGET_DISPLAY=$(xvfb "$SIZE" target)
+winpr-hash -u Administrator -p "$PASSWORD" -f sam >"$TMP/sam"
+TARGET_PORT=$(free_port)
+mkdir -p "$TMP/shadow"
+DISPLAY=:$TARGET_DISPLAY HOME=$TMP/shadow XDG_CONFIG_HOME=$TMP/shadow \
+    freerdp-shadow-cli "/port:$TARGET_PORT" /bind-address:127.0.0.1 /sec:nla "/sam-file:$TMP/sam" \
+    >"$TMP/shadow.log" 2>&1 &
+SHADOW_PID=$!
+PIDS+=($SHADOW_PID)
+wait_port "$TARGET_PORT" 10 || die "the shadow server did not listen"
+half=$(python3 -c "print(1 / (2 * $REPAINTS))")
+(while :; do
+    DISPLAY=:$TARGET_DISPLAY xsetroot -solid '#3366cc'
+    sleep "$half"
+    DISPLAY=:$TARGET_DISPLAY xsetroot -solid '#cc6633'
+    sleep "$half"
+done) &
+PIDS+=($!)
+
+# rampart with an RDP front; a person `bench` with an SSH key.
+SSH_PORT=$(free_port)
+RDP_PORT=$(free_port)
+export RAMPART_CONFIG=$TMP/rampart.toml
+cat >"$RAMPART_CONFIG" <<EOF
+data_dir = "$TMP/data"
+[ssh]
+listen = ["127.0.0.1:$SSH_PORT"]
+[rdp]
+listen = ["127.0.0.1:$RDP_PORT"]
+EOF
+ssh-keygen -q -t ed25519 -N '' -f "$TMP/key"
+{
+    "$RAMPART" init
+    "$RAMPART" user add bench --key-file "$TMP/key.pub"
+    "$RAMPART" asset add win --address 127.0.0.1 --protocol "rdp/$TARGET_PORT" --platform windows
+    printf '%s\n' "$PASSWORD" | "$RAMPART" account add win Administrator --password-stdin
+    "$RAMPART" perm add bench-win --user bench --asset win --actions connect
+} >"$TMP/setup.log" 2>&1 || die "setup failed: $(tail -5 "$TMP/setup.log")"
+"$RAMPART" serve >"$TMP/rampart.log" 2>&1 &
+RAMPART_PID=$!
+PIDS+=($RAMPART_PID)
+wait_port "$RDP_PORT" 20 || die "rampart did not listen: $(tail -5 "$TMP/rampart.log")"
+SSH=(ssh -F /dev/null -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o BatchMode=yes
+    -o LogLevel=ERROR -i "$TMP/key" -p "$SSH_PORT" bench@127.0.0.1)
+
+# SESSIONS clients for RUN seconds (after a 5 s start), to ADDRESS with
+# user/password pairs from a function; sets CPU_TICKS, RECORD_TICKS, PEAK_RSS.
+clients() { # ADDRESS CREDENTIALS_FUNCTION MEASURE(0/1)
+    local pids=() i user pass display
+    for ((i = 0; i < SESSIONS; i++)); do
+        read -r user pass < <("$2")
+        display=$(xvfb "$SIZE" "client.$i.$RANDOM")
+        mkdir -p "$TMP/client.$i"
+        DISPLAY=:$display HOME=$TMP/client.$i XDG_CONFIG_HOME=$TMP/client.$i \
+            xfreerdp "/v:$1" "/u:$user" "/p:$pass" /cert:ignore -gfx /sec:nla \
+            >>"$TMP/xfreerdp.log" 2>&1 &
+        pids+=($!)
+        PIDS+=($!)
+    done
+    sleep 5
+    local cpu0 rec0 shadow0
+    cpu0=$(cpu_ticks "$RAMPART_PID")
+    shadow0=$(cpu_ticks "$SHADOW_PID")
+    rec0=$(thread_ticks "$RAMPART_PID" rampart-record)
+    PEAK_RSS=0
+    for ((i = 0; i < RUN; i++)); do
+        sleep 1
+        local r
+        r=$(rss_kb "$RAMPART_PID")
+        ((r > PEAK_RSS)) && PEAK_RSS=$r
+    done
+    CPU_TICKS=$(($(cpu_ticks "$RAMPART_PID") - cpu0))
+    SHADOW_TICKS=$(($(cpu_ticks "$SHADOW_PID") - shadow0))
+    RECORD_TICKS=$(($(thread_ticks "$RAMPART_PID" rampart-record) - rec0))
+    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+    for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+    RUNNING=0
+    for pid in "${pids[@]}"; do kill -0 "$pid" 2>/dev/null && RUNNING=$((RUNNING + 1)); done
+}
+direct() { echo "Administrator $PASSWORD"; }
+ticket() {
+    "${SSH[@]}" rampart rdp ticket win |
+        awk '$1 == "user" { u = $2 } $1 == "password" { p = $2 } END { print u, p }'
+}
+
+# Direct first: the target's own cost for this stream.
+clients "127.0.0.1:$TARGET_PORT" direct 0
+DIRECT_SHADOW_TICKS=$SHADOW_TICKS
+sleep 2
+IDLE_RSS=$(rss_kb "$RAMPART_PID")
+clients "127.0.0.1:$RDP_PORT" ticket 1
+sleep 3
+AFTER_RSS=$(rss_kb "$RAMPART_PID")
+
+"$RAMPART" session list --json >"$TMP/sessions.json"
+read -r BYTES DONE <<<"$(python3 - "$TMP/sessions.json" <<'EOF'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+rdp = [r for r in rows if r.get("protocol") == "rdp"]
+print(sum(r.get("bytes_out", 0) for r in rdp), len([r for r in rdp if r.get("status") != "live"]))
+EOF
+)"
+[[ $BYTES -gt 0 ]] || die "nothing was relayed: $(tail -5 "$TMP/xfreerdp.log")"
+REC_BYTES=$(du -sb "$TMP/data/recordings" | awk '{ print $1 }')
+ID=$(python3 -c "
+import json, sys
+rows = [json.loads(l) for l in open('$TMP/sessions.json') if l.strip()]
+print(max((r for r in rows if r.get('protocol') == 'rdp'), key=lambda r: r.get('bytes_out', 0))['id'])")
+t0=$(date +%s.%N)
+"$RAMPART" export "$ID" --format png -o "$TMP/end.png"
+t1=$(date +%s.%N)
+CAST=$(find "$TMP/data/recordings" -name "$ID.cast")
+REPLAY=$(cargo run --release -q --example desktop_replay -- "$CAST" 80 24)
+
+MB=$(python3 -c "print($BYTES / 1e6)")
+python3 - <<EOF
+hz = $HZ
+mb = $MB
+cpu = $CPU_TICKS / hz
+rec = $RECORD_TICKS / hz
+shadow = $DIRECT_SHADOW_TICKS / hz
+print(f"RDP through rampart: {$SESSIONS} sessions of a {'$SIZE'} desktop repainted {$REPAINTS}x/s, {$RUN} s each run")
+print(f"{'figure':<44} {'value':>14}")
+print(f"{'relayed to the clients':<44} {mb:>11.1f} MB")
+print(f"{'rampart CPU per MB relayed':<44} {cpu * 1000 / mb:>11.2f} ms")
+print(f"{'  of which the recorder threads':<44} {rec * 100 / max(cpu, 1e-9):>12.1f} %")
+print(f"{'the target encoding it, direct, CPU s':<44} {shadow:>13.2f}s")
+print(f"{'rampart RSS idle':<44} {$IDLE_RSS / 1024:>11.1f} MB")
+print(f"{'rampart RSS peak with the sessions':<44} {$PEAK_RSS / 1024:>11.1f} MB")
+print(f"{'  per session':<44} {($PEAK_RSS - $IDLE_RSS) / 1024 / $SESSIONS:>11.1f} MB")
+print(f"{'rampart RSS after':<44} {$AFTER_RSS / 1024:>11.1f} MB")
+print(f"{'recordings on disk per MB relayed':<44} {$REC_BYTES / 1e6 / mb:>12.3f}")
+print(f"{'sessions ended with rows closed':<44} {$DONE:>14}")
+print(f"{'export --format png of the end':<44} {($t1 - $t0):>13.2f}s")
+print(f"{'half-block replay (80x24)':<44} {'$REPLAY':>14}")
+EOF
