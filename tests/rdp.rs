@@ -190,6 +190,24 @@ async fn a_ticket_opens_a_recorded_desktop_once_and_a_kill_ends_it() {
         "a reused ticket: {again:?}"
     );
 
+    // Staff see it live, but a desktop cannot be mirrored in a terminal
+    // yet: they are told so, not shown an empty screen.
+    let watched = b
+        .services
+        .ops
+        .live_monitor(&rampart::ops::Caller::local(), &b.shared.live, &id)
+        .await;
+    let refusal = watched.err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(refusal.contains("desktop (RDP) session"), "{refusal}");
+
+    // The ticket's issue is in the operations log, without the password.
+    let operations = run_ok(&admin, "rampart audit operations --json").await;
+    assert!(operations.contains("rdp.ticket"), "{operations}");
+    assert!(
+        !operations.contains(&password),
+        "the ticket's password was logged"
+    );
+
     // A kill ends the person's connection; the row says why.
     run_ok(
         &admin,

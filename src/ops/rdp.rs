@@ -109,6 +109,21 @@ impl Ops {
         };
         let mut tx = self.store.begin().await?;
         store::rdp_tickets::insert(&mut tx, &ticket, now).await?;
+        // Who was given a way in, to what, until when; never the secret.
+        let issued = serde_json::json!({
+            "asset": grant.asset_name(),
+            "account": ticket.account,
+            "expires_at": store::ts(expires_at),
+        });
+        self.log(
+            &mut tx,
+            caller,
+            "rdp.ticket",
+            format!("asset {}", grant.asset_name()),
+            None,
+            Some(issued),
+        )
+        .await?;
         self.store.commit(tx).await?;
         Ok(RdpTicket {
             login: format!("{}#{}", caller.name, grant.asset_name()),

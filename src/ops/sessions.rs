@@ -349,6 +349,16 @@ impl Ops {
         id: &str,
         join_as: Option<&str>,
     ) -> Result<(live::Monitor, Option<live::Joined>)> {
+        // A desktop has no terminal screen to mirror or keyboard to share.
+        let mut conn = self.store.conn().await?;
+        if let Ok(row) = store::sessions::get(&mut conn, id).await
+            && row.kind == "desktop"
+        {
+            return Err(OpsError::Invalid(format!(
+                "{id} is a desktop (RDP) session: watching it in the terminal is not built yet; `session kill` ends it, and `rampart replay {id}` plays its recording once it has ended"
+            )));
+        }
+        drop(conn);
         registry
             .watch_anywhere(id, join_as)
             .await
