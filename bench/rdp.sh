@@ -150,7 +150,7 @@ clients() { # ADDRESS CREDENTIALS_FUNCTION MEASURE(0/1)
         sleep 1
         local r
         r=$(rss_kb "$RAMPART_PID")
-        ((r > PEAK_RSS)) && PEAK_RSS=$r
+        if ((r > PEAK_RSS)); then PEAK_RSS=$r; fi
     done
     CPU_TICKS=$(($(cpu_ticks "$RAMPART_PID") - cpu0))
     SHADOW_TICKS=$(($(cpu_ticks "$SHADOW_PID") - shadow0))
@@ -158,7 +158,9 @@ clients() { # ADDRESS CREDENTIALS_FUNCTION MEASURE(0/1)
     for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
     for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
     RUNNING=0
-    for pid in "${pids[@]}"; do kill -0 "$pid" 2>/dev/null && RUNNING=$((RUNNING + 1)); done
+    for pid in "${pids[@]}"; do
+        if kill -0 "$pid" 2>/dev/null; then RUNNING=$((RUNNING + 1)); fi
+    done
 }
 direct() { echo "Administrator $PASSWORD"; }
 ticket() {
