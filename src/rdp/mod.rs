@@ -295,15 +295,6 @@ async fn reach(
 async fn open(shared: &Context, grant: &crate::policy::Grant, peer: SocketAddr) -> Option<Session> {
     let account = grant.account().username();
     let spec = Spec {
-        user_id: grant.user_id().to_string(),
-        user_name: grant.user_name().to_string(),
-        asset_id: grant.asset_id().to_string(),
-        asset_name: grant.asset_name().to_string(),
-        account: account.to_string(),
-        live_account: None,
-        protocol: "rdp".into(),
-        kind: "desktop".into(),
-        source: peer.ip(),
         recording: Some(session::Recording {
             kind: SessionKind::Desktop,
             cols: 0,
@@ -312,6 +303,7 @@ async fn open(shared: &Context, grant: &crate::policy::Grant, peer: SocketAddr) 
             title: Some(format!("{account} on {}", grant.asset_name())),
             command: None,
         }),
+        ..Spec::of_grant(grant, "rdp", "desktop", peer.ip())
     };
     match Session::open(&shared.services, &shared.live, spec).await {
         Ok(s) => {

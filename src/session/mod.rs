@@ -101,6 +101,31 @@ pub struct Spec {
     pub recording: Option<Recording>,
 }
 
+impl Spec {
+    /// A session of `grant`'s person on its asset as its account, over
+    /// `protocol`, unrecorded (set [`Spec::recording`] for a terminal or a
+    /// desktop).
+    pub fn of_grant(
+        grant: &crate::policy::Grant,
+        protocol: &str,
+        kind: &str,
+        source: IpAddr,
+    ) -> Spec {
+        Spec {
+            user_id: grant.user_id().to_string(),
+            user_name: grant.user_name().to_string(),
+            asset_id: grant.asset_id().to_string(),
+            asset_name: grant.asset_name().to_string(),
+            account: grant.account().username().to_string(),
+            live_account: None,
+            protocol: protocol.to_string(),
+            kind: kind.to_string(),
+            source,
+            recording: None,
+        }
+    }
+}
+
 /// The terminal stream of a recorded session.
 #[derive(Debug, Clone)]
 pub struct Recording {

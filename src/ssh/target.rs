@@ -513,15 +513,6 @@ fn spec(conn: &Conn, grant: &Grant, run: &Run, pty: Option<&Pty>) -> session::Sp
         Run::Exec(c) => ("exec", SessionKind::Exec, Some(c.clone())),
     };
     session::Spec {
-        user_id: grant.user_id().to_string(),
-        user_name: grant.user_name().to_string(),
-        asset_id: grant.asset_id().to_string(),
-        asset_name: grant.asset_name().to_string(),
-        account: username.clone(),
-        live_account: None,
-        protocol: "ssh".into(),
-        kind: kind.into(),
-        source: conn.peer.ip(),
         recording: Some(session::Recording {
             kind: recorded_kind,
             cols: cols as u16,
@@ -530,6 +521,7 @@ fn spec(conn: &Conn, grant: &Grant, run: &Run, pty: Option<&Pty>) -> session::Sp
             title: Some(format!("{}@{}", username, grant.asset_name())),
             command,
         }),
+        ..session::Spec::of_grant(grant, "ssh", kind, conn.peer.ip())
     }
 }
 

@@ -88,18 +88,7 @@ impl Relay<'_> {
                 }
             };
 
-        let spec = crate::session::Spec {
-            user_id: grant.user_id().to_string(),
-            user_name: grant.user_name().to_string(),
-            asset_id: grant.asset_id().to_string(),
-            asset_name: grant.asset_name().to_string(),
-            account: account.to_string(),
-            live_account: None,
-            protocol: "sftp".into(),
-            kind: "sftp".into(),
-            source: self.conn.peer.ip(),
-            recording: None,
-        };
+        let spec = crate::session::Spec::of_grant(&grant, "sftp", "sftp", self.conn.peer.ip());
         let session = match Session::open(&shared.services, &shared.live, spec).await {
             Ok(session) => session,
             Err(refused) => {
