@@ -325,6 +325,17 @@ async fn nla_is_required_a_revocation_cuts_the_desktop_and_a_new_certificate_wai
         "TLS only: {tls_only:?}"
     );
 
+    // A user name that is no PERSON#ASSET is refused, as a failed login.
+    let logged = |text: String| text.lines().filter(|l| l.contains("rdp-ticket")).count();
+    let before = logged(run_ok(&admin, "rampart audit logins --json").await);
+    let odd = attempt(&front, "admin", &password, &[]).await;
+    assert!(
+        matches!(odd.0, Some(c) if c != 0),
+        "no asset in the name: {odd:?}"
+    );
+    let after = logged(run_ok(&admin, "rampart audit logins --json").await);
+    assert_eq!(after, before + 1, "the refusal is in the login log");
+
     // Revoking the permission cuts a running desktop off within seconds.
     let client = desktop(&front, &user, &password).await;
     let id = live_rdp(&admin).await;

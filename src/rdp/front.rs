@@ -134,7 +134,16 @@ pub async fn admit(
     };
     let asked = std::mem::take(&mut *asked.lock().unwrap_or_else(|e| e.into_inner()));
     let Some((person, _asset)) = asked.login.clone() else {
-        return Err(FrontError::Credssp("the client named no user".into()));
+        // A name that is no PERSON#ASSET is a failed login all the same
+        // (an unknown user: it counts against the address).
+        let Some(named) = asked.named else {
+            return Err(FrontError::Credssp("the client named no user".into()));
+        };
+        let _ = authenticator.rdp_ticket(&named, false, peer.ip()).await;
+        return Err(FrontError::Refused {
+            user: named,
+            why: "the user name is not PERSON#ASSET".into(),
+        });
     };
     // Which of the person's tickets the client proved: the password it
     // delegated is the ticket's.
@@ -205,6 +214,8 @@ pub fn split_login(name: &str) -> Option<(&str, &str)> {
 /// offered as candidates with their passwords.
 #[derive(Default)]
 struct Asked {
+    /// The user name NTLM carried, as given.
+    named: Option<String>,
     login: Option<(String, String)>,
     candidates: Vec<(Ticket, Secret<String>)>,
 }
@@ -267,7 +278,9 @@ impl CredentialsProxy for Tickets {
         &mut self,
         username: &Username,
     ) -> std::io::Result<Vec<AuthIdentity>> {
-        let Some((person, asset)) = split_login(username.account_name()) else {
+        let name = username.account_name();
+        self.asked.lock().unwrap_or_else(|e| e.into_inner()).named = Some(name.to_string());
+        let Some((person, asset)) = split_login(name) else {
             return Err(std::io::Error::other("the user name is not PERSON#ASSET"));
         };
         let found = self.lookup(person, asset)?;

@@ -104,7 +104,15 @@ pub async fn bind(
 
 /// Accepts RDP connections until shutdown.
 pub async fn serve(listener: TcpListener, shared: Arc<Context>, front: Front) {
+    // RDP connections share `ssh.max_connections` as a cap of their own:
+    // past it, clients wait in the kernel's backlog instead of costing a
+    // TLS handshake and a task each.
+    let max = shared.services.config.ssh.max_connections as usize;
+    let permits = Arc::new(tokio::sync::Semaphore::new(max.max(1)));
     loop {
+        let Ok(permit) = permits.clone().acquire_owned().await else {
+            return;
+        };
         let (stream, peer) = tokio::select! {
             r = listener.accept() => match r {
                 Ok(x) => x,
@@ -119,9 +127,10 @@ pub async fn serve(listener: TcpListener, shared: Arc<Context>, front: Front) {
         let _ = stream.set_nodelay(true);
         let shared2 = shared.clone();
         let front = front.clone();
-        shared
-            .tracker
-            .spawn(async move { connection(stream, peer, shared2, front).await });
+        shared.tracker.spawn(async move {
+            let _permit = permit;
+            connection(stream, peer, shared2, front).await;
+        });
     }
 }
 
