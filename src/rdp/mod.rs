@@ -113,18 +113,9 @@ pub async fn serve(listener: TcpListener, shared: Arc<Context>, front: Front) {
         let Ok(permit) = permits.clone().acquire_owned().await else {
             return;
         };
-        let (stream, peer) = tokio::select! {
-            r = listener.accept() => match r {
-                Ok(x) => x,
-                Err(e) => {
-                    tracing::warn!("rdp accept failed: {e}");
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            () = shared.shutdown.cancelled() => return,
+        let Some((stream, peer)) = session::accept(&listener, &shared.shutdown).await else {
+            return;
         };
-        let _ = stream.set_nodelay(true);
         let shared2 = shared.clone();
         let front = front.clone();
         shared.tracker.spawn(async move {

@@ -79,6 +79,30 @@ use crate::record::{Finished, RecordOptions, RecorderHandle, RecordingMeta, Sess
 use crate::services::Services;
 use crate::store;
 
+/// The next connection on a front door's listener (Nagle off), or `None`
+/// once the bastion shuts down. A failed accept (out of descriptors, say)
+/// is logged and retried after a short pause.
+pub async fn accept(
+    listener: &tokio::net::TcpListener,
+    shutdown: &tokio_util::sync::CancellationToken,
+) -> Option<(tokio::net::TcpStream, std::net::SocketAddr)> {
+    loop {
+        tokio::select! {
+            r = listener.accept() => match r {
+                Ok((stream, peer)) => {
+                    let _ = stream.set_nodelay(true);
+                    return Some((stream, peer));
+                }
+                Err(e) => {
+                    tracing::warn!("accept failed: {e}");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+            },
+            () = shutdown.cancelled() => return None,
+        }
+    }
+}
+
 /// What a protocol says about the session it opens.
 #[derive(Debug, Clone)]
 pub struct Spec {

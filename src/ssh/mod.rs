@@ -410,18 +410,9 @@ async fn accept_loop(
         let Ok(permit) = permits.clone().acquire_owned().await else {
             return;
         };
-        let (stream, peer) = tokio::select! {
-            r = listener.accept() => match r {
-                Ok(x) => x,
-                Err(e) => {
-                    tracing::warn!("accept failed: {e}");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            () = shared.shutdown.cancelled() => return,
+        let Some((stream, peer)) = crate::session::accept(&listener, &shared.shutdown).await else {
+            return;
         };
-        let _ = stream.set_nodelay(true);
         let shared = shared.clone();
         let config = config.clone();
         let unauthenticated = unauthenticated.clone();
