@@ -346,6 +346,10 @@ async fn nla_is_required_a_revocation_cuts_the_desktop_and_a_new_certificate_wai
     );
     let row = ended(&admin, &id).await;
     assert_eq!(row["reason"], "permission ended", "{row}");
+    // Without the permission there is no ticket to be had.
+    let (_, err, status) = admin.exec("rampart rdp ticket win1").await;
+    assert_ne!(status, Some(0), "a ticket without a permission");
+    assert!(err.contains("reachable over RDP"), "{err}");
 
     // The asset now answers with another certificate (another server):
     // refused until an admin trusts it again.
