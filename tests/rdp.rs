@@ -298,6 +298,35 @@ async fn a_ticket_opens_a_recorded_desktop_once_and_a_kill_ends_it() {
         "{cells} cells of the target's colour in the replay"
     );
 
+    // So does the audit view's replay, over SSH: the session from the
+    // list, played to its end, in the desktop's colour.
+    let mut desk = admin.shell(100, 30, None).await;
+    assert!(desk.wait_for(T, |s| s.contains("F4 Audit")).await);
+    desk.audit_tab(b"3", T, |s| {
+        s.contains("Sessions (1)") && s.contains("win1")
+    })
+    .await;
+    desk.send(b"\r").await;
+    desk.expect(T, |s| s.contains("desktop 800×600")).await;
+    desk.send(b"\x1b[F").await; // End
+    desk.expect(T, |s| s.contains("ended")).await;
+    let shown = (0..30u16)
+        .flat_map(|r| (0..100u16).map(move |c| (r, c)))
+        .filter(|&(r, c)| {
+            desk.parser
+                .screen()
+                .cell(r, c)
+                .is_some_and(|x| x.contents() == "▀" && x.bgcolor() == blue)
+        })
+        .count();
+    assert!(
+        shown > 100 * 20 / 2,
+        "{shown} cells of the target's colour in the audit replay:\n{}",
+        desk.text()
+    );
+    desk.send(b"q").await;
+    desk.expect(T, |s| s.contains("Sessions (1)")).await;
+
     // The login log has the failure and the success, by method.
     let logins = run_ok(&admin, "rampart audit logins --json").await;
     let rdp: Vec<&str> = logins

@@ -26,8 +26,11 @@
 //! 5. **Relay** (`relay.rs`): frames both ways, the connection-sequence
 //!    rewrites and the channel cuts described there.
 //!
-//! Not built yet (issue 17): replay and live view of desktop recordings
-//! in the terminal's audit view and monitor, GIF/MP4 export, approvals for RDP, RemoteApp checks.
+//! Replay: `record::desktop` decodes the recording, `record::Player`
+//! plays it in the audit view with seeking.
+//!
+//! Not built yet (issue 17): the live view of a desktop in the monitor,
+//! GIF/MP4 export, approvals for RDP, RemoteApp checks.
 //!
 //! [`Authenticator`]: crate::auth::login::Authenticator
 

@@ -14,6 +14,8 @@ use std::path::Path;
 
 use ironrdp_core::decode;
 use ironrdp_graphics::image_processing::PixelFormat;
+use ironrdp_pdu::bitmap::{BitmapData, BitmapUpdateData, Compression as BitmapCompression};
+use ironrdp_pdu::geometry::InclusiveRectangle;
 use ironrdp_pdu::rdp::capability_sets::CapabilitySet;
 use ironrdp_pdu::rdp::headers::{ShareControlHeader, ShareControlPdu};
 use ironrdp_session::fast_path::{Processor, ProcessorBuilder};
@@ -26,8 +28,28 @@ use super::RecordError;
 pub struct Desktop {
     image: Option<DecodedImage>,
     processor: Option<Processor>,
+    /// What the processor was built with: the I/O channel, the user
+    /// channel and the share.
+    ids: Option<(u16, u16, u32)>,
     /// Frames that did not decode (counted, skipped).
     pub damaged: u64,
+}
+
+/// A desktop's picture kept to decode on from: a replay's seek checkpoint.
+pub(crate) struct Saved {
+    width: u16,
+    height: u16,
+    ids: (u16, u16, u32),
+    /// The RGBA pixels, deflated (desktops are mostly flat colour: a
+    /// 1920x1080 picture of 8 MiB keeps in a few hundred KiB).
+    pixels: Vec<u8>,
+}
+
+impl Saved {
+    /// Bytes held.
+    pub(crate) fn cost(&self) -> usize {
+        self.pixels.len() + size_of::<Saved>()
+    }
 }
 
 impl Desktop {
@@ -70,17 +92,92 @@ impl Desktop {
         let Some((width, height)) = size.filter(|(w, h)| *w > 0 && *h > 0) else {
             return;
         };
+        self.activate(
+            width,
+            height,
+            (ctx.channel_id, ctx.initiator_id, header.share_id),
+        );
+    }
+
+    /// A new, black desktop of this size (a Demand Active, or a restore).
+    fn activate(&mut self, width: u16, height: u16, ids: (u16, u16, u32)) {
+        let (io_channel_id, user_channel_id, share_id) = ids;
         self.image = Some(DecodedImage::new(PixelFormat::RgbA32, width, height));
         self.processor = Some(
             ProcessorBuilder {
-                io_channel_id: ctx.channel_id,
-                user_channel_id: ctx.initiator_id,
-                share_id: header.share_id,
+                io_channel_id,
+                user_channel_id,
+                share_id,
                 enable_server_pointer: false,
                 pointer_software_rendering: false,
             }
             .build(),
         );
+        self.ids = Some(ids);
+    }
+
+    /// The picture so far, to decode on from later; `None` before the
+    /// first Demand Active (a restart from the start does as well).
+    pub(crate) fn save(&self) -> Option<Saved> {
+        let image = self.image.as_ref()?;
+        let mut deflate = flate2::write::DeflateEncoder::new(
+            Vec::with_capacity(image.data().len() / 16),
+            flate2::Compression::fast(),
+        );
+        // Writing into a Vec does not fail.
+        deflate.write_all(image.data()).ok()?;
+        Some(Saved {
+            width: image.width(),
+            height: image.height(),
+            ids: self.ids?,
+            pixels: deflate.finish().ok()?,
+        })
+    }
+
+    /// The desktop as it was when `saved` was taken: the picture goes back
+    /// in as one uncompressed bitmap through the same decoder.
+    pub(crate) fn restore(saved: &Saved) -> Desktop {
+        let mut desktop = Desktop::new();
+        desktop.activate(saved.width, saved.height, saved.ids);
+        let mut rgba = Vec::new();
+        let inflated = std::io::Read::read_to_end(
+            &mut flate2::read::DeflateDecoder::new(saved.pixels.as_slice()),
+            &mut rgba,
+        );
+        let (w, h) = (usize::from(saved.width), usize::from(saved.height));
+        if inflated.is_err() || rgba.len() != w * h * 4 {
+            desktop.damaged += 1;
+            return desktop;
+        }
+        // An uncompressed 32 bpp bitmap is BGRX, bottom row first.
+        let mut bgrx = Vec::with_capacity(rgba.len());
+        for row in rgba.chunks_exact(w * 4).rev() {
+            for p in row.chunks_exact(4) {
+                bgrx.extend_from_slice(&[p[2], p[1], p[0], 0xff]);
+            }
+        }
+        let whole = BitmapUpdateData {
+            rectangles: vec![BitmapData {
+                rectangle: InclusiveRectangle {
+                    left: 0,
+                    top: 0,
+                    right: saved.width - 1,
+                    bottom: saved.height - 1,
+                },
+                width: saved.width,
+                height: saved.height,
+                bits_per_pixel: 32,
+                compression_flags: BitmapCompression::empty(),
+                compressed_data_header: None,
+                bitmap_data: &bgrx,
+            }],
+        };
+        if let (Some(image), Some(processor)) = (desktop.image.as_mut(), desktop.processor.as_mut())
+            && processor.process_bitmap_update(image, whole).is_err()
+        {
+            desktop.damaged += 1;
+        }
+        desktop
     }
 
     fn fast_path(&mut self, frame: &[u8]) {
@@ -151,16 +248,36 @@ pub fn at<T>(
     Ok(then(&desktop))
 }
 
-/// Draws `frame` into `cols` x `rows` terminal cells as half blocks (`▀`:
-/// the upper pixel in the foreground colour, the lower in the background),
-/// scaled to fit with its aspect kept, each cell pixel the average of the
-/// source pixels it covers. The text starts at the top left (`ESC [H`) and
-/// uses 24-bit colour.
-pub fn half_blocks(frame: &Frame<'_>, cols: u16, rows: u16) -> String {
+/// A picture scaled into terminal cells drawn as half blocks (`▀`): each
+/// cell's upper pixel (the foreground) and lower pixel (the background).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cells {
+    pub cols: usize,
+    pub rows: usize,
+    /// Row by row, `cols` per row.
+    pub pairs: Vec<([u8; 3], [u8; 3])>,
+}
+
+impl Cells {
+    pub fn get(&self, col: usize, row: usize) -> Option<([u8; 3], [u8; 3])> {
+        (col < self.cols)
+            .then(|| self.pairs.get(row * self.cols + col).copied())
+            .flatten()
+    }
+}
+
+/// Scales `frame` into at most `cols` x `rows` cells of two pixels each,
+/// its aspect kept, each pixel the average of the source pixels it covers
+/// (at most 4x4 samples: enough for a picture, bounded work).
+pub fn cells(frame: &Frame<'_>, cols: u16, rows: u16) -> Cells {
     let (w, h) = (frame.width as usize, frame.height as usize);
     let (cols, rows) = (usize::from(cols.max(1)), usize::from(rows.max(1)));
     if w == 0 || h == 0 || frame.rgba.len() < w * h * 4 {
-        return String::new();
+        return Cells {
+            cols: 0,
+            rows: 0,
+            pairs: Vec::new(),
+        };
     }
     // Target size in half-block pixels: as large as fits, aspect kept.
     let scale = (cols as f64 / w as f64).min((rows * 2) as f64 / h as f64);
@@ -169,7 +286,6 @@ pub fn half_blocks(frame: &Frame<'_>, cols: u16, rows: u16) -> String {
     let pixel = |tx: usize, ty: usize| -> [u8; 3] {
         let (x0, x1) = (tx * w / tw, ((tx + 1) * w / tw).max(tx * w / tw + 1));
         let (y0, y1) = (ty * h / th, ((ty + 1) * h / th).max(ty * h / th + 1));
-        // Up to 4x4 samples per box: enough for a picture, bounded work.
         let step_x = ((x1 - x0) / 4).max(1);
         let step_y = ((y1 - y0) / 4).max(1);
         let (mut sum, mut n) = ([0u32; 3], 0u32);
@@ -185,17 +301,35 @@ pub fn half_blocks(frame: &Frame<'_>, cols: u16, rows: u16) -> String {
         let n = n.max(1);
         [(sum[0] / n) as u8, (sum[1] / n) as u8, (sum[2] / n) as u8]
     };
-    let mut out = String::with_capacity(tw * th * 20);
-    out.push_str("\x1b[H");
-    let mut last: Option<([u8; 3], [u8; 3])> = None;
-    for row in 0..th.div_ceil(2) {
+    let cell_rows = th.div_ceil(2);
+    let mut pairs = Vec::with_capacity(tw * cell_rows);
+    for row in 0..cell_rows {
         for col in 0..tw {
-            let top = pixel(col, row * 2);
             let bottom = if row * 2 + 1 < th {
                 pixel(col, row * 2 + 1)
             } else {
                 [0, 0, 0]
             };
+            pairs.push((pixel(col, row * 2), bottom));
+        }
+    }
+    Cells {
+        cols: tw,
+        rows: cell_rows,
+        pairs,
+    }
+}
+
+/// Draws `frame` into `cols` x `rows` terminal cells as half blocks (see
+/// [`cells`]). The text starts at the top left (`ESC [H`) and uses 24-bit
+/// colour.
+pub fn half_blocks(frame: &Frame<'_>, cols: u16, rows: u16) -> String {
+    let cells = cells(frame, cols, rows);
+    let mut out = String::with_capacity(cells.pairs.len() * 20);
+    out.push_str("\x1b[H");
+    for (row, line) in cells.pairs.chunks(cells.cols.max(1)).enumerate() {
+        let mut last = None;
+        for &(top, bottom) in line {
             if last != Some((top, bottom)) {
                 let [r, g, b] = top;
                 let [br, bg, bb] = bottom;
@@ -205,8 +339,7 @@ pub fn half_blocks(frame: &Frame<'_>, cols: u16, rows: u16) -> String {
             out.push('▀');
         }
         out.push_str("\x1b[0m\x1b[K");
-        last = None;
-        if row + 1 < th.div_ceil(2) {
+        if row + 1 < cells.rows {
             out.push_str("\r\n");
         }
     }
@@ -271,9 +404,124 @@ pub fn replay_with(
     Ok(drawn)
 }
 
+/// Made-up RDP output for tests: a Demand Active and uncompressed bitmap
+/// updates, as a target would send them.
+#[cfg(test)]
+pub(crate) mod synth {
+    use std::borrow::Cow;
+
+    use ironrdp_core::encode_vec;
+    use ironrdp_pdu::bitmap::{BitmapData, BitmapUpdateData, Compression};
+    use ironrdp_pdu::fast_path::{
+        EncryptionFlags, FastPathHeader, FastPathUpdatePdu, Fragmentation, UpdateCode,
+    };
+    use ironrdp_pdu::geometry::InclusiveRectangle;
+    use ironrdp_pdu::mcs::{McsMessage, SendDataIndication};
+    use ironrdp_pdu::rdp::capability_sets::{
+        Bitmap, BitmapDrawingFlags, CapabilitySet, DemandActive, ServerDemandActive,
+    };
+    use ironrdp_pdu::rdp::headers::{ShareControlHeader, ShareControlPdu};
+    use ironrdp_pdu::x224::X224;
+
+    /// The server's Demand Active for a desktop of this size.
+    pub(crate) fn demand_active(width: u16, height: u16) -> Vec<u8> {
+        let header = ShareControlHeader {
+            share_control_pdu: ShareControlPdu::ServerDemandActive(ServerDemandActive {
+                pdu: DemandActive {
+                    source_descriptor: "RDP".into(),
+                    capability_sets: vec![CapabilitySet::Bitmap(Bitmap {
+                        pref_bits_per_pix: 32,
+                        desktop_width: width,
+                        desktop_height: height,
+                        desktop_resize_flag: false,
+                        drawing_flags: BitmapDrawingFlags::empty(),
+                    })],
+                },
+            }),
+            pdu_source: 1002,
+            share_id: 0x1_03ea,
+        };
+        let user_data = encode_vec(&header).expect("share control");
+        encode_vec(&X224(McsMessage::SendDataIndication(SendDataIndication {
+            initiator_id: 1002,
+            channel_id: 1003,
+            user_data: Cow::Owned(user_data),
+        })))
+        .expect("send data indication")
+    }
+
+    /// A fast-path update filling a rectangle (at most 64x64) with `rgb`.
+    pub(crate) fn fill(x: u16, y: u16, w: u16, h: u16, [r, g, b]: [u8; 3]) -> Vec<u8> {
+        let pixels = [b, g, r, 0].repeat(usize::from(w) * usize::from(h));
+        let update = BitmapUpdateData {
+            rectangles: vec![BitmapData {
+                rectangle: InclusiveRectangle {
+                    left: x,
+                    top: y,
+                    right: x + w - 1,
+                    bottom: y + h - 1,
+                },
+                width: w,
+                height: h,
+                bits_per_pixel: 32,
+                compression_flags: Compression::empty(),
+                compressed_data_header: None,
+                bitmap_data: &pixels,
+            }],
+        };
+        let data = encode_vec(&update).expect("bitmap update");
+        let pdu = FastPathUpdatePdu {
+            fragmentation: Fragmentation::Single,
+            update_code: UpdateCode::Bitmap,
+            compression_flags: None,
+            compression_type: None,
+            data: &data,
+        };
+        let body = encode_vec(&pdu).expect("fast-path update");
+        let mut out =
+            encode_vec(&FastPathHeader::new(EncryptionFlags::empty(), body.len())).expect("header");
+        out.extend_from_slice(&body);
+        out
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::{Frame, half_blocks};
+    use super::{Desktop, Frame, half_blocks, synth};
+
+    #[test]
+    fn a_saved_picture_restores_exactly_and_decodes_on() {
+        let mut desktop = Desktop::new();
+        desktop.feed(&synth::demand_active(200, 120));
+        desktop.feed(&synth::fill(0, 0, 64, 64, [0x33, 0x66, 0xcc]));
+        desktop.feed(&synth::fill(100, 50, 40, 30, [0xff, 0x80, 0x00]));
+        assert_eq!(desktop.damaged, 0);
+        let before: Vec<u8> = desktop.frame().expect("picture").rgba.to_vec();
+        assert_eq!(&before[..4], &[0x33, 0x66, 0xcc, 0xff]);
+        let at = (50 * 200 + 100) * 4;
+        assert_eq!(&before[at..at + 3], &[0xff, 0x80, 0x00]);
+        let saved = desktop.save().expect("saved");
+        assert!(saved.cost() < before.len() / 4, "{} bytes", saved.cost());
+        let mut restored = Desktop::restore(&saved);
+        assert_eq!(restored.damaged, 0);
+        // Alpha is not shown (PNG and half blocks take RGB): a restored
+        // picture is opaque where the first was never drawn.
+        let rgb = |rgba: &[u8]| -> Vec<u8> {
+            rgba.chunks_exact(4)
+                .flat_map(|p| [p[0], p[1], p[2]])
+                .collect()
+        };
+        assert!(rgb(restored.frame().expect("restored").rgba) == rgb(&before));
+        // The same ids: updates after the restore still decode.
+        restored.feed(&synth::fill(10, 100, 8, 8, [1, 2, 3]));
+        desktop.feed(&synth::fill(10, 100, 8, 8, [1, 2, 3]));
+        assert_eq!(restored.damaged, 0);
+        assert!(rgb(restored.frame().expect("a").rgba) == rgb(desktop.frame().expect("b").rgba));
+        assert!(
+            Desktop::new().save().is_none(),
+            "nothing to keep before the size"
+        );
+    }
 
     #[test]
     fn half_blocks_keep_the_aspect_and_average_colours() {

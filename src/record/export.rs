@@ -3,14 +3,14 @@
 //! [`replay`] plays the output in a terminal with its timing.
 
 use std::fs::File;
-use std::io::{self, BufReader, Read, Write};
+use std::io::{self, BufReader, Read, Seek, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use flate2::read::MultiGzDecoder;
 
 use super::reader::{EventKind, Truncation, read};
-use super::writer::{RAW_PREFIX, SIDECAR_PREFIX, file_sha256};
+use super::writer::{KEY_PREFIX, RAW_PREFIX, SIDECAR_PREFIX, file_sha256};
 use super::{CAST_SUFFIX, RecordError, SIDECAR_SUFFIX};
 
 /// What an export found besides the bytes.
@@ -40,13 +40,18 @@ impl ExportReport {
 }
 
 /// `raw: N bytes` or `raw: N bytes as text` → (N, as_text).
-fn parse_raw_marker(text: &str) -> Option<(u64, bool)> {
+pub(super) fn parse_raw_marker(text: &str) -> Option<(u64, bool)> {
     let rest = text.strip_prefix(RAW_PREFIX)?;
     let (n, as_text) = match rest.strip_suffix(" bytes as text") {
         Some(n) => (n, true),
         None => (rest.strip_suffix(" bytes")?, false),
     };
     Some((n.parse().ok()?, as_text))
+}
+
+/// `key: OFFSET` → OFFSET.
+pub(super) fn parse_key_marker(text: &str) -> Option<u64> {
+    text.strip_prefix(KEY_PREFIX)?.parse().ok()
 }
 
 /// `sidecar: NAME sha256=HEX bytes=N` → HEX.
@@ -67,7 +72,7 @@ pub(crate) fn sidecar_path(cast: &Path) -> PathBuf {
 }
 
 /// The decoded sidecar, read as markers ask for it.
-struct Sidecar {
+pub(super) struct Sidecar {
     path: PathBuf,
     decoder: MultiGzDecoder<BufReader<File>>,
     /// The stream ended (or was cut short by a crash).
@@ -75,11 +80,24 @@ struct Sidecar {
 }
 
 impl Sidecar {
-    fn open(path: PathBuf) -> Result<Self, RecordError> {
-        let file = File::open(&path).map_err(|e| RecordError::Sidecar {
+    pub(super) fn open(path: PathBuf) -> Result<Self, RecordError> {
+        Sidecar::open_at(path, 0)
+    }
+
+    /// Opens the sidecar to decode from `offset`, where a gzip member
+    /// starts (a desktop's `key:` marker names one).
+    pub(super) fn open_at(path: PathBuf, offset: u64) -> Result<Self, RecordError> {
+        let mut file = File::open(&path).map_err(|e| RecordError::Sidecar {
             path: path.clone(),
             reason: format!("the cast refers to it but it cannot be opened: {e}"),
         })?;
+        if offset > 0 {
+            file.seek(io::SeekFrom::Start(offset))
+                .map_err(|e| RecordError::Sidecar {
+                    path: path.clone(),
+                    reason: format!("cannot seek to {offset}: {e}"),
+                })?;
+        }
         Ok(Sidecar {
             path,
             decoder: MultiGzDecoder::new(BufReader::new(file)),
@@ -88,7 +106,7 @@ impl Sidecar {
     }
 
     /// Copies up to `n` bytes (all if `None`) to `out`; returns how many.
-    fn copy(
+    pub(super) fn copy(
         &mut self,
         n: Option<u64>,
         out: &mut impl Write,

@@ -31,7 +31,7 @@
 //! # Format
 //!
 //! Line 1 is the header
-//! `{"version":2,"width":W,"height":H,"timestamp":UNIX_SECS,"env":{"TERM":..,"SHELL":..},"title":..,"rampart":{"session":..,"user":..,"asset":..,"account":..,"protocol":..,"kind":"shell"|"exec"}}`,
+//! `{"version":2,"width":W,"height":H,"timestamp":UNIX_SECS,"env":{"TERM":..,"SHELL":..},"title":..,"rampart":{"session":..,"user":..,"asset":..,"account":..,"protocol":..,"kind":"shell"|"exec"|"desktop"}}`,
 //! then one event per line, `[seconds, code, data]` with `seconds` since the
 //! start written with microsecond precision and never decreasing:
 //!
@@ -43,6 +43,7 @@
 //! | `[t,"m","cmd: ..."]` | a logged command ([`RecorderHandle::command`]; other relay markers: [`RecorderHandle::marker`]) |
 //! | `[t,"m","raw: N bytes"]` | the next N bytes of the sidecar were output here; players show nothing |
 //! | `[t,"m","raw: N bytes as text"]` | the same, and the very next `"o"` event shows them lossily (invalid bytes as U+FFFD) |
+//! | `[t,"m","key: OFFSET"]` | desktops only, every 2 MiB of output: the sidecar starts a new gzip member at byte OFFSET of its file, so a replay that kept the picture here decodes on from here |
 //! | `[t,"m","sidecar: NAME sha256=HEX bytes=N"]` | last event, when a sidecar exists: its name, digest and size |
 //!
 //! The sidecar is a gzip file (one or more members: level 1 for data that

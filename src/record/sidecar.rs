@@ -226,6 +226,17 @@ impl Sidecar {
         Ok(())
     }
 
+    /// Ends the current member and starts a new one of the same kind, so
+    /// a reader can start decoding here (a replay's seek point). Returns
+    /// the file offset where the new member begins.
+    pub(crate) fn restart(&mut self) -> io::Result<u64> {
+        let file = self.member.take().ok_or_else(closed)?.finish()?;
+        let offset = file.bytes();
+        self.member = Some(Member::start(file, self.stored)?);
+        self.dirty = false;
+        Ok(offset)
+    }
+
     /// A gzip sync flush: every byte written so far decodes from the file.
     pub(crate) fn flush(&mut self) -> io::Result<()> {
         if self.dirty {

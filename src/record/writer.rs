@@ -264,6 +264,12 @@ pub(crate) fn raw_marker(len: u64, as_text: bool) -> String {
 }
 
 pub(crate) const RAW_PREFIX: &str = "raw: ";
+/// A desktop's seek point: the sidecar offset where a gzip member starts,
+/// with the next `raw:` marker's bytes.
+pub(crate) const KEY_PREFIX: &str = "key: ";
+/// Desktop output between two seek points: decoding this much takes a few
+/// milliseconds, so a seek from the nearest kept picture is quick.
+const KEY_SPACING: u64 = 2 * 1024 * 1024;
 pub(crate) const SIDECAR_PREFIX: &str = "sidecar: ";
 
 /// The writer: one per recording, owned by the recorder thread.
@@ -293,6 +299,8 @@ pub(crate) struct CastWriter {
     /// A desktop recording: every output chunk is binary, stored raw with
     /// its own marker (a replay needs each update's time).
     desktop: bool,
+    /// A desktop's output bytes since the last `key:` marker.
+    since_key: u64,
 }
 
 /// Recording ids name files: only what a UUID is made of.
@@ -371,6 +379,7 @@ impl CastWriter {
             first_output: Stripper::new(FIRST_OUTPUT_LIMIT),
             writeback_from: 0,
             desktop: meta.kind == SessionKind::Desktop,
+            since_key: 0,
         };
         serde_json::to_writer(&mut w.buf, &header).map_err(|e| RecordError::Create {
             path: cast_path.clone(),
@@ -440,6 +449,8 @@ impl CastWriter {
         let at = self.stamp(at);
         self.output_bytes += data.len() as u64;
         if self.desktop {
+            self.key_if_due(at)?;
+            self.since_key += data.len() as u64;
             self.raw(at, data, false)?;
             return self.maybe_write_buf();
         }
@@ -525,6 +536,26 @@ impl CastWriter {
             self.event(at, "o", &String::from_utf8_lossy(bytes));
         }
         self.buf_refers_raw = true;
+        Ok(())
+    }
+
+    /// Every [`KEY_SPACING`] bytes of a desktop's output, a seek point:
+    /// the sidecar starts a new gzip member and a `key: OFFSET` marker says
+    /// where, so a replay that kept the picture at this moment can go on
+    /// decoding from here instead of from the start.
+    fn key_if_due(&mut self, at: Duration) -> Result<(), WriteFailure> {
+        if self.since_key < KEY_SPACING {
+            return Ok(());
+        }
+        let Some(sidecar) = self.sidecar.as_mut() else {
+            return Ok(());
+        };
+        let offset = match sidecar.restart() {
+            Ok(offset) => offset,
+            Err(e) => return Err(self.sidecar_err(e)),
+        };
+        self.since_key = 0;
+        self.event(at, "m", &format!("{KEY_PREFIX}{offset}"));
         Ok(())
     }
 

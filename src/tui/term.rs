@@ -1,5 +1,6 @@
 //! A vt100 screen drawn into a ratatui buffer: the live mirror of a
 //! session and the replay of a recording show a terminal inside a terminal.
+//! A desktop's picture is drawn as half blocks ([`copy_picture`]).
 
 use ratatui::buffer::Buffer;
 use ratatui::layout::Rect;
@@ -76,4 +77,53 @@ fn color(c: vt100::Color) -> Color {
         vt100::Color::Idx(i) => Color::Indexed(i),
         vt100::Color::Rgb(r, g, b) => Color::Rgb(r, g, b),
     }
+}
+
+/// Shades from dark to light, for a picture without colour (NO_COLOR).
+const SHADES: [&str; 5] = [" ", "░", "▒", "▓", "█"];
+
+/// Draws a desktop's picture, scaled into `area` as half blocks (`▀`, the
+/// upper pixel in the foreground colour, the lower in the background) and
+/// centred. Without colour each cell is a shade of its brightness. Returns
+/// the cells used.
+pub(crate) fn copy_picture(
+    picture: &crate::record::desktop::Frame<'_>,
+    area: Rect,
+    buf: &mut Buffer,
+    colour: bool,
+) -> Rect {
+    let cells = crate::record::desktop::cells(picture, area.width, area.height);
+    // cells() never returns more than it was given room for.
+    let (w, h) = (cells.cols as u16, cells.rows as u16);
+    let at = Rect::new(
+        area.x + (area.width.saturating_sub(w)) / 2,
+        area.y + (area.height.saturating_sub(h)) / 2,
+        w.min(area.width),
+        h.min(area.height),
+    );
+    for y in 0..at.height {
+        for x in 0..at.width {
+            let (Some((top, bottom)), Some(out)) = (
+                cells.get(usize::from(x), usize::from(y)),
+                buf.cell_mut((at.x + x, at.y + y)),
+            ) else {
+                continue;
+            };
+            out.reset();
+            if colour {
+                let rgb = |[r, g, b]: [u8; 3]| Color::Rgb(r, g, b);
+                out.set_symbol("▀")
+                    .set_style(Style::default().fg(rgb(top)).bg(rgb(bottom)));
+            } else {
+                let light = |[r, g, b]: [u8; 3]| {
+                    (u32::from(r) * 299 + u32::from(g) * 587 + u32::from(b) * 114) / 1000
+                };
+                let level = (light(top) + light(bottom)) / 2;
+                // level is 0..=255, so the index is 0..=4.
+                let shade = SHADES[(level as usize * SHADES.len() / 256).min(SHADES.len() - 1)];
+                out.set_symbol(shade);
+            }
+        }
+    }
+    at
 }

@@ -3,6 +3,7 @@
 
 use super::head::nz;
 use super::lines::{Clock, Escape};
+use super::picture::Point;
 use super::{Player, Stamp};
 
 /// Checkpoint memory, for reports and tests.
@@ -26,6 +27,8 @@ pub(super) struct Checkpoint {
     pub(super) clock: Clock,
     pub(super) size: (u16, u16),
     pub(super) screen: vt100::Screen,
+    /// A desktop's picture here.
+    pub(super) picture: Option<Point>,
     /// Estimated bytes.
     pub(super) cost: usize,
 }
@@ -49,6 +52,9 @@ impl Player {
         head.size = c.size;
         head.pending = None;
         head.eof = false;
+        if let Some(picture) = head.picture.as_mut() {
+            picture.restore(c.picture.as_ref());
+        }
     }
 
     /// Leaves a checkpoint where the playhead is, if it is far enough past
@@ -58,17 +64,41 @@ impl Player {
         if head.escape != Escape::Ground || head.pending.is_some() {
             return;
         }
-        let from = self.checkpoints.last().map_or(self.body.0, |c| c.offset);
-        let offset = head.lines.offset();
-        if offset < from.saturating_add(self.spacing) {
+        // A desktop is spaced by the updates decoded, and can only be
+        // taken up again where the sidecar starts a member (a `key:`).
+        let (from, at) = match &head.picture {
+            Some(picture) => {
+                let from = self
+                    .checkpoints
+                    .last()
+                    .and_then(|c| c.picture.as_ref())
+                    .map_or(0, |p| p.raw);
+                (from, picture.raw)
+            }
+            None => (
+                self.checkpoints.last().map_or(self.body.0, |c| c.offset),
+                head.lines.offset(),
+            ),
+        };
+        if at < from.saturating_add(self.spacing) {
             return;
         }
+        let point = match &head.picture {
+            Some(picture) => match picture.point() {
+                Some(point) => Some(point),
+                None => return,
+            },
+            None => None,
+        };
+        let offset = head.lines.offset();
         let (cols, rows) = head.size;
         // Both grids (the alternate one exists once used) plus row headers.
         let cost = usize::from(cols) * usize::from(rows) * size_of::<vt100::Cell>() * 2
             + usize::from(rows) * 64
-            + 512;
+            + 512
+            + point.as_ref().map_or(0, Point::cost);
         self.checkpoints.push(Checkpoint {
+            picture: point,
             offset,
             line: head.lines.line(),
             last: head.last,

@@ -1,10 +1,12 @@
-//! The playhead: a vt100 terminal model fed the cast's events, one line
-//! at a time, and where it is in the file.
+//! The playhead: a vt100 terminal model (or, for a desktop, the picture)
+//! fed the cast's events, one line at a time, and where it is in the file.
 
 use std::num::NonZeroU16;
 
 use super::Stamp;
 use super::lines::{Clock, Code, Escape, LineEnd, Lines, parse, parse_size};
+use super::picture::Picture;
+use crate::record::RecordError;
 use crate::record::reader::Truncation;
 
 /// An event read by the playhead but not applied yet: it is after the
@@ -42,6 +44,8 @@ pub(super) struct Head {
     pub(super) buf: Vec<u8>,
     pub(super) truncated: Option<Truncation>,
     pub(super) damaged: u64,
+    /// A desktop recording's picture (its cast has no text).
+    pub(super) picture: Option<Box<Picture>>,
 }
 
 impl Head {
@@ -83,10 +87,19 @@ impl Head {
         }
     }
 
-    pub(super) fn apply(&mut self, event: Pending) {
+    /// Applies an event; an error is the sidecar's (a desktop's updates
+    /// cannot be read), which stops playback.
+    pub(super) fn apply(&mut self, event: Pending) -> Result<(), RecordError> {
         self.last = event.at;
-        let Some(data) = event.data else { return };
+        let Some(data) = event.data else {
+            return Ok(());
+        };
         match event.code {
+            Code::Marker if self.picture.is_some() => {
+                if let Some(picture) = self.picture.as_mut() {
+                    picture.marker(&data)?;
+                }
+            }
             Code::Output => {
                 crate::record::vt::process_or_restart(&mut self.parser, data.as_bytes());
                 self.escape = self.escape.feed(data.as_bytes());
@@ -99,6 +112,7 @@ impl Head {
             }
             Code::Marker | Code::Other => {}
         }
+        Ok(())
     }
 }
 

@@ -10,7 +10,7 @@ use std::io;
 use super::lines::{Clock, Code, LineEnd, Lines, parse};
 use super::{Marker, Stamp, Work};
 use crate::record::reader::Truncation;
-use crate::record::writer::{RAW_PREFIX, SIDECAR_PREFIX};
+use crate::record::writer::{KEY_PREFIX, RAW_PREFIX, SIDECAR_PREFIX};
 
 /// Longest marker text kept, in characters: a command line longer than a
 /// screen is cut, so that the list's memory stays bounded.
@@ -35,9 +35,13 @@ pub(super) struct Scan {
 }
 
 /// The marker an `m` event shows in the list, if any: the writer's own
-/// `raw:` and `sidecar:` markers are bookkeeping, not moments to jump to.
+/// `raw:`, `key:` and `sidecar:` markers are bookkeeping, not moments to
+/// jump to.
 pub(super) fn marker(at: Stamp, data: &str) -> Option<Marker> {
-    if data.starts_with(RAW_PREFIX) || data.starts_with(SIDECAR_PREFIX) {
+    if [RAW_PREFIX, KEY_PREFIX, SIDECAR_PREFIX]
+        .iter()
+        .any(|p| data.starts_with(p))
+    {
         return None;
     }
     let (command, text) = match data.strip_prefix("cmd: ") {

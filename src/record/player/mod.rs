@@ -29,11 +29,19 @@
 //! is skipped and counted. Output kept only in the raw sidecar (binary) is
 //! not shown: what a player shows is the cast's `"o"` text.
 //!
+//! A desktop recording (RDP) plays the same way with a picture instead of
+//! a terminal: each `raw:` marker's sidecar bytes are decoded into it, and
+//! checkpoints are the picture (deflated) taken at the writer's `key:`
+//! markers, where the sidecar starts a gzip member that can be decoded on
+//! its own (`picture`). Seeking back costs at most a restore and 2 MiB of
+//! updates; seeking ahead past the playhead decodes what lies between.
+//!
 //! Times are in seconds on one of two [`Timeline`]s: as recorded, or with
 //! every pause longer than the idle cap shortened to the cap. The player
 //! keeps both for every position, so switching keeps the same moment.
 //!
-//! Layout: `head` is the playhead, `checkpoint` its saved screens, `index`
+//! Layout: `head` is the playhead, `picture` a desktop's model,
+//! `checkpoint` its saved screens, `index`
 //! the index scan, `markers` the command list it collects, `lines` the
 //! line reader and clocks both share; this file drives them.
 
@@ -42,6 +50,7 @@ mod head;
 mod index;
 mod lines;
 mod markers;
+mod picture;
 #[cfg(test)]
 mod tests;
 
@@ -57,8 +66,10 @@ use index::Scan;
 use lines::{Clock, Escape, Lines, MAX_LINE, clamp_size};
 pub use lines::{Stamp, Timeline};
 pub use markers::Marker;
+use picture::Picture;
 
 use super::RecordError;
+use super::desktop::Frame;
 use super::header::Header;
 use super::reader::Truncation;
 
@@ -223,7 +234,18 @@ impl Player {
         let head_lines = Lines::new(file, body.0, body.1).map_err(read_err)?;
         let scan_file = File::open(&path).map_err(read_err)?;
         let scan_lines = Lines::new(scan_file, body.0, body.1).map_err(read_err)?;
-        let spacing = options.checkpoint_spacing.max(4096);
+        let desktop = header
+            .rampart
+            .as_ref()
+            .is_some_and(|r| r.kind == super::SessionKind::Desktop);
+        // A desktop's checkpoints are spaced by decoded update bytes, at
+        // least one `key:` apart (see `picture`).
+        let spacing = if desktop {
+            options.checkpoint_spacing.max(4096).saturating_mul(4)
+        } else {
+            options.checkpoint_spacing.max(4096)
+        };
+        let picture = desktop.then(|| Box::new(Picture::new(super::export::sidecar_path(&path))));
         Ok(Player {
             header,
             options: PlayerOptions {
@@ -246,6 +268,7 @@ impl Player {
                 buf: Vec::new(),
                 truncated: None,
                 damaged: 0,
+                picture,
             },
             scan: Scan::new(scan_lines, cap, options.max_markers),
             checkpoints: Vec::new(),
@@ -273,6 +296,18 @@ impl Player {
     /// The recorded terminal at the playhead.
     pub fn screen(&self) -> &vt100::Screen {
         self.head.parser.screen()
+    }
+
+    /// A desktop recording: [`Player::picture`] shows it, the terminal
+    /// stays blank.
+    pub fn is_desktop(&self) -> bool {
+        self.head.picture.is_some()
+    }
+
+    /// A desktop recording's picture at the playhead, once the recording
+    /// has said its size.
+    pub fn picture(&self) -> Option<Frame<'_>> {
+        self.head.picture.as_ref()?.frame()
     }
 
     /// The recorded terminal's size at the playhead, (cols, rows).
@@ -394,13 +429,20 @@ impl Player {
         head.size = size;
         head.pending = None;
         head.eof = false;
+        if let Some(picture) = head.picture.as_mut() {
+            picture.restore(None);
+        }
     }
 
     fn fail(&mut self, source: std::io::Error) {
-        self.error = Some(RecordError::Read {
+        self.stop(RecordError::Read {
             path: self.path.clone(),
             source,
         });
+    }
+
+    fn stop(&mut self, error: RecordError) {
+        self.error = Some(error);
         self.head.eof = true;
         self.scan.done = true;
     }
@@ -422,7 +464,7 @@ impl Player {
             deadline: play_deadline,
         };
         if let Err(e) = self.advance(&mut play) {
-            self.fail(e);
+            self.stop(e);
             return;
         }
         let mut scan = Work {
@@ -438,13 +480,16 @@ impl Player {
         }
     }
 
-    fn advance(&mut self, work: &mut Work) -> std::io::Result<()> {
+    fn advance(&mut self, work: &mut Work) -> Result<(), RecordError> {
         let on = self.target.timeline;
         let t = self.target.at;
         while !self.head.eof && work.left() {
             let event = match self.head.pending.take() {
                 Some(p) => p,
-                None => match self.head.read()? {
+                None => match self.head.read().map_err(|source| RecordError::Read {
+                    path: self.path.clone(),
+                    source,
+                })? {
                     Read1::Event(p) => {
                         work.spend(p.bytes);
                         p
@@ -470,7 +515,7 @@ impl Player {
                 self.head.pending = Some(event);
                 break;
             }
-            self.head.apply(event);
+            self.head.apply(event)?;
             self.checkpoint();
         }
         Ok(())
@@ -551,6 +596,11 @@ impl Player {
     /// Complete lines that were not events, skipped.
     pub fn damaged_lines(&self) -> u64 {
         self.head.damaged.max(self.scan.damaged)
+    }
+
+    /// A desktop's updates that did not decode, skipped.
+    pub fn damaged_updates(&self) -> u64 {
+        self.head.picture.as_ref().map_or(0, |p| p.damaged())
     }
 
     /// A read error that stopped playback.

@@ -528,3 +528,106 @@ fn output_that_panics_vt100_does_not_end_the_replay() {
     assert!(player.error().is_none());
     assert!(player.screen().contents().contains("ok"));
 }
+
+/// A desktop recording written by the recorder: 320x240, then `fills`
+/// 64x64 bitmaps of varied colours at varied places, one every 0.1 s.
+/// Returns the cast's path.
+fn desktop_recording(dir: &Path, fills: usize) -> PathBuf {
+    use crate::record::desktop::synth;
+    use crate::record::writer::{CastWriter, RecordingMeta};
+    let meta = RecordingMeta {
+        session: "0b4f6a52-3c1e-4d7a-9f00-5e2a1c0d9b12".into(),
+        started_at: jiff::Timestamp::from_second(1_767_225_600).unwrap(),
+        user: "alice".into(),
+        asset: "win1".into(),
+        account: "Administrator".into(),
+        protocol: "rdp".into(),
+        kind: crate::record::SessionKind::Desktop,
+        cols: 0,
+        rows: 0,
+        term: None,
+        shell: None,
+        title: None,
+        command: None,
+    };
+    let mut writer = CastWriter::create(dir, &meta).unwrap();
+    let at = |i: usize| std::time::Duration::from_millis(100 * i as u64);
+    writer
+        .output(at(0), &synth::demand_active(320, 240))
+        .unwrap();
+    let mut rng = Rng(7);
+    for i in 0..fills {
+        let (x, y) = (rng.below(320 - 64) as u16, rng.below(240 - 64) as u16);
+        let rgb = [rng.below(256) as u8, rng.below(256) as u8, (i % 256) as u8];
+        writer
+            .output(at(i + 1), &synth::fill(x, y, 64, 64, rgb))
+            .unwrap();
+    }
+    let path = dir.join(writer.relative_path());
+    writer.finish().unwrap();
+    path
+}
+
+/// The picture a straight decode of every chunk up to `at` gives, as RGB.
+fn desktop_straight(path: &Path, at: f64) -> Vec<u8> {
+    crate::record::desktop::at(path, at, |d| rgb(d.frame().unwrap().rgba)).unwrap()
+}
+
+fn rgb(rgba: &[u8]) -> Vec<u8> {
+    rgba.chunks_exact(4)
+        .flat_map(|p| [p[0], p[1], p[2]])
+        .collect()
+}
+
+#[test]
+fn a_desktop_plays_and_seeks_back_through_its_key_points() {
+    let dir = tempfile::tempdir().unwrap();
+    // 16 KiB an update: 700 of them cross five 2 MiB key points.
+    let path = desktop_recording(dir.path(), 700);
+    let cast = std::fs::read_to_string(&path).unwrap();
+    let keys = cast.matches("\"key: ").count();
+    assert!(keys >= 4, "{keys} key markers");
+    let options = PlayerOptions {
+        timeline: Timeline::Recorded,
+        ..PlayerOptions::default()
+    };
+    let mut player = Player::open(&path, options).unwrap();
+    assert!(player.is_desktop());
+    play_to(&mut player, 65.0, Budget::UNLIMITED);
+    assert!(
+        player.checkpoint_stats().count >= 3,
+        "{:?}",
+        player.checkpoint_stats()
+    );
+    assert!(rgb(player.picture().unwrap().rgba) == desktop_straight(&path, 65.0));
+    // Back to before the last key points: a checkpoint is restored, and
+    // the sidecar decoded on from its gzip member.
+    for at in [50.0, 23.45, 0.35, 41.0] {
+        play_to(&mut player, at, Budget::UNLIMITED);
+        let shown = rgb(player.picture().unwrap().rgba);
+        assert!(shown == desktop_straight(&path, at), "at {at}");
+    }
+    assert_eq!(player.damaged_updates(), 0);
+    assert!(player.error().is_none());
+    // A fresh player seeking straight to a late moment shows the same.
+    let mut fresh = Player::open(&path, options).unwrap();
+    play_to(&mut fresh, 69.0, Budget::UNLIMITED);
+    assert!(rgb(fresh.picture().unwrap().rgba) == desktop_straight(&path, 69.0));
+    assert!(
+        fresh.markers().is_empty(),
+        "key and raw markers are not listed"
+    );
+}
+
+#[test]
+fn a_desktop_without_its_sidecar_stops_with_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = desktop_recording(dir.path(), 3);
+    std::fs::remove_file(crate::record::export::sidecar_path(&path)).unwrap();
+    let mut player = Player::open(&path, PlayerOptions::default()).unwrap();
+    player.seek_end();
+    player.step(Budget::UNLIMITED);
+    let error = player.error().map(|e| e.to_string()).unwrap_or_default();
+    assert!(error.contains("raw.gz"), "{error}");
+    assert!(player.picture().is_none());
+}

@@ -1,6 +1,7 @@
 //! Drawing the replay: the recorded terminal copied cell by cell from the
 //! vt100 model into the frame (cropped around the cursor when it is larger
-//! than the room, centred when smaller), the command pane, the progress
+//! than the room, centred when smaller), or a desktop's picture scaled into
+//! half blocks, the command pane, the progress
 //! line and the status line. Only what is on screen is built, so a frame
 //! costs the same with ten markers or fifty thousand.
 
@@ -10,7 +11,7 @@ use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Clear, Paragraph};
 
-use super::super::term::copy_screen;
+use super::super::term::{copy_picture, copy_screen};
 use super::super::theme::Theme;
 use super::super::{centered, hint_line, pad, scroll, severity_style};
 use super::{Focus, Replay, ViewState, percent};
@@ -51,9 +52,10 @@ impl Replay {
             self.render_header(frame, header, theme);
             self.render_progress(frame, progress, theme);
         }
+        // A desktop has no commands: its list is there only when asked for.
         let wanted = self
             .commands
-            .unwrap_or(body.width >= super::AUTO_PANE_WIDTH);
+            .unwrap_or(!self.player.is_desktop() && body.width >= super::AUTO_PANE_WIDTH);
         view.commands_shown = chrome && wanted && body.width >= 50 && body.height >= 5;
         let crop = if view.commands_shown {
             let pane = (body.width / 3).clamp(24, 44);
@@ -118,6 +120,10 @@ impl Replay {
         theme: &Theme,
         framed: bool,
     ) -> Option<String> {
+        if self.player.is_desktop() {
+            self.render_picture(frame, area, theme, framed);
+            return None;
+        }
         let (cols, rows) = self.player.recorded_size();
         let border = u16::from(framed) * 2;
         let room = Rect::new(
@@ -169,6 +175,50 @@ impl Replay {
             !theme.is_mono(),
         );
         note
+    }
+
+    /// Draws a desktop recording's picture, as large as the room allows.
+    fn render_picture(&self, frame: &mut Frame, area: Rect, theme: &Theme, framed: bool) {
+        let picture = self.player.picture();
+        let inner = if framed {
+            let focused = self.focus == Focus::Terminal && self.view.get().commands_shown;
+            let title = match &picture {
+                Some(p) => format!(" desktop {}×{} ", p.width, p.height),
+                None => " desktop ".to_string(),
+            };
+            let block = Block::default()
+                .borders(Borders::ALL)
+                .border_style(if focused {
+                    theme.border_focused()
+                } else {
+                    theme.border()
+                })
+                .title(Span::styled(
+                    title,
+                    if focused {
+                        theme.title()
+                    } else {
+                        theme.muted()
+                    },
+                ));
+            let inner = block.inner(area);
+            frame.render_widget(block, area);
+            inner
+        } else {
+            area
+        };
+        match picture {
+            Some(p) => {
+                copy_picture(&p, inner, frame.buffer_mut(), !theme.is_mono());
+            }
+            None => frame.render_widget(
+                Paragraph::new(Span::styled(
+                    " nothing drawn yet at this moment",
+                    theme.muted(),
+                )),
+                inner,
+            ),
+        }
     }
 
     fn render_commands(&self, frame: &mut Frame, area: Rect, theme: &Theme, view: &mut ViewState) {
@@ -357,6 +407,15 @@ impl Replay {
                     theme.warning(),
                 ));
             }
+            if player.damaged_updates() > 0 {
+                notes.push((
+                    format!(
+                        "{} desktop updates could not be drawn",
+                        player.damaged_updates()
+                    ),
+                    theme.warning(),
+                ));
+            }
             if let Some(crop) = crop {
                 notes.push((crop, theme.warning()));
             }
@@ -383,6 +442,14 @@ impl Replay {
                         ("↑↓", "select"),
                         ("Enter", "jump"),
                         ("Tab", "back"),
+                        ("?", "help"),
+                    ]
+                } else if player.is_desktop() {
+                    &[
+                        ("Space", "play"),
+                        ("←→", "5s"),
+                        ("↑↓", "30s"),
+                        ("+-", "speed"),
                         ("?", "help"),
                     ]
                 } else {
