@@ -130,6 +130,19 @@ fn decode_png(bytes: &[u8]) -> ((u32, u32), Vec<u8>) {
 }
 
 /// The session rows, as `session list --json` gives them.
+/// Half-block cells of `colour` (below and above) on a client's screen.
+fn cells_in(term: &vt100::Parser, colour: vt100::Color) -> usize {
+    let (rows, cols) = term.screen().size();
+    (0..rows.get())
+        .flat_map(|r| (0..cols.get()).map(move |c| (r, c)))
+        .filter(|&(r, c)| {
+            term.screen().cell(r, c).is_some_and(|x| {
+                x.contents() == "▀" && x.fgcolor() == colour && x.bgcolor() == colour
+            })
+        })
+        .count()
+}
+
 async fn sessions(admin: &Client) -> Vec<serde_json::Value> {
     run_ok(admin, "rampart session list --json")
         .await
@@ -190,15 +203,41 @@ async fn a_ticket_opens_a_recorded_desktop_once_and_a_kill_ends_it() {
         "a reused ticket: {again:?}"
     );
 
-    // Staff see it live, but a desktop cannot be mirrored in a terminal
-    // yet: they are told so, not shown an empty screen.
-    let watched = b
+    // Staff watch it live from the desk: the relay asks the target for a
+    // full redraw, and the monitor decodes it into the desktop's picture.
+    let colour = vt100::Color::Rgb(TARGET_RGB[0], TARGET_RGB[1], TARGET_RGB[2]);
+    let mut watch = admin.shell(100, 30, None).await;
+    assert!(watch.wait_for(T, |s| s.contains("F4 Audit")).await);
+    watch.audit_tab(b"2", T, |s| s.contains("Live (1)")).await;
+    watch.send(b"\r").await;
+    watch
+        .expect(T, |s| {
+            s.contains("desktop 800×600") && s.contains("monitoring, read-only")
+        })
+        .await;
+    let mut shown = 0;
+    for _ in 0..50 {
+        shown = cells_in(&watch.parser, colour);
+        if shown > 100 * 20 / 2 {
+            break;
+        }
+        watch.wait_for(Duration::from_millis(100), |_| false).await;
+    }
+    assert!(
+        shown > 100 * 20 / 2,
+        "{shown} cells of the target's colour in the live monitor:\n{}",
+        watch.text()
+    );
+    watch.send(b"\x1b").await;
+    watch.expect(T, |s| s.contains("Live (1)")).await;
+    // A desktop has no keyboard to share from a terminal.
+    let joined = b
         .services
         .ops
-        .live_monitor(&rampart::ops::Caller::local(), &b.shared.live, &id)
+        .live_join(&rampart::ops::Caller::local(), &b.shared.live, &id)
         .await;
-    let refusal = watched.err().map(|e| e.to_string()).unwrap_or_default();
-    assert!(refusal.contains("desktop (RDP) session"), "{refusal}");
+    let refusal = joined.err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(refusal.contains("cannot be joined"), "{refusal}");
 
     // The ticket's issue is in the operations log, without the password.
     let operations = run_ok(&admin, "rampart audit operations --json").await;
@@ -284,13 +323,12 @@ async fn a_ticket_opens_a_recorded_desktop_once_and_a_kill_ends_it() {
     let size = |n| std::num::NonZeroU16::new(n).unwrap();
     let mut term = vt100::Parser::new(size(24), size(80), 0);
     term.process(&screen);
-    let blue = vt100::Color::Rgb(TARGET_RGB[0], TARGET_RGB[1], TARGET_RGB[2]);
     let cells = (0..24)
         .flat_map(|r| (0..80).map(move |c| (r, c)))
         .filter(|&(r, c)| {
             term.screen()
                 .cell(r, c)
-                .is_some_and(|x| x.bgcolor() == blue)
+                .is_some_and(|x| x.bgcolor() == colour)
         })
         .count();
     assert!(
@@ -310,15 +348,7 @@ async fn a_ticket_opens_a_recorded_desktop_once_and_a_kill_ends_it() {
     desk.expect(T, |s| s.contains("desktop 800×600")).await;
     desk.send(b"\x1b[F").await; // End
     desk.expect(T, |s| s.contains("ended")).await;
-    let shown = (0..30u16)
-        .flat_map(|r| (0..100u16).map(move |c| (r, c)))
-        .filter(|&(r, c)| {
-            desk.parser
-                .screen()
-                .cell(r, c)
-                .is_some_and(|x| x.contents() == "▀" && x.bgcolor() == blue)
-        })
-        .count();
+    let shown = cells_in(&desk.parser, colour);
     assert!(
         shown > 100 * 20 / 2,
         "{shown} cells of the target's colour in the audit replay:\n{}",

@@ -349,16 +349,27 @@ impl Ops {
         id: &str,
         join_as: Option<&str>,
     ) -> Result<(live::Monitor, Option<live::Joined>)> {
-        // A desktop has no terminal screen to mirror or keyboard to share.
+        // A desktop is mirrored as a picture, decoded from its updates as
+        // they pass; it has no keyboard to share from a terminal, and its
+        // updates are too heavy for the node-to-node feed.
         let mut conn = self.store.conn().await?;
-        if let Ok(row) = store::sessions::get(&mut conn, id).await
-            && row.kind == "desktop"
-        {
-            return Err(OpsError::Invalid(format!(
-                "{id} is a desktop (RDP) session: watching it in the terminal is not built yet; `session kill` ends it, and `rampart replay {id}` plays its recording once it has ended"
-            )));
-        }
+        let desktop = store::sessions::get(&mut conn, id)
+            .await
+            .is_ok_and(|row| row.kind == "desktop");
         drop(conn);
+        if desktop {
+            if join_as.is_some() {
+                return Err(OpsError::Invalid(format!(
+                    "{id} is a desktop (RDP) session: it cannot be joined from a terminal; monitor it, or `session kill` it"
+                )));
+            }
+            return match registry.subscribe(id) {
+                Some(monitor) => Ok((monitor, None)),
+                None => Err(OpsError::Invalid(format!(
+                    "{id} is a desktop (RDP) session, watched only on the node it runs on: log in to that node (`session list` shows it)"
+                ))),
+            };
+        }
         registry
             .watch_anywhere(id, join_as)
             .await

@@ -27,10 +27,13 @@
 //!    rewrites and the channel cuts described there.
 //!
 //! Replay: `record::desktop` decodes the recording, `record::Player`
-//! plays it in the audit view with seeking.
+//! plays it in the audit view with seeking. Live: the relay publishes its
+//! frames to monitors like a terminal's; a monitor's snapshot request is
+//! answered with the target's Demand Active and a full redraw asked of
+//! the target (`orders`), and `tui::watch` decodes the rest.
 //!
-//! Not built yet (issue 17): the live view of a desktop in the monitor,
-//! GIF/MP4 export, approvals for RDP, RemoteApp checks.
+//! Not built yet (issue 17): GIF/MP4 export, approvals for RDP, RemoteApp
+//! checks.
 //!
 //! [`Authenticator`]: crate::auth::login::Authenticator
 
@@ -54,6 +57,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::audit::{self, AuditEvent};
+use crate::live::Control;
 use crate::model::Action;
 use crate::policy::GrantAccount;
 use crate::record::SessionKind;
@@ -330,7 +334,7 @@ async fn relay(
     login: &back::Login,
     target: back::Target,
     client: wire::Reader<tokio_rustls::server::TlsStream<TcpStream>>,
-    session: Session,
+    mut session: Session,
 ) {
     let services = &shared.services;
     let allowed = Allowed {
@@ -345,13 +349,29 @@ async fn relay(
     let (target_read, mut target_write) = tokio::io::split(target_stream);
     let mut client = wire::Reader::with_buffer(client_read, client_ahead);
     let mut target = wire::Reader::with_buffer(target_read, target_ahead);
-    let live = session.live();
+    // A monitor starting to watch asks for a full redraw (see `orders`).
+    let refresh = tokio::sync::Notify::new();
+    let (output, live) = session.split();
+    let counts = live.publisher();
     let up = async {
         let mut batch = Vec::new();
         loop {
             batch.clear();
-            if let Err(e) = client.pdus(&mut batch).await {
-                return reason_of("client", e);
+            tokio::select! {
+                read = client.pdus(&mut batch) => {
+                    if let Err(e) = read {
+                        return reason_of("client", e);
+                    }
+                }
+                // Between two batches: the request goes in at a PDU border.
+                () = refresh.notified() => {
+                    if let Some(request) = rewriter.refresh_request()
+                        && target_write.write_all(&request).await.is_err()
+                    {
+                        return ("target closed".into(), false);
+                    }
+                    continue;
+                }
             }
             let mut out = BytesMut::new();
             for frame in &batch {
@@ -360,7 +380,7 @@ async fn relay(
                     Err(e) => return (format!("client sent a malformed PDU: {e}"), true),
                 }
             }
-            live.add_in(out.len() as u64);
+            counts.add_in(out.len() as u64);
             if target_write.write_all(&out).await.is_err() {
                 return ("target closed".into(), false);
             }
@@ -378,7 +398,7 @@ async fn relay(
                 relay::join(&mut out, frame, rewriter.downstream(frame));
             }
             let out: Bytes = out.freeze();
-            if let Err(e) = session.output_frames(out.clone()).await {
+            if let Err(e) = output.output(out.clone()).await {
                 return (format!("recording failed: {e}"), true);
             }
             if client_write.write_all(&out).await.is_err() {
@@ -386,12 +406,14 @@ async fn relay(
             }
         }
     };
-    let stopped = session.stopped(services, &shared.shutdown, |now| {
-        shared
-            .policy()
-            .recheck(grant, Action::Connect, now)
-            .is_some()
-    });
+    let stopped = async {
+        tokio::select! {
+            stop = orders(live, &rewriter, &refresh) => stop,
+            stop = session::revoked(services, &shared.shutdown, |now| {
+                shared.policy().recheck(grant, Action::Connect, now).is_some()
+            }) => stop,
+        }
+    };
     let (reason, failed) = tokio::select! {
         r = up => r,
         r = down => r,
@@ -409,6 +431,56 @@ async fn relay(
         bytes_out,
     };
     session.end(services, outcome).await;
+}
+
+/// Fewest seconds between two redraws asked of the target for monitors: a
+/// monitor that keeps falling behind must not make the target repaint the
+/// whole desktop over and over.
+const REFRESH_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Answers the live entry's orders until a kill: a monitor's request for
+/// the screen gets the target's Demand Active (its decoder starts there)
+/// and makes the relay ask the target for a full redraw. A desktop has no
+/// keyboard to share (joins are refused before they get here) and no text
+/// line to show the person a notice on.
+async fn orders(
+    live: &mut crate::live::LiveSession,
+    rewriter: &Rewriter<'_>,
+    refresh: &tokio::sync::Notify,
+) -> session::Stop {
+    use tokio::time::{Instant, sleep_until};
+    let mut last: Option<Instant> = None;
+    // A redraw asked for too soon after the last one, done when it may be.
+    let mut owed = false;
+    loop {
+        let due = async {
+            match last.filter(|_| owed) {
+                Some(at) => sleep_until(at + REFRESH_EVERY).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            control = live.control() => match control {
+                Some(Control::Kill { reason, by }) => return session::Stop::Killed { reason, by },
+                Some(Control::Snapshot(request)) => {
+                    // Before the desktop is up the monitor waits for the stream.
+                    if let Some(demand_active) = rewriter.demand_active() {
+                        request.send(demand_active.to_vec());
+                        owed = true;
+                    }
+                }
+                Some(Control::Input(_) | Control::Notice(_)) => {}
+                None => std::future::pending::<()>().await,
+            },
+            () = due => {}
+        }
+        let now = Instant::now();
+        if owed && last.is_none_or(|at| now.duration_since(at) >= REFRESH_EVERY) {
+            refresh.notify_one();
+            last = Some(now);
+            owed = false;
+        }
+    }
 }
 
 /// The certificate fingerprint pinned for the asset, if any.

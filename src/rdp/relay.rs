@@ -14,6 +14,11 @@
 //!   off, and the surface-command, codec and frame-acknowledge sets
 //!   removed, so every update is a self-contained bitmap.
 //!
+//! Added (client to target): a Refresh Rect of the whole desktop when a
+//! monitor starts watching ([`Rewriter::refresh_request`]), so it gets a
+//! full picture; the rewriter keeps the target's Demand Active for the
+//! monitor's decoder ([`Rewriter::demand_active`]).
+//!
 //! Channels: `cliprdr` (clipboard) is cut both ways unless the grant has
 //! `copy` or `paste`, `rdpdr` (drives, printers) unless it has `upload` or
 //! `download`. Cutting means its PDUs are dropped in both directions, so
@@ -30,6 +35,7 @@ use std::sync::Mutex;
 use bytes::{Bytes, BytesMut};
 use ironrdp_core::{decode, encode_vec};
 use ironrdp_pdu::gcc::{ClientEarlyCapabilityFlags, ConferenceCreateRequest};
+use ironrdp_pdu::geometry::InclusiveRectangle;
 use ironrdp_pdu::mcs::{ConnectInitial, ConnectResponse, McsMessage, SendDataRequest};
 use ironrdp_pdu::nego::SecurityProtocol;
 use ironrdp_pdu::rdp::ClientInfoPdu;
@@ -37,8 +43,13 @@ use ironrdp_pdu::rdp::capability_sets::{
     BitmapCache, CacheDefinition, CacheEntry, CapabilitySet, GlyphCache, GlyphSupportLevel,
     OffscreenBitmapCache, Order, OrderFlags, OrderSupportExFlags,
 };
+use ironrdp_pdu::rdp::client_info::CompressionType;
 use ironrdp_pdu::rdp::client_info::{ClientInfoFlags, Credentials};
-use ironrdp_pdu::rdp::headers::{ShareControlHeader, ShareControlPdu};
+use ironrdp_pdu::rdp::headers::{
+    CompressionFlags, ShareControlHeader, ShareControlPdu, ShareDataHeader, ShareDataPdu,
+    StreamPriority,
+};
+use ironrdp_pdu::rdp::refresh_rectangle::RefreshRectanglePdu;
 use ironrdp_pdu::x224::{X224, X224Data};
 
 use super::back::Login;
@@ -84,6 +95,12 @@ struct Channels {
     client_info_sent: bool,
     /// The rest of a chunked clipboard message being dropped, per way.
     dropping: [bool; 2],
+    /// The target's last Demand Active as sent, and the desktop size in it:
+    /// a monitor's decoder starts from it.
+    demand_active: Option<(Bytes, u16, u16)>,
+    /// The person's user channel and the share id, from their Confirm
+    /// Active: what a refresh request added by the relay is sent as.
+    share: Option<(u16, u32)>,
 }
 
 impl Channels {
@@ -147,6 +164,8 @@ const CONNECT_RESPONSE: [u8; 2] = [0x7f, 0x66];
 const INFO_PKT: u16 = 0x0040;
 /// The share control header's type of a Confirm Active PDU.
 const CONFIRM_ACTIVE: u16 = 0x3;
+/// ... and of a Demand Active PDU (its low byte).
+const DEMAND_ACTIVE: u8 = 0x1;
 
 impl<'a> Rewriter<'a> {
     pub fn new(login: &'a Login, selected: SecurityProtocol, allowed: Allowed) -> Rewriter<'a> {
@@ -202,6 +221,10 @@ impl<'a> Rewriter<'a> {
             return encode_request(&request, user_data).map(Verdict::Replace);
         }
         if word(2).is_some_and(|t| t & 0xf == CONFIRM_ACTIVE) {
+            let share_id = data
+                .get(6..10)
+                .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
+            channels.share = share_id.map(|id| (request.initiator_id, id));
             let user_data = confirm_active(data)?;
             return encode_request(&request, user_data).map(Verdict::Replace);
         }
@@ -234,12 +257,23 @@ impl<'a> Rewriter<'a> {
             }
             return Verdict::Pass;
         }
-        if channels.cut.is_empty() && channels.clipboard.is_none() {
-            return Verdict::Pass;
-        }
         let Ok(ctx) = ironrdp_pdu::mcs::decode_send_data_indication(frame) else {
             return Verdict::Pass;
         };
+        if Some(ctx.channel_id) == channels.io {
+            let kind = ctx.user_data.get(2..4).map(|b| b[0] & 0xf);
+            if kind == Some(DEMAND_ACTIVE)
+                && let Ok(header) = decode::<ShareControlHeader>(ctx.user_data)
+                && let ShareControlPdu::ServerDemandActive(demand) = header.share_control_pdu
+            {
+                let size = demand.pdu.capability_sets.iter().find_map(|c| match c {
+                    CapabilitySet::Bitmap(b) => Some((b.desktop_width, b.desktop_height)),
+                    _ => None,
+                });
+                channels.demand_active = size.map(|(w, h)| (Bytes::copy_from_slice(frame), w, h));
+            }
+            return Verdict::Pass;
+        }
         if channels.cut.contains(&ctx.channel_id) {
             return Verdict::Drop;
         }
@@ -249,6 +283,49 @@ impl<'a> Rewriter<'a> {
             return Verdict::Drop;
         }
         Verdict::Pass
+    }
+
+    /// The target's last Demand Active, as sent: where a decoder that
+    /// joins a running desktop starts (it gives the size and the ids).
+    pub fn demand_active(&self) -> Option<Bytes> {
+        self.channels()
+            .demand_active
+            .as_ref()
+            .map(|(b, _, _)| b.clone())
+    }
+
+    /// A Refresh Rect PDU, as the person's client would send it, asking
+    /// the target to redraw the whole desktop: a monitor that just started
+    /// decoding gets a full picture. `None` before the desktop is up.
+    pub fn refresh_request(&self) -> Option<Bytes> {
+        let channels = self.channels();
+        let (_, width, height) = channels.demand_active.as_ref()?;
+        let (user, share_id) = channels.share?;
+        let io = channels.io?;
+        let data = ShareDataHeader {
+            share_data_pdu: ShareDataPdu::RefreshRectangle(RefreshRectanglePdu {
+                areas_to_refresh: vec![InclusiveRectangle {
+                    left: 0,
+                    top: 0,
+                    right: width.checked_sub(1)?,
+                    bottom: height.checked_sub(1)?,
+                }],
+            }),
+            stream_priority: StreamPriority::Medium,
+            compression_flags: CompressionFlags::empty(),
+            compression_type: CompressionType::K8,
+        };
+        let header = ShareControlHeader {
+            share_control_pdu: ShareControlPdu::Data(data),
+            pdu_source: user,
+            share_id,
+        };
+        let frame = X224(SendDataRequest {
+            initiator_id: user,
+            channel_id: io,
+            user_data: Cow::Owned(encode_vec(&header).ok()?),
+        });
+        encode_vec(&frame).ok().map(Bytes::from)
     }
 
     fn connect_initial(&self, data: &[u8]) -> Result<Bytes, String> {

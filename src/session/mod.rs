@@ -70,6 +70,7 @@ mod watch;
 pub use admit::{Denied, UserSessions, UserSlot, authorize};
 pub use approval::{Held, Withdrawal, decided};
 pub use rows::{Command, Rows, Transfer};
+pub use run::Output;
 pub use watch::{RECHECK, Stop, revoked};
 
 use crate::audit::AuditEvent;

@@ -11,7 +11,29 @@
 use bytes::Bytes;
 
 use super::Session;
-use crate::record::RecordError;
+use crate::live::{LiveSession, Publisher};
+use crate::record::{RecordError, RecorderHandle};
+
+/// A session's output half (see [`Session::split`]).
+pub struct Output<'a> {
+    recorder: &'a RecorderHandle,
+    recorded: bool,
+    publisher: Publisher,
+}
+
+impl Output<'_> {
+    /// Output towards the person, as [`Session::output`] takes it:
+    /// counted, handed to monitors (a desktop's are frames they decode),
+    /// recorded.
+    pub async fn output(&self, data: Bytes) -> Result<(), RecordError> {
+        self.publisher.add_out(data.len() as u64);
+        self.publisher.publish(data.clone());
+        if !self.recorded {
+            return Ok(());
+        }
+        self.recorder.output(data).await
+    }
+}
 
 impl Session {
     /// Output towards the person: counted, shown to monitors, recorded.
@@ -27,15 +49,16 @@ impl Session {
         self.recorder.output(data).await
     }
 
-    /// Output towards the person that is no terminal stream (a remote
-    /// desktop's updates): counted and recorded; monitors get no terminal
-    /// frames from it.
-    pub async fn output_frames(&self, data: Bytes) -> Result<(), RecordError> {
-        self.live.add_out(data.len() as u64);
-        if !self.recorded {
-            return Ok(());
-        }
-        self.recorder.output(data).await
+    /// The output half, for a protocol that answers its live entry's
+    /// orders ([`LiveSession::control`]: kills, monitors' snapshot
+    /// requests) while another task relays.
+    pub fn split(&mut self) -> (Output<'_>, &mut LiveSession) {
+        let output = Output {
+            recorder: &self.recorder,
+            recorded: self.recorded,
+            publisher: self.live.publisher(),
+        };
+        (output, &mut self.live)
     }
 
     /// Input from the person: counted, and recorded with

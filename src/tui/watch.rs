@@ -4,6 +4,11 @@
 //! drawn cell by cell inside a frame. A session larger than the watcher's
 //! window is cropped around its cursor, with a note saying so.
 //!
+//! A desktop (RDP) session is mirrored as its picture: the relay's
+//! snapshot is the target's Demand Active, the stream its updates, decoded
+//! here (on the watcher's task, never the relay's) and drawn as half
+//! blocks.
+//!
 //! Keys while joined are not parsed here: the caller passes the bytes to
 //! the session as typed and only looks for [`LEAVE_BYTE`] (Ctrl-]).
 
@@ -16,9 +21,10 @@ use ratatui::widgets::{Block, Borders, Paragraph};
 
 use super::centered;
 use super::input::Key;
-use super::term::copy_screen;
+use super::term::{copy_picture, copy_screen};
 use super::theme::Theme;
 use crate::live::LiveInfo;
+use crate::record::desktop::Desktop;
 
 /// Ctrl-]: leaves a joined session (the byte telnet made familiar).
 pub const LEAVE_BYTE: u8 = 0x1d;
@@ -27,6 +33,9 @@ pub struct Watch {
     title: String,
     joined: bool,
     terminal: vt100::Parser,
+    /// A desktop session's picture, decoded from its updates (the
+    /// terminal stays unused).
+    desktop: Option<Box<Desktop>>,
     ended: Option<String>,
 }
 
@@ -58,19 +67,29 @@ impl Watch {
             ),
             joined,
             terminal: vt100::Parser::new(size(rows), size(cols), 0),
+            desktop: (s.kind == "desktop").then(|| Box::new(Desktop::new())),
             ended: None,
         }
     }
 
     /// Starts over from a snapshot of the session's screen (at the start,
-    /// and after falling behind the stream).
+    /// and after falling behind the stream). A desktop's snapshot is the
+    /// target's Demand Active (the size and ids a decoder starts from);
+    /// the full redraw the relay asks for follows in the stream.
     pub fn snapshot(&mut self, cols: u16, rows: u16, contents: &[u8]) {
-        self.terminal = vt100::Parser::new(size(rows), size(cols), 0);
+        if let Some(desktop) = self.desktop.as_mut() {
+            **desktop = Desktop::new();
+        } else {
+            self.terminal = vt100::Parser::new(size(rows), size(cols), 0);
+        }
         self.feed(contents);
     }
 
     pub fn feed(&mut self, bytes: &[u8]) {
-        crate::record::vt::process_or_restart(&mut self.terminal, bytes);
+        match self.desktop.as_mut() {
+            Some(desktop) => desktop.feed(bytes),
+            None => crate::record::vt::process_or_restart(&mut self.terminal, bytes),
+        }
     }
 
     pub fn resize(&mut self, cols: u16, rows: u16) {
@@ -121,6 +140,10 @@ impl Watch {
                 .alignment(Alignment::Right),
             header,
         );
+        if let Some(desktop) = &self.desktop {
+            self.render_desktop(frame, area, theme, desktop);
+            return;
+        }
         let screen = self.terminal.screen();
         let (rows, cols) = screen.size();
         let (rows, cols) = (rows.get(), cols.get());
@@ -157,6 +180,37 @@ impl Watch {
             )
         } else {
             Span::styled(" the screen as the person sees it", theme.muted())
+        };
+        frame.render_widget(Paragraph::new(line), status);
+    }
+
+    fn render_desktop(&self, frame: &mut Frame, area: Rect, theme: &Theme, desktop: &Desktop) {
+        let picture = desktop.frame();
+        let title = match &picture {
+            Some(p) => format!(" desktop {}×{} ", p.width, p.height),
+            None => " desktop ".into(),
+        };
+        let frame_area = Rect::new(area.x, area.y + 1, area.width, area.height - 2);
+        let block = Block::default()
+            .borders(Borders::ALL)
+            .border_style(theme.border_focused())
+            .title(Span::styled(title, theme.muted()));
+        let inner = block.inner(frame_area);
+        frame.render_widget(block, frame_area);
+        if let Some(p) = &picture {
+            copy_picture(p, inner, frame.buffer_mut(), !theme.is_mono());
+        }
+        let status = Rect::new(area.x, area.y + area.height - 1, area.width, 1);
+        let line = match (&self.ended, &picture) {
+            (Some(why), _) => Span::styled(
+                format!(" session ended: {why}; any key to go back"),
+                theme.warning(),
+            ),
+            (None, None) => Span::styled(" waiting for the desktop's picture…", theme.muted()),
+            (None, Some(_)) => Span::styled(
+                " the desktop as the person sees it, scaled to this window",
+                theme.muted(),
+            ),
         };
         frame.render_widget(Paragraph::new(line), status);
     }
@@ -234,6 +288,41 @@ mod tests {
         watch.feed(b"ok");
         let text = seen(&watch, 80, 24);
         assert!(text.contains("ok"), "{text}");
+    }
+
+    #[test]
+    fn a_desktop_is_mirrored_as_its_picture_from_the_demand_active_on() {
+        use crate::record::desktop::synth;
+        let mut desktop_info = info(0, 0);
+        desktop_info.session.kind = "desktop".into();
+        desktop_info.session.protocol = "rdp".into();
+        let mut watch = Watch::new(&desktop_info, false);
+        assert!(seen(&watch, 80, 24).contains("waiting for the desktop's picture"));
+        // Updates before the snapshot cannot be drawn: no size yet.
+        watch.feed(&synth::fill(0, 0, 64, 64, [0xff, 0, 0]));
+        watch.snapshot(0, 0, &synth::demand_active(128, 64));
+        for x in [0, 64] {
+            watch.feed(&synth::fill(x, 0, 64, 64, [0x33, 0x66, 0xcc]));
+        }
+        let mut screen = Screen::new(80, 24, ColorMode::Full);
+        let bytes = screen.draw(|f| watch.render(f, &Theme::default()));
+        let mut client = vt100::Parser::new(size(24), size(80), 0);
+        client.process(&bytes);
+        let text = client.screen().contents();
+        assert!(text.contains("desktop 128×64"), "{text}");
+        assert!(text.contains("monitoring, read-only"), "{text}");
+        let blue = vt100::Color::Rgb(0x33, 0x66, 0xcc);
+        let cells = (0..24)
+            .flat_map(|r| (0..80).map(move |c| (r, c)))
+            .filter(|&(r, c)| {
+                client
+                    .screen()
+                    .cell(r, c)
+                    .is_some_and(|x| x.contents() == "▀" && x.fgcolor() == blue)
+            })
+            .count();
+        // 78 columns of room: 128x64 pixels scale to 78x39, 20 cell rows.
+        assert!(cells >= 78 * 19, "{cells} cells of the desktop's colour");
     }
 
     #[test]
