@@ -303,6 +303,41 @@ async fn a_ticket_opens_a_recorded_desktop_once_and_a_kill_ends_it() {
     assert_ne!(status, Some(0), "no picture before the desktop was shown");
     assert!(err.contains("no picture yet"), "{err}");
 
+    // An animation of it, as a GIF a browser or image viewer plays.
+    let (gif, err, status) = admin
+        .exec(&format!("rampart export {id} --format gif"))
+        .await;
+    assert_eq!(status, Some(0), "{err}");
+    assert!(gif.starts_with(b"GIF89a"), "{:?}", &gif[..gif.len().min(8)]);
+    let width = u16::from_le_bytes([gif[6], gif[7]]);
+    assert_eq!(width, 800, "the desktop's width (under the 960 cap)");
+    if let Ok(identify) = std::process::Command::new("identify")
+        .arg("-")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+    {
+        use std::io::Write as _;
+        let mut identify = identify;
+        identify
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(&gif)
+            .expect("write");
+        let out = identify.wait_with_output().expect("identify");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && text.contains("GIF 800x600"),
+            "{text}"
+        );
+    }
+    let (_, err, status) = admin
+        .exec(&format!("rampart export {id} --format gif --at 3"))
+        .await;
+    assert_ne!(status, Some(0));
+    assert!(err.contains("--at picks one picture"), "{err}");
+
     // The replay draws it in the terminal: half blocks in its colour.
     let cast = b
         .services

@@ -105,7 +105,7 @@ pub enum Command {
         #[arg(long, value_name = "SECONDS", default_value_t = 2.0)]
         idle_cap: f64,
     },
-    /// Write a session's recording: the asciicast, with --raw exactly the bytes the client received, with --format png one picture of a desktop (RDP) session
+    /// Write a session's recording: the asciicast, with --raw exactly the bytes the client received, with --format png one picture of a desktop (RDP) session, with --format gif its animation
     Export {
         session: String,
         /// Output file (default: standard output)
@@ -114,10 +114,10 @@ pub enum Command {
         /// Write the exact output bytes instead of the asciicast file
         #[arg(long, conflicts_with = "format")]
         raw: bool,
-        /// A picture of a desktop session's screen instead of the recording
+        /// A desktop session's screen as a picture or an animation instead of the recording
         #[arg(long, value_enum, value_name = "FORMAT")]
         format: Option<ExportFormat>,
-        /// With --format: the moment, as seconds or [HH:]MM:SS from the start (default: the end)
+        /// With --format png: the moment, as seconds or [HH:]MM:SS from the start (default: the end)
         #[arg(long, value_name = "TIME", requires = "format")]
         at: Option<String>,
     },
@@ -166,6 +166,8 @@ pub enum Command {
 pub enum ExportFormat {
     /// One PNG picture of the desktop at --at
     Png,
+    /// The desktop as a GIF animation: at most 5 frames a second, at most 960 pixels wide, pauses shortened to 2 s
+    Gif,
 }
 
 #[derive(Debug, Subcommand)]

@@ -170,6 +170,10 @@ pub async fn dispatch(
         } => {
             let what = match format {
                 Some(super::ExportFormat::Png) => session::Export::Png { at },
+                Some(super::ExportFormat::Gif) if at.is_some() => bail!(
+                    "--at picks one picture, for --format png; --format gif animates the whole recording"
+                ),
+                Some(super::ExportFormat::Gif) => session::Export::Gif,
                 None if raw => session::Export::Raw,
                 None => session::Export::Cast,
             };

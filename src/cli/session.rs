@@ -124,6 +124,8 @@ pub(super) enum Export {
     Raw,
     /// One picture of a desktop recording, at a moment (default: the end).
     Png { at: Option<String> },
+    /// A desktop recording as a GIF animation.
+    Gif,
 }
 
 /// `90`, `90.5`, `1:30` or `00:01:30`: seconds from the start.
@@ -141,6 +143,21 @@ fn parse_moment(text: &str) -> anyhow::Result<f64> {
         return Err(bad());
     }
     Ok(seconds)
+}
+
+/// Refuses a picture format for a terminal recording.
+fn desktop_only(path: &std::path::Path, session: &str, format: &str) -> anyhow::Result<()> {
+    let kind = crate::record::read(path)?
+        .header()
+        .rampart
+        .as_ref()
+        .map(|r| r.kind);
+    if kind != Some(crate::record::SessionKind::Desktop) {
+        bail!(
+            "--format {format} shows desktop (RDP) recordings; {session} is a terminal session: export it as is, or --raw"
+        );
+    }
+    Ok(())
 }
 
 pub(super) async fn export(
@@ -170,25 +187,32 @@ pub(super) async fn export(
                 None => f64::INFINITY,
                 Some(t) => parse_moment(t)?,
             };
-            let kind = crate::record::read(&path)?
-                .header()
-                .rampart
-                .as_ref()
-                .map(|r| r.kind);
-            if kind != Some(crate::record::SessionKind::Desktop) {
-                bail!(
-                    "--format png pictures desktop (RDP) recordings; {session} is a terminal session: export it as is, or --raw"
-                );
-            }
-            let written = crate::record::desktop::at(&path, at, |desktop| {
-                desktop.frame().map(|frame| frame.write_png(&mut buf))
-            })?;
-            match written {
+            desktop_only(&path, &session, "png")?;
+            // Decoding takes seconds on a long recording: off the runtime.
+            let (written, png) = tokio::task::spawn_blocking(move || {
+                let mut png = Vec::new();
+                let written = crate::record::desktop::at(&path, at, |desktop| {
+                    desktop.frame().map(|frame| frame.write_png(&mut png))
+                });
+                (written, png)
+            })
+            .await?;
+            match written? {
                 Some(result) => result?,
                 None => bail!(
                     "the recording has no picture yet at that moment (the desktop was not shown)"
                 ),
             }
+            buf = png;
+        }
+        Export::Gif => {
+            desktop_only(&path, &session, "gif")?;
+            let options = crate::record::gif::GifOptions::default();
+            buf = tokio::task::spawn_blocking(move || {
+                let mut gif = Vec::new();
+                crate::record::gif::write_gif(&path, &mut gif, options).map(|_| gif)
+            })
+            .await??;
         }
     }
     match file {

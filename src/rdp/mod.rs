@@ -32,7 +32,9 @@
 //! answered with the target's Demand Active and a full redraw asked of
 //! the target (`orders`), and `tui::watch` decodes the rest.
 //!
-//! Not built yet (issue 17): GIF/MP4 export, approvals for RDP, RemoteApp
+//! Export: one picture (PNG) or a GIF animation (`record::gif`).
+//!
+//! Not built yet (issue 17): MP4 export, approvals for RDP, RemoteApp
 //! checks.
 //!
 //! [`Authenticator`]: crate::auth::login::Authenticator

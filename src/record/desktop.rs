@@ -267,8 +267,7 @@ impl Cells {
 }
 
 /// Scales `frame` into at most `cols` x `rows` cells of two pixels each,
-/// its aspect kept, each pixel the average of the source pixels it covers
-/// (at most 4x4 samples: enough for a picture, bounded work).
+/// its aspect kept (see [`scaled_pixel`]).
 pub fn cells(frame: &Frame<'_>, cols: u16, rows: u16) -> Cells {
     let (w, h) = (frame.width as usize, frame.height as usize);
     let (cols, rows) = (usize::from(cols.max(1)), usize::from(rows.max(1)));
@@ -283,24 +282,7 @@ pub fn cells(frame: &Frame<'_>, cols: u16, rows: u16) -> Cells {
     let scale = (cols as f64 / w as f64).min((rows * 2) as f64 / h as f64);
     let tw = ((w as f64 * scale).floor() as usize).clamp(1, cols);
     let th = ((h as f64 * scale).floor() as usize).clamp(1, rows * 2);
-    let pixel = |tx: usize, ty: usize| -> [u8; 3] {
-        let (x0, x1) = (tx * w / tw, ((tx + 1) * w / tw).max(tx * w / tw + 1));
-        let (y0, y1) = (ty * h / th, ((ty + 1) * h / th).max(ty * h / th + 1));
-        let step_x = ((x1 - x0) / 4).max(1);
-        let step_y = ((y1 - y0) / 4).max(1);
-        let (mut sum, mut n) = ([0u32; 3], 0u32);
-        for y in (y0..y1.min(h)).step_by(step_y) {
-            for x in (x0..x1.min(w)).step_by(step_x) {
-                let at = (y * w + x) * 4;
-                for (c, total) in sum.iter_mut().enumerate() {
-                    *total += u32::from(frame.rgba[at + c]);
-                }
-                n += 1;
-            }
-        }
-        let n = n.max(1);
-        [(sum[0] / n) as u8, (sum[1] / n) as u8, (sum[2] / n) as u8]
-    };
+    let pixel = |tx: usize, ty: usize| scaled_pixel(frame, (tw, th), (tx, ty));
     let cell_rows = th.div_ceil(2);
     let mut pairs = Vec::with_capacity(tw * cell_rows);
     for row in 0..cell_rows {
@@ -318,6 +300,37 @@ pub fn cells(frame: &Frame<'_>, cols: u16, rows: u16) -> Cells {
         rows: cell_rows,
         pairs,
     }
+}
+
+/// Pixel (`tx`, `ty`) of `frame` scaled to `tw` x `th` (no larger than
+/// the frame): the average of the source pixels it covers, at most 4x4
+/// samples of them (enough for a picture, bounded work). Black outside.
+pub(crate) fn scaled_pixel(
+    frame: &Frame<'_>,
+    (tw, th): (usize, usize),
+    (tx, ty): (usize, usize),
+) -> [u8; 3] {
+    let (w, h) = (frame.width as usize, frame.height as usize);
+    if tw == 0 || th == 0 || frame.rgba.len() < w * h * 4 {
+        return [0, 0, 0];
+    }
+    let (x0, x1) = (tx * w / tw, ((tx + 1) * w / tw).max(tx * w / tw + 1));
+    let (y0, y1) = (ty * h / th, ((ty + 1) * h / th).max(ty * h / th + 1));
+    let step_x = ((x1 - x0) / 4).max(1);
+    let step_y = ((y1 - y0) / 4).max(1);
+    let (mut sum, mut n) = ([0u32; 3], 0u32);
+    for y in (y0..y1.min(h)).step_by(step_y) {
+        for x in (x0..x1.min(w)).step_by(step_x) {
+            // In bounds: x < w, y < h, and rgba holds w * h pixels.
+            let at = (y * w + x) * 4;
+            for (c, total) in sum.iter_mut().enumerate() {
+                *total += u32::from(frame.rgba[at + c]);
+            }
+            n += 1;
+        }
+    }
+    let n = n.max(1);
+    [(sum[0] / n) as u8, (sum[1] / n) as u8, (sum[2] / n) as u8]
 }
 
 /// Draws `frame` into `cols` x `rows` terminal cells as half blocks (see
@@ -422,6 +435,37 @@ pub(crate) mod synth {
     };
     use ironrdp_pdu::rdp::headers::{ShareControlHeader, ShareControlPdu};
     use ironrdp_pdu::x224::X224;
+
+    /// A desktop recording of these chunks (time, bytes), written by the
+    /// recorder into `dir`; returns the cast's path.
+    pub(crate) fn recording(
+        dir: &std::path::Path,
+        chunks: &[(std::time::Duration, Vec<u8>)],
+    ) -> std::path::PathBuf {
+        use crate::record::writer::{CastWriter, RecordingMeta};
+        let meta = RecordingMeta {
+            session: "0b4f6a52-3c1e-4d7a-9f00-5e2a1c0d9b12".into(),
+            started_at: jiff::Timestamp::from_second(1_767_225_600).expect("time"),
+            user: "alice".into(),
+            asset: "win1".into(),
+            account: "Administrator".into(),
+            protocol: "rdp".into(),
+            kind: crate::record::SessionKind::Desktop,
+            cols: 0,
+            rows: 0,
+            term: None,
+            shell: None,
+            title: None,
+            command: None,
+        };
+        let mut writer = CastWriter::create(dir, &meta).expect("create");
+        for (at, bytes) in chunks {
+            writer.output(*at, bytes).expect("output");
+        }
+        let path = dir.join(writer.relative_path());
+        writer.finish().expect("finish");
+        path
+    }
 
     /// The server's Demand Active for a desktop of this size.
     pub(crate) fn demand_active(width: u16, height: u16) -> Vec<u8> {

@@ -74,6 +74,7 @@
 mod command;
 pub mod desktop;
 mod export;
+pub mod gif;
 mod handle;
 mod header;
 mod model;

@@ -534,38 +534,15 @@ fn output_that_panics_vt100_does_not_end_the_replay() {
 /// Returns the cast's path.
 fn desktop_recording(dir: &Path, fills: usize) -> PathBuf {
     use crate::record::desktop::synth;
-    use crate::record::writer::{CastWriter, RecordingMeta};
-    let meta = RecordingMeta {
-        session: "0b4f6a52-3c1e-4d7a-9f00-5e2a1c0d9b12".into(),
-        started_at: jiff::Timestamp::from_second(1_767_225_600).unwrap(),
-        user: "alice".into(),
-        asset: "win1".into(),
-        account: "Administrator".into(),
-        protocol: "rdp".into(),
-        kind: crate::record::SessionKind::Desktop,
-        cols: 0,
-        rows: 0,
-        term: None,
-        shell: None,
-        title: None,
-        command: None,
-    };
-    let mut writer = CastWriter::create(dir, &meta).unwrap();
     let at = |i: usize| std::time::Duration::from_millis(100 * i as u64);
-    writer
-        .output(at(0), &synth::demand_active(320, 240))
-        .unwrap();
+    let mut chunks = vec![(at(0), synth::demand_active(320, 240))];
     let mut rng = Rng(7);
     for i in 0..fills {
         let (x, y) = (rng.below(320 - 64) as u16, rng.below(240 - 64) as u16);
         let rgb = [rng.below(256) as u8, rng.below(256) as u8, (i % 256) as u8];
-        writer
-            .output(at(i + 1), &synth::fill(x, y, 64, 64, rgb))
-            .unwrap();
+        chunks.push((at(i + 1), synth::fill(x, y, 64, 64, rgb)));
     }
-    let path = dir.join(writer.relative_path());
-    writer.finish().unwrap();
-    path
+    synth::recording(dir, &chunks)
 }
 
 /// The picture a straight decode of every chunk up to `at` gives, as RGB.
