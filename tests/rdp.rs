@@ -490,7 +490,7 @@ async fn ssh_to_a_desktop_with_openssh_prints_a_ticket_that_connects() {
     run_ok(&admin, &format!("rampart me keys add --key '{public}'")).await;
 
     // `ssh -t bastion win1` for a desktop: the ticket instead of a shell.
-    let mut command = std::process::Command::new(ssh);
+    let mut command = std::process::Command::new(&ssh);
     command.args(support::peers::client_options(&key)).args([
         "-p",
         &b.addr.port().to_string(),
@@ -513,6 +513,41 @@ async fn ssh_to_a_desktop_with_openssh_prints_a_ticket_that_connects() {
     let client = desktop(&front, &user, &password).await;
     drop(client);
     drop(term);
+
+    // From the menu: picking the desktop shows a ticket in a box over it,
+    // and the menu comes back once it is read.
+    let mut command = std::process::Command::new(ssh);
+    command.args(support::peers::client_options(&key)).args([
+        "-p",
+        &b.addr.port().to_string(),
+        "-tt",
+        "admin@127.0.0.1",
+    ]);
+    let mut menu = support::pty::PtyChild::spawn(command, 120, 30);
+    menu.expect(T, |s| s.contains("win1")).await;
+    menu.send(b"win1");
+    menu.expect(T, |s| s.contains("Assets (1 of")).await;
+    menu.send(b"\r");
+    menu.expect(T, |s| s.contains("RDP to win1") && s.contains("password"))
+        .await;
+    let screen = menu.text();
+    let field = |name: &str| {
+        screen
+            .lines()
+            .flat_map(|l| l.split('│'))
+            .find_map(|part| part.trim().strip_prefix(name).map(|v| v.trim().to_string()))
+            .unwrap_or_else(|| panic!("no {name} line in {screen}"))
+    };
+    let (user, password) = (field("user "), field("password "));
+    assert_eq!(user, "admin#win1", "{screen}");
+    let client = desktop(&front, &user, &password).await;
+    drop(client);
+    menu.send(b"\r");
+    menu.expect(T, |s| {
+        s.contains("RDP ticket for Administrator on win1 given") && !s.contains("RDP to win1")
+    })
+    .await;
+    drop(menu);
     admin.close().await;
     b.shutdown().await;
 }

@@ -604,16 +604,26 @@ fn node_tree_restricts_the_list() {
 }
 
 #[test]
-fn an_asset_without_a_terminal_protocol_says_so() {
+fn a_desktop_in_the_menu_is_reached_over_rdp() {
     let mut menu = menu();
-    let mut client = Client::new(80, 24);
-    assert!(type_into(&mut menu, b"desktop\r").is_none());
+    let mut client = Client::new(100, 24);
     client.show(&menu);
-    assert!(
-        client.text().contains("desktop offers only rdp"),
-        "{}",
-        client.text()
-    );
+    // The details pane no longer greys rdp out.
+    type_into(&mut menu, b"desktop");
+    client.show(&menu);
+    assert!(!client.text().contains("greyed"), "{}", client.text());
+    // One account, one protocol the menu offers: straight to the ticket.
+    match type_into(&mut menu, b"\r") {
+        Some(MenuOutcome::Connect {
+            asset,
+            account: Chosen::Stored(user),
+            protocol,
+        }) => assert_eq!(
+            (asset.as_str(), user.as_str(), protocol.as_str()),
+            ("desktop", "admin", "rdp")
+        ),
+        other => panic!("{other:?}"),
+    }
 }
 
 #[test]

@@ -26,6 +26,9 @@
 //! 5. **Relay** (`relay.rs`): frames both ways, the connection-sequence
 //!    rewrites and the channel cuts described there.
 //!
+//! Tickets come from `rampart rdp ticket`, `ssh -t bastion DESKTOP` and
+//! the menu (`ssh::menu`, a box over it).
+//!
 //! Replay: `record::desktop` decodes the recording, `record::Player`
 //! plays it in the audit view with seeking. Live: the relay publishes its
 //! frames to monitors like a terminal's; a monitor's snapshot request is

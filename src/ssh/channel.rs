@@ -201,6 +201,7 @@ async fn run_intent(
                 asset: target.asset,
                 account: target.account,
                 input_password: None,
+                protocol: None,
             };
             // Several accounts, or a typed-in one: with a terminal, the menu's
             // chooser for just this asset (DESIGN.md §2: "a chooser if several").
@@ -234,6 +235,7 @@ async fn run_intent(
                 asset: target.asset,
                 account: target.account,
                 input_password: None,
+                protocol: None,
             };
             target::run_session(shared, conn, choice, Run::Exec(command), &mut person)
                 .await

@@ -38,6 +38,9 @@ pub struct Choice {
     pub account: Option<String>,
     /// The @INPUT password typed in the menu, when the account is typed in.
     pub input_password: Option<Secret<String>>,
+    /// The protocol picked in the menu; `None`: SSH, or RDP for an asset
+    /// granted over RDP only.
+    pub protocol: Option<String>,
 }
 
 /// The person's side of a target session: their channel, terminal and
@@ -190,8 +193,20 @@ pub async fn run_session(
         asset,
         account,
         input_password,
+        protocol,
     } = choice;
-    if let Some(ended) = rdp_instead(shared, conn, &asset, account.as_deref(), &run, say).await {
+    let chose_rdp = protocol.as_deref() == Some("rdp");
+    if let Some(ended) = rdp_instead(
+        shared,
+        conn,
+        &asset,
+        account.as_deref(),
+        chose_rdp,
+        &run,
+        say,
+    )
+    .await
+    {
         return ended;
     }
     let Some(admitted) = admit(shared, conn, &asset, account, &run, person, say).await else {
@@ -227,21 +242,22 @@ pub async fn run_session(
 }
 
 /// `ssh -t bastion win1` for a desktop (an asset the person may use over
-/// RDP and not over SSH): what to type into an RDP client instead of a
-/// shell, with a one-time ticket (`rampart rdp ticket`). `None`: not a
-/// desktop, the session goes on as SSH.
+/// RDP and not over SSH, or RDP picked in the chooser): what to type into
+/// an RDP client instead of a shell, with a one-time ticket (`rampart rdp
+/// ticket`). `None`: not a desktop, the session goes on as SSH.
 async fn rdp_instead(
     shared: &Shared,
     conn: &Conn,
     asset: &str,
     account: Option<&str>,
+    chose_rdp: bool,
     run: &Run,
     say: Say<'_>,
 ) -> Option<Ended> {
     let now = shared.services.clock.now();
     let visible = shared.policy().visible_asset(&conn.identity, asset, now)?;
     let over = |name: &str| visible.protocols().any(|p| p.name == name);
-    if over("ssh") || !over("rdp") || !matches!(run, Run::Shell) {
+    if (over("ssh") && !chose_rdp) || !over("rdp") || !matches!(run, Run::Shell) {
         return None;
     }
     let ops = &shared.services.ops;

@@ -43,6 +43,11 @@ impl MessageBox {
 
     /// Returns `true` when the key dismisses the box.
     pub fn handle(&mut self, key: Key) -> bool {
+        self.dismissed_by(&key)
+    }
+
+    /// Whether `key` dismisses the box.
+    pub fn dismissed_by(&self, key: &Key) -> bool {
         matches!(
             key,
             Key::Enter | Key::Esc | Key::Char(' ' | 'q') | Key::Ctrl('c' | 'd')
@@ -53,14 +58,22 @@ impl MessageBox {
         self.render_in(frame, frame.area(), theme);
     }
 
+    /// Draws the box centred in `area`. The text keeps its line breaks
+    /// (a box of several lines is as wide as its longest, up to 100
+    /// columns) and wraps what is longer.
     pub fn render_in(&self, frame: &mut Frame, area: Rect, theme: &Theme) {
-        let width = (self.text.chars().count() as u16)
+        let lines: Vec<&str> = self.text.lines().collect();
+        let longest = lines.iter().map(|l| l.chars().count()).max().unwrap_or(0);
+        let widest = if lines.len() > 1 { 100 } else { 70 };
+        let width = (longest as u16)
             .saturating_add(4)
-            .clamp(30, 70)
+            .clamp(30, widest)
             .min(area.width);
         let inner_width = width.saturating_sub(2).max(1);
-        let text_rows = (self.text.chars().count() as u16)
-            .div_ceil(inner_width)
+        let text_rows: u16 = lines
+            .iter()
+            .map(|l| (l.chars().count() as u16).div_ceil(inner_width).max(1))
+            .sum::<u16>()
             .max(1);
         let height = text_rows.saturating_add(4).min(area.height);
         let rect = centered(area, width, height);
@@ -69,16 +82,17 @@ impl MessageBox {
             .borders(Borders::ALL)
             .border_style(style)
             .title(Span::styled(format!(" {} ", self.title), style));
-        let body = vec![
-            Line::from(Span::styled(self.text.clone(), theme.text())),
-            Line::default(),
-            hint_line(theme, &[("Enter", "continue")]),
-        ];
+        let mut body: Vec<Line> = lines
+            .iter()
+            .map(|l| Line::from(Span::styled(l.to_string(), theme.text())))
+            .collect();
+        body.push(Line::default());
+        body.push(hint_line(theme, &[("Enter", "continue")]));
         frame.render_widget(Clear, rect);
         frame.render_widget(
             Paragraph::new(body)
                 .block(block)
-                .wrap(Wrap { trim: true })
+                .wrap(Wrap { trim: false })
                 .style(theme.text()),
             rect,
         );

@@ -178,6 +178,7 @@ pub enum DeskOutcome {
     Connect {
         asset: String,
         account: Chosen,
+        protocol: String,
     },
     /// Load the rows of this tab and hand them to [`Desk::set_data`].
     Fetch(Tab),
@@ -499,9 +500,15 @@ impl Desk {
         if self.view == View::Workbench {
             return match self.menu.handle(key)? {
                 MenuOutcome::Quit => Some(DeskOutcome::Quit),
-                MenuOutcome::Connect { asset, account, .. } => {
-                    Some(DeskOutcome::Connect { asset, account })
-                }
+                MenuOutcome::Connect {
+                    asset,
+                    account,
+                    protocol,
+                } => Some(DeskOutcome::Connect {
+                    asset,
+                    account,
+                    protocol,
+                }),
             };
         }
         let tab = self.showing()?;

@@ -27,10 +27,11 @@ use crate::model::{Identity, Role};
 use crate::policy::VisibleAsset;
 use crate::vault::Secret;
 
-/// Protocols the menu can open in the person's terminal today. The others
-/// an asset grants (sftp, rdp, databases...) are shown greyed in the details
-/// pane and are not offered.
-pub const TERMINAL_PROTOCOLS: &[&str] = &["ssh"];
+/// Protocols the menu offers: `ssh` opens in the person's terminal, `rdp`
+/// gives a one-time ticket for their RDP client. The others an asset
+/// grants (sftp, databases...) are shown greyed in the details pane and
+/// are not offered.
+pub const MENU_PROTOCOLS: &[&str] = &["ssh", "rdp"];
 
 /// How many recently used assets are kept at the top of the list.
 const RECENT_MAX: usize = 10;
@@ -688,7 +689,7 @@ impl Menu {
         let asset = &self.entries.get(entry as usize)?.asset;
         let mut choices: Vec<String> = Vec::new();
         for p in asset.protocols() {
-            if TERMINAL_PROTOCOLS.contains(&p.name.as_str()) && !choices.contains(&p.name) {
+            if MENU_PROTOCOLS.contains(&p.name.as_str()) && !choices.contains(&p.name) {
                 choices.push(p.name.clone());
             }
         }
@@ -729,6 +730,15 @@ impl Menu {
     ) -> Option<MenuOutcome> {
         match account {
             AccountChoice::Stored(name) => self.connect(entry, Chosen::Stored(name), protocol),
+            // An RDP ticket carries a stored account's password; a typed-in
+            // one would have to reach the RDP front some other way.
+            AccountChoice::Input if protocol == "rdp" => {
+                self.message = Some((
+                    Severity::Warning,
+                    "RDP works with the stored accounts only: pick one of them.".into(),
+                ));
+                None
+            }
             AccountChoice::Input => {
                 self.mode = Mode::Username {
                     entry,

@@ -9,7 +9,7 @@ use ratatui::widgets::{Block, Borders, Clear, Paragraph};
 
 use super::super::theme::Theme;
 use super::super::{centered, help_box, hint_line, pad, scroll, severity_style, truncate};
-use super::{Focus, Menu, Mode, TERMINAL_PROTOCOLS};
+use super::{Focus, MENU_PROTOCOLS, Menu, Mode};
 
 /// Keys listed by `?`.
 const HELP: &[(&str, &str)] = &[
@@ -342,7 +342,7 @@ impl Menu {
             if n > 0 {
                 protocols.push(Span::raw(" "));
             }
-            let usable = TERMINAL_PROTOCOLS.contains(&p.name.as_str());
+            let usable = MENU_PROTOCOLS.contains(&p.name.as_str());
             greyed |= !usable;
             let style = if usable { theme.text() } else { theme.muted() };
             protocols.push(Span::styled(p.to_string(), style));
