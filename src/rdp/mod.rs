@@ -43,6 +43,7 @@
 //! [`Authenticator`]: crate::auth::login::Authenticator
 
 mod back;
+mod clipboard;
 mod front;
 mod relay;
 mod tls;
@@ -356,6 +357,7 @@ async fn relay(
     let mut target = wire::Reader::with_buffer(target_read, target_ahead);
     // A monitor starting to watch asks for a full redraw (see `orders`).
     let refresh = tokio::sync::Notify::new();
+    let rows = session.rows().clone();
     let (output, live) = session.split();
     let counts = live.publisher();
     let up = async {
@@ -389,6 +391,9 @@ async fn relay(
             if target_write.write_all(&out).await.is_err() {
                 return ("target closed".into(), false);
             }
+            if let Err(e) = audit_clipboard(services, &rewriter, &rows, &output, false).await {
+                return (format!("recording failed: {e}"), true);
+            }
         }
     };
     let down = async {
@@ -409,6 +414,9 @@ async fn relay(
             if client_write.write_all(&out).await.is_err() {
                 return ("client closed".into(), false);
             }
+            if let Err(e) = audit_clipboard(services, &rewriter, &rows, &output, false).await {
+                return (format!("recording failed: {e}"), true);
+            }
         }
     };
     let stopped = async {
@@ -426,6 +434,8 @@ async fn relay(
     };
     let _ = client_write.shutdown().await;
     let _ = target_write.shutdown().await;
+    // A file still arriving when the session ended is logged as far as it came.
+    let _ = audit_clipboard(services, &rewriter, &rows, &output, true).await;
     let (bytes_in, bytes_out) = session.bytes();
     tracing::info!(target: "audit", session = %session.id(), reason = %reason, "rdp session ended");
     let outcome = Outcome {
@@ -436,6 +446,31 @@ async fn relay(
         bytes_out,
     };
     session.end(services, outcome).await;
+}
+
+/// Logs what crossed the clipboard since the last call: a transfer row in
+/// the audit chain (queued, never waited for) and a marker in the
+/// recording, for each. An error is the recording's.
+async fn audit_clipboard(
+    services: &crate::services::Services,
+    rewriter: &Rewriter<'_>,
+    rows: &session::Rows,
+    output: &session::Output<'_>,
+    end: bool,
+) -> Result<(), crate::record::RecordError> {
+    for moved in rewriter.moved(end) {
+        let event = rows.transfer(session::Transfer {
+            operation: moved.operation().into(),
+            path: moved.what().into(),
+            size: moved.size,
+            result: if moved.failed { "failed" } else { "ok" }.into(),
+            sha256: Some(moved.sha256.clone()),
+            error: String::new(),
+        });
+        services.audit.queue(event, services.clock.now());
+        output.marker(moved.marker()).await?;
+    }
+    Ok(())
 }
 
 /// Fewest seconds between two redraws asked of the target for monitors: a

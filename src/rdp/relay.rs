@@ -53,6 +53,7 @@ use ironrdp_pdu::rdp::refresh_rectangle::RefreshRectanglePdu;
 use ironrdp_pdu::x224::{X224, X224Data};
 
 use super::back::Login;
+use super::clipboard::{Moved, Tally};
 
 /// Which static channels, and clipboard directions, the grant leaves open.
 #[derive(Debug, Clone, Copy)]
@@ -101,6 +102,8 @@ struct Channels {
     /// The person's user channel and the share id, from their Confirm
     /// Active: what a refresh request added by the relay is sent as.
     share: Option<(u16, u32)>,
+    /// What crossed the clipboard, per way (up, down).
+    tally: [Tally; 2],
 }
 
 impl Channels {
@@ -201,11 +204,11 @@ impl<'a> Rewriter<'a> {
         }
         if Some(request.channel_id) == channels.clipboard {
             let refused = channels.clipboard_refused(Way::Up, &request.user_data, self.allowed);
-            return Ok(if refused {
-                Verdict::Drop
-            } else {
-                Verdict::Pass
-            });
+            if refused {
+                return Ok(Verdict::Drop);
+            }
+            channels.tally[0].chunk(&request.user_data, false);
+            return Ok(Verdict::Pass);
         }
         if Some(request.channel_id) != channels.io {
             return Ok(Verdict::Pass);
@@ -277,12 +280,22 @@ impl<'a> Rewriter<'a> {
         if channels.cut.contains(&ctx.channel_id) {
             return Verdict::Drop;
         }
-        if Some(ctx.channel_id) == channels.clipboard
-            && channels.clipboard_refused(Way::Down, ctx.user_data, self.allowed)
-        {
-            return Verdict::Drop;
+        if Some(ctx.channel_id) == channels.clipboard {
+            if channels.clipboard_refused(Way::Down, ctx.user_data, self.allowed) {
+                return Verdict::Drop;
+            }
+            channels.tally[1].chunk(ctx.user_data, true);
         }
         Verdict::Pass
+    }
+
+    /// What crossed the clipboard since last asked, both ways; with
+    /// `end`, a file still arriving too.
+    pub fn moved(&self, end: bool) -> Vec<Moved> {
+        let mut channels = self.channels();
+        let mut moved = channels.tally[0].take(false, end);
+        moved.extend(channels.tally[1].take(true, end));
+        moved
     }
 
     /// The target's last Demand Active, as sent: where a decoder that
@@ -531,6 +544,10 @@ mod tests {
             down(&r, CLIP, clip(CB_FORMAT_DATA_RESPONSE, WHOLE)),
             Verdict::Pass
         );
+        // What crossed is logged: 4 bytes, from the desktop to the person.
+        let moved = r.moved(false);
+        assert_eq!(moved.len(), 1, "{moved:?}");
+        assert_eq!((moved[0].operation(), moved[0].size), ("clipboard-copy", 4));
         // The person's clipboard is never offered, asked for or sent, not
         // even in pieces.
         assert_eq!(up(&r, CLIP, clip(CB_FORMAT_LIST, WHOLE)), Verdict::Drop);
@@ -551,6 +568,10 @@ mod tests {
             up(&r, CLIP, clip(0, CHANNEL_FLAG_LAST)),
             Verdict::Drop,
             "the last chunk"
+        );
+        assert!(
+            r.moved(true).is_empty(),
+            "nothing refused is logged as moved"
         );
         // Other clipboard messages and other channels pass.
         assert_eq!(

@@ -33,6 +33,14 @@ impl Output<'_> {
         }
         self.recorder.output(data).await
     }
+
+    /// A marker in the recording (see [`Session::marker`]).
+    pub async fn marker(&self, text: impl Into<String>) -> Result<(), RecordError> {
+        if !self.recorded {
+            return Ok(());
+        }
+        self.recorder.marker(text).await
+    }
 }
 
 impl Session {
