@@ -153,6 +153,9 @@ pub struct RdpConfig {
     /// generated on first start when both are missing.
     pub certificate: PathBuf,
     pub key: PathBuf,
+    /// How long a `rampart me rdp-password` works; zero: per-person RDP
+    /// passwords are off (tickets only).
+    pub password_lifetime: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -403,6 +406,7 @@ impl Default for Config {
                 listen: Vec::new(),
                 certificate: PathBuf::from("rdp.crt"),
                 key: PathBuf::from("rdp.key"),
+                password_lifetime: Duration::from_secs(12 * 3600),
             },
             database: DatabaseConfig {
                 url: "sqlite://rampart.db".to_string(),

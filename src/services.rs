@@ -160,6 +160,7 @@ impl Services {
                 )
             }),
             node: config.cluster.node.clone(),
+            rdp_password_lifetime: config.rdp.password_lifetime,
         };
         let ops = Ops::new(store.clone(), vault.clone(), clock.clone(), settings);
         let audit = crate::audit::AuditWriter::start(store.clone());

@@ -551,3 +551,78 @@ async fn ssh_to_a_desktop_with_openssh_prints_a_ticket_that_connects() {
     admin.close().await;
     b.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_rdp_password_opens_desktops_until_it_is_turned_off() {
+    if !support::rdp::peers_present() {
+        return;
+    }
+    let target = start_target().await;
+    let (mut b, admin, front) = setup(&target).await;
+
+    // Asked for over SSH, shown once, with how to use it.
+    let out = run_ok(&admin, "rampart me rdp-password").await;
+    let password = out
+        .lines()
+        .find_map(|l| {
+            l.trim()
+                .strip_prefix("password ")
+                .map(|v| v.trim().to_string())
+        })
+        .unwrap_or_else(|| panic!("no password line in {out}"));
+    assert!(out.contains("admin#ASSET"), "{out}");
+    assert!(out.contains(&front), "{out}");
+
+    // It opens the desktop, more than once, with or without the account.
+    for user in ["admin#win1", "admin#Administrator#win1"] {
+        let client = desktop(&front, user, &password).await;
+        drop(client);
+    }
+    let id = {
+        let rows = sessions(&admin).await;
+        assert!(rows.len() >= 2, "{rows:?}");
+        rows[0]["id"].as_str().unwrap_or_default().to_string()
+    };
+    assert!(!id.is_empty());
+    // A wrong account name is no way around the grant.
+    let (code, _) = attempt(&front, "admin#root#win1", &password, &[]).await;
+    assert!(matches!(code, Some(c) if c != 0), "an account not granted");
+
+    // The login log names the method; the operations log has the issue,
+    // never the password.
+    let logins = run_ok(&admin, "rampart audit logins --json").await;
+    assert!(
+        logins
+            .lines()
+            .filter(|l| l.contains("rdp-password"))
+            .count()
+            >= 2,
+        "{logins}"
+    );
+    let operations = run_ok(&admin, "rampart audit operations --json").await;
+    assert!(operations.contains("rdp.password"), "{operations}");
+    assert!(!operations.contains(&password), "the password was logged");
+
+    // A new one replaces it; --off ends it.
+    let again = run_ok(&admin, "rampart me rdp-password").await;
+    assert!(!again.contains(&password), "a fresh password each time");
+    let (code, _) = attempt(&front, "admin#win1", &password, &[]).await;
+    assert!(matches!(code, Some(c) if c != 0), "the replaced password");
+    assert!(
+        run_ok(&admin, "rampart me rdp-password --off")
+            .await
+            .contains("is off")
+    );
+    let newer = again
+        .lines()
+        .find_map(|l| {
+            l.trim()
+                .strip_prefix("password ")
+                .map(|v| v.trim().to_string())
+        })
+        .unwrap_or_default();
+    let (code, _) = attempt(&front, "admin#win1", &newer, &[]).await;
+    assert!(matches!(code, Some(c) if c != 0), "a password turned off");
+    admin.close().await;
+    b.shutdown().await;
+}

@@ -34,4 +34,9 @@ fuzz_target!(|data: &[u8]| {
         }
         let _ = rewriter.downstream(frame);
     }
+    // What the frames left behind: clipboard rows, a monitor's redraw.
+    let _ = rewriter.moved(true);
+    if let Some(request) = rewriter.refresh_request() {
+        assert_eq!(pdu_size(&request), Ok(Some(request.len())), "a refresh request frames");
+    }
 });

@@ -273,32 +273,32 @@ impl Authenticator {
             .await
     }
 
-    /// An RDP login with a one-time ticket (`rdp` module): `proven` says
-    /// whether the person's RDP client proved a valid ticket of theirs.
+    /// An RDP login (`rdp` module): `proven` says whether the person's RDP
+    /// client proved a valid one-time ticket or RDP password of theirs.
     /// Locks, standing and login ACLs apply as to any login, a wrong,
-    /// used or expired ticket counts as a failed proof, and every outcome
-    /// is logged with the method `rdp-ticket`.
-    pub async fn rdp_ticket(
+    /// used or expired one counts as a failed proof, and every outcome is
+    /// logged with `method` (`rdp-ticket`, `rdp-password`).
+    pub async fn rdp_login(
         &self,
         user_name: &str,
         proven: bool,
         source: IpAddr,
+        method: &'static str,
     ) -> Result<Accepted, LoginError> {
-        const METHOD: &str = "rdp-ticket";
         let address = source.to_string();
         let (addr_state, record) = self.read(user_name, &address).await?;
         let user = record.as_ref().map(|r| &r.user);
         if let Some(refusal) = locked(&addr_state, record.as_ref(), self.clock.now()) {
             return self
-                .refuse(user_name, user, &address, METHOD, refusal, false)
+                .refuse(user_name, user, &address, method, refusal, false)
                 .await;
         }
         if !proven {
             return self
-                .refuse(user_name, user, &address, METHOD, Refusal::WrongProof, true)
+                .refuse(user_name, user, &address, method, Refusal::WrongProof, true)
                 .await;
         }
-        self.accept(user_name, Checked::Ticket, source, METHOD)
+        self.accept(user_name, Checked::Ticket, source, method)
             .await
     }
 

@@ -62,6 +62,21 @@ pub(super) async fn run(
             ops.me_key_remove(caller, &fingerprint).await?;
             writeln!(io.out, "key {fingerprint} removed")?;
         }
+        MeCmd::RdpPassword { off: true } => {
+            if ops.rdp_password_off(caller).await? {
+                writeln!(io.out, "your RDP password is off")?;
+            } else {
+                writeln!(io.out, "you had no RDP password")?;
+            }
+        }
+        MeCmd::RdpPassword { off: false } => {
+            let password = ops.rdp_password(caller).await?;
+            if json {
+                output::show(io.out, &password, true)?;
+            } else {
+                write!(io.out, "{}", super::rdp::password_text(services, &password))?;
+            }
+        }
         MeCmd::Mfa(mfa) => match mfa.cmd.unwrap_or(MeMfaCmd::Status) {
             MeMfaCmd::Status => output::show(io.out, &ops.me_mfa(caller).await?, json)?,
             MeMfaCmd::Enrol => {

@@ -207,6 +207,12 @@ pub enum MeCmd {
     Keys(MeKeysCmd),
     /// Your second factor (TOTP): status, enrol, confirm, reset
     Mfa(MeMfaArgs),
+    /// A password for your RDP client that works for every desktop you may use, until it expires (rdp.password_lifetime); shown once, it replaces any earlier one
+    RdpPassword {
+        /// Turn your RDP password off instead
+        #[arg(long)]
+        off: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]

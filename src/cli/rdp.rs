@@ -55,6 +55,25 @@ pub fn ticket_text(services: &Services, ticket: &crate::ops::RdpTicket) -> Strin
     )
 }
 
+/// What a person gives their RDP client with their RDP password.
+pub fn password_text(services: &Services, password: &crate::ops::RdpPassword) -> String {
+    let front = front_address(services);
+    let until = password
+        .expires_at
+        .to_zoned(services.config.auth.time_zone.clone())
+        .strftime("%Y-%m-%d %H:%M %Z");
+    let person = password.login.trim_end_matches("#ASSET");
+    format!(
+        "Your RDP password, for every desktop you may use over RDP, until {until}.\n\
+         It replaces any earlier one; it is not shown again.\n\
+         \x20 address   {front}\n\
+         \x20 user      {person}#ASSET (or {person}#ACCOUNT#ASSET where you have several accounts)\n\
+         \x20 password  {}\n\
+         Turn it off with: rampart me rdp-password --off\n",
+        password.password.expose()
+    )
+}
+
 /// Where RDP clients connect: the first `rdp.listen` address, with
 /// `BASTION` for a wildcard one (the name people reach the bastion by is
 /// not known here).

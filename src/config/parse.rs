@@ -350,6 +350,7 @@ fn parse_rdp(
         listen,
         certificate: path("certificate", &d.certificate)?,
         key: path("key", &d.key)?,
+        password_lifetime: s.duration("password_lifetime", d.password_lifetime)?,
     })
 }
 

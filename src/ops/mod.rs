@@ -39,7 +39,7 @@ pub use demo::{DEMO_ACCOUNT, DEMO_ASSET};
 pub use import::ImportSummary;
 pub use me::{MeView, MfaEnrolment, MfaStatus, PENDING_ENROLMENT, require_person};
 pub use probe::{AssetTest, HostKeyStatus};
-pub use rdp::{RdpTicket, TICKET_LIFETIME, TICKETS_PER_ASSET};
+pub use rdp::{RdpPassword, RdpTicket, TICKET_LIFETIME, TICKETS_PER_ASSET, only_account};
 pub use users::{UserAdded, UserEdit, UserSpec, UserView};
 
 use std::sync::Arc;
@@ -127,6 +127,8 @@ pub struct OpsSettings {
     /// This node's name (`cluster.node`): sessions are listed with the
     /// node that runs them.
     pub node: String,
+    /// `rdp.password_lifetime`: zero turns `me rdp-password` off.
+    pub rdp_password_lifetime: std::time::Duration,
 }
 
 impl Default for OpsSettings {
@@ -138,6 +140,7 @@ impl Default for OpsSettings {
             mfa: MfaPolicy::Optional,
             password_login: true,
             node: String::new(),
+            rdp_password_lifetime: std::time::Duration::from_secs(12 * 3600),
         }
     }
 }

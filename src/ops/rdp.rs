@@ -30,6 +30,34 @@ pub struct RdpTicket {
     pub expires_at: Timestamp,
 }
 
+/// A person's RDP password, as `me rdp-password` gives it: shown once.
+#[derive(Debug, Serialize)]
+pub struct RdpPassword {
+    /// The RDP user name to give with it, for an asset: `PERSON#ASSET`,
+    /// or `PERSON#ACCOUNT#ASSET` where the person has several accounts.
+    pub login: String,
+    #[serde(serialize_with = "expose")]
+    pub password: Secret<String>,
+    pub expires_at: Timestamp,
+}
+
+/// The one stored account of `visible` (an asset seen over RDP); where
+/// there are several, the error says so and ends with `choose`.
+pub fn only_account(visible: &crate::policy::VisibleAsset, choose: &str) -> Result<String> {
+    let asset = visible.name();
+    let names: Vec<&str> = visible.accounts().map(|a| a.username()).collect();
+    match names.as_slice() {
+        [one] => Ok((*one).to_string()),
+        [] => Err(OpsError::Invalid(format!(
+            "no stored account of {asset} is yours over RDP; RDP needs the bastion to hold the credential"
+        ))),
+        many => Err(OpsError::Invalid(format!(
+            "{asset} has several accounts for you ({}): {choose}",
+            many.join(", ")
+        ))),
+    }
+}
+
 fn expose<S: serde::Serializer>(s: &Secret<String>, to: S) -> Result<S::Ok, S::Error> {
     to.serialize_str(s.expose())
 }
@@ -65,23 +93,7 @@ impl Ops {
             .ok_or_else(no_access)?;
         let account = match account {
             Some(a) => a.to_string(),
-            None => {
-                let names: Vec<&str> = visible.accounts().map(|a| a.username()).collect();
-                match names.as_slice() {
-                    [one] => (*one).to_string(),
-                    [] => {
-                        return Err(OpsError::Invalid(format!(
-                            "no stored account of {asset} is yours over RDP; RDP needs the bastion to hold the credential"
-                        )));
-                    }
-                    many => {
-                        return Err(OpsError::Invalid(format!(
-                            "{asset} has several accounts for you ({}): choose one with --account",
-                            many.join(", ")
-                        )));
-                    }
-                }
-            }
+            None => only_account(&visible, "choose one with --account")?,
         };
         let grant = snapshot
             .authorize(&who, asset, &account, "rdp", Action::Connect, now)
@@ -132,5 +144,77 @@ impl Ops {
             account: ticket.account,
             expires_at,
         })
+    }
+}
+
+impl Ops {
+    /// Gives the caller an RDP password for every desktop they may use,
+    /// valid for `rdp.password_lifetime`, replacing any earlier one. It is
+    /// issued from a logged-in (and, where required, second-factor)
+    /// session, and is shown only here.
+    pub async fn rdp_password(&self, caller: &Caller) -> Result<RdpPassword> {
+        require_person(caller)?;
+        let lifetime = self.settings().rdp_password_lifetime;
+        if lifetime.is_zero() {
+            return Err(OpsError::Invalid(
+                "per-person RDP passwords are off here (rdp.password_lifetime = \"0\"): use `rampart rdp ticket ASSET`".into(),
+            ));
+        }
+        let vault = self.vault()?;
+        let snapshot = self.policy_snapshot().await?;
+        let user = snapshot
+            .user_by_name(&caller.name)
+            .ok_or_else(|| OpsError::Forbidden(format!("{} is not a user here", caller.name)))?;
+        let now = self.now();
+        let expires_at = now
+            .checked_add(jiff::SignedDuration::try_from(lifetime).unwrap_or_default())
+            .unwrap_or(now);
+        let password = crate::auth::generate_one_time_password();
+        let stored = store::rdp_passwords::RdpPassword {
+            secret: vault.seal_str(password.expose()),
+            expires_at,
+        };
+        let mut tx = self.store.begin().await?;
+        store::rdp_passwords::set(&mut tx, user.id, &stored, now).await?;
+        let detail = serde_json::json!({ "expires_at": store::ts(expires_at) });
+        self.log(
+            &mut tx,
+            caller,
+            "rdp.password",
+            format!("user {}", caller.name),
+            None,
+            Some(detail),
+        )
+        .await?;
+        self.store.commit(tx).await?;
+        Ok(RdpPassword {
+            login: format!("{}#ASSET", caller.name),
+            password,
+            expires_at,
+        })
+    }
+
+    /// Turns the caller's RDP password off; false when they had none.
+    pub async fn rdp_password_off(&self, caller: &Caller) -> Result<bool> {
+        require_person(caller)?;
+        let snapshot = self.policy_snapshot().await?;
+        let Some(user) = snapshot.user_by_name(&caller.name) else {
+            return Ok(false);
+        };
+        let mut tx = self.store.begin().await?;
+        let had = store::rdp_passwords::clear(&mut tx, user.id).await?;
+        if had {
+            self.log(
+                &mut tx,
+                caller,
+                "rdp.password.off",
+                format!("user {}", caller.name),
+                None,
+                None,
+            )
+            .await?;
+        }
+        self.store.commit(tx).await?;
+        Ok(had)
     }
 }

@@ -1,7 +1,10 @@
 //! The front door: X.224 negotiation (NLA only), TLS with the front's
 //! certificate, then CredSSP as the server, where NTLM checks the person's
-//! one-time ticket. The person is known, and their ticket redeemed, before
-//! any target is dialled.
+//! one-time ticket or their RDP password (`me rdp-password`). The person
+//! is known, and a ticket redeemed, before any target is dialled.
+//!
+//! The user name is `PERSON#ASSET`, or `PERSON#ACCOUNT#ASSET` to pick one
+//! of several accounts (a ticket names its own).
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -26,7 +29,8 @@ use crate::services::Services;
 use crate::store::rdp_tickets::Ticket;
 use crate::vault::Secret;
 
-/// A person the front let in, with the ticket they redeemed.
+/// A person the front let in, with the asset and account their ticket
+/// (or their login name) gave.
 pub struct Admitted {
     pub reader: Reader<TlsStream<TcpStream>>,
     pub identity: Identity,
@@ -95,7 +99,7 @@ pub async fn admit(
     let proxy = Tickets {
         handle: tokio::runtime::Handle::current(),
         services: services.clone(),
-        policy,
+        policy: policy.clone(),
         asked: asked.clone(),
     };
     let mut server = CredSspServer::new(
@@ -133,37 +137,60 @@ pub async fn admit(
         }
     };
     let asked = std::mem::take(&mut *asked.lock().unwrap_or_else(|e| e.into_inner()));
-    let Some((person, _asset)) = asked.login.clone() else {
+    let Some((person, _, _)) = asked.login.clone() else {
         // A name that is no PERSON#ASSET is a failed login all the same
         // (an unknown user: it counts against the address).
         let Some(named) = asked.named else {
             return Err(FrontError::Credssp("the client named no user".into()));
         };
-        let _ = authenticator.rdp_ticket(&named, false, peer.ip()).await;
+        let _ = authenticator
+            .rdp_login(&named, false, peer.ip(), "rdp-ticket")
+            .await;
         return Err(FrontError::Refused {
             user: named,
             why: "the user name is not PERSON#ASSET".into(),
         });
     };
-    // Which of the person's tickets the client proved: the password it
-    // delegated is the ticket's.
-    let ticket = identity.as_ref().and_then(|id| {
+    // Which of the candidates the client proved: the password it
+    // delegated is that one's.
+    let proved = identity.as_ref().and_then(|id| {
         asked
             .candidates
             .iter()
             .find(|(_, pw)| pw.expose() == id.password.as_ref())
-            .map(|(t, _)| t.clone())
+            .map(|(key, _)| key.clone())
     });
     let refused = |why: String| FrontError::Refused {
         user: person.clone(),
         why,
     };
+    let has_password = asked
+        .candidates
+        .iter()
+        .any(|(k, _)| matches!(k, Key::Password));
+    let method = match &proved {
+        Some(Key::Password) => "rdp-password",
+        Some(Key::Ticket(_)) => "rdp-ticket",
+        None if has_password => "rdp-password",
+        None => "rdp-ticket",
+    };
     let accepted = authenticator
-        .rdp_ticket(&person, ticket.is_some(), peer.ip())
+        .rdp_login(&person, proved.is_some(), peer.ip(), method)
         .await
         .map_err(|e| refused(e.to_string()))?;
-    let Some(ticket) = ticket else {
-        return Err(refused("wrong, used or expired ticket".into()));
+    let ticket = match proved {
+        Some(Key::Ticket(ticket)) => ticket,
+        Some(Key::Password) => {
+            let (asset_id, account) =
+                by_name(&policy, &accepted.identity, &asked, services).map_err(refused)?;
+            return Ok(Admitted {
+                reader,
+                identity: accepted.identity,
+                asset_id,
+                account,
+            });
+        }
+        None => return Err(refused("wrong, used or expired ticket or password".into())),
     };
     let mut conn = services
         .store
@@ -203,21 +230,60 @@ async fn write_ts(
     Ok(())
 }
 
-/// `PERSON#ASSET` (a domain the client adds is ignored).
-pub fn split_login(name: &str) -> Option<(&str, &str)> {
+/// `PERSON#ASSET` or `PERSON#ACCOUNT#ASSET` (a domain the client adds is
+/// ignored): the person, the account if named, the asset. Not `@`: RDP
+/// clients read `user@domain` as a UPN and send only the part before it.
+pub fn split_login(name: &str) -> Option<(&str, Option<&str>, &str)> {
     let name = name.rsplit_once('\\').map_or(name, |(_, n)| n);
-    let (person, asset) = name.split_once('#')?;
-    (!person.is_empty() && !asset.is_empty()).then_some((person, asset))
+    let (person, target) = name.split_once('#')?;
+    let (account, asset) = match target.rsplit_once('#') {
+        Some(("", _)) => return None,
+        Some((account, asset)) => (Some(account), asset),
+        None => (None, target),
+    };
+    (!person.is_empty() && !asset.is_empty()).then_some((person, account, asset))
 }
 
-/// What NTLM asked the ticket lookup: the login named, and the tickets
-/// offered as candidates with their passwords.
+/// A secret a login may prove.
+#[derive(Clone)]
+enum Key {
+    Ticket(Ticket),
+    /// The person's RDP password (`me rdp-password`).
+    Password,
+}
+
+/// What NTLM asked the lookup: the login named, and the secrets offered
+/// as candidates.
 #[derive(Default)]
 struct Asked {
     /// The user name NTLM carried, as given.
     named: Option<String>,
-    login: Option<(String, String)>,
-    candidates: Vec<(Ticket, Secret<String>)>,
+    /// Person, account if named, asset.
+    login: Option<(String, Option<String>, String)>,
+    candidates: Vec<(Key, Secret<String>)>,
+}
+
+/// The asset and account a password login names: the account given, or
+/// the person's only stored account there over RDP.
+fn by_name(
+    policy: &Snapshot,
+    who: &Identity,
+    asked: &Asked,
+    services: &Services,
+) -> Result<(String, String), String> {
+    let Some((_, account, asset)) = &asked.login else {
+        return Err("no asset named".into());
+    };
+    let visible = policy
+        .visible_asset(who, asset, services.clock.now())
+        .filter(|v| v.protocols().any(|p| p.name == "rdp"))
+        .ok_or_else(|| format!("no asset {asset:?} reachable over RDP"))?;
+    let account = match account {
+        Some(a) => a.clone(),
+        None => crate::ops::only_account(&visible, "log in as PERSON#ACCOUNT#ASSET")
+            .map_err(|e| e.to_string())?,
+    };
+    Ok((visible.id().to_string(), account))
 }
 
 /// sspi's credentials callback: a person's valid tickets for the asset
@@ -230,7 +296,14 @@ struct Tickets {
 }
 
 impl Tickets {
-    fn lookup(&self, person: &str, asset: &str) -> std::io::Result<Vec<(Ticket, Secret<String>)>> {
+    /// The person's valid tickets for the asset (for the account, if one
+    /// is named), and their RDP password if they have one.
+    fn lookup(
+        &self,
+        person: &str,
+        account: Option<&str>,
+        asset: &str,
+    ) -> std::io::Result<Vec<(Key, Secret<String>)>> {
         let (Some(user), Some(asset)) = (
             self.policy.user_by_name(person),
             self.policy.asset_by_name(asset),
@@ -242,25 +315,33 @@ impl Tickets {
         };
         let (user_id, asset_id) = (user.id.to_string(), asset.id().to_string());
         let services = self.services.clone();
-        let tickets = self.handle.block_on(async move {
+        let found = self.handle.block_on(async move {
             let mut conn = services.store.conn().await?;
-            crate::store::rdp_tickets::valid(
+            let now = services.clock.now();
+            let tickets = crate::store::rdp_tickets::valid(
                 &mut conn,
                 &user_id,
                 &asset_id,
-                services.clock.now(),
+                now,
                 crate::ops::TICKETS_PER_ASSET,
             )
-            .await
+            .await?;
+            let password = crate::store::rdp_passwords::valid(&mut conn, &user_id, now).await?;
+            Ok::<_, crate::store::StoreError>((tickets, password))
         });
-        let tickets = tickets.map_err(std::io::Error::other)?;
-        Ok(tickets
+        let (tickets, password) = found.map_err(std::io::Error::other)?;
+        let mut keys: Vec<(Key, Secret<String>)> = tickets
             .into_iter()
+            .filter(|t| account.is_none_or(|a| t.account == a))
             .filter_map(|t| {
                 let pw = vault.open_string(&t.secret).ok()?;
-                Some((t, pw))
+                Some((Key::Ticket(t), pw))
             })
-            .collect())
+            .collect();
+        if let Some(pw) = password.and_then(|p| vault.open_string(&p.secret).ok()) {
+            keys.push((Key::Password, pw));
+        }
+        Ok(keys)
     }
 }
 
@@ -280,10 +361,10 @@ impl CredentialsProxy for Tickets {
     ) -> std::io::Result<Vec<AuthIdentity>> {
         let name = username.account_name();
         self.asked.lock().unwrap_or_else(|e| e.into_inner()).named = Some(name.to_string());
-        let Some((person, asset)) = split_login(name) else {
+        let Some((person, account, asset)) = split_login(name) else {
             return Err(std::io::Error::other("the user name is not PERSON#ASSET"));
         };
-        let found = self.lookup(person, asset)?;
+        let found = self.lookup(person, account, asset)?;
         let identities = found
             .iter()
             .map(|(_, pw)| AuthIdentity {
@@ -292,7 +373,11 @@ impl CredentialsProxy for Tickets {
             })
             .collect::<Vec<_>>();
         let mut asked = self.asked.lock().unwrap_or_else(|e| e.into_inner());
-        asked.login = Some((person.to_string(), asset.to_string()));
+        asked.login = Some((
+            person.to_string(),
+            account.map(str::to_string),
+            asset.to_string(),
+        ));
         asked.candidates = found;
         if identities.is_empty() {
             return Err(std::io::Error::other("no valid ticket"));
@@ -302,5 +387,22 @@ impl CredentialsProxy for Tickets {
 
     fn auth_data(&mut self) -> std::io::Result<Vec<AuthIdentity>> {
         Ok(Vec::new())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_login;
+
+    #[test]
+    fn login_names_give_the_person_the_account_and_the_asset() {
+        assert_eq!(split_login("alice#win1"), Some(("alice", None, "win1")));
+        assert_eq!(
+            split_login("CORP\\alice#Administrator#win1"),
+            Some(("alice", Some("Administrator"), "win1"))
+        );
+        for bad in ["alice", "#win1", "alice#", "alice##win1", "alice#adm#"] {
+            assert_eq!(split_login(bad), None, "{bad}");
+        }
     }
 }

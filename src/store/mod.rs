@@ -21,6 +21,7 @@ pub mod groups;
 pub mod nodes;
 pub mod permissions;
 pub mod policy;
+pub mod rdp_passwords;
 pub mod rdp_tickets;
 pub mod search;
 pub mod sessions;
@@ -90,6 +91,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "rdp tickets",
         include_str!("../../migrations/0010_rdp_tickets.sql"),
     ),
+    (
+        11,
+        "rdp passwords",
+        include_str!("../../migrations/0011_rdp_passwords.sql"),
+    ),
 ];
 
 /// The PostgreSQL migrations: the first is the whole schema as of SQLite's
@@ -114,6 +120,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         10,
         "rdp tickets",
         include_str!("../../migrations/postgres/0010_rdp_tickets.sql"),
+    ),
+    (
+        11,
+        "rdp passwords",
+        include_str!("../../migrations/postgres/0011_rdp_passwords.sql"),
     ),
 ];
 
