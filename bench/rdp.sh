@@ -11,8 +11,10 @@
 #   - the same stream straight from the target, for the clients' side;
 #   - rampart's resident memory idle, with SESSIONS desktops, and after;
 #   - the recordings' size on disk per MB relayed;
-#   - decoding the recording back: `export --format png` of its end, and the
-#     half-block replay of the whole recording (pictures per second).
+#   - decoding the recording back: `export --format png` of its end and
+#     `--format gif` of all of it, the half-block replay of the whole
+#     recording (pictures per second), and the audit view's player:
+#     playing it through, seeking back, a fresh seek to the end.
 #
 #   bash bench/rdp.sh                          # 1920x1080, 4 sessions, 20 s
 #   SIZE=1280x720 SESSIONS=8 SECONDS_PER_RUN=30 REPAINTS=10 bash bench/rdp.sh
@@ -38,6 +40,8 @@ RAMPART=$PWD/target/release/rampart
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/rampart-rdp-bench.XXXXXX")
 PIDS=()
 cleanup() {
+    # Xvfb is started inside $(...): its pid comes back through a file.
+    for f in "$TMP"/display.*.pid; do [[ -e $f ]] && PIDS+=("$(cat "$f")"); done
     for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
     sleep 0.5
     for pid in "${PIDS[@]}"; do kill -9 "$pid" 2>/dev/null || true; done
@@ -58,7 +62,7 @@ wait_port() { # PORT SECONDS
 xvfb() { # SIZE NAME
     local out=$TMP/display.$2
     Xvfb -displayfd 1 -screen 0 "${1}x24" -nolisten tcp -noreset -br >"$out" 2>/dev/null &
-    PIDS+=($!)
+    echo $! >"$out.pid"
     local i
     for ((i = 0; i < 100; i++)); do
         [[ -s $out ]] && break
@@ -195,6 +199,10 @@ t0=$(date +%s.%N)
 "$RAMPART" export "$ID" --format png -o "$TMP/end.png"
 t1=$(date +%s.%N)
 CAST=$(find "$TMP/data/recordings" -name "$ID.cast")
+t2=$(date +%s.%N)
+"$RAMPART" export "$ID" --format gif -o "$TMP/all.gif"
+t3=$(date +%s.%N)
+GIF_BYTES=$(stat -c %s "$TMP/all.gif")
 REPLAY=$(cargo run --release -q --example desktop_replay -- "$CAST" 80 24)
 
 MB=$(python3 -c "print($BYTES / 1e6)")
@@ -217,5 +225,7 @@ print(f"{'rampart RSS after':<44} {$AFTER_RSS / 1024:>11.1f} MB")
 print(f"{'recordings on disk per MB relayed':<44} {$REC_BYTES / 1e6 / mb:>12.3f}")
 print(f"{'sessions ended with rows closed':<44} {$DONE:>14}")
 print(f"{'export --format png of the end':<44} {($t1 - $t0):>13.2f}s")
-print(f"{'half-block replay (80x24)':<44} {'$REPLAY':>14}")
+print(f"{'export --format gif of it all':<44} {($t3 - $t2):>13.2f}s, {$GIF_BYTES / 1e6:.1f} MB")
 EOF
+# The half-block replay (80x24) and the audit view's player.
+echo "$REPLAY"

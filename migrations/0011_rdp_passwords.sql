@@ -9,3 +9,8 @@ CREATE TABLE rdp_passwords (
     created_at  TEXT NOT NULL,
     expires_at  TEXT NOT NULL
 );
+
+-- A ticket issued through a permission that needs an administrator's
+-- approval records who gave it: the front admits such a connection only
+-- with an approved ticket (one approval, one connection).
+ALTER TABLE rdp_tickets ADD COLUMN approved_by TEXT;

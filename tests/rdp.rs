@@ -514,9 +514,9 @@ async fn ssh_to_a_desktop_with_openssh_prints_a_ticket_that_connects() {
     drop(client);
     drop(term);
 
-    // From the menu: picking the desktop shows a ticket in a box over it,
-    // and the menu comes back once it is read.
-    let mut command = std::process::Command::new(ssh);
+    // From the menu: picking the desktop shows the ticket until a key,
+    // and the menu comes back.
+    let mut command = std::process::Command::new(&ssh);
     command.args(support::peers::client_options(&key)).args([
         "-p",
         &b.addr.port().to_string(),
@@ -528,25 +528,22 @@ async fn ssh_to_a_desktop_with_openssh_prints_a_ticket_that_connects() {
     menu.send(b"win1");
     menu.expect(T, |s| s.contains("Assets (1 of")).await;
     menu.send(b"\r");
-    menu.expect(T, |s| s.contains("RDP to win1") && s.contains("password"))
+    menu.expect(T, |s| s.contains("Any key: back to the menu"))
         .await;
     let screen = menu.text();
     let field = |name: &str| {
         screen
             .lines()
-            .flat_map(|l| l.split('│'))
-            .find_map(|part| part.trim().strip_prefix(name).map(|v| v.trim().to_string()))
+            .find_map(|l| l.trim().strip_prefix(name).map(|v| v.trim().to_string()))
             .unwrap_or_else(|| panic!("no {name} line in {screen}"))
     };
     let (user, password) = (field("user "), field("password "));
     assert_eq!(user, "admin#win1", "{screen}");
     let client = desktop(&front, &user, &password).await;
     drop(client);
-    menu.send(b"\r");
-    menu.expect(T, |s| {
-        s.contains("RDP ticket for Administrator on win1 given") && !s.contains("RDP to win1")
-    })
-    .await;
+    menu.send(b" ");
+    menu.expect(T, |s| s.contains("RDP to win1: the ticket was shown"))
+        .await;
     drop(menu);
     admin.close().await;
     b.shutdown().await;
@@ -623,6 +620,99 @@ async fn an_rdp_password_opens_desktops_until_it_is_turned_off() {
         .unwrap_or_default();
     let (code, _) = attempt(&front, "admin#win1", &newer, &[]).await;
     assert!(matches!(code, Some(c) if c != 0), "a password turned off");
+    admin.close().await;
+    b.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_desktop_behind_an_approval_needs_one_for_each_ticket() {
+    if !support::rdp::peers_present() {
+        return;
+    }
+    let target = start_target().await;
+    let (mut b, admin, front) = setup(&target).await;
+    // Alice may use win1 only with an administrator's yes each time.
+    let (_, err, status) = admin
+        .exec_stdin(
+            "rampart user add alice --role user --password-stdin",
+            b"Alice-Password-1\n",
+        )
+        .await;
+    assert_eq!(status, Some(0), "{err}");
+    run_ok(
+        &admin,
+        "rampart perm add gated --user alice --asset win1 --actions connect --require-approval",
+    )
+    .await;
+    b.reload().await;
+    let alice = Client::password(b.addr, "alice", "Alice-Password-1")
+        .await
+        .expect("alice logs in");
+
+    // No ticket without it, and the refusal says how to ask.
+    let (_, err, status) = alice.exec("rampart rdp ticket win1").await;
+    assert_ne!(status, Some(0));
+    assert!(err.contains("needs an administrator's approval"), "{err}");
+    assert!(err.contains("ssh -t"), "{err}");
+
+    // `ssh -t bastion win1` waits for it; the admin approves; the ticket
+    // it then shows opens the desktop.
+    let mut waiting = alice.shell(100, 30, Some("win1")).await;
+    waiting
+        .expect(T, |s| s.contains("needs an administrator's approval"))
+        .await;
+    let mut id = String::new();
+    for _ in 0..50 {
+        let list = run_ok(&admin, "rampart session approvals --json").await;
+        if let Some(line) = list.lines().find(|l| l.contains("alice")) {
+            let row: serde_json::Value = serde_json::from_str(line).expect("json");
+            id = row["id"].to_string();
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(!id.is_empty(), "alice's request is listed");
+    run_ok(&admin, &format!("rampart session approve {id}")).await;
+    waiting
+        .expect(T, |s| {
+            s.contains("approved by admin") && s.contains("xfreerdp /v:")
+        })
+        .await;
+    let screen = waiting.text();
+    let password = screen
+        .lines()
+        .find_map(|l| {
+            l.trim()
+                .strip_prefix("password ")
+                .map(|v| v.trim().to_string())
+        })
+        .unwrap_or_else(|| panic!("no password in {screen}"));
+    let client = desktop(&front, "alice#win1", &password).await;
+    drop(client);
+    let operations = run_ok(&admin, "rampart audit operations --json").await;
+    assert!(
+        operations
+            .lines()
+            .any(|l| l.contains("rdp.ticket") && l.contains("\"approved_by\":\"admin\"")),
+        "{operations}"
+    );
+
+    // An RDP password is no way around it: the front refuses it there.
+    let out = run_ok(&alice, "rampart me rdp-password").await;
+    let password = out
+        .lines()
+        .find_map(|l| {
+            l.trim()
+                .strip_prefix("password ")
+                .map(|v| v.trim().to_string())
+        })
+        .unwrap_or_else(|| panic!("no password line in {out}"));
+    let (code, _) = attempt(&front, "alice#win1", &password, &[]).await;
+    assert!(
+        matches!(code, Some(c) if c != 0),
+        "a password through a gated permission"
+    );
+    alice.close().await;
     admin.close().await;
     b.shutdown().await;
 }

@@ -64,15 +64,28 @@ fn expose<S: serde::Serializer>(s: &Secret<String>, to: S) -> Result<S::Ok, S::E
 
 impl Ops {
     /// Issues a ticket for `asset` as `account` (the only granted stored
-    /// account when `None`), if the caller may connect to it over RDP now.
+    /// account when `None`), if the caller may connect to it over RDP now
+    /// without an approval.
     pub async fn rdp_ticket(
         &self,
         caller: &Caller,
         asset: &str,
         account: Option<&str>,
     ) -> Result<RdpTicket> {
+        let grant = self.rdp_grant(caller, asset, account).await?;
+        self.issue_rdp_ticket(caller, &grant, None).await
+    }
+
+    /// Whether the caller may connect to `asset` as `account` (the only
+    /// granted stored account when `None`) over RDP now: the grant a
+    /// ticket is issued under.
+    pub async fn rdp_grant(
+        &self,
+        caller: &Caller,
+        asset: &str,
+        account: Option<&str>,
+    ) -> Result<crate::policy::Grant> {
         require_person(caller)?;
-        let vault = self.vault()?;
         let snapshot = self.policy_snapshot().await?;
         let now = self.now();
         let no_access = || {
@@ -107,6 +120,29 @@ impl Ops {
                 "{account} on {asset} is typed in (@INPUT); RDP tickets need an account whose secret the bastion holds"
             )));
         }
+        Ok(grant)
+    }
+
+    /// Issues a ticket under `grant` (from [`Ops::rdp_grant`]). A
+    /// permission that needs an approval needs `approved_by`: the
+    /// administrator who said yes to this one connection.
+    pub async fn issue_rdp_ticket(
+        &self,
+        caller: &Caller,
+        grant: &crate::policy::Grant,
+        approved_by: Option<String>,
+    ) -> Result<RdpTicket> {
+        if let Some(permission) = grant.approval()
+            && approved_by.is_none()
+        {
+            return Err(OpsError::Forbidden(format!(
+                "{} through permission {permission} needs an administrator's approval for each connection: ask for it with `ssh -t BASTION {}`",
+                grant.asset_name(),
+                grant.asset_name()
+            )));
+        }
+        let vault = self.vault()?;
+        let now = self.now();
         let password = crate::auth::generate_one_time_password();
         let expires_at = now
             .checked_add(jiff::SignedDuration::try_from(TICKET_LIFETIME).unwrap_or_default())
@@ -118,6 +154,7 @@ impl Ops {
             account: grant.account().username().to_string(),
             secret: vault.seal_str(password.expose()),
             expires_at,
+            approved_by,
         };
         let mut tx = self.store.begin().await?;
         store::rdp_tickets::insert(&mut tx, &ticket, now).await?;
@@ -126,6 +163,7 @@ impl Ops {
             "asset": grant.asset_name(),
             "account": ticket.account,
             "expires_at": store::ts(expires_at),
+            "approved_by": ticket.approved_by,
         });
         self.log(
             &mut tx,

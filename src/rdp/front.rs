@@ -36,6 +36,9 @@ pub struct Admitted {
     pub identity: Identity,
     pub asset_id: String,
     pub account: String,
+    /// Who approved the ticket, for a permission that needs an approval
+    /// (`None` for an RDP password: those need none).
+    pub approved_by: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -188,6 +191,7 @@ pub async fn admit(
                 identity: accepted.identity,
                 asset_id,
                 account,
+                approved_by: None,
             });
         }
         None => return Err(refused("wrong, used or expired ticket or password".into())),
@@ -208,6 +212,7 @@ pub async fn admit(
         identity: accepted.identity,
         asset_id: ticket.asset_id,
         account: ticket.account,
+        approved_by: ticket.approved_by,
     })
 }
 

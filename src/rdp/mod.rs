@@ -37,8 +37,12 @@
 //!
 //! Export: one picture (PNG) or a GIF animation (`record::gif`).
 //!
-//! Not built yet (issue 17): MP4 export, approvals for RDP, RemoteApp
-//! checks.
+//! Approvals: a permission with `--require-approval` gets a ticket only
+//! after an administrator's yes, asked for over SSH (`ssh::desktop`); the
+//! ticket carries the approver and `authorize` admits nothing else
+//! through such a permission (not an RDP password).
+//!
+//! Not built yet (issue 17): MP4 export, RemoteApp checks.
 //!
 //! [`Authenticator`]: crate::auth::login::Authenticator
 
@@ -250,10 +254,15 @@ async fn authorize(
         .await;
         return None;
     };
-    if grant.approval().is_some() {
-        // Fail closed: approvals are not built for RDP yet.
-        let why = "this permission needs an approval, which RDP does not support yet";
-        refuse(shared, &who.name, peer, &request, why).await;
+    // One approval, one connection: it came with the ticket (asked for
+    // over SSH, `ssh::desktop`); an RDP password carries none.
+    if let Some(permission) = grant.approval()
+        && admitted.approved_by.is_none()
+    {
+        let why = format!(
+            "permission {permission} needs an administrator's approval for each connection: ask for a ticket with `ssh -t BASTION {asset}`"
+        );
+        refuse(shared, &who.name, peer, &request, &why).await;
         return None;
     }
     Some(grant)

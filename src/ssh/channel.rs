@@ -224,7 +224,7 @@ async fn run_intent(
                     None => return 1,
                 }
             }
-            target::run_session(shared, conn, choice, Run::Shell, &mut person)
+            super::desktop::run_session(shared, conn, choice, Run::Shell, &mut person)
                 .await
                 .exit_status
         }

@@ -320,10 +320,9 @@ impl Front<'_> {
             DeskOutcome::Replay { session, at } => self.replay(&session, at).await,
             DeskOutcome::Connect {
                 asset,
-                account: tui::Chosen::Stored(account),
+                account,
                 protocol,
-            } if protocol == "rdp" => self.rdp_ticket(&asset, &account).await,
-            DeskOutcome::Connect { asset, account, .. } => self.connect(asset, account).await,
+            } => self.connect(asset, account, protocol).await,
         }
     }
 
@@ -388,57 +387,9 @@ impl Front<'_> {
         Next::Redraw
     }
 
-    /// RDP picked in the menu: a one-time ticket for the person's RDP
-    /// client, in a box over the menu until they dismiss it.
-    async fn rdp_ticket(&mut self, asset: &str, account: &str) -> Next {
-        let ops = &self.shared.services.ops;
-        let ticket = match ops.rdp_ticket(&self.caller, asset, Some(account)).await {
-            Ok(ticket) => ticket,
-            Err(e) => {
-                let text = format!("{asset}: {e}");
-                self.desk
-                    .menu_mut()
-                    .set_notice(Some((tui::Severity::Danger, text)));
-                return Next::Redraw;
-            }
-        };
-        let text = crate::cli::rdp_ticket_text(&self.shared.services, &ticket);
-        let notice = tui::MessageBox::new(format!("RDP to {asset}"), text, tui::Severity::Info);
-        loop {
-            let frame = self.screen.draw(|f| {
-                self.desk.render(f, &self.theme);
-                notice.render(f, &self.theme);
-            });
-            if !send(self.write, frame).await {
-                return Next::Exit(0);
-            }
-            match next_event(self.shared, self.read, &mut self.input, &mut self.esc).await {
-                Event::Keys(keys) => {
-                    if keys.into_iter().any(|k| notice.dismissed_by(&k)) {
-                        break;
-                    }
-                }
-                Event::Resize(cols, rows) => {
-                    self.pty.cols = cols;
-                    self.pty.rows = rows;
-                    self.screen.resize(cols as u16, rows as u16);
-                }
-                Event::Tick => {}
-                Event::Gone => return Next::Exit(0),
-                // The menu's own loop says why, on its next event.
-                Event::Shutdown | Event::Withdrawn(_) => break,
-            }
-        }
-        self.desk.menu_mut().set_notice(Some((
-            tui::Severity::Info,
-            format!("RDP ticket for {account} on {asset} given"),
-        )));
-        Next::Redraw
-    }
-
     /// Runs a target session on the channel; the menu comes back after it,
     /// with the assets the policy allows now.
-    async fn connect(&mut self, asset: String, account: tui::Chosen) -> Next {
+    async fn connect(&mut self, asset: String, account: tui::Chosen, protocol: String) -> Next {
         let _ = send(self.write, self.screen.leave()).await;
         let (username, password) = match account {
             tui::Chosen::Stored(name) => (name, None),
@@ -448,7 +399,7 @@ impl Front<'_> {
             asset: asset.clone(),
             account: Some(username),
             input_password: password,
-            protocol: None,
+            protocol: Some(protocol.clone()),
         };
         // The menu comes back afterwards: nothing that ends the person's
         // channel is forwarded (`end: None`).
@@ -462,7 +413,7 @@ impl Front<'_> {
             end: None,
         };
         let (open, size) =
-            target::run_session(self.shared, self.conn, choice, Run::Shell, &mut person)
+            super::desktop::run_session(self.shared, self.conn, choice, Run::Shell, &mut person)
                 .await
                 .into_menu();
         if !open {
@@ -484,10 +435,12 @@ impl Front<'_> {
                 .policy()
                 .visible_assets(&self.conn.identity, now),
         );
-        menu.set_notice(Some((
-            tui::Severity::Info,
-            format!("session on {asset} ended"),
-        )));
+        let notice = if protocol == "rdp" {
+            format!("RDP to {asset}: the ticket was shown")
+        } else {
+            format!("session on {asset} ended")
+        };
+        menu.set_notice(Some((tui::Severity::Info, notice)));
         Next::Redraw
     }
 }

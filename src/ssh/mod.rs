@@ -19,6 +19,7 @@
 pub mod admin;
 pub mod channel;
 mod desk;
+mod desktop;
 pub mod handler;
 pub mod menu;
 pub mod proxy;

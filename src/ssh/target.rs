@@ -121,7 +121,7 @@ pub struct Ended {
 }
 
 impl Ended {
-    fn refused() -> Ended {
+    pub(super) fn refused() -> Ended {
         Ended {
             client_open: true,
             exit_status: EXIT_BASTION,
@@ -138,13 +138,13 @@ impl Ended {
 /// Lines from the bastion to the person, on standard error (`\r\n` on a
 /// terminal).
 #[derive(Clone, Copy)]
-struct Say<'a> {
-    write: &'a ChannelWriteHalf<ServerMsg>,
-    pty: bool,
+pub(super) struct Say<'a> {
+    pub(super) write: &'a ChannelWriteHalf<ServerMsg>,
+    pub(super) pty: bool,
 }
 
 impl Say<'_> {
-    async fn line(self, text: impl Into<String>) {
+    pub(super) async fn line(self, text: impl Into<String>) {
         let text = text.into();
         let line = if self.pty {
             format!("{text}\r\n")
@@ -155,7 +155,7 @@ impl Say<'_> {
     }
 
     /// A refusal: the person told, and a refusal row in the audit log.
-    async fn refused(self, shared: &Shared, conn: &Conn, request: &str, text: String) {
+    pub(super) async fn refused(self, shared: &Shared, conn: &Conn, request: &str, text: String) {
         self.line(text.clone()).await;
         super::refuse_log(shared, conn, request, &text).await;
     }
@@ -193,22 +193,8 @@ pub async fn run_session(
         asset,
         account,
         input_password,
-        protocol,
+        protocol: _,
     } = choice;
-    let chose_rdp = protocol.as_deref() == Some("rdp");
-    if let Some(ended) = rdp_instead(
-        shared,
-        conn,
-        &asset,
-        account.as_deref(),
-        chose_rdp,
-        &run,
-        say,
-    )
-    .await
-    {
-        return ended;
-    }
     let Some(admitted) = admit(shared, conn, &asset, account, &run, person, say).await else {
         return Ended::refused();
     };
@@ -239,54 +225,6 @@ pub async fn run_session(
         say,
     )
     .await
-}
-
-/// `ssh -t bastion win1` for a desktop (an asset the person may use over
-/// RDP and not over SSH, or RDP picked in the chooser): what to type into
-/// an RDP client instead of a shell, with a one-time ticket (`rampart rdp
-/// ticket`). `None`: not a desktop, the session goes on as SSH.
-async fn rdp_instead(
-    shared: &Shared,
-    conn: &Conn,
-    asset: &str,
-    account: Option<&str>,
-    chose_rdp: bool,
-    run: &Run,
-    say: Say<'_>,
-) -> Option<Ended> {
-    let now = shared.services.clock.now();
-    let visible = shared.policy().visible_asset(&conn.identity, asset, now)?;
-    let over = |name: &str| visible.protocols().any(|p| p.name == name);
-    if (over("ssh") && !chose_rdp) || !over("rdp") || !matches!(run, Run::Shell) {
-        return None;
-    }
-    let ops = &shared.services.ops;
-    let issued = match ops.caller(&conn.identity, crate::audit::Via::Ssh).await {
-        Ok(caller) => ops.rdp_ticket(&caller, asset, account).await,
-        Err(e) => Err(e),
-    };
-    match issued {
-        Ok(ticket) => {
-            let text = crate::cli::rdp_ticket_text(&shared.services, &ticket);
-            let text = if say.pty {
-                text.replace('\n', "\r\n")
-            } else {
-                text
-            };
-            let _ = say.write.data_bytes(Bytes::from(text)).await;
-            Some(Ended {
-                client_open: true,
-                exit_status: 0,
-                size: None,
-            })
-        }
-        Err(e) => {
-            let text = format!("rampart: {asset}: {e}");
-            say.refused(shared, conn, &format!("rdp ticket {asset}"), text)
-                .await;
-            Some(Ended::refused())
-        }
-    }
 }
 
 /// Whether the person may open this session: the account, the grant for
@@ -368,10 +306,12 @@ async fn admit<'s>(
         return None;
     };
 
-    if let Some(permission) = grant.approval()
-        && !approved(shared, conn, &grant, permission, run, person, say).await
-    {
-        return None;
+    if let Some(permission) = grant.approval() {
+        let what = match run {
+            Run::Shell => "connect (interactive)".to_string(),
+            Run::Exec(command) => format!("connect to run: {command}"),
+        };
+        approved(shared, conn, &grant, permission, what, person, say).await?;
     }
     Some(Admitted {
         grant,
@@ -381,22 +321,19 @@ async fn admit<'s>(
     })
 }
 
-/// A permission with --require-approval: an administrator says yes first,
-/// while the person may withdraw with Ctrl-C.
+/// A permission with --require-approval: an administrator says yes first
+/// (to `what`, as the approvers see it), while the person may withdraw
+/// with Ctrl-C. The approver, or `None`: refused, the person told why.
 #[allow(clippy::too_many_arguments)]
-async fn approved(
+pub(super) async fn approved(
     shared: &Shared,
     conn: &Conn,
     grant: &Grant,
     permission: &str,
-    run: &Run,
+    what: String,
     person: &mut PersonChannel<'_>,
     say: Say<'_>,
-) -> bool {
-    let what = match run {
-        Run::Shell => "connect (interactive)".to_string(),
-        Run::Exec(command) => format!("connect to run: {command}"),
-    };
+) -> Option<String> {
     say.line(format!(
         "rampart: {}: access through permission {permission} needs an administrator's approval; waiting... Ctrl-C withdraws",
         grant.asset_name()
@@ -422,11 +359,11 @@ async fn approved(
     };
     let line = held.notice(timeout);
     match held {
-        session::Held::Approved { .. } => {
+        session::Held::Approved { by } => {
             say.line(format!("rampart: {line}")).await;
-            true
+            Some(by)
         }
-        session::Held::ClientGone => false,
+        session::Held::ClientGone => None,
         _ => {
             let text = format!("rampart: {}: {line}", grant.asset_name());
             say.refused(
@@ -436,7 +373,7 @@ async fn approved(
                 text,
             )
             .await;
-            false
+            None
         }
     }
 }

@@ -15,6 +15,8 @@ pub struct Ticket {
     pub account: String,
     pub secret: String,
     pub expires_at: Timestamp,
+    /// The administrator who approved it, for a permission that needs it.
+    pub approved_by: Option<String>,
 }
 
 /// Tickets that expired or were redeemed this long ago are deleted.
@@ -28,8 +30,9 @@ pub async fn insert(conn: &mut AnyConnection, t: &Ticket, now: Timestamp) -> Res
         .execute(&mut *conn)
         .await?;
     sqlx::query(
-        "INSERT INTO rdp_tickets (id, user_id, asset_id, account, secret, created_at, expires_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        "INSERT INTO rdp_tickets
+         (id, user_id, asset_id, account, secret, created_at, expires_at, approved_by)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
     )
     .bind(&t.id)
     .bind(&t.user_id)
@@ -38,6 +41,7 @@ pub async fn insert(conn: &mut AnyConnection, t: &Ticket, now: Timestamp) -> Res
     .bind(&t.secret)
     .bind(ts(now))
     .bind(ts(t.expires_at))
+    .bind(&t.approved_by)
     .execute(conn)
     .await?;
     Ok(())
@@ -54,7 +58,7 @@ pub async fn valid(
     limit: i64,
 ) -> Result<Vec<Ticket>> {
     let rows = sqlx::query(
-        "SELECT id, user_id, asset_id, account, secret, expires_at FROM rdp_tickets
+        "SELECT id, user_id, asset_id, account, secret, expires_at, approved_by FROM rdp_tickets
          WHERE user_id = $1 AND asset_id = $2 AND used_at IS NULL AND expires_at > $3
          ORDER BY created_at DESC, id LIMIT $4",
     )
@@ -73,6 +77,7 @@ pub async fn valid(
                 account: r.try_get("account")?,
                 secret: r.try_get("secret")?,
                 expires_at: parse_ts(&r.try_get::<String, _>("expires_at")?)?,
+                approved_by: r.try_get("approved_by")?,
             })
         })
         .collect()
