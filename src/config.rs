@@ -48,6 +48,7 @@ pub const KEYS: &[&str] = &[
     "rdp.listen",
     "rdp.certificate",
     "rdp.key",
+    "rdp.password_lifetime",
     "database.url",
     "database.busy_timeout",
     "database.max_connections",

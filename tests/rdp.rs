@@ -332,6 +332,34 @@ async fn a_ticket_opens_a_recorded_desktop_once_and_a_kill_ends_it() {
             "{text}"
         );
     }
+    // A video, where ffmpeg is installed; ffprobe reads it back.
+    if let Some(ffprobe) = support::peers::peer("ffprobe") {
+        let (mp4, err, status) = admin
+            .exec(&format!("rampart export {id} --format mp4"))
+            .await;
+        assert_eq!(status, Some(0), "{err}");
+        assert_eq!(mp4.get(4..8), Some(&b"ftyp"[..]), "an MP4 file");
+        let file = tempfile::NamedTempFile::new().expect("temp");
+        std::fs::write(file.path(), &mp4).expect("write");
+        let probe = std::process::Command::new(ffprobe)
+            .args(["-v", "error", "-select_streams", "v:0"])
+            .args([
+                "-show_entries",
+                "stream=codec_name,width,height",
+                "-of",
+                "csv=p=0",
+            ])
+            .arg(file.path())
+            .output()
+            .expect("ffprobe");
+        let said = String::from_utf8_lossy(&probe.stdout);
+        assert_eq!(
+            said.trim(),
+            "h264,800,600",
+            "{}",
+            String::from_utf8_lossy(&probe.stderr)
+        );
+    }
     let (_, err, status) = admin
         .exec(&format!("rampart export {id} --format gif --at 3"))
         .await;

@@ -105,7 +105,7 @@ pub enum Command {
         #[arg(long, value_name = "SECONDS", default_value_t = 2.0)]
         idle_cap: f64,
     },
-    /// Write a session's recording: the asciicast, with --raw exactly the bytes the client received, with --format png one picture of a desktop (RDP) session, with --format gif its animation
+    /// Write a session's recording: the asciicast, with --raw exactly the bytes the client received, with --format png one picture of a desktop (RDP) session, with --format gif or mp4 its animation or video
     Export {
         session: String,
         /// Output file (default: standard output)
@@ -168,6 +168,8 @@ pub enum ExportFormat {
     Png,
     /// The desktop as a GIF animation: at most 5 frames a second, at most 960 pixels wide, pauses shortened to 2 s
     Gif,
+    /// The desktop as an MP4 video (H.264, 5 frames a second, pauses shortened to 2 s), made by ffmpeg, which must be installed on the bastion
+    Mp4,
 }
 
 #[derive(Debug, Subcommand)]

@@ -170,10 +170,11 @@ pub async fn dispatch(
         } => {
             let what = match format {
                 Some(super::ExportFormat::Png) => session::Export::Png { at },
-                Some(super::ExportFormat::Gif) if at.is_some() => bail!(
-                    "--at picks one picture, for --format png; --format gif animates the whole recording"
+                Some(super::ExportFormat::Gif | super::ExportFormat::Mp4) if at.is_some() => bail!(
+                    "--at picks one picture, for --format png; --format gif and mp4 show the whole recording"
                 ),
                 Some(super::ExportFormat::Gif) => session::Export::Gif,
+                Some(super::ExportFormat::Mp4) => session::Export::Mp4,
                 None if raw => session::Export::Raw,
                 None => session::Export::Cast,
             };

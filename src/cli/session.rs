@@ -126,6 +126,8 @@ pub(super) enum Export {
     Png { at: Option<String> },
     /// A desktop recording as a GIF animation.
     Gif,
+    /// A desktop recording as an MP4 video (by ffmpeg).
+    Mp4,
 }
 
 /// `90`, `90.5`, `1:30` or `00:01:30`: seconds from the start.
@@ -211,6 +213,15 @@ pub(super) async fn export(
             buf = tokio::task::spawn_blocking(move || {
                 let mut gif = Vec::new();
                 crate::record::gif::write_gif(&path, &mut gif, options).map(|_| gif)
+            })
+            .await??;
+        }
+        Export::Mp4 => {
+            desktop_only(&path, &session, "mp4")?;
+            let options = crate::record::video::VideoOptions::default();
+            buf = tokio::task::spawn_blocking(move || {
+                let mut mp4 = Vec::new();
+                crate::record::video::write_mp4(&path, &mut mp4, options).map(|_| mp4)
             })
             .await??;
         }

@@ -35,14 +35,15 @@
 //! answered with the target's Demand Active and a full redraw asked of
 //! the target (`orders`), and `tui::watch` decodes the rest.
 //!
-//! Export: one picture (PNG) or a GIF animation (`record::gif`).
+//! Export: one picture (PNG), a GIF animation (`record::gif`) or an MP4
+//! video through ffmpeg (`record::video`).
 //!
 //! Approvals: a permission with `--require-approval` gets a ticket only
 //! after an administrator's yes, asked for over SSH (`ssh::desktop`); the
 //! ticket carries the approver and `authorize` admits nothing else
 //! through such a permission (not an RDP password).
 //!
-//! Not built yet (issue 17): MP4 export, RemoteApp checks.
+//! Not built yet (issue 17): RemoteApp checks, sixel/kitty pictures.
 //!
 //! [`Authenticator`]: crate::auth::login::Authenticator
 

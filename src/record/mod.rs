@@ -83,6 +83,7 @@ mod player;
 mod reader;
 mod sidecar;
 mod strip;
+pub mod video;
 pub(crate) mod vt;
 mod writer;
 
@@ -156,4 +157,7 @@ pub enum RecordError {
     Speed(f64),
     #[error("writing out the recording failed: {0}")]
     Output(#[source] io::Error),
+    /// A video could not be made (no ffmpeg, or ffmpeg failed): what to do.
+    #[error("{0}")]
+    Video(String),
 }
