@@ -61,6 +61,17 @@ async fn setup(target: &ShadowTarget) -> (TestBastion, Client, String) {
     (b, admin, format!("127.0.0.1:{front}"))
 }
 
+/// A shadow target and a bastion set up for it, or `None` (a skip, the
+/// reason printed) without the RDP peers.
+async fn prepared() -> Option<(ShadowTarget, TestBastion, Client, String)> {
+    if !support::rdp::peers_present() {
+        return None;
+    }
+    let target = start_target().await;
+    let (b, admin, front) = setup(&target).await;
+    Some((target, b, admin, front))
+}
+
 /// A ticket for win1 over SSH: the RDP user name and password it prints.
 async fn ticket(admin: &Client, front: &str) -> (String, String) {
     let out = run_ok(admin, "rampart rdp ticket win1").await;
@@ -177,11 +188,9 @@ async fn live_rdp(admin: &Client) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_ticket_opens_a_recorded_desktop_once_and_a_kill_ends_it() {
-    if !support::rdp::peers_present() {
+    let Some((_target, mut b, admin, front)) = prepared().await else {
         return;
-    }
-    let target = start_target().await;
-    let (mut b, admin, front) = setup(&target).await;
+    };
     let (user, password) = ticket(&admin, &front).await;
     assert_eq!(user, "admin#win1");
 
@@ -433,11 +442,9 @@ async fn a_ticket_opens_a_recorded_desktop_once_and_a_kill_ends_it() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nla_is_required_a_revocation_cuts_the_desktop_and_a_new_certificate_waits_for_trust() {
-    if !support::rdp::peers_present() {
+    let Some((_target, mut b, admin, front)) = prepared().await else {
         return;
-    }
-    let target = start_target().await;
-    let (mut b, admin, front) = setup(&target).await;
+    };
 
     // A client that will not do NLA is refused at negotiation.
     let (user, password) = ticket(&admin, &front).await;
@@ -505,14 +512,12 @@ async fn nla_is_required_a_revocation_cuts_the_desktop_and_a_new_certificate_wai
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ssh_to_a_desktop_with_openssh_prints_a_ticket_that_connects() {
-    if !support::rdp::peers_present() {
-        return;
-    }
     let Some(ssh) = support::peers::peer("ssh") else {
         return;
     };
-    let target = start_target().await;
-    let (mut b, admin, front) = setup(&target).await;
+    let Some((_target, mut b, admin, front)) = prepared().await else {
+        return;
+    };
     let keys = tempfile::tempdir().unwrap();
     let (key, public) = support::peers::keypair(keys.path(), "admin");
     run_ok(&admin, &format!("rampart me keys add --key '{public}'")).await;
@@ -579,11 +584,9 @@ async fn ssh_to_a_desktop_with_openssh_prints_a_ticket_that_connects() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_rdp_password_opens_desktops_until_it_is_turned_off() {
-    if !support::rdp::peers_present() {
+    let Some((_target, mut b, admin, front)) = prepared().await else {
         return;
-    }
-    let target = start_target().await;
-    let (mut b, admin, front) = setup(&target).await;
+    };
 
     // Asked for over SSH, shown once, with how to use it.
     let out = run_ok(&admin, "rampart me rdp-password").await;
@@ -654,11 +657,9 @@ async fn an_rdp_password_opens_desktops_until_it_is_turned_off() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_desktop_behind_an_approval_needs_one_for_each_ticket() {
-    if !support::rdp::peers_present() {
+    let Some((_target, mut b, admin, front)) = prepared().await else {
         return;
-    }
-    let target = start_target().await;
-    let (mut b, admin, front) = setup(&target).await;
+    };
     // Alice may use win1 only with an administrator's yes each time.
     let (_, err, status) = admin
         .exec_stdin(

@@ -26,8 +26,9 @@
 //! 5. **Relay** (`relay.rs`): frames both ways, the connection-sequence
 //!    rewrites and the channel cuts described there.
 //!
-//! Tickets come from `rampart rdp ticket`, `ssh -t bastion DESKTOP` and
-//! the menu (`ssh::menu`, a box over it).
+//! Tickets come from `rampart rdp ticket`, and from `ssh -t bastion
+//! DESKTOP`, the menu and the account chooser (`ssh::desktop`); a person's
+//! RDP password from `rampart me rdp-password`.
 //!
 //! Replay: `record::desktop` decodes the recording, `record::Player`
 //! plays it in the audit view with seeking. Live: the relay publishes its

@@ -142,21 +142,7 @@ impl Replay {
         );
         let inner = if framed {
             let focused = self.focus == Focus::Terminal && self.view.get().commands_shown;
-            let mut block = Block::default()
-                .borders(Borders::ALL)
-                .border_style(if focused {
-                    theme.border_focused()
-                } else {
-                    theme.border()
-                })
-                .title(Span::styled(
-                    format!(" {cols}×{rows} "),
-                    if focused {
-                        theme.title()
-                    } else {
-                        theme.muted()
-                    },
-                ));
+            let mut block = pane(theme, format!(" {cols}×{rows} "), focused);
             if let Some(note) = &note {
                 block = block.title(
                     Line::from(Span::styled(format!(" {note} "), theme.warning())).right_aligned(),
@@ -186,21 +172,7 @@ impl Replay {
                 Some(p) => format!(" desktop {}×{} ", p.width, p.height),
                 None => " desktop ".to_string(),
             };
-            let block = Block::default()
-                .borders(Borders::ALL)
-                .border_style(if focused {
-                    theme.border_focused()
-                } else {
-                    theme.border()
-                })
-                .title(Span::styled(
-                    title,
-                    if focused {
-                        theme.title()
-                    } else {
-                        theme.muted()
-                    },
-                ));
+            let block = pane(theme, title, focused);
             let inner = block.inner(area);
             frame.render_widget(block, area);
             inner
@@ -235,21 +207,7 @@ impl Replay {
             title.push_str(&format!(", indexing… {}%", percent(p)));
         }
         title.push_str(") ");
-        let block = Block::default()
-            .borders(Borders::ALL)
-            .border_style(if focused {
-                theme.border_focused()
-            } else {
-                theme.border()
-            })
-            .title(Span::styled(
-                title,
-                if focused {
-                    theme.title()
-                } else {
-                    theme.muted()
-                },
-            ));
+        let block = pane(theme, title, focused);
         let inner = block.inner(area);
         frame.render_widget(block, area);
         let height = usize::from(inner.height);
@@ -500,6 +458,20 @@ impl Replay {
             rect,
         );
     }
+}
+
+/// A framed pane titled `title`, drawn as having the keyboard when
+/// `focused`.
+fn pane(theme: &Theme, title: String, focused: bool) -> Block<'static> {
+    let (border, title_style) = if focused {
+        (theme.border_focused(), theme.title())
+    } else {
+        (theme.border(), theme.muted())
+    };
+    Block::default()
+        .borders(Borders::ALL)
+        .border_style(border)
+        .title(Span::styled(title, title_style))
 }
 
 /// `m:ss`, or `h:mm:ss` when `long` (so a list lines up).
