@@ -72,16 +72,20 @@ async fn prepared() -> Option<(ShadowTarget, TestBastion, Client, String)> {
     Some((target, b, admin, front))
 }
 
+/// The value of the line `NAME value` in `text` (the ticket's and the RDP
+/// password's lines, inside a box's borders or not).
+fn field(text: &str, name: &str) -> String {
+    text.lines()
+        .flat_map(|l| l.split('│'))
+        .find_map(|part| part.trim().strip_prefix(name).map(|v| v.trim().to_string()))
+        .unwrap_or_else(|| panic!("no {name} line in {text}"))
+}
+
 /// A ticket for win1 over SSH: the RDP user name and password it prints.
 async fn ticket(admin: &Client, front: &str) -> (String, String) {
     let out = run_ok(admin, "rampart rdp ticket win1").await;
     assert!(out.contains(front), "the ticket names the front: {out}");
-    let field = |name: &str| {
-        out.lines()
-            .find_map(|l| l.trim().strip_prefix(name).map(|v| v.trim().to_string()))
-            .unwrap_or_else(|| panic!("no {name} line in {out}"))
-    };
-    (field("user "), field("password "))
+    (field(&out, "user "), field(&out, "password "))
 }
 
 /// Runs xfreerdp until it exits: its exit code and what it printed.
@@ -523,24 +527,20 @@ async fn ssh_to_a_desktop_with_openssh_prints_a_ticket_that_connects() {
     run_ok(&admin, &format!("rampart me keys add --key '{public}'")).await;
 
     // `ssh -t bastion win1` for a desktop: the ticket instead of a shell.
-    let mut command = std::process::Command::new(&ssh);
-    command.args(support::peers::client_options(&key)).args([
-        "-p",
-        &b.addr.port().to_string(),
-        "-tt",
-        "admin@127.0.0.1",
-        "win1",
-    ]);
+    let port = b.addr.port().to_string();
+    let openssh = |extra: &[&str]| {
+        let mut command = std::process::Command::new(&ssh);
+        command
+            .args(support::peers::client_options(&key))
+            .args(["-p", &port, "-tt", "admin@127.0.0.1"])
+            .args(extra);
+        command
+    };
+    let command = openssh(&["win1"]);
     let term = support::pty::PtyChild::spawn(command, 120, 24);
     term.expect(T, |s| s.contains("xfreerdp /v:")).await;
     let screen = term.text();
-    let field = |name: &str| {
-        screen
-            .lines()
-            .find_map(|l| l.trim().strip_prefix(name).map(|v| v.trim().to_string()))
-            .unwrap_or_else(|| panic!("no {name} line in {screen}"))
-    };
-    let (user, password) = (field("user "), field("password "));
+    let (user, password) = (field(&screen, "user "), field(&screen, "password "));
     assert_eq!(user, "admin#win1", "{screen}");
     assert!(screen.contains(&front), "{screen}");
     let client = desktop(&front, &user, &password).await;
@@ -549,14 +549,7 @@ async fn ssh_to_a_desktop_with_openssh_prints_a_ticket_that_connects() {
 
     // From the menu: picking the desktop shows the ticket until a key,
     // and the menu comes back.
-    let mut command = std::process::Command::new(&ssh);
-    command.args(support::peers::client_options(&key)).args([
-        "-p",
-        &b.addr.port().to_string(),
-        "-tt",
-        "admin@127.0.0.1",
-    ]);
-    let mut menu = support::pty::PtyChild::spawn(command, 120, 30);
+    let mut menu = support::pty::PtyChild::spawn(openssh(&[]), 120, 30);
     menu.expect(T, |s| s.contains("win1")).await;
     menu.send(b"win1");
     menu.expect(T, |s| s.contains("Assets (1 of")).await;
@@ -564,13 +557,7 @@ async fn ssh_to_a_desktop_with_openssh_prints_a_ticket_that_connects() {
     menu.expect(T, |s| s.contains("Any key: back to the menu"))
         .await;
     let screen = menu.text();
-    let field = |name: &str| {
-        screen
-            .lines()
-            .find_map(|l| l.trim().strip_prefix(name).map(|v| v.trim().to_string()))
-            .unwrap_or_else(|| panic!("no {name} line in {screen}"))
-    };
-    let (user, password) = (field("user "), field("password "));
+    let (user, password) = (field(&screen, "user "), field(&screen, "password "));
     assert_eq!(user, "admin#win1", "{screen}");
     let client = desktop(&front, &user, &password).await;
     drop(client);
@@ -590,14 +577,7 @@ async fn an_rdp_password_opens_desktops_until_it_is_turned_off() {
 
     // Asked for over SSH, shown once, with how to use it.
     let out = run_ok(&admin, "rampart me rdp-password").await;
-    let password = out
-        .lines()
-        .find_map(|l| {
-            l.trim()
-                .strip_prefix("password ")
-                .map(|v| v.trim().to_string())
-        })
-        .unwrap_or_else(|| panic!("no password line in {out}"));
+    let password = field(&out, "password ");
     assert!(out.contains("admin#ASSET"), "{out}");
     assert!(out.contains(&front), "{out}");
 
@@ -641,14 +621,7 @@ async fn an_rdp_password_opens_desktops_until_it_is_turned_off() {
             .await
             .contains("is off")
     );
-    let newer = again
-        .lines()
-        .find_map(|l| {
-            l.trim()
-                .strip_prefix("password ")
-                .map(|v| v.trim().to_string())
-        })
-        .unwrap_or_default();
+    let newer = field(&again, "password ");
     let (code, _) = attempt(&front, "admin#win1", &newer, &[]).await;
     assert!(matches!(code, Some(c) if c != 0), "a password turned off");
     admin.close().await;
@@ -708,14 +681,7 @@ async fn a_desktop_behind_an_approval_needs_one_for_each_ticket() {
         })
         .await;
     let screen = waiting.text();
-    let password = screen
-        .lines()
-        .find_map(|l| {
-            l.trim()
-                .strip_prefix("password ")
-                .map(|v| v.trim().to_string())
-        })
-        .unwrap_or_else(|| panic!("no password in {screen}"));
+    let password = field(&screen, "password ");
     let client = desktop(&front, "alice#win1", &password).await;
     drop(client);
     let operations = run_ok(&admin, "rampart audit operations --json").await;
@@ -728,14 +694,7 @@ async fn a_desktop_behind_an_approval_needs_one_for_each_ticket() {
 
     // An RDP password is no way around it: the front refuses it there.
     let out = run_ok(&alice, "rampart me rdp-password").await;
-    let password = out
-        .lines()
-        .find_map(|l| {
-            l.trim()
-                .strip_prefix("password ")
-                .map(|v| v.trim().to_string())
-        })
-        .unwrap_or_else(|| panic!("no password line in {out}"));
+    let password = field(&out, "password ");
     let (code, _) = attempt(&front, "alice#win1", &password, &[]).await;
     assert!(
         matches!(code, Some(c) if c != 0),

@@ -78,6 +78,24 @@ pub(crate) fn severity_style(theme: &Theme, severity: Severity) -> Style {
     }
 }
 
+/// A framed pane titled `title`, drawn as having the keyboard when
+/// `focused`.
+pub(crate) fn pane(
+    theme: &Theme,
+    title: String,
+    focused: bool,
+) -> ratatui::widgets::Block<'static> {
+    let (border, title_style) = if focused {
+        (theme.border_focused(), theme.title())
+    } else {
+        (theme.border(), theme.muted())
+    };
+    ratatui::widgets::Block::default()
+        .borders(ratatui::widgets::Borders::ALL)
+        .border_style(border)
+        .title(Span::styled(title, title_style))
+}
+
 /// A `width`×`height` rectangle centred in `area`, shrunk to fit.
 pub(crate) fn centered(area: Rect, width: u16, height: u16) -> Rect {
     let width = width.min(area.width);

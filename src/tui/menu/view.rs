@@ -5,10 +5,10 @@ use ratatui::Frame;
 use ratatui::layout::{Alignment, Constraint, Layout, Rect};
 use ratatui::style::Style;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Borders, Clear, Paragraph};
+use ratatui::widgets::{Block, Clear, Paragraph};
 
 use super::super::theme::Theme;
-use super::super::{centered, help_box, hint_line, pad, scroll, severity_style, truncate};
+use super::super::{centered, help_box, hint_line, pad, pane, scroll, severity_style, truncate};
 use super::{Focus, MENU_PROTOCOLS, Menu, Mode};
 
 /// Keys listed by `?`.
@@ -136,18 +136,6 @@ impl Menu {
         self.view.set(view);
     }
 
-    fn pane(&self, theme: &Theme, title: String, focused: bool) -> Block<'static> {
-        let (border, title_style) = if focused {
-            (theme.border_focused(), theme.title())
-        } else {
-            (theme.border(), theme.muted())
-        };
-        Block::default()
-            .borders(Borders::ALL)
-            .border_style(border)
-            .title(Span::styled(title, title_style))
-    }
-
     fn render_tree(
         &self,
         frame: &mut Frame,
@@ -156,7 +144,7 @@ impl Menu {
         view: &mut super::ViewState,
     ) {
         let focused = self.focus == Focus::Tree && matches!(self.mode, Mode::Browse);
-        let block = self.pane(theme, " Nodes ".to_string(), focused);
+        let block = pane(theme, " Nodes ".to_string(), focused);
         let inner = block.inner(area);
         frame.render_widget(block, area);
         let height = usize::from(inner.height);
@@ -229,7 +217,7 @@ impl Menu {
         };
         let title = format!(" Assets{scope} ({count}) ");
         let inner = if area.height >= 3 && area.width >= 20 {
-            let block = self.pane(theme, title, focused && matches!(self.mode, Mode::Browse));
+            let block = pane(theme, title, focused && matches!(self.mode, Mode::Browse));
             let inner = block.inner(area);
             frame.render_widget(block, area);
             inner
@@ -331,10 +319,10 @@ impl Menu {
 
     fn render_details(&self, frame: &mut Frame, area: Rect, theme: &Theme) {
         let Some(asset) = self.selected_asset() else {
-            frame.render_widget(self.pane(theme, " Details ".into(), false), area);
+            frame.render_widget(pane(theme, " Details ".into(), false), area);
             return;
         };
-        let block = self.pane(theme, format!(" {} ", asset.name()), false);
+        let block = pane(theme, format!(" {} ", asset.name()), false);
         let label = |s: &'static str| Span::styled(format!("{s:<10}"), theme.muted());
         let mut protocols = vec![label("Protocols")];
         let mut greyed = false;
@@ -500,7 +488,7 @@ impl Menu {
         frame.render_widget(Clear, rect);
         frame.render_widget(
             Paragraph::new(lines)
-                .block(self.pane(theme, title, true))
+                .block(pane(theme, title, true))
                 .style(theme.text()),
             rect,
         );
@@ -521,7 +509,7 @@ impl Menu {
             .get(entry as usize)
             .map_or("", |e| e.asset.name());
         let rect = centered(area, 50, 6);
-        let block = self.pane(theme, format!(" Log in to {name} "), true);
+        let block = pane(theme, format!(" Log in to {name} "), true);
         let inner = block.inner(rect);
         frame.render_widget(Clear, rect);
         frame.render_widget(block.style(theme.text()), rect);

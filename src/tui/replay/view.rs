@@ -13,7 +13,7 @@ use ratatui::widgets::{Block, Borders, Clear, Paragraph};
 
 use super::super::term::{copy_picture, copy_screen};
 use super::super::theme::Theme;
-use super::super::{centered, hint_line, pad, scroll, severity_style};
+use super::super::{centered, hint_line, pad, pane, scroll, severity_style};
 use super::{Focus, Replay, ViewState, percent};
 use crate::record::Timeline;
 
@@ -458,20 +458,6 @@ impl Replay {
             rect,
         );
     }
-}
-
-/// A framed pane titled `title`, drawn as having the keyboard when
-/// `focused`.
-fn pane(theme: &Theme, title: String, focused: bool) -> Block<'static> {
-    let (border, title_style) = if focused {
-        (theme.border_focused(), theme.title())
-    } else {
-        (theme.border(), theme.muted())
-    };
-    Block::default()
-        .borders(Borders::ALL)
-        .border_style(border)
-        .title(Span::styled(title, title_style))
 }
 
 /// `m:ss`, or `h:mm:ss` when `long` (so a list lines up).
