@@ -21,7 +21,15 @@ pub struct Output<'a> {
     publisher: Publisher,
 }
 
-impl Output<'_> {
+impl<'a> Output<'a> {
+    fn new(recorder: &'a RecorderHandle, recorded: bool, live: &LiveSession) -> Output<'a> {
+        Output {
+            recorder,
+            recorded,
+            publisher: live.publisher(),
+        }
+    }
+
     /// Output towards the person, as [`Session::output`] takes it:
     /// counted, handed to monitors (a desktop's are frames they decode),
     /// recorded.
@@ -49,23 +57,18 @@ impl Session {
     /// recording failed): the protocol ends the session unless
     /// `recording.on_failure = allow`.
     pub async fn output(&self, data: Bytes) -> Result<(), RecordError> {
-        self.live.add_out(data.len() as u64);
-        self.live.publish(data.clone());
-        if !self.recorded {
-            return Ok(());
-        }
-        self.recorder.output(data).await
+        self.output_half().output(data).await
+    }
+
+    fn output_half(&self) -> Output<'_> {
+        Output::new(&self.recorder, self.recorded, &self.live)
     }
 
     /// The output half, for a protocol that answers its live entry's
     /// orders ([`LiveSession::control`]: kills, monitors' snapshot
     /// requests) while another task relays.
     pub fn split(&mut self) -> (Output<'_>, &mut LiveSession) {
-        let output = Output {
-            recorder: &self.recorder,
-            recorded: self.recorded,
-            publisher: self.live.publisher(),
-        };
+        let output = Output::new(&self.recorder, self.recorded, &self.live);
         (output, &mut self.live)
     }
 
@@ -82,10 +85,7 @@ impl Session {
     /// A marker in the recording where something happened (a command, a
     /// statement, a file), shown in the replay's list.
     pub async fn marker(&self, text: impl Into<String>) -> Result<(), RecordError> {
-        if !self.recorded {
-            return Ok(());
-        }
-        self.recorder.marker(text).await
+        self.output_half().marker(text).await
     }
 
     /// Bytes (from the person, towards the person) so far, for the row.
