@@ -8,7 +8,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use russh::client::Msg as ClientMsg;
 use russh::server::Msg as ServerMsg;
 use russh::{ChannelMsg, ChannelReadHalf, ChannelWriteHalf};
 use tokio::sync::mpsc;
@@ -16,8 +15,8 @@ use tokio::sync::mpsc;
 use super::gate::{Decision, Gate, Line, Refused, Step};
 use super::log::{Shared, flush_log, lock, log_late, log_refused};
 use super::{
-    ClientEnd, EndReason, Hooks, Outcome, RED, RESET, StreamTap, YELLOW, claimed_size, review,
-    terminal_size,
+    ClientEnd, EndReason, Hooks, Outcome, RED, RESET, StreamTap, TargetEnd, TargetEvents, YELLOW,
+    claimed_size, review, terminal_size,
 };
 use crate::live::{self, Publisher};
 use crate::policy::{FilterVerdict, Grant, Snapshot};
@@ -35,13 +34,13 @@ const ECHO_STEADY: Duration = Duration::from_millis(40);
 const KILL_CHECK: Duration = Duration::from_millis(100);
 
 /// What the directions share; each runs as a method on it.
-struct Pump<'a> {
+struct Pump<'a, T> {
     shared: Mutex<Shared>,
     publish: Publisher,
     client: &'a ChannelWriteHalf<ServerMsg>,
     client_handle: &'a russh::server::Handle,
     client_id: russh::ChannelId,
-    target: &'a ChannelWriteHalf<ClientMsg>,
+    target: &'a T,
     services: &'a Services,
     policy: &'a (dyn Fn() -> Arc<Snapshot> + Sync),
     grant: &'a Grant,
@@ -56,13 +55,13 @@ struct Pump<'a> {
 
 /// Pumps until one side closes, the session is killed, idles out, its
 /// permission ends, or the bastion shuts down.
-pub async fn pump(
+pub async fn pump<T: TargetEnd>(
     client_read: &mut ChannelReadHalf,
     client_write: &ChannelWriteHalf<ServerMsg>,
     client_handle: &russh::server::Handle,
     client_id: russh::ChannelId,
-    target_read: &mut ChannelReadHalf,
-    target_write: &ChannelWriteHalf<ClientMsg>,
+    target_read: &mut impl TargetEvents,
+    target_write: &T,
     mut hooks: Hooks<'_>,
 ) -> Outcome {
     let pump = Pump {
@@ -130,16 +129,16 @@ pub async fn pump(
     pump.finish(reason).await
 }
 
-impl Pump<'_> {
+impl<T: TargetEnd> Pump<'_, T> {
     fn check(&self, line: &str) -> FilterVerdict {
         (self.policy)().check_grant_command(self.grant, line)
     }
 
     /// Target -> person.
-    async fn target_to_person(&self, target_read: &mut ChannelReadHalf) -> EndReason {
+    async fn target_to_person(&self, target_read: &mut impl TargetEvents) -> EndReason {
         let mut target_eof = false;
         loop {
-            let Some(msg) = target_read.wait().await else {
+            let Some(msg) = target_read.next().await else {
                 return EndReason::TargetClosed;
             };
             match msg {
@@ -298,16 +297,15 @@ impl Pump<'_> {
                         .recorder
                         .resize(col_width as u16, row_height as u16)
                         .await;
-                    let _ = self
-                        .target
-                        .window_change(claimed.0, claimed.1, pix_width, pix_height)
+                    self.target
+                        .resize(claimed.0, claimed.1, pix_width, pix_height)
                         .await;
                 }
                 ChannelMsg::Signal { signal } => {
-                    let _ = self.target.signal(signal).await;
+                    self.target.signal(signal).await;
                 }
                 ChannelMsg::Eof => {
-                    let _ = self.target.eof().await;
+                    self.target.eof().await;
                 }
                 ChannelMsg::Close => return EndReason::ClientClosed,
                 // Requests after the session started were refused by the
@@ -374,9 +372,9 @@ impl Pump<'_> {
 
     async fn to_target(&self, raw: Vec<u8>) -> Result<(), EndReason> {
         self.target
-            .data_bytes(Bytes::from(raw))
+            .send(Bytes::from(raw))
             .await
-            .map_err(|_| EndReason::TargetClosed)
+            .map_err(|()| EndReason::TargetClosed)
     }
 
     /// A readable line: forwarded, refused, or held for an administrator,

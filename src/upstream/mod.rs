@@ -10,6 +10,8 @@
 //! the target open channels towards the person (agent forwarding and the
 //! like are refused).
 
+pub mod pty;
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
