@@ -334,6 +334,7 @@ async fn edit_demo(b: &TestBastion, change: impl FnOnce(&mut AssetSpec)) {
         protocols: current.protocols,
         nodes: current.nodes,
         platform: Some(current.platform),
+        database: None,
         comment: current.comment,
         active: current.active,
     };

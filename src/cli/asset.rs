@@ -85,6 +85,7 @@ pub(super) async fn run(
             protocols,
             nodes,
             platform,
+            database,
             comment,
             inactive,
         } => {
@@ -101,6 +102,7 @@ pub(super) async fn run(
                         protocols,
                         nodes,
                         platform: Some(platform),
+                        database,
                         comment,
                         active: !inactive,
                     },
@@ -115,6 +117,7 @@ pub(super) async fn run(
             protocols,
             nodes,
             platform,
+            database,
             active,
             inactive,
             comment,
@@ -124,12 +127,13 @@ pub(super) async fn run(
                 && protocols.is_empty()
                 && nodes.is_empty()
                 && platform.is_none()
+                && database.is_none()
                 && !active
                 && !inactive
                 && comment.is_none();
             if unchanged {
                 bail!(
-                    "nothing to change for asset {name}: give --name, --address, --protocol, --node, --platform, --active, --inactive or --comment"
+                    "nothing to change for asset {name}: give --name, --address, --protocol, --node, --platform, --database, --active, --inactive or --comment"
                 );
             }
             let protocols = protocols
@@ -152,6 +156,7 @@ pub(super) async fn run(
                     nodes
                 },
                 platform: Some(platform.unwrap_or(current.platform)),
+                database: Some(database.unwrap_or(current.database)),
                 comment: comment.unwrap_or(current.comment),
                 active: (current.active || active) && !inactive,
             };

@@ -406,6 +406,9 @@ pub enum AssetCmd {
         nodes: Vec<String>,
         #[arg(long, default_value = "linux")]
         platform: String,
+        /// A database asset's default database, opened when the person names none
+        #[arg(long, value_name = "NAME")]
+        database: Option<String>,
         #[arg(long, default_value = "")]
         comment: String,
         /// Add it disabled
@@ -430,6 +433,9 @@ pub enum AssetCmd {
         /// The platform, e.g. linux
         #[arg(long)]
         platform: Option<String>,
+        /// A database asset's default database ("" for none)
+        #[arg(long, value_name = "NAME")]
+        database: Option<String>,
         /// Enable it
         #[arg(long, conflicts_with = "inactive")]
         active: bool,

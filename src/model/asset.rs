@@ -90,6 +90,8 @@ pub struct Asset {
     pub name: String,
     pub address: String,
     pub platform: String,
+    /// A database asset's default database (`--database`); empty: none.
+    pub database: String,
     pub protocols: Vec<Protocol>,
     /// Node paths the asset is filed under.
     pub nodes: Vec<String>,

@@ -21,6 +21,8 @@ pub struct AssetSpec {
     /// Node paths; empty means `/DEFAULT`.
     pub nodes: Vec<String>,
     pub platform: Option<String>,
+    /// A database asset's default database; `None` or empty: none.
+    pub database: Option<String>,
     pub comment: String,
     pub active: bool,
 }
@@ -615,6 +617,8 @@ async fn checked_spec(
     };
     let platform = spec.platform.clone().unwrap_or_else(|| "linux".to_string());
     check_name("platform", &platform)?;
+    let database = spec.database.clone().unwrap_or_default();
+    check_database(&database)?;
     let mut node_ids = Vec::new();
     for path in &paths {
         node_ids.push(nodes::get(tx, path).await?.id);
@@ -623,10 +627,23 @@ async fn checked_spec(
         name: spec.name.clone(),
         address: spec.address.clone(),
         platform,
+        database,
         active: spec.active,
         comment: spec.comment.clone(),
     };
     Ok((fields, node_ids))
+}
+
+/// A database name as the servers take it: up to 63 bytes (PostgreSQL's
+/// and MySQL's limit), printable, no quotes or slashes; empty is none.
+fn check_database(name: &str) -> Result<()> {
+    let bad = |c: char| c.is_control() || matches!(c, '\'' | '"' | '`' | '/' | '\\');
+    if name.len() > 63 || name.chars().any(bad) {
+        return Err(OpsError::Invalid(format!(
+            "database name {name:?}: at most 63 bytes, without control characters, quotes, slashes or backslashes"
+        )));
+    }
+    Ok(())
 }
 
 /// The account `username` of `asset`, or a not-found error naming both.

@@ -41,6 +41,7 @@ impl Ops {
                     protocols: vec![protocol.clone()],
                     nodes: Vec::new(),
                     platform: Some("linux".into()),
+                    database: None,
                     comment: "built-in demo target (rampart serve --demo)".into(),
                     active: true,
                 };

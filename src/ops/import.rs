@@ -58,6 +58,7 @@ impl Ops {
                 protocols: row.protocols.clone(),
                 nodes: row.nodes.clone(),
                 platform: Some(row.platform.clone()),
+                database: None,
                 comment: row.comment.clone(),
                 active: row.active,
             };

@@ -15,6 +15,8 @@ pub struct AssetFields {
     pub name: String,
     pub address: String,
     pub platform: String,
+    /// A database asset's default database; empty: none.
+    pub database: String,
     pub active: bool,
     pub comment: String,
 }
@@ -26,8 +28,9 @@ pub async fn insert(
     now: Timestamp,
 ) -> Result<()> {
     sqlx::query(
-        "INSERT INTO assets (id, name, address, platform, active, comment, created_at, updated_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $7)",
+        "INSERT INTO assets (id, name, address, platform, active, comment, created_at, updated_at,
+                             database_name)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8)",
     )
     .bind(id)
     .bind(&fields.name)
@@ -36,6 +39,7 @@ pub async fn insert(
     .bind(bool_i(fields.active))
     .bind(&fields.comment)
     .bind(ts(now))
+    .bind(&fields.database)
     .execute(conn)
     .await
     .map_err(unique("asset", &fields.name))?;
@@ -50,7 +54,7 @@ pub async fn update(
 ) -> Result<()> {
     sqlx::query(
         "UPDATE assets SET name = $2, address = $3, platform = $4, active = $5, comment = $6,
-                           updated_at = $7
+                           updated_at = $7, database_name = $8
          WHERE id = $1",
     )
     .bind(id)
@@ -60,6 +64,7 @@ pub async fn update(
     .bind(bool_i(fields.active))
     .bind(&fields.comment)
     .bind(ts(now))
+    .bind(&fields.database)
     .execute(conn)
     .await
     .map_err(unique("asset", &fields.name))?;
@@ -118,6 +123,7 @@ fn base(row: &AnyRow) -> Result<Asset> {
         name: row.try_get("name")?,
         address: row.try_get("address")?,
         platform: row.try_get("platform")?,
+        database: row.try_get("database_name")?,
         protocols: Vec::new(),
         nodes: Vec::new(),
         active: row.try_get::<i64, _>("active")? != 0,
@@ -174,7 +180,7 @@ async fn fill(conn: &mut AnyConnection, assets: &mut [Asset], only: Option<&str>
 
 pub async fn find(conn: &mut AnyConnection, name: &str) -> Result<Option<Asset>> {
     let row = sqlx::query(
-        "SELECT id, name, address, platform, active, comment FROM assets WHERE name = $1",
+        "SELECT id, name, address, platform, database_name, active, comment FROM assets WHERE name = $1",
     )
     .bind(name)
     .fetch_optional(&mut *conn)
@@ -196,7 +202,7 @@ pub async fn get(conn: &mut AnyConnection, name: &str) -> Result<Asset> {
 
 pub async fn list(conn: &mut AnyConnection) -> Result<Vec<Asset>> {
     let rows = sqlx::query(
-        "SELECT id, name, address, platform, active, comment FROM assets ORDER BY name",
+        "SELECT id, name, address, platform, database_name, active, comment FROM assets ORDER BY name",
     )
     .fetch_all(&mut *conn)
     .await?;

@@ -96,6 +96,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "rdp passwords",
         include_str!("../../migrations/0011_rdp_passwords.sql"),
     ),
+    (
+        12,
+        "asset database",
+        include_str!("../../migrations/0012_asset_database.sql"),
+    ),
 ];
 
 /// The PostgreSQL migrations: the first is the whole schema as of SQLite's
@@ -125,6 +130,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         11,
         "rdp passwords",
         include_str!("../../migrations/postgres/0011_rdp_passwords.sql"),
+    ),
+    (
+        12,
+        "asset database",
+        include_str!("../../migrations/postgres/0012_asset_database.sql"),
     ),
 ];
 

@@ -14,6 +14,7 @@ fn web1() -> AssetSpec {
         }],
         nodes: vec!["/DEFAULT/prod".into()],
         platform: Some("linux".into()),
+        database: None,
         comment: "front".into(),
         active: true,
     }
@@ -81,6 +82,7 @@ async fn asset_edit_replaces_every_field_and_renames() {
                 ],
                 nodes: vec!["/DEFAULT/lab".into()],
                 platform: Some("bsd".into()),
+                database: None,
                 comment: "moved".into(),
                 active: false,
             },

@@ -233,6 +233,7 @@ async fn a_test_that_cannot_be_made_says_why() {
             protocols: db.protocols,
             nodes: db.nodes,
             platform: Some(db.platform),
+            database: None,
             comment: db.comment,
             active: db.active,
         },

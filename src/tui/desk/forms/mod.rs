@@ -243,6 +243,12 @@ impl Editor {
         .text("Platform", 64, "linux")
         .check(name_check("platform"))
         .value(asset.map_or("linux", |a| a.platform.as_str()))
+        .text(
+            "Database",
+            63,
+            "default database of a database asset; optional",
+        )
+        .value(asset.map_or("", |a| a.database.as_str()))
         .toggle("Active", "people can connect to it")
         .on(asset.is_none_or(|a| a.active))
         .text("Comment", 400, "optional")

@@ -51,6 +51,7 @@ impl Editor {
                     protocols: protocols(f.get("Protocols"))?,
                     nodes: f.get_list("Nodes"),
                     platform: Some(text("Platform")).filter(|p| !p.is_empty()),
+                    database: Some(text("Database")),
                     comment: text("Comment"),
                     active: f.is_on("Active"),
                 };
