@@ -163,9 +163,9 @@ impl Say<'_> {
 
 /// A session the person may open: its grant, the actions it runs under
 /// (rechecked while it runs), and its place under the person's cap.
-struct Admitted<'a> {
-    grant: Grant,
-    actions: Vec<Action>,
+pub(super) struct Admitted<'a> {
+    pub(super) grant: Grant,
+    pub(super) actions: Vec<Action>,
     transfer: Option<ExecTransfer>,
     _slot: UserSlot<'a>,
 }
@@ -195,7 +195,8 @@ pub async fn run_session(
         input_password,
         protocol: _,
     } = choice;
-    let Some(admitted) = admit(shared, conn, &asset, account, &run, person, say).await else {
+    let Some(admitted) = admit(shared, conn, &asset, account, &run, "ssh", person, say).await
+    else {
         return Ended::refused();
     };
     // Admitted (after any approval wait): from here on, the bastion's own
@@ -232,12 +233,13 @@ pub async fn run_session(
 /// the cap, and an administrator's approval where the permission asks for
 /// one. `None`: refused, the person told why.
 #[allow(clippy::too_many_arguments)]
-async fn admit<'s>(
+pub(super) async fn admit<'s>(
     shared: &'s Shared,
     conn: &Conn,
     asset: &str,
     account: Option<String>,
     run: &Run,
+    protocol: &str,
     person: &mut PersonChannel<'_>,
     say: Say<'_>,
 ) -> Option<Admitted<'s>> {
@@ -265,7 +267,7 @@ async fn admit<'s>(
         &conn.identity,
         asset,
         &account,
-        "ssh",
+        protocol,
         &actions,
         now,
     ) {
@@ -456,7 +458,7 @@ async fn open_target(
 }
 
 /// What the session row and the recording say about a session.
-fn spec(conn: &Conn, grant: &Grant, run: &Run, pty: Option<&Pty>) -> session::Spec {
+pub(super) fn spec(conn: &Conn, grant: &Grant, run: &Run, pty: Option<&Pty>) -> session::Spec {
     let username = grant.account().username().to_string();
     let (cols, rows) = pty
         .map(|p| relay::terminal_size(p.cols, p.rows))
@@ -474,7 +476,7 @@ fn spec(conn: &Conn, grant: &Grant, run: &Run, pty: Option<&Pty>) -> session::Sp
             title: Some(format!("{}@{}", username, grant.asset_name())),
             command,
         }),
-        ..session::Spec::of_grant(grant, "ssh", kind, conn.peer.ip())
+        ..session::Spec::of_grant(grant, &grant.protocol().name, kind, conn.peer.ip())
     }
 }
 
@@ -533,6 +535,24 @@ async fn run_on_target(
     let closing = session.finish_recording().await;
     let _ = target.write.close().await;
     target.upstream.disconnect().await;
+    let exec = match run {
+        Run::Exec(command) => Some((&rows, command.as_str())),
+        Run::Shell => None,
+    };
+    conclude(services, closing, outcome, say, exec).await
+}
+
+/// The end of a session whose recording is finished and whose target is
+/// gone, whatever the protocol: the person told if the recording failed,
+/// an exec'd command logged with its first output, the session row closed
+/// (chain entry), and the exit status the person's client gets.
+pub(super) async fn conclude(
+    services: &crate::services::Services,
+    closing: session::Closing,
+    outcome: relay::Outcome,
+    say: Say<'_>,
+    exec: Option<(&session::Rows, &str)>,
+) -> Ended {
     if matches!(outcome.reason, EndReason::RecordingFailed(_)) && outcome.client_open {
         // On a terminal, below whatever the target printed last.
         let start = if say.pty { "\r\n" } else { "" };
@@ -541,10 +561,10 @@ async fn run_on_target(
         ))
         .await;
     }
-    if let Run::Exec(command) = run {
+    if let Some((rows, command)) = exec {
         relay::log_exec_command(
             services,
-            &rows,
+            rows,
             command,
             closing.recorded().first_output.clone(),
             FilterAction::Allow,
@@ -653,35 +673,7 @@ pub(super) async fn connect_target(
 ) -> Result<upstream::Upstream, String> {
     let services = &shared.services;
     let asset = grant.asset_name();
-    let secret = match grant.account() {
-        GrantAccount::Stored { account_id, .. } => {
-            let read = async {
-                let mut c = services.store.conn().await?;
-                store::accounts::secret(&mut c, account_id).await
-            };
-            match read.await {
-                Ok((kind, sealed)) => TargetSecret::Stored {
-                    account_id: account_id.clone(),
-                    kind,
-                    sealed,
-                },
-                Err(e) => {
-                    tracing::error!("cannot read the secret of an account of {asset}: {e}");
-                    return Err(format!(
-                        "{asset}: the account's secret cannot be read now; try again, or tell an admin"
-                    ));
-                }
-            }
-        }
-        GrantAccount::Input { .. } => match typed {
-            Some(password) => TargetSecret::Typed(password),
-            None => {
-                return Err(format!(
-                    "{asset}: this account needs a password typed in the menu"
-                ));
-            }
-        },
-    };
+    let secret = target_secret(shared, grant, typed).await?;
     let pins = async {
         let mut c = services.store.conn().await?;
         store::assets::host_keys(&mut c, grant.asset_id()).await
@@ -727,6 +719,47 @@ pub(super) async fn connect_target(
         return Err(text);
     }
     Ok(upstream)
+}
+
+/// The secret to reach `grant`'s account with: its sealed secret from the
+/// store, or for `@INPUT` the password the person typed. `Err` is the
+/// line for the person.
+pub(super) async fn target_secret(
+    shared: &Shared,
+    grant: &Grant,
+    typed: Option<Secret<String>>,
+) -> Result<TargetSecret, String> {
+    let services = &shared.services;
+    let asset = grant.asset_name();
+    Ok(match grant.account() {
+        GrantAccount::Stored { account_id, .. } => {
+            let read = async {
+                let mut c = services.store.conn().await?;
+                store::accounts::secret(&mut c, account_id).await
+            };
+            match read.await {
+                Ok((kind, sealed)) => TargetSecret::Stored {
+                    account_id: account_id.clone(),
+                    kind,
+                    sealed,
+                },
+                Err(e) => {
+                    tracing::error!("cannot read the secret of an account of {asset}: {e}");
+                    return Err(format!(
+                        "{asset}: the account's secret cannot be read now; try again, or tell an admin"
+                    ));
+                }
+            }
+        }
+        GrantAccount::Input { .. } => match typed {
+            Some(password) => TargetSecret::Typed(password),
+            None => {
+                return Err(format!(
+                    "{asset}: this account needs a password typed in the menu"
+                ));
+            }
+        },
+    })
 }
 
 /// Pins the key a target presented on its first connection, with an audit

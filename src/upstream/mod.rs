@@ -239,6 +239,27 @@ pub enum TargetSecret {
 }
 
 impl TargetSecret {
+    /// The password of `grant`'s account, for targets that log in with
+    /// nothing else (databases); a stored key or no secret is refused.
+    pub fn password(
+        self,
+        grant: &Grant,
+        vault: Option<&crate::vault::Vault>,
+    ) -> Result<Secret<String>, UpstreamError> {
+        match self.credential(grant, vault)? {
+            Credential::Password(password) => Ok(password),
+            Credential::PrivateKey(_) | Credential::None => Err(UpstreamError::Protocol {
+                asset: grant.asset_name().to_string(),
+                reason: format!(
+                    "account {} holds no password, and a database logs in with one; an admin sets it with `account edit {} {} --password-stdin`",
+                    grant.account().username(),
+                    grant.asset_name(),
+                    grant.account().username()
+                ),
+            }),
+        }
+    }
+
     /// Opens the secret for `grant`'s account, or refuses it.
     fn credential(
         self,
