@@ -257,6 +257,7 @@ fn synthesize() -> Synthetic {
             name: format!("filter{i:02}"),
             pattern: patterns[i % patterns.len()].to_string(),
             action: *rng.pick(&actions),
+            on: Default::default(),
             priority: rng.below(100) as i32,
             user_ids: Vec::new(),
             group_ids: if i % 3 == 1 {

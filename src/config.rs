@@ -73,6 +73,7 @@ pub const KEYS: &[&str] = &[
     "auth.time_zone",
     "auth.password_min_length",
     "auth.approval_timeout",
+    "clients.psql",
     "tui.theme",
     "log.level",
     "log.file",
@@ -103,8 +104,18 @@ pub struct Config {
     pub cluster: ClusterConfig,
     pub recording: RecordingConfig,
     pub auth: AuthConfig,
+    pub clients: ClientsConfig,
     pub tui: TuiConfig,
     pub log: LogConfig,
+}
+
+/// The native clients the bastion runs for database assets.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ClientsConfig {
+    /// The `psql` executable; `None`: found on PATH (a wrapper script, as
+    /// Debian's `/usr/bin/psql` is, resolved to the newest real binary
+    /// under `/usr/lib/postgresql`).
+    pub psql: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -415,6 +426,7 @@ impl Default for Config {
                 max_connections: 8,
             },
             cluster: ClusterConfig { node: host_name() },
+            clients: ClientsConfig::default(),
             recording: RecordingConfig {
                 dir: PathBuf::from("recordings"),
                 input: false,

@@ -290,6 +290,7 @@ fn filter(name: &str, pattern: &str) -> FilterSpec {
         name: name.into(),
         pattern: pattern.into(),
         action: FilterAction::Deny,
+        on: Default::default(),
         priority: 50,
         users: v(&["alice"]),
         groups: Vec::new(),
@@ -328,6 +329,7 @@ async fn filter_edit_checks_the_regex_and_replaces_the_bindings() {
     let counter = w.counter().await;
     let spec = FilterSpec {
         action: FilterAction::Warn,
+        on: Default::default(),
         priority: 10,
         users: Vec::new(),
         nodes: v(&["/DEFAULT/prod"]),

@@ -134,6 +134,7 @@ fn filter(
         name: name.to_string(),
         pattern: pattern.to_string(),
         action,
+        on: Default::default(),
         priority,
         user_ids: p.user_ids,
         group_ids: p.group_ids,
@@ -790,6 +791,54 @@ fn command_filters() {
         (v.action, v.rule.as_deref()),
         (Deny, Some("prod-drop")),
         "check_grant_command uses the grant's bindings"
+    );
+}
+
+#[test]
+fn a_filter_applies_only_to_what_its_scope_names() {
+    use rampart::model::Scope;
+    let mut data = fixture();
+    let mut sql = filter(
+        "sql-truncate",
+        r"(?i)^truncate\b",
+        FilterAction::Deny,
+        1,
+        &[],
+        &[],
+        "@ALL",
+    );
+    sql.on = Scope::Sql;
+    data.filters.push(sql);
+    let snap = Snapshot::build(data).expect("builds");
+    let grant = snap
+        .authorize(&who("bob"), "web1", "root", "ssh", Action::Connect, ts(NOW))
+        .expect("bob reaches web1");
+    let shell = snap.check_grant_command(&grant, "truncate -s 0 app.log");
+    assert_eq!(
+        shell.action,
+        FilterAction::Allow,
+        "an sql rule does not judge shell lines"
+    );
+    let v = snap.check_grant_statement(&grant, Scope::Sql, "TRUNCATE users");
+    assert_eq!(
+        (v.action, v.rule.as_deref()),
+        (FilterAction::Deny, Some("sql-truncate"))
+    );
+    let v = snap.check_grant_statement(&grant, Scope::Sql, "drop table users");
+    assert_eq!(
+        v.action,
+        FilterAction::Allow,
+        "a shell rule (prod-drop) does not judge statements"
+    );
+    let v = snap.check_grant_statement(&grant, Scope::Redis, "TRUNCATE users");
+    assert_eq!(
+        v.action,
+        FilterAction::Allow,
+        "nor does an sql rule judge redis commands"
+    );
+    assert!(
+        snap.grant_is_guarded(&grant),
+        "prod-drop still guards bob's shells"
     );
 }
 

@@ -472,6 +472,7 @@ async fn deny_marker(b: &TestBastion) {
                 name: "no-marker".into(),
                 pattern: r"touch\s+\S*rampart-marker".into(),
                 action: rampart::model::FilterAction::Deny,
+                on: Default::default(),
                 priority: 10,
                 users: vec![],
                 groups: vec![],

@@ -115,6 +115,10 @@ pub(super) async fn filter(ops: &Ops, caller: &Caller, edit: FilterEdit) -> anyh
             Some(a) => a.parse::<FilterAction>()?,
             None => now.action,
         },
+        on: match edit.on {
+            Some(on) => on.parse::<crate::model::Scope>()?,
+            None => now.on,
+        },
         priority: edit.priority.unwrap_or(now.priority),
         users,
         groups,

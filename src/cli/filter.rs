@@ -4,7 +4,7 @@
 use super::FilterCmd;
 use super::output::{self, Column};
 use super::verb::{Io, Outcome};
-use crate::model::{AccountSpec, FilterAction};
+use crate::model::{AccountSpec, FilterAction, Scope};
 use crate::ops::{Caller, FilterSpec};
 use crate::services::Services;
 
@@ -12,6 +12,7 @@ const FILTER_COLUMNS: &[Column] = &[
     ("NAME", "name"),
     ("PRIORITY", "priority"),
     ("ACTION", "action"),
+    ("ON", "on"),
     ("PATTERN", "pattern"),
     ("USERS", "users"),
     ("GROUPS", "groups"),
@@ -33,6 +34,7 @@ pub(super) async fn run(
             name,
             pattern,
             action,
+            on,
             priority,
             bindings,
             accounts,
@@ -44,6 +46,7 @@ pub(super) async fn run(
                         name,
                         pattern,
                         action: action.parse::<FilterAction>()?,
+                        on: on.parse::<Scope>()?,
                         priority,
                         users: bindings.users,
                         groups: bindings.groups,

@@ -643,6 +643,9 @@ pub struct FilterEdit {
     pub pattern: Option<String>,
     #[arg(long, value_parser = ["deny", "allow", "warn", "review"])]
     pub action: Option<String>,
+    /// What the pattern is matched against: shell, sql or redis
+    #[arg(long, value_parser = ["shell", "sql", "redis"])]
+    pub on: Option<String>,
     /// Lower numbers win among non-deny rules
     #[arg(long)]
     pub priority: Option<i32>,
@@ -663,6 +666,9 @@ pub enum FilterCmd {
         pattern: String,
         #[arg(long, value_parser = ["deny", "allow", "warn", "review"])]
         action: String,
+        /// What the pattern is matched against: lines typed into terminal sessions, SQL statements, or Redis commands
+        #[arg(long, value_parser = ["shell", "sql", "redis"], default_value = "shell")]
+        on: String,
         /// Lower numbers win among non-deny rules
         #[arg(long, default_value_t = 50)]
         priority: i32,

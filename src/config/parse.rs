@@ -10,9 +10,9 @@ use jiff::tz::TimeZone;
 use toml::{Table, Value};
 
 use super::{
-    AuthConfig, AuthMethod, BUILTIN_THEMES, ClusterConfig, Config, ConfigError, DatabaseConfig,
-    Hidden, HttpConfig, KEYS, LogConfig, Mfa, ObjectStoreConfig, OnFailure, RdpConfig,
-    RecordingConfig, SshConfig, Theme, TuiConfig,
+    AuthConfig, AuthMethod, BUILTIN_THEMES, ClientsConfig, ClusterConfig, Config, ConfigError,
+    DatabaseConfig, Hidden, HttpConfig, KEYS, LogConfig, Mfa, ObjectStoreConfig, OnFailure,
+    RdpConfig, RecordingConfig, SshConfig, Theme, TuiConfig,
 };
 
 /// One TOML table being read, with its dotted prefix for messages.
@@ -271,6 +271,16 @@ pub(super) fn config(file: &str, table: &Table, base: &Path) -> Result<Config, C
     };
     let recording = parse_recording(&root.table("recording", &empty)?, &d.recording)?;
     let auth = parse_auth(&root.table("auth", &empty)?, &d.auth)?;
+    let clients_section = root.table("clients", &empty)?;
+    let clients = ClientsConfig {
+        psql: match clients_section.string("psql")? {
+            None => d.clients.psql.clone(),
+            Some("") => None,
+            // A bare name is looked up on PATH; a path is the config's.
+            Some(p) if !p.contains('/') => Some(PathBuf::from(p)),
+            Some(p) => Some(base.join(p)),
+        },
+    };
 
     let tui_section = root.table("tui", &empty)?;
     let theme = match tui_section.string("theme")? {
@@ -319,6 +329,7 @@ pub(super) fn config(file: &str, table: &Table, base: &Path) -> Result<Config, C
         cluster,
         recording,
         auth,
+        clients,
         tui: TuiConfig { theme },
         log: LogConfig { level, file },
     })

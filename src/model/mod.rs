@@ -33,7 +33,7 @@ mod tests;
 
 pub use asset::{Account, Asset, HostKey, KNOWN_PROTOCOLS, Protocol, SecretKind, default_port};
 pub use permission::{AccountSpec, Action, Actions, Permission, ProtocolSpec};
-pub use rule::{AclAction, CommandFilter, FilterAction, LoginAcl};
+pub use rule::{AclAction, CommandFilter, FilterAction, LoginAcl, Scope};
 
 /// Identifiers are text UUIDs, portable between SQLite and PostgreSQL.
 pub type Id = String;

@@ -56,6 +56,50 @@ impl FromStr for FilterAction {
     }
 }
 
+/// What a command filter's pattern is matched against: the lines typed
+/// into terminal sessions (`shell`, the default), the statements of
+/// database sessions (`sql`), or Redis commands (`redis`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scope {
+    #[default]
+    Shell,
+    Sql,
+    Redis,
+}
+
+impl Scope {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::Shell => "shell",
+            Scope::Sql => "sql",
+            Scope::Redis => "redis",
+        }
+    }
+}
+
+impl fmt::Display for Scope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Scope {
+    type Err = ParseError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "shell" => Ok(Scope::Shell),
+            "sql" => Ok(Scope::Sql),
+            "redis" => Ok(Scope::Redis),
+            _ => Err(ParseError::new(
+                "filter scope",
+                s,
+                "one of shell, sql, redis",
+            )),
+        }
+    }
+}
+
 /// A command filter rule and what it is bound to. Empty binding lists mean
 /// "any": a filter with no users and no groups applies to everyone, one with
 /// no assets and no nodes to every asset.
@@ -65,6 +109,8 @@ pub struct CommandFilter {
     pub name: String,
     pub pattern: String,
     pub action: FilterAction,
+    /// What the pattern is matched against.
+    pub on: Scope,
     /// Lower numbers win among non-deny rules.
     pub priority: i32,
     pub users: Vec<String>,

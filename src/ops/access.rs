@@ -35,6 +35,8 @@ pub struct FilterSpec {
     pub name: String,
     pub pattern: String,
     pub action: FilterAction,
+    /// What the pattern is matched against.
+    pub on: crate::model::Scope,
     pub priority: i32,
     pub users: Vec<String>,
     pub groups: Vec<String>,
@@ -496,6 +498,7 @@ async fn filter_row(
         name: spec.name.clone(),
         pattern: spec.pattern.clone(),
         action: spec.action,
+        on: spec.on,
         priority: spec.priority,
         users: spec.users.clone(),
         groups: spec.groups.clone(),

@@ -86,6 +86,7 @@ pub struct FilterEntry {
     pub name: String,
     pub pattern: String,
     pub action: FilterAction,
+    pub on: crate::model::Scope,
     pub priority: i32,
     pub user_ids: Vec<Id>,
     pub group_ids: Vec<Id>,

@@ -18,11 +18,15 @@
 //!
 //! Among applicable filters whose pattern matches anywhere in the command, a
 //! deny wins; otherwise the lowest priority number, ties broken by name.
+//!
+//! A filter applies only to what its scope names (`--on`): the lines typed
+//! into terminal sessions (`shell`), or the statements of database sessions
+//! (`sql`, `redis`), each checked on its own.
 
 use super::Snapshot;
 use super::grant::{Grant, GrantAccount};
 use super::rule::{Binding, FilterRec};
-use crate::model::{FilterAction, Identity};
+use crate::model::{FilterAction, Identity, Scope};
 
 /// What to do with a command, and the rule that decided it (`None` when no
 /// rule matched and the command is allowed by default).
@@ -61,7 +65,7 @@ impl Snapshot {
             asset: self.asset_by_name.get(asset).copied(),
             account,
         };
-        self.verdict(&session, command)
+        self.verdict(&session, Scope::Shell, command)
     }
 
     /// The verdict on `command` typed into the session `grant` opened. By
@@ -78,7 +82,28 @@ impl Snapshot {
             asset: self.asset_by_id.get(grant.asset_id()).copied(),
             account: grant.account(),
         };
-        self.verdict(&session, command)
+        self.verdict(&session, Scope::Shell, command)
+    }
+
+    /// The verdict on one statement of a database session `grant` opened,
+    /// by the rules of `scope`.
+    pub fn check_grant_statement(
+        &self,
+        grant: &Grant,
+        scope: Scope,
+        statement: &str,
+    ) -> FilterVerdict {
+        let user = self.user_by_id.get(grant.user_id()).copied();
+        let session = Session {
+            user,
+            person: match user {
+                Some(u) => self.users[u as usize].name.as_str(),
+                None => grant.user_name(),
+            },
+            asset: self.asset_by_id.get(grant.asset_id()).copied(),
+            account: grant.account(),
+        };
+        self.verdict(&session, scope, statement)
     }
 
     /// Whether any deny or review rule applies to the session `grant`
@@ -96,12 +121,13 @@ impl Snapshot {
             account: grant.account(),
         };
         self.filters.iter().any(|f| {
-            matches!(f.action, FilterAction::Deny | FilterAction::Review)
+            f.on == Scope::Shell
+                && matches!(f.action, FilterAction::Deny | FilterAction::Review)
                 && self.filter_applies(f, &session)
         })
     }
 
-    fn verdict(&self, session: &Session<'_>, command: &str) -> FilterVerdict {
+    fn verdict(&self, session: &Session<'_>, scope: Scope, command: &str) -> FilterVerdict {
         // Filters are sorted by (priority, name): the first matching non-deny
         // rule wins unless a deny matches anywhere, so once one is found only
         // deny rules still need their pattern run.
@@ -112,6 +138,7 @@ impl Snapshot {
                 FilterAction::Allow | FilterAction::Warn | FilterAction::Review => false,
             };
             if (chosen.is_some() && !deny)
+                || f.on != scope
                 || !self.filter_applies(f, session)
                 || !f.regex.is_match(command)
             {

@@ -27,6 +27,7 @@ pub(super) struct FilterRec {
     pub(super) name: String,
     pub(super) regex: Regex,
     pub(super) action: FilterAction,
+    pub(super) on: crate::model::Scope,
     pub(super) subjects: Binding,
     pub(super) targets: Binding,
     pub(super) any_account: bool,
@@ -79,6 +80,7 @@ pub(super) fn build(
                 name: f.name,
                 regex,
                 action: f.action,
+                on: f.on,
                 subjects,
                 targets,
             })

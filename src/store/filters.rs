@@ -23,8 +23,8 @@ pub async fn insert(
 ) -> Result<()> {
     sqlx::query(
         "INSERT INTO command_filters (id, name, pattern, action, priority, accounts, active,
-                                      created_at, updated_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)",
+                                      created_at, updated_at, scope)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9)",
     )
     .bind(&filter.id)
     .bind(&filter.name)
@@ -34,6 +34,7 @@ pub async fn insert(
     .bind(filter.accounts.to_string())
     .bind(bool_i(filter.active))
     .bind(ts(now))
+    .bind(filter.on.as_str())
     .execute(&mut *conn)
     .await
     .map_err(unique("filter", &filter.name))?;
@@ -50,7 +51,7 @@ pub async fn update(
 ) -> Result<()> {
     let done = sqlx::query(
         "UPDATE command_filters SET name = $2, pattern = $3, action = $4, priority = $5,
-                accounts = $6, active = $7, updated_at = $8
+                accounts = $6, active = $7, updated_at = $8, scope = $9
          WHERE id = $1",
     )
     .bind(&filter.id)
@@ -61,6 +62,7 @@ pub async fn update(
     .bind(filter.accounts.to_string())
     .bind(bool_i(filter.active))
     .bind(ts(now))
+    .bind(filter.on.as_str())
     .execute(&mut *conn)
     .await
     .map_err(unique("filter", &filter.name))?;
@@ -102,6 +104,7 @@ fn base(row: &AnyRow) -> Result<CommandFilter> {
         name: row.try_get("name")?,
         pattern: row.try_get("pattern")?,
         action: parsed(row, "action")?,
+        on: parsed(row, "scope")?,
         priority: row.try_get("priority")?,
         users: Vec::new(),
         groups: Vec::new(),
@@ -118,7 +121,7 @@ pub async fn list_with_ids(
     conn: &mut AnyConnection,
 ) -> Result<Vec<(CommandFilter, Vec<(String, Id)>)>> {
     let rows = sqlx::query(
-        "SELECT id, name, pattern, action, priority, accounts, active FROM command_filters
+        "SELECT id, name, pattern, action, scope, priority, accounts, active FROM command_filters
          ORDER BY priority, name",
     )
     .fetch_all(&mut *conn)

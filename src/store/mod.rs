@@ -98,8 +98,8 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
     ),
     (
         12,
-        "asset database",
-        include_str!("../../migrations/0012_asset_database.sql"),
+        "databases",
+        include_str!("../../migrations/0012_databases.sql"),
     ),
 ];
 
@@ -133,8 +133,8 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     ),
     (
         12,
-        "asset database",
-        include_str!("../../migrations/postgres/0012_asset_database.sql"),
+        "databases",
+        include_str!("../../migrations/postgres/0012_databases.sql"),
     ),
 ];
 

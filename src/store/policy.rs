@@ -216,6 +216,7 @@ async fn filters(conn: &mut AnyConnection) -> Result<Vec<FilterEntry>> {
             name: f.name,
             pattern: f.pattern,
             action: f.action,
+            on: f.on,
             priority: f.priority,
             accounts: f.accounts,
             active: f.active,

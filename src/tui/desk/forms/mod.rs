@@ -60,6 +60,7 @@ const ROLES: [&str; 3] = ["user", "auditor", "admin"];
 const SECRET_NEW: [&str; 3] = ["password", "private key", "none"];
 const SECRET_EDIT: [&str; 4] = ["keep", "password", "private key", "none"];
 const FILTER_ACTIONS: [&str; 4] = ["deny", "review", "warn", "allow"];
+const FILTER_SCOPES: [&str; 3] = ["shell", "sql", "redis"];
 const ACL_ACTIONS: [&str; 2] = ["deny", "allow"];
 /// Longest private key accepted when pasted (an RSA 8192 key is ~6.5 KB).
 const MAX_KEY_CHARS: usize = 16 * 1024;
@@ -359,6 +360,8 @@ impl Editor {
         .value(filter.map_or("", |f| f.pattern.as_str()))
         .choice("Action", &FILTER_ACTIONS)
         .value(&filter.map_or("deny".into(), |f| f.action.to_string()))
+        .choice("On", &FILTER_SCOPES)
+        .value(filter.map_or("shell", |f| f.on.as_str()))
         .text("Priority", 6, "50: lower numbers win among non-deny rules")
         .check(parses::<i32>())
         .value(&filter.map_or(50, |f| f.priority).to_string());

@@ -134,6 +134,7 @@ impl Editor {
                         .chosen("Action")
                         .parse::<FilterAction>()
                         .map_err(|e| parse("action", &e))?,
+                    on: f.chosen("On").parse().map_err(|e| parse("on", &e))?,
                     priority: self.priority(),
                     users: f.get_list("Users"),
                     groups: f.get_list("Groups"),
