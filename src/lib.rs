@@ -89,6 +89,7 @@ pub mod cli;
 pub mod clock;
 pub mod cluster;
 pub mod config;
+pub mod db;
 pub mod demo;
 pub mod http;
 pub mod import;
