@@ -184,6 +184,8 @@ pub enum ProxyError {
         "the client encoding {0} is refused: its characters can hide a quote from the statement filter"
     )]
     Encoding(String),
-    #[error("the client keeps over {0} prepared statements and portals")]
-    TooManyPrepared(usize),
+    #[error(
+        "the client keeps more prepared statements or portals than the bastion tracks (10000, or 64 MiB of text)"
+    )]
+    TooManyPrepared,
 }

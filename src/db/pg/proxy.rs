@@ -28,9 +28,11 @@ use super::{Audit, Outcome, ProxyError, Statement, Summary, Upstream, Verdict};
 const READ_SIZE: usize = 16 << 10;
 /// The longest statement text put in a log.
 const MAX_LOGGED: usize = 64 << 10;
-/// Named prepared statements, and portals, tracked at most (each keeps at
-/// most [`MAX_LOGGED`] bytes of text).
+/// Named prepared statements, and portals, tracked at most, and the most
+/// text kept for them: the server holds them too, but the proxy's memory
+/// must not grow with a client's whim.
 const MAX_PREPARED: usize = 10_000;
+const MAX_PREPARED_BYTES: usize = 64 << 20;
 /// How long the server's last answers may take once the client left.
 const DRAIN: Duration = Duration::from_secs(5);
 
@@ -205,8 +207,8 @@ where
     let mut up = Up {
         shared,
         server: BufWriter::new(server_write),
-        statements: HashMap::new(),
-        portals: HashMap::new(),
+        statements: Names::default(),
+        portals: Names::default(),
         dropping: false,
         forwarding: true,
     };
@@ -339,8 +341,8 @@ struct Up<'a, W> {
     shared: &'a Shared<'a>,
     server: BufWriter<W>,
     /// Prepared statement names and portals, to the text they run.
-    statements: HashMap<Bytes, Arc<str>>,
-    portals: HashMap<Bytes, Arc<str>>,
+    statements: Names,
+    portals: Names,
     /// After a refused Parse: every message up to the next Sync is dropped.
     dropping: bool,
     /// Whether the pieces of the streamed message under way go on.
@@ -405,7 +407,7 @@ impl<W: AsyncWrite + Unpin> Up<'_, W> {
             b'P' => return self.parse(body).await,
             b'E' => {
                 let portal = wire::execute(body.clone()).map_err(client_protocol)?;
-                let text = self.portals.get(&portal).cloned().unwrap_or_else(|| {
+                let text = self.portals.get(&portal).unwrap_or_else(|| {
                     format!(
                         "(portal {:?}, opened in SQL)",
                         String::from_utf8_lossy(&portal)
@@ -423,7 +425,7 @@ impl<W: AsyncWrite + Unpin> Up<'_, W> {
                 match kind {
                     b'S' => self.statements.remove(&name),
                     _ => self.portals.remove(&name),
-                };
+                }
                 Some(Owed::Close)
             }
             b'S' => {
@@ -478,7 +480,7 @@ impl<W: AsyncWrite + Unpin> Up<'_, W> {
         let started = Instant::now();
         match self.verdict(&parse.text).await? {
             Verdict::Allow => {
-                remember(&mut self.statements, parse.name, log_text(&parse.text))?;
+                self.statements.insert(parse.name, log_text(&parse.text))?;
                 self.shared.tracker().sent(Owed::Parse);
                 self.write(&wire::header(b'P', body.len())).await?;
                 self.write(&body).await?;
@@ -503,11 +505,11 @@ impl<W: AsyncWrite + Unpin> Up<'_, W> {
             b'B' => {
                 let (portal, statement) =
                     wire::bind_names(head.clone()).map_err(client_protocol)?;
-                let text = self.statements.get(&statement).cloned().unwrap_or_else(|| {
+                let text = self.statements.get(&statement).unwrap_or_else(|| {
                     let name = String::from_utf8_lossy(&statement);
                     format!("(statement {name:?}, prepared in SQL)").into()
                 });
-                remember(&mut self.portals, portal, text)?;
+                self.portals.insert(portal, text)?;
                 self.shared.tracker().sent(Owed::Bind);
             }
             b'd' => {}
@@ -565,7 +567,12 @@ impl<W: AsyncWrite + Unpin> Up<'_, W> {
                 rule: "ambiguous backslash in an escape string".into(),
             });
         }
+        // Each distinct statement once: "x; x; x" asks an approver once.
+        let mut asked = std::collections::HashSet::new();
         for statement in &split.statements {
+            if !asked.insert(statement.as_str()) {
+                continue;
+            }
             if let deny @ Verdict::Deny { .. } = self.shared.audit.check(statement).await {
                 return Ok(deny);
             }
@@ -605,17 +612,35 @@ impl<W: AsyncWrite + Unpin> Up<'_, W> {
     }
 }
 
-/// Records a statement or portal name; the unnamed one is simply replaced.
-fn remember(
-    names: &mut HashMap<Bytes, Arc<str>>,
-    name: Bytes,
-    text: Arc<str>,
-) -> Result<(), ProxyError> {
-    if names.len() >= MAX_PREPARED && !names.contains_key(&name) {
-        return Err(ProxyError::TooManyPrepared(MAX_PREPARED));
+/// Prepared statement or portal names, to the text they run.
+#[derive(Default)]
+pub(super) struct Names {
+    texts: HashMap<Bytes, Arc<str>>,
+    bytes: usize,
+}
+
+impl Names {
+    pub(super) fn get(&self, name: &Bytes) -> Option<Arc<str>> {
+        self.texts.get(name).cloned()
     }
-    names.insert(name, text);
-    Ok(())
+
+    /// Records a name; the unnamed one is simply replaced.
+    pub(super) fn insert(&mut self, name: Bytes, text: Arc<str>) -> Result<(), ProxyError> {
+        let old = self.texts.get(&name).map_or(0, |t| name.len() + t.len());
+        let bytes = self.bytes - old + name.len() + text.len();
+        if bytes > MAX_PREPARED_BYTES || (old == 0 && self.texts.len() >= MAX_PREPARED) {
+            return Err(ProxyError::TooManyPrepared);
+        }
+        self.bytes = bytes;
+        self.texts.insert(name, text);
+        Ok(())
+    }
+
+    pub(super) fn remove(&mut self, name: &Bytes) {
+        if let Some(text) = self.texts.remove(name) {
+            self.bytes -= name.len() + text.len();
+        }
+    }
 }
 
 /// Bytes moved each way through the client's connection.

@@ -547,6 +547,40 @@ fn answers_to_nothing_end_the_connection() {
     assert!(tracker.answer(b'S', &sjis, &mut logged).is_err());
 }
 
+#[test]
+fn prepared_names_are_bounded() {
+    let mut names = super::proxy::Names::default();
+    let text: Arc<str> = Arc::from("select 1");
+    for n in 0..10_000 {
+        names
+            .insert(Bytes::from(format!("s{n}")), text.clone())
+            .unwrap();
+    }
+    // The unnamed statement and known names are replaced, not added.
+    assert!(names.insert(Bytes::from("s7"), text.clone()).is_ok());
+    assert!(matches!(
+        names.insert(Bytes::from("one more"), text.clone()),
+        Err(ProxyError::TooManyPrepared)
+    ));
+    names.remove(&Bytes::from("s7"));
+    assert!(names.insert(Bytes::from("one more"), text.clone()).is_ok());
+    assert_eq!(
+        names.get(&Bytes::from("one more")).as_deref(),
+        Some("select 1")
+    );
+    // And so is the text they keep.
+    let mut names = super::proxy::Names::default();
+    let big: Arc<str> = Arc::from("x".repeat(64 << 10));
+    let mut n = 0;
+    while names
+        .insert(Bytes::from(format!("b{n}")), big.clone())
+        .is_ok()
+    {
+        n += 1;
+    }
+    assert_eq!(n, 1023);
+}
+
 // ---- Secrets ----
 
 fn upstream() -> Upstream {
