@@ -664,3 +664,47 @@ fn errors_read_as_one_line() {
         ]
     );
 }
+
+/// What the fuzz target does, briefly, on every `cargo test`: random and
+/// mutated byte streams through both decoders, the parsers and the
+/// splitter, which must answer without panicking.
+#[test]
+fn random_bytes_never_panic() {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand::rngs::StdRng::seed_from_u64(5432);
+    let mut seed = raw(b'P', b"s\0select $$;$$, E'\\'' -- x\0\0\0");
+    seed.extend(raw(b'B', b"p\0s\0\0\0\0\0\0\0"));
+    seed.extend(raw(b'D', b"\0\x01\0\0\0\x0242"));
+    seed.extend(raw(b'E', b"SERROR\0C42501\0Mno\0\0"));
+    for round in 0..3000 {
+        let mut data = if round % 2 == 0 {
+            seed.clone()
+        } else {
+            (0..rng.random_range(0..300))
+                .map(|_| rng.random())
+                .collect()
+        };
+        for _ in 0..rng.random_range(0..8) {
+            if let Some(len) = std::num::NonZeroUsize::new(data.len()) {
+                let at = rng.random_range(0..len.get());
+                data[at] = rng.random();
+            }
+        }
+        for side in [Side::Client, Side::Server] {
+            let step = rng.random_range(1..16);
+            if let Ok(got) = frames(side, &data, step) {
+                for frame in got {
+                    if let Frame::Whole { tag, body } = frame {
+                        let _ = wire::notice(tag, body.clone());
+                        let _ = wire::parse(body.clone());
+                        let _ = wire::auth(body.clone());
+                        let _ = wire::startup(body);
+                    }
+                }
+            }
+        }
+        let text = String::from_utf8_lossy(&data);
+        let _ = split(&text);
+        let _ = normalise(&text);
+    }
+}
