@@ -48,6 +48,7 @@
 //! | [`cluster`] | several nodes sharing one PostgreSQL database: this node's name and heartbeat, the sessions of a node that went silent marked interrupted, kills, monitors and joins reaching the node that runs a session (PostgreSQL `NOTIFY`) |
 //! | [`http`] | the HTTP side service: so far the ops endpoints on `http.metrics_listen` (`/healthz`, `/readyz` naming what fails, `/metrics`); the web side (web assets, RemoteApp files) is still to come |
 //! | [`metrics`] | what ops scrape: counters and histograms kept by the code that sees the event (sessions by protocol and end, bytes, logins by method and result, lockouts, recording errors, connect and channel-open latency), figures of the present read at scrape time |
+//! | [`db`] | wire proxies for database sessions (so far PostgreSQL, [`db::pg`]): the client logs in to a private socket with a one-time password, the proxy logs in upstream with the vaulted secret, every statement is put to the session's rules before it is forwarded and logged with its outcome; the pty and sandbox around the client are the session's |
 //! | [`rdp`] | the RDP front door and relay: one-time tickets (approved ones for a permission that needs it) and per-person RDP passwords checked by NTLM inside CredSSP (the login through [`auth::login`]), TLS and CredSSP towards the target with the vaulted password, connection-sequence rewrites (the target sends plain bitmaps), clipboard and drive channels cut by the grant's actions, what crosses the clipboard logged as transfers, every update to the person recorded as a desktop cast and published to monitors (a full redraw asked of the target when one starts watching); the session through [`session`] |
 //! | [`serve`] | `rampart serve` over services the binary opened: the front door, demo registration, signals |
 //!
@@ -74,7 +75,7 @@
 //!  policy, record, live, route,    model, vault (record: also config, for the bucket)
 //!  import, transfer, sftp, demo
 //!  model, config, clock, vault,    nothing of rampart
-//!  alloc, metrics
+//!  alloc, metrics, db
 //! ```
 //!
 //! Rules the modules keep: SQL only in `store`; a `Grant` only from
@@ -89,6 +90,7 @@ pub mod cli;
 pub mod clock;
 pub mod cluster;
 pub mod config;
+pub mod db;
 pub mod demo;
 pub mod http;
 pub mod import;

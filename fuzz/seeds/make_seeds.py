@@ -110,3 +110,30 @@ confirm_active = struct.pack("<HHH", 6 + len(confirm_body), 0x13, 1007) + confir
 fast_path = b"\x00\x08\x00\x00\x00\x00\x00\x00"
 put("rdp", "client", x224_request + send_data(1003, client_info) + send_data(1003, confirm_active))
 put("rdp", "server", send_data(1004, b"\x0a\x00\x00\x00\x10\x00\x00\x00" + b"\0" * 8) + fast_path)
+
+# PostgreSQL protocol 3.0 as the database proxy sees it: a client's startup
+# packet then a pipelined extended batch and a simple query with quotes,
+# dollar quotes and comments; a server's answers (auth, parameters, rows,
+# an error, ReadyForQuery).
+def pg(tag, body):
+    return tag + struct.pack(">I", 4 + len(body)) + body
+
+def pg_startup(params):
+    body = struct.pack(">I", 3 << 16) + b"".join(k + b"\0" + v + b"\0" for k, v in params) + b"\0"
+    return struct.pack(">I", 4 + len(body)) + body
+
+put("pg_wire", "client", pg_startup([(b"user", b"app"), (b"database", b"appdb")])
+    + pg(b"p", b"one-time\0")
+    + pg(b"P", b"s1\0SELECT $1::int\0\0\x01\0\0\0\x17")
+    + pg(b"B", b"\0s1\0\0\0\0\x01\0\0\0\x0242\0\0") + pg(b"E", b"\0\0\0\0\0")
+    + pg(b"D", b"Ss1\0") + pg(b"C", b"Ss1\0") + pg(b"S", b"")
+    + pg(b"Q", b"select 'a;b', E'\\'', $x$ ; $x$ -- c;\n; /* /* ; */ */ drop table t\0")
+    + pg(b"d", b"1\t2\n") + pg(b"c", b"") + pg(b"X", b""))
+put("pg_wire", "server", pg(b"R", struct.pack(">I", 10) + b"SCRAM-SHA-256-PLUS\0SCRAM-SHA-256\0\0")
+    + pg(b"R", struct.pack(">I", 5) + b"salt") + pg(b"R", struct.pack(">I", 0))
+    + pg(b"S", b"client_encoding\0UTF8\0") + pg(b"K", b"\0\0\0\x2a\x01\x02\x03\x04")
+    + pg(b"Z", b"I") + pg(b"1", b"") + pg(b"2", b"")
+    + pg(b"T", b"\0\x01n\0\0\0\0\0\0\x01\0\0\0\x17\0\x04\xff\xff\xff\xff\0\0")
+    + pg(b"D", b"\0\x01\0\0\0\x0242") + pg(b"C", b"SELECT 1\0")
+    + pg(b"E", b"SERROR\0VERROR\0C42P01\0Mrelation \"t\" does not exist\0\0")
+    + pg(b"Z", b"T"))

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod peers;
+pub mod pg;
 pub mod pty;
 pub mod rdp;
 pub mod s3;
