@@ -61,6 +61,7 @@
 //!  serve                           ssh, services, the demo target
 //!  ssh                             everything below: the front door ties it together
 //!  cli                             ops through services (ssh runs it for `rampart ...` over SSH)
+//!  db                              session, services, policy, live, record, upstream
 //!  cluster, http, rdp              services, audit, live, search, store, metrics
 //!                                  (rdp: also session, auth, policy, record)
 //!  relay                           session, services, record, live, policy
@@ -75,7 +76,7 @@
 //!  policy, record, live, route,    model, vault (record: also config, for the bucket)
 //!  import, transfer, sftp, demo
 //!  model, config, clock, vault,    nothing of rampart
-//!  alloc, metrics, db
+//!  alloc, metrics
 //! ```
 //!
 //! Rules the modules keep: SQL only in `store`; a `Grant` only from

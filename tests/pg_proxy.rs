@@ -84,7 +84,7 @@ impl Proxy {
         };
         let audit: Arc<dyn Audit> = rules.clone();
         let token = Zeroizing::new(TOKEN.to_string());
-        let task = tokio::spawn(pg::serve(listener, token, upstream, audit));
+        let task = tokio::spawn(pg::serve(listener, token, upstream, audit, None));
         Proxy { dir, rules, task }
     }
 

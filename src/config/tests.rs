@@ -287,7 +287,7 @@ fn unknown_keys_list_the_expected_ones() {
     );
     assert_eq!(
         err("listen = []"),
-        "rampart.toml: unknown key listen (expected one of data_dir, ssh, http, rdp, database, cluster, recording, auth, tui, log)"
+        "rampart.toml: unknown key listen (expected one of data_dir, ssh, http, rdp, database, cluster, recording, auth, clients, tui, log)"
     );
     assert_eq!(
         err("[ssh.extra]\nx = 1"),

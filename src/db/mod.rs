@@ -9,7 +9,19 @@
 //! secret or the session's one-time password reach a log, an error or a
 //! logged statement. The client never holds the real secret.
 //!
-//! Only PostgreSQL so far ([`pg`]); the pty and sandbox around the client
-//! belong to the session that starts the proxy.
+//! The parts:
+//! - [`pg`]: the PostgreSQL proxy (framing, upstream login, statement
+//!   splitting, the relay with refusals answered in pipeline order);
+//! - [`client`]: the person's native client (psql) in a sandboxed pty
+//!   ([`crate::upstream::pty`]) with a private directory, the one-time
+//!   password file and the proxy's socket;
+//! - [`log`]: what the proxy asks of its session (filter verdicts scoped
+//!   `--on sql`, approvals for `review` rules) and the command rows and
+//!   recording markers of its statements.
+//!
+//! The SSH side (`ssh -t bastion pg1`, the menu) is `ssh::database`; the
+//! session lifecycle around it is [`crate::session`]'s, as for a shell.
 
+pub mod client;
+pub mod log;
 pub mod pg;

@@ -23,9 +23,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use russh::client::Msg as ClientMsg;
+use russh::ChannelWriteHalf;
 use russh::server::Msg as ServerMsg;
-use russh::{ChannelMsg, ChannelReadHalf, ChannelWriteHalf};
 
 use crate::live;
 use crate::policy::{Grant, Snapshot};
@@ -37,6 +36,7 @@ mod log;
 mod pump;
 mod review;
 
+pub use crate::upstream::{TargetEnd, TargetEvents};
 pub use log::log_exec_command;
 use log::{Shared, lock};
 pub use pump::pump;
@@ -209,53 +209,6 @@ pub struct Hooks<'a> {
     /// kept only with `recording.keep_files`); standard error is always
     /// recorded.
     pub record_stdout: bool,
-}
-
-/// The target's end of a relayed session, as the pump writes to it: a
-/// channel on an SSH target, or a program the bastion runs in a pty of its
-/// own (a database client, `upstream::pty`). Errors are the end of the
-/// target; the pump needs no more than that.
-pub trait TargetEnd: Sync {
-    fn send(&self, data: Bytes) -> impl Future<Output = Result<(), ()>> + Send;
-    fn resize(
-        &self,
-        cols: u32,
-        rows: u32,
-        pix_width: u32,
-        pix_height: u32,
-    ) -> impl Future<Output = ()> + Send;
-    fn signal(&self, signal: russh::Sig) -> impl Future<Output = ()> + Send;
-    fn eof(&self) -> impl Future<Output = ()> + Send;
-}
-
-/// What the target sends, as the pump reads it: channel messages (data,
-/// exit status, EOF, close); `None` once it is gone.
-pub trait TargetEvents: Send {
-    fn next(&mut self) -> impl Future<Output = Option<ChannelMsg>> + Send;
-}
-
-impl TargetEnd for ChannelWriteHalf<ClientMsg> {
-    async fn send(&self, data: Bytes) -> Result<(), ()> {
-        self.data_bytes(data).await.map_err(|_| ())
-    }
-
-    async fn resize(&self, cols: u32, rows: u32, pix_width: u32, pix_height: u32) {
-        let _ = self.window_change(cols, rows, pix_width, pix_height).await;
-    }
-
-    async fn signal(&self, signal: russh::Sig) {
-        let _ = ChannelWriteHalf::signal(self, signal).await;
-    }
-
-    async fn eof(&self) {
-        let _ = ChannelWriteHalf::eof(self).await;
-    }
-}
-
-impl TargetEvents for ChannelReadHalf {
-    async fn next(&mut self) -> Option<ChannelMsg> {
-        self.wait().await
-    }
 }
 
 /// Sees the bytes of an exec session as they pass, without changing them.

@@ -224,7 +224,7 @@ async fn run_intent(
                     None => return 1,
                 }
             }
-            super::desktop::run_session(shared, conn, choice, Run::Shell, &mut person)
+            super::database::run_session(shared, conn, choice, Run::Shell, &mut person)
                 .await
                 .exit_status
         }
@@ -237,7 +237,7 @@ async fn run_intent(
                 input_password: None,
                 protocol: None,
             };
-            target::run_session(shared, conn, choice, Run::Exec(command), &mut person)
+            super::database::run_session(shared, conn, choice, Run::Exec(command), &mut person)
                 .await
                 .exit_status
         }

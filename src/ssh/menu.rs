@@ -413,7 +413,7 @@ impl Front<'_> {
             end: None,
         };
         let (open, size) =
-            super::desktop::run_session(self.shared, self.conn, choice, Run::Shell, &mut person)
+            super::database::run_session(self.shared, self.conn, choice, Run::Shell, &mut person)
                 .await
                 .into_menu();
         if !open {

@@ -18,6 +18,7 @@
 
 pub mod admin;
 pub mod channel;
+mod database;
 mod desk;
 mod desktop;
 pub mod handler;

@@ -10,7 +10,10 @@
 //! the target open channels towards the person (agent forwarding and the
 //! like are refused).
 
+mod end;
 pub mod pty;
+
+pub use end::{TargetEnd, TargetEvents};
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

@@ -1,6 +1,6 @@
 //! Programs the bastion runs for a person in a pty of its own: the native
 //! client of a database asset (`psql`), whose terminal the relay pumps like
-//! an SSH target's channel ([`crate::relay::TargetEnd`]).
+//! an SSH target's channel ([`super::TargetEnd`]).
 //!
 //! The program runs in a sandbox ([`Sandbox`]) because the person drives
 //! it: a client that can run a shell (`\!` in psql) or open connections
@@ -93,7 +93,7 @@ impl Output {
     }
 }
 
-impl crate::relay::TargetEvents for Output {
+impl super::TargetEvents for Output {
     async fn next(&mut self) -> Option<ChannelMsg> {
         self.recv().await
     }
@@ -365,7 +365,7 @@ impl Drop for Terminal {
     }
 }
 
-impl crate::relay::TargetEnd for Terminal {
+impl super::TargetEnd for Terminal {
     async fn send(&self, data: Bytes) -> Result<(), ()> {
         self.write_all(&data).await.map_err(|_| ())
     }
@@ -486,8 +486,8 @@ mod seccomp {
 
 #[cfg(test)]
 mod tests {
+    use crate::upstream::TargetEnd;
     use super::*;
-    use crate::relay::TargetEnd;
 
     /// Runs `script` with /bin/sh in the sandbox; what it printed, and its
     /// exit status.

@@ -41,7 +41,7 @@ pub mod wire;
 mod tests;
 
 pub use auth::md5_password;
-pub use proxy::{CancelKeys, serve, serve_connection, serve_later};
+pub use proxy::{Accepted, CancelKeys, serve, serve_connection, serve_later};
 pub use scram::{Scram, ScramError};
 
 use std::time::Duration;

@@ -58,6 +58,10 @@ impl CancelKeys {
     }
 }
 
+/// Called once the first connection is accepted (the client's one-time
+/// password file can go then).
+pub type Accepted = Box<dyn FnOnce() + Send>;
+
 /// Serves the session's database connections on `listener`: the first
 /// must give `token` and is relayed to `upstream`; later ones may only
 /// cancel its queries. Returns when the first connection ends.
@@ -66,8 +70,12 @@ pub async fn serve(
     token: Zeroizing<String>,
     upstream: Upstream,
     audit: Arc<dyn Audit>,
+    accepted: Option<Accepted>,
 ) -> Result<Summary, ProxyError> {
     let (stream, _) = listener.accept().await.map_err(ProxyError::Accept)?;
+    if let Some(accepted) = accepted {
+        accepted();
+    }
     let keys = CancelKeys::default();
     // What a cancel request needs: the address, never the secret.
     let address = Arc::new(Upstream {

@@ -31,7 +31,7 @@ use crate::vault::Secret;
 /// gives a one-time ticket for their RDP client. The others an asset
 /// grants (sftp, databases...) are shown greyed in the details pane and
 /// are not offered.
-pub const MENU_PROTOCOLS: &[&str] = &["ssh", "rdp"];
+pub const MENU_PROTOCOLS: &[&str] = &["ssh", "rdp", "postgresql"];
 
 /// How many recently used assets are kept at the top of the list.
 const RECENT_MAX: usize = 10;

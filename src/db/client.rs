@@ -1,0 +1,277 @@
+//! The person's side of a database session: their native client (`psql`)
+//! in a sandboxed pty ([`crate::upstream::pty`]), talking to the session's
+//! own wire proxy over a Unix socket in a private directory.
+//!
+//! The client never holds the account's secret. It logs in to the proxy
+//! with a one-time password of the session, which it reads from a 0600
+//! file (`PGPASSFILE`) in its private directory: never in its arguments or
+//! environment, which `ps` shows. The file is removed as soon as the proxy
+//! sees the connection, and the proxy takes no second login. The proxy
+//! logs in to the server with the vaulted secret ([`super::pg`]).
+//!
+//! Must never: start a client outside its sandbox, leave the private
+//! directory behind, or accept a second login with the token.
+
+use std::io;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use tokio::task::JoinHandle;
+use zeroize::Zeroizing;
+
+use super::pg;
+use crate::upstream::pty::{self, Output, Program, Sandbox, Terminal};
+
+/// The uids sandboxed clients run as when the bastion runs as root: one of
+/// its own per session, far above any a distribution hands out, so no file
+/// on the system belongs to it.
+pub const SANDBOX_UID_BASE: u32 = 2_100_000_000;
+const SANDBOX_UIDS: u32 = 1_000_000;
+static NEXT_UID: AtomicU32 = AtomicU32::new(0);
+
+/// What to start.
+pub struct Start<'a> {
+    pub session_id: &'a str,
+    /// `clients.psql`; `None`: found on PATH.
+    pub psql: Option<&'a Path>,
+    pub upstream: pg::Upstream,
+    /// The account the client names (the proxy logs in as it upstream).
+    pub account: &'a str,
+    /// The database to open; empty: the server's default.
+    pub database: &'a str,
+    /// TERM and the locale the person's client sent.
+    pub env: Vec<(String, String)>,
+    pub cols: u16,
+    pub rows: u16,
+}
+
+/// Why a client could not be started; `Display` is the person's line.
+#[derive(Debug, thiserror::Error)]
+pub enum LaunchError {
+    #[error(
+        "psql is not installed on the bastion (apt install postgresql-client, or set clients.psql); tell an admin"
+    )]
+    NoPsql,
+    #[error("the database client's sandbox cannot be set up ({0}); tell an admin")]
+    Sandbox(io::Error),
+    #[error("the database session's private directory cannot be made ({0}); tell an admin")]
+    Dir(io::Error),
+}
+
+/// A started client: its terminal for the relay, and the proxy it talks
+/// to. Dropping it kills the client and removes its directory.
+pub struct Client {
+    pub terminal: Terminal,
+    pub output: Output,
+    proxy: JoinHandle<Result<pg::Summary, pg::ProxyError>>,
+    _dir: PrivateDir,
+}
+
+/// How long a stopped client's proxy has to log what was in flight.
+const PROXY_GRACE: std::time::Duration = std::time::Duration::from_secs(3);
+
+impl Client {
+    /// Stops the client, then its proxy (its connection closing ends it;
+    /// it is given a moment to log what was in flight), and removes the
+    /// private directory.
+    pub async fn stop(self) {
+        let Client {
+            terminal,
+            output,
+            mut proxy,
+            _dir,
+        } = self;
+        drop(terminal);
+        drop(output);
+        match tokio::time::timeout(PROXY_GRACE, &mut proxy).await {
+            Ok(Ok(Err(e))) => tracing::info!(target: "db", "database proxy: {e}"),
+            Ok(_) => {}
+            Err(_) => proxy.abort(),
+        }
+    }
+}
+
+/// Starts the proxy on a socket in a new private directory, then the
+/// client in its sandbox.
+pub fn start(start: Start<'_>, audit: Arc<dyn pg::Audit>) -> Result<Client, LaunchError> {
+    let psql = find_psql(start.psql).ok_or(LaunchError::NoPsql)?;
+    let root = rustix::process::geteuid().is_root();
+    let uid =
+        root.then(|| SANDBOX_UID_BASE + NEXT_UID.fetch_add(1, Ordering::Relaxed) % SANDBOX_UIDS);
+    let dir = PrivateDir::new(start.session_id, uid).map_err(LaunchError::Dir)?;
+    let token = Zeroizing::new(hex::encode(rand::random::<[u8; 24]>()));
+    let passfile = dir.path.join(".pgpass");
+    write_private(&passfile, &format!("*:*:*:*:{}\n", token.as_str()), uid)
+        .map_err(LaunchError::Dir)?;
+    // psql finds the server at DIR/.s.PGSQL.5432.
+    let socket = dir.path.join(".s.PGSQL.5432");
+    let listener = tokio::net::UnixListener::bind(&socket).map_err(LaunchError::Dir)?;
+    if let Some(uid) = uid {
+        std::os::unix::fs::chown(&socket, Some(uid), Some(uid)).map_err(LaunchError::Dir)?;
+    }
+    // The password file goes once the proxy has the connection: psql read
+    // it before connecting, and the token is spent anyway.
+    let spent = passfile.clone();
+    let seen = Box::new(move || {
+        if let Err(e) = std::fs::remove_file(&spent) {
+            tracing::warn!("cannot remove {}: {e}", spent.display());
+        }
+    });
+    let proxy = tokio::spawn(pg::serve(
+        listener,
+        token,
+        start.upstream,
+        audit,
+        Some(seen),
+    ));
+    // No psqlrc, never prompt for a password, no pager (it would be a
+    // program to start, which the sandbox refuses).
+    let mut args = vec![
+        "-X".to_string(),
+        "-w".to_string(),
+        "-P".to_string(),
+        "pager=off".to_string(),
+        "-h".to_string(),
+        dir.path.display().to_string(),
+        "-p".to_string(),
+        "5432".to_string(),
+        "-U".to_string(),
+        start.account.to_string(),
+    ];
+    if !start.database.is_empty() {
+        args.extend(["-d".to_string(), start.database.to_string()]);
+    }
+    let home = dir.path.display().to_string();
+    let mut env = start.env;
+    env.extend(
+        [
+            ("HOME", home.as_str()),
+            ("PGPASSFILE", &passfile.display().to_string()),
+            ("PSQL_HISTORY", &format!("{home}/.psql_history")),
+            ("PATH", "/usr/bin:/bin"),
+            ("PAGER", "cat"),
+            ("PSQL_PAGER", "cat"),
+            ("EDITOR", "/bin/false"),
+            ("VISUAL", "/bin/false"),
+            ("PSQL_EDITOR", "/bin/false"),
+            ("SHELL", "/bin/false"),
+        ]
+        .map(|(k, v)| (k.to_string(), v.to_string())),
+    );
+    let program = Program {
+        path: psql,
+        args,
+        env,
+        dir: dir.path.clone(),
+        cols: start.cols,
+        rows: start.rows,
+    };
+    let sandbox = Sandbox {
+        uid,
+        own_network: true,
+        no_exec: true,
+    };
+    let (terminal, output) = match pty::spawn(&program, sandbox) {
+        Ok(started) => started,
+        Err(e) => {
+            proxy.abort();
+            return Err(LaunchError::Sandbox(e));
+        }
+    };
+    Ok(Client {
+        terminal,
+        output,
+        proxy,
+        _dir: dir,
+    })
+}
+
+/// The psql to run: the configured one, else the first on PATH. A script
+/// (Debian's `pg_wrapper`) would exec the real binary, which the sandbox
+/// refuses, so a script is replaced by the newest real binary under
+/// `/usr/lib/postgresql`.
+fn find_psql(configured: Option<&Path>) -> Option<PathBuf> {
+    let named = configured.unwrap_or(Path::new("psql"));
+    let found = if named.components().count() > 1 {
+        Some(named.to_path_buf())
+    } else {
+        std::env::var_os("PATH").and_then(|path| {
+            std::env::split_paths(&path)
+                .map(|dir| dir.join(named))
+                .find(|p| p.is_file())
+        })
+    }?;
+    if !is_script(&found) {
+        return Some(found);
+    }
+    let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .ok()?
+        .flatten()
+        .filter_map(|e| {
+            let version = e.file_name().to_str()?.parse::<u32>().ok()?;
+            let psql = e.path().join("bin/psql");
+            psql.is_file().then_some((version, psql))
+        })
+        .collect();
+    versions.sort();
+    versions.pop().map(|(_, p)| p)
+}
+
+fn is_script(path: &Path) -> bool {
+    use std::io::Read;
+    let mut start = [0u8; 2];
+    std::fs::File::open(path)
+        .and_then(|mut f| f.read_exact(&mut start))
+        .map(|()| &start == b"#!")
+        .unwrap_or(false)
+}
+
+/// Writes `text` to a new file only its owner may read, owned by `uid`.
+fn write_private(path: &Path, text: &str, uid: Option<u32>) -> io::Result<()> {
+    use std::io::Write;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    file.write_all(text.as_bytes())?;
+    if let Some(uid) = uid {
+        std::os::unix::fs::fchown(&file, Some(uid), Some(uid))?;
+    }
+    Ok(())
+}
+
+/// A directory of one session's client: its HOME, the one-time password
+/// file and the proxy's socket. Made afresh (never an existing path, so
+/// nobody can plant it), 0700 and owned by the sandbox uid; removed with
+/// everything in it when dropped.
+struct PrivateDir {
+    path: PathBuf,
+}
+
+impl PrivateDir {
+    fn new(session_id: &str, uid: Option<u32>) -> io::Result<PrivateDir> {
+        let name = format!(
+            "rampart-db-{}-{}",
+            session_id.get(..8).unwrap_or(session_id),
+            hex::encode(rand::random::<[u8; 8]>())
+        );
+        let path = std::env::temp_dir().join(name);
+        std::fs::DirBuilder::new().mode(0o700).create(&path)?;
+        let dir = PrivateDir { path };
+        if let Some(uid) = uid {
+            std::os::unix::fs::chown(&dir.path, Some(uid), Some(uid))?;
+        }
+        Ok(dir)
+    }
+}
+
+impl Drop for PrivateDir {
+    fn drop(&mut self) {
+        if let Err(e) = std::fs::remove_dir_all(&self.path) {
+            tracing::warn!("cannot remove {}: {e}", self.path.display());
+        }
+    }
+}

@@ -1,0 +1,266 @@
+//! A database asked for over SSH: `ssh -t bastion pg1`, or the database
+//! picked in the menu. The person gets the database's own client (`psql`)
+//! on their terminal, run by the bastion in a sandboxed pty against the
+//! session's wire proxy ([`crate::db`]). The session is the same as a
+//! shell's: admitted (grant, approval, cap), recorded, live (monitor,
+//! join, kill), cut off on revocation, and ended with its row and chain
+//! entry; its statements are logged and filtered on the wire.
+
+use std::sync::Arc;
+
+use super::target::{self, Choice, Ended, PersonChannel, Run, Say};
+use super::{Conn, Shared};
+use crate::db::{self, pg};
+use crate::relay::{self, EndReason, Hooks};
+use crate::session::{self, Session};
+
+/// The database protocols the bastion runs a client for.
+pub const CLIENT_PROTOCOLS: &[&str] = &["postgresql"];
+
+/// A session on a target, a database client, or for a desktop a ticket:
+/// for a jump and for the menu.
+pub async fn run_session(
+    shared: &Arc<Shared>,
+    conn: &Conn,
+    choice: Choice,
+    run: Run,
+    person: &mut PersonChannel<'_>,
+) -> Ended {
+    match database_protocol(shared, conn, &choice) {
+        Some(protocol) => run_client(shared, conn, choice, run, protocol, person).await,
+        None => super::desktop::run_session(shared, conn, choice, run, person).await,
+    }
+}
+
+/// The database protocol the person asked for: the one picked in a
+/// chooser, or the asset's when it offers no SSH.
+fn database_protocol(shared: &Shared, conn: &Conn, choice: &Choice) -> Option<&'static str> {
+    let now = shared.services.clock.now();
+    let visible = shared
+        .policy()
+        .visible_asset(&conn.identity, &choice.asset, now)?;
+    let offered = |name: &str| visible.protocols().any(|p| p.name == name);
+    if let Some(chosen) = choice.protocol.as_deref() {
+        return CLIENT_PROTOCOLS
+            .iter()
+            .find(|p| **p == chosen && offered(p))
+            .copied();
+    }
+    if offered("ssh") {
+        return None;
+    }
+    CLIENT_PROTOCOLS.iter().find(|p| offered(p)).copied()
+}
+
+async fn run_client(
+    shared: &Arc<Shared>,
+    conn: &Conn,
+    choice: Choice,
+    run: Run,
+    protocol: &str,
+    person: &mut PersonChannel<'_>,
+) -> Ended {
+    let say = Say {
+        write: person.write,
+        pty: person.pty.is_some(),
+    };
+    let asset = choice.asset.clone();
+    if let Run::Exec(_) = run {
+        let text = format!(
+            "rampart: {asset} is a database: `ssh -t bastion {asset}` opens its client (psql)"
+        );
+        say.refused(shared, conn, &format!("exec on {asset}"), text)
+            .await;
+        return Ended::refused();
+    }
+    let Some(pty) = person.pty.cloned() else {
+        let text =
+            format!("rampart: {asset}: its client needs a terminal: `ssh -t bastion {asset}`");
+        say.refused(shared, conn, &format!("connect {asset}"), text)
+            .await;
+        return Ended::refused();
+    };
+    let Some(admitted) = target::admit(
+        shared,
+        conn,
+        &asset,
+        choice.account,
+        &run,
+        protocol,
+        person,
+        say,
+    )
+    .await
+    else {
+        return Ended::refused();
+    };
+    let grant = &admitted.grant;
+    let services = &shared.services;
+    let password = match target::target_secret(shared, grant, choice.input_password).await {
+        Ok(secret) => match secret.password(grant, services.vault.as_ref()) {
+            Ok(password) => password,
+            Err(e) => {
+                say.line(format!("rampart: {e}")).await;
+                return Ended::refused();
+            }
+        },
+        Err(line) => {
+            say.line(format!("rampart: {line}")).await;
+            return Ended::refused();
+        }
+    };
+    let database = default_database(shared, &asset).await;
+    let mut session = match Session::open(
+        services,
+        &shared.live,
+        target::spec(conn, grant, &run, Some(&pty)),
+    )
+    .await
+    {
+        Ok(session) => session,
+        Err(refused) => {
+            say.line(format!("rampart: {refused}")).await;
+            return Ended::refused();
+        }
+    };
+    if session.unrecorded() {
+        say.line("rampart: warning: this session is not recorded (the recording cannot be written); it is still audited").await;
+    }
+    let rows = session.rows().clone();
+    let policy_of = shared.clone();
+    let (audit, statements) = db::log::SessionAudit::new(
+        Box::new(move || policy_of.policy()),
+        grant.clone(),
+        session.live().publisher(),
+        shared.live.clone(),
+        session.id().to_string(),
+        services.config.auth.approval_timeout,
+    );
+    let (cols, rows_) = relay::terminal_size(pty.cols, pty.rows);
+    let start = db::client::Start {
+        session_id: session.id(),
+        psql: services.config.clients.psql.as_deref(),
+        upstream: pg::Upstream {
+            host: grant.address().to_string(),
+            port: grant.protocol().port,
+            user: grant.account().username().to_string(),
+            password: Some(zeroize::Zeroizing::new(password.expose().to_string())),
+            database: database.clone(),
+            connect_timeout: shared.upstream.connect_timeout,
+        },
+        account: grant.account().username(),
+        database: &database,
+        env: client_env(&pty, person.env),
+        cols: cols as u16,
+        rows: rows_ as u16,
+    };
+    let client = match db::client::start(start, audit) {
+        Ok(client) => client,
+        Err(e) => {
+            tracing::error!("database client for {asset}: {e}");
+            say.line(format!("rampart: {asset}: {e}")).await;
+            let closing = session.finish_recording().await;
+            let outcome = relay::Outcome {
+                reason: EndReason::Error(e.to_string()),
+                exit_status: None,
+                bytes_in: 0,
+                bytes_out: 0,
+                client_open: true,
+                size: None,
+            };
+            return target::conclude(services, closing, outcome, say, None).await;
+        }
+    };
+    let outcome = pump(
+        shared,
+        person,
+        &admitted,
+        &mut session,
+        client,
+        statements,
+        &rows,
+    )
+    .await;
+    let closing = session.finish_recording().await;
+    target::conclude(services, closing, outcome, say, None).await
+}
+
+/// The asset's default database (`asset add --database`); empty when none
+/// is set or it cannot be read (the server's default then applies).
+async fn default_database(shared: &Shared, asset: &str) -> String {
+    let read = async {
+        let mut c = shared.services.store.conn().await?;
+        crate::store::assets::find(&mut c, asset).await
+    };
+    match read.await {
+        Ok(Some(asset)) => asset.database,
+        Ok(None) => String::new(),
+        Err(e) => {
+            tracing::warn!("cannot read the default database of {asset}: {e}");
+            String::new()
+        }
+    }
+}
+
+/// TERM and the locale of the person's client: nothing else of theirs
+/// reaches the client's environment.
+fn client_env(pty: &target::Pty, env: &[(String, String)]) -> Vec<(String, String)> {
+    let mut out = vec![("TERM".to_string(), pty.term.clone())];
+    out.extend(
+        env.iter()
+            .filter(|(name, _)| name == "LANG" || name.starts_with("LC_"))
+            .cloned(),
+    );
+    out
+}
+
+/// Pumps the person's channel and the client's terminal until either
+/// ends, while the statements the proxy logs are written; then the client
+/// and its proxy are stopped.
+async fn pump(
+    shared: &Arc<Shared>,
+    person: &mut PersonChannel<'_>,
+    admitted: &target::Admitted<'_>,
+    session: &mut Session,
+    mut client: db::client::Client,
+    statements: tokio::sync::mpsc::UnboundedReceiver<db::log::Logged>,
+    rows: &session::Rows,
+) -> relay::Outcome {
+    let services = &shared.services;
+    let policy_of = shared.clone();
+    let policy_fn = move || policy_of.policy();
+    let (recorder, live) = session.recorder_and_live();
+    let relayed = async {
+        let outcome = relay::pump(
+            person.read,
+            person.write,
+            person.handle,
+            person.id,
+            &mut client.output,
+            &client.terminal,
+            Hooks {
+                services,
+                policy: &policy_fn,
+                grant: &admitted.grant,
+                rows,
+                recorder,
+                tracker: None,
+                live,
+                shutdown: &shared.shutdown,
+                idle_timeout: services.config.ssh.idle_timeout,
+                recording_optional: services.config.recording.on_failure
+                    == crate::config::OnFailure::Allow,
+                end: person.end,
+                actions: &admitted.actions,
+                tap: None,
+                record_stdout: true,
+            },
+        )
+        .await;
+        client.stop().await;
+        outcome
+    };
+    let written = db::log::write_statements(services, rows, recorder, statements);
+    let (outcome, ()) = tokio::join!(relayed, written);
+    outcome
+}

@@ -1,0 +1,214 @@
+//! Database assets through the bastion (issue 19), against a throwaway
+//! PostgreSQL server and the real psql, driven by real OpenSSH in a pty:
+//! `ssh -t bastion pg1` gives the person psql on the asset's database; the
+//! statements are logged from the wire; a denied `DROP TABLE` never reaches
+//! the server; the account's password is nowhere the person, `ps`, the
+//! recording or the database could show it; psql cannot start programs;
+//! and a session kill ends the session. Skipped with a reason when
+//! PostgreSQL, psql or ssh is missing, unless RAMPART_REQUIRE_INTEROP=1.
+
+mod support;
+
+use std::time::Duration;
+
+use support::pg::{APP_PASSWORD, PgServer};
+use support::pty::PtyChild;
+use support::ssh::{Client, TestBastion};
+
+const T: Duration = Duration::from_secs(30);
+
+async fn run_ok(c: &Client, command: &str) -> String {
+    let (out, err, status) = c.exec(command).await;
+    assert_eq!(status, Some(0), "{command}: {err}");
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// A server with table `keep_me` in appdb, and a bastion where the admin
+/// may use it as asset pg1 (account app, password vaulted), with a rule
+/// that denies `DROP TABLE` on the wire.
+async fn setup() -> Option<(PgServer, TestBastion, Client)> {
+    let server = tokio::task::spawn_blocking(PgServer::start)
+        .await
+        .unwrap()?;
+    server.admin_in(
+        "appdb",
+        "CREATE TABLE keep_me (id int); INSERT INTO keep_me VALUES (1), (2), (3); ALTER TABLE keep_me OWNER TO app",
+    );
+    let b = TestBastion::start().await;
+    let admin = Client::admin(b.addr).await;
+    run_ok(
+        &admin,
+        &format!(
+            "rampart asset add pg1 --address 127.0.0.1 --protocol postgresql/{} --database appdb",
+            server.port
+        ),
+    )
+    .await;
+    let (_, err, status) = admin
+        .exec_stdin(
+            "rampart account add pg1 app --password-stdin",
+            format!("{APP_PASSWORD}\n").as_bytes(),
+        )
+        .await;
+    assert_eq!(status, Some(0), "{err}");
+    run_ok(
+        &admin,
+        "rampart perm add dbs --user admin --asset pg1 --actions connect",
+    )
+    .await;
+    run_ok(
+        &admin,
+        r"rampart filter add no-drop --pattern '(?i)^drop\s+table' --action deny --on sql",
+    )
+    .await;
+    b.reload().await;
+    Some((server, b, admin))
+}
+
+async fn commands(b: &TestBastion) -> Vec<(String, String, String)> {
+    sqlx::query_as::<_, (String, String, String)>(
+        "SELECT command, output, action FROM commands ORDER BY seq",
+    )
+    .fetch_all(b.services.store.pool())
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn psql_through_openssh_logs_statements_and_refuses_a_drop_on_the_wire() {
+    let Some(ssh) = support::peers::peer("ssh") else {
+        return;
+    };
+    let Some((server, mut b, admin)) = setup().await else {
+        return;
+    };
+    let keys = tempfile::tempdir().unwrap();
+    let (key, public) = support::peers::keypair(keys.path(), "admin");
+    run_ok(&admin, &format!("rampart me keys add --key '{public}'")).await;
+    let mut command = std::process::Command::new(&ssh);
+    command.args(support::peers::client_options(&key)).args([
+        "-p",
+        &b.addr.port().to_string(),
+        "-tt",
+        "admin@127.0.0.1",
+        "pg1",
+    ]);
+    let mut term = PtyChild::spawn(command, 120, 30);
+    term.expect(T, |s| s.contains("appdb=>")).await;
+
+    // The secret is in no process's arguments while psql runs.
+    let ps = std::process::Command::new("ps")
+        .args(["-eww", "-o", "args"])
+        .output()
+        .unwrap();
+    let ps = String::from_utf8_lossy(&ps.stdout);
+    assert!(ps.contains("psql"), "psql runs: {ps}");
+    assert!(!ps.contains(APP_PASSWORD), "the password in ps: {ps}");
+
+    // A query: rows on the person's screen.
+    term.send(b"select count(*) * 14 as answer from keep_me;\r");
+    term.expect(T, |s| s.contains("42") && s.contains("(1 row)"))
+        .await;
+
+    // A denied statement: psql shows the refusal, the session goes on,
+    // and the server never sees it.
+    term.send(b"drop table keep_me;\r");
+    term.expect(T, |s| {
+        s.contains("rampart: statement refused by rule no-drop")
+    })
+    .await;
+    term.send(b"select 'still here' as status;\r");
+    term.expect(T, |s| {
+        s.contains("still here") && s.matches("(1 row)").count() >= 2
+    })
+    .await;
+
+    // psql cannot start programs: `\!` runs nothing (the marker's place
+    // is one any user may write to, so only the sandbox can stop it).
+    let marker = std::env::temp_dir().join(format!("rampart-escape-{}", std::process::id()));
+    let _ = std::fs::remove_file(&marker);
+    term.send(format!("\\! touch {}\r", marker.display()).as_bytes());
+    term.send(b"select 'after escape' as status;\r");
+    term.expect(T, |s| s.contains("after escape")).await;
+    assert!(!marker.exists(), "psql ran a program");
+
+    term.send(b"\\q\r");
+    let code = term.wait_exit(T).await;
+    assert_eq!(code, Some(0), "{}", term.text());
+
+    let kept = server.admin_in("appdb", "SELECT count(*) FROM keep_me");
+    assert!(kept.contains('3'), "the table is still there: {kept}");
+    let log = server.log();
+    assert!(
+        !log.to_lowercase().contains("drop table"),
+        "the server saw the DROP: {log}"
+    );
+    assert!(log.contains("select count(*) * 14"), "{log}");
+
+    b.shutdown().await;
+    let rows = commands(&b).await;
+    let find = |needle: &str| {
+        rows.iter()
+            .find(|(c, _, _)| c.contains(needle))
+            .unwrap_or_else(|| panic!("no row for {needle}: {rows:?}"))
+            .clone()
+    };
+    let (_, output, action) = find("select count(*) * 14");
+    assert!(output.starts_with("SELECT 1 ("), "{output}");
+    assert_eq!(action, "allow");
+    let (_, output, action) = find("drop table keep_me");
+    assert_eq!(action, "deny");
+    assert!(output.contains("no-drop"), "{output}");
+
+    let session: (String, String, String) = sqlx::query_as(
+        "SELECT protocol, asset_name, reason FROM sessions WHERE protocol = 'postgresql'",
+    )
+    .fetch_one(b.services.store.pool())
+    .await
+    .unwrap();
+    assert_eq!(
+        (session.0.as_str(), session.1.as_str()),
+        ("postgresql", "pg1")
+    );
+
+    // Nowhere on the bastion's disk: recordings, database, logs.
+    for (path, bytes) in support::all_bytes(b.dir.path()) {
+        assert!(
+            !support::contains(&bytes, APP_PASSWORD),
+            "the password is in {}",
+            path.display()
+        );
+    }
+    drop(admin);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_database_session_ends_with_the_reason() {
+    let Some((_server, mut b, admin)) = setup().await else {
+        return;
+    };
+    let person = Client::admin(b.addr).await;
+    let mut term = person.shell(100, 30, Some("pg1")).await;
+    term.expect(T, |s| s.contains("appdb=>")).await;
+    let live = run_ok(&admin, "rampart session list --live --json").await;
+    let id = live
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|v| v["asset"] == "pg1")
+        .and_then(|v| v["id"].as_str().map(str::to_string))
+        .unwrap_or_else(|| panic!("pg1 is live: {live}"));
+    run_ok(
+        &admin,
+        &format!("rampart session kill {id} --reason 'audit window'"),
+    )
+    .await;
+    term.expect(T, |s| s.contains("audit window")).await;
+    assert!(term.wait_close(T).await, "the channel closes");
+    b.shutdown().await;
+    let reason: (String,) = sqlx::query_as("SELECT reason FROM sessions WHERE id = $1")
+        .bind(&id)
+        .fetch_one(b.services.store.pool())
+        .await
+        .unwrap();
+    assert!(reason.0.contains("audit window"), "{}", reason.0);
+}
