@@ -10,6 +10,8 @@
 //! logged statement. The client never holds the real secret.
 //!
 //! The parts:
+//! - [`contract`]: what every protocol's proxy shares with its session
+//!   ([`Audit`], [`Statement`], [`Upstream`]);
 //! - [`pg`]: the PostgreSQL proxy (framing, upstream login, statement
 //!   splitting, the relay with refusals answered in pipeline order);
 //! - [`client`]: the person's native client (psql) in a sandboxed pty
@@ -23,5 +25,8 @@
 //! session lifecycle around it is [`crate::session`]'s, as for a shell.
 
 pub mod client;
+pub mod contract;
 pub mod log;
 pub mod pg;
+
+pub use contract::{Accepted, Audit, Outcome, Statement, Summary, Upstream, Verdict};

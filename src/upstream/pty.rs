@@ -486,8 +486,8 @@ mod seccomp {
 
 #[cfg(test)]
 mod tests {
-    use crate::upstream::TargetEnd;
     use super::*;
+    use crate::upstream::TargetEnd;
 
     /// Runs `script` with /bin/sh in the sandbox; what it printed, and its
     /// exit status.

@@ -22,7 +22,7 @@ use super::front;
 use super::sql;
 use super::track::{Owed, Pending, TrackError, Tracker};
 use super::wire::{self, Decoder, Frame, MAX_STATEMENT, Side, Startup};
-use super::{Audit, Outcome, ProxyError, Statement, Summary, Upstream, Verdict};
+use super::{Accepted, Audit, Outcome, ProxyError, Statement, Summary, Upstream, Verdict};
 
 /// How much is read from either side at a time.
 const READ_SIZE: usize = 16 << 10;
@@ -57,10 +57,6 @@ impl CancelKeys {
         known.is_some_and(|k| super::same_secret(&k, key))
     }
 }
-
-/// Called once the first connection is accepted (the client's one-time
-/// password file can go then).
-pub type Accepted = Box<dyn FnOnce() + Send>;
 
 /// Serves the session's database connections on `listener`: the first
 /// must give `token` and is relayed to `upstream`; later ones may only
