@@ -21,7 +21,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use tokio::task::JoinHandle;
 use zeroize::Zeroizing;
 
-use super::pg;
+use super::{Accepted, Audit, Upstream, pg};
 use crate::upstream::pty::{self, Output, Program, Sandbox, Terminal};
 
 /// The uids sandboxed clients run as when the bastion runs as root: one of
@@ -31,12 +31,36 @@ pub const SANDBOX_UID_BASE: u32 = 2_100_000_000;
 const SANDBOX_UIDS: u32 = 1_000_000;
 static NEXT_UID: AtomicU32 = AtomicU32::new(0);
 
+/// The native clients the bastion runs, one per database protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Postgres,
+}
+
+impl Kind {
+    /// The client for an asset protocol, if the bastion runs one.
+    pub fn of_protocol(protocol: &str) -> Option<Kind> {
+        match protocol {
+            "postgresql" => Some(Kind::Postgres),
+            _ => None,
+        }
+    }
+
+    /// The client's name, as the person knows it.
+    pub fn program(self) -> &'static str {
+        match self {
+            Kind::Postgres => "psql",
+        }
+    }
+}
+
 /// What to start.
 pub struct Start<'a> {
+    pub kind: Kind,
     pub session_id: &'a str,
-    /// `clients.psql`; `None`: found on PATH.
-    pub psql: Option<&'a Path>,
-    pub upstream: pg::Upstream,
+    /// The configured programs (`clients.*`).
+    pub clients: &'a crate::config::ClientsConfig,
+    pub upstream: Upstream,
     /// The account the client names (the proxy logs in as it upstream).
     pub account: &'a str,
     /// The database to open; empty: the server's default.
@@ -50,10 +74,8 @@ pub struct Start<'a> {
 /// Why a client could not be started; `Display` is the person's line.
 #[derive(Debug, thiserror::Error)]
 pub enum LaunchError {
-    #[error(
-        "psql is not installed on the bastion (apt install postgresql-client, or set clients.psql); tell an admin"
-    )]
-    NoPsql,
+    #[error("{0} is not installed on the bastion (or clients.{0} names no program); tell an admin")]
+    NoProgram(&'static str),
     #[error("the database client's sandbox cannot be set up ({0}); tell an admin")]
     Sandbox(io::Error),
     #[error("the database session's private directory cannot be made ({0}); tell an admin")]
@@ -65,7 +87,7 @@ pub enum LaunchError {
 pub struct Client {
     pub terminal: Terminal,
     pub output: Output,
-    proxy: JoinHandle<Result<pg::Summary, pg::ProxyError>>,
+    proxy: JoinHandle<()>,
     _dir: PrivateDir,
 }
 
@@ -85,85 +107,133 @@ impl Client {
         } = self;
         drop(terminal);
         drop(output);
-        match tokio::time::timeout(PROXY_GRACE, &mut proxy).await {
-            Ok(Ok(Err(e))) => tracing::info!(target: "db", "database proxy: {e}"),
-            Ok(_) => {}
-            Err(_) => proxy.abort(),
+        if tokio::time::timeout(PROXY_GRACE, &mut proxy).await.is_err() {
+            proxy.abort();
         }
     }
 }
 
+/// How one kind of client is set up in its private directory `dir`.
+struct Setup {
+    program: PathBuf,
+    /// The proxy's socket, as the client is told to find it.
+    socket: PathBuf,
+    /// The one-time password file and its text, if the client reads one.
+    secret_file: Option<(PathBuf, String)>,
+    args: Vec<String>,
+    env: Vec<(String, String)>,
+}
+
+fn setup(start: &Start<'_>, dir: &Path, token: &str) -> Result<Setup, LaunchError> {
+    let home = dir.display().to_string();
+    match start.kind {
+        Kind::Postgres => {
+            let program =
+                find_psql(start.clients.psql.as_deref()).ok_or(LaunchError::NoProgram("psql"))?;
+            let passfile = dir.join(".pgpass");
+            // No psqlrc, never prompt for a password, no pager (it would
+            // be a program to start, which the sandbox refuses). psql
+            // finds the server at DIR/.s.PGSQL.5432.
+            let mut args: Vec<String> = ["-X", "-w", "-P", "pager=off", "-h", &home]
+                .iter()
+                .chain(&["-p", "5432", "-U", start.account])
+                .map(|s| s.to_string())
+                .collect();
+            if !start.database.is_empty() {
+                args.extend(["-d".to_string(), start.database.to_string()]);
+            }
+            let env = [
+                ("PGPASSFILE", passfile.display().to_string()),
+                ("PSQL_HISTORY", format!("{home}/.psql_history")),
+                ("PSQL_PAGER", "cat".to_string()),
+                ("PSQL_EDITOR", "/bin/false".to_string()),
+            ];
+            Ok(Setup {
+                program,
+                socket: dir.join(".s.PGSQL.5432"),
+                secret_file: Some((passfile, format!("*:*:*:*:{token}\n"))),
+                args,
+                env: env.map(|(k, v)| (k.to_string(), v)).to_vec(),
+            })
+        }
+    }
+}
+
+/// Starts the kind's proxy on the client's socket.
+fn spawn_proxy(
+    kind: Kind,
+    listener: tokio::net::UnixListener,
+    token: Zeroizing<String>,
+    upstream: Upstream,
+    audit: Arc<dyn Audit>,
+    accepted: Accepted,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let ended = match kind {
+            Kind::Postgres => pg::serve(listener, token, upstream, audit, Some(accepted))
+                .await
+                .map_err(|e| e.to_string()),
+        };
+        if let Err(e) = ended {
+            tracing::info!(target: "db", "database proxy: {e}");
+        }
+    })
+}
+
 /// Starts the proxy on a socket in a new private directory, then the
 /// client in its sandbox.
-pub fn start(start: Start<'_>, audit: Arc<dyn pg::Audit>) -> Result<Client, LaunchError> {
-    let psql = find_psql(start.psql).ok_or(LaunchError::NoPsql)?;
+pub fn start(start: Start<'_>, audit: Arc<dyn Audit>) -> Result<Client, LaunchError> {
     let root = rustix::process::geteuid().is_root();
     let uid =
         root.then(|| SANDBOX_UID_BASE + NEXT_UID.fetch_add(1, Ordering::Relaxed) % SANDBOX_UIDS);
     let dir = PrivateDir::new(start.session_id, uid).map_err(LaunchError::Dir)?;
     let token = Zeroizing::new(hex::encode(rand::random::<[u8; 24]>()));
-    let passfile = dir.path.join(".pgpass");
-    write_private(&passfile, &format!("*:*:*:*:{}\n", token.as_str()), uid)
-        .map_err(LaunchError::Dir)?;
-    // psql finds the server at DIR/.s.PGSQL.5432.
-    let socket = dir.path.join(".s.PGSQL.5432");
+    let Setup {
+        program,
+        socket,
+        secret_file,
+        args,
+        env,
+    } = setup(&start, &dir.path, &token)?;
+    let spent = match secret_file {
+        Some((path, text)) => {
+            write_private(&path, &text, uid).map_err(LaunchError::Dir)?;
+            Some(path)
+        }
+        None => None,
+    };
     let listener = tokio::net::UnixListener::bind(&socket).map_err(LaunchError::Dir)?;
     if let Some(uid) = uid {
         std::os::unix::fs::chown(&socket, Some(uid), Some(uid)).map_err(LaunchError::Dir)?;
     }
-    // The password file goes once the proxy has the connection: psql read
-    // it before connecting, and the token is spent anyway.
-    let spent = passfile.clone();
-    let seen = Box::new(move || {
-        if let Err(e) = std::fs::remove_file(&spent) {
+    // The password file goes once the proxy has the connection: the client
+    // read it before connecting, and the token is spent anyway.
+    let accepted: Accepted = Box::new(move || {
+        if let Some(spent) = spent
+            && let Err(e) = std::fs::remove_file(&spent)
+        {
             tracing::warn!("cannot remove {}: {e}", spent.display());
         }
     });
-    let proxy = tokio::spawn(pg::serve(
-        listener,
-        token,
-        start.upstream,
-        audit,
-        Some(seen),
-    ));
-    // No psqlrc, never prompt for a password, no pager (it would be a
-    // program to start, which the sandbox refuses).
-    let mut args = vec![
-        "-X".to_string(),
-        "-w".to_string(),
-        "-P".to_string(),
-        "pager=off".to_string(),
-        "-h".to_string(),
-        dir.path.display().to_string(),
-        "-p".to_string(),
-        "5432".to_string(),
-        "-U".to_string(),
-        start.account.to_string(),
-    ];
-    if !start.database.is_empty() {
-        args.extend(["-d".to_string(), start.database.to_string()]);
-    }
+    let proxy = spawn_proxy(start.kind, listener, token, start.upstream, audit, accepted);
     let home = dir.path.display().to_string();
-    let mut env = start.env;
-    env.extend(
+    let mut environment = start.env;
+    environment.extend(env);
+    environment.extend(
         [
             ("HOME", home.as_str()),
-            ("PGPASSFILE", &passfile.display().to_string()),
-            ("PSQL_HISTORY", &format!("{home}/.psql_history")),
             ("PATH", "/usr/bin:/bin"),
             ("PAGER", "cat"),
-            ("PSQL_PAGER", "cat"),
             ("EDITOR", "/bin/false"),
             ("VISUAL", "/bin/false"),
-            ("PSQL_EDITOR", "/bin/false"),
             ("SHELL", "/bin/false"),
         ]
         .map(|(k, v)| (k.to_string(), v.to_string())),
     );
     let program = Program {
-        path: psql,
+        path: program,
         args,
-        env,
+        env: environment,
         dir: dir.path.clone(),
         cols: start.cols,
         rows: start.rows,

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use super::target::{self, Choice, Ended, PersonChannel, Run, Say};
 use super::{Conn, Shared};
-use crate::db::{self, pg};
+use crate::db;
 use crate::relay::{self, EndReason, Hooks};
 use crate::session::{self, Session};
 
@@ -27,7 +27,10 @@ pub async fn run_session(
     person: &mut PersonChannel<'_>,
 ) -> Ended {
     match database_protocol(shared, conn, &choice) {
-        Some(protocol) => run_client(shared, conn, choice, run, protocol, person).await,
+        Some(protocol) => match db::client::Kind::of_protocol(protocol) {
+            Some(kind) => run_client(shared, conn, choice, run, protocol, kind, person).await,
+            None => super::desktop::run_session(shared, conn, choice, run, person).await,
+        },
         None => super::desktop::run_session(shared, conn, choice, run, person).await,
     }
 }
@@ -52,12 +55,14 @@ fn database_protocol(shared: &Shared, conn: &Conn, choice: &Choice) -> Option<&'
     CLIENT_PROTOCOLS.iter().find(|p| offered(p)).copied()
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn run_client(
     shared: &Arc<Shared>,
     conn: &Conn,
     choice: Choice,
     run: Run,
     protocol: &str,
+    kind: db::client::Kind,
     person: &mut PersonChannel<'_>,
 ) -> Ended {
     let say = Say {
@@ -67,7 +72,8 @@ async fn run_client(
     let asset = choice.asset.clone();
     if let Run::Exec(_) = run {
         let text = format!(
-            "rampart: {asset} is a database: `ssh -t bastion {asset}` opens its client (psql)"
+            "rampart: {asset} is a database: `ssh -t bastion {asset}` opens its client ({})",
+            kind.program()
         );
         say.refused(shared, conn, &format!("exec on {asset}"), text)
             .await;
@@ -138,9 +144,10 @@ async fn run_client(
     );
     let (cols, rows_) = relay::terminal_size(pty.cols, pty.rows);
     let start = db::client::Start {
+        kind,
         session_id: session.id(),
-        psql: services.config.clients.psql.as_deref(),
-        upstream: pg::Upstream {
+        clients: &services.config.clients,
+        upstream: db::Upstream {
             host: grant.address().to_string(),
             port: grant.protocol().port,
             user: grant.account().username().to_string(),
