@@ -212,3 +212,148 @@ async fn a_killed_database_session_ends_with_the_reason() {
         .unwrap();
     assert!(reason.0.contains("audit window"), "{}", reason.0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn removing_the_permission_ends_a_running_database_session() {
+    let Some((_server, mut b, admin)) = setup().await else {
+        return;
+    };
+    let person = Client::admin(b.addr).await;
+    let mut term = person.shell(100, 30, Some("pg1")).await;
+    term.expect(T, |s| s.contains("appdb=>")).await;
+    run_ok(&admin, "rampart perm remove dbs").await;
+    term.expect(T, |s| s.contains("your access to this asset has ended"))
+        .await;
+    assert!(term.wait_close(T).await, "the channel closes");
+    b.shutdown().await;
+    let reason: (String,) =
+        sqlx::query_as("SELECT reason FROM sessions WHERE protocol = 'postgresql'")
+            .fetch_one(b.services.store.pool())
+            .await
+            .unwrap();
+    assert_eq!(reason.0, "permission ended");
+}
+
+/// The value of the line `NAME value` in the ticket's text.
+fn field(text: &str, name: &str) -> String {
+    text.lines()
+        .find_map(|l| l.trim().strip_prefix(name).map(|v| v.trim().to_string()))
+        .unwrap_or_else(|| panic!("no {name} line in {text}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_desktop_tool_through_ssh_l_logs_in_with_a_one_time_password() {
+    let Some([ssh, psql]) = support::peers::peers(["ssh", "psql"]) else {
+        return;
+    };
+    let Some((server, mut b, admin)) = setup().await else {
+        return;
+    };
+    run_ok(
+        &admin,
+        "rampart perm add tun --user admin --asset pg1 --actions tunnel",
+    )
+    .await;
+    b.reload().await;
+    let keys = tempfile::tempdir().unwrap();
+    let (key, public) = support::peers::keypair(keys.path(), "admin");
+    run_ok(&admin, &format!("rampart me keys add --key '{public}'")).await;
+    let local = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut tunnel = std::process::Command::new(&ssh)
+        .args(support::peers::client_options(&key))
+        .args([
+            "-p",
+            &b.addr.port().to_string(),
+            "-N",
+            "-o",
+            "ExitOnForwardFailure=yes",
+        ])
+        .arg("-L")
+        .arg(format!("{local}:pg1:{}", server.port))
+        .arg("admin@127.0.0.1")
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + T;
+    while std::net::TcpStream::connect(("127.0.0.1", local)).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the tunnel never listened"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let query = |password: String, sql: &'static str| {
+        let psql = psql.clone();
+        tokio::task::spawn_blocking(move || {
+            std::process::Command::new(&psql)
+                .arg(format!(
+                    "host=127.0.0.1 port={local} user=app dbname=appdb sslmode=disable"
+                ))
+                .args(["-X", "-A", "-t", "-c", sql])
+                .env("PGPASSWORD", password)
+                .output()
+                .unwrap()
+        })
+    };
+
+    let text = run_ok(&admin, "rampart db ticket pg1").await;
+    assert!(
+        text.contains(&format!("-L {}:pg1:{}", server.port, server.port)),
+        "{text}"
+    );
+    let password = field(&text, "password ");
+    assert_eq!(field(&text, "user "), "app");
+    let out = query(password.clone(), "select count(*) from keep_me")
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "3");
+
+    // Spent: the same password does not log in twice.
+    let out = query(password, "select 1").await.unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("password authentication failed"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // A new ticket: the rules judge the tool's statements as psql's.
+    let password = field(&run_ok(&admin, "rampart db ticket pg1").await, "password ");
+    let out = query(password, "drop table keep_me").await.unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("refused by rule no-drop"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let _ = tunnel.kill();
+    let _ = tunnel.wait();
+    b.shutdown().await;
+
+    let kept = server.admin_in("appdb", "SELECT count(*) FROM keep_me");
+    assert!(kept.contains('3'), "{kept}");
+    let rows: Vec<(String, String, String)> = sqlx::query_as(
+        "SELECT c.command, c.action, s.kind FROM commands c JOIN sessions s ON s.id = c.session_id
+         WHERE s.protocol = 'postgresql' ORDER BY c.seq",
+    )
+    .fetch_all(b.services.store.pool())
+    .await
+    .unwrap();
+    assert!(
+        rows.iter()
+            .any(|(c, a, k)| c == "select count(*) from keep_me" && a == "allow" && k == "tunnel"),
+        "{rows:?}"
+    );
+    assert!(
+        rows.iter()
+            .any(|(c, a, _)| c == "drop table keep_me" && a == "deny"),
+        "{rows:?}"
+    );
+}

@@ -13,6 +13,7 @@ mod account;
 mod acl;
 mod asset;
 mod audit;
+mod db;
 mod edit;
 mod filter;
 mod group;
@@ -159,6 +160,20 @@ pub enum Command {
     /// Windows desktops over RDP, over SSH: one-time credentials for your RDP client
     #[command(subcommand)]
     Rdp(RdpCmd),
+    /// Database assets, over SSH: one-time passwords for desktop database tools through ssh -L
+    #[command(subcommand)]
+    Db(DbCmd),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DbCmd {
+    /// A one-time password for a desktop tool (DBeaver, psql on your machine) reaching database ASSET through `ssh -L`, valid 60 s, for one connection
+    Ticket {
+        asset: String,
+        /// The account on the asset (needed when you have several)
+        #[arg(long)]
+        account: Option<String>,
+    },
 }
 
 /// What `export --format` writes.

@@ -10,8 +10,8 @@ use anyhow::bail;
 use super::stdin::Stdin;
 use super::verb::{Io, Outcome};
 use super::{
-    Cli, Command, account, acl, asset, audit, filter, group, import, me, node, perm, rdp, session,
-    user,
+    Cli, Command, account, acl, asset, audit, db, filter, group, import, me, node, perm, rdp,
+    session, user,
 };
 use crate::config::Config;
 use crate::ops::Caller;
@@ -192,6 +192,7 @@ pub async fn dispatch(
         Command::Import(cmd) => import::run(services, caller, cmd, json, io).await,
         Command::Me(me) => me::run(services, caller, me, json, io).await,
         Command::Rdp(cmd) => rdp::run(services, caller, cmd, json, io).await,
+        Command::Db(cmd) => db::run(services, caller, cmd, json, io).await,
         Command::Audit(cmd) => audit::run(services, caller, cmd, json, io).await,
     }
 }

@@ -104,3 +104,18 @@ pub struct Summary {
 /// Called once a proxy accepted its session's first connection (the
 /// client's one-time password file can go then).
 pub type Accepted = Box<dyn FnOnce() + Send>;
+
+/// Who may log in through a proxied connection that is not a session's
+/// own (a desktop tool through `ssh -L`), and as whom it logs in upstream:
+/// asked with the user name and password the client gave.
+pub trait Login: Send + Sync {
+    /// `None`: refused; the client is told its password is wrong.
+    fn admit<'a>(&'a self, user: &'a str, password: &'a [u8]) -> BoxFuture<'a, Option<Admitted>>;
+}
+
+/// A connection a [`Login`] let in: where it goes, and the session that
+/// judges and logs its statements.
+pub struct Admitted {
+    pub upstream: Upstream,
+    pub audit: std::sync::Arc<dyn Audit>,
+}

@@ -29,4 +29,6 @@ pub mod contract;
 pub mod log;
 pub mod pg;
 
-pub use contract::{Accepted, Audit, Outcome, Statement, Summary, Upstream, Verdict};
+pub use contract::{
+    Accepted, Admitted, Audit, Login, Outcome, Statement, Summary, Upstream, Verdict,
+};

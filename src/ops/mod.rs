@@ -23,6 +23,7 @@
 mod access;
 mod assets;
 mod audit;
+mod db;
 mod demo;
 mod import;
 mod me;
@@ -35,6 +36,7 @@ mod users;
 
 pub use access::{AclSpec, FilterSpec, PermSpec};
 pub use assets::{AccountEdit, AccountSecret, AssetSpec, NodeMoved, NodeView};
+pub use db::{DbTicket, TUNNELLED};
 pub use demo::{DEMO_ACCOUNT, DEMO_ASSET};
 pub use import::ImportSummary;
 pub use me::{MeView, MfaEnrolment, MfaStatus, PENDING_ENROLMENT, require_person};

@@ -85,12 +85,27 @@ impl Ops {
         asset: &str,
         account: Option<&str>,
     ) -> Result<crate::policy::Grant> {
+        self.ticket_grant(caller, asset, account, "rdp", "RDP")
+            .await
+    }
+
+    /// Whether the caller may connect to `asset` as `account` (the only
+    /// granted stored account when `None`) over `protocol` (`label` as
+    /// people say it) now: the grant a one-time credential is issued under.
+    pub(super) async fn ticket_grant(
+        &self,
+        caller: &Caller,
+        asset: &str,
+        account: Option<&str>,
+        protocol: &str,
+        label: &str,
+    ) -> Result<crate::policy::Grant> {
         require_person(caller)?;
         let snapshot = self.policy_snapshot().await?;
         let now = self.now();
         let no_access = || {
             OpsError::Forbidden(format!(
-                "no asset {asset:?} reachable over RDP for you (`rampart me` lists what you may use)"
+                "no asset {asset:?} reachable over {label} for you (`rampart me` lists what you may use)"
             ))
         };
         let user = snapshot.user_by_name(&caller.name).ok_or_else(no_access)?;
@@ -102,22 +117,22 @@ impl Ops {
         };
         let visible = snapshot
             .visible_asset(&who, asset, now)
-            .filter(|v| v.protocols().any(|p| p.name == "rdp"))
+            .filter(|v| v.protocols().any(|p| p.name == protocol))
             .ok_or_else(no_access)?;
         let account = match account {
             Some(a) => a.to_string(),
             None => only_account(&visible, "choose one with --account")?,
         };
         let grant = snapshot
-            .authorize(&who, asset, &account, "rdp", Action::Connect, now)
+            .authorize(&who, asset, &account, protocol, Action::Connect, now)
             .ok_or_else(|| {
                 OpsError::Forbidden(format!(
-                    "you may not connect to {asset} as {account} over RDP"
+                    "you may not connect to {asset} as {account} over {label}"
                 ))
             })?;
         if !matches!(grant.account(), crate::policy::GrantAccount::Stored { .. }) {
             return Err(OpsError::Invalid(format!(
-                "{account} on {asset} is typed in (@INPUT); RDP tickets need an account whose secret the bastion holds"
+                "{account} on {asset} is typed in (@INPUT); {label} tickets need an account whose secret the bastion holds"
             )));
         }
         Ok(grant)
@@ -132,6 +147,26 @@ impl Ops {
         grant: &crate::policy::Grant,
         approved_by: Option<String>,
     ) -> Result<RdpTicket> {
+        let issued = self.issue_ticket(caller, grant, "rdp", approved_by).await?;
+        Ok(RdpTicket {
+            login: format!("{}#{}", caller.name, grant.asset_name()),
+            password: issued.password,
+            asset: grant.asset_name().to_string(),
+            account: issued.account,
+            expires_at: issued.expires_at,
+        })
+    }
+
+    /// Stores a one-time credential under `grant` for the front of
+    /// `protocol`, and logs who was given a way in (never the secret). A
+    /// permission that needs an approval needs `approved_by`.
+    pub(super) async fn issue_ticket(
+        &self,
+        caller: &Caller,
+        grant: &crate::policy::Grant,
+        protocol: &str,
+        approved_by: Option<String>,
+    ) -> Result<Issued> {
         if let Some(permission) = grant.approval()
             && approved_by.is_none()
         {
@@ -152,37 +187,48 @@ impl Ops {
             user_id: grant.user_id().to_string(),
             asset_id: grant.asset_id().to_string(),
             account: grant.account().username().to_string(),
+            protocol: protocol.to_string(),
             secret: vault.seal_str(password.expose()),
             expires_at,
             approved_by,
         };
         let mut tx = self.store.begin().await?;
         store::rdp_tickets::insert(&mut tx, &ticket, now).await?;
-        // Who was given a way in, to what, until when; never the secret.
         let issued = serde_json::json!({
             "asset": grant.asset_name(),
             "account": ticket.account,
+            "protocol": protocol,
             "expires_at": store::ts(expires_at),
             "approved_by": ticket.approved_by,
         });
+        let verb = if protocol == "rdp" {
+            "rdp.ticket"
+        } else {
+            "db.ticket"
+        };
         self.log(
             &mut tx,
             caller,
-            "rdp.ticket",
+            verb,
             format!("asset {}", grant.asset_name()),
             None,
             Some(issued),
         )
         .await?;
         self.store.commit(tx).await?;
-        Ok(RdpTicket {
-            login: format!("{}#{}", caller.name, grant.asset_name()),
+        Ok(Issued {
             password,
-            asset: grant.asset_name().to_string(),
             account: ticket.account,
             expires_at,
         })
     }
+}
+
+/// A stored one-time credential, as its issuer hands it on.
+pub(super) struct Issued {
+    pub(super) password: Secret<String>,
+    pub(super) account: String,
+    pub(super) expires_at: Timestamp,
 }
 
 impl Ops {

@@ -327,6 +327,7 @@ impl Tickets {
                 &mut conn,
                 &user_id,
                 &asset_id,
+                "rdp",
                 now,
                 crate::ops::TICKETS_PER_ASSET,
             )

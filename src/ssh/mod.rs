@@ -19,6 +19,7 @@
 pub mod admin;
 pub mod channel;
 mod database;
+mod db_tunnel;
 mod desk;
 mod desktop;
 pub mod handler;

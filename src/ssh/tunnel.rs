@@ -24,6 +24,11 @@ const CHUNK: usize = 32 * 1024;
 
 /// Runs one accepted tunnel channel to the end.
 pub async fn run(shared: Arc<Shared>, conn: Arc<Conn>, channel: Channel<Msg>, grant: TunnelGrant) {
+    // A database port goes through the bastion's wire proxy, so that a
+    // desktop tool's statements are logged and judged like psql's.
+    if crate::ops::TUNNELLED.contains(&grant.protocol().name.as_str()) {
+        return super::db_tunnel::run(shared, conn, channel, grant).await;
+    }
     let services = &shared.services;
     let address = grant
         .address()

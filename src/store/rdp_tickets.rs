@@ -1,5 +1,7 @@
-//! One-time RDP credentials (migration 0010): issued for a person, an
-//! asset and an account, redeemed once by the RDP front before they expire.
+//! One-time credentials (migration 0010, `protocol` since 0012): issued
+//! for a person, an asset, an account and the front that may redeem them
+//! (`rdp`, or a database protocol for a desktop tool's tunnel), redeemed
+//! once before they expire. The table kept its first name, `rdp_tickets`.
 
 use jiff::Timestamp;
 use sqlx::{AnyConnection, Row};
@@ -13,6 +15,8 @@ pub struct Ticket {
     pub user_id: String,
     pub asset_id: String,
     pub account: String,
+    /// The front that may redeem it: `rdp`, `postgresql`...
+    pub protocol: String,
     pub secret: String,
     pub expires_at: Timestamp,
     /// The administrator who approved it, for a permission that needs it.
@@ -31,8 +35,8 @@ pub async fn insert(conn: &mut AnyConnection, t: &Ticket, now: Timestamp) -> Res
         .await?;
     sqlx::query(
         "INSERT INTO rdp_tickets
-         (id, user_id, asset_id, account, secret, created_at, expires_at, approved_by)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+         (id, user_id, asset_id, account, secret, created_at, expires_at, approved_by, protocol)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
     )
     .bind(&t.id)
     .bind(&t.user_id)
@@ -42,30 +46,35 @@ pub async fn insert(conn: &mut AnyConnection, t: &Ticket, now: Timestamp) -> Res
     .bind(ts(now))
     .bind(ts(t.expires_at))
     .bind(&t.approved_by)
+    .bind(&t.protocol)
     .execute(conn)
     .await?;
     Ok(())
 }
 
-/// The person's tickets for `asset_id` that are unused and unexpired at
-/// `now`, newest first, at most `limit`: the candidates a login is
-/// checked against.
+/// The person's tickets for `asset_id` over `protocol` that are unused and
+/// unexpired at `now`, newest first, at most `limit`: the candidates a
+/// login is checked against.
 pub async fn valid(
     conn: &mut AnyConnection,
     user_id: &str,
     asset_id: &str,
+    protocol: &str,
     now: Timestamp,
     limit: i64,
 ) -> Result<Vec<Ticket>> {
     let rows = sqlx::query(
-        "SELECT id, user_id, asset_id, account, secret, expires_at, approved_by FROM rdp_tickets
-         WHERE user_id = $1 AND asset_id = $2 AND used_at IS NULL AND expires_at > $3
+        "SELECT id, user_id, asset_id, account, protocol, secret, expires_at, approved_by
+         FROM rdp_tickets
+         WHERE user_id = $1 AND asset_id = $2 AND protocol = $5 AND used_at IS NULL
+               AND expires_at > $3
          ORDER BY created_at DESC, id LIMIT $4",
     )
     .bind(user_id)
     .bind(asset_id)
     .bind(ts(now))
     .bind(limit)
+    .bind(protocol)
     .fetch_all(conn)
     .await?;
     rows.iter()
@@ -75,6 +84,7 @@ pub async fn valid(
                 user_id: r.try_get("user_id")?,
                 asset_id: r.try_get("asset_id")?,
                 account: r.try_get("account")?,
+                protocol: r.try_get("protocol")?,
                 secret: r.try_get("secret")?,
                 expires_at: parse_ts(&r.try_get::<String, _>("expires_at")?)?,
                 approved_by: r.try_get("approved_by")?,

@@ -145,6 +145,30 @@ pub async fn greet<S: AsyncRead + AsyncWrite + Unpin>(
     client: &mut S,
     token: &str,
 ) -> Result<Vec<(Bytes, Bytes)>, ProxyError> {
+    let (params, given) = password_of(client).await?;
+    if !super::same_secret(&given, token.as_bytes()) {
+        refuse(client).await;
+        return Err(ProxyError::BadToken);
+    }
+    Ok(params)
+}
+
+/// Tells a client its password was not the one asked for.
+pub async fn refuse<S: AsyncRead + AsyncWrite + Unpin>(client: &mut S) {
+    fatal(
+        client,
+        "28P01",
+        "rampart: password authentication failed: not this session's one-time password",
+    )
+    .await;
+}
+
+/// The client's startup parameters and the password it gives when asked
+/// for one in clear (over the session's private socket, or inside the
+/// person's SSH tunnel).
+pub async fn password_of<S: AsyncRead + AsyncWrite + Unpin>(
+    client: &mut S,
+) -> Result<(Vec<(Bytes, Bytes)>, zeroize::Zeroizing<Vec<u8>>), ProxyError> {
     let (minor, params) = match startup(client).await? {
         None => return Err(ProxyError::NoToken),
         Some(Startup::Params { minor, params }) => (minor, params),
@@ -192,14 +216,5 @@ pub async fn greet<S: AsyncRead + AsyncWrite + Unpin>(
         return Err(ProxyError::NoToken);
     };
     let given = wire::password(body).map_err(|e| ProxyError::ClientProtocol(e.to_string()))?;
-    if !super::same_secret(&given, token.as_bytes()) {
-        fatal(
-            client,
-            "28P01",
-            "rampart: password authentication failed: not this session's one-time password",
-        )
-        .await;
-        return Err(ProxyError::BadToken);
-    }
-    Ok(params)
+    Ok((params, given))
 }

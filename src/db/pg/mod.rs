@@ -41,9 +41,11 @@ pub mod wire;
 mod tests;
 
 pub(crate) use super::contract::same_secret;
-pub use super::contract::{Accepted, Audit, Outcome, Statement, Summary, Upstream, Verdict};
+pub use super::contract::{
+    Accepted, Admitted, Audit, Login, Outcome, Statement, Summary, Upstream, Verdict,
+};
 pub use auth::md5_password;
-pub use proxy::{CancelKeys, serve, serve_connection, serve_later};
+pub use proxy::{CancelKeys, serve, serve_connection, serve_later, serve_login};
 pub use scram::{Scram, ScramError};
 
 /// Why a proxied connection ended in failure. Each text is one line that

@@ -22,7 +22,9 @@ use super::front;
 use super::sql;
 use super::track::{Owed, Pending, TrackError, Tracker};
 use super::wire::{self, Decoder, Frame, MAX_STATEMENT, Side, Startup};
-use super::{Accepted, Audit, Outcome, ProxyError, Statement, Summary, Upstream, Verdict};
+use super::{
+    Accepted, Admitted, Audit, Login, Outcome, ProxyError, Statement, Summary, Upstream, Verdict,
+};
 
 /// How much is read from either side at a time.
 const READ_SIZE: usize = 16 << 10;
@@ -158,6 +160,47 @@ where
         counts: counts.clone(),
     };
     let params = front::greet(&mut client, token).await?;
+    relay_after_login(client, counts, params, upstream, audit, keys).await
+}
+
+/// One connection whose login `login` decides (a desktop tool through the
+/// person's SSH tunnel): the client's user name and password, then the
+/// login upstream as whom `login` says, then the relay.
+pub async fn serve_login<S>(client: S, login: &dyn Login) -> Result<Summary, ProxyError>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
+    let counts = Arc::new(Counts::default());
+    let mut client = Counted {
+        inner: client,
+        counts: counts.clone(),
+    };
+    let (params, password) = front::password_of(&mut client).await?;
+    let user = params
+        .iter()
+        .find(|(k, _)| k.as_ref() == b"user")
+        .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
+        .unwrap_or_default();
+    let Some(Admitted { upstream, audit }) = login.admit(&user, &password).await else {
+        front::refuse(&mut client).await;
+        return Err(ProxyError::BadToken);
+    };
+    drop(password);
+    let keys = CancelKeys::default();
+    relay_after_login(client, counts, params, &upstream, &*audit, &keys).await
+}
+
+async fn relay_after_login<S>(
+    mut client: Counted<S>,
+    counts: Arc<Counts>,
+    params: Vec<(Bytes, Bytes)>,
+    upstream: &Upstream,
+    audit: &dyn Audit,
+    keys: &CancelKeys,
+) -> Result<Summary, ProxyError>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
     let session = auth::login(upstream, &params, &mut client).await?;
     if let Some(key) = session.key {
         keys.set(key);
