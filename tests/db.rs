@@ -325,8 +325,29 @@ async fn a_desktop_tool_through_ssh_l_logs_in_with_a_one_time_password() {
         String::from_utf8_lossy(&out.stderr)
     );
 
-    // A new ticket: the rules judge the tool's statements as psql's.
-    let password = field(&run_ok(&admin, "rampart db ticket pg1").await, "password ");
+    // A new ticket, from the menu this time: the rules judge the tool's
+    // statements as psql's.
+    let mut menu = std::process::Command::new(&ssh);
+    menu.args(support::peers::client_options(&key)).args([
+        "-p",
+        &b.addr.port().to_string(),
+        "-tt",
+        "admin@127.0.0.1",
+    ]);
+    let mut menu = PtyChild::spawn(menu, 120, 30);
+    menu.expect(T, |s| s.contains("pg1")).await;
+    menu.send(b"pg1");
+    menu.expect(T, |s| s.contains("Assets (1 of")).await;
+    menu.send(b"\r");
+    menu.expect(T, |s| s.contains("desktop tool")).await;
+    menu.send(b"\x1b[B\r");
+    menu.expect(T, |s| s.contains("Any key: back to the menu"))
+        .await;
+    let password = field(&menu.text(), "password ");
+    menu.send(b" ");
+    menu.expect(T, |s| s.contains("the one-time password was shown"))
+        .await;
+    drop(menu);
     let out = query(password, "drop table keep_me").await.unwrap();
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("refused by rule no-drop"),

@@ -23,6 +23,7 @@ mod node;
 mod output;
 mod perm;
 mod rdp;
+pub use db::ticket_text as db_ticket_text;
 pub use rdp::ticket_text as rdp_ticket_text;
 mod run;
 mod session;

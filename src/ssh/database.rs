@@ -26,12 +26,55 @@ pub async fn run_session(
     run: Run,
     person: &mut PersonChannel<'_>,
 ) -> Ended {
+    if let Some(ended) = desktop_tool(shared, conn, &choice, person).await {
+        return ended;
+    }
     match database_protocol(shared, conn, &choice) {
         Some(protocol) => match db::client::Kind::of_protocol(protocol) {
             Some(kind) => run_client(shared, conn, choice, run, protocol, kind, person).await,
             None => super::desktop::run_session(shared, conn, choice, run, person).await,
         },
         None => super::desktop::run_session(shared, conn, choice, run, person).await,
+    }
+}
+
+/// A one-time password for a desktop tool, picked in the menu: shown
+/// until a key. `None`: not that choice.
+async fn desktop_tool(
+    shared: &Shared,
+    conn: &Conn,
+    choice: &Choice,
+    person: &mut PersonChannel<'_>,
+) -> Option<Ended> {
+    choice
+        .protocol
+        .as_deref()
+        .and_then(crate::tui::menu::of_desktop_tool)?;
+    let say = Say {
+        write: person.write,
+        pty: person.pty.is_some(),
+    };
+    let ops = &shared.services.ops;
+    let asset = &choice.asset;
+    let issued = async {
+        let caller = ops.caller(&conn.identity, crate::audit::Via::Ssh).await?;
+        let ticket = ops
+            .db_ticket(&caller, asset, choice.account.as_deref())
+            .await?;
+        Ok::<_, crate::ops::OpsError>(crate::cli::db_ticket_text(
+            &shared.services,
+            &caller,
+            &ticket,
+        ))
+    };
+    match issued.await {
+        Ok(text) => Some(super::desktop::show_ticket(person, say, text).await),
+        Err(e) => {
+            let text = format!("rampart: {asset}: {e}");
+            say.refused(shared, conn, &format!("db ticket {asset}"), text)
+                .await;
+            Some(Ended::refused())
+        }
     }
 }
 

@@ -100,7 +100,16 @@ async fn ticket_instead(
         Ok(ticket) => ticket,
         Err(e) => return Some(refuse(e).await),
     };
-    let mut text = crate::cli::rdp_ticket_text(&shared.services, &ticket);
+    let text = crate::cli::rdp_ticket_text(&shared.services, &ticket);
+    Some(show_ticket(person, say, text).await)
+}
+
+/// Shows a ticket's lines; under the menu, until a key.
+pub(super) async fn show_ticket(
+    person: &mut PersonChannel<'_>,
+    say: Say<'_>,
+    mut text: String,
+) -> Ended {
     let under_menu = person.end.is_none();
     if under_menu {
         text.push_str("Any key: back to the menu.\n");
@@ -109,22 +118,22 @@ async fn ticket_instead(
         text = text.replace('\n', "\r\n");
     }
     if person.write.data_bytes(Bytes::from(text)).await.is_err() {
-        return Some(Ended {
+        return Ended {
             client_open: false,
             exit_status: 0,
             size: None,
-        });
+        };
     }
     let (client_open, size) = if under_menu {
         read_a_key(person).await
     } else {
         (true, None)
     };
-    Some(Ended {
+    Ended {
         client_open,
         exit_status: 0,
         size,
-    })
+    }
 }
 
 /// Waits for a key on the person's channel: whether it is still open, and

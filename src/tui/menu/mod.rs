@@ -28,10 +28,24 @@ use crate::policy::VisibleAsset;
 use crate::vault::Secret;
 
 /// Protocols the menu offers: `ssh` opens in the person's terminal, `rdp`
-/// gives a one-time ticket for their RDP client. The others an asset
-/// grants (sftp, databases...) are shown greyed in the details pane and
-/// are not offered.
+/// gives a one-time ticket for their RDP client, `postgresql` opens psql
+/// (and, with the tunnel action, a one-time password for a desktop tool:
+/// [`desktop_tool`]). The others an asset grants (sftp...) are shown
+/// greyed in the details pane and are not offered.
 pub const MENU_PROTOCOLS: &[&str] = &["ssh", "rdp", "postgresql"];
+
+/// The menu's choice of a one-time password for a desktop tool (through
+/// `ssh -L`) on a database protocol, for a person with the tunnel action.
+pub fn desktop_tool(protocol: &str) -> String {
+    format!("{protocol} {DESKTOP_TOOL}")
+}
+
+/// The database protocol of a [`desktop_tool`] choice.
+pub fn of_desktop_tool(choice: &str) -> Option<&str> {
+    choice.strip_suffix(DESKTOP_TOOL).map(str::trim_end)
+}
+
+const DESKTOP_TOOL: &str = "(desktop tool: one-time password)";
 
 /// How many recently used assets are kept at the top of the list.
 const RECENT_MAX: usize = 10;
@@ -693,6 +707,16 @@ impl Menu {
                 choices.push(p.name.clone());
             }
         }
+        let tunnels = asset.actions().contains(crate::model::Action::Tunnel);
+        for p in asset.protocols() {
+            let tool = desktop_tool(&p.name);
+            if tunnels
+                && crate::ops::TUNNELLED.contains(&p.name.as_str())
+                && !choices.contains(&tool)
+            {
+                choices.push(tool);
+            }
+        }
         match choices.len() {
             0 => {
                 let others: Vec<&str> = asset.protocols().map(|p| p.name.as_str()).collect();
@@ -732,10 +756,11 @@ impl Menu {
             AccountChoice::Stored(name) => self.connect(entry, Chosen::Stored(name), protocol),
             // An RDP ticket carries a stored account's password; a typed-in
             // one would have to reach the RDP front some other way.
-            AccountChoice::Input if protocol == "rdp" => {
+            AccountChoice::Input if protocol == "rdp" || of_desktop_tool(&protocol).is_some() => {
                 self.message = Some((
                     Severity::Warning,
-                    "RDP works with the stored accounts only: pick one of them.".into(),
+                    "One-time passwords work with the stored accounts only: pick one of them."
+                        .into(),
                 ));
                 None
             }
