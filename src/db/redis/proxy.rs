@@ -21,7 +21,7 @@ use super::reply::{Piece, Replies};
 use super::request::{MAX_COMMAND, Request, Requests};
 use super::resp::{self, RespError};
 use super::text::{self, is};
-use super::track::{Owed, Pending, Tracker};
+use super::track::{Owed, Pending, Settled, Tracker};
 use super::{Accepted, Audit, Outcome, ProxyError, Statement, Summary, Upstream, Verdict};
 use crate::db::count::{Counted, Counts};
 
@@ -220,25 +220,22 @@ where
     W: AsyncWrite + Unpin,
 {
     let mut buf = vec![0u8; READ_SIZE];
-    let (mut due, mut logged) = (Vec::new(), Vec::new());
+    let mut settled = Settled::default();
     // Whether the reply under way goes to the client.
     let mut forward = true;
     loop {
         while let Some(piece) = replies.next_piece().map_err(server_protocol)? {
             match piece {
                 Piece::Start { push } => {
-                    let begun = shared.tracker().begin(push, &mut due);
-                    send_all(client, &mut due).await?;
+                    let begun = shared.tracker().begin(push, &mut settled);
+                    pass_on(shared, client, &mut settled).await?;
                     forward = begun.map_err(|e| ProxyError::ServerProtocol(e.to_string()))?;
                 }
                 Piece::Data(bytes) if forward => send(client, &bytes).await?,
                 Piece::Data(_) => {}
                 Piece::End(answer) => {
-                    shared.tracker().end(&answer, &mut logged, &mut due);
-                    send_all(client, &mut due).await?;
-                    for statement in logged.drain(..) {
-                        shared.log(statement);
-                    }
+                    shared.tracker().end(&answer, &mut settled);
+                    pass_on(shared, client, &mut settled).await?;
                     shared.drained.notify_one();
                 }
             }
@@ -246,10 +243,10 @@ where
         if replies.at_boundary() {
             let done = {
                 let mut tracker = shared.tracker();
-                tracker.due(&mut due);
+                tracker.due(&mut settled);
                 tracker.done()
             };
-            send_all(client, &mut due).await?;
+            pass_on(shared, client, &mut settled).await?;
             shared.drained.notify_one();
             if done {
                 return client.flush().await.map_err(ProxyError::Client);
@@ -270,14 +267,27 @@ async fn send<W: AsyncWrite + Unpin>(client: &mut W, bytes: &[u8]) -> Result<(),
     client.write_all(bytes).await.map_err(ProxyError::Client)
 }
 
-async fn send_all<W: AsyncWrite + Unpin>(
+/// Sends the client what the tracker settled, and logs its statements.
+async fn pass_on<W: AsyncWrite + Unpin>(
+    shared: &Shared<'_>,
     client: &mut W,
-    due: &mut Vec<Bytes>,
+    settled: &mut Settled,
 ) -> Result<(), ProxyError> {
-    for bytes in due.drain(..) {
+    for statement in settled.logged.drain(..) {
+        shared.log(statement);
+    }
+    for bytes in settled.bytes.drain(..) {
         send(client, &bytes).await?;
     }
     Ok(())
+}
+
+fn statement(text: String, outcome: Outcome, started: Instant) -> Statement {
+    Statement {
+        text,
+        outcome,
+        duration: started.elapsed(),
+    }
 }
 
 /// Whether the client half goes on after a command.
@@ -333,13 +343,13 @@ impl<W: AsyncWrite + Unpin> Up<'_, W> {
     async fn request(&mut self, request: Request) -> Result<Flow, ProxyError> {
         match request {
             Request::Command(args) => self.command(args).await,
-            Request::TooLong { name, len } => {
-                let mut logged = String::new();
-                if let Some(name) = name {
-                    text::quote(&name.to_ascii_uppercase(), &mut logged);
+            Request::TooLong { head, len } => {
+                let mut logged = text::describe(&head);
+                if !logged.is_empty() {
                     logged.push(' ');
                 }
                 logged.push_str(&format!("… [a command of {len} bytes, not read]"));
+                let logged = text::logged(&logged);
                 let error = format!(
                     "ERR rampart: command too long for the bastion ({len} bytes, at most {} MiB)",
                     MAX_COMMAND >> 20
@@ -356,12 +366,12 @@ impl<W: AsyncWrite + Unpin> Up<'_, W> {
         let ok = || Outcome::Done("OK".into());
         match command::classify(args) {
             Action::Auth => {
-                self.answer(resp::status("OK"));
-                self.log(text::logged(&described), ok(), started);
+                let logged = statement(text::logged(&described), ok(), started);
+                self.answer(resp::status("OK"), Some(logged));
             }
             Action::Quit => {
-                self.answer(resp::status("OK"));
-                self.log(text::logged(&described), ok(), started);
+                let logged = statement(text::logged(&described), ok(), started);
+                self.answer(resp::status("OK"), Some(logged));
                 return Ok(Flow::Stop);
             }
             Action::Refuse(why) => {
@@ -409,30 +419,22 @@ impl<W: AsyncWrite + Unpin> Up<'_, W> {
     }
 
     /// Queues the proxy's answer for its turn and wakes the server half,
-    /// which sends it.
-    fn answer(&self, bytes: Bytes) {
-        self.shared.tracker().sent(Owed::Answer(bytes));
+    /// which sends it (and logs the command it answers).
+    fn answer(&self, bytes: Bytes, logged: Option<Statement>) {
+        self.shared.tracker().sent(Owed::Answer { bytes, logged });
         self.shared.wake.notify_one();
     }
 
     fn refuse(&mut self, error: &str, rule: String, logged: String, started: Instant) {
-        self.answer(resp::error(error));
+        let logged = statement(logged, Outcome::Refused { rule }, started);
+        self.answer(resp::error(error), Some(logged));
         self.dirty |= self.multi;
-        self.log(logged, Outcome::Refused { rule }, started);
-    }
-
-    fn log(&self, text: String, outcome: Outcome, started: Instant) {
-        self.shared.log(Statement {
-            text,
-            outcome,
-            duration: started.elapsed(),
-        });
     }
 
     /// A framing error: the client is told (after the replies it is owed)
     /// and the connection ends.
     fn broken(&self, e: RespError) -> ProxyError {
-        self.answer(resp::error(&format!("ERR Protocol error: {e}")));
+        self.answer(resp::error(&format!("ERR Protocol error: {e}")), None);
         ProxyError::ClientProtocol(e.to_string())
     }
 

@@ -14,6 +14,8 @@ pub const MAX_COMMAND: usize = 16 << 20;
 /// The most arguments of a command read whole (the memory of each counts
 /// too, not only its bytes).
 pub const MAX_ARGS: usize = 1 << 20;
+/// The first arguments of an over-long command kept for its log line.
+pub const HEAD_ARGS: usize = 4;
 /// Redis' own limit on an inline command (`PROTO_INLINE_MAX_SIZE`).
 pub const MAX_INLINE: usize = 64 << 10;
 
@@ -22,9 +24,10 @@ pub const MAX_INLINE: usize = 64 << 10;
 pub enum Request {
     /// A command read whole: its name, then its arguments. Never empty.
     Command(Vec<Bytes>),
-    /// A command over the limits, skipped: its name when it was read, and
-    /// its length on the wire.
-    TooLong { name: Option<Bytes>, len: usize },
+    /// A command over the limits, skipped: its first arguments (up to
+    /// [`HEAD_ARGS`], those read before the limit), and its length on the
+    /// wire.
+    TooLong { head: Vec<Bytes>, len: usize },
 }
 
 /// Where the decoder is between two calls.
@@ -39,12 +42,12 @@ enum State {
     },
     /// Inside an array over the limits: arguments still to come (the one
     /// under way included), body bytes of the current one to skip and
-    /// whether its CRLF is still due, the name, bytes so far.
+    /// whether its CRLF is still due, the first arguments, bytes so far.
     Skip {
         left: usize,
         body: usize,
         crlf: bool,
-        name: Option<Bytes>,
+        head: Vec<Bytes>,
         size: usize,
     },
 }
@@ -130,13 +133,14 @@ impl Requests {
         let whole = end + 2 + len + 2;
         if *size + whole > MAX_COMMAND || args.len() >= MAX_ARGS {
             // Over the limit: what was read goes, the rest is skipped.
-            let name = args.first().cloned();
+            let mut head = std::mem::take(args);
+            head.truncate(HEAD_ARGS);
             self.buf.advance(end + 2);
             self.state = State::Skip {
                 left: *left,
                 body: len,
                 crlf: true,
-                name,
+                head,
                 size: *size + end + 2,
             };
             return Ok(Step::Again);
@@ -161,7 +165,7 @@ impl Requests {
             left,
             body,
             crlf,
-            name,
+            head,
             size,
         } = &mut self.state
         else {
@@ -191,7 +195,7 @@ impl Requests {
         }
         if *left == 0 {
             let request = Request::TooLong {
-                name: name.take(),
+                head: std::mem::take(head),
                 len: *size,
             };
             self.state = State::Idle;

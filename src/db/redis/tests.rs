@@ -12,7 +12,7 @@ use super::reply::{Answer, CHUNK, MAX_DEPTH, Many, Piece, Replies};
 use super::request::{MAX_ARGS, MAX_COMMAND, MAX_INLINE, Request, Requests, split_args};
 use super::resp::{self, MAX_BULK, RespError};
 use super::text::{self, describe, outcome};
-use super::track::{Owed, Pending, TrackError, Tracker};
+use super::track::{Owed, Pending, Settled, TrackError, Tracker};
 use super::{Outcome, ProxyError, Upstream};
 
 fn args(words: &[&str]) -> Vec<Bytes> {
@@ -152,7 +152,7 @@ fn an_over_long_command_is_skipped_unread_and_the_next_goes_on() {
             got,
             vec![
                 Request::TooLong {
-                    name: Some(Bytes::from_static(b"SET")),
+                    head: args(&["SET", "k"]),
                     len
                 },
                 Request::Command(args(&["GET", "k"])),
@@ -171,7 +171,7 @@ fn an_over_long_command_is_skipped_unread_and_the_next_goes_on() {
     }
     let got = requests(&many, 1 << 16).unwrap();
     assert!(
-        matches!(&got[..], [Request::TooLong { name: Some(n), len }] if n == "MSET" && *len == many.len()),
+        matches!(&got[..], [Request::TooLong { head, len }] if head == &args(&["MSET", "", "", ""]) && *len == many.len()),
         "{:?}",
         got.first().map(|r| matches!(r, Request::Command(_)))
     );
@@ -505,29 +505,34 @@ fn commands_the_proxy_answers_or_refuses() {
 /// The bytes the client gets for server replies `stream`, and what is
 /// logged, as the relay's server half does it.
 fn deliver(tracker: &mut Tracker, stream: &[u8]) -> Result<(Vec<u8>, Vec<String>), TrackError> {
-    let (mut out, mut due, mut logged) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut out, mut settled, mut logged) = (Vec::new(), Settled::default(), Vec::new());
+    let mut take = |settled: &mut Settled, out: &mut Vec<u8>| {
+        out.extend(settled.bytes.drain(..).flat_map(|b| b.to_vec()));
+        logged.extend(
+            settled
+                .logged
+                .drain(..)
+                .map(|s| format!("{} -> {:?}", s.text, s.outcome)),
+        );
+    };
     let mut forward = true;
     for piece in pieces(stream, 4).unwrap() {
         match piece {
             Piece::Start { push } => {
-                let begun = tracker.begin(push, &mut due);
-                out.extend(due.drain(..).flat_map(|b| b.to_vec()));
+                let begun = tracker.begin(push, &mut settled);
+                take(&mut settled, &mut out);
                 forward = begun?;
             }
             Piece::Data(d) if forward => out.extend_from_slice(&d),
             Piece::Data(_) => {}
             Piece::End(answer) => {
-                tracker.end(&answer, &mut logged, &mut due);
-                out.extend(due.drain(..).flat_map(|b| b.to_vec()));
+                tracker.end(&answer, &mut settled);
+                take(&mut settled, &mut out);
             }
         }
     }
-    tracker.due(&mut due);
-    out.extend(due.drain(..).flat_map(|b| b.to_vec()));
-    let logged = logged
-        .into_iter()
-        .map(|s: super::Statement| format!("{} -> {:?}", s.text, s.outcome))
-        .collect();
+    tracker.due(&mut settled);
+    take(&mut settled, &mut out);
     Ok((out, logged))
 }
 
@@ -535,34 +540,52 @@ fn reply(text: &str) -> Owed {
     Owed::Reply(Pending::new(text.into()))
 }
 
+/// The proxy's answer to `text`, logged as refused.
+fn refusal(error: &str, text: &str) -> Owed {
+    Owed::Answer {
+        bytes: resp::error(error),
+        logged: Some(super::Statement {
+            text: text.into(),
+            outcome: Outcome::Refused { rule: "r".into() },
+            duration: Duration::ZERO,
+        }),
+    }
+}
+
 #[test]
 fn refusals_come_after_the_replies_owed_before_them() {
     let mut tracker = Tracker::new();
     tracker.sent(reply("SET a 1"));
-    tracker.sent(Owed::Answer(resp::error("ERR refused 1")));
+    tracker.sent(refusal("ERR refused 1", "FLUSHALL"));
     tracker.sent(reply("GET a"));
-    tracker.sent(Owed::Answer(resp::error("ERR refused 2")));
-    tracker.sent(Owed::Answer(resp::status("OK")));
+    tracker.sent(refusal("ERR refused 2", "FLUSHDB"));
+    tracker.sent(Owed::Answer {
+        bytes: resp::status("OK"),
+        logged: None,
+    });
     // Nothing is due while the server owes the first reply.
-    let mut due = Vec::new();
-    tracker.due(&mut due);
-    assert!(due.is_empty());
+    let mut settled = Settled::default();
+    tracker.due(&mut settled);
+    assert!(settled.bytes.is_empty() && settled.logged.is_empty());
     let (out, logged) = deliver(&mut tracker, b"+OK\r\n$1\r\n1\r\n").unwrap();
     assert_eq!(
         String::from_utf8(out).unwrap(),
         "+OK\r\n-ERR refused 1\r\n$1\r\n1\r\n-ERR refused 2\r\n+OK\r\n"
     );
+    // Logged in the order of the commands.
     assert_eq!(
         logged,
         vec![
             "SET a 1 -> Done(\"OK\")".to_string(),
-            "GET a -> Done(\"\\\"1\\\"\")".into()
+            "FLUSHALL -> Refused { rule: \"r\" }".into(),
+            "GET a -> Done(\"\\\"1\\\"\")".into(),
+            "FLUSHDB -> Refused { rule: \"r\" }".into(),
         ]
     );
     // A refusal with nothing owed before it is due at once.
-    tracker.sent(Owed::Answer(resp::error("ERR now")));
-    tracker.due(&mut due);
-    assert_eq!(due, vec![resp::error("ERR now")]);
+    tracker.sent(refusal("ERR now", "X"));
+    tracker.due(&mut settled);
+    assert_eq!(settled.bytes, vec![resp::error("ERR now")]);
 }
 
 #[test]
@@ -577,7 +600,7 @@ fn a_push_settles_nothing_and_a_stray_reply_is_an_error() {
         TrackError::Unasked
     );
     let mut tracker = Tracker::new();
-    tracker.sent(Owed::Answer(resp::status("OK")));
+    tracker.sent(refusal("ERR no", "X"));
     assert_eq!(
         deliver(&mut tracker, b"+OK\r\n").unwrap_err(),
         TrackError::Unasked
@@ -594,16 +617,25 @@ fn a_swallowed_reply_is_replaced_and_the_rest_is_unfinished() {
     });
     tracker.sent(reply("GET k"));
     tracker.sent(reply("BLPOP q 0"));
+    tracker.sent(refusal("ERR no", "FLUSHALL"));
     let (out, logged) = deliver(&mut tracker, b"+OK\r\n$1\r\nv\r\n").unwrap();
     assert_eq!(out, b"-EXECABORT no\r\n$1\r\nv\r\n");
     assert_eq!(logged[0], "EXEC -> Error(\"EXECABORT no\")");
     tracker.close();
     assert!(!tracker.done());
-    let left = tracker.finish();
-    assert_eq!(left.len(), 1);
+    // The connection ends: the command still owed a reply is unfinished,
+    // the refusal not yet sent is logged as refused.
+    let left: Vec<_> = tracker
+        .finish()
+        .into_iter()
+        .map(|s| (s.text, s.outcome))
+        .collect();
     assert_eq!(
-        (left[0].text.as_str(), &left[0].outcome),
-        ("BLPOP q 0", &Outcome::Unfinished)
+        left,
+        vec![
+            ("BLPOP q 0".to_string(), Outcome::Unfinished),
+            ("FLUSHALL".into(), Outcome::Refused { rule: "r".into() })
+        ]
     );
     assert!(tracker.done() && !tracker.full());
 }

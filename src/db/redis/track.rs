@@ -7,7 +7,8 @@
 //! none. The proxy's own answers (a refusal, `AUTH`, `QUIT`) are queued
 //! the same way and sent when they reach the front: after the replies
 //! still owed for commands the client sent before them, as a pipelining
-//! client expects. The queue is bounded ([`Tracker::full`]): past that the
+//! client expects. Their commands are logged then too, so the log keeps
+//! the order of the client's commands. The queue is bounded ([`Tracker::full`]): past that the
 //! relay stops reading the client until replies catch up.
 
 use std::collections::VecDeque;
@@ -61,15 +62,21 @@ pub enum Owed {
         answer: Bytes,
         outcome: Outcome,
     },
-    /// The proxy's own answer, sent in its turn.
-    Answer(Bytes),
+    /// The proxy's own answer, sent in its turn, and the command it
+    /// answers (logged then).
+    Answer {
+        bytes: Bytes,
+        logged: Option<Statement>,
+    },
 }
 
 impl Owed {
     fn text_len(&self) -> usize {
         match self {
             Owed::Reply(p) | Owed::Instead { pending: p, .. } => p.text.len(),
-            Owed::Answer(bytes) => bytes.len(),
+            Owed::Answer { bytes, logged } => {
+                bytes.len() + logged.as_ref().map_or(0, |s| s.text.len())
+            }
         }
     }
 }
@@ -83,6 +90,14 @@ enum Route {
     Swallow,
     /// To the client, settling nothing (a RESP3 push).
     Push,
+}
+
+/// What the relay does once the tracker moved: bytes to send the client,
+/// in order, and statements to log.
+#[derive(Debug, Default)]
+pub struct Settled {
+    pub bytes: Vec<Bytes>,
+    pub logged: Vec<Statement>,
 }
 
 /// Why the server's replies do not fit what it owes.
@@ -131,39 +146,40 @@ impl Tracker {
 
     /// The proxy's answers now due (at the front of the queue), in order.
     /// Only between two replies.
-    pub fn due(&mut self, out: &mut Vec<Bytes>) {
+    pub fn due(&mut self, out: &mut Settled) {
         if self.route.is_some() {
             return;
         }
-        while matches!(self.owed.front(), Some(Owed::Answer(_))) {
-            if let Some(Owed::Answer(bytes)) = self.pop() {
-                out.push(bytes);
+        while matches!(self.owed.front(), Some(Owed::Answer { .. })) {
+            if let Some(Owed::Answer { bytes, logged }) = self.pop() {
+                out.bytes.push(bytes);
+                out.logged.extend(logged);
             }
         }
     }
 
     /// A reply begins: the answers due before it go to `out`; true when
     /// the reply is to be forwarded to the client.
-    pub fn begin(&mut self, push: bool, out: &mut Vec<Bytes>) -> Result<bool, TrackError> {
+    pub fn begin(&mut self, push: bool, out: &mut Settled) -> Result<bool, TrackError> {
         self.due(out);
         let route = match self.owed.front() {
             _ if push => Route::Push,
             Some(Owed::Reply(_)) => Route::Forward,
             Some(Owed::Instead { .. }) => Route::Swallow,
-            Some(Owed::Answer(_)) | None => return Err(TrackError::Unasked),
+            Some(Owed::Answer { .. }) | None => return Err(TrackError::Unasked),
         };
         self.route = Some(route);
         Ok(route != Route::Swallow)
     }
 
-    /// The reply under way is over: the command it answers goes to
-    /// `logged`, and to `out` what the client gets now (the proxy's answer
-    /// in place of a swallowed reply, then the answers due).
-    pub fn end(&mut self, answer: &Answer, logged: &mut Vec<Statement>, out: &mut Vec<Bytes>) {
+    /// The reply under way is over: the command it answers is logged, and
+    /// the client gets the proxy's answer in place of a swallowed reply,
+    /// then the answers due.
+    pub fn end(&mut self, answer: &Answer, out: &mut Settled) {
         match self.route.take() {
             Some(Route::Forward) => {
                 if let Some(Owed::Reply(pending)) = self.pop() {
-                    logged.push(pending.logged(outcome(answer)));
+                    out.logged.push(pending.logged(outcome(answer)));
                 }
             }
             Some(Route::Swallow) => {
@@ -173,8 +189,8 @@ impl Tracker {
                     outcome,
                 }) = self.pop()
                 {
-                    logged.push(pending.logged(outcome));
-                    out.push(answer);
+                    out.logged.push(pending.logged(outcome));
+                    out.bytes.push(answer);
                 }
             }
             Some(Route::Push) | None => {}
@@ -182,7 +198,8 @@ impl Tracker {
         self.due(out);
     }
 
-    /// The commands still waiting when the connection ends.
+    /// The commands still waiting when the connection ends (unfinished),
+    /// and those refused whose answer was not sent yet.
     pub fn finish(&mut self) -> Vec<Statement> {
         self.bytes = 0;
         self.route = None;
@@ -192,7 +209,7 @@ impl Tracker {
                 Owed::Reply(p) | Owed::Instead { pending: p, .. } => {
                     Some(p.logged(Outcome::Unfinished))
                 }
-                Owed::Answer(_) => None,
+                Owed::Answer { logged, .. } => logged,
             })
             .collect()
     }
