@@ -24,15 +24,20 @@ use zeroize::Zeroizing;
 const T: Duration = Duration::from_secs(60);
 const TOKEN: &str = "one-time-8d41c0";
 
-/// Denies `FLUSHALL`, logs everything.
+/// Denies `FLUSHALL`, holds `GET held` until released (as a rule waiting
+/// for an administrator), logs everything.
 #[derive(Default)]
 struct Rules {
     logged: Mutex<Vec<Statement>>,
+    release: tokio::sync::Notify,
 }
 
 impl Audit for Rules {
     fn check<'a>(&'a self, statement: &'a str) -> BoxFuture<'a, Verdict> {
         Box::pin(async move {
+            if statement == "GET held" {
+                self.release.notified().await;
+            }
             if statement.starts_with("FLUSHALL") {
                 Verdict::Deny {
                     rule: "no-flushall".into(),
@@ -368,6 +373,30 @@ async fn a_pipelined_batch_is_answered_in_order() {
     assert_eq!(server.cli(1, &["EXISTS", "huge"]).trim(), "0");
     assert_eq!(server.calls("flushall"), 0);
     assert_eq!(server.calls("subscribe"), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_waiting_for_approval_holds_back_only_what_follows() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let proxy = Proxy::start(&server, APP_PASSWORD);
+    let mut client = RawClient::connect(&proxy.socket()).await;
+    let pings = server.calls("ping");
+    let mut batch = command(&["SET", "held", "x"]);
+    batch.extend(command(&["GET", "held"]));
+    batch.extend(command(&["PING"]));
+    client.send(&batch).await;
+    // The SET went out and was answered while GET waits for its verdict.
+    assert_eq!(client.reply().await.as_deref(), Some("+OK\r\n"));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(server.cli(1, &["GET", "held"]).trim(), "x");
+    assert_eq!(server.calls("ping"), pings);
+    proxy.rules.release.notify_one();
+    assert_eq!(client.reply().await.as_deref(), Some("$1\r\nx\r\n"));
+    assert_eq!(client.reply().await.as_deref(), Some("+PONG\r\n"));
+    drop(client);
+    proxy.result().await.expect("ends cleanly");
 }
 
 /// `serve_connection` with a token, over a socket pair.

@@ -7,6 +7,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -378,20 +379,29 @@ impl<W: AsyncWrite + Unpin> Up<'_, W> {
                 let error = format!("ERR {why}");
                 self.refuse(&error, BASTION.into(), text::logged(&described), started);
             }
-            Action::Forward(args) => {
-                // Whatever is already forwarded goes out before a check
-                // that may wait for an administrator.
-                self.flush().await?;
-                match self.shared.audit.check(&described).await {
-                    Verdict::Allow => self.forward(args, text::logged(&described)).await?,
-                    Verdict::Deny { rule } => {
-                        let error = format!("ERR rampart: command refused by rule {rule}");
-                        self.refuse(&error, rule, text::logged(&described), started);
-                    }
+            Action::Forward(args) => match self.verdict(&described).await? {
+                Verdict::Allow => self.forward(args, text::logged(&described)).await?,
+                Verdict::Deny { rule } => {
+                    let error = format!("ERR rampart: command refused by rule {rule}");
+                    self.refuse(&error, rule, text::logged(&described), started);
                 }
-            }
+            },
         }
         Ok(Flow::Go)
+    }
+
+    /// The rules' verdict on a command. A verdict that is not ready at
+    /// once (an administrator's approval) lets whatever is already
+    /// forwarded go out first; one that is ready lets a pipeline go to the
+    /// server in one write.
+    async fn verdict(&mut self, described: &str) -> Result<Verdict, ProxyError> {
+        let mut check = self.shared.audit.check(described);
+        let now = std::future::poll_fn(|cx| Poll::Ready(check.as_mut().poll(cx))).await;
+        if let Poll::Ready(verdict) = now {
+            return Ok(verdict);
+        }
+        self.flush().await?;
+        Ok(check.await)
     }
 
     /// Sends a command the rules allowed, keeping count of `MULTI`: an
