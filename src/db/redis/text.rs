@@ -20,7 +20,7 @@ use super::reply::{Answer, Many};
 
 /// The longest command text put in a log.
 pub const MAX_LOGGED: usize = 64 << 10;
-/// The longest string shown in a reply's summary, in characters.
+/// The most bytes of a string reply shown in its summary.
 pub const MAX_SHOWN: usize = 200;
 /// What a secret is replaced with.
 pub const MASK: &str = "***";
