@@ -137,3 +137,22 @@ put("pg_wire", "server", pg(b"R", struct.pack(">I", 10) + b"SCRAM-SHA-256-PLUS\0
     + pg(b"D", b"\0\x01\0\0\0\x0242") + pg(b"C", b"SELECT 1\0")
     + pg(b"E", b"SERROR\0VERROR\0C42P01\0Mrelation \"t\" does not exist\0\0")
     + pg(b"Z", b"T"))
+
+# RESP as the Redis proxy sees it: a client's pipelined commands (arrays of
+# bulk strings with binary and quoted arguments, AUTH, MULTI/EXEC, an
+# inline command with quotes and escapes); a server's replies of every
+# RESP2 and RESP3 type, nested, with nulls, an attribute and a push.
+def resp(*words):
+    out = b"*%d\r\n" % len(words)
+    for w in words:
+        out += b"$%d\r\n%s\r\n" % (len(w), w)
+    return out
+
+put("redis_wire", "client", resp(b"AUTH", b"app", b"secret") + resp(b"SET", b"a b", b"\0\xff\r\n")
+    + resp(b"MULTI") + resp(b"INCR", b"n") + resp(b"EXEC") + b"*0\r\n"
+    + resp(b"HELLO", b"3", b"AUTH", b"u", b"p") + resp(b"ACL", b"SETUSER", b"bob", b">pw")
+    + b"GET \"k\\x41\\n\" 'it\\'s'\r\n\r\n" + resp(b"QUIT"))
+put("redis_wire", "server", b"+OK\r\n-ERR no\r\n:-42\r\n$5\r\nhello\r\n$-1\r\n*-1\r\n*0\r\n"
+    + b"*3\r\n$1\r\na\r\n*2\r\n:1\r\n*0\r\n+x\r\n_\r\n,3.14\r\n#t\r\n(12345678901234567890123\r\n"
+    + b"!9\r\nSYNTAX no\r\n=7\r\ntxt:abc\r\n%1\r\n+k\r\n:1\r\n~2\r\n:1\r\n:2\r\n"
+    + b"|1\r\n+ttl\r\n:9\r\n$1\r\nv\r\n>2\r\n$10\r\ninvalidate\r\n*1\r\n$1\r\nk\r\n")

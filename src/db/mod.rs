@@ -14,6 +14,11 @@
 //!   ([`Audit`], [`Statement`], [`Upstream`]);
 //! - [`pg`]: the PostgreSQL proxy (framing, upstream login, statement
 //!   splitting, the relay with refusals answered in pipeline order);
+//! - [`redis`]: the Redis proxy (RESP framing both ways, ACL login
+//!   upstream, commands shown as redis-cli quotes them with secrets
+//!   masked, replies streamed and matched to commands in pipeline order);
+//!   on its Unix socket the client needs no password (see there why);
+//! - `count`: the byte counts of a client's connection;
 //! - [`client`]: the person's native client (psql) in a sandboxed pty
 //!   ([`crate::upstream::pty`]) with a private directory, the one-time
 //!   password file and the proxy's socket;
@@ -26,8 +31,10 @@
 
 pub mod client;
 pub mod contract;
+mod count;
 pub mod log;
 pub mod pg;
+pub mod redis;
 
 pub use contract::{
     Accepted, Admitted, Audit, Login, Outcome, Statement, Summary, Upstream, Verdict,

@@ -7,6 +7,7 @@ pub mod peers;
 pub mod pg;
 pub mod pty;
 pub mod rdp;
+pub mod redis;
 pub mod s3;
 pub mod ssh;
 
