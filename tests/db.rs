@@ -378,3 +378,92 @@ async fn a_desktop_tool_through_ssh_l_logs_in_with_a_one_time_password() {
         "{rows:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_cli_through_openssh_logs_commands_and_refuses_a_flushall() {
+    let Some(ssh) = support::peers::peer("ssh") else {
+        return;
+    };
+    let Some(server) = tokio::task::spawn_blocking(support::redis::RedisServer::start)
+        .await
+        .unwrap()
+    else {
+        return;
+    };
+    server.cli(3, &["SET", "keep", "me"]);
+    let mut b = TestBastion::start().await;
+    let admin = Client::admin(b.addr).await;
+    run_ok(
+        &admin,
+        &format!(
+            "rampart asset add r1 --address 127.0.0.1 --protocol redis/{} --database 3",
+            server.port
+        ),
+    )
+    .await;
+    let (_, err, status) = admin
+        .exec_stdin(
+            "rampart account add r1 app --password-stdin",
+            format!("{}\n", support::redis::APP_PASSWORD).as_bytes(),
+        )
+        .await;
+    assert_eq!(status, Some(0), "{err}");
+    run_ok(
+        &admin,
+        "rampart perm add cache --user admin --asset r1 --actions connect",
+    )
+    .await;
+    run_ok(
+        &admin,
+        "rampart filter add no-flush --pattern '^FLUSH(ALL|DB)' --action deny --on redis",
+    )
+    .await;
+    b.reload().await;
+    let keys = tempfile::tempdir().unwrap();
+    let (key, public) = support::peers::keypair(keys.path(), "admin");
+    run_ok(&admin, &format!("rampart me keys add --key '{public}'")).await;
+    let mut command = std::process::Command::new(&ssh);
+    command.args(support::peers::client_options(&key)).args([
+        "-p",
+        &b.addr.port().to_string(),
+        "-tt",
+        "admin@127.0.0.1",
+        "r1",
+    ]);
+    let mut term = PtyChild::spawn(command, 120, 30);
+    term.expect(T, |s| s.contains("redis.sock>")).await;
+    term.send(b"GET keep\r");
+    term.expect(T, |s| s.contains("\"me\"")).await;
+    term.send(b"flushall\r");
+    term.expect(T, |s| {
+        s.contains("rampart: command refused by rule no-flush")
+    })
+    .await;
+    term.send(b"quit\r");
+    assert_eq!(term.wait_exit(T).await, Some(0), "{}", term.text());
+    assert!(
+        server.cli(3, &["GET", "keep"]).contains("me"),
+        "the key survived"
+    );
+    assert_eq!(server.calls("flushall"), 0, "the server never saw FLUSHALL");
+    b.shutdown().await;
+    let rows = commands(&b).await;
+    assert!(
+        rows.iter()
+            .any(|(c, o, a)| c == "GET keep" && o.starts_with("\"me\"") && a == "allow"),
+        "{rows:?}"
+    );
+    assert!(
+        rows.iter()
+            .any(|(c, _, a)| c.eq_ignore_ascii_case("flushall") && a == "deny"),
+        "{rows:?}"
+    );
+    for (path, bytes) in support::all_bytes(b.dir.path()) {
+        assert!(
+            !support::contains(&bytes, support::redis::APP_PASSWORD),
+            "the password is in {}",
+            path.display()
+        );
+    }
+    drop(admin);
+}

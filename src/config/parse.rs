@@ -272,14 +272,18 @@ pub(super) fn config(file: &str, table: &Table, base: &Path) -> Result<Config, C
     let recording = parse_recording(&root.table("recording", &empty)?, &d.recording)?;
     let auth = parse_auth(&root.table("auth", &empty)?, &d.auth)?;
     let clients_section = root.table("clients", &empty)?;
-    let clients = ClientsConfig {
-        psql: match clients_section.string("psql")? {
-            None => d.clients.psql.clone(),
+    let program = |key: &str, default: &Option<PathBuf>| -> Result<Option<PathBuf>, ConfigError> {
+        Ok(match clients_section.string(key)? {
+            None => default.clone(),
             Some("") => None,
             // A bare name is looked up on PATH; a path is the config's.
             Some(p) if !p.contains('/') => Some(PathBuf::from(p)),
             Some(p) => Some(base.join(p)),
-        },
+        })
+    };
+    let clients = ClientsConfig {
+        psql: program("psql", &d.clients.psql)?,
+        redis_cli: program("redis_cli", &d.clients.redis_cli)?,
     };
 
     let tui_section = root.table("tui", &empty)?;

@@ -35,6 +35,7 @@ static NEXT_UID: AtomicU32 = AtomicU32::new(0);
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
     Postgres,
+    Redis,
 }
 
 impl Kind {
@@ -42,6 +43,7 @@ impl Kind {
     pub fn of_protocol(protocol: &str) -> Option<Kind> {
         match protocol {
             "postgresql" => Some(Kind::Postgres),
+            "redis" => Some(Kind::Redis),
             _ => None,
         }
     }
@@ -50,6 +52,23 @@ impl Kind {
     pub fn program(self) -> &'static str {
         match self {
             Kind::Postgres => "psql",
+            Kind::Redis => "redis-cli",
+        }
+    }
+
+    /// What its command filters are scoped to (`filter add --on`).
+    pub fn scope(self) -> crate::model::Scope {
+        match self {
+            Kind::Postgres => crate::model::Scope::Sql,
+            Kind::Redis => crate::model::Scope::Redis,
+        }
+    }
+
+    /// The statements of a text its proxy logged, as its rules judge them.
+    pub fn statements(self, text: &str) -> Vec<String> {
+        match self {
+            Kind::Postgres => pg::sql::statements(text),
+            Kind::Redis => vec![text.to_string()],
         }
     }
 }
@@ -156,6 +175,30 @@ fn setup(start: &Start<'_>, dir: &Path, token: &str) -> Result<Setup, LaunchErro
                 env: env.map(|(k, v)| (k.to_string(), v)).to_vec(),
             })
         }
+        Kind::Redis => {
+            let program = find_program(start.clients.redis_cli.as_deref(), "redis-cli")
+                .ok_or(LaunchError::NoProgram("redis-cli"))?;
+            // No password: the socket is in a directory only the
+            // client's sandbox user may enter, and the proxy takes one
+            // connection (db::redis). The asset's database is selected
+            // by the proxy upstream.
+            let socket = dir.join("redis.sock");
+            let args = vec!["-s".to_string(), socket.display().to_string()];
+            let env = vec![
+                (
+                    "REDISCLI_HISTFILE".to_string(),
+                    format!("{home}/.rediscli_history"),
+                ),
+                ("REDISCLI_RCFILE".to_string(), "/dev/null".to_string()),
+            ];
+            Ok(Setup {
+                program,
+                socket,
+                secret_file: None,
+                args,
+                env,
+            })
+        }
     }
 }
 
@@ -171,6 +214,9 @@ fn spawn_proxy(
     tokio::spawn(async move {
         let ended = match kind {
             Kind::Postgres => pg::serve(listener, token, upstream, audit, Some(accepted))
+                .await
+                .map_err(|e| e.to_string()),
+            Kind::Redis => super::redis::serve(listener, token, upstream, audit, Some(accepted))
                 .await
                 .map_err(|e| e.to_string()),
         };
@@ -258,21 +304,24 @@ pub fn start(start: Start<'_>, audit: Arc<dyn Audit>) -> Result<Client, LaunchEr
     })
 }
 
+/// The program `name` to run: the configured one, else the first on PATH.
+fn find_program(configured: Option<&Path>, name: &str) -> Option<PathBuf> {
+    let named = configured.unwrap_or(Path::new(name));
+    if named.components().count() > 1 {
+        return named.is_file().then(|| named.to_path_buf());
+    }
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(named))
+        .find(|p| p.is_file())
+}
+
 /// The psql to run: the configured one, else the first on PATH. A script
 /// (Debian's `pg_wrapper`) would exec the real binary, which the sandbox
 /// refuses, so a script is replaced by the newest real binary under
 /// `/usr/lib/postgresql`.
 fn find_psql(configured: Option<&Path>) -> Option<PathBuf> {
-    let named = configured.unwrap_or(Path::new("psql"));
-    let found = if named.components().count() > 1 {
-        Some(named.to_path_buf())
-    } else {
-        std::env::var_os("PATH").and_then(|path| {
-            std::env::split_paths(&path)
-                .map(|dir| dir.join(named))
-                .find(|p| p.is_file())
-        })
-    }?;
+    let found = find_program(configured, "psql")?;
     if !is_script(&found) {
         return Some(found);
     }

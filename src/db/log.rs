@@ -19,7 +19,6 @@ use tokio::sync::mpsc;
 use super::pg::{self, Outcome, Statement, Verdict};
 use crate::live::Publisher;
 use crate::model::FilterAction;
-use crate::model::Scope;
 use crate::policy::{Grant, Snapshot};
 use crate::record::RecorderHandle;
 use crate::services::Services;
@@ -35,6 +34,8 @@ pub struct Logged {
 
 /// The session's answers to its proxy.
 pub struct SessionAudit {
+    /// Whose rules judge, and how a logged text splits into statements.
+    kind: super::client::Kind,
     policy: Box<dyn Fn() -> Arc<Snapshot> + Send + Sync>,
     grant: Grant,
     /// Asks the desks for approvals, and tells the person while a
@@ -49,6 +50,7 @@ pub struct SessionAudit {
 impl SessionAudit {
     #[allow(clippy::too_many_arguments)]
     pub fn new(
+        kind: super::client::Kind,
         policy: Box<dyn Fn() -> Arc<Snapshot> + Send + Sync>,
         grant: Grant,
         live: Publisher,
@@ -58,6 +60,7 @@ impl SessionAudit {
     ) -> (Arc<SessionAudit>, mpsc::UnboundedReceiver<Logged>) {
         let (log, rx) = mpsc::unbounded_channel();
         let audit = SessionAudit {
+            kind,
             policy,
             grant,
             live,
@@ -75,8 +78,8 @@ impl SessionAudit {
     fn verdict_of(&self, text: &str) -> (FilterAction, Option<String>) {
         let policy = (self.policy)();
         let mut strongest = (FilterAction::Allow, None);
-        for statement in pg::sql::statements(text) {
-            let v = policy.check_grant_statement(&self.grant, Scope::Sql, &statement);
+        for statement in self.kind.statements(text) {
+            let v = policy.check_grant_statement(&self.grant, self.kind.scope(), &statement);
             let rank = |a: FilterAction| match a {
                 FilterAction::Review => 2,
                 FilterAction::Warn => 1,
@@ -113,7 +116,8 @@ impl SessionAudit {
 impl pg::Audit for SessionAudit {
     fn check<'a>(&'a self, statement: &'a str) -> BoxFuture<'a, Verdict> {
         Box::pin(async move {
-            let verdict = (self.policy)().check_grant_statement(&self.grant, Scope::Sql, statement);
+            let verdict =
+                (self.policy)().check_grant_statement(&self.grant, self.kind.scope(), statement);
             match verdict.action {
                 FilterAction::Allow => Verdict::Allow,
                 FilterAction::Warn => {

@@ -15,7 +15,7 @@ use crate::relay::{self, EndReason, Hooks};
 use crate::session::{self, Session};
 
 /// The database protocols the bastion runs a client for.
-pub const CLIENT_PROTOCOLS: &[&str] = &["postgresql"];
+pub const CLIENT_PROTOCOLS: &[&str] = &["postgresql", "redis"];
 
 /// A session on a target, a database client, or for a desktop a ticket:
 /// for a jump and for the menu.
@@ -178,6 +178,7 @@ async fn run_client(
     let rows = session.rows().clone();
     let policy_of = shared.clone();
     let (audit, statements) = db::log::SessionAudit::new(
+        kind,
         Box::new(move || policy_of.policy()),
         grant.clone(),
         session.live().publisher(),

@@ -176,6 +176,7 @@ impl TicketLogin<'_> {
             .map_err(|e| e.to_string())?;
         let policy_of = shared.clone();
         let (audit, statements) = db::log::SessionAudit::new(
+            db::client::Kind::Postgres,
             Box::new(move || policy_of.policy()),
             grant.clone(),
             session.live().publisher(),
