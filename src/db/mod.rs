@@ -14,6 +14,10 @@
 //!   ([`Audit`], [`Statement`], [`Upstream`]);
 //! - [`pg`]: the PostgreSQL proxy (framing, upstream login, statement
 //!   splitting, the relay with refusals answered in pipeline order);
+//! - [`mysql`]: the MySQL and MariaDB proxy (framing, the client's and the
+//!   upstream login with `mysql_native_password` or
+//!   `caching_sha2_password`, the relay that reads each answer to its end);
+//!   its statements are split by [`pg::sql`]'s MySQL dialect;
 //! - [`client`]: the person's native client (psql) in a sandboxed pty
 //!   ([`crate::upstream::pty`]) with a private directory, the one-time
 //!   password file and the proxy's socket;
@@ -27,6 +31,7 @@
 pub mod client;
 pub mod contract;
 pub mod log;
+pub mod mysql;
 pub mod pg;
 
 pub use contract::{Accepted, Audit, Outcome, Statement, Summary, Upstream, Verdict};

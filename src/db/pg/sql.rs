@@ -118,8 +118,10 @@ pub fn split_mysql(text: &[u8], server: Option<MySqlServer>) -> Split {
     } else {
         &[Lead::None]
     };
-    // MySQL 9 reads dollar-quoted strings; older servers do not.
-    let dollars: &[bool] = if text.contains(&b'$') {
+    // MySQL 9 reads dollar-quoted strings; older servers and MariaDB do
+    // not.
+    let mariadb = server.is_some_and(|s| s.mariadb);
+    let dollars: &[bool] = if text.contains(&b'$') && !mariadb {
         &[false, true]
     } else {
         &[false]
@@ -474,7 +476,7 @@ impl Lexer<'_> {
             // MySQL's syntax and ignored unless marked `M!`.
             let n = digits.min(6);
             let v = number(n);
-            let runs = v <= server.version && (v < 50700 || v > 99_999 || mariadb_marker);
+            let runs = v <= server.version && (!(50700..=99_999).contains(&v) || mariadb_marker);
             return (runs, n);
         }
         // MySQL reads five digits; newer releases six when a space
