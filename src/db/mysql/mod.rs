@@ -40,7 +40,8 @@ mod auth;
 mod front;
 mod proxy;
 mod scramble;
-mod track;
+/// Public for the fuzz target; the proxy is its only other user.
+pub mod track;
 pub mod wire;
 
 #[cfg(test)]
