@@ -72,11 +72,15 @@ pub enum Verdict {
 /// What happened to one logged statement.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
-    /// The CommandComplete tag: `SELECT 3`, `INSERT 0 1`, `DROP TABLE`;
-    /// empty for an empty query, `SUSPENDED` for a portal that stopped at
-    /// its row limit.
+    /// PostgreSQL: the CommandComplete tag (`SELECT 3`, `INSERT 0 1`,
+    /// `DROP TABLE`; empty for an empty query, `SUSPENDED` for a portal that
+    /// stopped at its row limit). MySQL: the last result (`OK, 1 row
+    /// affected`, `3 rows`, with `(last of N results)` when there were
+    /// more).
     Done(String),
-    /// Severity, SQLSTATE and message: `ERROR 42P01: relation "t" does not exist`.
+    /// Severity, SQLSTATE and message: `ERROR 42P01: relation "t" does not
+    /// exist`; MySQL's as its client prints it: `ERROR 1146 (42S02): Table
+    /// 'appdb.t' doesn't exist`.
     Error(String),
     /// Denied by a rule, never sent to the server.
     Refused { rule: String },
