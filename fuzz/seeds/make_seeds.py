@@ -156,3 +156,26 @@ put("redis_wire", "server", b"+OK\r\n-ERR no\r\n:-42\r\n$5\r\nhello\r\n$-1\r\n*-
     + b"*3\r\n$1\r\na\r\n*2\r\n:1\r\n*0\r\n+x\r\n_\r\n,3.14\r\n#t\r\n(12345678901234567890123\r\n"
     + b"!9\r\nSYNTAX no\r\n=7\r\ntxt:abc\r\n%1\r\n+k\r\n:1\r\n~2\r\n:1\r\n:2\r\n"
     + b"|1\r\n+ttl\r\n:9\r\n$1\r\nv\r\n>2\r\n$10\r\ninvalidate\r\n*1\r\n$1\r\nk\r\n")
+
+# MySQL's classic protocol as the database proxy sees it: a client's
+# handshake response, then a query with backquotes, versioned and `#`
+# comments and backslash escapes, a prepare, an execute and a quit; a
+# server's answers (MariaDB 10.11's greeting, an OK, a result set closed by
+# an EOF, an ERR, a prepare's OK with its definitions).
+def my(seq, payload):
+    return struct.pack("<I", len(payload))[:3] + bytes([seq]) + payload
+
+column = b"\x03def\x05appdb\x01t\x01t\x01n\x01n\x0c\x3f\x00\x0b\x00\x00\x00\x03\x00\x00\x00\x00\x00"
+eof = b"\xfe\x00\x00\x02\x00"
+response = (struct.pack("<IIB", 0x000aa209, 1 << 24, 33) + b"\0" * 23 + b"app\0" + b"\x14" + bytes(range(20))
+            + b"appdb\0mysql_native_password\0")
+put("mysql_wire", "client", my(1, response)
+    + my(0, b"\x03select `a;b`, 'it\\'s', \"q\" /*!40101 x */ # c;\n; /*M!100000 drop table t */ select 1--1")
+    + my(0, b"\x16SELECT ? + 1") + my(0, b"\x17\x01\x00\x00\x00\x00\x01\x00\x00\x00\x00\x01\x08\x00" + struct.pack("<q", 41))
+    + my(0, b"\x01"))
+greeting = bytes.fromhex("0a352e352e352d31302e31312e31342d4d6172696144422d302b646562313275322d6c6f6700050000003c2235265b7a724e00fef7080200ff81150000000000001d0000006e5e6b7e5b2d6a523a6b2f46006d7973716c5f6e61746976655f70617373776f726400")
+put("mysql_wire", "server", my(0, greeting) + my(2, b"\x00\x00\x00\x02\x00\x00\x00")
+    + my(1, b"\x01") + my(2, column) + my(3, eof) + my(4, b"\x013") + my(5, eof)
+    + my(1, b"\xff\x7a\x04#42S02Table 'appdb.x' doesn't exist")
+    + my(1, b"\x00\x07\x00\x00\x00\x01\x00\x01\x00\x00\x00\x00") + my(2, column) + my(3, eof) + my(4, column) + my(5, eof))
+

@@ -1,11 +1,19 @@
 //! What every database wire proxy shares with the session around it,
 //! whatever the protocol (PostgreSQL today; MySQL and Redis take the same):
 //! where it logs in upstream, the verdict it asks for on each statement,
-//! and the statements it logs with their outcome.
+//! and the statements it logs with their outcome; and the small pieces of
+//! plumbing they all need (the TCP connection upstream, the client's byte
+//! counts, the cap on a logged text).
 
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use futures_util::future::BoxFuture;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
 use zeroize::Zeroizing;
 
 /// Where and as whom the proxy logs in.
@@ -64,11 +72,15 @@ pub enum Verdict {
 /// What happened to one logged statement.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
-    /// The CommandComplete tag: `SELECT 3`, `INSERT 0 1`, `DROP TABLE`;
-    /// empty for an empty query, `SUSPENDED` for a portal that stopped at
-    /// its row limit.
+    /// PostgreSQL: the CommandComplete tag (`SELECT 3`, `INSERT 0 1`,
+    /// `DROP TABLE`; empty for an empty query, `SUSPENDED` for a portal that
+    /// stopped at its row limit). MySQL: the last result (`OK, 1 row
+    /// affected`, `3 rows`, with `(last of N results)` when there were
+    /// more).
     Done(String),
-    /// Severity, SQLSTATE and message: `ERROR 42P01: relation "t" does not exist`.
+    /// Severity, SQLSTATE and message: `ERROR 42P01: relation "t" does not
+    /// exist`; MySQL's as its client prints it: `ERROR 1146 (42S02): Table
+    /// 'appdb.t' doesn't exist`.
     Error(String),
     /// Denied by a rule, never sent to the server.
     Refused { rule: String },
@@ -118,4 +130,113 @@ pub trait Login: Send + Sync {
 pub struct Admitted {
     pub upstream: Upstream,
     pub audit: std::sync::Arc<dyn Audit>,
+}
+
+/// The longest statement text put in a log.
+pub(crate) const MAX_LOGGED: usize = 64 << 10;
+
+/// A statement's text for the log: at most [`MAX_LOGGED`] bytes, and then
+/// how long it was.
+pub(crate) fn log_text(text: &[u8]) -> Arc<str> {
+    match text.get(..MAX_LOGGED) {
+        Some(head) if text.len() > MAX_LOGGED => format!(
+            "{} … [{} bytes in all]",
+            String::from_utf8_lossy(head),
+            text.len()
+        )
+        .into(),
+        _ => String::from_utf8_lossy(text).into(),
+    }
+}
+
+/// Why the server could not be reached: where, and a short reason (never
+/// a secret).
+#[derive(Debug)]
+pub(crate) struct Unreachable {
+    pub address: String,
+    pub reason: String,
+}
+
+pub(crate) async fn connect(upstream: &Upstream) -> Result<TcpStream, Unreachable> {
+    let address = upstream.address();
+    let connecting = TcpStream::connect((upstream.host.as_str(), upstream.port));
+    match tokio::time::timeout(upstream.connect_timeout, connecting).await {
+        Ok(Ok(stream)) => {
+            // Small messages both ways: no Nagle delay on each.
+            let _ = stream.set_nodelay(true);
+            Ok(stream)
+        }
+        Ok(Err(e)) => Err(Unreachable {
+            address,
+            reason: reason(&e),
+        }),
+        Err(_) => Err(Unreachable {
+            address,
+            reason: format!(
+                "no answer within {} s",
+                upstream.connect_timeout.as_secs_f32()
+            ),
+        }),
+    }
+}
+
+/// An I/O error as a short lower-case reason.
+fn reason(e: &std::io::Error) -> String {
+    use std::io::ErrorKind::*;
+    match e.kind() {
+        ConnectionRefused => "connection refused".into(),
+        TimedOut => "timed out".into(),
+        HostUnreachable => "host unreachable".into(),
+        NetworkUnreachable => "network unreachable".into(),
+        _ => e.to_string(),
+    }
+}
+
+/// Bytes moved each way through the client's connection.
+#[derive(Default)]
+pub(crate) struct Counts {
+    pub read: AtomicU64,
+    pub written: AtomicU64,
+}
+
+/// The client's connection, counting its bytes.
+pub(crate) struct Counted<S> {
+    pub inner: S,
+    pub counts: Arc<Counts>,
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Counted<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
+        let n = buf.filled().len().saturating_sub(before);
+        self.counts.read.fetch_add(n as u64, Ordering::Relaxed);
+        polled
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Counted<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let polled = Pin::new(&mut self.inner).poll_write(cx, buf);
+        if let Poll::Ready(Ok(n)) = polled {
+            self.counts.written.fetch_add(n as u64, Ordering::Relaxed);
+        }
+        polled
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
 }

@@ -19,6 +19,10 @@
 //!   masked, replies streamed and matched to commands in pipeline order);
 //!   on its Unix socket the client needs no password (see there why);
 //! - `count`: the byte counts of a client's connection;
+//! - [`mysql`]: the MySQL and MariaDB proxy (framing, the client's and the
+//!   upstream login with `mysql_native_password` or
+//!   `caching_sha2_password`, the relay that reads each answer to its end);
+//!   its statements are split by [`pg::sql`]'s MySQL dialect;
 //! - [`client`]: the person's native client (psql) in a sandboxed pty
 //!   ([`crate::upstream::pty`]) with a private directory, the one-time
 //!   password file and the proxy's socket;
@@ -33,6 +37,7 @@ pub mod client;
 pub mod contract;
 mod count;
 pub mod log;
+pub mod mysql;
 pub mod pg;
 pub mod redis;
 

@@ -126,38 +126,12 @@ async fn exchange<W: AsyncWrite + Unpin>(
 }
 
 pub async fn connect(upstream: &Upstream) -> Result<TcpStream, ProxyError> {
-    let address = upstream.address();
-    let connecting = TcpStream::connect((upstream.host.as_str(), upstream.port));
-    match tokio::time::timeout(upstream.connect_timeout, connecting).await {
-        Ok(Ok(stream)) => {
-            // Small messages both ways: no Nagle delay on each.
-            let _ = stream.set_nodelay(true);
-            Ok(stream)
-        }
-        Ok(Err(e)) => Err(ProxyError::Connect {
-            address,
-            reason: reason(&e),
-        }),
-        Err(_) => Err(ProxyError::Connect {
-            address,
-            reason: format!(
-                "no answer within {} s",
-                upstream.connect_timeout.as_secs_f32()
-            ),
-        }),
-    }
-}
-
-/// An I/O error as a short lower-case reason.
-fn reason(e: &std::io::Error) -> String {
-    use std::io::ErrorKind::*;
-    match e.kind() {
-        ConnectionRefused => "connection refused".into(),
-        TimedOut => "timed out".into(),
-        HostUnreachable => "host unreachable".into(),
-        NetworkUnreachable => "network unreachable".into(),
-        _ => e.to_string(),
-    }
+    crate::db::contract::connect(upstream)
+        .await
+        .map_err(|u| ProxyError::Connect {
+            address: u.address,
+            reason: u.reason,
+        })
 }
 
 /// The authentication exchange, up to the server's AuthenticationOk.

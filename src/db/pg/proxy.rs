@@ -5,14 +5,12 @@
 //! the proxy's own answers land between whole server messages, in order.
 
 use std::collections::HashMap;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufWriter, ReadBuf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufWriter};
 use tokio::net::{TcpStream, UnixListener};
 use tokio::sync::Notify;
 use zeroize::Zeroizing;
@@ -25,11 +23,10 @@ use super::wire::{self, Decoder, Frame, MAX_STATEMENT, Side, Startup};
 use super::{
     Accepted, Admitted, Audit, Login, Outcome, ProxyError, Statement, Summary, Upstream, Verdict,
 };
+use crate::db::contract::{Counted, Counts, log_text};
 
 /// How much is read from either side at a time.
 const READ_SIZE: usize = 16 << 10;
-/// The longest statement text put in a log.
-const MAX_LOGGED: usize = 64 << 10;
 /// Named prepared statements, and portals, tracked at most, and the most
 /// text kept for them: the server holds them too, but the proxy's memory
 /// must not grow with a client's whim.
@@ -363,20 +360,6 @@ fn client_protocol(e: wire::WireError) -> ProxyError {
     ProxyError::ClientProtocol(e.to_string())
 }
 
-/// A statement's text for the log: at most [`MAX_LOGGED`] bytes, and then
-/// how long it was.
-fn log_text(text: &[u8]) -> Arc<str> {
-    match text.get(..MAX_LOGGED) {
-        Some(head) if text.len() > MAX_LOGGED => format!(
-            "{} … [{} bytes in all]",
-            String::from_utf8_lossy(head),
-            text.len()
-        )
-        .into(),
-        _ => String::from_utf8_lossy(text).into(),
-    }
-}
-
 /// The ErrorResponse for a statement a rule refused.
 fn refusal(rule: &str) -> Bytes {
     let text = format!("rampart: statement refused by rule {rule}");
@@ -687,54 +670,5 @@ impl Names {
         if let Some(text) = self.texts.remove(name) {
             self.bytes -= name.len() + text.len();
         }
-    }
-}
-
-/// Bytes moved each way through the client's connection.
-#[derive(Default)]
-struct Counts {
-    read: AtomicU64,
-    written: AtomicU64,
-}
-
-/// The client's connection, counting its bytes.
-struct Counted<S> {
-    inner: S,
-    counts: Arc<Counts>,
-}
-
-impl<S: AsyncRead + Unpin> AsyncRead for Counted<S> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        let before = buf.filled().len();
-        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
-        let n = buf.filled().len().saturating_sub(before);
-        self.counts.read.fetch_add(n as u64, Ordering::Relaxed);
-        polled
-    }
-}
-
-impl<S: AsyncWrite + Unpin> AsyncWrite for Counted<S> {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        let polled = Pin::new(&mut self.inner).poll_write(cx, buf);
-        if let Poll::Ready(Ok(n)) = polled {
-            self.counts.written.fetch_add(n as u64, Ordering::Relaxed);
-        }
-        polled
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }
