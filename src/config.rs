@@ -74,6 +74,7 @@ pub const KEYS: &[&str] = &[
     "auth.password_min_length",
     "auth.approval_timeout",
     "clients.psql",
+    "clients.mysql",
     "clients.redis_cli",
     "tui.theme",
     "log.level",
@@ -117,6 +118,8 @@ pub struct ClientsConfig {
     /// Debian's `/usr/bin/psql` is, resolved to the newest real binary
     /// under `/usr/lib/postgresql`).
     pub psql: Option<PathBuf>,
+    /// The `mariadb` (or `mysql`) client; `None`: found on PATH.
+    pub mysql: Option<PathBuf>,
     /// The `redis-cli` executable; `None`: found on PATH.
     pub redis_cli: Option<PathBuf>,
 }

@@ -467,3 +467,100 @@ async fn redis_cli_through_openssh_logs_commands_and_refuses_a_flushall() {
     }
     drop(admin);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mariadb_through_openssh_logs_statements_and_refuses_a_drop() {
+    let Some(ssh) = support::peers::peer("ssh") else {
+        return;
+    };
+    let Some(server) = tokio::task::spawn_blocking(support::mysql::MariaDb::start)
+        .await
+        .unwrap()
+    else {
+        return;
+    };
+    server.admin("CREATE TABLE appdb.keep_me (id int); INSERT INTO appdb.keep_me VALUES (1), (2)");
+    let mut b = TestBastion::start().await;
+    let admin = Client::admin(b.addr).await;
+    run_ok(
+        &admin,
+        &format!(
+            "rampart asset add my1 --address 127.0.0.1 --protocol mysql/{} --database appdb",
+            server.port
+        ),
+    )
+    .await;
+    let (_, err, status) = admin
+        .exec_stdin(
+            "rampart account add my1 app --password-stdin",
+            format!("{}\n", support::mysql::APP_PASSWORD).as_bytes(),
+        )
+        .await;
+    assert_eq!(status, Some(0), "{err}");
+    run_ok(
+        &admin,
+        "rampart perm add dbs --user admin --asset my1 --actions connect",
+    )
+    .await;
+    run_ok(
+        &admin,
+        r"rampart filter add no-drop --pattern '(?i)^drop\s+table' --action deny --on sql",
+    )
+    .await;
+    b.reload().await;
+    let keys = tempfile::tempdir().unwrap();
+    let (key, public) = support::peers::keypair(keys.path(), "admin");
+    run_ok(&admin, &format!("rampart me keys add --key '{public}'")).await;
+    let mut command = std::process::Command::new(&ssh);
+    command.args(support::peers::client_options(&key)).args([
+        "-p",
+        &b.addr.port().to_string(),
+        "-tt",
+        "admin@127.0.0.1",
+        "my1",
+    ]);
+    let mut term = PtyChild::spawn(command, 120, 30);
+    term.expect(T, |s| s.contains("[appdb]>")).await;
+    term.send(b"select count(*) * 21 as answer from keep_me;\r");
+    term.expect(T, |s| s.contains("42") && s.contains("1 row in set"))
+        .await;
+    term.send(b"drop table keep_me;\r");
+    term.expect(T, |s| {
+        s.contains("rampart: statement refused by rule no-drop")
+    })
+    .await;
+    // --sandbox: the client's own way out is shut.
+    term.send(b"\\! id\r");
+    term.expect(T, |s| s.contains("sandbox")).await;
+    term.send(b"quit\r");
+    assert_eq!(term.wait_exit(T).await, Some(0), "{}", term.text());
+    assert!(
+        server
+            .admin("SELECT count(*) FROM appdb.keep_me")
+            .contains('2')
+    );
+    let log = server.general_log();
+    assert!(!log.to_lowercase().contains("drop table"), "{log}");
+    b.shutdown().await;
+    let rows = commands(&b).await;
+    assert!(
+        rows.iter()
+            .any(|(c, o, a)| c.starts_with("select count(*) * 21")
+                && o.starts_with("1 row")
+                && a == "allow"),
+        "{rows:?}"
+    );
+    assert!(
+        rows.iter()
+            .any(|(c, _, a)| c.starts_with("drop table keep_me") && a == "deny"),
+        "{rows:?}"
+    );
+    for (path, bytes) in support::all_bytes(b.dir.path()) {
+        assert!(
+            !support::contains(&bytes, support::mysql::APP_PASSWORD),
+            "the password is in {}",
+            path.display()
+        );
+    }
+    drop(admin);
+}

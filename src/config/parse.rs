@@ -283,6 +283,7 @@ pub(super) fn config(file: &str, table: &Table, base: &Path) -> Result<Config, C
     };
     let clients = ClientsConfig {
         psql: program("psql", &d.clients.psql)?,
+        mysql: program("mysql", &d.clients.mysql)?,
         redis_cli: program("redis_cli", &d.clients.redis_cli)?,
     };
 

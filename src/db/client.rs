@@ -35,6 +35,7 @@ static NEXT_UID: AtomicU32 = AtomicU32::new(0);
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
     Postgres,
+    Mysql,
     Redis,
 }
 
@@ -43,6 +44,7 @@ impl Kind {
     pub fn of_protocol(protocol: &str) -> Option<Kind> {
         match protocol {
             "postgresql" => Some(Kind::Postgres),
+            "mysql" | "mariadb" => Some(Kind::Mysql),
             "redis" => Some(Kind::Redis),
             _ => None,
         }
@@ -52,6 +54,7 @@ impl Kind {
     pub fn program(self) -> &'static str {
         match self {
             Kind::Postgres => "psql",
+            Kind::Mysql => "mariadb",
             Kind::Redis => "redis-cli",
         }
     }
@@ -59,7 +62,7 @@ impl Kind {
     /// What its command filters are scoped to (`filter add --on`).
     pub fn scope(self) -> crate::model::Scope {
         match self {
-            Kind::Postgres => crate::model::Scope::Sql,
+            Kind::Postgres | Kind::Mysql => crate::model::Scope::Sql,
             Kind::Redis => crate::model::Scope::Redis,
         }
     }
@@ -68,6 +71,8 @@ impl Kind {
     pub fn statements(self, text: &str) -> Vec<String> {
         match self {
             Kind::Postgres => pg::sql::statements(text),
+            // The server's version is the proxy's to know; every reading.
+            Kind::Mysql => pg::sql::split_mysql(text.as_bytes(), None).statements,
             Kind::Redis => vec![text.to_string()],
         }
     }
@@ -175,6 +180,38 @@ fn setup(start: &Start<'_>, dir: &Path, token: &str) -> Result<Setup, LaunchErro
                 env: env.map(|(k, v)| (k.to_string(), v)).to_vec(),
             })
         }
+        Kind::Mysql => {
+            let program = find_program(start.clients.mysql.as_deref(), "mariadb")
+                .or_else(|| find_program(None, "mysql"))
+                .ok_or(LaunchError::NoProgram("mariadb"))?;
+            let option_file = dir.join("my.cnf");
+            let socket = dir.join("mysql.sock");
+            // The option file must come first. `--sandbox` refuses the
+            // client's own commands that reach the file system or start
+            // programs (\! system, source, tee, pager); no auto-rehash,
+            // which would send statements of the client's own.
+            let mut args = vec![
+                format!("--defaults-extra-file={}", option_file.display()),
+                "--sandbox".to_string(),
+                "--no-auto-rehash".to_string(),
+                format!("--socket={}", socket.display()),
+                format!("--user={}", start.account),
+            ];
+            if !start.database.is_empty() {
+                args.push(start.database.to_string());
+            }
+            let env = vec![(
+                "MYSQL_HISTFILE".to_string(),
+                format!("{home}/.mysql_history"),
+            )];
+            Ok(Setup {
+                program,
+                socket,
+                secret_file: Some((option_file, format!("[client]\npassword={token}\n"))),
+                args,
+                env,
+            })
+        }
         Kind::Redis => {
             let program = find_program(start.clients.redis_cli.as_deref(), "redis-cli")
                 .ok_or(LaunchError::NoProgram("redis-cli"))?;
@@ -214,6 +251,9 @@ fn spawn_proxy(
     tokio::spawn(async move {
         let ended = match kind {
             Kind::Postgres => pg::serve(listener, token, upstream, audit, Some(accepted))
+                .await
+                .map_err(|e| e.to_string()),
+            Kind::Mysql => super::mysql::serve(listener, token, upstream, audit, Some(accepted))
                 .await
                 .map_err(|e| e.to_string()),
             Kind::Redis => super::redis::serve(listener, token, upstream, audit, Some(accepted))

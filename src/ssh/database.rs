@@ -15,7 +15,7 @@ use crate::relay::{self, EndReason, Hooks};
 use crate::session::{self, Session};
 
 /// The database protocols the bastion runs a client for.
-pub const CLIENT_PROTOCOLS: &[&str] = &["postgresql", "redis"];
+pub const CLIENT_PROTOCOLS: &[&str] = &["postgresql", "mysql", "mariadb", "redis"];
 
 /// A session on a target, a database client, or for a desktop a ticket:
 /// for a jump and for the menu.

@@ -32,7 +32,7 @@ use crate::vault::Secret;
 /// (and, with the tunnel action, a one-time password for a desktop tool:
 /// [`desktop_tool`]). The others an asset grants (sftp...) are shown
 /// greyed in the details pane and are not offered.
-pub const MENU_PROTOCOLS: &[&str] = &["ssh", "rdp", "postgresql", "redis"];
+pub const MENU_PROTOCOLS: &[&str] = &["ssh", "rdp", "postgresql", "mysql", "mariadb", "redis"];
 
 /// The menu's choice of a one-time password for a desktop tool (through
 /// `ssh -L`) on a database protocol, for a person with the tunnel action.
