@@ -18,7 +18,6 @@
 //!   upstream, commands shown as redis-cli quotes them with secrets
 //!   masked, replies streamed and matched to commands in pipeline order);
 //!   on its Unix socket the client needs no password (see there why);
-//! - `count`: the byte counts of a client's connection;
 //! - [`mysql`]: the MySQL and MariaDB proxy (framing, the client's and the
 //!   upstream login with `mysql_native_password` or
 //!   `caching_sha2_password`, the relay that reads each answer to its end);
@@ -35,7 +34,6 @@
 
 pub mod client;
 pub mod contract;
-mod count;
 pub mod log;
 pub mod mysql;
 pub mod pg;

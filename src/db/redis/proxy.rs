@@ -24,7 +24,8 @@ use super::resp::{self, RespError};
 use super::text::{self, is};
 use super::track::{Owed, Pending, Settled, Tracker};
 use super::{Accepted, Audit, Outcome, ProxyError, Statement, Summary, Upstream, Verdict};
-use crate::db::count::{Counted, Counts};
+
+use crate::db::contract::{Counted, Counts};
 
 /// How long the server's last replies may take once the client is done.
 const DRAIN: Duration = Duration::from_secs(5);
@@ -89,7 +90,10 @@ where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
     let counts = Arc::new(Counts::default());
-    let mut client = Counted::new(client, counts.clone());
+    let mut client = Counted {
+        inner: client,
+        counts: counts.clone(),
+    };
     let mut requests = Requests::new();
     let first = match token {
         Some(token) => login::greet(&mut client, token, &mut requests).await?,
@@ -122,8 +126,8 @@ where
     }
     result?;
     Ok(Summary {
-        bytes_from_client: counts.read(),
-        bytes_to_client: counts.written(),
+        bytes_from_client: counts.read.load(Ordering::Relaxed),
+        bytes_to_client: counts.written.load(Ordering::Relaxed),
         statements: shared.logged.load(Ordering::Relaxed),
     })
 }
