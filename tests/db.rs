@@ -23,6 +23,78 @@ async fn run_ok(c: &Client, command: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// A bastion where the admin may use the database at `protocol` on
+/// loopback as asset `name` (`--database` as given), account app with
+/// `password` vaulted, under a rule `rule` that denies `pattern` on the
+/// wire (`--on scope`).
+struct DatabaseAsset<'a> {
+    name: &'a str,
+    protocol: String,
+    database: &'a str,
+    password: &'a str,
+    rule: (&'a str, &'a str, &'a str),
+}
+
+async fn bastion_with(asset: DatabaseAsset<'_>) -> (TestBastion, Client) {
+    let b = TestBastion::start().await;
+    let admin = Client::admin(b.addr).await;
+    let name = asset.name;
+    run_ok(
+        &admin,
+        &format!(
+            "rampart asset add {name} --address 127.0.0.1 --protocol {} --database {}",
+            asset.protocol, asset.database
+        ),
+    )
+    .await;
+    let (_, err, status) = admin
+        .exec_stdin(
+            &format!("rampart account add {name} app --password-stdin"),
+            format!("{}\n", asset.password).as_bytes(),
+        )
+        .await;
+    assert_eq!(status, Some(0), "{err}");
+    run_ok(
+        &admin,
+        &format!("rampart perm add on-{name} --user admin --asset {name} --actions connect"),
+    )
+    .await;
+    let (rule, pattern, scope) = asset.rule;
+    run_ok(
+        &admin,
+        &format!("rampart filter add {rule} --pattern '{pattern}' --action deny --on {scope}"),
+    )
+    .await;
+    b.reload().await;
+    (b, admin)
+}
+
+/// Real OpenSSH in a pty, logged in as the admin with a key of its own:
+/// `ssh -tt admin@bastion ARGS...`. The key's directory goes with it.
+async fn openssh(b: &TestBastion, admin: &Client, args: &[&str]) -> (PtyChild, tempfile::TempDir) {
+    let ssh = support::peers::peer("ssh").expect("ssh");
+    let keys = tempfile::tempdir().unwrap();
+    let (key, public) = support::peers::keypair(keys.path(), "admin");
+    run_ok(admin, &format!("rampart me keys add --key '{public}'")).await;
+    let mut command = std::process::Command::new(&ssh);
+    command
+        .args(support::peers::client_options(&key))
+        .args(["-p", &b.addr.port().to_string(), "-tt", "admin@127.0.0.1"])
+        .args(args);
+    (PtyChild::spawn(command, 120, 30), keys)
+}
+
+/// The secret is in no file of the bastion's: recordings, database, logs.
+fn nowhere_on_disk(b: &TestBastion, secret: &str) {
+    for (path, bytes) in support::all_bytes(b.dir.path()) {
+        assert!(
+            !support::contains(&bytes, secret),
+            "the secret is in {}",
+            path.display()
+        );
+    }
+}
+
 /// A server with table `keep_me` in appdb, and a bastion where the admin
 /// may use it as asset pg1 (account app, password vaulted), with a rule
 /// that denies `DROP TABLE` on the wire.
@@ -34,34 +106,14 @@ async fn setup() -> Option<(PgServer, TestBastion, Client)> {
         "appdb",
         "CREATE TABLE keep_me (id int); INSERT INTO keep_me VALUES (1), (2), (3); ALTER TABLE keep_me OWNER TO app",
     );
-    let b = TestBastion::start().await;
-    let admin = Client::admin(b.addr).await;
-    run_ok(
-        &admin,
-        &format!(
-            "rampart asset add pg1 --address 127.0.0.1 --protocol postgresql/{} --database appdb",
-            server.port
-        ),
-    )
+    let (b, admin) = bastion_with(DatabaseAsset {
+        name: "pg1",
+        protocol: format!("postgresql/{}", server.port),
+        database: "appdb",
+        password: APP_PASSWORD,
+        rule: ("no-drop", r"(?i)^drop\s+table", "sql"),
+    })
     .await;
-    let (_, err, status) = admin
-        .exec_stdin(
-            "rampart account add pg1 app --password-stdin",
-            format!("{APP_PASSWORD}\n").as_bytes(),
-        )
-        .await;
-    assert_eq!(status, Some(0), "{err}");
-    run_ok(
-        &admin,
-        "rampart perm add dbs --user admin --asset pg1 --actions connect",
-    )
-    .await;
-    run_ok(
-        &admin,
-        r"rampart filter add no-drop --pattern '(?i)^drop\s+table' --action deny --on sql",
-    )
-    .await;
-    b.reload().await;
     Some((server, b, admin))
 }
 
@@ -76,24 +128,13 @@ async fn commands(b: &TestBastion) -> Vec<(String, String, String)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn psql_through_openssh_logs_statements_and_refuses_a_drop_on_the_wire() {
-    let Some(ssh) = support::peers::peer("ssh") else {
+    if support::peers::peer("ssh").is_none() {
         return;
-    };
+    }
     let Some((server, mut b, admin)) = setup().await else {
         return;
     };
-    let keys = tempfile::tempdir().unwrap();
-    let (key, public) = support::peers::keypair(keys.path(), "admin");
-    run_ok(&admin, &format!("rampart me keys add --key '{public}'")).await;
-    let mut command = std::process::Command::new(&ssh);
-    command.args(support::peers::client_options(&key)).args([
-        "-p",
-        &b.addr.port().to_string(),
-        "-tt",
-        "admin@127.0.0.1",
-        "pg1",
-    ]);
-    let mut term = PtyChild::spawn(command, 120, 30);
+    let (mut term, _keys) = openssh(&b, &admin, &["pg1"]).await;
     term.expect(T, |s| s.contains("appdb=>")).await;
 
     // The secret is in no process's arguments while psql runs.
@@ -171,14 +212,7 @@ async fn psql_through_openssh_logs_statements_and_refuses_a_drop_on_the_wire() {
         ("postgresql", "pg1")
     );
 
-    // Nowhere on the bastion's disk: recordings, database, logs.
-    for (path, bytes) in support::all_bytes(b.dir.path()) {
-        assert!(
-            !support::contains(&bytes, APP_PASSWORD),
-            "the password is in {}",
-            path.display()
-        );
-    }
+    nowhere_on_disk(&b, APP_PASSWORD);
     drop(admin);
 }
 
@@ -221,7 +255,7 @@ async fn removing_the_permission_ends_a_running_database_session() {
     let person = Client::admin(b.addr).await;
     let mut term = person.shell(100, 30, Some("pg1")).await;
     term.expect(T, |s| s.contains("appdb=>")).await;
-    run_ok(&admin, "rampart perm remove dbs").await;
+    run_ok(&admin, "rampart perm remove on-pg1").await;
     term.expect(T, |s| s.contains("your access to this asset has ended"))
         .await;
     assert!(term.wait_close(T).await, "the channel closes");
@@ -381,9 +415,9 @@ async fn a_desktop_tool_through_ssh_l_logs_in_with_a_one_time_password() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_cli_through_openssh_logs_commands_and_refuses_a_flushall() {
-    let Some(ssh) = support::peers::peer("ssh") else {
+    if support::peers::peer("ssh").is_none() {
         return;
-    };
+    }
     let Some(server) = tokio::task::spawn_blocking(support::redis::RedisServer::start)
         .await
         .unwrap()
@@ -391,46 +425,15 @@ async fn redis_cli_through_openssh_logs_commands_and_refuses_a_flushall() {
         return;
     };
     server.cli(3, &["SET", "keep", "me"]);
-    let mut b = TestBastion::start().await;
-    let admin = Client::admin(b.addr).await;
-    run_ok(
-        &admin,
-        &format!(
-            "rampart asset add r1 --address 127.0.0.1 --protocol redis/{} --database 3",
-            server.port
-        ),
-    )
+    let (mut b, admin) = bastion_with(DatabaseAsset {
+        name: "r1",
+        protocol: format!("redis/{}", server.port),
+        database: "3",
+        password: support::redis::APP_PASSWORD,
+        rule: ("no-flush", "^FLUSH(ALL|DB)", "redis"),
+    })
     .await;
-    let (_, err, status) = admin
-        .exec_stdin(
-            "rampart account add r1 app --password-stdin",
-            format!("{}\n", support::redis::APP_PASSWORD).as_bytes(),
-        )
-        .await;
-    assert_eq!(status, Some(0), "{err}");
-    run_ok(
-        &admin,
-        "rampart perm add cache --user admin --asset r1 --actions connect",
-    )
-    .await;
-    run_ok(
-        &admin,
-        "rampart filter add no-flush --pattern '^FLUSH(ALL|DB)' --action deny --on redis",
-    )
-    .await;
-    b.reload().await;
-    let keys = tempfile::tempdir().unwrap();
-    let (key, public) = support::peers::keypair(keys.path(), "admin");
-    run_ok(&admin, &format!("rampart me keys add --key '{public}'")).await;
-    let mut command = std::process::Command::new(&ssh);
-    command.args(support::peers::client_options(&key)).args([
-        "-p",
-        &b.addr.port().to_string(),
-        "-tt",
-        "admin@127.0.0.1",
-        "r1",
-    ]);
-    let mut term = PtyChild::spawn(command, 120, 30);
+    let (mut term, _keys) = openssh(&b, &admin, &["r1"]).await;
     term.expect(T, |s| s.contains("redis.sock>")).await;
     term.send(b"GET keep\r");
     term.expect(T, |s| s.contains("\"me\"")).await;
@@ -458,21 +461,15 @@ async fn redis_cli_through_openssh_logs_commands_and_refuses_a_flushall() {
             .any(|(c, _, a)| c.eq_ignore_ascii_case("flushall") && a == "deny"),
         "{rows:?}"
     );
-    for (path, bytes) in support::all_bytes(b.dir.path()) {
-        assert!(
-            !support::contains(&bytes, support::redis::APP_PASSWORD),
-            "the password is in {}",
-            path.display()
-        );
-    }
+    nowhere_on_disk(&b, support::redis::APP_PASSWORD);
     drop(admin);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mariadb_through_openssh_logs_statements_and_refuses_a_drop() {
-    let Some(ssh) = support::peers::peer("ssh") else {
+    if support::peers::peer("ssh").is_none() {
         return;
-    };
+    }
     let Some(server) = tokio::task::spawn_blocking(support::mysql::MariaDb::start)
         .await
         .unwrap()
@@ -480,46 +477,15 @@ async fn mariadb_through_openssh_logs_statements_and_refuses_a_drop() {
         return;
     };
     server.admin("CREATE TABLE appdb.keep_me (id int); INSERT INTO appdb.keep_me VALUES (1), (2)");
-    let mut b = TestBastion::start().await;
-    let admin = Client::admin(b.addr).await;
-    run_ok(
-        &admin,
-        &format!(
-            "rampart asset add my1 --address 127.0.0.1 --protocol mysql/{} --database appdb",
-            server.port
-        ),
-    )
+    let (mut b, admin) = bastion_with(DatabaseAsset {
+        name: "my1",
+        protocol: format!("mysql/{}", server.port),
+        database: "appdb",
+        password: support::mysql::APP_PASSWORD,
+        rule: ("no-drop", r"(?i)^drop\s+table", "sql"),
+    })
     .await;
-    let (_, err, status) = admin
-        .exec_stdin(
-            "rampart account add my1 app --password-stdin",
-            format!("{}\n", support::mysql::APP_PASSWORD).as_bytes(),
-        )
-        .await;
-    assert_eq!(status, Some(0), "{err}");
-    run_ok(
-        &admin,
-        "rampart perm add dbs --user admin --asset my1 --actions connect",
-    )
-    .await;
-    run_ok(
-        &admin,
-        r"rampart filter add no-drop --pattern '(?i)^drop\s+table' --action deny --on sql",
-    )
-    .await;
-    b.reload().await;
-    let keys = tempfile::tempdir().unwrap();
-    let (key, public) = support::peers::keypair(keys.path(), "admin");
-    run_ok(&admin, &format!("rampart me keys add --key '{public}'")).await;
-    let mut command = std::process::Command::new(&ssh);
-    command.args(support::peers::client_options(&key)).args([
-        "-p",
-        &b.addr.port().to_string(),
-        "-tt",
-        "admin@127.0.0.1",
-        "my1",
-    ]);
-    let mut term = PtyChild::spawn(command, 120, 30);
+    let (mut term, _keys) = openssh(&b, &admin, &["my1"]).await;
     term.expect(T, |s| s.contains("[appdb]>")).await;
     term.send(b"select count(*) * 21 as answer from keep_me;\r");
     term.expect(T, |s| s.contains("42") && s.contains("1 row in set"))
@@ -555,12 +521,6 @@ async fn mariadb_through_openssh_logs_statements_and_refuses_a_drop() {
             .any(|(c, _, a)| c.starts_with("drop table keep_me") && a == "deny"),
         "{rows:?}"
     );
-    for (path, bytes) in support::all_bytes(b.dir.path()) {
-        assert!(
-            !support::contains(&bytes, support::mysql::APP_PASSWORD),
-            "the password is in {}",
-            path.display()
-        );
-    }
+    nowhere_on_disk(&b, support::mysql::APP_PASSWORD);
     drop(admin);
 }
