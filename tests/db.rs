@@ -524,3 +524,86 @@ async fn mariadb_through_openssh_logs_statements_and_refuses_a_drop() {
     nowhere_on_disk(&b, support::mysql::APP_PASSWORD);
     drop(admin);
 }
+
+/// The id of the request waiting for `what`, once it waits.
+async fn waiting(b: &TestBastion, what: &str) -> u64 {
+    let deadline = std::time::Instant::now() + T;
+    loop {
+        if let Some(r) = b
+            .shared
+            .live
+            .approvals()
+            .into_iter()
+            .find(|r| r.command.contains(what))
+        {
+            return r.id;
+        }
+        assert!(std::time::Instant::now() < deadline, "{what} never waited");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_statement_under_a_review_rule_waits_for_another_administrator() {
+    let Some((server, mut b, admin)) = setup().await else {
+        return;
+    };
+    run_ok(
+        &admin,
+        "rampart filter add hold-delete --pattern '(?i)^delete' --action review --on sql",
+    )
+    .await;
+    b.services
+        .ops
+        .user_add(
+            &rampart::ops::Caller::local(),
+            rampart::ops::UserSpec {
+                name: "ada".into(),
+                role: Some(rampart::model::Role::Admin),
+                password: Some(rampart::vault::Secret::new("ada-Passw0rd-long".into())),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    b.reload().await;
+    let ada = Client::password(b.addr, "ada", "ada-Passw0rd-long")
+        .await
+        .unwrap();
+    let mut term = admin.shell(100, 30, Some("pg1")).await;
+    term.expect(T, |s| s.contains("appdb=>")).await;
+
+    // Approved by another administrator: it runs.
+    term.send(b"delete from keep_me where id = 1;\r").await;
+    let id = waiting(&b, "delete from keep_me where id = 1").await;
+    term.expect(T, |s| s.contains("held for an administrator's review"))
+        .await;
+    run_ok(&ada, &format!("rampart session approve {id}")).await;
+    term.expect(T, |s| s.contains("DELETE 1")).await;
+
+    // Denied: it never reaches the server, and psql says so.
+    term.send(b"delete from keep_me;\r").await;
+    let id = waiting(&b, "delete from keep_me").await;
+    run_ok(&ada, &format!("rampart session deny {id}")).await;
+    term.expect(T, |s| s.contains("refused by rule hold-delete"))
+        .await;
+    term.send(b"\\q\r").await;
+    assert!(term.wait_close(T).await);
+    b.shutdown().await;
+
+    let kept = server.admin_in("appdb", "SELECT count(*) FROM keep_me");
+    assert!(kept.contains('2'), "one row deleted, not all: {kept}");
+    let rows = commands(&b).await;
+    assert!(
+        rows.iter()
+            .any(|(c, o, a)| c == "delete from keep_me where id = 1;"
+                && o.starts_with("DELETE 1")
+                && a == "review"),
+        "{rows:?}"
+    );
+    assert!(
+        rows.iter()
+            .any(|(c, _, a)| c == "delete from keep_me;" && a == "deny"),
+        "{rows:?}"
+    );
+}
