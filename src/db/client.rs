@@ -1,13 +1,16 @@
-//! The person's side of a database session: their native client (`psql`)
-//! in a sandboxed pty ([`crate::upstream::pty`]), talking to the session's
-//! own wire proxy over a Unix socket in a private directory.
+//! The person's side of a database session: their native client (`psql`,
+//! `mariadb --sandbox`, `redis-cli`; [`Kind`]) in a sandboxed pty
+//! ([`crate::upstream::pty`]), talking to the session's own wire proxy
+//! over a Unix socket in a private directory.
 //!
-//! The client never holds the account's secret. It logs in to the proxy
-//! with a one-time password of the session, which it reads from a 0600
-//! file (`PGPASSFILE`) in its private directory: never in its arguments or
-//! environment, which `ps` shows. The file is removed as soon as the proxy
-//! sees the connection, and the proxy takes no second login. The proxy
-//! logs in to the server with the vaulted secret ([`super::pg`]).
+//! The client never holds the account's secret. psql and mariadb log in to
+//! the proxy with a one-time password of the session, which they read from
+//! a 0600 file (`PGPASSFILE`, an option file) in the private directory:
+//! never in their arguments or environment, which `ps` shows. The file is
+//! removed as soon as the proxy sees the connection, and the proxy takes
+//! no second connection. redis-cli cannot read a password from a file; its
+//! socket's directory is its sandbox user's alone ([`super::redis`]). The
+//! proxy logs in to the server with the vaulted secret.
 //!
 //! Must never: start a client outside its sandbox, leave the private
 //! directory behind, or accept a second login with the token.

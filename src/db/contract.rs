@@ -240,3 +240,41 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Counted<S> {
         Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }
+
+/// A session's socket, as every proxy serves it: the first connection
+/// with `main` (once `accepted` is told), each later one handed to
+/// `later` on a task of its own, until `main` ends. `accept_error` names a
+/// failed accept in the proxy's own error.
+pub(crate) async fn first_then<T, E, M>(
+    listener: tokio::net::UnixListener,
+    accepted: Option<Accepted>,
+    accept_error: impl Fn(std::io::Error) -> E,
+    main: impl FnOnce(tokio::net::UnixStream) -> M,
+    later: impl Fn(tokio::net::UnixStream) -> BoxFuture<'static, ()>,
+) -> Result<T, E>
+where
+    M: std::future::Future<Output = Result<T, E>>,
+    E: std::fmt::Display,
+{
+    let (stream, _) = listener.accept().await.map_err(&accept_error)?;
+    if let Some(accepted) = accepted {
+        accepted();
+    }
+    let main = main(stream);
+    tokio::pin!(main);
+    loop {
+        tokio::select! {
+            result = &mut main => return result,
+            next = listener.accept() => match next {
+                Ok((stream, _)) => {
+                    tokio::spawn(later(stream));
+                }
+                Err(e) => {
+                    tracing::warn!(target: "db", "{}", accept_error(e));
+                    // Out of descriptors, say: do not spin.
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            },
+        }
+    }
+}

@@ -1,6 +1,6 @@
 //! What a database session's wire proxy asks of the session around it
 //! ([`pg::Audit`]): the verdict of the command filters on each statement
-//! (rules scoped `--on sql`), an administrator's answer for one held by a
+//! (rules scoped `--on sql`, or `--on redis` for Redis), an administrator's answer for one held by a
 //! `review` rule, and the command log, where each statement becomes a row
 //! and a `cmd:` marker of the recording, as a shell's commands do.
 //!

@@ -6,6 +6,8 @@
 //! reads the server only, and the client's next commands wait in the
 //! socket, as the classic protocol has it.
 
+use crate::db::contract::first_then;
+use futures_util::future::BoxFuture;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -37,27 +39,9 @@ pub async fn serve(
     audit: Arc<dyn Audit>,
     accepted: Option<Accepted>,
 ) -> Result<Summary, ProxyError> {
-    let (stream, _) = listener.accept().await.map_err(ProxyError::Accept)?;
-    if let Some(accepted) = accepted {
-        accepted();
-    }
-    let main = serve_connection(stream, &token, &upstream, &*audit);
-    tokio::pin!(main);
-    loop {
-        tokio::select! {
-            result = &mut main => return result,
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => {
-                    tokio::spawn(refuse_second(stream));
-                }
-                Err(e) => {
-                    tracing::warn!(target: "db", "{}", ProxyError::Accept(e));
-                    // Out of descriptors, say: do not spin.
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-            },
-        }
-    }
+    let main = |stream| serve_connection(stream, &token, &upstream, &*audit);
+    let later = |stream| Box::pin(refuse_second(stream)) as BoxFuture<'static, ()>;
+    first_then(listener, accepted, ProxyError::Accept, main, later).await
 }
 
 /// A connection after the session's first: an ERR in place of the

@@ -4,6 +4,8 @@
 //! ([`Tracker`]). Only the server-to-client half writes to the client, so
 //! the proxy's own answers land between whole server messages, in order.
 
+use crate::db::contract::first_then;
+use futures_util::future::BoxFuture;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -67,10 +69,6 @@ pub async fn serve(
     audit: Arc<dyn Audit>,
     accepted: Option<Accepted>,
 ) -> Result<Summary, ProxyError> {
-    let (stream, _) = listener.accept().await.map_err(ProxyError::Accept)?;
-    if let Some(accepted) = accepted {
-        accepted();
-    }
     let keys = CancelKeys::default();
     // What a cancel request needs: the address, never the secret.
     let address = Arc::new(Upstream {
@@ -81,28 +79,16 @@ pub async fn serve(
         database: String::new(),
         connect_timeout: upstream.connect_timeout,
     });
-    let main = serve_connection(stream, &token, &upstream, &*audit, &keys);
-    tokio::pin!(main);
-    loop {
-        tokio::select! {
-            result = &mut main => return result,
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => {
-                    let (address, keys) = (address.clone(), keys.clone());
-                    tokio::spawn(async move {
-                        if let Err(e) = serve_later(stream, &address, &keys).await {
-                            tracing::info!(target: "db", "{e}");
-                        }
-                    });
-                }
-                Err(e) => {
-                    tracing::warn!(target: "db", "{}", ProxyError::Accept(e));
-                    // Out of descriptors, say: do not spin.
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-            },
-        }
-    }
+    let later = |stream| {
+        let (address, keys) = (address.clone(), keys.clone());
+        Box::pin(async move {
+            if let Err(e) = serve_later(stream, &address, &keys).await {
+                tracing::info!(target: "db", "{e}");
+            }
+        }) as BoxFuture<'static, ()>
+    };
+    let main = |stream| serve_connection(stream, &token, &upstream, &*audit, &keys);
+    first_then(listener, accepted, ProxyError::Accept, main, later).await
 }
 
 /// A connection after the session's first: a CancelRequest carrying the

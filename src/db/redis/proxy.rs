@@ -5,6 +5,8 @@
 //! half writes to the client, so the proxy's own answers land between
 //! whole replies, in order.
 
+use crate::db::contract::first_then;
+use futures_util::future::BoxFuture;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::Poll;
@@ -51,31 +53,15 @@ pub async fn serve(
     accepted: Option<Accepted>,
 ) -> Result<Summary, ProxyError> {
     drop(token);
-    let (stream, _) = listener.accept().await.map_err(ProxyError::Accept)?;
-    if let Some(accepted) = accepted {
-        accepted();
-    }
-    let main = serve_connection(stream, None, &upstream, &*audit);
-    tokio::pin!(main);
-    loop {
-        tokio::select! {
-            result = &mut main => return result,
-            accepted = listener.accept() => match accepted {
-                Ok((mut stream, _)) => {
-                    tokio::spawn(async move {
-                        let refusal = resp::error("ERR rampart: one connection per session");
-                        login::goodbye(&mut stream, &refusal).await;
-                        tracing::info!(target: "db", "{}", ProxyError::Second);
-                    });
-                }
-                Err(e) => {
-                    tracing::warn!(target: "db", "{}", ProxyError::Accept(e));
-                    // Out of descriptors, say: do not spin.
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-            },
-        }
-    }
+    let main = |stream| serve_connection(stream, None, &upstream, &*audit);
+    let later = |mut stream: tokio::net::UnixStream| {
+        Box::pin(async move {
+            let refusal = resp::error("ERR rampart: one connection per session");
+            login::goodbye(&mut stream, &refusal).await;
+            tracing::info!(target: "db", "{}", ProxyError::Second);
+        }) as BoxFuture<'static, ()>
+    };
+    first_then(listener, accepted, ProxyError::Accept, main, later).await
 }
 
 /// One connection: the client's `AUTH` when `token` is given, the login
