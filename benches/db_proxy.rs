@@ -62,6 +62,7 @@ fn upstream(port: u16) -> Upstream {
         password: Some(Zeroizing::new(pg_server::APP_PASSWORD.into())),
         database: "appdb".into(),
         connect_timeout: Duration::from_secs(5),
+        tls: None,
     }
 }
 

@@ -78,6 +78,7 @@ impl Proxy {
             password: Some(Zeroizing::new(password.into())),
             database: "appdb".into(),
             connect_timeout: Duration::from_secs(10),
+            tls: None,
         };
         let audit: Arc<dyn Audit> = rules.clone();
         let token = Zeroizing::new(TOKEN.to_string());

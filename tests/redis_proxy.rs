@@ -71,6 +71,7 @@ fn upstream(server: &RedisServer, password: &str) -> Upstream {
         password: Some(Zeroizing::new(password.into())),
         database: "1".into(),
         connect_timeout: Duration::from_secs(10),
+        tls: None,
     }
 }
 

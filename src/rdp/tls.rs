@@ -1,16 +1,17 @@
-//! TLS on both legs: the front's certificate (configured, or generated on
-//! first start), and the client side towards a target, which records the
-//! certificate the target presented so it can be pinned like an SSH host
-//! key.
+//! TLS on the front: its certificate (configured, or generated on first
+//! start). The client side towards a target, which records the certificate
+//! the target presented so it can be pinned like an SSH host key, is
+//! [`crate::upstream::tls`], shared with the database proxies.
 
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
-use sha2::{Digest, Sha256};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 use crate::services::StartError;
+use crate::upstream::tls::provider;
+pub use crate::upstream::tls::{connector, fingerprint};
 
 /// The front's TLS acceptor and its certificate's public key (CredSSP
 /// binds the NTLM exchange to it).
@@ -18,13 +19,6 @@ use crate::services::StartError;
 pub struct Front {
     pub acceptor: tokio_rustls::TlsAcceptor,
     pub public_key: Vec<u8>,
-}
-
-/// ring's provider, as the object store uses (deprecated only because it
-/// lacks post-quantum key exchange, which RDP clients do not offer).
-fn provider() -> Arc<rustls::crypto::CryptoProvider> {
-    #[allow(deprecated)]
-    Arc::new(rustls::crypto::ring::default_provider())
 }
 
 /// Loads `cert` and `key` (PEM), or generates both when both are missing
@@ -105,81 +99,4 @@ pub fn public_key(cert: &[u8]) -> Result<Vec<u8>, String> {
         .subject_public_key
         .raw_bytes()
         .to_vec())
-}
-
-/// `SHA256:hex` of a DER certificate: how pins are shown and stored.
-pub fn fingerprint(der: &[u8]) -> String {
-    format!("SHA256:{}", hex::encode(Sha256::digest(der)))
-}
-
-/// TLS towards a target: every certificate is accepted here, and the one
-/// presented is kept for the caller to pin or compare (a target's RDP
-/// certificate is self-signed far more often than not).
-pub fn connector() -> (tokio_rustls::TlsConnector, Arc<Mutex<Option<Vec<u8>>>>) {
-    let seen = Arc::new(Mutex::new(None));
-    let verifier = Arc::new(Presented {
-        seen: seen.clone(),
-        provider: provider(),
-    });
-    let config = rustls::ClientConfig::builder_with_provider(provider())
-        .with_protocol_versions(&[&rustls::version::TLS12, &rustls::version::TLS13])
-        .expect("ring supports TLS 1.2 and 1.3")
-        .dangerous()
-        .with_custom_certificate_verifier(verifier)
-        .with_no_client_auth();
-    (tokio_rustls::TlsConnector::from(Arc::new(config)), seen)
-}
-
-#[derive(Debug)]
-struct Presented {
-    seen: Arc<Mutex<Option<Vec<u8>>>>,
-    provider: Arc<rustls::crypto::CryptoProvider>,
-}
-
-impl rustls::client::danger::ServerCertVerifier for Presented {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp: &[u8],
-        _now: UnixTime,
-    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
-        *self.seen.lock().unwrap_or_else(|e| e.into_inner()) = Some(end_entity.to_vec());
-        Ok(rustls::client::danger::ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.provider
-            .signature_verification_algorithms
-            .supported_schemes()
-    }
 }

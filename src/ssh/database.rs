@@ -198,6 +198,7 @@ async fn run_client(
             password: Some(zeroize::Zeroizing::new(password.expose().to_string())),
             database: database.clone(),
             connect_timeout: shared.upstream.connect_timeout,
+            tls: None,
         },
         account: grant.account().username(),
         database: &database,

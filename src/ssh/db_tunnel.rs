@@ -191,6 +191,7 @@ impl TicketLogin<'_> {
             password: Some(zeroize::Zeroizing::new(password.expose().to_string())),
             database,
             connect_timeout: shared.upstream.connect_timeout,
+            tls: None,
         };
         let sender = self.opened.lock().unwrap_or_else(|e| e.into_inner()).take();
         let opened = Box::new(Opened {

@@ -12,6 +12,7 @@
 
 mod end;
 pub mod pty;
+pub mod tls;
 
 pub use end::{TargetEnd, TargetEvents};
 

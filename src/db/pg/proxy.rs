@@ -78,6 +78,7 @@ pub async fn serve(
         password: None,
         database: String::new(),
         connect_timeout: upstream.connect_timeout,
+        tls: upstream.tls.clone(),
     });
     let later = |stream| {
         let (address, keys) = (address.clone(), keys.clone());

@@ -591,6 +591,7 @@ fn upstream() -> Upstream {
         password: Some(Zeroizing::new("vaulted-secret".into())),
         database: "appdb".into(),
         connect_timeout: Duration::from_secs(5),
+        tls: None,
     }
 }
 

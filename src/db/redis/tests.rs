@@ -678,6 +678,7 @@ fn upstream(port: u16, password: &str) -> Upstream {
         password: Some(Zeroizing::new(password.into())),
         database: "2".into(),
         connect_timeout: Duration::from_secs(5),
+        tls: None,
     }
 }
 

@@ -167,6 +167,7 @@ fn upstream(password: &str) -> Upstream {
         password: Some(Zeroizing::new(password.into())),
         database: "appdb".into(),
         connect_timeout: Duration::from_secs(5),
+        tls: None,
     }
 }
 
