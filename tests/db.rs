@@ -11,127 +11,20 @@ mod support;
 
 use std::time::Duration;
 
-use support::pg::{APP_PASSWORD, PgServer};
-use support::pty::PtyChild;
+use support::db::{
+    DatabaseAsset, bastion_with, commands, nowhere_on_disk, openssh, postgres, run_ok,
+};
+use support::pg::APP_PASSWORD;
 use support::ssh::{Client, TestBastion};
 
 const T: Duration = Duration::from_secs(30);
-
-async fn run_ok(c: &Client, command: &str) -> String {
-    let (out, err, status) = c.exec(command).await;
-    assert_eq!(status, Some(0), "{command}: {err}");
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-/// A bastion where the admin may use the database at `protocol` on
-/// loopback as asset `name` (`--database` as given), account app with
-/// `password` vaulted, under a rule `rule` that denies `pattern` on the
-/// wire (`--on scope`).
-struct DatabaseAsset<'a> {
-    name: &'a str,
-    protocol: String,
-    database: &'a str,
-    password: &'a str,
-    rule: (&'a str, &'a str, &'a str),
-}
-
-async fn bastion_with(asset: DatabaseAsset<'_>) -> (TestBastion, Client) {
-    let b = TestBastion::start().await;
-    let admin = Client::admin(b.addr).await;
-    let name = asset.name;
-    run_ok(
-        &admin,
-        &format!(
-            "rampart asset add {name} --address 127.0.0.1 --protocol {} --database {}",
-            asset.protocol, asset.database
-        ),
-    )
-    .await;
-    let (_, err, status) = admin
-        .exec_stdin(
-            &format!("rampart account add {name} app --password-stdin"),
-            format!("{}\n", asset.password).as_bytes(),
-        )
-        .await;
-    assert_eq!(status, Some(0), "{err}");
-    run_ok(
-        &admin,
-        &format!("rampart perm add on-{name} --user admin --asset {name} --actions connect"),
-    )
-    .await;
-    let (rule, pattern, scope) = asset.rule;
-    run_ok(
-        &admin,
-        &format!("rampart filter add {rule} --pattern '{pattern}' --action deny --on {scope}"),
-    )
-    .await;
-    b.reload().await;
-    (b, admin)
-}
-
-/// Real OpenSSH in a pty, logged in as the admin with a key of its own:
-/// `ssh -tt admin@bastion ARGS...`. The key's directory goes with it.
-async fn openssh(b: &TestBastion, admin: &Client, args: &[&str]) -> (PtyChild, tempfile::TempDir) {
-    let ssh = support::peers::peer("ssh").expect("ssh");
-    let keys = tempfile::tempdir().unwrap();
-    let (key, public) = support::peers::keypair(keys.path(), "admin");
-    run_ok(admin, &format!("rampart me keys add --key '{public}'")).await;
-    let mut command = std::process::Command::new(&ssh);
-    command
-        .args(support::peers::client_options(&key))
-        .args(["-p", &b.addr.port().to_string(), "-tt", "admin@127.0.0.1"])
-        .args(args);
-    (PtyChild::spawn(command, 120, 30), keys)
-}
-
-/// The secret is in no file of the bastion's: recordings, database, logs.
-fn nowhere_on_disk(b: &TestBastion, secret: &str) {
-    for (path, bytes) in support::all_bytes(b.dir.path()) {
-        assert!(
-            !support::contains(&bytes, secret),
-            "the secret is in {}",
-            path.display()
-        );
-    }
-}
-
-/// A server with table `keep_me` in appdb, and a bastion where the admin
-/// may use it as asset pg1 (account app, password vaulted), with a rule
-/// that denies `DROP TABLE` on the wire.
-async fn setup() -> Option<(PgServer, TestBastion, Client)> {
-    let server = tokio::task::spawn_blocking(PgServer::start)
-        .await
-        .unwrap()?;
-    server.admin_in(
-        "appdb",
-        "CREATE TABLE keep_me (id int); INSERT INTO keep_me VALUES (1), (2), (3); ALTER TABLE keep_me OWNER TO app",
-    );
-    let (b, admin) = bastion_with(DatabaseAsset {
-        name: "pg1",
-        protocol: format!("postgresql/{}", server.port),
-        database: "appdb",
-        password: APP_PASSWORD,
-        rule: ("no-drop", r"(?i)^drop\s+table", "sql"),
-    })
-    .await;
-    Some((server, b, admin))
-}
-
-async fn commands(b: &TestBastion) -> Vec<(String, String, String)> {
-    sqlx::query_as::<_, (String, String, String)>(
-        "SELECT command, output, action FROM commands ORDER BY seq",
-    )
-    .fetch_all(b.services.store.pool())
-    .await
-    .unwrap()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn psql_through_openssh_logs_statements_and_refuses_a_drop_on_the_wire() {
     if support::peers::peer("ssh").is_none() {
         return;
     }
-    let Some((server, mut b, admin)) = setup().await else {
+    let Some((server, mut b, admin)) = postgres().await else {
         return;
     };
     let (mut term, _keys) = openssh(&b, &admin, &["pg1"]).await;
@@ -218,7 +111,7 @@ async fn psql_through_openssh_logs_statements_and_refuses_a_drop_on_the_wire() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_database_session_ends_with_the_reason() {
-    let Some((_server, mut b, admin)) = setup().await else {
+    let Some((_server, mut b, admin)) = postgres().await else {
         return;
     };
     let person = Client::admin(b.addr).await;
@@ -249,7 +142,7 @@ async fn a_killed_database_session_ends_with_the_reason() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn removing_the_permission_ends_a_running_database_session() {
-    let Some((_server, mut b, admin)) = setup().await else {
+    let Some((_server, mut b, admin)) = postgres().await else {
         return;
     };
     let person = Client::admin(b.addr).await;
@@ -269,150 +162,6 @@ async fn removing_the_permission_ends_a_running_database_session() {
 }
 
 /// The value of the line `NAME value` in the ticket's text.
-fn field(text: &str, name: &str) -> String {
-    text.lines()
-        .find_map(|l| l.trim().strip_prefix(name).map(|v| v.trim().to_string()))
-        .unwrap_or_else(|| panic!("no {name} line in {text}"))
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_desktop_tool_through_ssh_l_logs_in_with_a_one_time_password() {
-    let Some([ssh, psql]) = support::peers::peers(["ssh", "psql"]) else {
-        return;
-    };
-    let Some((server, mut b, admin)) = setup().await else {
-        return;
-    };
-    run_ok(
-        &admin,
-        "rampart perm add tun --user admin --asset pg1 --actions tunnel",
-    )
-    .await;
-    b.reload().await;
-    let keys = tempfile::tempdir().unwrap();
-    let (key, public) = support::peers::keypair(keys.path(), "admin");
-    run_ok(&admin, &format!("rampart me keys add --key '{public}'")).await;
-    let local = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut tunnel = std::process::Command::new(&ssh)
-        .args(support::peers::client_options(&key))
-        .args([
-            "-p",
-            &b.addr.port().to_string(),
-            "-N",
-            "-o",
-            "ExitOnForwardFailure=yes",
-        ])
-        .arg("-L")
-        .arg(format!("{local}:pg1:{}", server.port))
-        .arg("admin@127.0.0.1")
-        .spawn()
-        .unwrap();
-    let deadline = std::time::Instant::now() + T;
-    while std::net::TcpStream::connect(("127.0.0.1", local)).is_err() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the tunnel never listened"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let query = |password: String, sql: &'static str| {
-        let psql = psql.clone();
-        tokio::task::spawn_blocking(move || {
-            std::process::Command::new(&psql)
-                .arg(format!(
-                    "host=127.0.0.1 port={local} user=app dbname=appdb sslmode=disable"
-                ))
-                .args(["-X", "-A", "-t", "-c", sql])
-                .env("PGPASSWORD", password)
-                .output()
-                .unwrap()
-        })
-    };
-
-    let text = run_ok(&admin, "rampart db ticket pg1").await;
-    assert!(
-        text.contains(&format!("-L {}:pg1:{}", server.port, server.port)),
-        "{text}"
-    );
-    let password = field(&text, "password ");
-    assert_eq!(field(&text, "user "), "app");
-    let out = query(password.clone(), "select count(*) from keep_me")
-        .await
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "3");
-
-    // Spent: the same password does not log in twice.
-    let out = query(password, "select 1").await.unwrap();
-    assert!(!out.status.success());
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("password authentication failed"),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-
-    // A new ticket, from the menu this time: the rules judge the tool's
-    // statements as psql's.
-    let mut menu = std::process::Command::new(&ssh);
-    menu.args(support::peers::client_options(&key)).args([
-        "-p",
-        &b.addr.port().to_string(),
-        "-tt",
-        "admin@127.0.0.1",
-    ]);
-    let mut menu = PtyChild::spawn(menu, 120, 30);
-    menu.expect(T, |s| s.contains("pg1")).await;
-    menu.send(b"pg1");
-    menu.expect(T, |s| s.contains("Assets (1 of")).await;
-    menu.send(b"\r");
-    menu.expect(T, |s| s.contains("desktop tool")).await;
-    menu.send(b"\x1b[B\r");
-    menu.expect(T, |s| s.contains("Any key: back to the menu"))
-        .await;
-    let password = field(&menu.text(), "password ");
-    menu.send(b" ");
-    menu.expect(T, |s| s.contains("the one-time password was shown"))
-        .await;
-    drop(menu);
-    let out = query(password, "drop table keep_me").await.unwrap();
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("refused by rule no-drop"),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let _ = tunnel.kill();
-    let _ = tunnel.wait();
-    b.shutdown().await;
-
-    let kept = server.admin_in("appdb", "SELECT count(*) FROM keep_me");
-    assert!(kept.contains('3'), "{kept}");
-    let rows: Vec<(String, String, String)> = sqlx::query_as(
-        "SELECT c.command, c.action, s.kind FROM commands c JOIN sessions s ON s.id = c.session_id
-         WHERE s.protocol = 'postgresql' ORDER BY c.seq",
-    )
-    .fetch_all(b.services.store.pool())
-    .await
-    .unwrap();
-    assert!(
-        rows.iter()
-            .any(|(c, a, k)| c == "select count(*) from keep_me" && a == "allow" && k == "tunnel"),
-        "{rows:?}"
-    );
-    assert!(
-        rows.iter()
-            .any(|(c, a, _)| c == "drop table keep_me" && a == "deny"),
-        "{rows:?}"
-    );
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_cli_through_openssh_logs_commands_and_refuses_a_flushall() {
     if support::peers::peer("ssh").is_none() {
@@ -545,7 +294,7 @@ async fn waiting(b: &TestBastion, what: &str) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_statement_under_a_review_rule_waits_for_another_administrator() {
-    let Some((server, mut b, admin)) = setup().await else {
+    let Some((server, mut b, admin)) = postgres().await else {
         return;
     };
     run_ok(

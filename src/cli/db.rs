@@ -48,11 +48,7 @@ pub fn ticket_text(services: &Services, caller: &Caller, ticket: &crate::ops::Db
     } else {
         ticket.database.clone()
     };
-    let dbname = if ticket.database.is_empty() {
-        String::new()
-    } else {
-        format!(" dbname={}", ticket.database)
-    };
+    let client = client_line(ticket);
     format!(
         "{asset} for a desktop tool, as {user}: one connection, within {seconds} s (until {until})\n\
          \x20 tunnel    ssh {bastion} -N -L {port}:{asset}:{port}   (needs the tunnel action)\n\
@@ -61,6 +57,33 @@ pub fn ticket_text(services: &Services, caller: &Caller, ticket: &crate::ops::Db
          \x20 user      {user}\n\
          \x20 password  {password}\n\
          \x20 database  {database}\n\
-         \x20 psql      psql \"host=127.0.0.1 port={port} user={user}{dbname} sslmode=disable\"\n",
+         \x20 {client}\n",
     )
+}
+
+/// The protocol's own command-line client, pointed at the tunnel (it asks
+/// for the password, so the ticket is not left in a shell's history).
+fn client_line(ticket: &crate::ops::DbTicket) -> String {
+    let (port, user, database) = (ticket.port, &ticket.user, &ticket.database);
+    match ticket.protocol.as_str() {
+        "mysql" | "mariadb" => {
+            let database = if database.is_empty() {
+                String::new()
+            } else {
+                format!(" {database}")
+            };
+            format!("mysql     mysql -h 127.0.0.1 -P {port} -u {user} -p{database}")
+        }
+        "redis" => format!("redis-cli redis-cli -h 127.0.0.1 -p {port} --user {user} --askpass"),
+        _ => {
+            let dbname = if database.is_empty() {
+                String::new()
+            } else {
+                format!(" dbname={database}")
+            };
+            format!(
+                "psql      psql \"host=127.0.0.1 port={port} user={user}{dbname} sslmode=disable\""
+            )
+        }
+    }
 }

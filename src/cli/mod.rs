@@ -168,7 +168,7 @@ pub enum Command {
 
 #[derive(Debug, Subcommand)]
 pub enum DbCmd {
-    /// A one-time password for a desktop tool (DBeaver, psql on your machine) reaching database ASSET through `ssh -L`, valid 60 s, for one connection
+    /// A one-time password for a desktop tool (DBeaver; psql, mysql or redis-cli on your machine) reaching database ASSET through `ssh -L`, valid 60 s, for one connection
     Ticket {
         asset: String,
         /// The account on the asset (needed when you have several)

@@ -145,10 +145,42 @@ pub type Accepted = Box<dyn FnOnce() + Send>;
 
 /// Who may log in through a proxied connection that is not a session's
 /// own (a desktop tool through `ssh -L`), and as whom it logs in upstream:
-/// asked with the user name and password the client gave.
+/// asked with the user name the client gave and its proof of a password.
 pub trait Login: Send + Sync {
     /// `None`: refused; the client is told its password is wrong.
-    fn admit<'a>(&'a self, user: &'a str, password: &'a [u8]) -> BoxFuture<'a, Option<Admitted>>;
+    fn admit<'a>(&'a self, user: &'a str, proof: &'a Proof<'a>) -> BoxFuture<'a, Option<Admitted>>;
+}
+
+/// What a client gave for its password, as its protocol carries it; the
+/// [`Login`] holds the candidates and asks which one it proves.
+pub enum Proof<'a> {
+    /// The password itself (PostgreSQL's cleartext exchange, Redis AUTH),
+    /// sent inside the SSH channel.
+    Password(&'a [u8]),
+    /// A challenge-response (MySQL's `mysql_native_password`): the
+    /// client's `response` to `challenge`, a fresh one the proxy sent, so
+    /// the password itself never crossed; `answer` computes the response
+    /// a password gives.
+    Challenge {
+        challenge: &'a [u8],
+        response: &'a [u8],
+        answer: fn(&[u8], &[u8]) -> Zeroizing<Vec<u8>>,
+    },
+}
+
+impl Proof<'_> {
+    /// Whether this proves the client knows `secret`, in time that does
+    /// not depend on where they differ.
+    pub fn proves(&self, secret: &[u8]) -> bool {
+        match self {
+            Proof::Password(given) => same_secret(given, secret),
+            Proof::Challenge {
+                challenge,
+                response,
+                answer,
+            } => !secret.is_empty() && same_secret(response, &answer(secret, challenge)),
+        }
+    }
 }
 
 /// A connection a [`Login`] let in: where it goes, and the session that

@@ -1,6 +1,7 @@
-//! Wire proxies for database sessions: the person's client (psql, a
-//! desktop tool) talks to a socket in the session's private directory, and
-//! the proxy logs in to the real server with the vaulted secret.
+//! Wire proxies for database sessions: the person's client (psql,
+//! mariadb, redis-cli) talks to a socket in the session's private
+//! directory, or a desktop tool to the person's SSH tunnel, and the proxy
+//! logs in to the real server with the vaulted secret.
 //!
 //! What this module owns: the database protocols as the bastion speaks
 //! them, every statement logged with its outcome and filtered on the wire
@@ -11,7 +12,8 @@
 //!
 //! The parts:
 //! - [`contract`]: what every protocol's proxy shares with its session
-//!   ([`Audit`], [`Statement`], [`Upstream`]);
+//!   ([`Audit`], [`Statement`], [`Upstream`]), and the [`Login`] of a
+//!   tunnelled connection, asked with the client's [`contract::Proof`];
 //! - [`pg`]: the PostgreSQL proxy (framing, upstream login, statement
 //!   splitting, the relay with refusals answered in pipeline order);
 //! - [`redis`]: the Redis proxy (RESP framing both ways, ACL login

@@ -1,7 +1,7 @@
 //! `rampart db ticket ASSET [--account NAME]`: a one-time password for a
-//! desktop database tool (DBeaver, DataGrip, psql on the person's own
-//! machine) reaching a database asset through `ssh -L`. Like an RDP
-//! ticket it is bound to the caller, one asset and one account, valid for
+//! desktop database tool (DBeaver, DataGrip, or psql, mysql and redis-cli
+//! on the person's own machine) reaching a database asset through `ssh
+//! -L`. Like an RDP ticket it is bound to the caller, one asset and one account, valid for
 //! [`super::TICKET_LIFETIME`] and good for one connection; the tunnel's
 //! wire proxy redeems it (`ssh::db_tunnel`).
 
@@ -12,7 +12,7 @@ use super::{Caller, Ops, OpsError, Result};
 use crate::vault::Secret;
 
 /// The database protocols a desktop tool reaches through the proxy.
-pub const TUNNELLED: &[&str] = &["postgresql"];
+pub const TUNNELLED: &[&str] = &["postgresql", "mysql", "mariadb", "redis"];
 
 /// What the person types into their tool.
 #[derive(Debug, Serialize)]

@@ -1,7 +1,8 @@
 //! A desktop database tool through the person's tunnel: `ssh -L
 //! 5432:pg1:5432 bastion` (with the `tunnel` action) to a port of a
-//! database asset goes to the bastion's wire proxy, not to the server. The
-//! tool logs in with a one-time password from `rampart db ticket pg1`
+//! database asset (PostgreSQL, MySQL/MariaDB, Redis) goes to the bastion's
+//! wire proxy for that protocol, not to the server. The tool logs in with
+//! a one-time password from `rampart db ticket pg1`
 //! (bound to this person, this asset and one account, 60 s, one
 //! connection); the proxy then logs in to the server with the account's
 //! vaulted secret, so the tool never holds it. The connection is a session
@@ -17,7 +18,9 @@ use russh::server::Msg;
 use tokio::sync::oneshot;
 
 use super::{Conn, Shared};
-use crate::db::{self, Admitted, Login, Upstream, pg};
+use crate::db::client::Kind;
+use crate::db::contract::Proof;
+use crate::db::{self, Admitted, Login, Upstream, mysql, pg, redis};
 use crate::model::Action;
 use crate::policy::{Grant, TunnelGrant};
 use crate::session::{self, Session};
@@ -31,6 +34,7 @@ struct Opened {
 
 /// The tunnel's login: a ticket of this person for this asset.
 struct TicketLogin<'a> {
+    kind: Kind,
     shared: &'a Arc<Shared>,
     conn: &'a Conn,
     tunnel: &'a TunnelGrant,
@@ -40,16 +44,48 @@ struct TicketLogin<'a> {
 /// Runs one tunnel channel to a database port through the proxy.
 pub async fn run(shared: Arc<Shared>, conn: Arc<Conn>, channel: Channel<Msg>, tunnel: TunnelGrant) {
     let services = &shared.services;
+    let Some(kind) = Kind::of_protocol(&tunnel.protocol().name) else {
+        return;
+    };
     let (tx, opened) = oneshot::channel();
     let login = TicketLogin {
+        kind,
         shared: &shared,
         conn: &conn,
         tunnel: &tunnel,
         opened: Mutex::new(Some(tx)),
     };
+    // Where the server is, before anyone is let in: a MySQL server greets
+    // the client first.
+    let server = Upstream {
+        host: bare(tunnel.address()).to_string(),
+        port: tunnel.protocol().port,
+        user: String::new(),
+        password: None,
+        database: String::new(),
+        connect_timeout: shared.upstream.connect_timeout,
+        tls: None,
+    };
+    let stream = channel.into_stream();
     // Boxed so that it can be dropped (with the session's audit it holds)
     // before this function returns.
-    let mut serving = Box::pin(pg::serve_login(channel.into_stream(), &login));
+    let mut serving: BoxFuture<'_, Result<db::Summary, String>> = match kind {
+        Kind::Postgres => Box::pin(async {
+            pg::serve_login(stream, &login)
+                .await
+                .map_err(|e| e.to_string())
+        }),
+        Kind::Mysql => Box::pin(async {
+            mysql::serve_login(stream, &server, &login)
+                .await
+                .map_err(|e| e.to_string())
+        }),
+        Kind::Redis => Box::pin(async {
+            redis::serve_login(stream, &login)
+                .await
+                .map_err(|e| e.to_string())
+        }),
+    };
     // Until the login is decided, nothing but the proxy runs.
     let opened = tokio::select! {
         result = &mut serving => {
@@ -111,10 +147,19 @@ pub async fn run(shared: Arc<Shared>, conn: Arc<Conn>, channel: Channel<Msg>, tu
         .await;
 }
 
+/// An address without the brackets of an IPv6 literal.
+fn bare(address: &str) -> &str {
+    address.trim_start_matches('[').trim_end_matches(']')
+}
+
 impl Login for TicketLogin<'_> {
-    fn admit<'a>(&'a self, _user: &'a str, password: &'a [u8]) -> BoxFuture<'a, Option<Admitted>> {
+    fn admit<'a>(
+        &'a self,
+        _user: &'a str,
+        proof: &'a Proof<'a>,
+    ) -> BoxFuture<'a, Option<Admitted>> {
         Box::pin(async move {
-            match self.admitted(password).await {
+            match self.admitted(proof).await {
                 Ok(admitted) => Some(admitted),
                 Err(text) => {
                     let request = format!("db tunnel {}", self.tunnel.asset_name());
@@ -130,12 +175,12 @@ impl TicketLogin<'_> {
     /// The ticket the password redeems, the grant it stands for, the
     /// account's secret, and the session opened for it. `Err`: why not,
     /// for the refusal log (the tool is only told the password is wrong).
-    async fn admitted(&self, password: &[u8]) -> Result<Admitted, String> {
+    async fn admitted(&self, proof: &Proof<'_>) -> Result<Admitted, String> {
         let shared = self.shared;
         let services = &shared.services;
         let asset = self.tunnel.asset_name();
         let protocol = self.tunnel.protocol().name.clone();
-        let ticket = self.redeem(password, &protocol).await?;
+        let ticket = self.redeem(proof, &protocol).await?;
         let now = services.clock.now();
         let grant = shared
             .policy()
@@ -176,7 +221,7 @@ impl TicketLogin<'_> {
             .map_err(|e| e.to_string())?;
         let policy_of = shared.clone();
         let (audit, statements) = db::log::SessionAudit::new(
-            db::client::Kind::Postgres,
+            self.kind,
             Box::new(move || policy_of.policy()),
             grant.clone(),
             session.live().publisher(),
@@ -185,7 +230,7 @@ impl TicketLogin<'_> {
             services.config.auth.approval_timeout,
         );
         let upstream = Upstream {
-            host: grant.address().to_string(),
+            host: bare(grant.address()).to_string(),
             port: grant.protocol().port,
             user: grant.account().username().to_string(),
             password: Some(zeroize::Zeroizing::new(password.expose().to_string())),
@@ -217,7 +262,7 @@ impl TicketLogin<'_> {
     /// Redeems the person's ticket for this asset whose password this is.
     async fn redeem(
         &self,
-        password: &[u8],
+        proof: &Proof<'_>,
         protocol: &str,
     ) -> Result<crate::store::rdp_tickets::Ticket, String> {
         let services = &self.shared.services;
@@ -242,7 +287,7 @@ impl TicketLogin<'_> {
             let Ok(secret) = vault.open_string(&ticket.secret) else {
                 continue;
             };
-            if db::contract::same_secret(secret.expose().as_bytes(), password) && found.is_none() {
+            if proof.proves(secret.expose().as_bytes()) && found.is_none() {
                 found = Some(ticket);
             }
         }

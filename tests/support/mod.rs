@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod db;
 pub mod mysql;
 pub mod peers;
 pub mod pg;

@@ -20,6 +20,7 @@ use super::scramble;
 use super::sql::MySqlServer;
 use super::wire::{self, Greeting, caps};
 use super::{ProxyError, Upstream};
+use crate::db::contract::{Admitted, Login, Proof};
 
 /// A logged-in connection to the server.
 pub struct Session {
@@ -45,13 +46,25 @@ impl From<ProxyError> for Failed {
     }
 }
 
-/// Both logins of one connection.
+/// Who decides the client's login.
+pub enum Gate<'a> {
+    /// The session's own client, with the session's one-time password.
+    Token(&'a str),
+    /// A desktop tool through the person's tunnel: `Login` decides, and
+    /// says as whom the proxy logs in and which session audits it.
+    Login(&'a dyn Login),
+}
+
+/// Both logins of one connection: the server reached at `server`, the
+/// client let in by `gate`, then the proxy's login (as `server` says, or
+/// as the [`Login`] admitted). Returns the session and, through a `Login`,
+/// what it admitted.
 pub async fn open<S: AsyncRead + AsyncWrite + Unpin>(
     client: &mut S,
-    token: &str,
-    upstream: &Upstream,
-) -> Result<Session, ProxyError> {
-    let mut stream = match super::connect(upstream).await {
+    gate: Gate<'_>,
+    server: &Upstream,
+) -> Result<(Session, Option<Admitted>), ProxyError> {
+    let mut stream = match super::connect(server).await {
         Ok(stream) => stream,
         Err(e) => {
             fatal(
@@ -65,7 +78,7 @@ pub async fn open<S: AsyncRead + AsyncWrite + Unpin>(
             return Err(e);
         }
     };
-    let greeting = match greeting(upstream, &mut stream).await {
+    let greeting = match greeting(server, &mut stream).await {
         Ok(greeting) => greeting,
         Err(Failed {
             refusal: Some(raw),
@@ -80,15 +93,31 @@ pub async fn open<S: AsyncRead + AsyncWrite + Unpin>(
             return Err(error);
         }
     };
-    let agreed = front::greet(client, token, &greeting).await?;
+    let (agreed, admitted) = match gate {
+        Gate::Token(token) => (front::greet(client, token, &greeting).await?, None),
+        Gate::Login(gate) => {
+            let hello = front::hello(client, &greeting).await?;
+            let proof = Proof::Challenge {
+                challenge: &hello.challenge,
+                response: &hello.auth,
+                answer: scramble::native_password,
+            };
+            match gate.admit(&hello.user, &proof).await {
+                Some(admitted) => (hello.agreed, Some(admitted)),
+                None => return Err(front::deny(client, &hello, "a valid one-time password").await),
+            }
+        }
+    };
+    let upstream = admitted.as_ref().map_or(server, |a| &a.upstream);
     let seq = agreed.seq;
     match login(upstream, &mut stream, &greeting, &agreed).await {
         Ok(status) => {
             write(client, &wire::build_ok(seq, status)).await?;
-            Ok(Session {
+            let session = Session {
                 stream,
                 server: MySqlServer::from_version(&greeting.version),
-            })
+            };
+            Ok((session, admitted))
         }
         Err(Failed {
             refusal: Some(raw),

@@ -140,14 +140,55 @@ async fn read_client<S: AsyncRead + Unpin>(client: &mut S, seq: u8) -> Result<By
     }
 }
 
-/// The client's login: the greeting, its answer (switched to
-/// `mysql_native_password` if need be), the one-time password checked.
+/// The client's answer to the greeting: what it agreed to, the user name
+/// it gave, and its `mysql_native_password` proof for `challenge`.
+pub struct Hello {
+    pub agreed: Agreed,
+    pub user: String,
+    pub auth: zeroize::Zeroizing<Vec<u8>>,
+    pub challenge: [u8; 20],
+}
+
+/// The client's login with the session's one-time password `token`.
 /// The client's final OK comes once the server let the proxy in.
 pub async fn greet<S: AsyncRead + AsyncWrite + Unpin>(
     client: &mut S,
     token: &str,
     server: &Greeting,
 ) -> Result<Agreed, ProxyError> {
+    let hello = hello(client, server).await?;
+    let expected = scramble::native_password(token.as_bytes(), &hello.challenge);
+    if hello.auth.is_empty() || !same_secret(&hello.auth, &expected) {
+        return Err(deny(client, &hello, "this session's one-time password").await);
+    }
+    Ok(hello.agreed)
+}
+
+/// Tells the client its password is missing or not `expected`; returns
+/// the error for the proxy's log.
+pub async fn deny<S: AsyncWrite + Unpin>(
+    client: &mut S,
+    hello: &Hello,
+    expected: &str,
+) -> ProxyError {
+    let seq = hello.agreed.seq;
+    if hello.auth.is_empty() {
+        let text = "rampart: access denied: a one-time password is needed";
+        fatal(client, seq, 1045, "28000", text).await;
+        ProxyError::NoToken
+    } else {
+        let text = format!("rampart: access denied: not {expected}");
+        fatal(client, seq, 1045, "28000", &text).await;
+        ProxyError::BadToken
+    }
+}
+
+/// The greeting and the client's answer (switched to
+/// `mysql_native_password` if need be), not yet checked.
+pub async fn hello<S: AsyncRead + AsyncWrite + Unpin>(
+    client: &mut S,
+    server: &Greeting,
+) -> Result<Hello, ProxyError> {
     let offer = (OFFER & server.caps) | REQUIRED | caps::LONG_PASSWORD;
     let challenge = scramble::fresh();
     write(client, &wire::build_greeting(server, offer, &challenge)).await?;
@@ -156,7 +197,7 @@ pub async fn greet<S: AsyncRead + AsyncWrite + Unpin>(
     // it is read as one.
     let asked = payload.first_chunk::<4>().map(|c| u32::from_le_bytes(*c));
     if asked.is_some_and(|c| c & caps::SSL != 0) {
-        let text = "rampart: TLS is not offered on the session's socket";
+        let text = "rampart: TLS is not offered here (the SSH channel or the session's socket carries the connection)";
         fatal(client, 2, 1045, "08004", text).await;
         return Err(ProxyError::ClientProtocol(
             "the client asked for TLS".into(),
@@ -175,22 +216,16 @@ pub async fn greet<S: AsyncRead + AsyncWrite + Unpin>(
         let answer = read_client(client, 3).await?;
         (zeroize::Zeroizing::new(answer.to_vec()), 4)
     };
-    if auth.is_empty() {
-        let text = "rampart: access denied: the session's one-time password is needed";
-        fatal(client, seq, 1045, "28000", text).await;
-        return Err(ProxyError::NoToken);
-    }
-    let expected = scramble::native_password(token.as_bytes(), &challenge);
-    if !same_secret(&auth, &expected) {
-        let text = "rampart: access denied: not this session's one-time password";
-        fatal(client, seq, 1045, "28000", text).await;
-        return Err(ProxyError::BadToken);
-    }
-    Ok(Agreed {
-        caps: response.caps & offer,
-        max_packet: response.max_packet,
-        charset: response.charset,
-        database: response.database,
-        seq,
+    Ok(Hello {
+        agreed: Agreed {
+            caps: response.caps & offer,
+            max_packet: response.max_packet,
+            charset: response.charset,
+            database: response.database,
+            seq,
+        },
+        user: response.user,
+        auth,
+        challenge,
     })
 }

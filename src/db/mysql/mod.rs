@@ -16,6 +16,11 @@
 //!    `caching_sha2_password` (its RSA step over plain TCP is unit-tested
 //!    against a hand-built exchange, not against a real MySQL 8), and the
 //!    client gets its OK, or the server's refusal as the server sent it.
+//!    [`serve_login`] (a desktop tool through the person's tunnel) greets
+//!    the same way and puts the client's user name and answer to a
+//!    [`crate::db::Login`] (as a challenge-response proof, so the password
+//!    itself never crosses), which says as whom the proxy logs in and
+//!    which session audits it.
 //! 2. **Relay** (`proxy.rs`): MySQL packets both ways. COM_QUERY and
 //!    COM_STMT_PREPARE texts are split into statements (`sql`, MySQL's
 //!    quoting) and each is put to [`Audit::check`] before anything is
@@ -51,7 +56,7 @@ pub(crate) use super::contract::same_secret;
 pub use super::contract::{Accepted, Audit, Outcome, Statement, Summary, Upstream, Verdict};
 /// The statement splitter, MySQL's dialect of the one PostgreSQL uses.
 pub use super::pg::sql;
-pub use proxy::{serve, serve_connection};
+pub use proxy::{serve, serve_connection, serve_login};
 pub use scramble::{RsaError, caching_sha2, native_password};
 
 /// Why a proxied connection ended in failure. Each text is one line that

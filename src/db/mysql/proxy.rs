@@ -22,7 +22,7 @@ use super::sql::{self, MySqlServer};
 use super::track::{Kind, Pending, Reply, Statements, Step};
 use super::wire::{self, Decoder, Frame, Head, MAX_STATEMENT, com};
 use super::{Accepted, Audit, Outcome, ProxyError, Statement, Summary, Upstream, Verdict};
-use crate::db::contract::{Counted, Counts, log_text};
+use crate::db::contract::{Counted, Counts, Login, log_text};
 
 /// How much is read from either side at a time.
 const READ_SIZE: usize = 16 << 10;
@@ -69,7 +69,45 @@ where
         inner: client,
         counts: counts.clone(),
     };
-    let session = auth::open(&mut client, token, upstream).await?;
+    let (session, _) = auth::open(&mut client, auth::Gate::Token(token), upstream).await?;
+    relay_session(client, counts, session, audit).await
+}
+
+/// One connection whose login `login` decides (a desktop tool through the
+/// person's SSH tunnel): the server at `server` greets first, as the
+/// client wants a greeting before it says who it is; then the client's
+/// user name and proof, the login upstream as whom `login` says, and the
+/// relay, audited by the session `login` opened.
+pub async fn serve_login<S>(
+    client: S,
+    server: &Upstream,
+    login: &dyn Login,
+) -> Result<Summary, ProxyError>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
+    let counts = Arc::new(Counts::default());
+    let mut client = Counted {
+        inner: client,
+        counts: counts.clone(),
+    };
+    let (session, admitted) = auth::open(&mut client, auth::Gate::Login(login), server).await?;
+    let Some(admitted) = admitted else {
+        return Err(ProxyError::BadToken);
+    };
+    relay_session(client, counts, session, &*admitted.audit).await
+}
+
+/// The relay of a logged-in connection until either side ends.
+async fn relay_session<S>(
+    client: Counted<S>,
+    counts: Arc<Counts>,
+    session: auth::Session,
+    audit: &dyn Audit,
+) -> Result<Summary, ProxyError>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
     let (mut client_read, client_write) = tokio::io::split(client);
     let (mut server_read, server_write) = session.stream.into_split();
     let mut relay = Relay {

@@ -418,6 +418,8 @@ pub struct Response {
     pub caps: u32,
     pub max_packet: u32,
     pub charset: u8,
+    /// The user name the client gave.
+    pub user: String,
     pub auth: Zeroizing<Vec<u8>>,
     pub database: Option<Bytes>,
     pub plugin: Option<String>,
@@ -433,7 +435,7 @@ pub fn response(payload: Bytes) -> Result<Response, WireError> {
     let max_packet = f.u32()?;
     let charset = f.u8()?;
     f.bytes(23)?;
-    f.cstr()?;
+    let user = text(&f.cstr()?);
     let auth = if caps & caps::PLUGIN_AUTH_LENENC_DATA != 0 {
         f.lenenc_bytes()?
     } else if caps & caps::SECURE_CONNECTION != 0 {
@@ -457,6 +459,7 @@ pub fn response(payload: Bytes) -> Result<Response, WireError> {
         caps,
         max_packet,
         charset,
+        user,
         auth,
         database,
         plugin,

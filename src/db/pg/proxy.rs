@@ -25,7 +25,7 @@ use super::wire::{self, Decoder, Frame, MAX_STATEMENT, Side, Startup};
 use super::{
     Accepted, Admitted, Audit, Login, Outcome, ProxyError, Statement, Summary, Upstream, Verdict,
 };
-use crate::db::contract::{Counted, Counts, log_text};
+use crate::db::contract::{Counted, Counts, Proof, log_text};
 
 /// How much is read from either side at a time.
 const READ_SIZE: usize = 16 << 10;
@@ -165,7 +165,8 @@ where
         .find(|(k, _)| k.as_ref() == b"user")
         .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
         .unwrap_or_default();
-    let Some(Admitted { upstream, audit }) = login.admit(&user, &password).await else {
+    let Some(Admitted { upstream, audit }) = login.admit(&user, &Proof::Password(&password)).await
+    else {
         front::refuse(&mut client).await;
         return Err(ProxyError::BadToken);
     };

@@ -20,7 +20,7 @@ use super::request::{Request, Requests};
 use super::resp::{self, RespError};
 use super::text::{MASK, is};
 use super::{ProxyError, Upstream};
-use crate::db::contract::same_secret;
+use crate::db::contract::{Admitted, Login, Proof, same_secret};
 
 /// How long a client has to authenticate: a client library sends AUTH at
 /// once, a person never types it here.
@@ -35,25 +35,69 @@ const GOODBYE: Duration = Duration::from_secs(1);
 /// What the server says to a wrong password; the proxy says the same.
 const WRONGPASS: &str = "WRONGPASS invalid username-password pair or user is disabled.";
 
-/// The client's login with `token`: `AUTH token`, `AUTH user token` (any
-/// user: the session decides the account) or `HELLO n AUTH user token`,
-/// before any other command. Returns the `HELLO`, which the relay then
-/// forwards (without its `AUTH`) for its reply.
-pub async fn greet<S: AsyncRead + AsyncWrite + Unpin>(
-    client: &mut S,
-    token: &str,
-    requests: &mut Requests,
-) -> Result<Option<Vec<Bytes>>, ProxyError> {
-    tokio::time::timeout(CLIENT_TIMEOUT, authenticate(client, token, requests))
-        .await
-        .map_err(|_| ProxyError::Timeout("the client's AUTH"))?
+/// Who decides the client's login.
+pub enum Gate<'a> {
+    /// The session's own client, with the session's one-time password.
+    Token(&'a str),
+    /// A desktop tool through the person's tunnel: `Login` decides, and
+    /// says as whom the proxy logs in and which session audits it.
+    Login(&'a dyn Login),
 }
 
-async fn authenticate<S: AsyncRead + AsyncWrite + Unpin>(
+/// The client's login through `gate`: `AUTH password`, `AUTH user
+/// password` (the user is the gate's to judge; a token ignores it) or
+/// `HELLO n AUTH user password`, before any other command. Returns the
+/// `HELLO`, which the relay then forwards (without its `AUTH`) for its
+/// reply, and what a [`Login`] admitted.
+pub async fn greet<S: AsyncRead + AsyncWrite + Unpin>(
     client: &mut S,
-    token: &str,
+    gate: Gate<'_>,
     requests: &mut Requests,
-) -> Result<Option<Vec<Bytes>>, ProxyError> {
+) -> Result<(Option<Vec<Bytes>>, Option<Admitted>), ProxyError> {
+    let asked = tokio::time::timeout(CLIENT_TIMEOUT, credentials(client, requests))
+        .await
+        .map_err(|_| ProxyError::Timeout("the client's AUTH"))??;
+    let (user, password) = match asked.args.first() {
+        Some(name) if is(name, "HELLO") => hello_auth(&asked.args).ok_or(ProxyError::NoToken)?,
+        _ => match asked.args.as_slice() {
+            [_, user, password] => (user, password),
+            [_, password] => (&Bytes::new(), password),
+            _ => return Err(ProxyError::NoToken),
+        },
+    };
+    let admitted = match gate {
+        Gate::Token(token) => same_secret(password, token.as_bytes()).then_some(None),
+        Gate::Login(login) => {
+            let user = String::from_utf8_lossy(user);
+            login
+                .admit(&user, &Proof::Password(password))
+                .await
+                .map(Some)
+        }
+    };
+    let Some(admitted) = admitted else {
+        goodbye(client, &resp::error(WRONGPASS)).await;
+        return Err(ProxyError::BadToken);
+    };
+    if asked.hello {
+        return Ok((Some(asked.args), admitted));
+    }
+    write(client, &resp::status("OK")).await?;
+    Ok((None, admitted))
+}
+
+/// The client's first `AUTH` or `HELLO … AUTH`: its arguments.
+struct Asked {
+    args: Vec<Bytes>,
+    hello: bool,
+}
+
+/// Reads commands until the first that gives a password; any other is
+/// answered `NOAUTH` (up to a limit).
+async fn credentials<S: AsyncRead + AsyncWrite + Unpin>(
+    client: &mut S,
+    requests: &mut Requests,
+) -> Result<Asked, ProxyError> {
     let mut buf = vec![0u8; READ_SIZE];
     let mut refused = 0;
     loop {
@@ -72,36 +116,22 @@ async fn authenticate<S: AsyncRead + AsyncWrite + Unpin>(
             },
         };
         let name = args.first().map(|a| a.as_ref()).unwrap_or_default();
-        let given = match args.len() {
-            2 | 3 if is(name, "AUTH") => args.last(),
-            _ if is(name, "HELLO") => hello_auth(&args).map(|(_, password)| password),
-            _ if is(name, "QUIT") => {
-                write(client, &resp::status("OK")).await?;
-                return Err(ProxyError::NoToken);
-            }
-            _ => None,
-        };
-        match given {
-            Some(given) if same_secret(given, token.as_bytes()) => {
-                if is(name, "HELLO") {
-                    return Ok(Some(args));
-                }
-                write(client, &resp::status("OK")).await?;
-                return Ok(None);
-            }
-            Some(_) => {
-                goodbye(client, &resp::error(WRONGPASS)).await;
-                return Err(ProxyError::BadToken);
-            }
-            None if refused >= MAX_UNAUTHENTICATED => {
-                goodbye(client, &resp::error("NOAUTH Authentication required.")).await;
-                return Err(ProxyError::NoToken);
-            }
-            None => {
-                refused += 1;
-                write(client, &resp::error("NOAUTH Authentication required.")).await?;
-            }
+        if is(name, "AUTH") && matches!(args.len(), 2 | 3) {
+            return Ok(Asked { args, hello: false });
         }
+        if is(name, "HELLO") && hello_auth(&args).is_some() {
+            return Ok(Asked { args, hello: true });
+        }
+        if is(name, "QUIT") {
+            write(client, &resp::status("OK")).await?;
+            return Err(ProxyError::NoToken);
+        }
+        if refused >= MAX_UNAUTHENTICATED {
+            goodbye(client, &resp::error("NOAUTH Authentication required.")).await;
+            return Err(ProxyError::NoToken);
+        }
+        refused += 1;
+        write(client, &resp::error("NOAUTH Authentication required.")).await?;
     }
 }
 

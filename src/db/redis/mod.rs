@@ -10,9 +10,11 @@
 //!    the socket lives in a 0700 directory owned by the session's sandbox
 //!    uid, so whoever can connect is the session's own client. The first
 //!    connection is the only one; later ones get an error and are closed.
-//!    [`serve_connection`] with a token (a TCP front for desktop tools)
-//!    wants `AUTH token`, `AUTH user token` or `HELLO n AUTH user token`
-//!    first, compared in constant time.
+//!    [`serve_connection`] with a token wants `AUTH token`, `AUTH user
+//!    token` or `HELLO n AUTH user token` first, compared in constant
+//!    time; [`serve_login`] (a desktop tool through the person's tunnel)
+//!    puts the password given that way to a [`crate::db::Login`], which
+//!    says as whom the proxy logs in and which session audits it.
 //! 2. **Login** (`login.rs`): TCP to the server, `AUTH user password`
 //!    (Redis 6 ACL; `AUTH password` for the `default` user) and `SELECT n`.
 //!    A refusal is an error carrying the server's message.
@@ -57,7 +59,7 @@ mod track;
 mod tests;
 
 pub use super::contract::{Accepted, Audit, Outcome, Statement, Summary, Upstream, Verdict};
-pub use proxy::{serve, serve_connection};
+pub use proxy::{serve, serve_connection, serve_login};
 
 /// Why a proxied connection ended in failure. Each text is one line that
 /// names no secret.

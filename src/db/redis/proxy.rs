@@ -19,7 +19,7 @@ use tokio::sync::Notify;
 use zeroize::Zeroizing;
 
 use super::command::{self, Action, BASTION};
-use super::login::{self, READ_SIZE, server_protocol};
+use super::login::{self, Gate, READ_SIZE, server_protocol};
 use super::reply::{Piece, Replies};
 use super::request::{MAX_COMMAND, Request, Requests};
 use super::resp::{self, RespError};
@@ -27,7 +27,7 @@ use super::text::{self, is};
 use super::track::{Owed, Pending, Settled, Tracker};
 use super::{Accepted, Audit, Outcome, ProxyError, Statement, Summary, Upstream, Verdict};
 
-use crate::db::contract::{Counted, Counts};
+use crate::db::contract::{Admitted, Counted, Counts, Login};
 
 /// How long the server's last replies may take once the client is done.
 const DRAIN: Duration = Duration::from_secs(5);
@@ -82,9 +82,45 @@ where
     };
     let mut requests = Requests::new();
     let first = match token {
-        Some(token) => login::greet(&mut client, token, &mut requests).await?,
-        None => None,
+        Some(token) => login::greet(&mut client, Gate::Token(token), &mut requests).await?,
+        None => (None, None),
     };
+    relay_after_login(client, counts, requests, first.0, upstream, audit).await
+}
+
+/// One connection whose login `login` decides (a desktop tool through the
+/// person's SSH tunnel): the client's `AUTH`, then the login upstream as
+/// whom `login` says, and the relay, audited by the session `login`
+/// opened.
+pub async fn serve_login<S>(client: S, login: &dyn Login) -> Result<Summary, ProxyError>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
+    let counts = Arc::new(Counts::default());
+    let mut client = Counted {
+        inner: client,
+        counts: counts.clone(),
+    };
+    let mut requests = Requests::new();
+    let (first, admitted) = login::greet(&mut client, Gate::Login(login), &mut requests).await?;
+    let Some(Admitted { upstream, audit }) = admitted else {
+        return Err(ProxyError::BadToken);
+    };
+    relay_after_login(client, counts, requests, first, &upstream, &*audit).await
+}
+
+/// The login upstream and the relay, once the client is let in.
+async fn relay_after_login<S>(
+    mut client: Counted<S>,
+    counts: Arc<Counts>,
+    requests: Requests,
+    first: Option<Vec<Bytes>>,
+    upstream: &Upstream,
+    audit: &dyn Audit,
+) -> Result<Summary, ProxyError>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
     let (server, replies) = match login::connect(upstream).await {
         Ok(connected) => connected,
         Err(e) => {
