@@ -335,6 +335,7 @@ async fn edit_demo(b: &TestBastion, change: impl FnOnce(&mut AssetSpec)) {
         nodes: current.nodes,
         platform: Some(current.platform),
         database: None,
+        tls: false,
         comment: current.comment,
         active: current.active,
     };

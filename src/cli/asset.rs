@@ -86,6 +86,7 @@ pub(super) async fn run(
             nodes,
             platform,
             database,
+            tls,
             comment,
             inactive,
         } => {
@@ -103,6 +104,7 @@ pub(super) async fn run(
                         nodes,
                         platform: Some(platform),
                         database,
+                        tls,
                         comment,
                         active: !inactive,
                     },
@@ -118,6 +120,8 @@ pub(super) async fn run(
             nodes,
             platform,
             database,
+            tls,
+            no_tls,
             active,
             inactive,
             comment,
@@ -128,12 +132,14 @@ pub(super) async fn run(
                 && nodes.is_empty()
                 && platform.is_none()
                 && database.is_none()
+                && !tls
+                && !no_tls
                 && !active
                 && !inactive
                 && comment.is_none();
             if unchanged {
                 bail!(
-                    "nothing to change for asset {name}: give --name, --address, --protocol, --node, --platform, --database, --active, --inactive or --comment"
+                    "nothing to change for asset {name}: give --name, --address, --protocol, --node, --platform, --database, --tls, --no-tls, --active, --inactive or --comment"
                 );
             }
             let protocols = protocols
@@ -157,6 +163,7 @@ pub(super) async fn run(
                 },
                 platform: Some(platform.unwrap_or(current.platform)),
                 database: Some(database.unwrap_or(current.database)),
+                tls: (current.tls || tls) && !no_tls,
                 comment: comment.unwrap_or(current.comment),
                 active: (current.active || active) && !inactive,
             };

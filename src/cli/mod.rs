@@ -425,6 +425,9 @@ pub enum AssetCmd {
         /// A database asset's default database, opened when the person names none
         #[arg(long, value_name = "NAME")]
         database: Option<String>,
+        /// Reach the database server over TLS, its certificate pinned on first use (`asset trust` forgets it)
+        #[arg(long)]
+        tls: bool,
         #[arg(long, default_value = "")]
         comment: String,
         /// Add it disabled
@@ -452,6 +455,12 @@ pub enum AssetCmd {
         /// A database asset's default database ("" for none)
         #[arg(long, value_name = "NAME")]
         database: Option<String>,
+        /// Reach the database server over TLS, its certificate pinned on first use
+        #[arg(long, conflicts_with = "no_tls")]
+        tls: bool,
+        /// Reach the database server over plain TCP
+        #[arg(long)]
+        no_tls: bool,
         /// Enable it
         #[arg(long, conflicts_with = "inactive")]
         active: bool,

@@ -40,6 +40,7 @@ pub mod log;
 pub mod mysql;
 pub mod pg;
 pub mod redis;
+pub mod server;
 
 pub use contract::{
     Accepted, Admitted, Audit, Login, Outcome, Statement, Summary, Upstream, Verdict,

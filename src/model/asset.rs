@@ -92,6 +92,9 @@ pub struct Asset {
     pub platform: String,
     /// A database asset's default database (`--database`); empty: none.
     pub database: String,
+    /// A database asset's server is reached over TLS (`--tls`), its
+    /// certificate pinned like a host key.
+    pub tls: bool,
     pub protocols: Vec<Protocol>,
     /// Node paths the asset is filed under.
     pub nodes: Vec<String>,

@@ -23,6 +23,8 @@ pub struct AssetSpec {
     pub platform: Option<String>,
     /// A database asset's default database; `None` or empty: none.
     pub database: Option<String>,
+    /// A database asset's server is reached over TLS.
+    pub tls: bool,
     pub comment: String,
     pub active: bool,
 }
@@ -628,6 +630,7 @@ async fn checked_spec(
         address: spec.address.clone(),
         platform,
         database,
+        tls: spec.tls,
         active: spec.active,
         comment: spec.comment.clone(),
     };

@@ -42,6 +42,7 @@ impl Ops {
                     nodes: Vec::new(),
                     platform: Some("linux".into()),
                     database: None,
+                    tls: false,
                     comment: "built-in demo target (rampart serve --demo)".into(),
                     active: true,
                 };

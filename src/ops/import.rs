@@ -59,6 +59,7 @@ impl Ops {
                 nodes: row.nodes.clone(),
                 platform: Some(row.platform.clone()),
                 database: None,
+                tls: false,
                 comment: row.comment.clone(),
                 active: row.active,
             };

@@ -291,9 +291,10 @@ async fn reach(
         .await
         .ok_or("the account's password cannot be read")?;
     let login = back::Login::new(grant.account().username(), password);
-    let pinned = pinned_certificate(services, grant.asset_id())
-        .await
-        .map_err(|e| format!("the pinned certificate cannot be read: {e}"))?;
+    let pinned =
+        crate::upstream::tls::pinned(&services.store, grant.asset_id(), back::PIN_ALGORITHM)
+            .await
+            .map_err(|e| format!("the pinned certificate cannot be read: {e}"))?;
     let target = back::connect(
         grant.address(),
         grant.protocol().port,
@@ -304,10 +305,12 @@ async fn reach(
     .await
     .map_err(|e| e.to_string())?;
     if pinned.is_none() {
-        pin_first(
-            services,
+        crate::upstream::tls::pin_first(
+            &services.store,
+            services.clock.now(),
             grant.asset_id(),
             grant.asset_name(),
+            back::PIN_ALGORITHM,
             &target.certificate,
         )
         .await;
@@ -531,48 +534,6 @@ async fn orders(
             last = Some(now);
             owed = false;
         }
-    }
-}
-
-/// The certificate fingerprint pinned for the asset, if any.
-async fn pinned_certificate(
-    services: &crate::services::Services,
-    asset_id: &str,
-) -> Result<Option<String>, crate::store::StoreError> {
-    let mut conn = services.store.conn().await?;
-    let keys = crate::store::assets::host_keys(&mut conn, asset_id).await?;
-    Ok(keys
-        .into_iter()
-        .find(|k| k.algorithm == back::PIN_ALGORITHM)
-        .map(|k| k.fingerprint))
-}
-
-/// Pins the certificate a target presented on first use, as SSH host keys
-/// are (`asset trust` forgets it).
-async fn pin_first(services: &crate::services::Services, asset_id: &str, asset: &str, der: &[u8]) {
-    use base64::Engine as _;
-    let fingerprint = tls::fingerprint(der);
-    let encoded = base64::engine::general_purpose::STANDARD.encode(der);
-    let pinned = async {
-        let mut tx = services.store.begin().await?;
-        let first = crate::store::assets::pin_first_host_key(
-            &mut tx,
-            asset_id,
-            back::PIN_ALGORITHM,
-            &fingerprint,
-            &encoded,
-            services.clock.now(),
-        )
-        .await?;
-        services.store.commit(tx).await?;
-        Ok::<_, crate::store::StoreError>(first)
-    };
-    match pinned.await {
-        Ok(true) => {
-            tracing::info!(target: "audit", asset, %fingerprint, "rdp certificate pinned on first use")
-        }
-        Ok(false) => {}
-        Err(e) => tracing::warn!(asset, "cannot pin the rdp certificate: {e}"),
     }
 }
 

@@ -158,7 +158,14 @@ async fn run_client(
             return Ended::refused();
         }
     };
-    let database = default_database(shared, &asset).await;
+    let server = match db::server::of_asset(services, grant.asset_name(), protocol).await {
+        Ok(server) => server,
+        Err(line) => {
+            say.line(format!("rampart: {line}")).await;
+            return Ended::refused();
+        }
+    };
+    let database = server.database;
     let mut session = match Session::open(
         services,
         &shared.live,
@@ -198,7 +205,7 @@ async fn run_client(
             password: Some(zeroize::Zeroizing::new(password.expose().to_string())),
             database: database.clone(),
             connect_timeout: shared.upstream.connect_timeout,
-            tls: None,
+            tls: server.tls,
         },
         account: grant.account().username(),
         database: &database,
@@ -235,23 +242,6 @@ async fn run_client(
     .await;
     let closing = session.finish_recording().await;
     target::conclude(services, closing, outcome, say, None).await
-}
-
-/// The asset's default database (`asset add --database`); empty when none
-/// is set or it cannot be read (the server's default then applies).
-async fn default_database(shared: &Shared, asset: &str) -> String {
-    let read = async {
-        let mut c = shared.services.store.conn().await?;
-        crate::store::assets::find(&mut c, asset).await
-    };
-    match read.await {
-        Ok(Some(asset)) => asset.database,
-        Ok(None) => String::new(),
-        Err(e) => {
-            tracing::warn!("cannot read the default database of {asset}: {e}");
-            String::new()
-        }
-    }
 }
 
 /// TERM and the locale of the person's client: nothing else of theirs

@@ -35,6 +35,7 @@ struct Opened {
 /// The tunnel's login: a ticket of this person for this asset.
 struct TicketLogin<'a> {
     kind: Kind,
+    server: db::server::Server,
     shared: &'a Arc<Shared>,
     conn: &'a Conn,
     tunnel: &'a TunnelGrant,
@@ -47,24 +48,35 @@ pub async fn run(shared: Arc<Shared>, conn: Arc<Conn>, channel: Channel<Msg>, tu
     let Some(kind) = Kind::of_protocol(&tunnel.protocol().name) else {
         return;
     };
-    let (tx, opened) = oneshot::channel();
-    let login = TicketLogin {
-        kind,
-        shared: &shared,
-        conn: &conn,
-        tunnel: &tunnel,
-        opened: Mutex::new(Some(tx)),
-    };
+    let request = format!("db tunnel {}", tunnel.asset_name());
+    let server =
+        match db::server::of_asset(services, tunnel.asset_name(), &tunnel.protocol().name).await {
+            Ok(server) => server,
+            Err(text) => {
+                super::refuse_log(&shared, &conn, &request, &text).await;
+                let _ = channel.close().await;
+                return;
+            }
+        };
     // Where the server is, before anyone is let in: a MySQL server greets
     // the client first.
-    let server = Upstream {
+    let address = Upstream {
         host: bare(tunnel.address()).to_string(),
         port: tunnel.protocol().port,
         user: String::new(),
         password: None,
         database: String::new(),
         connect_timeout: shared.upstream.connect_timeout,
-        tls: None,
+        tls: server.tls.clone(),
+    };
+    let (tx, opened) = oneshot::channel();
+    let login = TicketLogin {
+        kind,
+        server,
+        shared: &shared,
+        conn: &conn,
+        tunnel: &tunnel,
+        opened: Mutex::new(Some(tx)),
     };
     let stream = channel.into_stream();
     // Boxed so that it can be dropped (with the session's audit it holds)
@@ -76,7 +88,7 @@ pub async fn run(shared: Arc<Shared>, conn: Arc<Conn>, channel: Channel<Msg>, tu
                 .map_err(|e| e.to_string())
         }),
         Kind::Mysql => Box::pin(async {
-            mysql::serve_login(stream, &server, &login)
+            mysql::serve_login(stream, &address, &login)
                 .await
                 .map_err(|e| e.to_string())
         }),
@@ -91,7 +103,7 @@ pub async fn run(shared: Arc<Shared>, conn: Arc<Conn>, channel: Channel<Msg>, tu
         result = &mut serving => {
             if let Err(e) = result {
                 let text = format!("database tunnel to {}: {e}", tunnel.asset_name());
-                super::refuse_log(&shared, &conn, &format!("db tunnel {}", tunnel.asset_name()), &text).await;
+                super::refuse_log(&shared, &conn, &request, &text).await;
             }
             return;
         }
@@ -207,14 +219,6 @@ impl TicketLogin<'_> {
         let password = secret
             .password(&grant, services.vault.as_ref())
             .map_err(|e| e.to_string())?;
-        let database = {
-            let mut c = services.store.conn().await.map_err(|e| e.to_string())?;
-            crate::store::assets::find(&mut c, asset)
-                .await
-                .map_err(|e| e.to_string())?
-                .map(|a| a.database)
-                .unwrap_or_default()
-        };
         let spec = session::Spec::of_grant(&grant, &protocol, "tunnel", self.conn.peer.ip());
         let session = Session::open(services, &shared.live, spec)
             .await
@@ -234,9 +238,9 @@ impl TicketLogin<'_> {
             port: grant.protocol().port,
             user: grant.account().username().to_string(),
             password: Some(zeroize::Zeroizing::new(password.expose().to_string())),
-            database,
+            database: self.server.database.clone(),
             connect_timeout: shared.upstream.connect_timeout,
-            tls: None,
+            tls: self.server.tls.clone(),
         };
         let sender = self.opened.lock().unwrap_or_else(|e| e.into_inner()).take();
         let opened = Box::new(Opened {

@@ -17,6 +17,8 @@ pub struct AssetFields {
     pub platform: String,
     /// A database asset's default database; empty: none.
     pub database: String,
+    /// A database asset's server is reached over TLS.
+    pub tls: bool,
     pub active: bool,
     pub comment: String,
 }
@@ -29,8 +31,8 @@ pub async fn insert(
 ) -> Result<()> {
     sqlx::query(
         "INSERT INTO assets (id, name, address, platform, active, comment, created_at, updated_at,
-                             database_name)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8)",
+                             database_name, tls)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8, $9)",
     )
     .bind(id)
     .bind(&fields.name)
@@ -40,6 +42,7 @@ pub async fn insert(
     .bind(&fields.comment)
     .bind(ts(now))
     .bind(&fields.database)
+    .bind(bool_i(fields.tls))
     .execute(conn)
     .await
     .map_err(unique("asset", &fields.name))?;
@@ -54,7 +57,7 @@ pub async fn update(
 ) -> Result<()> {
     sqlx::query(
         "UPDATE assets SET name = $2, address = $3, platform = $4, active = $5, comment = $6,
-                           updated_at = $7, database_name = $8
+                           updated_at = $7, database_name = $8, tls = $9
          WHERE id = $1",
     )
     .bind(id)
@@ -65,6 +68,7 @@ pub async fn update(
     .bind(&fields.comment)
     .bind(ts(now))
     .bind(&fields.database)
+    .bind(bool_i(fields.tls))
     .execute(conn)
     .await
     .map_err(unique("asset", &fields.name))?;
@@ -124,6 +128,7 @@ fn base(row: &AnyRow) -> Result<Asset> {
         address: row.try_get("address")?,
         platform: row.try_get("platform")?,
         database: row.try_get("database_name")?,
+        tls: row.try_get::<i64, _>("tls")? != 0,
         protocols: Vec::new(),
         nodes: Vec::new(),
         active: row.try_get::<i64, _>("active")? != 0,
@@ -180,7 +185,7 @@ async fn fill(conn: &mut AnyConnection, assets: &mut [Asset], only: Option<&str>
 
 pub async fn find(conn: &mut AnyConnection, name: &str) -> Result<Option<Asset>> {
     let row = sqlx::query(
-        "SELECT id, name, address, platform, database_name, active, comment FROM assets WHERE name = $1",
+        "SELECT id, name, address, platform, database_name, tls, active, comment FROM assets WHERE name = $1",
     )
     .bind(name)
     .fetch_optional(&mut *conn)
@@ -202,7 +207,7 @@ pub async fn get(conn: &mut AnyConnection, name: &str) -> Result<Asset> {
 
 pub async fn list(conn: &mut AnyConnection) -> Result<Vec<Asset>> {
     let rows = sqlx::query(
-        "SELECT id, name, address, platform, database_name, active, comment FROM assets ORDER BY name",
+        "SELECT id, name, address, platform, database_name, tls, active, comment FROM assets ORDER BY name",
     )
     .fetch_all(&mut *conn)
     .await?;

@@ -101,6 +101,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "databases",
         include_str!("../../migrations/0012_databases.sql"),
     ),
+    (
+        13,
+        "database tls",
+        include_str!("../../migrations/0013_database_tls.sql"),
+    ),
 ];
 
 /// The PostgreSQL migrations: the first is the whole schema as of SQLite's
@@ -135,6 +140,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         12,
         "databases",
         include_str!("../../migrations/postgres/0012_databases.sql"),
+    ),
+    (
+        13,
+        "database tls",
+        include_str!("../../migrations/postgres/0013_database_tls.sql"),
     ),
 ];
 

@@ -101,3 +101,55 @@ impl rustls::client::danger::ServerCertVerifier for Presented {
             .supported_schemes()
     }
 }
+
+/// The certificate fingerprint pinned for an asset under `algorithm`
+/// (`rdp-tls`, `postgresql-tls`, ...), if any.
+pub async fn pinned(
+    store: &crate::store::Store,
+    asset_id: &str,
+    algorithm: &str,
+) -> Result<Option<String>, crate::store::StoreError> {
+    let mut conn = store.conn().await?;
+    let keys = crate::store::assets::host_keys(&mut conn, asset_id).await?;
+    Ok(keys
+        .into_iter()
+        .find(|k| k.algorithm == algorithm)
+        .map(|k| k.fingerprint))
+}
+
+/// Pins the certificate a target presented on first use, among the
+/// asset's host keys (`asset trust` forgets it); audited in the log when
+/// it is new, and a failure only warned about (the next connection pins).
+pub async fn pin_first(
+    store: &crate::store::Store,
+    now: jiff::Timestamp,
+    asset_id: &str,
+    asset: &str,
+    algorithm: &str,
+    der: &[u8],
+) {
+    use base64::Engine as _;
+    let fingerprint = fingerprint(der);
+    let encoded = base64::engine::general_purpose::STANDARD.encode(der);
+    let pinned = async {
+        let mut tx = store.begin().await?;
+        let first = crate::store::assets::pin_first_host_key(
+            &mut tx,
+            asset_id,
+            algorithm,
+            &fingerprint,
+            &encoded,
+            now,
+        )
+        .await?;
+        store.commit(tx).await?;
+        Ok::<_, crate::store::StoreError>(first)
+    };
+    match pinned.await {
+        Ok(true) => {
+            tracing::info!(target: "audit", asset, algorithm, %fingerprint, "TLS certificate pinned on first use")
+        }
+        Ok(false) => {}
+        Err(e) => tracing::warn!(asset, algorithm, "cannot pin the TLS certificate: {e}"),
+    }
+}

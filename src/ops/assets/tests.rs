@@ -15,6 +15,7 @@ fn web1() -> AssetSpec {
         nodes: vec!["/DEFAULT/prod".into()],
         platform: Some("linux".into()),
         database: None,
+        tls: false,
         comment: "front".into(),
         active: true,
     }
@@ -83,6 +84,7 @@ async fn asset_edit_replaces_every_field_and_renames() {
                 nodes: vec!["/DEFAULT/lab".into()],
                 platform: Some("bsd".into()),
                 database: None,
+                tls: false,
                 comment: "moved".into(),
                 active: false,
             },

@@ -234,6 +234,7 @@ async fn a_test_that_cannot_be_made_says_why() {
             nodes: db.nodes,
             platform: Some(db.platform),
             database: None,
+            tls: false,
             comment: db.comment,
             active: db.active,
         },

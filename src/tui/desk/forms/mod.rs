@@ -250,6 +250,11 @@ impl Editor {
             "default database of a database asset; optional",
         )
         .value(asset.map_or("", |a| a.database.as_str()))
+        .toggle(
+            "TLS",
+            "a database server reached over TLS, its certificate pinned",
+        )
+        .on(asset.is_some_and(|a| a.tls))
         .toggle("Active", "people can connect to it")
         .on(asset.is_none_or(|a| a.active))
         .text("Comment", 400, "optional")

@@ -52,6 +52,7 @@ impl Editor {
                     nodes: f.get_list("Nodes"),
                     platform: Some(text("Platform")).filter(|p| !p.is_empty()),
                     database: Some(text("Database")),
+                    tls: f.is_on("TLS"),
                     comment: text("Comment"),
                     active: f.is_on("Active"),
                 };
