@@ -108,7 +108,7 @@ pub async fn open<S: AsyncRead + AsyncWrite + Unpin>(
             // TLS refused or failed: the detail, with the address, is for
             // the log.
             let text = "rampart: cannot reach the database server";
-            fatal(client, seq, 2003, "HY000", text).await;
+            fatal(client, seq, 1105, "HY000", text).await;
             Err(error)
         }
         Err(Failed { error, .. }) => {
