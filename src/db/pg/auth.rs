@@ -156,7 +156,11 @@ async fn secure(
     match tokio::time::timeout(upstream.connect_timeout, reading).await {
         Ok(Ok(_)) => {}
         Ok(Err(e)) => return Err(ProxyError::Server(e)),
-        Err(_) => return Err(ProxyError::Timeout("the database server's answer to TLS")),
+        Err(_) => {
+            return Err(ProxyError::Timeout(
+                "the database server's answer to the SSL request",
+            ));
+        }
     }
     match answer {
         [b'S'] => {
