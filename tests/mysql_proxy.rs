@@ -4,8 +4,10 @@
 //! one connection per session, a wrong one-time password and a wrong
 //! vaulted password refused without secrets, a multi-statement query
 //! judged statement by statement, and prepared statements logged by their
-//! text. Skipped with a reason when MariaDB is missing, unless
-//! RAMPART_REQUIRE_INTEROP=1.
+//! text; and TLS to a server that requires it: the certificate pinned on
+//! first use, a right pin, a wrong one refused before any login, a server
+//! without TLS refused. Skipped with a reason when MariaDB is missing,
+//! unless RAMPART_REQUIRE_INTEROP=1.
 
 mod support;
 
@@ -14,7 +16,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::future::BoxFuture;
+use rampart::db::contract::Tls;
 use rampart::db::mysql::{self, Audit, Outcome, ProxyError, Statement, Summary, Upstream, Verdict};
+use support::TestCert;
 use support::mysql::{APP_PASSWORD, MariaDb, RawClient, error_of};
 use tokio::net::{TcpStream, UnixListener, UnixStream};
 use tokio::task::JoinHandle;
@@ -68,6 +72,10 @@ struct Proxy {
 
 impl Proxy {
     fn start(server: &MariaDb, password: &str) -> Proxy {
+        Proxy::start_with(server, password, None)
+    }
+
+    fn start_with(server: &MariaDb, password: &str, tls: Option<Tls>) -> Proxy {
         let dir = tempfile::tempdir().expect("temp dir");
         let listener = UnixListener::bind(dir.path().join("mysql.sock")).expect("bind");
         let rules = Arc::new(Rules::default());
@@ -78,7 +86,7 @@ impl Proxy {
             password: Some(Zeroizing::new(password.into())),
             database: "appdb".into(),
             connect_timeout: Duration::from_secs(10),
-            tls: None,
+            tls,
         };
         let audit: Arc<dyn Audit> = rules.clone();
         let token = Zeroizing::new(TOKEN.to_string());
@@ -421,4 +429,138 @@ async fn prepared_statements_are_logged_by_their_text() {
     let log = server.general_log();
     assert!(log.contains("SELECT ? + 1"), "{log}");
     assert!(!log.contains("DROP"), "{log}");
+}
+
+// ---- TLS to the server ----
+
+/// TLS with `pinned`, and the certificates the proxy was told to pin.
+fn tls(pinned: Option<&str>) -> (Tls, Arc<Mutex<Vec<Vec<u8>>>>) {
+    let told = Arc::new(Mutex::new(Vec::new()));
+    let into = told.clone();
+    let tls = Tls {
+        pinned: pinned.map(str::to_string),
+        first_use: Some(Arc::new(move |der: &[u8]| {
+            into.lock().unwrap().push(der.to_vec());
+        })),
+    };
+    (tls, told)
+}
+
+fn fingerprints(told: &Mutex<Vec<Vec<u8>>>) -> Vec<String> {
+    let told = told.lock().unwrap();
+    told.iter()
+        .map(|der| rampart::upstream::tls::fingerprint(der))
+        .collect()
+}
+
+/// A wrong pin, as if the asset's certificate had been another.
+const WRONG_PIN: &str = "SHA256:0000000000000000000000000000000000000000000000000000000000000000";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_pins_on_first_use_and_a_wrong_pin_is_refused_before_the_login() {
+    let cert = TestCert::generate();
+    let Some(server) = MariaDb::start_tls(&cert.pem, &cert.key) else {
+        return;
+    };
+    // The server's general log has a Connect line for each login of app.
+    let logins = || server.general_log().matches("Connect\tapp@").count();
+    let version = "SHOW SESSION STATUS LIKE 'Ssl_version';\n";
+
+    // Nothing pinned: the statement runs over TLS, and the session is told
+    // the certificate the server presented.
+    let (first_use, told) = tls(None);
+    let proxy = Proxy::start_with(&server, APP_PASSWORD, Some(first_use));
+    let ran = mariadb(&server, &proxy.socket(), TOKEN, version).await;
+    assert_eq!(ran.status, 0, "{}", ran.stderr);
+    assert!(
+        ran.stdout.starts_with("Ssl_version\tTLSv1."),
+        "{}",
+        ran.stdout
+    );
+    proxy.result().await.expect("ends cleanly");
+    assert_eq!(fingerprints(&told), vec![cert.fingerprint.clone()]);
+    assert_eq!(logins(), 1, "{}", server.general_log());
+
+    // The right pin: the same, and nothing to pin.
+    let (pinned, told) = tls(Some(&cert.fingerprint));
+    let proxy = Proxy::start_with(&server, APP_PASSWORD, Some(pinned));
+    let ran = mariadb(&server, &proxy.socket(), TOKEN, version).await;
+    assert_eq!(ran.status, 0, "{}", ran.stderr);
+    assert!(
+        ran.stdout.starts_with("Ssl_version\tTLSv1."),
+        "{}",
+        ran.stdout
+    );
+    proxy.result().await.expect("ends cleanly");
+    assert!(fingerprints(&told).is_empty());
+    assert_eq!(logins(), 2, "{}", server.general_log());
+
+    // A wrong pin: refused after the handshake, before the response with
+    // the credential; the error names both fingerprints and the server
+    // logged no login.
+    let (wrong, told) = tls(Some(WRONG_PIN));
+    let proxy = Proxy::start_with(&server, APP_PASSWORD, Some(wrong));
+    let ran = mariadb(&server, &proxy.socket(), TOKEN, "SELECT 'unseen';\n").await;
+    assert_ne!(ran.status, 0);
+    assert!(
+        ran.stderr
+            .contains("rampart: cannot reach the database server"),
+        "{}",
+        ran.stderr
+    );
+    let error = proxy.result().await.expect_err("refused").to_string();
+    assert!(
+        error.contains(&cert.fingerprint) && error.contains(WRONG_PIN),
+        "{error}"
+    );
+    assert!(!error.contains(APP_PASSWORD) && !ran.stderr.contains(APP_PASSWORD));
+    assert!(fingerprints(&told).is_empty());
+    assert_eq!(logins(), 2, "{}", server.general_log());
+    assert!(!server.general_log().contains("unseen"));
+
+    // No TLS asked: the server itself refuses the same password over
+    // plain TCP (MariaDB 10.11 words require_secure_transport's refusal
+    // as a denied login), so it does require TLS.
+    let proxy = Proxy::start(&server, APP_PASSWORD);
+    let ran = mariadb(&server, &proxy.socket(), TOKEN, "SELECT 'plain';\n").await;
+    assert_ne!(ran.status, 0);
+    let denied = "Access denied for user 'app'@'127.0.0.1'";
+    assert!(ran.stderr.contains(denied), "{}", ran.stderr);
+    let error = proxy.result().await.expect_err("refused").to_string();
+    assert!(
+        error.starts_with("upstream refused the login: ") && error.contains(denied),
+        "{error}"
+    );
+    assert!(!server.general_log().contains("SELECT 'plain'"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_asked_of_a_server_without_it_is_refused() {
+    let Some(server) = MariaDb::start() else {
+        return;
+    };
+    let (first_use, told) = tls(None);
+    let proxy = Proxy::start_with(&server, APP_PASSWORD, Some(first_use));
+    let ran = mariadb(&server, &proxy.socket(), TOKEN, "SELECT 'unseen';\n").await;
+    assert_ne!(ran.status, 0);
+    assert!(
+        ran.stderr
+            .contains("rampart: cannot reach the database server"),
+        "{}",
+        ran.stderr
+    );
+    let error = proxy.result().await.expect_err("refused").to_string();
+    assert_eq!(
+        error,
+        format!(
+            "cannot reach 127.0.0.1:{}: the server does not offer TLS, and the asset asks for it",
+            server.port
+        )
+    );
+    assert!(fingerprints(&told).is_empty());
+    let log = server.general_log();
+    assert!(
+        !log.contains("Connect\tapp@") && !log.contains("unseen"),
+        "{log}"
+    );
 }

@@ -3,8 +3,10 @@
 //! rule's refusal reaches psql and never the server, one connection per
 //! session, MD5 and SCRAM-SHA-256 logins, the server's refusal passed on
 //! without a secret, and a pipelined extended-protocol batch answered in
-//! order. Skipped with a reason when PostgreSQL or psql is missing, unless
-//! RAMPART_REQUIRE_INTEROP=1.
+//! order; and TLS to a server that requires it: the certificate pinned on
+//! first use, a right pin, a wrong one refused before any login, a server
+//! without TLS refused, cancels over TLS. Skipped with a reason when
+//! PostgreSQL or psql is missing, unless RAMPART_REQUIRE_INTEROP=1.
 
 mod support;
 
@@ -13,7 +15,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::future::BoxFuture;
+use rampart::db::contract::Tls;
 use rampart::db::pg::{self, Audit, Outcome, ProxyError, Statement, Summary, Upstream, Verdict};
+use support::TestCert;
 use support::pg::{
     APP_PASSWORD, LEGACY_PASSWORD, PgServer, RawClient, bind, error_text, execute, parse, query,
     sync, tags,
@@ -71,6 +75,10 @@ struct Proxy {
 
 impl Proxy {
     fn start(server: &PgServer, user: &str, password: &str) -> Proxy {
+        Proxy::start_with(server, user, password, None)
+    }
+
+    fn start_with(server: &PgServer, user: &str, password: &str, tls: Option<Tls>) -> Proxy {
         let dir = tempfile::tempdir().expect("temp dir");
         let listener = UnixListener::bind(dir.path().join(".s.PGSQL.5432")).expect("bind");
         let rules = Arc::new(Rules::default());
@@ -81,7 +89,7 @@ impl Proxy {
             password: Some(Zeroizing::new(password.into())),
             database: "appdb".into(),
             connect_timeout: Duration::from_secs(10),
-            tls: None,
+            tls,
         };
         let audit: Arc<dyn Audit> = rules.clone();
         let token = Zeroizing::new(TOKEN.to_string());
@@ -385,4 +393,175 @@ async fn a_pipelined_refusal_comes_after_the_answers_before_it() {
         "{log}"
     );
     assert!(log.contains("SELECT 41 + 1"), "{log}");
+}
+
+// ---- TLS to the server ----
+
+/// TLS with `pinned`, and the certificates the proxy was told to pin.
+fn tls(pinned: Option<&str>) -> (Tls, Arc<Mutex<Vec<Vec<u8>>>>) {
+    let told = Arc::new(Mutex::new(Vec::new()));
+    let into = told.clone();
+    let tls = Tls {
+        pinned: pinned.map(str::to_string),
+        first_use: Some(Arc::new(move |der: &[u8]| {
+            into.lock().unwrap().push(der.to_vec());
+        })),
+    };
+    (tls, told)
+}
+
+fn fingerprints(told: &Mutex<Vec<Vec<u8>>>) -> Vec<String> {
+    let told = told.lock().unwrap();
+    told.iter()
+        .map(|der| rampart::upstream::tls::fingerprint(der))
+        .collect()
+}
+
+/// A wrong pin, as if the asset's certificate had been another.
+const WRONG_PIN: &str = "SHA256:0000000000000000000000000000000000000000000000000000000000000000";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_pins_on_first_use_and_a_wrong_pin_is_refused_before_the_login() {
+    let cert = TestCert::generate();
+    let Some(server) = PgServer::start_tls(&cert.pem, &cert.key) else {
+        return;
+    };
+    let authorized = || {
+        server
+            .log()
+            .matches("connection authorized: user=app")
+            .count()
+    };
+    let ssl = "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()";
+
+    // Nothing pinned: the query runs over TLS, and the session is told
+    // the certificate the server presented.
+    let (first_use, told) = tls(None);
+    let proxy = Proxy::start_with(&server, "app", APP_PASSWORD, Some(first_use));
+    let ran = psql(&server, proxy.dir.path(), TOKEN, &[ssl]).await;
+    assert_eq!(
+        (ran.status, ran.stdout.as_str()),
+        (0, "t\n"),
+        "{}",
+        ran.stderr
+    );
+    proxy.result().await.expect("ends cleanly");
+    assert_eq!(fingerprints(&told), vec![cert.fingerprint.clone()]);
+    assert_eq!(authorized(), 1, "{}", server.log());
+
+    // The right pin: the same, and nothing to pin.
+    let (pinned, told) = tls(Some(&cert.fingerprint));
+    let proxy = Proxy::start_with(&server, "app", APP_PASSWORD, Some(pinned));
+    let ran = psql(&server, proxy.dir.path(), TOKEN, &[ssl]).await;
+    assert_eq!(
+        (ran.status, ran.stdout.as_str()),
+        (0, "t\n"),
+        "{}",
+        ran.stderr
+    );
+    proxy.result().await.expect("ends cleanly");
+    assert!(fingerprints(&told).is_empty());
+    assert_eq!(authorized(), 2, "{}", server.log());
+
+    // A wrong pin: refused after the handshake, before the StartupMessage;
+    // the error names both fingerprints and the server saw no login.
+    let (wrong, told) = tls(Some(WRONG_PIN));
+    let proxy = Proxy::start_with(&server, "app", APP_PASSWORD, Some(wrong));
+    let ran = psql(&server, proxy.dir.path(), TOKEN, &["SELECT 1"]).await;
+    assert_ne!(ran.status, 0);
+    assert!(
+        ran.stderr
+            .contains("rampart: cannot reach the database server"),
+        "{}",
+        ran.stderr
+    );
+    let error = proxy.result().await.expect_err("refused").to_string();
+    assert!(
+        error.contains(&cert.fingerprint) && error.contains(WRONG_PIN),
+        "{error}"
+    );
+    assert!(!error.contains(APP_PASSWORD) && !ran.stderr.contains(APP_PASSWORD));
+    assert!(fingerprints(&told).is_empty());
+    assert_eq!(authorized(), 2, "{}", server.log());
+
+    // No TLS asked: the server itself refuses the login, so it does
+    // require TLS.
+    let proxy = Proxy::start(&server, "app", APP_PASSWORD);
+    let ran = psql(&server, proxy.dir.path(), TOKEN, &["SELECT 1"]).await;
+    assert_ne!(ran.status, 0);
+    assert!(ran.stderr.contains("no encryption"), "{}", ran.stderr);
+    let error = proxy.result().await.expect_err("refused").to_string();
+    assert!(
+        error.starts_with("upstream refused the login: no pg_hba.conf entry")
+            && error.ends_with("no encryption"),
+        "{error}"
+    );
+    assert_eq!(authorized(), 2, "{}", server.log());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_asked_of_a_server_without_it_is_refused() {
+    let Some(server) = PgServer::start() else {
+        return;
+    };
+    let (first_use, told) = tls(None);
+    let proxy = Proxy::start_with(&server, "app", APP_PASSWORD, Some(first_use));
+    let ran = psql(&server, proxy.dir.path(), TOKEN, &["SELECT 1"]).await;
+    assert_ne!(ran.status, 0);
+    assert!(
+        ran.stderr
+            .contains("rampart: cannot reach the database server"),
+        "{}",
+        ran.stderr
+    );
+    let error = proxy.result().await.expect_err("refused").to_string();
+    assert_eq!(
+        error,
+        format!(
+            "cannot reach 127.0.0.1:{}: the server does not offer TLS, and the asset asks for it",
+            server.port
+        )
+    );
+    assert!(fingerprints(&told).is_empty());
+    // It never got as far as a statement.
+    assert!(!server.log().contains("SELECT 1"), "{}", server.log());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancel_goes_over_tls_too() {
+    let cert = TestCert::generate();
+    let Some(server) = PgServer::start_tls(&cert.pem, &cert.key) else {
+        return;
+    };
+    let (first_use, told) = tls(None);
+    let proxy = Proxy::start_with(&server, "app", APP_PASSWORD, Some(first_use));
+    let mut main = RawClient::connect(&proxy.socket()).await;
+    let login = main.login(TOKEN).await;
+    assert!(tags(&login).ends_with('Z'), "{}", tags(&login));
+    main.send(&query("SELECT pg_sleep(30)")).await;
+    proxy.rules.checked.notified().await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut cancel = tokio::net::UnixStream::connect(proxy.socket())
+        .await
+        .unwrap();
+    let mut request = vec![0, 0, 0, 16, 0x04, 0xd2, 0x16, 0x2e];
+    request.extend_from_slice(&main.key);
+    tokio::io::AsyncWriteExt::write_all(&mut cancel, &request)
+        .await
+        .unwrap();
+    let answer = main.until_ready().await;
+    assert_eq!(
+        error_text(&answer).as_deref(),
+        Some("canceling statement due to user request"),
+        "{}",
+        tags(&answer)
+    );
+    // The cancel's connection made its own TLS handshake: the certificate
+    // was told twice, once for the login and once for the cancel.
+    assert_eq!(
+        fingerprints(&told),
+        vec![cert.fingerprint.clone(), cert.fingerprint.clone()]
+    );
+    main.send(&pg_terminate()).await;
+    proxy.result().await.expect("ends cleanly");
 }

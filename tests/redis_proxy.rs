@@ -4,8 +4,10 @@
 //! client's AUTH is answered by the proxy and masked, one connection per
 //! session, the server's refusal of the login passed on without a secret,
 //! a pipelined batch answered in order, and the token login of
-//! `serve_connection`. Skipped with a reason when redis-server or
-//! redis-cli is missing, unless RAMPART_REQUIRE_INTEROP=1.
+//! `serve_connection`; and TLS to a server that speaks nothing else: the
+//! certificate pinned on first use, a right pin, a wrong one refused
+//! before AUTH. Skipped with a reason when redis-server or redis-cli is
+//! missing, unless RAMPART_REQUIRE_INTEROP=1.
 
 mod support;
 
@@ -14,8 +16,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::future::BoxFuture;
+use rampart::db::contract::Tls;
 use rampart::db::redis::{self, ProxyError};
 use rampart::db::{Audit, Outcome, Statement, Summary, Upstream, Verdict};
+use support::TestCert;
 use support::redis::{APP_PASSWORD, DEFAULT_PASSWORD, RawClient, RedisServer, cli_via, command};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::task::JoinHandle;
@@ -84,12 +88,19 @@ struct Proxy {
 
 impl Proxy {
     fn start(server: &RedisServer, password: &str) -> Proxy {
+        Proxy::start_with(server, password, None)
+    }
+
+    fn start_with(server: &RedisServer, password: &str, tls: Option<Tls>) -> Proxy {
         let dir = tempfile::tempdir().expect("temp dir");
         let listener = UnixListener::bind(dir.path().join("redis.sock")).expect("bind");
         let rules = Arc::new(Rules::default());
         let audit: Arc<dyn Audit> = rules.clone();
         let token = Zeroizing::new(TOKEN.to_string());
-        let upstream = upstream(server, password);
+        let upstream = Upstream {
+            tls,
+            ..upstream(server, password)
+        };
         let task = tokio::spawn(redis::serve(listener, token, upstream, audit, None));
         Proxy { dir, rules, task }
     }
@@ -479,4 +490,101 @@ async fn the_token_front_wants_auth_first() {
     assert_eq!(logged[0].0, "HELLO 3 AUTH anyone ***");
     assert!(matches!(&logged[0].1, Outcome::Done(s) if s.starts_with("(map) ")));
     assert_eq!(logged[1], ("HGETALL nothing".into(), done("(empty map)")));
+}
+
+// ---- TLS to the server ----
+
+/// TLS with `pinned`, and the certificates the proxy was told to pin.
+fn tls(pinned: Option<&str>) -> (Tls, Arc<Mutex<Vec<Vec<u8>>>>) {
+    let told = Arc::new(Mutex::new(Vec::new()));
+    let into = told.clone();
+    let tls = Tls {
+        pinned: pinned.map(str::to_string),
+        first_use: Some(Arc::new(move |der: &[u8]| {
+            into.lock().unwrap().push(der.to_vec());
+        })),
+    };
+    (tls, told)
+}
+
+fn fingerprints(told: &Mutex<Vec<Vec<u8>>>) -> Vec<String> {
+    let told = told.lock().unwrap();
+    told.iter()
+        .map(|der| rampart::upstream::tls::fingerprint(der))
+        .collect()
+}
+
+/// A wrong pin, as if the asset's certificate had been another.
+const WRONG_PIN: &str = "SHA256:0000000000000000000000000000000000000000000000000000000000000000";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_pins_on_first_use_and_a_wrong_pin_is_refused_before_auth() {
+    let cert = TestCert::generate();
+    let Some(server) = RedisServer::start_tls(&cert.pem, &cert.key) else {
+        return;
+    };
+
+    // Nothing pinned: the commands run (the server speaks TLS only), and
+    // the session is told the certificate the server presented.
+    let (first_use, told) = tls(None);
+    let proxy = Proxy::start_with(&server, APP_PASSWORD, Some(first_use));
+    let ran = cli_via(&server.cli, &proxy.socket(), &[], Some("SET k v\nGET k\n")).await;
+    assert_eq!(ran.stdout, "OK\n\"v\"\n", "{}", ran.stderr);
+    proxy.result().await.expect("ends cleanly");
+    assert_eq!(fingerprints(&told), vec![cert.fingerprint.clone()]);
+    assert_eq!(server.cli(1, &["GET", "k"]), "v\n");
+
+    // The right pin: the same, and nothing to pin.
+    let (pinned, told) = tls(Some(&cert.fingerprint));
+    let proxy = Proxy::start_with(&server, APP_PASSWORD, Some(pinned));
+    let ran = cli_via(&server.cli, &proxy.socket(), &["GET", "k"], None).await;
+    assert_eq!(ran.stdout, "\"v\"\n", "{}", ran.stderr);
+    proxy.result().await.expect("ends cleanly");
+    assert!(fingerprints(&told).is_empty());
+
+    // A wrong pin: refused after the handshake, before AUTH; the error
+    // names both fingerprints, and the server ran no AUTH and no command.
+    // Each count logs in itself: the AUTHs are counted last.
+    let sets = server.calls("set");
+    let auths = server.calls("auth");
+    let (wrong, told) = tls(Some(WRONG_PIN));
+    let proxy = Proxy::start_with(&server, APP_PASSWORD, Some(wrong));
+    let ran = cli_via(&server.cli, &proxy.socket(), &["SET", "k", "w"], None).await;
+    assert!(
+        ran.stdout
+            .contains("ERR rampart: cannot reach the Redis server"),
+        "{} {}",
+        ran.stdout,
+        ran.stderr
+    );
+    let error = proxy.result().await.expect_err("refused").to_string();
+    assert!(
+        error.contains(&cert.fingerprint) && error.contains(WRONG_PIN),
+        "{error}"
+    );
+    assert!(!error.contains(APP_PASSWORD) && !ran.stdout.contains(APP_PASSWORD));
+    assert!(fingerprints(&told).is_empty());
+    // The one AUTH since is the second count's own.
+    assert_eq!(server.calls("auth"), auths + 1);
+    assert_eq!(server.calls("set"), sets);
+    assert_eq!(server.cli(1, &["GET", "k"]), "v\n");
+
+    // No TLS asked: the server, TLS only, takes no login in clear.
+    let auths = server.calls("auth");
+    let proxy = Proxy::start(&server, APP_PASSWORD);
+    let ran = cli_via(&server.cli, &proxy.socket(), &["SET", "k", "p"], None).await;
+    assert!(
+        ran.stdout
+            .contains("ERR rampart: the login to the Redis server failed"),
+        "{} {}",
+        ran.stdout,
+        ran.stderr
+    );
+    let error = proxy.result().await.expect_err("refused");
+    assert!(
+        matches!(error, ProxyError::Server(_) | ProxyError::ServerProtocol(_)),
+        "{error}"
+    );
+    assert_eq!(server.calls("auth"), auths + 1);
+    assert_eq!(server.cli(1, &["GET", "k"]), "v\n");
 }

@@ -1,9 +1,10 @@
 //! What every database wire proxy shares with the session around it,
-//! whatever the protocol (PostgreSQL today; MySQL and Redis take the same):
-//! where it logs in upstream, the verdict it asks for on each statement,
-//! and the statements it logs with their outcome; and the small pieces of
-//! plumbing they all need (the TCP connection upstream, the client's byte
-//! counts, the cap on a logged text).
+//! whatever the protocol (PostgreSQL, MySQL/MariaDB, Redis): where it logs
+//! in upstream, the verdict it asks for on each statement, the statements
+//! it logs with their outcome, and the login of a tunnelled connection;
+//! and the small pieces of plumbing they all need (the connection
+//! upstream, plain or TLS with the server's certificate pinned, the
+//! client's byte counts, the cap on a logged text).
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -14,6 +15,8 @@ use std::time::Duration;
 use futures_util::future::BoxFuture;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio_rustls::client::TlsStream;
 use zeroize::Zeroizing;
 
 /// Where and as whom the proxy logs in.
@@ -243,7 +246,6 @@ pub(crate) async fn connect(upstream: &Upstream) -> Result<TcpStream, Unreachabl
 /// against the pin, or handed to `first_use` when there is none. A
 /// mismatch is refused before anything else is sent: the reason names both
 /// fingerprints and what an admin does about it.
-#[allow(dead_code)] // the three proxies call it in the commits that follow
 pub(crate) async fn start_tls(
     stream: TcpStream,
     upstream: &Upstream,
@@ -300,6 +302,103 @@ fn reason(e: &std::io::Error) -> String {
         HostUnreachable => "host unreachable".into(),
         NetworkUnreachable => "network unreachable".into(),
         _ => e.to_string(),
+    }
+}
+
+/// What a proxy tells of a server that does not offer TLS when the asset
+/// asks for it: it is refused, never logged in to in clear.
+pub(crate) const NO_TLS: &str = "the server does not offer TLS, and the asset asks for it";
+
+/// The connection to the server, or one of its halves: plain TCP, or TLS
+/// over it. The plain halves are TCP's own, with no lock between them (the
+/// relay's speed without TLS is what it was); the TLS ones are
+/// [`tokio::io::split`]'s.
+pub(crate) enum Server<P, T> {
+    Plain(P),
+    Tls(T),
+}
+
+pub(crate) type ServerStream = Server<TcpStream, Box<TlsStream<TcpStream>>>;
+pub(crate) type ServerRead = Server<OwnedReadHalf, tokio::io::ReadHalf<Box<TlsStream<TcpStream>>>>;
+pub(crate) type ServerWrite =
+    Server<OwnedWriteHalf, tokio::io::WriteHalf<Box<TlsStream<TcpStream>>>>;
+
+impl ServerStream {
+    /// The TLS connection once [`start_tls`] is done.
+    pub(crate) fn tls(stream: TlsStream<TcpStream>) -> ServerStream {
+        Server::Tls(Box::new(stream))
+    }
+
+    /// Both halves, for a relay's two directions.
+    pub(crate) fn into_split(self) -> (ServerRead, ServerWrite) {
+        match self {
+            Server::Plain(stream) => {
+                let (read, write) = stream.into_split();
+                (Server::Plain(read), Server::Plain(write))
+            }
+            Server::Tls(stream) => {
+                let (read, write) = tokio::io::split(stream);
+                (Server::Tls(read), Server::Tls(write))
+            }
+        }
+    }
+}
+
+impl<P: AsyncRead + Unpin, T: AsyncRead + Unpin> AsyncRead for Server<P, T> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Server::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Server::Tls(s) => Pin::new(s).poll_read(cx, buf),
+        }
+    }
+}
+
+impl<P: AsyncWrite + Unpin, T: AsyncWrite + Unpin> AsyncWrite for Server<P, T> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        match self.get_mut() {
+            Server::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Server::Tls(s) => Pin::new(s).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        match self.get_mut() {
+            Server::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+            Server::Tls(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        match self {
+            Server::Plain(s) => s.is_write_vectored(),
+            Server::Tls(s) => s.is_write_vectored(),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Server::Plain(s) => Pin::new(s).poll_flush(cx),
+            Server::Tls(s) => Pin::new(s).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Server::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Server::Tls(s) => Pin::new(s).poll_shutdown(cx),
+        }
     }
 }
 

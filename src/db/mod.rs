@@ -10,6 +10,16 @@
 //! secret or the session's one-time password reach a log, an error or a
 //! logged statement. The client never holds the real secret.
 //!
+//! Each proxy speaks TLS to its server when the asset asks for it
+//! ([`Upstream::tls`]): PostgreSQL and MySQL ask the server to start it
+//! (and refuse one that does not offer it, rather than log in in clear),
+//! Redis speaks it from the first byte. Any certificate passes the
+//! handshake ([`crate::upstream::tls`]); the check is the pin, as for an
+//! SSH host key: the certificate's `SHA256:hex` fingerprint must be the
+//! asset's pinned one, else the connection ends before the credential is
+//! sent, the error naming both fingerprints; with nothing pinned yet the
+//! certificate is handed to the session to pin (trust on first use).
+//!
 //! The parts:
 //! - [`contract`]: what every protocol's proxy shares with its session
 //!   ([`Audit`], [`Statement`], [`Upstream`]), and the [`Login`] of a

@@ -22,6 +22,30 @@ use std::process::{Command, Output, Stdio};
 pub const ALICE_KEY: &str =
     "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAILM+rvN+ot98qgEN796jTiQfZfG1KaT0PtFDJ/XFSqti alice@laptop";
 
+/// A self-signed certificate for a test server's TLS: PEM for the server,
+/// and its fingerprint as the bastion pins it.
+pub struct TestCert {
+    pub pem: String,
+    pub key: String,
+    pub fingerprint: String,
+}
+
+impl TestCert {
+    pub fn generate() -> TestCert {
+        let pair = rcgen::KeyPair::generate().expect("a key pair");
+        let names = vec!["localhost".to_string(), "127.0.0.1".to_string()];
+        let params = rcgen::CertificateParams::new(names).expect("certificate names");
+        let cert = params
+            .self_signed(&pair)
+            .expect("a self-signed certificate");
+        TestCert {
+            pem: cert.pem(),
+            key: pair.serialize_pem(),
+            fingerprint: rampart::upstream::tls::fingerprint(cert.der()),
+        }
+    }
+}
+
 /// A data dir in a temp dir, and the binary run against it.
 pub struct Bastion {
     pub dir: tempfile::TempDir,

@@ -5,7 +5,9 @@
 //! The server lives in a temp dir on a free loopback port with its socket
 //! in the same dir and the general query log on (the test reads what the
 //! server received). User `app` at 127.0.0.1 and localhost logs in with
-//! mysql_native_password and may use database `appdb` only. As root the
+//! mysql_native_password and may use database `appdb` only.
+//! [`MariaDb::start_tls`] starts one with TLS on and
+//! `require_secure_transport` (TCP logins without TLS refused). As root the
 //! server runs with `--user=root` (mariadbd refuses root otherwise). A
 //! missing MariaDB skips the test with a printed reason, or fails it under
 //! RAMPART_REQUIRE_INTEROP=1. The server is killed and its dir removed
@@ -64,6 +66,16 @@ pub struct MariaDb {
 impl MariaDb {
     /// A fresh server with the user and database above, or `None` (skip).
     pub fn start() -> Option<MariaDb> {
+        MariaDb::start_with(None)
+    }
+
+    /// As [`MariaDb::start`], with TLS on (`cert` and `key` in PEM) and
+    /// required of every TCP login.
+    pub fn start_tls(cert: &str, key: &str) -> Option<MariaDb> {
+        MariaDb::start_with(Some((cert, key)))
+    }
+
+    fn start_with(tls: Option<(&str, &str)>) -> Option<MariaDb> {
         let (server, install, client) = programs()?;
         let dir = tempfile::tempdir().expect("temp dir");
         let data = dir.path().join("data");
@@ -95,6 +107,14 @@ impl MariaDb {
         );
         let port = free_port();
         let log = |name: &str| dir.path().join(name).display().to_string();
+        let mut secure = Vec::new();
+        if let Some((cert, key)) = tls {
+            std::fs::write(dir.path().join("server.crt"), cert).expect("write the certificate");
+            std::fs::write(dir.path().join("server.key"), key).expect("write the key");
+            secure.push(format!("--ssl-cert={}", log("server.crt")));
+            secure.push(format!("--ssl-key={}", log("server.key")));
+            secure.push("--require-secure-transport=ON".into());
+        }
         let child = Command::new(&server)
             .arg("--no-defaults")
             .arg(format!("--datadir={}", data.display()))
@@ -109,6 +129,7 @@ impl MariaDb {
                 "--innodb-buffer-pool-size=16M",
                 "--innodb-flush-log-at-trx-commit=0",
             ])
+            .args(&secure)
             .args(root)
             .stdin(Stdio::null())
             .stdout(Stdio::null())

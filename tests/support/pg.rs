@@ -4,7 +4,9 @@
 //! The server lives in a temp dir on a free loopback port with
 //! `log_statement=all` to a file the test reads; role `app` logs in with
 //! SCRAM-SHA-256 and role `legacy` with MD5, each owning nothing but
-//! allowed into database `appdb`. As root the server runs as `nobody`
+//! allowed into database `appdb`. [`PgServer::start_tls`] starts one
+//! that takes TCP logins over TLS only (`hostssl`), with
+//! `log_connections` on. As root the server runs as `nobody`
 //! (initdb refuses root), as `tests/with_postgres.sh` does. A missing
 //! PostgreSQL or psql skips the test with a printed reason, or fails it
 //! under RAMPART_REQUIRE_INTEROP=1.
@@ -63,6 +65,16 @@ pub struct PgServer {
 impl PgServer {
     /// A fresh server with the roles and database above, or `None` (skip).
     pub fn start() -> Option<PgServer> {
+        PgServer::start_with(None)
+    }
+
+    /// As [`PgServer::start`], with TLS on (`cert` and `key` in PEM) and
+    /// required of every TCP login.
+    pub fn start_tls(cert: &str, key: &str) -> Option<PgServer> {
+        PgServer::start_with(Some((cert, key)))
+    }
+
+    fn start_with(tls: Option<(&str, &str)>) -> Option<PgServer> {
         let (initdb, pg_ctl, psql) = programs()?;
         let dir = tempfile::tempdir().expect("temp dir");
         let root = rustix::process::geteuid().is_root();
@@ -91,18 +103,32 @@ impl PgServer {
                 "--no-sync",
             ],
         );
+        // With TLS, `hostssl` only: a TCP login without it finds no line.
+        let host = if tls.is_some() { "hostssl" } else { "host" };
         std::fs::write(
             data.join("pg_hba.conf"),
-            "local all postgres trust\n\
-             host all app 127.0.0.1/32 scram-sha-256\n\
-             host all legacy 127.0.0.1/32 md5\n",
+            format!(
+                "local all postgres trust\n\
+                 {host} all app 127.0.0.1/32 scram-sha-256\n\
+                 {host} all legacy 127.0.0.1/32 md5\n"
+            ),
         )
         .expect("pg_hba.conf");
-        let options = format!(
+        let mut options = format!(
             "-c listen_addresses=127.0.0.1 -p {port} -k {} -c log_statement=all \
              -c fsync=off -c synchronous_commit=off",
             server.dir.path().display()
         );
+        if let Some((cert, key)) = tls {
+            let (cert_file, key_file) = (data.join("server.crt"), data.join("server.key"));
+            server.write_private(&cert_file, cert);
+            server.write_private(&key_file, key);
+            options.push_str(&format!(
+                " -c ssl=on -c ssl_cert_file={} -c ssl_key_file={} -c log_connections=on",
+                cert_file.display(),
+                key_file.display()
+            ));
+        }
         let log = server.log_path();
         server.run(
             &server.pg_ctl,
@@ -121,6 +147,18 @@ impl PgServer {
         server.admin("SET password_encryption = 'md5'; CREATE ROLE legacy LOGIN PASSWORD 'legacy-Vaulted-9c1d'");
         server.admin("CREATE DATABASE appdb OWNER app");
         Some(server)
+    }
+
+    /// A file the server reads and no one else may: mode 0600, the
+    /// server's user's (PostgreSQL refuses a key others can read).
+    fn write_private(&self, file: &Path, text: &str) {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::write(file, text).expect("write a server file");
+        std::fs::set_permissions(file, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+        if self.root {
+            let chown = Command::new("chown").arg("nobody").arg(file).status();
+            assert!(chown.is_ok_and(|s| s.success()), "chown nobody");
+        }
     }
 
     fn run(&self, program: &Path, args: &[&str]) {

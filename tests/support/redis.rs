@@ -4,8 +4,9 @@
 //!
 //! The server listens on a free loopback port with its directory in a temp
 //! dir and saves nothing; the `default` user has a `requirepass`, and the
-//! ACL user `app` may run every command on every key. It is killed when
-//! dropped. A missing redis-server or redis-cli skips the test with a
+//! ACL user `app` may run every command on every key.
+//! [`RedisServer::start_tls`] starts one that speaks TLS only (no plain
+//! port). It is killed when dropped. A missing redis-server or redis-cli skips the test with a
 //! printed reason, or fails it under RAMPART_REQUIRE_INTEROP=1.
 
 #![allow(dead_code)]
@@ -49,17 +50,51 @@ pub struct RedisServer {
     child: Child,
     pub cli: PathBuf,
     pub port: u16,
+    /// Whether the port speaks TLS only.
+    tls: bool,
 }
 
 impl RedisServer {
     /// A fresh server with the users above, or `None` (skip).
     pub fn start() -> Option<RedisServer> {
+        RedisServer::start_with(None)
+    }
+
+    /// As [`RedisServer::start`], speaking TLS only (`cert` and `key` in
+    /// PEM; clients need no certificate).
+    pub fn start_tls(cert: &str, key: &str) -> Option<RedisServer> {
+        RedisServer::start_with(Some((cert, key)))
+    }
+
+    fn start_with(tls: Option<(&str, &str)>) -> Option<RedisServer> {
         let (server, cli) = programs()?;
         let dir = tempfile::tempdir().expect("temp dir");
-        let port = free_port();
+        let port = free_port().to_string();
         let log = dir.path().join("redis.log");
+        let listen: Vec<String> = match tls {
+            None => vec!["--port".into(), port.clone()],
+            Some((cert, key)) => {
+                let (cert_file, key_file) =
+                    (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+                std::fs::write(&cert_file, cert).expect("write the certificate");
+                std::fs::write(&key_file, key).expect("write the key");
+                vec![
+                    "--port".into(),
+                    "0".into(),
+                    "--tls-port".into(),
+                    port.clone(),
+                    "--tls-cert-file".into(),
+                    cert_file.display().to_string(),
+                    "--tls-key-file".into(),
+                    key_file.display().to_string(),
+                    "--tls-auth-clients".into(),
+                    "no".into(),
+                ]
+            }
+        };
         let child = Command::new(&server)
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--dir"])
+            .args(&listen)
+            .args(["--bind", "127.0.0.1", "--dir"])
             .arg(dir.path())
             .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
             .args(["--requirepass", DEFAULT_PASSWORD, "--logfile"])
@@ -74,7 +109,8 @@ impl RedisServer {
             dir,
             child,
             cli,
-            port,
+            port: port.parse().expect("a port"),
+            tls: tls.is_some(),
         };
         let deadline = Instant::now() + Duration::from_secs(20);
         while server.try_cli(&["PING"]).trim() != "PONG" {
@@ -90,7 +126,14 @@ impl RedisServer {
     }
 
     fn try_cli(&self, args: &[&str]) -> String {
+        // The test's own server: its certificate is not checked.
+        let tls: &[&str] = if self.tls {
+            &["--tls", "--insecure"]
+        } else {
+            &[]
+        };
         let out = Command::new(&self.cli)
+            .args(tls)
             .args(["-p", &self.port.to_string(), "--user", "app", "--pass"])
             .args([APP_PASSWORD, "--no-auth-warning"])
             .args(args)

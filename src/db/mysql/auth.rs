@@ -1,10 +1,12 @@
 //! The login of one connection, both halves: TCP to the server and its
 //! handshake first (the client is greeted in the server's name, with the
 //! capabilities both share), then the client's login ([`super::front`]),
-//! then the proxy's own login as the vaulted user with the server's plugin
-//! (`mysql_native_password`, or `caching_sha2_password` with its RSA step
-//! when the server asks for a full login over plain TCP), then the
-//! client's OK.
+//! then the proxy's own login as the vaulted user: TLS first when the
+//! asset asks for it (an SSL Request, the handshake, the certificate
+//! checked against the pin before the credential goes), then the server's
+//! plugin (`mysql_native_password`, or `caching_sha2_password`, whose full
+//! login sends the password sealed to the server's RSA key over plain TCP
+//! and as it is over TLS), then the client's OK.
 //!
 //! A refusal by the server reaches the client as the server sent it (its
 //! text never holds the password); any other failure reaches the client
@@ -15,6 +17,8 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use zeroize::Zeroizing;
 
+use crate::db::contract::{self, NO_TLS, ServerStream};
+
 use super::front::{self, Agreed, ReadError, fatal, read_packet, write};
 use super::scramble;
 use super::sql::MySqlServer;
@@ -24,7 +28,7 @@ use crate::db::contract::{Admitted, Login, Proof};
 
 /// A logged-in connection to the server.
 pub struct Session {
-    pub stream: TcpStream,
+    pub stream: ServerStream,
     /// The server's family and version, which decide how it reads
     /// versioned comments; `None` when its version string is not one.
     pub server: Option<MySqlServer>,
@@ -110,8 +114,8 @@ pub async fn open<S: AsyncRead + AsyncWrite + Unpin>(
     };
     let upstream = admitted.as_ref().map_or(server, |a| &a.upstream);
     let seq = agreed.seq;
-    match login(upstream, &mut stream, &greeting, &agreed).await {
-        Ok(status) => {
+    match upstream_login(upstream, stream, &greeting, &agreed).await {
+        Ok((stream, status)) => {
             write(client, &wire::build_ok(seq, status)).await?;
             let session = Session {
                 stream,
@@ -124,6 +128,16 @@ pub async fn open<S: AsyncRead + AsyncWrite + Unpin>(
             error,
         }) => {
             let _ = write(client, &wire::packet(seq, &raw)).await;
+            Err(error)
+        }
+        Err(Failed {
+            error: error @ ProxyError::Connect { .. },
+            ..
+        }) => {
+            // TLS refused or failed: the detail, with the address, is for
+            // the log.
+            let text = "rampart: cannot reach the database server";
+            fatal(client, seq, 1105, "HY000", text).await;
             Err(error)
         }
         Err(Failed { error, .. }) => {
@@ -193,13 +207,71 @@ fn answer(
     }
 }
 
+/// The proxy's login over `stream` once the client's is done: TLS first
+/// when the asset asks for it, then [`login`]. Returns the connection and
+/// the server's status flags.
+async fn upstream_login(
+    upstream: &Upstream,
+    mut stream: TcpStream,
+    greeting: &Greeting,
+    agreed: &Agreed,
+) -> Result<(ServerStream, u16), Failed> {
+    let mut stream = match &upstream.tls {
+        None => ServerStream::Plain(stream),
+        Some(tls) => {
+            // Never a login in clear when the asset asks for TLS.
+            if greeting.caps & caps::SSL == 0 {
+                let address = upstream.address();
+                let reason = NO_TLS.into();
+                return Err(ProxyError::Connect { address, reason }.into());
+            }
+            // The SSL Request says what the response after it will.
+            let caps = response_caps(agreed, &database(upstream, agreed), true);
+            let request = wire::build_ssl_request(caps, agreed.max_packet, agreed.charset);
+            send(&mut stream, &request).await?;
+            let stream = contract::start_tls(stream, upstream, tls)
+                .await
+                .map_err(super::unreachable)?;
+            ServerStream::tls(stream)
+        }
+    };
+    let over_tls = upstream.tls.is_some();
+    let status = login(upstream, &mut stream, greeting, agreed, over_tls).await?;
+    Ok((stream, status))
+}
+
+/// The database the proxy logs in to: the client's, else the asset's.
+fn database(upstream: &Upstream, agreed: &Agreed) -> Bytes {
+    agreed
+        .database
+        .clone()
+        .unwrap_or_else(|| Bytes::from(upstream.database.clone()))
+}
+
+/// The capabilities the proxy's HandshakeResponse41 (and the SSL Request
+/// before it) says it speaks: the client's, what the proxy needs, and
+/// CLIENT_SSL once TLS is on.
+fn response_caps(agreed: &Agreed, database: &[u8], over_tls: bool) -> u32 {
+    let mut caps = (agreed.caps | front::REQUIRED | caps::LONG_PASSWORD)
+        & !(caps::CONNECT_WITH_DB | caps::PLUGIN_AUTH_LENENC_DATA);
+    if !database.is_empty() {
+        caps |= caps::CONNECT_WITH_DB;
+    }
+    if over_tls {
+        caps |= caps::SSL;
+    }
+    caps
+}
+
 /// The proxy's login as the vaulted user, up to the server's OK; returns
-/// its status flags.
+/// its status flags. `over_tls`: `stream` is TLS to the server (after an
+/// SSL Request, so the response is the second packet of the login).
 pub(super) async fn login<S: AsyncRead + AsyncWrite + Unpin>(
     upstream: &Upstream,
     stream: &mut S,
     greeting: &Greeting,
     agreed: &Agreed,
+    over_tls: bool,
 ) -> Result<u16, Failed> {
     let password: &[u8] = upstream.password.as_ref().map_or(b"", |p| p.as_bytes());
     // The server's default plugin if the proxy speaks it, else the native
@@ -209,27 +281,25 @@ pub(super) async fn login<S: AsyncRead + AsyncWrite + Unpin>(
         _ => "mysql_native_password".to_string(),
     };
     let mut challenge = Bytes::from(greeting.scramble.clone());
-    let database = agreed
-        .database
-        .clone()
-        .unwrap_or_else(|| Bytes::from(upstream.database.clone()));
-    let mut caps = (agreed.caps | front::REQUIRED | caps::LONG_PASSWORD)
-        & !(caps::CONNECT_WITH_DB | caps::PLUGIN_AUTH_LENENC_DATA);
-    if !database.is_empty() {
-        caps |= caps::CONNECT_WITH_DB;
-    }
+    let database = database(upstream, agreed);
+    let caps = response_caps(agreed, &database, over_tls);
     let auth = answer(&plugin, password, &challenge)?;
-    let response = wire::build_response(&wire::Login {
-        caps,
-        max_packet: agreed.max_packet,
-        charset: agreed.charset,
-        user: &upstream.user,
-        auth: &auth,
-        database: &database,
-        plugin: &plugin,
-    });
+    // After an SSL Request (sequence id 1) the response is the second.
+    let first = if over_tls { 2 } else { 1 };
+    let response = wire::build_response(
+        first,
+        &wire::Login {
+            caps,
+            max_packet: agreed.max_packet,
+            charset: agreed.charset,
+            user: &upstream.user,
+            auth: &auth,
+            database: &database,
+            plugin: &plugin,
+        },
+    );
     send(stream, &response).await?;
-    let mut seq = 2u8;
+    let mut seq = first + 1;
     let (mut switches, mut asked_key) = (0, false);
     loop {
         let (got, payload) = read_server(upstream, stream).await?;
@@ -254,14 +324,23 @@ pub(super) async fn login<S: AsyncRead + AsyncWrite + Unpin>(
                         seq = seq.wrapping_add(1);
                         continue;
                     }
-                    // Perform full authentication: without TLS the password
-                    // goes encrypted to the server's public key, asked for.
+                    // Perform full authentication: over TLS the password
+                    // goes as it is, NUL-terminated, as every MySQL client
+                    // sends it on a secure channel; without TLS it goes
+                    // encrypted to the server's public key, asked for.
                     (Some(4), false) => {
                         if upstream.password.is_none() {
                             return Err(ProxyError::NoPassword.into());
                         }
-                        asked_key = true;
-                        Zeroizing::new(vec![2])
+                        if over_tls {
+                            let mut clear = Zeroizing::new(Vec::with_capacity(password.len() + 1));
+                            clear.extend_from_slice(password);
+                            clear.push(0);
+                            clear
+                        } else {
+                            asked_key = true;
+                            Zeroizing::new(vec![2])
+                        }
                     }
                     (_, true) => {
                         let pem = payload.get(1..).unwrap_or_default();

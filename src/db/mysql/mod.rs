@@ -12,10 +12,17 @@
 //!    LOCAL INFILE, DEPRECATE_EOF or session tracking). The client's
 //!    answer is checked as `mysql_native_password` against the one-time
 //!    password, in constant time; then the proxy logs in as the vaulted
-//!    user with the server's plugin, `mysql_native_password` or
-//!    `caching_sha2_password` (its RSA step over plain TCP is unit-tested
-//!    against a hand-built exchange, not against a real MySQL 8), and the
-//!    client gets its OK, or the server's refusal as the server sent it.
+//!    user. When the asset asks for TLS ([`Upstream::tls`]) an SSL
+//!    Request goes first and the rest of the login over TLS, the server's
+//!    certificate compared with the pinned fingerprint (or handed to be
+//!    pinned when none is yet) before the credential is sent; a server
+//!    whose greeting lacks CLIENT_SSL is refused, never logged in to in
+//!    clear. Then the server's plugin, `mysql_native_password` or
+//!    `caching_sha2_password` (its full login sends the password sealed to
+//!    the server's RSA key over plain TCP, and in clear inside TLS, as
+//!    MySQL's own clients do; both are unit-tested against hand-built
+//!    exchanges, not against a real MySQL 8), and the client gets its OK,
+//!    or the server's refusal as the server sent it.
 //!    [`serve_login`] (a desktop tool through the person's tunnel) greets
 //!    the same way and puts the client's user name and answer to a
 //!    [`crate::db::Login`] (as a challenge-response proof, so the password
@@ -105,8 +112,12 @@ pub enum ProxyError {
 async fn connect(upstream: &Upstream) -> Result<tokio::net::TcpStream, ProxyError> {
     super::contract::connect(upstream)
         .await
-        .map_err(|u| ProxyError::Connect {
-            address: u.address,
-            reason: u.reason,
-        })
+        .map_err(unreachable)
+}
+
+fn unreachable(u: super::contract::Unreachable) -> ProxyError {
+    ProxyError::Connect {
+        address: u.address,
+        reason: u.reason,
+    }
 }

@@ -478,7 +478,8 @@ pub struct Login<'a> {
     pub plugin: &'a str,
 }
 
-pub fn build_response(login: &Login<'_>) -> Zeroizing<Vec<u8>> {
+/// The HandshakeResponse41 as packet `seq` (1, or 2 after an SSL Request).
+pub fn build_response(seq: u8, login: &Login<'_>) -> Zeroizing<Vec<u8>> {
     let mut out = Zeroizing::new(Vec::with_capacity(64 + login.auth.len()));
     out.extend_from_slice(&login.caps.to_le_bytes());
     out.extend_from_slice(&login.max_packet.to_le_bytes());
@@ -496,9 +497,21 @@ pub fn build_response(login: &Login<'_>) -> Zeroizing<Vec<u8>> {
     out.extend_from_slice(login.plugin.as_bytes());
     out.push(0);
     let mut framed = Zeroizing::new(Vec::with_capacity(out.len() + 4));
-    framed.extend_from_slice(&header(out.len(), 1));
+    framed.extend_from_slice(&header(out.len(), seq));
     framed.extend_from_slice(&out);
     framed
+}
+
+/// An SSL Request: the first 32 bytes of a HandshakeResponse41 with
+/// CLIENT_SSL, as packet 1; the TLS handshake follows it.
+pub fn build_ssl_request(caps: u32, max_packet: u32, charset: u8) -> Bytes {
+    let mut out = BytesMut::with_capacity(36);
+    out.put_slice(&header(32, 1));
+    out.put_u32_le(caps | caps::SSL);
+    out.put_u32_le(max_packet);
+    out.put_u8(charset);
+    out.put_bytes(0, 23);
+    out.freeze()
 }
 
 /// An AuthSwitchRequest's plugin and data (the trailing NUL of the data

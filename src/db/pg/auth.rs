@@ -1,7 +1,8 @@
-//! The proxy's login to the real server, as a client: TCP, StartupMessage,
-//! then trust, cleartext, MD5 or SCRAM-SHA-256 with the vaulted secret, then
-//! the server's ParameterStatus, BackendKeyData and first ReadyForQuery,
-//! which the client gets as they come.
+//! The proxy's login to the real server, as a client: TCP (then an
+//! SSLRequest and TLS, the certificate pinned, when the asset asks for
+//! it), StartupMessage, then trust, cleartext, MD5 or SCRAM-SHA-256 with
+//! the vaulted secret, then the server's ParameterStatus, BackendKeyData
+//! and first ReadyForQuery, which the client gets as they come.
 //!
 //! A refusal by the server reaches the client as the server sent it (its
 //! text never holds the password); any other failure reaches the client as
@@ -9,9 +10,11 @@
 
 use bytes::Bytes;
 use md5::{Digest, Md5};
-use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use zeroize::Zeroizing;
+
+use crate::db::contract::{self, NO_TLS, ServerStream, Tls, Unreachable};
 
 use super::front::{fatal, read_whole, write};
 use super::scram::{Scram, ScramError};
@@ -21,7 +24,7 @@ use super::{ProxyError, Upstream};
 
 /// The server's side of a connection once the login is over.
 pub struct Session {
-    pub stream: TcpStream,
+    pub stream: ServerStream,
     /// BackendKeyData, for the client's cancel requests.
     pub key: Option<[u8; 8]>,
     /// The transaction status of the first ReadyForQuery.
@@ -125,19 +128,69 @@ async fn exchange<W: AsyncWrite + Unpin>(
     }
 }
 
-pub async fn connect(upstream: &Upstream) -> Result<TcpStream, ProxyError> {
-    crate::db::contract::connect(upstream)
+/// The connection to the server, ready for a StartupMessage or a
+/// CancelRequest: TCP, and TLS over it when the asset asks for it.
+pub async fn connect(upstream: &Upstream) -> Result<ServerStream, ProxyError> {
+    let stream = contract::connect(upstream).await.map_err(unreachable)?;
+    match &upstream.tls {
+        None => Ok(ServerStream::Plain(stream)),
+        Some(tls) => secure(upstream, stream, tls).await,
+    }
+}
+
+/// An SSLRequest, and the TLS handshake once the server answers `S`. A
+/// server that answers `N` is refused: the login would go in clear.
+async fn secure(
+    upstream: &Upstream,
+    mut stream: TcpStream,
+    tls: &Tls,
+) -> Result<ServerStream, ProxyError> {
+    stream
+        .write_all(&wire::ssl_request())
         .await
-        .map_err(|u| ProxyError::Connect {
-            address: u.address,
-            reason: u.reason,
-        })
+        .map_err(ProxyError::Server)?;
+    // One byte and not a byte more: whatever follows it must come inside
+    // TLS, not be read as if it had (CVE-2021-23222).
+    let mut answer = [0u8; 1];
+    let reading = stream.read_exact(&mut answer);
+    match tokio::time::timeout(upstream.connect_timeout, reading).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => return Err(ProxyError::Server(e)),
+        Err(_) => {
+            return Err(ProxyError::Timeout(
+                "the database server's answer to the SSL request",
+            ));
+        }
+    }
+    match answer {
+        [b'S'] => {
+            let stream = contract::start_tls(stream, upstream, tls)
+                .await
+                .map_err(unreachable)?;
+            Ok(ServerStream::tls(stream))
+        }
+        [b'N'] => Err(ProxyError::Connect {
+            address: upstream.address(),
+            reason: NO_TLS.into(),
+        }),
+        [other] => Err(ProxyError::ServerProtocol(format!(
+            "{:?} in answer to the SSL request",
+            char::from(other)
+        ))),
+    }
+}
+
+fn unreachable(u: Unreachable) -> ProxyError {
+    ProxyError::Connect {
+        address: u.address,
+        reason: u.reason,
+    }
 }
 
 /// The authentication exchange, up to the server's AuthenticationOk.
 async fn authenticate<W: AsyncWrite + Unpin>(
     upstream: &Upstream,
-    stream: &mut TcpStream,
+    stream: &mut ServerStream,
     client: &mut W,
 ) -> Result<(), ProxyError> {
     let mut scram: Option<Scram> = None;
@@ -174,8 +227,10 @@ async fn authenticate<W: AsyncWrite + Unpin>(
                 wire::password_message(hashed.as_bytes())
             }
             Auth::Sasl { mechanisms } => {
-                // Without TLS there is no channel to bind: plain
-                // SCRAM-SHA-256 even when -PLUS is offered too.
+                // No channel binding (the proxy says `n,,`), with TLS as
+                // without: plain SCRAM-SHA-256 even when -PLUS is offered
+                // too (the pin, not the binding, is what checks a TLS
+                // server).
                 if !mechanisms.iter().any(|m| m == "SCRAM-SHA-256") || scram.is_some() {
                     return Err(ProxyError::Method(format!(
                         "SASL ({})",
@@ -227,7 +282,7 @@ async fn refused<W: AsyncWrite + Unpin>(client: &mut W, tag: u8, body: Bytes) ->
 
 async fn read_server(
     upstream: &Upstream,
-    stream: &mut TcpStream,
+    stream: &mut ServerStream,
 ) -> Result<(u8, Bytes), ProxyError> {
     let reading = read_whole(stream, Side::Server, MAX_CONTROL);
     match tokio::time::timeout(upstream.connect_timeout, reading).await {

@@ -10,10 +10,15 @@
 //!    the answer is compared with the one-time password in constant time.
 //!    The first connection is the session's only one: later ones may only
 //!    carry a CancelRequest for it.
-//! 2. **Login** (`auth.rs`): TCP to the server, the client's startup
-//!    parameters with the vaulted user, then trust, cleartext, MD5 or
-//!    SCRAM-SHA-256 (`scram.rs`, the server's signature checked). A refusal
-//!    reaches the client as the server sent it.
+//! 2. **Login** (`auth.rs`): TCP to the server; when the asset asks for
+//!    TLS ([`Upstream::tls`]), an SSLRequest and the TLS handshake, the
+//!    server's certificate compared with the pinned fingerprint (or handed
+//!    to be pinned when none is yet) before a byte of the login is sent; a
+//!    server that answers `N` is refused, never logged in to in clear.
+//!    Then the client's startup parameters with the vaulted user, then
+//!    trust, cleartext, MD5 or SCRAM-SHA-256 (`scram.rs`, the server's
+//!    signature checked). A refusal reaches the client as the server sent
+//!    it. Cancel requests go to the server the same way, TLS included.
 //! 3. **Relay** (`proxy.rs`): both directions at once. Query and Parse
 //!    texts are split into statements (`sql.rs`) and each is put to
 //!    [`Audit::check`] before anything is forwarded; rows and COPY data

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufWriter};
-use tokio::net::{TcpStream, UnixListener};
+use tokio::net::UnixListener;
 use tokio::sync::Notify;
 use zeroize::Zeroizing;
 
@@ -25,7 +25,7 @@ use super::wire::{self, Decoder, Frame, MAX_STATEMENT, Side, Startup};
 use super::{
     Accepted, Admitted, Audit, Login, Outcome, ProxyError, Statement, Summary, Upstream, Verdict,
 };
-use crate::db::contract::{Counted, Counts, Proof, log_text};
+use crate::db::contract::{Counted, Counts, Proof, ServerStream, log_text};
 
 /// How much is read from either side at a time.
 const READ_SIZE: usize = 16 << 10;
@@ -93,8 +93,9 @@ pub async fn serve(
 }
 
 /// A connection after the session's first: a CancelRequest carrying the
-/// first connection's key is forwarded to the server; anything else gets
-/// a FATAL error.
+/// first connection's key is forwarded to the server (over TLS, as the
+/// login went, when the asset asks for it); anything else gets a FATAL
+/// error.
 pub async fn serve_later<S>(
     mut client: S,
     upstream: &Upstream,
@@ -229,7 +230,7 @@ impl Shared<'_> {
     }
 }
 
-async fn relay<S>(shared: &Shared<'_>, client: S, server: TcpStream) -> Result<(), ProxyError>
+async fn relay<S>(shared: &Shared<'_>, client: S, server: ServerStream) -> Result<(), ProxyError>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {

@@ -628,6 +628,12 @@ pub fn startup_message(params: &[(Bytes, Bytes)]) -> Bytes {
     out.freeze()
 }
 
+/// An SSLRequest, as the proxy asks its server for TLS.
+pub fn ssl_request() -> [u8; 8] {
+    let [a, b, c, d] = SSL_REQUEST.to_be_bytes();
+    [0, 0, 0, 8, a, b, c, d]
+}
+
 /// A CancelRequest for this BackendKeyData.
 pub fn cancel_request(key: &[u8; 8]) -> [u8; 16] {
     let mut out = [0u8; 16];

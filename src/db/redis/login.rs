@@ -11,7 +11,6 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::TcpStream;
 use zeroize::Zeroizing;
 
 use super::command::hello_auth;
@@ -20,7 +19,7 @@ use super::request::{Request, Requests};
 use super::resp::{self, RespError};
 use super::text::{MASK, is};
 use super::{ProxyError, Upstream};
-use crate::db::contract::{Admitted, Login, Proof, same_secret};
+use crate::db::contract::{self, Admitted, Login, Proof, ServerStream, Unreachable, same_secret};
 
 /// How long a client has to authenticate: a client library sends AUTH at
 /// once, a person never types it here.
@@ -135,10 +134,12 @@ async fn credentials<S: AsyncRead + AsyncWrite + Unpin>(
     }
 }
 
-/// Logs in to the server: `AUTH` with the vaulted secret if there is one,
-/// `SELECT` the asset's database if it names one. Returns the connection
-/// and its decoder (which holds anything the server sent after).
-pub async fn connect(upstream: &Upstream) -> Result<(TcpStream, Replies), ProxyError> {
+/// Logs in to the server (over TLS when the asset asks for it, its
+/// certificate checked before a byte is sent): `AUTH` with the vaulted
+/// secret if there is one, `SELECT` the asset's database if it names one.
+/// Returns the connection and its decoder (which holds anything the
+/// server sent after).
+pub async fn connect(upstream: &Upstream) -> Result<(ServerStream, Replies), ProxyError> {
     let mut login = Zeroizing::new(Vec::new());
     let mut asked = 0;
     if let Some(password) = &upstream.password {
@@ -191,7 +192,10 @@ fn scrub(message: &str, upstream: &Upstream) -> String {
 }
 
 /// The next whole reply during the login (its bytes are not kept).
-async fn read_answer(stream: &mut TcpStream, replies: &mut Replies) -> Result<Answer, ProxyError> {
+async fn read_answer(
+    stream: &mut ServerStream,
+    replies: &mut Replies,
+) -> Result<Answer, ProxyError> {
     let mut buf = vec![0u8; READ_SIZE];
     loop {
         while let Some(piece) = replies.next_piece().map_err(server_protocol)? {
@@ -213,38 +217,22 @@ pub fn server_protocol(e: RespError) -> ProxyError {
     ProxyError::ServerProtocol(e.to_string())
 }
 
-async fn open(upstream: &Upstream) -> Result<TcpStream, ProxyError> {
-    let address = upstream.address();
-    let connecting = TcpStream::connect((upstream.host.as_str(), upstream.port));
-    match tokio::time::timeout(upstream.connect_timeout, connecting).await {
-        Ok(Ok(stream)) => {
-            // Small commands and replies both ways: no Nagle delay on each.
-            let _ = stream.set_nodelay(true);
-            Ok(stream)
+/// The connection to the server: TCP, and TLS from its first byte when
+/// the asset asks for it (Redis has no in-band upgrade).
+async fn open(upstream: &Upstream) -> Result<ServerStream, ProxyError> {
+    let unreachable = |u: Unreachable| ProxyError::Connect {
+        address: u.address,
+        reason: u.reason,
+    };
+    let stream = contract::connect(upstream).await.map_err(unreachable)?;
+    match &upstream.tls {
+        None => Ok(ServerStream::Plain(stream)),
+        Some(tls) => {
+            let stream = contract::start_tls(stream, upstream, tls)
+                .await
+                .map_err(unreachable)?;
+            Ok(ServerStream::tls(stream))
         }
-        Ok(Err(e)) => Err(ProxyError::Connect {
-            address,
-            reason: reason(&e),
-        }),
-        Err(_) => Err(ProxyError::Connect {
-            address,
-            reason: format!(
-                "no answer within {} s",
-                upstream.connect_timeout.as_secs_f32()
-            ),
-        }),
-    }
-}
-
-/// An I/O error as a short lower-case reason.
-fn reason(e: &std::io::Error) -> String {
-    use std::io::ErrorKind::*;
-    match e.kind() {
-        ConnectionRefused => "connection refused".into(),
-        TimedOut => "timed out".into(),
-        HostUnreachable => "host unreachable".into(),
-        NetworkUnreachable => "network unreachable".into(),
-        _ => e.to_string(),
     }
 }
 

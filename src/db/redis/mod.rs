@@ -15,9 +15,13 @@
 //!    time; [`serve_login`] (a desktop tool through the person's tunnel)
 //!    puts the password given that way to a [`crate::db::Login`], which
 //!    says as whom the proxy logs in and which session audits it.
-//! 2. **Login** (`login.rs`): TCP to the server, `AUTH user password`
-//!    (Redis 6 ACL; `AUTH password` for the `default` user) and `SELECT n`.
-//!    A refusal is an error carrying the server's message.
+//! 2. **Login** (`login.rs`): TCP to the server, and when the asset asks
+//!    for TLS ([`Upstream::tls`]) TLS from the first byte (Redis has no
+//!    upgrade in the protocol), the server's certificate compared with the
+//!    pinned fingerprint (or handed to be pinned when none is yet) before
+//!    the password is sent; then `AUTH user password` (Redis 6 ACL; `AUTH
+//!    password` for the `default` user) and `SELECT n`. A refusal is an
+//!    error carrying the server's message.
 //! 3. **Relay** (`proxy.rs`): both directions at once. Each command is
 //!    read whole (`request.rs`, at most 16 MiB; inline commands are
 //!    re-encoded as arrays so the server runs exactly what was checked),

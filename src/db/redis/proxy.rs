@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufWriter};
-use tokio::net::{TcpStream, UnixListener};
+use tokio::net::UnixListener;
 use tokio::sync::Notify;
 use zeroize::Zeroizing;
 
@@ -27,7 +27,7 @@ use super::text::{self, is};
 use super::track::{Owed, Pending, Settled, Tracker};
 use super::{Accepted, Audit, Outcome, ProxyError, Statement, Summary, Upstream, Verdict};
 
-use crate::db::contract::{Admitted, Counted, Counts, Login};
+use crate::db::contract::{Admitted, Counted, Counts, Login, ServerStream};
 
 /// How long the server's last replies may take once the client is done.
 const DRAIN: Duration = Duration::from_secs(5);
@@ -201,7 +201,7 @@ struct Ends {
 async fn relay<S>(
     shared: &Shared<'_>,
     client: S,
-    server: TcpStream,
+    server: ServerStream,
     ends: Ends,
 ) -> Result<(), ProxyError>
 where

@@ -237,12 +237,48 @@ async fn caching_sha2_full_login_seals_the_password() {
         rsa_decrypt(&sealed)
     });
     let greeting = greeting_of("caching_sha2_password", &SHA2_SCRAMBLE);
-    let login = auth::login(&upstream("secret"), &mut proxy, &greeting, &agreed()).await;
+    let login = auth::login(&upstream("secret"), &mut proxy, &greeting, &agreed(), false).await;
     assert!(matches!(login, Ok(2)), "{:?}", login.err().map(|f| f.error));
     let plain = fake.await.unwrap();
     assert_eq!(plain.len(), 7);
     assert_eq!(plain[0], b's' ^ SHA2_SCRAMBLE[0]);
     assert_eq!(plain[6], SHA2_SCRAMBLE[6]);
+}
+
+/// Over TLS (the stream here stands for the TLS one): the response is
+/// packet 2 with CLIENT_SSL, and the full login sends the password as it
+/// is, NUL-terminated, with no RSA key asked for.
+#[tokio::test]
+async fn caching_sha2_full_login_over_tls_sends_the_password_as_it_is() {
+    let (mut proxy, mut server) = tokio::io::duplex(1 << 16);
+    let fake = tokio::spawn(async move {
+        let response = expect(&mut server, 2).await;
+        let (caps, auth, _, plugin) = sent_response(&response);
+        assert_eq!(
+            (auth.as_slice(), plugin.as_str()),
+            (&SHA2_SECRET[..], "caching_sha2_password")
+        );
+        assert_ne!(caps & caps::SSL, 0);
+        server.write_all(&[2, 0, 0, 3, 1, 4]).await.unwrap();
+        let clear = expect(&mut server, 4).await;
+        server.write_all(&wire::build_ok(5, 2)).await.unwrap();
+        clear
+    });
+    let greeting = greeting_of("caching_sha2_password", &SHA2_SCRAMBLE);
+    let login = auth::login(&upstream("secret"), &mut proxy, &greeting, &agreed(), true).await;
+    assert!(matches!(login, Ok(2)), "{:?}", login.err().map(|f| f.error));
+    assert_eq!(fake.await.unwrap().as_ref(), b"secret\0");
+}
+
+#[test]
+fn the_ssl_request_is_a_response_cut_after_its_filler() {
+    let request = wire::build_ssl_request(caps::PROTOCOL_41, 1 << 24, 45);
+    let mut want = vec![32, 0, 0, 1];
+    want.extend_from_slice(&(caps::PROTOCOL_41 | caps::SSL).to_le_bytes());
+    want.extend_from_slice(&(1u32 << 24).to_le_bytes());
+    want.push(45);
+    want.extend_from_slice(&[0; 23]);
+    assert_eq!(request.as_ref(), want.as_slice());
 }
 
 #[tokio::test]
@@ -255,7 +291,7 @@ async fn caching_sha2_fast_login_and_a_switch_to_native() {
         server.write_all(&wire::build_ok(3, 2)).await.unwrap();
     });
     let greeting = greeting_of("caching_sha2_password", &SHA2_SCRAMBLE);
-    let login = auth::login(&upstream("secret"), &mut proxy, &greeting, &agreed()).await;
+    let login = auth::login(&upstream("secret"), &mut proxy, &greeting, &agreed(), false).await;
     assert!(matches!(login, Ok(2)));
     fake.await.unwrap();
 
@@ -272,7 +308,7 @@ async fn caching_sha2_fast_login_and_a_switch_to_native() {
         answer
     });
     let greeting = greeting_of("caching_sha2_password", &SHA2_SCRAMBLE);
-    let login = auth::login(&upstream("secret"), &mut proxy, &greeting, &agreed()).await;
+    let login = auth::login(&upstream("secret"), &mut proxy, &greeting, &agreed(), false).await;
     assert!(matches!(login, Ok(2)));
     let answer = fake.await.unwrap();
     assert_eq!(
@@ -295,7 +331,14 @@ async fn refusals_and_unknown_plugins_name_no_secret() {
         server.write_all(&error).await.unwrap();
     });
     let greeting = greeting_of("mysql_native_password", &NATIVE_SCRAMBLE);
-    let Err(failed) = auth::login(&upstream("vault-7"), &mut proxy, &greeting, &agreed()).await
+    let Err(failed) = auth::login(
+        &upstream("vault-7"),
+        &mut proxy,
+        &greeting,
+        &agreed(),
+        false,
+    )
+    .await
     else {
         panic!("the login succeeded");
     };
@@ -317,7 +360,14 @@ async fn refusals_and_unknown_plugins_name_no_secret() {
         switch.extend_from_slice(&[7; 32]);
         server.write_all(&wire::packet(2, &switch)).await.unwrap();
     });
-    let Err(failed) = auth::login(&upstream("vault-7"), &mut proxy, &greeting, &agreed()).await
+    let Err(failed) = auth::login(
+        &upstream("vault-7"),
+        &mut proxy,
+        &greeting,
+        &agreed(),
+        false,
+    )
+    .await
     else {
         panic!("the login succeeded");
     };
