@@ -14,7 +14,7 @@ use std::time::Duration;
 use support::db::{
     DatabaseAsset, bastion_with, commands, nowhere_on_disk, openssh, postgres, run_ok,
 };
-use support::pg::APP_PASSWORD;
+use support::pg::{APP_PASSWORD, PgServer};
 use support::ssh::{Client, TestBastion};
 
 const T: Duration = Duration::from_secs(30);
@@ -355,4 +355,106 @@ async fn a_statement_under_a_review_rule_waits_for_another_administrator() {
             .any(|(c, _, a)| c == "delete from keep_me;" && a == "deny"),
         "{rows:?}"
     );
+}
+
+/// The fingerprint pinned for asset `asset` under `algorithm`, once there.
+async fn pinned(b: &TestBastion, asset: &str, algorithm: &str) -> Option<String> {
+    sqlx::query_scalar(
+        "SELECT k.fingerprint FROM asset_host_keys k JOIN assets a ON a.id = k.asset_id
+         WHERE a.name = $1 AND k.algorithm = $2",
+    )
+    .bind(asset)
+    .bind(algorithm)
+    .fetch_optional(b.services.store.pool())
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tls_asset_pins_the_servers_certificate_and_refuses_another() {
+    if support::peers::peer("ssh").is_none() {
+        return;
+    }
+    let cert = support::TestCert::generate();
+    let (pem, key) = (cert.pem.clone(), cert.key.clone());
+    let Some(server) = tokio::task::spawn_blocking(move || PgServer::start_tls(&pem, &key))
+        .await
+        .unwrap()
+    else {
+        return;
+    };
+    let (mut b, admin) = bastion_with(DatabaseAsset {
+        name: "pg1",
+        protocol: format!("postgresql/{}", server.port),
+        database: "appdb",
+        password: APP_PASSWORD,
+        rule: ("no-drop", r"(?i)^drop\s+table", "sql"),
+    })
+    .await;
+
+    // Without --tls the server (hostssl only) refuses the proxy's login.
+    let (term, _keys) = openssh(&b, &admin, &["pg1"]).await;
+    term.expect(T, |s| s.contains("no encryption")).await;
+    assert_eq!(pinned(&b, "pg1", "postgresql-tls").await, None);
+    drop(term);
+
+    // With it: TLS to the server, and its certificate pinned on first use.
+    run_ok(&admin, "rampart asset edit pg1 --tls").await;
+    b.reload().await;
+    let (mut term, _keys) = openssh(&b, &admin, &["pg1"]).await;
+    term.expect(T, |s| s.contains("appdb=>")).await;
+    term.send(b"select ssl from pg_stat_ssl where pid = pg_backend_pid();\r");
+    term.expect(T, |s| s.contains("\n t\n(1 row)")).await;
+    term.send(b"\\q\r");
+    assert_eq!(term.wait_exit(T).await, Some(0), "{}", term.text());
+    let deadline = std::time::Instant::now() + T;
+    while pinned(&b, "pg1", "postgresql-tls").await.is_none() {
+        assert!(std::time::Instant::now() < deadline, "nothing was pinned");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        pinned(&b, "pg1", "postgresql-tls").await.as_deref(),
+        Some(cert.fingerprint.as_str())
+    );
+
+    // Another certificate than the pinned one (as after a man in the
+    // middle, or a renewal nobody checked): refused before the password is
+    // sent, and the person is told what to ask for.
+    let logins = server
+        .log()
+        .matches("connection authorized: user=app")
+        .count();
+    let other = format!("SHA256:{}", "0".repeat(64));
+    sqlx::query("UPDATE asset_host_keys SET fingerprint = $1 WHERE algorithm = 'postgresql-tls'")
+        .bind(&other)
+        .execute(b.services.store.pool())
+        .await
+        .unwrap();
+    let (term, _keys) = openssh(&b, &admin, &["pg1"]).await;
+    term.expect(T, |s| {
+        s.contains(&format!("not the pinned {other}")) && s.contains("rampart asset trust")
+    })
+    .await;
+    drop(term);
+    assert_eq!(
+        server
+            .log()
+            .matches("connection authorized: user=app")
+            .count(),
+        logins,
+        "the server saw a login"
+    );
+
+    // `asset trust` forgets the pin; the next session pins again.
+    run_ok(&admin, "rampart asset trust pg1").await;
+    let (mut term, _keys) = openssh(&b, &admin, &["pg1"]).await;
+    term.expect(T, |s| s.contains("appdb=>")).await;
+    term.send(b"\\q\r");
+    assert_eq!(term.wait_exit(T).await, Some(0), "{}", term.text());
+    b.shutdown().await;
+    assert_eq!(
+        pinned(&b, "pg1", "postgresql-tls").await.as_deref(),
+        Some(cert.fingerprint.as_str())
+    );
+    nowhere_on_disk(&b, APP_PASSWORD);
 }

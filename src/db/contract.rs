@@ -293,6 +293,13 @@ pub(crate) async fn start_tls(
     }
 }
 
+/// What the person's client is told when the server could not be
+/// reached: the reason (refused, timed out, a certificate that is not the
+/// pinned one), never the address, which is the bastion's to know.
+pub(crate) fn unreachable_text(reason: &str) -> String {
+    format!("rampart: cannot reach the database server: {reason}")
+}
+
 /// An I/O error as a short lower-case reason.
 fn reason(e: &std::io::Error) -> String {
     use std::io::ErrorKind::*;

@@ -24,7 +24,7 @@ use super::scramble;
 use super::sql::MySqlServer;
 use super::wire::{self, Greeting, caps};
 use super::{ProxyError, Upstream};
-use crate::db::contract::{Admitted, Login, Proof};
+use crate::db::contract::{Admitted, Login, Proof, unreachable_text};
 
 /// A logged-in connection to the server.
 pub struct Session {
@@ -71,14 +71,11 @@ pub async fn open<S: AsyncRead + AsyncWrite + Unpin>(
     let mut stream = match super::connect(server).await {
         Ok(stream) => stream,
         Err(e) => {
-            fatal(
-                client,
-                0,
-                2003,
-                "",
-                "rampart: cannot reach the database server",
-            )
-            .await;
+            let text = match &e {
+                ProxyError::Connect { reason, .. } => unreachable_text(reason),
+                _ => unreachable_text("no answer"),
+            };
+            fatal(client, 0, 2003, "", &text).await;
             return Err(e);
         }
     };
@@ -134,10 +131,11 @@ pub async fn open<S: AsyncRead + AsyncWrite + Unpin>(
             error: error @ ProxyError::Connect { .. },
             ..
         }) => {
-            // TLS refused or failed: the detail, with the address, is for
-            // the log.
-            let text = "rampart: cannot reach the database server";
-            fatal(client, seq, 1105, "HY000", text).await;
+            // TLS refused or failed: the reason for the client, the
+            // address for the log.
+            if let ProxyError::Connect { reason, .. } = &error {
+                fatal(client, seq, 1105, "HY000", &unreachable_text(reason)).await;
+            }
             Err(error)
         }
         Err(Failed { error, .. }) => {

@@ -78,8 +78,9 @@ pub async fn login<W: AsyncWrite + Unpin>(
     match &result {
         // The client already has the server's own ErrorResponse.
         Ok(_) | Err(ProxyError::Refused(_)) => {}
-        Err(ProxyError::Connect { .. }) => {
-            fatal(client, "08001", "rampart: cannot reach the database server").await;
+        Err(ProxyError::Connect { reason, .. }) => {
+            let text = crate::db::contract::unreachable_text(reason);
+            fatal(client, "08001", &text).await;
         }
         Err(e) => fatal(client, "08004", &format!("rampart: {e}")).await,
     }

@@ -162,7 +162,7 @@ fn for_client(e: &ProxyError) -> String {
             format!("the Redis server refused the bastion's login: {message}")
         }
         ProxyError::Database(_) => e.to_string(),
-        ProxyError::Connect { .. } => "cannot reach the Redis server".into(),
+        ProxyError::Connect { reason, .. } => format!("cannot reach the Redis server: {reason}"),
         _ => "the login to the Redis server failed".into(),
     }
 }
