@@ -209,6 +209,9 @@ pub struct Hooks<'a> {
     /// kept only with `recording.keep_files`); standard error is always
     /// recorded.
     pub record_stdout: bool,
+    /// Whether the person's channel is a terminal: the bastion's notices
+    /// then go inline (with colours), else to standard error, plain.
+    pub terminal: bool,
 }
 
 /// Sees the bytes of an exec session as they pass, without changing them.
@@ -228,18 +231,12 @@ async fn notify(
     client_write: &ChannelWriteHalf<ServerMsg>,
     recorder: &RecorderHandle,
     shared: &Mutex<Shared>,
+    terminal: bool,
     text: String,
 ) -> Result<(), ()> {
-    let terminal = {
-        let mut s = lock(shared);
-        match s.tracker.as_mut() {
-            Some(t) => {
-                t.output(text.as_bytes());
-                true
-            }
-            None => false,
-        }
-    };
+    if let Some(tracker) = lock(shared).tracker.as_mut() {
+        tracker.output(text.as_bytes());
+    }
     if terminal {
         let bytes = Bytes::from(text);
         let _ = recorder.output(bytes.clone()).await;

@@ -49,6 +49,7 @@ struct Pump<'a, T> {
     recording_optional: bool,
     tap: Option<&'a dyn StreamTap>,
     record_stdout: bool,
+    terminal: bool,
     end: Option<&'a ClientEnd>,
     approval_timeout: Duration,
 }
@@ -79,6 +80,7 @@ pub async fn pump<T: TargetEnd>(
         recording_optional: hooks.recording_optional,
         tap: hooks.tap,
         record_stdout: hooks.record_stdout,
+        terminal: hooks.terminal,
         end: hooks.end,
         approval_timeout: hooks.services.config.auth.approval_timeout,
     };
@@ -575,7 +577,14 @@ impl<T: TargetEnd> Pump<'_, T> {
 
     /// Text from the bastion to the person (see [`super::notify`]).
     async fn notify(&self, text: String) -> Result<(), ()> {
-        super::notify(self.client, self.recorder, &self.shared, text).await
+        super::notify(
+            self.client,
+            self.recorder,
+            &self.shared,
+            self.terminal,
+            text,
+        )
+        .await
     }
 
     async fn flush_log(&self) {

@@ -47,7 +47,11 @@ pub(super) async fn hold(
     let text = format!(
         "\r\n{YELLOW}rampart: this command needs an administrator's approval (rule {rule}); waiting... Ctrl-C withdraws it{RESET}\r\n"
     );
-    if notify(client_write, recorder, shared, text).await.is_err() {
+    // Only a terminal's Enter is held.
+    if notify(client_write, recorder, shared, true, text)
+        .await
+        .is_err()
+    {
         return Held::ClientGone;
     }
     await_decision(pending, timeout, client_read, deferred).await

@@ -296,6 +296,7 @@ async fn pump(
                 actions: &admitted.actions,
                 tap: None,
                 record_stdout: true,
+                terminal: true,
             },
         )
         .await;

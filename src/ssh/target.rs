@@ -639,6 +639,8 @@ async fn pump_session(
             grant,
             rows: &rows,
             recorder,
+            // Interactive sessions (a terminal) track commands.
+            terminal: tracker.is_some(),
             tracker,
             live,
             shutdown: &shared.shutdown,
