@@ -1,5 +1,7 @@
-//! What the PostgreSQL wire proxy (`db::pg`) adds to a statement's round
-//! trip, and what a proxied connection costs in memory (issue 19).
+//! What the database wire proxies add to a statement's round trip, and
+//! what a proxied PostgreSQL connection costs in memory (issue 19). The
+//! PostgreSQL part is here; MySQL/MariaDB and Redis follow in
+//! `db_proxy/others.rs`.
 //!
 //! `cargo bench --bench db_proxy` (release). A throwaway PostgreSQL 15 on
 //! loopback (as tests/support/pg.rs starts it, so with `log_statement=all`
@@ -17,6 +19,15 @@
 
 #[path = "../tests/support/pg.rs"]
 mod pg_server;
+
+#[path = "../tests/support/mysql.rs"]
+mod mysql_server;
+
+#[path = "../tests/support/redis.rs"]
+mod redis_server;
+
+#[path = "db_proxy/others.rs"]
+mod others;
 
 use std::path::Path;
 use std::process::Command;
@@ -120,7 +131,7 @@ fn pgbench(host: &str, port: u16, password: &str, seconds: u64, dir: &Path) -> V
     latencies
 }
 
-fn percentile(sorted: &[u64], p: f64) -> f64 {
+fn percentile_ms(sorted: &[u64], p: f64) -> f64 {
     let i = ((sorted.len() - 1) as f64 * p).round() as usize;
     sorted[i] as f64 / 1000.0
 }
@@ -202,8 +213,8 @@ async fn main() {
             "{:<8} {:>10} {:>10.3} {:>10.3}",
             "direct",
             latencies.len(),
-            percentile(&latencies, 0.5),
-            percentile(&latencies, 0.99)
+            percentile_ms(&latencies, 0.5),
+            percentile_ms(&latencies, 0.99)
         );
         direct.extend(latencies);
         let (d, host) = (dir.path().to_path_buf(), socket_host.clone());
@@ -213,14 +224,14 @@ async fn main() {
             "{:<8} {:>10} {:>10.3} {:>10.3}",
             "proxy",
             latencies.len(),
-            percentile(&latencies, 0.5),
-            percentile(&latencies, 0.99)
+            percentile_ms(&latencies, 0.5),
+            percentile_ms(&latencies, 0.99)
         );
         proxied.extend(latencies);
     }
     direct.sort_unstable();
     proxied.sort_unstable();
-    let added = percentile(&proxied, 0.5) - percentile(&direct, 0.5);
+    let added = percentile_ms(&proxied, 0.5) - percentile_ms(&direct, 0.5);
     println!(
         "median added by the proxy: {added:.3} ms (target <= 0.3 ms: {})",
         if added <= 0.3 { "PASS" } else { "FAIL" }
@@ -259,4 +270,8 @@ async fn main() {
         (during.saturating_sub(before)) as f64 / 50.0
     );
     drained.abort();
+    drop(server);
+
+    others::mysql(seconds, dir.path()).await;
+    others::redis(seconds, dir.path()).await;
 }
