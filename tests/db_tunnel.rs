@@ -307,3 +307,101 @@ async fn redis_cli_through_ssh_l_logs_in_with_a_one_time_password() {
     );
     nowhere_on_disk(&b, support::redis::APP_PASSWORD);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_ends_database_sessions_and_tunnels_and_closes_them_upstream() {
+    let Some([_, psql]) = support::peers::peers(["ssh", "psql"]) else {
+        return;
+    };
+    let Some((server, mut b, admin)) = postgres().await else {
+        return;
+    };
+    run_ok(
+        &admin,
+        "rampart perm add tun --user admin --asset pg1 --actions tunnel",
+    )
+    .await;
+    b.reload().await;
+    let app_connections = || {
+        server
+            .admin_in(
+                "appdb",
+                "SELECT count(*) FROM pg_stat_activity WHERE usename = 'app'",
+            )
+            .trim()
+            .to_string()
+    };
+
+    // psql in the bastion's pty, and a desktop tool's long query through
+    // a tunnel, both running when the bastion stops.
+    let person = support::ssh::Client::admin(b.addr).await;
+    let mut term = person.shell(100, 30, Some("pg1")).await;
+    term.expect(T, |s| s.contains("appdb=>")).await;
+    let tunnel = Tunnel::open(&b, &admin, "pg1", server.port).await;
+    let password = field(&run_ok(&admin, "rampart db ticket pg1").await, "password ");
+    let mut tool = std::process::Command::new(&psql);
+    tool.arg(format!(
+        "host=127.0.0.1 port={} user=app dbname=appdb sslmode=disable",
+        tunnel.local
+    ))
+    .args(["-X", "-A", "-t", "-c", "select pg_sleep(60)"])
+    .env("PGPASSWORD", password);
+    let tool = tokio::spawn(run(tool));
+    let deadline = std::time::Instant::now() + T;
+    while app_connections() != "2" {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "two app connections: {}",
+            app_connections()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let private_dirs = || {
+        std::fs::read_dir(std::env::temp_dir())
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with("rampart-db-"))
+            .count()
+    };
+    let dirs_before = private_dirs();
+    assert!(dirs_before >= 1, "the session's private directory");
+
+    let started = std::time::Instant::now();
+    b.shutdown().await;
+    assert!(started.elapsed() < Duration::from_secs(15));
+    term.expect(T, |s| s.contains("shutting down")).await;
+    let out = tokio::time::timeout(T, tool)
+        .await
+        .expect("the tool ends")
+        .unwrap();
+    assert!(!out.status.success(), "the long query did not finish");
+
+    // Every session row closed with the reason; nothing left upstream or
+    // on disk.
+    let rows: Vec<(String, String, String)> =
+        sqlx::query_as("SELECT kind, status, reason FROM sessions ORDER BY started_at")
+            .fetch_all(b.services.store.pool())
+            .await
+            .unwrap();
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    assert!(
+        rows.iter()
+            .all(|(_, status, reason)| status == "closed" && reason == "bastion shutdown"),
+        "{rows:?}"
+    );
+    let deadline = std::time::Instant::now() + T;
+    while app_connections() != "0" {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the server still has app connections: {}",
+            app_connections()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        private_dirs(),
+        dirs_before - 1,
+        "the private directory is gone"
+    );
+    drop(tunnel);
+}

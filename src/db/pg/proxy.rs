@@ -108,22 +108,76 @@ where
         None => Ok(()),
         // A wrong key gets no answer, as from the server itself.
         Some(Startup::Cancel { key }) if !keys.matches(&key) => Ok(()),
-        Some(Startup::Cancel { key }) => {
-            let mut stream = auth::connect(upstream).await?;
-            let request = wire::cancel_request(&key);
-            stream
-                .write_all(&request)
-                .await
-                .map_err(ProxyError::Server)?;
-            // The server closes once it has read the request.
-            let mut rest = [0u8; 1];
-            let _ = tokio::time::timeout(upstream.connect_timeout, stream.read(&mut rest)).await;
-            Ok(())
-        }
+        Some(Startup::Cancel { key }) => cancel(upstream, &key).await,
         Some(_) => {
             front::fatal(&mut client, "53300", "rampart: one connection per session").await;
             Err(ProxyError::Second)
         }
+    }
+}
+
+/// Asks the server to cancel what the connection of `key` is running (a
+/// CancelRequest on a connection of its own).
+async fn cancel(upstream: &Upstream, key: &[u8; 8]) -> Result<(), ProxyError> {
+    let mut stream = auth::connect(upstream).await?;
+    let request = wire::cancel_request(key);
+    stream
+        .write_all(&request)
+        .await
+        .map_err(ProxyError::Server)?;
+    // The server closes once it has read the request.
+    let mut rest = [0u8; 1];
+    let _ = tokio::time::timeout(upstream.connect_timeout, stream.read(&mut rest)).await;
+    Ok(())
+}
+
+/// Cancels the connection's running statement if the relay is dropped
+/// before it ends (the session was killed, revoked or the bastion stops):
+/// the server only notices a closed client when it next writes to it, so
+/// a long statement would otherwise run on, and hold its locks, after the
+/// session ended. A cancel while nothing runs does nothing.
+struct CancelOnDrop {
+    /// The server's address (no secret).
+    address: Option<Upstream>,
+    key: [u8; 8],
+}
+
+impl CancelOnDrop {
+    fn new(upstream: &Upstream, key: [u8; 8]) -> CancelOnDrop {
+        let address = Upstream {
+            host: upstream.host.clone(),
+            port: upstream.port,
+            user: upstream.user.clone(),
+            password: None,
+            database: String::new(),
+            connect_timeout: upstream.connect_timeout,
+            tls: upstream.tls.clone(),
+        };
+        CancelOnDrop {
+            address: Some(address),
+            key,
+        }
+    }
+
+    /// The relay ended on its own: nothing to cancel.
+    fn disarm(mut self) {
+        self.address = None;
+    }
+}
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        let (Some(address), Ok(runtime)) =
+            (self.address.take(), tokio::runtime::Handle::try_current())
+        else {
+            return;
+        };
+        let key = self.key;
+        runtime.spawn(async move {
+            if let Err(e) = cancel(&address, &key).await {
+                tracing::info!(target: "db", "cancel after the session's end: {e}");
+            }
+        });
     }
 }
 
@@ -191,6 +245,7 @@ where
     if let Some(key) = session.key {
         keys.set(key);
     }
+    let on_drop = session.key.map(|key| CancelOnDrop::new(upstream, key));
     let shared = Shared {
         audit,
         tracker: Mutex::new(Tracker::new(session.status)),
@@ -198,6 +253,9 @@ where
         logged: AtomicU64::new(0),
     };
     let result = relay(&shared, client, session.stream).await;
+    if let Some(on_drop) = on_drop {
+        on_drop.disarm();
+    }
     let unfinished = shared.tracker().finish();
     for statement in unfinished {
         shared.log(statement);
