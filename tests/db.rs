@@ -464,3 +464,63 @@ async fn a_tls_asset_pins_the_servers_certificate_and_refuses_another() {
     );
     nowhere_on_disk(&b, APP_PASSWORD);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_mariadb_session_stops_its_running_statement_on_the_server() {
+    if support::peers::peer("ssh").is_none() {
+        return;
+    }
+    let Some(server) = tokio::task::spawn_blocking(support::mysql::MariaDb::start)
+        .await
+        .unwrap()
+    else {
+        return;
+    };
+    let (mut b, admin) = bastion_with(DatabaseAsset {
+        name: "my1",
+        protocol: format!("mysql/{}", server.port),
+        database: "appdb",
+        password: support::mysql::APP_PASSWORD,
+        rule: ("no-drop", r"(?i)^drop\s+table", "sql"),
+    })
+    .await;
+    let sleeping = || {
+        server
+            .admin("SELECT count(*) FROM information_schema.processlist WHERE info LIKE 'select benchmark(%'")
+            .trim()
+            .to_string()
+    };
+    let (mut term, _keys) = openssh(&b, &admin, &["my1"]).await;
+    term.expect(T, |s| s.contains("[appdb]>")).await;
+    // Work that does not look at the client's socket (SLEEP does, and
+    // ends with it).
+    term.send(b"select benchmark(50000000000, md5('x'));\r");
+    let deadline = std::time::Instant::now() + T;
+    while sleeping() != "1" {
+        assert!(std::time::Instant::now() < deadline, "the statement runs");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let live = run_ok(&admin, "rampart session list --live --json").await;
+    let id = live
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|v| v["asset"] == "my1")
+        .and_then(|v| v["id"].as_str().map(str::to_string))
+        .unwrap_or_else(|| panic!("my1 is live: {live}"));
+    run_ok(
+        &admin,
+        &format!("rampart session kill {id} --reason 'runaway'"),
+    )
+    .await;
+    term.expect(T, |s| s.contains("runaway")).await;
+    // The server stops the statement now, not when it would have ended.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while sleeping() != "0" {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the statement still runs on the server"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    b.shutdown().await;
+}

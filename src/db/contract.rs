@@ -409,6 +409,32 @@ impl<P: AsyncWrite + Unpin, T: AsyncWrite + Unpin> AsyncWrite for Server<P, T> {
     }
 }
 
+/// Work for the server when a relay is dropped before it ended on its own
+/// (the session was killed, revoked, or the bastion stops): a server only
+/// notices a closed client when it next writes to it, so a long statement
+/// would run on, holding its locks, after the session ended. Spawned when
+/// dropped armed; nothing once [`OnDrop::disarm`]ed.
+pub(crate) struct OnDrop(Option<BoxFuture<'static, ()>>);
+
+impl OnDrop {
+    pub fn new(work: BoxFuture<'static, ()>) -> OnDrop {
+        OnDrop(Some(work))
+    }
+
+    /// The relay ended on its own: nothing to do.
+    pub fn disarm(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for OnDrop {
+    fn drop(&mut self) {
+        if let (Some(work), Ok(runtime)) = (self.0.take(), tokio::runtime::Handle::try_current()) {
+            runtime.spawn(work);
+        }
+    }
+}
+
 /// Bytes moved each way through the client's connection.
 #[derive(Default)]
 pub(crate) struct Counts {

@@ -29,6 +29,9 @@ use crate::db::contract::{Admitted, Login, Proof, unreachable_text};
 /// A logged-in connection to the server.
 pub struct Session {
     pub stream: ServerStream,
+    /// The server's id of the connection (its greeting's), which `KILL
+    /// QUERY` names.
+    pub connection: u32,
     /// The server's family and version, which decide how it reads
     /// versioned comments; `None` when its version string is not one.
     pub server: Option<MySqlServer>,
@@ -116,6 +119,7 @@ pub async fn open<S: AsyncRead + AsyncWrite + Unpin>(
             write(client, &wire::build_ok(seq, status)).await?;
             let session = Session {
                 stream,
+                connection: greeting.connection,
                 server: MySqlServer::from_version(&greeting.version),
             };
             Ok((session, admitted))
@@ -202,6 +206,36 @@ fn answer(
         // mysql_clear_password would send the secret in the clear over
         // TCP; client_ed25519, PAM, GSSAPI and others are not spoken.
         other => Err(ProxyError::Method(other.to_string())),
+    }
+}
+
+/// Stops what the server's connection `connection` is running: `KILL
+/// QUERY` on a connection of the proxy's own, logged in as `upstream`
+/// says (the same account may kill its own statements).
+pub async fn kill_query(upstream: &Upstream, connection: u32) -> Result<(), ProxyError> {
+    let mut stream = super::connect(upstream).await?;
+    let greeting = greeting(upstream, &mut stream).await.map_err(|f| f.error)?;
+    let agreed = Agreed {
+        caps: front::OFFER & greeting.caps,
+        max_packet: 1 << 24,
+        charset: greeting.charset,
+        database: None,
+        seq: 2,
+    };
+    let (mut stream, _) = upstream_login(upstream, stream, &greeting, &agreed)
+        .await
+        .map_err(|f| f.error)?;
+    let mut command = vec![wire::com::QUERY];
+    command.extend_from_slice(format!("KILL QUERY {connection}").as_bytes());
+    stream
+        .write_all(&wire::packet(0, &command))
+        .await
+        .map_err(ProxyError::Server)?;
+    match read_server(upstream, &mut stream).await?.1.first() {
+        Some(0x00) => Ok(()),
+        _ => Err(ProxyError::ServerProtocol(format!(
+            "KILL QUERY {connection} was refused"
+        ))),
     }
 }
 

@@ -22,7 +22,7 @@ use super::sql::{self, MySqlServer};
 use super::track::{Kind, Pending, Reply, Statements, Step};
 use super::wire::{self, Decoder, Frame, Head, MAX_STATEMENT, com};
 use super::{Accepted, Audit, Outcome, ProxyError, Statement, Summary, Upstream, Verdict};
-use crate::db::contract::{Counted, Counts, Login, log_text};
+use crate::db::contract::{Counted, Counts, Login, OnDrop, log_text};
 
 /// How much is read from either side at a time.
 const READ_SIZE: usize = 16 << 10;
@@ -70,7 +70,7 @@ where
         counts: counts.clone(),
     };
     let (session, _) = auth::open(&mut client, auth::Gate::Token(token), upstream).await?;
-    relay_session(client, counts, session, audit).await
+    relay_session(client, counts, session, upstream, audit).await
 }
 
 /// One connection whose login `login` decides (a desktop tool through the
@@ -95,7 +95,33 @@ where
     let Some(admitted) = admitted else {
         return Err(ProxyError::BadToken);
     };
-    relay_session(client, counts, session, &*admitted.audit).await
+    relay_session(
+        client,
+        counts,
+        session,
+        &admitted.upstream,
+        &*admitted.audit,
+    )
+    .await
+}
+
+/// What a dropped relay leaves for the server: `KILL QUERY` of the
+/// connection's running statement (one while nothing runs does nothing).
+fn kill_on_drop(upstream: &Upstream, connection: u32) -> OnDrop {
+    let upstream = Upstream {
+        host: upstream.host.clone(),
+        port: upstream.port,
+        user: upstream.user.clone(),
+        password: upstream.password.clone(),
+        database: String::new(),
+        connect_timeout: upstream.connect_timeout,
+        tls: upstream.tls.clone(),
+    };
+    OnDrop::new(Box::pin(async move {
+        if let Err(e) = auth::kill_query(&upstream, connection).await {
+            tracing::info!(target: "db", "KILL QUERY after the session's end: {e}");
+        }
+    }))
 }
 
 /// The relay of a logged-in connection until either side ends.
@@ -103,11 +129,13 @@ async fn relay_session<S>(
     client: Counted<S>,
     counts: Arc<Counts>,
     session: auth::Session,
+    upstream: &Upstream,
     audit: &dyn Audit,
 ) -> Result<Summary, ProxyError>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
+    let on_drop = kill_on_drop(upstream, session.connection);
     let (mut client_read, client_write) = tokio::io::split(client);
     let (mut server_read, server_write) = session.stream.into_split();
     let mut relay = Relay {
@@ -124,6 +152,7 @@ where
         logged: 0,
     };
     let result = relay.run(&mut client_read, &mut server_read).await;
+    on_drop.disarm();
     if let Some(statement) = relay.reply.take().and_then(Reply::unfinished) {
         relay.log(statement);
     }

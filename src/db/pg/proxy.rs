@@ -25,7 +25,7 @@ use super::wire::{self, Decoder, Frame, MAX_STATEMENT, Side, Startup};
 use super::{
     Accepted, Admitted, Audit, Login, Outcome, ProxyError, Statement, Summary, Upstream, Verdict,
 };
-use crate::db::contract::{Counted, Counts, Proof, ServerStream, log_text};
+use crate::db::contract::{Counted, Counts, OnDrop, Proof, ServerStream, log_text};
 
 /// How much is read from either side at a time.
 const READ_SIZE: usize = 16 << 10;
@@ -131,54 +131,23 @@ async fn cancel(upstream: &Upstream, key: &[u8; 8]) -> Result<(), ProxyError> {
     Ok(())
 }
 
-/// Cancels the connection's running statement if the relay is dropped
-/// before it ends (the session was killed, revoked or the bastion stops):
-/// the server only notices a closed client when it next writes to it, so
-/// a long statement would otherwise run on, and hold its locks, after the
-/// session ended. A cancel while nothing runs does nothing.
-struct CancelOnDrop {
-    /// The server's address (no secret).
-    address: Option<Upstream>,
-    key: [u8; 8],
-}
-
-impl CancelOnDrop {
-    fn new(upstream: &Upstream, key: [u8; 8]) -> CancelOnDrop {
-        let address = Upstream {
-            host: upstream.host.clone(),
-            port: upstream.port,
-            user: upstream.user.clone(),
-            password: None,
-            database: String::new(),
-            connect_timeout: upstream.connect_timeout,
-            tls: upstream.tls.clone(),
-        };
-        CancelOnDrop {
-            address: Some(address),
-            key,
+/// What a dropped relay leaves for the server: a cancel of the
+/// connection's running statement (one while nothing runs does nothing).
+fn cancel_on_drop(upstream: &Upstream, key: [u8; 8]) -> OnDrop {
+    let address = Upstream {
+        host: upstream.host.clone(),
+        port: upstream.port,
+        user: upstream.user.clone(),
+        password: None,
+        database: String::new(),
+        connect_timeout: upstream.connect_timeout,
+        tls: upstream.tls.clone(),
+    };
+    OnDrop::new(Box::pin(async move {
+        if let Err(e) = cancel(&address, &key).await {
+            tracing::info!(target: "db", "cancel after the session's end: {e}");
         }
-    }
-
-    /// The relay ended on its own: nothing to cancel.
-    fn disarm(mut self) {
-        self.address = None;
-    }
-}
-
-impl Drop for CancelOnDrop {
-    fn drop(&mut self) {
-        let (Some(address), Ok(runtime)) =
-            (self.address.take(), tokio::runtime::Handle::try_current())
-        else {
-            return;
-        };
-        let key = self.key;
-        runtime.spawn(async move {
-            if let Err(e) = cancel(&address, &key).await {
-                tracing::info!(target: "db", "cancel after the session's end: {e}");
-            }
-        });
-    }
+    }))
 }
 
 /// One connection: the client's login with `token`, the login upstream,
@@ -245,7 +214,7 @@ where
     if let Some(key) = session.key {
         keys.set(key);
     }
-    let on_drop = session.key.map(|key| CancelOnDrop::new(upstream, key));
+    let on_drop = session.key.map(|key| cancel_on_drop(upstream, key));
     let shared = Shared {
         audit,
         tracker: Mutex::new(Tracker::new(session.status)),
