@@ -524,3 +524,50 @@ async fn a_killed_mariadb_session_stops_its_running_statement_on_the_server() {
     }
     b.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_in_mariadb_stops_the_running_statement_and_the_session_goes_on() {
+    if support::peers::peer("ssh").is_none() {
+        return;
+    }
+    let Some(server) = tokio::task::spawn_blocking(support::mysql::MariaDb::start)
+        .await
+        .unwrap()
+    else {
+        return;
+    };
+    let (mut b, admin) = bastion_with(DatabaseAsset {
+        name: "my1",
+        protocol: format!("mysql/{}", server.port),
+        database: "appdb",
+        password: support::mysql::APP_PASSWORD,
+        rule: ("no-drop", r"(?i)^drop\s+table", "sql"),
+    })
+    .await;
+    let running = || {
+        server
+            .admin("SELECT count(*) FROM information_schema.processlist WHERE info LIKE 'select benchmark(%'")
+            .trim()
+            .to_string()
+    };
+    let (mut term, _keys) = openssh(&b, &admin, &["my1"]).await;
+    term.expect(T, |s| s.contains("[appdb]>")).await;
+    term.send(b"select benchmark(50000000000, md5('x'));\r");
+    let deadline = std::time::Instant::now() + T;
+    while running() != "1" {
+        assert!(std::time::Instant::now() < deadline, "the statement runs");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    term.send(b"\x03");
+    term.expect(T, |s| {
+        s.contains("Ctrl-C -- query killed") && s.contains("row in set")
+    })
+    .await;
+    assert_eq!(running(), "0", "the server stopped it");
+    term.send(b"select 6 * 7 as answer;\r");
+    term.expect(T, |s| s.contains("42")).await;
+    term.send(b"quit\r");
+    assert_eq!(term.wait_exit(T).await, Some(0), "{}", term.text());
+    b.shutdown().await;
+    nowhere_on_disk(&b, support::mysql::APP_PASSWORD);
+}

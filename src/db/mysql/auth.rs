@@ -29,9 +29,9 @@ use crate::db::contract::{Admitted, Login, Proof, unreachable_text};
 /// A logged-in connection to the server.
 pub struct Session {
     pub stream: ServerStream,
-    /// The server's id of the connection (its greeting's), which `KILL
-    /// QUERY` names.
-    pub connection: u32,
+    /// The server's greeting (its `connection` id is what `KILL QUERY`
+    /// names), as the client was greeted.
+    pub greeting: Greeting,
     /// The server's family and version, which decide how it reads
     /// versioned comments; `None` when its version string is not one.
     pub server: Option<MySqlServer>,
@@ -119,8 +119,8 @@ pub async fn open<S: AsyncRead + AsyncWrite + Unpin>(
             write(client, &wire::build_ok(seq, status)).await?;
             let session = Session {
                 stream,
-                connection: greeting.connection,
                 server: MySqlServer::from_version(&greeting.version),
+                greeting,
             };
             Ok((session, admitted))
         }

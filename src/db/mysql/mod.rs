@@ -40,6 +40,12 @@
 //!    and the reply parser (`track.rs`) tells where each answer ends and
 //!    what it said. Rows stream through in bounded pieces (`wire.rs`).
 //!
+//! A later connection on the session's socket is the client's Ctrl-C
+//! (`cancel.rs`): with the one-time password again it may send `KILL
+//! QUERY` for the session's connection and nothing else, and the proxy
+//! runs it as the session's account. A relay dropped from outside (kill,
+//! revocation, shutdown) kills its running statement the same way.
+//!
 //! The proxy never forwards a refused statement nor a byte it could not
 //! frame; the vaulted secret and the one-time password appear in no log,
 //! error, `Debug` output or logged statement. A LOCAL INFILE request from
@@ -49,6 +55,7 @@
 //! to judge.
 
 mod auth;
+mod cancel;
 mod front;
 mod proxy;
 mod scramble;

@@ -18,6 +18,7 @@ use tokio::net::{UnixListener, UnixStream};
 use zeroize::Zeroizing;
 
 use super::auth;
+use super::cancel;
 use super::sql::{self, MySqlServer};
 use super::track::{Kind, Pending, Reply, Statements, Step};
 use super::wire::{self, Decoder, Frame, Head, MAX_STATEMENT, com};
@@ -39,14 +40,43 @@ pub async fn serve(
     audit: Arc<dyn Audit>,
     accepted: Option<Accepted>,
 ) -> Result<Summary, ProxyError> {
-    let main = |stream| serve_connection(stream, &token, &upstream, &*audit);
-    let later = |stream| Box::pin(refuse_second(stream)) as BoxFuture<'static, ()>;
+    let greeted = cancel::Greeted::default();
+    let main = |stream| serve_first(stream, &token, &upstream, &*audit, &greeted);
+    let (token_of_later, upstream_of_later) =
+        (Arc::new(token.clone()), Arc::new(cancel::owned(&upstream)));
+    let later = |stream| {
+        let (token, upstream) = (token_of_later.clone(), upstream_of_later.clone());
+        Box::pin(cancel::serve(stream, token, upstream, greeted.clone())) as BoxFuture<'static, ()>
+    };
     first_then(listener, accepted, ProxyError::Accept, main, later).await
 }
 
-/// A connection after the session's first: an ERR in place of the
-/// greeting, as a server that has too many connections sends it.
-async fn refuse_second(mut stream: UnixStream) {
+/// The session's first connection, as [`serve_connection`]; the greeting
+/// it got is kept for the client's Ctrl-C connections.
+async fn serve_first<S>(
+    client: S,
+    token: &str,
+    upstream: &Upstream,
+    audit: &dyn Audit,
+    greeted: &cancel::Greeted,
+) -> Result<Summary, ProxyError>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
+    let counts = Arc::new(Counts::default());
+    let mut client = Counted {
+        inner: client,
+        counts: counts.clone(),
+    };
+    let (session, _) = auth::open(&mut client, auth::Gate::Token(token), upstream).await?;
+    let _ = greeted.set(session.greeting.clone());
+    relay_session(client, counts, session, upstream, audit).await
+}
+
+/// A connection after the session's first that may not cancel: an ERR
+/// in place of the greeting, as a server that has too many connections
+/// sends it.
+pub(super) async fn refuse_second(mut stream: UnixStream) {
     let error = wire::build_error(0, 1040, "", "rampart: one connection per session");
     let writing = stream.write_all(&error);
     let _ = tokio::time::timeout(Duration::from_secs(5), writing).await;
@@ -135,7 +165,7 @@ async fn relay_session<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
-    let on_drop = kill_on_drop(upstream, session.connection);
+    let on_drop = kill_on_drop(upstream, session.greeting.connection);
     let (mut client_read, client_write) = tokio::io::split(client);
     let (mut server_read, server_write) = session.stream.into_split();
     let mut relay = Relay {
