@@ -27,7 +27,7 @@ use zeroize::Zeroizing;
 const TOKEN: &str = "one-time-8c41d7";
 const T: Duration = Duration::from_secs(60);
 
-/// Denies `DROP TABLE`, logs everything.
+/// Denies `DROP TABLE` and `DELETE`, logs everything.
 #[derive(Default)]
 struct Rules {
     logged: Mutex<Vec<Statement>>,
@@ -41,6 +41,12 @@ impl Audit for Rules {
             if statement.to_lowercase().starts_with("drop table") {
                 Verdict::Deny {
                     rule: "no-drop-table".into(),
+                }
+            } else if statement.to_lowercase().starts_with("delete ") {
+                // As an admin writes it: `filter add no-delete --pattern
+                // '(?i)^delete\s' --action deny --on sql`.
+                Verdict::Deny {
+                    rule: "no-delete".into(),
                 }
             } else {
                 Verdict::Allow
@@ -574,4 +580,63 @@ async fn tls_asked_of_a_server_without_it_is_refused() {
         !log.contains("Connect\tapp@") && !log.contains("unseen"),
         "{log}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delete_prepared_from_a_string_meets_the_delete_rule() {
+    let Some(server) = MariaDb::start() else {
+        return;
+    };
+    server.admin("CREATE TABLE appdb.keep (n int); INSERT INTO appdb.keep VALUES (7)");
+    let proxy = Proxy::start(&server, APP_PASSWORD);
+    // The client goes on after each error (`--force`). Prepared from a
+    // variable, what a statement runs cannot be read: refused too.
+    let ran = mariadb(
+        &server,
+        &proxy.socket(),
+        TOKEN,
+        "PREPARE s FROM 'DELETE FROM appdb.keep';\n\
+         EXECUTE s;\n\
+         SET @s = 'DELETE FROM appdb.keep';\n\
+         PREPARE s FROM @s;\n\
+         EXECUTE s;\n",
+    )
+    .await;
+    assert!(
+        ran.stderr
+            .contains("rampart: statement refused by rule no-delete"),
+        "{}",
+        ran.stderr
+    );
+    assert!(
+        ran.stderr
+            .contains("rampart: statement refused by rule unreadable"),
+        "{}",
+        ran.stderr
+    );
+    let rules = proxy.rules.clone();
+    proxy.result().await.expect("ends cleanly");
+    let logged = rules.logged();
+    assert_eq!(logged.len(), 5, "{logged:?}");
+    assert_eq!(
+        logged[0],
+        (
+            "PREPARE s FROM 'DELETE FROM appdb.keep'".into(),
+            Outcome::Refused {
+                rule: "no-delete".into()
+            }
+        )
+    );
+    assert_eq!(logged[2].1, done("OK, 0 rows affected"), "{logged:?}");
+    assert!(
+        matches!(&logged[3].1, Outcome::Refused { rule } if rule.starts_with("unreadable")),
+        "{logged:?}"
+    );
+    // Nothing was prepared, so nothing ran: the server refused both
+    // EXECUTEs, never saw a PREPARE, and the row is still there.
+    assert!(matches!(&logged[1].1, Outcome::Error(_)), "{logged:?}");
+    assert!(matches!(&logged[4].1, Outcome::Error(_)), "{logged:?}");
+    let log = server.general_log();
+    assert!(!log.contains("PREPARE"), "{log}");
+    assert_eq!(server.admin("SELECT n FROM appdb.keep").trim(), "7");
 }

@@ -29,7 +29,7 @@ use zeroize::Zeroizing;
 const TOKEN: &str = "one-time-3b9a61";
 const T: Duration = Duration::from_secs(60);
 
-/// Denies `DROP TABLE`, logs everything, and says when a statement was
+/// Denies `DROP TABLE` and `DELETE`, logs everything, and says when a statement was
 /// checked (for tests that must wait until psql is connected).
 #[derive(Default)]
 struct Rules {
@@ -44,6 +44,12 @@ impl Audit for Rules {
             if statement.to_lowercase().starts_with("drop table") {
                 Verdict::Deny {
                     rule: "no-drop-table".into(),
+                }
+            } else if statement.to_lowercase().starts_with("delete ") {
+                // As an admin writes it: `filter add no-delete --pattern
+                // '(?i)^delete\s' --action deny --on sql`.
+                Verdict::Deny {
+                    rule: "no-delete".into(),
                 }
             } else {
                 Verdict::Allow
@@ -564,4 +570,61 @@ async fn a_cancel_goes_over_tls_too() {
     );
     main.send(&pg_terminate()).await;
     proxy.result().await.expect("ends cleanly");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delete_hidden_in_a_with_meets_the_delete_rule() {
+    let Some(server) = PgServer::start() else {
+        return;
+    };
+    server.admin_in(
+        "appdb",
+        "CREATE TABLE keep_me (n int); INSERT INTO keep_me VALUES (1), (2); \
+         GRANT ALL ON keep_me TO app",
+    );
+    let proxy = Proxy::start(&server, "app", APP_PASSWORD);
+    let hidden = "WITH d AS (DELETE FROM keep_me RETURNING *) SELECT count(*) FROM d";
+    let ran = psql(
+        &server,
+        proxy.dir.path(),
+        TOKEN,
+        &[
+            hidden,
+            "EXPLAIN ANALYZE DELETE FROM keep_me",
+            "SELECT count(*) FROM keep_me",
+        ],
+    )
+    .await;
+    assert_eq!(ran.stdout, "2\n", "stderr: {}", ran.stderr);
+    assert_eq!(
+        ran.stderr
+            .matches("ERROR:  rampart: statement refused by rule no-delete")
+            .count(),
+        2,
+        "{}",
+        ran.stderr
+    );
+    let rules = proxy.rules.clone();
+    proxy.result().await.expect("ends cleanly");
+    let refused = Outcome::Refused {
+        rule: "no-delete".into(),
+    };
+    assert_eq!(
+        rules.logged(),
+        vec![
+            (hidden.into(), refused.clone()),
+            ("EXPLAIN ANALYZE DELETE FROM keep_me".into(), refused),
+            ("SELECT count(*) FROM keep_me".into(), done("SELECT 1")),
+        ]
+    );
+    // The rows survive, and the server never saw the statements.
+    assert_eq!(
+        server
+            .admin_in("appdb", "SELECT count(*) FROM keep_me")
+            .trim(),
+        "2"
+    );
+    let log = server.log();
+    assert!(log.contains("SELECT count(*) FROM keep_me"), "{log}");
+    assert!(!log.to_lowercase().contains("delete"), "{log}");
 }

@@ -4,7 +4,8 @@
 //! and commands; the server's greeting, OK, ERR, EOF, auth switch and
 //! prepare answers), the server's packets through the reply parser as the
 //! answer to each kind of command, and the statement splitter the rules
-//! rely on, under every server it knows.
+//! rely on (with the sqlparser reading of nested statements), under every
+//! server it knows.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;

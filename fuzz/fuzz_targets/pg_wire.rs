@@ -1,7 +1,8 @@
 //! The PostgreSQL wire format as the database proxy reads it: any byte
 //! stream framed as a client's and as a server's (fed in uneven pieces, as
 //! reads deliver it), every message through its side's parser, the startup
-//! packet parser, and the statement splitter the rules rely on.
+//! packet parser, and the statement splitter the rules rely on (with the
+//! sqlparser reading of the statements nested in each).
 #![no_main]
 
 use bytes::Bytes;

@@ -653,7 +653,8 @@ impl<CW: AsyncWrite + Unpin, SW: AsyncWrite + Unpin> Relay<'_, CW, SW> {
         let split = sql::split_mysql(text, self.server);
         if split.ambiguous {
             return Verdict::Deny {
-                rule: "ambiguous quoting or comment".into(),
+                rule: "unreadable: ambiguous quoting or comment, or SQL prepared from a variable"
+                    .into(),
             };
         }
         // Each distinct statement once: "x; x; x" asks an approver once.

@@ -36,6 +36,7 @@
 
 mod auth;
 mod front;
+mod nested;
 mod proxy;
 mod scram;
 pub mod sql;

@@ -610,7 +610,8 @@ impl<W: AsyncWrite + Unpin> Up<'_, W> {
         let split = sql::split(&String::from_utf8_lossy(text));
         if split.ambiguous {
             return Ok(Verdict::Deny {
-                rule: "ambiguous backslash in an escape string".into(),
+                rule: "unreadable: ambiguous backslash in an escape string, or SQL nested too deep"
+                    .into(),
             });
         }
         // Each distinct statement once: "x; x; x" asks an approver once.

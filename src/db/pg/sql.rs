@@ -25,12 +25,28 @@
 //! a statement a rule never saw is how a filter is bypassed. What it cannot
 //! read either way is reported [`Split::ambiguous`], and the proxies refuse
 //! it.
+//!
+//! A statement's head need not be what it does: `WITH d AS (DELETE ...)
+//! SELECT ...`, `EXPLAIN ANALYZE DELETE ...`, `PREPARE p AS DELETE ...` or
+//! MySQL's `PREPARE s FROM 'DELETE ...'` run a DELETE a rule anchored at
+//! `^delete` would not see. After the split, each statement is parsed
+//! (sqlparser, `nested.rs`) and the statements nested in it are added
+//! after the others, normalised, each once; SQL held in a string (a
+//! prepared string, a `LANGUAGE sql` function body) is split and read
+//! again. A statement the parser cannot read is kept as the splitter gave
+//! it and adds nothing. SQL prepared from a variable or an expression
+//! (`PREPARE s FROM @v`, MariaDB's `EXECUTE IMMEDIATE CONCAT(...)`) is
+//! ambiguous: its text is not in the query.
+
+use super::nested::{self, Found, Lang};
 
 /// What [`split`] found in a query string.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Split {
     /// Every statement the server could see, normalised: those of the
-    /// first reading in order, then those only another reading has.
+    /// first reading in order, then those only another reading has, then
+    /// those nested in them (rendered by the parser, keywords in upper
+    /// case).
     pub statements: Vec<String>,
     /// Text the splitter cannot vouch for. PostgreSQL: a backslash right
     /// after a non-ASCII byte inside an escape string (in a client encoding
@@ -38,8 +54,10 @@ pub struct Split {
     /// escapes nothing). MySQL: `--` before a non-ASCII byte (a comment or
     /// not, by the character set), a versioned comment whose reading
     /// depends on the server's version when that is unknown, or one whose
-    /// end is not the same read as code and as a comment. The proxies
-    /// refuse such text rather than guess.
+    /// end is not the same read as code and as a comment, or a statement
+    /// prepared from a variable or an expression. Either: SQL in strings
+    /// nested deeper than a few levels. The proxies refuse such text
+    /// rather than guess.
     pub ambiguous: bool,
 }
 
@@ -83,11 +101,20 @@ pub fn statements(text: &str) -> Vec<String> {
 /// change `standard_conforming_strings` with a pipelined `SET`, faster
 /// than the server reports it, so both readings count.
 pub fn split(text: &str) -> Split {
+    split_postgres(text, 0)
+}
+
+fn split_postgres(text: &str, depth: usize) -> Split {
     let readings = [false, true].map(|single| Reading {
         single,
         ..Reading::POSTGRES
     });
-    split_all(text.as_bytes(), &readings)
+    let again = Again {
+        lang: Lang::Postgres,
+        normalise: &normalise,
+        split: &split_postgres,
+    };
+    with_nested(split_all(text.as_bytes(), &readings), text, &again, depth)
 }
 
 /// One PostgreSQL statement with its comments removed, whitespace runs
@@ -103,6 +130,10 @@ pub fn normalise(statement: &str) -> String {
 /// is not known to be UTF-8) under every sql_mode and character set that
 /// reads them differently; see [`Split`].
 pub fn split_mysql(text: &[u8], server: Option<MySqlServer>) -> Split {
+    split_mysql_at(text, server, 0)
+}
+
+fn split_mysql_at(text: &[u8], server: Option<MySqlServer>, depth: usize) -> Split {
     let backslash = text.contains(&b'\\');
     let multibyte = text
         .windows(2)
@@ -140,7 +171,13 @@ pub fn split_mysql(text: &[u8], server: Option<MySqlServer>) -> Split {
             }
         }
     }
-    split_all(text, &readings)
+    let again = Again {
+        lang: Lang::MySql,
+        normalise: &|t: &str| normalise_mysql(t.as_bytes(), server),
+        split: &|t: &str, depth| split_mysql_at(t.as_bytes(), server, depth),
+    };
+    let whole = String::from_utf8_lossy(text);
+    with_nested(split_all(text, &readings), &whole, &again, depth)
 }
 
 /// One MySQL statement normalised as the server reads it by default
@@ -155,6 +192,61 @@ pub fn normalise_mysql(statement: &[u8], server: Option<MySqlServer>) -> String 
         .pieces
         .pop()
         .unwrap_or_default()
+}
+
+/// How a dialect reads again what a statement holds.
+struct Again<'a> {
+    lang: Lang,
+    normalise: &'a dyn Fn(&str) -> String,
+    split: &'a dyn Fn(&str, usize) -> Split,
+}
+
+/// How deep SQL in a string may hold SQL in a string (a prepared string
+/// that prepares, a function whose body creates a function): deeper is
+/// refused as ambiguous, since no one writes it but to hide a statement.
+const MAX_DEPTH: usize = 4;
+
+/// `split` with the statements nested in its statements added after them
+/// (see nested.rs), each normalised and each once. `text` is the whole
+/// query, at `depth` strings deep.
+fn with_nested(mut split: Split, text: &str, again: &Again, depth: usize) -> Split {
+    let mut found = Vec::new();
+    let mut unparsed = false;
+    for statement in &split.statements {
+        match nested::nested(statement, again.lang) {
+            Some(more) => found.extend(more),
+            None => unparsed = true,
+        }
+    }
+    // A compound body (MySQL's BEGIN ... END, PostgreSQL's BEGIN ATOMIC,
+    // MariaDB's IF ... END IF outside a program) holds `;`: the splitter
+    // cuts it where the server does not, and its pieces do not parse. The
+    // whole query may.
+    if unparsed && split.statements.len() > 1 {
+        let whole = (again.normalise)(text);
+        found.extend(nested::nested(&whole, again.lang).unwrap_or_default());
+    }
+    let mut seen: std::collections::HashSet<String> = split.statements.iter().cloned().collect();
+    for f in found {
+        let more = match f {
+            Found::Statement(statement) => vec![(again.normalise)(&statement)],
+            Found::Text(text) if depth < MAX_DEPTH => {
+                let inner = (again.split)(&text, depth + 1);
+                split.ambiguous |= inner.ambiguous;
+                inner.statements
+            }
+            Found::Text(_) | Found::Unreadable => {
+                split.ambiguous = true;
+                continue;
+            }
+        };
+        for statement in more {
+            if !statement.is_empty() && seen.insert(statement.clone()) {
+                split.statements.push(statement);
+            }
+        }
+    }
+    split
 }
 
 /// The union of the readings' statements, the first reading's first.
