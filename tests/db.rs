@@ -225,21 +225,9 @@ async fn mariadb_through_openssh_logs_statements_and_refuses_a_drop() {
     if support::peers::peer("ssh").is_none() {
         return;
     }
-    let Some(server) = tokio::task::spawn_blocking(support::mysql::MariaDb::start)
-        .await
-        .unwrap()
-    else {
+    let Some((server, mut b, admin)) = support::db::mariadb().await else {
         return;
     };
-    server.admin("CREATE TABLE appdb.keep_me (id int); INSERT INTO appdb.keep_me VALUES (1), (2)");
-    let (mut b, admin) = bastion_with(DatabaseAsset {
-        name: "my1",
-        protocol: format!("mysql/{}", server.port),
-        database: "appdb",
-        password: support::mysql::APP_PASSWORD,
-        rule: ("no-drop", r"(?i)^drop\s+table", "sql"),
-    })
-    .await;
     let (mut term, _keys) = openssh(&b, &admin, &["my1"]).await;
     term.expect(T, |s| s.contains("[appdb]>")).await;
     term.send(b"select count(*) * 21 as answer from keep_me;\r");
@@ -470,26 +458,10 @@ async fn a_killed_mariadb_session_stops_its_running_statement_on_the_server() {
     if support::peers::peer("ssh").is_none() {
         return;
     }
-    let Some(server) = tokio::task::spawn_blocking(support::mysql::MariaDb::start)
-        .await
-        .unwrap()
-    else {
+    let Some((server, mut b, admin)) = support::db::mariadb().await else {
         return;
     };
-    let (mut b, admin) = bastion_with(DatabaseAsset {
-        name: "my1",
-        protocol: format!("mysql/{}", server.port),
-        database: "appdb",
-        password: support::mysql::APP_PASSWORD,
-        rule: ("no-drop", r"(?i)^drop\s+table", "sql"),
-    })
-    .await;
-    let sleeping = || {
-        server
-            .admin("SELECT count(*) FROM information_schema.processlist WHERE info LIKE 'select benchmark(%'")
-            .trim()
-            .to_string()
-    };
+    let sleeping = || support::db::running(&server, "select benchmark(");
     let (mut term, _keys) = openssh(&b, &admin, &["my1"]).await;
     term.expect(T, |s| s.contains("[appdb]>")).await;
     // Work that does not look at the client's socket (SLEEP does, and
@@ -530,26 +502,10 @@ async fn ctrl_c_in_mariadb_stops_the_running_statement_and_the_session_goes_on()
     if support::peers::peer("ssh").is_none() {
         return;
     }
-    let Some(server) = tokio::task::spawn_blocking(support::mysql::MariaDb::start)
-        .await
-        .unwrap()
-    else {
+    let Some((server, mut b, admin)) = support::db::mariadb().await else {
         return;
     };
-    let (mut b, admin) = bastion_with(DatabaseAsset {
-        name: "my1",
-        protocol: format!("mysql/{}", server.port),
-        database: "appdb",
-        password: support::mysql::APP_PASSWORD,
-        rule: ("no-drop", r"(?i)^drop\s+table", "sql"),
-    })
-    .await;
-    let running = || {
-        server
-            .admin("SELECT count(*) FROM information_schema.processlist WHERE info LIKE 'select benchmark(%'")
-            .trim()
-            .to_string()
-    };
+    let running = || support::db::running(&server, "select benchmark(");
     let (mut term, _keys) = openssh(&b, &admin, &["my1"]).await;
     term.expect(T, |s| s.contains("[appdb]>")).await;
     term.send(b"select benchmark(50000000000, md5('x'));\r");

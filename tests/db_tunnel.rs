@@ -129,21 +129,9 @@ async fn mariadb_through_ssh_l_logs_in_with_a_one_time_password() {
     let Some([_, client]) = support::peers::peers(["ssh", "mariadb"]) else {
         return;
     };
-    let Some(server) = tokio::task::spawn_blocking(support::mysql::MariaDb::start)
-        .await
-        .unwrap()
-    else {
+    let Some((server, mut b, admin)) = support::db::mariadb().await else {
         return;
     };
-    server.admin("CREATE TABLE appdb.keep_me (id int); INSERT INTO appdb.keep_me VALUES (1), (2)");
-    let (mut b, admin) = bastion_with(DatabaseAsset {
-        name: "my1",
-        protocol: format!("mysql/{}", server.port),
-        database: "appdb",
-        password: support::mysql::APP_PASSWORD,
-        rule: ("no-drop", r"(?i)^drop\s+table", "sql"),
-    })
-    .await;
     run_ok(
         &admin,
         "rampart perm add tun --user admin --asset my1 --actions tunnel",

@@ -201,3 +201,33 @@ pub async fn postgres() -> Option<(super::pg::PgServer, TestBastion, Client)> {
     .await;
     Some((server, b, admin))
 }
+
+/// A MariaDB server with table `keep_me` (two rows) in appdb, and a
+/// bastion where the admin may use it as asset my1 (account app, password
+/// vaulted), with a rule that denies `DROP TABLE` on the wire.
+pub async fn mariadb() -> Option<(super::mysql::MariaDb, TestBastion, Client)> {
+    let server = tokio::task::spawn_blocking(super::mysql::MariaDb::start)
+        .await
+        .unwrap()?;
+    server.admin("CREATE TABLE appdb.keep_me (id int); INSERT INTO appdb.keep_me VALUES (1), (2)");
+    let (b, admin) = bastion_with(DatabaseAsset {
+        name: "my1",
+        protocol: format!("mysql/{}", server.port),
+        database: "appdb",
+        password: super::mysql::APP_PASSWORD,
+        rule: ("no-drop", r"(?i)^drop\s+table", "sql"),
+    })
+    .await;
+    Some((server, b, admin))
+}
+
+/// How many of the MariaDB server's connections run a statement that
+/// starts with `head` (lower case, as typed).
+pub fn running(server: &super::mysql::MariaDb, head: &str) -> String {
+    server
+        .admin(&format!(
+            "SELECT count(*) FROM information_schema.processlist WHERE info LIKE '{head}%'"
+        ))
+        .trim()
+        .to_string()
+}
