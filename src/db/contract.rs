@@ -20,6 +20,7 @@ use tokio_rustls::client::TlsStream;
 use zeroize::Zeroizing;
 
 /// Where and as whom the proxy logs in.
+#[derive(Clone)]
 pub struct Upstream {
     pub host: String,
     pub port: u16,
@@ -71,6 +72,16 @@ impl std::fmt::Debug for Upstream {
 }
 
 impl Upstream {
+    /// Where the server is, without the secret: what a cancel request or
+    /// the greeting before a login needs.
+    pub fn without_secret(&self) -> Upstream {
+        Upstream {
+            password: None,
+            database: String::new(),
+            ..self.clone()
+        }
+    }
+
     /// `host:port` as people write it.
     pub fn address(&self) -> String {
         if self.host.contains(':') {

@@ -25,19 +25,6 @@ pub(super) type Greeted = Arc<OnceLock<Greeting>>;
 /// How long a cancel connection may take for its one command.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// `upstream` with its secret, for a task of its own.
-pub(super) fn owned(upstream: &Upstream) -> Upstream {
-    Upstream {
-        host: upstream.host.clone(),
-        port: upstream.port,
-        user: upstream.user.clone(),
-        password: upstream.password.clone(),
-        database: String::new(),
-        connect_timeout: upstream.connect_timeout,
-        tls: upstream.tls.clone(),
-    }
-}
-
 /// A connection after the session's first.
 pub(super) async fn serve(
     mut stream: UnixStream,

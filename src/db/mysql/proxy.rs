@@ -42,8 +42,7 @@ pub async fn serve(
 ) -> Result<Summary, ProxyError> {
     let greeted = cancel::Greeted::default();
     let main = |stream| serve_first(stream, &token, &upstream, &*audit, &greeted);
-    let (token_of_later, upstream_of_later) =
-        (Arc::new(token.clone()), Arc::new(cancel::owned(&upstream)));
+    let (token_of_later, upstream_of_later) = (Arc::new(token.clone()), Arc::new(upstream.clone()));
     let later = |stream| {
         let (token, upstream) = (token_of_later.clone(), upstream_of_later.clone());
         Box::pin(cancel::serve(stream, token, upstream, greeted.clone())) as BoxFuture<'static, ()>
@@ -94,13 +93,7 @@ pub async fn serve_connection<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
-    let counts = Arc::new(Counts::default());
-    let mut client = Counted {
-        inner: client,
-        counts: counts.clone(),
-    };
-    let (session, _) = auth::open(&mut client, auth::Gate::Token(token), upstream).await?;
-    relay_session(client, counts, session, upstream, audit).await
+    serve_first(client, token, upstream, audit, &cancel::Greeted::default()).await
 }
 
 /// One connection whose login `login` decides (a desktop tool through the
@@ -138,15 +131,7 @@ where
 /// What a dropped relay leaves for the server: `KILL QUERY` of the
 /// connection's running statement (one while nothing runs does nothing).
 fn kill_on_drop(upstream: &Upstream, connection: u32) -> OnDrop {
-    let upstream = Upstream {
-        host: upstream.host.clone(),
-        port: upstream.port,
-        user: upstream.user.clone(),
-        password: upstream.password.clone(),
-        database: String::new(),
-        connect_timeout: upstream.connect_timeout,
-        tls: upstream.tls.clone(),
-    };
+    let upstream = upstream.clone();
     OnDrop::new(Box::pin(async move {
         if let Err(e) = auth::kill_query(&upstream, connection).await {
             tracing::info!(target: "db", "KILL QUERY after the session's end: {e}");

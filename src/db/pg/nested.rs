@@ -243,10 +243,7 @@ fn unescape(c: char) -> String {
 
 #[cfg(test)]
 mod tests {
-    use std::time::{Duration, Instant};
-
     use super::super::sql::{split, split_mysql};
-    use super::{Lang, nested};
 
     /// The statements the rules see, under PostgreSQL and MySQL.
     fn pg(text: &str) -> Vec<String> {
@@ -415,37 +412,5 @@ mod tests {
             .join()
             .expect("no stack overflow");
         assert_eq!(deep, (1, 1, 1));
-    }
-
-    /// What reading nested statements costs:
-    /// `cargo test --lib db::pg::nested::tests::timing -- --ignored --nocapture`.
-    #[test]
-    #[ignore]
-    fn timing() {
-        let values: Vec<String> = (0..400)
-            .map(|i| format!("({i}, 'name {i}', {i}.5)"))
-            .collect();
-        let insert = format!("INSERT INTO t (a, b, c) VALUES {}", values.join(", "));
-        let under_with = format!("WITH x AS (SELECT 1) {insert}");
-        for (name, text) in [
-            ("select 1", "select 1".to_string()),
-            ("10 KB insert", insert),
-            ("10 KB insert under WITH", under_with),
-        ] {
-            let each = |f: &dyn Fn()| {
-                let runs = 200;
-                let start = Instant::now();
-                for _ in 0..runs {
-                    f();
-                }
-                start.elapsed() / runs
-            };
-            let whole: Duration = each(&|| drop(split(&text)));
-            let parse: Duration = each(&|| drop(nested(&text, Lang::Postgres)));
-            println!(
-                "{name} ({} bytes): split {whole:?}, of which nested {parse:?}",
-                text.len()
-            );
-        }
     }
 }

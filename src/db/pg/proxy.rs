@@ -71,15 +71,7 @@ pub async fn serve(
 ) -> Result<Summary, ProxyError> {
     let keys = CancelKeys::default();
     // What a cancel request needs: the address, never the secret.
-    let address = Arc::new(Upstream {
-        host: upstream.host.clone(),
-        port: upstream.port,
-        user: upstream.user.clone(),
-        password: None,
-        database: String::new(),
-        connect_timeout: upstream.connect_timeout,
-        tls: upstream.tls.clone(),
-    });
+    let address = Arc::new(upstream.without_secret());
     let later = |stream| {
         let (address, keys) = (address.clone(), keys.clone());
         Box::pin(async move {
@@ -134,15 +126,7 @@ async fn cancel(upstream: &Upstream, key: &[u8; 8]) -> Result<(), ProxyError> {
 /// What a dropped relay leaves for the server: a cancel of the
 /// connection's running statement (one while nothing runs does nothing).
 fn cancel_on_drop(upstream: &Upstream, key: [u8; 8]) -> OnDrop {
-    let address = Upstream {
-        host: upstream.host.clone(),
-        port: upstream.port,
-        user: upstream.user.clone(),
-        password: None,
-        database: String::new(),
-        connect_timeout: upstream.connect_timeout,
-        tls: upstream.tls.clone(),
-    };
+    let address = upstream.without_secret();
     OnDrop::new(Box::pin(async move {
         if let Err(e) = cancel(&address, &key).await {
             tracing::info!(target: "db", "cancel after the session's end: {e}");
