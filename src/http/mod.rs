@@ -16,6 +16,8 @@
 //! user's name or an address, or slow a session (a scrape reads counters
 //! and asks the database one short query).
 
+pub mod web;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;

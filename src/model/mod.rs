@@ -30,10 +30,12 @@ mod permission;
 mod rule;
 #[cfg(test)]
 mod tests;
+mod web;
 
 pub use asset::{Account, Asset, HostKey, KNOWN_PROTOCOLS, Protocol, SecretKind, default_port};
 pub use permission::{AccountSpec, Action, Actions, Permission, ProtocolSpec};
 pub use rule::{AclAction, CommandFilter, FilterAction, LoginAcl, Scope};
+pub use web::{FormLogin, WebLogin};
 
 /// Identifiers are text UUIDs, portable between SQLite and PostgreSQL.
 pub type Id = String;

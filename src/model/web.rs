@@ -1,0 +1,225 @@
+//! How the bastion logs a person in to a web asset with the account's
+//! vaulted secret (`account add ASSET NAME --web SPEC`): the browser never
+//! sees the secret. The text form, as the CLI takes it and the store keeps
+//! it:
+//!
+//! - `none`: nothing is injected; the person logs in to the site
+//!   themselves (the visit is still proxied, logged and cut off);
+//! - `basic`: HTTP Basic with the account's name and secret;
+//! - `header:NAME` or `header:NAME=TEMPLATE`: a static header on every
+//!   request, its value the secret, or `TEMPLATE` with `{secret}` (and
+//!   `{user}`) replaced (`header:Authorization=Bearer {secret}`);
+//! - `form:PATH[;form=SELECTOR][;user=FIELD][;password=FIELD][;success=TEXT]`:
+//!   the bastion fetches `PATH`, finds the form (the one matching
+//!   `SELECTOR`, else the first with a password input), keeps its other
+//!   inputs (CSRF tokens), fills in the account's name and secret, posts
+//!   it, and counts the login good when the answer no longer shows a
+//!   password input (and contains `TEXT`, when given).
+//!
+//! `;` cannot appear inside a part.
+
+use std::fmt;
+use std::str::FromStr;
+
+/// A web account's login (see the module docs).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum WebLogin {
+    #[default]
+    None,
+    Basic,
+    Header {
+        name: String,
+        /// The value, with `{secret}` and `{user}` in it.
+        template: String,
+    },
+    Form(FormLogin),
+}
+
+/// A server-side form login.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct FormLogin {
+    /// The login page's path on the site (`/login`), absolute.
+    pub path: String,
+    /// A selector for the form: `form`, `#id`, `.class`, `form#id`,
+    /// `form[action=/login]`...; `None`: the first form with a password
+    /// input.
+    pub form: Option<String>,
+    /// The name of the user-name input; `None`: the text or email input
+    /// before the password input.
+    pub user_field: Option<String>,
+    /// The name of the password input; `None`: the first password input.
+    pub password_field: Option<String>,
+    /// Text the page after a good login contains.
+    pub success: Option<String>,
+}
+
+impl WebLogin {
+    /// The header value for `Header`, with the secret and user put in.
+    pub fn header_value(template: &str, user: &str, secret: &str) -> String {
+        template.replace("{user}", user).replace("{secret}", secret)
+    }
+}
+
+impl fmt::Display for WebLogin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            WebLogin::None => f.write_str("none"),
+            WebLogin::Basic => f.write_str("basic"),
+            WebLogin::Header { name, template } if template == "{secret}" => {
+                write!(f, "header:{name}")
+            }
+            WebLogin::Header { name, template } => write!(f, "header:{name}={template}"),
+            WebLogin::Form(form) => {
+                write!(f, "form:{}", form.path)?;
+                for (key, value) in [
+                    ("form", &form.form),
+                    ("user", &form.user_field),
+                    ("password", &form.password_field),
+                    ("success", &form.success),
+                ] {
+                    if let Some(value) = value {
+                        write!(f, ";{key}={value}")?;
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+const USAGE: &str = "expected none, basic, header:NAME[=TEMPLATE] or form:PATH[;form=SELECTOR][;user=FIELD][;password=FIELD][;success=TEXT]";
+
+impl FromStr for WebLogin {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<WebLogin, String> {
+        let s = s.trim();
+        match s {
+            "" | "none" => return Ok(WebLogin::None),
+            "basic" => return Ok(WebLogin::Basic),
+            _ => {}
+        }
+        if let Some(rest) = s.strip_prefix("header:") {
+            let (name, template) = rest.split_once('=').unwrap_or((rest, "{secret}"));
+            let name = name.trim();
+            if name.is_empty() || !name.bytes().all(is_token_byte) {
+                return Err(format!("web login {s:?}: {name:?} is not a header name"));
+            }
+            if !template.contains("{secret}") {
+                return Err(format!(
+                    "web login {s:?}: the header's value must contain {{secret}}"
+                ));
+            }
+            if template.bytes().any(|b| b.is_ascii_control()) {
+                return Err(format!(
+                    "web login {s:?}: the header's value has a control character"
+                ));
+            }
+            let lower = name.to_ascii_lowercase();
+            if [
+                "host",
+                "cookie",
+                "content-length",
+                "transfer-encoding",
+                "connection",
+            ]
+            .contains(&lower.as_str())
+            {
+                return Err(format!(
+                    "web login {s:?}: the bastion sets {name} itself; inject another header"
+                ));
+            }
+            return Ok(WebLogin::Header {
+                name: name.to_string(),
+                template: template.to_string(),
+            });
+        }
+        if let Some(rest) = s.strip_prefix("form:") {
+            let mut parts = rest.split(';');
+            let path = parts.next().unwrap_or_default().trim();
+            if !path.starts_with('/') || path.starts_with("//") {
+                return Err(format!(
+                    "web login {s:?}: the login page must be a path on the site, such as /login"
+                ));
+            }
+            let mut form = FormLogin {
+                path: path.to_string(),
+                ..FormLogin::default()
+            };
+            for part in parts {
+                let Some((key, value)) = part.split_once('=') else {
+                    return Err(format!(
+                        "web login {s:?}: {part:?} is not KEY=VALUE ({USAGE})"
+                    ));
+                };
+                let value = Some(value.trim().to_string()).filter(|v| !v.is_empty());
+                match key.trim() {
+                    "form" => form.form = value,
+                    "user" => form.user_field = value,
+                    "password" => form.password_field = value,
+                    "success" => form.success = value,
+                    other => {
+                        return Err(format!(
+                            "web login {s:?}: unknown part {other:?} (expected form, user, password or success)"
+                        ));
+                    }
+                }
+            }
+            return Ok(WebLogin::Form(form));
+        }
+        Err(format!("web login {s:?}: {USAGE}"))
+    }
+}
+
+/// A byte allowed in an HTTP header name (RFC 9110 token).
+fn is_token_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_form_reads_back_as_written() {
+        for text in [
+            "none",
+            "basic",
+            "header:X-Api-Key",
+            "header:Authorization=Bearer {secret}",
+            "form:/login",
+            "form:/account/login;form=form#login;user=email;password=pass;success=Sign out",
+        ] {
+            let login: WebLogin = text.parse().unwrap();
+            assert_eq!(login.to_string(), text);
+        }
+        assert_eq!("".parse::<WebLogin>().unwrap(), WebLogin::None);
+    }
+
+    #[test]
+    fn bad_forms_are_refused_with_what_was_wrong() {
+        for (text, says) in [
+            ("cookie", "expected none, basic"),
+            ("header:", "is not a header name"),
+            ("header:X Y", "is not a header name"),
+            ("header:X-Key=static", "must contain {secret}"),
+            ("header:Cookie", "sets Cookie itself"),
+            ("header:X=a\r\nb{secret}", "control character"),
+            ("form:login", "must be a path"),
+            ("form://evil.example/login", "must be a path"),
+            ("form:/login;colour=red", "unknown part"),
+            ("form:/login;user", "is not KEY=VALUE"),
+        ] {
+            let err = text.parse::<WebLogin>().unwrap_err();
+            assert!(err.contains(says), "{text}: {err}");
+        }
+    }
+
+    #[test]
+    fn a_template_takes_the_secret_and_user() {
+        assert_eq!(
+            WebLogin::header_value("Bearer {secret} for {user}", "bob", "s3"),
+            "Bearer s3 for bob"
+        );
+    }
+}
