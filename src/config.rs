@@ -44,6 +44,11 @@ pub const KEYS: &[&str] = &[
     "ssh.shutdown_grace",
     "ssh.proxy_protocol_from",
     "http.listen",
+    "http.domain",
+    "http.public_port",
+    "http.certificate",
+    "http.key",
+    "http.idle_timeout",
     "http.metrics_listen",
     "rdp.listen",
     "rdp.certificate",
@@ -153,11 +158,24 @@ pub struct SshConfig {
     pub proxy_protocol_from: Vec<ipnet::IpNet>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HttpConfig {
-    /// The web side service (web assets, RemoteApp files); `None`: off.
-    /// Not built yet: a server started with it says so.
+    /// The web side service (web assets, over HTTPS); `None`: off.
     pub listen: Option<SocketAddr>,
+    /// The bastion's web domain: web asset `app1` is served at
+    /// `https://app1.DOMAIN`, one origin per asset (a wildcard DNS record
+    /// and certificate). Needed with `listen`.
+    pub domain: Option<String>,
+    /// The port browsers reach `listen` on, when a load balancer or NAT
+    /// puts it elsewhere; `None`: `listen`'s port.
+    pub public_port: Option<u16>,
+    /// The listener's TLS certificate and key (PEM), relative to
+    /// `data_dir`; generated (self-signed, for `DOMAIN` and `*.DOMAIN`) on
+    /// first start when both are missing.
+    pub certificate: PathBuf,
+    pub key: PathBuf,
+    /// A web visit with no request for this long ends.
+    pub idle_timeout: Duration,
     /// Health, readiness and metrics (`http` module); `None`: off.
     pub metrics_listen: Option<SocketAddr>,
 }
@@ -419,7 +437,15 @@ impl Default for Config {
                 shutdown_grace: Duration::from_secs(30),
                 proxy_protocol_from: Vec::new(),
             },
-            http: HttpConfig::default(),
+            http: HttpConfig {
+                listen: None,
+                domain: None,
+                public_port: None,
+                certificate: PathBuf::from("http.crt"),
+                key: PathBuf::from("http.key"),
+                idle_timeout: Duration::from_secs(15 * 60),
+                metrics_listen: None,
+            },
             rdp: RdpConfig {
                 listen: Vec::new(),
                 certificate: PathBuf::from("rdp.crt"),

@@ -68,6 +68,7 @@
 //!  session                         services, record, live, audit, policy, store
 //!  services, tui                   ops and what it uses (tui gets its data passed in)
 //!  ops                             auth, audit, search, upstream, policy, live, import, store
+//!  certificate                     upstream (its TLS provider)
 //!  upstream, search                auth (key fingerprints), policy (a Grant); record, store
 //!  spool                           record, store, clock
 //!  auth                            audit (login rows), store
@@ -87,6 +88,7 @@
 pub mod alloc;
 pub mod audit;
 pub mod auth;
+pub mod certificate;
 pub mod cli;
 pub mod clock;
 pub mod cluster;

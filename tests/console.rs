@@ -1320,9 +1320,9 @@ async fn the_console_adds_an_asset_and_an_account_tests_it_and_trusts_its_key() 
     assert!(desk.wait_for(T, |s| s.contains("Assets (1 of 2)")).await);
     desk.send(b"e").await;
     assert!(desk.wait_for(T, |s| s.contains("Edit asset web9")).await);
-    // Name, Address, Protocols, Nodes, Platform, Database, TLS, then
-    // Active.
-    desk.send(b"\x1b[B\x1b[B\x1b[B\x1b[B\x1b[B\x1b[B\x1b[B ")
+    // Name, Address, Protocols, Nodes, Platform, Database, URL, TLS,
+    // then Active.
+    desk.send(b"\x1b[B\x1b[B\x1b[B\x1b[B\x1b[B\x1b[B\x1b[B\x1b[B ")
         .await;
     assert!(
         desk.wait_for(T, |s| s.contains("[ ] people can connect"))

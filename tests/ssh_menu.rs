@@ -336,6 +336,7 @@ async fn edit_demo(b: &TestBastion, change: impl FnOnce(&mut AssetSpec)) {
         platform: Some(current.platform),
         database: None,
         tls: false,
+        url: None,
         comment: current.comment,
         active: current.active,
     };

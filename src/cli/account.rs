@@ -6,6 +6,7 @@ use anyhow::bail;
 use super::AccountCmd;
 use super::output::{self, Column};
 use super::verb::{Io, Outcome, read_file};
+use crate::model::WebLogin;
 use crate::ops::{AccountEdit, AccountSecret, Caller};
 use crate::services::Services;
 use crate::vault::Secret;
@@ -33,7 +34,13 @@ pub(super) async fn run(
             password_stdin,
             key_file,
             privileged,
+            web,
         } => {
+            // Checked before anything is stored.
+            let web_login = web
+                .map(|w| w.parse::<WebLogin>())
+                .transpose()
+                .map_err(anyhow::Error::msg)?;
             let secret = match (password_stdin, key_file) {
                 (true, _) => AccountSecret::Password(io.stdin.secret("password")?),
                 (false, Some(file)) => AccountSecret::PrivateKey(Secret::new(read_file(
@@ -43,9 +50,16 @@ pub(super) async fn run(
                 )?)),
                 (false, None) => AccountSecret::None,
             };
-            let account = ops
+            let mut account = ops
                 .account_add(caller, &asset, &username, secret, privileged)
                 .await?;
+            if let Some(web_login) = web_login {
+                let edit = AccountEdit {
+                    web_login: Some(web_login),
+                    ..AccountEdit::default()
+                };
+                account = ops.account_edit(caller, &asset, &username, edit).await?;
+            }
             writeln!(
                 io.out,
                 "account {}@{} added (secret: {})",
@@ -62,15 +76,25 @@ pub(super) async fn run(
             no_secret,
             privileged,
             unprivileged,
+            web,
         } => {
+            let web_login = web
+                .map(|w| w.parse::<WebLogin>())
+                .transpose()
+                .map_err(anyhow::Error::msg)?;
             let privileged = match (privileged, unprivileged) {
                 (true, _) => Some(true),
                 (false, true) => Some(false),
                 (false, false) => None,
             };
-            if !password_stdin && key_file.is_none() && !no_secret && privileged.is_none() {
+            if !password_stdin
+                && key_file.is_none()
+                && !no_secret
+                && privileged.is_none()
+                && web_login.is_none()
+            {
                 bail!(
-                    "nothing to change for account {username}@{asset}: give --password-stdin, --key-file FILE, --no-secret, --privileged or --unprivileged"
+                    "nothing to change for account {username}@{asset}: give --password-stdin, --key-file FILE, --no-secret, --privileged, --unprivileged or --web SPEC"
                 );
             }
             let secret =
@@ -87,7 +111,11 @@ pub(super) async fn run(
                     caller,
                     &asset,
                     &username,
-                    AccountEdit { secret, privileged },
+                    AccountEdit {
+                        secret,
+                        privileged,
+                        web_login,
+                    },
                 )
                 .await?;
             writeln!(

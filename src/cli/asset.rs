@@ -87,6 +87,7 @@ pub(super) async fn run(
             platform,
             database,
             tls,
+            url,
             comment,
             inactive,
         } => {
@@ -105,6 +106,7 @@ pub(super) async fn run(
                         platform: Some(platform),
                         database,
                         tls,
+                        url,
                         comment,
                         active: !inactive,
                     },
@@ -122,6 +124,7 @@ pub(super) async fn run(
             database,
             tls,
             no_tls,
+            url,
             active,
             inactive,
             comment,
@@ -134,12 +137,13 @@ pub(super) async fn run(
                 && database.is_none()
                 && !tls
                 && !no_tls
+                && url.is_none()
                 && !active
                 && !inactive
                 && comment.is_none();
             if unchanged {
                 bail!(
-                    "nothing to change for asset {name}: give --name, --address, --protocol, --node, --platform, --database, --tls, --no-tls, --active, --inactive or --comment"
+                    "nothing to change for asset {name}: give --name, --address, --protocol, --node, --platform, --database, --tls, --no-tls, --url, --active, --inactive or --comment"
                 );
             }
             let protocols = protocols
@@ -164,6 +168,7 @@ pub(super) async fn run(
                 platform: Some(platform.unwrap_or(current.platform)),
                 database: Some(database.unwrap_or(current.database)),
                 tls: (current.tls || tls) && !no_tls,
+                url: Some(url.unwrap_or(current.url)),
                 comment: comment.unwrap_or(current.comment),
                 active: (current.active || active) && !inactive,
             };

@@ -428,6 +428,9 @@ pub enum AssetCmd {
         /// Reach the database server over TLS, its certificate pinned on first use (`asset trust` forgets it)
         #[arg(long)]
         tls: bool,
+        /// A web asset's site, e.g. https://10.0.0.7:8443/ (with --protocol https/443 or http/80)
+        #[arg(long, value_name = "URL")]
+        url: Option<String>,
         #[arg(long, default_value = "")]
         comment: String,
         /// Add it disabled
@@ -461,6 +464,9 @@ pub enum AssetCmd {
         /// Reach the database server over plain TCP
         #[arg(long)]
         no_tls: bool,
+        /// A web asset's site ("" for none)
+        #[arg(long, value_name = "URL")]
+        url: Option<String>,
         /// Enable it
         #[arg(long, conflicts_with = "inactive")]
         active: bool,
@@ -507,8 +513,11 @@ pub enum AccountCmd {
         key_file: Option<PathBuf>,
         #[arg(long)]
         privileged: bool,
+        /// How a web asset's account is logged in with its secret: none, basic, header:NAME[=TEMPLATE], form:PATH[;form=SELECTOR][;user=FIELD][;password=FIELD][;success=TEXT]
+        #[arg(long, value_name = "SPEC")]
+        web: Option<String>,
     },
-    /// Change an account's secret or privileged flag; the new secret is sealed in the vault
+    /// Change an account's secret, privileged flag or web login; the new secret is sealed in the vault
     Edit {
         asset: String,
         username: String,
@@ -527,6 +536,9 @@ pub enum AccountCmd {
         /// Mark it not privileged
         #[arg(long)]
         unprivileged: bool,
+        /// How a web asset's account is logged in (see `account add --web`)
+        #[arg(long, value_name = "SPEC")]
+        web: Option<String>,
     },
     /// List accounts, of one asset or all
     List { asset: Option<String> },

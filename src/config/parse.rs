@@ -228,9 +228,10 @@ pub(super) fn config(file: &str, table: &Table, base: &Path) -> Result<Config, C
         None => Ok(None),
         Some(v) => http_section.address(key, v).map(Some),
     };
+    let http = parse_http(&http_section, &d.http, optional_address("listen")?)?;
     let http = HttpConfig {
-        listen: optional_address("listen")?,
         metrics_listen: optional_address("metrics_listen")?,
+        ..http
     };
     for (key, addr) in [
         ("listen", http.listen),
@@ -337,6 +338,55 @@ pub(super) fn config(file: &str, table: &Table, base: &Path) -> Result<Config, C
         clients,
         tui: TuiConfig { theme },
         log: LogConfig { level, file },
+    })
+}
+
+fn parse_http(
+    s: &Section<'_>,
+    d: &HttpConfig,
+    listen: Option<SocketAddr>,
+) -> Result<HttpConfig, ConfigError> {
+    let domain = match s.string("domain")? {
+        None => None,
+        Some(name) => {
+            let name = name.trim_end_matches('.').to_ascii_lowercase();
+            let label_ok = |l: &str| {
+                !l.is_empty()
+                    && l.len() <= 63
+                    && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                    && !l.starts_with('-')
+                    && !l.ends_with('-')
+            };
+            if name.len() > 200 || !name.split('.').all(label_ok) {
+                return Err(s.invalid(
+                    "domain",
+                    format!("{name:?} is not a DNS name, such as web.bastion.example.com"),
+                ));
+            }
+            Some(name)
+        }
+    };
+    let public_port = match s.table.get("public_port") {
+        None => None,
+        Some(_) => Some(u16::try_from(s.integer("public_port", 443, 1, 65535)?).unwrap_or(443)),
+    };
+    let path = |key: &str, default: &PathBuf| match s.string(key)? {
+        None => Ok(default.clone()),
+        Some("") => Err(s.invalid(key, "must not be empty")),
+        Some(p) => Ok(PathBuf::from(p)),
+    };
+    let idle_timeout = s.duration("idle_timeout", d.idle_timeout)?;
+    if idle_timeout.is_zero() {
+        return Err(s.invalid("idle_timeout", "must be more than 0"));
+    }
+    Ok(HttpConfig {
+        listen,
+        domain,
+        public_port,
+        certificate: path("certificate", &d.certificate)?,
+        key: path("key", &d.key)?,
+        idle_timeout,
+        metrics_listen: None,
     })
 }
 

@@ -76,6 +76,8 @@ file = "/var/log/rampart/rampart.log"
     assert_eq!(c.ssh.idle_timeout, Some(Duration::from_secs(5400)));
     assert_eq!(c.ssh.keepalive_interval, None);
     assert_eq!(c.http.listen, Some("127.0.0.1:8080".parse().unwrap()));
+    assert_eq!(c.http.domain, None);
+    assert_eq!(c.http.idle_timeout, Duration::from_secs(900));
     assert!(c.recording.input);
     assert_eq!(c.recording.on_failure, OnFailure::Allow);
     assert_eq!(c.recording.keep_files_max_size, 2 << 30);
@@ -198,6 +200,14 @@ fn bad_values_name_the_file_the_key_and_the_problem() {
         (
             "[http]\nlisten = \"127.0.0.1:2222\"",
             "rampart.toml: http.listen: 127.0.0.1:2222 is also in ssh.listen",
+        ),
+        (
+            "[http]\ndomain = \"web bastion\"",
+            "rampart.toml: http.domain: \"web bastion\" is not a DNS name, such as web.bastion.example.com",
+        ),
+        (
+            "[http]\nidle_timeout = \"0\"",
+            "rampart.toml: http.idle_timeout: must be more than 0",
         ),
         (
             "[http]\nmetrics_listen = \"127.0.0.1:2222\"",
@@ -409,10 +419,10 @@ fn keys_are_documented_and_exemplified() {
             None => table.contains_key(*key),
         };
         // Keys that only go with another value (the s3_* keys with an s3://
-        // store) or with what is not built yet (http.listen) are shown
+        // store) or with what only the site knows (http.listen, http.public_port) are shown
         // commented out.
         let commented = key.split_once('.').is_some_and(|(_, leaf)| {
-            (leaf.starts_with("s3_") || *key == "http.listen")
+            (leaf.starts_with("s3_") || ["http.listen", "http.public_port"].contains(key))
                 && example.contains(&format!("\n# {leaf} = "))
         });
         assert!(

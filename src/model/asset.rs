@@ -95,6 +95,9 @@ pub struct Asset {
     /// A database asset's server is reached over TLS (`--tls`), its
     /// certificate pinned like a host key.
     pub tls: bool,
+    /// A web asset's site (`--url`): the one place its proxy reaches;
+    /// empty: not a web asset.
+    pub url: String,
     pub protocols: Vec<Protocol>,
     /// Node paths the asset is filed under.
     pub nodes: Vec<String>,
@@ -158,6 +161,8 @@ pub struct Account {
     pub secret_kind: SecretKind,
     pub privileged: bool,
     pub active: bool,
+    /// How a web asset's account is logged in with its secret.
+    pub web_login: super::WebLogin,
 }
 
 serialize_as_text!(Protocol);

@@ -17,9 +17,13 @@
 //!   password input (and contains `TEXT`, when given).
 //!
 //! `;` cannot appear inside a part.
+//!
+//! Also here: the [`Site`] a web asset's `url` names.
 
 use std::fmt;
 use std::str::FromStr;
+
+use serde::Serialize;
 
 /// A web account's login (see the module docs).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -171,9 +175,100 @@ impl FromStr for WebLogin {
     }
 }
 
+serialize_as_text!(WebLogin);
+
 /// A byte allowed in an HTTP header name (RFC 9110 token).
 fn is_token_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+/// The fixed upstream of one web asset, read from its `url`: the proxy
+/// dials this host and port and nothing else, whatever a request says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Site {
+    pub https: bool,
+    /// A host name or an IP address (without brackets).
+    pub host: String,
+    pub port: u16,
+    /// Where the site starts (`/`, or `/admin/`): the path a fresh visit
+    /// opens.
+    pub start: String,
+}
+
+impl Site {
+    /// Reads an asset's `url`: `http://` or `https://`, a host, an optional
+    /// port and path; no user info, query or fragment.
+    pub fn parse(url: &str) -> Result<Site, String> {
+        let (https, rest) = if let Some(rest) = url.strip_prefix("https://") {
+            (true, rest)
+        } else if let Some(rest) = url.strip_prefix("http://") {
+            (false, rest)
+        } else {
+            return Err(format!("{url:?} is not an http:// or https:// url"));
+        };
+        let (authority, path) = match rest.find('/') {
+            Some(i) => rest.split_at(i),
+            None => (rest, "/"),
+        };
+        if authority.contains('@') || path.contains(['?', '#']) || authority.contains(['?', '#']) {
+            return Err(format!(
+                "{url:?}: give the site's address and path only (no user, query or fragment)"
+            ));
+        }
+        let default_port = if https { 443 } else { 80 };
+        let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
+            let (host, after) = v6
+                .split_once(']')
+                .ok_or_else(|| format!("{url:?}: an IPv6 address needs its closing ]"))?;
+            let port = match after.strip_prefix(':') {
+                Some(p) => p.parse().map_err(|_| format!("{url:?}: bad port {p:?}"))?,
+                None if after.is_empty() => default_port,
+                None => return Err(format!("{url:?}: unexpected {after:?} after the address")),
+            };
+            (host.to_string(), port)
+        } else {
+            match authority.rsplit_once(':') {
+                Some((h, p)) => (
+                    h.to_string(),
+                    p.parse().map_err(|_| format!("{url:?}: bad port {p:?}"))?,
+                ),
+                None => (authority.to_string(), default_port),
+            }
+        };
+        if host.is_empty() || port == 0 {
+            return Err(format!("{url:?}: no host or port"));
+        }
+        Ok(Site {
+            https,
+            host: host.to_ascii_lowercase(),
+            port,
+            start: path.to_string(),
+        })
+    }
+
+    /// `https://host[:port]`, the port left out when it is the scheme's.
+    pub fn origin(&self) -> String {
+        let scheme = if self.https { "https" } else { "http" };
+        let default_port = if self.https { 443 } else { 80 };
+        let host = if self.host.contains(':') {
+            format!("[{}]", self.host)
+        } else {
+            self.host.clone()
+        };
+        if self.port == default_port {
+            format!("{scheme}://{host}")
+        } else {
+            format!("{scheme}://{host}:{}", self.port)
+        }
+    }
+
+    /// What the `Host` header says upstream: `host[:port]`.
+    pub fn authority(&self) -> String {
+        self.origin()
+            .split_once("://")
+            .map(|(_, a)| a.to_string())
+            .unwrap_or_default()
+    }
 }
 
 #[cfg(test)]
@@ -221,5 +316,31 @@ mod tests {
             WebLogin::header_value("Bearer {secret} for {user}", "bob", "s3"),
             "Bearer s3 for bob"
         );
+    }
+
+    #[test]
+    fn a_site_is_read_from_its_url() {
+        let s = Site::parse("https://Panel.internal:8443/admin/").unwrap();
+        assert_eq!(
+            (s.https, s.host.as_str(), s.port, s.start.as_str()),
+            (true, "panel.internal", 8443, "/admin/")
+        );
+        assert_eq!(s.origin(), "https://panel.internal:8443");
+        let s = Site::parse("http://10.0.0.5").unwrap();
+        assert_eq!((s.port, s.start.as_str()), (80, "/"));
+        assert_eq!(s.authority(), "10.0.0.5");
+        let s = Site::parse("http://[::1]:8080/x").unwrap();
+        assert_eq!((s.host.as_str(), s.port), ("::1", 8080));
+        assert_eq!(s.origin(), "http://[::1]:8080");
+        for bad in [
+            "ftp://x",
+            "https://user:pw@x/",
+            "https://x/?q=1",
+            "https://x:99999/",
+            "https://:80/",
+            "https://[::1/",
+        ] {
+            assert!(Site::parse(bad).is_err(), "{bad}");
+        }
     }
 }

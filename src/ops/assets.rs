@@ -25,6 +25,9 @@ pub struct AssetSpec {
     pub database: Option<String>,
     /// A database asset's server is reached over TLS.
     pub tls: bool,
+    /// A web asset's site (`http://` or `https://`); `None` or empty: not
+    /// a web asset.
+    pub url: Option<String>,
     pub comment: String,
     pub active: bool,
 }
@@ -45,6 +48,8 @@ pub struct AccountEdit {
     /// `AccountSecret::None` clears it.
     pub secret: Option<AccountSecret>,
     pub privileged: Option<bool>,
+    /// How a web account is logged in with its secret.
+    pub web_login: Option<model::WebLogin>,
 }
 
 /// An asset with its accounts and host keys, for `asset show`.
@@ -446,9 +451,9 @@ impl Ops {
         edit: AccountEdit,
     ) -> Result<Account> {
         require_admin(caller, "editing an account")?;
-        if edit.secret.is_none() && edit.privileged.is_none() {
+        if edit.secret.is_none() && edit.privileged.is_none() && edit.web_login.is_none() {
             return Err(OpsError::Invalid(format!(
-                "nothing to change for account {username}@{asset}: give a new secret or the privileged flag"
+                "nothing to change for account {username}@{asset}: give a new secret, the privileged flag or a web login"
             )));
         }
         let sealed = edit
@@ -470,6 +475,9 @@ impl Ops {
         }
         if let Some(privileged) = edit.privileged {
             accounts::set_privileged(&mut tx, &before.id, privileged, now).await?;
+        }
+        if let Some(login) = &edit.web_login {
+            accounts::set_web_login(&mut tx, &before.id, login, now).await?;
         }
         let account = find_account(&mut tx, &target, username).await?;
         self.log(
@@ -621,6 +629,8 @@ async fn checked_spec(
     check_name("platform", &platform)?;
     let database = spec.database.clone().unwrap_or_default();
     check_database(&database)?;
+    let url = spec.url.clone().unwrap_or_default();
+    check_url(&url, &spec.protocols)?;
     let mut node_ids = Vec::new();
     for path in &paths {
         node_ids.push(nodes::get(tx, path).await?.id);
@@ -631,10 +641,43 @@ async fn checked_spec(
         platform,
         database,
         tls: spec.tls,
+        url,
         active: spec.active,
         comment: spec.comment.clone(),
     };
     Ok((fields, node_ids))
+}
+
+/// A web asset (one with protocol `http` or `https`) names its site, whose
+/// scheme is one of those protocols; no other asset has one.
+fn check_url(url: &str, protocols: &[Protocol]) -> Result<()> {
+    let web: Vec<&str> = protocols
+        .iter()
+        .map(|p| p.name.as_str())
+        .filter(|n| matches!(*n, "http" | "https"))
+        .collect();
+    if url.is_empty() {
+        if let Some(first) = web.first() {
+            return Err(OpsError::Invalid(format!(
+                "a web asset needs its site: give --url {first}://HOST[:PORT]/"
+            )));
+        }
+        return Ok(());
+    }
+    if web.is_empty() {
+        return Err(OpsError::Invalid(
+            "--url is for web assets: give --protocol https/443 (or http/80) too".into(),
+        ));
+    }
+    let site = model::Site::parse(url).map_err(|e| OpsError::Invalid(format!("--url {e}")))?;
+    let scheme = if site.https { "https" } else { "http" };
+    if !web.contains(&scheme) {
+        return Err(OpsError::Invalid(format!(
+            "--url {url:?} is {scheme}, but the asset's web protocol is {}",
+            web.join(", ")
+        )));
+    }
+    Ok(())
 }
 
 /// A database name as the servers take it: up to 63 bytes (PostgreSQL's

@@ -43,6 +43,7 @@ impl Ops {
                     platform: Some("linux".into()),
                     database: None,
                     tls: false,
+                    url: None,
                     comment: "built-in demo target (rampart serve --demo)".into(),
                     active: true,
                 };

@@ -60,6 +60,7 @@ impl Ops {
                 platform: Some(row.platform.clone()),
                 database: None,
                 tls: false,
+                url: None,
                 comment: row.comment.clone(),
                 active: row.active,
             };

@@ -6,11 +6,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-
 use crate::services::StartError;
-use crate::upstream::tls::provider;
 pub use crate::upstream::tls::{connector, fingerprint};
 
 /// The front's TLS acceptor and its certificate's public key (CredSSP
@@ -22,70 +18,24 @@ pub struct Front {
 }
 
 /// Loads `cert` and `key` (PEM), or generates both when both are missing
-/// (a self-signed ECDSA P-256 certificate for this host's name).
+/// (a self-signed certificate for this host's name).
 pub fn front(cert: &Path, key: &Path) -> Result<Front, StartError> {
-    if !cert.exists() && !key.exists() {
-        generate(cert, key)?;
-    }
-    let refuse = |what: &Path, e: &dyn std::fmt::Display| {
-        StartError::Refused(format!("rdp certificate {}: {e}", what.display()))
-    };
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
-        .map_err(|e| refuse(cert, &e))?
-        .collect::<Result<_, _>>()
-        .map_err(|e| refuse(cert, &e))?;
-    let first = certs
+    let what = "rdp certificate";
+    let names = [crate::certificate::host_name(), "localhost".to_string()];
+    let loaded = crate::certificate::load_or_generate(cert, key, what, &names)
+        .map_err(StartError::Refused)?;
+    let first = loaded
+        .chain
         .first()
-        .ok_or_else(|| refuse(cert, &"no certificate in the file"))?;
-    let public_key = public_key(first).map_err(|e| refuse(cert, &e))?;
-    let private = PrivateKeyDer::from_pem_file(key).map_err(|e| refuse(key, &e))?;
-    let config = rustls::ServerConfig::builder_with_provider(provider())
-        .with_protocol_versions(&[&rustls::version::TLS12, &rustls::version::TLS13])
-        .map_err(|e| refuse(cert, &e))?
-        .with_no_client_auth()
-        .with_single_cert(certs, private)
-        .map_err(|e| refuse(cert, &e))?;
+        .ok_or_else(|| StartError::Refused(format!("{what}: no certificate")))?;
+    let public_key = public_key(first)
+        .map_err(|e| StartError::Refused(format!("{what} {}: {e}", cert.display())))?;
+    let config =
+        crate::certificate::server_config(loaded, what, &[]).map_err(StartError::Refused)?;
     Ok(Front {
         acceptor: tokio_rustls::TlsAcceptor::from(Arc::new(config)),
         public_key,
     })
-}
-
-fn generate(cert: &Path, key: &Path) -> Result<(), StartError> {
-    let refuse = |e: &dyn std::fmt::Display| {
-        StartError::Refused(format!(
-            "cannot generate the rdp certificate {}: {e}",
-            cert.display()
-        ))
-    };
-    let name = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|n| n.trim().to_string())
-        .ok()
-        .filter(|n| !n.is_empty())
-        .unwrap_or_else(|| "rampart".into());
-    let pair = rcgen::KeyPair::generate().map_err(|e| refuse(&e))?;
-    let params = rcgen::CertificateParams::new(vec![name.clone(), "localhost".into()])
-        .map_err(|e| refuse(&e))?;
-    let made = params.self_signed(&pair).map_err(|e| refuse(&e))?;
-    {
-        use std::io::Write as _;
-        use std::os::unix::fs::OpenOptionsExt as _;
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(key)
-            .map_err(|e| refuse(&e))?;
-        file.write_all(pair.serialize_pem().as_bytes())
-            .map_err(|e| refuse(&e))?;
-    }
-    std::fs::write(cert, made.pem()).map_err(|e| refuse(&e))?;
-    tracing::info!(
-        "generated the RDP certificate {} for {name} (SHA-256 {})",
-        cert.display(),
-        fingerprint(made.der())
-    );
-    Ok(())
 }
 
 /// The certificate's subjectPublicKey bits, as CredSSP's public key

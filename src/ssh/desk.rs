@@ -392,6 +392,7 @@ async fn asset_op(shared: &Shared, caller: &Caller, op: Op) -> Result<OpDone, Op
                 AccountEdit {
                     secret,
                     privileged: Some(privileged),
+                    web_login: None,
                 },
             )
             .await

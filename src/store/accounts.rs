@@ -59,11 +59,12 @@ fn account(row: &AnyRow) -> Result<Account> {
         secret_kind: parsed(row, "secret_kind")?,
         privileged: row.try_get::<i64, _>("privileged")? != 0,
         active: row.try_get::<i64, _>("active")? != 0,
+        web_login: parsed(row, "web_login")?,
     })
 }
 
 const SELECT: &str = "SELECT ac.id, ac.asset_id, a.name AS asset, ac.username, ac.secret_kind,
-     ac.privileged, ac.active FROM accounts ac JOIN assets a ON a.id = ac.asset_id";
+     ac.privileged, ac.active, ac.web_login FROM accounts ac JOIN assets a ON a.id = ac.asset_id";
 
 pub async fn list(conn: &mut AnyConnection, asset_id: Option<&str>) -> Result<Vec<Account>> {
     let rows = match asset_id {
@@ -152,6 +153,22 @@ pub async fn set_privileged(
     sqlx::query("UPDATE accounts SET privileged = $2, updated_at = $3 WHERE id = $1")
         .bind(account_id)
         .bind(bool_i(privileged))
+        .bind(ts(now))
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Sets how a web account is logged in (`none`, `basic`, ...).
+pub async fn set_web_login(
+    conn: &mut AnyConnection,
+    account_id: &str,
+    login: &crate::model::WebLogin,
+    now: Timestamp,
+) -> Result<()> {
+    sqlx::query("UPDATE accounts SET web_login = $2, updated_at = $3 WHERE id = $1")
+        .bind(account_id)
+        .bind(login.to_string())
         .bind(ts(now))
         .execute(conn)
         .await?;

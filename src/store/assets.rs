@@ -19,6 +19,8 @@ pub struct AssetFields {
     pub database: String,
     /// A database asset's server is reached over TLS.
     pub tls: bool,
+    /// A web asset's site; empty: none.
+    pub url: String,
     pub active: bool,
     pub comment: String,
 }
@@ -31,8 +33,8 @@ pub async fn insert(
 ) -> Result<()> {
     sqlx::query(
         "INSERT INTO assets (id, name, address, platform, active, comment, created_at, updated_at,
-                             database_name, tls)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8, $9)",
+                             database_name, tls, url)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8, $9, $10)",
     )
     .bind(id)
     .bind(&fields.name)
@@ -43,6 +45,7 @@ pub async fn insert(
     .bind(ts(now))
     .bind(&fields.database)
     .bind(bool_i(fields.tls))
+    .bind(&fields.url)
     .execute(conn)
     .await
     .map_err(unique("asset", &fields.name))?;
@@ -57,7 +60,7 @@ pub async fn update(
 ) -> Result<()> {
     sqlx::query(
         "UPDATE assets SET name = $2, address = $3, platform = $4, active = $5, comment = $6,
-                           updated_at = $7, database_name = $8, tls = $9
+                           updated_at = $7, database_name = $8, tls = $9, url = $10
          WHERE id = $1",
     )
     .bind(id)
@@ -69,6 +72,7 @@ pub async fn update(
     .bind(ts(now))
     .bind(&fields.database)
     .bind(bool_i(fields.tls))
+    .bind(&fields.url)
     .execute(conn)
     .await
     .map_err(unique("asset", &fields.name))?;
@@ -129,6 +133,7 @@ fn base(row: &AnyRow) -> Result<Asset> {
         platform: row.try_get("platform")?,
         database: row.try_get("database_name")?,
         tls: row.try_get::<i64, _>("tls")? != 0,
+        url: row.try_get("url")?,
         protocols: Vec::new(),
         nodes: Vec::new(),
         active: row.try_get::<i64, _>("active")? != 0,
@@ -185,7 +190,7 @@ async fn fill(conn: &mut AnyConnection, assets: &mut [Asset], only: Option<&str>
 
 pub async fn find(conn: &mut AnyConnection, name: &str) -> Result<Option<Asset>> {
     let row = sqlx::query(
-        "SELECT id, name, address, platform, database_name, tls, active, comment FROM assets WHERE name = $1",
+        "SELECT id, name, address, platform, database_name, tls, url, active, comment FROM assets WHERE name = $1",
     )
     .bind(name)
     .fetch_optional(&mut *conn)
@@ -207,7 +212,7 @@ pub async fn get(conn: &mut AnyConnection, name: &str) -> Result<Asset> {
 
 pub async fn list(conn: &mut AnyConnection) -> Result<Vec<Asset>> {
     let rows = sqlx::query(
-        "SELECT id, name, address, platform, database_name, tls, active, comment FROM assets ORDER BY name",
+        "SELECT id, name, address, platform, database_name, tls, url, active, comment FROM assets ORDER BY name",
     )
     .fetch_all(&mut *conn)
     .await?;

@@ -106,6 +106,7 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "database tls",
         include_str!("../../migrations/0013_database_tls.sql"),
     ),
+    (14, "web", include_str!("../../migrations/0014_web.sql")),
 ];
 
 /// The PostgreSQL migrations: the first is the whole schema as of SQLite's
@@ -145,6 +146,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         13,
         "database tls",
         include_str!("../../migrations/postgres/0013_database_tls.sql"),
+    ),
+    (
+        14,
+        "web",
+        include_str!("../../migrations/postgres/0014_web.sql"),
     ),
 ];
 

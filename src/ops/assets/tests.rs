@@ -16,6 +16,7 @@ fn web1() -> AssetSpec {
         platform: Some("linux".into()),
         database: None,
         tls: false,
+        url: None,
         comment: "front".into(),
         active: true,
     }
@@ -85,6 +86,7 @@ async fn asset_edit_replaces_every_field_and_renames() {
                 platform: Some("bsd".into()),
                 database: None,
                 tls: false,
+                url: None,
                 comment: "moved".into(),
                 active: false,
             },
@@ -217,6 +219,7 @@ async fn account_edit_replaces_the_secret_without_logging_it() {
             AccountEdit {
                 secret: Some(AccountSecret::Password(Secret::new(NEW_PASSWORD.into()))),
                 privileged: None,
+                web_login: None,
             },
         )
         .await
@@ -238,6 +241,7 @@ async fn account_edit_replaces_the_secret_without_logging_it() {
             AccountEdit {
                 secret: None,
                 privileged: Some(true),
+                web_login: None,
             },
         )
         .await
@@ -257,6 +261,7 @@ async fn account_edit_replaces_the_secret_without_logging_it() {
             AccountEdit {
                 secret: Some(AccountSecret::None),
                 privileged: None,
+                web_login: None,
             },
         )
         .await
@@ -286,6 +291,7 @@ async fn account_edit_refuses_bad_secrets_and_keeps_the_old_one() {
     let edit = |secret| AccountEdit {
         secret: Some(secret),
         privileged: None,
+        web_login: None,
     };
     let cases = [
         (
@@ -358,6 +364,7 @@ async fn account_edit_takes_a_private_key() {
             AccountEdit {
                 secret: Some(AccountSecret::PrivateKey(Secret::new(pem.clone()))),
                 privileged: None,
+                web_login: None,
             },
         )
         .await

@@ -208,6 +208,7 @@ async fn a_test_that_cannot_be_made_says_why() {
         crate::ops::AccountEdit {
             secret: Some(AccountSecret::None),
             privileged: None,
+            web_login: None,
         },
     )
     .await
@@ -235,6 +236,7 @@ async fn a_test_that_cannot_be_made_says_why() {
             platform: Some(db.platform),
             database: None,
             tls: false,
+            url: None,
             comment: db.comment,
             active: db.active,
         },

@@ -250,6 +250,8 @@ impl Editor {
             "default database of a database asset; optional",
         )
         .value(asset.map_or("", |a| a.database.as_str()))
+        .text("URL", 400, "a web asset's site: https://HOST[:PORT]/")
+        .value(asset.map_or("", |a| a.url.as_str()))
         .toggle(
             "TLS",
             "a database server reached over TLS, its certificate pinned",

@@ -53,6 +53,7 @@ impl Editor {
                     platform: Some(text("Platform")).filter(|p| !p.is_empty()),
                     database: Some(text("Database")),
                     tls: f.is_on("TLS"),
+                    url: Some(text("URL")),
                     comment: text("Comment"),
                     active: f.is_on("Active"),
                 };
