@@ -161,6 +161,7 @@ impl Services {
             }),
             node: config.cluster.node.clone(),
             rdp_password_lifetime: config.rdp.password_lifetime,
+            web: web_base(&config.http),
         };
         let ops = Ops::new(store.clone(), vault.clone(), clock.clone(), settings);
         let audit = crate::audit::AuditWriter::start(store.clone());
@@ -503,4 +504,13 @@ pub fn write_host_key(path: &Path) -> Result<(), StartError> {
         .map_err(io(path))?;
     file.write_all(text.as_bytes()).map_err(io(path))?;
     Ok(())
+}
+
+/// Where web assets are served, when the web side is on.
+pub fn web_base(http: &crate::config::HttpConfig) -> Option<crate::model::WebBase> {
+    let (listen, domain) = (http.listen?, http.domain.clone()?);
+    Some(crate::model::WebBase {
+        domain,
+        port: http.public_port.unwrap_or(listen.port()),
+    })
 }

@@ -177,6 +177,51 @@ impl FromStr for WebLogin {
 
 serialize_as_text!(WebLogin);
 
+/// Where the bastion serves web assets (`http.domain`, and the port
+/// browsers use): asset `app1` is at `https://app1.DOMAIN[:PORT]`, an
+/// origin of its own.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebBase {
+    pub domain: String,
+    pub port: u16,
+}
+
+/// The path under every asset's origin where one-time links are opened.
+pub const LINK_PATH: &str = "/.rampart/link/";
+
+impl WebBase {
+    /// The origin of `asset` on the bastion.
+    pub fn origin(&self, asset: &str) -> String {
+        let host = format!("{}.{}", asset.to_ascii_lowercase(), self.domain);
+        if self.port == 443 {
+            format!("https://{host}")
+        } else {
+            format!("https://{host}:{}", self.port)
+        }
+    }
+
+    /// The asset a request's `Host` names (`app1.DOMAIN[:PORT]`), as
+    /// written there (lowercase); `None` for any other host.
+    pub fn asset_of_host(&self, host: &str) -> Option<String> {
+        let host = host.to_ascii_lowercase();
+        let name = match host.rsplit_once(':') {
+            Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
+            _ => host.as_str(),
+        };
+        let label = name.strip_suffix(&self.domain)?.strip_suffix('.')?;
+        is_dns_label(label).then(|| label.to_string())
+    }
+}
+
+/// A name that can be one DNS label: what a web asset's name must be.
+pub fn is_dns_label(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 63
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        && !name.starts_with('-')
+        && !name.ends_with('-')
+}
+
 /// A byte allowed in an HTTP header name (RFC 9110 token).
 fn is_token_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
@@ -308,6 +353,25 @@ mod tests {
             let err = text.parse::<WebLogin>().unwrap_err();
             assert!(err.contains(says), "{text}: {err}");
         }
+    }
+
+    #[test]
+    fn each_asset_has_an_origin_of_its_own() {
+        let base = WebBase {
+            domain: "web.example.com".into(),
+            port: 8443,
+        };
+        assert_eq!(base.origin("App1"), "https://app1.web.example.com:8443");
+        assert_eq!(
+            base.asset_of_host("APP1.web.example.com:8443").as_deref(),
+            Some("app1")
+        );
+        assert_eq!(base.asset_of_host("a.b.web.example.com"), None);
+        assert_eq!(base.asset_of_host("web.example.com"), None);
+        assert_eq!(base.asset_of_host("app1.web.example.com.evil"), None);
+        assert_eq!(base.asset_of_host("app1xweb.example.com"), None);
+        let base = WebBase { port: 443, ..base };
+        assert_eq!(base.origin("app1"), "https://app1.web.example.com");
     }
 
     #[test]

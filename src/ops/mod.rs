@@ -33,6 +33,7 @@ mod sessions;
 #[cfg(test)]
 mod testing;
 mod users;
+mod web;
 
 pub use access::{AclSpec, FilterSpec, PermSpec};
 pub use assets::{AccountEdit, AccountSecret, AssetSpec, NodeMoved, NodeView};
@@ -43,6 +44,7 @@ pub use me::{MeView, MfaEnrolment, MfaStatus, PENDING_ENROLMENT, require_person}
 pub use probe::{AssetTest, HostKeyStatus};
 pub use rdp::{RdpPassword, RdpTicket, TICKET_LIFETIME, TICKETS_PER_ASSET, only_account};
 pub use users::{UserAdded, UserEdit, UserSpec, UserView};
+pub use web::{WEB_PROTOCOLS, WebLink};
 
 use std::sync::Arc;
 
@@ -131,6 +133,9 @@ pub struct OpsSettings {
     pub node: String,
     /// `rdp.password_lifetime`: zero turns `me rdp-password` off.
     pub rdp_password_lifetime: std::time::Duration,
+    /// Where web assets are served (`http.listen` with `http.domain`);
+    /// `None`: the web side is off.
+    pub web: Option<crate::model::WebBase>,
 }
 
 impl Default for OpsSettings {
@@ -143,6 +148,7 @@ impl Default for OpsSettings {
             password_login: true,
             node: String::new(),
             rdp_password_lifetime: std::time::Duration::from_secs(12 * 3600),
+            web: None,
         }
     }
 }

@@ -201,10 +201,10 @@ impl Ops {
             "expires_at": store::ts(expires_at),
             "approved_by": ticket.approved_by,
         });
-        let verb = if protocol == "rdp" {
-            "rdp.ticket"
-        } else {
-            "db.ticket"
+        let verb = match protocol {
+            "rdp" => "rdp.ticket",
+            "http" | "https" => "web.link",
+            _ => "db.ticket",
         };
         self.log(
             &mut tx,
@@ -217,6 +217,7 @@ impl Ops {
         .await?;
         self.store.commit(tx).await?;
         Ok(Issued {
+            id: ticket.id,
             password,
             account: ticket.account,
             expires_at,
@@ -226,6 +227,7 @@ impl Ops {
 
 /// A stored one-time credential, as its issuer hands it on.
 pub(super) struct Issued {
+    pub(super) id: String,
     pub(super) password: Secret<String>,
     pub(super) account: String,
     pub(super) expires_at: Timestamp,
