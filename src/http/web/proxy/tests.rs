@@ -44,6 +44,17 @@ async fn site_answer(mut req: Incoming, port: u16) -> Response<Body> {
         )
             .into_response(),
         "/redirect/site" => redirect(&format!("http://127.0.0.1:{port}/home?x=1")),
+        "/stream" => {
+            // An answer that never ends, a chunk every few milliseconds.
+            let chunks = futures_util::stream::unfold(0u32, |n| async move {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                Some((
+                    Ok::<_, std::convert::Infallible>(Bytes::from("chunk\n")),
+                    n + 1,
+                ))
+            });
+            Body::from_stream(chunks).into_response()
+        }
         "/redirect/relative" => redirect("/home"),
         "/redirect/other" => redirect("https://elsewhere.example/home"),
         "/file" => (
@@ -648,4 +659,50 @@ mod tls {
         let text = refused.to_string();
         assert!(text.contains(&fa) && text.contains(&wrong), "{text}");
     }
+}
+
+#[tokio::test]
+async fn a_head_answer_keeps_the_sites_length() {
+    let front = front(site().await, false, false).await;
+    let (_, got, body) = front.get("/echo").await;
+    let (status, headers, empty) = front
+        .send(Request::head("/echo").body(Body::empty()).unwrap())
+        .await;
+    assert_eq!((status, empty.as_str()), (StatusCode::OK, ""));
+    // The site's echo of a HEAD says HEAD instead of GET: one byte more.
+    let length = |h: &HeaderMap| {
+        h[header::CONTENT_LENGTH]
+            .to_str()
+            .unwrap()
+            .parse::<usize>()
+            .unwrap()
+    };
+    assert_eq!(length(&got), body.len());
+    assert_eq!(length(&headers), body.len() + 1);
+}
+
+#[tokio::test]
+async fn an_answer_the_browser_stops_reading_is_logged_once_with_what_was_sent() {
+    let front = front(site().await, false, false).await;
+    let browser =
+        hyper_util::client::legacy::Client::builder(TokioExecutor::new()).build_http::<Body>();
+    let uri = format!("http://{}/stream", front.addr).parse().unwrap();
+    let mut answer = browser.get(uri).await.unwrap();
+    let first = answer.body_mut().frame().await.unwrap().unwrap();
+    assert_eq!(first.into_data().unwrap(), "chunk\n");
+    assert!(
+        front.logs.lock().unwrap().is_empty(),
+        "logged while streaming"
+    );
+    drop(answer);
+    drop(browser);
+    let logs = front.logs(1).await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(front.logs.lock().unwrap().len(), 1, "one line only");
+    assert_eq!((logs[0].path.as_str(), logs[0].status), ("/stream", 200));
+    assert!(
+        logs[0].bytes_out >= 6 && logs[0].bytes_out % 6 == 0,
+        "{:?}",
+        logs[0]
+    );
 }
