@@ -2,6 +2,13 @@
 //! account's login injected, on `http.listen`.
 //!
 //! Layout: `contract` (the site, the request log, the login's one call to
-//! the proxy).
+//! the proxy), `client` (the client of one visit: dials the site only,
+//! its certificate pinned, the visit's cookies), `jar` (the visit's
+//! cookie jar, kept on the bastion), `proxy` (one browser request to the
+//! site and back: header rules, upload/download cuts, cross-site
+//! refusals, WebSocket tunnels, the request's log line).
 
+pub mod client;
 pub mod contract;
+pub mod jar;
+pub mod proxy;
