@@ -228,13 +228,20 @@ struct Parser {
     /// their `form` attribute.
     controls: Vec<(Option<usize>, Option<String>, Control)>,
     open_form: Option<usize>,
-    /// The open select: its control's index, whether it takes several, and
-    /// its options (value, selected) so far.
-    select: Option<(usize, bool, Vec<(String, bool)>)>,
+    select: Option<OpenSelect>,
     /// The open option: its value attribute, its text, selected.
     option: Option<(Option<String>, String, bool)>,
     /// The open textarea: its control's index and text.
     textarea: Option<(usize, String)>,
+}
+
+/// A select being read.
+struct OpenSelect {
+    /// Its control's index in `Parser::controls`.
+    control: usize,
+    multiple: bool,
+    /// (value, selected) of its options so far.
+    options: Vec<(String, bool)>,
 }
 
 fn parse(html: &str) -> Vec<RawForm> {
@@ -267,14 +274,13 @@ fn lossy(bytes: &[u8]) -> String {
 impl Parser {
     fn start(&mut self, name: &str, attrs: BTreeMap<String, String>) {
         match name {
-            "form" => {
-                if self.open_form.is_none() {
-                    self.open_form = Some(self.forms.len());
-                    self.forms.push(RawForm {
-                        attrs,
-                        controls: Vec::new(),
-                    });
-                }
+            // A form inside an open one is ignored, as browsers do.
+            "form" if self.open_form.is_none() => {
+                self.open_form = Some(self.forms.len());
+                self.forms.push(RawForm {
+                    attrs,
+                    controls: Vec::new(),
+                });
             }
             "input" => {
                 let kind = attrs
@@ -295,8 +301,12 @@ impl Parser {
             }
             "select" => {
                 self.end_select();
-                let index = self.push("select".into(), Vec::new(), &attrs);
-                self.select = Some((index, attrs.contains_key("multiple"), Vec::new()));
+                let control = self.push("select".into(), Vec::new(), &attrs);
+                self.select = Some(OpenSelect {
+                    control,
+                    multiple: attrs.contains_key("multiple"),
+                    options: Vec::new(),
+                });
             }
             "option" | "optgroup" => {
                 self.end_option();
@@ -351,18 +361,22 @@ impl Parser {
     }
 
     fn end_option(&mut self) {
-        let (Some((value, text, selected)), Some((_, _, options))) =
-            (self.option.take(), &mut self.select)
+        let (Some((value, text, selected)), Some(select)) = (self.option.take(), &mut self.select)
         else {
             return;
         };
         let value = value.unwrap_or_else(|| text.split_whitespace().collect::<Vec<_>>().join(" "));
-        options.push((value, selected));
+        select.options.push((value, selected));
     }
 
     fn end_select(&mut self) {
         self.end_option();
-        let Some((index, multiple, options)) = self.select.take() else {
+        let Some(OpenSelect {
+            control: index,
+            multiple,
+            options,
+        }) = self.select.take()
+        else {
             return;
         };
         let mut chosen: Vec<String> = options

@@ -150,7 +150,9 @@ async fn submit(
         Step::new(Method::GET, format!("{path}?{}", encoded.as_str()))
     };
     let (end_path, end) = follow(fetch, step, Phase::Submit).await?;
-    tracing::debug!(page = %page_path, end = %end_path, status = %end.status(), "web form login answered");
+    // Paths without their query: a GET form's query holds the secret.
+    let end_path = end_path.split('?').next().unwrap_or_default();
+    tracing::debug!(page = %login.path, end = %end_path, status = %end.status(), "web form login answered");
     judge(login, &end)
 }
 

@@ -20,12 +20,15 @@ struct Seen {
     body: String,
 }
 
+/// A scripted answer: status, headers, body.
+type Page = (u16, Vec<(&'static str, String)>, String);
+
 /// A scripted site: `"METHOD /path?query"` (or `"METHOD /path"`) to
 /// (status, headers, body); anything else is a 404. A body starting with
 /// `FAIL ` makes the fetch fail, quoting the request target.
 #[derive(Default)]
 struct Fake {
-    pages: HashMap<String, (u16, Vec<(&'static str, String)>, String)>,
+    pages: HashMap<String, Page>,
     seen: Mutex<Vec<Seen>>,
 }
 
@@ -364,4 +367,59 @@ fn references_resolve_to_paths_on_the_site() {
     ] {
         assert_eq!(resolve(base, reference), want, "{base} + {reference:?}");
     }
+}
+
+/// A log writer into a shared buffer.
+#[derive(Clone, Default)]
+struct LogBuffer(std::sync::Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogBuffer {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// What the web side logged in this test binary: a global subscriber for
+/// `rampart::http::web` alone (a thread's own subscriber races other tests
+/// over tracing's per-callsite cache).
+fn web_logs() -> &'static LogBuffer {
+    static LOGS: std::sync::OnceLock<LogBuffer> = std::sync::OnceLock::new();
+    LOGS.get_or_init(|| {
+        let logs = LogBuffer::default();
+        let writer = logs.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_env_filter("rampart::http::web=trace")
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        tracing::subscriber::set_global_default(subscriber).expect("the only global subscriber");
+        logs
+    })
+}
+
+#[tokio::test]
+async fn the_log_of_a_get_form_login_has_no_secret() {
+    let logs = web_logs();
+    let page = "<form action=/go><input name=u><input type=password name=p></form>";
+    let site =
+        Fake::default()
+            .page("GET /login", 200, &[], page)
+            .page("GET /go", 200, &[], "welcome");
+    form_login(&site, &spec("form:/login"), "alice", &secret())
+        .await
+        .unwrap();
+    let encoded: String = form_urlencoded::byte_serialize(SECRET.as_bytes()).collect();
+    assert!(site.seen()[1].target.contains(&encoded));
+    let logged = String::from_utf8_lossy(&logs.0.lock().unwrap()).into_owned();
+    assert!(logged.contains("web form login answered"), "{logged}");
+    assert!(logged.contains("end=/go "), "{logged}");
+    assert!(
+        !logged.contains(SECRET) && !logged.contains(&encoded),
+        "{logged}"
+    );
 }
