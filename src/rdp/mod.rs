@@ -76,26 +76,8 @@ use crate::record::SessionKind;
 use crate::services::StartError;
 use crate::session::{self, Outcome, Session, Spec};
 
-/// What the RDP front shares with the rest of the server (the SSH front
-/// door builds it from its own).
-pub struct Context {
-    pub services: crate::services::Services,
-    pub authenticator: crate::auth::login::Authenticator,
-    pub live: crate::live::Registry,
-    /// The policy as of the last rebuild.
-    pub policy: Box<dyn Fn() -> Arc<crate::policy::Snapshot> + Send + Sync>,
-    pub shutdown: tokio_util::sync::CancellationToken,
-    pub tracker: tokio_util::task::TaskTracker,
-    /// Sessions each person has open, every protocol alike.
-    pub user_sessions: Arc<session::UserSessions>,
-    pub connect_timeout: std::time::Duration,
-}
-
-impl Context {
-    fn policy(&self) -> Arc<crate::policy::Snapshot> {
-        (self.policy)()
-    }
-}
+/// What the RDP front shares with the rest of the server.
+pub use crate::session::Context;
 
 /// Binds `rdp.listen` and prepares the front's TLS (generating its
 /// certificate on first start).

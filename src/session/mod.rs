@@ -60,6 +60,7 @@
 //! end, with no network.
 
 use std::net::IpAddr;
+use std::sync::Arc;
 
 mod admit;
 mod approval;
@@ -101,6 +102,27 @@ pub async fn accept(
             },
             () = shutdown.cancelled() => return None,
         }
+    }
+}
+
+/// What a front door other than SSH (RDP, web) shares with the rest of
+/// the server; the SSH front door builds it from its own.
+pub struct Context {
+    pub services: crate::services::Services,
+    pub authenticator: crate::auth::login::Authenticator,
+    pub live: crate::live::Registry,
+    /// The policy as of the last rebuild.
+    pub policy: Box<dyn Fn() -> Arc<crate::policy::Snapshot> + Send + Sync>,
+    pub shutdown: tokio_util::sync::CancellationToken,
+    pub tracker: tokio_util::task::TaskTracker,
+    /// Sessions each person has open, every protocol alike.
+    pub user_sessions: Arc<UserSessions>,
+    pub connect_timeout: std::time::Duration,
+}
+
+impl Context {
+    pub fn policy(&self) -> Arc<crate::policy::Snapshot> {
+        (self.policy)()
     }
 }
 

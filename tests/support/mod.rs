@@ -12,6 +12,7 @@ pub mod rdp;
 pub mod redis;
 pub mod s3;
 pub mod ssh;
+pub mod webapp;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

@@ -6,9 +6,14 @@
 //! its certificate pinned, the visit's cookies), `jar` (the visit's
 //! cookie jar, kept on the bastion), `proxy` (one browser request to the
 //! site and back: header rules, upload/download cuts, cross-site
-//! refusals, WebSocket tunnels, the request's log line).
+//! refusals, WebSocket tunnels, the request's log line), `form` (the
+//! login form in a page: which form, its fields, where it posts), `login`
+//! (the account's login: the headers of `basic` and `header:`, the
+//! server-side `form:` login through the proxy's client).
 
 pub mod client;
 pub mod contract;
+pub mod form;
 pub mod jar;
+pub mod login;
 pub mod proxy;
