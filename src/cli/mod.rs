@@ -23,8 +23,10 @@ mod node;
 mod output;
 mod perm;
 mod rdp;
+mod web;
 pub use db::ticket_text as db_ticket_text;
 pub use rdp::ticket_text as rdp_ticket_text;
+pub use web::link_text as web_link_text;
 mod run;
 mod session;
 mod stdin;
@@ -164,6 +166,23 @@ pub enum Command {
     /// Database assets, over SSH: one-time passwords for desktop database tools through ssh -L
     #[command(subcommand)]
     Db(DbCmd),
+    /// Web assets, over SSH: one-time links for your browser
+    #[command(subcommand)]
+    Web(WebCmd),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum WebCmd {
+    /// A one-time link to web ASSET for your browser, valid 60 s, for one visit; you arrive logged in, and the site's password never reaches the browser
+    Link {
+        asset: String,
+        /// The account on the asset (needed when you have several)
+        #[arg(long)]
+        account: Option<String>,
+        /// Leave out the QR code
+        #[arg(long)]
+        no_qr: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]

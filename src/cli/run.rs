@@ -11,7 +11,7 @@ use super::stdin::Stdin;
 use super::verb::{Io, Outcome};
 use super::{
     Cli, Command, account, acl, asset, audit, db, filter, group, import, me, node, perm, rdp,
-    session, user,
+    session, user, web,
 };
 use crate::config::Config;
 use crate::ops::Caller;
@@ -193,6 +193,7 @@ pub async fn dispatch(
         Command::Me(me) => me::run(services, caller, me, json, io).await,
         Command::Rdp(cmd) => rdp::run(services, caller, cmd, json, io).await,
         Command::Db(cmd) => db::run(services, caller, cmd, json, io).await,
+        Command::Web(cmd) => web::run(services, caller, cmd, json, io).await,
         Command::Audit(cmd) => audit::run(services, caller, cmd, json, io).await,
     }
 }

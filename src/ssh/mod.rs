@@ -319,11 +319,6 @@ impl Server {
             shared.services.indexer(),
             shared.shutdown.clone(),
         ));
-        if let Some(addr) = shared.services.config.http.listen {
-            tracing::warn!(
-                "http.listen ({addr}): the web side service (web assets, RemoteApp files) is not built yet; nothing listens there"
-            );
-        }
         let ready = Arc::new(std::sync::atomic::AtomicBool::new(false));
         // The ops endpoints outlive the shutdown grace: /readyz says the
         // node stopped accepting while its sessions finish.
@@ -337,21 +332,30 @@ impl Server {
             tokio::spawn(crate::http::serve(listener, ops, http_stop.clone()))
         });
         let mut accepting = tokio::task::JoinSet::new();
+        let policy_of = shared.clone();
+        let context = Arc::new(crate::session::Context {
+            services: shared.services.clone(),
+            authenticator: shared.authenticator.clone(),
+            live: shared.live.clone(),
+            policy: Box::new(move || policy_of.policy()),
+            shutdown: shared.shutdown.clone(),
+            tracker: shared.tracker.clone(),
+            user_sessions: shared.user_sessions.clone(),
+            connect_timeout: shared.upstream.connect_timeout,
+        });
         if let Some((rdp_listeners, front)) = crate::rdp::bind(&shared.services.config).await? {
-            let policy_of = shared.clone();
-            let rdp = Arc::new(crate::rdp::Context {
-                services: shared.services.clone(),
-                authenticator: shared.authenticator.clone(),
-                live: shared.live.clone(),
-                policy: Box::new(move || policy_of.policy()),
-                shutdown: shared.shutdown.clone(),
-                tracker: shared.tracker.clone(),
-                user_sessions: shared.user_sessions.clone(),
-                connect_timeout: shared.upstream.connect_timeout,
-            });
             for listener in rdp_listeners {
-                accepting.spawn(crate::rdp::serve(listener, rdp.clone(), front.clone()));
+                accepting.spawn(crate::rdp::serve(listener, context.clone(), front.clone()));
             }
+        }
+        if let Some((listener, tls, base)) = crate::http::web::bind(&shared.services.config).await?
+        {
+            let web = Arc::new(crate::http::web::Web {
+                context: context.clone(),
+                base,
+                visits: crate::http::web::visit::Visits::default(),
+            });
+            accepting.spawn(crate::http::web::serve(listener, tls, web));
         }
         for listener in listeners {
             accepting.spawn(accept_loop(

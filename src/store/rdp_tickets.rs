@@ -77,20 +77,34 @@ pub async fn valid(
     .bind(protocol)
     .fetch_all(conn)
     .await?;
-    rows.iter()
-        .map(|r| {
-            Ok(Ticket {
-                id: r.try_get("id")?,
-                user_id: r.try_get("user_id")?,
-                asset_id: r.try_get("asset_id")?,
-                account: r.try_get("account")?,
-                protocol: r.try_get("protocol")?,
-                secret: r.try_get("secret")?,
-                expires_at: parse_ts(&r.try_get::<String, _>("expires_at")?)?,
-                approved_by: r.try_get("approved_by")?,
-            })
-        })
-        .collect()
+    rows.iter().map(ticket).collect()
+}
+
+/// The ticket `id` if it is unused and unexpired at `now` (a web link
+/// names its ticket; the secret is checked by the caller).
+pub async fn unspent(conn: &mut AnyConnection, id: &str, now: Timestamp) -> Result<Option<Ticket>> {
+    let row = sqlx::query(
+        "SELECT id, user_id, asset_id, account, protocol, secret, expires_at, approved_by
+         FROM rdp_tickets WHERE id = $1 AND used_at IS NULL AND expires_at > $2",
+    )
+    .bind(id)
+    .bind(ts(now))
+    .fetch_optional(conn)
+    .await?;
+    row.map(|r| ticket(&r)).transpose()
+}
+
+fn ticket(r: &sqlx::any::AnyRow) -> Result<Ticket> {
+    Ok(Ticket {
+        id: r.try_get("id")?,
+        user_id: r.try_get("user_id")?,
+        asset_id: r.try_get("asset_id")?,
+        account: r.try_get("account")?,
+        protocol: r.try_get("protocol")?,
+        secret: r.try_get("secret")?,
+        expires_at: parse_ts(&r.try_get::<String, _>("expires_at")?)?,
+        approved_by: r.try_get("approved_by")?,
+    })
 }
 
 /// Marks the ticket used; false when it was used already or has expired

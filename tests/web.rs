@@ -1,0 +1,305 @@
+//! Web assets (issue 18, part 2) as a person and their browser see them:
+//! the link from `rampart web link` over SSH, opened in a real headless
+//! Chromium that arrives logged in to the site (a form login with a CSRF
+//! token, done by the bastion), and a small HTTPS client for what a
+//! browser cannot be asked afterwards (the cookie after a kill, another
+//! asset's origin).
+
+mod support;
+
+use std::time::Duration;
+
+use support::db::{commands, nowhere_on_disk, run_ok};
+use support::ssh::{Client, TestBastion};
+use support::webapp::WebApp;
+
+const PASSWORD: &str = "app-Secret-9f3c";
+const CHROMIUM: &str = "/usr/lib/chromium/chromium";
+
+fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+/// Chromium, or a skip (a failure under RAMPART_REQUIRE_INTEROP=1).
+fn chromium() -> Option<&'static str> {
+    if std::path::Path::new(CHROMIUM).exists() {
+        return Some(CHROMIUM);
+    }
+    if std::env::var("RAMPART_REQUIRE_INTEROP").as_deref() == Ok("1") {
+        panic!("chromium is required (RAMPART_REQUIRE_INTEROP=1) but not installed");
+    }
+    eprintln!("skipped: chromium is not installed");
+    None
+}
+
+/// The DOM Chromium ends on after opening `url` (scripts run).
+fn dump_dom(url: &str) -> String {
+    let profile = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(CHROMIUM)
+        .args([
+            "--headless=new",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--host-resolver-rules=MAP * 127.0.0.1",
+            "--ignore-certificate-errors",
+            "--virtual-time-budget=5000",
+            &format!("--user-data-dir={}", profile.path().display()),
+            "--dump-dom",
+            url,
+        ])
+        .output()
+        .expect("chromium runs");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A bastion with the web side on, and web asset `name` for `app` with
+/// account admin logged in by `login`, usable by the admin.
+async fn bastion(app: &WebApp, names: &[&str], login: &str) -> (TestBastion, Client, u16) {
+    let port = free_port();
+    let b = TestBastion::start_with(&format!(
+        "[http]\nlisten = \"127.0.0.1:{port}\"\ndomain = \"web.test\"\n"
+    ))
+    .await;
+    let admin = Client::admin(b.addr).await;
+    for name in names {
+        run_ok(
+            &admin,
+            &format!(
+                "rampart asset add {name} --address 127.0.0.1 --protocol http/{} --url {}/",
+                app.addr.port(),
+                app.url()
+            ),
+        )
+        .await;
+        let (_, err, status) = admin
+            .exec_stdin(
+                &format!("rampart account add {name} admin --password-stdin --web '{login}'"),
+                format!("{PASSWORD}\n").as_bytes(),
+            )
+            .await;
+        assert_eq!(status, Some(0), "{err}");
+        run_ok(
+            &admin,
+            &format!("rampart perm add on-{name} --user admin --asset {name} --actions connect"),
+        )
+        .await;
+    }
+    b.reload().await;
+    (b, admin, port)
+}
+
+/// The link in `rampart web link`'s text.
+fn link_of(text: &str) -> String {
+    text.split_whitespace()
+        .find(|w| w.starts_with("https://"))
+        .unwrap_or_else(|| panic!("no link in {text}"))
+        .to_string()
+}
+
+/// One HTTPS request to the bastion's web side as `host`, the way a
+/// browser sends it (any certificate accepted: the test's is generated).
+async fn get(
+    port: u16,
+    host: &str,
+    path: &str,
+    cookie: Option<&str>,
+) -> (u16, Vec<(String, String)>, String) {
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let (connector, _) = rampart::upstream::tls::connector();
+    let name = rustls::pki_types::ServerName::try_from(host.to_string()).unwrap();
+    let tls = connector.connect(name, tcp).await.unwrap();
+    let (mut sender, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tls))
+            .await
+            .unwrap();
+    tokio::spawn(conn);
+    let mut req = axum::http::Request::get(path)
+        .header("host", format!("{host}:{port}"))
+        .header("sec-fetch-site", "none");
+    if let Some(cookie) = cookie {
+        req = req.header("cookie", cookie);
+    }
+    let res = sender
+        .send_request(req.body(axum::body::Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let status = res.status().as_u16();
+    let headers = res
+        .headers()
+        .iter()
+        .map(|(n, v)| (n.to_string(), v.to_str().unwrap_or("").to_string()))
+        .collect();
+    let body = http_body_util::BodyExt::collect(res.into_body())
+        .await
+        .unwrap()
+        .to_bytes();
+    (status, headers, String::from_utf8_lossy(&body).into_owned())
+}
+
+fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| v.as_str())
+}
+
+/// The link opens a visit: its cookie and where it sends the browser.
+async fn open(port: u16, link: &str) -> String {
+    let (host, path) = link
+        .strip_prefix("https://")
+        .and_then(|rest| rest.split_once('/'))
+        .unwrap();
+    let host = host.split(':').next().unwrap();
+    let (status, headers, body) = get(port, host, &format!("/{path}"), None).await;
+    assert_eq!(status, 303, "{body}");
+    let set = header(&headers, "set-cookie").expect("a cookie");
+    assert!(
+        set.contains("Secure") && set.contains("HttpOnly") && set.contains("Path=/"),
+        "{set}"
+    );
+    set.split(';').next().unwrap().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_browser_opens_the_link_arrives_logged_in_and_never_holds_the_secret() {
+    let Some(_) = chromium() else { return };
+    let app = WebApp::start("admin", PASSWORD, "key-1").await;
+    let (mut b, admin, port) = bastion(&app, &["app1"], "form:/login;form=#login").await;
+
+    let text = run_ok(&admin, "rampart web link app1").await;
+    assert!(text.contains("app1 as admin: open within 60 s"), "{text}");
+    assert!(
+        text.contains('\u{2580}') || text.contains('\u{2584}'),
+        "a QR code: {text}"
+    );
+    let link = link_of(&text);
+    assert!(
+        link.starts_with(&format!("https://app1.web.test:{port}/.rampart/link/")),
+        "{link}"
+    );
+
+    let dom = dump_dom(&link);
+    assert!(
+        dom.contains("Welcome admin"),
+        "the browser is logged in: {dom}"
+    );
+    // The page prints the cookies scripts can read: the site's session
+    // cookie stays on the bastion (and the bastion's is HttpOnly).
+    assert!(!dom.contains("app_session"), "{dom}");
+    assert!(!dom.contains(PASSWORD));
+    let logins = app.logins();
+    assert_eq!(logins.len(), 1, "{logins:?}");
+    assert!(logins[0].ok && logins[0].csrf_ok, "{logins:?}");
+
+    // The link works once.
+    let again = dump_dom(&link);
+    assert!(again.contains("used, expired or not yours"), "{again}");
+    assert!(!again.contains("Welcome"), "{again}");
+
+    // What reached the site: never the bastion's cookie, never the
+    // browser's own credentials; the password only in the bastion's one
+    // login post.
+    for seen in app.seen() {
+        let cookie = seen.header("cookie").unwrap_or("");
+        assert!(!cookie.contains("__Host-rampart"), "{seen:?}");
+        if seen.path != "/login" || seen.method != "POST" {
+            assert!(!seen.body.contains(PASSWORD), "{seen:?}");
+        }
+        for (_, value) in &seen.headers {
+            assert!(!value.contains(PASSWORD), "{seen:?}");
+        }
+    }
+
+    // The request log: the page the browser got, as a command row of a
+    // web session.
+    b.services.audit.flush().await;
+    let rows = commands(&b).await;
+    assert!(
+        rows.iter()
+            .any(|(c, o, a)| c == "GET /" && o.contains("-> 200") && a == "allow"),
+        "{rows:?}"
+    );
+    let sessions: Vec<(String, String, String)> =
+        sqlx::query_as("SELECT protocol, kind, asset_name FROM sessions")
+            .fetch_all(b.services.store.pool())
+            .await
+            .unwrap();
+    assert!(
+        sessions
+            .iter()
+            .any(|(p, k, asset)| p == "http" && k == "web" && asset == "app1"),
+        "{sessions:?}"
+    );
+    b.shutdown().await;
+    nowhere_on_disk(&b, PASSWORD);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_visit_is_one_assets_and_a_kill_ends_it_within_two_seconds() {
+    let app = WebApp::start("admin", PASSWORD, "key-1").await;
+    let (mut b, admin, port) = bastion(&app, &["app1", "app2"], "basic").await;
+    let host1 = "app1.web.test";
+
+    // A forged or foreign link opens nothing, and reads like any other.
+    let (status, _, body) = get(port, host1, "/.rampart/link/nope.nope", None).await;
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("used, expired or not yours"), "{body}");
+    let link2 = link_of(&run_ok(&admin, "rampart web link app2 --no-qr").await);
+    let token = link2.rsplit('/').next().unwrap();
+    let (status, _, _) = get(port, host1, &format!("/.rampart/link/{token}"), None).await;
+    assert_eq!(status, 403, "app2's link does not open app1");
+
+    let link = link_of(&run_ok(&admin, "rampart web link app1 --no-qr").await);
+    let cookie = open(port, &link).await;
+    let (status, _, body) = get(port, host1, "/api/whoami", Some(&cookie)).await;
+    assert_eq!((status, body.trim()), (200, "admin"), "Basic is injected");
+    // The cookie is app1's: app2's origin does not take it, and no other
+    // host is served at all.
+    let (status, _, _) = get(port, "app2.web.test", "/api/whoami", Some(&cookie)).await;
+    assert_eq!(status, 401);
+    let (status, _, _) = get(port, "evil.example", "/", Some(&cookie)).await;
+    assert_eq!(status, 404);
+    // The site's download needs the download action.
+    let (status, _, body) = get(port, host1, "/download", Some(&cookie)).await;
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("downloads are not granted"), "{body}");
+
+    let live = run_ok(&admin, "rampart session list --live --json").await;
+    let id = live
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|s| s["asset"] == "app1")
+        .and_then(|s| s["id"].as_str().map(str::to_string))
+        .unwrap_or_else(|| panic!("the visit is live: {live}"));
+    let killed = std::time::Instant::now();
+    run_ok(
+        &admin,
+        &format!("rampart session kill {id} --reason 'audit'"),
+    )
+    .await;
+    loop {
+        let (status, _, _) = get(port, host1, "/api/whoami", Some(&cookie)).await;
+        if status == 401 {
+            break;
+        }
+        assert!(
+            killed.elapsed() < Duration::from_millis(2500),
+            "the cookie still works {:?} after the kill",
+            killed.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    b.shutdown().await;
+    let reason: String = sqlx::query_scalar("SELECT reason FROM sessions WHERE id = $1")
+        .bind(&id)
+        .fetch_one(b.services.store.pool())
+        .await
+        .unwrap();
+    assert_eq!(reason, "killed: audit");
+    app.stop().await;
+}
