@@ -8,9 +8,8 @@
 //!   that fails;
 //! - `GET /metrics`: the [`crate::metrics`] in the Prometheus text format.
 //!
-//! Not built yet: the web side service on `http.listen` (web assets with
-//! injected credentials, RemoteApp files); a server configured with it
-//! says so at start.
+//! The web side on `http.listen` (web assets with the account's login
+//! injected) is [`web`]. Not built yet: RemoteApp files.
 //!
 //! Must never: answer anything but these three paths, show a secret, a
 //! user's name or an address, or slow a session (a scrape reads counters

@@ -156,6 +156,16 @@ impl Fetch for Client {
                 .map(|p| p.as_str().to_string())
                 .unwrap_or_else(|| "/".into());
             parts.headers.remove(header::COOKIE);
+            // A posted login carries the site's own origin, as a browser's
+            // would: sites' CSRF checks (Django's) refuse a POST without it.
+            if !matches!(
+                parts.method,
+                axum::http::Method::GET | axum::http::Method::HEAD
+            ) && !parts.headers.contains_key(header::ORIGIN)
+                && let Ok(origin) = HeaderValue::from_str(self.origin())
+            {
+                parts.headers.insert(header::ORIGIN, origin);
+            }
             if let Some(cookies) = self.cookies_for(&path) {
                 parts.headers.insert(header::COOKIE, cookies);
             }
