@@ -303,3 +303,37 @@ async fn a_visit_is_one_assets_and_a_kill_ends_it_within_two_seconds() {
     assert_eq!(reason, "killed: audit");
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ssh_to_a_web_asset_through_openssh_prints_a_link_that_opens_the_site() {
+    // The site takes the account's secret as its API key.
+    let app = WebApp::start("admin", "another-password", PASSWORD).await;
+    let (mut b, admin, port) = bastion(&app, &["app1"], "header:X-Api-Key").await;
+    if support::peers::peer("ssh").is_none() {
+        return;
+    }
+    let (mut term, _keys) = support::db::openssh(&b, &admin, &["app1"]).await;
+    term.expect(Duration::from_secs(20), |s| {
+        s.contains("app1 as admin: open within 60 s")
+    })
+    .await;
+    assert_eq!(
+        term.wait_exit(Duration::from_secs(10)).await,
+        Some(0),
+        "{}",
+        term.text()
+    );
+    let link = link_of(&term.text());
+    let cookie = open(port, &link).await;
+    // The header login: the site answers to the injected key, which the
+    // browser never had.
+    let (status, _, body) = get(port, "app1.web.test", "/api/whoami", Some(&cookie)).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        app.seen()
+            .iter()
+            .any(|s| s.header("x-api-key") == Some(PASSWORD))
+    );
+    b.shutdown().await;
+    app.stop().await;
+}

@@ -29,6 +29,9 @@ pub async fn run_session(
     if let Some(ended) = desktop_tool(shared, conn, &choice, person).await {
         return ended;
     }
+    if let Some(ended) = super::web::link_instead(shared, conn, &choice, &run, person).await {
+        return ended;
+    }
     match database_protocol(shared, conn, &choice) {
         Some(protocol) => match db::client::Kind::of_protocol(protocol) {
             Some(kind) => run_client(shared, conn, choice, run, protocol, kind, person).await,

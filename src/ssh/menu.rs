@@ -437,6 +437,8 @@ impl Front<'_> {
         );
         let notice = if protocol == "rdp" {
             format!("RDP to {asset}: the ticket was shown")
+        } else if crate::ops::WEB_PROTOCOLS.contains(&protocol.as_str()) {
+            format!("{asset}: the one-time link was shown")
         } else if tui::menu::of_desktop_tool(&protocol).is_some() {
             format!("{asset} for a desktop tool: the one-time password was shown")
         } else {

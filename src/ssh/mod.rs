@@ -31,6 +31,7 @@ pub mod sftp;
 pub mod standing;
 pub mod target;
 pub mod tunnel;
+mod web;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};

@@ -30,9 +30,19 @@ use crate::vault::Secret;
 /// Protocols the menu offers: `ssh` opens in the person's terminal, `rdp`
 /// gives a one-time ticket for their RDP client, `postgresql` opens psql
 /// (and, with the tunnel action, a one-time password for a desktop tool:
-/// [`desktop_tool`]). The others an asset grants (sftp...) are shown
-/// greyed in the details pane and are not offered.
-pub const MENU_PROTOCOLS: &[&str] = &["ssh", "rdp", "postgresql", "mysql", "mariadb", "redis"];
+/// [`desktop_tool`]), `https`/`http` give a one-time link for the
+/// browser. The others an asset grants (sftp...) are shown greyed in the
+/// details pane and are not offered.
+pub const MENU_PROTOCOLS: &[&str] = &[
+    "ssh",
+    "rdp",
+    "postgresql",
+    "mysql",
+    "mariadb",
+    "redis",
+    "https",
+    "http",
+];
 
 /// The menu's choice of a one-time password for a desktop tool (through
 /// `ssh -L`) on a database protocol, for a person with the tunnel action.
@@ -756,7 +766,11 @@ impl Menu {
             AccountChoice::Stored(name) => self.connect(entry, Chosen::Stored(name), protocol),
             // An RDP ticket carries a stored account's password; a typed-in
             // one would have to reach the RDP front some other way.
-            AccountChoice::Input if protocol == "rdp" || of_desktop_tool(&protocol).is_some() => {
+            AccountChoice::Input
+                if protocol == "rdp"
+                    || of_desktop_tool(&protocol).is_some()
+                    || crate::ops::WEB_PROTOCOLS.contains(&protocol.as_str()) =>
+            {
                 self.message = Some((
                     Severity::Warning,
                     "One-time passwords work with the stored accounts only: pick one of them."
