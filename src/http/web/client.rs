@@ -29,6 +29,10 @@ use super::jar::Jar;
 use crate::clock::Clock;
 use crate::db::contract::{FirstUse, Server, ServerStream, Tls};
 
+/// How long the site may take to start its answer (a slow report or
+/// export still gets its body streamed for as long as it takes).
+pub const ANSWER_WAIT: Duration = Duration::from_secs(120);
+
 /// How long the connection to the site, TLS included, may take.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long an idle connection to the site stays open for the next
@@ -131,14 +135,16 @@ impl Client {
         *req.uri_mut() = uri;
         *req.version_mut() = axum::http::Version::HTTP_11;
         req.headers_mut().insert(header::HOST, self.host.clone());
-        self.http
-            .request(req)
+        let answered = tokio::time::timeout(ANSWER_WAIT, self.http.request(req))
             .await
-            .map_err(|e| match find::<Refused>(&e) {
-                Some(refused) => FetchError::Unreachable(refused.0.clone()),
-                None if e.is_connect() => FetchError::Unreachable(chain(&e)),
-                None => FetchError::Broken(chain(&e)),
-            })
+            .map_err(|_| {
+                FetchError::Broken(format!("no answer within {} s", ANSWER_WAIT.as_secs()))
+            })?;
+        answered.map_err(|e| match find::<Refused>(&e) {
+            Some(refused) => FetchError::Unreachable(refused.0.clone()),
+            None if e.is_connect() => FetchError::Unreachable(chain(&e)),
+            None => FetchError::Broken(chain(&e)),
+        })
     }
 }
 

@@ -44,6 +44,8 @@ pub struct Exchange<'a> {
     pub bastion_cookie: &'a str,
     pub allow_upload: bool,
     pub allow_download: bool,
+    /// Cancelled when the visit ends: its WebSocket tunnels close.
+    pub ended: &'a tokio_util::sync::CancellationToken,
 }
 
 /// What a refused upload is told and logged as.
@@ -103,7 +105,7 @@ pub async fn forward(
         && answered.status() == StatusCode::SWITCHING_PROTOCOLS
     {
         let site_side = hyper::upgrade::on(&mut answered);
-        return tunnel(answered, browser_side, site_side, pending);
+        return tunnel(answered, browser_side, site_side, pending, ex.ended.clone());
     }
     let (mut parts, body) = answered.into_parts();
     if !ex.allow_download && is_attachment(&parts.headers) {
@@ -314,6 +316,7 @@ fn tunnel(
     browser_side: hyper::upgrade::OnUpgrade,
     site_side: hyper::upgrade::OnUpgrade,
     mut pending: Pending,
+    ended: tokio_util::sync::CancellationToken,
 ) -> Response<Body> {
     let (mut parts, _) = answered.into_parts();
     let named = connection_tokens(&parts.headers);
@@ -345,8 +348,13 @@ fn tunnel(
             counts: counts.clone(),
         };
         let mut site = TokioIo::new(site);
-        if let Err(e) = tokio::io::copy_bidirectional(&mut browser, &mut site).await {
-            tracing::debug!("a WebSocket tunnel ended: {e}");
+        tokio::select! {
+            copied = tokio::io::copy_bidirectional(&mut browser, &mut site) => {
+                if let Err(e) = copied {
+                    tracing::debug!("a WebSocket tunnel ended: {e}");
+                }
+            }
+            () = ended.cancelled() => {}
         }
         let read = counts.read.load(std::sync::atomic::Ordering::Relaxed);
         let written = counts.written.load(std::sync::atomic::Ordering::Relaxed);

@@ -105,6 +105,7 @@ impl Visit {
             bastion_cookie: COOKIE,
             allow_upload: self.allow_upload,
             allow_download: self.allow_download,
+            ended: &self.ended,
         };
         let visit = self.clone();
         let services = web.context.services.clone();

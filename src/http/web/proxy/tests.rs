@@ -106,6 +106,8 @@ fn redirect(to: &str) -> Response<Body> {
 struct Front {
     addr: std::net::SocketAddr,
     logs: Arc<Mutex<Vec<RequestLog>>>,
+    /// The visit's end.
+    ended: tokio_util::sync::CancellationToken,
 }
 
 async fn front(port: u16, allow_upload: bool, allow_download: bool) -> Front {
@@ -118,6 +120,8 @@ async fn front(port: u16, allow_upload: bool, allow_download: bool) -> Front {
     let client = Arc::new(Client::new(site, tls, Arc::new(SystemClock)));
     let logs = Arc::new(Mutex::new(Vec::new()));
     let kept = logs.clone();
+    let ended = tokio_util::sync::CancellationToken::new();
+    let visit_end = ended.clone();
     let inject = Arc::new(vec![
         (
             header::AUTHORIZATION,
@@ -130,6 +134,7 @@ async fn front(port: u16, allow_upload: bool, allow_download: bool) -> Front {
     ]);
     let app = Router::new().fallback(move |req: Incoming| {
         let (client, logs, inject) = (client.clone(), kept.clone(), inject.clone());
+        let ended = visit_end.clone();
         async move {
             let ex = Exchange {
                 public_origin: PUBLIC,
@@ -137,6 +142,7 @@ async fn front(port: u16, allow_upload: bool, allow_download: bool) -> Front {
                 bastion_cookie: "rampart_web",
                 allow_upload,
                 allow_download,
+                ended: &ended,
             };
             let log: LogSink = Box::new(move |line| logs.lock().unwrap().push(line));
             forward(&client, req, &ex, log).await
@@ -145,7 +151,7 @@ async fn front(port: u16, allow_upload: bool, allow_download: bool) -> Front {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await });
-    Front { addr, logs }
+    Front { addr, logs, ended }
 }
 
 impl Front {
@@ -528,6 +534,38 @@ async fn a_websocket_passes_through_and_is_logged_when_it_closes() {
         ("GET", "/ws", 101)
     );
     assert_eq!((line.bytes_in, line.bytes_out), (13, 13));
+}
+
+#[tokio::test]
+async fn the_end_of_the_visit_closes_its_websockets() {
+    let front = front(site().await, false, false).await;
+    let mut stream = TcpStream::connect(front.addr).await.unwrap();
+    stream
+        .write_all(
+            b"GET /ws HTTP/1.1\r\nHost: bastion\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+              Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+        )
+        .await
+        .unwrap();
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        let mut byte = [0u8; 1];
+        assert_eq!(stream.read(&mut byte).await.unwrap(), 1);
+        head.extend_from_slice(&byte);
+    }
+    stream.write_all(b"ping").await.unwrap();
+    let mut echo = [0u8; 4];
+    stream.read_exact(&mut echo).await.unwrap();
+    front.ended.cancel();
+    let mut rest = Vec::new();
+    let closed = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        stream.read_to_end(&mut rest),
+    )
+    .await;
+    assert!(matches!(closed, Ok(Ok(0))), "the tunnel closed: {closed:?}");
+    let line = &front.logs(1).await[0];
+    assert_eq!((line.status, line.bytes_in, line.bytes_out), (101, 4, 4));
 }
 
 mod tls {
