@@ -16,7 +16,6 @@
 //! done) and kept: the process's resident memory per visit.
 
 #[path = "../tests/support/mod.rs"]
-#[allow(dead_code, unused_imports)]
 mod support;
 
 use std::time::{Duration, Instant};

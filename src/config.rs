@@ -579,6 +579,18 @@ impl Config {
         Some(self.data_dir.join(path))
     }
 
+    /// Where RDP clients connect: the first `rdp.listen` address, with
+    /// `BASTION` for a wildcard one (the name people reach the bastion by
+    /// is not known here); `None`: the RDP front is off.
+    pub fn rdp_front_address(&self) -> Option<String> {
+        let a = self.rdp.listen.first()?;
+        Some(if a.ip().is_unspecified() {
+            format!("BASTION:{}", a.port())
+        } else {
+            a.to_string()
+        })
+    }
+
     pub fn recording_dir(&self) -> PathBuf {
         self.data_dir.join(&self.recording.dir)
     }

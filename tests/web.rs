@@ -337,3 +337,124 @@ async fn ssh_to_a_web_asset_through_openssh_prints_a_link_that_opens_the_site() 
     b.shutdown().await;
     app.stop().await;
 }
+
+/// A bastion with the web side and `rdp` (the RDP front's config, or
+/// none), Windows asset win1 publishing Calculator.
+async fn desktop_bastion(rdp: &str) -> (TestBastion, Client, u16) {
+    let port = free_port();
+    let b = TestBastion::start_with(&format!(
+        "[http]\nlisten = \"127.0.0.1:{port}\"\ndomain = \"web.test\"\n{rdp}"
+    ))
+    .await;
+    let admin = Client::admin(b.addr).await;
+    run_ok(
+        &admin,
+        "rampart asset add win1 --address 127.0.0.1 --protocol rdp/3389 --platform windows",
+    )
+    .await;
+    let (_, err, status) = admin
+        .exec_stdin(
+            "rampart account add win1 Administrator --password-stdin",
+            format!("{PASSWORD}\n").as_bytes(),
+        )
+        .await;
+    assert_eq!(status, Some(0), "{err}");
+    run_ok(
+        &admin,
+        "rampart perm add on-win1 --user admin --asset win1 --actions connect",
+    )
+    .await;
+    run_ok(&admin, "rampart asset app add win1 calc --name Calculator").await;
+    b.reload().await;
+    (b, admin, port)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_remote_app_file_opens_the_published_program_through_the_rdp_front() {
+    let rdp_port = free_port();
+    let (mut b, admin, port) =
+        desktop_bastion(&format!("[rdp]\nlisten = [\"127.0.0.1:{rdp_port}\"]\n")).await;
+    // Only RDP assets publish programs, with aliases Windows takes.
+    run_ok(
+        &admin,
+        "rampart asset add lin1 --address 127.0.0.1 --protocol ssh/22",
+    )
+    .await;
+    let (_, err, status) = admin.exec("rampart asset app add lin1 x --name X").await;
+    assert_eq!(status, Some(1));
+    assert!(err.contains("no rdp protocol"), "{err}");
+    let (_, err, _) = admin
+        .exec("rampart asset app add win1 'a b' --name X")
+        .await;
+    assert!(err.contains("RemoteApp alias"), "{err}");
+    let listed = run_ok(&admin, "rampart asset app list win1").await;
+    assert!(
+        listed.contains("calc") && listed.contains("Calculator"),
+        "{listed}"
+    );
+
+    let text = run_ok(&admin, "rampart rdp ticket win1").await;
+    let link = text
+        .split_whitespace()
+        .find(|w| w.ends_with("/calc.rdp"))
+        .unwrap_or_else(|| panic!("a RemoteApp link: {text}"))
+        .to_string();
+    assert!(
+        link.starts_with(&format!("https://web.test:{port}/.rampart/rdp/")),
+        "{link}"
+    );
+    let password = support::db::field(&text, "password");
+    let path = &link[link.find("/.rampart/").unwrap()..];
+    let (status, headers, body) = get(port, "web.test", path, None).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(header(&headers, "content-type"), Some("application/x-rdp"));
+    for line in [
+        format!("full address:s:127.0.0.1:{rdp_port}"),
+        "username:s:admin#win1".to_string(),
+        "remoteapplicationmode:i:1".to_string(),
+        "remoteapplicationprogram:s:||calc".to_string(),
+        "remoteapplicationname:s:Calculator".to_string(),
+    ] {
+        assert!(body.contains(&format!("{line}\r\n")), "{line} in {body}");
+    }
+    assert!(
+        !body.contains(&password) && !body.contains(PASSWORD),
+        "{body}"
+    );
+
+    // Another program, a made-up ticket, or an asset's origin: nothing.
+    let other = path.replace("/calc.rdp", "/cmd.rdp");
+    assert_eq!(get(port, "web.test", &other, None).await.0, 404);
+    assert_eq!(
+        get(port, "web.test", "/.rampart/rdp/nope/calc.rdp", None)
+            .await
+            .0,
+        404
+    );
+    assert_eq!(get(port, "win1.web.test", path, None).await.0, 401);
+    b.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_the_rdp_front_no_remote_app_file_is_offered() {
+    let (mut b, admin, port) = desktop_bastion("").await;
+    let text = run_ok(&admin, "rampart rdp ticket win1").await;
+    assert!(
+        text.contains("RemoteApps: none offered, the RDP front is off"),
+        "{text}"
+    );
+    assert!(!text.contains(".rdp\n"), "{text}");
+    let id = "x";
+    assert_eq!(
+        get(
+            port,
+            "web.test",
+            &format!("/.rampart/rdp/{id}/calc.rdp"),
+            None
+        )
+        .await
+        .0,
+        404
+    );
+    b.shutdown().await;
+}

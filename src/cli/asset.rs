@@ -3,9 +3,9 @@
 
 use anyhow::bail;
 
-use super::AssetCmd;
 use super::output::{self, Column};
 use super::verb::{Io, Outcome};
+use super::{AssetAppCmd, AssetCmd};
 use crate::model::Protocol;
 use crate::ops::{AssetSpec, AssetTest, Caller, HostKeyStatus};
 use crate::services::Services;
@@ -193,6 +193,7 @@ pub(super) async fn run(
             ops.asset_remove(caller, &name).await?;
             writeln!(io.out, "asset {name} removed")?;
         }
+        AssetCmd::App(cmd) => return app(ops, caller, cmd, json, io).await,
         AssetCmd::Trust { name, key } => {
             let keys = ops.asset_trust(caller, &name, key.as_deref()).await?;
             if keys.is_empty() {
@@ -205,6 +206,51 @@ pub(super) async fn run(
                     writeln!(io.out, "{name}: pinned {} {}", k.algorithm, k.fingerprint)?;
                 }
             }
+        }
+    }
+    Ok(Outcome::Success)
+}
+
+const APP_COLUMNS: &[Column] = &[
+    ("ASSET", "asset"),
+    ("ALIAS", "alias"),
+    ("NAME", "name"),
+    ("ARGUMENTS", "arguments"),
+];
+
+/// `asset app ...`.
+async fn app(
+    ops: &crate::ops::Ops,
+    caller: &Caller,
+    cmd: AssetAppCmd,
+    json: bool,
+    io: &mut Io<'_>,
+) -> anyhow::Result<Outcome> {
+    match cmd {
+        AssetAppCmd::Add {
+            asset,
+            alias,
+            name,
+            arguments,
+        } => {
+            let app = crate::model::RemoteApp {
+                asset,
+                alias,
+                name,
+                arguments,
+            };
+            let app = ops.remote_app_add(caller, app).await?;
+            writeln!(io.out, "RemoteApp {} published on {}", app.alias, app.asset)?;
+        }
+        AssetAppCmd::List { asset } => output::list(
+            io.out,
+            &ops.remote_app_list(caller, asset.as_deref()).await?,
+            APP_COLUMNS,
+            json,
+        )?,
+        AssetAppCmd::Remove { asset, alias } => {
+            ops.remote_app_remove(caller, &asset, &alias).await?;
+            writeln!(io.out, "RemoteApp {alias} removed from {asset}")?;
         }
     }
     Ok(Outcome::Success)

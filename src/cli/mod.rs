@@ -516,6 +516,29 @@ pub enum AssetCmd {
         #[arg(long, value_name = "LINE")]
         key: Option<String>,
     },
+    /// The programs a Windows asset publishes for RemoteApp
+    #[command(subcommand)]
+    App(AssetAppCmd),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AssetAppCmd {
+    /// Publish a program of an RDP asset: people who may use the asset get a .rdp file that opens it alone in a window
+    Add {
+        asset: String,
+        /// The alias the Windows server publishes it under (RemoteApp Manager, or the registry's TSAppAllowList)
+        alias: String,
+        /// What people see
+        #[arg(long)]
+        name: String,
+        /// Its command line arguments
+        #[arg(long = "args", value_name = "ARGS", default_value = "")]
+        arguments: String,
+    },
+    /// List the published programs, of one asset or all
+    List { asset: Option<String> },
+    /// Stop offering a program
+    Remove { asset: String, alias: String },
 }
 
 #[derive(Debug, Subcommand)]

@@ -24,14 +24,20 @@ pub(super) async fn run(
                 output::show(io.out, &ticket, true)?;
                 return Ok(Outcome::Success);
             }
-            write!(io.out, "{}", ticket_text(services, &ticket))?;
+            let apps = services.ops.remote_apps_of(Some(&ticket.asset)).await?;
+            write!(io.out, "{}", ticket_text(services, &ticket, &apps))?;
         }
     }
     Ok(Outcome::Success)
 }
 
-/// What a person types into their RDP client, as lines (`\n` ends).
-pub fn ticket_text(services: &Services, ticket: &crate::ops::RdpTicket) -> String {
+/// What a person types into their RDP client, as lines (`\n` ends), and
+/// a `.rdp` file link for each program the asset publishes.
+pub fn ticket_text(
+    services: &Services,
+    ticket: &crate::ops::RdpTicket,
+    apps: &[crate::model::RemoteApp],
+) -> String {
     let front = front_address(services);
     let seconds = crate::ops::TICKET_LIFETIME.as_secs();
     let until = ticket
@@ -50,9 +56,39 @@ pub fn ticket_text(services: &Services, ticket: &crate::ops::RdpTicket) -> Strin
          \x20   full address:s:{front}\n\
          \x20   username:s:{login}\n\
          \x20   enablecredsspsupport:i:1\n\
-         \x20   authentication level:i:2\n",
-        ticket.asset, ticket.account
+         \x20   authentication level:i:2\n{}",
+        ticket.asset,
+        ticket.account,
+        remote_apps(services, ticket, apps)
     )
+}
+
+/// The lines of the asset's RemoteApps: a `.rdp` file link each (the
+/// ticket's password is typed when the client asks).
+fn remote_apps(
+    services: &Services,
+    ticket: &crate::ops::RdpTicket,
+    apps: &[crate::model::RemoteApp],
+) -> String {
+    if apps.is_empty() {
+        return String::new();
+    }
+    let Some(base) = services.ops.settings().web.as_ref() else {
+        return " RemoteApps: the web side is off here (http.listen), so no .rdp file links\n"
+            .into();
+    };
+    if services.config.rdp_front_address().is_none() {
+        return " RemoteApps: none offered, the RDP front is off (rdp.listen)\n".into();
+    }
+    let mut text = String::from(" RemoteApps, a .rdp file each (same user and password):\n");
+    for app in apps {
+        text.push_str(&format!(
+            "\x20 {:<20} {}\n",
+            app.name,
+            base.remote_app_link(&ticket.id, &app.alias)
+        ));
+    }
+    text
 }
 
 /// What a person gives their RDP client with their RDP password.
@@ -78,9 +114,8 @@ pub fn password_text(services: &Services, password: &crate::ops::RdpPassword) ->
 /// `BASTION` for a wildcard one (the name people reach the bastion by is
 /// not known here).
 fn front_address(services: &Services) -> String {
-    match services.config.rdp.listen.first() {
-        None => "BASTION:3389 (the RDP front is off: rdp.listen is empty)".into(),
-        Some(a) if a.ip().is_unspecified() => format!("BASTION:{}", a.port()),
-        Some(a) => a.to_string(),
-    }
+    services
+        .config
+        .rdp_front_address()
+        .unwrap_or_else(|| "BASTION:3389 (the RDP front is off: rdp.listen is empty)".into())
 }

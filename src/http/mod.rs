@@ -9,7 +9,7 @@
 //! - `GET /metrics`: the [`crate::metrics`] in the Prometheus text format.
 //!
 //! The web side on `http.listen` (web assets with the account's login
-//! injected) is [`web`]. Not built yet: RemoteApp files.
+//! injected, RemoteApp files) is [`web`].
 //!
 //! Must never: answer anything but these three paths, show a secret, a
 //! user's name or an address, or slow a session (a scrape reads counters

@@ -165,4 +165,18 @@ pub struct Account {
     pub web_login: super::WebLogin,
 }
 
+/// A program a Windows asset publishes, opened alone in a window through
+/// the RDP front (RemoteApp).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RemoteApp {
+    pub asset: String,
+    /// The alias the server publishes it under (`||ALIAS` in a `.rdp`
+    /// file).
+    pub alias: String,
+    /// What people see.
+    pub name: String,
+    /// Its command line arguments; empty: none.
+    pub arguments: String,
+}
+
 serialize_as_text!(Protocol);

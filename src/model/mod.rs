@@ -32,10 +32,12 @@ mod rule;
 mod tests;
 mod web;
 
-pub use asset::{Account, Asset, HostKey, KNOWN_PROTOCOLS, Protocol, SecretKind, default_port};
+pub use asset::{
+    Account, Asset, HostKey, KNOWN_PROTOCOLS, Protocol, RemoteApp, SecretKind, default_port,
+};
 pub use permission::{AccountSpec, Action, Actions, Permission, ProtocolSpec};
 pub use rule::{AclAction, CommandFilter, FilterAction, LoginAcl, Scope};
-pub use web::{FormLogin, LINK_PATH, Site, WebBase, WebLogin, is_dns_label};
+pub use web::{FormLogin, LINK_PATH, RDP_FILE_PATH, Site, WebBase, WebLogin, is_dns_label};
 
 /// Identifiers are text UUIDs, portable between SQLite and PostgreSQL.
 pub type Id = String;

@@ -189,6 +189,10 @@ pub struct WebBase {
 /// The path under every asset's origin where one-time links are opened.
 pub const LINK_PATH: &str = "/.rampart/link/";
 
+/// The path under the bastion's own web origin (`https://DOMAIN`) where
+/// RemoteApp files are served: `/.rampart/rdp/TICKET/ALIAS.rdp`.
+pub const RDP_FILE_PATH: &str = "/.rampart/rdp/";
+
 impl WebBase {
     /// The origin of `asset` on the bastion.
     pub fn origin(&self, asset: &str) -> String {
@@ -198,6 +202,31 @@ impl WebBase {
         } else {
             format!("https://{host}:{}", self.port)
         }
+    }
+
+    /// The bastion's own web origin, `https://DOMAIN[:PORT]`.
+    pub fn own_origin(&self) -> String {
+        if self.port == 443 {
+            format!("https://{}", self.domain)
+        } else {
+            format!("https://{}:{}", self.domain, self.port)
+        }
+    }
+
+    /// Whether a request's `Host` is the bastion's own (`DOMAIN[:PORT]`).
+    pub fn is_own_host(&self, host: &str) -> bool {
+        let host = host.to_ascii_lowercase();
+        let name = match host.rsplit_once(':') {
+            Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
+            _ => host.as_str(),
+        };
+        name == self.domain
+    }
+
+    /// The link of RemoteApp `alias`'s `.rdp` file for RDP ticket
+    /// `ticket`.
+    pub fn remote_app_link(&self, ticket: &str, alias: &str) -> String {
+        format!("{}{RDP_FILE_PATH}{ticket}/{alias}.rdp", self.own_origin())
     }
 
     /// The asset a request's `Host` names (`app1.DOMAIN[:PORT]`), as

@@ -29,6 +29,7 @@ mod import;
 mod me;
 mod probe;
 mod rdp;
+mod remote_apps;
 mod sessions;
 #[cfg(test)]
 mod testing;
@@ -43,6 +44,7 @@ pub use import::ImportSummary;
 pub use me::{MeView, MfaEnrolment, MfaStatus, PENDING_ENROLMENT, require_person};
 pub use probe::{AssetTest, HostKeyStatus};
 pub use rdp::{RdpPassword, RdpTicket, TICKET_LIFETIME, TICKETS_PER_ASSET, only_account};
+pub use remote_apps::rdp_file;
 pub use users::{UserAdded, UserEdit, UserSpec, UserView};
 pub use web::{WEB_PROTOCOLS, WebLink};
 

@@ -21,6 +21,8 @@ pub const TICKETS_PER_ASSET: i64 = 4;
 /// An issued ticket: what the person types into their RDP client.
 #[derive(Debug, Serialize)]
 pub struct RdpTicket {
+    /// The ticket's id: a RemoteApp file's link names it.
+    pub id: String,
     /// The RDP user name: `PERSON#ASSET`.
     pub login: String,
     #[serde(serialize_with = "expose")]
@@ -149,6 +151,7 @@ impl Ops {
     ) -> Result<RdpTicket> {
         let issued = self.issue_ticket(caller, grant, "rdp", approved_by).await?;
         Ok(RdpTicket {
+            id: issued.id,
             login: format!("{}#{}", caller.name, grant.asset_name()),
             password: issued.password,
             asset: grant.asset_name().to_string(),

@@ -100,7 +100,11 @@ async fn ticket_instead(
         Ok(ticket) => ticket,
         Err(e) => return Some(refuse(e).await),
     };
-    let text = crate::cli::rdp_ticket_text(&shared.services, &ticket);
+    let apps = match ops.remote_apps_of(Some(&ticket.asset)).await {
+        Ok(apps) => apps,
+        Err(e) => return Some(refuse(e).await),
+    };
+    let text = crate::cli::rdp_ticket_text(&shared.services, &ticket, &apps);
     Some(show_ticket(person, say, text).await)
 }
 

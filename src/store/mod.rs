@@ -23,6 +23,7 @@ pub mod permissions;
 pub mod policy;
 pub mod rdp_passwords;
 pub mod rdp_tickets;
+pub mod remote_apps;
 pub mod search;
 pub mod sessions;
 pub mod spool;
@@ -107,6 +108,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../../migrations/0013_database_tls.sql"),
     ),
     (14, "web", include_str!("../../migrations/0014_web.sql")),
+    (
+        15,
+        "remote apps",
+        include_str!("../../migrations/0015_remote_apps.sql"),
+    ),
 ];
 
 /// The PostgreSQL migrations: the first is the whole schema as of SQLite's
@@ -151,6 +157,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         14,
         "web",
         include_str!("../../migrations/postgres/0014_web.sql"),
+    ),
+    (
+        15,
+        "remote apps",
+        include_str!("../../migrations/postgres/0015_remote_apps.sql"),
     ),
 ];
 

@@ -18,7 +18,7 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
 use super::visit::{self, Visits};
-use crate::model::{LINK_PATH, WebBase};
+use crate::model::{LINK_PATH, RDP_FILE_PATH, WebBase};
 use crate::services::StartError;
 use crate::session::{self, Context};
 
@@ -131,6 +131,14 @@ async fn route(web: &Arc<Web>, req: Request<Body>, peer: SocketAddr) -> Response
         .and_then(|h| h.to_str().ok())
         .or_else(|| req.uri().authority().map(|a| a.as_str()))
         .unwrap_or_default();
+    if web.base.is_own_host(host) {
+        return match req.uri().path().strip_prefix(RDP_FILE_PATH) {
+            Some(rest) if req.method() == axum::http::Method::GET => {
+                super::remote_app::serve(web, rest).await
+            }
+            _ => page(StatusCode::NOT_FOUND, "nothing here"),
+        };
+    }
     let Some(asset) = web.base.asset_of_host(host) else {
         return page(
             StatusCode::NOT_FOUND,

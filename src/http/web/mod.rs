@@ -12,7 +12,8 @@
 //! server-side `form:` login through the proxy's client), `front` (the
 //! HTTPS listener: routing by host, link or cookie), `visit` (a visit as a
 //! session: opened from a link, its requests logged, ended by staff, its
-//! permission, shutdown or idleness).
+//! permission, shutdown or idleness), `remote_app` (RemoteApp `.rdp`
+//! files on the bastion's own origin).
 
 pub mod client;
 pub mod contract;
@@ -21,6 +22,7 @@ pub mod front;
 pub mod jar;
 pub mod login;
 pub mod proxy;
+pub mod remote_app;
 pub mod visit;
 
 pub use front::{Web, bind, serve};
