@@ -458,3 +458,96 @@ async fn without_the_rdp_front_no_remote_app_file_is_offered() {
     );
     b.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_permission_or_an_idle_visit_ends_it() {
+    let app = WebApp::start("admin", PASSWORD, "key-1").await;
+    let port = free_port();
+    let mut b = TestBastion::start_with(&format!(
+        "[http]\nlisten = \"127.0.0.1:{port}\"\ndomain = \"web.test\"\nidle_timeout = \"3s\"\n"
+    ))
+    .await;
+    let admin = Client::admin(b.addr).await;
+    for name in ["app1", "app2"] {
+        run_ok(
+            &admin,
+            &format!(
+                "rampart asset add {name} --address 127.0.0.1 --protocol http/{} --url {}/",
+                app.addr.port(),
+                app.url()
+            ),
+        )
+        .await;
+        let (_, err, status) = admin
+            .exec_stdin(
+                &format!("rampart account add {name} admin --password-stdin --web basic"),
+                format!("{PASSWORD}\n").as_bytes(),
+            )
+            .await;
+        assert_eq!(status, Some(0), "{err}");
+        run_ok(
+            &admin,
+            &format!("rampart perm add on-{name} --user admin --asset {name} --actions connect"),
+        )
+        .await;
+    }
+    b.reload().await;
+
+    // Revoked: the permission goes, the cookie stops within two seconds.
+    let link = link_of(&run_ok(&admin, "rampart web link app1 --no-qr").await);
+    let cookie = open(port, &link).await;
+    assert_eq!(
+        get(port, "app1.web.test", "/api/whoami", Some(&cookie))
+            .await
+            .0,
+        200
+    );
+    run_ok(&admin, "rampart perm remove on-app1").await;
+    let revoked = std::time::Instant::now();
+    while get(port, "app1.web.test", "/api/whoami", Some(&cookie))
+        .await
+        .0
+        != 401
+    {
+        assert!(
+            revoked.elapsed() < Duration::from_millis(2500),
+            "still open after revocation"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // Idle: requests keep it open, a quiet spell of idle_timeout ends it.
+    let link = link_of(&run_ok(&admin, "rampart web link app2 --no-qr").await);
+    let cookie = open(port, &link).await;
+    for _ in 0..3 {
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        assert_eq!(
+            get(port, "app2.web.test", "/api/whoami", Some(&cookie))
+                .await
+                .0,
+            200
+        );
+    }
+    tokio::time::sleep(Duration::from_millis(5000)).await;
+    assert_eq!(
+        get(port, "app2.web.test", "/api/whoami", Some(&cookie))
+            .await
+            .0,
+        401
+    );
+
+    b.shutdown().await;
+    let reasons: Vec<(String, String)> =
+        sqlx::query_as("SELECT asset_name, reason FROM sessions ORDER BY started_at")
+            .fetch_all(b.services.store.pool())
+            .await
+            .unwrap();
+    assert_eq!(
+        reasons,
+        vec![
+            ("app1".to_string(), "permission ended".to_string()),
+            ("app2".to_string(), "idle timeout".to_string()),
+        ]
+    );
+    app.stop().await;
+}
