@@ -294,6 +294,25 @@ async fn a_visit_is_one_assets_and_a_kill_ends_it_within_two_seconds() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+
+    // The audit view: the visit in the Sessions tab, and Enter lists its
+    // requests (a terminal session would replay), the refused one marked.
+    let mut desk = admin.shell(120, 30, None).await;
+    desk.expect(Duration::from_secs(10), |s| s.contains("F4 Audit"))
+        .await;
+    desk.audit_tab(b"3", Duration::from_secs(10), |s| {
+        s.contains("app1") && s.contains("killed")
+    })
+    .await;
+    desk.send(b"\r").await;
+    desk.expect(Duration::from_secs(10), |s| {
+        s.contains("requests")
+            && s.contains("GET /api/whoami -> 200")
+            && s.contains("GET /download -> 403")
+            && s.contains("REFUSED")
+    })
+    .await;
+
     b.shutdown().await;
     let reason: String = sqlx::query_scalar("SELECT reason FROM sessions WHERE id = $1")
         .bind(&id)

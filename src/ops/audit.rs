@@ -27,6 +27,19 @@ impl Ops {
         Ok(audit_log::commands(&mut conn, q).await?)
     }
 
+    /// A session's commands with their output, in order (a web visit's
+    /// requests), at most `limit`.
+    pub async fn audit_session_commands(
+        &self,
+        caller: &Caller,
+        session: &str,
+        limit: i64,
+    ) -> Result<Vec<audit_log::SessionCommand>> {
+        require_auditor(caller, "reading the command log")?;
+        let mut conn = self.store.conn().await?;
+        Ok(audit_log::session_commands(&mut conn, session, limit).await?)
+    }
+
     pub async fn audit_transfers(&self, caller: &Caller, q: &Query) -> Result<Vec<TransferRow>> {
         require_auditor(caller, "reading the transfer log")?;
         let mut conn = self.store.conn().await?;

@@ -546,6 +546,53 @@ pub(super) async fn open_replay(
     replay.map_err(|e| format!("cannot replay session {session}: {e}"))
 }
 
+/// The requests of a web visit (a session without a recording whose
+/// protocol is the web's), one line each, for the audit view's Enter
+/// where a terminal session replays; `None` for any other session.
+pub(super) async fn request_list(
+    shared: &Shared,
+    caller: &Caller,
+    session: &str,
+) -> Option<(String, Vec<String>)> {
+    let services = &shared.services;
+    let row = {
+        let mut conn = services.store.conn().await.ok()?;
+        crate::store::sessions::get(&mut conn, session).await.ok()?
+    };
+    if !crate::ops::WEB_PROTOCOLS.contains(&row.protocol.as_str()) {
+        return None;
+    }
+    let caller = current(shared, caller).await.ok()?;
+    let shown = services
+        .ops
+        .audit_session_commands(&caller, session, REQUESTS_SHOWN)
+        .await;
+    let tz = services.config.auth.time_zone.clone();
+    let lines = match shown {
+        Ok(requests) if requests.is_empty() => vec!["no request was made".to_string()],
+        Ok(requests) => requests
+            .iter()
+            .map(|r| {
+                let summary = r.output.lines().next().unwrap_or(&r.command);
+                let refused = if r.action == "deny" { "  REFUSED" } else { "" };
+                format!(
+                    "{} {summary}{refused}",
+                    r.at.to_zoned(tz.clone()).strftime("%H:%M:%S")
+                )
+            })
+            .collect(),
+        Err(e) => vec![e.to_string()],
+    };
+    let title = format!(
+        " {} on {} as {}: requests (first {REQUESTS_SHOWN}) ",
+        row.user, row.asset, row.account
+    );
+    Some((title, lines))
+}
+
+/// How many of a web visit's requests the audit view lists.
+const REQUESTS_SHOWN: i64 = 500;
+
 /// How a watch ended.
 pub(super) enum Watched {
     /// Back to the desk.

@@ -365,6 +365,10 @@ impl Front<'_> {
 
     /// Plays a recording until the person closes it.
     async fn replay(&mut self, session: &str, at: Option<jiff::Timestamp>) -> Next {
+        if let Some((title, lines)) = desk::request_list(self.shared, &self.caller, session).await {
+            self.desk.show_text(title, lines);
+            return Next::Redraw;
+        }
         match desk::open_replay(self.shared, &self.caller, session, at).await {
             Ok(mut replay) => {
                 let open = replay_loop(

@@ -508,6 +508,42 @@ pub struct CommandRow {
     pub rule: Option<String>,
 }
 
+/// One command of a session with its output: a web visit's request with
+/// its summary line and logged body.
+#[derive(Debug, Clone, Serialize)]
+pub struct SessionCommand {
+    pub at: Timestamp,
+    pub command: String,
+    pub output: String,
+    pub action: String,
+}
+
+/// A session's commands in the order they ran, at most `limit`.
+pub async fn session_commands(
+    conn: &mut AnyConnection,
+    session_id: &str,
+    limit: i64,
+) -> Result<Vec<SessionCommand>> {
+    let rows = sqlx::query(
+        "SELECT at, command, output, action FROM commands WHERE session_id = $1
+         ORDER BY seq LIMIT $2",
+    )
+    .bind(session_id)
+    .bind(limit)
+    .fetch_all(conn)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(SessionCommand {
+                at: parse_ts(&r.try_get::<String, _>("at")?)?,
+                command: r.try_get("command")?,
+                output: r.try_get("output")?,
+                action: r.try_get("action")?,
+            })
+        })
+        .collect()
+}
+
 pub async fn commands(conn: &mut AnyConnection, q: &Query) -> Result<Vec<CommandRow>> {
     let rows = sqlx::query(
         "SELECT at, session_id, user_name, asset_name, account, command, action, rule

@@ -401,6 +401,11 @@ impl Desk {
         }
     }
 
+    /// A text for the person to read, closed by any key.
+    pub fn show_text(&mut self, title: String, lines: Vec<String>) {
+        self.dialog = Some(dialog::Dialog::Text { title, lines });
+    }
+
     /// One line for the person: under the header, or in the menu's own
     /// notice line on the workbench.
     pub fn set_notice(&mut self, severity: Severity, text: impl Into<String>) {
