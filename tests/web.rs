@@ -353,6 +353,30 @@ async fn ssh_to_a_web_asset_through_openssh_prints_a_link_that_opens_the_site() 
             .iter()
             .any(|s| s.header("x-api-key") == Some(PASSWORD))
     );
+
+    // From the menu: the asset picked, the link shown with a QR code
+    // until a key, then the menu again.
+    let (mut menu, _keys) = support::db::openssh(&b, &admin, &[]).await;
+    menu.expect(Duration::from_secs(20), |s| s.contains("app1"))
+        .await;
+    menu.send(b"app1");
+    menu.send(b"\r");
+    menu.expect(Duration::from_secs(20), |s| {
+        s.contains("app1 as admin: open within 60 s") && s.contains("Any key: back to the menu")
+    })
+    .await;
+    assert!(
+        menu.text().contains('\u{2580}') || menu.text().contains('\u{2584}'),
+        "a QR code: {}",
+        menu.text()
+    );
+    menu.send(b" ");
+    menu.expect(Duration::from_secs(20), |s| {
+        s.contains("app1: the one-time link was shown")
+    })
+    .await;
+    menu.send(b"\x1b");
+    menu.send(b"q");
     b.shutdown().await;
     app.stop().await;
 }
