@@ -269,6 +269,30 @@ async fn a_visit_is_one_assets_and_a_kill_ends_it_within_two_seconds() {
     assert_eq!(status, 403, "{body}");
     assert!(body.contains("downloads are not granted"), "{body}");
 
+    // Staff monitor the visit: each request as a line.
+    let mut watch = admin.shell(120, 30, None).await;
+    watch
+        .expect(Duration::from_secs(10), |s| s.contains("F4 Audit"))
+        .await;
+    watch
+        .audit_tab(b"2", Duration::from_secs(10), |s| {
+            s.contains("Live (1)") && s.contains("app1")
+        })
+        .await;
+    watch.send(b"\r").await;
+    watch
+        .expect(Duration::from_secs(10), |s| {
+            s.contains("monitoring, read-only")
+        })
+        .await;
+    let (status, _, _) = get(port, host1, "/api/whoami?watched=1", Some(&cookie)).await;
+    assert_eq!(status, 200);
+    watch
+        .expect(Duration::from_secs(10), |s| {
+            s.contains("GET /api/whoami?watched=1 -> 200")
+        })
+        .await;
+
     let live = run_ok(&admin, "rampart session list --live --json").await;
     let id = live
         .lines()
