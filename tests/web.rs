@@ -57,9 +57,19 @@ fn dump_dom(url: &str) -> String {
 /// A bastion with the web side on, and web asset `name` for `app` with
 /// account admin logged in by `login`, usable by the admin.
 async fn bastion(app: &WebApp, names: &[&str], login: &str) -> (TestBastion, Client, u16) {
+    bastion_with(app, names, login, "").await
+}
+
+/// The same, with more `[http]` settings.
+async fn bastion_with(
+    app: &WebApp,
+    names: &[&str],
+    login: &str,
+    http: &str,
+) -> (TestBastion, Client, u16) {
     let port = free_port();
     let b = TestBastion::start_with(&format!(
-        "[http]\nlisten = \"127.0.0.1:{port}\"\ndomain = \"web.test\"\n"
+        "[http]\nlisten = \"127.0.0.1:{port}\"\ndomain = \"web.test\"\n{http}"
     ))
     .await;
     let admin = Client::admin(b.addr).await;
@@ -529,36 +539,8 @@ async fn without_the_rdp_front_no_remote_app_file_is_offered() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_revoked_permission_or_an_idle_visit_ends_it() {
     let app = WebApp::start("admin", PASSWORD, "key-1").await;
-    let port = free_port();
-    let mut b = TestBastion::start_with(&format!(
-        "[http]\nlisten = \"127.0.0.1:{port}\"\ndomain = \"web.test\"\nidle_timeout = \"3s\"\n"
-    ))
-    .await;
-    let admin = Client::admin(b.addr).await;
-    for name in ["app1", "app2"] {
-        run_ok(
-            &admin,
-            &format!(
-                "rampart asset add {name} --address 127.0.0.1 --protocol http/{} --url {}/",
-                app.addr.port(),
-                app.url()
-            ),
-        )
-        .await;
-        let (_, err, status) = admin
-            .exec_stdin(
-                &format!("rampart account add {name} admin --password-stdin --web basic"),
-                format!("{PASSWORD}\n").as_bytes(),
-            )
-            .await;
-        assert_eq!(status, Some(0), "{err}");
-        run_ok(
-            &admin,
-            &format!("rampart perm add on-{name} --user admin --asset {name} --actions connect"),
-        )
-        .await;
-    }
-    b.reload().await;
+    let (mut b, admin, port) =
+        bastion_with(&app, &["app1", "app2"], "basic", "idle_timeout = \"3s\"\n").await;
 
     // Revoked: the permission goes, the cookie stops within two seconds.
     let link = link_of(&run_ok(&admin, "rampart web link app1 --no-qr").await);

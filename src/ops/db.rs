@@ -8,7 +8,7 @@
 use jiff::Timestamp;
 use serde::Serialize;
 
-use super::{Caller, Ops, OpsError, Result};
+use super::{Caller, Ops, Result};
 use crate::vault::Secret;
 
 /// The database protocols a desktop tool reaches through the proxy.
@@ -44,23 +44,7 @@ impl Ops {
         asset: &str,
         account: Option<&str>,
     ) -> Result<DbTicket> {
-        let stored = {
-            let mut c = self.store.conn().await?;
-            crate::store::assets::find(&mut c, asset).await?
-        };
-        let protocol = stored
-            .as_ref()
-            .and_then(|a| {
-                a.protocols
-                    .iter()
-                    .find(|p| TUNNELLED.contains(&p.name.as_str()))
-            })
-            .cloned()
-            .ok_or_else(|| {
-                OpsError::Forbidden(format!(
-                    "no database {asset:?} reachable for you (`rampart me` lists what you may use)"
-                ))
-            })?;
+        let (stored, protocol) = self.asset_over(asset, TUNNELLED, "database").await?;
         let grant = self
             .ticket_grant(
                 caller,
@@ -79,7 +63,7 @@ impl Ops {
             port: protocol.port,
             user: issued.account,
             password: issued.password,
-            database: stored.map(|a| a.database).unwrap_or_default(),
+            database: stored.database,
             expires_at: issued.expires_at,
         })
     }

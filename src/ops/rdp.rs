@@ -228,6 +228,37 @@ impl Ops {
     }
 }
 
+impl Ops {
+    /// The stored asset `asset` and its first protocol among `kinds`, or
+    /// the refusal a person sees (which does not say whether the asset
+    /// exists): for the issuers of database tickets and web links.
+    pub(super) async fn asset_over(
+        &self,
+        asset: &str,
+        kinds: &[&str],
+        what: &str,
+    ) -> Result<(crate::model::Asset, crate::model::Protocol)> {
+        let stored = {
+            let mut c = self.store.conn().await?;
+            store::assets::find(&mut c, asset).await?
+        };
+        stored
+            .and_then(|a| {
+                let protocol = a
+                    .protocols
+                    .iter()
+                    .find(|p| kinds.contains(&p.name.as_str()))
+                    .cloned()?;
+                Some((a, protocol))
+            })
+            .ok_or_else(|| {
+                OpsError::Forbidden(format!(
+                    "no {what} {asset:?} reachable for you (`rampart me` lists what you may use)"
+                ))
+            })
+    }
+}
+
 /// A stored one-time credential, as its issuer hands it on.
 pub(super) struct Issued {
     pub(super) id: String,

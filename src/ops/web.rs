@@ -45,23 +45,8 @@ impl Ops {
                 "the web side is off on this bastion (http.listen and http.domain): ask an admin to turn it on".into(),
             )
         })?;
-        let stored = {
-            let mut c = self.store.conn().await?;
-            crate::store::assets::find(&mut c, asset).await?
-        };
-        let protocol = stored
-            .as_ref()
-            .and_then(|a| {
-                a.protocols
-                    .iter()
-                    .find(|p| WEB_PROTOCOLS.contains(&p.name.as_str()))
-            })
-            .map(|p| p.name.clone())
-            .ok_or_else(|| {
-                OpsError::Forbidden(format!(
-                    "no web asset {asset:?} reachable for you (`rampart me` lists what you may use)"
-                ))
-            })?;
+        let (_, protocol) = self.asset_over(asset, WEB_PROTOCOLS, "web asset").await?;
+        let protocol = protocol.name;
         let grant = self
             .ticket_grant(caller, asset, account, &protocol, "the web")
             .await?;
