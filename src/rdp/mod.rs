@@ -74,7 +74,7 @@ use crate::model::Action;
 use crate::policy::GrantAccount;
 use crate::record::SessionKind;
 use crate::services::StartError;
-use crate::session::{self, Outcome, Session, Spec};
+use crate::session::{self, Session, Spec};
 
 /// What the RDP front shares with the rest of the server.
 pub use crate::session::Context;
@@ -432,16 +432,8 @@ async fn relay(
     let _ = target_write.shutdown().await;
     // A file still arriving when the session ended is logged as far as it came.
     let _ = audit_clipboard(services, &rewriter, &rows, &output, true).await;
-    let (bytes_in, bytes_out) = session.bytes();
     tracing::info!(target: "audit", session = %session.id(), reason = %reason, "rdp session ended");
-    let outcome = Outcome {
-        reason,
-        failed,
-        exit_status: None,
-        bytes_in,
-        bytes_out,
-    };
-    session.end(services, outcome).await;
+    session.end_counted(services, reason, failed).await;
 }
 
 /// Logs what crossed the clipboard since the last call: a transfer row in

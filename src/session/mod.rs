@@ -364,6 +364,20 @@ impl Session {
         }
     }
 
+    /// Ends a session that has no exit status with `reason`, and the
+    /// bytes its live entry counted.
+    pub async fn end_counted(self, services: &Services, reason: String, failed: bool) {
+        let (bytes_in, bytes_out) = self.live.bytes();
+        let outcome = Outcome {
+            reason,
+            failed,
+            exit_status: None,
+            bytes_in,
+            bytes_out,
+        };
+        self.end(services, outcome).await;
+    }
+
     /// Ends the session, whatever ended it (see the module docs).
     pub async fn end(self, services: &Services, outcome: Outcome) {
         self.finish_recording().await.end(services, outcome).await;

@@ -140,13 +140,5 @@ pub async fn run(shared: Arc<Shared>, conn: Arc<Conn>, channel: Channel<Msg>, gr
     };
     let _ = write.eof().await;
     let _ = write.close().await;
-    let (bytes_in, bytes_out) = live.bytes();
-    let outcome = crate::session::Outcome {
-        reason,
-        failed: false,
-        exit_status: None,
-        bytes_in,
-        bytes_out,
-    };
-    session.end(services, outcome).await;
+    session.end_counted(services, reason, false).await;
 }

@@ -31,7 +31,7 @@ use super::proxy::{Exchange, forward};
 use crate::audit::AuditEvent;
 use crate::model::{Action, Identity, Role, WebLogin};
 use crate::policy::{Grant, GrantAccount};
-use crate::session::{self, Command, Outcome, Rows, Session, Spec, Stop};
+use crate::session::{self, Command, Rows, Session, Spec, Stop};
 
 /// How long the server-side form login may take.
 const LOGIN_WAIT: Duration = Duration::from_secs(20);
@@ -338,25 +338,15 @@ async fn run(web: Arc<Web>, admitted: Admitted, peer: SocketAddr, tx: oneshot::S
         // The browser went before it got its cookie: nobody can use it.
         web.visits.remove(&cookie);
         visit.ended.cancel();
-        let outcome = Outcome {
-            reason: "client closed".into(),
-            ..Outcome::default()
-        };
-        session.end(services, outcome).await;
+        session
+            .end_counted(services, "client closed".into(), false)
+            .await;
         return;
     }
     let reason = watch(&web, &grant, &session, &visit).await;
     web.visits.remove(&cookie);
     visit.ended.cancel();
-    let (bytes_in, bytes_out) = session.live().bytes();
-    let outcome = Outcome {
-        reason,
-        failed: false,
-        exit_status: None,
-        bytes_in,
-        bytes_out,
-    };
-    session.end(services, outcome).await;
+    session.end_counted(services, reason, false).await;
 }
 
 /// Waits for the visit's end: stopped by the bastion, or idle.
