@@ -44,13 +44,18 @@
 //! ticket carries the approver and `authorize` admits nothing else
 //! through such a permission (not an RDP password).
 //!
-//! Not built yet (issue 17): RemoteApp checks, sixel/kitty pictures.
+//! The recording also marks the person's keys and clicks (`input.rs`:
+//! counts and places, never which keys).
+//!
+//! Not built yet (issue 17): checks of which RemoteApp program is
+//! started, sixel/kitty pictures.
 //!
 //! [`Authenticator`]: crate::auth::login::Authenticator
 
 mod back;
 mod clipboard;
 mod front;
+mod input;
 mod relay;
 mod tls;
 mod wire;
@@ -358,6 +363,8 @@ async fn relay(
     let counts = live.publisher();
     let up = async {
         let mut batch = Vec::new();
+        let mut marks = tokio::time::interval(INPUT_MARKER_EVERY);
+        marks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             batch.clear();
             tokio::select! {
@@ -365,6 +372,16 @@ async fn relay(
                     if let Err(e) = read {
                         return reason_of("client", e);
                     }
+                }
+                // Keys and clicks: a marker a second at most, within a
+                // second of them.
+                _ = marks.tick() => {
+                    if let Some(marker) = rewriter.input_marker()
+                        && let Err(e) = output.marker(marker).await
+                    {
+                        return (format!("recording failed: {e}"), true);
+                    }
+                    continue;
                 }
                 // Between two batches: the request goes in at a PDU border.
                 () = refresh.notified() => {
@@ -387,6 +404,7 @@ async fn relay(
             if target_write.write_all(&out).await.is_err() {
                 return ("target closed".into(), false);
             }
+
             if let Err(e) = audit_clipboard(services, &rewriter, &rows, &output, false).await {
                 return (format!("recording failed: {e}"), true);
             }
@@ -432,6 +450,9 @@ async fn relay(
     let _ = target_write.shutdown().await;
     // A file still arriving when the session ended is logged as far as it came.
     let _ = audit_clipboard(services, &rewriter, &rows, &output, true).await;
+    if let Some(marker) = rewriter.input_marker() {
+        let _ = output.marker(marker).await;
+    }
     tracing::info!(target: "audit", session = %session.id(), reason = %reason, "rdp session ended");
     session.end_counted(services, reason, failed).await;
 }
@@ -460,6 +481,9 @@ async fn audit_clipboard(
     }
     Ok(())
 }
+
+/// Fewest seconds between two input markers: a burst of typing is one.
+const INPUT_MARKER_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Fewest seconds between two redraws asked of the target for monitors: a
 /// monitor that keeps falling behind must not make the target repaint the

@@ -104,6 +104,8 @@ struct Channels {
     share: Option<(u16, u32)>,
     /// What crossed the clipboard, per way (up, down).
     tally: [Tally; 2],
+    /// Keys and clicks since the last input marker.
+    input: super::input::Input,
 }
 
 impl Channels {
@@ -187,7 +189,8 @@ impl<'a> Rewriter<'a> {
     /// A frame from the person's client, on its way to the target.
     pub fn upstream(&self, frame: &[u8]) -> Result<Verdict, String> {
         if !super::wire::is_x224(frame) {
-            return Ok(Verdict::Pass); // fast-path input
+            self.channels().input.add(frame); // fast-path input
+            return Ok(Verdict::Pass);
         }
         if let Ok(X224(data)) = decode::<X224<X224Data<'_>>>(frame)
             && data.data.starts_with(&CONNECT_INITIAL)
@@ -291,6 +294,12 @@ impl<'a> Rewriter<'a> {
 
     /// What crossed the clipboard since last asked, both ways; with
     /// `end`, a file still arriving too.
+    /// The marker for the person's keys and clicks since the last one, if
+    /// there were any (see `rdp::input`).
+    pub fn input_marker(&self) -> Option<String> {
+        self.channels().input.take()
+    }
+
     pub fn moved(&self, end: bool) -> Vec<Moved> {
         let mut channels = self.channels();
         let mut moved = channels.tally[0].take(false, end);
@@ -529,6 +538,23 @@ mod tests {
     }
 
     const WHOLE: u32 = CHANNEL_FLAG_FIRST | CHANNEL_FLAG_LAST;
+
+    #[test]
+    fn fast_path_input_passes_unchanged_and_is_counted_for_a_marker() {
+        use ironrdp_pdu::input::fast_path::{FastPathInput, FastPathInputEvent, KeyboardFlags};
+        let login = Login::new("Administrator", Secret::new("pw".into()));
+        let r = rewriter(&login, false, false);
+        let keys = FastPathInput::new(vec![
+            FastPathInputEvent::KeyboardEvent(KeyboardFlags::empty(), 0x10),
+            FastPathInputEvent::KeyboardEvent(KeyboardFlags::RELEASE, 0x10),
+        ])
+        .unwrap();
+        let frame = encode_vec(&keys).unwrap();
+        assert_eq!(r.upstream(&frame), Ok(Verdict::Pass));
+        assert_eq!(r.upstream(&frame), Ok(Verdict::Pass));
+        assert_eq!(r.input_marker().as_deref(), Some("input: 2 keys"));
+        assert_eq!(r.input_marker(), None);
+    }
 
     #[test]
     fn copy_without_paste_lets_the_targets_clipboard_out_and_nothing_in() {
