@@ -263,6 +263,21 @@ async fn a_visit_is_one_assets_and_a_kill_ends_it_within_two_seconds() {
     let token = link2.rsplit('/').next().unwrap();
     let (status, _, _) = get(port, host1, &format!("/.rampart/link/{token}"), None).await;
     assert_eq!(status, 403, "app2's link does not open app1");
+    // The audit log has the refusal of a real link used wrongly, and
+    // nothing of the stranger's guess.
+    let refusals: Vec<(String, String, String)> =
+        sqlx::query_as("SELECT user_name, request, reason FROM refusals")
+            .fetch_all(b.services.store.pool())
+            .await
+            .unwrap();
+    assert_eq!(
+        refusals,
+        vec![(
+            "admin".to_string(),
+            "web link for app1".to_string(),
+            "the link is for app2 and not this asset".to_string()
+        )]
+    );
 
     let link = link_of(&run_ok(&admin, "rampart web link app1 --no-qr").await);
     let cookie = open(port, &link).await;

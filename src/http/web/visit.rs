@@ -175,8 +175,14 @@ pub async fn open(web: &Arc<Web>, asset: &str, token: &str, peer: SocketAddr) ->
     };
     let admitted = match redeem(web, asset, token).await {
         Ok(admitted) => admitted,
-        Err(why) => {
-            refuse(web, "-", peer, &format!("web link for {asset}"), &why).await;
+        // A link that names no live ticket is anybody's guess: logged, not
+        // audited, so strangers cannot fill the audit log.
+        Err(Refusal::Unknown(why)) => {
+            tracing::info!(%peer, asset, "web link refused: {why}");
+            return refused();
+        }
+        Err(Refusal::Ticket { user, why }) => {
+            refuse(web, &user, peer, &format!("web link for {asset}"), &why).await;
             return refused();
         }
     };
@@ -213,52 +219,75 @@ struct Admitted {
     grant: Grant,
 }
 
+/// Why a link was refused.
+enum Refusal {
+    /// It names no unspent, unexpired ticket (or the store failed).
+    Unknown(String),
+    /// It names one, of this person (by name, or `-`), and failed.
+    Ticket { user: String, why: String },
+}
+
 /// Checks and spends the link: the ticket must be unspent, unexpired, for
 /// this asset over the web, its secret right; then the person must still
 /// be allowed.
-async fn redeem(web: &Web, asset: &str, token: &str) -> Result<Admitted, String> {
+async fn redeem(web: &Web, asset: &str, token: &str) -> Result<Admitted, Refusal> {
     let services = &web.context.services;
+    let unknown = |why: &str| Refusal::Unknown(why.to_string());
     let (id, secret) = token
         .split_once('.')
-        .ok_or("the link is malformed (no secret)")?;
+        .ok_or_else(|| unknown("the link is malformed (no secret)"))?;
     let now = services.clock.now();
-    let mut conn = services.store.conn().await.map_err(|e| e.to_string())?;
+    let mut conn = services
+        .store
+        .conn()
+        .await
+        .map_err(|e| unknown(&e.to_string()))?;
     let ticket = crate::store::rdp_tickets::unspent(&mut conn, id, now)
         .await
-        .map_err(|e| e.to_string())?
-        .ok_or("no unspent, unexpired link with this id")?;
+        .map_err(|e| unknown(&e.to_string()))?
+        .ok_or_else(|| unknown("no unspent, unexpired link with this id"))?;
     let policy = web.context.policy();
+    let user = policy
+        .user_by_id(&ticket.user_id)
+        .map_or_else(|| "-".to_string(), |u| u.name.to_string());
+    let failed = |why: String| Refusal::Ticket {
+        user: user.clone(),
+        why,
+    };
     let info = policy
         .asset_by_id(&ticket.asset_id)
-        .ok_or("the link's asset no longer exists")?;
+        .ok_or_else(|| failed("the link's asset no longer exists".into()))?;
     if !info.name().eq_ignore_ascii_case(asset)
         || !crate::ops::WEB_PROTOCOLS.contains(&ticket.protocol.as_str())
     {
-        return Err(format!(
+        return Err(failed(format!(
             "the link is for {} and not this asset",
             info.name()
-        ));
+        )));
     }
-    let vault = services.vault.as_ref().ok_or("the vault is not open")?;
+    let vault = services
+        .vault
+        .as_ref()
+        .ok_or_else(|| failed("the vault is not open".into()))?;
     let expected = vault
         .open_string(&ticket.secret)
-        .map_err(|_| "the link's secret cannot be read")?;
+        .map_err(|_| failed("the link's secret cannot be read".into()))?;
     if Sha256::digest(expected.expose().as_bytes()) != Sha256::digest(secret.as_bytes()) {
-        return Err("wrong secret for the link".into());
+        return Err(failed("wrong secret for the link".into()));
     }
     if !crate::store::rdp_tickets::redeem(&mut conn, &ticket.id, now)
         .await
-        .map_err(|e| e.to_string())?
+        .map_err(|e| failed(e.to_string()))?
     {
-        return Err("the link was used meanwhile".into());
+        return Err(failed("the link was used meanwhile".into()));
     }
-    let user = policy
+    let person = policy
         .user_by_id(&ticket.user_id)
         .filter(|u| u.is_live_at(now))
-        .ok_or("the link's person is disabled or gone")?;
+        .ok_or_else(|| failed("the link's person is disabled or gone".into()))?;
     let who = Identity {
         user_id: ticket.user_id.clone(),
-        name: user.name.to_string(),
+        name: person.name.to_string(),
         role: Role::User,
         groups: Vec::new(),
     };
@@ -271,7 +300,7 @@ async fn redeem(web: &Web, asset: &str, token: &str) -> Result<Admitted, String>
         &[Action::Connect],
         now,
     )
-    .map_err(|_| format!("{} may not use {} any more", who.name, info.name()))?;
+    .map_err(|_| failed(format!("{} may not use {} any more", who.name, info.name())))?;
     Ok(Admitted { grant })
 }
 

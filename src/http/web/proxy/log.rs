@@ -83,7 +83,7 @@ impl Pending {
             sink: Some(sink),
             line: RequestLog {
                 method: method.to_string(),
-                path: cap(path, PATH_CAP).to_string(),
+                path: cap(&redact_query(path), PATH_CAP).to_string(),
                 status: 0,
                 bytes_in: 0,
                 bytes_out: 0,
@@ -236,6 +236,15 @@ fn is_secret(name: &str) -> bool {
         .any(|word| name.contains(word))
 }
 
+/// A path whose query's secret fields (`?token=...`) are redacted as a
+/// form body's are.
+fn redact_query(path: &str) -> String {
+    match path.split_once('?') {
+        Some((path, query)) => format!("{path}?{}", redact_form(query)),
+        None => path.to_string(),
+    }
+}
+
 fn redact_form(text: &str) -> String {
     text.split('&')
         .map(|pair| match pair.split_once('=') {
@@ -295,6 +304,15 @@ fn percent_decode(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_querys_secrets_are_redacted_in_the_logged_path() {
+        assert_eq!(
+            redact_query("/api?user=bob&access_token=abc&Password=x"),
+            "/api?user=bob&access_token=***&Password=***"
+        );
+        assert_eq!(redact_query("/plain"), "/plain");
+    }
 
     #[test]
     fn forms_and_json_are_shown_with_their_secrets_redacted() {
