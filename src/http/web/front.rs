@@ -22,6 +22,10 @@ use crate::model::{LINK_PATH, RDP_FILE_PATH, WebBase};
 use crate::services::StartError;
 use crate::session::{self, Context};
 
+/// How long a request's head may take to arrive, and a kept-alive
+/// connection may wait for the next one.
+const HEADER_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// The bastion's cookie: host-only, HTTPS-only, out of scripts' reach.
 pub const COOKIE: &str = "__Host-rampart";
 
@@ -111,7 +115,11 @@ async fn connection(
         let web = web.clone();
         async move { Ok::<_, Infallible>(route(&web, req.map(Body::new), peer).await) }
     });
+    // A browser that opens a connection and sends nothing (or dribbles a
+    // request's head) does not hold it for ever.
     let served = hyper::server::conn::http1::Builder::new()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(HEADER_WAIT)
         .serve_connection(TokioIo::new(stream), service)
         .with_upgrades();
     tokio::pin!(served);
