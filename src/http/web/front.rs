@@ -153,11 +153,15 @@ async fn route(web: &Arc<Web>, req: Request<Body>, peer: SocketAddr) -> Response
             "this is not a web asset's address on this bastion",
         );
     };
+    // `/.rampart/` is the bastion's: nothing under it reaches the site.
     if let Some(token) = req.uri().path().strip_prefix(LINK_PATH) {
         if req.method() != axum::http::Method::GET {
             return page(StatusCode::METHOD_NOT_ALLOWED, "open the link with GET");
         }
         return visit::open(web, &asset, token, peer).await;
+    }
+    if req.uri().path().starts_with("/.rampart/") {
+        return page(StatusCode::NOT_FOUND, "nothing here");
     }
     let Some(visit) = cookie(&req).and_then(|c| web.visits.get(&c)) else {
         return ended(&asset);
