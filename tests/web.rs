@@ -523,7 +523,7 @@ async fn a_remote_app_file_opens_the_published_program_through_the_rdp_front() {
             .0,
         404
     );
-    assert_eq!(get(port, "win1.web.test", path, None).await.0, 401);
+    assert_eq!(get(port, "win1.web.test", path, None).await.0, 404);
     b.shutdown().await;
 }
 
