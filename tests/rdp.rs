@@ -207,6 +207,13 @@ async fn a_ticket_opens_a_recorded_desktop_once_and_a_kill_ends_it() {
 
     // The ticket connects, and the person sees the target's desktop.
     let client = desktop(&front, &user, &password).await;
+    // The person clicks and types in it (real X input to xfreerdp).
+    let typed = std::process::Command::new(support::peers::peer("xdotool").expect("xdotool"))
+        .args(["mousemove", "200", "150", "click", "1", "type", "abc"])
+        .env("DISPLAY", client.display().name())
+        .status()
+        .unwrap();
+    assert!(typed.success());
 
     // It is a live session with a row, and the ticket is spent.
     let id = live_rdp(&admin).await;
@@ -385,6 +392,14 @@ async fn a_ticket_opens_a_recorded_desktop_once_and_a_kill_ends_it() {
         .config
         .recording_dir()
         .join(row["recording"].as_str().expect("a recording"));
+    // The clicks and keys are marked in the recording, not which keys.
+    let text = String::from_utf8_lossy(&std::fs::read(&cast).unwrap()).into_owned();
+    let marks: Vec<&str> = text.lines().filter(|l| l.contains("\"input: ")).collect();
+    assert!(
+        marks.iter().any(|l| l.contains("click at 200,150")),
+        "{marks:?}"
+    );
+    assert!(marks.iter().any(|l| l.contains(" keys")), "{marks:?}");
     let mut screen = Vec::new();
     let drawn = rampart::record::desktop::replay_with(
         &cast,
