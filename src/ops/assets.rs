@@ -631,6 +631,12 @@ async fn checked_spec(
     check_database(&database)?;
     let url = spec.url.clone().unwrap_or_default();
     check_url(&url, &spec.protocols)?;
+    if !url.is_empty() && !model::is_dns_label(&spec.name) {
+        return Err(OpsError::Invalid(format!(
+            "a web asset is served at https://NAME.DOMAIN, so {:?} must be letters, digits and '-' (at most 63)",
+            spec.name
+        )));
+    }
     let mut node_ids = Vec::new();
     for path in &paths {
         node_ids.push(nodes::get(tx, path).await?.id);

@@ -382,3 +382,47 @@ async fn account_edit_takes_a_private_key() {
             .contains("PRIVATE KEY")
     );
 }
+
+#[tokio::test]
+async fn a_web_asset_names_its_site_by_a_url_of_its_protocol_and_a_dns_name() {
+    let ops = world().await;
+    let web = |name: &str, protocol: &str, url: Option<&str>| AssetSpec {
+        name: name.into(),
+        protocols: vec![protocol.parse().unwrap()],
+        url: url.map(str::to_string),
+        ..web1()
+    };
+    for (spec, says) in [
+        (
+            web("app1", "https/443", None),
+            "needs its site: give --url https://",
+        ),
+        (
+            web("app1", "ssh/22", Some("https://10.0.0.7/")),
+            "--url is for web assets",
+        ),
+        (
+            web("app1", "https/443", Some("http://10.0.0.7/")),
+            "is http, but the asset's web protocol is https",
+        ),
+        (
+            web("app1", "https/443", Some("https://u:p@10.0.0.7/")),
+            "no user, query or fragment",
+        ),
+        (
+            web("App_1", "https/443", Some("https://10.0.0.7/")),
+            "must be letters, digits and '-'",
+        ),
+    ] {
+        let err = ops.asset_add(&admin(), spec).await.unwrap_err().to_string();
+        assert!(err.contains(says), "{err}");
+    }
+    let added = ops
+        .asset_add(
+            &admin(),
+            web("app1", "https/443", Some("https://10.0.0.7:8443/ui/")),
+        )
+        .await
+        .unwrap();
+    assert_eq!(added.url, "https://10.0.0.7:8443/ui/");
+}
