@@ -615,3 +615,114 @@ async fn a_revoked_permission_or_an_idle_visit_ends_it() {
     );
     app.stop().await;
 }
+
+/// A TLS front for the test app on `port` (0: any), with `cert`: what an
+/// `https://` admin panel with a self-signed certificate looks like.
+async fn tls_front(
+    app: std::net::SocketAddr,
+    cert: &support::TestCert,
+    port: u16,
+) -> (u16, tokio::task::JoinHandle<()>) {
+    use rustls::pki_types::pem::PemObject;
+    let chain =
+        vec![rustls::pki_types::CertificateDer::from_pem_slice(cert.pem.as_bytes()).unwrap()];
+    let key = rustls::pki_types::PrivateKeyDer::from_pem_slice(cert.key.as_bytes()).unwrap();
+    let config = rustls::ServerConfig::builder_with_provider(rampart::upstream::tls::provider())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let task = tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(mut tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let Ok(mut plain) = tokio::net::TcpStream::connect(app).await else {
+                    return;
+                };
+                let _ = tokio::io::copy_bidirectional(&mut tls, &mut plain).await;
+            });
+        }
+    });
+    (port, task)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_https_sites_certificate_is_pinned_and_another_is_refused() {
+    let app = WebApp::start("admin", PASSWORD, "key-1").await;
+    let first = support::TestCert::generate();
+    let (site_port, site) = tls_front(app.addr, &first, 0).await;
+    let port = free_port();
+    let mut b = TestBastion::start_with(&format!(
+        "[http]\nlisten = \"127.0.0.1:{port}\"\ndomain = \"web.test\"\n"
+    ))
+    .await;
+    let admin = Client::admin(b.addr).await;
+    run_ok(
+        &admin,
+        &format!(
+            "rampart asset add app1 --address 127.0.0.1 --protocol https/{site_port} --url https://127.0.0.1:{site_port}/"
+        ),
+    )
+    .await;
+    let (_, err, status) = admin
+        .exec_stdin(
+            "rampart account add app1 admin --password-stdin --web basic",
+            format!("{PASSWORD}\n").as_bytes(),
+        )
+        .await;
+    assert_eq!(status, Some(0), "{err}");
+    run_ok(
+        &admin,
+        "rampart perm add on-app1 --user admin --asset app1 --actions connect",
+    )
+    .await;
+    b.reload().await;
+
+    // First use: the site's certificate is pinned like a host key.
+    let link = link_of(&run_ok(&admin, "rampart web link app1 --no-qr").await);
+    let cookie = open(port, &link).await;
+    let (status, _, body) = get(port, "app1.web.test", "/api/whoami", Some(&cookie)).await;
+    assert_eq!((status, body.trim()), (200, "admin"));
+    let mut pinned = String::new();
+    for _ in 0..50 {
+        pinned = run_ok(&admin, "rampart asset show app1 --json").await;
+        if pinned.contains(&first.fingerprint) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        pinned.contains("https-tls") && pinned.contains(&first.fingerprint),
+        "{pinned}"
+    );
+
+    // The site now shows another certificate: refused before the login
+    // is sent, the person told both fingerprints and what to do.
+    site.abort();
+    let _ = site.await;
+    let second = support::TestCert::generate();
+    let (_, _site) = tls_front(app.addr, &second, site_port).await;
+    let before = app.seen().len();
+    let link = link_of(&run_ok(&admin, "rampart web link app1 --no-qr").await);
+    let cookie = open(port, &link).await;
+    let (status, _, body) = get(port, "app1.web.test", "/api/whoami", Some(&cookie)).await;
+    assert_eq!(status, 502, "{body}");
+    assert!(
+        body.contains(&first.fingerprint)
+            && body.contains(&second.fingerprint)
+            && body.contains("rampart asset trust"),
+        "{body}"
+    );
+    assert_eq!(app.seen().len(), before, "nothing reached the site");
+    b.shutdown().await;
+    app.stop().await;
+}
