@@ -726,3 +726,75 @@ async fn an_https_sites_certificate_is_pinned_and_another_is_refused() {
     b.shutdown().await;
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_auditor_gets_a_recording_once_through_a_link() {
+    let port = free_port();
+    let mut b = TestBastion::start_with(&format!(
+        "[http]\nlisten = \"127.0.0.1:{port}\"\ndomain = \"web.test\"\n"
+    ))
+    .await;
+    let admin = Client::admin(b.addr).await;
+    let (out, _, status) = admin.exec("demo echo recorded-words").await;
+    assert_eq!(status, Some(0), "{}", String::from_utf8_lossy(&out));
+    let listed = run_ok(&admin, "rampart session list --json").await;
+    let id = listed
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|s| s["asset"] == "demo")
+        .and_then(|s| s["id"].as_str().map(str::to_string))
+        .unwrap_or_else(|| panic!("a demo session: {listed}"));
+
+    // Only staff may ask for one.
+    let person = rampart::ops::Caller {
+        name: "admin".into(),
+        role: rampart::model::Role::User,
+        via: rampart::audit::Via::Ssh,
+    };
+    let refused = b.services.ops.recording_link(&person, &id).await;
+    assert!(
+        refused.is_err_and(|e| e.to_string().contains("permission denied")),
+        "a user got a link"
+    );
+
+    let text = run_ok(&admin, &format!("rampart session link {id}")).await;
+    let link = link_of(&text);
+    assert!(
+        link.starts_with(&format!("https://web.test:{port}/.rampart/recording/"))
+            && link.ends_with(&format!("/{id}.cast")),
+        "{link}"
+    );
+    let path = &link[link.find("/.rampart/").unwrap()..];
+    let (status, headers, body) = get(port, "web.test", path, None).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        header(&headers, "content-type"),
+        Some("application/x-asciicast")
+    );
+    assert_eq!(header(&headers, "access-control-allow-origin"), Some("*"));
+    assert!(
+        body.starts_with("{\"version\": 2") || body.starts_with("{\"version\":2"),
+        "{body}"
+    );
+    assert!(body.contains("recorded-words"), "{body}");
+    // Once.
+    assert_eq!(get(port, "web.test", path, None).await.0, 404);
+    let operations = run_ok(&admin, "rampart audit operations --json").await;
+    assert!(
+        operations.contains("session.link") && operations.contains("session.download"),
+        "{operations}"
+    );
+
+    // From the audit view: `l` on a session prints its link.
+    let mut desk = admin.shell(120, 30, None).await;
+    desk.expect(Duration::from_secs(10), |s| s.contains("F4 Audit"))
+        .await;
+    desk.audit_tab(b"3", Duration::from_secs(10), |s| s.contains("demo"))
+        .await;
+    desk.send(b"l").await;
+    desk.expect(Duration::from_secs(10), |s| {
+        s.contains("open within 60 s, once") && s.contains(&format!("https://web.test:{port}/"))
+    })
+    .await;
+    b.shutdown().await;
+}

@@ -31,6 +31,8 @@ pub enum Via {
     Ssh,
     /// The TUI console.
     Console,
+    /// A one-time link opened on the web side (a recording's download).
+    Web,
 }
 
 impl Via {
@@ -39,6 +41,7 @@ impl Via {
             Via::Cli => "cli",
             Via::Ssh => "ssh",
             Via::Console => "console",
+            Via::Web => "web",
         }
     }
 }

@@ -839,6 +839,8 @@ pub enum SessionCmd {
         #[arg(long, default_value = "ended by an administrator")]
         reason: String,
     },
+    /// A one-time link to a terminal session's recording, for asciinema-player or a download (the web side; 60 s, one use)
+    Link { id: String },
     /// Requests waiting for an admin's decision in the running server: commands held by a review filter, connections through a permission with --require-approval
     Approvals,
     /// Approve a waiting request (ID from `session approvals`); never one you asked for

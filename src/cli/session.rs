@@ -78,6 +78,22 @@ pub(super) async fn run(
                 .await?;
             writeln!(io.out, "session {id} ended: {reason}")?;
         }
+        SessionCmd::Link { id } => {
+            let link = ops.recording_link(caller, &id).await?;
+            if json {
+                output::show(io.out, &link, true)?;
+            } else {
+                let until = link
+                    .expires_at
+                    .to_zoned(services.config.auth.time_zone.clone())
+                    .strftime("%H:%M:%S");
+                writeln!(
+                    io.out,
+                    "the recording of session {id}: open within 60 s (until {until}), once:\n  {}",
+                    link.url.expose()
+                )?;
+            }
+        }
         SessionCmd::Approvals => output::list(
             io.out,
             &ops.approvals_waiting(caller, &services.config.control_socket_path())

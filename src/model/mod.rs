@@ -37,7 +37,9 @@ pub use asset::{
 };
 pub use permission::{AccountSpec, Action, Actions, Permission, ProtocolSpec};
 pub use rule::{AclAction, CommandFilter, FilterAction, LoginAcl, Scope};
-pub use web::{FormLogin, LINK_PATH, RDP_FILE_PATH, Site, WebBase, WebLogin, is_dns_label};
+pub use web::{
+    FormLogin, LINK_PATH, RDP_FILE_PATH, RECORDING_PATH, Site, WebBase, WebLogin, is_dns_label,
+};
 
 /// Identifiers are text UUIDs, portable between SQLite and PostgreSQL.
 pub type Id = String;

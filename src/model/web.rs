@@ -193,6 +193,10 @@ pub const LINK_PATH: &str = "/.rampart/link/";
 /// RemoteApp files are served: `/.rampart/rdp/TICKET/ALIAS.rdp`.
 pub const RDP_FILE_PATH: &str = "/.rampart/rdp/";
 
+/// The path under the bastion's own web origin where a recording's
+/// one-time link is opened: `/.rampart/recording/TICKET.SECRET/ID.cast`.
+pub const RECORDING_PATH: &str = "/.rampart/recording/";
+
 impl WebBase {
     /// The origin of `asset` on the bastion.
     pub fn origin(&self, asset: &str) -> String {

@@ -78,7 +78,7 @@ pub struct MfaEnrolment {
 /// through `my_record`, which refuses a disabled, expired or removed one.
 pub fn require_person(caller: &Caller) -> Result<()> {
     match caller.via {
-        Via::Ssh | Via::Console => Ok(()),
+        Via::Ssh | Via::Console | Via::Web => Ok(()),
         Via::Cli => Err(OpsError::Invalid(
             "`rampart me` acts on the user you log in as; use it over SSH (ssh -p 2222 USER@BASTION rampart me ...)"
                 .into(),

@@ -29,6 +29,7 @@ mod import;
 mod me;
 mod probe;
 mod rdp;
+mod recording_link;
 mod remote_apps;
 mod sessions;
 #[cfg(test)]
@@ -44,6 +45,7 @@ pub use import::ImportSummary;
 pub use me::{MeView, MfaEnrolment, MfaStatus, PENDING_ENROLMENT, require_person};
 pub use probe::{AssetTest, HostKeyStatus};
 pub use rdp::{RdpPassword, RdpTicket, TICKET_LIFETIME, TICKETS_PER_ASSET, only_account};
+pub use recording_link::{RECORDING_TICKET, RecordingLink};
 pub use remote_apps::rdp_file;
 pub use users::{UserAdded, UserEdit, UserSpec, UserView};
 pub use web::{WEB_PROTOCOLS, WebLink};
@@ -297,7 +299,9 @@ impl Ops {
     pub async fn recheck(&self, caller: &Caller) -> Result<Caller> {
         match caller.via {
             Via::Cli => Ok(caller.clone()),
-            Via::Ssh | Via::Console => self.current(&caller.name, None, caller.via).await,
+            Via::Ssh | Via::Console | Via::Web => {
+                self.current(&caller.name, None, caller.via).await
+            }
         }
     }
 

@@ -590,6 +590,25 @@ pub(super) async fn request_list(
     Some((title, lines))
 }
 
+/// A one-time link to a session's recording, as the audit view prints it.
+pub(super) async fn recording_link(
+    shared: &Shared,
+    caller: &Caller,
+    session: &str,
+) -> Result<String, String> {
+    let caller = current(shared, caller).await?;
+    let link = shared
+        .services
+        .ops
+        .recording_link(&caller, session)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(format!(
+        "The recording of session {session}: open within 60 s, once, in a browser or asciinema-player:\n  {}\n",
+        link.url.expose()
+    ))
+}
+
 /// How many of a web visit's requests the audit view lists.
 const REQUESTS_SHOWN: i64 = 500;
 

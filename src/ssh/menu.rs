@@ -318,6 +318,7 @@ impl Front<'_> {
             DeskOutcome::Monitor { session } => self.watch(&session, false).await,
             DeskOutcome::Join { session } => self.watch(&session, true).await,
             DeskOutcome::Replay { session, at } => self.replay(&session, at).await,
+            DeskOutcome::Link { session } => self.recording_link(&session).await,
             DeskOutcome::Connect {
                 asset,
                 account,
@@ -387,6 +388,47 @@ impl Front<'_> {
                 }
             }
             Err(e) => self.desk.set_notice(tui::Severity::Danger, e),
+        }
+        Next::Redraw
+    }
+
+    /// A recording's one-time link, printed on the plain terminal (so it
+    /// copies whole) until a key; then the desk again.
+    async fn recording_link(&mut self, session: &str) -> Next {
+        let text = match desk::recording_link(self.shared, &self.caller, session).await {
+            Ok(text) => text,
+            Err(e) => {
+                self.desk.set_notice(tui::Severity::Danger, e);
+                return Next::Redraw;
+            }
+        };
+        let _ = send(self.write, self.screen.leave()).await;
+        let mut person = target::PersonChannel {
+            read: &mut *self.read,
+            write: self.write,
+            handle: self.handle,
+            id: self.id,
+            pty: Some(&self.pty),
+            env: &[],
+            end: None,
+        };
+        let say = target::Say {
+            write: self.write,
+            pty: true,
+        };
+        let (open, size) = super::desktop::show_ticket(&mut person, say, text)
+            .await
+            .into_menu();
+        if !open {
+            return Next::Exit(0);
+        }
+        if let Some((cols, rows)) = size {
+            self.pty.cols = cols;
+            self.pty.rows = rows;
+        }
+        self.screen = Screen::new(self.pty.cols as u16, self.pty.rows as u16, self.mode);
+        if !send(self.write, self.screen.enter()).await {
+            return Next::Exit(0);
         }
         Next::Redraw
     }

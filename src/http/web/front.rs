@@ -18,7 +18,7 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
 use super::visit::{self, Visits};
-use crate::model::{LINK_PATH, RDP_FILE_PATH, WebBase};
+use crate::model::{LINK_PATH, RDP_FILE_PATH, RECORDING_PATH, WebBase};
 use crate::services::StartError;
 use crate::session::{self, Context};
 
@@ -140,12 +140,17 @@ async fn route(web: &Arc<Web>, req: Request<Body>, peer: SocketAddr) -> Response
         .or_else(|| req.uri().authority().map(|a| a.as_str()))
         .unwrap_or_default();
     if web.base.is_own_host(host) {
-        return match req.uri().path().strip_prefix(RDP_FILE_PATH) {
-            Some(rest) if req.method() == axum::http::Method::GET => {
-                super::remote_app::serve(web, rest).await
-            }
-            _ => page(StatusCode::NOT_FOUND, "nothing here"),
-        };
+        let path = req.uri().path();
+        if req.method() != axum::http::Method::GET {
+            return page(StatusCode::NOT_FOUND, "nothing here");
+        }
+        if let Some(rest) = path.strip_prefix(RDP_FILE_PATH) {
+            return super::remote_app::serve(web, rest).await;
+        }
+        if let Some(rest) = path.strip_prefix(RECORDING_PATH) {
+            return super::recording::serve(web, rest).await;
+        }
+        return page(StatusCode::NOT_FOUND, "nothing here");
     }
     let Some(asset) = web.base.asset_of_host(host) else {
         return page(

@@ -13,7 +13,8 @@
 //! HTTPS listener: routing by host, link or cookie), `visit` (a visit as a
 //! session: opened from a link, its requests logged, ended by staff, its
 //! permission, shutdown or idleness), `remote_app` (RemoteApp `.rdp`
-//! files on the bastion's own origin).
+//! files on the bastion's own origin), `recording` (a recording's
+//! one-time link, for auditors).
 
 pub mod client;
 pub mod contract;
@@ -22,6 +23,7 @@ pub mod front;
 pub mod jar;
 pub mod login;
 pub mod proxy;
+pub mod recording;
 pub mod remote_app;
 pub mod visit;
 

@@ -139,6 +139,7 @@ impl Desk {
                 self.dialog = Some(Dialog::History(Box::new(self.history_form())));
                 None
             }
+            (Tab::Sessions, Key::Char('l')) => Some(DeskOutcome::Link { session: selected? }),
             (Tab::Sessions, Key::Enter) => Some(DeskOutcome::Replay {
                 session: selected?,
                 at: None,

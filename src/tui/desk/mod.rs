@@ -201,6 +201,10 @@ pub enum DeskOutcome {
         session: String,
         at: Option<Timestamp>,
     },
+    /// A one-time link to the session's recording.
+    Link {
+        session: String,
+    },
     Op(Op),
 }
 

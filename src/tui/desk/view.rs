@@ -36,6 +36,7 @@ fn tab_help(tab: Tab) -> &'static [(&'static str, &'static str)] {
         ],
         Tab::Sessions => &[
             ("Enter", "replay the recording"),
+            ("l", "a one-time link to the recording (asciinema-player)"),
             ("f", "find a text that appeared on a screen"),
             ("t", "narrow to a user, an asset, a time range"),
         ],
