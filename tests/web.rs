@@ -580,6 +580,26 @@ async fn a_revoked_permission_or_an_idle_visit_ends_it() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
+    // A permission that comes to need an approval after the link was
+    // issued: the link opens nothing (it carries no approval).
+    let link = link_of(&run_ok(&admin, "rampart web link app2 --no-qr").await);
+    run_ok(&admin, "rampart perm edit on-app2 --require-approval").await;
+    b.reload().await;
+    let path = &link[link.find("/.rampart/").unwrap()..];
+    assert_eq!(get(port, "app2.web.test", path, None).await.0, 403);
+    run_ok(&admin, "rampart perm edit on-app2 --no-approval").await;
+    b.reload().await;
+    let refusals: Vec<String> = sqlx::query_scalar("SELECT reason FROM refusals")
+        .fetch_all(b.services.store.pool())
+        .await
+        .unwrap();
+    assert!(
+        refusals
+            .iter()
+            .any(|r| r.contains("needs an administrator's approval")),
+        "{refusals:?}"
+    );
+
     // Idle: requests keep it open, a quiet spell of idle_timeout ends it.
     let link = link_of(&run_ok(&admin, "rampart web link app2 --no-qr").await);
     let cookie = open(port, &link).await;

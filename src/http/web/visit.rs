@@ -301,6 +301,13 @@ async fn redeem(web: &Web, asset: &str, token: &str) -> Result<Admitted, Refusal
         now,
     )
     .map_err(|_| failed(format!("{} may not use {} any more", who.name, info.name())))?;
+    // A link carries no administrator's approval: a permission that came
+    // to need one since the link was issued admits nothing through it.
+    if let Some(permission) = grant.approval() {
+        return Err(failed(format!(
+            "permission {permission} needs an administrator's approval for each connection"
+        )));
+    }
     Ok(Admitted { grant })
 }
 
