@@ -179,6 +179,42 @@ impl Ops {
                 grant.asset_name()
             )));
         }
+        let verb = match protocol {
+            "rdp" => "rdp.ticket",
+            "http" | "https" => "web.link",
+            _ => "db.ticket",
+        };
+        let to = Ticketed {
+            user_id: grant.user_id().to_string(),
+            asset_id: grant.asset_id().to_string(),
+            account: grant.account().username().to_string(),
+            protocol: protocol.to_string(),
+            approved_by,
+        };
+        let detail = |t: &store::rdp_tickets::Ticket| {
+            serde_json::json!({
+                "asset": grant.asset_name(),
+                "account": t.account,
+                "protocol": protocol,
+                "expires_at": store::ts(t.expires_at),
+                "approved_by": t.approved_by,
+            })
+        };
+        let object = format!("asset {}", grant.asset_name());
+        self.store_ticket(caller, to, verb, object, detail).await
+    }
+
+    /// Stores a one-time credential for `to`, valid for
+    /// [`TICKET_LIFETIME`], and logs its issue as `verb` on `object` with
+    /// `detail` of it (never the secret), in one transaction.
+    pub(super) async fn store_ticket(
+        &self,
+        caller: &Caller,
+        to: Ticketed,
+        verb: &str,
+        object: String,
+        detail: impl FnOnce(&store::rdp_tickets::Ticket) -> serde_json::Value,
+    ) -> Result<Issued> {
         let vault = self.vault()?;
         let now = self.now();
         let password = crate::auth::generate_one_time_password();
@@ -187,37 +223,19 @@ impl Ops {
             .unwrap_or(now);
         let ticket = store::rdp_tickets::Ticket {
             id: crate::model::new_id(),
-            user_id: grant.user_id().to_string(),
-            asset_id: grant.asset_id().to_string(),
-            account: grant.account().username().to_string(),
-            protocol: protocol.to_string(),
+            user_id: to.user_id,
+            asset_id: to.asset_id,
+            account: to.account,
+            protocol: to.protocol,
             secret: vault.seal_str(password.expose()),
             expires_at,
-            approved_by,
+            approved_by: to.approved_by,
         };
         let mut tx = self.store.begin().await?;
         store::rdp_tickets::insert(&mut tx, &ticket, now).await?;
-        let issued = serde_json::json!({
-            "asset": grant.asset_name(),
-            "account": ticket.account,
-            "protocol": protocol,
-            "expires_at": store::ts(expires_at),
-            "approved_by": ticket.approved_by,
-        });
-        let verb = match protocol {
-            "rdp" => "rdp.ticket",
-            "http" | "https" => "web.link",
-            _ => "db.ticket",
-        };
-        self.log(
-            &mut tx,
-            caller,
-            verb,
-            format!("asset {}", grant.asset_name()),
-            None,
-            Some(issued),
-        )
-        .await?;
+        let detail = detail(&ticket);
+        self.log(&mut tx, caller, verb, object, None, Some(detail))
+            .await?;
         self.store.commit(tx).await?;
         Ok(Issued {
             id: ticket.id,
@@ -226,6 +244,19 @@ impl Ops {
             expires_at,
         })
     }
+}
+
+/// Whom and what a one-time credential is for.
+pub(super) struct Ticketed {
+    pub(super) user_id: String,
+    /// Empty for a recording's link.
+    pub(super) asset_id: String,
+    /// The account; a recording link's session id.
+    pub(super) account: String,
+    /// The front that redeems it: `rdp`, a database or web protocol,
+    /// `recording`.
+    pub(super) protocol: String,
+    pub(super) approved_by: Option<String>,
 }
 
 impl Ops {

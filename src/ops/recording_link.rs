@@ -8,7 +8,7 @@
 use jiff::Timestamp;
 use serde::Serialize;
 
-use super::{Caller, Ops, OpsError, Result, TICKET_LIFETIME, require_auditor};
+use super::{Caller, Ops, OpsError, Result, require_auditor};
 use crate::model::RECORDING_PATH;
 use crate::store;
 use crate::vault::Secret;
@@ -60,45 +60,27 @@ impl Ops {
                 "session {id} is a desktop: asciinema-player cannot play it; use `rampart export {id} --format gif` (or png, mp4)"
             )));
         }
-        let vault = self.vault()?;
-        let now = self.now();
-        let password = crate::auth::generate_one_time_password();
-        let expires_at = now
-            .checked_add(jiff::SignedDuration::try_from(TICKET_LIFETIME).unwrap_or_default())
-            .unwrap_or(now);
-        let ticket = store::rdp_tickets::Ticket {
-            id: crate::model::new_id(),
+        let to = super::rdp::Ticketed {
             user_id,
             asset_id: String::new(),
             account: id.to_string(),
             protocol: RECORDING_TICKET.to_string(),
-            secret: vault.seal_str(password.expose()),
-            expires_at,
             approved_by: None,
         };
-        let mut tx = self.store.begin().await?;
-        store::rdp_tickets::insert(&mut tx, &ticket, now).await?;
-        let detail = serde_json::json!({ "expires_at": store::ts(expires_at) });
-        self.log(
-            &mut tx,
-            caller,
-            "session.link",
-            format!("session {id}"),
-            None,
-            Some(detail),
-        )
-        .await?;
-        self.store.commit(tx).await?;
+        let detail = |t: &store::rdp_tickets::Ticket| serde_json::json!({ "expires_at": store::ts(t.expires_at) });
+        let issued = self
+            .store_ticket(caller, to, "session.link", format!("session {id}"), detail)
+            .await?;
         let url = format!(
             "{}{RECORDING_PATH}{}.{}/{id}.cast",
             base.own_origin(),
-            ticket.id,
-            password.expose()
+            issued.id,
+            issued.password.expose()
         );
         Ok(RecordingLink {
             url: Secret::new(url),
             session: id.to_string(),
-            expires_at,
+            expires_at: issued.expires_at,
         })
     }
 }

@@ -416,21 +416,26 @@ impl Front<'_> {
             write: self.write,
             pty: true,
         };
-        let (open, size) = super::desktop::show_ticket(&mut person, say, text)
-            .await
-            .into_menu();
-        if !open {
+        let ended = super::desktop::show_ticket(&mut person, say, text).await;
+        if !self.back(ended.into_menu()).await {
             return Next::Exit(0);
+        }
+        Next::Redraw
+    }
+
+    /// Back from the plain terminal (`open`: the person's channel is, and
+    /// their terminal's size if it changed): a fresh screen of that size;
+    /// false when the channel closed.
+    async fn back(&mut self, (open, size): (bool, Option<(u32, u32)>)) -> bool {
+        if !open {
+            return false;
         }
         if let Some((cols, rows)) = size {
             self.pty.cols = cols;
             self.pty.rows = rows;
         }
         self.screen = Screen::new(self.pty.cols as u16, self.pty.rows as u16, self.mode);
-        if !send(self.write, self.screen.enter()).await {
-            return Next::Exit(0);
-        }
-        Next::Redraw
+        send(self.write, self.screen.enter()).await
     }
 
     /// Runs a target session on the channel; the menu comes back after it,
@@ -458,20 +463,11 @@ impl Front<'_> {
             env: &[],
             end: None,
         };
-        let (open, size) =
+        let ended =
             super::database::run_session(self.shared, self.conn, choice, Run::Shell, &mut person)
-                .await
-                .into_menu();
-        if !open {
-            return Next::Exit(0);
-        }
-        if let Some((cols, rows)) = size {
-            self.pty.cols = cols;
-            self.pty.rows = rows;
-        }
+                .await;
         // Back to the menu: a fresh screen, the current policy.
-        self.screen = Screen::new(self.pty.cols as u16, self.pty.rows as u16, self.mode);
-        if !send(self.write, self.screen.enter()).await {
+        if !self.back(ended.into_menu()).await {
             return Next::Exit(0);
         }
         let now = self.shared.services.clock.now();
