@@ -325,12 +325,50 @@ async fn a_visit_is_one_assets_and_a_kill_ends_it_within_two_seconds() {
         .find(|s| s["asset"] == "app1")
         .and_then(|s| s["id"].as_str().map(str::to_string))
         .unwrap_or_else(|| panic!("the visit is live: {live}"));
+    // A long download is running when the kill comes.
+    let download = {
+        let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .unwrap();
+        let (connector, _) = rampart::upstream::tls::connector();
+        let name = rustls::pki_types::ServerName::try_from(host1.to_string()).unwrap();
+        let tls = connector.connect(name, tcp).await.unwrap();
+        let (mut sender, conn) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tls))
+                .await
+                .unwrap();
+        tokio::spawn(conn);
+        let req = axum::http::Request::get("/big?bytes=20000000000")
+            .header("host", format!("{host1}:{port}"))
+            .header("cookie", &cookie)
+            .body(axum::body::Body::empty())
+            .unwrap();
+        let res = sender.send_request(req).await.unwrap();
+        assert_eq!(res.status(), 200);
+        tokio::spawn(async move {
+            let mut body = res.into_body();
+            let mut got = 0u64;
+            while let Some(frame) = http_body_util::BodyExt::frame(&mut body).await {
+                match frame {
+                    Ok(f) => got += f.data_ref().map_or(0, |d| d.len() as u64),
+                    Err(_) => return (got, true),
+                }
+            }
+            (got, false)
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
     let killed = std::time::Instant::now();
     run_ok(
         &admin,
         &format!("rampart session kill {id} --reason 'audit'"),
     )
     .await;
+    let (got, cut) = tokio::time::timeout(Duration::from_secs(10), download)
+        .await
+        .expect("the download ends after the kill")
+        .unwrap();
+    assert!(cut && got < 20_000_000_000, "{got} bytes, cut: {cut}");
     loop {
         let (status, _, _) = get(port, host1, "/api/whoami", Some(&cookie)).await;
         if status == 401 {

@@ -13,6 +13,7 @@
 //! the site's cookies.
 
 use std::collections::HashMap;
+use std::future::Future as _;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -110,10 +111,13 @@ impl Visit {
         let visit = self.clone();
         let services = web.context.services.clone();
         let log = Box::new(move |line: RequestLog| visit.log(&services, line));
-        tokio::select! {
+        let answer = tokio::select! {
             answer = forward(&self.client, req, &ex, log) => answer,
-            () = self.ended.cancelled() => page(StatusCode::GONE, "this visit has ended"),
-        }
+            () = self.ended.cancelled() => return page(StatusCode::GONE, "this visit has ended"),
+        };
+        // A download still streaming when the visit ends is cut there.
+        let ended = Box::pin(self.ended.clone().cancelled_owned());
+        answer.map(|inner| Body::new(Until { inner, ended }))
     }
 
     fn touch(&self) {
@@ -160,6 +164,28 @@ impl Visit {
         services
             .audit
             .queue(self.rows.command(command), services.clock.now());
+    }
+}
+
+/// An answer's body, cut when its visit ends.
+struct Until {
+    inner: Body,
+    ended: std::pin::Pin<Box<tokio_util::sync::WaitForCancellationFutureOwned>>,
+}
+
+impl http_body::Body for Until {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, axum::Error>>> {
+        let this = self.get_mut();
+        if this.ended.as_mut().poll(cx).is_ready() {
+            return std::task::Poll::Ready(Some(Err(axum::Error::new("the visit has ended"))));
+        }
+        std::pin::Pin::new(&mut this.inner).poll_frame(cx)
     }
 }
 
