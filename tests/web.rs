@@ -57,16 +57,19 @@ fn dump_dom(url: &str) -> String {
 /// A bastion with the web side on, and web asset `name` for `app` with
 /// account admin logged in by `login`, usable by the admin.
 async fn bastion(app: &WebApp, names: &[&str], login: &str) -> (TestBastion, Client, u16) {
-    bastion_with(app, names, login, "").await
+    bastion_with(&app.url(), names, login, "").await
 }
 
-/// The same, with more `[http]` settings.
+/// The same for the site at `site` (`http://` or `https://`), with more
+/// `[http]` settings.
 async fn bastion_with(
-    app: &WebApp,
+    site: &str,
     names: &[&str],
     login: &str,
     http: &str,
 ) -> (TestBastion, Client, u16) {
+    let parsed = rampart::model::Site::parse(site).unwrap();
+    let scheme = if parsed.https { "https" } else { "http" };
     let port = free_port();
     let b = TestBastion::start_with(&format!(
         "[http]\nlisten = \"127.0.0.1:{port}\"\ndomain = \"web.test\"\n{http}"
@@ -77,9 +80,8 @@ async fn bastion_with(
         run_ok(
             &admin,
             &format!(
-                "rampart asset add {name} --address 127.0.0.1 --protocol http/{} --url {}/",
-                app.addr.port(),
-                app.url()
+                "rampart asset add {name} --address 127.0.0.1 --protocol {scheme}/{} --url {site}/",
+                parsed.port
             ),
         )
         .await;
@@ -108,6 +110,25 @@ fn link_of(text: &str) -> String {
         .to_string()
 }
 
+/// An HTTPS connection to the bastion's web side for `host`, as a
+/// browser opens it (any certificate accepted: the test's is generated).
+async fn connect(
+    port: u16,
+    host: &str,
+) -> hyper::client::conn::http1::SendRequest<axum::body::Body> {
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let (connector, _) = rampart::upstream::tls::connector();
+    let name = rustls::pki_types::ServerName::try_from(host.to_string()).unwrap();
+    let tls = connector.connect(name, tcp).await.unwrap();
+    let (sender, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tls))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    sender
+}
+
 /// One HTTPS request to the bastion's web side as `host`, the way a
 /// browser sends it (any certificate accepted: the test's is generated).
 async fn get(
@@ -116,17 +137,7 @@ async fn get(
     path: &str,
     cookie: Option<&str>,
 ) -> (u16, Vec<(String, String)>, String) {
-    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .unwrap();
-    let (connector, _) = rampart::upstream::tls::connector();
-    let name = rustls::pki_types::ServerName::try_from(host.to_string()).unwrap();
-    let tls = connector.connect(name, tcp).await.unwrap();
-    let (mut sender, conn) =
-        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tls))
-            .await
-            .unwrap();
-    tokio::spawn(conn);
+    let mut sender = connect(port, host).await;
     let mut req = axum::http::Request::get(path)
         .header("host", format!("{host}:{port}"))
         .header("sec-fetch-site", "none");
@@ -327,17 +338,7 @@ async fn a_visit_is_one_assets_and_a_kill_ends_it_within_two_seconds() {
         .unwrap_or_else(|| panic!("the visit is live: {live}"));
     // A long download is running when the kill comes.
     let download = {
-        let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .unwrap();
-        let (connector, _) = rampart::upstream::tls::connector();
-        let name = rustls::pki_types::ServerName::try_from(host1.to_string()).unwrap();
-        let tls = connector.connect(name, tcp).await.unwrap();
-        let (mut sender, conn) =
-            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tls))
-                .await
-                .unwrap();
-        tokio::spawn(conn);
+        let mut sender = connect(port, host1).await;
         let req = axum::http::Request::get("/big?bytes=20000000000")
             .header("host", format!("{host1}:{port}"))
             .header("cookie", &cookie)
@@ -592,8 +593,13 @@ async fn without_the_rdp_front_no_remote_app_file_is_offered() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_revoked_permission_or_an_idle_visit_ends_it() {
     let app = WebApp::start("admin", PASSWORD, "key-1").await;
-    let (mut b, admin, port) =
-        bastion_with(&app, &["app1", "app2"], "basic", "idle_timeout = \"3s\"\n").await;
+    let (mut b, admin, port) = bastion_with(
+        &app.url(),
+        &["app1", "app2"],
+        "basic",
+        "idle_timeout = \"3s\"\n",
+    )
+    .await;
 
     // Revoked: the permission goes, the cookie stops within two seconds.
     let link = link_of(&run_ok(&admin, "rampart web link app1 --no-qr").await);
@@ -718,32 +724,8 @@ async fn an_https_sites_certificate_is_pinned_and_another_is_refused() {
     let app = WebApp::start("admin", PASSWORD, "key-1").await;
     let first = support::TestCert::generate();
     let (site_port, site) = tls_front(app.addr, &first, 0).await;
-    let port = free_port();
-    let mut b = TestBastion::start_with(&format!(
-        "[http]\nlisten = \"127.0.0.1:{port}\"\ndomain = \"web.test\"\n"
-    ))
-    .await;
-    let admin = Client::admin(b.addr).await;
-    run_ok(
-        &admin,
-        &format!(
-            "rampart asset add app1 --address 127.0.0.1 --protocol https/{site_port} --url https://127.0.0.1:{site_port}/"
-        ),
-    )
-    .await;
-    let (_, err, status) = admin
-        .exec_stdin(
-            "rampart account add app1 admin --password-stdin --web basic",
-            format!("{PASSWORD}\n").as_bytes(),
-        )
-        .await;
-    assert_eq!(status, Some(0), "{err}");
-    run_ok(
-        &admin,
-        "rampart perm add on-app1 --user admin --asset app1 --actions connect",
-    )
-    .await;
-    b.reload().await;
+    let site_url = format!("https://127.0.0.1:{site_port}");
+    let (mut b, admin, port) = bastion_with(&site_url, &["app1"], "basic", "").await;
 
     // First use: the site's certificate is pinned like a host key.
     let link = link_of(&run_ok(&admin, "rampart web link app1 --no-qr").await);

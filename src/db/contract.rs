@@ -240,7 +240,7 @@ pub(crate) async fn connect(upstream: &Upstream) -> Result<TcpStream, Unreachabl
         }
         Ok(Err(e)) => Err(Unreachable {
             address,
-            reason: reason(&e),
+            reason: crate::upstream::io_reason(&e),
         }),
         Err(_) => Err(Unreachable {
             address,
@@ -271,7 +271,7 @@ pub(crate) async fn start_tls(
         Ok(Err(e)) => {
             return Err(Unreachable {
                 address,
-                reason: format!("TLS handshake failed: {}", reason(&e)),
+                reason: format!("TLS handshake failed: {}", crate::upstream::io_reason(&e)),
             });
         }
         Err(_) => {
@@ -309,18 +309,6 @@ pub(crate) async fn start_tls(
 /// pinned one), never the address, which is the bastion's to know.
 pub(crate) fn unreachable_text(reason: &str) -> String {
     format!("rampart: cannot reach the database server: {reason}")
-}
-
-/// An I/O error as a short lower-case reason.
-fn reason(e: &std::io::Error) -> String {
-    use std::io::ErrorKind::*;
-    match e.kind() {
-        ConnectionRefused => "connection refused".into(),
-        TimedOut => "timed out".into(),
-        HostUnreachable => "host unreachable".into(),
-        NetworkUnreachable => "network unreachable".into(),
-        _ => e.to_string(),
-    }
 }
 
 /// What a proxy tells of a server that does not offer TLS when the asset

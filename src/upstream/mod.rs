@@ -506,3 +506,16 @@ fn short_reason(e: &russh::Error) -> String {
         other => other.to_string(),
     }
 }
+
+/// An I/O error towards a target as a short lower-case reason, for the
+/// line a person sees (the database proxies, the web side).
+pub fn io_reason(e: &std::io::Error) -> String {
+    use std::io::ErrorKind::*;
+    match e.kind() {
+        ConnectionRefused => "connection refused".into(),
+        TimedOut => "timed out".into(),
+        HostUnreachable => "host unreachable".into(),
+        NetworkUnreachable => "network unreachable".into(),
+        _ => e.to_string(),
+    }
+}

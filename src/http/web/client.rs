@@ -269,7 +269,7 @@ impl Dial {
         let site = &self.site;
         let tcp = TcpStream::connect((site.host.as_str(), site.port))
             .await
-            .map_err(|e| Refused(io_reason(&e)))?;
+            .map_err(|e| Refused(crate::upstream::io_reason(&e)))?;
         let _ = tcp.set_nodelay(true);
         if !site.https {
             return Ok(Server::Plain(tcp));
@@ -279,7 +279,12 @@ impl Dial {
             .with_alpn(vec![b"http/1.1".to_vec()])
             .connect(crate::upstream::tls::server_name(&site.host), tcp)
             .await
-            .map_err(|e| Refused(format!("TLS handshake failed: {}", io_reason(&e))))?;
+            .map_err(|e| {
+                Refused(format!(
+                    "TLS handshake failed: {}",
+                    crate::upstream::io_reason(&e)
+                ))
+            })?;
         let certificate = seen
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -320,17 +325,5 @@ impl Dial {
 impl Connection for ServerStream {
     fn connected(&self) -> Connected {
         Connected::new()
-    }
-}
-
-/// An I/O error as a short lower-case reason.
-fn io_reason(e: &std::io::Error) -> String {
-    use std::io::ErrorKind::*;
-    match e.kind() {
-        ConnectionRefused => "connection refused".into(),
-        TimedOut => "timed out".into(),
-        HostUnreachable => "host unreachable".into(),
-        NetworkUnreachable => "network unreachable".into(),
-        _ => e.to_string(),
     }
 }
