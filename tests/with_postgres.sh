@@ -40,6 +40,7 @@ if [ "$(id -u)" = 0 ]; then
     as=(runuser -u nobody --)
 fi
 stop() {
+    echo "with_postgres: the cluster used $(du -sh "$dir" 2>/dev/null | cut -f1)" >&2
     "${as[@]}" "$bin/pg_ctl" -D "$dir/data" -m immediate stop >/dev/null 2>&1 || true
     rm -rf "$dir"
 }
@@ -52,7 +53,7 @@ trap stop EXIT
 # fsync off: a test server whose data is thrown away (RAMPART_PG_FSYNC=1
 # keeps PostgreSQL's durable defaults, for benchmarks). Enough connections
 # for the tests running in parallel, each bastion with its own pool.
-durability="-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+durability="-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_wal_size=256MB"
 [ "${RAMPART_PG_FSYNC:-}" = 1 ] && durability=""
 "${as[@]}" "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -o \
     "-c listen_addresses=127.0.0.1 -p $port -k $dir $durability -c max_connections=400" \
