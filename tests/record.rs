@@ -119,6 +119,11 @@ async fn a_mixed_session_exports_exactly_the_bytes_the_client_received() {
             rec.marker("raw: 99 bytes")
                 .await
                 .expect("a relay marker cannot forge a raw one");
+            rec.marker("key: 0").await.expect("nor a seek point");
+            rec.marker("redraw: AAAA").await.expect("nor a keyframe");
+            rec.redraw(Bytes::from_static(b"\x03\x00"))
+                .await
+                .expect("a terminal's keyframe is accepted and ignored");
         }
     }
     clock.set(3.5);
@@ -169,6 +174,15 @@ async fn a_mixed_session_exports_exactly_the_bytes_the_client_received() {
     assert!(has("r", "100x30"));
     assert!(has("m", "cmd: ls"));
     assert!(has("m", "note: raw: 99 bytes"));
+    assert!(has("m", "note: key: 0"));
+    assert!(has("m", "note: redraw: AAAA"));
+    assert!(
+        !events.iter().any(|e| e[1] == "m"
+            && e[2]
+                .as_str()
+                .is_some_and(|m| m.starts_with("redraw: ") || m.starts_with("key: "))),
+        "no keyframe in a terminal recording"
+    );
     assert!(
         has("m", "raw: 5100 bytes"),
         "consecutive binary chunks are one segment"

@@ -412,6 +412,7 @@ async fn relay(
     };
     let down = async {
         let mut batch = Vec::new();
+        let mut keyframes = Keyframes::new(std::time::Instant::now());
         loop {
             batch.clear();
             if let Err(e) = target.pdus(&mut batch).await {
@@ -424,6 +425,17 @@ async fn relay(
             let out: Bytes = out.freeze();
             if let Err(e) = output.output(out.clone()).await {
                 return (format!("recording failed: {e}"), true);
+            }
+            // A stored keyframe: marked in the recording before the
+            // target's repaint can arrive.
+            if keyframes.due(out.len(), output.recorded(), std::time::Instant::now())
+                && let Some(demand_active) = rewriter.keyframe()
+                && rewriter.refresh_request().is_some()
+            {
+                if let Err(e) = output.redraw(demand_active).await {
+                    return (format!("recording failed: {e}"), true);
+                }
+                refresh.notify_one();
             }
             if client_write.write_all(&out).await.is_err() {
                 return ("client closed".into(), false);
@@ -480,6 +492,46 @@ async fn audit_clipboard(
         output.marker(moved.marker()).await?;
     }
     Ok(())
+}
+
+/// When the recording gets a stored keyframe: the relay asks the target
+/// to repaint the whole desktop and marks the spot, so that a replay's
+/// seek decodes at most about this much of the stream (a few hundred
+/// milliseconds) however long the recording. Spaced by the updates sent,
+/// as decoding costs by them: an idle desktop gets none, a busy one one
+/// every few seconds at most. Each costs the person's link one repaint.
+struct Keyframes {
+    since: u64,
+    last: std::time::Instant,
+}
+
+impl Keyframes {
+    /// Update bytes between two keyframes.
+    const BYTES: u64 = 4 * 1024 * 1024;
+    /// Fewest seconds between two.
+    const SPACING: std::time::Duration = std::time::Duration::from_secs(5);
+
+    fn new(now: std::time::Instant) -> Keyframes {
+        Keyframes {
+            since: 0,
+            last: now,
+        }
+    }
+
+    /// Counts `sent` bytes; whether a keyframe is due `now` (never when the
+    /// session is not recorded).
+    fn due(&mut self, sent: usize, recorded: bool, now: std::time::Instant) -> bool {
+        self.since = self.since.saturating_add(sent as u64);
+        if !recorded
+            || self.since < Keyframes::BYTES
+            || now.saturating_duration_since(self.last) < Keyframes::SPACING
+        {
+            return false;
+        }
+        self.since = 0;
+        self.last = now;
+        true
+    }
 }
 
 /// Fewest seconds between two input markers: a burst of typing is one.
@@ -540,5 +592,30 @@ fn reason_of(side: &str, e: wire::WireError) -> (String, bool) {
         wire::WireError::Closed => (format!("{side} closed"), false),
         wire::WireError::Io(e) => (format!("{side} connection lost: {e}"), false),
         wire::WireError::Malformed(m) => (format!("{side} sent a malformed PDU: {m}"), true),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Keyframes;
+    use std::time::{Duration, Instant};
+
+    #[test]
+    fn keyframes_follow_the_updates_sent_and_are_spaced_in_time() {
+        let start = Instant::now();
+        let at = |s: u64| start + Duration::from_secs(s);
+        let mut keyframes = Keyframes::new(start);
+        let mib = 1024 * 1024;
+        // An idle desktop: none, however long.
+        assert!(!keyframes.due(100, true, at(600)));
+        for _ in 0..3 {
+            assert!(!keyframes.due(mib, true, at(600)));
+        }
+        assert!(keyframes.due(mib, true, at(600)), "4 MiB sent");
+        // Busy: 8 MiB more at once, but not 5 s later yet.
+        assert!(!keyframes.due(8 * mib, true, at(604)));
+        assert!(keyframes.due(1, true, at(605)));
+        // Not recorded: never.
+        assert!(!keyframes.due(64 * mib, false, at(700)));
     }
 }

@@ -16,8 +16,9 @@
 //!
 //! Added (client to target): a Refresh Rect of the whole desktop when a
 //! monitor starts watching ([`Rewriter::refresh_request`]), so it gets a
-//! full picture; the rewriter keeps the target's Demand Active for the
-//! monitor's decoder ([`Rewriter::demand_active`]).
+//! full picture, and for the recording's keyframes; the rewriter keeps the
+//! target's Demand Active for the monitor's decoder
+//! ([`Rewriter::demand_active`]) and the keyframes ([`Rewriter::keyframe`]).
 //!
 //! Channels: `cliprdr` (clipboard) is cut both ways unless the grant has
 //! `copy` or `paste`, `rdpdr` (drives, printers) unless it has `upload` or
@@ -99,6 +100,8 @@ struct Channels {
     /// The target's last Demand Active as sent, and the desktop size in it:
     /// a monitor's decoder starts from it.
     demand_active: Option<(Bytes, u16, u16)>,
+    /// The target's Demand Active says it repaints on a Refresh Rect.
+    repaints: bool,
     /// The person's user channel and the share id, from their Confirm
     /// Active: what a refresh request added by the relay is sent as.
     share: Option<(u16, u32)>,
@@ -277,6 +280,11 @@ impl<'a> Rewriter<'a> {
                     _ => None,
                 });
                 channels.demand_active = size.map(|(w, h)| (Bytes::copy_from_slice(frame), w, h));
+                channels.repaints = demand
+                    .pdu
+                    .capability_sets
+                    .iter()
+                    .any(|c| matches!(c, CapabilitySet::General(g) if g.refresh_rect_support));
             }
             return Verdict::Pass;
         }
@@ -314,6 +322,16 @@ impl<'a> Rewriter<'a> {
             .demand_active
             .as_ref()
             .map(|(b, _, _)| b.clone())
+    }
+
+    /// The target's Demand Active, if the target announced that it
+    /// answers a Refresh Rect: what a stored keyframe needs.
+    pub fn keyframe(&self) -> Option<Bytes> {
+        let channels = self.channels();
+        if !channels.repaints {
+            return None;
+        }
+        channels.demand_active.as_ref().map(|(b, _, _)| b.clone())
     }
 
     /// A Refresh Rect PDU, as the person's client would send it, asking

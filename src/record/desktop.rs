@@ -193,6 +193,15 @@ impl Desktop {
         }
     }
 
+    /// Whether some pixel was never drawn since the desktop started black
+    /// (a decoder marks every pixel it draws opaque; a new picture is all
+    /// transparent). `true` before the first Demand Active.
+    pub(crate) fn has_undrawn(&self) -> bool {
+        self.image
+            .as_ref()
+            .is_none_or(|image| image.data().chunks_exact(4).any(|p| p[3] == 0))
+    }
+
     /// The image so far: width, height and RGBA pixels.
     pub fn frame(&self) -> Option<Frame<'_>> {
         let image = self.image.as_ref()?;
@@ -230,8 +239,39 @@ impl Frame<'_> {
     }
 }
 
+/// The picture `at` seconds into the recording `cast` as recorded (its
+/// last when the recording is shorter; `None` before the desktop was
+/// shown), found the way the replay seeks: from the last stored keyframe
+/// before it, so a moment late in a long recording costs no more than one
+/// early on.
+pub fn picture_at<T>(
+    cast: impl AsRef<Path>,
+    at: f64,
+    then: impl FnOnce(Option<Frame<'_>>) -> T,
+) -> Result<T, RecordError> {
+    use super::player::{Budget, Player, PlayerOptions, Timeline};
+    let options = PlayerOptions {
+        timeline: Timeline::Recorded,
+        ..PlayerOptions::default()
+    };
+    let mut player = Player::open(cast, options)?;
+    if at.is_finite() {
+        player.seek_recorded(at);
+    } else {
+        player.seek_end();
+    }
+    while !player.caught_up() {
+        player.step(Budget::UNLIMITED);
+    }
+    match player.take_error() {
+        Some(e) => Err(e),
+        None => Ok(then(player.picture())),
+    }
+}
+
 /// The desktop as it was `at` seconds into the recording `cast` (its last
-/// state when the recording is shorter): `feed` is called with it.
+/// state when the recording is shorter), decoded straight from the start:
+/// `then` is called with it. [`picture_at`] gets there faster.
 pub fn at<T>(
     cast: impl AsRef<Path>,
     at: f64,
@@ -442,6 +482,16 @@ pub(crate) mod synth {
         dir: &std::path::Path,
         chunks: &[(std::time::Duration, Vec<u8>)],
     ) -> std::path::PathBuf {
+        recording_with_keyframes(dir, chunks, &[])
+    }
+
+    /// [`recording`] with a stored keyframe (the relay's `redraw`, with a
+    /// 320x240 Demand Active) before each chunk whose index is listed.
+    pub(crate) fn recording_with_keyframes(
+        dir: &std::path::Path,
+        chunks: &[(std::time::Duration, Vec<u8>)],
+        keyframes: &[usize],
+    ) -> std::path::PathBuf {
         use crate::record::writer::{CastWriter, RecordingMeta};
         let meta = RecordingMeta {
             session: "0b4f6a52-3c1e-4d7a-9f00-5e2a1c0d9b12".into(),
@@ -459,7 +509,12 @@ pub(crate) mod synth {
             command: None,
         };
         let mut writer = CastWriter::create(dir, &meta).expect("create");
-        for (at, bytes) in chunks {
+        for (i, (at, bytes)) in chunks.iter().enumerate() {
+            if keyframes.contains(&i) {
+                writer
+                    .redraw(*at, &demand_active(320, 240))
+                    .expect("keyframe");
+            }
             writer.output(*at, bytes).expect("output");
         }
         let path = dir.join(writer.relative_path());

@@ -76,6 +76,7 @@ enum Msg {
     Input(Duration, Bytes),
     Resize(Duration, u16, u16),
     Marker(Duration, String),
+    Redraw(Duration, Bytes),
     Finish(oneshot::Sender<Result<Finished, RecordError>>),
 }
 
@@ -269,6 +270,15 @@ impl RecorderHandle {
         self.send(Msg::Marker(at, text), len).await
     }
 
+    /// A desktop's keyframe: the relay has just asked the target for a
+    /// full repaint; `demand_active` is the target's Demand Active (see
+    /// the writer's `redraw`).
+    pub async fn redraw(&self, demand_active: Bytes) -> Result<(), RecordError> {
+        let at = self.clock.elapsed();
+        let len = demand_active.len();
+        self.send(Msg::Redraw(at, demand_active), len).await
+    }
+
     /// The `cmd: ...` marker of a logged command.
     pub async fn command(&self, command: &str) -> Result<(), RecordError> {
         self.marker(format!("cmd: {command}")).await
@@ -341,6 +351,7 @@ fn run(
                     Msg::Input(at, data) => writer.input(at, &data),
                     Msg::Resize(at, cols, rows) => writer.resize(at, cols, rows),
                     Msg::Marker(at, text) => writer.marker(at, &text),
+                    Msg::Redraw(at, demand_active) => writer.redraw(at, &demand_active),
                     // Handled above; kept exhaustive on purpose.
                     Msg::Finish(_) => Ok(()),
                 };

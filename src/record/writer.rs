@@ -271,6 +271,14 @@ pub(crate) const KEY_PREFIX: &str = "key: ";
 /// milliseconds, so a seek from the nearest kept picture is quick.
 const KEY_SPACING: u64 = 2 * 1024 * 1024;
 pub(crate) const SIDECAR_PREFIX: &str = "sidecar: ";
+/// Right after a `key:` marker: the relay asked the target to repaint the
+/// whole desktop here, and this is the target's Demand Active (base64), so
+/// a replay can start from a black picture of the right size at this key
+/// without decoding anything before it (see [`CastWriter::redraw`]).
+pub(crate) const REDRAW_PREFIX: &str = "redraw: ";
+/// The writer's own marker prefixes: a relay marker that starts like one
+/// is written as `note: ...`.
+pub(crate) const OWN_PREFIXES: [&str; 4] = [RAW_PREFIX, KEY_PREFIX, SIDECAR_PREFIX, REDRAW_PREFIX];
 
 /// The writer: one per recording, owned by the recorder thread.
 pub(crate) struct CastWriter {
@@ -514,12 +522,13 @@ impl CastWriter {
     }
 
     /// A relay marker. Texts that would read as one of the writer's own
-    /// markers (`raw: `, `sidecar: `) get a `note: ` prefix so that export
-    /// can never be misled by what a relay (or a person's command) wrote.
+    /// markers ([`OWN_PREFIXES`]) get a `note: ` prefix so that export and
+    /// replay can never be misled by what a relay (or a person's command)
+    /// wrote.
     pub(crate) fn marker(&mut self, at: Duration, text: &str) -> Result<(), WriteFailure> {
         let at = self.stamp(at);
         self.close_segment();
-        if text.starts_with(RAW_PREFIX.trim_end()) || text.starts_with(SIDECAR_PREFIX.trim_end()) {
+        if OWN_PREFIXES.iter().any(|p| text.starts_with(p.trim_end())) {
             self.event(at, "m", &format!("note: {text}"));
         } else {
             self.event(at, "m", text);
@@ -537,6 +546,30 @@ impl CastWriter {
         }
         self.buf_refers_raw = true;
         Ok(())
+    }
+
+    /// A desktop's stored keyframe: the relay has just asked the target to
+    /// repaint the whole desktop, so the updates from here on draw a full
+    /// picture. A seek point (`key:`) goes here with a `redraw:` marker
+    /// holding `demand_active`, the target's Demand Active that gives the
+    /// size and ids a decoder starts from. Nothing before the first output
+    /// (the recording's start is such a point already), and nothing for a
+    /// terminal recording.
+    pub(crate) fn redraw(
+        &mut self,
+        at: Duration,
+        demand_active: &[u8],
+    ) -> Result<(), WriteFailure> {
+        use base64::Engine as _;
+        if !self.desktop || self.sidecar.is_none() {
+            return Ok(());
+        }
+        let at = self.stamp(at);
+        self.since_key = KEY_SPACING;
+        self.key_if_due(at)?;
+        let encoded = base64::engine::general_purpose::STANDARD.encode(demand_active);
+        self.event(at, "m", &format!("{REDRAW_PREFIX}{encoded}"));
+        self.maybe_write_buf()
     }
 
     /// Every [`KEY_SPACING`] bytes of a desktop's output, a seek point:

@@ -49,6 +49,21 @@ impl<'a> Output<'a> {
         }
         self.recorder.marker(text).await
     }
+
+    /// Whether output is recorded: a protocol skips work done only for
+    /// the recording (a desktop's keyframes) when it is not.
+    pub fn recorded(&self) -> bool {
+        self.recorded
+    }
+
+    /// A desktop's keyframe in the recording (see
+    /// [`RecorderHandle::redraw`]).
+    pub async fn redraw(&self, demand_active: Bytes) -> Result<(), RecordError> {
+        if !self.recorded {
+            return Ok(());
+        }
+        self.recorder.redraw(demand_active).await
+    }
 }
 
 impl Session {

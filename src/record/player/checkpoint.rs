@@ -83,13 +83,14 @@ impl Player {
         if at < from.saturating_add(self.spacing) {
             return;
         }
-        let point = match &head.picture {
+        let point = match self.head.picture.as_mut() {
             Some(picture) => match picture.point() {
                 Some(point) => Some(point),
                 None => return,
             },
             None => None,
         };
+        let head = &self.head;
         let offset = head.lines.offset();
         let (cols, rows) = head.size;
         // Both grids (the alternate one exists once used) plus row headers.

@@ -34,20 +34,25 @@
 //! checkpoints are the picture (deflated) taken at the writer's `key:`
 //! markers, where the sidecar starts a gzip member that can be decoded on
 //! its own (`picture`). Seeking back costs at most a restore and 2 MiB of
-//! updates; seeking ahead past the playhead decodes what lies between.
+//! updates. Seeking ahead past the playhead starts from the last stored
+//! keyframe before the target (`jump`: a `key:` where the relay had the
+//! target repaint the whole desktop, found by the index scan, which runs
+//! first for a desktop), so it decodes a few MiB at most however long the
+//! recording; without keyframes it decodes what lies between.
 //!
 //! Times are in seconds on one of two [`Timeline`]s: as recorded, or with
 //! every pause longer than the idle cap shortened to the cap. The player
 //! keeps both for every position, so switching keeps the same moment.
 //!
-//! Layout: `head` is the playhead, `picture` a desktop's model,
-//! `checkpoint` its saved screens, `index`
+//! Layout: `head` is the playhead, `picture` a desktop's model, `jump`
+//! its seeks through keyframes, `checkpoint` the saved screens, `index`
 //! the index scan, `markers` the command list it collects, `lines` the
 //! line reader and clocks both share; this file drives them.
 
 mod checkpoint;
 mod head;
 mod index;
+mod jump;
 mod lines;
 mod markers;
 mod picture;
@@ -178,6 +183,24 @@ pub struct Player {
     /// The stamp of the last event, once a cursor has reached it.
     end: Option<Stamp>,
     error: Option<RecordError>,
+    /// A desktop's jumps to stored keyframes for the current target.
+    jumps: Jumps,
+}
+
+/// A desktop's jumps to stored keyframes for one target: the keyframe
+/// jumped to, if any, and how many more may be tried. The target's repaint
+/// normally fills the picture well before the target; when it has not
+/// (the target ignored the request, or the target is right after it), the
+/// jump is undone and an earlier keyframe tried, and after a few the
+/// playhead decodes the ordinary way.
+#[derive(Debug, Clone, Copy)]
+struct Jumps {
+    /// Only keyframes before this cast offset may be tried.
+    below: u64,
+    left: u8,
+    /// The cast offset of the keyframe the playhead started from, until
+    /// the seek has arrived and the picture was found whole.
+    from: Option<u64>,
 }
 
 impl std::fmt::Debug for Player {
@@ -281,6 +304,7 @@ impl Player {
             seek_from: (Stamp::default(), body.0),
             end: None,
             error: None,
+            jumps: Jumps::new(),
             path,
         })
     }
@@ -399,6 +423,7 @@ impl Player {
         let t = target.at;
         let on = target.timeline;
         self.target = target;
+        self.jumps = Jumps::new();
         // The last checkpoint at or before the target.
         let at_or_before = self.checkpoints.partition_point(|c| c.last.on(on) <= t);
         let checkpoint = at_or_before.checked_sub(1);
@@ -453,6 +478,17 @@ impl Player {
         if self.error.is_some() {
             return;
         }
+        if self.head.picture.is_some() {
+            self.step_desktop(budget);
+        } else {
+            self.step_terminal(budget);
+        }
+        if self.scan.done && self.end.is_none() {
+            self.end = Some(self.scan.last);
+        }
+    }
+
+    fn step_terminal(&mut self, budget: Budget) {
         let start = Instant::now();
         // Once the scan is done the playhead has the whole budget.
         let play_deadline = match budget.deadline {
@@ -473,11 +509,46 @@ impl Player {
         };
         if let Err(e) = self.scan.step(&mut scan) {
             self.fail(e);
+        }
+    }
+
+    /// A desktop: the scan goes first, and has the whole step while it has
+    /// not reached the target (its cast is small, the updates being in the
+    /// sidecar, and decoding what a keyframe may make needless is wasted).
+    /// Then the playhead jumps to the last keyframe before the target if
+    /// that is ahead of it, decodes on, and a seek that has arrived checks
+    /// that the picture is whole.
+    fn step_desktop(&mut self, budget: Budget) {
+        let start = Instant::now();
+        let behind =
+            |scan: &Scan, target: Target| !scan.done && scan.last.on(target.timeline) < target.at;
+        let scan_deadline = match budget.deadline {
+            Some(d) if !behind(&self.scan, self.target) => {
+                Some(start + d.saturating_duration_since(start) / 3)
+            }
+            other => other,
+        };
+        let mut scan = Work {
+            bytes: budget.scan_bytes,
+            deadline: scan_deadline,
+        };
+        if let Err(e) = self.scan.step(&mut scan) {
+            self.fail(e);
             return;
         }
-        if self.scan.done && self.end.is_none() {
-            self.end = Some(self.scan.last);
+        if behind(&self.scan, self.target) {
+            return;
         }
+        self.jump();
+        let mut play = Work {
+            bytes: budget.play_bytes,
+            deadline: budget.deadline,
+        };
+        if let Err(e) = self.advance(&mut play) {
+            self.stop(e);
+            return;
+        }
+        self.check_jump();
     }
 
     fn advance(&mut self, work: &mut Work) -> Result<(), RecordError> {
@@ -598,6 +669,12 @@ impl Player {
         self.head.damaged.max(self.scan.damaged)
     }
 
+    /// Bytes of a desktop's updates decoded since the player was opened
+    /// (again after each seek back): what seeking cost.
+    pub fn desktop_decoded(&self) -> u64 {
+        self.head.picture.as_ref().map_or(0, |p| p.decoded)
+    }
+
     /// A desktop's updates that did not decode, skipped.
     pub fn damaged_updates(&self) -> u64 {
         self.head.picture.as_ref().map_or(0, |p| p.damaged())
@@ -606,5 +683,11 @@ impl Player {
     /// A read error that stopped playback.
     pub fn error(&self) -> Option<&RecordError> {
         self.error.as_ref()
+    }
+
+    /// The error that stopped playback, taken out (for a caller that is
+    /// done with the player).
+    pub fn take_error(&mut self) -> Option<RecordError> {
+        self.error.take()
     }
 }

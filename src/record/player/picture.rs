@@ -48,6 +48,11 @@ pub(super) struct Picture {
     key: Option<u64>,
     /// Sidecar bytes decoded since the start.
     pub(super) raw: u64,
+    /// Sidecar bytes this picture has decoded, jumps or not: the work.
+    pub(super) decoded: u64,
+    /// Started black at a stored keyframe and not yet seen whole: no
+    /// checkpoint is taken of it, and a seek that ends here checks it.
+    pub(super) partial: bool,
     chunk: Vec<u8>,
     buf: Vec<u8>,
 }
@@ -61,6 +66,8 @@ impl Picture {
             open_at: 0,
             key: None,
             raw: 0,
+            partial: false,
+            decoded: 0,
             chunk: Vec::new(),
             buf: vec![0; 64 * 1024],
         }
@@ -94,13 +101,18 @@ impl Picture {
         self.chunk.clear();
         let got = sidecar.copy(Some(n), &mut self.chunk, &mut self.buf)?;
         self.raw += got;
+        self.decoded += got;
         self.desktop.feed(&self.chunk);
         Ok(())
     }
 
-    /// A checkpoint of this moment, if it is a seek point.
-    pub(super) fn point(&self) -> Option<Point> {
+    /// A checkpoint of this moment, if it is a seek point (and the
+    /// picture is whole).
+    pub(super) fn point(&mut self) -> Option<Point> {
         let sidecar_at = self.key?;
+        if !self.whole() {
+            return None;
+        }
         Some(Point {
             saved: self.desktop.save()?,
             sidecar_at,
@@ -115,5 +127,29 @@ impl Picture {
         self.raw = point.map_or(0, |p| p.raw);
         self.sidecar = None;
         self.key = None;
+        self.partial = false;
+    }
+
+    /// Starts over at a stored keyframe: a black desktop as `demand_active`
+    /// describes it, decoding on from the sidecar member at `sidecar_at`,
+    /// `raw` update bytes into the recording. The target's repaint that
+    /// follows fills it in; [`Picture::whole`] says when it has.
+    pub(super) fn jump(&mut self, demand_active: &[u8], sidecar_at: u64, raw: u64) {
+        self.desktop = Desktop::new();
+        self.desktop.feed(demand_active);
+        self.open_at = sidecar_at;
+        self.raw = raw;
+        self.sidecar = None;
+        self.key = None;
+        self.partial = true;
+    }
+
+    /// Whether every pixel has been drawn since the last jump (always, when
+    /// the picture did not start at one).
+    pub(super) fn whole(&mut self) -> bool {
+        if self.partial && !self.desktop.has_undrawn() {
+            self.partial = false;
+        }
+        !self.partial
     }
 }

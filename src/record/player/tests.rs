@@ -608,3 +608,99 @@ fn a_desktop_without_its_sidecar_stops_with_the_reason() {
     assert!(error.contains("raw.gz"), "{error}");
     assert!(player.picture().is_none());
 }
+
+/// A desktop recording painted whole at the start, then `fills` random
+/// 64x64 bitmaps one every 0.1 s; at each of `keyframes` (fill indexes) a
+/// stored keyframe, followed (if `repaint`) by the target's full repaint.
+fn keyframed_recording(dir: &Path, fills: usize, keyframes: &[usize], repaint: bool) -> PathBuf {
+    use crate::record::desktop::synth;
+    let at = |i: usize| std::time::Duration::from_millis(100 * i as u64);
+    let whole = |rgb: [u8; 3]| -> Vec<u8> {
+        let mut tiles = Vec::new();
+        for y in [0, 64, 128, 176] {
+            for x in [0, 64, 128, 192, 256] {
+                tiles.extend(synth::fill(x, y, 64, 64, rgb));
+            }
+        }
+        tiles
+    };
+    let mut chunks = vec![
+        (at(0), synth::demand_active(320, 240)),
+        (at(0), whole([10, 20, 30])),
+    ];
+    let mut marks = Vec::new();
+    let mut rng = Rng(11);
+    for i in 0..fills {
+        if keyframes.contains(&i) {
+            marks.push(chunks.len());
+            if repaint {
+                chunks.push((at(i + 1), whole([i as u8, 99, 7])));
+            }
+        }
+        let (x, y) = (rng.below(320 - 64) as u16, rng.below(240 - 64) as u16);
+        let rgb = [rng.below(256) as u8, rng.below(256) as u8, (i % 256) as u8];
+        chunks.push((at(i + 1), synth::fill(x, y, 64, 64, rgb)));
+    }
+    synth::recording_with_keyframes(dir, &chunks, &marks)
+}
+
+fn recorded() -> PlayerOptions {
+    PlayerOptions {
+        timeline: Timeline::Recorded,
+        ..PlayerOptions::default()
+    }
+}
+
+#[test]
+fn a_cold_seek_starts_at_the_last_stored_keyframe() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = keyframed_recording(dir.path(), 700, &[200, 600], true);
+    let cast = std::fs::read_to_string(&path).unwrap();
+    assert_eq!(cast.matches("\"redraw: ").count(), 2, "two keyframes");
+    let total = std::fs::read_to_string(&path)
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.split("raw: ").nth(1))
+        .filter_map(|r| r.split(' ').next()?.parse::<u64>().ok())
+        .sum::<u64>();
+    // To the end: only what follows the second keyframe is decoded.
+    let mut fresh = Player::open(&path, recorded()).unwrap();
+    fresh.seek_end();
+    while !fresh.caught_up() {
+        fresh.step(Budget::UNLIMITED);
+    }
+    assert!(rgb(fresh.picture().unwrap().rgba) == desktop_straight(&path, 1e9));
+    assert!(
+        fresh.desktop_decoded() < total / 5,
+        "decoded {} of {total}",
+        fresh.desktop_decoded()
+    );
+    // Between the two: from the first; then back before it: the start.
+    let mut player = Player::open(&path, recorded()).unwrap();
+    for (at, most) in [(45.0, total / 2), (12.3, u64::MAX), (64.0, u64::MAX)] {
+        play_to(&mut player, at, Budget::UNLIMITED);
+        let shown = rgb(player.picture().unwrap().rgba);
+        assert!(shown == desktop_straight(&path, at), "at {at}");
+        assert!(player.desktop_decoded() < most, "at {at}");
+    }
+    assert!(fresh.markers().is_empty(), "keyframes are not listed");
+    assert_eq!(player.damaged_updates(), 0);
+}
+
+#[test]
+fn a_keyframe_the_target_did_not_repaint_after_is_not_trusted() {
+    let dir = tempfile::tempdir().unwrap();
+    // Keyframes marked, but no repaint followed them: starting black
+    // there would leave most of the picture black.
+    let path = keyframed_recording(dir.path(), 500, &[100, 300], false);
+    let mut fresh = Player::open(&path, recorded()).unwrap();
+    play_to(&mut fresh, 45.0, Budget::UNLIMITED);
+    assert!(rgb(fresh.picture().unwrap().rgba) == desktop_straight(&path, 45.0));
+    // Half a second after a keyframe (before its repaint is taken to be
+    // done), with a repaint: the one before is used, and shows the same.
+    let path = keyframed_recording(&dir.path().join("b"), 500, &[100, 300], true);
+    let mut fresh = Player::open(&path, recorded()).unwrap();
+    play_to(&mut fresh, 30.55, Budget::UNLIMITED);
+    assert!(rgb(fresh.picture().unwrap().rgba) == desktop_straight(&path, 30.55));
+    assert!(fresh.error().is_none());
+}
