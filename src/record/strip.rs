@@ -41,11 +41,20 @@ fn kept(b: u8) -> bool {
 /// How many bytes at the start of `bytes` match `keep`, looked at in
 /// blocks the compiler vectorises (the hot scans of output bytes: the
 /// stripper's control runs, the screen model's text and control runs).
+/// Short runs are the common case (the CR before each LF of a pty's
+/// output, a word between two escape sequences), so the first few bytes
+/// are looked at one by one, and only a run longer than that goes on in
+/// blocks: a block is looked at whole, so a run of one byte would cost 32.
 #[inline]
 pub(crate) fn leading(bytes: &[u8], keep: impl Fn(u8) -> bool) -> usize {
     const BLOCK: usize = 32;
-    let mut n = 0;
-    for block in bytes.chunks_exact(BLOCK) {
+    const HEAD: usize = 8;
+    let head = bytes.iter().take(HEAD).take_while(|&&b| keep(b)).count();
+    if head < HEAD {
+        return head;
+    }
+    let mut n = HEAD;
+    for block in bytes[HEAD..].chunks_exact(BLOCK) {
         if !block.iter().fold(true, |all, &b| all & keep(b)) {
             break;
         }
@@ -234,7 +243,20 @@ impl Stripper {
 
 #[cfg(test)]
 mod tests {
-    use super::Stripper;
+    use super::{Stripper, leading};
+
+    #[test]
+    fn leading_counts_runs_of_every_length_up_to_the_first_other_byte() {
+        for len in 0..100 {
+            for stop in 0..=len {
+                let mut bytes = vec![b'a'; len];
+                if let Some(b) = bytes.get_mut(stop) {
+                    *b = b'\n';
+                }
+                assert_eq!(leading(&bytes, |b| b != b'\n'), stop, "{len} {stop}");
+            }
+        }
+    }
 
     fn strip(input: &[u8], limit: usize) -> (String, bool) {
         let mut s = Stripper::new(limit);
