@@ -209,7 +209,7 @@ pub(super) async fn export(
             // Decoding takes seconds on a long recording: off the runtime.
             let (written, png) = tokio::task::spawn_blocking(move || {
                 let mut png = Vec::new();
-                let written = crate::record::desktop::picture_at(&path, at, |frame| {
+                let written = crate::record::picture_at(&path, at, |frame| {
                     frame.map(|frame| frame.write_png(&mut png))
                 });
                 (written, png)

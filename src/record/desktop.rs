@@ -239,39 +239,9 @@ impl Frame<'_> {
     }
 }
 
-/// The picture `at` seconds into the recording `cast` as recorded (its
-/// last when the recording is shorter; `None` before the desktop was
-/// shown), found the way the replay seeks: from the last stored keyframe
-/// before it, so a moment late in a long recording costs no more than one
-/// early on.
-pub fn picture_at<T>(
-    cast: impl AsRef<Path>,
-    at: f64,
-    then: impl FnOnce(Option<Frame<'_>>) -> T,
-) -> Result<T, RecordError> {
-    use super::player::{Budget, Player, PlayerOptions, Timeline};
-    let options = PlayerOptions {
-        timeline: Timeline::Recorded,
-        ..PlayerOptions::default()
-    };
-    let mut player = Player::open(cast, options)?;
-    if at.is_finite() {
-        player.seek_recorded(at);
-    } else {
-        player.seek_end();
-    }
-    while !player.caught_up() {
-        player.step(Budget::UNLIMITED);
-    }
-    match player.take_error() {
-        Some(e) => Err(e),
-        None => Ok(then(player.picture())),
-    }
-}
-
 /// The desktop as it was `at` seconds into the recording `cast` (its last
 /// state when the recording is shorter), decoded straight from the start:
-/// `then` is called with it. [`picture_at`] gets there faster.
+/// `then` is called with it. [`super::picture_at`] gets there faster.
 pub fn at<T>(
     cast: impl AsRef<Path>,
     at: f64,

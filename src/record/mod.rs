@@ -97,7 +97,9 @@ pub use export::{
 };
 pub use handle::{Elapsed, RecordOptions, RecorderHandle};
 pub use header::{Env, Header, RampartHeader, SessionKind};
-pub use player::{Budget, CheckpointStats, Marker, Player, PlayerOptions, Stamp, Timeline};
+pub use player::{
+    Budget, CheckpointStats, Marker, Player, PlayerOptions, Stamp, Timeline, picture_at,
+};
 pub use reader::{Event, EventKind, Reader, Truncation, read};
 pub(crate) use strip::{Stripper, leading};
 pub use writer::{Finished, RecordingMeta, SidecarInfo, file_sha256};

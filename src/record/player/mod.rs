@@ -138,6 +138,35 @@ impl Budget {
     }
 }
 
+/// The picture `at` seconds into the recording `cast` as recorded (its
+/// last when the recording is shorter; `None` before the desktop was
+/// shown), found the way the replay seeks: from the last stored keyframe
+/// before it, so a moment late in a long recording costs no more than one
+/// early on.
+pub fn picture_at<T>(
+    cast: impl AsRef<Path>,
+    at: f64,
+    then: impl FnOnce(Option<Frame<'_>>) -> T,
+) -> Result<T, RecordError> {
+    let options = PlayerOptions {
+        timeline: Timeline::Recorded,
+        ..PlayerOptions::default()
+    };
+    let mut player = Player::open(cast, options)?;
+    if at.is_finite() {
+        player.seek_recorded(at);
+    } else {
+        player.seek_end();
+    }
+    while !player.caught_up() {
+        player.step(Budget::UNLIMITED);
+    }
+    match player.take_error() {
+        Some(e) => Err(e),
+        None => Ok(then(player.picture())),
+    }
+}
+
 /// Work left in one step for one cursor.
 #[derive(Debug)]
 struct Work {
