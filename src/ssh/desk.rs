@@ -634,7 +634,7 @@ pub(super) async fn watch(
     theme: &Theme,
     read: &mut ChannelReadHalf,
     write: &ChannelWriteHalf<Msg>,
-    graphics: &mut Option<(crate::tui::Graphics, crate::tui::graphics::CellSize)>,
+    graphics: &mut Option<crate::tui::graphics::Detection>,
 ) -> Result<Watched, String> {
     let ops = &shared.services.ops;
     let caller = ops

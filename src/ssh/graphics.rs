@@ -3,7 +3,8 @@
 //! queries (`tui::graphics::reply::QUERY`) go out and the answers are read
 //! for up to `DETECT_TIMEOUT` (one round trip where the terminal answers;
 //! the DA1 answer, which every terminal gives, ends it). The result stays
-//! with the menu for the rest of the session.
+//! with the menu for the rest of the session; answers that come after the
+//! wait (a slow link) still count in the replay ([`late`]).
 //!
 //! The answers come through the same [`InputParser`] as keys, which takes
 //! them out; keys typed in these few milliseconds are dropped (the screen
@@ -13,29 +14,53 @@ use bytes::Bytes;
 use russh::server::Msg;
 use russh::{ChannelMsg, ChannelReadHalf, ChannelWriteHalf};
 
-use crate::tui::graphics::{CellSize, DETECT_TIMEOUT, Detection, Graphics, QUERY};
+use crate::tui::graphics::{DETECT_TIMEOUT, Detection, Graphics, QUERY};
 use crate::tui::{InputParser, Screen};
 
 /// The terminal's graphics, detected the first time (then remembered in
 /// `known`), and set on `screen`.
 pub(super) async fn ensure(
-    known: &mut Option<(Graphics, CellSize)>,
+    known: &mut Option<Detection>,
     read: &mut ChannelReadHalf,
     write: &ChannelWriteHalf<Msg>,
     input: &mut InputParser,
     screen: &mut Screen,
 ) -> Graphics {
-    let (graphics, cell) = match *known {
-        Some(k) => k,
+    let detection = match known {
+        Some(d) => d,
         None => {
             let found = detect(read, write, input, screen).await;
-            tracing::debug!(graphics = found.0.as_str(), "terminal graphics detected");
-            *known = Some(found);
-            found
+            tracing::debug!(
+                graphics = found.result().0.as_str(),
+                answered = found.done(),
+                "terminal graphics detected"
+            );
+            known.insert(found)
         }
     };
+    let (graphics, cell) = detection.result();
     screen.set_graphics(graphics, cell);
     graphics
+}
+
+/// Answers that came after the wait: they complete the detection, and the
+/// new graphics (when they change) are set on `screen` and returned.
+pub(super) fn late(
+    known: &mut Option<Detection>,
+    input: &mut InputParser,
+    screen: &mut Screen,
+) -> Option<Graphics> {
+    let replies = input.take_replies();
+    let detection = known.as_mut().filter(|d| !d.done())?;
+    for reply in &replies {
+        detection.feed(reply);
+    }
+    let (graphics, cell) = detection.result();
+    if graphics == screen.graphics() {
+        return None;
+    }
+    screen.set_graphics(graphics, cell);
+    Some(graphics)
 }
 
 /// Sends the queries and reads the answers until DA1's or the timeout.
@@ -44,12 +69,12 @@ async fn detect(
     write: &ChannelWriteHalf<Msg>,
     input: &mut InputParser,
     screen: &mut Screen,
-) -> (Graphics, CellSize) {
+) -> Detection {
     let mut detection = Detection::default();
     // Answers to nothing asked are dropped first.
     input.take_replies();
     if write.data_bytes(Bytes::from_static(QUERY)).await.is_err() {
-        return detection.result();
+        return detection;
     }
     let deadline = tokio::time::Instant::now() + DETECT_TIMEOUT;
     while !detection.done() {
@@ -76,5 +101,5 @@ async fn detect(
             Some(_) => {}
         }
     }
-    detection.result()
+    detection
 }

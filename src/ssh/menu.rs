@@ -78,7 +78,8 @@ async fn next_event_or_tick(
                 Some(ChannelMsg::Data { data }) => {
                     *esc_pending = data.last() == Some(&0x1b);
                     let keys = input.feed(&data);
-                    if !keys.is_empty() {
+                    // Answers to the graphics queries are an event too.
+                    if !keys.is_empty() || input.has_replies() {
                         return Event::Keys(keys);
                     }
                 }
@@ -200,7 +201,7 @@ struct Front<'a> {
     caller: crate::ops::Caller,
     desk: Desk,
     /// What the terminal draws pictures with, once asked (`ssh::graphics`).
-    graphics: Option<(tui::Graphics, tui::graphics::CellSize)>,
+    graphics: Option<tui::graphics::Detection>,
 }
 
 /// Where the desk loop goes after an outcome.
@@ -393,6 +394,7 @@ impl Front<'_> {
                 }
                 let open = replay_loop(
                     self.shared,
+                    &mut self.graphics,
                     &mut replay,
                     &self.theme,
                     &mut self.screen,
@@ -515,6 +517,7 @@ impl Front<'_> {
 #[allow(clippy::too_many_arguments)]
 async fn replay_loop(
     shared: &Shared,
+    graphics: &mut Option<tui::graphics::Detection>,
     replay: &mut tui::Replay,
     theme: &Theme,
     screen: &mut Screen,
@@ -545,6 +548,11 @@ async fn replay_loop(
             .map(|d| tokio::time::Instant::now() + d);
         dirty = match next_event_or_tick(shared, read, input, esc, tick, None).await {
             Event::Keys(keys) => {
+                if replay.player().is_desktop()
+                    && let Some(g) = super::graphics::late(graphics, input, screen)
+                {
+                    replay.set_graphics(g);
+                }
                 for key in keys {
                     if replay.handle(key).is_some() {
                         return true;

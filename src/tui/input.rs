@@ -152,6 +152,11 @@ impl InputParser {
         std::mem::take(&mut self.replies)
     }
 
+    /// Whether answers wait to be taken.
+    pub fn has_replies(&self) -> bool {
+        !self.replies.is_empty()
+    }
+
     /// Parses one chunk as it came off the channel. Incomplete sequences
     /// (half an arrow key, half a UTF-8 character, a lone `ESC`) are kept for
     /// the next call or for [`InputParser::flush`].
