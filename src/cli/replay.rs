@@ -174,3 +174,84 @@ fn detect() -> Option<(Graphics, Option<CellSize>)> {
     let (graphics, cell) = detection.result();
     Some((graphics, detection.cell_known().then_some(cell)))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::play;
+    use crate::record::desktop::synth;
+    use crate::tui::graphics::tests::{kitty_image, sixel_image};
+    use crate::tui::graphics::{CellSize, Graphics, Pictures};
+
+    const BLUE: [u8; 3] = [0x33, 0x66, 0xcc];
+
+    /// A desktop of 128x64 painted blue, then its right half red.
+    fn recording(dir: &std::path::Path) -> std::path::PathBuf {
+        let at = Duration::from_millis;
+        synth::recording(
+            dir,
+            &[
+                (at(0), synth::demand_active(128, 64)),
+                (at(100), synth::fill(0, 0, 64, 64, BLUE)),
+                (at(150), synth::fill(64, 0, 64, 64, BLUE)),
+                (at(900), synth::fill(64, 0, 64, 64, [0xff, 0, 0])),
+            ],
+        )
+    }
+
+    /// The last sixel image in `out`, `ESC P` to `ESC \\`.
+    fn last_sixel(out: &[u8]) -> &[u8] {
+        let start = b"\x1bP0;1;0q";
+        let at = out
+            .windows(start.len())
+            .rposition(|w| w == start)
+            .expect("a sixel image");
+        let end = out[at..]
+            .windows(2)
+            .position(|w| w == b"\x1b\\")
+            .expect("its end");
+        &out[at..at + end + 2]
+    }
+
+    #[test]
+    fn the_cli_plays_a_desktop_as_sixel_and_kitty_images() {
+        let dir = tempfile::tempdir().expect("dir");
+        let cast = recording(dir.path());
+        let mut waited = Duration::ZERO;
+        let mut out = Vec::new();
+        let pictures = Pictures::new(Graphics::Sixel, CellSize::default());
+        let drawn = play(&cast, &mut out, pictures, (80, 23), (2.0, Some(2.0)), |d| {
+            waited += d
+        })
+        .expect("played");
+        assert!(drawn >= 2, "{drawn} pictures");
+        assert!(waited >= Duration::from_millis(400), "{waited:?} at 2x");
+        let (w, h, pixels) = sixel_image(last_sixel(&out));
+        // 80x23 cells of 10x20 pixels: 800x460; the 2:1 desktop fills the width.
+        assert_eq!((w, h), (800, 400));
+        assert_eq!(pixels[0], Some(BLUE), "left half");
+        assert_eq!(
+            pixels[w - 1],
+            Some([0xff, 0, 0]),
+            "right half, last picture"
+        );
+        assert!(
+            out.ends_with(b"\x1b[23;1H\r\n"),
+            "the prompt below the picture"
+        );
+
+        let mut out = Vec::new();
+        let pictures = Pictures::new(Graphics::Kitty, CellSize::default());
+        play(&cast, &mut out, pictures, (80, 23), (1.0, None), |_| {}).expect("played");
+        let at = out
+            .windows(6)
+            .rposition(|w| w == b"\x1b_Ga=T")
+            .expect("a kitty image");
+        let end = out.len() - b"\x1b8\x1b[23;1H\r\n".len();
+        let (w, h, rgb) = kitty_image(&out[at..end]);
+        assert_eq!((w, h), (128, 64), "not enlarged: the terminal scales it");
+        assert_eq!(rgb[..3], BLUE);
+        assert_eq!(rgb[(w as usize - 1) * 3..w as usize * 3], [0xff, 0, 0]);
+    }
+}

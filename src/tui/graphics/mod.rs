@@ -271,4 +271,4 @@ fn digest(image: &encode::Rgb) -> u64 {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

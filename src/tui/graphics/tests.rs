@@ -42,7 +42,7 @@ fn kitty_chunks(bytes: &[u8]) -> Vec<(String, String)> {
 }
 
 /// The image a kitty transmission carries, decoded: (width, height, RGB).
-fn kitty_image(bytes: &[u8]) -> (u32, u32, Vec<u8>) {
+pub(crate) fn kitty_image(bytes: &[u8]) -> (u32, u32, Vec<u8>) {
     let chunks = kitty_chunks(bytes);
     let mut data = String::new();
     for (i, (keys, payload)) in chunks.iter().enumerate() {
@@ -73,7 +73,7 @@ fn kitty_image(bytes: &[u8]) -> (u32, u32, Vec<u8>) {
 
 /// A sixel image interpreted: (width, height, colour of each pixel, None
 /// where nothing was drawn).
-fn sixel_image(bytes: &[u8]) -> (usize, usize, Vec<Option<[u8; 3]>>) {
+pub(crate) fn sixel_image(bytes: &[u8]) -> (usize, usize, Vec<Option<[u8; 3]>>) {
     let text = std::str::from_utf8(bytes).expect("ascii");
     let body = text
         .strip_prefix("\x1bP")
