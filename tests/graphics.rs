@@ -37,8 +37,13 @@ fn field(text: &str, name: &str) -> String {
 }
 
 /// A bastion with asset win1 on a shadow target, and one recorded, ended
-/// desktop session on it; the admin over SSH.
-async fn recorded_desktop(target: &ShadowTarget) -> (TestBastion, Client) {
+/// desktop session on it; the admin over SSH, and with OpenSSH with a key
+/// made in `keys`. While the session runs, a kitty terminal monitors it.
+async fn recorded_desktop(
+    target: &ShadowTarget,
+    ssh: &Path,
+    keys: &Path,
+) -> (TestBastion, Client, std::path::PathBuf) {
     let front = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -66,6 +71,8 @@ async fn recorded_desktop(target: &ShadowTarget) -> (TestBastion, Client) {
         "rampart perm add desk --user admin --asset win1 --actions connect",
     )
     .await;
+    let (key, public) = support::peers::keypair(keys, "admin");
+    run_ok(&admin, &format!("rampart me keys add --key '{public}'")).await;
     b.reload().await;
     let ticket = run_ok(&admin, "rampart rdp ticket win1").await;
     let (user, password) = (field(&ticket, "user "), field(&ticket, "password "));
@@ -85,6 +92,7 @@ async fn recorded_desktop(target: &ShadowTarget) -> (TestBastion, Client) {
     let row: serde_json::Value =
         serde_json::from_str(live.lines().next().expect("a live session")).unwrap();
     let id = row["id"].as_str().expect("an id").to_string();
+    monitor_in_kitty(&b, ssh, &key).await;
     run_ok(&admin, &format!("rampart session kill {id} --reason done")).await;
     let waited = {
         let client = client.clone();
@@ -96,11 +104,73 @@ async fn recorded_desktop(target: &ShadowTarget) -> (TestBastion, Client) {
     for _ in 0..100 {
         let rows = run_ok(&admin, "rampart session list --json").await;
         if rows.contains("\"recording_sha256\":\"") {
-            return (b, admin);
+            return (b, admin, key);
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     panic!("the desktop session did not end");
+}
+
+/// OpenSSH in a 100x30 pty at the admin's desk.
+async fn desk(b: &TestBastion, ssh: &Path, key: &Path) -> PtyChild {
+    let mut cmd = Command::new(ssh);
+    cmd.args(support::peers::client_options(key))
+        .args(["-p", &b.addr.port().to_string(), "-tt", "admin@127.0.0.1"])
+        .env("TERM", "xterm-256color")
+        .env_remove("NO_COLOR");
+    let term = PtyChild::spawn(cmd, 100, 30);
+    term.expect(T, |s| s.contains("F4 Audit")).await;
+    term
+}
+
+/// Waits until the terminal was sent `what`.
+async fn sent(term: &PtyChild, what: &str) {
+    let seen = async {
+        while !term.raw().contains(what) {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    };
+    tokio::time::timeout(T, seen)
+        .await
+        .unwrap_or_else(|_| panic!("{what:?} never sent:\n{}", term.text()));
+}
+
+/// The live desktop monitored from a kitty terminal: its picture as a
+/// kitty image, deleted when the monitor is left.
+async fn monitor_in_kitty(b: &TestBastion, ssh: &Path, key: &Path) {
+    let mut term = desk(b, ssh, key).await;
+    term.send(support::ssh::F4);
+    term.send(b"2");
+    term.expect(T, |s| s.contains("Live (1)")).await;
+    term.send(b"\r");
+    sent(&term, "\x1b[c").await;
+    term.send(b"\x1b_Gi=31;OK\x1b\\\x1b[?62;22c");
+    term.expect(T, |s| {
+        s.contains("desktop 800×600") && s.contains("monitoring")
+    })
+    .await;
+    let mut share = 0.0;
+    for _ in 0..50 {
+        let raw = term.raw();
+        if let Some(at) = raw.rfind("\x1b_Ga=T,")
+            && raw[at..].contains("m=0;")
+        {
+            let (_, _, pixels, _) = last_kitty(&raw);
+            share = share_of_target(pixels.chunks(3).map(|p| [p[0], p[1], p[2]]));
+            if share > 0.5 {
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        share > 0.5,
+        "{share} of the monitor's kitty picture in the target's colour"
+    );
+    assert_eq!(half_blocks_of_target(&term.raw()), 0);
+    term.send(b"\x1b");
+    term.expect(T, |s| s.contains("Live (1)")).await;
+    sent(&term, "\x1b_Ga=d,d=I,").await;
 }
 
 /// How the test's terminal answers the graphics queries.
@@ -114,13 +184,7 @@ enum Terminal {
 /// OpenSSH in a 100x30 pty, the admin's desk, the desktop session's
 /// replay played to its end; the terminal answers as `terminal` does.
 async fn replay_in(b: &TestBastion, ssh: &Path, key: &Path, terminal: Terminal) -> PtyChild {
-    let mut cmd = Command::new(ssh);
-    cmd.args(support::peers::client_options(key))
-        .args(["-p", &b.addr.port().to_string(), "-tt", "admin@127.0.0.1"])
-        .env("TERM", "xterm-256color")
-        .env_remove("NO_COLOR");
-    let mut term = PtyChild::spawn(cmd, 100, 30);
-    term.expect(T, |s| s.contains("F4 Audit")).await;
+    let mut term = desk(b, ssh, key).await;
     term.send(support::ssh::F4);
     term.send(b"3");
     term.expect(T, |s| s.contains("Sessions (1)") && s.contains("win1"))
@@ -128,14 +192,7 @@ async fn replay_in(b: &TestBastion, ssh: &Path, key: &Path, terminal: Terminal) 
     term.send(b"\r");
     // The queries go out when the replay opens; a terminal answers each
     // it knows, DA1 last.
-    let asked = async {
-        while !term.raw().contains("\x1b[c") {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    };
-    tokio::time::timeout(T, asked)
-        .await
-        .expect("the graphics queries");
+    sent(&term, "\x1b[c").await;
     assert!(
         term.raw()
             .contains("\x1b_Gi=31,s=1,v=1,a=q,t=d,f=24;AAAA\x1b\\")
@@ -282,10 +339,8 @@ async fn a_desktop_replay_is_an_image_where_the_terminal_answers_and_half_blocks
         tokio::task::spawn_blocking(|| ShadowTarget::start("Administrator", TARGET_PASSWORD))
             .await
             .unwrap();
-    let (mut b, admin) = recorded_desktop(&target).await;
     let keys = tempfile::tempdir().unwrap();
-    let (key, public) = support::peers::keypair(keys.path(), "admin");
-    run_ok(&admin, &format!("rampart me keys add --key '{public}'")).await;
+    let (mut b, admin, key) = recorded_desktop(&target, &ssh, keys.path()).await;
 
     // A sixel terminal: the replay's picture is a sixel image of the
     // desktop's colour, sized for 10x20-pixel cells, and no half blocks.
@@ -326,14 +381,7 @@ async fn a_desktop_replay_is_an_image_where_the_terminal_answers_and_half_blocks
     );
     term.send(b"q");
     term.expect(T, |s| s.contains("Sessions (1)")).await;
-    let deleted = async {
-        while !term.raw().contains("\x1b_Ga=d,d=I,") {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    };
-    tokio::time::timeout(T, deleted)
-        .await
-        .expect("the kitty image deleted on leaving");
+    sent(&term, "\x1b_Ga=d,d=I,").await;
     drop(term);
 
     // A terminal that answers nothing: half blocks, as before.
