@@ -7,6 +7,10 @@
 //! sequences to a `Vec<u8>`, answers size questions from what the session
 //! told it, tracks the cursor itself, and never reads anything.
 //!
+//! A desktop's picture may follow a frame as a kitty or sixel image
+//! ([`Screen::draw_picture`], `tui::graphics`), sent only when it changed
+//! or the screen was repainted whole.
+//!
 //! One `Screen` per session: there is no lock shared between sessions, and a
 //! slow client only delays its own bytes.
 

@@ -168,6 +168,7 @@ fn nearest(rgb: [u8; 3]) -> usize {
             .map(|(a, b)| (i32::from(*a) - i32::from(b)).unsigned_abs().pow(2))
             .sum()
     };
+    // level() of a byte is at most (255 + 25) / 51 = 5: in CUBE.
     let cube_rgb = [CUBE[level(r)], CUBE[level(g)], CUBE[level(b)]];
     let mean = (u32::from(r) + u32::from(g) + u32::from(b)) / 3;
     let grey = ((mean.saturating_sub(3)) / 10).min(GREYS as u32 - 1) as usize;
@@ -207,7 +208,9 @@ pub fn sixel(image: &Rgb) -> Vec<u8> {
             pct(rgb[2])
         );
     }
-    // One pass per band fills a row of sixels for each colour in it.
+    // One pass per band fills a row of sixels for each colour in it. The
+    // slices are in bounds: `index` has w * h entries (checked above) and
+    // every entry is a palette index (from nearest()).
     let mut planes: Vec<Option<Vec<u8>>> = vec![None; colours.len()];
     let bands = h.div_ceil(6);
     for band in 0..bands {

@@ -126,7 +126,7 @@ fn csi(held: &[u8]) -> Held {
     if lead != b'?' && lead != b'6' {
         return Held::Keys;
     }
-    let body = &held[2..];
+    let body = held.get(2..).unwrap_or_default();
     let Some((&last, params)) = body.split_last() else {
         return Held::Open;
     };
