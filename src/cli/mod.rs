@@ -23,6 +23,7 @@ mod node;
 mod output;
 mod perm;
 mod rdp;
+mod replay;
 mod web;
 pub use db::ticket_text as db_ticket_text;
 pub use rdp::ticket_text as rdp_ticket_text;
@@ -108,6 +109,9 @@ pub enum Command {
         /// Shorten pauses longer than this many seconds
         #[arg(long, value_name = "SECONDS", default_value_t = 2.0)]
         idle_cap: f64,
+        /// How a desktop (RDP) recording's picture is drawn: auto asks the terminal (when standard output is one) and takes kitty, then sixel, else half blocks
+        #[arg(long, value_enum, value_name = "HOW", default_value_t = GraphicsArg::Auto)]
+        graphics: GraphicsArg,
     },
     /// Write a session's recording: the asciicast, with --raw exactly the bytes the client received, with --format png one picture of a desktop (RDP) session, with --format gif or mp4 its animation or video
     Export {
@@ -194,6 +198,19 @@ pub enum DbCmd {
         #[arg(long)]
         account: Option<String>,
     },
+}
+
+/// What `replay --graphics` draws a desktop with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum GraphicsArg {
+    /// Ask the terminal; half blocks when it does not answer or is not a terminal
+    Auto,
+    /// Half blocks in 24-bit colour (two pixels a cell)
+    Blocks,
+    /// DEC sixel images
+    Sixel,
+    /// The kitty graphics protocol
+    Kitty,
 }
 
 /// What `export --format` writes.

@@ -76,6 +76,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
             session,
             speed,
             idle_cap,
+            graphics,
         } => {
             let services = Services::open(config).await?;
             let path = services
@@ -95,17 +96,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
                 .as_ref()
                 .is_some_and(|r| r.kind == crate::record::SessionKind::Desktop);
             if desktop {
-                let size = terminal_size();
                 tokio::task::spawn_blocking(move || {
-                    let mut out = std::io::stdout().lock();
-                    crate::record::desktop::replay_with(
-                        &path,
-                        &mut out,
-                        size,
-                        speed,
-                        idle,
-                        std::thread::sleep,
-                    )
+                    super::replay::desktop(&path, graphics, speed, idle)
                 })
                 .await??;
                 return Ok(Outcome::Success);
@@ -138,14 +130,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
     let outcome = dispatch(&services, &Caller::local(), cli.command, json, &mut io).await;
     services.store.close().await;
     outcome
-}
-
-/// The terminal's size in cells (80x24 when standard output is none).
-fn terminal_size() -> (u16, u16) {
-    match rustix::termios::tcgetwinsize(std::io::stdout()) {
-        Ok(w) if w.ws_col > 0 && w.ws_row > 1 => (w.ws_col, w.ws_row - 1),
-        _ => (80, 23),
-    }
 }
 
 /// Runs one verb as `caller`, writing to `io`.

@@ -634,6 +634,7 @@ pub(super) async fn watch(
     theme: &Theme,
     read: &mut ChannelReadHalf,
     write: &ChannelWriteHalf<Msg>,
+    graphics: &mut Option<crate::tui::graphics::Detection>,
 ) -> Result<Watched, String> {
     let ops = &shared.services.ops;
     let caller = ops
@@ -655,17 +656,24 @@ pub(super) async fn watch(
         (m, None)
     };
     let mut view = Watch::new(monitor.info(), join);
-    resync(&mut monitor, &mut view).await;
     let mut input = InputParser::new();
+    if view.is_desktop() {
+        view.set_graphics(super::graphics::ensure(graphics, read, write, &mut input, screen).await);
+    }
+    resync(&mut monitor, &mut view).await;
     let mut session_open = true;
     loop {
-        let bytes = screen.draw(|f| view.render(f, theme));
+        let now = std::time::Instant::now();
+        let bytes = screen.draw_picture(|f| view.render(f, theme), || view.picture(), now);
         if write.data_bytes(Bytes::from(bytes)).await.is_err() {
             return Ok(Watched::Gone);
         }
         // While output streams, draw at most every REDRAW; the first frame
-        // after a quiet spell is drawn at once.
-        let mut next_draw = None;
+        // after a quiet spell is drawn at once. A picture held back by the
+        // pace is drawn when it is due.
+        let mut next_draw = screen
+            .picture_due(now)
+            .map(|d| tokio::time::Instant::now() + d);
         loop {
             let redraw = async {
                 match next_draw {

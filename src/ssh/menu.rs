@@ -78,7 +78,8 @@ async fn next_event_or_tick(
                 Some(ChannelMsg::Data { data }) => {
                     *esc_pending = data.last() == Some(&0x1b);
                     let keys = input.feed(&data);
-                    if !keys.is_empty() {
+                    // Answers to the graphics queries are an event too.
+                    if !keys.is_empty() || input.has_replies() {
                         return Event::Keys(keys);
                     }
                 }
@@ -165,6 +166,7 @@ pub async fn run(
         esc,
         caller: desk::caller(conn),
         desk,
+        graphics: None,
     };
     front.desk_loop().await
 }
@@ -198,6 +200,8 @@ struct Front<'a> {
     esc: bool,
     caller: crate::ops::Caller,
     desk: Desk,
+    /// What the terminal draws pictures with, once asked (`ssh::graphics`).
+    graphics: Option<tui::graphics::Detection>,
 }
 
 /// Where the desk loop goes after an outcome.
@@ -354,8 +358,12 @@ impl Front<'_> {
             &self.theme,
             self.read,
             self.write,
+            &mut self.graphics,
         )
         .await;
+        if !send(self.write, self.screen.end_pictures()).await {
+            return Next::Exit(0);
+        }
         match watched {
             Ok(desk::Watched::Back) => {}
             Ok(desk::Watched::Gone) => return Next::Exit(0),
@@ -372,8 +380,21 @@ impl Front<'_> {
         }
         match desk::open_replay(self.shared, &self.caller, session, at).await {
             Ok(mut replay) => {
+                if replay.player().is_desktop() {
+                    replay.set_graphics(
+                        super::graphics::ensure(
+                            &mut self.graphics,
+                            self.read,
+                            self.write,
+                            &mut self.input,
+                            &mut self.screen,
+                        )
+                        .await,
+                    );
+                }
                 let open = replay_loop(
                     self.shared,
+                    &mut self.graphics,
                     &mut replay,
                     &self.theme,
                     &mut self.screen,
@@ -383,7 +404,7 @@ impl Front<'_> {
                     self.write,
                 )
                 .await;
-                if !open {
+                if !open || !send(self.write, self.screen.end_pictures()).await {
                     return Next::Exit(0);
                 }
             }
@@ -496,6 +517,7 @@ impl Front<'_> {
 #[allow(clippy::too_many_arguments)]
 async fn replay_loop(
     shared: &Shared,
+    graphics: &mut Option<tui::graphics::Detection>,
     replay: &mut tui::Replay,
     theme: &Theme,
     screen: &mut Screen,
@@ -506,12 +528,31 @@ async fn replay_loop(
 ) -> bool {
     let mut dirty = true;
     loop {
-        if dirty && !send(write, screen.draw(|f| replay.render(f, theme))).await {
-            return false;
+        if dirty {
+            let shown = &*replay;
+            let frame = screen.draw_picture(
+                |f| shown.render(f, theme),
+                || shown.picture(),
+                std::time::Instant::now(),
+            );
+            if !send(write, frame).await {
+                return false;
+            }
         }
-        let tick = replay.next_tick().map(|d| tokio::time::Instant::now() + d);
+        // A picture held back by the pace wants a draw of its own.
+        let due = screen.picture_due(std::time::Instant::now());
+        let tick = [replay.next_tick(), due]
+            .into_iter()
+            .flatten()
+            .min()
+            .map(|d| tokio::time::Instant::now() + d);
         dirty = match next_event_or_tick(shared, read, input, esc, tick, None).await {
             Event::Keys(keys) => {
+                if replay.player().is_desktop()
+                    && let Some(g) = super::graphics::late(graphics, input, screen)
+                {
+                    replay.set_graphics(g);
+                }
                 for key in keys {
                     if replay.handle(key).is_some() {
                         return true;
@@ -519,7 +560,10 @@ async fn replay_loop(
                 }
                 true
             }
-            Event::Tick => replay.tick(std::time::Instant::now()),
+            Event::Tick => {
+                let now = std::time::Instant::now();
+                replay.tick(now) || screen.picture_due(now).is_some()
+            }
             Event::Resize(cols, rows) => {
                 screen.resize(cols as u16, rows as u16);
                 true

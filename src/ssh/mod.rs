@@ -22,6 +22,7 @@ mod database;
 mod db_tunnel;
 mod desk;
 mod desktop;
+mod graphics;
 pub mod handler;
 pub mod menu;
 pub mod proxy;

@@ -13,7 +13,9 @@
 //!
 //! The caller feeds every chunk with [`InputParser::feed`] and, when no byte
 //! has arrived for [`ESC_TIMEOUT`], calls [`InputParser::flush`] to resolve a
-//! pending `ESC` as the Escape key. Mouse reports (the menu never enables
+//! pending `ESC` as the Escape key. The terminal's answers to rampart's
+//! graphics queries (`tui::graphics::reply`) are taken out before the keys
+//! are parsed and handed over by [`InputParser::take_replies`]. Mouse reports (the menu never enables
 //! mouse tracking, but a client may still send them) are dropped.
 
 use std::borrow::Cow;
@@ -21,6 +23,8 @@ use std::fmt;
 use std::time::Duration;
 
 use termwiz::input::{InputEvent, InputParser as Termwiz, KeyCode, KeyEvent, Modifiers};
+
+use super::graphics::{Reply, ReplyFilter};
 
 /// How long to wait after a lone `ESC` before taking it as the Escape key
 /// rather than the start of `Alt-x` or an escape sequence. Terminals send a
@@ -34,6 +38,9 @@ pub const ESC_TIMEOUT: Duration = Duration::from_millis(50);
 /// otherwise grow without bound on a hostile or broken client. Nothing in a
 /// menu needs a paste this large.
 const MAX_PENDING: usize = 64 * 1024;
+
+/// Terminal answers kept until taken.
+const MAX_REPLIES: usize = 16;
 
 /// U+FFFD, in UTF-8.
 const REPLACEMENT: &[u8] = "\u{fffd}".as_bytes();
@@ -108,6 +115,10 @@ pub struct InputParser {
     /// The start of a UTF-8 character cut off at the end of the last read
     /// (at most three bytes).
     carry: Vec<u8>,
+    /// Takes the terminal's answers to rampart's queries out of the keys.
+    filter: ReplyFilter,
+    /// Answers found, until [`InputParser::take_replies`].
+    replies: Vec<Reply>,
 }
 
 impl Default for InputParser {
@@ -130,14 +141,33 @@ impl InputParser {
             inner: Termwiz::new(),
             pending: 0,
             carry: Vec::new(),
+            filter: ReplyFilter::default(),
+            replies: Vec::new(),
         }
+    }
+
+    /// The terminal's answers to queries (`tui::graphics::reply`) that
+    /// came since the last call; they never become keys.
+    pub fn take_replies(&mut self) -> Vec<Reply> {
+        std::mem::take(&mut self.replies)
+    }
+
+    /// Whether answers wait to be taken.
+    pub fn has_replies(&self) -> bool {
+        !self.replies.is_empty()
     }
 
     /// Parses one chunk as it came off the channel. Incomplete sequences
     /// (half an arrow key, half a UTF-8 character, a lone `ESC`) are kept for
     /// the next call or for [`InputParser::flush`].
     pub fn feed(&mut self, bytes: &[u8]) -> Vec<Key> {
-        let text = self.utf8(bytes);
+        let mut typed = Vec::with_capacity(bytes.len());
+        self.filter.feed(bytes, &mut typed, &mut self.replies);
+        // Nobody may ask for answers; a client sending them unasked keeps
+        // only the last few.
+        let excess = self.replies.len().saturating_sub(MAX_REPLIES);
+        self.replies.drain(..excess);
+        let text = self.utf8(&typed);
         let keys = self.run(&text, true);
         if keys.is_empty() {
             self.pending = self.pending.saturating_add(bytes.len());
@@ -150,6 +180,7 @@ impl InputParser {
             self.inner = Termwiz::new();
             self.pending = 0;
             self.carry.clear();
+            self.filter = ReplyFilter::default();
         }
         keys
     }
@@ -158,6 +189,14 @@ impl InputParser {
     /// buffered is taken as typed (a lone `ESC` becomes [`Key::Esc`]).
     /// Harmless when nothing is pending.
     pub fn flush(&mut self) -> Vec<Key> {
+        // What the answer filter held (a lone ESC) was typed after all.
+        let held = self.filter.flush();
+        let mut keys = if held.is_empty() {
+            Vec::new()
+        } else {
+            let text = self.utf8(&held).into_owned();
+            self.run(&text, true)
+        };
         self.pending = 0;
         // A character still incomplete after a pause never will be.
         let cut = if self.carry.is_empty() {
@@ -166,7 +205,8 @@ impl InputParser {
             REPLACEMENT
         };
         self.carry.clear();
-        self.run(cut, false)
+        keys.extend(self.run(cut, false));
+        keys
     }
 
     /// `bytes` as valid UTF-8: invalid sequences become U+FFFD, and an

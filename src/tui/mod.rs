@@ -7,6 +7,9 @@
 //! - [`screen`]: a ratatui terminal that renders into bytes for the channel,
 //!   sized from `pty-req` / `window-change` ([`Screen`], [`ColorMode`]);
 //! - [`theme`]: semantic colour roles from `themes/*.toml` ([`Theme`]);
+//! - [`graphics`]: a desktop's picture as a kitty or sixel image where the
+//!   terminal can show one ([`Graphics`]), the queries that detect it and
+//!   the parser of the answers;
 //! - the screens: the asset [`Menu`]; the staff [`Desk`] around it (console
 //!   and audit views over lists of rows, the dashboard, the new-user form,
 //!   approval prompts); the [`Watch`] mirror of a live session; the
@@ -35,6 +38,7 @@ pub mod enrol;
 mod field;
 mod filter;
 mod form;
+pub mod graphics;
 pub mod input;
 pub mod menu;
 pub mod notice;
@@ -53,6 +57,7 @@ use ratatui::text::{Line, Span};
 
 pub use desk::{Desk, DeskOutcome};
 pub use enrol::{Enrol, EnrolOutcome};
+pub use graphics::Graphics;
 pub use input::{ESC_TIMEOUT, InputParser, Key};
 pub use menu::{Chosen, Menu, MenuOutcome};
 pub use notice::MessageBox;

@@ -7,6 +7,10 @@
 //! sequences to a `Vec<u8>`, answers size questions from what the session
 //! told it, tracks the cursor itself, and never reads anything.
 //!
+//! A desktop's picture may follow a frame as a kitty or sixel image
+//! ([`Screen::draw_picture`], `tui::graphics`), sent only when it changed
+//! or the screen was repainted whole.
+//!
 //! One `Screen` per session: there is no lock shared between sessions, and a
 //! slow client only delays its own bytes.
 
@@ -18,6 +22,9 @@ use ratatui::buffer::Cell;
 use ratatui::layout::{Position, Rect, Size};
 use ratatui::style::{Color, Modifier};
 use ratatui::{Frame, Terminal, TerminalOptions, Viewport};
+
+use super::graphics::{CellSize, Graphics, Pictures};
+use crate::record::desktop::Frame as Picture;
 
 /// Largest size accepted from the client. `pty-req` carries two u32s; a
 /// client asking for 65535×65535 would make every frame buffer gigabytes.
@@ -86,6 +93,10 @@ impl ColorMode {
 /// A terminal of a given size whose frames become bytes.
 pub struct Screen {
     terminal: Terminal<AnsiBackend>,
+    /// Desktop pictures as images, when the terminal can show them.
+    pictures: Pictures,
+    /// The next draw repaints everything (a picture is then sent again).
+    fresh: bool,
 }
 
 impl std::fmt::Debug for Screen {
@@ -114,6 +125,8 @@ impl Screen {
         };
         Screen {
             terminal: fixed_terminal(backend, size),
+            pictures: Pictures::default(),
+            fresh: true,
         }
     }
 
@@ -149,6 +162,67 @@ impl Screen {
         std::mem::take(&mut backend.out)
     }
 
+    /// Draws desktop pictures as `graphics` from now on, for a terminal
+    /// whose cells measure `cell`.
+    pub fn set_graphics(&mut self, graphics: Graphics, cell: CellSize) {
+        if (graphics, cell) != (self.pictures.mode(), self.pictures.cell()) {
+            self.pictures = Pictures::new(graphics, cell);
+        }
+    }
+
+    /// How desktop pictures are drawn on this screen.
+    pub fn graphics(&self) -> Graphics {
+        self.pictures.mode()
+    }
+
+    /// As [`Screen::draw`], for a screen that may show a desktop's
+    /// picture: `picture`, asked after `render`, says where it goes (the
+    /// room `render` left blank) and what it is. Its image follows the
+    /// frame's bytes, sent only when it changed, the screen was repainted
+    /// whole, or it moved, and no more often than the pace allows
+    /// ([`Screen::picture_due`] then says when to draw again).
+    pub fn draw_picture<'p>(
+        &mut self,
+        render: impl Fn(&mut Frame),
+        picture: impl Fn() -> Option<(Rect, Picture<'p>)>,
+        now: std::time::Instant,
+    ) -> Vec<u8> {
+        let mut fresh = std::mem::take(&mut self.fresh);
+        let mut out = self.draw(&render);
+        if self.pictures.mode() == Graphics::Blocks {
+            return out;
+        }
+        let shown = picture();
+        let plan = self.pictures.plan(shown.as_ref().map(|(room, _)| *room));
+        if plan.repaint {
+            self.repaint_all();
+            self.fresh = false;
+            fresh = true;
+            out = self.draw(&render);
+        }
+        let mut bytes = plan.before;
+        bytes.append(&mut out);
+        if let Some((room, p)) = shown {
+            bytes.extend(self.pictures.place(room, &p, fresh, now));
+        }
+        bytes
+    }
+
+    /// How soon to draw again for a picture held back by the pace.
+    pub fn picture_due(&self, now: std::time::Instant) -> Option<std::time::Duration> {
+        self.pictures.due(now)
+    }
+
+    /// The screen with a picture goes (back to the desk): bytes that delete
+    /// a kitty image; after sixel the next draw repaints whole.
+    pub fn end_pictures(&mut self) -> Vec<u8> {
+        let (bytes, repaint) = self.pictures.end();
+        if repaint {
+            self.repaint_all();
+        }
+        bytes
+    }
+
     /// Bytes that switch the client to the alternate screen, hide the cursor
     /// and turn on bracketed paste; the next draw repaints everything (also
     /// when re-entering the menu after a target session, which used the
@@ -166,11 +240,13 @@ impl Screen {
     /// Bytes that undo [`Screen::enter`]: plain style, bracketed paste off,
     /// cursor shown, back to the normal screen the person had before.
     pub fn leave(&mut self) -> Vec<u8> {
+        let (mut bytes, _) = self.pictures.end();
         let backend = self.terminal.backend_mut();
         backend.out.clear();
         backend.pen = Pen::default();
         backend.cursor_visible = None;
-        b"\x1b[0m\x1b[?2004l\x1b[?25h\x1b[?1049l".to_vec()
+        bytes.extend_from_slice(b"\x1b[0m\x1b[?2004l\x1b[?25h\x1b[?1049l");
+        bytes
     }
 
     /// Makes the next draw clear the client's screen and paint every cell.
@@ -183,6 +259,7 @@ impl Screen {
         let Ok(()) = self.terminal.resize(Rect::from((Position::ORIGIN, size)));
         self.terminal.backend_mut().cursor_visible = None;
         self.terminal.backend_mut().pen = Pen::default();
+        self.fresh = true;
     }
 }
 

@@ -1,6 +1,8 @@
 //! A vt100 screen drawn into a ratatui buffer: the live mirror of a
 //! session and the replay of a recording show a terminal inside a terminal.
-//! A desktop's picture is drawn as half blocks ([`copy_picture`]).
+//! A desktop's picture is drawn as half blocks ([`copy_picture`]), unless
+//! the terminal shows images (`tui::graphics`: the view then leaves the
+//! room blank and the image follows the frame).
 
 use ratatui::buffer::Buffer;
 use ratatui::layout::Rect;

@@ -7,11 +7,12 @@
 //! A desktop (RDP) session is mirrored as its picture: the relay's
 //! snapshot is the target's Demand Active, the stream its updates, decoded
 //! here (on the watcher's task, never the relay's) and drawn as half
-//! blocks.
+//! blocks, or as an image where the terminal shows them (`tui::graphics`).
 //!
 //! Keys while joined are not parsed here: the caller passes the bytes to
 //! the session as typed and only looks for [`LEAVE_BYTE`] (Ctrl-]).
 
+use std::cell::Cell;
 use std::num::NonZeroU16;
 
 use ratatui::Frame;
@@ -20,6 +21,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Paragraph};
 
 use super::centered;
+use super::graphics::Graphics;
 use super::input::Key;
 use super::term::{copy_picture, copy_screen};
 use super::theme::Theme;
@@ -37,6 +39,10 @@ pub struct Watch {
     /// terminal stays unused).
     desktop: Option<Box<Desktop>>,
     ended: Option<String>,
+    /// How the desktop's picture is drawn (see [`Watch::picture`]).
+    graphics: Graphics,
+    /// Where the last render left room for the picture as an image.
+    picture_room: Cell<Option<Rect>>,
 }
 
 impl std::fmt::Debug for Watch {
@@ -69,6 +75,8 @@ impl Watch {
             terminal: vt100::Parser::new(size(rows), size(cols), 0),
             desktop: (s.kind == "desktop").then(|| Box::new(Desktop::new())),
             ended: None,
+            graphics: Graphics::Blocks,
+            picture_room: Cell::new(None),
         }
     }
 
@@ -96,6 +104,24 @@ impl Watch {
         self.terminal.screen_mut().set_size(size(rows), size(cols));
     }
 
+    /// Draws a desktop's picture as `graphics`: other than blocks, the
+    /// render leaves its room blank and [`Watch::picture`] gives it.
+    pub fn set_graphics(&mut self, graphics: Graphics) {
+        self.graphics = graphics;
+    }
+
+    /// Whether this mirrors a desktop (its picture may be an image).
+    pub fn is_desktop(&self) -> bool {
+        self.desktop.is_some()
+    }
+
+    /// Where the last render left room for the picture, and the picture:
+    /// for [`super::Screen::draw_picture`].
+    pub fn picture(&self) -> Option<(Rect, crate::record::desktop::Frame<'_>)> {
+        let room = self.picture_room.get()?;
+        Some((room, self.desktop.as_ref()?.frame()?))
+    }
+
     /// The session ended; the screen stays up with `why` until a key.
     pub fn end(&mut self, why: impl Into<String>) {
         self.ended = Some(why.into());
@@ -118,6 +144,7 @@ impl Watch {
     pub fn render(&self, frame: &mut Frame, theme: &Theme) {
         let area = frame.area();
         frame.render_widget(Block::default().style(theme.text()), area);
+        self.picture_room.set(None);
         if area.height < 4 || area.width < 10 {
             return;
         }
@@ -197,8 +224,16 @@ impl Watch {
             .title(Span::styled(title, theme.muted()));
         let inner = block.inner(frame_area);
         frame.render_widget(block, frame_area);
-        if let Some(p) = &picture {
-            copy_picture(p, inner, frame.buffer_mut(), !theme.is_mono());
+        match &picture {
+            // An image goes into the blank room after the frame (see
+            // Screen::draw_picture); without colour, half blocks' shades.
+            Some(_) if self.graphics != Graphics::Blocks && !theme.is_mono() => {
+                self.picture_room.set(Some(inner));
+            }
+            Some(p) => {
+                copy_picture(p, inner, frame.buffer_mut(), !theme.is_mono());
+            }
+            None => {}
         }
         let status = Rect::new(area.x, area.y + area.height - 1, area.width, 1);
         let line = match (&self.ended, &picture) {

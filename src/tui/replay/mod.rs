@@ -19,6 +19,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use super::Severity;
+use super::graphics::Graphics;
 use super::input::Key;
 use crate::record::{Budget, Player, PlayerOptions, RecordError, Timeline};
 
@@ -89,6 +90,10 @@ pub struct Replay {
     /// Feedback on the last key, cleared by the next one.
     message: Option<(Severity, String)>,
     view: Cell<ViewState>,
+    /// How a desktop's picture is drawn (see [`Replay::picture`]).
+    graphics: Graphics,
+    /// Where the last render left room for the picture as an image.
+    picture_room: Cell<Option<ratatui::layout::Rect>>,
 }
 
 impl std::fmt::Debug for Replay {
@@ -135,6 +140,8 @@ impl Replay {
             zoom: false,
             message: None,
             view: Cell::new(ViewState::default()),
+            graphics: Graphics::Blocks,
+            picture_room: Cell::new(None),
         }
     }
 
@@ -159,6 +166,19 @@ impl Replay {
     pub fn seek(&mut self, seconds: f64) {
         self.jump(seconds);
         self.work();
+    }
+
+    /// Draws a desktop's picture as `graphics`: other than blocks, the
+    /// render leaves its room blank and [`Replay::picture`] gives it.
+    pub fn set_graphics(&mut self, graphics: Graphics) {
+        self.graphics = graphics;
+    }
+
+    /// Where the last render left room for the picture, and the picture:
+    /// for [`super::Screen::draw_picture`].
+    pub fn picture(&self) -> Option<(ratatui::layout::Rect, crate::record::desktop::Frame<'_>)> {
+        let room = self.picture_room.get()?;
+        Some((room, self.player.picture()?))
     }
 
     pub fn player(&self) -> &Player {

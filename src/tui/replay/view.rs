@@ -1,7 +1,8 @@
 //! Drawing the replay: the recorded terminal copied cell by cell from the
 //! vt100 model into the frame (cropped around the cursor when it is larger
 //! than the room, centred when smaller), or a desktop's picture scaled into
-//! half blocks, the command pane, the progress
+//! half blocks (or its room left blank for an image: `tui::graphics`), the
+//! command pane, the progress
 //! line and the status line. Only what is on screen is built, so a frame
 //! costs the same with ten markers or fifty thousand.
 
@@ -11,6 +12,7 @@ use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Clear, Paragraph};
 
+use super::super::graphics::Graphics;
 use super::super::term::{copy_picture, copy_screen};
 use super::super::theme::Theme;
 use super::super::{centered, hint_line, pad, pane, scroll, severity_style};
@@ -39,6 +41,7 @@ impl Replay {
         let area = frame.area();
         // Paint every cell, so nothing of a previous screen shows through.
         frame.render_widget(Block::default().style(theme.text()), area);
+        self.picture_room.set(None);
         let mut view = self.view.get();
         let chrome = !self.zoom && area.height >= 8;
         let [header, body, progress, status] = Layout::vertical([
@@ -69,6 +72,8 @@ impl Replay {
         self.view.set(view);
         self.render_status(frame, status, theme, chrome, crop.filter(|_| !chrome));
         if self.help {
+            // An image would cover the box.
+            self.picture_room.set(None);
             self.render_help(frame, area, theme);
         }
     }
@@ -180,6 +185,11 @@ impl Replay {
             area
         };
         match picture {
+            // An image goes into the blank room after the frame (see
+            // Screen::draw_picture); without colour, half blocks' shades.
+            Some(_) if self.graphics != Graphics::Blocks && !theme.is_mono() => {
+                self.picture_room.set(Some(inner));
+            }
             Some(p) => {
                 copy_picture(&p, inner, frame.buffer_mut(), !theme.is_mono());
             }
