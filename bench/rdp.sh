@@ -10,6 +10,11 @@
 #     the share of it spent by the recorder threads (rampart-record);
 #   - the same stream straight from the target, for the clients' side;
 #   - rampart's resident memory idle, with SESSIONS desktops, and after;
+#   - the relay's own time per batch of PDUs (rampart_rdp_relay_seconds),
+#     median and 99th percentile, each way, while xdotool types into every
+#     client (up: the person's keys to the target; down: the target's
+#     updates to the person, recording included): what the relay adds to
+#     an input's round trip, besides one more loopback hop;
 #   - the recordings' size on disk per MB relayed;
 #   - decoding the recording back: `export --format png` of its end and
 #     `--format gif` of all of it, the half-block replay of the whole
@@ -31,8 +36,8 @@ die() {
     echo "bench/rdp.sh: $*" >&2
     exit 1
 }
-for p in Xvfb xsetroot winpr-hash freerdp-shadow-cli xfreerdp ssh ssh-keygen python3; do
-    command -v "$p" >/dev/null || die "$p is missing (apt install freerdp2-shadow-x11 freerdp2-x11 winpr-utils xvfb x11-xserver-utils openssh-client)"
+for p in Xvfb xsetroot xdotool winpr-hash freerdp-shadow-cli xfreerdp ssh ssh-keygen python3; do
+    command -v "$p" >/dev/null || die "$p is missing (apt install freerdp2-shadow-x11 freerdp2-x11 winpr-utils xvfb x11-xserver-utils xdotool openssh-client)"
 done
 
 cargo build --release -q
@@ -107,6 +112,7 @@ PIDS+=($!)
 # rampart with an RDP front; a person `bench` with an SSH key.
 SSH_PORT=$(free_port)
 RDP_PORT=$(free_port)
+METRICS_PORT=$(free_port)
 export RAMPART_CONFIG=$TMP/rampart.toml
 cat >"$RAMPART_CONFIG" <<EOF
 data_dir = "$TMP/data"
@@ -114,6 +120,8 @@ data_dir = "$TMP/data"
 listen = ["127.0.0.1:$SSH_PORT"]
 [rdp]
 listen = ["127.0.0.1:$RDP_PORT"]
+[http]
+metrics_listen = "127.0.0.1:$METRICS_PORT"
 EOF
 ssh-keygen -q -t ed25519 -N '' -f "$TMP/key"
 {
@@ -134,9 +142,11 @@ SSH=(ssh -F /dev/null -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/nul
 # user/password pairs from a function; sets CPU_TICKS, RECORD_TICKS, PEAK_RSS.
 clients() { # ADDRESS CREDENTIALS_FUNCTION MEASURE(0/1)
     local pids=() i user pass display
+    local displays=()
     for ((i = 0; i < SESSIONS; i++)); do
         read -r user pass < <("$2")
         display=$(xvfb "$SIZE" "client.$i.$RANDOM")
+        displays+=("$display")
         mkdir -p "$TMP/client.$i"
         DISPLAY=:$display HOME=$TMP/client.$i XDG_CONFIG_HOME=$TMP/client.$i \
             xfreerdp "/v:$1" "/u:$user" "/p:$pass" /cert:ignore -gfx /sec:nla \
@@ -145,6 +155,15 @@ clients() { # ADDRESS CREDENTIALS_FUNCTION MEASURE(0/1)
         PIDS+=($!)
     done
     sleep 5
+    # The person types: five keys a second into each client, for the
+    # relay's input times.
+    for display in "${displays[@]}"; do
+        (for ((k = 0; k < RUN * 5; k++)); do
+            DISPLAY=:$display xdotool key --delay 0 a >/dev/null 2>&1 || true
+            sleep 0.2
+        done) &
+        PIDS+=($!)
+    done
     local cpu0 rec0 shadow0
     cpu0=$(cpu_ticks "$RAMPART_PID")
     shadow0=$(cpu_ticks "$SHADOW_PID")
@@ -181,6 +200,32 @@ clients "127.0.0.1:$RDP_PORT" ticket 1
 sleep 3
 AFTER_RSS=$(rss_kb "$RAMPART_PID")
 
+python3 - "$METRICS_PORT" >"$TMP/relay_times.txt" <<'EOF'
+# The relay's own time per batch, from rampart's histogram: median and
+# 99th percentile, interpolated within the doubling buckets.
+import re, sys, urllib.request
+text = urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[1]}/metrics").read().decode()
+for direction in ("up", "down"):
+    buckets = []
+    for labels, n in re.findall(r'^rampart_rdp_relay_seconds_bucket\{([^}]*)\} (\S+)', text, re.M):
+        pairs = dict(re.findall(r'(\w+)="([^"]*)"', labels))
+        if pairs.get("direction") == direction and pairs.get("le") != "+Inf":
+            buckets.append((float(pairs["le"]), float(n)))
+    buckets.sort()
+    count = re.search(r'rampart_rdp_relay_seconds_count\{direction="%s"\} (\S+)' % direction, text)
+    total = float(count.group(1)) if count else 0
+    def quantile(q):
+        below, low = 0.0, 0.0
+        for le, n in buckets:
+            if n >= q * total:
+                return low + (le - low) * (q * total - below) / max(n - below, 1e-9)
+            below, low = n, le
+        return float("inf")
+    if total:
+        print(f"{direction} {int(total)} {quantile(0.5) * 1e6:.0f} {quantile(0.99) * 1e6:.0f}")
+    else:
+        print(f"{direction} 0 - -")
+EOF
 "$RAMPART" session list --json >"$TMP/sessions.json"
 read -r BYTES DONE <<<"$(python3 - "$TMP/sessions.json" <<'EOF'
 import json, sys
@@ -227,5 +272,11 @@ print(f"{'sessions ended with rows closed':<44} {$DONE:>14}")
 print(f"{'export --format png of the end':<44} {($t1 - $t0):>13.2f}s")
 print(f"{'export --format gif of it all':<44} {($t3 - $t2):>13.2f}s, {$GIF_BYTES / 1e6:.1f} MB")
 EOF
+while read -r direction n p50 p99; do
+    what="the person's input to the target"
+    [[ $direction == down ]] && what="the target's updates to the person"
+    printf '%-44s %14s\n' "relay time per batch, $direction (p50 / p99)" "$p50 / $p99 us"
+    printf '  %-42s %14s\n' "$what, batches" "$n"
+done <"$TMP/relay_times.txt"
 # The half-block replay (80x24) and the audit view's player.
 echo "$REPLAY"

@@ -361,6 +361,10 @@ async fn relay(
     let rows = session.rows().clone();
     let (output, live) = session.split();
     let counts = live.publisher();
+    let (up_time, down_time) = (
+        services.metrics.rdp_relay("up"),
+        services.metrics.rdp_relay("down"),
+    );
     let up = async {
         let mut batch = Vec::new();
         let mut marks = tokio::time::interval(INPUT_MARKER_EVERY);
@@ -393,6 +397,7 @@ async fn relay(
                     continue;
                 }
             }
+            let read = std::time::Instant::now();
             let mut out = BytesMut::new();
             for frame in &batch {
                 match rewriter.upstream(frame) {
@@ -404,7 +409,7 @@ async fn relay(
             if target_write.write_all(&out).await.is_err() {
                 return ("target closed".into(), false);
             }
-
+            up_time.observe(read.elapsed().as_secs_f64());
             if let Err(e) = audit_clipboard(services, &rewriter, &rows, &output, false).await {
                 return (format!("recording failed: {e}"), true);
             }
@@ -418,6 +423,7 @@ async fn relay(
             if let Err(e) = target.pdus(&mut batch).await {
                 return reason_of("target", e);
             }
+            let read = std::time::Instant::now();
             let mut out = BytesMut::new();
             for frame in &batch {
                 relay::join(&mut out, frame, rewriter.downstream(frame));
@@ -440,6 +446,7 @@ async fn relay(
             if client_write.write_all(&out).await.is_err() {
                 return ("client closed".into(), false);
             }
+            down_time.observe(read.elapsed().as_secs_f64());
             if let Err(e) = audit_clipboard(services, &rewriter, &rows, &output, false).await {
                 return (format!("recording failed: {e}"), true);
             }
