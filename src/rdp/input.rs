@@ -6,12 +6,16 @@
 //! `recording.input`).
 //!
 //! Read from fast-path input PDUs, which every current client sends once
-//! the connection is up; slow-path input events (a client that turned
-//! fast-path off) are not counted.
+//! the connection is up, and from slow-path Input Event PDUs on the I/O
+//! channel (a client that turned fast-path off, or sends some events the
+//! slow way).
 
 use ironrdp_core::decode;
 use ironrdp_pdu::input::fast_path::{FastPathInput, FastPathInputEvent, KeyboardFlags};
 use ironrdp_pdu::input::mouse::PointerFlags;
+use ironrdp_pdu::input::mouse_x::PointerXFlags;
+use ironrdp_pdu::input::{InputEvent, scan_code, unicode};
+use ironrdp_pdu::rdp::headers::{ShareControlHeader, ShareControlPdu, ShareDataPdu};
 
 /// At most this many clicks are named in one marker; the rest are counted.
 const CLICKS_NAMED: usize = 4;
@@ -25,6 +29,48 @@ pub struct Input {
     wheel: u32,
 }
 
+/// One event as counted, whichever way it came.
+enum Event {
+    /// A key went down (releases are not counted).
+    Key,
+    Click(u16, u16),
+    Wheel,
+    Other,
+}
+
+/// A mouse event of either path, by its pointer flags.
+fn mouse(flags: PointerFlags, x: u16, y: u16) -> Event {
+    let buttons = PointerFlags::LEFT_BUTTON
+        | PointerFlags::RIGHT_BUTTON
+        | PointerFlags::MIDDLE_BUTTON_OR_WHEEL;
+    if flags.contains(PointerFlags::VERTICAL_WHEEL)
+        || flags.contains(PointerFlags::HORIZONTAL_WHEEL)
+    {
+        Event::Wheel
+    } else if flags.contains(PointerFlags::DOWN) && flags.intersects(buttons) {
+        Event::Click(x, y)
+    } else {
+        Event::Other
+    }
+}
+
+fn key(down: bool) -> Event {
+    if down { Event::Key } else { Event::Other }
+}
+
+/// An extended-button (4th, 5th) mouse event: a click when a button went
+/// down.
+fn extended(flags: u16, x: u16, y: u16) -> Event {
+    if flags & PointerXFlags::DOWN.bits() != 0 {
+        Event::Click(x, y)
+    } else {
+        Event::Other
+    }
+}
+
+/// The slow-path share data type of an Input Event PDU.
+const PDUTYPE2_INPUT: u8 = 0x1c;
+
 impl Input {
     /// Counts the events of a fast-path input frame; anything else (or a
     /// frame that does not decode) counts nothing.
@@ -33,36 +79,61 @@ impl Input {
             return;
         };
         for event in input.input_events() {
-            match event {
+            self.count(match event {
                 FastPathInputEvent::KeyboardEvent(flags, _)
                 | FastPathInputEvent::UnicodeKeyboardEvent(flags, _) => {
-                    if !flags.contains(KeyboardFlags::RELEASE) {
-                        self.keys = self.keys.saturating_add(1);
-                    }
+                    key(!flags.contains(KeyboardFlags::RELEASE))
                 }
-                FastPathInputEvent::MouseEvent(mouse) => {
-                    let buttons = PointerFlags::LEFT_BUTTON
-                        | PointerFlags::RIGHT_BUTTON
-                        | PointerFlags::MIDDLE_BUTTON_OR_WHEEL;
-                    if mouse.flags.contains(PointerFlags::VERTICAL_WHEEL)
-                        || mouse.flags.contains(PointerFlags::HORIZONTAL_WHEEL)
-                    {
-                        self.wheel = self.wheel.saturating_add(1);
-                    } else if mouse.flags.contains(PointerFlags::DOWN)
-                        && mouse.flags.intersects(buttons)
-                    {
-                        self.click(mouse.x_position, mouse.y_position);
-                    }
-                }
-                FastPathInputEvent::MouseEventEx(mouse) => {
-                    if mouse.flags.bits() & 0x8000 != 0 {
-                        self.click(mouse.x_position, mouse.y_position);
-                    }
+                FastPathInputEvent::MouseEvent(m) => mouse(m.flags, m.x_position, m.y_position),
+                FastPathInputEvent::MouseEventEx(m) => {
+                    extended(m.flags.bits(), m.x_position, m.y_position)
                 }
                 FastPathInputEvent::MouseEventRel(_)
                 | FastPathInputEvent::QoeEvent(_)
-                | FastPathInputEvent::SyncEvent(_) => {}
-            }
+                | FastPathInputEvent::SyncEvent(_) => Event::Other,
+            });
+        }
+    }
+
+    /// Counts the events of a slow-path Input Event PDU: `share` is the
+    /// user data of an I/O channel frame (a Share Control PDU); anything
+    /// else counts nothing, and only input PDUs are decoded.
+    pub fn add_slow(&mut self, share: &[u8]) {
+        // pduType2 of a Share Data header, after the 6-byte control header
+        // and shareId, pad, streamId and uncompressedLength.
+        if share.get(14) != Some(&PDUTYPE2_INPUT) {
+            return;
+        }
+        let Ok(header) = decode::<ShareControlHeader>(share) else {
+            return;
+        };
+        let ShareControlPdu::Data(data) = header.share_control_pdu else {
+            return;
+        };
+        let ShareDataPdu::Input(input) = data.share_data_pdu else {
+            return;
+        };
+        for event in input.0 {
+            self.count(match event {
+                InputEvent::ScanCode(k) => {
+                    key(!k.flags.contains(scan_code::KeyboardFlags::RELEASE))
+                }
+                InputEvent::Unicode(k) => key(!k.flags.contains(unicode::KeyboardFlags::RELEASE)),
+                InputEvent::Mouse(m) => mouse(m.flags, m.x_position, m.y_position),
+                InputEvent::MouseX(m) => extended(m.flags.bits(), m.x_position, m.y_position),
+                InputEvent::Sync(_) | InputEvent::Unused(_) | InputEvent::MouseRel(_) => {
+                    Event::Other
+                }
+            });
+        }
+    }
+
+    fn count(&mut self, event: Event) {
+        match event {
+            Event::Key => self.keys = self.keys.saturating_add(1),
+            Event::Click(x, y) => self.click(x, y),
+            Event::Wheel => self.wheel = self.wheel.saturating_add(1),
+            Event::Other => {}
         }
     }
 

@@ -237,6 +237,7 @@ impl<'a> Rewriter<'a> {
             let user_data = confirm_active(data)?;
             return encode_request(&request, user_data).map(Verdict::Replace);
         }
+        channels.input.add_slow(data); // slow-path input
         Ok(Verdict::Pass)
     }
 
@@ -571,6 +572,67 @@ mod tests {
         assert_eq!(r.upstream(&frame), Ok(Verdict::Pass));
         assert_eq!(r.upstream(&frame), Ok(Verdict::Pass));
         assert_eq!(r.input_marker().as_deref(), Some("input: 2 keys"));
+        assert_eq!(r.input_marker(), None);
+    }
+
+    #[test]
+    fn slow_path_input_passes_unchanged_and_is_counted_for_a_marker() {
+        use ironrdp_pdu::input::mouse::{MousePdu, PointerFlags};
+        use ironrdp_pdu::input::scan_code::{KeyboardFlags, ScanCodePdu};
+        use ironrdp_pdu::input::{InputEvent, InputEventPdu};
+        let login = Login::new("Administrator", Secret::new("pw".into()));
+        let r = rewriter(&login, false, false);
+        r.channels().client_info_sent = true;
+        let key = |flags| {
+            InputEvent::ScanCode(ScanCodePdu {
+                flags,
+                key_code: 0x1e,
+            })
+        };
+        let click = InputEvent::Mouse(MousePdu {
+            flags: PointerFlags::DOWN | PointerFlags::LEFT_BUTTON,
+            number_of_wheel_rotation_units: 0,
+            x_position: 640,
+            y_position: 400,
+        });
+        let input = ShareControlHeader {
+            share_control_pdu: ShareControlPdu::Data(ShareDataHeader {
+                share_data_pdu: ShareDataPdu::Input(InputEventPdu(vec![
+                    key(KeyboardFlags::empty()),
+                    key(KeyboardFlags::RELEASE),
+                    click,
+                ])),
+                stream_priority: StreamPriority::Medium,
+                compression_flags: CompressionFlags::empty(),
+                compression_type: CompressionType::K8,
+            }),
+            pdu_source: 1007,
+            share_id: 0x1_03ea,
+        };
+        assert_eq!(up(&r, IO, encode_vec(&input).unwrap()), Verdict::Pass);
+        assert_eq!(
+            r.input_marker().as_deref(),
+            Some("input: 1 key, click at 640,400")
+        );
+        // Another share data PDU on the I/O channel counts nothing.
+        let refresh = ShareControlHeader {
+            share_control_pdu: ShareControlPdu::Data(ShareDataHeader {
+                share_data_pdu: ShareDataPdu::RefreshRectangle(RefreshRectanglePdu {
+                    areas_to_refresh: vec![InclusiveRectangle {
+                        left: 0,
+                        top: 0,
+                        right: 9,
+                        bottom: 9,
+                    }],
+                }),
+                stream_priority: StreamPriority::Medium,
+                compression_flags: CompressionFlags::empty(),
+                compression_type: CompressionType::K8,
+            }),
+            pdu_source: 1007,
+            share_id: 0x1_03ea,
+        };
+        assert_eq!(up(&r, IO, encode_vec(&refresh).unwrap()), Verdict::Pass);
         assert_eq!(r.input_marker(), None);
     }
 
