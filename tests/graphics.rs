@@ -16,26 +16,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine as _;
+use support::desktop::field;
 use support::pty::PtyChild;
 use support::rdp::{Client as Rdp, ShadowTarget, TARGET_RGB};
-use support::ssh::{Client, TestBastion};
+use support::ssh::{Client, TestBastion, run_ok};
 
 const T: Duration = Duration::from_secs(20);
-const TARGET_PASSWORD: &str = "Target-Pass-1";
-
-async fn run_ok(c: &Client, command: &str) -> String {
-    let (out, err, status) = c.exec(command).await;
-    assert_eq!(status, Some(0), "{command}: {err}");
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-/// The value of the line `NAME value` in a ticket.
-fn field(text: &str, name: &str) -> String {
-    text.lines()
-        .find_map(|l| l.trim().strip_prefix(name).map(|v| v.trim().to_string()))
-        .unwrap_or_else(|| panic!("no {name} line in {text}"))
-}
-
 /// A bastion with asset win1 on a shadow target, and one recorded, ended
 /// desktop session on it; the admin over SSH, and with OpenSSH with a key
 /// made in `keys`. While the session runs, a kitty terminal monitors it.
@@ -44,39 +30,12 @@ async fn recorded_desktop(
     ssh: &Path,
     keys: &Path,
 ) -> (TestBastion, Client, std::path::PathBuf) {
-    let front = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let b = TestBastion::start_with(&format!("[rdp]\nlisten = [\"127.0.0.1:{front}\"]\n")).await;
-    let admin = Client::admin(b.addr).await;
-    run_ok(
-        &admin,
-        &format!(
-            "rampart asset add win1 --address 127.0.0.1 --protocol rdp/{} --platform windows",
-            target.port
-        ),
-    )
-    .await;
-    let (_, err, status) = admin
-        .exec_stdin(
-            "rampart account add win1 Administrator --password-stdin",
-            format!("{TARGET_PASSWORD}\n").as_bytes(),
-        )
-        .await;
-    assert_eq!(status, Some(0), "{err}");
-    run_ok(
-        &admin,
-        "rampart perm add desk --user admin --asset win1 --actions connect",
-    )
-    .await;
+    let (b, admin, front) = support::desktop::bastion(target).await;
     let (key, public) = support::peers::keypair(keys, "admin");
     run_ok(&admin, &format!("rampart me keys add --key '{public}'")).await;
     b.reload().await;
     let ticket = run_ok(&admin, "rampart rdp ticket win1").await;
     let (user, password) = (field(&ticket, "user "), field(&ticket, "password "));
-    let front = format!("127.0.0.1:{front}");
     let client = tokio::task::spawn_blocking(move || Rdp::connect(&front, &user, &password, &[]))
         .await
         .unwrap();
@@ -335,10 +294,7 @@ async fn a_desktop_replay_is_an_image_where_the_terminal_answers_and_half_blocks
     let Some(ssh) = support::peers::peer("ssh") else {
         return;
     };
-    let target =
-        tokio::task::spawn_blocking(|| ShadowTarget::start("Administrator", TARGET_PASSWORD))
-            .await
-            .unwrap();
+    let target = support::desktop::start_target().await;
     let keys = tempfile::tempdir().unwrap();
     let (mut b, admin, key) = recorded_desktop(&target, &ssh, keys.path()).await;
 

@@ -8,59 +8,11 @@ mod support;
 use std::sync::Arc;
 use std::time::Duration;
 
+use support::desktop::{bastion as setup, field, start_target};
 use support::rdp::{Client as Rdp, ShadowTarget, TARGET_RGB};
-use support::ssh::{Client, TestBastion};
+use support::ssh::{Client, TestBastion, run_ok};
 
 const T: Duration = Duration::from_secs(20);
-const TARGET_PASSWORD: &str = "Target-Pass-1";
-
-fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
-}
-
-async fn run_ok(c: &Client, command: &str) -> String {
-    let (out, err, status) = c.exec(command).await;
-    assert_eq!(status, Some(0), "{command}: {err}");
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-async fn start_target() -> ShadowTarget {
-    tokio::task::spawn_blocking(|| ShadowTarget::start("Administrator", TARGET_PASSWORD))
-        .await
-        .unwrap()
-}
-
-/// A bastion with its RDP front at the returned address, and the admin
-/// over SSH, who may connect to `target` (asset `win1`) as Administrator.
-async fn setup(target: &ShadowTarget) -> (TestBastion, Client, String) {
-    let front = free_port();
-    let b = TestBastion::start_with(&format!("[rdp]\nlisten = [\"127.0.0.1:{front}\"]\n")).await;
-    let admin = Client::admin(b.addr).await;
-    run_ok(
-        &admin,
-        &format!(
-            "rampart asset add win1 --address 127.0.0.1 --protocol rdp/{} --platform windows",
-            target.port
-        ),
-    )
-    .await;
-    let (_, err, status) = admin
-        .exec_stdin(
-            "rampart account add win1 Administrator --password-stdin",
-            format!("{TARGET_PASSWORD}\n").as_bytes(),
-        )
-        .await;
-    assert_eq!(status, Some(0), "{err}");
-    run_ok(
-        &admin,
-        "rampart perm add desk --user admin --asset win1 --actions connect",
-    )
-    .await;
-    b.reload().await;
-    (b, admin, format!("127.0.0.1:{front}"))
-}
-
 /// A shadow target and a bastion set up for it, or `None` (a skip, the
 /// reason printed) without the RDP peers.
 async fn prepared() -> Option<(ShadowTarget, TestBastion, Client, String)> {
@@ -70,15 +22,6 @@ async fn prepared() -> Option<(ShadowTarget, TestBastion, Client, String)> {
     let target = start_target().await;
     let (b, admin, front) = setup(&target).await;
     Some((target, b, admin, front))
-}
-
-/// The value of the line `NAME value` in `text` (the ticket's and the RDP
-/// password's lines, inside a box's borders or not).
-fn field(text: &str, name: &str) -> String {
-    text.lines()
-        .flat_map(|l| l.split('│'))
-        .find_map(|part| part.trim().strip_prefix(name).map(|v| v.trim().to_string()))
-        .unwrap_or_else(|| panic!("no {name} line in {text}"))
 }
 
 /// A ticket for win1 over SSH: the RDP user name and password it prints.

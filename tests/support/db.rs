@@ -9,11 +9,7 @@ use super::ssh::{Client, TestBastion};
 
 const T: Duration = Duration::from_secs(30);
 
-pub async fn run_ok(c: &Client, command: &str) -> String {
-    let (out, err, status) = c.exec(command).await;
-    assert_eq!(status, Some(0), "{command}: {err}");
-    String::from_utf8_lossy(&out).into_owned()
-}
+pub use super::ssh::run_ok;
 
 /// A bastion where the admin may use the database at `protocol` on
 /// loopback as asset `name` (`--database` as given), account app with

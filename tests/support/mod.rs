@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod db;
+pub mod desktop;
 pub mod mysql;
 pub mod peers;
 pub mod pg;

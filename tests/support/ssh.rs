@@ -355,3 +355,11 @@ pub fn new_key(comment: &str) -> (PrivateKey, String) {
     let public = key.public_key().to_openssh().expect("public key line");
     (key, public)
 }
+
+/// Runs `command` over SSH and returns its output; fails the test with its
+/// error output unless it exits 0.
+pub async fn run_ok(c: &Client, command: &str) -> String {
+    let (out, err, status) = c.exec(command).await;
+    assert_eq!(status, Some(0), "{command}: {err}");
+    String::from_utf8_lossy(&out).into_owned()
+}
