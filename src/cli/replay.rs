@@ -11,7 +11,6 @@ use ratatui::layout::Rect;
 
 use super::GraphicsArg;
 use crate::record::RecordError;
-use crate::record::desktop::{Desktop, REPLAY_FPS};
 use crate::tui::graphics::ReplyFilter;
 use crate::tui::graphics::{CellSize, DETECT_TIMEOUT, Detection, Graphics, Pictures, QUERY};
 
@@ -70,57 +69,26 @@ pub(super) fn desktop(
 }
 
 /// Plays `cast` as images in `cols` x `rows` cells at `speed` with pauses
-/// capped at `idle`, drawing at most [`REPLAY_FPS`] pictures a second of
-/// the recording. Returns how many pictures were drawn.
+/// capped at `idle` (the timing of [`crate::record::desktop::play_timed`]).
+/// Returns how many pictures were drawn.
 pub(crate) fn play(
     cast: &Path,
     out: &mut impl Write,
     mut pictures: Pictures,
     (cols, rows): (u16, u16),
     (speed, idle): (f64, Option<f64>),
-    mut sleep: impl FnMut(Duration),
+    sleep: impl FnMut(Duration),
 ) -> Result<u64, RecordError> {
     let room = Rect::new(0, 0, cols.max(1), rows.max(1));
-    let mut desktop = Desktop::new();
-    let (mut drawn, mut previous, mut last_draw) = (0u64, 0.0f64, f64::NEG_INFINITY);
-    let mut pending = false;
-    let mut draw = |desktop: &Desktop, out: &mut dyn Write| -> Result<u64, RecordError> {
-        let Some(frame) = desktop.frame() else {
-            return Ok(0);
-        };
-        // Each picture is sent whole: the recording changed since the last.
-        let bytes = pictures.place(room, &frame, true, Instant::now());
-        out.write_all(&bytes)
-            .and_then(|()| out.flush())
-            .map_err(RecordError::Output)?;
-        Ok(1)
-    };
     out.write_all(b"\x1b[2J\x1b[H")
         .map_err(RecordError::Output)?;
-    for chunk in crate::record::chunks(cast)? {
-        let (time, bytes) = chunk?;
-        let mut gap = (time - previous).max(0.0);
-        if let Some(cap) = idle {
-            gap = gap.min(cap);
-        }
-        previous = time.max(previous);
-        if gap > 0.0 {
-            if pending {
-                drawn += draw(&desktop, out)?;
-                last_draw = time;
-            }
-            sleep(Duration::from_secs_f64(gap / speed));
-        }
-        desktop.feed(&bytes);
-        pending = time - last_draw < 1.0 / REPLAY_FPS;
-        if !pending {
-            drawn += draw(&desktop, out)?;
-            last_draw = time;
-        }
-    }
-    if pending {
-        drawn += draw(&desktop, out)?;
-    }
+    let drawn = crate::record::desktop::play_timed(cast, (speed, idle), sleep, |frame| {
+        // Each picture is sent whole: the recording changed since the last.
+        let bytes = pictures.place(room, frame, true, Instant::now());
+        out.write_all(&bytes)
+            .and_then(|()| out.flush())
+            .map_err(RecordError::Output)
+    })?;
     // The prompt goes below the picture.
     write!(out, "\x1b[{};1H\r\n", rows.max(1)).map_err(RecordError::Output)?;
     Ok(drawn)

@@ -382,23 +382,40 @@ pub fn replay_with(
     (cols, rows): (u16, u16),
     speed: f64,
     idle_cap: Option<f64>,
+    sleep: impl FnMut(std::time::Duration),
+) -> Result<u64, RecordError> {
+    out.write_all(b"\x1b[2J").map_err(RecordError::Output)?;
+    let drawn = play_timed(cast, (speed, idle_cap), sleep, |frame| {
+        out.write_all(half_blocks(frame, cols, rows).as_bytes())
+            .and_then(|()| out.flush())
+            .map_err(RecordError::Output)
+    })?;
+    out.write_all(b"\x1b[0m\r\n").map_err(RecordError::Output)?;
+    Ok(drawn)
+}
+
+/// The timing of a desktop replay on a terminal: every update of `cast`
+/// is decoded, the recorded pauses are waited out with `sleep` (at
+/// `speed`, each capped at `idle_cap` seconds), and `draw` shows the
+/// picture at most [`REPLAY_FPS`] times a second of the recording and
+/// once at the end. Returns how many pictures were drawn.
+pub fn play_timed(
+    cast: impl AsRef<Path>,
+    (speed, idle_cap): (f64, Option<f64>),
     mut sleep: impl FnMut(std::time::Duration),
+    mut draw: impl FnMut(&Frame<'_>) -> Result<(), RecordError>,
 ) -> Result<u64, RecordError> {
     let mut desktop = Desktop::new();
     let mut drawn = 0u64;
     let mut previous = 0.0f64;
     let mut last_draw = f64::NEG_INFINITY;
     let mut pending = false;
-    let draw = |desktop: &Desktop, out: &mut dyn Write| -> Result<u64, RecordError> {
-        let Some(frame) = desktop.frame() else {
-            return Ok(0);
-        };
-        out.write_all(half_blocks(&frame, cols, rows).as_bytes())
-            .and_then(|()| out.flush())
-            .map_err(RecordError::Output)?;
-        Ok(1)
+    let mut show = |desktop: &Desktop| -> Result<u64, RecordError> {
+        match desktop.frame() {
+            Some(frame) => draw(&frame).map(|()| 1),
+            None => Ok(0),
+        }
     };
-    out.write_all(b"\x1b[2J").map_err(RecordError::Output)?;
     for chunk in super::export::chunks(cast)? {
         let (time, bytes) = chunk?;
         let mut gap = (time - previous).max(0.0);
@@ -408,7 +425,7 @@ pub fn replay_with(
         previous = time.max(previous);
         if gap > 0.0 {
             if pending {
-                drawn += draw(&desktop, out)?;
+                drawn += show(&desktop)?;
                 last_draw = time;
             }
             sleep(std::time::Duration::from_secs_f64(gap / speed));
@@ -416,14 +433,13 @@ pub fn replay_with(
         desktop.feed(&bytes);
         pending = time - last_draw < 1.0 / REPLAY_FPS;
         if !pending {
-            drawn += draw(&desktop, out)?;
+            drawn += show(&desktop)?;
             last_draw = time;
         }
     }
     if pending {
-        drawn += draw(&desktop, out)?;
+        drawn += show(&desktop)?;
     }
-    out.write_all(b"\x1b[0m\r\n").map_err(RecordError::Output)?;
     Ok(drawn)
 }
 
