@@ -12,13 +12,12 @@ mod support;
 
 use std::path::Path;
 use std::process::Command;
-use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine as _;
 use support::desktop::field;
 use support::pty::PtyChild;
-use support::rdp::{Client as Rdp, ShadowTarget, TARGET_RGB};
+use support::rdp::{ShadowTarget, TARGET_RGB};
 use support::ssh::{Client, TestBastion, run_ok};
 
 const T: Duration = Duration::from_secs(20);
@@ -36,17 +35,7 @@ async fn recorded_desktop(
     b.reload().await;
     let ticket = run_ok(&admin, "rampart rdp ticket win1").await;
     let (user, password) = (field(&ticket, "user "), field(&ticket, "password "));
-    let client = tokio::task::spawn_blocking(move || Rdp::connect(&front, &user, &password, &[]))
-        .await
-        .unwrap();
-    let client = Arc::new(client);
-    let seen = {
-        let client = client.clone();
-        tokio::task::spawn_blocking(move || client.wait_for_color(TARGET_RGB, 100_000, T))
-            .await
-            .unwrap()
-    };
-    assert!(seen, "the desktop never showed: {}", client.output());
+    let client = support::desktop::desktop(&front, &user, &password).await;
     let live = run_ok(&admin, "rampart session list --live --json").await;
     let row: serde_json::Value =
         serde_json::from_str(live.lines().next().expect("a live session")).unwrap();

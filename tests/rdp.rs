@@ -8,7 +8,7 @@ mod support;
 use std::sync::Arc;
 use std::time::Duration;
 
-use support::desktop::{bastion as setup, field, start_target};
+use support::desktop::{bastion as setup, desktop, field, start_target};
 use support::rdp::{Client as Rdp, ShadowTarget, TARGET_RGB};
 use support::ssh::{Client, TestBastion, run_ok};
 
@@ -46,27 +46,6 @@ async fn attempt(
     })
     .await
     .unwrap()
-}
-
-/// Connects xfreerdp and waits for the target's desktop on its screen.
-async fn desktop(front: &str, user: &str, password: &str) -> Arc<Rdp> {
-    let (front, user, password) = (front.to_string(), user.to_string(), password.to_string());
-    let client = tokio::task::spawn_blocking(move || Rdp::connect(&front, &user, &password, &[]))
-        .await
-        .unwrap();
-    let client = Arc::new(client);
-    let seen = {
-        let client = client.clone();
-        tokio::task::spawn_blocking(move || client.wait_for_color(TARGET_RGB, 100_000, T))
-            .await
-            .unwrap()
-    };
-    assert!(
-        seen,
-        "the target's desktop never showed: {}",
-        client.output()
-    );
-    client
 }
 
 async fn exits(client: &Arc<Rdp>, within: Duration) -> Option<i32> {

@@ -2,7 +2,10 @@
 //! freerdp-shadow target, a bastion with it as asset `win1` that the admin
 //! may connect to, and reading a ticket's lines.
 
-use super::rdp::ShadowTarget;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::rdp::{Client as Rdp, ShadowTarget, TARGET_RGB};
 use super::ssh::{Client, TestBastion, run_ok};
 
 /// The target's Administrator password, vaulted as account
@@ -58,4 +61,28 @@ pub fn field(text: &str, name: &str) -> String {
         .flat_map(|l| l.split('│'))
         .find_map(|part| part.trim().strip_prefix(name).map(|v| v.trim().to_string()))
         .unwrap_or_else(|| panic!("no {name} line in {text}"))
+}
+
+/// Connects xfreerdp to `front` and waits for the target's desktop on its
+/// screen.
+pub async fn desktop(front: &str, user: &str, password: &str) -> Arc<Rdp> {
+    let (front, user, password) = (front.to_string(), user.to_string(), password.to_string());
+    let client = tokio::task::spawn_blocking(move || Rdp::connect(&front, &user, &password, &[]))
+        .await
+        .unwrap();
+    let client = Arc::new(client);
+    let seen = {
+        let client = client.clone();
+        tokio::task::spawn_blocking(move || {
+            client.wait_for_color(TARGET_RGB, 100_000, Duration::from_secs(20))
+        })
+        .await
+        .unwrap()
+    };
+    assert!(
+        seen,
+        "the target's desktop never showed: {}",
+        client.output()
+    );
+    client
 }
