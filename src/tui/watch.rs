@@ -252,11 +252,12 @@ impl Watch {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::tui::{ColorMode, Screen};
 
-    fn info(cols: u16, rows: u16) -> LiveInfo {
+    /// A live SSH session of `cols` x `rows` (also the graphics tests').
+    pub(crate) fn info(cols: u16, rows: u16) -> LiveInfo {
         LiveInfo {
             session: crate::live::SessionInfo {
                 id: "s1".into(),

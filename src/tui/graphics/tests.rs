@@ -450,27 +450,10 @@ fn a_picture_is_sent_when_it_changed_and_at_a_pace() {
 fn the_screen_sends_the_picture_after_the_frame_and_again_after_a_resize() {
     use crate::record::desktop::synth;
     use crate::tui::{ColorMode, Screen, Theme, Watch};
-    let mut info = crate::live::LiveInfo {
-        session: crate::live::SessionInfo {
-            id: "s1".into(),
-            user: "alice".into(),
-            asset: "win1".into(),
-            account: "Administrator".into(),
-            protocol: "rdp".into(),
-            kind: "desktop".into(),
-            source: "127.0.0.1".into(),
-            started_at: jiff::Timestamp::UNIX_EPOCH,
-            cols: 0,
-            rows: 0,
-        },
-        bytes_in: 0,
-        bytes_out: 0,
-        duration_secs: 0,
-        watchers: 0,
-        joined: vec![],
-        killed: None,
-        node: String::new(),
-    };
+    let mut info = crate::tui::watch::tests::info(0, 0);
+    info.session.asset = "win1".into();
+    info.session.account = "Administrator".into();
+    info.session.protocol = "rdp".into();
     info.session.kind = "desktop".into();
     let mut watch = Watch::new(&info, false);
     watch.snapshot(0, 0, &synth::demand_active(128, 64));
