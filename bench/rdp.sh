@@ -23,6 +23,9 @@
 #
 #   bash bench/rdp.sh                          # 1920x1080, 4 sessions, 20 s
 #   SIZE=1280x720 SESSIONS=8 SECONDS_PER_RUN=30 REPAINTS=10 bash bench/rdp.sh
+#   PERF=/tmp/rdp.perf bash bench/rdp.sh       # also `perf record` rampart
+#                                              # while the sessions run
+#   KEEP=/tmp/rdp-recordings bash bench/rdp.sh # keep the recordings there
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -50,6 +53,9 @@ cleanup() {
     for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
     sleep 0.5
     for pid in "${PIDS[@]}"; do kill -9 "$pid" 2>/dev/null || true; done
+    if [[ -n ${KEEP:-} && -d $TMP/data/recordings ]]; then
+        mkdir -p "$KEEP" && cp -r "$TMP/data/recordings/." "$KEEP/"
+    fi
     rm -rf "$TMP"
 }
 trap cleanup EXIT
@@ -169,6 +175,11 @@ clients() { # ADDRESS CREDENTIALS_FUNCTION MEASURE(0/1)
     shadow0=$(cpu_ticks "$SHADOW_PID")
     rec0=$(thread_ticks "$RAMPART_PID" rampart-record)
     PEAK_RSS=0
+    local perf_pid=
+    if [[ $3 == 1 && -n ${PERF:-} ]]; then
+        perf record -q -F 999 -g -p "$RAMPART_PID" -o "$PERF" -- sleep "$RUN" &
+        perf_pid=$!
+    fi
     for ((i = 0; i < RUN; i++)); do
         sleep 1
         local r
@@ -178,6 +189,7 @@ clients() { # ADDRESS CREDENTIALS_FUNCTION MEASURE(0/1)
     CPU_TICKS=$(($(cpu_ticks "$RAMPART_PID") - cpu0))
     SHADOW_TICKS=$(($(cpu_ticks "$SHADOW_PID") - shadow0))
     RECORD_TICKS=$(($(thread_ticks "$RAMPART_PID" rampart-record) - rec0))
+    [[ -z $perf_pid ]] || wait "$perf_pid" || true
     for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
     for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
     RUNNING=0

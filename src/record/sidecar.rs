@@ -5,21 +5,28 @@
 //! Why several gzip members: compressing costs more than the relay can
 //! afford on data that does not compress (random, encrypted, already
 //! compressed: deflate runs near 100 MB/s there, even miniz's level 0, and
-//! saves nothing). Each binary chunk's byte entropy is estimated from a
-//! sample; incompressible stretches go into a member of stored deflate
-//! blocks written here (a 5-byte block header, the bytes, a CRC: copy
-//! speed), the rest into a member deflated at level 1. A new member starts
-//! only when the kind changes. `zcat` and `MultiGzDecoder` read the
-//! concatenation as one stream.
+//! saves nothing). The byte entropy of a sample is estimated, at most once
+//! per [`CHECK_EVERY`] bytes; incompressible stretches go into a member of
+//! stored deflate blocks written here (a 5-byte block header, the bytes, a
+//! CRC: copy speed), the rest into a member deflated by zlib-rs at level 2.
+//! A new member starts only when the kind changes. `zcat` and
+//! `MultiGzDecoder` read the concatenation as one stream.
+//!
+//! Why zlib-rs, called directly: flate2 takes the C zlib whenever any crate
+//! in the build asks for it (the RDP stack does), and the system's zlib
+//! 1.2 deflates a desktop's bitmap updates at about 0.9 GB/s, zlib-rs's
+//! level 2 at 3.8 GB/s to the same size (zeros 1.1 against 6.8 GB/s, `seq`
+//! text 0.24 against 0.36 GB/s): the recorder thread's main cost for
+//! desktops and binary output.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
-use flate2::write::GzEncoder;
-use flate2::{Compression, Crc};
+use flate2::Crc;
 use sha2::{Digest, Sha256};
+use zlib_rs::{Deflate, DeflateFlush, Status};
 
 /// A file whose SHA-256 and size are computed as it is written, so the
 /// digest at close costs no second read.
@@ -68,6 +75,17 @@ impl Write for HashingFile {
 const STORE_ABOVE_BITS: f64 = 7.5;
 /// Chunks shorter than this keep the current member's kind.
 const SAMPLE_MIN: usize = 1024;
+/// The entropy is estimated once per this many bytes at most: its 256
+/// logarithms cost more than deflating a small chunk.
+const CHECK_EVERY: u64 = 64 * 1024;
+/// The deflate level: zlib-rs's level 1 is a quicker strategy with static
+/// codes that stores a desktop's updates 1.7 times larger.
+const LEVEL: i32 = 2;
+/// Raw deflate (no zlib header: the gzip framing is written here), with
+/// the usual 32 KiB window.
+const WINDOW_BITS: u8 = 15;
+/// The compressed bytes are written out through a buffer of this size.
+const OUT_BUFFER: usize = 64 * 1024;
 
 /// Whether a chunk is not worth compressing, from the byte histogram of up
 /// to 4096 evenly spaced samples; `None` for chunks too short to tell.
@@ -100,9 +118,83 @@ const GZIP_HEADER: [u8; 10] = [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff];
 /// A stored deflate block holds at most this many bytes (RFC 1951 §3.2.4).
 const STORED_MAX: usize = 0xffff;
 
+/// zlib-rs's deflater and the buffer its output goes through: about
+/// 400 KiB, allocated once per recording and reset for each member (a new
+/// one per member, every few MiB, grew the resident size by 4 MB a
+/// desktop session in bench/rdp.sh).
+struct Engine {
+    deflate: Deflate,
+    out: Vec<u8>,
+}
+
+impl Engine {
+    fn new() -> Box<Self> {
+        Box::new(Engine {
+            deflate: Deflate::new(LEVEL, false, WINDOW_BITS),
+            out: vec![0; OUT_BUFFER],
+        })
+    }
+}
+
+/// A deflated gzip member: zlib-rs's raw deflate between a gzip header
+/// and trailer written here.
+struct Deflated {
+    file: HashingFile,
+    engine: Box<Engine>,
+    crc: Crc,
+}
+
+fn deflate_err(e: zlib_rs::DeflateError) -> io::Error {
+    io::Error::other(format!("deflate: {}", e.as_str()))
+}
+
+impl Deflated {
+    /// Starts a member on `engine` (reset), or on a new one.
+    fn start(mut file: HashingFile, engine: Option<Box<Engine>>) -> io::Result<Self> {
+        file.write_all(&GZIP_HEADER)?;
+        let engine = match engine {
+            Some(mut engine) => {
+                engine.deflate.reset();
+                engine
+            }
+            None => Engine::new(),
+        };
+        Ok(Deflated {
+            file,
+            engine,
+            crc: Crc::new(),
+        })
+    }
+
+    /// Runs the deflater over `input` with `flush`, writing what it makes,
+    /// until the input is taken and, for a flush, everything is out.
+    fn run(&mut self, mut input: &[u8], flush: DeflateFlush) -> io::Result<()> {
+        let Engine { deflate, out } = &mut *self.engine;
+        loop {
+            let (taken, made) = (deflate.total_in(), deflate.total_out());
+            let status = deflate.compress(input, out, flush).map_err(deflate_err)?;
+            let taken = usize::try_from(deflate.total_in() - taken).unwrap_or(usize::MAX);
+            let made = usize::try_from(deflate.total_out() - made).unwrap_or(usize::MAX);
+            self.file.write_all(out.get(..made).unwrap_or(out))?;
+            input = input.get(taken..).unwrap_or_default();
+            // A full buffer may hold back more; otherwise the call is done.
+            let more = made == out.len();
+            match flush {
+                DeflateFlush::Finish if status == Status::StreamEnd => return Ok(()),
+                DeflateFlush::Finish => {}
+                _ if input.is_empty() && !more => return Ok(()),
+                _ => {}
+            }
+            if taken == 0 && made == 0 {
+                return Err(io::Error::other("deflate: no progress"));
+            }
+        }
+    }
+}
+
 /// The gzip member being written.
 enum Member {
-    Deflate(Box<GzEncoder<HashingFile>>),
+    Deflate(Box<Deflated>),
     /// Stored blocks, written directly; each is complete when written, so
     /// there is nothing to flush.
     Stored {
@@ -112,7 +204,8 @@ enum Member {
 }
 
 impl Member {
-    fn start(mut file: HashingFile, stored: bool) -> io::Result<Self> {
+    /// Starts a member; a deflated one on `engine` if there is one.
+    fn start(mut file: HashingFile, stored: bool, engine: Option<Box<Engine>>) -> io::Result<Self> {
         if stored {
             file.write_all(&GZIP_HEADER)?;
             Ok(Member::Stored {
@@ -120,16 +213,16 @@ impl Member {
                 crc: Crc::new(),
             })
         } else {
-            Ok(Member::Deflate(Box::new(GzEncoder::new(
-                file,
-                Compression::fast(),
-            ))))
+            Ok(Member::Deflate(Box::new(Deflated::start(file, engine)?)))
         }
     }
 
     fn write(&mut self, bytes: &[u8]) -> io::Result<()> {
         match self {
-            Member::Deflate(enc) => enc.write_all(bytes),
+            Member::Deflate(member) => {
+                member.crc.update(bytes);
+                member.run(bytes, DeflateFlush::NoFlush)
+            }
             Member::Stored { file, crc } => {
                 for block in bytes.chunks(STORED_MAX) {
                     // chunks() never yields more than STORED_MAX bytes.
@@ -147,25 +240,32 @@ impl Member {
         }
     }
 
+    /// A sync flush: every byte written so far decodes from the file.
     fn flush(&mut self) -> io::Result<()> {
         match self {
-            Member::Deflate(enc) => enc.flush(),
+            Member::Deflate(member) => member.run(&[], DeflateFlush::SyncFlush),
             Member::Stored { .. } => Ok(()),
         }
     }
 
-    /// Writes the member's end (final block, CRC, size) and gives the file back.
-    fn finish(self) -> io::Result<HashingFile> {
-        match self {
-            Member::Deflate(enc) => enc.finish(),
+    /// Writes the member's end (final block, CRC, size) and gives the file
+    /// back, with the deflater for the next member.
+    fn finish(self) -> io::Result<(HashingFile, Option<Box<Engine>>)> {
+        let (mut file, crc, engine) = match self {
+            Member::Deflate(mut member) => {
+                member.run(&[], DeflateFlush::Finish)?;
+                let Deflated { file, crc, engine } = *member;
+                (file, crc, Some(engine))
+            }
             Member::Stored { mut file, crc } => {
                 // An empty final stored block: BFINAL = 1, LEN 0, NLEN 0xffff.
                 file.write_all(&[1, 0, 0, 0xff, 0xff])?;
-                file.write_all(&crc.sum().to_le_bytes())?;
-                file.write_all(&crc.amount().to_le_bytes())?;
-                Ok(file)
+                (file, crc, None)
             }
-        }
+        };
+        file.write_all(&crc.sum().to_le_bytes())?;
+        file.write_all(&crc.amount().to_le_bytes())?;
+        Ok((file, engine))
     }
 }
 
@@ -182,8 +282,13 @@ pub(crate) fn create_file(path: &Path) -> io::Result<File> {
 pub(crate) struct Sidecar {
     /// `None` only after a failed member switch; the writer stops then.
     member: Option<Member>,
+    /// The deflater kept while a stored member is written, for the next
+    /// deflated one.
+    engine: Option<Box<Engine>>,
     stored: bool,
     raw: u64,
+    /// Bytes written since the entropy was last estimated.
+    unchecked: u64,
     /// Bytes in the deflater since the last sync flush.
     dirty: bool,
 }
@@ -196,9 +301,11 @@ impl Sidecar {
     pub(crate) fn create(path: &Path) -> io::Result<Self> {
         let file = create_file(path)?;
         Ok(Sidecar {
-            member: Some(Member::start(HashingFile::new(file), false)?),
+            member: Some(Member::start(HashingFile::new(file), false, None)?),
+            engine: None,
             stored: false,
             raw: 0,
+            unchecked: CHECK_EVERY,
             dirty: false,
         })
     }
@@ -212,13 +319,13 @@ impl Sidecar {
     }
 
     pub(crate) fn write(&mut self, bytes: &[u8]) -> io::Result<()> {
-        if let Some(stored) = incompressible(bytes)
-            && stored != self.stored
-        {
-            let file = self.member.take().ok_or_else(closed)?.finish()?;
-            self.member = Some(Member::start(file, stored)?);
-            self.stored = stored;
-            self.dirty = false;
+        self.unchecked = self.unchecked.saturating_add(bytes.len() as u64);
+        let check = self.unchecked >= CHECK_EVERY;
+        if let Some(stored) = check.then(|| incompressible(bytes)).flatten() {
+            self.unchecked = 0;
+            if stored != self.stored {
+                self.switch(stored)?;
+            }
         }
         self.member.as_mut().ok_or_else(closed)?.write(bytes)?;
         self.raw += bytes.len() as u64;
@@ -226,13 +333,30 @@ impl Sidecar {
         Ok(())
     }
 
+    fn keep(&mut self, engine: Option<Box<Engine>>) {
+        if engine.is_some() {
+            self.engine = engine;
+        }
+    }
+
+    /// Ends the member and starts one of the other kind.
+    fn switch(&mut self, stored: bool) -> io::Result<()> {
+        let (file, engine) = self.member.take().ok_or_else(closed)?.finish()?;
+        self.keep(engine);
+        self.member = Some(Member::start(file, stored, self.engine.take())?);
+        self.stored = stored;
+        self.dirty = false;
+        Ok(())
+    }
+
     /// Ends the current member and starts a new one of the same kind, so
     /// a reader can start decoding here (a replay's seek point). Returns
     /// the file offset where the new member begins.
     pub(crate) fn restart(&mut self) -> io::Result<u64> {
-        let file = self.member.take().ok_or_else(closed)?.finish()?;
+        let (file, engine) = self.member.take().ok_or_else(closed)?.finish()?;
+        self.keep(engine);
         let offset = file.bytes();
-        self.member = Some(Member::start(file, self.stored)?);
+        self.member = Some(Member::start(file, self.stored, self.engine.take())?);
         self.dirty = false;
         Ok(offset)
     }
@@ -248,7 +372,7 @@ impl Sidecar {
 
     /// Ends the last member, fsyncs, and returns the file's digest and size.
     pub(crate) fn finish(self) -> io::Result<(String, u64)> {
-        let inner = self.member.ok_or_else(closed)?.finish()?;
+        let (inner, _) = self.member.ok_or_else(closed)?.finish()?;
         inner.file.sync_all()?;
         let bytes = inner.bytes();
         Ok((inner.digest(), bytes))
@@ -317,6 +441,33 @@ mod tests {
             assert!(out.status.success());
             assert!(out.stdout == expected, "gzip -dc differs");
         }
+    }
+
+    #[test]
+    fn output_larger_than_the_deflaters_buffer_and_small_chunks_decode() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("s.raw.gz");
+        let mut sidecar = Sidecar::create(&path).expect("create");
+        // Letters only: entropy under the line, so deflated, to several
+        // times the 64 KiB buffer in one write.
+        let letters: Vec<u8> = random(1 << 20).iter().map(|b| b'a' + b % 26).collect();
+        sidecar.write(&letters).expect("write");
+        assert!(!sidecar.stored);
+        let mut expected = letters.clone();
+        // Small random chunks: the kind is decided once per CHECK_EVERY
+        // bytes, so they switch to stored within that.
+        let noise = random(2048);
+        for _ in 0..40 {
+            sidecar.write(&noise).expect("write");
+            expected.extend_from_slice(&noise);
+        }
+        assert!(sidecar.stored, "random chunks are stored after a check");
+        sidecar.write(&letters[..100]).expect("write");
+        expected.extend_from_slice(&letters[..100]);
+        sidecar.flush().expect("flush");
+        assert_eq!(decode(&std::fs::read(&path).expect("read")), expected);
+        sidecar.finish().expect("finish");
+        assert_eq!(decode(&std::fs::read(&path).expect("read")), expected);
     }
 
     #[test]
