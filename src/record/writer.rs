@@ -193,38 +193,62 @@ fn escaped(b: u8) -> bool {
     b < 0x20 || b == b'"' || b == b'\\'
 }
 
+/// Room kept past the bytes still to copy: an eight-byte store and the
+/// longest escape (`\u001b`) fit in it.
+const ESCAPE_SLACK: usize = 16;
+
 /// Appends `s` as a JSON string, byte for byte what serde_json writes: the
-/// cast's hottest loop (every output byte passes here), so it looks at eight
-/// bytes at a time and jumps to the next byte to escape.
+/// cast's hottest loop (every output byte passes here, and a pty's text has
+/// an escape every few bytes: `\r\n`). It copies eight bytes at a time
+/// into room made beforehand, then steps past them up to the first byte to
+/// escape, so a short run costs one store and no call to `memcpy`.
 fn push_json_str(buf: &mut Vec<u8>, s: &str) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let bytes = s.as_bytes();
-    buf.reserve(bytes.len() + 2);
     buf.push(b'"');
-    let mut run = 0;
+    let mut o = buf.len();
+    // A pty's text grows by about a fifth (`\r\n` every few bytes).
+    buf.resize(o + bytes.len() + bytes.len() / 4 + ESCAPE_SLACK, 0);
     let mut i = 0;
     while let Some(&first) = bytes.get(i) {
-        let b = match bytes.get(i..i + 8) {
-            Some(word) => {
+        // Each escape writes up to five bytes more than it reads: keep room
+        // for every byte left, plus the slack.
+        let need = o + (bytes.len() - i) + ESCAPE_SLACK;
+        if buf.len() < need {
+            buf.resize(need + bytes.len() / 4, 0);
+        }
+        let b = match (bytes.get(i..i + 8), buf.get_mut(o..o + 8)) {
+            (Some(word), Some(room)) => {
+                room.copy_from_slice(word);
                 let mut lanes = [0u8; 8];
                 lanes.copy_from_slice(word);
                 let mask = escape_mask(u64::from_le_bytes(lanes));
                 if mask == 0 {
                     i += 8;
+                    o += 8;
                     continue;
                 }
-                i += (mask.trailing_zeros() / 8) as usize;
+                // The copied bytes up to the lane are kept; the rest are
+                // written over.
+                let lane = (mask.trailing_zeros() / 8) as usize;
+                i += lane;
+                o += lane;
                 match bytes.get(i) {
                     Some(&b) => b,
                     None => break,
                 }
             }
-            None if escaped(first) => first,
-            None => {
-                i += 1;
-                continue;
-            }
+            _ => first,
         };
+        // A pty's line end, `\r\n`, in one step.
+        if b == b'\r' && bytes.get(i + 1) == Some(&b'\n') {
+            if let Some(room) = buf.get_mut(o..o + 4) {
+                room.copy_from_slice(b"\\r\\n");
+            }
+            o += 4;
+            i += 2;
+            continue;
+        }
         let short = match b {
             b'"' => b'"',
             b'\\' => b'\\',
@@ -233,24 +257,33 @@ fn push_json_str(buf: &mut Vec<u8>, s: &str) {
             b'\t' => b't',
             0x08 => b'b',
             0x0c => b'f',
-            _ => b'u',
+            _ if escaped(b) => b'u',
+            // Only at the end, under eight bytes from it: a plain byte.
+            _ => {
+                if let Some(slot) = buf.get_mut(o) {
+                    *slot = b;
+                }
+                i += 1;
+                o += 1;
+                continue;
+            }
         };
-        buf.extend_from_slice(bytes.get(run..i).unwrap_or_default());
-        buf.push(b'\\');
-        buf.push(short);
-        if short == b'u' {
+        // Six bytes are always stored (a fixed-size copy, no call), and the
+        // output moves on by the escape's length; the room makes it fit.
+        let (escape, len) = if short == b'u' {
             // A u8 shifted right by 4, or masked with 15, indexes 16 entries.
-            buf.extend_from_slice(&[
-                b'0',
-                b'0',
-                HEX[usize::from(b >> 4)],
-                HEX[usize::from(b & 15)],
-            ]);
+            let hex = [HEX[usize::from(b >> 4)], HEX[usize::from(b & 15)]];
+            ([b'\\', b'u', b'0', b'0', hex[0], hex[1]], 6)
+        } else {
+            ([b'\\', short, 0, 0, 0, 0], 2)
+        };
+        if let Some(room) = buf.get_mut(o..o + 6) {
+            room.copy_from_slice(&escape);
         }
+        o += len;
         i += 1;
-        run = i;
     }
-    buf.extend_from_slice(bytes.get(run..).unwrap_or_default());
+    buf.truncate(o);
     buf.push(b'"');
 }
 
@@ -794,10 +827,18 @@ mod tests {
                 .collect();
             samples.push(s);
         }
+        // Escape-heavy strings outgrow the room first made for them.
+        samples.push("\u{1}".repeat(5000));
+        samples.push("\r\n".repeat(3000) + "tail");
         for s in &samples {
             let mut ours = Vec::new();
             push_json_str(&mut ours, s);
             assert_eq!(ours, serde_json::to_vec(s).unwrap(), "{s:?}");
+            // After what a line already holds, as in a cast.
+            let prefix = b"[1.000000,\"o\",";
+            let mut line = prefix.to_vec();
+            push_json_str(&mut line, s);
+            assert_eq!(line.get(prefix.len()..), Some(&ours[..]), "{s:?}");
         }
         for b in 0..=255u8 {
             let w = u64::from_le_bytes([b'a', b'b', b, b'c', b'd', b'e', b'f', b'g']);
