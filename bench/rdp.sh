@@ -26,6 +26,12 @@
 #   PERF=/tmp/rdp.perf bash bench/rdp.sh       # also `perf record` rampart
 #                                              # while the sessions run
 #   KEEP=/tmp/rdp-recordings bash bench/rdp.sh # keep the recordings there
+#
+# Last, a key's round trip as the client sees it, straight to the target and
+# through rampart (KEYS keys each, 4 a second; bench/rdp_rtt.py times them
+# in front of the client, bench/rdp_keys.py is the window on the target
+# that answers each key with a repaint). The target's own capture interval
+# is in both; the difference of the medians is what rampart adds.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -33,6 +39,7 @@ SIZE=${SIZE:-1920x1080}
 SESSIONS=${SESSIONS:-4}
 RUN=${SECONDS_PER_RUN:-20}
 REPAINTS=${REPAINTS:-5}
+KEYS=${KEYS:-120}
 PASSWORD=Bench-Target-1
 
 die() {
@@ -113,7 +120,8 @@ half=$(python3 -c "print(1 / (2 * $REPAINTS))")
     DISPLAY=:$TARGET_DISPLAY xsetroot -solid '#cc6633'
     sleep "$half"
 done) &
-PIDS+=($!)
+REPAINT_PID=$!
+PIDS+=($REPAINT_PID)
 
 # rampart with an RDP front; a person `bench` with an SSH key.
 SSH_PORT=$(free_port)
@@ -211,6 +219,46 @@ IDLE_RSS=$(rss_kb "$RAMPART_PID")
 clients "127.0.0.1:$RDP_PORT" ticket 1
 sleep 3
 AFTER_RSS=$(rss_kb "$RAMPART_PID")
+# The measured sessions' rows and recordings, before the round trips add
+# theirs. (The relay times below include the round trips' keys.)
+"$RAMPART" session list --json >"$TMP/sessions.json"
+REC_BYTES=$(du -sb "$TMP/data/recordings" | awk '{ print $1 }')
+
+# A key's round trip, as the client sees it: the repainting stops, a window
+# that changes colour at each key fills the target's screen, and one client
+# per path types KEYS keys through bench/rdp_rtt.py (a timing TCP relay in
+# front of the client), straight to the target, then through rampart.
+kill "$REPAINT_PID" 2>/dev/null || true
+DISPLAY=:$TARGET_DISPLAY python3 bench/rdp_keys.py >/dev/null 2>&1 &
+PIDS+=($!)
+sleep 1
+rtt() { # TARGET_PORT CREDENTIALS_FUNCTION NAME
+    local port proxy display pid user pass k
+    port=$(free_port)
+    python3 bench/rdp_rtt.py "$port" "$1" "$TMP/rtt.$3" &
+    proxy=$!
+    PIDS+=($proxy)
+    wait_port "$port" 5 || die "the timing relay did not listen"
+    read -r user pass < <("$2")
+    display=$(xvfb "$SIZE" "rtt.$3")
+    mkdir -p "$TMP/rtt.$3.home"
+    DISPLAY=:$display HOME=$TMP/rtt.$3.home XDG_CONFIG_HOME=$TMP/rtt.$3.home \
+        xfreerdp "/v:127.0.0.1:$port" "/u:$user" "/p:$pass" /cert:ignore -gfx /sec:nla \
+        >>"$TMP/xfreerdp.log" 2>&1 &
+    pid=$!
+    PIDS+=($pid)
+    sleep 5
+    for ((k = 0; k < KEYS; k++)); do
+        DISPLAY=:$display xdotool key --delay 0 a >/dev/null 2>&1 || true
+        sleep 0.25
+    done
+    kill "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+    kill -TERM "$proxy" 2>/dev/null || true
+    wait "$proxy" 2>/dev/null || true
+}
+rtt "$TARGET_PORT" direct direct
+rtt "$RDP_PORT" ticket rampart
 
 python3 - "$METRICS_PORT" >"$TMP/relay_times.txt" <<'EOF'
 # The relay's own time per batch, from rampart's histogram: median and
@@ -238,7 +286,6 @@ for direction in ("up", "down"):
     else:
         print(f"{direction} 0 - -")
 EOF
-"$RAMPART" session list --json >"$TMP/sessions.json"
 read -r BYTES DONE <<<"$(python3 - "$TMP/sessions.json" <<'EOF'
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
@@ -247,7 +294,6 @@ print(sum(r.get("bytes_out", 0) for r in rdp), len([r for r in rdp if r.get("sta
 EOF
 )"
 [[ $BYTES -gt 0 ]] || die "nothing was relayed: $(tail -5 "$TMP/xfreerdp.log")"
-REC_BYTES=$(du -sb "$TMP/data/recordings" | awk '{ print $1 }')
 ID=$(python3 -c "
 import json, sys
 rows = [json.loads(l) for l in open('$TMP/sessions.json') if l.strip()]
@@ -290,5 +336,25 @@ while read -r direction n p50 p99; do
     printf '%-44s %14s\n' "relay time per batch, $direction (p50 / p99)" "$p50 / $p99 us"
     printf '  %-42s %14s\n' "$what, batches" "$n"
 done <"$TMP/relay_times.txt"
+python3 - "$TMP/rtt.direct" "$TMP/rtt.rampart" <<'EOF'
+import statistics, sys
+def load(path):
+    try:
+        return sorted(float(l) for l in open(path) if l.strip())
+    except OSError:
+        return []
+direct, through = load(sys.argv[1]), load(sys.argv[2])
+def row(name, t):
+    if len(t) < 10:
+        print(f"{name:<44} {'too few: ' + str(len(t)):>14}")
+        return None
+    p90 = t[int(len(t) * 0.9)]
+    print(f"{name:<44} {statistics.median(t):>7.1f} / {p90:.1f} ms  (n={len(t)})")
+    return statistics.median(t)
+a = row("key to update, direct (p50 / p90)", direct)
+b = row("key to update, through rampart (p50 / p90)", through)
+if a is not None and b is not None:
+    print(f"{'  rampart adds at the median':<44} {b - a:>11.1f} ms")
+EOF
 # The half-block replay (80x24) and the audit view's player.
 echo "$REPLAY"
