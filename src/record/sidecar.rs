@@ -324,7 +324,7 @@ impl Sidecar {
         if let Some(stored) = check.then(|| incompressible(bytes)).flatten() {
             self.unchecked = 0;
             if stored != self.stored {
-                self.switch(stored)?;
+                self.next_member(stored)?;
             }
         }
         self.member.as_mut().ok_or_else(closed)?.write(bytes)?;
@@ -333,32 +333,27 @@ impl Sidecar {
         Ok(())
     }
 
-    fn keep(&mut self, engine: Option<Box<Engine>>) {
+    /// Ends the current member and starts a new one, of the same kind or
+    /// not, so a reader can start decoding here (a replay's seek point).
+    /// The deflater goes on to the next deflated member, kept here while
+    /// stored members are written. Returns the file offset where the new
+    /// member begins.
+    fn next_member(&mut self, stored: bool) -> io::Result<u64> {
+        let (file, engine) = self.member.take().ok_or_else(closed)?.finish()?;
         if engine.is_some() {
             self.engine = engine;
         }
-    }
-
-    /// Ends the member and starts one of the other kind.
-    fn switch(&mut self, stored: bool) -> io::Result<()> {
-        let (file, engine) = self.member.take().ok_or_else(closed)?.finish()?;
-        self.keep(engine);
-        self.member = Some(Member::start(file, stored, self.engine.take())?);
+        let offset = file.bytes();
+        let engine = if stored { None } else { self.engine.take() };
+        self.member = Some(Member::start(file, stored, engine)?);
         self.stored = stored;
         self.dirty = false;
-        Ok(())
+        Ok(offset)
     }
 
-    /// Ends the current member and starts a new one of the same kind, so
-    /// a reader can start decoding here (a replay's seek point). Returns
-    /// the file offset where the new member begins.
+    /// A seek point: a new member of the same kind. Returns its offset.
     pub(crate) fn restart(&mut self) -> io::Result<u64> {
-        let (file, engine) = self.member.take().ok_or_else(closed)?.finish()?;
-        self.keep(engine);
-        let offset = file.bytes();
-        self.member = Some(Member::start(file, self.stored, self.engine.take())?);
-        self.dirty = false;
-        Ok(offset)
+        self.next_member(self.stored)
     }
 
     /// A gzip sync flush: every byte written so far decodes from the file.
