@@ -7,12 +7,16 @@
 //! held its peak long after the sessions ended (bench/ssh.sh: 20 MB of
 //! heap still resident after one SFTP get and put, from 2 MB before).
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// At most one release of free memory per this interval, however many
 /// sessions end.
 const RELEASE_EVERY: Duration = Duration::from_secs(1);
+
+/// How often free memory goes back when no session ends.
+/// A walk over the heap costs about a millisecond.
+const RELEASE_IDLE_EVERY: Duration = Duration::from_secs(10);
 
 /// Caps glibc's malloc arenas at two. By default every thread that
 /// allocates may get an arena of its own (up to eight per core), and each
@@ -59,9 +63,10 @@ pub fn keep_big_blocks_unmapped() {
     }
 }
 
-/// Gives the heap's free memory back to the kernel now (it blocks for the
-/// walk over the heap: a millisecond or so).
+/// Gives the heap's free memory back to the kernel now, SQLite's cached
+/// pages first (it blocks for the walk over the heap: a millisecond or so).
 pub fn release_free_memory() {
+    crate::store::release_sqlite_cache();
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
         // SAFETY: malloc_trim is glibc's thread-safe call that returns free
@@ -73,24 +78,58 @@ pub fn release_free_memory() {
 }
 
 /// A session ended: its buffers are free, and go back to the kernel on a
-/// blocking thread, at most once per [`RELEASE_EVERY`] (a burst of short
-/// sessions triggers one release a second, not one each). Call from
+/// blocking thread, at most once per [`RELEASE_EVERY`]. A burst of sessions
+/// gets one release at once and one more when the interval is over, so the
+/// last sessions of a burst are released too (they were not: what they
+/// freed stayed resident until some later session ended). Call from
 /// within a tokio runtime.
 pub fn release_after_session() {
     static LAST: AtomicU64 = AtomicU64::new(0);
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64);
-    let last = LAST.load(Ordering::Relaxed);
+    static TRAILING: AtomicBool = AtomicBool::new(false);
     let every = RELEASE_EVERY.as_millis() as u64;
-    if now.saturating_sub(last) < every
-        || LAST
-            .compare_exchange(last, now, Ordering::AcqRel, Ordering::Relaxed)
-            .is_err()
+    let last = LAST.load(Ordering::Acquire);
+    let wait = every.saturating_sub(now_millis().saturating_sub(last));
+    if wait == 0
+        && LAST
+            .compare_exchange(last, now_millis(), Ordering::AcqRel, Ordering::Relaxed)
+            .is_ok()
     {
+        drop(tokio::task::spawn_blocking(release_free_memory));
         return;
     }
-    drop(tokio::task::spawn_blocking(release_free_memory));
+    // Released within the interval (or another session just did): one
+    // release when it is over covers this session and any that end
+    // meanwhile.
+    if TRAILING.swap(true, Ordering::AcqRel) {
+        return;
+    }
+    drop(tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(wait.max(1))).await;
+        TRAILING.store(false, Ordering::Release);
+        LAST.store(now_millis(), Ordering::Release);
+        drop(tokio::task::spawn_blocking(release_free_memory));
+    }));
+}
+
+/// Gives free memory back every [`RELEASE_IDLE_EVERY`], whatever ended:
+/// what the search indexer, a closed database connection or a finished
+/// transfer freed between sessions. Call from within a tokio runtime.
+pub fn release_periodically() {
+    drop(tokio::spawn(async {
+        let mut tick = tokio::time::interval(RELEASE_IDLE_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            let _ = tokio::task::spawn_blocking(release_free_memory).await;
+        }
+    }));
+}
+
+fn now_millis() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 #[cfg(all(target_os = "linux", target_env = "gnu"))]

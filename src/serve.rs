@@ -18,6 +18,7 @@ pub async fn serve(services: Services, demo: bool) -> Result<(), StartError> {
     } else {
         None
     };
+    crate::alloc::release_periodically();
     let server = Server::new(services.clone()).await?;
     let listeners = server.bind().await?;
     for l in &listeners {

@@ -350,7 +350,15 @@ impl Store {
             reason: open_reason(&e),
         };
         let options: AnyConnectOptions = url.parse().map_err(opened)?;
-        let pool = pool_options(engine, busy_timeout)
+        let mut pool = pool_options(engine, busy_timeout);
+        if engine == Engine::Sqlite {
+            pool = pool
+                .min_connections(1)
+                .max_lifetime(SQLITE_CONNECTION_LIFETIME)
+                // Also how often the pool looks for connections to close.
+                .idle_timeout(SQLITE_CONNECTION_LIFETIME / 2);
+        }
+        let pool = pool
             .max_connections(max_connections.max(1))
             .acquire_timeout(busy_timeout + Duration::from_secs(5))
             .connect_with(options)
@@ -522,6 +530,35 @@ impl Store {
     }
 }
 
+/// Frees the pages SQLite caches, in every connection of the process, up
+/// to [`SQLITE_HEAP_BYTES`] (the next query reads them from the kernel's
+/// page cache again). Prepared statements stay.
+pub fn release_sqlite_cache() {
+    // SAFETY: sqlite3_release_memory is thread-safe in this build
+    // (SQLITE_THREADSAFE=1, as sqlx builds it) and frees only cache pages
+    // no statement holds; it touches no memory Rust owns.
+    unsafe {
+        libsqlite3_sys::sqlite3_release_memory(i32::MAX);
+    }
+}
+
+/// How long a SQLite connection lives. Each keeps its own prepared
+/// statements (sqlx caches up to 100 per connection), and the pool hands
+/// its connections out in turn, so none ever idles: after a burst of
+/// logins had opened two more, SQLite held 2.2 MB of statements for good,
+/// from 0.6 MB before (bench/ssh.sh). Renewed each minute, the pool shrinks
+/// back to what is used at once; a new connection costs about a
+/// millisecond.
+const SQLITE_CONNECTION_LIFETIME: Duration = Duration::from_secs(60);
+
+/// What SQLite may hold for the whole process (every connection's page
+/// cache and statements) before it reuses cache pages instead of growing:
+/// left at its default, eight connections could each cache 2 MB, and
+/// SQLite alone reached 8 MB of a 40 MB bastion during a burst of logins
+/// beside an indexed stream (bench/ssh.sh, `sqlite3_memory_highwater`).
+/// A soft limit: past it SQLite frees cache, it never fails a query.
+const SQLITE_HEAP_BYTES: u64 = 3 << 20;
+
 /// Per-connection settings: SQLite's journal and busy wait; PostgreSQL's
 /// lock wait, so a writer queued behind another gives up as SQLite's does.
 fn pool_options(engine: Engine, busy_timeout: Duration) -> AnyPoolOptions {
@@ -531,7 +568,8 @@ fn pool_options(engine: Engine, busy_timeout: Duration) -> AnyPoolOptions {
             let settings = match engine {
                 Engine::Sqlite => format!(
                     "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;
-                     PRAGMA foreign_keys = ON; PRAGMA busy_timeout = {millis};"
+                     PRAGMA foreign_keys = ON; PRAGMA busy_timeout = {millis};
+                     PRAGMA soft_heap_limit = {SQLITE_HEAP_BYTES};"
                 ),
                 Engine::Postgres => format!(
                     "SET lock_timeout = {millis}; SET TIME ZONE 'UTC';
