@@ -21,7 +21,7 @@
 //! |---|---|
 //! | [`model`] | plain domain types (users, assets, accounts, permissions, actions) and their text forms; no I/O |
 //! | [`config`] | `rampart.toml`: lookup order, schema, defaults, validation with file/key/reason errors |
-//! | [`alloc`] | the heap on glibc: two arenas, big blocks mapped apart, free memory back to the kernel after sessions and indexing |
+//! | [`alloc`] | the heap on glibc: two arenas, big blocks mapped apart, free memory back to the kernel after sessions and indexing, and every 10 s |
 //! | [`clock`] | time as a dependency, so lockout, TOTP and validity are testable |
 //! | [`store`] | the only place with SQL, on SQLite or PostgreSQL (one query layer; the few statements that differ ask [`store::Engine`]): pool, embedded migrations for each engine, one file per aggregate, the dashboard counts, the screen-text index's tables, the nodes' heartbeats, and the copy between engines (`rampart migrate`) |
 //! | [`vault`] | the master key, [`vault::Secret`], sealing of account secrets and TOTP seeds, the audit chain's key derived from the master key |

@@ -72,7 +72,7 @@ const MAX_PENDING: usize = 256;
 /// Files and directories open at once per session.
 const MAX_HANDLES: usize = 256;
 /// Bytes from the person taken in but not yet relayed, at most.
-const CLIENT_BUDGET: usize = 32 * 1024 * 1024;
+const CLIENT_BUDGET: usize = 4 * 1024 * 1024;
 /// What one message from the person costs against the budget at least,
 /// whatever it carries (zero bytes included): about what holding it costs
 /// (the queue's slot, the buffer and the allocator's overhead), rounded up.
