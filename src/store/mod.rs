@@ -530,9 +530,10 @@ impl Store {
     }
 }
 
-/// Frees the pages SQLite caches, in every connection of the process, up
-/// to [`SQLITE_HEAP_BYTES`] (the next query reads them from the kernel's
-/// page cache again). Prepared statements stay.
+/// Frees every page SQLite caches that no statement holds, in every
+/// connection of the process (at most [`SQLITE_HEAP_BYTES`] in all; the
+/// next query reads them from the kernel's page cache again). Prepared
+/// statements stay.
 pub fn release_sqlite_cache() {
     // SAFETY: sqlite3_release_memory is thread-safe in this build
     // (SQLITE_THREADSAFE=1, as sqlx builds it) and frees only cache pages
