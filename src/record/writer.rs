@@ -660,24 +660,42 @@ impl CastWriter {
         result.map_err(|e| self.sidecar_err(e))
     }
 
+    /// Once the buffer holds a [`CAST_BUFFER`], writes it up to the last
+    /// file offset that is a multiple of [`CAST_BUFFER`] and keeps the rest.
+    /// Writes of whole aligned pieces go into the page cache as large
+    /// folios, which halves the kernel's cost per byte (`dd` of 1 GB on
+    /// ext4: 0.17 s of system time in aligned 64 KiB writes, 0.32 s in
+    /// 65000-byte ones); the cast is written once per byte relayed.
     fn maybe_write_buf(&mut self) -> Result<(), WriteFailure> {
-        if self.buf.len() >= CAST_BUFFER {
-            self.write_buf()?;
+        if self.buf.len() < CAST_BUFFER {
+            return Ok(());
         }
-        Ok(())
+        let piece = CAST_BUFFER as u64;
+        let start = self.cast.bytes();
+        let end = (start + self.buf.len() as u64) / piece * piece;
+        // The buffer holds a whole piece, so `end` is past `start`.
+        let len = usize::try_from(end.saturating_sub(start)).unwrap_or(self.buf.len());
+        self.write_front(len)
     }
 
-    /// Appends the buffered lines to the cast, after making the sidecar
-    /// bytes they refer to decodable on disk (a gzip sync flush).
+    /// Appends every buffered line to the cast.
     fn write_buf(&mut self) -> Result<(), WriteFailure> {
+        self.write_front(self.buf.len())
+    }
+
+    /// Appends the first `len` buffered bytes to the cast, after making the
+    /// sidecar bytes that any buffered line refers to decodable on disk (a
+    /// gzip sync flush).
+    fn write_front(&mut self, len: usize) -> Result<(), WriteFailure> {
         if self.buf_refers_raw {
             self.flush_sidecar()?;
             self.buf_refers_raw = false;
         }
-        if !self.buf.is_empty() {
-            let result = self.cast.write_all(&self.buf);
+        let len = len.min(self.buf.len());
+        if len > 0 {
+            let result = self.cast.write_all(self.buf.get(..len).unwrap_or_default());
             result.map_err(|e| self.cast_err(e))?;
-            self.buf.clear();
+            self.buf.drain(..len);
         }
         Ok(())
     }

@@ -53,6 +53,7 @@ use crate::model::Identity;
 use crate::policy::Snapshot;
 use crate::services::{Services, StartError};
 use crate::store;
+use crate::upstream::read_ahead::ReadAhead;
 
 /// What every connection and session shares.
 pub struct Shared {
@@ -443,7 +444,7 @@ async fn accept_loop(
             let handler = handler::Handler::new(shared.clone(), peer, authenticated.clone(), place);
             // The version exchange happens inside run_stream: a client that
             // never sends its id is dropped at the same deadline.
-            let started = tokio::time::timeout_at(greeted_by, russh::server::run_stream(config, stream, handler)).await;
+            let started = tokio::time::timeout_at(greeted_by, russh::server::run_stream(config, ReadAhead::new(stream), handler)).await;
             let Ok(started) = started else {
                 tracing::debug!(%peer, "no SSH version exchange within the login timeout");
                 return;

@@ -12,6 +12,7 @@
 
 mod end;
 pub mod pty;
+pub mod read_ahead;
 pub mod tls;
 
 pub use end::{TargetEnd, TargetEvents};
@@ -432,7 +433,15 @@ async fn dial(
             .to_string(),
         target.port,
     );
-    let connecting = client::connect(config, socket, handler);
+    let connecting = async move {
+        let stream = tokio::net::TcpStream::connect(socket).await?;
+        if config.nodelay
+            && let Err(e) = stream.set_nodelay(true)
+        {
+            tracing::debug!("TCP_NODELAY on the target connection: {e}");
+        }
+        client::connect_stream(config, read_ahead::ReadAhead::new(stream), handler).await
+    };
     let result = tokio::time::timeout(options.connect_timeout, connecting).await;
     let mut handle = match result {
         Err(_) => {
