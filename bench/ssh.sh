@@ -524,9 +524,9 @@ mb_per_gb() { # GROWTH BYTES -> MB per GB relayed
 #   wall    the whole ssh command, connection set-up included, as a person
 #           would time it;
 #   stream  from the stream's start on the target to ssh's exit: the data
-#           phase alone, so that differing connect times (rampart reuses its
-#           upstream connection; ProxyJump sets up two) do not blur the
-#           relay's own speed.
+#           phase alone, so that differing connect times (rampart and
+#           ProxyJump each set up two SSH connections, with different key
+#           exchanges) do not blur the relay's own speed.
 # Each run must deliver every byte (a pty turns LF into CR LF) and exit 0.
 measure_stream() { # STREAM MODE
     local stream=$1 mode=$2 run path key=$1.$2 expected
