@@ -203,6 +203,26 @@ async fn openssh_client_through_the_bastion_to_openssh_sshd() {
 /// Log-like text with colours, `len` bytes, from a fixed seed: varied
 /// lines (hosts, programs, levels, addresses, ids), with `middle` planted
 /// halfway and `end` near the end.
+/// Where `got` first departs from `want`, with a little of each around it.
+fn difference(got: &[u8], want: &[u8]) -> String {
+    let at = got
+        .iter()
+        .zip(want)
+        .position(|(a, b)| a != b)
+        .unwrap_or(got.len().min(want.len()));
+    let around = |s: &[u8]| {
+        String::from_utf8_lossy(&s[at.saturating_sub(40).min(s.len())..(at + 40).min(s.len())])
+            .into_owned()
+    };
+    format!(
+        "{} bytes, {} expected, first difference at {at}: got {:?}, expected {:?}",
+        got.len(),
+        want.len(),
+        around(got),
+        around(want)
+    )
+}
+
 fn log_text(len: usize, middle: &str, end: &str) -> Vec<u8> {
     let mut state = 0x9e37_79b9_7f4a_7c15u64;
     let mut next = move || {
@@ -332,12 +352,17 @@ async fn text_streams_are_recorded_exactly_and_found_without_growing_the_databas
         .split(|&c| c == b'\n')
         .collect::<Vec<_>>()
         .join(&b"\r\n"[..]);
-    assert!(pty.stdout == crlf, "the pty session's output arrived whole");
+    assert!(
+        pty.stdout == crlf,
+        "the pty session's output arrived whole: {}",
+        difference(&pty.stdout, &crlf)
+    );
     let exec = run_ssh(vec!["real".into(), cat.clone()]).await;
     assert_eq!(exec.code, Some(0), "{}", exec.stderr);
     assert!(
         exec.stdout == text,
-        "the exec session's output arrived whole"
+        "the exec session's output arrived whole: {}",
+        difference(&exec.stdout, &text)
     );
 
     tokio::time::timeout(
@@ -440,5 +465,82 @@ async fn text_streams_are_recorded_exactly_and_found_without_growing_the_databas
         "{:?}",
         found.notes(&jiff::tz::TimeZone::UTC)
     );
+    b.shutdown().await;
+}
+
+/// sshd sends a session's exit status as soon as the program exits, and
+/// goes on relaying what is still written to its output (here by a
+/// background job; with a pty, the last of the terminal's buffer). A
+/// session the bastion ends in that gap did not end as the command did:
+/// the person's client exits 255 with the bastion's reason, not with the
+/// status the target sent before the output was cut short.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_ended_between_the_exit_status_and_the_last_output_exits_255() {
+    use tokio::io::AsyncReadExt;
+    let (Some(ssh_bin), Some(sshd_bin)) = (peer("ssh"), peer("sshd")) else {
+        return;
+    };
+    let Real {
+        mut b,
+        keys: _keys,
+        admin_key,
+        sshd: _sshd,
+        ..
+    } = with_real_target(&sshd_bin).await;
+    let mut client = tokio::process::Command::new(&ssh_bin)
+        .args(client_options(&admin_key))
+        .args(["-p", &b.addr.port().to_string(), "admin@127.0.0.1"])
+        .args(["real", "(sleep 4; echo LATE-OUTPUT) & echo STARTED; exit 0"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut stdout = client.stdout.take().unwrap();
+    let mut seen = Vec::new();
+    let started = tokio::time::timeout(std::time::Duration::from_secs(20), async {
+        let mut buf = [0u8; 4096];
+        while !String::from_utf8_lossy(&seen).contains("STARTED") {
+            let n = stdout.read(&mut buf).await.unwrap();
+            assert!(n > 0, "the session ended early");
+            seen.extend_from_slice(&buf[..n]);
+        }
+    })
+    .await;
+    assert!(started.is_ok(), "{:?}", String::from_utf8_lossy(&seen));
+    // The shell exits at once (sshd sends its status); the job holds the
+    // output open for a few seconds more.
+    tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+    let socket = b.services.config.control_socket_path();
+    let live = b
+        .services
+        .ops
+        .live_sessions(&Caller::local(), &socket)
+        .await
+        .unwrap();
+    assert_eq!(live.len(), 1, "{live:?}");
+    b.services
+        .ops
+        .session_kill(
+            &Caller::local(),
+            &socket,
+            &live[0].session.id,
+            "change freeze",
+        )
+        .await
+        .unwrap();
+    let out = tokio::time::timeout(
+        std::time::Duration::from_secs(20),
+        client.wait_with_output(),
+    )
+    .await
+    .expect("the client exits once the session is killed")
+    .unwrap();
+    seen.extend_from_slice(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!String::from_utf8_lossy(&seen).contains("LATE-OUTPUT"));
+    assert!(stderr.contains("change freeze"), "{stderr}");
+    assert_eq!(out.status.code(), Some(255), "{stderr}");
     b.shutdown().await;
 }

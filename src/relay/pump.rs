@@ -33,6 +33,17 @@ const ECHO_STEADY: Duration = Duration::from_millis(40);
 /// How often a control task blocked on a busy input loop looks for a kill.
 const KILL_CHECK: Duration = Duration::from_millis(100);
 
+/// How the target said its program ended, held until its output is over.
+enum Exit {
+    Status(u32),
+    Signal {
+        signal_name: russh::Sig,
+        core_dumped: bool,
+        error_message: String,
+        lang_tag: String,
+    },
+}
+
 /// What the directions share; each runs as a method on it.
 struct Pump<'a, T> {
     shared: Mutex<Shared>,
@@ -137,10 +148,20 @@ impl<T: TargetEnd> Pump<'_, T> {
     }
 
     /// Target -> person.
+    ///
+    /// The target's exit status (or signal) is held until its EOF or
+    /// close: sshd sends it as soon as the program exits, and goes on
+    /// relaying what is still written to the output (the rest of a
+    /// terminal's buffer, a background job's lines). Passed on at once, a
+    /// session the bastion ended in that gap (killed, recording failed)
+    /// would have told the person's client the command's own status over
+    /// output cut short; held, the client gets [`super::EXIT_BASTION`].
     async fn target_to_person(&self, target_read: &mut impl TargetEvents) -> EndReason {
         let mut target_eof = false;
+        let mut exit: Option<Exit> = None;
         loop {
             let Some(msg) = target_read.next().await else {
+                self.pass_exit(exit.take(), false).await;
                 return EndReason::TargetClosed;
             };
             match msg {
@@ -164,11 +185,9 @@ impl<T: TargetEnd> Pump<'_, T> {
                 }
                 ChannelMsg::ExitStatus { exit_status } => {
                     lock(&self.shared).exit_status = Some(exit_status);
-                    if let Some(end) = self.end {
-                        end.exit_status(self.client, exit_status).await;
-                        if target_eof {
-                            end.eof(self.client).await;
-                        }
+                    exit = Some(Exit::Status(exit_status));
+                    if target_eof {
+                        self.pass_exit(exit.take(), true).await;
                     }
                 }
                 ChannelMsg::ExitSignal {
@@ -177,19 +196,14 @@ impl<T: TargetEnd> Pump<'_, T> {
                     error_message,
                     lang_tag,
                 } => {
-                    if let Some(end) = self.end {
-                        end.exit_signal(
-                            self.client_handle,
-                            self.client_id,
-                            signal_name,
-                            core_dumped,
-                            error_message,
-                            lang_tag,
-                        )
-                        .await;
-                        if target_eof {
-                            end.eof(self.client).await;
-                        }
+                    exit = Some(Exit::Signal {
+                        signal_name,
+                        core_dumped,
+                        error_message,
+                        lang_tag,
+                    });
+                    if target_eof {
+                        self.pass_exit(exit.take(), true).await;
                     }
                 }
                 ChannelMsg::Eof => {
@@ -199,13 +213,50 @@ impl<T: TargetEnd> Pump<'_, T> {
                     // target sends after its EOF (sshd does) would never
                     // reach the person (ControlMaster then exits 255).
                     target_eof = true;
+                    if exit.is_some() {
+                        self.pass_exit(exit.take(), true).await;
+                    }
                 }
-                ChannelMsg::Close => return EndReason::TargetClosed,
+                ChannelMsg::Close => {
+                    self.pass_exit(exit.take(), false).await;
+                    return EndReason::TargetClosed;
+                }
                 // Requests a target sends towards the person are not passed
                 // on; ChannelMsg is non-exhaustive: unknown kinds are not
                 // passed on either.
                 _ => {}
             }
+        }
+    }
+
+    /// The target's held exit status or signal to the person (when their
+    /// channel ends with the session), then its EOF if it sent one.
+    async fn pass_exit(&self, exit: Option<Exit>, eof: bool) {
+        let Some(end) = self.end else {
+            return;
+        };
+        match exit {
+            Some(Exit::Status(status)) => end.exit_status(self.client, status).await,
+            Some(Exit::Signal {
+                signal_name,
+                core_dumped,
+                error_message,
+                lang_tag,
+            }) => {
+                end.exit_signal(
+                    self.client_handle,
+                    self.client_id,
+                    signal_name,
+                    core_dumped,
+                    error_message,
+                    lang_tag,
+                )
+                .await
+            }
+            None => {}
+        }
+        if eof {
+            end.eof(self.client).await;
         }
     }
 
