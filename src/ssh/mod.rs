@@ -178,6 +178,7 @@ fn russh_config(services: &Services, keys: Vec<PrivateKey>) -> russh::server::Co
         max_auth_attempts: ssh.max_auth_attempts as usize,
         window_size: 2 * 1024 * 1024,
         maximum_packet_size: 32768,
+        channel_buffer_size: crate::upstream::CHANNEL_QUEUE,
         preferred: Preferred {
             kex: std::borrow::Cow::Borrowed(&[
                 kex::MLKEM768X25519_SHA256,

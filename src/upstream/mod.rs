@@ -194,8 +194,17 @@ impl client::Handler for TargetHandler {
     }
 }
 
+/// Messages russh queues per channel, on both of the bastion's SSH ends,
+/// before it stops reading the connection: up to 32 KiB each, so 512 KiB
+/// per channel instead of russh's default of 100 (3.2 MB). russh widens
+/// the peer's window as data arrives, not as it is taken, so this queue,
+/// not the window, is what a channel whose reader waits (an upload to a
+/// slower target, output to a slower person) holds.
+pub const CHANNEL_QUEUE: usize = 16;
+
 fn client_config(options: &ConnectOptions) -> client::Config {
     client::Config {
+        channel_buffer_size: CHANNEL_QUEUE,
         inactivity_timeout: None,
         keepalive_interval: options.keepalive_interval,
         nodelay: true,

@@ -267,9 +267,10 @@ impl<'a> Relay<'a> {
     ) -> u32 {
         // The person's channel is drained by its own future, whatever the
         // relay is waiting for: russh pushes every message of a channel
-        // into a queue of 100 and stops the whole connection (window
-        // adjustments included) when it is full, so a relay blocked on a
-        // write to the person must still take in their next requests.
+        // into a queue ([`crate::upstream::CHANNEL_QUEUE`]) and stops the
+        // whole connection (window adjustments included) when it is full,
+        // so a relay blocked on a write to the person must still take in
+        // their next requests.
         // `budget` bounds what a flooding client can make the bastion hold.
         let budget = Arc::new(Semaphore::new(CLIENT_BUDGET));
         let (client_tx, mut client_rx) = mpsc::unbounded_channel();
