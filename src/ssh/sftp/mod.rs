@@ -39,6 +39,7 @@
 //! admin can see and kill. Revoking the grant ends it within a second.
 
 mod backend;
+mod outbox;
 mod reply;
 mod request;
 
@@ -84,6 +85,11 @@ const BATCH: usize = 256 * 1024;
 /// Bytes of requests queued for one target before the relay stops reading
 /// the person's requests ([`backend::TargetWriter`]).
 const WRITE_BACKLOG: usize = 1024 * 1024;
+/// Bytes waiting for the person ([`outbox`]) past which the relay stops
+/// taking the targets' replies (the targets then wait); the person's own
+/// requests are taken until [`CLIENT_BUDGET`] bytes wait, so a client
+/// that does not read its answers stalls only its own connection.
+const PERSON_BACKLOG: usize = 1024 * 1024;
 /// Messages from the targets queued for the relay: the replies it has not
 /// taken yet, up to 32 KiB each. Readers wait when it is full, and the
 /// targets with them.
@@ -102,6 +108,7 @@ pub async fn run(
     write: &ChannelWriteHalf<ServerMsg>,
 ) -> u32 {
     let (tx, rx) = mpsc::channel(TARGET_QUEUE);
+    let (outbox, sending) = outbox::outbox();
     let mut relay = Relay {
         shared,
         conn,
@@ -113,6 +120,7 @@ pub async fn run(
         next_handle: 1,
         pending: HashMap::new(),
         to_client: BytesMut::new(),
+        outbox,
         tx,
         stderr: Vec::new(),
         rows: Vec::new(),
@@ -133,7 +141,7 @@ pub async fn run(
             return 1;
         }
     }
-    relay.serve(read, write, rx).await
+    relay.serve(read, write, rx, sending).await
 }
 
 async fn say(write: &ChannelWriteHalf<ServerMsg>, text: &str) {
@@ -232,7 +240,9 @@ struct Relay<'a> {
     handles: HashMap<u32, Open>,
     next_handle: u32,
     pending: HashMap<u32, Pending>,
+    /// Answers for the person, gathered into batches for [`Relay::flush`].
     to_client: BytesMut,
+    outbox: outbox::Outbox,
     tx: mpsc::Sender<Event>,
     /// Lines for the person's stderr (the reason a session ended).
     stderr: Vec<String>,
@@ -264,6 +274,7 @@ impl<'a> Relay<'a> {
         read: &mut ChannelReadHalf,
         write: &ChannelWriteHalf<ServerMsg>,
         mut rx: mpsc::Receiver<Event>,
+        sending: outbox::Sending,
     ) -> u32 {
         // The person's channel is drained by its own future, whatever the
         // relay is waiting for: russh pushes every message of a channel
@@ -272,17 +283,25 @@ impl<'a> Relay<'a> {
         // so a relay blocked on a write to the person must still take in
         // their next requests.
         // `budget` bounds what a flooding client can make the bastion hold.
+        // For the same reason answers go out through the outbox's writer,
+        // never awaited here.
         let budget = Arc::new(Semaphore::new(CLIENT_BUDGET));
         let (client_tx, mut client_rx) = mpsc::unbounded_channel();
         let reader = drain_client(read, client_tx, budget.clone());
+        let writer = sending.run(write);
+        tokio::pin!(writer);
+        let sent = self.outbox.sent();
         let engine = async {
             let mut frames = Frames::default();
             let mut tick = tokio::time::interval(Duration::from_secs(1));
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             let shutdown = self.shared.shutdown.clone();
             loop {
+                let waiting = self.outbox.queued();
                 let can_read = self.pending.len() < MAX_PENDING
+                    && waiting < CLIENT_BUDGET
                     && !self.backends.iter().any(|b| b.writer.full());
+                let can_answer = waiting < PERSON_BACKLOG;
                 let drained = self.drained.clone();
                 tokio::select! {
                     chunk = client_rx.recv(), if can_read => match chunk {
@@ -297,7 +316,7 @@ impl<'a> Relay<'a> {
                         }
                         Some(None) | None => return 0,
                     },
-                    event = rx.recv() => {
+                    event = rx.recv(), if can_answer => {
                         let Some(event) = event else { return 1 };
                         self.backend_event(event).await;
                         // Drain what else is ready so writes go out in batches.
@@ -308,16 +327,17 @@ impl<'a> Relay<'a> {
                             }
                         }
                         if self.direct && self.backends.first().is_some_and(|b| b.gone.is_some()) {
-                            let _ = self.flush(write).await;
+                            self.flush();
                             return 1;
                         }
                     }
                     () = drained.notified() => {}
+                    () = sent.notified() => {}
                     _ = tick.tick() => {
                         if let Some(reason) = self.check_live() {
                             self.stderr.push(format!("rampart: {reason}"));
                             if self.direct {
-                                let _ = self.flush(write).await;
+                                self.flush();
                                 return 1;
                             }
                         }
@@ -328,15 +348,25 @@ impl<'a> Relay<'a> {
                     }
                 }
                 self.write_rows().await;
-                if self.flush(write).await.is_err() {
-                    return 1;
-                }
+                self.flush();
             }
         };
+        let mut writer_done = false;
         let exit = tokio::select! {
             exit = engine => exit,
             () = reader => 1,
+            _ = &mut writer => {
+                // The person's channel failed.
+                writer_done = true;
+                1
+            }
         };
+        // What was answered before the end reaches the person before the
+        // reason and the exit status.
+        self.outbox.close();
+        if !writer_done {
+            let _ = writer.await;
+        }
         for line in std::mem::take(&mut self.stderr) {
             say(write, &line).await;
         }
@@ -344,8 +374,9 @@ impl<'a> Relay<'a> {
         exit
     }
 
-    /// Sends what is buffered for the person and for each target.
-    async fn flush(&mut self, write: &ChannelWriteHalf<ServerMsg>) -> Result<(), russh::Error> {
+    /// Sends what is buffered for each target, and queues what is for the
+    /// person.
+    fn flush(&mut self) {
         for b in &mut self.backends {
             if b.gone.is_none() && b.writer.failed() {
                 b.gone = Some("the target closed the connection".into());
@@ -360,10 +391,8 @@ impl<'a> Relay<'a> {
             }
         }
         if !self.to_client.is_empty() {
-            let data = self.to_client.split().freeze();
-            write.data_bytes(data).await?;
+            self.outbox.push(self.to_client.split().freeze());
         }
-        Ok(())
     }
 
     /// Kill orders and revocations, once a second. In the virtual tree a
