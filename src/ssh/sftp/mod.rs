@@ -73,7 +73,7 @@ const MAX_PENDING: usize = 256;
 /// Files and directories open at once per session.
 const MAX_HANDLES: usize = 256;
 /// Bytes from the person taken in but not yet relayed, at most.
-const CLIENT_BUDGET: usize = 4 * 1024 * 1024;
+const CLIENT_BUDGET: usize = 2 * 1024 * 1024;
 /// What one message from the person costs against the budget at least,
 /// whatever it carries (zero bytes included): about what holding it costs
 /// (the queue's slot, the buffer and the allocator's overhead), rounded up.
@@ -93,7 +93,7 @@ const PERSON_BACKLOG: usize = 1024 * 1024;
 /// Messages from the targets queued for the relay: the replies it has not
 /// taken yet, up to 32 KiB each. Readers wait when it is full, and the
 /// targets with them.
-const TARGET_QUEUE: usize = 64;
+const TARGET_QUEUE: usize = 32;
 /// What the relay answers to `limits@openssh.com` in the virtual tree:
 /// OpenSSH's own sftp-server limits.
 const READ_LIMIT: u64 = 256 * 1024 - 1024;
