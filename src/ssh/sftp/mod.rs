@@ -33,6 +33,10 @@
 //! by a task of its own, so the relay always takes replies in while a
 //! target's window is shut (an `sftp-server` stops reading until its
 //! replies are taken), and stops reading the person's requests instead.
+//! Towards the person, answers go out through a writer of their own
+//! (`outbox`), so the relay never waits on the person's connection; past
+//! `PERSON_BACKLOG` bytes waiting there it stops taking the targets'
+//! replies.
 //!
 //! Each target connection is a session row (protocol `sftp`, kind `sftp`, no
 //! recording: the transfer rows are its audit) and a live session that an
