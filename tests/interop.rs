@@ -200,9 +200,6 @@ async fn openssh_client_through_the_bastion_to_openssh_sshd() {
     }
 }
 
-/// Log-like text with colours, `len` bytes, from a fixed seed: varied
-/// lines (hosts, programs, levels, addresses, ids), with `middle` planted
-/// halfway and `end` near the end.
 /// Where `got` first departs from `want`, with a little of each around it.
 fn difference(got: &[u8], want: &[u8]) -> String {
     let at = got
@@ -223,6 +220,9 @@ fn difference(got: &[u8], want: &[u8]) -> String {
     )
 }
 
+/// Log-like text with colours, `len` bytes, from a fixed seed: varied
+/// lines (hosts, programs, levels, addresses, ids), with `middle` planted
+/// halfway and `end` near the end.
 fn log_text(len: usize, middle: &str, end: &str) -> Vec<u8> {
     let mut state = 0x9e37_79b9_7f4a_7c15u64;
     let mut next = move || {

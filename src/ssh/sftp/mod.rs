@@ -94,6 +94,10 @@ const WRITE_BACKLOG: usize = 1024 * 1024;
 /// requests are taken until [`CLIENT_BUDGET`] bytes wait, so a client
 /// that does not read its answers stalls only its own connection.
 const PERSON_BACKLOG: usize = 1024 * 1024;
+/// How long the answers still queued at the end, and the line saying why
+/// it ended, may take to reach the person: one who stopped reading does not
+/// hold a killed session or a shutdown.
+const FINAL_DRAIN: Duration = Duration::from_secs(10);
 /// Messages from the targets queued for the relay: the replies it has not
 /// taken yet, up to 32 KiB each. Readers wait when it is full, and the
 /// targets with them.
@@ -284,11 +288,10 @@ impl<'a> Relay<'a> {
         // relay is waiting for: russh pushes every message of a channel
         // into a queue ([`crate::upstream::CHANNEL_QUEUE`]) and stops the
         // whole connection (window adjustments included) when it is full,
-        // so a relay blocked on a write to the person must still take in
-        // their next requests.
-        // `budget` bounds what a flooding client can make the bastion hold.
-        // For the same reason answers go out through the outbox's writer,
-        // never awaited here.
+        // so the relay must go on taking in their requests whatever else it
+        // waits for: answers go out through the outbox's writer, never
+        // awaited here. `budget` bounds what a flooding client can make the
+        // bastion hold.
         let budget = Arc::new(Semaphore::new(CLIENT_BUDGET));
         let (client_tx, mut client_rx) = mpsc::unbounded_channel();
         let reader = drain_client(read, client_tx, budget.clone());
@@ -366,14 +369,18 @@ impl<'a> Relay<'a> {
             }
         };
         // What was answered before the end reaches the person before the
-        // reason and the exit status.
+        // reason and the exit status, within FINAL_DRAIN.
         self.outbox.close();
-        if !writer_done {
-            let _ = writer.await;
-        }
-        for line in std::mem::take(&mut self.stderr) {
-            say(write, &line).await;
-        }
+        let lines = std::mem::take(&mut self.stderr);
+        let last_words = async {
+            if !writer_done {
+                let _ = writer.await;
+            }
+            for line in lines {
+                say(write, &line).await;
+            }
+        };
+        let _ = tokio::time::timeout(FINAL_DRAIN, last_words).await;
         self.finish().await;
         exit
     }
