@@ -40,8 +40,44 @@ use sqlx::{AnyConnection, AnyPool, Row};
 
 pub use sqlx::AnyConnection as Conn;
 
-/// An open transaction; derefs to a connection for the aggregate functions.
-pub type Tx = sqlx::Transaction<'static, sqlx::Any>;
+/// An open write transaction ([`Store::begin`]); derefs to a connection for
+/// the aggregate functions. It holds this process's turn among the store's
+/// writers until it is committed, rolled back or dropped.
+pub struct Tx {
+    tx: sqlx::Transaction<'static, sqlx::Any>,
+    _turn: tokio::sync::OwnedMutexGuard<()>,
+}
+
+impl Tx {
+    pub async fn commit(self) -> std::result::Result<(), sqlx::Error> {
+        let Tx { tx, _turn } = self;
+        tx.commit().await
+    }
+
+    pub async fn rollback(self) -> std::result::Result<(), sqlx::Error> {
+        let Tx { tx, _turn } = self;
+        tx.rollback().await
+    }
+}
+
+impl std::ops::Deref for Tx {
+    type Target = AnyConnection;
+    fn deref(&self) -> &AnyConnection {
+        &self.tx
+    }
+}
+
+impl std::ops::DerefMut for Tx {
+    fn deref_mut(&mut self) -> &mut AnyConnection {
+        &mut self.tx
+    }
+}
+
+impl std::fmt::Debug for Tx {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Tx")
+    }
+}
 
 /// The SQLite migrations, in order. Each is applied once, in its own
 /// transaction.
@@ -324,6 +360,16 @@ pub struct Store {
     engine: Engine,
     busy_timeout: Duration,
     name: std::sync::Arc<str>,
+    /// The writers' queue in this process: one write transaction at a time,
+    /// first come first served, holding no pooled connection while it
+    /// waits. Without it they all waited inside the database, each on a
+    /// connection of its own, where SQLite's busy handler sleeps and
+    /// retries (1, 2, 5, ... 100 ms) in no order: 15 logins while one
+    /// session streamed (and the indexer filed its text) met 47 such sleeps,
+    /// 5 with the queue (bench/ssh.sh's setup, `perf record -e
+    /// syscalls:sys_enter_clock_nanosleep -g`). Other processes (the CLI,
+    /// other nodes) still meet the database's own lock.
+    writers: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Store {
@@ -376,6 +422,7 @@ impl Store {
             engine,
             busy_timeout,
             name: name.into(),
+            writers: Default::default(),
         };
         if engine == Engine::Postgres && !create && !store.has_schema().await? {
             return Err(StoreError::Open {
@@ -403,6 +450,7 @@ impl Store {
             engine: Engine::Sqlite,
             busy_timeout: Duration::from_secs(5),
             name: format!(":memory: {n}").into(),
+            writers: Default::default(),
         };
         store.migrate().await?;
         Ok(store)
@@ -453,7 +501,12 @@ impl Store {
     /// (SQLite's `BEGIN IMMEDIATE`, PostgreSQL's [`WRITE_LOCK`]), so two of
     /// them wait on the busy timeout instead of one failing when it upgrades
     /// a read lock, and the audit chain is extended by one writer at a time.
+    /// Writers in this process queue in turn before that ([`Store`]'s
+    /// `writers`), within the same busy timeout.
     pub async fn begin(&self) -> Result<Tx> {
+        let turn = tokio::time::timeout(self.busy_timeout, self.writers.clone().lock_owned())
+            .await
+            .map_err(|_| StoreError::Busy(self.busy_timeout))?;
         let tx = match self.engine {
             Engine::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
             Engine::Postgres => self.pool.begin().await,
@@ -466,7 +519,7 @@ impl Store {
                 .await
                 .map_err(|e| self.busy(e))?;
         }
-        Ok(tx)
+        Ok(Tx { tx, _turn: turn })
     }
 
     /// A connection for reads.
@@ -696,6 +749,64 @@ pub(crate) fn bool_i(b: bool) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    async fn sqlite_file(dir: &Path, busy: Duration, connections: u32) -> Store {
+        Store::open(&Location::Sqlite(dir.join("w.db")), true, busy, connections)
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn writers_take_their_turns_in_order_and_wait_without_a_connection() {
+        let dir = tempfile::tempdir().unwrap();
+        // Two connections: the open transaction's and one to spare.
+        let store = sqlite_file(dir.path(), Duration::from_secs(5), 2).await;
+        let first = store.begin().await.unwrap();
+        let order = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let mut writers = Vec::new();
+        for n in 0..4 {
+            let (store, order) = (store.clone(), order.clone());
+            writers.push(tokio::spawn(async move {
+                let mut tx = store.begin().await?;
+                order.lock().unwrap().push(n);
+                sqlx::query("SELECT 1").execute(&mut *tx).await?;
+                store.commit(tx).await
+            }));
+            // Each is queued before the next asks.
+            for _ in 0..10 {
+                tokio::task::yield_now().await;
+            }
+        }
+        // Four writers wait, and a reader still gets the spare connection.
+        let read = tokio::time::timeout(Duration::from_secs(2), store.conn()).await;
+        assert!(
+            matches!(read, Ok(Ok(_))),
+            "a read waited behind queued writers"
+        );
+        drop(read);
+        assert!(order.lock().unwrap().is_empty());
+        store.commit(first).await.unwrap();
+        for w in writers {
+            w.await.unwrap().unwrap();
+        }
+        assert_eq!(*order.lock().unwrap(), [0, 1, 2, 3]);
+    }
+
+    #[tokio::test]
+    async fn a_writer_gives_up_after_the_busy_timeout_and_the_next_gets_in() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = sqlite_file(dir.path(), Duration::from_millis(100), 4).await;
+        let first = store.begin().await.unwrap();
+        let e = store.begin().await.unwrap_err();
+        assert!(
+            matches!(e, StoreError::Busy(d) if d == Duration::from_millis(100)),
+            "{e:?}"
+        );
+        // A transaction dropped without a commit gives the turn back too.
+        drop(first);
+        let tx = store.begin().await.unwrap();
+        store.commit(tx).await.unwrap();
+    }
 
     #[test]
     fn a_database_url_is_shown_without_its_password() {
