@@ -42,7 +42,7 @@ pub use sqlx::AnyConnection as Conn;
 
 /// An open write transaction ([`Store::begin`]); derefs to a connection for
 /// the aggregate functions. It holds this process's turn among the store's
-/// writers until it is committed, rolled back or dropped.
+/// writers until it is committed or dropped (a drop rolls it back).
 pub struct Tx {
     tx: sqlx::Transaction<'static, sqlx::Any>,
     _turn: tokio::sync::OwnedMutexGuard<()>,
@@ -53,11 +53,6 @@ impl Tx {
         let Tx { tx, _turn } = self;
         tx.commit().await
     }
-
-    pub async fn rollback(self) -> std::result::Result<(), sqlx::Error> {
-        let Tx { tx, _turn } = self;
-        tx.rollback().await
-    }
 }
 
 impl std::ops::Deref for Tx {
@@ -67,15 +62,15 @@ impl std::ops::Deref for Tx {
     }
 }
 
-impl std::ops::DerefMut for Tx {
-    fn deref_mut(&mut self) -> &mut AnyConnection {
-        &mut self.tx
-    }
-}
-
 impl std::fmt::Debug for Tx {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("Tx")
+    }
+}
+
+impl std::ops::DerefMut for Tx {
+    fn deref_mut(&mut self) -> &mut AnyConnection {
+        &mut self.tx
     }
 }
 
@@ -501,8 +496,8 @@ impl Store {
     /// (SQLite's `BEGIN IMMEDIATE`, PostgreSQL's [`WRITE_LOCK`]), so two of
     /// them wait on the busy timeout instead of one failing when it upgrades
     /// a read lock, and the audit chain is extended by one writer at a time.
-    /// Writers in this process queue in turn before that ([`Store`]'s
-    /// `writers`), within the same busy timeout.
+    /// Writers in this process queue for their turn before that ([`Store`]'s
+    /// `writers`), also for up to the busy timeout.
     pub async fn begin(&self) -> Result<Tx> {
         let turn = tokio::time::timeout(self.busy_timeout, self.writers.clone().lock_owned())
             .await
