@@ -6,8 +6,10 @@
 //! with a command running (its output captured), as a `cat` at a prompt.
 //! `cargo bench --bench record` (release); 256 MiB of each recording stream
 //! and 64 MiB of each tracker stream by default, `RAMPART_BENCH_MIB=N` to
-//! change both. `cargo bench --bench record -- tracker` (or `recorder`)
-//! runs one part.
+//! change both. `cargo bench --bench record -- tracker` (or `recorder`,
+//! `indexer`) runs one part. The indexer's part times the screen-text
+//! indexer over the recording of a pty session streaming `seq` and
+//! syslog-like text (64 MiB each by default).
 
 use std::time::{Duration, Instant};
 
@@ -235,6 +237,60 @@ fn main() {
     }
     if run("recorder") {
         bench_recorder(mib.unwrap_or(256) * 1024 * 1024);
+    }
+    if run("indexer") {
+        bench_indexer(mib.unwrap_or(64) * 1024 * 1024);
+    }
+}
+
+/// The screen-text indexer over the recording of a pty session that
+/// streamed each text (it indexes every line of such a session), in the
+/// chunk sizes a pty hands sshd: MB/s of output relayed, and its CPU per
+/// GB (one thread, so seconds of CPU are seconds of wall time).
+fn bench_indexer(size: usize) {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    println!(
+        "{:<8} {:>10} {:>8} {:>8} {:>8}",
+        "indexer", "MB/s", "s/GB", "blocks", "terms"
+    );
+    let only = std::env::var("RAMPART_BENCH_STREAMS").unwrap_or_default();
+    for (name, data) in [("seq", seq_text(size)), ("syslog", syslog_text(size))] {
+        if !only.is_empty() && !only.split(',').any(|o| o == name) {
+            continue;
+        }
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = runtime.block_on(async {
+            let rec = RecorderHandle::start(dir.path(), meta(), RecordOptions::default())
+                .await
+                .expect("start");
+            // A pty's reads: about 2.5 KiB per event through the bench's
+            // `ssh -tt` runs.
+            for chunk in data.chunks(2560) {
+                rec.output(Bytes::copy_from_slice(chunk))
+                    .await
+                    .expect("output");
+            }
+            dir.path().join(rec.finish().await.expect("finish").path)
+        });
+        let mut best = f64::MAX;
+        let mut indexed = None;
+        for _ in 0..3 {
+            let t = Instant::now();
+            indexed = Some(rampart::search::indexer::index_recording(&path).expect("index"));
+            best = best.min(t.elapsed().as_secs_f64());
+        }
+        let indexed = indexed.expect("indexed three times");
+        println!(
+            "{name:<8} {:>10.1} {:>8.2} {:>8} {:>8}",
+            data.len() as f64 / best / 1e6,
+            best / data.len() as f64 * 1e9,
+            indexed.blocks,
+            indexed.terms
+        );
     }
 }
 

@@ -495,6 +495,53 @@ fn index(job: Job, trigrams: &mut TrigramSet) -> std::io::Result<Done> {
     })
 }
 
+/// What [`index_recording`] did with one recording.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Indexed {
+    pub blocks: usize,
+    /// Bytes of screen text filed.
+    pub text_bytes: u64,
+    /// Distinct trigrams over all blocks, counted once per block.
+    pub terms: usize,
+}
+
+/// Cuts a whole, finished recording into blocks exactly as the indexer's
+/// thread does, without a database: what `benches/record.rs` times (the
+/// indexer's CPU per byte relayed counts in the bastion's).
+pub fn index_recording(path: &std::path::Path) -> std::io::Result<Indexed> {
+    let mut trigrams = TrigramSet::new();
+    let mut job = Job {
+        path: path.to_path_buf(),
+        ended: true,
+        progress: Progress::default(),
+        now: Duration::ZERO,
+    };
+    let mut indexed = Indexed {
+        blocks: 0,
+        text_bytes: 0,
+        terms: 0,
+    };
+    loop {
+        let done = index(job, &mut trigrams)?;
+        indexed.blocks += done.blocks.len();
+        indexed.terms += done
+            .blocks
+            .iter()
+            .map(|b| b.terms.len().div_ceil(6))
+            .sum::<usize>();
+        indexed.text_bytes = done.progress.text_bytes;
+        if done.progress.done || done.blocks.is_empty() {
+            return Ok(indexed);
+        }
+        job = Job {
+            path: path.to_path_buf(),
+            ended: true,
+            progress: done.progress,
+            now: Duration::ZERO,
+        };
+    }
+}
+
 fn stretch_len(path: &std::path::Path) -> std::io::Result<u64> {
     Ok(std::fs::metadata(path)?.len())
 }

@@ -125,6 +125,19 @@ impl Lines {
     }
 
     fn end_line(&mut self) {
+        if self.partial.is_ascii() {
+            // The common case, without a lossy conversion or a count of
+            // characters: the same line, as a byte is a character here.
+            let text = trim_ascii_white_space(&self.partial);
+            if text.len() >= MIN_LINE {
+                self.text_bytes += text.len() as u64;
+                self.done_text
+                    .push_str(std::str::from_utf8(text).unwrap_or_default());
+                self.done.push((self.partial_at, self.done_text.len()));
+            }
+            self.partial.clear();
+            return;
+        }
         let text = String::from_utf8_lossy(&self.partial);
         let text = text.trim();
         // Three characters take at least three bytes and at most twelve.
@@ -181,6 +194,16 @@ impl Lines {
             self.partial_at,
         )
     }
+}
+
+/// `bytes` without the characters `str::trim` takes off at either end,
+/// for ASCII text (its White_Space characters: space, TAB, LF, VT, FF, CR).
+fn trim_ascii_white_space(bytes: &[u8]) -> &[u8] {
+    let white = |b: &u8| matches!(b, b' ' | b'\t'..=b'\r');
+    let start = bytes.iter().take_while(|b| white(b)).count();
+    let rest = bytes.get(start..).unwrap_or_default();
+    let end = rest.len() - rest.iter().rev().take_while(|b| white(b)).count();
+    rest.get(..end).unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -252,6 +275,25 @@ mod tests {
                 text: "half of the second".into()
             }]
         );
+    }
+
+    #[test]
+    fn ascii_lines_are_trimmed_as_str_trim_trims_them() {
+        for line in [
+            "",
+            " ",
+            "ab",
+            " abc ",
+            "\x0b\x0cab c\r\t",
+            "a\x0bb",
+            "  x  y  ",
+        ] {
+            assert_eq!(
+                trim_ascii_white_space(line.as_bytes()),
+                line.trim().as_bytes(),
+                "{line:?}"
+            );
+        }
     }
 
     /// Runs of text are taken as a byte at a time would be: tabs, leading

@@ -37,16 +37,17 @@ impl std::fmt::Debug for TrigramSet {
     }
 }
 
+/// Every three-byte window of `text`, folded, as a number: the last three
+/// bytes rolled through, so each byte is folded once.
 fn windows(text: &str) -> impl Iterator<Item = u32> + '_ {
-    text.as_bytes().windows(3).map(|w| match w {
-        [a, b, c] => {
-            (u32::from(a.to_ascii_lowercase()) << 16)
-                | (u32::from(b.to_ascii_lowercase()) << 8)
-                | u32::from(c.to_ascii_lowercase())
-        }
-        // windows(3) yields slices of exactly three bytes.
-        _ => 0,
-    })
+    let mut window = 0u32;
+    text.as_bytes()
+        .iter()
+        .enumerate()
+        .filter_map(move |(i, b)| {
+            window = ((window << 8) | u32::from(b.to_ascii_lowercase())) & 0x00ff_ffff;
+            (i >= 2).then_some(window)
+        })
 }
 
 /// The word for a trigram: five letters of a 32-letter alphabet (25 bits).
@@ -138,6 +139,21 @@ mod tests {
         assert_eq!(set.len(), 0, "take empties the set");
         set.add_line("disk");
         assert_eq!(set.len(), 2, "the bits were cleared by take");
+    }
+
+    #[test]
+    fn windows_are_every_three_bytes_folded() {
+        let text = "Ab\u{e9}CdE fG";
+        let expected: Vec<u32> = text
+            .as_bytes()
+            .windows(3)
+            .map(|w| {
+                w.iter()
+                    .fold(0, |t, b| (t << 8) | u32::from(b.to_ascii_lowercase()))
+            })
+            .collect();
+        assert_eq!(windows(text).collect::<Vec<_>>(), expected);
+        assert_eq!(windows("ab").count(), 0);
     }
 
     #[test]
