@@ -32,6 +32,7 @@ use crate::record::{CommandTracker, RecorderHandle};
 use crate::services::Services;
 
 mod gate;
+mod join;
 mod log;
 mod pump;
 mod review;

@@ -13,6 +13,7 @@ use russh::{ChannelMsg, ChannelReadHalf, ChannelWriteHalf};
 use tokio::sync::mpsc;
 
 use super::gate::{Decision, Gate, Line, Refused, Step};
+use super::join::joined;
 use super::log::{Shared, flush_log, lock, log_late, log_refused};
 use super::{
     ClientEnd, EndReason, Hooks, Outcome, RED, RESET, StreamTap, TargetEnd, TargetEvents, YELLOW,
@@ -159,13 +160,21 @@ impl<T: TargetEnd> Pump<'_, T> {
     async fn target_to_person(&self, target_read: &mut impl TargetEvents) -> EndReason {
         let mut target_eof = false;
         let mut exit: Option<Exit> = None;
+        // What came behind output that was joined (see `joined`).
+        let mut held: Option<Option<ChannelMsg>> = None;
         loop {
-            let Some(msg) = target_read.next().await else {
+            let next = match held.take() {
+                Some(next) => next,
+                None => target_read.next().await,
+            };
+            let Some(msg) = next else {
                 self.pass_exit(exit.take(), false).await;
                 return EndReason::TargetClosed;
             };
             match msg {
                 ChannelMsg::Data { data } => {
+                    let (data, behind) = joined(data, target_read);
+                    held = behind;
                     if let Err(end) = self.output(data).await {
                         return end;
                     }

@@ -28,6 +28,19 @@ pub trait TargetEnd: Sync {
 /// exit status, EOF, close); `None` once it is gone.
 pub trait TargetEvents: Send {
     fn next(&mut self) -> impl Future<Output = Option<ChannelMsg>> + Send;
+
+    /// The next message if it has already come, without waiting: `None`
+    /// when nothing is waiting, `Some(None)` once the target is gone. The
+    /// implementations' `next` is cancel-safe (a channel's receive), so a
+    /// poll that finds nothing loses nothing.
+    fn ready(&mut self) -> Option<Option<ChannelMsg>> {
+        let mut next = std::pin::pin!(self.next());
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        match next.as_mut().poll(&mut cx) {
+            std::task::Poll::Ready(msg) => Some(msg),
+            std::task::Poll::Pending => None,
+        }
+    }
 }
 
 impl TargetEnd for ChannelWriteHalf<ClientMsg> {
