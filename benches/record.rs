@@ -243,16 +243,21 @@ fn main() {
     }
 }
 
+/// A runtime like the server's on this bench machine: two workers.
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
 /// The screen-text indexer over the recording of a pty session that
 /// streamed each text (it indexes every line of such a session), in the
 /// chunk sizes a pty hands sshd: MB/s of output relayed, and its CPU per
 /// GB (one thread, so seconds of CPU are seconds of wall time).
 fn bench_indexer(size: usize) {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let runtime = runtime();
     println!(
         "{:<8} {:>10} {:>8} {:>8} {:>8}",
         "indexer", "MB/s", "s/GB", "blocks", "terms"
@@ -267,8 +272,10 @@ fn bench_indexer(size: usize) {
             let rec = RecorderHandle::start(dir.path(), meta(), RecordOptions::default())
                 .await
                 .expect("start");
-            // A pty's reads: about 2.5 KiB per event through the bench's
-            // `ssh -tt` runs.
+            // Pieces of 2.5 KiB, what sshd sent per packet from a pty in
+            // `bench/ssh.sh`'s runs. The relay joins pieces that queued up,
+            // so real recordings hold fewer, larger events (4.2 KiB on
+            // average for `seq` in a pty).
             for chunk in data.chunks(2560) {
                 rec.output(Bytes::copy_from_slice(chunk))
                     .await
@@ -295,11 +302,7 @@ fn bench_indexer(size: usize) {
 }
 
 fn bench_recorder(size: usize) {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let runtime = runtime();
     let random = random_bytes(size, 5);
     let line = b"drwxr-xr-x  2 root root 4096 Mar  4 05:06 \x1b[01;34msome-directory\x1b[0m\r\n";
     let text: Vec<u8> = line.iter().copied().cycle().take(size).collect();
