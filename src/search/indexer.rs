@@ -634,6 +634,27 @@ mod tests {
     }
 
     #[test]
+    fn a_whole_recording_is_indexed_block_by_block_to_its_end() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.cast");
+        // Three blocks of text (a block closes past 1 MiB of it) and a last
+        // line without its line break.
+        let line = format!("{}\r\n", "x".repeat(999));
+        let events: Vec<(f64, String)> = (0..3 * 1050)
+            .map(|i| (f64::from(i) / 100.0, line.clone()))
+            .chain([(40.0, "the end".to_string())])
+            .collect();
+        let events: Vec<(f64, &str)> = events.iter().map(|(t, s)| (*t, s.as_str())).collect();
+        cast(&path, true, &events);
+        let indexed = index_recording(&path).unwrap();
+        assert_eq!(indexed.blocks, 4, "{indexed:?}");
+        assert_eq!(indexed.text_bytes, 3 * 1050 * 999 + 7);
+        // A block holds 1050 lines of x, one trigram ("xxx"); the last
+        // holds "the end": "the", "he ", "e e", " en", "end".
+        assert_eq!(indexed.terms, 3 + 5, "{indexed:?}");
+    }
+
+    #[test]
     fn exec_output_without_a_pty_is_filed_at_its_head_and_tail_only() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("s.cast");
