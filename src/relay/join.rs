@@ -19,14 +19,14 @@ pub(super) fn joined(
     first: Bytes,
     target_read: &mut impl TargetEvents,
 ) -> (Bytes, Option<Option<ChannelMsg>>) {
-    let mut pieces = vec![first];
-    let mut len = pieces.iter().map(Bytes::len).sum::<usize>();
+    let mut len = first.len();
+    let mut behind: Vec<Bytes> = Vec::new();
     let mut held = None;
     while len < JOIN {
         match target_read.ready() {
             Some(Some(ChannelMsg::Data { data })) => {
                 len += data.len();
-                pieces.push(data);
+                behind.push(data);
             }
             Some(other) => {
                 held = Some(other);
@@ -35,19 +35,17 @@ pub(super) fn joined(
             None => break,
         }
     }
-    let out = match <[Bytes; 1]>::try_from(pieces) {
-        Ok([one]) => one,
-        // Sized to the bytes, not to the limit: a join of two small pieces
-        // waiting in the recorder's queue holds no more than they do.
-        Err(pieces) => {
-            let mut out = BytesMut::with_capacity(len);
-            for piece in &pieces {
-                out.extend_from_slice(piece);
-            }
-            out.freeze()
-        }
-    };
-    (out, held)
+    if behind.is_empty() {
+        return (first, held);
+    }
+    // Sized to the bytes, not to the limit: a join of two small pieces
+    // waiting in the recorder's queue holds no more than they do.
+    let mut out = BytesMut::with_capacity(len);
+    out.extend_from_slice(&first);
+    for piece in &behind {
+        out.extend_from_slice(piece);
+    }
+    (out.freeze(), held)
 }
 
 #[cfg(test)]

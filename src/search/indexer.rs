@@ -510,18 +510,19 @@ pub struct Indexed {
 /// indexer's CPU per byte relayed counts in the bastion's).
 pub fn index_recording(path: &std::path::Path) -> std::io::Result<Indexed> {
     let mut trigrams = TrigramSet::new();
-    let mut job = Job {
-        path: path.to_path_buf(),
-        ended: true,
-        progress: Progress::default(),
-        now: Duration::ZERO,
-    };
+    let mut progress = Progress::default();
     let mut indexed = Indexed {
         blocks: 0,
         text_bytes: 0,
         terms: 0,
     };
     loop {
+        let job = Job {
+            path: path.to_path_buf(),
+            ended: true,
+            progress,
+            now: Duration::ZERO,
+        };
         let done = index(job, &mut trigrams)?;
         indexed.blocks += done.blocks.len();
         indexed.terms += done
@@ -533,12 +534,7 @@ pub fn index_recording(path: &std::path::Path) -> std::io::Result<Indexed> {
         if done.progress.done || done.blocks.is_empty() {
             return Ok(indexed);
         }
-        job = Job {
-            path: path.to_path_buf(),
-            ended: true,
-            progress: done.progress,
-            now: Duration::ZERO,
-        };
+        progress = done.progress;
     }
 }
 

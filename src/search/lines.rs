@@ -125,29 +125,25 @@ impl Lines {
     }
 
     fn end_line(&mut self) {
-        if self.partial.is_ascii() {
-            // The common case, without a lossy conversion or a count of
-            // characters: the same line, as a byte is a character here.
-            let text = trim_ascii_white_space(&self.partial);
-            if text.len() >= MIN_LINE {
-                self.text_bytes += text.len() as u64;
-                self.done_text
-                    .push_str(std::str::from_utf8(text).unwrap_or_default());
-                self.done.push((self.partial_at, self.done_text.len()));
-            }
-            self.partial.clear();
-            return;
-        }
-        let text = String::from_utf8_lossy(&self.partial);
-        let text = text.trim();
+        // An ASCII line (the common case) is trimmed on its bytes and
+        // measured by its length, a byte being a character: no lossy
+        // conversion and no count of characters.
+        let ascii = self.partial.is_ascii();
+        let lossy;
+        let text = if ascii {
+            std::str::from_utf8(trim_ascii_white_space(&self.partial)).unwrap_or_default()
+        } else {
+            lossy = String::from_utf8_lossy(&self.partial);
+            lossy.trim()
+        };
         // Three characters take at least three bytes and at most twelve.
-        if text.len() < MIN_LINE || text.len() < 4 * MIN_LINE && text.chars().count() < MIN_LINE {
-            self.partial.clear();
-            return;
+        let short = text.len() < MIN_LINE
+            || !ascii && text.len() < 4 * MIN_LINE && text.chars().count() < MIN_LINE;
+        if !short {
+            self.text_bytes += text.len() as u64;
+            self.done_text.push_str(text);
+            self.done.push((self.partial_at, self.done_text.len()));
         }
-        self.text_bytes += text.len() as u64;
-        self.done_text.push_str(text);
-        self.done.push((self.partial_at, self.done_text.len()));
         self.partial.clear();
     }
 
