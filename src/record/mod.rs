@@ -101,7 +101,9 @@ pub use player::{
     Budget, CheckpointStats, Marker, Player, PlayerOptions, Stamp, Timeline, picture_at,
 };
 pub use reader::{Event, EventKind, Reader, Truncation, read};
-pub(crate) use strip::{Stripper, leading};
+#[cfg(test)]
+pub(crate) use strip::Stripper;
+pub(crate) use strip::{Escapes, leading};
 pub use writer::{Finished, RecordingMeta, SidecarInfo, file_sha256};
 
 /// The sidecar's path beside a cast's, both relative to the recording dir:

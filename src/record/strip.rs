@@ -8,6 +8,8 @@
 //! escape sequence, CR (so `\r\n` becomes `\n`; a progress bar's `\r`
 //! redraws run together), BS and every other control byte.
 
+use std::ops::ControlFlow;
+
 /// Where in an escape sequence the last byte left the stripper.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
@@ -73,10 +75,120 @@ fn skip_dropped(bytes: &[u8]) -> usize {
     leading(bytes, dropped)
 }
 
+/// The escape sequences of terminal output, walked through: hands on the
+/// runs of text between them. Its state carries across pieces, so a
+/// sequence cut between two reads never leaks into the text.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Escapes {
+    state: State,
+}
+
+impl Escapes {
+    pub(crate) fn new() -> Escapes {
+        Escapes {
+            state: State::Ground,
+        }
+    }
+
+    /// True between escape sequences, where text is kept.
+    #[inline]
+    pub(crate) fn in_text(&self) -> bool {
+        self.state == State::Ground
+    }
+
+    /// One byte through the state machine: the byte when it is kept text
+    /// (printable, LF or TAB outside every sequence), else `None`.
+    #[inline]
+    pub(crate) fn step(&mut self, b: u8) -> Option<u8> {
+        if self.state == State::Ground && kept(b) {
+            return Some(b);
+        }
+        self.state = next(self.state, b);
+        None
+    }
+
+    /// Walks `bytes`, handing each run of kept text (printable, LF, TAB)
+    /// to `text` in order, until `text` breaks; what it was handed is then
+    /// the text up to the break, and the rest of `bytes` is not looked at.
+    #[inline]
+    pub(crate) fn walk(&mut self, bytes: &[u8], mut text: impl FnMut(&[u8]) -> ControlFlow<()>) {
+        let mut i = 0;
+        while let Some(&b) = bytes.get(i) {
+            if self.state == State::Ground && dropped(b) {
+                // A run of control bytes the text leaves out (`/dev/zero`,
+                // NUL padding): skipped in blocks the compiler vectorises,
+                // not byte by byte through the state machine (the screen-
+                // text index scans every byte a session prints).
+                i += skip_dropped(bytes.get(i..).unwrap_or_default());
+                continue;
+            }
+            if self.state == State::Ground && kept(b) {
+                // A run of text, handed on at once.
+                let rest = bytes.get(i..).unwrap_or_default();
+                let n = leading(rest, kept);
+                if text(rest.get(..n).unwrap_or_default()).is_break() {
+                    return;
+                }
+                i += n;
+                continue;
+            }
+            i += 1;
+            self.state = next(self.state, b);
+        }
+    }
+}
+
+/// The state after byte `b`, which the ground state does not keep.
+#[inline]
+fn next(state: State, b: u8) -> State {
+    match state {
+        State::Ground => match b {
+            0x1b => State::Escape,
+            _ => State::Ground,
+        },
+        State::Escape => match b {
+            b'[' => State::Csi,
+            b']' => State::Osc,
+            b'P' | b'X' | b'^' | b'_' => State::Text,
+            0x20..=0x2f => State::EscapeIntermediate,
+            0x1b => State::Escape,
+            _ => State::Ground,
+        },
+        State::EscapeIntermediate => match b {
+            0x20..=0x2f => State::EscapeIntermediate,
+            _ => State::Ground,
+        },
+        State::Csi => match b {
+            0x40..=0x7e => State::Ground,
+            // A new ESC aborts the sequence (ECMA-48 "cancel").
+            0x1b => State::Escape,
+            0x18 | 0x1a => State::Ground,
+            _ => State::Csi,
+        },
+        State::Osc => match b {
+            0x07 => State::Ground,
+            0x1b => State::StringEscape,
+            _ => State::Osc,
+        },
+        State::Text => match b {
+            0x1b => State::StringEscape,
+            _ => State::Text,
+        },
+        // ESC \ is ST; anything else after ESC starts over as an escape,
+        // which is what terminals do with a broken string.
+        State::StringEscape => match b {
+            b'\\' => State::Ground,
+            b'[' => State::Csi,
+            b']' => State::Osc,
+            _ => State::Ground,
+        },
+    }
+}
+
 /// Escape-free text from terminal output, at most `limit` bytes.
 #[derive(Debug, Clone)]
 pub(crate) struct Stripper {
-    state: State,
+    escapes: Escapes,
     out: Vec<u8>,
     limit: usize,
     truncated: bool,
@@ -91,26 +203,11 @@ const SCAN_FACTOR: usize = 64;
 impl Stripper {
     pub(crate) fn new(limit: usize) -> Self {
         Stripper {
-            state: State::Ground,
+            escapes: Escapes::new(),
             out: Vec::new(),
             limit,
             truncated: false,
             budget: limit.saturating_mul(SCAN_FACTOR),
-        }
-    }
-
-    /// The text kept so far, handed over and forgotten (for a stream that
-    /// is read as it goes); the limit then counts from zero again.
-    pub(crate) fn take(&mut self) -> Vec<u8> {
-        std::mem::take(&mut self.out)
-    }
-
-    /// Hands back a buffer [`Self::take`] returned, emptied, to hold the
-    /// next text (a stream read as it goes allocates once).
-    pub(crate) fn reuse(&mut self, mut buffer: Vec<u8>) {
-        if self.out.is_empty() {
-            buffer.clear();
-            self.out = buffer;
         }
     }
 
@@ -132,100 +229,24 @@ impl Stripper {
         let over = bytes.len() > self.budget;
         let bytes = bytes.get(..self.budget).unwrap_or(bytes);
         self.budget -= bytes.len();
-        self.strip(bytes);
-        if over {
-            self.truncated = true;
-        }
+        let (out, limit) = (&mut self.out, self.limit);
+        let mut truncated = false;
+        self.escapes.walk(bytes, |run| {
+            let room = limit.saturating_sub(out.len());
+            out.extend_from_slice(run.get(..run.len().min(room)).unwrap_or_default());
+            if run.len() > room {
+                truncated = true;
+                return ControlFlow::Break(());
+            }
+            ControlFlow::Continue(())
+        });
+        self.truncated = truncated || over;
     }
 
-    fn strip(&mut self, bytes: &[u8]) {
-        let mut i = 0;
-        while let Some(&b) = bytes.get(i) {
-            if self.truncated {
-                return;
-            }
-            if self.state == State::Ground && dropped(b) {
-                // A run of control bytes the text leaves out (`/dev/zero`,
-                // NUL padding): skipped in blocks the compiler vectorises,
-                // not byte by byte through the state machine (the screen-
-                // text index scans every byte a session prints).
-                i += skip_dropped(bytes.get(i..).unwrap_or_default());
-                continue;
-            }
-            if self.state == State::Ground && kept(b) {
-                // A run of text, copied at once (up to the limit).
-                let rest = bytes.get(i..).unwrap_or_default();
-                let n = leading(rest, kept);
-                let room = self.limit.saturating_sub(self.out.len());
-                self.out
-                    .extend_from_slice(rest.get(..n.min(room)).unwrap_or_default());
-                if n > room {
-                    self.truncated = true;
-                    return;
-                }
-                i += n;
-                continue;
-            }
-            i += 1;
-            self.state = match self.state {
-                State::Ground => match b {
-                    0x1b => State::Escape,
-                    b'\n' | b'\t' => {
-                        self.push(b);
-                        State::Ground
-                    }
-                    0x00..=0x1f | 0x7f => State::Ground,
-                    _ => {
-                        self.push(b);
-                        State::Ground
-                    }
-                },
-                State::Escape => match b {
-                    b'[' => State::Csi,
-                    b']' => State::Osc,
-                    b'P' | b'X' | b'^' | b'_' => State::Text,
-                    0x20..=0x2f => State::EscapeIntermediate,
-                    0x1b => State::Escape,
-                    _ => State::Ground,
-                },
-                State::EscapeIntermediate => match b {
-                    0x20..=0x2f => State::EscapeIntermediate,
-                    _ => State::Ground,
-                },
-                State::Csi => match b {
-                    0x40..=0x7e => State::Ground,
-                    // A new ESC aborts the sequence (ECMA-48 "cancel").
-                    0x1b => State::Escape,
-                    0x18 | 0x1a => State::Ground,
-                    _ => State::Csi,
-                },
-                State::Osc => match b {
-                    0x07 => State::Ground,
-                    0x1b => State::StringEscape,
-                    _ => State::Osc,
-                },
-                State::Text => match b {
-                    0x1b => State::StringEscape,
-                    _ => State::Text,
-                },
-                // ESC \ is ST; anything else after ESC starts over as an
-                // escape, which is what terminals do with a broken string.
-                State::StringEscape => match b {
-                    b'\\' => State::Ground,
-                    b'[' => State::Csi,
-                    b']' => State::Osc,
-                    _ => State::Ground,
-                },
-            };
-        }
-    }
-
-    fn push(&mut self, b: u8) {
-        if self.out.len() < self.limit {
-            self.out.push(b);
-        } else {
-            self.truncated = true;
-        }
+    /// The text so far, as it came.
+    #[cfg(test)]
+    pub(crate) fn bytes(&self) -> &[u8] {
+        &self.out
     }
 
     /// The text so far; a UTF-8 sequence cut by the limit is dropped rather

@@ -420,11 +420,10 @@ fn index(job: Job, trigrams: &mut TrigramSet) -> std::io::Result<Done> {
                 break;
             }
             match s.next(None)? {
-                Step::Output(o) => {
-                    first.get_or_insert(o.at);
-                    last = Some(o.at);
-                    lines.feed(o.data.as_bytes(), o.at);
-                    lines.drain(|_, text| trigrams.add_line(text));
+                Step::Output { at, text } => {
+                    first.get_or_insert(at);
+                    last = Some(at);
+                    lines.feed_text(text, at, |_, line| trigrams.add_line(line));
                 }
                 Step::Other => {}
                 Step::End => {
@@ -436,9 +435,7 @@ fn index(job: Job, trigrams: &mut TrigramSet) -> std::io::Result<Done> {
         read += s.pos() - start;
         let final_block = at_end && job.ended;
         if final_block {
-            for line in lines.finish() {
-                trigrams.add_line(&line.text);
-            }
+            lines.finish(|_, line| trigrams.add_line(line));
         }
         let first = first.unwrap_or(Duration::from_millis(p.carry_ms));
         let due = !at_end

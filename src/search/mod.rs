@@ -316,16 +316,23 @@ fn block_lines(
     let mut out = Vec::new();
     loop {
         match stretch.next(Some(c.cast_end))? {
-            Step::Output(o) => {
-                lines.feed(o.data.as_bytes(), o.at);
-                out.extend(lines.take());
-            }
+            Step::Output { at, text } => lines.feed_text(text, at, |at, line| {
+                out.push(ScreenLine {
+                    at,
+                    text: String::from_utf8_lossy(line).into_owned(),
+                })
+            }),
             Step::Other => {}
             Step::End => break,
         }
     }
     if c.last {
-        out.extend(lines.finish());
+        lines.finish(|at, line| {
+            out.push(ScreenLine {
+                at,
+                text: String::from_utf8_lossy(line).into_owned(),
+            })
+        });
     }
     Ok(out)
 }

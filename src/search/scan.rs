@@ -9,14 +9,7 @@ use std::io::{self, BufRead, BufReader, Cursor, Read, Seek, SeekFrom};
 use std::path::Path;
 use std::time::Duration;
 
-use crate::record::Header;
-
-/// An output event: when, and what the client received.
-#[derive(Debug)]
-pub struct Output {
-    pub at: Duration,
-    pub data: String,
-}
+use crate::record::{Header, leading};
 
 /// Where a stretch reads from: a cast file, or a piece of one fetched from
 /// the object store.
@@ -64,12 +57,25 @@ pub struct Stretch {
     input: Box<dyn Input>,
     pos: u64,
     buf: Vec<u8>,
+    /// The last output event's text, when a JSON parser decoded it.
+    data: Vec<u8>,
+}
+
+/// An output event's text: as the cast holds it, or decoded.
+#[derive(Debug, Clone, Copy)]
+pub enum Text<'a> {
+    /// The JSON string's contents, escapes and all; checked, so every
+    /// escape in it is well formed and its bytes are UTF-8.
+    Json(&'a [u8]),
+    /// Decoded by a JSON parser (UTF-8).
+    Bytes(&'a [u8]),
 }
 
 /// What [`Stretch::next`] found.
-pub enum Step {
-    /// An output event; the stretch is now at the offset after it.
-    Output(Output),
+pub enum Step<'a> {
+    /// An output event: when, and what the client received; the stretch
+    /// is now at the offset after it.
+    Output { at: Duration, text: Text<'a> },
     /// Any other complete line (input, resize, marker, a line that is no
     /// event): passed over.
     Other,
@@ -85,6 +91,7 @@ impl Stretch {
             input: Box::new(BufReader::with_capacity(256 * 1024, file)),
             pos: from,
             buf: Vec::new(),
+            data: Vec::new(),
         })
     }
 
@@ -98,6 +105,7 @@ impl Stretch {
             }),
             pos: from,
             buf: Vec::new(),
+            data: Vec::new(),
         }
     }
 
@@ -140,8 +148,8 @@ impl Stretch {
     }
 
     /// The next complete line, without going past `end`.
-    pub fn next(&mut self, end: Option<u64>) -> io::Result<Step> {
-        loop {
+    pub fn next(&mut self, end: Option<u64>) -> io::Result<Step<'_>> {
+        let len = loop {
             if end.is_some_and(|end| self.pos >= end) {
                 return Ok(Step::End);
             }
@@ -154,19 +162,144 @@ impl Stretch {
                 return Ok(Step::End);
             }
             self.pos += n as u64;
-            let line = self.buf.trim_ascii_end();
-            if line.is_empty() {
-                continue;
+            let len = self.buf.trim_ascii_end().len();
+            if len > 0 {
+                break len;
             }
-            return Ok(match serde_json::from_slice::<(f64, &str, String)>(line) {
-                Ok((time, "o", data)) => Step::Output(Output {
-                    at: Duration::try_from_secs_f64(time).unwrap_or_default(),
-                    data,
-                }),
-                _ => Step::Other,
+        };
+        let line = self.buf.get(..len).unwrap_or_default();
+        if let Some((time, json)) = output_event(line) {
+            return Ok(Step::Output {
+                at: moment(time),
+                text: Text::Json(json),
             });
         }
+        Ok(match serde_json::from_slice::<(f64, &str, String)>(line) {
+            Ok((time, "o", data)) => {
+                self.data = data.into_bytes();
+                Step::Output {
+                    at: moment(time),
+                    text: Text::Bytes(&self.data),
+                }
+            }
+            _ => Step::Other,
+        })
     }
+}
+
+/// A time in the cast, into the session.
+fn moment(time: f64) -> Duration {
+    Duration::try_from_secs_f64(time).unwrap_or_default()
+}
+
+/// An output event as the recorder writes it, `[time,"o","text"]` with
+/// nothing between the parts, checked without a JSON parser: its time, and
+/// the string's contents as they are in `line`. `None` when the line is
+/// anything else, or is laid out otherwise (spaces, say): a JSON parser
+/// then decides. What this lets through, a JSON parser reads too, to the
+/// same text.
+fn output_event(line: &[u8]) -> Option<(f64, &[u8])> {
+    let inner = line.strip_prefix(b"[")?;
+    let comma = inner.iter().position(|&b| b == b',')?;
+    let (time, rest) = inner.split_at(comma);
+    let time: f64 = serde_json::from_slice(time).ok()?;
+    const KIND: &[u8] = b",\"o\",\"";
+    let json = rest.strip_prefix(KIND)?.strip_suffix(b"\"]")?;
+    let mut left = json;
+    while !left.is_empty() {
+        let n = leading(left, |b| b >= 0x20 && b != b'"' && b != b'\\');
+        left = left.get(n..).unwrap_or_default();
+        if left.is_empty() {
+            break;
+        }
+        let taken = match left {
+            // The escapes of a terminal's line ends, looked at first.
+            [b'\\', b'r' | b'n', ..] => 2,
+            _ => json_unit(left)?.1,
+        };
+        left = left.get(taken..).unwrap_or_default();
+    }
+    std::str::from_utf8(json).ok()?;
+    Some((time, json))
+}
+
+/// Up to four bytes: what one unit of a JSON string stands for.
+#[derive(Debug, Clone, Copy)]
+pub struct Unit {
+    bytes: [u8; 4],
+    len: usize,
+}
+
+impl Unit {
+    /// No bytes.
+    pub const NONE: Unit = Unit {
+        bytes: [0; 4],
+        len: 0,
+    };
+
+    fn byte(b: u8) -> Unit {
+        Unit {
+            bytes: [b, 0, 0, 0],
+            len: 1,
+        }
+    }
+
+    fn char(c: char) -> Unit {
+        let mut bytes = [0; 4];
+        let len = c.encode_utf8(&mut bytes).len();
+        Unit { bytes, len }
+    }
+
+    pub fn bytes(&self) -> &[u8] {
+        self.bytes.get(..self.len).unwrap_or_default()
+    }
+}
+
+/// The unit of a JSON string at the start of `json` that is not a run of
+/// plain bytes: an escape, decoded, or a byte left as it is (DEL), and
+/// how many bytes of `json` it took. `None` for what a JSON string cannot
+/// hold: a quote or control byte, an unknown escape, half a surrogate
+/// pair.
+pub fn json_unit(json: &[u8]) -> Option<(Unit, usize)> {
+    match json {
+        [b'\\', b'u', rest @ ..] => {
+            let code = hex4(rest)?;
+            if (0xd800..0xdc00).contains(&code) {
+                // A pair: the low half follows as an escape of its own.
+                let [b'\\', b'u', low @ ..] = rest.get(4..)? else {
+                    return None;
+                };
+                let low = hex4(low).filter(|low| (0xdc00..0xe000).contains(low))?;
+                let c = char::from_u32(0x10000 + ((code - 0xd800) << 10) + (low - 0xdc00))?;
+                return Some((Unit::char(c), 12));
+            }
+            Some((Unit::char(char::from_u32(code)?), 6))
+        }
+        [b'\\', escape, ..] => {
+            let b = match escape {
+                b'"' => b'"',
+                b'\\' => b'\\',
+                b'/' => b'/',
+                b'b' => 0x08,
+                b'f' => 0x0c,
+                b'n' => b'\n',
+                b'r' => b'\r',
+                b't' => b'\t',
+                _ => return None,
+            };
+            Some((Unit::byte(b), 2))
+        }
+        [b, ..] if *b >= 0x20 && *b != b'"' && *b != b'\\' => Some((Unit::byte(*b), 1)),
+        _ => None,
+    }
+}
+
+/// Four hex digits.
+fn hex4(bytes: &[u8]) -> Option<u32> {
+    bytes
+        .get(..4)?
+        .iter()
+        .try_fold(0, |code, &b| Some(code << 4 | char::from(b).to_digit(16)?))
 }
 
 #[cfg(test)]
@@ -185,23 +318,25 @@ mod tests {
         let header = s.header().unwrap().unwrap();
         assert_eq!(header.env.term.as_deref(), Some("xterm"));
         let first = s.pos();
-        let Step::Output(o) = s.next(None).unwrap() else {
+        let Step::Output { at, text } = s.next(None).unwrap() else {
             panic!("an output event")
         };
         assert_eq!(
-            (o.at, o.data.as_str()),
-            (Duration::from_millis(500), "hello\r\n")
+            (at, decoded(text)),
+            (Duration::from_millis(500), b"hello\r\n".to_vec())
         );
         assert!(matches!(s.next(None).unwrap(), Step::Other));
         let complete = s.pos();
         assert!(matches!(s.next(None).unwrap(), Step::End));
         assert_eq!(s.pos(), complete, "the incomplete line is left for later");
         f.write_all(b"ld\"]\n").unwrap();
-        assert!(matches!(s.next(None).unwrap(), Step::Output(o) if o.data == "world"));
+        assert!(
+            matches!(s.next(None).unwrap(), Step::Output { text, .. } if decoded(text) == b"world")
+        );
         let mut again = Stretch::open(&path, first).unwrap();
         assert!(matches!(
             again.next(Some(complete)).unwrap(),
-            Step::Output(_)
+            Step::Output { .. }
         ));
         assert!(matches!(again.next(Some(complete)).unwrap(), Step::Other));
         assert!(matches!(again.next(Some(complete)).unwrap(), Step::End));
@@ -215,11 +350,86 @@ mod tests {
         let whole = std::fs::read(&path).unwrap();
         let mut piece = Stretch::of_piece(whole[first as usize..].to_vec(), first);
         assert!(
-            matches!(piece.next(Some(complete)).unwrap(), Step::Output(o) if o.data == "hello\r\n")
+            matches!(piece.next(Some(complete)).unwrap(), Step::Output { text, .. } if decoded(text) == b"hello\r\n")
         );
         assert!(matches!(piece.next(Some(complete)).unwrap(), Step::Other));
         assert!(matches!(piece.next(Some(complete)).unwrap(), Step::End));
         assert_eq!(piece.pos(), complete);
         assert!(piece.sync_from(first - 1).is_err(), "before the piece");
+    }
+
+    fn decoded(text: Text) -> Vec<u8> {
+        match text {
+            Text::Bytes(bytes) => bytes.to_vec(),
+            Text::Json(mut json) => {
+                let mut out = Vec::new();
+                while !json.is_empty() {
+                    let (unit, taken) = json_unit(json).expect("a checked string");
+                    out.extend_from_slice(unit.bytes());
+                    json = &json[taken..];
+                }
+                out
+            }
+        }
+    }
+
+    /// Event lines checked without the JSON parser decode to what it
+    /// decodes them to, and lines it must read (or refuse) are left to it.
+    #[test]
+    fn output_events_read_as_serde_json_reads_them() {
+        let texts = [
+            "plain",
+            "",
+            "\r\n\t\u{1b}[0m\u{0}\u{7f}\\\"/",
+            "é€😀 mixed\u{8}\u{c}",
+        ];
+        for text in texts {
+            let line = format!("[12.345678,\"o\",{}]", serde_json::to_string(text).unwrap());
+            let (time, json) = output_event(line.as_bytes()).expect(&line);
+            assert_eq!(time, 12.345678, "{line}");
+            assert_eq!(decoded(Text::Json(json)), text.as_bytes(), "{line}");
+        }
+        let (_, json) = output_event(br#"[1.5,"o","\/\u00e9\ud83d\ude00\u001B"]"#).unwrap();
+        assert_eq!(
+            decoded(Text::Json(json)),
+            "/é😀\u{1b}".as_bytes(),
+            "escapes serde_json writes only when asked, and a pair"
+        );
+        for (line, serde) in [
+            (r#"[1.5, "o", "spaced"]"#, Some("spaced")),
+            (r#"[1.5,"i","typed"]"#, None),
+            (r#"[1.5,"o","\u+041"]"#, None),
+            (r#"[1.5,"o","\ud800"]"#, None),
+            (r#"[1.5,"o","\udc00\ud800"]"#, None),
+            (r#"[1.5,"o","\x"]"#, None),
+            (r#"[1.5,"o","a\"]"#, None),
+            (r#"[1.5,"o","a"b"]"#, None),
+            (r#"[1.5,"o","open"#, None),
+            (r#"[1.5,"o","a"] x"#, None),
+            ("[1.5,\"o\",\"raw\ttab\"]", None),
+        ] {
+            assert_eq!(
+                output_event(line.as_bytes()),
+                None,
+                "{line} is left to serde_json"
+            );
+            let parsed = serde_json::from_slice::<(f64, &str, String)>(line.as_bytes())
+                .ok()
+                .filter(|(_, kind, _)| *kind == "o")
+                .map(|(_, _, data)| data);
+            assert_eq!(parsed.as_deref(), serde, "{line}");
+        }
+        assert_eq!(
+            output_event(b"[1.5,\"o\",\"\xff\"]"),
+            None,
+            "invalid UTF-8 is left to serde_json, which refuses it"
+        );
+        // Through a stretch, a line only serde_json reads is an output event.
+        let spaced = br#"[2.5, "o", "ok"]"#;
+        let mut s = Stretch::of_piece([spaced.as_slice(), b"\n"].concat(), 0);
+        assert!(matches!(
+            s.next(None).unwrap(),
+            Step::Output { at, text } if at == Duration::from_millis(2500) && decoded(text) == b"ok"
+        ));
     }
 }
