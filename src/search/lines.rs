@@ -414,18 +414,26 @@ mod tests {
         }
     }
 
+    /// Output of random pieces, the same every run.
+    fn random_output(random: &mut impl FnMut(usize) -> usize) -> String {
+        let mut output = String::new();
+        for _ in 0..random(400) {
+            let piece = PIECES[random(PIECES.len())];
+            output.push_str(std::str::from_utf8(piece).expect("UTF-8 pieces"));
+        }
+        output
+    }
+
     /// Against the plain definition, on output made of random pieces (and
-    /// an invalid byte) fed in random cuts: a line is the stripped text up to a line break, tabs as
-    /// spaces, trimmed, kept from three characters on.
+    /// an invalid byte) fed in random cuts: a line is the stripped text up
+    /// to a line break, tabs as spaces, trimmed, kept from three characters
+    /// on.
     #[test]
     fn lines_are_the_stripped_text_split_at_line_breaks() {
         let mut random = random_numbers();
         let mut total = 0;
         for round in 0..200 {
-            let mut input = Vec::new();
-            for _ in 0..random(400) {
-                input.extend_from_slice(PIECES[random(PIECES.len())]);
-            }
+            let mut input = random_output(&mut random).into_bytes();
             input.extend_from_slice(if round % 2 == 0 { b"\xff" } else { b"\x1b\t" });
             let mut stripper = Stripper::new(usize::MAX / 128);
             stripper.feed(&input);
@@ -464,18 +472,14 @@ mod tests {
     }
 
     /// A cast's events, escaped as serde_json writes them (and with every
-    /// character past ASCII as `\\u` escapes, surrogate pairs included),
+    /// character past ASCII as `\u` escapes, surrogate pairs included),
     /// give the lines their output gives.
     #[test]
     fn output_read_from_the_cast_gives_the_lines_of_the_output() {
         let mut random = random_numbers();
         let mut total = 0;
         for round in 0..200 {
-            let mut input = String::new();
-            for _ in 0..random(400) {
-                let piece = PIECES[random(PIECES.len())];
-                input.push_str(std::str::from_utf8(piece).expect("UTF-8 pieces"));
-            }
+            let input = random_output(&mut random);
             let mut plain = Lines::new();
             let mut expected = fed(&mut plain, input.as_bytes(), ms(1));
             expected.extend(finished(&mut plain));
