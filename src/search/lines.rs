@@ -124,12 +124,12 @@ impl Lines {
                 None => break,
                 Some(b'\\')
                     if self.escapes.in_text()
-                        && let Some(taken) = plain_end(json) =>
+                        && let Some((taken, ends_line)) = plain_end(json) =>
                 {
                     // The common escapes, as the general way below takes
                     // them: CR is dropped, LF ends the line, a CSI sequence
                     // (colours) leaves nothing.
-                    if json.get(..taken).is_some_and(|e| e.ends_with(b"\\n")) {
+                    if ends_line {
                         self.line.end(&mut each);
                     }
                     json = json.get(taken..).unwrap_or_default();
@@ -186,19 +186,21 @@ impl Lines {
 /// At the start of a cast's JSON string read outside any escape
 /// sequence: how many bytes the escapes there take when they are CR, CR
 /// LF, LF or a whole CSI sequence written without escapes inside it
-/// (`\u001b[1;34m`), none of which adds to the line (LF ends it).
+/// (`\u001b[1;34m`), none of which adds to the line; and whether they end
+/// it (an LF).
 #[inline]
-fn plain_end(json: &[u8]) -> Option<usize> {
+fn plain_end(json: &[u8]) -> Option<(usize, bool)> {
     match json {
-        [b'\\', b'r', b'\\', b'n', ..] => Some(4),
-        [b'\\', b'r' | b'n', ..] => Some(2),
+        [b'\\', b'r', b'\\', b'n', ..] => Some((4, true)),
+        [b'\\', b'n', ..] => Some((2, true)),
+        [b'\\', b'r', ..] => Some((2, false)),
         [b'\\', b'u', b'0', b'0', b'1', b'b' | b'B', b'[', rest @ ..] => {
             // Parameter and intermediate bytes, then the final byte.
             // A quote or backslash is JSON's, not the sequence's.
             let n = leading(rest, |b| (0x20..=0x3f).contains(&b) && b != b'"');
             rest.get(n)
                 .is_some_and(|b| (0x40..=0x7e).contains(b) && *b != b'\\')
-                .then_some(7 + n + 1)
+                .then_some((7 + n + 1, false))
         }
         _ => None,
     }
