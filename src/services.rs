@@ -78,6 +78,8 @@ pub struct Services {
     pub spool: crate::spool::SpoolHandle,
     /// What ops scrape (`http.metrics_listen`).
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// The logins in progress, which streaming sessions give way to.
+    pub arrivals: Arc<crate::live::arrivals::Arrivals>,
 }
 
 impl Services {
@@ -176,6 +178,7 @@ impl Services {
             recordings,
             spool: crate::spool::SpoolHandle::default(),
             metrics: Arc::new(crate::metrics::Metrics::new()),
+            arrivals: Arc::default(),
         }
     }
 

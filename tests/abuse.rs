@@ -525,3 +525,57 @@ async fn connections_not_logged_in_are_capped_per_source() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// Polls `cond` every 10 ms for up to `limit`; whether it held.
+async fn becomes(limit: Duration, cond: impl Fn() -> bool) -> bool {
+    let until = tokio::time::Instant::now() + limit;
+    while tokio::time::Instant::now() < until {
+        if cond() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    cond()
+}
+
+/// Streams give way to logins in progress (`rampart::live::arrivals`). A
+/// stranger's connection never counts as one, however far its handshake
+/// gets; a person's login counts from their authentication until their
+/// session shows output.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_a_person_who_logged_in_counts_as_arriving_until_their_session_shows_output() {
+    use rampart::live::arrivals::AT_MOST;
+    let (b, mallory) = with_mallory().await;
+    let arrivals = b.services.arrivals.clone();
+    mallory.close().await;
+    // Mallory's own login is done with: it showed no output, so it counts
+    // until it closed (or AT_MOST passed).
+    assert!(
+        becomes(AT_MOST + Duration::from_secs(3), || !arrivals.any()).await,
+        "a closed connection still counted as logging in"
+    );
+
+    let mut stranger = tcp_from("127.0.0.5", b.addr).await.unwrap();
+    assert!(greeting(&mut stranger).await.starts_with("SSH-2.0-"));
+    let refused = Client::password(b.addr, "mallory", "not-the-password").await;
+    assert!(refused.is_err());
+    assert!(
+        !becomes(Duration::from_millis(500), || arrivals.any()).await,
+        "a connection that did not log in counted as a login in progress"
+    );
+    drop(stranger);
+
+    let c = Client::password(b.addr, "mallory", PASSWORD)
+        .await
+        .expect("mallory logs in");
+    assert!(arrivals.any(), "logged in, with no session yet");
+    let (out, err, code) = c.exec("demo echo arrived").await;
+    assert_eq!(code, Some(0), "{err}");
+    assert!(String::from_utf8_lossy(&out).contains("arrived"));
+    assert!(
+        !arrivals.any(),
+        "the session showed output, and the login still counted"
+    );
+    c.close().await;
+    still_serving(&b).await;
+}

@@ -24,6 +24,7 @@
 //! registered channels of a person.
 
 pub mod approval;
+pub mod arrivals;
 pub mod control;
 mod presence;
 mod session;

@@ -213,6 +213,9 @@ pub struct Hooks<'a> {
     /// Whether the person's channel is a terminal: the bastion's notices
     /// then go inline (with colours), else to standard error, plain.
     pub terminal: bool,
+    /// The person's login, done once they see the target's first output
+    /// (streams stop giving way to it, see [`crate::live::arrivals`]).
+    pub arrival: Option<&'a crate::live::arrivals::Arrival>,
 }
 
 /// Sees the bytes of an exec session as they pass, without changing them.

@@ -63,6 +63,7 @@ struct Pump<'a, T> {
     record_stdout: bool,
     terminal: bool,
     end: Option<&'a ClientEnd>,
+    arrival: Option<&'a crate::live::arrivals::Arrival>,
     approval_timeout: Duration,
 }
 
@@ -94,6 +95,7 @@ pub async fn pump<T: TargetEnd>(
         record_stdout: hooks.record_stdout,
         terminal: hooks.terminal,
         end: hooks.end,
+        arrival: hooks.arrival,
         approval_timeout: hooks.services.config.auth.approval_timeout,
     };
     let check = |line: &str| pump.check(line);
@@ -307,9 +309,14 @@ impl<T: TargetEnd> Pump<'_, T> {
         {
             return Err(EndReason::RecordingFailed(e.to_string()));
         }
+        let len = data.len();
         if self.client.data_bytes(data).await.is_err() {
             return Err(EndReason::ClientClosed);
         }
+        if let Some(arrival) = self.arrival {
+            arrival.done();
+        }
+        self.services.arrivals.give_way(len).await;
         Ok(())
     }
 

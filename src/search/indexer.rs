@@ -5,7 +5,9 @@
 //! the watermark on) and hands one job at a time to a thread of its own at
 //! low CPU priority (nice 19), which reads the cast from where the last
 //! block ended and cuts it into blocks; the task files each block in one
-//! short transaction. It wakes when a session ends ([`IndexHandle::kick`])
+//! short transaction, once the database has been quiet for a moment
+//! ([`Store::begin_background`]: a login's writes do not queue behind
+//! it). It wakes when a session ends ([`IndexHandle::kick`])
 //! and every few seconds for live sessions, and never reads more than
 //! [`RATE`] bytes of recordings a second.
 //!
@@ -49,9 +51,17 @@ pub const RATE: u64 = 32 << 20;
 /// How often live sessions are looked at.
 const POLL: Duration = Duration::from_secs(2);
 /// Blocks one job files (in one transaction) before the next session gets
-/// its turn: few, so the database's write lock is never held long (a login
-/// or a session's end may be waiting for it).
-const BLOCKS_PER_JOB: usize = 2;
+/// its turn: one, so the database's write lock is never held long (a login
+/// or a session's end may be waiting for it). While a stream of log-like
+/// text kept both cores busy, a transaction of two blocks held it 49 ms on
+/// average and up to 280 ms; of one block, 18 ms and up to 75 ms
+/// (bench/ssh.sh's second person, timed around each transaction).
+const BLOCKS_PER_JOB: usize = 1;
+/// The indexer writes once no other write has begun for this long (a
+/// login's writes come a few tens of milliseconds apart), or after
+/// [`QUIET_AT_MOST`] however busy the bastion is.
+const QUIET: Duration = Duration::from_millis(200);
+const QUIET_AT_MOST: Duration = Duration::from_secs(1);
 /// Sessions looked at per pass.
 const SESSIONS_PER_PASS: i64 = 256;
 /// How far before the oldest unfinished session the next pass looks (a
@@ -326,10 +336,14 @@ async fn pass(
             || now.duration_since(noted.updated_at) >= NOTE_EVERY
     };
     if noted.as_ref().is_none_or(stale) {
-        let mut conn = store.conn().await.map_err(|e| e.to_string())?;
-        store::search::set_state(&mut conn, &state)
-            .await
-            .map_err(|e| e.to_string())?;
+        // In the writers' queue like any write (outside it, it would meet
+        // a writer inside the database and sleep in SQLite's busy handler).
+        let note = async {
+            let mut tx = store.begin_background(QUIET, QUIET_AT_MOST).await?;
+            store::search::set_state(&mut tx, &state).await?;
+            store.commit(tx).await
+        };
+        note.await.map_err(|e| e.to_string())?;
     }
     Ok(worked)
 }
@@ -355,7 +369,7 @@ async fn pace(read: u64, took: Duration) {
 
 /// Files a job's blocks and progress in one transaction.
 async fn file(store: &Store, session: &str, done: &Done) -> Result<(), store::StoreError> {
-    let mut tx = store.begin().await?;
+    let mut tx = store.begin_background(QUIET, QUIET_AT_MOST).await?;
     for block in &done.blocks {
         store::search::add_block(&mut tx, session, block).await?;
     }

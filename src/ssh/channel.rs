@@ -184,6 +184,7 @@ async fn run_intent(
             0
         }
         Intent::Menu => {
+            conn.arrival.done();
             super::menu::run(
                 shared,
                 conn,

@@ -298,6 +298,7 @@ async fn pump(
                 end: person.end,
                 actions: &admitted.actions,
                 tap: None,
+                arrival: None,
                 record_stdout: true,
                 terminal: true,
             },

@@ -106,6 +106,10 @@ pub struct Conn {
     pub peer: SocketAddr,
     /// Refusals on this connection so far (see [`refuse_log`]).
     pub refusals: std::sync::atomic::AtomicU32,
+    /// The login, counted as in progress from the person's authentication
+    /// until their first session shows output or ends, or the menu is up
+    /// (streaming sessions give way to it meanwhile).
+    pub arrival: Arc<crate::live::arrivals::Arrival>,
 }
 
 /// Refusal rows written per connection; later ones are only counted, and
@@ -441,6 +445,8 @@ async fn accept_loop(
                 tracing::debug!(%peer, "too many connections not logged in from this source: closed");
                 return;
             };
+            // Its login will write soon: the indexer waits for it.
+            shared.services.store.expect_writes();
             let authenticated = Arc::new(std::sync::atomic::AtomicBool::new(false));
             let handler = handler::Handler::new(shared.clone(), peer, authenticated.clone(), place);
             // The version exchange happens inside run_stream: a client that

@@ -528,7 +528,18 @@ async fn run_on_target(
         }
     } else {
         services.metrics.channel_opened(admitted_at.elapsed());
-        pump_session(shared, person, admitted, &mut session, &mut target).await
+        let outcome = pump_session(
+            shared,
+            person,
+            admitted,
+            &mut session,
+            &mut target,
+            &conn.arrival,
+        )
+        .await;
+        // A session with no output: the login is done now.
+        conn.arrival.done();
+        outcome
     };
     // Out of the live list first, then the target goes; the recording is
     // finished (the exec'd command is logged with its first output).
@@ -608,6 +619,7 @@ async fn pump_session(
     admitted: &Admitted<'_>,
     session: &mut Session,
     target: &mut Target,
+    arrival: &crate::live::arrivals::Arrival,
 ) -> relay::Outcome {
     let grant = &admitted.grant;
     let services = &shared.services;
@@ -651,6 +663,7 @@ async fn pump_session(
             actions: &admitted.actions,
             tap: scp.as_ref().map(|t| t as &dyn relay::StreamTap),
             record_stdout: scp.is_none(),
+            arrival: Some(arrival),
         },
     )
     .await;

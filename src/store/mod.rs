@@ -365,6 +365,9 @@ pub struct Store {
     /// syscalls:sys_enter_clock_nanosleep -g`). Other processes (the CLI,
     /// other nodes) still meet the database's own lock.
     writers: std::sync::Arc<tokio::sync::Mutex<()>>,
+    /// When a write transaction other than a background one last began
+    /// ([`Store::begin_background`] waits for a quiet moment after it).
+    foreground: std::sync::Arc<std::sync::Mutex<Option<std::time::Instant>>>,
 }
 
 impl Store {
@@ -418,6 +421,7 @@ impl Store {
             busy_timeout,
             name: name.into(),
             writers: Default::default(),
+            foreground: Default::default(),
         };
         if engine == Engine::Postgres && !create && !store.has_schema().await? {
             return Err(StoreError::Open {
@@ -446,6 +450,7 @@ impl Store {
             busy_timeout: Duration::from_secs(5),
             name: format!(":memory: {n}").into(),
             writers: Default::default(),
+            foreground: Default::default(),
         };
         store.migrate().await?;
         Ok(store)
@@ -499,6 +504,42 @@ impl Store {
     /// Writers in this process queue for their turn before that ([`Store`]'s
     /// `writers`), also for up to the busy timeout.
     pub async fn begin(&self) -> Result<Tx> {
+        self.expect_writes();
+        self.take_turn().await
+    }
+
+    /// Someone is about to write (a connection arrived): background
+    /// writers hold back as if a write had begun ([`Store::begin_background`]).
+    pub fn expect_writes(&self) {
+        if let Ok(mut last) = self.foreground.lock() {
+            *last = Some(std::time::Instant::now());
+        }
+    }
+
+    /// Starts a write transaction for work no person waits on (the
+    /// screen-text index): once no other write has begun for `quiet`, or
+    /// after `at_most` whatever happens. A login writes several times, a
+    /// few tens of milliseconds apart (its record, the session's, the
+    /// audit chain's); a background writer that slipped in between would
+    /// hold each of them up for as long as it takes. Background work on a
+    /// busy bastion still goes on, one transaction per `at_most` at least.
+    pub async fn begin_background(&self, quiet: Duration, at_most: Duration) -> Result<Tx> {
+        let until = tokio::time::Instant::now() + at_most;
+        loop {
+            let last = self.foreground.lock().ok().and_then(|last| *last);
+            let Some(wait) = last.and_then(|last| quiet.checked_sub(last.elapsed())) else {
+                break;
+            };
+            if tokio::time::Instant::now() + wait >= until {
+                tokio::time::sleep_until(until).await;
+                break;
+            }
+            tokio::time::sleep(wait).await;
+        }
+        self.take_turn().await
+    }
+
+    async fn take_turn(&self) -> Result<Tx> {
         let turn = tokio::time::timeout(self.busy_timeout, self.writers.clone().lock_owned())
             .await
             .map_err(|_| StoreError::Busy(self.busy_timeout))?;
@@ -785,6 +826,52 @@ mod tests {
             w.await.unwrap().unwrap();
         }
         assert_eq!(*order.lock().unwrap(), [0, 1, 2, 3]);
+    }
+
+    #[tokio::test]
+    async fn a_background_writer_waits_for_a_quiet_moment_or_at_most_its_bound() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = sqlite_file(dir.path(), Duration::from_secs(5), 2).await;
+        let (quiet, at_most) = (Duration::from_millis(300), Duration::from_millis(900));
+        let timed = |store: Store| async move {
+            let began = std::time::Instant::now();
+            let tx = store.begin_background(quiet, at_most).await.unwrap();
+            store.commit(tx).await.unwrap();
+            began.elapsed()
+        };
+        // Nobody wrote yet: no wait for quiet (bounded by at_most anyway).
+        assert!(timed(store.clone()).await < at_most);
+
+        let tx = store.begin().await.unwrap();
+        store.commit(tx).await.unwrap();
+        let written = std::time::Instant::now();
+        timed(store.clone()).await;
+        assert!(
+            written.elapsed() >= quiet,
+            "a background write began within {quiet:?} of another write"
+        );
+
+        // A login arriving counts as a write about to come.
+        store.expect_writes();
+        let arrived = std::time::Instant::now();
+        timed(store.clone()).await;
+        assert!(arrived.elapsed() >= quiet);
+
+        // Writes that never pause hold it back for at_most, no longer.
+        let busy = tokio::spawn({
+            let store = store.clone();
+            async move {
+                loop {
+                    store.expect_writes();
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            }
+        });
+        store.expect_writes();
+        let waited = timed(store.clone()).await;
+        busy.abort();
+        assert!(waited >= at_most, "{waited:?}");
+        assert!(waited < at_most + Duration::from_secs(4), "{waited:?}");
     }
 
     #[tokio::test]

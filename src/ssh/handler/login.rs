@@ -95,6 +95,7 @@ impl Handler {
             must_enrol: accepted.next == Next::Enrol,
             peer: self.peer,
             refusals: Default::default(),
+            arrival: self.shared.services.arrivals.arrive(),
         }));
         self.stage = Stage::Done;
         self.unauthenticated = None;
