@@ -233,6 +233,9 @@ async fn run_client(
             return target::conclude(services, closing, outcome, say, None).await;
         }
     };
+    // The session is open: the login no longer counts as in progress (its
+    // own output would give way to it otherwise).
+    conn.arrival.done();
     let outcome = pump(
         shared,
         person,

@@ -839,7 +839,8 @@ mod tests {
             store.commit(tx).await.unwrap();
             began.elapsed()
         };
-        // Nobody wrote yet: no wait for quiet (bounded by at_most anyway).
+        // Just opened (the migrations wrote): it waits for quiet, and
+        // never past at_most.
         assert!(timed(store.clone()).await < at_most);
 
         let tx = store.begin().await.unwrap();
