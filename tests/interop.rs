@@ -345,8 +345,34 @@ async fn text_streams_are_recorded_exactly_and_found_without_growing_the_databas
             .args(args);
         support::peers::run(cmd, b"", std::time::Duration::from_secs(120))
     };
-    let pty = run_ssh(vec!["-tt".into(), "real".into(), cat.clone()]).await;
+    // A second person logs in, again and again, while the pty session
+    // streams: the stream gives way to each login (`live::arrivals`), and
+    // must still arrive whole through the real client.
+    let streaming = std::sync::atomic::AtomicBool::new(true);
+    let stream = async {
+        let ran = run_ssh(vec!["-tt".into(), "real".into(), cat.clone()]).await;
+        streaming.store(false, std::sync::atomic::Ordering::Relaxed);
+        ran
+    };
+    let logins = async {
+        let mut ran = Vec::new();
+        while streaming.load(std::sync::atomic::Ordering::Relaxed) && ran.len() < 20 {
+            ran.push(run_ssh(vec!["real".into(), "true".into()]).await);
+        }
+        ran
+    };
+    let (pty, logins) = tokio::join!(stream, logins);
     assert_eq!(pty.code, Some(0), "{}", pty.stderr);
+    assert!(!logins.is_empty());
+    eprintln!("{} logins while the pty session streamed", logins.len());
+    for login in &logins {
+        assert_eq!(
+            login.code,
+            Some(0),
+            "a login while one streamed: {}",
+            login.stderr
+        );
+    }
     // The pty turned each \n into \r\n.
     let crlf = text
         .split(|&c| c == b'\n')
